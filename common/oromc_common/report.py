@@ -1,0 +1,125 @@
+"""The run report every connector keeps: counters, a rejects file and the end summary.
+
+Usage::
+
+    report = RunReport("target-mailchimp", rejects_path="rejects.jsonl")
+    report.count("contacts", "received")
+    report.reject("contacts", key="42", reason="invalid_email", detail="...", field="email")
+    report.count_call("POST", 200)
+    report.log_summary(logger)
+
+The rejects file is JSON lines, one object per rejected record:
+``{"ts", "stream", "key", "reason", "field", "detail"}``. Details must already be free of secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class RunReport:
+    """Thread-safe counters per stream, API-call counts and a rejects report."""
+
+    def __init__(self, component: str, rejects_path: str | Path | None = None) -> None:
+        self.component = component
+        self.started = time.monotonic()
+        self.rejects_path = Path(rejects_path) if rejects_path else None
+        self._lock = threading.Lock()
+        self._counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self._rejects_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
+        self._calls: Counter[str] = Counter()
+        self._rejects_file: Any = None
+
+    # -- counters -------------------------------------------------------------------------
+    def count(self, stream: str, what: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``what`` (read, created, updated, unchanged, ...) of ``stream``."""
+        with self._lock:
+            self._counts[stream][what] += n
+
+    def get(self, stream: str, what: str) -> int:
+        """Current value of a counter."""
+        with self._lock:
+            return self._counts[stream][what]
+
+    def count_call(self, method: str, status: int | str) -> None:
+        """Count one API call by method and status (``"error"`` for no response)."""
+        with self._lock:
+            self._calls[f"{method.upper()} {status}"] += 1
+
+    @property
+    def api_calls(self) -> int:
+        """Total API calls made so far."""
+        with self._lock:
+            return sum(self._calls.values())
+
+    # -- rejects --------------------------------------------------------------------------
+    def reject(
+        self,
+        stream: str,
+        key: Any,
+        reason: str,
+        detail: str = "",
+        field: str | None = None,
+    ) -> None:
+        """Count a rejected record and append it to the rejects file (if configured)."""
+        line = {
+            "ts": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stream": stream,
+            "key": key,
+            "reason": reason,
+            "field": field,
+            "detail": detail,
+        }
+        with self._lock:
+            self._counts[stream]["rejected"] += 1
+            self._rejects_by_reason[stream][reason] += 1
+            if self.rejects_path is not None:
+                if self._rejects_file is None:
+                    self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._rejects_file = self.rejects_path.open("a", encoding="utf-8")
+                self._rejects_file.write(json.dumps(line, default=str) + "\n")
+                self._rejects_file.flush()
+
+    def rejected_by_reason(self, stream: str) -> dict[str, int]:
+        """Rejection counts by reason for one stream."""
+        with self._lock:
+            return dict(self._rejects_by_reason[stream])
+
+    # -- summary --------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary of the run."""
+        with self._lock:
+            return {
+                "component": self.component,
+                "elapsed_s": round(time.monotonic() - self.started, 3),
+                "streams": {
+                    stream: {
+                        **dict(counts),
+                        "rejected_by_reason": dict(self._rejects_by_reason[stream]),
+                    }
+                    for stream, counts in sorted(self._counts.items())
+                },
+                "api_calls": sum(self._calls.values()),
+                "api_calls_by_status": dict(sorted(self._calls.items())),
+                "rejects_file": str(self.rejects_path) if self.rejects_path else None,
+            }
+
+    def log_summary(self, logger: logging.Logger) -> dict[str, Any]:
+        """Log the summary as one INFO line (``RUN SUMMARY {json}``) and return it."""
+        summary = self.summary()
+        logger.info("RUN SUMMARY %s", json.dumps(summary, sort_keys=True))
+        return summary
+
+    def close(self) -> None:
+        """Close the rejects file."""
+        with self._lock:
+            if self._rejects_file is not None:
+                self._rejects_file.close()
+                self._rejects_file = None
