@@ -43,6 +43,8 @@ from typing import Any
 import requests
 from typing_extensions import override
 
+from oromc_common.http import redact, retry_after_seconds
+
 __all__ = [
     "JSONAPI_MEDIA_TYPE",
     "RETRIABLE_STATUSES",
@@ -72,7 +74,6 @@ JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
 RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying against Oro (Oro itself never sends 429; proxies may)."""
 
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
 _MAX_MESSAGE = 500
 
@@ -128,11 +129,7 @@ class OroRetriableError(OroApiError):
 
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove emails, bearer tokens and the given secret values from ``text``; cap its length."""
-    out = _BEARER_RE.sub(r"\1<redacted>", text)
-    out = _EMAIL_RE.sub("<email>", out)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            out = out.replace(secret, "<redacted>")
+    out = redact(_BEARER_RE.sub(r"\1***", text), secrets)
     if len(out) > _MAX_MESSAGE:
         out = out[:_MAX_MESSAGE] + "..."
     return out
@@ -232,30 +229,11 @@ def raise_for_oro_status(
             status=status,
             resource=label,
             errors=clean,
-            retry_after=_retry_after(response),
+            retry_after=retry_after_seconds(response),
         )
     if status == 401:
         raise OroAuthError(message, status=status, resource=label, errors=clean)
     raise OroClientError(message, status=status, resource=label, errors=clean)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        from email.utils import parsedate_to_datetime
-
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # --------------------------------------------------------------------------------------------
@@ -563,7 +541,7 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
                 if response.status_code not in RETRIABLE_STATUSES:
                     raise OroAuthError(message, status=response.status_code, resource="POST oauth2-token")
                 last_error = OroAuthError(message, status=response.status_code, resource="POST oauth2-token")
-                wait = _retry_after(response)
+                wait = retry_after_seconds(response)
             if attempt < self.max_tries:
                 time.sleep(min(60.0, wait if wait is not None else 0.5 * 2 ** (attempt - 1)))
         assert last_error is not None
