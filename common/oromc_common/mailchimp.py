@@ -1,0 +1,483 @@
+"""Mailchimp Marketing API v3: auth, base URL, a governed HTTP client and error classification.
+
+Shared by target-mailchimp and tap-mailchimp-engagement.
+
+Auth and base URL:
+    * API key ``<32 hex>-<dc>`` -> HTTP Basic (any username, key as password) against
+      ``https://<dc>.api.mailchimp.com/3.0`` (:func:`parse_api_key`, :func:`api_url_for_dc`).
+    * OAuth access token -> ``Authorization: Bearer <token>``; the data center comes from
+      ``GET https://login.mailchimp.com/oauth2/metadata`` (:func:`resolve_oauth_api_url`), unless
+      ``api_url`` is given.
+    * ``api_url`` overrides the derived base URL (the sandbox: ``http://127.0.0.1:PORT/3.0``); it is
+      validated by :func:`oromc_common.http.require_secure_url` (HTTPS, or HTTP to loopback only).
+
+Client (:class:`MailchimpClient`): one ``requests.Session`` whose pool is sized to the connection
+governor (:mod:`oromc_common.governor`, shared per account by every client in the process); each HTTP
+attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
+:meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; every attempt is reported to the
+optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
+response arrived).
+
+Errors (:func:`classify`): every outcome maps to one :class:`ErrorKind`:
+    * ``RETRYABLE``: 429, 5xx (incl. HTML 502/503 edge pages), body-less 403/429, connection resets,
+      timeouts -> retried with jittered exponential backoff (``backoff``), then raised as
+      :class:`RetryableMailchimpError` when tries are exhausted;
+    * ``PERMANENT``: a per-record failure (invalid or fake email, Member In Compliance State, Forgotten
+      Email Not Subscribed, Member Exists, invalid merge fields, signup throttle, 404, 405, other 400/422)
+      -> :class:`PermanentMailchimpError`, never retried;
+    * ``FATAL``: bad credentials or account problems (401, 403 with a body such as Wrong Datacenter or
+      User Disabled, 426) -> :class:`FatalMailchimpError`; stop the run.
+Each error carries Mailchimp's ``title``, ``detail`` and ``errors[]`` with e-mail addresses and secrets
+redacted, plus a short machine ``reason`` (see :data:`REASONS`) for rejects reports.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import backoff
+import requests
+from requests.adapters import HTTPAdapter
+
+from oromc_common.governor import ConnectionGovernor, clamp_connections, get_governor
+from oromc_common.http import redact, require_secure_url
+
+LOGGER = logging.getLogger("oromc_common.mailchimp")
+
+DEFAULT_OAUTH_METADATA_URL = "https://login.mailchimp.com/oauth2/metadata"
+DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: Mailchimp itself gives up after 120 s
+DEFAULT_MAX_TRIES = 6
+MAX_PAGE_SIZE = 1000
+
+_API_KEY_RE = re.compile(r"^[0-9A-Za-z]+-(?P<dc>[a-z]+[0-9]+)$")
+
+#: Machine reasons used in exceptions and rejects reports.
+REASONS = (
+    "invalid_email",
+    "fake_email",
+    "compliance_state",
+    "forgotten_email",
+    "member_exists",
+    "invalid_merge_fields",
+    "signup_throttled",
+    "not_found",
+    "method_not_allowed",
+    "bad_request",
+    "auth_invalid",
+    "forbidden",
+    "rate_limited",
+    "server_error",
+    "connection_error",
+)
+
+
+class ErrorKind(enum.Enum):
+    """How a Mailchimp outcome must be handled."""
+
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    FATAL = "fatal"
+
+
+class MailchimpConfigError(ValueError):
+    """Bad Mailchimp settings (malformed key, insecure URL, unresolvable OAuth token)."""
+
+
+@dataclass(eq=False)
+class MailchimpError(Exception):
+    """A failed Mailchimp call. ``title``/``detail``/``errors`` are already PII-redacted."""
+
+    kind: ErrorKind
+    reason: str
+    status: int | None
+    method: str
+    path: str
+    title: str = ""
+    detail: str = ""
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Initialise the exception message."""
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        """One line: method, path, status, reason, title and detail (no PII)."""
+        extra = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in self.errors)
+        text = f"{self.method} {self.path} -> {self.status} {self.reason}: {self.title}. {self.detail}"
+        return f"{text} [{extra}]" if extra else text
+
+    @property
+    def error_fields(self) -> list[str]:
+        """Field names listed in Mailchimp's ``errors[]`` array."""
+        return [e["field"] for e in self.errors if e.get("field")]
+
+
+class RetryableMailchimpError(MailchimpError):
+    """Transient failure (429, 5xx, body-less 403, reset, timeout) that survived all retries."""
+
+
+class PermanentMailchimpError(MailchimpError):
+    """Per-record failure: retrying cannot help; report it and continue."""
+
+
+class FatalMailchimpError(MailchimpError):
+    """Credentials or account problem: stop the run."""
+
+
+_KIND_TO_CLASS: dict[ErrorKind, type[MailchimpError]] = {
+    ErrorKind.RETRYABLE: RetryableMailchimpError,
+    ErrorKind.PERMANENT: PermanentMailchimpError,
+    ErrorKind.FATAL: FatalMailchimpError,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+# ---------------------------------------------------------------------------------------------
+def parse_api_key(api_key: str) -> tuple[str, str]:
+    """Split ``<key>-<dc>`` into ``(key, dc)``; raise :class:`MailchimpConfigError` if malformed."""
+    value = (api_key or "").strip()
+    match = _API_KEY_RE.match(value)
+    if not match:
+        msg = "Setting 'api_key' must look like '<key>-<dc>' (e.g. '...-us14'); the data center suffix is missing or malformed."
+        raise MailchimpConfigError(msg)
+    return value, match.group("dc")
+
+
+def api_url_for_dc(dc: str) -> str:
+    """Base URL of the Marketing API for a data center, e.g. ``https://us14.api.mailchimp.com/3.0``."""
+    return f"https://{dc}.api.mailchimp.com/3.0"
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: md5 hex of the trimmed, lower-cased e-mail address."""
+    return hashlib.md5(email.strip().lower().encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    """Trim an e-mail address (Mailchimp keeps the case of the local part but matches case-insensitively)."""
+    return email.strip()
+
+
+def redact_pii(text: str, secrets: tuple[str | None, ...] = ()) -> str:
+    """Remove e-mail addresses and the given secrets from a message."""
+    return redact(text or "", secrets)
+
+
+def _reason_for(status: int, title: str, detail: str, errors: list[dict[str, str]]) -> str:
+    """Map a 4xx problem document to a machine reason."""
+    low_title = title.lower()
+    low_detail = detail.lower()
+    messages = " ".join(str(e.get("message", "")) for e in errors).lower()
+    fields = [str(e.get("field", "")) for e in errors]
+    text = f"{low_detail} {messages}"
+    if "compliance state" in low_title or "compliance state" in text:
+        reason = "compliance_state"
+    elif "forgotten email" in low_title or "permanently deleted" in text:
+        reason = "forgotten_email"
+    elif "member exists" in low_title or "already a list member" in text:
+        reason = "member_exists"
+    elif "looks fake" in text:
+        reason = "fake_email"
+    elif "valid email" in text:
+        reason = "invalid_email"
+    elif "signed up to a lot of lists" in text:
+        reason = "signup_throttled"
+    elif "merge field" in text or any(f and f != "email_address" and f.upper() == f for f in fields):
+        reason = "invalid_merge_fields"
+    elif status == 404:
+        reason = "not_found"
+    elif status == 405:
+        reason = "method_not_allowed"
+    else:
+        reason = "bad_request"
+    return reason
+
+
+def classify(status: int | None, body: Any) -> tuple[ErrorKind, str]:
+    """Classify an outcome: ``status`` (None = no response) and the parsed JSON body (None if absent).
+
+    Returns ``(kind, reason)``. Successful statuses (< 400) are not errors; do not call this for them.
+    """
+    if status is None:
+        return ErrorKind.RETRYABLE, "connection_error"
+    problem = body if isinstance(body, dict) else None
+    if status == 429:
+        return ErrorKind.RETRYABLE, "rate_limited"
+    if status >= 500:
+        return ErrorKind.RETRYABLE, "server_error"
+    if status == 403 and problem is None:
+        return ErrorKind.RETRYABLE, "rate_limited"  # "403 without a JSON body" at high volume
+    if status == 401:
+        return ErrorKind.FATAL, "auth_invalid"
+    if status in {403, 426}:
+        return ErrorKind.FATAL, "forbidden"
+    title = str((problem or {}).get("title", ""))
+    detail = str((problem or {}).get("detail", ""))
+    errors = _problem_errors(problem)
+    return ErrorKind.PERMANENT, _reason_for(status, title, detail, errors)
+
+
+def classify_member_error(message: str, error_code: str | None = None, field_name: str | None = None) -> str:
+    """Reason for one ``errors[]`` item of a batch subscribe response (``POST /lists/{id}``)."""
+    if (error_code or "").upper() == "ERROR_CONTACT_EXISTS":
+        return "member_exists"
+    errors = [{"field": field_name or "", "message": message or ""}]
+    return _reason_for(400, "", message or "", errors)
+
+
+def _problem_errors(problem: dict[str, Any] | None) -> list[dict[str, str]]:
+    raw = (problem or {}).get("errors") or []
+    if not isinstance(raw, list):
+        return []
+    return [
+        {"field": str(item.get("field", "")), "message": str(item.get("message", ""))}
+        for item in raw
+        if isinstance(item, dict)
+    ]
+
+
+def make_error(
+    status: int | None,
+    body: Any,
+    method: str,
+    path: str,
+    secrets: tuple[str | None, ...] = (),
+    fallback_detail: str = "",
+) -> MailchimpError:
+    """Build the right :class:`MailchimpError` subclass for an outcome, PII-redacted."""
+    kind, reason = classify(status, body)
+    problem = body if isinstance(body, dict) else {}
+    errors = [
+        {"field": e["field"], "message": redact_pii(e["message"], secrets)} for e in _problem_errors(problem)
+    ]
+    return _KIND_TO_CLASS[kind](
+        kind=kind,
+        reason=reason,
+        status=status,
+        method=method,
+        path=redact_pii(path, secrets),
+        title=redact_pii(str(problem.get("title", "")), secrets),
+        detail=redact_pii(str(problem.get("detail", "")) or fallback_detail, secrets),
+        errors=errors,
+    )
+
+
+def resolve_oauth_api_url(
+    access_token: str,
+    metadata_url: str = DEFAULT_OAUTH_METADATA_URL,
+    timeout: float = 30.0,
+) -> str:
+    """Return ``<api_endpoint>/3.0`` for an OAuth token via the metadata endpoint.
+
+    Mailchimp answers an invalid token with HTTP 200 and ``{"error": ...}``; that is reported as a
+    :class:`MailchimpConfigError`.
+    """
+    url = require_secure_url(metadata_url, "oauth_metadata_url")
+    resp = requests.get(url, headers={"Authorization": f"OAuth {access_token}"}, timeout=timeout)
+    try:
+        data = resp.json()
+    except ValueError:
+        data = {}
+    if resp.status_code >= 400 or not isinstance(data, dict) or data.get("error") or not (
+        data.get("api_endpoint") or data.get("dc")
+    ):
+        msg = (
+            "Setting 'access_token': Mailchimp did not accept the OAuth token "
+            f"(metadata endpoint answered {resp.status_code} {data.get('error', '') if isinstance(data, dict) else ''})."
+        )
+        raise MailchimpConfigError(msg)
+    endpoint = data.get("api_endpoint") or f"https://{data['dc']}.api.mailchimp.com"
+    return require_secure_url(str(endpoint).rstrip("/") + "/3.0", "api_endpoint")
+
+
+# ---------------------------------------------------------------------------------------------
+# Client
+# ---------------------------------------------------------------------------------------------
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+
+class MailchimpClient:
+    """Thread-safe Mailchimp client; every request goes through the account's connection governor."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        api_url: str | None = None,
+        oauth_metadata_url: str = DEFAULT_OAUTH_METADATA_URL,
+        max_connections: int | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        max_tries: int = DEFAULT_MAX_TRIES,
+        backoff_factor: float = 1.0,
+        backoff_max: float = 60.0,
+        on_call: Callable[[str, int | str], None] | None = None,
+        user_agent: str = "oromc-connectors",
+    ) -> None:
+        """Create a client from an API key or an OAuth token (exactly one is required).
+
+        Raises :class:`MailchimpConfigError` for a malformed key, a missing credential or an insecure
+        ``api_url``.
+        """
+        if bool(api_key) == bool(access_token):
+            msg = "Set exactly one of the settings 'api_key' or 'access_token'."
+            raise MailchimpConfigError(msg)
+        self._secret = str(api_key or access_token)
+        auth: requests.auth.AuthBase
+        if api_key:
+            _, dc = parse_api_key(api_key)
+            base = api_url or api_url_for_dc(dc)
+            auth = requests.auth.HTTPBasicAuth("oromc", api_key.strip())
+        else:
+            base = api_url or resolve_oauth_api_url(str(access_token), oauth_metadata_url)
+            auth = _BearerAuth(str(access_token))
+        try:
+            self.api_url = require_secure_url(base, "api_url")
+        except ValueError as exc:
+            raise MailchimpConfigError(str(exc)) from exc
+        self.governor: ConnectionGovernor = get_governor(self._secret, max_connections)
+        self.max_connections = min(clamp_connections(max_connections), self.governor.limit)
+        self.timeout = timeout
+        self.on_call = on_call
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.governor.limit, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._send = backoff.on_exception(
+            backoff.expo,
+            RetryableMailchimpError,
+            max_tries=max(1, max_tries),
+            factor=backoff_factor,
+            max_value=backoff_max,
+            jitter=backoff.full_jitter,
+            on_backoff=self._log_backoff,
+        )(self._send_once)
+
+    # -- public API --------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """Send one request (retrying transient failures) and return the parsed JSON body or None."""
+        return self._send(method.upper(), path, params, json_body)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` (relative to the API root, e.g. ``/lists/abc/members``)."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """POST a JSON body."""
+        return self.request("POST", path, params=params, json_body=json_body)
+
+    def put(self, path: str, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """PUT a JSON body (upsert)."""
+        return self.request("PUT", path, params=params, json_body=json_body)
+
+    def patch(self, path: str, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """PATCH a JSON body."""
+        return self.request("PATCH", path, params=params, json_body=json_body)
+
+    def delete(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """DELETE ``path`` (for members: archive)."""
+        return self.request("DELETE", path, params=params)
+
+    def paginate(
+        self,
+        path: str,
+        items_key: str,
+        params: dict[str, Any] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every item of an offset-paged collection (``count``/``offset``/``total_items``).
+
+        ``fields`` in ``params`` must be root-relative (``members.id,...``); ``total_items`` is added
+        automatically when ``fields`` is used.
+        """
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        query = dict(params or {})
+        if "fields" in query and "total_items" not in str(query["fields"]).split(","):
+            query["fields"] = f"{query['fields']},total_items"
+        offset = 0
+        while True:
+            query.update({"count": page_size, "offset": offset})
+            page = self.get(path, query) or {}
+            items = page.get(items_key) or []
+            yield from items
+            offset += len(items)
+            total = page.get("total_items")
+            if len(items) < page_size or (isinstance(total, int) and offset >= total):
+                return
+
+    def ping(self) -> None:
+        """Check credentials and reachability (``GET /ping``); raises on failure."""
+        self.get("/ping")
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _count(self, method: str, status: int | str) -> None:
+        if self.on_call is not None:
+            self.on_call(method, status)
+
+    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any) -> Any:
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        try:
+            with self.governor.slot():
+                resp = self.session.request(
+                    method, url, params=params, json=json_body, timeout=self.timeout
+                )
+                status = resp.status_code
+                content = resp.content
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            self._count(method, "error")
+            raise make_error(
+                None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
+            ) from exc
+        self._count(method, status)
+        body: Any = None
+        if content:
+            try:
+                body = json.loads(content)
+            except ValueError:
+                body = None
+        if status < 400:
+            return body
+        raise make_error(
+            status,
+            body,
+            method,
+            path,
+            (self._secret,),
+            fallback_detail=f"HTTP {status} ({resp.headers.get('Content-Type', 'no content type')})",
+        )
+
+    def _log_backoff(self, details: Any) -> None:
+        exc = details.get("exception")
+        LOGGER.warning(
+            "Mailchimp call failed (%s), retry %d in %.1fs",
+            f"{exc.status} {exc.reason}" if isinstance(exc, MailchimpError) else exc,
+            details.get("tries", 0),
+            details.get("wait", 0.0),
+        )
