@@ -1,0 +1,633 @@
+"""Shared plumbing for the Mailchimp Marketing API v3 emulation.
+
+Everything a Mailchimp handler needs besides its own semantics lives here: problem+json errors,
+JSON responses with Mailchimp's headers, authentication, `count`/`offset` parsing, root-relative
+`fields`/`exclude_fields`, pagination, `_links` and timestamp helpers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from .store import MailchimpStore
+
+ERROR_TYPE_URL = "https://mailchimp.com/developer/marketing/docs/errors/"
+JSON_MEDIA = "application/json; charset=utf-8"
+PROBLEM_MEDIA = "application/problem+json; charset=utf-8"
+DEFAULT_COUNT = 10
+MAX_COUNT = 1000
+API_PREFIX = "/3.0"
+
+# The error catalogue (reference §12.2): slug -> (status, human title, detail).
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "BadRequest": (400, "Bad Request", "Your request could not be processed."),
+    "InvalidAction": (400, "Invalid Action", "The action requested was not valid for this resource."),
+    "InvalidResource": (
+        400,
+        "Invalid Resource",
+        "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
+    ),
+    "JSONParseError": (400, "JSON Parse Error", "We encountered an unspecified JSON parsing error."),
+    "APIKeyMissing": (401, "API Key Missing", "Your request did not include an API key."),
+    "APIKeyInvalid": (
+        401,
+        "API Key Invalid",
+        "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+    ),
+    "Forbidden": (403, "Forbidden", "You are not permitted to access this resource."),
+    "UserDisabled": (403, "User Disabled", "This account has been disabled."),
+    "WrongDatacenter": (
+        403,
+        "Wrong Datacenter",
+        "The API key provided is linked to a different data center.",
+    ),
+    "ResourceNotFound": (404, "Resource Not Found", "The requested resource could not be found."),
+    "MethodNotAllowed": (
+        405,
+        "Method Not Allowed",
+        "The requested method and resource are not compatible. See the Allow header for this resource's available methods.",
+    ),
+    "ResourceNestingTooDeep": (
+        414,
+        "Resource Nesting Too Deep",
+        "The sub-resource requested is nested too deeply.",
+    ),
+    "InvalidMethodOverride": (
+        422,
+        "Invalid Method Override",
+        "You can only use the X-HTTP-Method-Override header with the POST method.",
+    ),
+    "RequestedFieldsInvalid": (
+        422,
+        "Requested Fields Invalid",
+        "The fields requested from this resource are invalid.",
+    ),
+    "TooManyRequests": (
+        429,
+        "Too Many Requests",
+        "You have exceeded the limit of 10 simultaneous connections.",
+    ),
+    "InternalServerError": (
+        500,
+        "Internal Server Error",
+        "An unexpected internal error has occurred.",
+    ),
+}
+
+# Keys whose children are data (merge tags, interest ids, event properties), not schema fields:
+# `fields` paths below them are not validated.
+DYNAMIC_KEYS = frozenset({"merge_fields", "interests", "properties", "options", "location"})
+
+
+# --------------------------------------------------------------------------- time & identity
+
+
+def format_ts(dt: datetime | None) -> str:
+    """Mailchimp timestamp: `2021-11-23T22:51:56+00:00`; unset is `""`."""
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def format_epoch(ts: float | None) -> str:
+    """Format a POSIX timestamp like `format_ts` (fast path for stored floats)."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """Parse an ISO 8601 timestamp (`Z`, offsets, fractions, date-only); `""`/None -> None.
+
+    Raises ValueError for anything else. Naive values are taken as UTC.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def subscriber_hash(email: str) -> str:
+    """md5 hex of the trimmed, lower-cased email (Mailchimp's member id)."""
+    return hashlib.md5(email.strip().lower().encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def short_id(*parts: object, length: int = 10) -> str:
+    """Deterministic hex id (list/batch/unique_email_id style) from the given parts."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:length]
+
+
+def request_id(request: Request) -> str:
+    """The request's id (set by the core middleware; generated here when absent)."""
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = str(uuid.uuid4())
+        request.state.request_id = rid
+    return str(rid)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _headers(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
+    headers = {"X-Request-Id": request_id(request), "Server": "openresty", "Vary": "Accept-Encoding"}
+    if extra:
+        headers.update(extra)
+    return headers
+
+
+def json_response(
+    request: Request,
+    body: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """`application/json; charset=utf-8` response with X-Request-Id and `Server: openresty`."""
+    return Response(
+        orjson.dumps(body), status_code=status, headers=_headers(request, headers), media_type=JSON_MEDIA
+    )
+
+
+def no_content(request: Request) -> Response:
+    """204 with an empty body that still carries `Content-Type: application/json; charset=utf-8`."""
+    resp = Response(b"", status_code=204, headers=_headers(request))
+    resp.headers["Content-Type"] = JSON_MEDIA
+    return resp
+
+
+def problem(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    type_slug: str | None = None,
+    *,
+    omit_type: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A Problem Detail Document (`application/problem+json; charset=utf-8`).
+
+    `instance` equals the `X-Request-Id` header. `type` is Mailchimp's error-docs URL (with
+    `#<type_slug>` appended when given); `omit_type=True` reproduces bodies recorded without `type`
+    (Member Exists, Member In Compliance State).
+    """
+    body: dict[str, Any] = {}
+    if not omit_type:
+        body["type"] = ERROR_TYPE_URL + (f"#{type_slug}" if type_slug else "")
+    body.update({"title": title, "status": status, "detail": detail, "instance": request_id(request)})
+    if errors is not None:
+        body["errors"] = errors
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        headers=_headers(request, headers),
+        media_type=PROBLEM_MEDIA,
+    )
+
+
+def error(
+    request: Request,
+    slug: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Problem response for a catalogue entry (`ERRORS[slug]`), optionally with a specific detail."""
+    status, title, default_detail = ERRORS[slug]
+    return problem(request, status, title, detail or default_detail, errors, headers=headers)
+
+
+def not_found(request: Request) -> Response:
+    return error(request, "ResourceNotFound")
+
+
+def invalid_resource(
+    request: Request, errors: list[dict[str, Any]] | None = None, detail: str | None = None
+) -> Response:
+    """400 Invalid Resource with field errors (generic detail unless one is given)."""
+    return error(request, "InvalidResource", detail, errors if errors is not None else [])
+
+
+class ApiError(Exception):
+    """Raise from anywhere inside an `@mc_endpoint` handler to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        *,
+        omit_type: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.omit_type = omit_type
+        self.headers = headers
+
+    @classmethod
+    def of(
+        cls, slug: str, detail: str | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> ApiError:
+        status, title, default_detail = ERRORS[slug]
+        return cls(status, title, detail or default_detail, errors)
+
+    def response(self, request: Request) -> Response:
+        return problem(
+            request,
+            self.status,
+            self.title,
+            self.detail,
+            self.errors,
+            omit_type=self.omit_type,
+            headers=self.headers,
+        )
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def get_store(request: Request) -> MailchimpStore:
+    """The Mailchimp store of the running sandbox."""
+    store: MailchimpStore = request.app.state.sandbox.mailchimp
+    return store
+
+
+def authenticate(request: Request) -> Response | None:
+    """Check `Authorization`; None when accepted, else the problem response.
+
+    Accepted: `Basic base64(<any user>:<key>-<dc>)`, or `Bearer <token>` / `OAuth <token>` with the
+    sandbox OAuth token. Missing -> 401 API Key Missing; unknown key/token -> 401 API Key Invalid;
+    the right key with another data-center suffix -> 403 Wrong Datacenter.
+    """
+    store = get_store(request)
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        return error(request, "APIKeyMissing")
+    scheme, _, credentials = header.partition(" ")
+    scheme = scheme.lower()
+    credentials = credentials.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return error(request, "APIKeyInvalid")
+        _, sep, key = decoded.partition(":")
+        if not sep or not key:
+            return error(request, "APIKeyMissing")
+        secret, dash, dc = key.rpartition("-")
+        if not dash or secret != store.api_secret:
+            return error(request, "APIKeyInvalid")
+        if dc != store.dc:
+            return error(request, "WrongDatacenter")
+        return None
+    if scheme in ("bearer", "oauth"):
+        if credentials and credentials == store.oauth_token:
+            return None
+        return error(request, "APIKeyInvalid")
+    return error(request, "APIKeyInvalid")
+
+
+# --------------------------------------------------------------------------- fields / paging
+
+
+def _parse_paths(raw: str) -> list[list[str]]:
+    return [[seg for seg in p.strip().split(".")] for p in raw.split(",") if p.strip()]
+
+
+def _path_exists(node: Any, path: Sequence[str]) -> bool:
+    """True when `path` names something in `node` (or cannot be checked: empty arrays, data maps)."""
+    if not path:
+        return True
+    if isinstance(node, list):
+        if not node:
+            return True
+        return any(_path_exists(item, path) for item in node)
+    if isinstance(node, dict):
+        head = path[0]
+        if head not in node:
+            return False
+        if head in DYNAMIC_KEYS:
+            return True
+        return _path_exists(node[head], path[1:])
+    return False
+
+
+def _tree(paths: Iterable[Sequence[str]]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for i, seg in enumerate(path):
+            if i == len(path) - 1:
+                node[seg] = True  # whole subtree
+            else:
+                child = node.get(seg)
+                if child is True:
+                    break
+                node = node.setdefault(seg, {})
+    return tree
+
+
+def _include(node: Any, tree: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_include(item, tree) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, sub in tree.items():
+        if key in node:
+            out[key] = node[key] if sub is True else _include(node[key], sub)
+    return out
+
+
+def _exclude(node: Any, tree: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_exclude(item, tree) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        sub = tree.get(key)
+        if sub is True:
+            continue
+        out[key] = value if sub is None else _exclude(value, sub)
+    return out
+
+
+def apply_fields(body: Any, fields: str | None, exclude_fields: str | None) -> Any:
+    """Apply root-relative `fields` / `exclude_fields` (comma lists of dot paths) to a body.
+
+    Raises ApiError(422 RequestedFieldsInvalid) when a path names nothing in the document.
+    """
+    if not fields and not exclude_fields:
+        return body
+    if fields:
+        paths = _parse_paths(fields)
+        if not paths or not all(_path_exists(body, p) for p in paths):
+            raise ApiError.of("RequestedFieldsInvalid")
+        body = _include(body, _tree(paths))
+    if exclude_fields:
+        paths = _parse_paths(exclude_fields)
+        if not paths or not all(_path_exists(body, p) for p in paths):
+            raise ApiError.of("RequestedFieldsInvalid")
+        body = _exclude(body, _tree(paths))
+    return body
+
+
+def paginate(items: Sequence[Any], count: int, offset: int) -> tuple[list[Any], int]:
+    """Slice one page out of `items`; returns (page, total_items)."""
+    return list(items[offset : offset + count]), len(items)
+
+
+def parse_int(request: Request, name: str, default: int, minimum: int, maximum: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": name, "message": "Schema describes integer, string found instead"}],
+        ) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiError.of(
+            "InvalidResource", errors=[{"field": name, "message": f"Value must be {bound}."}]
+        )
+    return value
+
+
+def parse_bool(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise ApiError.of(
+        "InvalidResource", errors=[{"field": name, "message": "Schema describes boolean, string found instead"}]
+    )
+
+
+def parse_ts_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_ts(raw)
+    except ValueError:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": name, "message": "This value is not a valid date-time (ISO 8601)."}],
+        ) from None
+
+
+def api_base(request: Request) -> str:
+    """`http://host:port/3.0` of the server this request came to."""
+    return str(request.base_url).rstrip("/") + API_PREFIX
+
+
+def link(request: Request, rel: str, path: str, method: str = "GET", schema: str | None = None) -> dict[str, Any]:
+    """One `_links` entry; `path` is relative to `/3.0`."""
+    entry: dict[str, Any] = {"rel": rel, "href": api_base(request) + path, "method": method}
+    if schema:
+        entry["targetSchema"] = f"https://api.mailchimp.com/schema/3.0/{schema}.json"
+    return entry
+
+
+def links(request: Request, *specs: tuple[str, str] | tuple[str, str, str]) -> list[dict[str, Any]]:
+    """`_links` builder: each spec is (rel, path) or (rel, path, method)."""
+    out = []
+    for spec in specs:
+        rel, path = spec[0], spec[1]
+        method = spec[2] if len(spec) > 2 else "GET"  # type: ignore[misc]
+        out.append(link(request, rel, path, method))
+    return out
+
+
+def collection_links(request: Request, path: str, parent: str | None, methods: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Standard `_links` for a collection: self, parent, plus `create` etc. per given methods."""
+    specs: list[tuple[str, str, str]] = [("self", path, "GET")]
+    if parent is not None:
+        specs.append(("parent", parent, "GET"))
+    for m in methods:
+        specs.append(({"POST": "create", "PUT": "upsert"}.get(m, m.lower()), path, m))
+    return links(request, *specs)
+
+
+# --------------------------------------------------------------------------- endpoint wrapper
+
+
+@dataclass
+class Ctx:
+    """What an `@mc_endpoint` handler receives besides the request."""
+
+    request: Request
+    store: MailchimpStore
+    count: int
+    offset: int
+    json: Any = None
+    items: int = 0
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        return dict(self.request.path_params)
+
+    def now(self) -> datetime:
+        return self.store.clock.now()
+
+    def q(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query_params.get(name, default)
+
+
+Handler = Callable[[Request, Ctx], Awaitable["Response | dict[str, Any] | list[Any] | None"]]
+
+
+def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool = True) -> Any:
+    """Wrap a Mailchimp handler: auth, JSON body, `count`/`offset`, `fields`/`exclude_fields`.
+
+    The handler returns a dict (serialised with `ctx.status` after `fields` filtering), a Response
+    (sent as is), or None (204). Raise `ApiError` for problem responses. `count` outside 1..1000 or a
+    negative `offset` is a 400 Invalid Resource (the reference documents the maximum, not clamping).
+    Set `ctx.items` to the number of items returned/written for the latency profile.
+    """
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            try:
+                if auth:
+                    denied = authenticate(request)
+                    if denied is not None:
+                        return denied
+                store = get_store(request)
+                if request.headers.get("x-http-method-override") and request.method != "POST":
+                    raise ApiError.of("InvalidMethodOverride")
+                count = parse_int(request, "count", DEFAULT_COUNT, 1, MAX_COUNT) if paged else DEFAULT_COUNT
+                offset = parse_int(request, "offset", 0, 0, None) if paged else 0
+                payload: Any = None
+                if request.method in ("POST", "PUT", "PATCH"):
+                    raw = await request.body()
+                    if raw.strip():
+                        try:
+                            payload = orjson.loads(raw)
+                        except orjson.JSONDecodeError:
+                            raise ApiError.of("JSONParseError") from None
+                ctx = Ctx(request=request, store=store, count=count, offset=offset, json=payload)
+                result = await handler(request, ctx)
+                request.state.items = ctx.items
+                if isinstance(result, Response):
+                    return result
+                if result is None:
+                    return no_content(request)
+                body = apply_fields(
+                    result, request.query_params.get("fields"), request.query_params.get("exclude_fields")
+                )
+                return json_response(request, body, ctx.status, ctx.headers or None)
+            except ApiError as exc:
+                return exc.response(request)
+
+        return endpoint
+
+    if func is not None:
+        return wrap(func)
+    return wrap
+
+
+def require_object(payload: Any) -> dict[str, Any]:
+    """The JSON body as an object, else 400 Invalid Resource (as Mailchimp's schema check does)."""
+    if payload is None:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "", "message": "Required fields were not provided: body"}],
+        )
+    if not isinstance(payload, dict):
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "", "message": f"Schema describes object, {json_type(payload)} found instead"}],
+        )
+    return payload
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") -> None:
+    """400 `Schema describes <expected>, <actual> found instead` for a present, mistyped key."""
+    if key not in body:
+        return
+    actual = json_type(body[key])
+    ok = actual == expected or (expected == "number" and actual == "integer")
+    if not ok:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": prefix + key, "message": f"Schema describes {expected}, {actual} found instead"}],
+        )
+
+
+def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: str = "") -> None:
+    if key in body and body[key] not in allowed:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": prefix + key,
+                    "message": "Data presented is not one of the accepted values: " + ", ".join(allowed) + ".",
+                }
+            ],
+        )
+
+
+def require_keys(body: dict[str, Any], keys: Sequence[str]) -> None:
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}],
+        )
