@@ -1,0 +1,224 @@
+"""Audience-level Mailchimp operations for the target: what the audience holds, and bulk writes.
+
+``Audience`` knows what Mailchimp already has for the contacts we sync (status, the merge fields we
+map, the tags we own, ``last_changed``), either by one paged read of the whole audience (``fields``
+trimmed, 1,000 per call, pages fetched concurrently) or, for small runs against big audiences, by one
+GET per contact; ``auto`` picks whichever costs fewer calls. Writes go through ``MailchimpClient`` and
+therefore through the shared connection governor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from oromc_common.governor import run_concurrently
+from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
+
+from target_mailchimp.mapping import MergeFieldSpec, owned
+
+LOGGER = logging.getLogger("target_mailchimp.client")
+
+PAGE_SIZE = 1000
+BATCH_SUBSCRIBE_MAX = 500
+SEGMENT_MEMBERS_MAX = 500
+MEMBER_TAGS_EMBEDDED_MAX = 50
+
+
+@dataclass
+class MemberState:
+    """What Mailchimp holds for one member (only the parts the target manages)."""
+
+    status: str
+    merge: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # owned tags: lower-cased name -> name
+    last_changed: str | None = None
+    tags_complete: bool = True
+
+
+class Audience:
+    """One Mailchimp audience (list) as seen by the target."""
+
+    def __init__(
+        self,
+        client: MailchimpClient,
+        list_id: str,
+        merge_tags: Iterable[str],
+        tag_prefix: str,
+        lookup_mode: str = "auto",
+    ) -> None:
+        """Bind to ``list_id``; ``merge_tags`` are the merge fields the target maps."""
+        self.client = client
+        self.list_id = list_id
+        self.merge_tags = sorted(set(merge_tags))
+        self.tag_prefix = tag_prefix
+        self.lookup_mode = lookup_mode
+        self.members: dict[str, MemberState] = {}
+        self.loaded = False
+        self.estimated_size = 0
+        self.single_lookups = 0
+        self._segments: dict[str, int] | None = None
+
+    # -- discovery -------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        """Path of the list resource."""
+        return f"/lists/{self.list_id}"
+
+    def check_access(self) -> dict[str, Any]:
+        """Read the list (fails fast on bad credentials or an unknown list id)."""
+        info = self.client.get(self.base, {"fields": "id,name,stats"}) or {}
+        stats = info.get("stats") or {}
+        self.estimated_size = sum(
+            int(stats.get(k) or 0) for k in ("member_count", "unsubscribe_count", "cleaned_count")
+        )
+        return info
+
+    def merge_fields(self) -> dict[str, MergeFieldSpec]:
+        """All merge fields of the audience by tag (paged with count=1000, not the default 10)."""
+        items = self.client.paginate(f"{self.base}/merge-fields", "merge_fields", page_size=PAGE_SIZE)
+        return {spec.tag: spec for spec in (MergeFieldSpec.from_api(i) for i in items)}
+
+    def create_merge_field(self, tag: str, kind: str, name: str) -> MergeFieldSpec:
+        """Create a merge field with the given type."""
+        body: dict[str, Any] = {"tag": tag, "name": name, "type": kind, "required": False, "public": False}
+        created = self.client.post(f"{self.base}/merge-fields", body) or {}
+        return MergeFieldSpec.from_api({"tag": tag, "type": kind, **created})
+
+    # -- what Mailchimp has ----------------------------------------------------------------
+    def _member_fields(self, prefix: str) -> str:
+        parts = ["id", "status", "last_changed", "tags", "tags_count"]
+        parts += [f"merge_fields.{t}" for t in self.merge_tags]
+        return ",".join(f"{prefix}{p}" for p in parts)
+
+    def state_from(self, item: dict[str, Any]) -> MemberState:
+        tags = {
+            str(t.get("name", "")).lower(): str(t.get("name", ""))
+            for t in item.get("tags") or []
+            if owned(str(t.get("name", "")), self.tag_prefix)
+        }
+        count = item.get("tags_count")
+        embedded = len(item.get("tags") or [])
+        complete = not (isinstance(count, int) and count > embedded)
+        merge = item.get("merge_fields") or {}
+        return MemberState(
+            status=str(item.get("status", "")),
+            merge={t: merge.get(t) for t in self.merge_tags if t in merge},
+            tags=tags,
+            last_changed=item.get("last_changed"),
+            tags_complete=complete,
+        )
+
+    def load_all(self, max_workers: int) -> None:
+        """Read the whole audience (all statuses incl. archived) with trimmed fields."""
+        for status in (None, "archived"):
+            params: dict[str, Any] = {"fields": self._member_fields("members.") + ",total_items"}
+            if status:
+                params["status"] = status
+            first = self.client.get(f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": 0}) or {}
+            pages = [first]
+            total = int(first.get("total_items") or 0)
+            offsets = range(PAGE_SIZE, total, PAGE_SIZE)
+            calls: list[Callable[[], Any]] = [
+                partial(self.client.get, f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": o})
+                for o in offsets
+            ]
+            pages += run_concurrently(calls, max_workers)
+            for page in pages:
+                for item in (page or {}).get("members") or []:
+                    self.members.setdefault(str(item["id"]), self.state_from(item))
+        self.loaded = True
+
+    def _get_one(self, hash_: str) -> MemberState | None:
+        try:
+            item = self.client.get(f"{self.base}/members/{hash_}", {"fields": self._member_fields("")})
+        except PermanentMailchimpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self.state_from(item or {})
+
+    def lookup(self, hashes: list[str], max_workers: int) -> dict[str, MemberState | None]:
+        """Member state for each hash (None = not in the audience), choosing the cheaper read."""
+        if not self.loaded:
+            pages = math.ceil(self.estimated_size / PAGE_SIZE) + 2
+            unknown = [h for h in hashes if h not in self.members]
+            use_single = self.lookup_mode == "per_member" or (
+                self.lookup_mode == "auto" and self.single_lookups + len(unknown) < pages
+            )
+            if use_single:
+                self.single_lookups += len(unknown)
+                found = run_concurrently([partial(self._get_one, h) for h in unknown], max_workers)
+                result: dict[str, MemberState | None] = {h: self.members.get(h) for h in hashes}
+                for h, state in zip(unknown, found, strict=True):
+                    result[h] = state
+                    if state is not None:
+                        self.members[h] = state
+                return result
+            LOGGER.info("Reading the audience once (about %d members) to know what Mailchimp has", self.estimated_size)
+            self.load_all(max_workers)
+        return {h: self.members.get(h) for h in hashes}
+
+    def complete_tags(self, hash_: str, state: MemberState) -> None:
+        """Fetch all tags of a member whose embedded list was truncated (more than 50 tags)."""
+        items = self.client.paginate(f"{self.base}/members/{hash_}/tags", "tags", page_size=PAGE_SIZE)
+        state.tags = {str(t["name"]).lower(): str(t["name"]) for t in items if owned(str(t["name"]), self.tag_prefix)}
+        state.tags_complete = True
+
+    # -- writes ----------------------------------------------------------------------------
+    def batch_subscribe(
+        self, members: list[dict[str, Any]], *, update_existing: bool, skip_merge_validation: bool
+    ) -> dict[str, Any]:
+        """``POST /lists/{id}`` with up to 500 members; returns Mailchimp's response."""
+        params = {"skip_merge_validation": "true"} if skip_merge_validation else None
+        body = {"members": members, "update_existing": update_existing}
+        return self.client.post(self.base, body, params=params) or {}
+
+    def put_member(self, hash_: str, body: dict[str, Any], *, skip_merge_validation: bool) -> dict[str, Any]:
+        """Upsert one member (``PUT``)."""
+        params = {"skip_merge_validation": "true"} if skip_merge_validation else None
+        return self.client.put(f"{self.base}/members/{hash_}", body, params=params) or {}
+
+    def post_member_tags(self, hash_: str, tags: list[dict[str, str]], *, is_syncing: bool) -> None:
+        """Add/remove tags of one member (``active``/``inactive``)."""
+        self.client.post(f"{self.base}/members/{hash_}/tags", {"tags": tags, "is_syncing": is_syncing})
+
+    def segments(self) -> dict[str, int]:
+        """Static segments (tags) by lower-cased name."""
+        if self._segments is None:
+            items = self.client.paginate(
+                f"{self.base}/segments", "segments", {"type": "static", "fields": "segments.id,segments.name"}
+            )
+            self._segments = {str(s["name"]).lower(): int(s["id"]) for s in items}
+        return self._segments
+
+    def segment_id(self, name: str) -> int:
+        """Id of the tag ``name``, creating it (empty) when missing."""
+        known = self.segments()
+        key = name.lower()
+        if key not in known:
+            created = self.client.post(f"{self.base}/segments", {"name": name, "static_segment": []}) or {}
+            known[key] = int(created["id"])
+        return known[key]
+
+    def update_segment(self, segment_id: int, add: list[str], remove: list[str]) -> dict[str, Any]:
+        """Add/remove up to 500 emails each to/from a tag."""
+        body = {"members_to_add": add, "members_to_remove": remove}
+        return self.client.post(f"{self.base}/segments/{segment_id}", body) or {}
+
+    def archive(self, hash_: str) -> None:
+        """Archive a member (``DELETE``)."""
+        self.client.delete(f"{self.base}/members/{hash_}")
+
+    def delete_permanent(self, hash_: str) -> None:
+        """Permanently delete a member (GDPR erasure; cannot be re-imported)."""
+        self.client.post(f"{self.base}/members/{hash_}/actions/delete-permanent")
+
+
+def email_hash(email: str) -> str:
+    """Subscriber hash of an email (trim + lower + md5)."""
+    return subscriber_hash(email)

@@ -1,0 +1,271 @@
+"""Pure mapping logic: contact records -> Mailchimp merge values, tags and consent decisions.
+
+Nothing here does I/O, so every rule is unit-testable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+EMAIL_RE = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
+MAX_TAG_LENGTH = 100
+MERGE_FIELD_TYPES = (
+    "text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip",
+)
+ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
+ADDRESS_KEYS = ("addr1", "addr2", "city", "state", "zip", "country")
+
+DEFAULT_MERGE_FIELDS = {"FNAME": "first_name", "LNAME": "last_name", "PHONE": "phone"}
+DEFAULT_TAG_FIELDS = {"customer_group": "group", "customer_name": "account", "tags": "tag"}
+
+
+class MergeValueError(ValueError):
+    """A record value that cannot be written to a merge field (the message never contains the value)."""
+
+    def __init__(self, tag: str, source_field: str, message: str) -> None:
+        """Remember the merge tag and the contact field that failed."""
+        super().__init__(f"{source_field} -> {tag}: {message}")
+        self.tag = tag
+        self.source_field = source_field
+
+
+@dataclass(frozen=True)
+class MergeFieldSpec:
+    """One audience merge field as Mailchimp describes it."""
+
+    tag: str
+    type: str = "text"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> MergeFieldSpec:
+        """Build from a ``GET /lists/{id}/merge-fields`` item."""
+        return cls(tag=str(item["tag"]), type=str(item.get("type") or "text"), options=dict(item.get("options") or {}))
+
+
+def is_valid_email(email: str) -> bool:
+    """Cheap syntactic check so malformed addresses never cost an API call."""
+    return bool(EMAIL_RE.match(email)) and len(email) <= 254
+
+
+def _to_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+    except ValueError:
+        return date.fromisoformat(text[:10])
+
+
+def _format_date(day: date, fmt: str) -> str:
+    fmt = (fmt or "").upper()
+    if not fmt or fmt == "YYYY-MM-DD":
+        return day.isoformat()
+    return fmt.replace("YYYY", f"{day.year:04d}").replace("MM", f"{day.month:02d}").replace("DD", f"{day.day:02d}")
+
+
+def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> Any:
+    """Convert ``value`` to what Mailchimp accepts for ``spec``.
+
+    Returns ``None`` when nothing should be sent (value absent/null) and ``""`` to clear the field.
+    Raises :class:`MergeValueError` when the value cannot fit the field's type.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.strip():
+        return ""
+    kind = spec.type
+
+    def fail(message: str) -> MergeValueError:
+        return MergeValueError(spec.tag, source_field, message)
+
+    if kind == "number":
+        if isinstance(value, bool):
+            raise fail("expected a number, got a boolean")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation as exc:
+            raise fail("expected a number") from exc
+        if not number.is_finite():
+            raise fail("expected a finite number")
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "address":
+        if not isinstance(value, Mapping):
+            raise fail("an address needs an object with addr1, city, state and zip")
+        address = {k: str(value.get(k) or "").strip() for k in ADDRESS_KEYS}
+        missing = [k for k in ADDRESS_REQUIRED if not address[k]]
+        if missing:
+            raise fail(f"incomplete address, missing {', '.join(missing)}")
+        return {k: v for k, v in address.items() if v or k in ADDRESS_REQUIRED}
+    if isinstance(value, Mapping | list):
+        raise fail(f"expected a scalar for a {kind} field")
+    if kind == "phone":
+        text = str(value).strip()
+        digits = re.sub(r"\D", "", text)
+        if len(digits) < 6 or len(digits) > 20 or re.search(r"[A-Za-z]", text.replace("ext", "")):
+            raise fail("not a phone number")
+        if str(spec.options.get("phone_format", "")).upper() == "US":
+            if len(digits) == 11 and digits.startswith("1"):
+                digits = digits[1:]
+            if len(digits) != 10:
+                raise fail("US phone numbers need 10 digits")
+            return f"{digits[0:3]}-{digits[3:6]}-{digits[6:]}"
+        return text
+    if kind in {"date", "birthday"}:
+        try:
+            day = _to_date(value)
+        except ValueError as exc:
+            raise fail(f"not a {kind}") from exc
+        if kind == "birthday":
+            return _format_date(day, str(spec.options.get("date_format") or "MM/DD"))
+        return _format_date(day, str(spec.options.get("date_format") or ""))
+    if kind in {"url", "imageurl"}:
+        text = str(value).strip()
+        if not re.match(r"^https?://\S+$", text):
+            raise fail("not an http(s) URL")
+        return text
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, datetime | date):
+        text = value.isoformat()
+    else:
+        text = str(value).strip()
+    if kind in {"dropdown", "radio"}:
+        choices = [str(c) for c in spec.options.get("choices") or []]
+        if choices and text not in choices:
+            raise fail("value is not one of the field's choices")
+    if kind == "text":
+        size = spec.options.get("size")
+        if isinstance(size, int) and size > 0 and len(text) > size:
+            raise fail(f"longer than {size} characters")
+    return text
+
+
+def merge_values_equal(spec: MergeFieldSpec, desired: Any, current: Any) -> bool:
+    """True when Mailchimp already holds ``desired`` (so no write is needed)."""
+    if current is None:
+        current = ""
+    if spec.type == "number" and desired != "" and current != "":
+        try:
+            return float(desired) == float(current)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(desired, Mapping):
+        if not isinstance(current, Mapping):
+            return False
+        return all(str(desired.get(k) or "") == str(current.get(k) or "") for k in ADDRESS_KEYS)
+    if isinstance(current, Mapping):
+        return desired == "" and not any(current.values())
+    return str(desired).strip() == str(current).strip()
+
+
+def desired_tags(
+    record: Mapping[str, Any],
+    prefix: str,
+    tag_fields: Mapping[str, str],
+    tag_rules: Sequence[Mapping[str, Any]],
+) -> dict[str, str]:
+    """The owned tags a contact should carry: ``{lower-cased name: name}``.
+
+    ``tag_fields`` maps a contact field to a label: ``customer_group: group`` turns ``"Wholesale"`` into
+    ``<prefix>group:Wholesale``; list values (``tags``) give one tag each. ``tag_rules`` items
+    ``{"tag": "guest", "field": "is_guest", "equals": true}`` add ``<prefix>guest`` when the field equals
+    the value.
+    """
+    names: list[str] = []
+    for source, label in tag_fields.items():
+        value = record.get(source)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None or isinstance(item, Mapping):
+                continue
+            text = str(item).strip()
+            if text:
+                names.append(f"{prefix}{label}:{text}" if label else f"{prefix}{text}")
+    names += [
+        f"{prefix}{rule.get('tag')}" for rule in tag_rules if record.get(str(rule.get("field"))) == rule.get("equals")
+    ]
+    result: dict[str, str] = {}
+    for name in names:
+        clean = " ".join(name.split())[:MAX_TAG_LENGTH]
+        result.setdefault(clean.lower(), clean)
+    return result
+
+
+def owned(name: str, prefix: str) -> bool:
+    """True when the connector owns a tag (its name starts with the prefix, case-insensitively)."""
+    return bool(prefix) and name.lower().startswith(prefix.lower())
+
+
+@dataclass
+class ConsentDecision:
+    """What to do with a member's subscription status."""
+
+    status: str | None  # status to send, None = leave unchanged
+    blocked: bool = False  # the source asked for a subscription Mailchimp must not grant
+
+
+def new_member_status(record: Mapping[str, Any], status_if_new: str) -> str:
+    """Status for a contact that is not in the audience yet."""
+    if record.get("marketing_consent") is False:
+        return "unsubscribed"  # record the opt-out; never add someone who said no as subscribed
+    return status_if_new
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def consent_change(
+    record: Mapping[str, Any],
+    current_status: str,
+    last_changed: str | None,
+    *,
+    resubscribe_with_pending: bool,
+) -> ConsentDecision:
+    """Decide a status change for an existing member.
+
+    Only an *explicit* consent change counts: ``marketing_consent`` is true/false and
+    ``consent_changed_at`` is later than the member's ``last_changed`` in Mailchimp (so a change made
+    in Mailchimp afterwards, e.g. an unsubscribe, wins). Unsubscribed/cleaned people are never set to
+    ``subscribed``; an explicit opt-in may ask them to re-confirm (``pending``) when
+    ``resubscribe_with_pending`` is on.
+    """
+    consent = record.get("marketing_consent")
+    changed_at = _as_datetime(record.get("consent_changed_at"))
+    if consent not in (True, False) or changed_at is None:
+        return ConsentDecision(None)
+    member_changed = _as_datetime(last_changed)
+    if member_changed is not None:
+        if changed_at.tzinfo is None and member_changed.tzinfo is not None:
+            member_changed = member_changed.replace(tzinfo=None)
+        elif changed_at.tzinfo is not None and member_changed.tzinfo is None:
+            changed_at = changed_at.replace(tzinfo=None)
+        if changed_at <= member_changed:
+            return ConsentDecision(None)
+    if consent is False:
+        if current_status in {"subscribed", "pending"}:
+            return ConsentDecision("unsubscribed")
+        return ConsentDecision(None)
+    if current_status in {"subscribed", "pending"}:
+        return ConsentDecision(None)
+    if current_status in {"transactional", "archived"}:
+        return ConsentDecision("subscribed")
+    if current_status == "unsubscribed" and resubscribe_with_pending:
+        return ConsentDecision("pending")
+    return ConsentDecision(None, blocked=True)  # unsubscribed / cleaned: never re-subscribed

@@ -1,0 +1,448 @@
+"""The contacts sync: one batch window of records -> the fewest Mailchimp writes that make it true.
+
+Per window: normalise and de-duplicate records, learn what Mailchimp has for them (``Audience.lookup``),
+diff, then write concurrently through the governor: creates and updates with batch subscribe (500 per
+call), tag changes per member or per tag (whichever costs fewer calls), erasures per member. Unchanged
+contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal errors stop
+the run (so the window's state is never emitted).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from oromc_common.governor import run_concurrently
+from oromc_common.mailchimp import (
+    MailchimpError,
+    PermanentMailchimpError,
+    classify_member_error,
+    redact_pii,
+)
+from oromc_common.report import RunReport
+
+from target_mailchimp.client import (
+    BATCH_SUBSCRIBE_MAX,
+    SEGMENT_MEMBERS_MAX,
+    Audience,
+    MemberState,
+    email_hash,
+)
+from target_mailchimp.mapping import (
+    MergeFieldSpec,
+    MergeValueError,
+    coerce_merge_value,
+    consent_change,
+    desired_tags,
+    is_valid_email,
+    merge_values_equal,
+    new_member_status,
+)
+
+LOGGER = logging.getLogger("target_mailchimp.sync")
+
+
+@dataclass
+class SyncSettings:
+    """The parts of the target config the sync needs."""
+
+    status_if_new: str = "subscribed"
+    merge_fields: dict[str, str] = field(default_factory=dict)  # merge tag -> contact field
+    tag_prefix: str = "oro:"
+    tag_fields: dict[str, str] = field(default_factory=dict)
+    tag_rules: list[dict[str, Any]] = field(default_factory=list)
+    erasure_mode: str = "archive"
+    is_syncing: bool = False
+    tag_write_mode: str = "auto"
+    resubscribe_with_pending: bool = False
+    skip_merge_validation: bool = False
+    max_connections: int = 8
+
+
+@dataclass
+class Contact:
+    """One de-duplicated contact of a window."""
+
+    key: str
+    email: str
+    hash: str
+    record: dict[str, Any]
+    merge: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    erase: bool = False
+
+
+@dataclass
+class _Write:
+    contact: Contact
+    item: dict[str, Any]
+    created: bool
+    new_state: MemberState
+    existed: bool = False
+
+
+@dataclass
+class _TagDelta:
+    contact: Contact
+    state: MemberState
+    add: list[str]
+    remove: list[str]
+
+    @classmethod
+    def of(cls, contact: Contact, state: MemberState) -> _TagDelta:
+        add = [name for low, name in contact.tags.items() if low not in state.tags]
+        remove = [name for low, name in state.tags.items() if low not in contact.tags]
+        return cls(contact, state, add, remove)
+
+
+class ContactSync:
+    """Applies windows of ``contacts`` records to one audience."""
+
+    def __init__(
+        self,
+        audience: Audience,
+        specs: Mapping[str, MergeFieldSpec],
+        settings: SyncSettings,
+        report: RunReport,
+        stream: str = "contacts",
+    ) -> None:
+        """``specs`` are the audience's merge fields for the mapped tags."""
+        self.audience = audience
+        self.specs = dict(specs)
+        self.settings = settings
+        self.report = report
+        self.stream = stream
+        self.workers = settings.max_connections
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.report.count(self.stream, what, n)
+
+    def _reject(self, key: str, reason: str, detail: str, field_name: str | None = None) -> None:
+        self.report.reject(self.stream, key, reason, redact_pii(detail), field_name)
+
+    def _reject_error(self, contact: Contact, exc: MailchimpError) -> None:
+        fields = exc.error_fields
+        detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
+        self._reject(contact.key, exc.reason, detail, fields[0] if fields else None)
+
+    @staticmethod
+    def _key(record: Mapping[str, Any], hash_: str) -> str:
+        for name in ("customer_user_id", "id", "customer_id"):
+            if record.get(name) not in (None, ""):
+                return f"{name}={record[name]}"
+        return f"subscriber_hash={hash_}"
+
+    # -- preparation -----------------------------------------------------------------------
+    def prepare(self, records: list[dict[str, Any]]) -> dict[str, Contact]:
+        """Normalise emails, reject malformed ones, merge duplicates, map merge values and tags."""
+        merged: dict[str, dict[str, Any]] = {}
+        for record in records:
+            raw = record.get("email")
+            email = raw.strip() if isinstance(raw, str) else ""
+            hash_ = email_hash(email) if email else ""
+            if not email or not is_valid_email(email):
+                self._reject(self._key(record, hash_ or "none"), "invalid_email", "email is missing or not a valid address", "email")
+                continue
+            if hash_ in merged:
+                self._count("duplicates_merged")
+                merged[hash_].update({k: v for k, v in record.items() if v is not None})
+            else:
+                merged[hash_] = {**record, "email": email}
+        contacts: dict[str, Contact] = {}
+        for hash_, record in merged.items():
+            contact = Contact(
+                key=self._key(record, hash_), email=record["email"], hash=hash_, record=record,
+                erase=record.get("erase") is True,
+            )
+            try:
+                for tag, source in self.settings.merge_fields.items():
+                    if source not in record:
+                        continue
+                    coerced = coerce_merge_value(self.specs[tag], source, record.get(source))
+                    if coerced is not None:
+                        contact.merge[tag] = coerced
+            except MergeValueError as exc:
+                self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
+                continue
+            contact.tags = desired_tags(record, self.settings.tag_prefix, self.settings.tag_fields, self.settings.tag_rules)
+            contacts[hash_] = contact
+        return contacts
+
+    # -- the window ------------------------------------------------------------------------
+    def process(self, records: list[dict[str, Any]]) -> None:
+        """Sync one window of records; returns when every write of the window is acknowledged."""
+        self._count("received", len(records))
+        contacts = self.prepare(records)
+        if not contacts:
+            return
+        states = self.audience.lookup(list(contacts), self.workers)
+        incomplete = [(h, s) for h, s in states.items() if s is not None and not s.tags_complete]
+        run_concurrently([partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers)
+        writes: list[_Write] = []
+        single_puts: list[_Write] = []
+        erasures: list[tuple[Contact, MemberState]] = []
+        deltas: list[_TagDelta] = []
+        for hash_, contact in contacts.items():
+            state = states.get(hash_)
+            if contact.erase:
+                if state is None or (state.status == "archived" and self.settings.erasure_mode == "archive"):
+                    self._count("erase_noop")
+                else:
+                    erasures.append((contact, state))
+                continue
+            if state is None:
+                writes.append(self._create(contact))
+                continue
+            decision = consent_change(
+                contact.record, state.status, state.last_changed,
+                resubscribe_with_pending=self.settings.resubscribe_with_pending,
+            )
+            if decision.blocked:
+                self._count("consent_blocked")
+            if state.status == "archived":
+                if decision.status is None:
+                    self._count("archived_skipped")
+                else:
+                    single_puts.append(self._update(contact, state, decision.status, force=True))
+                continue
+            update = self._update(contact, state, decision.status, force=False)
+            delta = _TagDelta.of(contact, state)
+            if update.item:
+                writes.append(update)
+            if delta.add or delta.remove:
+                deltas.append(delta)
+            if not update.item and not (delta.add or delta.remove):
+                self._count("unchanged")
+        self._run_writes(writes)
+        self._run_puts(single_puts)
+        self._run_tags(deltas)
+        self._run_erasures(erasures)
+
+    def _create(self, contact: Contact) -> _Write:
+        status = new_member_status(contact.record, self.settings.status_if_new)
+        item: dict[str, Any] = {"email_address": contact.email, "status": status}
+        merge = {k: v for k, v in contact.merge.items() if v != ""}
+        if merge:
+            item["merge_fields"] = merge
+        if contact.tags:
+            item["tags"] = sorted(contact.tags.values())
+        new_state = MemberState(status=status, merge=merge, tags=dict(contact.tags))
+        return _Write(contact, item, created=True, new_state=new_state)
+
+    def _update(self, contact: Contact, state: MemberState, status: str | None, *, force: bool) -> _Write:
+        changed = {
+            tag: value
+            for tag, value in contact.merge.items()
+            if not merge_values_equal(self.specs[tag], value, state.merge.get(tag))
+        }
+        new_state = MemberState(
+            status=status or state.status, merge={**state.merge, **changed}, tags=state.tags,
+            last_changed=state.last_changed, tags_complete=state.tags_complete,
+        )
+        if not changed and status is None and not force:
+            return _Write(contact, {}, created=False, new_state=new_state)
+        # No status unless it changes: batch subscribe with update_existing keeps the member's status.
+        item: dict[str, Any] = {"email_address": contact.email}
+        if status is not None:
+            item["status"] = status
+        if changed:
+            item["merge_fields"] = changed
+        if status is not None:
+            self._count("consent_changes")
+        return _Write(contact, item, created=False, new_state=new_state)
+
+    # -- creates / updates -----------------------------------------------------------------
+    def _run_writes(self, writes: list[_Write]) -> None:
+        if not writes:
+            return
+        creates = [w for w in writes if w.created]
+        updates = [w for w in writes if not w.created]
+        chunks: list[tuple[list[_Write], bool]] = [
+            (group[i : i + BATCH_SUBSCRIBE_MAX], update_existing)
+            for group, update_existing in ((creates, False), (updates, True))
+            for i in range(0, len(group), BATCH_SUBSCRIBE_MAX)
+        ]
+        calls: list[Callable[[], list[_Write]]] = [
+            partial(self._subscribe_chunk, chunk, update_existing=upd) for chunk, upd in chunks
+        ]
+        retry: list[_Write] = []
+        for leftover in run_concurrently(calls, self.workers):
+            retry += leftover
+        self._run_puts(retry)
+
+    def _subscribe_chunk(self, chunk: list[_Write], *, update_existing: bool) -> list[_Write]:
+        """One batch-subscribe call; returns writes to retry as single PUTs."""
+        try:
+            response = self.audience.batch_subscribe(
+                [w.item for w in chunk], update_existing=update_existing,
+                skip_merge_validation=self.settings.skip_merge_validation,
+            )
+        except PermanentMailchimpError:
+            return chunk  # the whole call was refused: let each member get its own answer
+        failed: dict[str, dict[str, Any]] = {}
+        for error in response.get("errors") or []:
+            failed[email_hash(str(error.get("email_address", "")))] = error
+        retry: list[_Write] = []
+        for write in chunk:
+            error = failed.get(write.contact.hash)
+            if error is None:
+                self._applied(write)
+                continue
+            reason = classify_member_error(
+                str(error.get("error", "")), error.get("error_code"), error.get("field")
+            )
+            if reason == "member_exists":  # exists though we did not see it: upsert without a status
+                write.existed = True
+                retry.append(write)
+                continue
+            detail = " ".join(filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")]))
+            self._reject(write.contact.key, reason, detail, error.get("field") or None)
+        return retry
+
+    def _applied(self, write: _Write) -> None:
+        created = write.created and not write.existed
+        self._count("created" if created else "updated")
+        if created and write.contact.tags:
+            self._tag_counts(list(write.contact.tags.values()), [])
+        self.audience.members[write.contact.hash] = write.new_state
+
+    def _run_puts(self, writes: list[_Write]) -> None:
+        """Single upserts: members that already existed, archived members, whole-call refusals."""
+        def put(write: _Write) -> None:
+            body = {k: v for k, v in write.item.items() if k != "tags"}
+            if write.created:  # never change an existing member's status through a create
+                body["status_if_new"] = body.pop("status")
+            try:
+                member = self.audience.put_member(
+                    write.contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
+                )
+            except PermanentMailchimpError as exc:
+                self._reject_error(write.contact, exc)
+                return
+            state = self.audience.state_from(member) if member.get("status") else write.new_state
+            self._applied(_Write(write.contact, write.item, created=False, new_state=state))
+            if write.created:
+                if not state.tags_complete:
+                    self.audience.complete_tags(write.contact.hash, state)
+                delta = _TagDelta.of(write.contact, state)
+                if delta.add or delta.remove:
+                    self._tags_by_member([delta])
+
+        run_concurrently([partial(put, w) for w in writes], self.workers)
+
+    # -- tags ------------------------------------------------------------------------------
+    def _run_tags(self, deltas: list[_TagDelta]) -> None:
+        if not deltas:
+            return
+        by_tag_add: dict[str, list[Contact]] = defaultdict(list)
+        by_tag_remove: dict[str, list[Contact]] = defaultdict(list)
+        for delta in deltas:
+            for name in delta.add:
+                by_tag_add[name].append(delta.contact)
+            for name in delta.remove:
+                by_tag_remove[name].append(delta.contact)
+        segment_calls = sum(
+            max(
+                math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
+            )
+            for t in {*by_tag_add, *by_tag_remove}
+        )
+        mode = self.settings.tag_write_mode
+        if mode == "auto":
+            # per member carries is_syncing; per tag (segment) packs 500 members a call
+            mode = "member" if self.settings.is_syncing or len(deltas) <= segment_calls + 1 else "segment"
+        if mode == "segment":
+            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
+        else:
+            self._tags_by_member(deltas)
+
+    def _tag_applied(self, delta: _TagDelta) -> None:
+        self._tag_counts(delta.add, delta.remove)
+        tags = dict(delta.state.tags)
+        for name in delta.add:
+            tags[name.lower()] = name
+        for name in delta.remove:
+            tags.pop(name.lower(), None)
+        current = self.audience.members.get(delta.contact.hash) or delta.state
+        current.tags = tags
+        self.audience.members[delta.contact.hash] = current
+
+    def _tags_by_member(self, deltas: list[_TagDelta]) -> None:
+        def one(delta: _TagDelta) -> None:
+            tags = [{"name": n, "status": "active"} for n in delta.add]
+            tags += [{"name": n, "status": "inactive"} for n in delta.remove]
+            try:
+                self.audience.post_member_tags(delta.contact.hash, tags, is_syncing=self.settings.is_syncing)
+            except PermanentMailchimpError as exc:
+                self._reject_error(delta.contact, exc)
+                return
+            self._tag_applied(delta)
+
+        run_concurrently([partial(one, d) for d in deltas], self.workers)
+
+    def _tag_counts(self, add: list[str], remove: list[str]) -> None:
+        if add:
+            self._count("tagged")
+            self._count("tags_added", len(add))
+        if remove:
+            self._count("untagged")
+            self._count("tags_removed", len(remove))
+
+    def _tags_by_segment(
+        self,
+        deltas: list[_TagDelta],
+        by_tag_add: dict[str, list[Contact]],
+        by_tag_remove: dict[str, list[Contact]],
+    ) -> None:
+        failed: dict[str, str] = {}
+        names = sorted({*by_tag_add, *by_tag_remove})
+        ids = {name: self.audience.segment_id(name) for name in names if name in by_tag_add}
+        known = self.audience.segments()
+        for name in names:
+            if name not in ids and name.lower() in known:
+                ids[name] = known[name.lower()]
+        calls: list[Callable[[], Any]] = []
+        for name, seg_id in ids.items():
+            adds = [c.email for c in by_tag_add.get(name, [])]
+            removes = [c.email for c in by_tag_remove.get(name, [])]
+            for i in range(0, max(len(adds), len(removes)), SEGMENT_MEMBERS_MAX):
+                a, r = adds[i : i + SEGMENT_MEMBERS_MAX], removes[i : i + SEGMENT_MEMBERS_MAX]
+                calls.append(partial(self.audience.update_segment, seg_id, a, r))
+        for response in run_concurrently(calls, self.workers):
+            for error in (response or {}).get("errors") or []:
+                for email in error.get("email_addresses") or []:
+                    failed[email_hash(str(email))] = str(error.get("error", ""))
+        for delta in deltas:
+            if delta.contact.hash in failed:
+                self._reject(delta.contact.key, "tag_update_failed", failed[delta.contact.hash])
+                continue
+            self._tag_applied(delta)
+
+    # -- erasure ---------------------------------------------------------------------------
+    def _run_erasures(self, erasures: list[tuple[Contact, MemberState]]) -> None:
+        def erase(contact: Contact, state: MemberState) -> None:
+            try:
+                if self.settings.erasure_mode == "delete_permanent":
+                    self.audience.delete_permanent(contact.hash)
+                else:
+                    self.audience.archive(contact.hash)
+            except PermanentMailchimpError as exc:
+                self._reject_error(contact, exc)
+                return
+            self._count("erased")
+            if self.settings.erasure_mode == "delete_permanent":
+                self.audience.members.pop(contact.hash, None)
+            else:
+                state.status = "archived"
+                self.audience.members[contact.hash] = state
+
+        run_concurrently([partial(erase, c, st) for c, st in erasures], self.workers)
+

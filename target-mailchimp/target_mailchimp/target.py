@@ -1,0 +1,202 @@
+"""target-mailchimp: keeps one Mailchimp audience in sync with a ``contacts`` stream."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
+from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, MailchimpError
+from oromc_common.report import RunReport
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+from typing_extensions import override
+
+from target_mailchimp.client import Audience
+from target_mailchimp.mapping import (
+    DEFAULT_MERGE_FIELDS,
+    DEFAULT_TAG_FIELDS,
+    MERGE_FIELD_TYPES,
+)
+from target_mailchimp.sinks import ContactsSink, IgnoredStreamSink
+from target_mailchimp.sync import ContactSync, SyncSettings
+
+STREAM = "contacts"
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property("api_key", th.StringType, secret=True,
+                description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). Set this or access_token."),
+    th.Property("access_token", th.StringType, secret=True,
+                description="Mailchimp OAuth access token (alternative to api_key); its data center is read from the OAuth metadata endpoint unless api_url is set."),
+    th.Property("api_url", th.StringType,
+                description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). HTTPS required except for a loopback host, e.g. the sandbox."),
+    th.Property("oauth_metadata_url", th.StringType, default="https://login.mailchimp.com/oauth2/metadata",
+                description="Where an OAuth token's data center is looked up."),
+    th.Property("list_id", th.StringType, required=True, description="Id of the audience (list) to keep in sync."),
+    th.Property("contacts_stream", th.StringType, default=STREAM,
+                description="Name of the input stream that carries contacts (other streams are counted and ignored)."),
+    th.Property("status_if_new", th.StringType, default="subscribed",
+                allowed_values=["subscribed", "pending", "transactional"],
+                description="Status given to people new to the audience (a record with marketing_consent=false is added as unsubscribed). Existing members' status is never changed except by an explicit consent change."),
+    th.Property("resubscribe_with_pending", th.BooleanType, default=False,
+                description="When the source records a new explicit opt-in for someone unsubscribed in Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). Off: they stay unsubscribed."),
+    th.Property("merge_fields", th.ObjectType(additional_properties=th.StringType), default=DEFAULT_MERGE_FIELDS,
+                description="Merge tag -> contact field, e.g. {\"FNAME\": \"first_name\", \"COMPANY\": \"customer_name\"}. Email is always the member's address."),
+    th.Property("create_missing_merge_fields", th.BooleanType, default=False,
+                description="Create mapped merge fields that the audience lacks (type from merge_field_types, else inferred from the stream schema). Off: a missing merge field fails the run at start."),
+    th.Property("merge_field_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(MERGE_FIELD_TYPES))), default={},
+                description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used when creating missing merge fields."),
+    th.Property("skip_merge_validation", th.BooleanType, default=False,
+                description="Send skip_merge_validation=true so members can be written even when the audience has required merge fields the source lacks."),
+    th.Property("tag_prefix", th.StringType, default="oro:",
+                description="Tags whose names start with this prefix are owned by the connector: added and removed as segments change. Other tags are never touched."),
+    th.Property("tag_fields", th.ObjectType(additional_properties=th.StringType), default=DEFAULT_TAG_FIELDS,
+                description="Contact field -> tag label: {\"customer_group\": \"group\"} makes '<prefix>group:<value>'; list fields give one tag per item."),
+    th.Property("tag_rules", th.ArrayType(th.ObjectType(
+        th.Property("tag", th.StringType, required=True),
+        th.Property("field", th.StringType, required=True),
+        th.Property("equals", th.AnyType()),
+    )), default=[], description="Extra owned tags: {\"tag\": \"guest\", \"field\": \"is_guest\", \"equals\": true} adds '<prefix>guest' when the field equals the value."),
+    th.Property("tag_write_mode", th.StringType, default="auto", allowed_values=["auto", "member", "segment"],
+                description="How tag changes of existing members are written: per member (carries is_syncing), per tag via segments (500 members a call), or auto (fewest calls)."),
+    th.Property("is_syncing", th.BooleanType, default=False,
+                description="Backfill mode: tag writes carry is_syncing=true so tag-based automations do not fire for historic data."),
+    th.Property("erasure_mode", th.StringType, default="archive", allowed_values=["archive", "delete_permanent"],
+                description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported)."),
+    th.Property("audience_lookup", th.StringType, default="auto", allowed_values=["auto", "full", "per_member"],
+                description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls)."),
+    th.Property("max_connections", th.IntegerType, default=DEFAULT_MAX_CONNECTIONS,
+                description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th."),
+    th.Property("max_tries", th.IntegerType, default=6, description="Attempts per call for retryable failures (429, 5xx, resets, timeouts)."),
+    th.Property("request_timeout", th.NumberType, default=120, description="Read timeout per call in seconds (Mailchimp stops at 120)."),
+    th.Property("rejects_path", th.StringType, default="target-mailchimp-rejects.jsonl",
+                description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail)."),
+).to_dict()
+
+
+class TargetMailchimp(Target):
+    """Singer target for one Mailchimp audience."""
+
+    name = "target-mailchimp"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = ContactsSink
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Validate settings and build the client (no network call yet)."""
+        super().__init__(*args, **kwargs)
+        cfg = self.config
+        self.report = RunReport(self.name, rejects_path=cfg.get("rejects_path"))
+        max_connections = int(cfg.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
+        if not 1 <= max_connections <= HARD_MAX_CONNECTIONS:
+            msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {max_connections}."
+            raise MailchimpConfigError(msg)
+        self.client = MailchimpClient(
+            api_key=cfg.get("api_key"),
+            access_token=cfg.get("access_token"),
+            api_url=cfg.get("api_url"),
+            oauth_metadata_url=cfg.get("oauth_metadata_url") or "https://login.mailchimp.com/oauth2/metadata",
+            max_connections=max_connections,
+            timeout=(10.0, float(cfg.get("request_timeout") or 120)),
+            max_tries=int(cfg.get("max_tries") or 6),
+            on_call=self.report.count_call,
+            user_agent=f"{self.name}/0.1",
+        )
+        self._sync: ContactSync | None = None
+        self._sync_lock = threading.Lock()
+        self._schema: dict[str, Any] = {}
+
+    @override
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if stream_name == self.config.get("contacts_stream", STREAM):
+            return ContactsSink
+        return IgnoredStreamSink
+
+    @override
+    def get_sink(self, stream_name: str, *, record: dict | None = None, schema: dict | None = None,
+                 key_properties: Sequence[str] | None = None) -> Sink:
+        if schema is not None and stream_name == self.config.get("contacts_stream", STREAM):
+            self._schema = schema
+        return super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties)
+
+    # -- the shared audience sync --------------------------------------------------------
+    def contact_sync(self) -> ContactSync:
+        """The audience sync, built on first use: checks access and merge fields (fails fast)."""
+        with self._sync_lock:
+            if self._sync is None:
+                self._sync = self._build_sync()
+            return self._sync
+
+    def _build_sync(self) -> ContactSync:
+        cfg = self.config
+        mapping: dict[str, str] = dict(cfg.get("merge_fields") or {})
+        audience = Audience(
+            self.client, str(cfg["list_id"]), mapping, str(cfg.get("tag_prefix") or ""),
+            lookup_mode=str(cfg.get("audience_lookup") or "auto"),
+        )
+        try:
+            info = audience.check_access()
+            specs = audience.merge_fields()
+            for tag, source in mapping.items():
+                if tag in specs:
+                    continue
+                if not cfg.get("create_missing_merge_fields"):
+                    msg = (f"Setting 'merge_fields': the audience has no merge field '{tag}' (mapped from '{source}'); "
+                           "create it in Mailchimp or set create_missing_merge_fields=true.")
+                    raise MailchimpConfigError(msg)
+                kind = (cfg.get("merge_field_types") or {}).get(tag) or self._infer_type(source)
+                specs[tag] = audience.create_merge_field(tag, kind, source.replace("_", " ").title())
+                self.logger.info("Created merge field %s (%s)", tag, kind)
+        except MailchimpError as exc:
+            msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
+            raise MailchimpConfigError(msg) from exc
+        self.logger.info("Syncing into audience %s (about %d members)", info.get("id"), audience.estimated_size)
+        settings = SyncSettings(
+            status_if_new=str(cfg.get("status_if_new") or "subscribed"),
+            merge_fields=mapping,
+            tag_prefix=str(cfg.get("tag_prefix") or ""),
+            tag_fields=dict(cfg.get("tag_fields") or {}),
+            tag_rules=list(cfg.get("tag_rules") or []),
+            erasure_mode=str(cfg.get("erasure_mode") or "archive"),
+            is_syncing=bool(cfg.get("is_syncing")),
+            tag_write_mode=str(cfg.get("tag_write_mode") or "auto"),
+            resubscribe_with_pending=bool(cfg.get("resubscribe_with_pending")),
+            skip_merge_validation=bool(cfg.get("skip_merge_validation")),
+            max_connections=self.client.max_connections,
+        )
+        return ContactSync(audience, {t: specs[t] for t in mapping}, settings, self.report,
+                           stream=str(cfg.get("contacts_stream") or STREAM))
+
+    def _infer_type(self, source: str) -> str:
+        prop = (self._schema.get("properties") or {}).get(source) or {}
+        types = prop.get("type") or []
+        types = [types] if isinstance(types, str) else list(types)
+        if "phone" in source.lower():
+            return "phone"
+        if prop.get("format") in {"date", "date-time"}:
+            return "date"
+        if "number" in types or "integer" in types:
+            return "number"
+        if "object" in types:
+            return "address"
+        return "text"
+
+    # -- windows and state ---------------------------------------------------------------
+    @override
+    def _process_record_message(self, message_dict: dict) -> None:
+        super()._process_record_message(message_dict)
+        if any(isinstance(s, ContactsSink) and s.window_full for s in self._sinks_active.values()):
+            # Drain everything and emit the latest state: it is now durable in Mailchimp.
+            self.drain_all()
+
+    @override
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self.report.log_summary(self.logger)
+        self.report.close()
+        self.client.close()
+
+
+if __name__ == "__main__":
+    TargetMailchimp.cli()
