@@ -1,0 +1,129 @@
+"""Mailchimp ``/batches``: submit GET operations, poll, stream the tar.gz results.
+
+A batch is resumable: the caller stores the batch id in state right after submitting it, and a later run
+calls :func:`wait_for_batch` with the same id instead of submitting again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from oromc_common.http import require_secure_url
+from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
+
+LOGGER = logging.getLogger("tap_mailchimp_engagement.batches")
+
+
+class BatchExpiredError(RuntimeError):
+    """The batch id in state is unknown to Mailchimp (expired or deleted)."""
+
+
+class BatchTimeoutError(RuntimeError):
+    """The batch did not finish within the configured time; its id stays in state for the next run."""
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """One operation result from a batch archive."""
+
+    operation_id: str
+    status_code: int
+    body: Any
+
+
+def submit_batch(client: MailchimpClient, operations: list[dict[str, Any]]) -> str:
+    """``POST /batches`` and return the batch id."""
+    body = client.post("/batches", {"operations": operations}) or {}
+    batch_id = body.get("id")
+    if not batch_id:
+        msg = "Mailchimp accepted the batch but returned no id."
+        raise RuntimeError(msg)
+    return str(batch_id)
+
+
+def wait_for_batch(
+    client: MailchimpClient,
+    batch_id: str,
+    *,
+    poll_seconds: float = 2.0,
+    max_poll_seconds: float = 30.0,
+    timeout_seconds: float = 3600.0,
+) -> dict[str, Any]:
+    """Poll ``GET /batches/{id}`` until it is ``finished``; return the batch document.
+
+    Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after ``timeout_seconds``.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay = poll_seconds
+    while True:
+        try:
+            doc = client.get(f"/batches/{batch_id}") or {}
+        except PermanentMailchimpError as exc:
+            if exc.status == 404:
+                raise BatchExpiredError(batch_id) from exc
+            raise
+        status = doc.get("status")
+        if status == "finished":
+            return dict(doc)
+        if time.monotonic() + delay > deadline:
+            msg = f"batch {batch_id} still '{status}' after {timeout_seconds:.0f}s; resuming next run"
+            raise BatchTimeoutError(msg)
+        LOGGER.info(
+            "Batch %s is %s (%s/%s operations)",
+            batch_id,
+            status,
+            doc.get("finished_operations"),
+            doc.get("total_operations"),
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, max_poll_seconds)
+
+
+def iter_results(
+    url: str, *, timeout: float = 300.0, on_call: Any = None
+) -> Iterator[OperationResult]:
+    """Stream the results archive (a pre-signed URL: fetched without the API credentials)."""
+    if not url:
+        return
+    safe = require_secure_url(url, "response_body_url")
+    with requests.get(safe, stream=True, timeout=timeout) as resp:
+        if on_call is not None:
+            on_call("GET", resp.status_code)
+        resp.raise_for_status()
+        resp.raw.decode_content = True
+        with tarfile.open(fileobj=resp.raw, mode="r|gz") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                handle = archive.extractfile(member)
+                if handle is None:
+                    continue
+                raw = handle.read()
+                if not raw.strip():
+                    continue  # empty result files exist in the wild
+                for item in json.loads(raw):
+                    yield _result(item)
+
+
+def _result(item: dict[str, Any]) -> OperationResult:
+    response = item.get("response")
+    body: Any = None
+    if isinstance(response, str) and response:
+        try:
+            body = json.loads(response)
+        except ValueError:
+            body = None
+    elif isinstance(response, dict):
+        body = response
+    return OperationResult(
+        operation_id=str(item.get("operation_id") or ""),
+        status_code=int(item.get("status_code") or 0),
+        body=body,
+    )

@@ -1,0 +1,365 @@
+"""Base stream and the run-wide Mailchimp context shared by every stream of one tap run."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
+from oromc_common.report import RunReport
+from singer_sdk.streams import Stream
+from typing_extensions import override
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+LOGGER = logging.getLogger("tap_mailchimp_engagement")
+T = TypeVar("T")
+PAGE_SIZE = 1000
+
+
+# -- timestamps ------------------------------------------------------------------------------
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """Parse a Mailchimp timestamp (``""``/None -> None); naive values are UTC."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """Mailchimp's filter format: ``2026-11-28T05:22:45+00:00`` (no fractions)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def blank_timestamps_to_null(record: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace ``""`` by None wherever the schema says ``format: date-time`` (recursively, in place)."""
+    props = schema.get("properties") or {}
+    for name, prop in props.items():
+        if name not in record:
+            continue
+        value = record[name]
+        if value == "" and _is_nullable_datetime(prop):
+            record[name] = None
+        elif isinstance(value, dict) and "properties" in prop:
+            blank_timestamps_to_null(value, prop)
+        elif isinstance(value, list) and isinstance(prop.get("items"), dict):
+            items = prop["items"]
+            if "properties" in items:
+                for item in value:
+                    if isinstance(item, dict):
+                        blank_timestamps_to_null(item, items)
+    return record
+
+
+def _is_nullable_datetime(prop: Mapping[str, Any]) -> bool:
+    if prop.get("format") == "date-time":
+        return True
+    return any(
+        isinstance(sub, dict) and sub.get("format") == "date-time" for sub in prop.get("anyOf", [])
+    )
+
+
+def fingerprint(record: Mapping[str, Any]) -> str:
+    """Short, stable content hash of a record (state only keeps these, never the data)."""
+    blob = json.dumps(record, sort_keys=True, default=str, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def ordered_prefetch(
+    calls: Iterable[Callable[[], T]], pool: ThreadPoolExecutor, window: int
+) -> Iterator[T]:
+    """Run ``calls`` on ``pool`` with at most ``window`` pending, yielding results in input order."""
+    pending: deque[Future[T]] = deque()
+    iterator = iter(calls)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < window:
+                try:
+                    call = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append(pool.submit(call))
+            if not pending:
+                return
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+# -- run context -----------------------------------------------------------------------------
+
+
+class MailchimpContext:
+    """Everything the streams of one run share: the governed client, report, clock and caches."""
+
+    def __init__(self, config: Mapping[str, Any], report: RunReport) -> None:
+        """Create the shared client from the tap settings."""
+        self.config = config
+        self.report = report
+        self.max_connections = int(config.get("max_connections") or 8)
+        self.client = MailchimpClient(
+            api_key=config.get("api_key"),
+            access_token=config.get("access_token"),
+            api_url=config.get("api_url"),
+            max_connections=self.max_connections,
+            timeout=(10.0, float(config.get("request_timeout_seconds") or 120)),
+            max_tries=int(config.get("max_tries") or 6),
+            backoff_factor=float(config.get("backoff_factor_seconds") or 1.0),
+            on_call=report.count_call,
+            user_agent="tap-mailchimp-engagement",
+        )
+        self.page_size = max(1, min(int(config.get("page_size") or PAGE_SIZE), PAGE_SIZE))
+        self._pool: ThreadPoolExecutor | None = None
+        self._now: datetime | None = None
+        self._lists: list[dict[str, Any]] | None = None
+        self._campaigns: list[dict[str, Any]] | None = None
+        self._member_runs: dict[str, dict[str, Any]] = {}
+
+    # -- pool / clock ------------------------------------------------------------------------
+    @property
+    def workers(self) -> int:
+        """Number of simultaneous requests this run may make (the governor enforces it too)."""
+        return max(1, min(self.max_connections, self.client.governor.limit))
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """A thread pool sized to the connection limit."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mc-tap")
+        return self._pool
+
+    def now(self) -> datetime:
+        """The run cut-off: server time from the first response's ``Date`` header, never before local now.
+
+        Fixed at first use, so every window of the run ends at the same instant.
+        """
+        if self._now is None:
+            local = datetime.now(UTC).replace(microsecond=0)
+            server = self._server_date()
+            self._now = max(local, server) if server else local
+        return self._now
+
+    def _server_date(self) -> datetime | None:
+        url = f"{self.client.api_url}/ping"
+        try:
+            with self.client.governor.slot():
+                resp = self.client.session.get(url, timeout=self.client.timeout)
+        except Exception:  # the clock is best effort; the local clock is the fallback
+            return None
+        self.report.count_call("GET", resp.status_code)
+        header = resp.headers.get("Date")
+        if not header:
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            return None
+
+    # -- paging ------------------------------------------------------------------------------
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET one document."""
+        body = self.client.get(path, params)
+        return body if isinstance(body, dict) else {}
+
+    def page(
+        self, path: str, items_key: str, offset: int, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of a collection: ``(items, total_items)``."""
+        query = {**(params or {}), "count": self.page_size, "offset": offset}
+        body = self.get(path, query)
+        items = body.get(items_key) or []
+        total = body.get("total_items")
+        return list(items), (total if isinstance(total, int) else None)
+
+    def paginate(
+        self, path: str, items_key: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a collection: first page, then the remaining pages concurrently, in order."""
+        first, total = self.page(path, items_key, 0, params)
+        yield from first
+        if len(first) < self.page_size:
+            return
+        if total is None:
+            offset = len(first)
+            while True:
+                items, _ = self.page(path, items_key, offset, params)
+                yield from items
+                if len(items) < self.page_size:
+                    return
+                offset += len(items)
+        offsets = range(len(first), total, self.page_size)
+        calls = [
+            (lambda off=off: self.page(path, items_key, off, params)[0]) for off in offsets
+        ]
+        for items in ordered_prefetch(calls, self.pool, self.workers * 2):
+            yield from items
+
+    def count(self, path: str, items_key: str, params: Mapping[str, Any] | None = None) -> int:
+        """``total_items`` of a collection (one cheap call)."""
+        body = self.get(path, {**(params or {}), "count": 1, "fields": "total_items"})
+        total = body.get("total_items")
+        return total if isinstance(total, int) else 0
+
+    # -- shared caches -----------------------------------------------------------------------
+    def lists(self) -> list[dict[str, Any]]:
+        """The audiences of this run (all, or the configured ``list_ids``)."""
+        if self._lists is None:
+            wanted = set(self.config.get("list_ids") or [])
+            rows = list(
+                self.paginate("/lists", "lists", {"exclude_fields": "lists._links,_links"})
+            )
+            self._lists = [row for row in rows if not wanted or row.get("id") in wanted]
+        return self._lists
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign of the account (of the selected audiences), oldest first."""
+        if self._campaigns is None:
+            list_ids = {row["id"] for row in self.lists()}
+            rows = list(
+                self.paginate(
+                    "/campaigns",
+                    "campaigns",
+                    {
+                        "exclude_fields": "campaigns._links,_links",
+                        "sort_field": "create_time",
+                        "sort_dir": "ASC",
+                    },
+                )
+            )
+            self._campaigns = [
+                row
+                for row in rows
+                if not self.config.get("list_ids")
+                or (row.get("recipients") or {}).get("list_id") in list_ids
+            ]
+        return self._campaigns
+
+    def engagement_campaigns(self, polled: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Sent campaigns whose engagement is read this run.
+
+        A campaign is read while its ``send_time`` is inside the engagement window; a campaign never read
+        before (no entry in ``polled``) is read once even when older (backfill), unless it was sent before
+        ``start_date``.
+        """
+        window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
+        horizon = self.now() - window
+        start = parse_ts(self.config.get("start_date"))
+        chosen = []
+        for row in self.campaigns():
+            if row.get("status") not in {"sent", "sending"}:
+                continue
+            sent = parse_ts(row.get("send_time"))
+            if sent is None or (start is not None and sent < start):
+                continue
+            if sent >= horizon or row["id"] not in polled:
+                chosen.append(row)
+        return chosen
+
+    def member_run(self, list_id: str) -> dict[str, Any]:
+        """Facts the members scan of this run found for an audience (cut-off, new members)."""
+        return self._member_runs.setdefault(list_id, {})
+
+    def close(self) -> None:
+        """Release threads and connections."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self.client.close()
+
+
+# -- base stream -----------------------------------------------------------------------------
+
+
+class MailchimpStream(Stream):
+    """Base of every stream: shared context, ``""`` timestamps -> null, state helpers."""
+
+    #: Keys copied into the fingerprint key of change-detected streams.
+    primary_keys: ClassVar[list[str]] = []
+
+    @property
+    def mc(self) -> MailchimpContext:
+        """The run-wide Mailchimp context of the tap."""
+        return self._tap.mailchimp  # type: ignore[attr-defined]
+
+    @property
+    def report(self) -> RunReport:
+        """The run report."""
+        return self.mc.report
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        row.pop("_links", None)
+        blank_timestamps_to_null(row, self.schema)
+        return row
+
+    @override
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        names = list(self._tap.streams)
+        if names and names[-1] == self.name:
+            self._tap.finish_run()  # type: ignore[attr-defined]
+
+    # -- state ---------------------------------------------------------------------------------
+    def bucket(self, name: str) -> dict[str, Any]:
+        """A named dict inside this stream's state (created on first use)."""
+        state = self.stream_state
+        value = state.get(name)
+        if not isinstance(value, dict):
+            value = {}
+            state[name] = value
+        return value
+
+    def flush_state(self) -> None:
+        """Emit a STATE message now (after every record written before it)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def warn_missing(self, what: str, exc: PermanentMailchimpError) -> None:
+        """Log a skipped resource (e.g. a campaign deleted mid-run) without personal data."""
+        self.logger.warning("Skipping %s: %s %s (%s)", what, exc.status, exc.title or exc.reason, exc.path)
+        self.report.count(self.name, "skipped_not_found")
+
+
+class ChangeDetectedStream(MailchimpStream):
+    """A small full-table stream that emits a record only when its content changed since last emitted.
+
+    State keeps one 12-hex fingerprint per primary key (``fingerprints``), never the data itself.
+    """
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        row = super().post_process(row, context) or row
+        key = "|".join(str(row.get(k)) for k in self.primary_keys)
+        prints = self.bucket("fingerprints")
+        digest = fingerprint(row)
+        self.report.count(self.name, "read")
+        if prints.get(key) == digest:
+            self.report.count(self.name, "unchanged")
+            return None
+        prints[key] = digest
+        self.report.count(self.name, "emitted")
+        return row
+
+
+def is_not_found(exc: PermanentMailchimpError) -> bool:
+    """True for a 404 (resource deleted meanwhile)."""
+    return exc.status == 404

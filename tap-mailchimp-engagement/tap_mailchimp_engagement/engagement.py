@@ -1,0 +1,248 @@
+"""Email activity: per-campaign bookmarks, paged reads with prefetch, or resumable ``/batches``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from oromc_common.mailchimp import PermanentMailchimpError
+
+from tap_mailchimp_engagement.batches import (
+    BatchExpiredError,
+    BatchTimeoutError,
+    iter_results,
+    submit_batch,
+    wait_for_batch,
+)
+from tap_mailchimp_engagement.client import format_ts, is_not_found, ordered_prefetch, parse_ts
+
+if TYPE_CHECKING:
+    from tap_mailchimp_engagement.client import MailchimpStream
+
+EXCLUDE = "emails._links,_links"
+
+
+def flatten_activity(email: dict[str, Any], campaign_id: str) -> Iterator[dict[str, Any]]:
+    """One row per action of an ``emails[]`` item (items without ``activity`` give no row)."""
+    base = {
+        "campaign_id": email.get("campaign_id") or campaign_id,
+        "email_id": email.get("email_id"),
+        "list_id": email.get("list_id"),
+        "list_is_active": email.get("list_is_active"),
+        "email_address": email.get("email_address"),
+    }
+    for act in email.get("activity") or []:
+        action = act.get("action")
+        yield {
+            **base,
+            "action": action,
+            "timestamp": act.get("timestamp") or None,
+            "url": act.get("url") or "",
+            "bounce_type": (act.get("type") or None) if action == "bounce" else None,
+            "ip": act.get("ip") or None,
+        }
+
+
+class ActivityReader:
+    """Reads email activity for the campaigns of the engagement window and keeps their bookmarks."""
+
+    def __init__(self, stream: MailchimpStream) -> None:
+        """Bind to the ``email_activity`` stream (state, config, shared context)."""
+        self.stream = stream
+        self.mc = stream.mc
+        self.config = stream.config
+        self.marks: dict[str, Any] = stream.bucket("campaigns")
+        self.lookback = timedelta(minutes=float(self.config.get("activity_lookback_minutes", 10)))
+
+    # -- planning ---------------------------------------------------------------------------
+    def read(self) -> Iterator[dict[str, Any]]:
+        """Rows of every campaign due this run (a pending batch first)."""
+        state = self.stream.stream_state
+        in_batch: set[str] = set()
+        pending = state.get("batch")
+        if isinstance(pending, dict) and pending.get("id"):
+            in_batch = set(pending.get("campaigns") or {})
+            yield from self._finish_batch(pending)
+        campaigns = [c for c in self.mc.engagement_campaigns(self.marks) if c["id"] not in in_batch]
+        batch_part, paged_part = self._split(campaigns)
+        if batch_part:
+            plan = self._submit(batch_part)
+            if plan is not None:
+                yield from self._finish_batch(plan)
+        yield from self._read_paged(paged_part)
+
+    def since_for(self, cid: str) -> datetime | None:
+        """``since`` for a campaign: bookmark minus the trailing window (None = from the start)."""
+        mark = parse_ts(self.marks.get(cid))
+        return mark - self.lookback if mark else None
+
+    def _split(self, campaigns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        mode = self.config.get("use_batches", "auto")
+        if mode == "never":
+            return [], campaigns
+        if mode == "always":
+            return campaigns, []
+        threshold = int(self.config.get("batch_threshold_emails") or 200_000)
+        full = [c for c in campaigns if c["id"] not in self.marks]
+        volume = sum(int(c.get("emails_sent") or 0) for c in full)
+        if volume >= threshold:
+            chosen = {c["id"] for c in full}
+            return full, [c for c in campaigns if c["id"] not in chosen]
+        return [], campaigns
+
+    # -- paged path ---------------------------------------------------------------------------
+    def _page(self, cid: str, offset: int) -> tuple[list[dict[str, Any]], int | None] | None:
+        params: dict[str, Any] = {"exclude_fields": EXCLUDE}
+        since = self.since_for(cid)
+        if since is not None:
+            params["since"] = format_ts(since)
+        try:
+            return self.mc.page(f"/reports/{cid}/email-activity", "emails", offset, params)
+        except PermanentMailchimpError as exc:
+            if not is_not_found(exc):
+                raise
+            self.stream.warn_missing(f"email activity of campaign {cid} (deleted mid-run)", exc)
+            return None
+
+    def _read_paged(self, campaigns: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        size = self.mc.page_size
+        window = self.mc.workers * 2
+        firsts = [(lambda cid=c["id"]: (cid, self._page(cid, 0))) for c in campaigns]
+        for cid, first in ordered_prefetch(firsts, self.mc.pool, window):
+            if first is None:
+                continue
+            items, total = first
+            newest = parse_ts(self.marks.get(cid))
+            complete = True
+            pages: Iterator[list[dict[str, Any]] | None] = iter([items])
+            if len(items) >= size:
+                pages = self._chain(items, cid, len(items), total, window)
+            for page in pages:
+                if page is None:
+                    complete = False
+                    break
+                for email in page:
+                    for row in flatten_activity(email, cid):
+                        newest = self._track(row, newest)
+                        if row["timestamp"]:
+                            yield row
+            if complete:
+                self.marks[cid] = format_ts(newest) if newest else ""
+                self.stream.flush_state()
+
+    def _chain(
+        self, first: list[dict[str, Any]], cid: str, start: int, total: int | None, window: int
+    ) -> Iterator[list[dict[str, Any]] | None]:
+        yield first
+        size = self.mc.page_size
+        if total is None:
+            offset = start
+            while True:
+                result = self._page(cid, offset)
+                if result is None:
+                    yield None
+                    return
+                yield result[0]
+                if len(result[0]) < size:
+                    return
+                offset += len(result[0])
+        calls = [(lambda off=off: self._page(cid, off)) for off in range(start, total, size)]
+        for result in ordered_prefetch(calls, self.mc.pool, window):
+            yield None if result is None else result[0]
+            if result is None:
+                return
+
+    def _track(self, row: dict[str, Any], newest: datetime | None) -> datetime | None:
+        when = parse_ts(row.get("timestamp"))
+        if when is None:
+            self.stream.report.reject(
+                self.stream.name,
+                key=[row.get("campaign_id"), row.get("email_id"), row.get("action")],
+                reason="missing_timestamp",
+                detail="activity row without a timestamp",
+                field="timestamp",
+            )
+            return newest
+        self.stream.report.count(self.stream.name, "read")
+        return when if newest is None or when > newest else newest
+
+    # -- batch path ---------------------------------------------------------------------------
+    def _submit(self, campaigns: list[dict[str, Any]]) -> dict[str, Any] | None:
+        size = self.mc.page_size
+        operations = []
+        plan: dict[str, Any] = {}
+        for c in campaigns:
+            cid = c["id"]
+            since = self.since_for(cid)
+            pages = max(1, math.ceil(int(c.get("emails_sent") or 0) / size))
+            for page in range(pages):
+                params: dict[str, Any] = {"count": size, "offset": page * size, "exclude_fields": EXCLUDE}
+                if since is not None:
+                    params["since"] = format_ts(since)
+                operations.append(
+                    {
+                        "method": "GET",
+                        "path": f"/reports/{cid}/email-activity",
+                        "params": params,
+                        "operation_id": f"{cid}:{page * size}",
+                    }
+                )
+            plan[cid] = pages
+        batch_id = submit_batch(self.mc.client, operations)
+        self.stream.logger.info(
+            "Submitted batch %s: %d operations for %d campaigns", batch_id, len(operations), len(plan)
+        )
+        pending = {"id": batch_id, "campaigns": plan, "submitted_at": format_ts(self.mc.now())}
+        self.stream.stream_state["batch"] = pending
+        self.stream.flush_state()  # a killed run resumes this batch instead of submitting another
+        return pending
+
+    def _finish_batch(self, pending: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        batch_id = str(pending["id"])
+        plan: dict[str, int] = dict(pending.get("campaigns") or {})
+        try:
+            doc = wait_for_batch(
+                self.mc.client,
+                batch_id,
+                poll_seconds=float(self.config.get("batch_poll_seconds") or 2.0),
+                timeout_seconds=float(self.config.get("batch_timeout_minutes") or 60) * 60,
+            )
+        except BatchExpiredError:
+            self.stream.logger.warning("Batch %s expired; its campaigns are read again.", batch_id)
+            self.stream.stream_state.pop("batch", None)
+            self.stream.flush_state()
+            yield from self._read_paged([{"id": cid} for cid in plan])
+            return
+        except BatchTimeoutError as exc:
+            self.stream.logger.warning("%s", exc)
+            return
+        newest: dict[str, datetime | None] = {cid: parse_ts(self.marks.get(cid)) for cid in plan}
+        failed: set[str] = set()
+        for result in iter_results(
+            str(doc.get("response_body_url") or ""), on_call=self.stream.report.count_call
+        ):
+            cid = result.operation_id.split(":", 1)[0]
+            if result.status_code != 200 or not isinstance(result.body, dict):
+                if result.status_code == 404:
+                    self.stream.logger.warning("Skipping campaign %s: 404 in batch (deleted).", cid)
+                    self.stream.report.count(self.stream.name, "skipped_not_found")
+                else:
+                    failed.add(cid)
+                    self.stream.logger.error(
+                        "Batch operation %s failed with %s", result.operation_id, result.status_code
+                    )
+                continue
+            for email in result.body.get("emails") or []:
+                for row in flatten_activity(email, cid):
+                    newest[cid] = self._track(row, newest.get(cid))
+                    if row["timestamp"]:
+                        yield row
+        for cid in plan:
+            if cid in failed:
+                continue
+            value = newest.get(cid)
+            self.marks[cid] = format_ts(value) if value else ""
+        self.stream.stream_state.pop("batch", None)
+        self.stream.flush_state()

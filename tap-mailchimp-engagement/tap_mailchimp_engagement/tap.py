@@ -1,0 +1,202 @@
+"""tap-mailchimp-engagement: configuration and stream wiring."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
+from oromc_common.mailchimp import MailchimpConfigError
+from oromc_common.report import RunReport
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from typing_extensions import override
+
+from tap_mailchimp_engagement import streams
+from tap_mailchimp_engagement.client import MailchimpContext
+
+STREAM_TYPES: list[type[Stream]] = [
+    streams.ListsStream,
+    streams.MergeFieldsStream,
+    streams.SegmentsStream,
+    streams.MembersStream,
+    streams.MemberTagsStream,
+    streams.MemberReconciliationStream,
+    streams.MemberIdsStream,
+    streams.CampaignsStream,
+    streams.ReportsStream,
+    streams.EmailActivityStream,
+    streams.UnsubscribesStream,
+    streams.SentToStream,
+    streams.EcommerceOrdersStream,
+]
+
+
+class TapMailchimpEngagement(Tap):
+    """Mailchimp members, consent and campaign engagement, incrementally."""
+
+    name = "tap-mailchimp-engagement"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType,
+            secret=True,
+            title="API key",
+            description="Mailchimp API key `<key>-<dc>`; the data center suffix selects the API host. "
+            "Set this or `access_token`.",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            title="OAuth access token",
+            description="OAuth2 access token (the data center is looked up at login.mailchimp.com). "
+            "Set this or `api_key`.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            description="Override of the API base URL, e.g. the sandbox `http://127.0.0.1:8802/3.0`. "
+            "HTTPS required except for a loopback host.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="Earliest `last_changed` for members and earliest campaign `send_time` read on the "
+            "first run (later runs use the bookmarks).",
+        ),
+        th.Property(
+            "list_ids",
+            th.ArrayType(th.StringType),
+            description="Audience ids to extract; all audiences when empty.",
+        ),
+        th.Property(
+            "max_connections",
+            th.IntegerType,
+            default=DEFAULT_MAX_CONNECTIONS,
+            description=f"Simultaneous API connections (default {DEFAULT_MAX_CONNECTIONS}, never above "
+            f"{HARD_MAX_CONNECTIONS}: Mailchimp's per-account limit is 10).",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=1000,
+            description="Items per page (`count`), 1..1000.",
+        ),
+        th.Property(
+            "member_window_days",
+            th.NumberType,
+            default=30,
+            description="Width of one `since_last_changed`..`before_last_changed` window; the members "
+            "bookmark advances after each completed window.",
+        ),
+        th.Property(
+            "engagement_window_days",
+            th.NumberType,
+            default=30,
+            description="Campaigns sent longer ago than this stop being polled for activity, unsubscribes, "
+            "reports and orders (each campaign is still read once when first seen).",
+        ),
+        th.Property(
+            "activity_lookback_minutes",
+            th.NumberType,
+            default=10,
+            description="Trailing window re-read before each campaign's activity bookmark, because "
+            "Mailchimp records activity late.",
+        ),
+        th.Property(
+            "use_batches",
+            th.StringType,
+            default="auto",
+            allowed_values=["auto", "always", "never"],
+            description="Read email activity through `/batches`: `auto` when the campaigns read for the "
+            "first time have at least `batch_threshold_emails` recipients.",
+        ),
+        th.Property(
+            "batch_threshold_emails",
+            th.IntegerType,
+            default=200000,
+            description="Recipients (sum of `emails_sent` of first-time campaigns) from which `auto` uses "
+            "`/batches`.",
+        ),
+        th.Property(
+            "batch_poll_seconds",
+            th.NumberType,
+            default=2,
+            description="First wait between batch status polls (doubles up to 30 s).",
+        ),
+        th.Property(
+            "batch_timeout_minutes",
+            th.NumberType,
+            default=60,
+            description="Give up waiting for a batch after this long; its id stays in state and the next "
+            "run resumes it.",
+        ),
+        th.Property(
+            "deletion_check",
+            th.StringType,
+            default="auto",
+            allowed_values=["auto", "always", "never"],
+            description="Permanent-deletion detection: `auto` emits the `member_ids` snapshot when the "
+            "member counts show missing members, `always` every run, `never` skips the counts.",
+        ),
+        th.Property(
+            "request_timeout_seconds",
+            th.NumberType,
+            default=120,
+            description="Read timeout per request (Mailchimp stops at 120 s).",
+        ),
+        th.Property(
+            "max_tries",
+            th.IntegerType,
+            default=6,
+            description="Attempts per request for 429, body-less 403, 5xx, HTML 503 and connection resets.",
+        ),
+        th.Property(
+            "backoff_factor_seconds",
+            th.NumberType,
+            default=1.0,
+            description="Base of the jittered exponential backoff between attempts.",
+        ),
+        th.Property(
+            "rejects_path",
+            th.StringType,
+            description="JSON-lines file for rows that cannot be emitted (e.g. activity without a "
+            "timestamp); none when unset.",
+        ),
+    ).to_dict()
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [stream_class(tap=self) for stream_class in STREAM_TYPES]
+
+    @cached_property
+    def report(self) -> RunReport:
+        """The run summary and rejects report."""
+        return RunReport(self.name, rejects_path=self.config.get("rejects_path"))
+
+    @cached_property
+    def mailchimp(self) -> MailchimpContext:
+        """Shared client, clock and caches for every stream of this run."""
+        limit = self.config.get("max_connections")
+        if limit is not None and not 1 <= int(limit) <= HARD_MAX_CONNECTIONS:
+            msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {limit}."
+            raise ConfigValidationError(msg)
+        try:
+            return MailchimpContext(self.config, self.report)
+        except MailchimpConfigError as exc:
+            raise ConfigValidationError(str(exc)) from exc
+
+    def finish_run(self) -> None:
+        """Release connections and log the run summary (called once, after the last stream)."""
+        if "mailchimp" in self.__dict__:
+            self.mailchimp.close()
+        self.report.log_summary(self.logger)
+        self.report.close()
+
+
+if __name__ == "__main__":
+    TapMailchimpEngagement.cli()
