@@ -1,0 +1,584 @@
+"""Mailchimp engagement -> Oro ``marketingactivities``, written exactly once.
+
+Dedupe key
+    Every activity the target writes carries, inside its ``details`` JSON, ``"source": "mailchimp"``
+    and a deterministic ``"key"``: the SHA-1 (first 20 hex) of
+    ``type | campaign id | email id | timestamp (UTC, seconds) | url``. The key is stored *in the same
+    record* it identifies, by the same POST, so it survives anything that can happen to the target
+    process: a kill between the POST and the state message leaves the activity and its key in Oro
+    together, and the replayed input finds it again.
+
+    Before writing, the target looks existing keys up in Oro with one list call per campaign and
+    time window (``filter[campaign]=<id>&filter[actionDate][gte]=<first>&filter[actionDate][lte]=
+    <last>``; ``actionDate`` is indexed and ``campaign`` is filterable in stock Oro) and skips
+    what is already there. Keys written in this run are also kept in memory, so duplicates inside
+    one input are dropped without a call. A retried POST (5xx, lost connection) first re-checks the
+    key, so a create that landed before its response was lost is not repeated.
+
+Granularity
+    ``every_event`` writes one activity per Mailchimp event. ``first_per_action`` keeps only the first
+    ``open`` and the first ``click`` per member and campaign (sends, bounces and unsubscribes happen
+    once anyway); its key is ``type | campaign id | email id``, and the existing first-of-action
+    records of a campaign are loaded once per run with ``filter[campaign]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from oromc_common.oro import OroClientError, format_oro_datetime, parse_oro_datetime
+from oromc_common.report import RunReport
+
+from target_orocommerce.client import (
+    SYNC_BATCH_LIMIT,
+    OroWriter,
+    all_error_details,
+)
+from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, normalize_email
+
+ACTIVITY_TYPES = ("send", "open", "click", "soft_bounce", "hard_bounce", "unsubscribe")
+FIRST_ONLY_TYPES = frozenset({"open", "click"})
+EVERY_EVENT = "every_event"
+FIRST_PER_ACTION = "first_per_action"
+
+
+def _utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            return parse_oro_datetime(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class ActivityIntent:
+    """One marketing activity the input asks for."""
+
+    stream: str
+    record_key: str
+    type: str
+    email: str
+    email_id: str
+    campaign_code: str | None
+    list_id: str | None
+    action_date: datetime
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Event key: identifies one Mailchimp event.
+
+        Unsubscribes leave the campaign out, so the unsubscribe seen in a campaign report and the
+        one seen as the member's status change (same moment) are one activity.
+        """
+        campaign = "" if self.type == "unsubscribe" else self.campaign_code or ""
+        raw = "|".join(
+            [self.type, campaign, self.email_id, format_oro_datetime(self.action_date), self.url or ""]
+        )
+        return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:20]
+
+    @property
+    def first_key(self) -> str:
+        """First-of-action key: identifies (type, campaign, member)."""
+        return f"{self.type}|{self.campaign_code or ''}|{self.email_id}"
+
+    def dedupe_key(self, granularity: str) -> str:
+        """The key that decides "already written" under ``granularity``.
+
+        A ``send`` happens once per member and campaign, so its key never includes a time (the
+        send time may come from the campaign or, failing that, from the Oro campaign's date).
+        """
+        if self.type == "send" or (granularity == FIRST_PER_ACTION and self.type in FIRST_ONLY_TYPES):
+            return "F:" + self.first_key
+        return "E:" + self.key
+
+    def details(self) -> str:
+        """The ``details`` text stored on the Oro record (no email address, no names)."""
+        payload: dict[str, Any] = {
+            "source": "mailchimp",
+            "key": self.key,
+            "action": self.type,
+            "campaign_id": self.campaign_code,
+            "list_id": self.list_id,
+            "email_id": self.email_id,
+            "timestamp": format_oro_datetime(self.action_date),
+        }
+        if self.url:
+            payload["url"] = self.url
+        payload.update({k: v for k, v in self.extra.items() if v not in (None, "")})
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+class MappingError(ValueError):
+    """A record that cannot become an activity; ``field`` names the culprit."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _email_id(record: Mapping[str, Any], email: str) -> str:
+    value = record.get("email_id")
+    if isinstance(value, str) and value:
+        return value
+    return hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
+
+
+def _common(record: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    email = normalize_email(record.get("email_address"))
+    if email is None:
+        raise MappingError("missing or invalid email address", "email_address")
+    campaign = record.get("campaign_id")
+    if not isinstance(campaign, str) or not campaign:
+        raise MappingError("missing campaign_id", "campaign_id")
+    return email, _email_id(record, email), campaign
+
+
+def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[ActivityIntent]:
+    """Rows of ``email_activity`` (one event per row, or Mailchimp's nested ``activity`` list)."""
+    email, email_id, campaign = _common(record)
+    events = record.get("activity")
+    rows: Iterable[Mapping[str, Any]] = events if isinstance(events, list) else [record]
+    out = []
+    for event in rows:
+        action = event.get("action")
+        if action == "bounce":
+            bounce = event.get("type")
+            kind = "hard_bounce" if bounce == "hard" else "soft_bounce"
+        elif action in {"open", "click"}:
+            kind = str(action)
+        else:
+            raise MappingError(f"unsupported action {action!r} (open, click, bounce)", "action")
+        when = _utc(event.get("timestamp"))
+        if when is None:
+            raise MappingError("missing or invalid timestamp", "timestamp")
+        url = event.get("url") if kind == "click" else None
+        extra = {"bounce_type": event.get("type")} if action == "bounce" else {}
+        out.append(
+            ActivityIntent(
+                stream=stream,
+                record_key=_record_key(record, when, kind),
+                type=kind,
+                email=email,
+                email_id=email_id,
+                campaign_code=campaign,
+                list_id=record.get("list_id"),
+                action_date=when,
+                url=str(url) if url else None,
+                extra=extra,
+            )
+        )
+    return out
+
+
+def intents_from_sent_to(
+    stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime]
+) -> list[ActivityIntent]:
+    """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
+    email, email_id, campaign = _common(record)
+    when = _utc(record.get("timestamp")) or _utc(record.get("send_time"))
+    when = when or send_times.get(campaign or "")
+    if when is None:
+        raise MappingError(
+            "no send time: neither the row nor the campaigns stream gives one", "send_time"
+        )
+    extra = {"status": record.get("status")} if record.get("status") not in (None, "sent") else {}
+    return [
+        ActivityIntent(
+            stream=stream,
+            record_key=_record_key(record, when, "send"),
+            type="send",
+            email=email,
+            email_id=email_id,
+            campaign_code=campaign,
+            list_id=record.get("list_id"),
+            action_date=when,
+            extra=extra,
+        )
+    ]
+
+
+def intents_from_unsubscribes(stream: str, record: Mapping[str, Any]) -> list[ActivityIntent]:
+    """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
+    email, email_id, campaign = _common(record)
+    when = _utc(record.get("timestamp"))
+    if when is None:
+        raise MappingError("missing or invalid timestamp", "timestamp")
+    return [
+        ActivityIntent(
+            stream=stream,
+            record_key=_record_key(record, when, "unsubscribe"),
+            type="unsubscribe",
+            email=email,
+            email_id=email_id,
+            campaign_code=campaign,
+            list_id=record.get("list_id"),
+            action_date=when,
+            extra={"reason": record.get("reason")},
+        )
+    ]
+
+
+def _record_key(record: Mapping[str, Any], when: datetime, kind: str) -> str:
+    return f"{record.get('campaign_id')}/{record.get('email_id') or '?'}/{kind}/{format_oro_datetime(when)}"
+
+
+class ActivityLedger:
+    """Which Mailchimp activities Oro already holds (keys read from ``details``)."""
+
+    def __init__(self, writer: OroWriter, page_size: int = 500) -> None:
+        self.writer = writer
+        self.page_size = page_size
+        self._keys: set[str] = set()
+        self._full: set[str | None] = set()
+        self._windows: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.lookup_calls = 0
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def add(self, key: str) -> None:
+        """Remember a key written in this run."""
+        with self._lock:
+            self._keys.add(key)
+
+    def ensure_campaign(self, campaign_id: str) -> None:
+        """Load every Mailchimp activity of one Oro campaign (once per run)."""
+        with self._lock:
+            if campaign_id in self._full:
+                return
+        self._load({"filter[campaign]": campaign_id})
+        with self._lock:
+            self._full.add(campaign_id)
+
+    def ensure_window(self, campaign_id: str | None, start: datetime, end: datetime) -> None:
+        """Load the activities of ``campaign_id`` (None = any) with ``start <= actionDate <= end``."""
+        with self._lock:
+            if campaign_id in self._full:
+                return
+            if any(s <= start and end <= e for s, e in self._windows[campaign_id]):
+                return
+        params = {
+            "filter[actionDate][gte]": format_oro_datetime(start),
+            "filter[actionDate][lte]": format_oro_datetime(end),
+        }
+        if campaign_id is not None:
+            params["filter[campaign]"] = campaign_id
+        self._load(params)
+        with self._lock:
+            self._windows[campaign_id].append((start, end))
+
+    def recheck(self, campaign_id: str | None, when: datetime, key: str) -> bool:
+        """Ask Oro again whether ``key`` exists (used before retrying an ambiguous create)."""
+        params = {"filter[actionDate]": format_oro_datetime(when)}
+        if campaign_id is not None:
+            params["filter[campaign]"] = campaign_id
+        self._load(params)
+        return key in self
+
+    def _load(self, params: Mapping[str, str]) -> None:
+        query = {**params, "page[size]": str(self.page_size), "sort": "id"}
+        found = []
+        self.lookup_calls += 1
+        for res in self.writer.iter_resources("marketingactivities", query):
+            found.extend(keys_of(res))
+        with self._lock:
+            self._keys.update(found)
+
+
+def keys_of(resource: Mapping[str, Any]) -> list[str]:
+    """Dedupe keys of an Oro marketing activity written by this target (``[]`` for others)."""
+    details = (resource.get("attributes") or {}).get("details")
+    if not isinstance(details, str) or '"mailchimp"' not in details:
+        return []
+    try:
+        payload = json.loads(details)
+    except ValueError:
+        return []
+    if not isinstance(payload, dict) or payload.get("source") != "mailchimp" or not payload.get("key"):
+        return []
+    kind = payload.get("action")
+    first = f"F:{kind}|{payload.get('campaign_id') or ''}|{payload.get('email_id') or ''}"
+    return ["E:" + str(payload["key"]), first]
+
+
+@dataclass
+class WriteOutcome:
+    """Counters of one :meth:`ActivityWriter.write` call."""
+
+    created: int = 0
+    duplicates: int = 0
+    skipped_granularity: int = 0
+
+
+class ActivityWriter:
+    """Turns intents into Oro records: resolve, dedupe, then create (Batch API or bounded POSTs)."""
+
+    def __init__(
+        self,
+        *,
+        writer: OroWriter,
+        customers: CustomerUserDirectory,
+        campaigns: CampaignDirectory,
+        report: RunReport,
+        granularity: str = FIRST_PER_ACTION,
+        batch_mode: str = "auto",
+        page_size: int = 500,
+    ) -> None:
+        self.writer = writer
+        self.customers = customers
+        self.campaigns = campaigns
+        self.report = report
+        self.granularity = granularity
+        self.ledger = ActivityLedger(writer, page_size=page_size)
+        # None = not probed yet; the stock Oro API has no Batch API for marketingactivities (405).
+        self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
+        self._lock = threading.Lock()
+
+    def write(self, intents: Sequence[ActivityIntent]) -> WriteOutcome:
+        """Write the intents not yet in Oro; reject (and report) those that cannot be written."""
+        outcome = WriteOutcome()
+        # 1. Drop duplicates inside the input (and, for first_per_action, later events).
+        chosen: dict[str, ActivityIntent] = {}
+        for intent in sorted(intents, key=lambda i: i.action_date):
+            key = intent.dedupe_key(self.granularity)
+            if key in chosen:
+                if key.startswith("F:"):
+                    outcome.skipped_granularity += 1
+                else:
+                    outcome.duplicates += 1
+                continue
+            chosen[key] = intent
+        # 2. Customer users and campaigns.
+        users = self.customers.resolve({i.email for i in chosen.values()})
+        campaign_ids: dict[str, str] = {}
+        for code in sorted({i.campaign_code for i in chosen.values() if i.campaign_code}):
+            campaign_ids[code] = self.campaigns.ensure(code).id
+        ready: list[tuple[str, ActivityIntent, str]] = []
+        for key, intent in chosen.items():
+            user = users.get(intent.email)
+            if user is None:
+                self.report.reject(
+                    intent.stream,
+                    intent.record_key,
+                    "no_customer_user",
+                    "no Oro customer user has this email address",
+                    "email_address",
+                )
+                continue
+            ready.append((key, intent, user.id))
+        # 3. What does Oro already hold?
+        self._prepare_ledger([(k, i) for k, i, _ in ready], campaign_ids)
+        todo = []
+        for key, intent, user_id in ready:
+            if key in self.ledger:
+                if key.startswith("F:") and intent.type in FIRST_ONLY_TYPES:
+                    outcome.skipped_granularity += 1
+                else:
+                    outcome.duplicates += 1
+                continue
+            todo.append((key, intent, user_id))
+        # 4. Create.
+        outcome.created = self._create(todo, campaign_ids)
+        return outcome
+
+    def _prepare_ledger(
+        self, items: Sequence[tuple[str, ActivityIntent]], campaign_ids: Mapping[str, str]
+    ) -> None:
+        windows: dict[str | None, list[datetime]] = defaultdict(list)
+        for key, intent in items:
+            scope = self._scope(intent, campaign_ids)
+            if key.startswith("F:") and scope is not None:
+                self.ledger.ensure_campaign(scope)
+            else:
+                windows[scope].append(intent.action_date)
+        for scope, dates in windows.items():
+            self.ledger.ensure_window(scope, min(dates), max(dates))
+
+    @staticmethod
+    def _scope(intent: ActivityIntent, campaign_ids: Mapping[str, str]) -> str | None:
+        """Campaign filter for ledger lookups (None = any campaign, used for unsubscribes)."""
+        if intent.type == "unsubscribe":
+            return None
+        return campaign_ids.get(intent.campaign_code or "")
+
+    def _body(self, intent: ActivityIntent, user_id: str, campaign_id: str | None) -> dict[str, Any]:
+        rels: dict[str, Any] = {
+            "marketingActivityType": {"data": {"type": "marketingactivitytypes", "id": intent.type}},
+            "entity": {"data": {"type": "customerusers", "id": user_id}},
+        }
+        if campaign_id is not None:
+            rels["campaign"] = {"data": {"type": "campaigns", "id": campaign_id}}
+        return {
+            "type": "marketingactivities",
+            "attributes": {
+                "actionDate": format_oro_datetime(intent.action_date),
+                "details": intent.details(),
+            },
+            "relationships": rels,
+        }
+
+    def _create(
+        self, todo: list[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
+    ) -> int:
+        if not todo:
+            return 0
+        if self.batch_supported is not False:
+            done = self._create_batched(todo, campaign_ids)
+            if done is not None:
+                return done
+        return self._create_single(todo, campaign_ids)
+
+    # -- one POST per activity, bounded concurrency ------------------------------------------
+    def _create_single(
+        self, todo: Sequence[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
+    ) -> int:
+        def post(key: str, intent: ActivityIntent, user_id: str) -> bool:
+            scope = self._scope(intent, campaign_ids)
+            body = {"data": self._body(intent, user_id, campaign_ids.get(intent.campaign_code or ""))}
+            self.writer.call(
+                "POST",
+                "marketingactivities",
+                body=body,
+                verify=lambda: self.ledger.recheck(scope, intent.action_date, key),
+            )
+            self.ledger.add(key)
+            return True
+
+        results = self.writer.run_parallel([functools.partial(post, k, i, u) for k, i, u in todo])
+        created = 0
+        for (_, intent, _), result in zip(todo, results, strict=True):
+            if isinstance(result, OroClientError):
+                self._reject(intent, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                created += 1
+        return created
+
+    # -- Batch API (X-Mode: sync), where the instance enables it ------------------------------
+    def _create_batched(
+        self, todo: list[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
+    ) -> int | None:
+        created = 0
+        for start in range(0, len(todo), SYNC_BATCH_LIMIT):
+            chunk = todo[start : start + SYNC_BATCH_LIMIT]
+            result = self._send_batch(chunk, campaign_ids)
+            if result is None:
+                if start == 0:
+                    return None
+                return created + self._create_single(todo[start:], campaign_ids)
+            created += result
+        return created
+
+    def _send_batch(
+        self, chunk: list[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
+    ) -> int | None:
+        while chunk:
+            body = {
+                "data": [
+                    self._body(i, u, campaign_ids.get(i.campaign_code or "")) for _, i, u in chunk
+                ]
+            }
+            first_key, first_intent, _ = chunk[0]
+            scope = self._scope(first_intent, campaign_ids)
+
+            def landed(k: str = first_key, i: ActivityIntent = first_intent, s: str | None = scope) -> bool:
+                # A sync batch is atomic: if its first record landed, all of them did.
+                return self.ledger.recheck(s, i.action_date, k)
+
+            try:
+                response = self.writer.call(
+                    "PATCH",
+                    "marketingactivities",
+                    body=body,
+                    headers={"X-Mode": "sync"},
+                    verify=landed,
+                    ok_statuses=(405,),
+                )
+            except OroClientError as exc:
+                bad = _bad_indexes(exc, len(chunk))
+                if not bad:
+                    # Errors we cannot attribute to a record: fall back to one POST each.
+                    return self._create_single(chunk, campaign_ids)
+                for index in sorted(bad):
+                    self._reject(chunk[index][1], exc, index=index)
+                chunk = [item for n, item in enumerate(chunk) if n not in bad]
+                continue
+            if isinstance(response, requests.Response) and response.status_code == 405:
+                with self._lock:
+                    self.batch_supported = False
+                return None
+            if isinstance(response, requests.Response) and response.status_code == 202:
+                # Oro turned the sync request into an async operation (took > 25 s): the records
+                # will land; the ledger lookup of the next run (or a replay) sees them.
+                pass
+            with self._lock:
+                self.batch_supported = True
+            for key, _, _ in chunk:
+                self.ledger.add(key)
+            return len(chunk)
+        return 0
+
+    def _reject(self, intent: ActivityIntent, exc: OroClientError, index: int | None = None) -> None:
+        detail = all_error_details(exc)
+        if index is not None:
+            detail = _errors_for_index(exc, index) or detail
+        field = _first_pointer(exc, index)
+        self.report.reject(intent.stream, intent.record_key, f"oro_{exc.status}", detail, field)
+
+
+def _pointer_index(pointer: str) -> int | None:
+    parts = pointer.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "data" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _pointers(exc: OroClientError) -> list[tuple[str, str]]:
+    out = []
+    for error in exc.errors:
+        source = error.get("source")
+        pointer = source.get("pointer") if isinstance(source, Mapping) else None
+        out.append((str(pointer or ""), str(error.get("detail") or error.get("title") or "")))
+    return out
+
+
+def _bad_indexes(exc: OroClientError, size: int) -> set[int]:
+    if exc.status not in {400, 409, 422}:
+        return set()
+    indexes = set()
+    for pointer, _ in _pointers(exc):
+        index = _pointer_index(pointer)
+        if index is None or index >= size:
+            return set()
+        indexes.add(index)
+    return indexes
+
+
+def _errors_for_index(exc: OroClientError, index: int) -> str:
+    return "; ".join(
+        f"{detail} ({pointer})" for pointer, detail in _pointers(exc) if _pointer_index(pointer) == index
+    )
+
+
+def _first_pointer(exc: OroClientError, index: int | None) -> str | None:
+    for pointer, _ in _pointers(exc):
+        if pointer and (index is None or _pointer_index(pointer) == index):
+            return pointer
+    return None

@@ -1,0 +1,148 @@
+"""Bulk updates through Oro's Batch API (``PATCH /{type}`` + ``X-Mode: sync``, <=100 records).
+
+A sync batch is atomic: one invalid record fails the whole request. Oro's errors then carry
+pointers like ``/data/3/attributes/firstName``; the records they name are rejected with Oro's
+``detail`` and ``source.pointer`` and the rest is sent again, so one bad record never blocks its
+99 neighbours. Resources without a Batch API (405) fall back to one PATCH per record with bounded
+concurrency. Updates are idempotent (same values), so plain retries are safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from oromc_common.oro import OroClientError
+
+from target_orocommerce.client import SYNC_BATCH_LIMIT, OroWriter, all_error_details
+
+RejectFn = Callable[[Any, str, str | None], None]
+"""``reject(context, detail, pointer)``: called once per record Oro refused."""
+
+
+@dataclass
+class Update:
+    """One record update: ``context`` is passed back to the reject callback."""
+
+    context: Any
+    id: str
+    attributes: Mapping[str, Any]
+    relationships: Mapping[str, Any] | None = None
+
+    def resource(self, resource_type: str, *, batch: bool) -> dict[str, Any]:
+        """The JSON:API resource object for this update."""
+        body: dict[str, Any] = {"type": resource_type, "id": self.id}
+        if batch:
+            body["meta"] = {"update": True}
+        if self.attributes:
+            body["attributes"] = dict(self.attributes)
+        if self.relationships:
+            body["relationships"] = dict(self.relationships)
+        return body
+
+
+def _pointer_index(pointer: str) -> int | None:
+    parts = pointer.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "data" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _by_index(exc: OroClientError, size: int) -> dict[int, list[tuple[str, str]]] | None:
+    """Errors grouped by record index, or None when some error names no record."""
+    if exc.status not in {400, 409, 422} or not exc.errors:
+        return None
+    grouped: dict[int, list[tuple[str, str]]] = {}
+    for error in exc.errors:
+        source = error.get("source")
+        pointer = str(source.get("pointer") or "") if isinstance(source, Mapping) else ""
+        index = _pointer_index(pointer)
+        if index is None or index >= size:
+            return None
+        detail = str(error.get("detail") or error.get("title") or "")
+        grouped.setdefault(index, []).append((detail, pointer))
+    return grouped
+
+
+def _single_pointer(pointer: str) -> str:
+    """``/data/3/attributes/x`` -> ``/data/attributes/x`` (the record's own pointer)."""
+    parts = pointer.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "data" and parts[1].isdigit():
+        return "/" + "/".join([parts[0], *parts[2:]])
+    return pointer
+
+
+class BulkUpdater:
+    """Update many records of one resource with as few requests as the API allows."""
+
+    def __init__(self, writer: OroWriter, resource: str, *, batch_mode: str = "auto") -> None:
+        self.writer = writer
+        self.resource = resource
+        self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
+        self._lock = threading.Lock()
+
+    def update(self, updates: Sequence[Update], reject: RejectFn) -> list[Update]:
+        """Apply ``updates``; return the ones that landed (the others went to ``reject``)."""
+        done: list[Update] = []
+        pending = list(updates)
+        while pending and self.batch_supported is not False:
+            chunk, pending = pending[:SYNC_BATCH_LIMIT], pending[SYNC_BATCH_LIMIT:]
+            landed = self._batch(chunk, reject)
+            if landed is None:
+                pending = chunk + pending
+                break
+            done.extend(landed)
+        if pending:
+            done.extend(self._single(pending, reject))
+        return done
+
+    def _batch(self, chunk: list[Update], reject: RejectFn) -> list[Update] | None:
+        while chunk:
+            body = {"data": [u.resource(self.resource, batch=True) for u in chunk]}
+            try:
+                response = self.writer.call(
+                    "PATCH", self.resource, body=body, headers={"X-Mode": "sync"}, ok_statuses=(405,)
+                )
+            except OroClientError as exc:
+                grouped = _by_index(exc, len(chunk))
+                if grouped is None:
+                    return self._single(chunk, reject)
+                for index, errors in grouped.items():
+                    detail = "; ".join(f"{d} ({_single_pointer(p)})" for d, p in errors)
+                    reject(chunk[index].context, detail, _single_pointer(errors[0][1]))
+                chunk = [u for n, u in enumerate(chunk) if n not in grouped]
+                continue
+            if isinstance(response, requests.Response) and response.status_code == 405:
+                with self._lock:
+                    self.batch_supported = False
+                return None
+            with self._lock:
+                self.batch_supported = True
+            return chunk
+        return []
+
+    def _single(self, updates: Sequence[Update], reject: RejectFn) -> list[Update]:
+        def patch(u: Update) -> None:
+            body = {"data": u.resource(self.resource, batch=False)}
+            self.writer.call("PATCH", f"{self.resource}/{u.id}", body=body)
+
+        results = self.writer.run_parallel([functools.partial(patch, u) for u in updates])
+        done = []
+        for update, result in zip(updates, results, strict=True):
+            if isinstance(result, OroClientError):
+                pointer = None
+                for error in result.errors:
+                    source = error.get("source")
+                    if isinstance(source, Mapping) and source.get("pointer"):
+                        pointer = str(source["pointer"])
+                        break
+                reject(update.context, all_error_details(result), pointer)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                done.append(update)
+        return done

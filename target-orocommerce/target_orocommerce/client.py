@@ -1,0 +1,371 @@
+"""HTTP client for writing into the Oro back-office API.
+
+One :class:`OroWriter` per target run, shared by every sink. It adds to the shared Oro pieces in
+``oromc_common.oro`` (OAuth2 token cache, error classification, JSON:API helpers) what a *writer*
+needs:
+
+* retries with backoff (``backoff`` library) on 429/5xx/connection errors, honouring
+  ``Retry-After``; one token refresh + retry on 401;
+* **safe retries of non-idempotent creates**: before re-sending a POST that may already have been
+  applied (5xx or a lost connection), the caller's ``verify`` callback is asked whether the write
+  landed; if it did, the retry is skipped;
+* 403 raised as :class:`OroPermissionError`, whose message names the permission the API user's role
+  needs;
+* every call counted in the run report (``RunReport.count_call``);
+* bounded concurrency (:meth:`OroWriter.run_parallel`) for resources without a Batch API.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import backoff
+import requests
+from oromc_common.oro import (
+    OroApiError,
+    OroAuthError,
+    OroClientError,
+    OroOAuth2Authenticator,
+    OroRetriableError,
+    jsonapi_headers,
+    oro_error_message,
+    raise_for_oro_status,
+    scrub,
+)
+from oromc_common.report import RunReport
+from requests.adapters import HTTPAdapter
+
+T = TypeVar("T")
+
+LOGGER = logging.getLogger("target_orocommerce")
+
+SYNC_BATCH_LIMIT = 100
+"""Oro's ``sync_processing_limit``: primary records per ``X-Mode: sync`` Batch API request."""
+
+_ACTION_BY_METHOD = {"GET": "VIEW", "POST": "CREATE", "PATCH": "EDIT", "DELETE": "DELETE"}
+_ENTITY_LABELS = {
+    "customerusers": "Customer User",
+    "customeruseraddresses": "Customer User Address",
+    "tags": "Tag",
+    "campaigns": "Campaign",
+    "marketingactivities": "Marketing Activity",
+    "orders": "Order",
+}
+
+
+class OroPermissionError(OroClientError):
+    """A 403: the API user's role lacks a permission. Not retried; the run stops."""
+
+
+class AlreadyApplied:
+    """Returned instead of a response when a retried create turned out to have landed already."""
+
+
+ALREADY_APPLIED = AlreadyApplied()
+
+
+def permission_hint(method: str, path: str) -> str:
+    """Name the Oro permission a request needs, e.g. ``"CREATE on Marketing Activity"``."""
+    parts = [p for p in path.split("?", 1)[0].strip("/").split("/") if p]
+    if parts[:1] == ["rest"]:
+        if "unsubscribe" in parts:
+            return "the 'oro_marketinglist_unsubscribed_item_create' capability (Marketing List Unsubscribed Item: CREATE)"
+        if "subscribe" in parts:
+            return "the 'oro_marketinglist_unsubscribed_item_delete' capability (Marketing List Unsubscribed Item: DELETE)"
+        return "access to the old REST API for this OAuth application"
+    resource = parts[0] if parts else "?"
+    label = _ENTITY_LABELS.get(resource, resource)
+    action = _ACTION_BY_METHOD.get(method.upper(), method.upper())
+    if "relationships" in parts:
+        action = "EDIT"
+        if parts[-1] == "tags":
+            label = f"{label} (and ASSIGN/UNASSIGN on Tag)"
+    elif method.upper() in {"POST", "PATCH"}:
+        action = f"{action} + VIEW"
+    return f"{action} on {label}"
+
+
+def _retry_waits(base: float, cap: float) -> Generator[float, Any, None]:
+    """Backoff wait generator: ``Retry-After`` when the server sent one, else capped jittered expo.
+
+    ``backoff`` primes the generator with ``next()`` and then sends each exception in.
+    """
+    attempt = 0
+    error: Any = yield 0.0
+    while True:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            value = min(float(retry_after), cap)
+        else:
+            value = min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
+        attempt += 1
+        error = yield value
+
+
+class _TransportError(OroRetriableError):
+    """No response (connection reset, timeout): retriable; a create may or may not have landed."""
+
+
+class OroWriter:
+    """Authenticated, retrying, counting access to ``<base_url><api_prefix>``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_prefix: str,
+        auth: OroOAuth2Authenticator,
+        report: RunReport,
+        timeout: float = 60.0,
+        max_tries: int = 6,
+        max_retry_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        max_concurrency: int = 4,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_root = self.base_url + "/" + api_prefix.strip("/")
+        self.auth = auth
+        self.report = report
+        self.timeout = timeout
+        self.max_tries = max(1, max_tries)
+        self.max_retry_wait = max_retry_wait
+        self.backoff_base = backoff_base
+        self.max_concurrency = max(1, max_concurrency)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_concurrency + 2)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "target-orocommerce/0.1"
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- URLs -----------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        """Absolute URL for an API path (``customerusers``) or an absolute URL (pagination links)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.api_root}/{path.lstrip('/')}"
+
+    # -- one call -------------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        verify: Callable[[], bool] | None = None,
+        ok_statuses: Sequence[int] = (),
+    ) -> requests.Response | AlreadyApplied:
+        """Send one request with retries; return the response (2xx or one of ``ok_statuses``).
+
+        Args:
+            method: HTTP method.
+            path: API path relative to the API root, or an absolute URL.
+            params: query parameters.
+            body: JSON body (sent as ``application/vnd.api+json`` unless ``headers`` say otherwise).
+            headers: extra headers.
+            verify: for non-idempotent creates: called before any *retry*; return True when the
+                earlier attempt already landed, then :data:`ALREADY_APPLIED` is returned.
+            ok_statuses: non-2xx statuses returned to the caller instead of raised.
+
+        Raises:
+            OroPermissionError: 403 (the message names the missing permission).
+            OroClientError: other 4xx (``errors`` carries Oro's ``detail`` and ``source``).
+            OroRetriableError: 429/5xx/transport errors still failing after ``max_tries``.
+            OroAuthError: 401 after a token refresh.
+        """
+        attempts = {"n": 0, "auth_retries": 0}
+        method = method.upper()
+        label = f"{method} {path.split('?', 1)[0].strip('/')}" if not path.startswith("http") else None
+
+        def once() -> requests.Response | AlreadyApplied:
+            attempts["n"] += 1
+            if attempts["n"] > 1 and verify is not None and verify():
+                return ALREADY_APPLIED
+            return self._send(method, path, params, body, headers, ok_statuses, label, attempts)
+
+        retrying = backoff.on_exception(
+            _retry_waits,
+            OroRetriableError,
+            max_tries=self.max_tries,
+            jitter=None,
+            on_backoff=self._log_backoff,
+            base=self.backoff_base,
+            cap=self.max_retry_wait,
+        )(once)
+        return retrying()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        ok_statuses: Sequence[int],
+        label: str | None,
+        attempts: dict[str, int],
+    ) -> requests.Response:
+        all_headers = jsonapi_headers(write=body is not None)
+        if headers:
+            all_headers.update(headers)
+        while True:
+            try:
+                response = self.session.request(
+                    method,
+                    self.url(path),
+                    params=params,
+                    json=body,
+                    headers=all_headers,
+                    auth=self.auth,
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.report.count_call(method, "error")
+                msg = f"{label or method} failed without a response: {type(exc).__name__}"
+                raise _TransportError(msg, resource=label or "") from exc
+            self.report.count_call(method, response.status_code)
+            if response.status_code == 401 and attempts["auth_retries"] < 1:
+                attempts["auth_retries"] += 1
+                self.auth.invalidate(response.request)
+                continue
+            break
+        if response.status_code in ok_statuses or response.status_code < 400:
+            return response
+        if response.status_code == 403:
+            raise self._permission_error(method, path, response, label)
+        raise_for_oro_status(response, label, secrets=self.auth.secrets)
+        return response  # pragma: no cover - raise_for_oro_status raised
+
+    def _permission_error(
+        self, method: str, path: str, response: requests.Response, label: str | None
+    ) -> OroPermissionError:
+        relative = path.split("?", 1)[0]
+        if relative.startswith(self.api_root):
+            relative = relative[len(self.api_root) :]
+        need = permission_hint(method, relative)
+        detail = oro_error_message(response, label, secrets=self.auth.secrets)
+        msg = (
+            f"{detail}. The Oro API user's role needs {need}: grant it under System > User "
+            "Management > Roles (or use an OAuth application whose user has it)."
+        )
+        return OroPermissionError(msg, status=403, resource=label or "")
+
+    @staticmethod
+    def _log_backoff(details: Any) -> None:
+        exc = details.get("exception")
+        LOGGER.warning(
+            "Retrying after %s (attempt %s, waiting %.1fs)",
+            scrub(str(exc)) if exc else "error",
+            details.get("tries"),
+            details.get("wait") or 0.0,
+        )
+
+    # -- JSON helpers ---------------------------------------------------------------------
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET and decode a JSON:API document."""
+        response = self.call("GET", path, params=params)
+        assert isinstance(response, requests.Response)
+        payload = response.json()
+        return payload if isinstance(payload, dict) else {}
+
+    def iter_resources(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every resource of a list, following ``links.next`` verbatim."""
+        url: str | None = path
+        query: Mapping[str, str] | None = params
+        seen: set[str] = set()
+        while url:
+            doc = self.get_json(url, query)
+            data = doc.get("data") or []
+            yield from (d for d in data if isinstance(d, dict))
+            next_link = (doc.get("links") or {}).get("next")
+            if isinstance(next_link, dict):
+                next_link = next_link.get("href")
+            if not next_link or next_link in seen or not data:
+                return
+            seen.add(next_link)
+            url, query = str(next_link), None
+
+    # -- concurrency ----------------------------------------------------------------------
+    def run_parallel(self, tasks: Sequence[Callable[[], T]]) -> list[T | BaseException]:
+        """Run ``tasks`` with at most ``max_concurrency`` in flight; results in input order.
+
+        Each slot holds the task's return value or the exception it raised, except
+        :class:`OroPermissionError` and :class:`OroAuthError`, which are re-raised (fail fast).
+        """
+        if not tasks:
+            return []
+        if len(tasks) == 1 or self.max_concurrency == 1:
+            results: list[T | BaseException] = []
+            for task in tasks:
+                try:
+                    results.append(task())
+                except (OroPermissionError, OroAuthError):
+                    raise
+                except OroApiError as exc:
+                    results.append(exc)
+            return results
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_concurrency, thread_name_prefix="oro-write"
+                )
+            pool = self._pool
+        futures = [pool.submit(task) for task in tasks]
+        out: list[T | BaseException] = []
+        fatal: BaseException | None = None
+        for future in futures:
+            error = future.exception()
+            if error is None:
+                out.append(future.result())
+            elif isinstance(error, OroPermissionError | OroAuthError):
+                fatal = fatal or error
+                out.append(error)
+            elif isinstance(error, OroApiError):
+                out.append(error)
+            else:
+                raise error
+        if fatal is not None:
+            raise fatal
+        return out
+
+    def close(self) -> None:
+        """Release the worker threads and the connection pool."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+        self.session.close()
+
+
+def error_pointer(exc: OroApiError) -> tuple[str, str | None]:
+    """``(detail, pointer)`` of the first Oro error in ``exc`` (for the rejects report)."""
+    for error in exc.errors:
+        detail = str(error.get("detail") or error.get("title") or "")
+        source = error.get("source")
+        pointer = None
+        if isinstance(source, Mapping):
+            pointer = source.get("pointer") or source.get("parameter")
+        return scrub(detail), (str(pointer) if pointer else None)
+    return scrub(str(exc)), None
+
+
+def all_error_details(exc: OroApiError) -> str:
+    """All Oro error details of ``exc`` joined, each with its ``source.pointer``."""
+    parts = []
+    for error in exc.errors:
+        detail = str(error.get("detail") or error.get("title") or "")
+        source = error.get("source")
+        if isinstance(source, Mapping) and (source.get("pointer") or source.get("parameter")):
+            detail = f"{detail} ({source.get('pointer') or source.get('parameter')})"
+        parts.append(detail)
+    return scrub("; ".join(parts) if parts else str(exc))

@@ -1,0 +1,181 @@
+"""One small sink per tap-mailchimp-engagement stream; the work happens in the shared services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.helpers._typing import DatetimeErrorTreatmentEnum
+from singer_sdk.sinks import BatchSink
+from typing_extensions import override
+
+from target_orocommerce.activities import (
+    ActivityIntent,
+    MappingError,
+    intents_from_email_activity,
+    intents_from_sent_to,
+    intents_from_unsubscribes,
+)
+from target_orocommerce.conversions import ConversionError, parse_conversion
+from target_orocommerce.members import MemberError, parse_member
+
+if TYPE_CHECKING:
+    from singer_sdk import Target
+
+    from target_orocommerce.services import Services
+
+
+class OroSink(BatchSink):
+    """Base sink: batches of ``batch_size_rows`` (default 500) handed to the shared services.
+
+    The SDK's per-record JSON-schema validation is replaced by the sinks' own checks, which reject a
+    bad record with a message naming the field (and never log its values), and let the run go on.
+    """
+
+    MAX_SIZE_DEFAULT = 500
+
+    def __init__(
+        self,
+        target: Target,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        self.services: Services = target.services  # type: ignore[attr-defined]
+        super().__init__(target, stream_name, schema, key_properties)
+
+    @property
+    @override
+    def datetime_error_treatment(self) -> DatetimeErrorTreatmentEnum:
+        return DatetimeErrorTreatmentEnum.NULL
+
+    @override
+    def get_validator(self) -> None:
+        return None
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        self.services.report.count(self.stream_name, "read")
+        super().process_record(record, context)
+
+    @override
+    def process_batch(self, context: dict[str, Any]) -> None:
+        records = context.get("records") or []
+        if records:
+            self.write(records)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Write one batch (implemented per stream)."""
+        raise NotImplementedError
+
+
+class MembersSink(OroSink):
+    """``members`` -> customer user names, phone, owned tags, consent."""
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:
+        services = self.services
+        rows = []
+        for record in records:
+            try:
+                rows.append(parse_member(record, services.member_settings))
+            except MemberError as exc:
+                key = f"{record.get('list_id')}/{record.get('id')}"
+                services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
+        services.members.process(rows)
+
+
+class CampaignsSink(OroSink):
+    """``campaigns`` -> Oro ``campaigns`` upserted by ``code`` = Mailchimp campaign id."""
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        send_time = record.get("send_time")
+        if isinstance(send_time, datetime) and isinstance(record.get("id"), str):
+            self.services.remember_send_time(record["id"], send_time.astimezone(UTC))
+        super().process_record(record, context)
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:
+        self.services.campaign_sync.process(self.stream_name, records)
+
+
+class ReportsSink(OroSink):
+    """``reports``: only their ``send_time`` is used (dates ``send`` activities)."""
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        send_time = record.get("send_time")
+        if isinstance(send_time, datetime) and isinstance(record.get("id"), str):
+            self.services.remember_send_time(record["id"], send_time.astimezone(UTC))
+        self.services.report.count(self.stream_name, "read")
+        self.services.report.count(self.stream_name, "used_for_send_times")
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:  # pragma: no cover - never batched
+        return
+
+
+class ActivitySink(OroSink):
+    """``email_activity``, ``sent_to``, ``unsubscribes`` -> one marketing activity per event."""
+
+    def intents(self, record: dict[str, Any]) -> list[ActivityIntent]:
+        """Activities asked for by one record."""
+        if self.stream_name == "sent_to":
+            return intents_from_sent_to(self.stream_name, record, self.services.send_times())
+        if self.stream_name == "unsubscribes":
+            return intents_from_unsubscribes(self.stream_name, record)
+        return intents_from_email_activity(self.stream_name, record)
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:
+        services = self.services
+        if self.stream_name == "sent_to":
+            services.fill_send_times({r.get("campaign_id") for r in records})
+        intents: list[ActivityIntent] = []
+        for record in records:
+            try:
+                intents.extend(self.intents(record))
+            except MappingError as exc:
+                key = f"{record.get('campaign_id')}/{record.get('email_id')}"
+                services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
+        outcome = services.activities.write(intents)
+        report = services.report
+        report.count(self.stream_name, "created", outcome.created)
+        report.count(self.stream_name, "unchanged", outcome.duplicates)
+        report.count(self.stream_name, "skipped_not_first_of_action", outcome.skipped_granularity)
+
+
+class ConversionsSink(OroSink):
+    """``ecommerce_orders`` with a ``campaign_id`` -> the Oro order's campaign relationship."""
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:
+        services = self.services
+        conversions = []
+        for record in records:
+            try:
+                conversion = parse_conversion(record)
+            except ConversionError as exc:
+                key = f"{record.get('store_id')}/{record.get('id')}"
+                services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
+                continue
+            if conversion is None:
+                services.report.count(self.stream_name, "not_attributed")
+                continue
+            conversions.append(conversion)
+        services.conversions.process(self.stream_name, conversions)
+
+
+class IgnoredSink(OroSink):
+    """Streams this target has no Oro destination for: counted, then dropped on purpose."""
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        self.services.report.count(self.stream_name, "read")
+        self.services.report.count(self.stream_name, "ignored_no_oro_destination")
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:  # pragma: no cover - never batched
+        return

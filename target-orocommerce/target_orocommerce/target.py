@@ -1,0 +1,181 @@
+"""target-orocommerce: Mailchimp contact changes, consent and engagement written into OroCommerce."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import threading
+from typing import Any
+
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+from typing_extensions import override
+
+from target_orocommerce.services import Services
+from target_orocommerce.sinks import (
+    ActivitySink,
+    CampaignsSink,
+    ConversionsSink,
+    IgnoredSink,
+    MembersSink,
+    ReportsSink,
+)
+
+SINKS: dict[str, type[Sink]] = {
+    "members": MembersSink,
+    "campaigns": CampaignsSink,
+    "reports": ReportsSink,
+    "email_activity": ActivitySink,
+    "sent_to": ActivitySink,
+    "unsubscribes": ActivitySink,
+    "ecommerce_orders": ConversionsSink,
+}
+
+
+class TargetOroCommerce(Target):
+    """Singer target writing tap-mailchimp-engagement streams into the Oro back-office API."""
+
+    name = "target-orocommerce"
+    # Sinks are drained one after the other in the order their streams first appeared, so campaigns
+    # are written before the activities that point at them; concurrency lives inside the sinks.
+    max_parallelism = 1
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("base_url", th.StringType, required=True, title="Oro site URL",
+                    description="Root URL of the OroCommerce site, e.g. https://shop.example.com. "
+                    "HTTPS required; http:// only for localhost/127.0.0.1."),
+        th.Property("api_prefix", th.StringType, default="/admin/api",
+                    description="Back-office API path prefix (Oro's web_backend_prefix + /api)."),
+        th.Property("client_id", th.StringType, required=True, secret=True,
+                    description="Client id of the back-office OAuth application."),
+        th.Property("client_secret", th.StringType, required=True, secret=True,
+                    description="Client secret of the back-office OAuth application."),
+        th.Property("grant_type", th.StringType, default="client_credentials",
+                    allowed_values=["client_credentials", "password"],
+                    description="OAuth2 grant: client_credentials (default) or password."),
+        th.Property("username", th.StringType,
+                    description="Back-office user name, only for grant_type=password."),
+        th.Property("password", th.StringType, secret=True,
+                    description="Back-office user password, only for grant_type=password."),
+        th.Property("conflict_policy", th.StringType, default="newer_wins",
+                    allowed_values=["newer_wins", "mailchimp_wins", "oro_wins"],
+                    description="Who wins when a name/phone differs: newer_wins compares the member's "
+                    "last_changed with the Oro record's updatedAt; mailchimp_wins always writes; "
+                    "oro_wins never overwrites Oro values."),
+        th.Property("sync_tags", th.BooleanType, default=True,
+                    description="Mirror Mailchimp member tags as Oro tags on the customer user "
+                    "(needs tagging enabled for Customer User in Oro)."),
+        th.Property("tag_prefix", th.StringType, default="mc:",
+                    description="Prefix of the Oro tags this connector owns: Mailchimp tag T becomes Oro "
+                    "tag <prefix>T; only tags with this prefix are ever added or removed."),
+        th.Property("ignore_tag_prefixes", th.ArrayType(th.StringType), default=["oro:"],
+                    description="Mailchimp tags starting with one of these prefixes are not mirrored "
+                    "(e.g. tags target-mailchimp pushed from Oro), so they never loop back."),
+        th.Property("first_name_merge_field", th.StringType, default="FNAME",
+                    description="Mailchimp merge field holding the first name."),
+        th.Property("last_name_merge_field", th.StringType, default="LNAME",
+                    description="Mailchimp merge field holding the last name."),
+        th.Property("phone_merge_field", th.StringType, default="PHONE",
+                    description="Mailchimp merge field holding the phone (written to the primary address)."),
+        th.Property("marketing_list_ids", th.ArrayType(th.IntegerType), default=[],
+                    description="Oro marketing list ids (lists of customer users) to unsubscribe "
+                    "unsubscribed/cleaned members from, and re-subscribe re-subscribed members to "
+                    "(old REST API)."),
+        th.Property("create_missing_customer_users", th.BooleanType, default=False,
+                    description="Create a customer user for a subscribed member with no match "
+                    "(default: report it as rejected, create nothing)."),
+        th.Property("new_customer_user_customer_id", th.StringType,
+                    description="Customer (account) id new customer users belong to; required when "
+                    "create_missing_customer_users is true."),
+        th.Property("new_customer_user_role_id", th.StringType,
+                    description="Customer user role id for created users; without it they are "
+                    "created disabled."),
+        th.Property("activity_granularity", th.StringType, default="first_per_action",
+                    allowed_values=["first_per_action", "every_event"],
+                    description="every_event: one marketing activity per open/click; first_per_action: "
+                    "only the first open and first click per member and campaign."),
+        th.Property("batch_mode", th.StringType, default="auto",
+                    allowed_values=["auto", "batch", "single"],
+                    description="auto: Batch API (X-Mode: sync, <=100) where the resource allows it, "
+                    "one request per record otherwise; single: never use the Batch API."),
+        th.Property("conversion_mode", th.StringType, default="order_campaign",
+                    allowed_values=["order_campaign", "off"],
+                    description="order_campaign: link each attributed order to its campaign; off: ignore."),
+        th.Property("conversion_order_relationship", th.StringType, default="campaign",
+                    description="Name of the custom Order -> Campaign relation in Oro."),
+        th.Property("conversion_order_match", th.StringType, default="id",
+                    allowed_values=["id", "identifier"],
+                    description="Oro order field equal to the Mailchimp e-commerce order id."),
+        th.Property("max_concurrency", th.IntegerType, default=4,
+                    description="Requests in flight at once for resources without a Batch API (1-16)."),
+        th.Property("request_timeout", th.NumberType, default=60,
+                    description="HTTP timeout per request, seconds."),
+        th.Property("max_retries", th.IntegerType, default=6,
+                    description="Attempts per request on 429/5xx/connection errors."),
+        th.Property("max_retry_wait", th.NumberType, default=60,
+                    description="Longest wait between retries, seconds (Retry-After is honoured up to this)."),
+        th.Property("lookup_page_size", th.IntegerType, default=500,
+                    description="Page size of the dedupe lookups of marketing activities."),
+        th.Property("rejects_path", th.StringType, default="output/target-orocommerce.rejects.jsonl",
+                    description="JSON-lines file that receives every rejected record with reason and field."),
+        th.Property("state_after_each_state_message", th.BooleanType, default=True,
+                    description="Drain every sink and emit state whenever the tap sends a new state "
+                    "(finer resume points); false = only every 5 minutes and at the end (SDK default)."),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._services: Services | None = None
+        self._services_lock = threading.Lock()
+        self._summary_logged = False
+        cfg = self.config
+        if cfg.get("create_missing_customer_users") and not cfg.get("new_customer_user_customer_id"):
+            msg = "Setting 'new_customer_user_customer_id' is required when create_missing_customer_users is true."
+            raise ValueError(msg)
+        if cfg.get("base_url"):
+            from oromc_common.http import require_secure_url
+
+            require_secure_url(str(cfg["base_url"]), "base_url")
+
+    @property
+    def services(self) -> Services:
+        """The shared services, built on first use."""
+        with self._services_lock:
+            if self._services is None:
+                self._services = Services(self.config)
+                atexit.register(functools.partial(self._finish, failed=True))
+            return self._services
+
+    @override
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if stream_name == "ecommerce_orders" and self.config.get("conversion_mode") == "off":
+            return IgnoredSink
+        return SINKS.get(stream_name, IgnoredSink)
+
+    @override
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        previous = self._latest_state
+        super()._process_state_message(message_dict)
+        if self.config.get("state_after_each_state_message", True) and self._latest_state != previous:
+            # Everything before this STATE line is written to Oro before the state is emitted.
+            self.drain_all()
+
+    @override
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self._finish(failed=False)
+
+    def _finish(self, *, failed: bool) -> None:
+        if self._summary_logged or self._services is None:
+            return
+        self._summary_logged = True
+        summary = self._services.report.log_summary(self.logger)
+        if failed:
+            self.logger.error("Run stopped before the end of input; state was emitted only for durable writes.")
+        self._services.close()
+        _ = summary
+
+
+if __name__ == "__main__":
+    TargetOroCommerce.cli()
