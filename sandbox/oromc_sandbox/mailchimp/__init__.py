@@ -57,12 +57,13 @@ def create_store_from_dump(data: dict[str, Any], options: Any, clock: Any, oro_s
 
 def routes() -> list[BaseRoute]:
     """All Mailchimp routes (absolute paths on the Mailchimp server)."""
-    from .audience import audience_routes
+    from .audience import audience_routes, fallback_routes
     from .batches import batch_routes
 
     out: list[BaseRoute] = [*audience_routes(), *batch_routes()]
     if engagement_routes is not None:
         out.extend(engagement_routes())
+    out.extend(fallback_routes())  # problem+json 404/405 for anything else under /3.0
     return out
 
 

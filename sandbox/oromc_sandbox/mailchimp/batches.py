@@ -1,9 +1,353 @@
-"""`/batches` (filled in below)."""
+"""`/batches`: asynchronous batch operations executed in-process against the same routes.
+
+Timeline on the sandbox clock after `submitted_at` (so tests can jump it with `/_sandbox/clock`):
+pending (0.5 s) -> preprocessing (0.5 s) -> started (0.5 s + 5 ms per operation) -> finalizing
+(0.5 s) -> finished. The operations run once the batch reaches `started` (a background task does it
+after the same wall-clock delay, and any read of the batch past that point runs whatever is left),
+so results never depend on polling. Results are a gzipped tar of JSON files, each a JSON array of
+`{"status_code", "operation_id", "response"}`, served without authentication at
+`/_sandbox/mailchimp/batch-results/<batch_id>.tar.gz` (Mailchimp uses a pre-signed S3 URL).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import base64
+import contextlib
+import gzip
+import io
+import tarfile
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .common import (
+    API_PREFIX,
+    ApiError,
+    Ctx,
+    check_type,
+    format_epoch,
+    link,
+    mc_endpoint,
+    require_keys,
+    require_object,
+    short_id,
+)
+from .store import MailchimpStore
+
+PHASES = (("pending", 0.5), ("preprocessing", 0.5))
+STARTED_BASE = 0.5
+PER_OPERATION = 0.005
+FINALIZING = 0.5
+RESULT_FILE_SIZE = 500  # operations per JSON file inside the archive
+MAX_OPEN_BATCHES = 500
+RETENTION_SECONDS = 7 * 86400  # finished batches 404 after a week (sandbox clock)
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+RESULTS_PATH = "/_sandbox/mailchimp/batch-results"
+
+# Live (non-persisted) execution state per batch id: app, server info, task, lock.
+_RUNTIME: dict[str, dict[str, Any]] = {}
+
+
+def _timeline(batch: dict[str, Any]) -> tuple[float, float, float]:
+    """(started_at, finalizing_at, finished_at) as POSIX seconds."""
+    t = batch["_submitted"] + sum(d for _, d in PHASES)
+    started = t
+    finalizing = started + STARTED_BASE + PER_OPERATION * len(batch["_operations"])
+    return started, finalizing, finalizing + FINALIZING
+
+
+def _phase(batch: dict[str, Any], now: float) -> str:
+    t = batch["_submitted"]
+    for name, duration in PHASES:
+        t += duration
+        if now < t:
+            return name
+    started, finalizing, finished = _timeline(batch)
+    if now < finalizing:
+        return "started"
+    if now < finished or not batch["_done"]:
+        return "finalizing"
+    return "finished"
+
+
+async def _run_operation(runtime: dict[str, Any], store: MailchimpStore, op: dict[str, Any]) -> dict[str, Any]:
+    """Execute one operation through the app's router (no sandbox middleware: no faults/latency)."""
+    path = op["path"] if op["path"].startswith("/") else "/" + op["path"]
+    query = urlencode(op.get("params") or {}, doseq=True) if op["method"] == "GET" else ""
+    if "?" in path:
+        path, _, extra = path.partition("?")
+        query = "&".join(q for q in (extra, query) if q)
+    body = (op.get("body") or "").encode("utf-8")
+    auth = base64.b64encode(f"batch:{store.api_key}".encode()).decode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": op["method"],
+        "scheme": runtime["scheme"],
+        "path": API_PREFIX + path,
+        "raw_path": (API_PREFIX + path).encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [
+            (b"host", runtime["host"].encode()),
+            (b"authorization", f"Basic {auth}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "server": runtime["server"],
+        "client": ("127.0.0.1", 0),
+        "state": {"request_id": ""},
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    status = 500
+    chunks: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await runtime["app"](scope, receive, send)
+    return {"status_code": status, "operation_id": op.get("operation_id"), "response": b"".join(chunks).decode("utf-8")}
+
+
+def _archive(batch_id: str, results: list[dict[str, Any]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for i in range(0, max(len(results), 1), RESULT_FILE_SIZE):
+            part = results[i : i + RESULT_FILE_SIZE]
+            data = orjson.dumps(part)
+            info = tarfile.TarInfo(name=f"{short_id('batch-file', batch_id, i, length=32)}.json")
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+async def _execute(store: MailchimpStore, batch_id: str) -> None:
+    """Run all operations of a batch once (idempotent, concurrency-safe)."""
+    runtime = _RUNTIME.get(batch_id)
+    batch = store.batches.get(batch_id)
+    if runtime is None or batch is None:
+        return
+    async with runtime["lock"]:
+        if batch["_done"] or batch_id not in store.batches:
+            return
+        results: list[dict[str, Any]] = []
+        for op in batch["_operations"]:
+            if batch_id not in store.batches:  # deleted while running
+                return
+            results.append(await _run_operation(runtime, store, op))
+        batch["_errored"] = sum(1 for r in results if r["status_code"] >= 400)
+        batch["_done"] = True
+        if results:
+            store.batch_results[batch_id] = _archive(batch_id, results)
+
+
+async def _background(store: MailchimpStore, batch_id: str, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await _execute(store, batch_id)
+
+
+async def _refresh(store: MailchimpStore, batch: dict[str, Any]) -> None:
+    """Make sure a batch past `started` (sandbox clock) has run."""
+    now = store.now().timestamp()
+    started, _, _ = _timeline(batch)
+    if now >= started and not batch["_done"]:
+        if batch["id"] in _RUNTIME:
+            await _execute(store, batch["id"])
+        else:  # loaded from disk: the operations cannot be replayed safely; mark done, no results
+            batch["_done"] = True
+
+
+def _render(request: Request, store: MailchimpStore, batch: dict[str, Any]) -> dict[str, Any]:
+    now = store.now().timestamp()
+    phase = _phase(batch, now)
+    total = len(batch["_operations"])
+    started, finalizing, finished_at = _timeline(batch)
+    if phase in ("pending",):
+        shown_total, finished = 0, 0
+    elif phase == "preprocessing":
+        shown_total, finished = total, 0
+    elif phase == "started":
+        shown_total = total
+        span = max(finalizing - started, 1e-9)
+        finished = min(total, int(total * (now - started) / span))
+    else:
+        shown_total, finished = total, total
+    errored = batch["_errored"] if phase in ("finalizing", "finished") else 0
+    url = ""
+    if phase == "finished" and batch["id"] in store.batch_results:
+        url = f"{batch['_base']}{RESULTS_PATH}/{batch['id']}.tar.gz"
+    path = f"/batches/{batch['id']}"
+    return {
+        "id": batch["id"],
+        "status": phase,
+        "total_operations": shown_total,
+        "finished_operations": finished,
+        "errored_operations": errored,
+        "submitted_at": format_epoch(batch["_submitted"]),
+        "completed_at": format_epoch(max(finished_at, batch.get("_done_at") or 0)) if phase == "finished" else "",
+        "response_body_url": url,
+        "_links": [
+            link(request, "parent", "/batches"),
+            link(request, "self", path),
+            link(request, "delete", path, "DELETE"),
+        ],
+    }
+
+
+def _expired(store: MailchimpStore, batch: dict[str, Any]) -> bool:
+    _, _, finished_at = _timeline(batch)
+    return store.now().timestamp() > finished_at + RETENTION_SECONDS
+
+
+def _get_batch(store: MailchimpStore, batch_id: str) -> dict[str, Any]:
+    batch = store.batches.get(batch_id)
+    if batch is None or _expired(store, batch):
+        raise ApiError.of("ResourceNotFound")
+    return batch
+
+
+def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
+    require_keys(body, ["operations"])
+    check_type(body, "operations", "array")
+    ops: list[dict[str, Any]] = []
+    for i, op in enumerate(body["operations"]):
+        prefix = f"operations.{i}."
+        if not isinstance(op, dict):
+            raise ApiError.of("InvalidResource", errors=[{"field": f"operations.{i}", "message": "Schema describes object, non-object found instead"}])
+        missing = [k for k in ("method", "path") if k not in op]
+        if missing:
+            raise ApiError.of("InvalidResource", errors=[{"field": f"operations.{i}", "message": "Required fields were not provided: " + ", ".join(missing)}])
+        check_type(op, "method", "string", prefix)
+        check_type(op, "path", "string", prefix)
+        check_type(op, "params", "object", prefix)
+        check_type(op, "body", "string", prefix)
+        check_type(op, "operation_id", "string", prefix)
+        if op["method"] not in METHODS:
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[{"field": prefix + "method", "message": "Data presented is not one of the accepted values: " + ", ".join(METHODS) + "."}],
+            )
+        ops.append({k: op[k] for k in ("method", "path", "params", "body", "operation_id") if k in op})
+    return ops
+
+
+@mc_endpoint(paged=False)
+async def batch_create(request: Request, ctx: Ctx) -> dict[str, Any]:
+    store = ctx.store
+    body = require_object(ctx.json)
+    ops = _validate_operations(body)
+    now = ctx.now().timestamp()
+    open_batches = sum(1 for b in store.batches.values() if not b["_done"])
+    if open_batches >= MAX_OPEN_BATCHES:
+        raise ApiError(429, "Too Many Requests", f"You have more than {MAX_OPEN_BATCHES} pending batches.")
+    batch_id = short_id("batch", store.options.seed, len(store.batches), now, len(ops))
+    while batch_id in store.batches:
+        batch_id = short_id("batch", batch_id)
+    batch = {
+        "id": batch_id,
+        "_operations": ops,
+        "_submitted": now,
+        "_done": False,
+        "_errored": 0,
+        "_base": str(request.base_url).rstrip("/"),
+    }
+    store.batches[batch_id] = batch
+    _RUNTIME[batch_id] = {
+        "app": request.app,
+        "scheme": request.url.scheme,
+        "host": request.headers.get("host", "127.0.0.1"),
+        "server": request.scope.get("server") or ("127.0.0.1", 80),
+        "lock": asyncio.Lock(),
+    }
+    started, _, _ = _timeline(batch)
+    _RUNTIME[batch_id]["task"] = asyncio.get_running_loop().create_task(
+        _background(store, batch_id, max(started - now, 0.0))
+    )
+    ctx.items = len(ops)
+    return _render(request, store, batch)
+
+
+@mc_endpoint
+async def batch_list(request: Request, ctx: Ctx) -> dict[str, Any]:
+    store = ctx.store
+    batches = [b for b in store.batches.values() if not _expired(store, b)]
+    page = batches[ctx.offset : ctx.offset + ctx.count]
+    for b in page:
+        await _refresh(store, b)
+    ctx.items = len(page)
+    return {
+        "batches": [_render(request, store, b) for b in page],
+        "total_items": len(batches),
+        "_links": [link(request, "self", "/batches"), link(request, "create", "/batches", "POST")],
+    }
+
+
+@mc_endpoint(paged=False)
+async def batch_one(request: Request, ctx: Ctx) -> dict[str, Any]:
+    batch = _get_batch(ctx.store, request.path_params["batch_id"])
+    await _refresh(ctx.store, batch)
+    ctx.items = 1
+    return _render(request, ctx.store, batch)
+
+
+@mc_endpoint(paged=False)
+async def batch_delete(request: Request, ctx: Ctx) -> None:
+    store = ctx.store
+    batch_id = request.path_params["batch_id"]
+    _get_batch(store, batch_id)
+    del store.batches[batch_id]
+    store.batch_results.pop(batch_id, None)
+    runtime = _RUNTIME.pop(batch_id, None)
+    if runtime is not None and "task" in runtime:
+        task = runtime["task"]
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.sleep(0)
+
+
+async def batch_results(request: Request) -> Response:
+    """The unauthenticated results archive (like Mailchimp's pre-signed S3 link)."""
+    store: MailchimpStore = request.app.state.sandbox.mailchimp
+    name = request.path_params["name"]
+    batch_id = name.removesuffix(".tar.gz")
+    batch = store.batches.get(batch_id)
+    data = store.batch_results.get(batch_id)
+    if batch is None or data is None or _expired(store, batch):
+        return Response(
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+            status_code=404,
+            media_type="application/xml",
+        )
+    return Response(data, media_type="application/x-gzip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def batch_routes() -> list[BaseRoute]:
-    return []
+    return [
+        Route(API_PREFIX + "/batches", batch_create, methods=["POST"]),
+        Route(API_PREFIX + "/batches", batch_list, methods=["GET"]),
+        Route(API_PREFIX + "/batches/{batch_id}", batch_one, methods=["GET"]),
+        Route(API_PREFIX + "/batches/{batch_id}", batch_delete, methods=["DELETE"]),
+        Route(RESULTS_PATH + "/{name}", batch_results, methods=["GET"]),
+    ]

@@ -444,6 +444,8 @@ def parse_ts_param(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
+    if len(raw) > 6 and raw[-6] == " " and raw[-3] == ":":
+        raw = raw[:-6] + "+" + raw[-5:]  # an unencoded "+00:00" arrives as " 00:00"
     try:
         return parse_ts(raw)
     except ValueError:

@@ -1,0 +1,434 @@
+"""Member write rules: email checks, merge-field validation by type, the status machine, upserts.
+
+Shared by the single-member endpoints, batch subscribe (`POST /lists/{id}`) and `/batches`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from .common import ApiError, check_enum, check_type, json_type, parse_ts, subscriber_hash
+from .store import Audience, MailchimpStore
+
+MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
+PATCH_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending")
+EMAIL_TYPES = ("html", "text")
+
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$")
+# Addresses Mailchimp refuses as "fake or invalid" (documented behaviour; the exact list is
+# Mailchimp-internal, this one is the sandbox's and is listed in the README).
+FAKE_DOMAINS = frozenset({"mailinator.com", "test.com", "fake.com", "fakemail.com", "tempmail.com"})
+FAKE_TLDS = (".test", ".invalid", ".localhost", ".example")
+FAKE_LOCAL_PARTS = frozenset({"test", "fake", "noreply", "no-reply", "abuse", "postmaster", "asdf"})
+# Domains whose addresses trip the signup throttle ("signed up to a lot of lists very recently").
+THROTTLED_DOMAIN_PREFIX = "throttled."
+
+MERGE_TYPES = ("text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip")
+MERGE_MESSAGES = {
+    "required": "Please enter a value",
+    "number": "Please enter a number",
+    "address": "Please enter a complete address",
+    "phone": "Please enter a valid phone number",
+    "date": "Please enter a valid date",
+    "birthday": "Please enter a valid birthday",
+    "url": "Please enter a valid URL",
+    "imageurl": "Please enter a valid URL",
+    "zip": "Please enter a valid zip code",
+    "radio": "Please select one of the choices",
+    "dropdown": "Please select one of the choices",
+    "text": "Please enter a value",
+}
+MERGE_INVALID_DETAIL = "Your merge fields were invalid."
+US_PHONE_RE = re.compile(r"^\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}$")
+INTL_PHONE_RE = re.compile(r"^\+?[\d\s().-]{6,25}$")
+ZIP_RE = re.compile(r"^\d{5}(-\d{4})?$")
+URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- email
+
+
+def email_problem(email: str, *, new: bool) -> str | None:
+    """The error detail Mailchimp gives for an address, or None when it is acceptable."""
+    text = email.strip()
+    if not EMAIL_RE.match(text) or ".." in text:
+        return "Please provide a valid email address."
+    local, _, domain = text.lower().rpartition("@")
+    if domain in FAKE_DOMAINS or domain.endswith(FAKE_TLDS) or local in FAKE_LOCAL_PARTS:
+        return f"{text} looks fake or invalid, please enter a real email address."
+    if new and domain.startswith(THROTTLED_DOMAIN_PREFIX):
+        return f"{text} has signed up to a lot of lists very recently; we're not allowing more signups for now"
+    return None
+
+
+def check_email(email: Any, *, new: bool) -> str:
+    if not isinstance(email, str):
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "email_address", "message": f"Schema describes string, {json_type(email)} found instead"}],
+        )
+    problem = email_problem(email, new=new)
+    if problem:
+        raise ApiError.of("InvalidResource", problem)
+    return email.strip()
+
+
+# --------------------------------------------------------------------------- merge fields
+
+
+def _check_value(mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
+    """(normalised value, error message) for one merge value."""
+    type_ = mf["type"]
+    opts = mf.get("options") or {}
+    msg = MERGE_MESSAGES[type_]
+    if isinstance(value, bool) or isinstance(value, list):
+        return None, msg
+    if type_ == "address":
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split("  ")]
+            if len(parts) < 4:
+                return None, msg
+            keys = ("addr1", "addr2", "city", "state", "zip", "country") if len(parts) >= 5 else ("addr1", "city", "state", "zip")
+            value = dict(zip(keys, parts, strict=False))
+        if not isinstance(value, dict):
+            return None, msg
+        addr = {k: str(value.get(k, "") or "").strip() for k in ("addr1", "addr2", "city", "state", "zip", "country")}
+        if not all(addr[k] for k in ("addr1", "city", "state", "zip")):
+            return None, msg
+        if not addr["country"]:
+            addr["country"] = "US"
+        return addr, None
+    if isinstance(value, dict):
+        return None, msg
+    if type_ == "number":
+        if isinstance(value, (int, float)):
+            return value, None
+        try:
+            num = float(str(value).strip())
+        except ValueError:
+            return None, msg
+        return (int(num) if num.is_integer() and "." not in str(value) else num), None
+    text = str(value).strip()
+    if type_ == "text":
+        return str(value), None
+    if type_ == "phone":
+        pattern = US_PHONE_RE if opts.get("phone_format") == "US" else INTL_PHONE_RE
+        digits = sum(ch.isdigit() for ch in text)
+        return (text, None) if pattern.match(text) and digits >= 6 else (None, msg)
+    if type_ == "zip":
+        return (text, None) if ZIP_RE.match(text) else (None, msg)
+    if type_ in ("url", "imageurl"):
+        return (text, None) if URL_RE.match(text) else (None, msg)
+    if type_ in ("radio", "dropdown"):
+        return (text, None) if text in (opts.get("choices") or []) else (None, msg)
+    if type_ == "birthday":
+        fmt = opts.get("date_format") or "MM/DD"
+        m = re.match(r"^(\d{1,2})/(\d{1,2})$", text)
+        if not m:
+            return None, msg
+        a, b = int(m.group(1)), int(m.group(2))
+        month, day = (b, a) if fmt.upper() == "DD/MM" else (a, b)
+        try:
+            date(2000, month, day)
+        except ValueError:
+            return None, msg
+        return (f"{day:02d}/{month:02d}" if fmt.upper() == "DD/MM" else f"{month:02d}/{day:02d}"), None
+    if type_ == "date":
+        fmt = (opts.get("date_format") or "MM/DD/YYYY").upper()
+        parsed: date | None = None
+        try:
+            parsed = datetime.strptime(text, "%Y-%m-%d").date()  # ISO is always accepted
+        except ValueError:
+            py = fmt.replace("MM", "%m").replace("DD", "%d").replace("YYYY", "%Y")
+            try:
+                parsed = datetime.strptime(text, py).date()
+            except ValueError:
+                return None, msg
+        return parsed.isoformat(), None
+    return text, None
+
+
+def validate_merge_fields(
+    aud: Audience,
+    values: Any,
+    *,
+    current: dict[str, Any] | None,
+    skip_required: bool,
+) -> dict[str, Any]:
+    """Normalise `merge_fields` of a write; raise 400 "Your merge fields were invalid." with errors.
+
+    `current` is the member's existing values (None for a new member). `""` clears a value.
+    Unknown tags are ignored (as Mailchimp does).
+    """
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "merge_fields", "message": f"Schema describes object, {json_type(values)} found instead"}],
+        )
+    by_tag = {mf["tag"]: mf for mf in aud.merge_fields.values()}
+    out: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    for raw_tag, value in values.items():
+        tag = str(raw_tag).upper()
+        mf = by_tag.get(tag)
+        if mf is None:
+            continue
+        if value is None or value == "":
+            out[tag] = ""
+            continue
+        norm, err = _check_value(mf, value)
+        if err:
+            errors.append({"field": tag, "message": err})
+        else:
+            out[tag] = norm
+    if not skip_required:
+        for tag, mf in by_tag.items():
+            if not mf.get("required"):
+                continue
+            if tag in out:
+                missing = out[tag] == ""
+            else:
+                missing = current is None or current.get(tag, "") in ("", None)
+            if missing and not any(e["field"] == tag for e in errors):
+                errors.append({"field": tag, "message": MERGE_MESSAGES["required"]})
+    if errors:
+        raise ApiError.of("InvalidResource", MERGE_INVALID_DETAIL, errors)
+    return out
+
+
+# --------------------------------------------------------------------------- status machine
+
+
+def compliance_error(email: str) -> ApiError:
+    return ApiError(
+        400,
+        "Member In Compliance State",
+        f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
+        omit_type=True,
+    )
+
+
+def forgotten_error(email: str) -> ApiError:
+    return ApiError(
+        400,
+        "Forgotten Email Not Subscribed",
+        f"{email} was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.",
+    )
+
+
+def member_exists_error(email: str) -> ApiError:
+    return ApiError(
+        400,
+        "Member Exists",
+        f"{email} is already a list member. Use PUT to insert or update list members.",
+        omit_type=True,
+    )
+
+
+def check_transition(rec: dict[str, Any], new_status: str) -> None:
+    """Refuse `unsubscribed|cleaned -> subscribed` (compliance); everything else is allowed."""
+    old = rec["status"]
+    if new_status == "subscribed" and old in ("unsubscribed", "cleaned"):
+        raise compliance_error(rec["email_address"])
+
+
+# --------------------------------------------------------------------------- body checks
+
+
+def _check_member_body(body: dict[str, Any], statuses: tuple[str, ...]) -> None:
+    for key, typ in (
+        ("email_address", "string"),
+        ("email_type", "string"),
+        ("status", "string"),
+        ("status_if_new", "string"),
+        ("merge_fields", "object"),
+        ("interests", "object"),
+        ("language", "string"),
+        ("vip", "boolean"),
+        ("location", "object"),
+        ("ip_signup", "string"),
+        ("timestamp_signup", "string"),
+        ("ip_opt", "string"),
+        ("timestamp_opt", "string"),
+        ("tags", "array"),
+        ("marketing_permissions", "array"),
+    ):
+        check_type(body, key, typ)
+    check_enum(body, "status", statuses)
+    check_enum(body, "status_if_new", MEMBER_STATUSES)
+    check_enum(body, "email_type", EMAIL_TYPES)
+    if body.get("interests"):
+        bad = next(iter(body["interests"]))
+        raise ApiError.of("InvalidResource", f"Invalid interest ID: '{bad}'.")
+    for key in ("timestamp_signup", "timestamp_opt"):
+        if body.get(key):
+            try:
+                parse_ts(body[key])
+            except ValueError:
+                raise ApiError.of(
+                    "InvalidResource",
+                    errors=[{"field": key, "message": "This value is not a valid date-time (ISO 8601)."}],
+                ) from None
+    tags = body.get("tags")
+    if tags is not None and not all(isinstance(t, str) and t.strip() for t in tags):
+        raise ApiError.of("InvalidResource", errors=[{"field": "tags", "message": "Tag names must be non-empty strings."}])
+
+
+def _plain_changes(body: dict[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for key in ("email_type", "language", "vip", "ip_signup", "ip_opt"):
+        if key in body:
+            changes[key] = body[key]
+    for key, internal in (("timestamp_signup", "ts_signup"), ("timestamp_opt", "ts_opt")):
+        if key in body:
+            dt = parse_ts(body[key]) if body[key] else None
+            changes[internal] = dt.timestamp() if dt else None
+    if isinstance(body.get("location"), dict):
+        loc = body["location"]
+        changes["location"] = {
+            "latitude": float(loc.get("latitude", 0) or 0),
+            "longitude": float(loc.get("longitude", 0) or 0),
+        }
+    return changes
+
+
+def apply_tags(store: MailchimpStore, list_id: str, hash_: str, names: list[str], at: float, *, sync: bool) -> None:
+    """Add tags by name (creating them); with `sync`, remove the member's other tags."""
+    wanted = []
+    for name in names:
+        seg = store.ensure_tag(list_id, name, at)
+        wanted.append(seg["id"])
+        store.add_tag(list_id, hash_, seg, at)
+    if sync:
+        aud = store.audiences[list_id]
+        rec = store.members[list_id][hash_]
+        for sid in [s for s in rec["tags"] if s not in wanted]:
+            store.remove_tag(list_id, hash_, aud.segments[sid], at)
+
+
+# --------------------------------------------------------------------------- upserts
+
+
+def write_member(
+    store: MailchimpStore,
+    list_id: str,
+    body: dict[str, Any],
+    *,
+    mode: str,
+    path_key: str | None = None,
+    skip_merge_validation: bool = False,
+    update_existing: bool = True,
+    sync_tags: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """Create or update one member. mode: "post" | "put" | "patch" | "batch".
+
+    Returns (record, created). Raises ApiError with Mailchimp's error for the situation.
+    """
+    now = store.now().timestamp()
+    aud = store.audiences[list_id]
+    members = store.members[list_id]
+    _check_member_body(body, PATCH_STATUSES if mode == "patch" else MEMBER_STATUSES)
+
+    if mode in ("post", "batch"):
+        required = ["email_address", "status"] if mode == "post" else ["email_address"]
+        missing = [k for k in required if k not in body]
+        if missing:
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[{"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}],
+            )
+        email = str(body["email_address"]).strip()
+        hash_ = subscriber_hash(email)
+    else:
+        assert path_key is not None
+        hash_ = store.resolve_member(list_id, path_key)
+        email = str(body.get("email_address") or (path_key if "@" in path_key else "")).strip()
+
+    rec = members.get(hash_)
+    if rec is None:
+        if mode == "patch":
+            raise ApiError.of("ResourceNotFound")
+        return _create(store, list_id, body, hash_, email, mode, skip_merge_validation, sync_tags, now), True
+
+    # ---- existing member
+    if mode == "post" and rec["status"] != "archived":
+        raise member_exists_error(rec["email_address"])
+    if mode == "batch" and not update_existing and rec["status"] != "archived":
+        raise ApiError(400, "Member Exists", f"{rec['email_address']} is already a list member, do you want to update? please provide update_existing:true in the request body")
+    new_status = body.get("status")
+    if new_status:
+        check_transition(rec, new_status)
+    merge = validate_merge_fields(aud, body.get("merge_fields"), current=rec["merge_fields"], skip_required=skip_merge_validation)
+    new_email = body.get("email_address")
+    if isinstance(new_email, str) and subscriber_hash(new_email) != hash_:
+        check_email(new_email, new=False)
+        other = members.get(subscriber_hash(new_email))
+        if other is not None:
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[{"field": "email_address", "message": f'{new_email.strip()} is already in this list with a status of "{other["status"]}".'}],
+            )
+        rec = store.change_email(list_id, hash_, new_email, now)
+        hash_ = rec["id"]
+    store.update_member_fields(list_id, hash_, {**_plain_changes(body), "merge_fields": merge}, now)
+    if new_status and new_status != rec["status"]:
+        store.set_member_status(list_id, hash_, new_status, now, None, "API - Generic")
+    if body.get("tags") and mode in ("post", "batch"):
+        apply_tags(store, list_id, hash_, body["tags"], now, sync=sync_tags)
+    elif sync_tags and mode == "batch":
+        apply_tags(store, list_id, hash_, [], now, sync=True)
+    return rec, False
+
+
+def _create(
+    store: MailchimpStore,
+    list_id: str,
+    body: dict[str, Any],
+    hash_: str,
+    email: str,
+    mode: str,
+    skip_merge_validation: bool,
+    sync_tags: bool,
+    now: float,
+) -> dict[str, Any]:
+    aud = store.audiences[list_id]
+    if not email:
+        raise ApiError.of("InvalidResource", errors=[{"field": "", "message": "Required fields were not provided: email_address"}])
+    email = check_email(email, new=True)
+    if subscriber_hash(email) != hash_:
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "email_address", "message": "The email address does not match the subscriber hash in the URL."}],
+        )
+    status = body.get("status_if_new") if mode == "put" else None
+    status = status or body.get("status") or (body.get("status_if_new") if mode == "batch" else None)
+    if not status:
+        missing = "status_if_new" if mode == "put" else "status"
+        raise ApiError.of("InvalidResource", errors=[{"field": "", "message": f"Required fields were not provided: {missing}"}])
+    if hash_ in aud.forgotten and status != "pending":
+        raise forgotten_error(email)
+    merge = validate_merge_fields(aud, body.get("merge_fields"), current=None, skip_required=skip_merge_validation)
+    merge = {k: v for k, v in merge.items() if v != ""}
+    changes = _plain_changes(body)
+    rec = store.create_member(
+        list_id,
+        email,
+        status,
+        now,
+        merge_fields=merge,
+        email_type=changes.get("email_type", "html"),
+        language=changes.get("language", ""),
+        vip=bool(changes.get("vip", False)),
+        ip_signup=changes.get("ip_signup", ""),
+        ts_signup=changes.get("ts_signup"),
+        ip_opt=changes.get("ip_opt", ""),
+        ts_opt=changes.get("ts_opt"),
+        location=changes.get("location"),
+    )
+    if body.get("tags"):
+        apply_tags(store, list_id, hash_, body["tags"], now, sync=sync_tags)
+    return rec
