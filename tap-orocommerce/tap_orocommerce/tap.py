@@ -1,0 +1,249 @@
+"""tap-orocommerce: the OroCommerce back-office JSON:API as Singer streams."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from oromc_common.http import InsecureURLError, require_secure_url
+from oromc_common.oro import OroOAuth2Authenticator, format_oro_datetime, oro_error_message
+from oromc_common.report import RunReport
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from typing_extensions import override
+
+from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, OroStream, server_now
+from tap_orocommerce.contacts import ContactsStream
+from tap_orocommerce.streams import (
+    CustomerUsersStream,
+    ShoppingListsStream,
+    TagsStream,
+    stream_classes,
+)
+
+FILTER_MODES = ("auto", "server", "client")
+
+
+class TapOroCommerce(Tap):
+    """Singer tap for the OroCommerce back-office API (``<base_url>/admin/api``)."""
+
+    name = "tap-orocommerce"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("base_url", th.StringType(nullable=False), required=True,
+                    description="Site root of the Oro instance, e.g. https://shop.example.com. "
+                                "https:// is required; plain http:// is accepted only for a "
+                                "loopback host (127.0.0.1, localhost)."),
+        th.Property("api_prefix", th.StringType(), default="/admin/api",
+                    description="Path of the back-office JSON:API under base_url."),
+        th.Property("client_id", th.StringType(nullable=False), required=True,
+                    description="Client id of the back-office OAuth application."),
+        th.Property("client_secret", th.StringType(nullable=False), required=True, secret=True,
+                    description="Client secret of the back-office OAuth application."),
+        th.Property("grant_type", th.StringType(), default="client_credentials",
+                    allowed_values=["client_credentials", "password"],
+                    description="OAuth2 grant: client_credentials (default) or password."),
+        th.Property("username", th.StringType(),
+                    description="Back-office user name (password grant only)."),
+        th.Property("password", th.StringType(), secret=True,
+                    description="Back-office user password (password grant only)."),
+        th.Property("start_date", th.DateTimeType(),
+                    description="Earliest updatedAt to extract on the first run (ISO 8601)."),
+        th.Property("page_size", th.IntegerType(), default=500,
+                    description="JSON:API page[size] per request (1-1000)."),
+        th.Property("request_timeout", th.IntegerType(), default=60,
+                    description="HTTP timeout per request, in seconds."),
+        th.Property("max_retries", th.IntegerType(), default=8,
+                    description="Retries of a request after 429, 5xx, resets, timeouts or a "
+                                "malformed page before the run fails."),
+        th.Property("backoff_base_seconds", th.NumberType(), default=0.5,
+                    description="First backoff wait (doubles per retry) when the server sends "
+                                "no Retry-After."),
+        th.Property("backoff_max_seconds", th.NumberType(), default=60,
+                    description="Longest single backoff wait, also caps Retry-After."),
+        th.Property("token_refresh_margin_seconds", th.IntegerType(), default=60,
+                    description="Refresh the OAuth token this many seconds before it expires."),
+        th.Property("customer_user_filter", th.StringType(), default="auto",
+                    allowed_values=list(FILTER_MODES),
+                    description="How to find changed rows of resources whose updatedAt filter "
+                                "may be disabled (customer users, addresses): auto (probe once, "
+                                "fall back on the documented 400), server, or client (scan)."),
+        th.Property("state_every_records", th.IntegerType(), default=1000,
+                    description="Emit a STATE message every this many records, so a killed run "
+                                "resumes close to where it stopped."),
+        th.Property("streams", th.ArrayType(th.StringType()),
+                    description="Stream names to extract (default: all). Catalog selection "
+                                "(meltano select) applies on top."),
+        th.Property("rejects_file", th.StringType(),
+                    description="Path of a JSON-lines file listing rejected (unusable) records."),
+        th.Property("user_agent", th.StringType(), default="tap-orocommerce",
+                    description="User-Agent header sent to Oro."),
+    ).to_dict()  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.run_started_at: str | None = None
+        super().__init__(*args, **kwargs)
+        try:
+            self.api_url  # noqa: B018 - validate the URL at startup
+        except InsecureURLError as exc:
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+        size = int(self.config.get("page_size", 500))
+        if not 1 <= size <= 1000:
+            msg = f"Setting 'page_size' must be between 1 and 1000, got {size}."
+            raise ConfigValidationError(msg, errors=[msg])
+        if self.config.get("grant_type") == "password" and not (
+            self.config.get("username") and self.config.get("password")
+        ):
+            msg = "Settings 'username' and 'password' are required with grant_type=password."
+            raise ConfigValidationError(msg, errors=[msg])
+
+    # -- shared clients ---------------------------------------------------------------------
+
+    @cached_property
+    def api_url(self) -> str:
+        """``base_url`` + ``api_prefix`` (validated: https, or http to loopback only)."""
+        base = require_secure_url(str(self.config["base_url"]), "base_url")
+        prefix = "/" + str(self.config.get("api_prefix") or "/admin/api").strip("/")
+        return base + prefix
+
+    @cached_property
+    def authenticator(self) -> OroOAuth2Authenticator:
+        """One token for every stream (cached per token URL + client id in the process)."""
+        return OroOAuth2Authenticator(
+            base_url=require_secure_url(str(self.config["base_url"]), "base_url"),
+            client_id=str(self.config["client_id"]),
+            client_secret=str(self.config["client_secret"]),
+            grant_type=str(self.config.get("grant_type") or "client_credentials"),
+            username=self.config.get("username"),
+            password=self.config.get("password"),
+            refresh_margin=float(self.config.get("token_refresh_margin_seconds", 60)),
+            timeout=float(self.config.get("request_timeout", 60)),
+            user_agent=self.user_agent_string,
+        )
+
+    @property
+    def user_agent_string(self) -> str:
+        """User-Agent for every request."""
+        return str(self.config.get("user_agent") or "tap-orocommerce")
+
+    @cached_property
+    def report(self) -> RunReport:
+        """Counters, API calls and rejects of this run."""
+        return RunReport(self.name, rejects_path=self.config.get("rejects_file"))
+
+    # -- streams ----------------------------------------------------------------------------
+
+    @override
+    def discover_streams(self) -> list[OroStream]:
+        wanted = set(self.config.get("streams") or [])
+        streams: list[OroStream] = [cls(self) for cls in stream_classes()]
+        streams.append(ContactsStream(self))
+        if wanted:
+            unknown = wanted - {s.name for s in streams}
+            if unknown:
+                msg = f"Setting 'streams' names unknown streams: {', '.join(sorted(unknown))}"
+                raise ConfigValidationError(msg, errors=[msg])
+            streams = [s for s in streams if s.name in wanted]
+        return streams
+
+    @override  # type: ignore[misc]
+    def sync_all(self) -> None:
+        # ``Tap.sync_all`` is marked final, but the capability probes must run before any stream
+        # starts (they decide each stream's mode and thus ``is_sorted``), and the run summary must
+        # be logged after the last one; both wrap the SDK's implementation unchanged.
+        try:
+            self.prepare_run()
+            super().sync_all()
+        finally:
+            self.report.log_summary(self.logger)
+            self.report.close()
+
+    # -- capability probes (one request each, before any stream runs) ------------------------
+
+    def prepare_run(self) -> None:
+        """Probe what this Oro instance offers and set each selected stream's reading mode."""
+        active = [
+            s for s in self.streams.values() if isinstance(s, OroStream) and s.selected
+        ]
+        if not active:
+            return
+        probe = active[0]
+        first = probe.fetch("customerusers", {"page[size]": 1})
+        self.run_started_at = server_now(first) or format_oro_datetime(datetime.now(UTC))
+        doc = first._oro_doc  # type: ignore[attr-defined]
+        tagging = bool(doc["data"]) and "tags" in (doc["data"][0].get("relationships") or {})
+        self.logger.info(
+            "Run window upper bound (server time): %s; customer-user tagging %s",
+            self.run_started_at,
+            "enabled" if tagging else "disabled",
+        )
+        for stream in active:
+            stream.mode = stream.default_mode
+            stream.skip_reason = None
+            if isinstance(stream, ContactsStream):
+                stream.tagging = tagging
+            elif isinstance(stream, CustomerUsersStream) and not tagging:
+                stream.disable_column("tag_ids")
+            elif isinstance(stream, TagsStream) and not tagging:
+                stream.skip_reason = (
+                    "tagging is not enabled for customer users in this Oro instance "
+                    "(customerusers has no 'tags' relationship); enable Tags for the "
+                    "CustomerUser entity in Entity Management to extract them"
+                )
+            if stream.optional and not stream.skip_reason:
+                self._probe_exists(stream)
+            if stream.default_mode == MODE_SEEK and stream.replication_key and not stream.skip_reason:
+                self._probe_filter(stream)
+            stream._state_manager = None  # is_sorted may have changed with the mode
+            if stream.skip_reason:
+                self.logger.warning("Stream '%s' will be skipped: %s", stream.name, stream.skip_reason)
+
+    def _probe_exists(self, stream: OroStream) -> None:
+        response = stream.fetch(stream.resource, {"page[size]": 1}, accept=(400, 403, 404, 405))
+        if response.status_code == 200:
+            return
+        detail = oro_error_message(response, secrets=self.authenticator.secrets)
+        if isinstance(stream, ShoppingListsStream):
+            stream.skip_reason = (
+                f"the back-office API does not expose shopping lists ({detail}). Stock "
+                "OroCommerce serves them only in the storefront API; expose ShoppingList in a "
+                "custom api.yml (with an updatedAt filter) to enable this stream"
+            )
+        else:
+            stream.skip_reason = f"resource '{stream.resource}' is not available ({detail})"
+
+    def _probe_filter(self, stream: OroStream) -> None:
+        setting = str(self.config.get("customer_user_filter") or "auto")
+        if stream.resource in {"customerusers", "customeruseraddresses"} and setting != "auto":
+            stream.mode = MODE_SEEK if setting == "server" else MODE_SCAN
+            return
+        response = stream.fetch(
+            stream.resource,
+            {
+                "filter[updatedAt][gte]": "2000-01-01T00:00:00Z",
+                "sort": "updatedAt,id",
+                "page[size]": 1,
+                f"fields[{stream.resource}]": "updatedAt",
+            },
+            accept=(400,),
+        )
+        if response.status_code == 400:
+            detail = oro_error_message(response, secrets=self.authenticator.secrets)
+            self.logger.info(
+                "Stream '%s': Oro does not filter/sort %s by updatedAt (%s); falling back to a "
+                "scan by id with a client-side updatedAt filter.",
+                stream.name,
+                stream.resource,
+                detail,
+            )
+            stream.mode = MODE_SCAN
+        else:
+            stream.mode = MODE_SEEK
+
+
+if __name__ == "__main__":
+    TapOroCommerce.cli()
