@@ -1,0 +1,1562 @@
+"""E-commerce API: stores, customers, products (+ variants), orders (+ lines), carts (+ lines).
+
+Resources are kept as plain dicts per store, in insertion order, with float timestamps formatted on
+output. Customers created here join the store's audience as `subscribed` (opt_in_status true) or
+`transactional` (false); an existing member's status is never downgraded, only a transactional
+member is upgraded by a later opt-in. Orders carrying a `campaign_id` are attributed to that
+campaign and feed its report (`ecommerce` totals, `ecommerce-product-activity`).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+
+from .common import (
+    ApiError,
+    Ctx,
+    check_type,
+    collection_links,
+    format_epoch,
+    links,
+    mc_endpoint,
+    paginate,
+    parse_bool,
+    require_keys,
+    require_object,
+    subscriber_hash,
+)
+
+if TYPE_CHECKING:
+    from .engagement import EngagementState
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+ADDRESS_KEYS = (
+    "address1",
+    "address2",
+    "city",
+    "province",
+    "province_code",
+    "postal_code",
+    "country",
+    "country_code",
+)
+STORE_KEYS = (
+    "name",
+    "platform",
+    "domain",
+    "is_syncing",
+    "email_address",
+    "currency_code",
+    "money_format",
+    "primary_locale",
+    "timezone",
+    "phone",
+    "address",
+)
+CUSTOMER_KEYS = ("email_address", "opt_in_status", "company", "first_name", "last_name", "address")
+PRODUCT_KEYS = (
+    "title",
+    "handle",
+    "url",
+    "description",
+    "type",
+    "vendor",
+    "image_url",
+    "images",
+    "published_at_foreign",
+)
+VARIANT_KEYS = (
+    "title",
+    "url",
+    "sku",
+    "price",
+    "inventory_quantity",
+    "image_url",
+    "backorders",
+    "visibility",
+)
+ORDER_KEYS = (
+    "campaign_id",
+    "landing_site",
+    "financial_status",
+    "fulfillment_status",
+    "currency_code",
+    "order_total",
+    "order_url",
+    "discount_total",
+    "tax_total",
+    "shipping_total",
+    "tracking_code",
+    "processed_at_foreign",
+    "cancelled_at_foreign",
+    "updated_at_foreign",
+    "shipping_address",
+    "billing_address",
+    "promos",
+    "outreach",
+    "tracking_number",
+    "tracking_carrier",
+    "tracking_url",
+)
+CART_KEYS = ("campaign_id", "checkout_url", "currency_code", "order_total", "tax_total")
+LINE_KEYS = ("product_id", "product_variant_id", "quantity", "price", "discount")
+SEED_STORE_ID = "sandbox-store"
+SEED_DOMAIN = "shop.example.com"
+PRODUCT_WORDS = (
+    ("Safety", "Work", "Heavy-duty", "Industrial", "Premium", "Compact"),
+    ("gloves", "boots", "jacket", "helmet", "goggles", "toolbox", "drill", "ladder"),
+)
+
+
+def _dup(kind: str) -> ApiError:
+    return ApiError.of(
+        "InvalidResource", f"A {kind} with the provided ID already exists in the account."
+    )
+
+
+def _field_error(field_: str, message: str) -> ApiError:
+    return ApiError.of("InvalidResource", errors=[{"field": field_, "message": message}])
+
+
+@dataclass
+class Shop:
+    """One e-commerce store and everything in it."""
+
+    doc: dict[str, Any]
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    carts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "doc": self.doc,
+            "customers": list(self.customers.values()),
+            "products": list(self.products.values()),
+            "orders": list(self.orders.values()),
+            "carts": list(self.carts.values()),
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Shop:
+        return cls(
+            doc=data["doc"],
+            customers={c["id"]: c for c in data["customers"]},
+            products={p["id"]: p for p in data["products"]},
+            orders={o["id"]: o for o in data["orders"]},
+            carts={c["id"]: c for c in data["carts"]},
+        )
+
+
+class EcommerceState:
+    """All stores of the account."""
+
+    def __init__(self) -> None:
+        self.shops: dict[str, Shop] = {}
+
+    def domain(self) -> str:
+        for shop in self.shops.values():
+            if shop.doc.get("domain"):
+                return str(shop.doc["domain"])
+        return SEED_DOMAIN
+
+    def dump(self) -> dict[str, Any]:
+        return {"shops": [s.dump() for s in self.shops.values()]}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> EcommerceState:
+        state = cls()
+        for raw in data.get("shops", []):
+            shop = Shop.load(raw)
+            state.shops[shop.doc["id"]] = shop
+        return state
+
+    # ------------------------------------------------------------------ attribution
+
+    def attributed(self, campaign_id: str) -> list[tuple[Shop, dict[str, Any]]]:
+        return [
+            (shop, order)
+            for shop in self.shops.values()
+            for order in shop.orders.values()
+            if order.get("campaign_id") == campaign_id
+        ]
+
+    def campaign_totals(self, campaign_id: str) -> dict[str, Any]:
+        """Report `ecommerce{}`: orders, spent (all attributed) and revenue (not cancelled/refunded)."""
+        orders = self.attributed(campaign_id)
+        spent = sum(float(o.get("order_total") or 0) for _, o in orders)
+        revenue = sum(float(o.get("order_total") or 0) for _, o in orders if not _voided(o))
+        currency = orders[0][1].get("currency_code") if orders else self._currency()
+        return {
+            "total_orders": len(orders),
+            "total_spent": round(spent, 2),
+            "total_revenue": round(revenue, 2),
+            "currency_code": currency,
+        }
+
+    def _currency(self) -> str:
+        for shop in self.shops.values():
+            return str(shop.doc.get("currency_code", "USD"))
+        return "USD"
+
+    def product_activity(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Per product: revenue and units from the campaign's attributed (non-voided) orders."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for shop, order in self.attributed(campaign_id):
+            if _voided(order):
+                continue
+            for line in order.get("lines", []):
+                product = shop.products.get(line["product_id"], {})
+                variant = _variant(product, line["product_variant_id"]) or {}
+                key = (shop.doc["id"], line["product_id"])
+                row = out.setdefault(
+                    key,
+                    {
+                        "title": product.get("title", ""),
+                        "sku": variant.get("sku", ""),
+                        "image_url": product.get("image_url", ""),
+                        "total_revenue": 0.0,
+                        "total_purchased": 0.0,
+                        "currency_code": order.get("currency_code", "USD"),
+                        "recommendation_total": 0,
+                        "recommendation_purchased": 0,
+                    },
+                )
+                qty = float(line.get("quantity") or 0)
+                row["total_revenue"] = round(
+                    row["total_revenue"]
+                    + qty * float(line.get("price") or 0)
+                    - float(line.get("discount") or 0),
+                    2,
+                )
+                row["total_purchased"] += qty
+        return list(out.values())
+
+    # ------------------------------------------------------------------ seeding
+
+    def seed_store(self, store: Any, list_id: str, now: float, rng: random.Random) -> Shop:
+        """The sandbox shop tied to the audience, with a small deterministic catalogue."""
+        created = float(int(now - 400 * 86400))
+        doc = {
+            "id": SEED_STORE_ID,
+            "list_id": list_id,
+            "name": "Sandbox B2B Shop",
+            "platform": "OroCommerce",
+            "domain": SEED_DOMAIN,
+            "is_syncing": False,
+            "email_address": "shop@example.com",
+            "currency_code": "USD",
+            "money_format": "$",
+            "primary_locale": "en",
+            "timezone": "UTC",
+            "phone": "",
+            "address": dict.fromkeys(ADDRESS_KEYS, ""),
+            "created_at": created,
+            "updated_at": created,
+        }
+        shop = Shop(doc=doc)
+        self.shops[SEED_STORE_ID] = shop
+        n = 0
+        for adjective in PRODUCT_WORDS[0]:
+            for noun in PRODUCT_WORDS[1]:
+                if rng.random() < 0.5:
+                    continue
+                n += 1
+                pid = f"prod-{n:04d}"
+                variants = [
+                    {
+                        "id": f"{pid}-v{v + 1}",
+                        "title": f"{adjective} {noun} size {('S', 'M', 'L')[v]}",
+                        "url": f"https://{SEED_DOMAIN}/product/{pid}",
+                        "sku": f"SKU-{n:04d}-{v + 1}",
+                        "price": round(5 + rng.random() * 195, 2),
+                        "inventory_quantity": int(rng.random() * 500),
+                        "image_url": "",
+                        "backorders": "false",
+                        "visibility": "visible",
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                    for v in range(1 + int(rng.random() * 3))
+                ]
+                shop.products[pid] = {
+                    "id": pid,
+                    "title": f"{adjective} {noun}",
+                    "handle": f"{adjective}-{noun}".lower(),
+                    "url": f"https://{SEED_DOMAIN}/product/{pid}",
+                    "description": f"{adjective} {noun} for professionals.",
+                    "type": noun,
+                    "vendor": "Sandbox Supplies",
+                    "image_url": f"https://{SEED_DOMAIN}/media/{pid}.jpg",
+                    "variants": variants,
+                    "images": [],
+                    "published_at_foreign": format_epoch(created),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+        return shop
+
+    def seed_orders(
+        self, state: EngagementState, store: Any, now: float, rng: random.Random
+    ) -> None:
+        """Orders from clickers of sent campaigns (attributed) and some unattributed ones."""
+        shop = self.shops.get(SEED_STORE_ID)
+        if shop is None or not shop.products:
+            return
+        list_id = shop.doc["list_id"]
+        products = list(shop.products.values())
+        seq = 0
+        for campaign in state.campaigns.values():
+            events = campaign.events
+            if events is None:
+                continue
+            hi = events.visible(now)
+            seen: set[int] = set()
+            for e in range(hi):
+                if events.kind[e] != 1 or events.who[e] in seen:  # 1 == CLICK
+                    continue
+                seen.add(events.who[e])
+                if rng.random() >= 0.08:
+                    continue
+                at = events.ts[e] + 600 + rng.random() * 36 * 3600
+                if at > now:
+                    continue
+                rec = store.get_member(list_id, campaign.recipients[events.who[e]])
+                if rec is None:
+                    continue
+                seq += 1
+                self._seed_order(shop, rec, f"ord-{seq:06d}", at, products, rng, campaign.id)
+        members = [m for m in store.iter_members(list_id) if m["status"] == "subscribed"]
+        extra = min(300, len(members) // 10)
+        for _ in range(extra):
+            rec = members[int(rng.random() * len(members))]
+            seq += 1
+            at = now - rng.random() * 180 * 86400
+            self._seed_order(shop, rec, f"ord-{seq:06d}", at, products, rng, "")
+
+    def _seed_order(
+        self,
+        shop: Shop,
+        rec: dict[str, Any],
+        order_id: str,
+        at: float,
+        products: list[dict[str, Any]],
+        rng: random.Random,
+        campaign_id: str,
+    ) -> None:
+        at = float(int(at))
+        cid = "cust-" + rec["id"][:16]
+        customer = shop.customers.get(cid)
+        if customer is None:
+            mf = rec.get("merge_fields") or {}
+            customer = {
+                "id": cid,
+                "email_address": rec["email_address"],
+                "opt_in_status": rec["status"] == "subscribed",
+                "company": str(mf.get("COMPANY", "")),
+                "first_name": str(mf.get("FNAME", "")),
+                "last_name": str(mf.get("LNAME", "")),
+                "address": dict.fromkeys(ADDRESS_KEYS, ""),
+                "created_at": at,
+                "updated_at": at,
+            }
+            shop.customers[cid] = customer
+        lines = []
+        total = 0.0
+        for i in range(1 + int(rng.random() * 3)):
+            product = products[int(rng.random() * len(products))]
+            variant = product["variants"][int(rng.random() * len(product["variants"]))]
+            qty = 1 + int(rng.random() * 4)
+            total += qty * variant["price"]
+            lines.append(
+                {
+                    "id": f"{order_id}-l{i + 1}",
+                    "product_id": product["id"],
+                    "product_variant_id": variant["id"],
+                    "quantity": qty,
+                    "price": variant["price"],
+                    "discount": 0,
+                }
+            )
+        order = _new_order(order_id, cid, shop.doc["currency_code"], round(total, 2), lines, at)
+        order["campaign_id"] = campaign_id
+        order["financial_status"] = "paid"
+        order["fulfillment_status"] = "shipped"
+        order["processed_at_foreign"] = format_epoch(at)
+        order["order_url"] = f"https://{SEED_DOMAIN}/customer/order/view/{order_id}"
+        shop.orders[order_id] = order
+
+
+def _new_order(
+    order_id: str,
+    customer_id: str,
+    currency: str,
+    total: float,
+    lines: list[dict[str, Any]],
+    at: float,
+) -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "customer_id": customer_id,
+        "campaign_id": "",
+        "landing_site": "",
+        "financial_status": "",
+        "fulfillment_status": "",
+        "currency_code": currency,
+        "order_total": total,
+        "order_url": "",
+        "discount_total": 0,
+        "tax_total": 0,
+        "shipping_total": 0,
+        "tracking_code": "",
+        "processed_at_foreign": "",
+        "cancelled_at_foreign": "",
+        "updated_at_foreign": "",
+        "shipping_address": {},
+        "billing_address": {},
+        "promos": [],
+        "lines": lines,
+        "outreach_id": "",
+        "tracking_number": "",
+        "tracking_carrier": "",
+        "tracking_url": "",
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def _voided(order: dict[str, Any]) -> bool:
+    return bool(order.get("cancelled_at_foreign")) or order.get("financial_status") in (
+        "cancelled",
+        "refunded",
+    )
+
+
+def _variant(product: dict[str, Any], variant_id: str) -> dict[str, Any] | None:
+    for v in product.get("variants", []):
+        if v["id"] == variant_id:
+            return v
+    return None
+
+
+# =========================================================================== helpers for handlers
+
+
+def _state(ctx: Ctx) -> EngagementState:
+    from .campaigns import engagement
+
+    return engagement(ctx)
+
+
+def _shop(ctx: Ctx) -> tuple[EngagementState, Shop]:
+    state = _state(ctx)
+    shop = state.ecommerce.shops.get(ctx.request.path_params["store_id"])
+    if shop is None:
+        raise ApiError.of("ResourceNotFound")
+    return state, shop
+
+
+def _get(items: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    item = items.get(key)
+    if item is None:
+        raise ApiError.of("ResourceNotFound")
+    return item
+
+
+def _now(state: EngagementState) -> float:
+    return float(int(state.applied_until))
+
+
+def _copy_keys(target: dict[str, Any], body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in body:
+            target[key] = body[key]
+
+
+def _check_id(body: dict[str, Any], key: str = "id", max_len: int = 50) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _field_error(key, "This value should not be blank.")
+    if len(value) > max_len:
+        raise _field_error(
+            key, f"This value is too long. It should have {max_len} characters or less."
+        )
+    return value
+
+
+def _check_number(body: dict[str, Any], key: str, prefix: str = "") -> None:
+    check_type(body, key, "number", prefix)
+
+
+def _check_address(body: dict[str, Any], key: str) -> None:
+    if key in body:
+        check_type(body, key, "object")
+
+
+def _stamp(doc: dict[str, Any]) -> dict[str, Any]:
+    """Copy of an internal doc with float times formatted."""
+    out = dict(doc)
+    for key in ("created_at", "updated_at"):
+        if isinstance(out.get(key), (int, float)):
+            out[key] = format_epoch(out[key])
+    return out
+
+
+# =========================================================================== member rules
+
+
+def sync_member(store: Any, list_id: str, email: str, opt_in: bool, at: float) -> None:
+    """Apply the e-commerce opt-in rules to the audience member behind a customer."""
+    hash_ = subscriber_hash(email)
+    rec = store.get_member(list_id, hash_)
+    if rec is None:
+        audience = store.audiences.get(list_id)
+        if audience is None or hash_ in audience.forgotten:
+            return
+        store.create_member(
+            list_id, email, "subscribed" if opt_in else "transactional", at, source="E-Commerce"
+        )
+    elif opt_in and rec["status"] == "transactional":
+        store.set_member_status(list_id, hash_, "subscribed", at, source="E-Commerce")
+
+
+# =========================================================================== stores
+
+
+def _store_doc(request: Request, shop: Shop) -> dict[str, Any]:
+    doc = _stamp(shop.doc)
+    sid = shop.doc["id"]
+    doc["list_is_active"] = True
+    doc["connected_site"] = {"site_foreign_id": sid, "site_script": {"url": "", "fragment": ""}}
+    doc["automations"] = {
+        "abandoned_cart": {"is_supported": True, "id": "", "status": "save"},
+        "abandoned_browse": {"is_supported": True, "id": "", "status": "save"},
+    }
+    doc["_links"] = links(
+        request,
+        ("self", f"/ecommerce/stores/{sid}"),
+        ("parent", "/ecommerce/stores"),
+        ("update", f"/ecommerce/stores/{sid}", "PATCH"),
+        ("delete", f"/ecommerce/stores/{sid}", "DELETE"),
+    )
+    return doc
+
+
+def _validate_store(body: dict[str, Any]) -> None:
+    for key in (
+        "name",
+        "platform",
+        "domain",
+        "email_address",
+        "money_format",
+        "primary_locale",
+        "timezone",
+        "phone",
+    ):
+        check_type(body, key, "string")
+    check_type(body, "is_syncing", "boolean")
+    _check_address(body, "address")
+    if "currency_code" in body and (
+        not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
+    ):
+        raise _field_error("currency_code", "This value is not a valid currency.")
+
+
+@mc_endpoint
+async def get_stores(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state = _state(ctx)
+    page, total = paginate(list(state.ecommerce.shops.values()), ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        "stores": [_store_doc(request, s) for s in page],
+        "total_items": total,
+        "_links": collection_links(request, "/ecommerce/stores", None, ("POST",)),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_store(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state = _state(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "list_id", "name", "currency_code"))
+    sid = _check_id(body)
+    _validate_store(body)
+    if body["list_id"] not in ctx.store.lists:
+        raise _field_error("list_id", "The requested list does not exist.")
+    if sid in state.ecommerce.shops:
+        raise _dup("store")
+    now = _now(state)
+    doc: dict[str, Any] = {
+        "id": sid,
+        "list_id": body["list_id"],
+        "name": "",
+        "platform": "",
+        "domain": "",
+        "is_syncing": False,
+        "email_address": "",
+        "currency_code": "",
+        "money_format": "",
+        "primary_locale": "",
+        "timezone": "",
+        "phone": "",
+        "address": dict.fromkeys(ADDRESS_KEYS, ""),
+        "created_at": now,
+        "updated_at": now,
+    }
+    _copy_keys(doc, body, STORE_KEYS)
+    shop = Shop(doc=doc)
+    state.ecommerce.shops[sid] = shop
+    ctx.items = 1
+    return _store_doc(request, shop)
+
+
+@mc_endpoint(paged=False)
+async def get_store(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    ctx.items = 1
+    return _store_doc(request, shop)
+
+
+@mc_endpoint(paged=False)
+async def patch_store(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    _validate_store(body)
+    if "list_id" in body and body["list_id"] != shop.doc["list_id"]:
+        raise _field_error("list_id", "A store's list_id cannot be changed.")
+    _copy_keys(shop.doc, body, STORE_KEYS)
+    shop.doc["updated_at"] = _now(state)
+    ctx.items = 1
+    return _store_doc(request, shop)
+
+
+@mc_endpoint(paged=False)
+async def delete_store(request: Request, ctx: Ctx) -> None:
+    state, shop = _shop(ctx)
+    del state.ecommerce.shops[shop.doc["id"]]
+    ctx.items = 1
+
+
+# =========================================================================== customers
+
+
+def _customer_doc(request: Request, shop: Shop, customer: dict[str, Any]) -> dict[str, Any]:
+    doc = _stamp(customer)
+    orders = [o for o in shop.orders.values() if o["customer_id"] == customer["id"]]
+    doc["orders_count"] = len(orders)
+    doc["total_spent"] = round(sum(float(o.get("order_total") or 0) for o in orders), 2)
+    path = f"/ecommerce/stores/{shop.doc['id']}/customers/{customer['id']}"
+    doc["_links"] = links(
+        request,
+        ("self", path),
+        ("parent", f"/ecommerce/stores/{shop.doc['id']}/customers"),
+        ("update", path, "PATCH"),
+        ("upsert", path, "PUT"),
+        ("delete", path, "DELETE"),
+    )
+    return doc
+
+
+def _validate_customer(body: dict[str, Any], prefix: str = "") -> None:
+    for key in ("company", "first_name", "last_name"):
+        check_type(body, key, "string", prefix)
+    check_type(body, "opt_in_status", "boolean", prefix)
+    if "address" in body:
+        check_type(body, "address", "object", prefix)
+    if "email_address" in body:
+        email = body["email_address"]
+        if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
+            raise _field_error(prefix + "email_address", "Please provide a valid email address.")
+
+
+def upsert_customer(
+    state: EngagementState,
+    shop: Shop,
+    cid: str,
+    body: dict[str, Any],
+    *,
+    create_only: bool = False,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Create or update a customer and apply the member opt-in rules."""
+    _validate_customer(body, prefix)
+    now = _now(state)
+    customer = shop.customers.get(cid)
+    if customer is None:
+        if "email_address" not in body:
+            raise _field_error(prefix + "email_address", "This value should not be blank.")
+        customer = {
+            "id": cid,
+            "email_address": "",
+            "opt_in_status": False,
+            "company": "",
+            "first_name": "",
+            "last_name": "",
+            "address": dict.fromkeys(ADDRESS_KEYS, ""),
+            "created_at": now,
+            "updated_at": now,
+        }
+        shop.customers[cid] = customer
+    elif create_only:
+        raise _dup("customer")
+    _copy_keys(customer, body, CUSTOMER_KEYS)
+    customer["email_address"] = str(customer["email_address"]).strip()
+    customer["updated_at"] = now
+    sync_member(
+        state.store,
+        shop.doc["list_id"],
+        customer["email_address"],
+        bool(customer["opt_in_status"]),
+        now,
+    )
+    return customer
+
+
+@mc_endpoint
+async def get_customers(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    customers = list(shop.customers.values())
+    email = request.query_params.get("email_address")
+    if email:
+        low = email.strip().lower()
+        customers = [c for c in customers if c["email_address"].lower() == low]
+    page, total = paginate(customers, ctx.count, ctx.offset)
+    ctx.items = len(page)
+    sid = shop.doc["id"]
+    return {
+        "store_id": sid,
+        "customers": [_customer_doc(request, shop, c) for c in page],
+        "total_items": total,
+        "_links": collection_links(
+            request, f"/ecommerce/stores/{sid}/customers", f"/ecommerce/stores/{sid}", ("POST",)
+        ),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "email_address", "opt_in_status"))
+    cid = _check_id(body)
+    customer = upsert_customer(state, shop, cid, body, create_only=True)
+    ctx.items = 1
+    return _customer_doc(request, shop, customer)
+
+
+@mc_endpoint(paged=False)
+async def get_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    ctx.items = 1
+    return _customer_doc(request, shop, _get(shop.customers, request.path_params["customer_id"]))
+
+
+@mc_endpoint(paged=False)
+async def put_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "email_address", "opt_in_status"))
+    cid = request.path_params["customer_id"]
+    if body["id"] != cid:
+        raise _field_error("id", "The customer id in the body does not match the URL.")
+    customer = upsert_customer(state, shop, cid, body)
+    ctx.items = 1
+    return _customer_doc(request, shop, customer)
+
+
+@mc_endpoint(paged=False)
+async def patch_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    cid = request.path_params["customer_id"]
+    _get(shop.customers, cid)
+    body = {k: v for k, v in body.items() if k != "email_address"}  # not patchable
+    customer = upsert_customer(state, shop, cid, body)
+    ctx.items = 1
+    return _customer_doc(request, shop, customer)
+
+
+@mc_endpoint(paged=False)
+async def delete_customer(request: Request, ctx: Ctx) -> None:
+    _, shop = _shop(ctx)
+    cid = request.path_params["customer_id"]
+    _get(shop.customers, cid)
+    del shop.customers[cid]
+    ctx.items = 1
+
+
+# =========================================================================== products and variants
+
+
+def _product_doc(request: Request, shop: Shop, product: dict[str, Any]) -> dict[str, Any]:
+    doc = _stamp(product)
+    doc["currency_code"] = shop.doc.get("currency_code", "")
+    path = f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}"
+    doc["variants"] = [
+        {**_stamp(v), "_links": links(request, ("self", f"{path}/variants/{v['id']}"))}
+        for v in product["variants"]
+    ]
+    doc["_links"] = links(
+        request,
+        ("self", path),
+        ("parent", f"/ecommerce/stores/{shop.doc['id']}/products"),
+        ("update", path, "PATCH"),
+        ("delete", path, "DELETE"),
+        ("variants", path + "/variants"),
+    )
+    return doc
+
+
+def _new_variant(body: dict[str, Any], now: float, prefix: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _field_error(prefix.rstrip("."), "Schema describes object")
+    for key in ("id", "title"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise _field_error(prefix + key, "This value should not be blank.")
+    _check_number(body, "price", prefix)
+    check_type(body, "inventory_quantity", "integer", prefix)
+    variant: dict[str, Any] = {
+        "id": body["id"],
+        "title": "",
+        "url": "",
+        "sku": "",
+        "price": 0,
+        "inventory_quantity": 0,
+        "image_url": "",
+        "backorders": "",
+        "visibility": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+    _copy_keys(variant, body, VARIANT_KEYS)
+    return variant
+
+
+@mc_endpoint
+async def get_products(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    page, total = paginate(list(shop.products.values()), ctx.count, ctx.offset)
+    ctx.items = len(page)
+    sid = shop.doc["id"]
+    return {
+        "store_id": sid,
+        "products": [_product_doc(request, shop, p) for p in page],
+        "total_items": total,
+        "_links": collection_links(
+            request, f"/ecommerce/stores/{sid}/products", f"/ecommerce/stores/{sid}", ("POST",)
+        ),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_product(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "title", "variants"))
+    pid = _check_id(body)
+    check_type(body, "variants", "array")
+    if not body["variants"]:
+        raise _field_error("variants", "A product must have at least one variant.")
+    if pid in shop.products:
+        raise _dup("product")
+    now = _now(state)
+    variants = [_new_variant(v, now, f"variants.item:{i}.") for i, v in enumerate(body["variants"])]
+    product: dict[str, Any] = {
+        "id": pid,
+        "title": "",
+        "handle": "",
+        "url": "",
+        "description": "",
+        "type": "",
+        "vendor": "",
+        "image_url": "",
+        "images": [],
+        "published_at_foreign": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+    _copy_keys(product, body, PRODUCT_KEYS)
+    product["variants"] = variants
+    shop.products[pid] = product
+    ctx.items = 1
+    return _product_doc(request, shop, product)
+
+
+@mc_endpoint(paged=False)
+async def get_product(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    ctx.items = 1
+    return _product_doc(request, shop, _get(shop.products, request.path_params["product_id"]))
+
+
+@mc_endpoint(paged=False)
+async def patch_product(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    product = _get(shop.products, request.path_params["product_id"])
+    body = require_object(ctx.json)
+    now = _now(state)
+    _copy_keys(product, body, PRODUCT_KEYS)
+    if "variants" in body:
+        check_type(body, "variants", "array")
+        for i, raw in enumerate(body["variants"]):
+            existing = _variant(product, raw.get("id", "")) if isinstance(raw, dict) else None
+            if existing is not None:
+                _copy_keys(existing, raw, VARIANT_KEYS)
+                existing["updated_at"] = now
+            else:
+                product["variants"].append(_new_variant(raw, now, f"variants.item:{i}."))
+    product["updated_at"] = now
+    ctx.items = 1
+    return _product_doc(request, shop, product)
+
+
+@mc_endpoint(paged=False)
+async def delete_product(request: Request, ctx: Ctx) -> None:
+    _, shop = _shop(ctx)
+    pid = request.path_params["product_id"]
+    _get(shop.products, pid)
+    del shop.products[pid]
+    ctx.items = 1
+
+
+def _variant_doc(
+    request: Request, shop: Shop, product: dict[str, Any], variant: dict[str, Any]
+) -> dict[str, Any]:
+    path = f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}/variants/{variant['id']}"
+    return {
+        **_stamp(variant),
+        "_links": links(
+            request,
+            ("self", path),
+            ("update", path, "PATCH"),
+            ("upsert", path, "PUT"),
+            ("delete", path, "DELETE"),
+        ),
+    }
+
+
+def _product_for_variants(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any]]:
+    state, shop = _shop(ctx)
+    return state, shop, _get(shop.products, ctx.request.path_params["product_id"])
+
+
+@mc_endpoint
+async def get_variants(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, product = _product_for_variants(ctx)
+    page, total = paginate(product["variants"], ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        "store_id": shop.doc["id"],
+        "product_id": product["id"],
+        "variants": [_variant_doc(request, shop, product, v) for v in page],
+        "total_items": total,
+        "_links": collection_links(
+            request,
+            f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}/variants",
+            None,
+            ("POST",),
+        ),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, product = _product_for_variants(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "title"))
+    if _variant(product, body["id"]) is not None:
+        raise _dup("variant")
+    variant = _new_variant(body, _now(state), "")
+    product["variants"].append(variant)
+    ctx.items = 1
+    return _variant_doc(request, shop, product, variant)
+
+
+@mc_endpoint(paged=False)
+async def get_variant_one(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, product = _product_for_variants(ctx)
+    variant = _variant(product, request.path_params["variant_id"])
+    if variant is None:
+        raise ApiError.of("ResourceNotFound")
+    ctx.items = 1
+    return _variant_doc(request, shop, product, variant)
+
+
+@mc_endpoint(paged=False)
+async def put_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, product = _product_for_variants(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "title"))
+    vid = request.path_params["variant_id"]
+    variant = _variant(product, vid)
+    if variant is None:
+        variant = _new_variant({**body, "id": vid}, _now(state), "")
+        product["variants"].append(variant)
+    else:
+        _copy_keys(variant, body, VARIANT_KEYS)
+        variant["updated_at"] = _now(state)
+    ctx.items = 1
+    return _variant_doc(request, shop, product, variant)
+
+
+@mc_endpoint(paged=False)
+async def patch_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, product = _product_for_variants(ctx)
+    body = require_object(ctx.json)
+    variant = _variant(product, request.path_params["variant_id"])
+    if variant is None:
+        raise ApiError.of("ResourceNotFound")
+    _check_number(body, "price")
+    _copy_keys(variant, body, VARIANT_KEYS)
+    variant["updated_at"] = _now(state)
+    ctx.items = 1
+    return _variant_doc(request, shop, product, variant)
+
+
+@mc_endpoint(paged=False)
+async def delete_variant(request: Request, ctx: Ctx) -> None:
+    _, _, product = _product_for_variants(ctx)
+    variant = _variant(product, request.path_params["variant_id"])
+    if variant is None:
+        raise ApiError.of("ResourceNotFound")
+    if len(product["variants"]) == 1:
+        raise ApiError.of("InvalidAction", "A product must have at least one variant.")
+    product["variants"].remove(variant)
+    ctx.items = 1
+
+
+# =========================================================================== orders and carts
+
+
+def _check_lines(shop: Shop, lines: Any, prefix: str = "lines") -> list[dict[str, Any]]:
+    if not isinstance(lines, list):
+        raise _field_error(prefix, "Schema describes array")
+    out = []
+    for i, raw in enumerate(lines):
+        where = f"{prefix}.item:{i}."
+        if not isinstance(raw, dict):
+            raise _field_error(where.rstrip("."), "Schema describes object")
+        out.append(_check_line(shop, raw, where))
+    return out
+
+
+def _check_line(
+    shop: Shop, raw: dict[str, Any], where: str, partial: bool = False
+) -> dict[str, Any]:
+    required = () if partial else ("id", "product_id", "product_variant_id", "quantity", "price")
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise _field_error(where + missing[0], "This value should not be blank.")
+    check_type(raw, "quantity", "integer", where)
+    _check_number(raw, "price", where)
+    _check_number(raw, "discount", where)
+    if "product_id" in raw or "product_variant_id" in raw:
+        product = shop.products.get(raw.get("product_id", ""))
+        if product is None:
+            raise ApiError.of(
+                "InvalidResource",
+                "A product with the provided ID does not exist in the account for this list.",
+                errors=[{"field": where + "product_id", "message": "Product not found."}],
+            )
+        if _variant(product, raw.get("product_variant_id", "")) is None:
+            raise ApiError.of(
+                "InvalidResource",
+                "A product variant with the provided ID does not exist in the account for this list.",
+                errors=[{"field": where + "product_variant_id", "message": "Variant not found."}],
+            )
+    line: dict[str, Any] = {"id": raw.get("id", "")}
+    _copy_keys(line, raw, LINE_KEYS)
+    line.setdefault("discount", 0)
+    return line
+
+
+def _line_doc(request: Request, shop: Shop, line: dict[str, Any], parent: str) -> dict[str, Any]:
+    product = shop.products.get(line.get("product_id", ""), {})
+    variant = _variant(product, line.get("product_variant_id", "")) or {}
+    return {
+        **line,
+        "product_title": product.get("title", ""),
+        "product_variant_title": variant.get("title", ""),
+        "image_url": variant.get("image_url") or product.get("image_url", ""),
+        "_links": links(
+            request, ("self", f"{parent}/lines/{line['id']}"), ("parent", f"{parent}/lines")
+        ),
+    }
+
+
+def _check_campaign(state: EngagementState, shop: Shop, campaign_id: Any) -> str:
+    if campaign_id in (None, ""):
+        return ""
+    campaign = state.campaigns.get(str(campaign_id))
+    if campaign is None or campaign.list_id != shop.doc["list_id"]:
+        raise ApiError.of(
+            "InvalidResource",
+            "A campaign with the provided ID does not exist in the account for this list.",
+            errors=[{"field": "campaign_id", "message": "Campaign not found."}],
+        )
+    return campaign.id
+
+
+def _order_doc(
+    request: Request, state: EngagementState, shop: Shop, order: dict[str, Any]
+) -> dict[str, Any]:
+    sid = shop.doc["id"]
+    path = f"/ecommerce/stores/{sid}/orders/{order['id']}"
+    doc = _stamp(order)
+    customer = shop.customers.get(order["customer_id"])
+    doc.pop("customer_id")
+    outreach_id = doc.pop("outreach_id", "") or order.get("campaign_id", "")
+    doc["customer"] = (
+        _customer_doc(request, shop, customer) if customer else {"id": order["customer_id"]}
+    )
+    doc["store_id"] = sid
+    doc["lines"] = [_line_doc(request, shop, line, path) for line in order["lines"]]
+    campaign = state.campaigns.get(outreach_id) if outreach_id else None
+    if campaign is not None:
+        doc["outreach"] = {
+            "id": campaign.id,
+            "name": campaign.settings.get("title", ""),
+            "type": "regular",
+            "published_time": format_epoch(campaign.send_time) if campaign.send_time else "",
+        }
+    elif outreach_id:
+        doc["outreach"] = {"id": outreach_id, "name": "", "type": "", "published_time": ""}
+    else:
+        doc["outreach"] = {}
+    doc["_links"] = links(
+        request,
+        ("self", path),
+        ("parent", f"/ecommerce/stores/{sid}/orders"),
+        ("update", path, "PATCH"),
+        ("delete", path, "DELETE"),
+        ("lines", path + "/lines"),
+    )
+    return doc
+
+
+def _validate_order_fields(body: dict[str, Any]) -> None:
+    for key in ("order_total", "discount_total", "tax_total", "shipping_total"):
+        _check_number(body, key)
+    for key in (
+        "financial_status",
+        "fulfillment_status",
+        "landing_site",
+        "order_url",
+        "processed_at_foreign",
+        "cancelled_at_foreign",
+        "updated_at_foreign",
+    ):
+        check_type(body, key, "string")
+    if "currency_code" in body and (
+        not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
+    ):
+        raise _field_error("currency_code", "This value is not a valid currency.")
+    if "outreach" in body:
+        check_type(body, "outreach", "object")
+
+
+def _filter_orders(
+    request: Request, pairs: list[tuple[Shop, dict[str, Any]]]
+) -> list[tuple[Shop, dict[str, Any]]]:
+    q = request.query_params
+    if q.get("campaign_id"):
+        pairs = [p for p in pairs if p[1].get("campaign_id") == q["campaign_id"]]
+    if q.get("outreach_id"):
+        pairs = [
+            p
+            for p in pairs
+            if (p[1].get("outreach_id") or p[1].get("campaign_id")) == q["outreach_id"]
+        ]
+    if q.get("customer_id"):
+        pairs = [p for p in pairs if p[1]["customer_id"] == q["customer_id"]]
+    if q.get("has_outreach") not in (None, ""):
+        wanted = parse_bool(request, "has_outreach")
+        pairs = [
+            p for p in pairs if bool(p[1].get("outreach_id") or p[1].get("campaign_id")) == wanted
+        ]
+    return pairs
+
+
+@mc_endpoint
+async def get_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    pairs = _filter_orders(request, [(shop, o) for o in shop.orders.values()])
+    page, total = paginate(pairs, ctx.count, ctx.offset)
+    ctx.items = len(page)
+    sid = shop.doc["id"]
+    return {
+        "store_id": sid,
+        "orders": [_order_doc(request, state, s, o) for s, o in page],
+        "total_items": total,
+        "_links": collection_links(
+            request, f"/ecommerce/stores/{sid}/orders", f"/ecommerce/stores/{sid}", ("POST",)
+        ),
+    }
+
+
+@mc_endpoint
+async def get_account_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state = _state(ctx)
+    pairs = _filter_orders(
+        request, [(s, o) for s in state.ecommerce.shops.values() for o in s.orders.values()]
+    )
+    page, total = paginate(pairs, ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        "orders": [_order_doc(request, state, s, o) for s, o in page],
+        "total_items": total,
+        "_links": collection_links(request, "/ecommerce/orders", None),
+    }
+
+
+def _order_customer(state: EngagementState, shop: Shop, body: dict[str, Any]) -> str:
+    raw = body["customer"]
+    if not isinstance(raw, dict):
+        raise _field_error("customer", "Schema describes object")
+    cid = _check_id(raw, "id")
+    fields = {k: v for k, v in raw.items() if k in CUSTOMER_KEYS}
+    if cid in shop.customers and not fields:
+        return cid
+    upsert_customer(state, shop, cid, fields, prefix="customer.")
+    return cid
+
+
+@mc_endpoint(paged=False)
+async def post_order(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
+    oid = _check_id(body)
+    _validate_order_fields(body)
+    if oid in shop.orders:
+        raise _dup("order")
+    campaign_id = _check_campaign(state, shop, body.get("campaign_id"))
+    lines = _check_lines(shop, body["lines"])
+    customer_id = _order_customer(state, shop, body)
+    now = _now(state)
+    order = _new_order(
+        oid, customer_id, body["currency_code"], float(body["order_total"]), lines, now
+    )
+    _copy_keys(order, body, ORDER_KEYS)
+    order["campaign_id"] = campaign_id
+    outreach = body.get("outreach") or {}
+    order["outreach_id"] = str(outreach.get("id", "")) if isinstance(outreach, dict) else ""
+    order.pop("outreach", None)
+    shop.orders[oid] = order
+    ctx.items = 1
+    return _order_doc(request, state, shop, order)
+
+
+@mc_endpoint(paged=False)
+async def get_order(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    ctx.items = 1
+    return _order_doc(request, state, shop, _get(shop.orders, request.path_params["order_id"]))
+
+
+@mc_endpoint(paged=False)
+async def patch_order(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    order = _get(shop.orders, request.path_params["order_id"])
+    body = require_object(ctx.json)
+    _validate_order_fields(body)
+    if "campaign_id" in body:
+        order["campaign_id"] = _check_campaign(state, shop, body["campaign_id"])
+    if "lines" in body:
+        check_type(body, "lines", "array")
+        for i, raw in enumerate(body["lines"]):
+            line = _check_line(shop, raw, f"lines.item:{i}.", partial=True)
+            existing = next((x for x in order["lines"] if x["id"] == line["id"]), None)
+            if existing is not None:
+                existing.update({k: v for k, v in line.items() if k != "id"})
+            else:
+                order["lines"].append(_check_line(shop, raw, f"lines.item:{i}."))
+    _copy_keys(
+        order, {k: v for k, v in body.items() if k not in ("campaign_id", "outreach")}, ORDER_KEYS
+    )
+    if isinstance(body.get("outreach"), dict):
+        order["outreach_id"] = str(body["outreach"].get("id", ""))
+    if isinstance(body.get("customer"), dict) and "opt_in_status" in body["customer"]:
+        upsert_customer(
+            state,
+            shop,
+            order["customer_id"],
+            {"opt_in_status": body["customer"]["opt_in_status"]},
+            prefix="customer.",
+        )
+    order["updated_at"] = _now(state)
+    ctx.items = 1
+    return _order_doc(request, state, shop, order)
+
+
+@mc_endpoint(paged=False)
+async def delete_order(request: Request, ctx: Ctx) -> None:
+    _, shop = _shop(ctx)
+    oid = request.path_params["order_id"]
+    _get(shop.orders, oid)
+    del shop.orders[oid]
+    ctx.items = 1
+
+
+@mc_endpoint
+async def get_order_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    order = _get(shop.orders, request.path_params["order_id"])
+    path = f"/ecommerce/stores/{shop.doc['id']}/orders/{order['id']}"
+    page, total = paginate(order["lines"], ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        "store_id": shop.doc["id"],
+        "order_id": order["id"],
+        "lines": [_line_doc(request, shop, x, path) for x in page],
+        "total_items": total,
+        "_links": collection_links(request, path + "/lines", path),
+    }
+
+
+@mc_endpoint(paged=False)
+async def get_order_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    order = _get(shop.orders, request.path_params["order_id"])
+    line = next((x for x in order["lines"] if x["id"] == request.path_params["line_id"]), None)
+    if line is None:
+        raise ApiError.of("ResourceNotFound")
+    ctx.items = 1
+    return _line_doc(
+        request, shop, line, f"/ecommerce/stores/{shop.doc['id']}/orders/{order['id']}"
+    )
+
+
+def _cart_doc(request: Request, shop: Shop, cart: dict[str, Any]) -> dict[str, Any]:
+    sid = shop.doc["id"]
+    path = f"/ecommerce/stores/{sid}/carts/{cart['id']}"
+    doc = _stamp(cart)
+    customer = shop.customers.get(doc.pop("customer_id"))
+    doc["customer"] = (
+        _customer_doc(request, shop, customer) if customer else {"id": cart["customer_id"]}
+    )
+    doc["lines"] = [_line_doc(request, shop, line, path) for line in cart["lines"]]
+    doc["store_id"] = sid
+    doc["_links"] = links(
+        request,
+        ("self", path),
+        ("parent", f"/ecommerce/stores/{sid}/carts"),
+        ("update", path, "PATCH"),
+        ("delete", path, "DELETE"),
+        ("lines", path + "/lines"),
+    )
+    return doc
+
+
+@mc_endpoint
+async def get_carts(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    page, total = paginate(list(shop.carts.values()), ctx.count, ctx.offset)
+    ctx.items = len(page)
+    sid = shop.doc["id"]
+    return {
+        "store_id": sid,
+        "carts": [_cart_doc(request, shop, c) for c in page],
+        "total_items": total,
+        "_links": collection_links(
+            request, f"/ecommerce/stores/{sid}/carts", f"/ecommerce/stores/{sid}", ("POST",)
+        ),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    body = require_object(ctx.json)
+    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
+    cart_id = _check_id(body)
+    _validate_order_fields(
+        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
+    )
+    check_type(body, "checkout_url", "string")
+    if cart_id in shop.carts:
+        raise _dup("cart")
+    campaign_id = _check_campaign(state, shop, body.get("campaign_id"))
+    lines = _check_lines(shop, body["lines"])
+    customer_id = _order_customer(state, shop, body)
+    now = _now(state)
+    cart: dict[str, Any] = {
+        "id": cart_id,
+        "customer_id": customer_id,
+        "campaign_id": "",
+        "checkout_url": "",
+        "currency_code": "",
+        "order_total": 0,
+        "tax_total": 0,
+        "lines": lines,
+        "created_at": now,
+        "updated_at": now,
+    }
+    _copy_keys(cart, body, CART_KEYS)
+    cart["campaign_id"] = campaign_id
+    shop.carts[cart_id] = cart
+    ctx.items = 1
+    return _cart_doc(request, shop, cart)
+
+
+@mc_endpoint(paged=False)
+async def get_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop = _shop(ctx)
+    ctx.items = 1
+    return _cart_doc(request, shop, _get(shop.carts, request.path_params["cart_id"]))
+
+
+@mc_endpoint(paged=False)
+async def patch_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop = _shop(ctx)
+    cart = _get(shop.carts, request.path_params["cart_id"])
+    body = require_object(ctx.json)
+    _validate_order_fields(
+        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
+    )
+    check_type(body, "checkout_url", "string")
+    if "campaign_id" in body:
+        cart["campaign_id"] = _check_campaign(state, shop, body["campaign_id"])
+    if "lines" in body:
+        cart["lines"] = _check_lines(shop, body["lines"])
+    _copy_keys(cart, {k: v for k, v in body.items() if k != "campaign_id"}, CART_KEYS)
+    cart["updated_at"] = _now(state)
+    ctx.items = 1
+    return _cart_doc(request, shop, cart)
+
+
+@mc_endpoint(paged=False)
+async def delete_cart(request: Request, ctx: Ctx) -> None:
+    _, shop = _shop(ctx)
+    cart_id = request.path_params["cart_id"]
+    _get(shop.carts, cart_id)
+    del shop.carts[cart_id]
+    ctx.items = 1
+
+
+def _cart_for_lines(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any], str]:
+    state, shop = _shop(ctx)
+    cart = _get(shop.carts, ctx.request.path_params["cart_id"])
+    return state, shop, cart, f"/ecommerce/stores/{shop.doc['id']}/carts/{cart['id']}"
+
+
+@mc_endpoint
+async def get_cart_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, cart, path = _cart_for_lines(ctx)
+    page, total = paginate(cart["lines"], ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        "store_id": shop.doc["id"],
+        "cart_id": cart["id"],
+        "lines": [_line_doc(request, shop, x, path) for x in page],
+        "total_items": total,
+        "_links": collection_links(request, path + "/lines", path, ("POST",)),
+    }
+
+
+@mc_endpoint(paged=False)
+async def post_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, cart, path = _cart_for_lines(ctx)
+    body = require_object(ctx.json)
+    line = _check_line(shop, body, "")
+    if any(x["id"] == line["id"] for x in cart["lines"]):
+        raise _dup("cart line")
+    cart["lines"].append(line)
+    cart["updated_at"] = _now(state)
+    ctx.items = 1
+    return _line_doc(request, shop, line, path)
+
+
+def _cart_line(cart: dict[str, Any], line_id: str) -> dict[str, Any]:
+    line = next((x for x in cart["lines"] if x["id"] == line_id), None)
+    if line is None:
+        raise ApiError.of("ResourceNotFound")
+    return line
+
+
+@mc_endpoint(paged=False)
+async def get_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, cart, path = _cart_for_lines(ctx)
+    ctx.items = 1
+    return _line_doc(request, shop, _cart_line(cart, request.path_params["line_id"]), path)
+
+
+@mc_endpoint(paged=False)
+async def patch_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, cart, path = _cart_for_lines(ctx)
+    line = _cart_line(cart, request.path_params["line_id"])
+    body = require_object(ctx.json)
+    merged = {**line, **{k: v for k, v in body.items() if k in LINE_KEYS}}
+    line.update(_check_line(shop, merged, ""))
+    cart["updated_at"] = _now(state)
+    ctx.items = 1
+    return _line_doc(request, shop, line, path)
+
+
+@mc_endpoint(paged=False)
+async def delete_cart_line(request: Request, ctx: Ctx) -> None:
+    state, _, cart, _ = _cart_for_lines(ctx)
+    line = _cart_line(cart, request.path_params["line_id"])
+    cart["lines"].remove(line)
+    cart["updated_at"] = _now(state)
+    ctx.items = 1
+
+
+def routes() -> list[BaseRoute]:
+    s = "/3.0/ecommerce/stores"
+    one = s + "/{store_id}"
+    return [
+        Route("/3.0/ecommerce/orders", get_account_orders, methods=["GET"]),
+        Route(s, get_stores, methods=["GET"]),
+        Route(s, post_store, methods=["POST"]),
+        Route(one, get_store, methods=["GET"]),
+        Route(one, patch_store, methods=["PATCH"]),
+        Route(one, delete_store, methods=["DELETE"]),
+        Route(one + "/customers", get_customers, methods=["GET"]),
+        Route(one + "/customers", post_customer, methods=["POST"]),
+        Route(one + "/customers/{customer_id}", get_customer, methods=["GET"]),
+        Route(one + "/customers/{customer_id}", put_customer, methods=["PUT"]),
+        Route(one + "/customers/{customer_id}", patch_customer, methods=["PATCH"]),
+        Route(one + "/customers/{customer_id}", delete_customer, methods=["DELETE"]),
+        Route(one + "/products", get_products, methods=["GET"]),
+        Route(one + "/products", post_product, methods=["POST"]),
+        Route(one + "/products/{product_id}", get_product, methods=["GET"]),
+        Route(one + "/products/{product_id}", patch_product, methods=["PATCH"]),
+        Route(one + "/products/{product_id}", delete_product, methods=["DELETE"]),
+        Route(one + "/products/{product_id}/variants", get_variants, methods=["GET"]),
+        Route(one + "/products/{product_id}/variants", post_variant, methods=["POST"]),
+        Route(
+            one + "/products/{product_id}/variants/{variant_id}", get_variant_one, methods=["GET"]
+        ),
+        Route(one + "/products/{product_id}/variants/{variant_id}", put_variant, methods=["PUT"]),
+        Route(
+            one + "/products/{product_id}/variants/{variant_id}", patch_variant, methods=["PATCH"]
+        ),
+        Route(
+            one + "/products/{product_id}/variants/{variant_id}", delete_variant, methods=["DELETE"]
+        ),
+        Route(one + "/orders", get_orders, methods=["GET"]),
+        Route(one + "/orders", post_order, methods=["POST"]),
+        Route(one + "/orders/{order_id}", get_order, methods=["GET"]),
+        Route(one + "/orders/{order_id}", patch_order, methods=["PATCH"]),
+        Route(one + "/orders/{order_id}", delete_order, methods=["DELETE"]),
+        Route(one + "/orders/{order_id}/lines", get_order_lines, methods=["GET"]),
+        Route(one + "/orders/{order_id}/lines/{line_id}", get_order_line, methods=["GET"]),
+        Route(one + "/carts", get_carts, methods=["GET"]),
+        Route(one + "/carts", post_cart, methods=["POST"]),
+        Route(one + "/carts/{cart_id}", get_cart, methods=["GET"]),
+        Route(one + "/carts/{cart_id}", patch_cart, methods=["PATCH"]),
+        Route(one + "/carts/{cart_id}", delete_cart, methods=["DELETE"]),
+        Route(one + "/carts/{cart_id}/lines", get_cart_lines, methods=["GET"]),
+        Route(one + "/carts/{cart_id}/lines", post_cart_line, methods=["POST"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", get_cart_line, methods=["GET"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", patch_cart_line, methods=["PATCH"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", delete_cart_line, methods=["DELETE"]),
+    ]
