@@ -367,6 +367,7 @@ class MailchimpClient:
             max_value=backoff_max,
             jitter=backoff.full_jitter,
             on_backoff=self._log_backoff,
+            logger=None,
         )(self._send_once)
 
     # -- public API --------------------------------------------------------------------------

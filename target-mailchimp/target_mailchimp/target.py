@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -70,6 +71,8 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("max_connections", th.IntegerType, default=DEFAULT_MAX_CONNECTIONS,
                 description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th."),
     th.Property("max_tries", th.IntegerType, default=6, description="Attempts per call for retryable failures (429, 5xx, resets, timeouts)."),
+    th.Property("retry_backoff_seconds", th.NumberType, default=1.0,
+                description="Base of the jittered exponential backoff between retries (seconds)."),
     th.Property("request_timeout", th.NumberType, default=120, description="Read timeout per call in seconds (Mailchimp stops at 120)."),
     th.Property("rejects_path", th.StringType, default="target-mailchimp-rejects.jsonl",
                 description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail)."),
@@ -100,12 +103,14 @@ class TargetMailchimp(Target):
             max_connections=max_connections,
             timeout=(10.0, float(cfg.get("request_timeout") or 120)),
             max_tries=int(cfg.get("max_tries") or 6),
+            backoff_factor=float(cfg.get("retry_backoff_seconds") or 1.0),
             on_call=self.report.count_call,
             user_agent=f"{self.name}/0.1",
         )
         self._sync: ContactSync | None = None
         self._sync_lock = threading.Lock()
         self._schema: dict[str, Any] = {}
+        self._last_emitted_state: dict[str, Any] | None = None
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -189,6 +194,23 @@ class TargetMailchimp(Target):
         if any(isinstance(s, ContactsSink) and s.window_full for s in self._sinks_active.values()):
             # Drain everything and emit the latest state: it is now durable in Mailchimp.
             self.drain_all()
+
+    @override
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        # A state that arrives while nothing is pending covers only durable records: emit it now,
+        # so a killed run replays at most the window after it.
+        if self._latest_state and self._latest_state != self._last_emitted_state and all(
+            s.current_size == 0 for s in self._sinks_active.values()
+        ):
+            self._write_state_message(copy.deepcopy(self._latest_state))
+
+    @override
+    def _write_state_message(self, state: dict) -> None:
+        if state == self._last_emitted_state:
+            return
+        self._last_emitted_state = copy.deepcopy(state)
+        super()._write_state_message(state)
 
     @override
     def process_endofpipe(self) -> None:

@@ -1,0 +1,249 @@
+"""End-to-end: the target against the real sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, subscriber_hash
+from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp.target import TargetMailchimp
+
+from .conftest import DOMAIN, contact, member, run_target, singer_lines, writes
+
+
+def _summary(target: TargetMailchimp) -> dict[str, Any]:
+    return target.report.summary()["streams"]["contacts"]
+
+
+def test_create_update_and_noop_rerun(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+    list_id = config["list_id"]
+    records = [contact(i) for i in range(1, 31)]
+    target, states = run_target(config, singer_lines(records))
+    summary = _summary(target)
+    assert summary["created"] == 30
+    assert states[-1] == {"n": 30}
+    got = member(api, list_id, f"person7@{DOMAIN}")
+    assert got is not None
+    assert got["status"] == "subscribed"
+    assert got["merge_fields"]["FNAME"] == "First7"
+    assert got["merge_fields"]["LNAME"] == "Last7"
+    assert got["all_tags"] == ["oro:account:Account 1", "oro:group:Retail"]
+    stats = sb.stats("mailchimp")
+    assert max(stats["connections"]["peak"].values()) <= 8
+    assert not stats["connections"]["over_limit"]
+
+    # Re-run with the same input: nothing changed, so no write call at all.
+    sb.reset_stats()
+    target, _ = run_target(config, singer_lines(records))
+    assert writes(sb) == 0
+    assert _summary(target)["unchanged"] == 30
+
+    # One changed name, one cleared phone: exactly those are written, in one batch call.
+    records[4] = contact(5, first_name="Renamed")
+    records[5] = contact(6, phone="")
+    sb.reset_stats()
+    target, _ = run_target(config, singer_lines(records))
+    assert writes(sb) == 1
+    assert _summary(target)["updated"] == 2
+    assert member(api, list_id, f"person5@{DOMAIN}")["merge_fields"]["FNAME"] == "Renamed"  # type: ignore[index]
+    assert member(api, list_id, f"person6@{DOMAIN}")["merge_fields"]["PHONE"] == ""  # type: ignore[index]
+
+
+def test_owned_tags_added_and_removed_foreign_tags_kept(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(1, tags=["VIP"])]))
+    email = f"person1@{DOMAIN}"
+    api.post(f"/lists/{list_id}/members/{subscriber_hash(email)}/tags",
+             {"tags": [{"name": "Manual-Newsletter", "status": "active"}]})
+    assert member(api, list_id, email)["all_tags"] == [  # type: ignore[index]
+        "Manual-Newsletter", "oro:account:Account 1", "oro:group:Retail", "oro:tag:VIP"]
+
+    target, _ = run_target(config, singer_lines([contact(1, customer_group="Wholesale", tags=[])]))
+    assert member(api, list_id, email)["all_tags"] == [  # type: ignore[index]
+        "Manual-Newsletter", "oro:account:Account 1", "oro:group:Wholesale"]
+    summary = _summary(target)
+    assert summary["tags_added"] == 1
+    assert summary["tags_removed"] == 2
+
+
+def test_unsubscribed_in_mailchimp_stays_unsubscribed(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(1), contact(2)]))
+    for i in (1, 2):
+        api.patch(f"/lists/{list_id}/members/{subscriber_hash(f'person{i}@{DOMAIN}')}", {"status": "unsubscribed"})
+    # The source says "subscribed" (status_if_new) and even "consent true" (old, and newer-but-blocked).
+    records = [
+        contact(1, first_name="Changed", marketing_consent=True),
+        contact(2, marketing_consent=True, consent_changed_at="2999-01-01T00:00:00+00:00"),
+    ]
+    target, _ = run_target({**config, "status_if_new": "subscribed"}, singer_lines(records))
+    first = member(api, list_id, f"person1@{DOMAIN}")
+    assert first is not None
+    assert first["status"] == "unsubscribed"
+    assert first["merge_fields"]["FNAME"] == "Changed"  # profile data still syncs
+    assert member(api, list_id, f"person2@{DOMAIN}")["status"] == "unsubscribed"  # type: ignore[index]
+    assert _summary(target)["consent_blocked"] == 1
+    assert not target.report.rejected_by_reason("contacts")
+
+
+def test_consent_withdrawal_and_new_opt_out(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(1)]))
+    records = [
+        contact(1, marketing_consent=False, consent_changed_at="2999-01-01T00:00:00+00:00"),
+        contact(2, marketing_consent=False),
+    ]
+    run_target(config, singer_lines(records))
+    assert member(api, list_id, f"person1@{DOMAIN}")["status"] == "unsubscribed"  # type: ignore[index]
+    assert member(api, list_id, f"person2@{DOMAIN}")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_bad_records_rejected_with_reasons_rest_lands(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    list_id = config["list_id"]
+    api.post(f"/lists/{list_id}/merge-fields", {"tag": "LTV", "name": "Lifetime value", "type": "number"})
+    cfg = {**config, "merge_fields": {"FNAME": "first_name", "PHONE": "phone", "LTV": "lifetime_value"}}
+    records = [
+        contact(1, lifetime_value=10),
+        contact(2, email="not-an-email"),
+        contact(3, email="someone@mailinator.com"),
+        contact(4, lifetime_value="lots"),
+        contact(5, phone="call me"),
+        contact(6, lifetime_value="12.5"),
+    ]
+    target, states = run_target(cfg, singer_lines(records))
+    assert states[-1] == {"n": 6}
+    assert member(api, list_id, f"person1@{DOMAIN}")["merge_fields"]["LTV"] == 10  # type: ignore[index]
+    assert float(member(api, list_id, f"person6@{DOMAIN}")["merge_fields"]["LTV"]) == 12.5  # type: ignore[index]
+    assert member(api, list_id, f"person4@{DOMAIN}") is None
+    assert member(api, list_id, "someone@mailinator.com") is None
+    assert target.report.rejected_by_reason("contacts") == {
+        "invalid_email": 1, "fake_email": 1, "invalid_merge_value": 2}
+    lines = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
+    by_key = {x["key"]: x for x in lines}
+    assert by_key["customer_user_id=4"]["field"] == "lifetime_value"
+    assert by_key["customer_user_id=3"]["reason"] == "fake_email"
+    assert "mailinator" not in Path(cfg["rejects_path"]).read_text()  # no e-mail addresses in the report
+
+
+def test_duplicates_merged(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+    records = [contact(1, last_name=None), contact(1, email=f"  PERSON1@{DOMAIN.upper()} ", first_name="Later", last_name=None)]
+    target, _ = run_target(config, singer_lines(records))
+    got = member(api, config["list_id"], f"person1@{DOMAIN}")
+    assert got is not None
+    assert got["merge_fields"]["FNAME"] == "Later"
+    assert _summary(target)["duplicates_merged"] == 1
+    assert _summary(target)["created"] == 1
+
+
+@pytest.mark.parametrize("mode", ["archive", "delete_permanent"])
+def test_erasure(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, mode: str) -> None:
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(1), contact(2)]))
+    target, _ = run_target({**config, "erasure_mode": mode}, singer_lines([contact(1, erase=True), contact(2)]))
+    assert _summary(target)["erased"] == 1
+    gone = member(api, list_id, f"person1@{DOMAIN}")
+    if mode == "archive":
+        assert gone is not None
+        assert gone["status"] == "archived"
+    else:
+        assert gone is None
+    # A later plain sync does not bring the erased person back.
+    target, _ = run_target(config, singer_lines([contact(1)]))
+    again = member(api, list_id, f"person1@{DOMAIN}")
+    if mode == "archive":
+        assert again["status"] == "archived"  # type: ignore[index]
+        assert _summary(target)["archived_skipped"] == 1
+    else:
+        assert again is None
+        assert target.report.rejected_by_reason("contacts") == {"forgotten_email": 1}
+
+
+def _audience(api: MailchimpClient, list_id: str) -> dict[str, Any]:
+    fields = "members.email_address,members.status,members.merge_fields.FNAME,members.merge_fields.PHONE,members.tags"
+    return {
+        m["email_address"]: (m["status"], m["merge_fields"], sorted(t["name"] for t in m["tags"]))
+        for m in api.paginate(f"/lists/{list_id}/members", "members", {"fields": fields})
+        if m["email_address"].endswith(DOMAIN)
+    }
+
+
+def test_fault_storm_gives_the_same_audience(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+    records = [contact(i) for i in range(1, 61)]
+    changed = [contact(i, customer_group="Gold", first_name=f"N{i}") for i in range(1, 61, 3)]
+    cfg = {**config, "batch_size_rows": 20}
+    run_target(cfg, singer_lines(records))
+    run_target(cfg, singer_lines(changed))
+    expected = _audience(api, config["list_id"])
+
+    sb.reset()
+    sb.set_faults("mailchimp", rate=0.3, kinds=["429", "500", "502", "503", "403", "reset"], seed=3)
+    run_target(cfg, singer_lines(records))
+    run_target(cfg, singer_lines(changed))
+    faults = sb.stats("mailchimp")["faults_injected"]
+    sb.set_faults("mailchimp", rate=0)
+    assert sum(faults.values()) > 5
+    assert _audience(api, config["list_id"]) == expected
+
+
+def test_state_emitted_only_after_durable_writes(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    records = [contact(i) for i in range(1, 36)]
+    lines = singer_lines(records, state_every=5)
+    cfg = {**config, "batch_size_rows": 10, "max_tries": 2}
+    # Lines: 1 schema, then per 5 records 5 RECORD + 1 STATE lines. Break Mailchimp while the third
+    # window (records 21-30) is being read: its write fails and the run stops.
+    first_line_of_record_21 = 1 + 20 + 4
+    hooks = {first_line_of_record_21: lambda: sb.set_faults("mailchimp", rate=1.0, kinds=["503"])}
+    with pytest.raises(Exception, match="server_error"):
+        run_target(cfg, lines, hooks)
+    states = run_target.last_states  # type: ignore[attr-defined]
+    sb.set_faults("mailchimp", rate=0)
+    # Each window's drain emits the latest state seen before it, and a state arriving right after a
+    # drain (nothing pending) is emitted at once; nothing after the failed window is ever emitted.
+    assert states == [{"n": 5}, {"n": 10}, {"n": 15}, {"n": 20}]
+    present = {i for i in range(1, 36) if member(api, config["list_id"], f"person{i}@{DOMAIN}") is not None}
+    assert set(range(1, 21)) <= present  # everything the last state covers is durable
+    assert not present & set(range(31, 36))
+
+    # Resume from the last state: only the unfinished window(s) are replayed and the audience completes.
+    _, states = run_target(cfg, singer_lines(records[20:]))
+    assert states[-1] == {"n": 15}
+    assert all(member(api, config["list_id"], f"person{i}@{DOMAIN}") for i in range(21, 36))
+
+
+def test_bad_credentials_and_missing_merge_field_fail_at_start(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    bad = {**config, "api_key": "0000000000000000000000000000dead-" + config["api_key"].rsplit("-", 1)[1]}
+    with pytest.raises(MailchimpConfigError, match="auth_invalid"):
+        run_target(bad, singer_lines([contact(1)]))
+    assert "dead" not in str(run_target.last_states)
+
+    with pytest.raises(MailchimpConfigError, match="http"):
+        TargetMailchimp(config={**config, "api_url": "http://mailchimp.example.com/3.0"})
+
+    cfg = {**config, "merge_fields": {"FNAME": "first_name", "COMPANY": "customer_name", "SINCE": "updated_at"}}
+    with pytest.raises(MailchimpConfigError, match="COMPANY"):
+        run_target(cfg, singer_lines([contact(1)]))
+    run_target({**cfg, "create_missing_merge_fields": True}, singer_lines([contact(1)]))
+    fields = {f["tag"]: f["type"] for f in api.paginate(f"/lists/{config['list_id']}/merge-fields", "merge_fields")}
+    assert fields["COMPANY"] == "text"
+    assert fields["SINCE"] == "date"
+    assert member(api, config["list_id"], f"person1@{DOMAIN}")["merge_fields"]["COMPANY"] == "Account 1"  # type: ignore[index]
+
+
+def test_other_streams_are_counted_not_written(sb: RunningSandbox, config: dict[str, Any]) -> None:
+    lines = [*singer_lines([contact(1)]), json.dumps({"type": "SCHEMA", "stream": "orders", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": ["id"]}), json.dumps({"type": "RECORD", "stream": "orders", "record": {"id": 1}})]
+    target, _ = run_target(config, lines)
+    assert target.report.summary()["streams"]["orders"]["ignored"] == 1
+    assert _summary(target)["created"] == 1
