@@ -172,7 +172,7 @@ class OroStream(RESTStream[Any]):
         self._fingerprints: dict[str, str] = {}
         self._disabled_columns: set[str] = set()
         self.oro_tap = tap
-        super().__init__(tap=tap, name=self.name, schema=self.build_schema())
+        super().__init__(tap=tap, name=self.name, schema=self.build_schema(), path="/" + self.resource)
 
     # -- declaration -------------------------------------------------------------------------
 

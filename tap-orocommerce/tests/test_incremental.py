@@ -1,0 +1,158 @@
+"""Incremental behaviour against the sandbox: exact change sets, contacts, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from oromc_common.oro import OroOAuth2Authenticator, jsonapi_headers
+from oromc_sandbox.testing import running_sandbox
+
+from tests.helpers import TapRun, parse_messages, run_tap, start_tap, tap_config
+
+ALL = [
+    "customer_users", "customer_user_addresses", "customers", "customer_groups",
+    "orders", "order_line_items", "products", "tags", "contacts",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    with running_sandbox(customers=8) as sb:
+        yield sb
+
+
+class Oro:
+    """Minimal JSON:API client for changing sandbox data the way a user would."""
+
+    def __init__(self, sb: Any) -> None:
+        info = sb.info["oro"]
+        self.api = sb.oro_base_url + "/admin/api"
+        self.session = requests.Session()
+        self.session.auth = OroOAuth2Authenticator(
+            base_url=sb.oro_base_url, client_id=info["client_id"], client_secret=info["client_secret"]
+        )
+
+    def list(self, rtype: str, **params: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        url: str | None = f"{self.api}/{rtype}"
+        query: dict[str, Any] | None = {"page[size]": 500, **params}
+        while url:
+            r = self.session.get(url, params=query, headers=jsonapi_headers(), timeout=30)
+            r.raise_for_status()
+            doc = r.json()
+            out += doc["data"]
+            url, query = doc.get("links", {}).get("next"), None
+        return out
+
+    def patch(self, rtype: str, rid: str, attributes: dict[str, Any]) -> None:
+        body = {"data": {"type": rtype, "id": str(rid), "attributes": attributes}}
+        r = self.session.patch(
+            f"{self.api}/{rtype}/{rid}", data=json.dumps(body), headers=jsonapi_headers(write=True), timeout=30
+        )
+        assert r.status_code == 200, r.text
+
+
+def _ids(run: TapRun, stream: str, key: str = "id") -> set[Any]:
+    return set(run.ids(stream, key))
+
+
+def test_incremental_runs_emit_exactly_the_changed_rows(sandbox: Any, tmp_path: Path) -> None:
+    oro = Oro(sandbox)
+    config = tap_config(sandbox)
+    first = run_tap(tmp_path, config, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    users = oro.list("customerusers")
+    assert _ids(first, "customer_users") == {int(u["id"]) for u in users}
+    assert _ids(first, "contacts", "customer_user_id") == {int(u["id"]) for u in users}
+    for stream in ALL:
+        assert first.records.get(stream), f"no records in {stream}"
+    assert len(first.ids("customer_users")) == len(users)  # no duplicates in one run
+
+    # no changes: nothing is emitted again (ids at the bookmark are remembered in state)
+    second = run_tap(tmp_path, config, state=first.state, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {s: len(r) for s, r in second.records.items() if r} == {}
+
+    # change 3 customer users, 1 address phone, 1 customer group name
+    changed_users = [users[0]["id"], users[3]["id"], users[5]["id"]]
+    for uid in changed_users:
+        oro.patch("customerusers", uid, {"firstName": f"Changed{uid}"})
+    address = oro.list("customeruseraddresses")[2]
+    oro.patch("customeruseraddresses", address["id"], {"phone": "+1 555 0100"})
+    groups = oro.list("customergroups")
+    customers = oro.list("customers")
+    group = next(
+        g for g in groups
+        if any((c["relationships"].get("group") or {}).get("data", {}) == {"type": "customergroups", "id": g["id"]}
+               for c in customers)
+    )  # fmt: skip
+    oro.patch("customergroups", group["id"], {"name": "Renamed group"})
+
+    third = run_tap(tmp_path, config, state=second.state or first.state, name="third")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert _ids(third, "customer_users") == {int(u) for u in changed_users}
+    assert _ids(third, "customer_user_addresses") == {int(address["id"])}
+    assert _ids(third, "customer_groups") == {int(group["id"])}
+    for stream in ("customers", "orders", "order_line_items", "products", "tags"):
+        assert not third.records.get(stream), stream
+
+    owner = int(address["relationships"]["customerUser"]["data"]["id"])
+    in_group = {
+        int(c["id"]) for c in customers
+        if ((c["relationships"].get("group") or {}).get("data") or {}).get("id") == group["id"]
+    }  # fmt: skip
+    group_users = {
+        int(u["id"]) for u in users if int(u["relationships"]["customer"]["data"]["id"]) in in_group
+    }
+    expected_contacts = {int(u) for u in changed_users} | {owner} | group_users
+    assert _ids(third, "contacts", "customer_user_id") == expected_contacts
+    by_id = {r["customer_user_id"]: r for r in third.records["contacts"]}
+    assert by_id[owner]["phone"] == "+1 555 0100" or by_id[owner]["primary_address_id"] != int(address["id"])
+    for uid in group_users:
+        assert by_id[uid]["customer_group_name"] == "Renamed group"
+    for uid in changed_users:
+        assert by_id[int(uid)]["first_name"] == f"Changed{uid}"
+
+    fourth = run_tap(tmp_path, config, state=third.state, name="fourth")
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    assert {s: len(r) for s, r in fourth.records.items() if r} == {}
+
+
+def test_killed_run_resumes_without_losing_rows(sandbox: Any, tmp_path: Path) -> None:
+    config = tap_config(sandbox, streams=["orders"], page_size=5, state_every_records=5)
+    full = run_tap(tmp_path, config, name="full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    all_ids = _ids(full, "orders")
+    assert len(all_ids) > 25
+
+    proc = start_tap(tmp_path, config, name="killed")
+    assert proc.stdout is not None
+    lines: list[str] = []
+    records = 0
+    for line in proc.stdout:
+        lines.append(line)
+        if '"type":"RECORD"' in line.replace(" ", ""):
+            records += 1
+        if records >= 17:
+            break
+    proc.send_signal(signal.SIGKILL)  # no chance to write a final state
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    if proc.stderr is not None:
+        proc.stderr.close()
+    killed = TapRun(proc.returncode)
+    parse_messages(lines, killed)
+    assert killed.states, "a resumable stream writes STATE while it runs"
+    bookmark = killed.state["bookmarks"]["orders"]["replication_key_value"]
+    assert bookmark
+
+    resumed = run_tap(tmp_path, config, state=killed.state, name="resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _ids(killed, "orders") | _ids(resumed, "orders") == all_ids
+    assert len(resumed.ids("orders")) < len(all_ids)  # it resumed, it did not start over
