@@ -156,7 +156,7 @@ def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[
     for event in rows:
         action = event.get("action")
         if action == "bounce":
-            bounce = event.get("type")
+            bounce = event.get("bounce_type") or event.get("type")
             kind = "hard_bounce" if bounce == "hard" else "soft_bounce"
         elif action in {"open", "click"}:
             kind = str(action)
@@ -165,8 +165,8 @@ def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[
         when = _utc(event.get("timestamp"))
         if when is None:
             raise MappingError("missing or invalid timestamp", "timestamp")
-        url = event.get("url") if kind == "click" else None
-        extra = {"bounce_type": event.get("type")} if action == "bounce" else {}
+        url = (event.get("url") or None) if kind == "click" else None
+        extra = {"bounce_type": bounce} if action == "bounce" else {}
         out.append(
             ActivityIntent(
                 stream=stream,

@@ -227,7 +227,12 @@ class OroWriter:
                     auth=self.auth,
                     timeout=self.timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 self.report.count_call(method, "error")
                 msg = f"{label or method} failed without a response: {type(exc).__name__}"
                 raise _TransportError(msg, resource=label or "") from exc

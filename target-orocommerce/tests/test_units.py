@@ -1,0 +1,112 @@
+"""Pure functions: keys, parsing, permission names (no sandbox needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from target_orocommerce.activities import (
+    EVERY_EVENT,
+    FIRST_PER_ACTION,
+    MappingError,
+    intents_from_email_activity,
+    intents_from_sent_to,
+    keys_of,
+)
+from target_orocommerce.client import permission_hint
+from target_orocommerce.members import MemberError, MemberSettings, parse_member, phone_digits
+
+AT = datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "campaign_id": "abc123", "email_id": "e1", "email_address": "A@Example.com",
+        "action": "open", "timestamp": AT, "url": "", "bounce_type": None, "list_id": "L1",
+    }
+    row.update(overrides)
+    return row
+
+
+def test_event_key_is_deterministic_and_distinguishes_events() -> None:
+    a = intents_from_email_activity("email_activity", _row())[0]
+    b = intents_from_email_activity("email_activity", _row())[0]
+    later = intents_from_email_activity("email_activity", _row(timestamp="2030-01-01T10:00:01+00:00"))[0]
+    assert a.key == b.key
+    assert a.key != later.key
+    assert a.dedupe_key(EVERY_EVENT) != later.dedupe_key(EVERY_EVENT)
+    # first_per_action: every open of a member in a campaign is the same key
+    assert a.dedupe_key(FIRST_PER_ACTION) == later.dedupe_key(FIRST_PER_ACTION)
+
+
+def test_details_round_trip_to_ledger_keys_without_pii() -> None:
+    intent = intents_from_email_activity(
+        "email_activity", _row(action="click", url="https://x.example/p")
+    )[0]
+    details = intent.details()
+    assert "a@example.com" not in details.lower()  # no email address is stored
+    keys = keys_of({"attributes": {"details": details}})
+    assert intent.dedupe_key(EVERY_EVENT) in keys
+    assert intent.dedupe_key(FIRST_PER_ACTION) in keys
+    assert keys_of({"attributes": {"details": json.dumps({"source": "other"})}}) == []
+
+
+def test_bounce_types_and_bad_rows() -> None:
+    hard = intents_from_email_activity("email_activity", _row(action="bounce", bounce_type="hard"))[0]
+    soft = intents_from_email_activity("email_activity", _row(action="bounce", bounce_type="soft"))[0]
+    assert (hard.type, soft.type) == ("hard_bounce", "soft_bounce")
+    with pytest.raises(MappingError) as err:
+        intents_from_email_activity("email_activity", _row(action="forward"))
+    assert err.value.field == "action"
+    with pytest.raises(MappingError) as err:
+        intents_from_email_activity("email_activity", _row(email_address="not-an-email"))
+    assert err.value.field == "email_address"
+
+
+def test_send_key_has_no_time_and_needs_a_send_time() -> None:
+    row = {"campaign_id": "abc123", "email_id": "e1", "email_address": "a@example.com", "status": "sent"}
+    one = intents_from_sent_to("sent_to", row, {"abc123": AT})[0]
+    other = intents_from_sent_to("sent_to", row, {"abc123": datetime(2030, 2, 1, tzinfo=UTC)})[0]
+    assert one.dedupe_key(EVERY_EVENT) == other.dedupe_key(EVERY_EVENT)
+    with pytest.raises(MappingError) as err:
+        intents_from_sent_to("sent_to", row, {})
+    assert err.value.field == "send_time"
+
+
+def test_parse_member_reads_merge_fields_and_flags_partial_tag_lists() -> None:
+    settings = MemberSettings()
+    row = parse_member(
+        {
+            "list_id": "L", "id": "h", "email_address": " Ann@Example.com ", "status": "subscribed",
+            "merge_fields": {"FNAME": "Ann", "LNAME": "", "PHONE": "+1 555"},
+            "tags": [{"id": 1, "name": "VIP"}], "tags_count": 3, "last_changed": AT,
+        },
+        settings,
+    )
+    assert (row.email, row.first_name, row.last_name, row.phone) == ("ann@example.com", "Ann", None, "+1 555")
+    assert row.tags == ["VIP"]
+    assert row.tags_complete is False
+    with pytest.raises(MemberError) as err:
+        parse_member({"email_address": "a@b.example", "status": "gone"}, settings)
+    assert err.value.field == "status"
+
+
+def test_phone_comparison_ignores_formatting() -> None:
+    assert phone_digits("+1 (555) 010-0001") == phone_digits("+15550100001")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "marketingactivities", "CREATE + VIEW on Marketing Activity"),
+        ("PATCH", "customerusers", "EDIT + VIEW on Customer User"),
+        ("POST", "customerusers/7/relationships/tags", "EDIT on Customer User (and ASSIGN/UNASSIGN on Tag)"),
+        ("GET", "campaigns", "VIEW on Campaign"),
+    ],
+)
+def test_permission_hint_names_the_permission(method: str, path: str, expected: str) -> None:
+    assert permission_hint(method, path) == expected
+    assert "oro_marketinglist_unsubscribed_item_create" in permission_hint(
+        "POST", "rest/latest/marketinglist/3/unsubscribe/9"
+    )
