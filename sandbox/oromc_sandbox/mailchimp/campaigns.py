@@ -456,7 +456,9 @@ def campaign_doc(
     if sent:
         recipient_count = len(campaign.recipients)
     elif campaign.list_id in store.audiences:
-        recipient_count = store.audiences[campaign.list_id].counts["subscribed"]
+        segment = state.segment_members(campaign)
+        audience = store.audiences[campaign.list_id]
+        recipient_count = audience.counts["subscribed"] if segment is None else len(segment)
     else:
         recipient_count = 0
     doc: dict[str, Any] = {
@@ -720,7 +722,10 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
         )
     settings = campaign.settings
     missing = [k for k in ("subject_line", "from_name", "reply_to") if not settings.get(k)]
-    if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing:
+    sid = campaign.segment_opts.get("saved_segment_id")
+    audience = ctx.store.audiences.get(campaign.list_id)
+    bad_segment = bool(sid) and (audience is None or not isinstance(sid, int) or sid not in audience.segments)
+    if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing or bad_segment:
         raise ApiError(400, "Bad Request", "Your Campaign is not ready to send.")
     state.send(campaign, state.applied_until)
     ctx.items = len(campaign.recipients)

@@ -193,10 +193,11 @@ class EngagementState:
 
     def send(self, campaign: Campaign, at: float, profile: EngagementProfile | None = None) -> None:
         """Send to the audience's subscribed members at `at` and schedule the engagement."""
+        segment = self.segment_members(campaign)
         recipients = [
             (m["id"], m["email_address"])
             for m in self.store.iter_members(campaign.list_id)
-            if m["status"] == "subscribed"
+            if m["status"] == "subscribed" and (segment is None or m["id"] in segment)
         ]
         campaign.recipients = [r[0] for r in recipients]
         campaign.emails = [r[1] for r in recipients]
@@ -213,6 +214,21 @@ class EngagementState:
         campaign.events = generate_events(
             len(campaign.recipients), len(campaign.urls), campaign.send_time, rng, campaign.profile
         )
+
+    def segment_members(self, campaign: Campaign) -> set[str] | None:
+        """Member hashes of the campaign's static segment (tag); None = the whole audience.
+
+        Saved segments with conditions are not evaluated: they send to the whole audience.
+        """
+        sid = campaign.segment_opts.get("saved_segment_id")
+        if not sid:
+            return None
+        audience = self.store.audiences.get(campaign.list_id)
+        segment = audience.segments.get(int(sid)) if audience is not None else None
+        if segment is None or segment.get("type") != "static":
+            return None
+        members: set[str] = segment["members"]
+        return members
 
     def inject(self, campaign: Campaign, who: int, kind: int, at: float, url: int = -1) -> None:
         """Add one event (control route); applied by the next `sync()` when due."""
