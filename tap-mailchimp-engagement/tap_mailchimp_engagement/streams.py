@@ -152,13 +152,11 @@ class MembersStream(MailchimpStream):
     ) -> Iterator[dict[str, Any]]:
         """Members with ``lo < last_changed <= hi``, ascending, by keyset pages.
 
-        Each page starts just before the last ``last_changed`` read (strict ``>`` on ``since``), skipping
-        the rows of that same-second group already read (minus a margin, deduplicated by id), so members
-        that change while we page cannot shift later rows out of reach.
+        Each page asks for ``since_last_changed`` = one second before the last ``last_changed`` read
+        (strictly greater-than) and skips, by ``offset``, the rows of that overlap already read (minus a
+        small margin; duplicates are dropped by id). Unlike plain offset paging, members that change while
+        we page (and so leave the window) cannot shift unread rows out of reach, and offsets stay small.
         """
-        cursor = lo
-        group_ts: datetime | None = None
-        group_ids: set[str] = set()
         base = {
             "before_last_changed": format_ts(hi),
             "sort_field": "last_changed",
@@ -168,17 +166,23 @@ class MembersStream(MailchimpStream):
         if status:
             base["status"] = status
         size = self.mc.page_size
-        margin = min(TIE_MARGIN, size // 4)
+        full_margin = min(TIE_MARGIN, size // 4)
+        margin = full_margin
+        cursor = lo
+        overlap: dict[str, datetime] = {}  # rows read with last_changed > cursor
         while True:
-            offset = max(0, len(group_ids) - margin) if group_ts is not None else 0
+            offset = max(0, len(overlap) - margin)
             params = {**base, "since_last_changed": format_ts(cursor)}
             rows, _ = self.mc.page(path, "members", offset, params)
             fresh = 0
             for row in rows:
-                changed = parse_ts(row.get("last_changed"))
-                if group_ts is not None and changed == group_ts and row.get("id") in group_ids:
+                rid = str(row.get("id"))
+                if rid in overlap:
                     continue
                 fresh += 1
+                changed = parse_ts(row.get("last_changed"))
+                if changed is not None:
+                    overlap[rid] = changed
                 yield row
             if len(rows) < size:
                 return
@@ -187,17 +191,12 @@ class MembersStream(MailchimpStream):
                 return
             if fresh == 0:
                 if margin == 0:
-                    return  # defensive: nothing new even without overlap
-                margin = 0  # rows left the group meanwhile: stop re-reading the overlap
+                    return  # defensive: nothing new even without re-reading the overlap
+                margin = 0
                 continue
-            margin = min(TIE_MARGIN, size // 4)
-            if last != group_ts:
-                group_ts = last
-                group_ids = set()
-            group_ids.update(
-                str(r.get("id")) for r in rows if parse_ts(r.get("last_changed")) == last
-            )
+            margin = full_margin
             cursor = last - ONE_SECOND
+            overlap = {rid: ts for rid, ts in overlap.items() if ts >= cursor}
 
     def _member(self, list_id: str, row: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         row = {**row, "list_id": list_id}
@@ -302,6 +301,8 @@ class MemberReconciliationStream(MailchimpStream):
                     missing if missing is not None else "?",
                 )
             totals[list_id] = total
+            if previous == total and not sweep:
+                continue  # nothing changed: a re-run emits nothing new
             yield {
                 "list_id": list_id,
                 "checked_at": format_ts(checked_at),

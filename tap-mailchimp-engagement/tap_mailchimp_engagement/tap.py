@@ -173,6 +173,16 @@ class TapMailchimpEngagement(Tap):
     def discover_streams(self) -> list[Stream]:
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]
 
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        """Streams in dependency order (the SDK sorts by name; members must precede reconciliation)."""
+        found = Tap.streams.fget(self)  # type: ignore[attr-defined]
+        order = {str(cls.__dict__.get("name")): i for i, cls in enumerate(STREAM_TYPES)}
+        if list(found) != sorted(found, key=lambda n: order.get(n, len(order))):
+            self._streams = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
+        return self._streams  # type: ignore[return-value]
+
     @cached_property
     def report(self) -> RunReport:
         """The run summary and rejects report."""
