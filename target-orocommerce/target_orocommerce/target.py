@@ -47,7 +47,7 @@ class TargetOroCommerce(Target):
                     "HTTPS required; http:// only for localhost/127.0.0.1."),
         th.Property("api_prefix", th.StringType, default="/admin/api",
                     description="Back-office API path prefix (Oro's web_backend_prefix + /api)."),
-        th.Property("client_id", th.StringType, required=True, secret=True,
+        th.Property("client_id", th.StringType, required=True,
                     description="Client id of the back-office OAuth application."),
         th.Property("client_secret", th.StringType, required=True, secret=True,
                     description="Client secret of the back-office OAuth application."),

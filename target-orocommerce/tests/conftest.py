@@ -225,8 +225,10 @@ def engagement(emails: list[str], cid: str = "c0ffee0001", opens_per_member: int
     """A campaign, its sends and opens/clicks/bounces for ``emails``."""
     rows = []
     for i, email in enumerate(emails):
-        for k in range(opens_per_member):
-            rows.append(activity(cid, email, "open", BASE_TIME + timedelta(minutes=5 + i + k * 60)))
+        rows.extend(
+            activity(cid, email, "open", BASE_TIME + timedelta(minutes=5 + i + k * 60))
+            for k in range(opens_per_member)
+        )
         rows.append(activity(cid, email, "click", BASE_TIME + timedelta(minutes=7 + i), url=f"https://shop.example.com/p/{i}"))
         if i % 5 == 4:
             rows.append(activity(cid, email, "bounce", BASE_TIME + timedelta(minutes=1), bounce_type="hard" if i % 2 else "soft"))
