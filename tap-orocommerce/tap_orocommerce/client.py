@@ -472,10 +472,11 @@ class OroStream(RESTStream[Any]):
                 if key in self._seen:
                     return False
                 self._seen.add(key)
+                self._remember_id(key)
             elif cursor is None or value > cursor:
                 self._cursor = value
                 self._seen = {key}
-            self._remember_ids()
+                self._start_ids_list([key] if self._trust(value) else None)
             return True
         # scan: client-side comparison against the starting bookmark
         start = self._start_value
@@ -484,6 +485,7 @@ class OroStream(RESTStream[Any]):
         self._track_scan_max(value, key)
         return True
 
+    _seen_list: list[str] | None = None
     _start_value: str | None = None
     _start_ids: frozenset[str] = frozenset()
     _old_fingerprints: dict[str, str]
@@ -497,13 +499,23 @@ class OroStream(RESTStream[Any]):
         elif value == self._scan_max:
             self._scan_max_ids.add(key)
 
-    def _remember_ids(self) -> None:
-        """Keep the ids emitted at the current bookmark in state (seek mode, bounded)."""
-        state = self.stream_state
-        if len(self._seen) <= MAX_IDS_AT_BOOKMARK and self._trust(self._cursor):
-            state[IDS_AT_BOOKMARK] = sorted(self._seen)
+    def _start_ids_list(self, ids: list[str] | None) -> None:
+        """New bookmark timestamp: start (or drop) the state's list of ids emitted at it."""
+        self._seen_list = ids
+        if ids is None:
+            self.stream_state.pop(IDS_AT_BOOKMARK, None)
         else:
-            state.pop(IDS_AT_BOOKMARK, None)
+            self.stream_state[IDS_AT_BOOKMARK] = ids
+
+    def _remember_id(self, key: str) -> None:
+        """Another id emitted at the bookmark timestamp (O(1); the list is bounded)."""
+        ids = self._seen_list
+        if ids is None:
+            return
+        if len(ids) < MAX_IDS_AT_BOOKMARK:
+            ids.append(key)
+        else:  # too many ties to keep: fall back to the documented ">=" overlap
+            self._start_ids_list(None)
 
     def _trust(self, value: str | None) -> bool:
         """An id set at ``value`` is complete only if that second had elapsed at run start."""
@@ -529,6 +541,9 @@ class OroStream(RESTStream[Any]):
         self._start_ids = ids
         self._cursor = start
         self._seen = set(ids)
+        if self.mode == MODE_SEEK:
+            # the list in state always describes the bookmark the SDK will write next to it
+            self._start_ids_list(sorted(ids) if (ids or self._trust(start)) else None)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
