@@ -12,8 +12,8 @@ from starlette.routing import BaseRoute
 
 from .store import MailchimpStore, seed_audience
 
-seed_engagement: Callable[[MailchimpStore, Any, Any], None] | None
-engagement_routes: Callable[[], list[BaseRoute]] | None
+seed_engagement: Callable[..., Any] | None
+engagement_routes: Callable[..., list[BaseRoute]] | None
 engagement_latency: dict[str, tuple[float, float]]
 try:  # the engagement half (campaigns, reports, e-commerce) is built in parallel
     from .engagement import engagement_routes, seed_engagement
@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - only before the engagement part exists
     seed_engagement = None
     engagement_routes = None
 try:
-    from .engagement import LATENCY_PROFILE as engagement_latency
+    from .engagement import LATENCY_PROFILE as engagement_latency  # noqa: N811
 except ImportError:  # pragma: no cover
     engagement_latency = {}
 
@@ -44,7 +44,9 @@ def create_store(options: Any, clock: Any, oro_store: Any = None) -> MailchimpSt
     return store
 
 
-def create_store_from_dump(data: dict[str, Any], options: Any, clock: Any, oro_store: Any = None) -> MailchimpStore:
+def create_store_from_dump(
+    data: dict[str, Any], options: Any, clock: Any, oro_store: Any = None
+) -> MailchimpStore:
     """Rebuild a store saved with `MailchimpStore.dump()`."""
     store = MailchimpStore.load(data, options, clock)
     try:

@@ -63,7 +63,9 @@ def _member_or_404(store: MailchimpStore, list_id: str, key: str) -> dict[str, A
     return rec
 
 
-def render_list(request: Request, store: MailchimpStore, doc: dict[str, Any], total_contacts: bool = False) -> dict[str, Any]:
+def render_list(
+    request: Request, store: MailchimpStore, doc: dict[str, Any], total_contacts: bool = False
+) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if not k.startswith("_")}
     stats = store.list_stats(doc["id"])
     if not total_contacts:
@@ -92,7 +94,9 @@ class MemberRenderer:
         self.list_id = list_id
         aud = store.audiences[list_id]
         self.tags = aud.segments
-        self.merge_tags = [mf["tag"] for mf in sorted(aud.merge_fields.values(), key=lambda m: m["merge_id"])]
+        self.merge_tags = [
+            mf["tag"] for mf in sorted(aud.merge_fields.values(), key=lambda m: m["merge_id"])
+        ]
         self.base = api_base(request) + f"/lists/{list_id}/members"
         self.parent = self.base
 
@@ -121,7 +125,10 @@ class MemberRenderer:
             "sms_subscription_status": "",
             "sms_subscription_last_updated": "",
             "merge_fields": merge,
-            "stats": {"avg_open_rate": rec["avg_open_rate"], "avg_click_rate": rec["avg_click_rate"]},
+            "stats": {
+                "avg_open_rate": rec["avg_open_rate"],
+                "avg_click_rate": rec["avg_click_rate"],
+            },
             "ip_signup": rec["ip_signup"],
             "timestamp_signup": format_epoch(rec["ts_signup"]),
             "ip_opt": rec["ip_opt"],
@@ -154,7 +161,11 @@ class MemberRenderer:
                 {"rel": "goals", "href": href + "/goals", "method": "GET"},
                 {"rel": "notes", "href": href + "/notes", "method": "GET"},
                 {"rel": "events", "href": href + "/events", "method": "POST"},
-                {"rel": "delete_permanent", "href": href + "/actions/delete-permanent", "method": "POST"},
+                {
+                    "rel": "delete_permanent",
+                    "href": href + "/actions/delete-permanent",
+                    "method": "POST",
+                },
             ],
         }
         if rec["status"] == "unsubscribed":
@@ -198,7 +209,9 @@ async def oauth_metadata(request: Request) -> Response:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() not in ("oauth", "bearer") or token.strip() != store.oauth_token:
-        return json_response(request, {"error": "invalid_token", "error_description": "Invalid token"})
+        return json_response(
+            request, {"error": "invalid_token", "error_description": "Invalid token"}
+        )
     base = str(request.base_url).rstrip("/")
     return json_response(
         request,
@@ -207,7 +220,11 @@ async def oauth_metadata(request: Request) -> Response:
             "role": "owner",
             "accountname": store.account.get("account_name", ""),
             "user_id": int(store.account.get("login_id", "0")),
-            "login": {"email": store.account.get("email", ""), "login_id": int(store.account.get("login_id", "0")), "login_name": store.account.get("username", "")},
+            "login": {
+                "email": store.account.get("email", ""),
+                "login_id": int(store.account.get("login_id", "0")),
+                "login_name": store.account.get("username", ""),
+            },
             "login_url": "https://login.mailchimp.com",
             "api_endpoint": base,
         },
@@ -234,7 +251,9 @@ async def lists_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
             keep = []
             for d in docs:
                 sent = parse_ts(store.list_stats(d["id"]).get("campaign_last_sent") or "")
-                if sent is not None and (sent > bound if name.startswith("since") else sent < bound):
+                if sent is not None and (
+                    sent > bound if name.startswith("since") else sent < bound
+                ):
                     keep.append(d)
             docs = keep
     email = ctx.q("email")
@@ -261,7 +280,11 @@ async def lists_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def lists_create(request: Request, ctx: Ctx) -> Response:
-    return error(request, "Forbidden", "This account has reached its maximum number of audiences (constraints.may_create is false).")
+    return error(
+        request,
+        "Forbidden",
+        "This account has reached its maximum number of audiences (constraints.may_create is false).",
+    )
 
 
 @mc_endpoint(paged=False)
@@ -292,7 +315,10 @@ async def list_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     for key, typ in LIST_PATCHABLE.items():
         check_type(body, key, typ)
     if "name" in body and not body["name"].strip():
-        raise ApiError.of("InvalidResource", errors=[{"field": "name", "message": "This value should not be blank."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "name", "message": "This value should not be blank."}],
+        )
     if "visibility" in body:
         check_enum(body, "visibility", ("pub", "prv"))
         doc["visibility"] = body["visibility"]
@@ -352,9 +378,25 @@ def _check_mf_body(body: dict[str, Any]) -> None:
     check_enum(body, "type", MERGE_TYPES)
     opts = body.get("options") or {}
     if "phone_format" in opts and opts["phone_format"] not in ("US", "International"):
-        raise ApiError.of("InvalidResource", errors=[{"field": "options.phone_format", "message": "Data presented is not one of the accepted values: US, International."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": "options.phone_format",
+                    "message": "Data presented is not one of the accepted values: US, International.",
+                }
+            ],
+        )
     if "choices" in opts and not isinstance(opts["choices"], list):
-        raise ApiError.of("InvalidResource", errors=[{"field": "options.choices", "message": "Schema describes array, object found instead"}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": "options.choices",
+                    "message": "Schema describes array, object found instead",
+                }
+            ],
+        )
 
 
 def _default_options(type_: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -391,7 +433,11 @@ async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         "merge_fields": [_render_mf(request, m) for m in page],
         "list_id": list_id,
         "total_items": len(mfs),
-        "_links": [link(request, "self", path), link(request, "parent", f"/lists/{list_id}"), link(request, "create", path, "POST")],
+        "_links": [
+            link(request, "self", path),
+            link(request, "parent", f"/lists/{list_id}"),
+            link(request, "create", path, "POST"),
+        ],
     }
 
 
@@ -406,9 +452,19 @@ async def merge_field_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     mid = aud.next_merge_id
     tag = (body.get("tag") or f"MERGE{mid}").strip().upper()
     if not TAG_RE.match(tag):
-        raise ApiError.of("InvalidResource", errors=[{"field": "tag", "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": "tag",
+                    "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
+                }
+            ],
+        )
     if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-        raise ApiError.of("InvalidResource", f'A Merge Field with the tag "{tag}" already exists for this list.')
+        raise ApiError.of(
+            "InvalidResource", f'A Merge Field with the tag "{tag}" already exists for this list.'
+        )
     aud.next_merge_id += 1
     mf = {
         "merge_id": mid,
@@ -442,15 +498,29 @@ async def merge_field_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     require_keys(body, ["name"])
     _check_mf_body(body)
     if "type" in body and body["type"] != mf["type"]:
-        raise ApiError.of("InvalidResource", errors=[{"field": "type", "message": "The type of a merge field cannot be changed."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "type", "message": "The type of a merge field cannot be changed."}],
+        )
     if "tag" in body:
         tag = body["tag"].strip().upper()
         if not TAG_RE.match(tag):
-            raise ApiError.of("InvalidResource", errors=[{"field": "tag", "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters."}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": "tag",
+                        "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
+                    }
+                ],
+            )
         aud = ctx.store.audiences[list_id]
         if tag != mf["tag"]:
             if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-                raise ApiError.of("InvalidResource", f'A Merge Field with the tag "{tag}" already exists for this list.')
+                raise ApiError.of(
+                    "InvalidResource",
+                    f'A Merge Field with the tag "{tag}" already exists for this list.',
+                )
             old = mf["tag"]
             for rec in ctx.store.iter_members(list_id):
                 if old in rec["merge_fields"]:
@@ -460,7 +530,10 @@ async def merge_field_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
         if key in body:
             mf[key] = body[key]
     if "options" in body:
-        mf["options"] = {**mf["options"], **_default_options(mf["type"], {**mf["options"], **body["options"]})}
+        mf["options"] = {
+            **mf["options"],
+            **_default_options(mf["type"], {**mf["options"], **body["options"]}),
+        }
     return _render_mf(request, mf)
 
 
@@ -476,24 +549,42 @@ async def merge_field_delete(request: Request, ctx: Ctx) -> None:
 # =========================================================================== members
 
 
-def _sorted_records(store: MailchimpStore, list_id: str, attr: str) -> tuple[list[dict[str, Any]], list[float]]:
+def _sorted_records(
+    store: MailchimpStore, list_id: str, attr: str
+) -> tuple[list[dict[str, Any]], list[float]]:
     """All records sorted by `attr` (None first), cached until the audience changes."""
     aud = store.audiences[list_id]
     cached = aud.sort_cache.get(attr)
+    recs: list[dict[str, Any]]
+    keys: list[float]
     if cached is not None and cached[0] == aud.version:
         recs = cached[1]
     else:
         recs_all = list(store.members[list_id].values())
         recs_all.sort(key=lambda r: r[attr] if r[attr] is not None else -1.0)
-        aud.sort_cache[attr] = (aud.version, recs_all)  # type: ignore[assignment]
-        recs = recs_all  # type: ignore[assignment]
+        aud.sort_cache[attr] = (aud.version, recs_all)
+        recs = recs_all
     keys_cached = aud.sort_cache.get(attr + ":keys")
     if keys_cached is not None and keys_cached[0] == aud.version:
         keys = keys_cached[1]
     else:
-        keys = [r[attr] if r[attr] is not None else -1.0 for r in recs]  # type: ignore[index]
-        aud.sort_cache[attr + ":keys"] = (aud.version, keys)  # type: ignore[assignment]
-    return recs, keys  # type: ignore[return-value]
+        keys = [r[attr] if r[attr] is not None else -1.0 for r in recs]
+        aud.sort_cache[attr + ":keys"] = (aud.version, keys)
+    return recs, keys
+
+
+def _above(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
+    def pred(r: dict[str, Any]) -> bool:
+        return r[attr] is not None and r[attr] > bound
+
+    return pred
+
+
+def _at_most(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
+    def pred(r: dict[str, Any]) -> bool:
+        return r[attr] is not None and r[attr] <= bound
+
+    return pred
 
 
 @mc_endpoint
@@ -519,17 +610,25 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         since = parse_ts_param(request, f"since_{name}")
         before = parse_ts_param(request, f"before_{name}")
         if since or before:
-            bounds[attr] = (since.timestamp() if since else None, before.timestamp() if before else None)
+            bounds[attr] = (
+                since.timestamp() if since else None,
+                before.timestamp() if before else None,
+            )
     unsub_since = parse_ts_param(request, "unsubscribed_since")
     if unsub_since is not None and status != "unsubscribed":
-        raise ApiError.of("InvalidResource", "The unsubscribed_since parameter can only be used with status=unsubscribed.")
+        raise ApiError.of(
+            "InvalidResource",
+            "The unsubscribed_since parameter can only be used with status=unsubscribed.",
+        )
     since_last_campaign = parse_bool(request, "since_last_campaign")
     if since_last_campaign and status is None:
         raise ApiError.of("InvalidResource", "The since_last_campaign parameter requires a status.")
     vip_only = parse_bool(request, "vip_only")
     for name in ("interest_category_id", "interest_ids"):
         if q.get(name):
-            raise ApiError.of("ResourceNotFound", "This audience has no interest categories (groups).")
+            raise ApiError.of(
+                "ResourceNotFound", "This audience has no interest categories (groups)."
+            )
     uid = q.get("unique_email_id")
 
     preds: list[Callable[[dict[str, Any]], bool]] = []
@@ -548,14 +647,14 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         last = parse_ts(store.list_stats(list_id).get("campaign_last_sent") or "")
         ts_last = last.timestamp() if last else 0.0
         preds.append(lambda r: r["lc"] > ts_last)
-    sort_attr = SORT_FIELDS.get(sort_field or "", None)
+    sort_attr = SORT_FIELDS.get(sort_field or "")
     for attr, (lo, hi) in bounds.items():
         if attr == sort_attr:
             continue  # applied by bisect below
         if lo is not None:
-            preds.append(lambda r, a=attr, lo=lo: r[a] is not None and r[a] > lo)
+            preds.append(_above(attr, lo))
         if hi is not None:
-            preds.append(lambda r, a=attr, hi=hi: r[a] is not None and r[a] <= hi)
+            preds.append(_at_most(attr, hi))
 
     if len(preds) == 1:
         ok = preds[0]
@@ -587,8 +686,18 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
     elif len(preds) == 1:
         # fast path: status filter only -> totals from counters, page by iteration
-        total = aud.counts[status] if status is not None else sum(v for k, v in aud.counts.items() if k != "archived")
-        page = list(islice(filter(preds[0], store.members[list_id].values()), ctx.offset, ctx.offset + ctx.count))
+        total = (
+            aud.counts[status]
+            if status is not None
+            else sum(v for k, v in aud.counts.items() if k != "archived")
+        )
+        page = list(
+            islice(
+                filter(preds[0], store.members[list_id].values()),
+                ctx.offset,
+                ctx.offset + ctx.count,
+            )
+        )
     else:
         matched = [r for r in store.members[list_id].values() if ok(r)]
         page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
@@ -612,7 +721,9 @@ async def member_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
     _list_or_404(ctx.store, list_id)
     body = require_object(ctx.json)
-    rec, _ = write_member(ctx.store, list_id, body, mode="post", skip_merge_validation=_skip_merge(request))
+    rec, _ = write_member(
+        ctx.store, list_id, body, mode="post", skip_merge_validation=_skip_merge(request)
+    )
     ctx.items = 1
     return MemberRenderer(request, ctx.store, list_id)(rec)
 
@@ -631,7 +742,12 @@ async def member_put(request: Request, ctx: Ctx) -> dict[str, Any]:
     _list_or_404(ctx.store, list_id)
     body = require_object(ctx.json)
     rec, _ = write_member(
-        ctx.store, list_id, body, mode="put", path_key=request.path_params["subscriber_hash"], skip_merge_validation=_skip_merge(request)
+        ctx.store,
+        list_id,
+        body,
+        mode="put",
+        path_key=request.path_params["subscriber_hash"],
+        skip_merge_validation=_skip_merge(request),
     )
     ctx.items = 1
     return MemberRenderer(request, ctx.store, list_id)(rec)
@@ -643,7 +759,12 @@ async def member_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     _list_or_404(ctx.store, list_id)
     body = require_object(ctx.json)
     rec, _ = write_member(
-        ctx.store, list_id, body, mode="patch", path_key=request.path_params["subscriber_hash"], skip_merge_validation=_skip_merge(request)
+        ctx.store,
+        list_id,
+        body,
+        mode="patch",
+        path_key=request.path_params["subscriber_hash"],
+        skip_merge_validation=_skip_merge(request),
     )
     ctx.items = 1
     return MemberRenderer(request, ctx.store, list_id)(rec)
@@ -687,7 +808,10 @@ async def member_tags(request: Request, ctx: Ctx) -> dict[str, Any]:
     return {
         "tags": page,
         "total_items": len(tags),
-        "_links": [link(request, "self", path), link(request, "parent", f"/lists/{list_id}/members/{rec['id']}")],
+        "_links": [
+            link(request, "self", path),
+            link(request, "parent", f"/lists/{list_id}/members/{rec['id']}"),
+        ],
     }
 
 
@@ -702,14 +826,33 @@ async def member_tags_post(request: Request, ctx: Ctx) -> None:
     items = body["tags"]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ApiError.of("InvalidResource", errors=[{"field": f"tags.{i}", "message": "Schema describes object, string found instead"}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": f"tags.{i}",
+                        "message": "Schema describes object, string found instead",
+                    }
+                ],
+            )
         require_keys(item, ["name", "status"])
         check_type(item, "name", "string", f"tags.{i}.")
         check_enum(item, "status", ("active", "inactive"), f"tags.{i}.")
         if not item["name"].strip():
-            raise ApiError.of("InvalidResource", errors=[{"field": f"tags.{i}.name", "message": "This value should not be blank."}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[{"field": f"tags.{i}.name", "message": "This value should not be blank."}],
+            )
         if len(item["name"].strip()) > 100:
-            raise ApiError.of("InvalidResource", errors=[{"field": f"tags.{i}.name", "message": "Tag names can be at most 100 characters."}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": f"tags.{i}.name",
+                        "message": "Tag names can be at most 100 characters.",
+                    }
+                ],
+            )
     now = ctx.now().timestamp()
     aud = ctx.store.audiences[list_id]
     for item in items:
@@ -733,7 +876,10 @@ async def member_events(request: Request, ctx: Ctx) -> dict[str, Any]:
     page = events[ctx.offset : ctx.offset + ctx.count]
     ctx.items = len(page)
     return {
-        "events": [{"occurred_at": e["occurred_at"], "name": e["name"], "properties": e["properties"]} for e in page],
+        "events": [
+            {"occurred_at": e["occurred_at"], "name": e["name"], "properties": e["properties"]}
+            for e in page
+        ],
         "total_items": len(events),
         "_links": [link(request, "self", f"/lists/{list_id}/members/{rec['id']}/events")],
     }
@@ -751,21 +897,45 @@ async def member_events_post(request: Request, ctx: Ctx) -> None:
     check_type(body, "occurred_at", "string")
     name = body["name"]
     if not 2 <= len(name) <= 30:
-        raise ApiError.of("InvalidResource", errors=[{"field": "name", "message": "Event name must be 2-30 characters in length."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "name", "message": "Event name must be 2-30 characters in length."}],
+        )
     props = body.get("properties") or {}
     bad = [k for k, v in props.items() if not isinstance(v, str)]
     if bad:
-        raise ApiError.of("InvalidResource", errors=[{"field": f"properties.{bad[0]}", "message": "Schema describes string, non-string found instead"}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": f"properties.{bad[0]}",
+                    "message": "Schema describes string, non-string found instead",
+                }
+            ],
+        )
     occurred = ctx.now()
     if body.get("occurred_at"):
         try:
             occurred = parse_ts(body["occurred_at"]) or occurred
         except ValueError:
-            raise ApiError.of("InvalidResource", errors=[{"field": "occurred_at", "message": "This value is not a valid date-time (ISO 8601)."}]) from None
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": "occurred_at",
+                        "message": "This value is not a valid date-time (ISO 8601).",
+                    }
+                ],
+            ) from None
     if rec["events"] is None:
         rec["events"] = []
     rec["events"].append(
-        {"name": name, "properties": props, "occurred_at": format_epoch(occurred.timestamp()), "is_syncing": bool(body.get("is_syncing", False))}
+        {
+            "name": name,
+            "properties": props,
+            "occurred_at": format_epoch(occurred.timestamp()),
+            "is_syncing": bool(body.get("is_syncing", False)),
+        }
     )
     ctx.items = 1
 
@@ -810,7 +980,12 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
     if len(members) > MAX_BATCH_MEMBERS:
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "members", "message": f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent."}],
+            errors=[
+                {
+                    "field": "members",
+                    "message": f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent.",
+                }
+            ],
         )
     skip_dup = parse_bool(request, "skip_duplicate_check")
     skip_merge = _skip_merge(request)
@@ -826,21 +1001,47 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
         key = str(email).strip().lower()
         if key and key in seen:
             if not skip_dup:
-                errors.append({"email_address": email, "error": f"{email} was included more than once in this request.", "error_code": "ERROR_GENERIC", "field": "email_address", "field_message": "Duplicate email address"})
+                errors.append(
+                    {
+                        "email_address": email,
+                        "error": f"{email} was included more than once in this request.",
+                        "error_code": "ERROR_GENERIC",
+                        "field": "email_address",
+                        "field_message": "Duplicate email address",
+                    }
+                )
             continue
         seen.add(key)
         try:
             if not isinstance(item, dict):
-                raise ApiError.of("InvalidResource", errors=[{"field": "members", "message": "Schema describes object, non-object found instead"}])
+                raise ApiError.of(
+                    "InvalidResource",
+                    errors=[
+                        {
+                            "field": "members",
+                            "message": "Schema describes object, non-object found instead",
+                        }
+                    ],
+                )
             rec, was_created = write_member(
-                store, list_id, item, mode="batch", skip_merge_validation=skip_merge, update_existing=update_existing, sync_tags=sync_tags
+                store,
+                list_id,
+                item,
+                mode="batch",
+                skip_merge_validation=skip_merge,
+                update_existing=update_existing,
+                sync_tags=sync_tags,
             )
         except ApiError as exc:
             field_err = (exc.errors or [{}])[0]
             errors.append(
                 {
                     "email_address": email,
-                    "error": exc.detail if not exc.errors or exc.detail != "The resource submitted could not be validated. For field-specific details, see the 'errors' array." else field_err.get("message", exc.detail),
+                    "error": exc.detail
+                    if not exc.errors
+                    or exc.detail
+                    != "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
+                    else field_err.get("message", exc.detail),
                     "error_code": ERROR_CODES.get(exc.title, "ERROR_GENERIC"),
                     "field": field_err.get("field", ""),
                     "field_message": field_err.get("message", ""),
@@ -863,9 +1064,13 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
 # =========================================================================== segments, tag search
 
 
-def _segment_doc(request: Request, store: MailchimpStore, list_id: str, seg: dict[str, Any]) -> dict[str, Any]:
+def _segment_doc(
+    request: Request, store: MailchimpStore, list_id: str, seg: dict[str, Any]
+) -> dict[str, Any]:
     members = store.members[list_id]
-    count = sum(1 for h in seg["members"] if (r := members.get(h)) is not None and r["status"] != "archived")
+    count = sum(
+        1 for h in seg["members"] if (r := members.get(h)) is not None and r["status"] != "archived"
+    )
     path = f"/lists/{list_id}/segments/{seg['id']}"
     doc: dict[str, Any] = {
         "id": seg["id"],
@@ -926,7 +1131,11 @@ async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         "segments": [_segment_doc(request, ctx.store, list_id, s) for s in page],
         "list_id": list_id,
         "total_items": len(segs),
-        "_links": [link(request, "self", path), link(request, "parent", f"/lists/{list_id}"), link(request, "create", path, "POST")],
+        "_links": [
+            link(request, "self", path),
+            link(request, "parent", f"/lists/{list_id}"),
+            link(request, "create", path, "POST"),
+        ],
     }
 
 
@@ -948,11 +1157,21 @@ async def segment_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     check_type(body, "static_segment", "array")
     check_type(body, "options", "object")
     if "static_segment" in body and "options" in body:
-        raise ApiError.of("InvalidResource", errors=[{"field": "static_segment", "message": "static_segment cannot be provided with the options field."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[
+                {
+                    "field": "static_segment",
+                    "message": "static_segment cannot be provided with the options field.",
+                }
+            ],
+        )
     now = ctx.now().timestamp()
     if "static_segment" in body:
         if store.audiences[list_id].tag_by_name(body["name"]) is not None:
-            raise ApiError.of("InvalidResource", f'A tag with the name "{body["name"]}" already exists.')
+            raise ApiError.of(
+                "InvalidResource", f'A tag with the name "{body["name"]}" already exists.'
+            )
         seg = store.new_segment(list_id, body["name"].strip(), "static", now)
         for h in _emails_to_hashes(store, list_id, body["static_segment"]):
             store.add_tag(list_id, h, seg, now)
@@ -985,7 +1204,9 @@ async def segment_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     new_name = body["name"].strip()
     if seg["type"] == "static" and new_name.lower() != seg["name"].lower():
         if aud.tag_by_name(new_name) is not None:
-            raise ApiError.of("InvalidResource", f'A tag with the name "{new_name}" already exists.')
+            raise ApiError.of(
+                "InvalidResource", f'A tag with the name "{new_name}" already exists.'
+            )
         aud.tag_index.pop(seg["name"].lower(), None)
         aud.tag_index[new_name.lower()] = seg["id"]
     seg["name"] = new_name
@@ -1021,9 +1242,19 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     to_remove = body.get("members_to_remove") or []
     for key, values in (("members_to_add", to_add), ("members_to_remove", to_remove)):
         if len(values) > MAX_SEGMENT_MEMBERS:
-            raise ApiError.of("InvalidResource", errors=[{"field": key, "message": f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent."}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": key,
+                        "message": f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.",
+                    }
+                ],
+            )
     if seg["type"] != "static":
-        raise ApiError.of("InvalidAction", "Members can only be added to or removed from static segments (tags).")
+        raise ApiError.of(
+            "InvalidAction", "Members can only be added to or removed from static segments (tags)."
+        )
     from .common import subscriber_hash
 
     now = ctx.now().timestamp()
@@ -1046,9 +1277,13 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
         removed.append(render(members[h]))
     errors = []
     if missing_add:
-        errors.append({"email_addresses": missing_add, "error": "Email addresses do not belong to this list."})
+        errors.append(
+            {"email_addresses": missing_add, "error": "Email addresses do not belong to this list."}
+        )
     if missing_remove:
-        errors.append({"email_addresses": missing_remove, "error": "Email addresses are not in this segment."})
+        errors.append(
+            {"email_addresses": missing_remove, "error": "Email addresses are not in this segment."}
+        )
     ctx.items = len(to_add) + len(to_remove)
     return {
         "members_added": added,
@@ -1067,11 +1302,19 @@ async def segment_members(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
     seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
     include = {"subscribed", "pending"}
-    for status, param in (("cleaned", "include_cleaned"), ("transactional", "include_transactional"), ("unsubscribed", "include_unsubscribed")):
+    for status, param in (
+        ("cleaned", "include_cleaned"),
+        ("transactional", "include_transactional"),
+        ("unsubscribed", "include_unsubscribed"),
+    ):
         if parse_bool(request, param):
             include.add(status)
     members = store.members[list_id]
-    recs = [r for h, r in members.items() if h in seg["members"] and r["status"] in include] if seg["members"] else []
+    recs = (
+        [r for h, r in members.items() if h in seg["members"] and r["status"] in include]
+        if seg["members"]
+        else []
+    )
     page = recs[ctx.offset : ctx.offset + ctx.count]
     render = MemberRenderer(request, store, list_id)
     ctx.items = len(page)
@@ -1152,13 +1395,27 @@ def _check_webhook_body(body: dict[str, Any]) -> None:
     check_type(body, "events", "object")
     check_type(body, "sources", "object")
     if "url" in body and not re.match(r"^https?://\S+$", body["url"]):
-        raise ApiError.of("InvalidResource", errors=[{"field": "url", "message": "This value should be a valid URL."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "url", "message": "This value should be a valid URL."}],
+        )
     for group, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
         for key, val in (body.get(group) or {}).items():
             if key not in names:
-                raise ApiError.of("InvalidResource", errors=[{"field": f"{group}.{key}", "message": "Unknown property."}])
+                raise ApiError.of(
+                    "InvalidResource",
+                    errors=[{"field": f"{group}.{key}", "message": "Unknown property."}],
+                )
             if not isinstance(val, bool):
-                raise ApiError.of("InvalidResource", errors=[{"field": f"{group}.{key}", "message": "Schema describes boolean, non-boolean found instead"}])
+                raise ApiError.of(
+                    "InvalidResource",
+                    errors=[
+                        {
+                            "field": f"{group}.{key}",
+                            "message": "Schema describes boolean, non-boolean found instead",
+                        }
+                    ],
+                )
 
 
 def _webhook_or_404(store: MailchimpStore, list_id: str, webhook_id: str) -> dict[str, Any]:
@@ -1194,13 +1451,19 @@ async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     _check_webhook_body(body)
     aud = ctx.store.audiences[list_id]
     if any(h["url"] == body["url"] for h in aud.webhooks.values()):
-        raise ApiError.of("InvalidResource", "Sorry, you can't use the same webhook URL more than once.")
+        raise ApiError.of(
+            "InvalidResource", "Sorry, you can't use the same webhook URL more than once."
+        )
     hook_id = short_id("webhook", list_id, body["url"], len(aud.webhooks))
     hook = {
         "id": hook_id,
         "url": body["url"],
-        "events": {e: bool((body.get("events") or {}).get(e, e != "campaign")) for e in WEBHOOK_EVENTS},
-        "sources": {s: bool((body.get("sources") or {}).get(s, s != "api")) for s in WEBHOOK_SOURCES},
+        "events": {
+            e: bool((body.get("events") or {}).get(e, e != "campaign")) for e in WEBHOOK_EVENTS
+        },
+        "sources": {
+            s: bool((body.get("sources") or {}).get(s, s != "api")) for s in WEBHOOK_SOURCES
+        },
         "list_id": list_id,
     }
     aud.webhooks[hook_id] = hook
@@ -1209,13 +1472,17 @@ async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def webhook_one(request: Request, ctx: Ctx) -> dict[str, Any]:
-    hook = _webhook_or_404(ctx.store, request.path_params["list_id"], request.path_params["webhook_id"])
+    hook = _webhook_or_404(
+        ctx.store, request.path_params["list_id"], request.path_params["webhook_id"]
+    )
     return _webhook_doc(request, hook)
 
 
 @mc_endpoint(paged=False)
 async def webhook_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
-    hook = _webhook_or_404(ctx.store, request.path_params["list_id"], request.path_params["webhook_id"])
+    hook = _webhook_or_404(
+        ctx.store, request.path_params["list_id"], request.path_params["webhook_id"]
+    )
     body = require_object(ctx.json)
     _check_webhook_body(body)
     if "url" in body:
@@ -1241,7 +1508,10 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
     query = (ctx.q("query") or "").strip()
     if not query:
-        raise ApiError.of("InvalidResource", errors=[{"field": "query", "message": "Required parameter missing: query"}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "query", "message": "Required parameter missing: query"}],
+        )
     only = ctx.q("list_id")
     exact: list[dict[str, Any]] = []
     full: list[dict[str, Any]] = []
@@ -1257,7 +1527,11 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
         for r in ctx.store.members[lid].values():
             if len(full) >= 10:
                 break
-            if low in r["email_address"].lower() or low in f"{r['merge_fields'].get('FNAME', '')} {r['merge_fields'].get('LNAME', '')}".lower():
+            if (
+                low in r["email_address"].lower()
+                or low
+                in f"{r['merge_fields'].get('FNAME', '')} {r['merge_fields'].get('LNAME', '')}".lower()
+            ):
                 full.append(render(r))
     return {
         "exact_matches": {"members": exact, "total_items": len(exact)},
@@ -1288,50 +1562,50 @@ async def not_found_fallback(request: Request) -> Response:
 
 
 def audience_routes() -> list[BaseRoute]:
-    L = P + "/lists/{list_id}"
-    M = L + "/members/{subscriber_hash}"
-    S = L + "/segments/{segment_id}"
+    lst = P + "/lists/{list_id}"
+    mem = lst + "/members/{subscriber_hash}"
+    seg = lst + "/segments/{segment_id}"
     return [
         Route(P + "/ping", ping, methods=["GET"]),
         Route(P + "/", root, methods=["GET"]),
         Route("/oauth2/metadata", oauth_metadata, methods=["GET"]),
         Route(P + "/lists", lists_collection, methods=["GET"]),
         Route(P + "/lists", lists_create, methods=["POST"]),
-        Route(L, list_one, methods=["GET"]),
-        Route(L, list_patch, methods=["PATCH"]),
-        Route(L, batch_subscribe, methods=["POST"]),
-        Route(L + "/merge-fields", merge_fields_collection, methods=["GET"]),
-        Route(L + "/merge-fields", merge_field_create, methods=["POST"]),
-        Route(L + "/merge-fields/{merge_id}", merge_field_one, methods=["GET"]),
-        Route(L + "/merge-fields/{merge_id}", merge_field_patch, methods=["PATCH"]),
-        Route(L + "/merge-fields/{merge_id}", merge_field_delete, methods=["DELETE"]),
-        Route(L + "/members", members_collection, methods=["GET"]),
-        Route(L + "/members", member_create, methods=["POST"]),
-        Route(M, member_one, methods=["GET"]),
-        Route(M, member_put, methods=["PUT"]),
-        Route(M, member_patch, methods=["PATCH"]),
-        Route(M, member_archive, methods=["DELETE"]),
-        Route(M + "/actions/delete-permanent", member_delete_permanent, methods=["POST"]),
-        Route(M + "/tags", member_tags, methods=["GET"]),
-        Route(M + "/tags", member_tags_post, methods=["POST"]),
-        Route(M + "/events", member_events, methods=["GET"]),
-        Route(M + "/events", member_events_post, methods=["POST"]),
-        Route(M + "/activity", member_activity, methods=["GET"]),
-        Route(L + "/segments", segments_collection, methods=["GET"]),
-        Route(L + "/segments", segment_create, methods=["POST"]),
-        Route(S, segment_one, methods=["GET"]),
-        Route(S, segment_patch, methods=["PATCH"]),
-        Route(S, segment_batch, methods=["POST"]),
-        Route(S, segment_delete, methods=["DELETE"]),
-        Route(S + "/members", segment_members, methods=["GET"]),
-        Route(S + "/members", segment_member_add, methods=["POST"]),
-        Route(S + "/members/{subscriber_hash}", segment_member_remove, methods=["DELETE"]),
-        Route(L + "/tag-search", tag_search, methods=["GET"]),
-        Route(L + "/webhooks", webhooks_collection, methods=["GET"]),
-        Route(L + "/webhooks", webhook_create, methods=["POST"]),
-        Route(L + "/webhooks/{webhook_id}", webhook_one, methods=["GET"]),
-        Route(L + "/webhooks/{webhook_id}", webhook_patch, methods=["PATCH"]),
-        Route(L + "/webhooks/{webhook_id}", webhook_delete, methods=["DELETE"]),
+        Route(lst, list_one, methods=["GET"]),
+        Route(lst, list_patch, methods=["PATCH"]),
+        Route(lst, batch_subscribe, methods=["POST"]),
+        Route(lst + "/merge-fields", merge_fields_collection, methods=["GET"]),
+        Route(lst + "/merge-fields", merge_field_create, methods=["POST"]),
+        Route(lst + "/merge-fields/{merge_id}", merge_field_one, methods=["GET"]),
+        Route(lst + "/merge-fields/{merge_id}", merge_field_patch, methods=["PATCH"]),
+        Route(lst + "/merge-fields/{merge_id}", merge_field_delete, methods=["DELETE"]),
+        Route(lst + "/members", members_collection, methods=["GET"]),
+        Route(lst + "/members", member_create, methods=["POST"]),
+        Route(mem, member_one, methods=["GET"]),
+        Route(mem, member_put, methods=["PUT"]),
+        Route(mem, member_patch, methods=["PATCH"]),
+        Route(mem, member_archive, methods=["DELETE"]),
+        Route(mem + "/actions/delete-permanent", member_delete_permanent, methods=["POST"]),
+        Route(mem + "/tags", member_tags, methods=["GET"]),
+        Route(mem + "/tags", member_tags_post, methods=["POST"]),
+        Route(mem + "/events", member_events, methods=["GET"]),
+        Route(mem + "/events", member_events_post, methods=["POST"]),
+        Route(mem + "/activity", member_activity, methods=["GET"]),
+        Route(lst + "/segments", segments_collection, methods=["GET"]),
+        Route(lst + "/segments", segment_create, methods=["POST"]),
+        Route(seg, segment_one, methods=["GET"]),
+        Route(seg, segment_patch, methods=["PATCH"]),
+        Route(seg, segment_batch, methods=["POST"]),
+        Route(seg, segment_delete, methods=["DELETE"]),
+        Route(seg + "/members", segment_members, methods=["GET"]),
+        Route(seg + "/members", segment_member_add, methods=["POST"]),
+        Route(seg + "/members/{subscriber_hash}", segment_member_remove, methods=["DELETE"]),
+        Route(lst + "/tag-search", tag_search, methods=["GET"]),
+        Route(lst + "/webhooks", webhooks_collection, methods=["GET"]),
+        Route(lst + "/webhooks", webhook_create, methods=["POST"]),
+        Route(lst + "/webhooks/{webhook_id}", webhook_one, methods=["GET"]),
+        Route(lst + "/webhooks/{webhook_id}", webhook_patch, methods=["PATCH"]),
+        Route(lst + "/webhooks/{webhook_id}", webhook_delete, methods=["DELETE"]),
         Route(P + "/search-members", search_members, methods=["GET"]),
     ]
 

@@ -68,7 +68,7 @@ def _phase(batch: dict[str, Any], now: float) -> str:
         t += duration
         if now < t:
             return name
-    started, finalizing, finished = _timeline(batch)
+    _started, finalizing, finished = _timeline(batch)
     if now < finalizing:
         return "started"
     if now < finished or not batch["_done"]:
@@ -76,7 +76,9 @@ def _phase(batch: dict[str, Any], now: float) -> str:
     return "finished"
 
 
-async def _run_operation(runtime: dict[str, Any], store: MailchimpStore, op: dict[str, Any]) -> dict[str, Any]:
+async def _run_operation(
+    runtime: dict[str, Any], store: MailchimpStore, op: dict[str, Any]
+) -> dict[str, Any]:
     """Execute one operation through the app's router (no sandbox middleware: no faults/latency)."""
     path = op["path"] if op["path"].startswith("/") else "/" + op["path"]
     query = urlencode(op.get("params") or {}, doseq=True) if op["method"] == "GET" else ""
@@ -126,7 +128,11 @@ async def _run_operation(runtime: dict[str, Any], store: MailchimpStore, op: dic
             chunks.append(message.get("body", b""))
 
     await runtime["app"](scope, receive, send)
-    return {"status_code": status, "operation_id": op.get("operation_id"), "response": b"".join(chunks).decode("utf-8")}
+    return {
+        "status_code": status,
+        "operation_id": op.get("operation_id"),
+        "response": b"".join(chunks).decode("utf-8"),
+    }
 
 
 def _archive(batch_id: str, results: list[dict[str, Any]]) -> bytes:
@@ -205,7 +211,9 @@ def _render(request: Request, store: MailchimpStore, batch: dict[str, Any]) -> d
         "finished_operations": finished,
         "errored_operations": errored,
         "submitted_at": format_epoch(batch["_submitted"]),
-        "completed_at": format_epoch(max(finished_at, batch.get("_done_at") or 0)) if phase == "finished" else "",
+        "completed_at": format_epoch(max(finished_at, batch.get("_done_at") or 0))
+        if phase == "finished"
+        else "",
         "response_body_url": url,
         "_links": [
             link(request, "parent", "/batches"),
@@ -234,10 +242,26 @@ def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
     for i, op in enumerate(body["operations"]):
         prefix = f"operations.{i}."
         if not isinstance(op, dict):
-            raise ApiError.of("InvalidResource", errors=[{"field": f"operations.{i}", "message": "Schema describes object, non-object found instead"}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": f"operations.{i}",
+                        "message": "Schema describes object, non-object found instead",
+                    }
+                ],
+            )
         missing = [k for k in ("method", "path") if k not in op]
         if missing:
-            raise ApiError.of("InvalidResource", errors=[{"field": f"operations.{i}", "message": "Required fields were not provided: " + ", ".join(missing)}])
+            raise ApiError.of(
+                "InvalidResource",
+                errors=[
+                    {
+                        "field": f"operations.{i}",
+                        "message": "Required fields were not provided: " + ", ".join(missing),
+                    }
+                ],
+            )
         check_type(op, "method", "string", prefix)
         check_type(op, "path", "string", prefix)
         check_type(op, "params", "object", prefix)
@@ -246,9 +270,18 @@ def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
         if op["method"] not in METHODS:
             raise ApiError.of(
                 "InvalidResource",
-                errors=[{"field": prefix + "method", "message": "Data presented is not one of the accepted values: " + ", ".join(METHODS) + "."}],
+                errors=[
+                    {
+                        "field": prefix + "method",
+                        "message": "Data presented is not one of the accepted values: "
+                        + ", ".join(METHODS)
+                        + ".",
+                    }
+                ],
             )
-        ops.append({k: op[k] for k in ("method", "path", "params", "body", "operation_id") if k in op})
+        ops.append(
+            {k: op[k] for k in ("method", "path", "params", "body", "operation_id") if k in op}
+        )
     return ops
 
 
@@ -260,7 +293,9 @@ async def batch_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     now = ctx.now().timestamp()
     open_batches = sum(1 for b in store.batches.values() if not b["_done"])
     if open_batches >= MAX_OPEN_BATCHES:
-        raise ApiError(429, "Too Many Requests", f"You have more than {MAX_OPEN_BATCHES} pending batches.")
+        raise ApiError(
+            429, "Too Many Requests", f"You have more than {MAX_OPEN_BATCHES} pending batches."
+        )
     batch_id = short_id("batch", store.options.seed, len(store.batches), now, len(ops))
     while batch_id in store.batches:
         batch_id = short_id("batch", batch_id)
@@ -336,11 +371,15 @@ async def batch_results(request: Request) -> Response:
     data = store.batch_results.get(batch_id)
     if batch is None or data is None or _expired(store, batch):
         return Response(
-            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
             status_code=404,
             media_type="application/xml",
         )
-    return Response(data, media_type="application/x-gzip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        data,
+        media_type="application/x-gzip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def batch_routes() -> list[BaseRoute]:

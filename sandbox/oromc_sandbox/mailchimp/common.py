@@ -34,13 +34,21 @@ API_PREFIX = "/3.0"
 # The error catalogue (reference §12.2): slug -> (status, human title, detail).
 ERRORS: dict[str, tuple[int, str, str]] = {
     "BadRequest": (400, "Bad Request", "Your request could not be processed."),
-    "InvalidAction": (400, "Invalid Action", "The action requested was not valid for this resource."),
+    "InvalidAction": (
+        400,
+        "Invalid Action",
+        "The action requested was not valid for this resource.",
+    ),
     "InvalidResource": (
         400,
         "Invalid Resource",
         "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
     ),
-    "JSONParseError": (400, "JSON Parse Error", "We encountered an unspecified JSON parsing error."),
+    "JSONParseError": (
+        400,
+        "JSON Parse Error",
+        "We encountered an unspecified JSON parsing error.",
+    ),
     "APIKeyMissing": (401, "API Key Missing", "Your request did not include an API key."),
     "APIKeyInvalid": (
         401,
@@ -153,7 +161,11 @@ def request_id(request: Request) -> str:
 
 
 def _headers(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
-    headers = {"X-Request-Id": request_id(request), "Server": "openresty", "Vary": "Accept-Encoding"}
+    headers = {
+        "X-Request-Id": request_id(request),
+        "Server": "openresty",
+        "Vary": "Accept-Encoding",
+    }
     if extra:
         headers.update(extra)
     return headers
@@ -167,7 +179,10 @@ def json_response(
 ) -> Response:
     """`application/json; charset=utf-8` response with X-Request-Id and `Server: openresty`."""
     return Response(
-        orjson.dumps(body), status_code=status, headers=_headers(request, headers), media_type=JSON_MEDIA
+        orjson.dumps(body),
+        status_code=status,
+        headers=_headers(request, headers),
+        media_type=JSON_MEDIA,
     )
 
 
@@ -198,7 +213,9 @@ def problem(
     body: dict[str, Any] = {}
     if not omit_type:
         body["type"] = ERROR_TYPE_URL + (f"#{type_slug}" if type_slug else "")
-    body.update({"title": title, "status": status, "detail": detail, "instance": request_id(request)})
+    body.update(
+        {"title": title, "status": status, "detail": detail, "instance": request_id(request)}
+    )
     if errors is not None:
         body["errors"] = errors
     return Response(
@@ -320,7 +337,7 @@ def authenticate(request: Request) -> Response | None:
 
 
 def _parse_paths(raw: str) -> list[list[str]]:
-    return [[seg for seg in p.strip().split(".")] for p in raw.split(",") if p.strip()]
+    return [list(p.strip().split(".")) for p in raw.split(",") if p.strip()]
 
 
 def _path_exists(node: Any, path: Sequence[str]) -> bool:
@@ -436,7 +453,8 @@ def parse_bool(request: Request, name: str, default: bool = False) -> bool:
     if low in ("false", "0", "no"):
         return False
     raise ApiError.of(
-        "InvalidResource", errors=[{"field": name, "message": "Schema describes boolean, string found instead"}]
+        "InvalidResource",
+        errors=[{"field": name, "message": "Schema describes boolean, string found instead"}],
     )
 
 
@@ -460,7 +478,9 @@ def api_base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + API_PREFIX
 
 
-def link(request: Request, rel: str, path: str, method: str = "GET", schema: str | None = None) -> dict[str, Any]:
+def link(
+    request: Request, rel: str, path: str, method: str = "GET", schema: str | None = None
+) -> dict[str, Any]:
     """One `_links` entry; `path` is relative to `/3.0`."""
     entry: dict[str, Any] = {"rel": rel, "href": api_base(request) + path, "method": method}
     if schema:
@@ -473,18 +493,19 @@ def links(request: Request, *specs: tuple[str, str] | tuple[str, str, str]) -> l
     out = []
     for spec in specs:
         rel, path = spec[0], spec[1]
-        method = spec[2] if len(spec) > 2 else "GET"  # type: ignore[misc]
+        method = spec[2] if len(spec) > 2 else "GET"
         out.append(link(request, rel, path, method))
     return out
 
 
-def collection_links(request: Request, path: str, parent: str | None, methods: Sequence[str] = ()) -> list[dict[str, Any]]:
+def collection_links(
+    request: Request, path: str, parent: str | None, methods: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """Standard `_links` for a collection: self, parent, plus `create` etc. per given methods."""
     specs: list[tuple[str, str, str]] = [("self", path, "GET")]
     if parent is not None:
         specs.append(("parent", parent, "GET"))
-    for m in methods:
-        specs.append(({"POST": "create", "PUT": "upsert"}.get(m, m.lower()), path, m))
+    specs.extend(({"POST": "create", "PUT": "upsert"}.get(m, m.lower()), path, m) for m in methods)
     return links(request, *specs)
 
 
@@ -538,7 +559,11 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                 store = get_store(request)
                 if request.headers.get("x-http-method-override") and request.method != "POST":
                     raise ApiError.of("InvalidMethodOverride")
-                count = parse_int(request, "count", DEFAULT_COUNT, 1, MAX_COUNT) if paged else DEFAULT_COUNT
+                count = (
+                    parse_int(request, "count", DEFAULT_COUNT, 1, MAX_COUNT)
+                    if paged
+                    else DEFAULT_COUNT
+                )
                 offset = parse_int(request, "offset", 0, 0, None) if paged else 0
                 payload: Any = None
                 if request.method in ("POST", "PUT", "PATCH"):
@@ -556,7 +581,9 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                 if result is None:
                     return no_content(request)
                 body = apply_fields(
-                    result, request.query_params.get("fields"), request.query_params.get("exclude_fields")
+                    result,
+                    request.query_params.get("fields"),
+                    request.query_params.get("exclude_fields"),
                 )
                 return json_response(request, body, ctx.status, ctx.headers or None)
             except ApiError as exc:
@@ -579,7 +606,12 @@ def require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "", "message": f"Schema describes object, {json_type(payload)} found instead"}],
+            errors=[
+                {
+                    "field": "",
+                    "message": f"Schema describes object, {json_type(payload)} found instead",
+                }
+            ],
         )
     return payload
 
@@ -609,7 +641,12 @@ def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") 
     if not ok:
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": prefix + key, "message": f"Schema describes {expected}, {actual} found instead"}],
+            errors=[
+                {
+                    "field": prefix + key,
+                    "message": f"Schema describes {expected}, {actual} found instead",
+                }
+            ],
         )
 
 
@@ -620,7 +657,9 @@ def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: s
             errors=[
                 {
                     "field": prefix + key,
-                    "message": "Data presented is not one of the accepted values: " + ", ".join(allowed) + ".",
+                    "message": "Data presented is not one of the accepted values: "
+                    + ", ".join(allowed)
+                    + ".",
                 }
             ],
         )
@@ -631,5 +670,7 @@ def require_keys(body: dict[str, Any], keys: Sequence[str]) -> None:
     if missing:
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}],
+            errors=[
+                {"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}
+            ],
         )

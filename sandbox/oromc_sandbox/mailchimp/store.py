@@ -34,10 +34,10 @@ def _epoch(at: datetime | float | None) -> float | None:
     if at is None:
         return None
     if isinstance(at, (int, float)):
-        return float(at)
+        return float(int(at))  # Mailchimp keeps whole seconds
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    return at.timestamp()
+    return float(int(at.timestamp()))
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Audience:
         default_factory=lambda: {"subscribed": [], "unsubscribed": [], "cleaned": []}
     )
     version: int = 0  # bumped on every member change (invalidates sort caches)
-    sort_cache: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    sort_cache: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
     def tag_by_name(self, name: str) -> dict[str, Any] | None:
         sid = self.tag_index.get(name.strip().lower())
@@ -143,7 +143,6 @@ class MailchimpStore:
             stats.update(hook(list_id))
         last_sent = stats.get("campaign_last_sent")
         if last_sent:
-
             sent_dt = parse_ts(last_sent)
             since = sent_dt.timestamp() if sent_dt else 0.0
             for key, status in (
@@ -179,7 +178,7 @@ class MailchimpStore:
     # ------------------------------------------------------------------ members: writes
 
     def _changed(self, list_id: str, rec: dict[str, Any], at: float) -> None:
-        rec["lc"] = max(at, rec.get("lc") or 0.0)
+        rec["lc"] = max(float(int(at)), rec.get("lc") or 0.0)
         self.audiences[list_id].version += 1
 
     def create_member(
@@ -306,7 +305,9 @@ class MailchimpStore:
         if len(feed) > ACTIVITY_CAP:
             del feed[: len(feed) - ACTIVITY_CAP]
 
-    def update_member_fields(self, list_id: str, hash_: str, changes: dict[str, Any], at: float) -> bool:
+    def update_member_fields(
+        self, list_id: str, hash_: str, changes: dict[str, Any], at: float
+    ) -> bool:
         """Apply plain field changes (merge_fields merged); bump last_changed if anything changed."""
         rec = self.members[list_id][hash_]
         changed = False
@@ -503,10 +504,29 @@ DEFAULT_MERGE_FIELDS: list[dict[str, Any]] = [
     {"tag": "FNAME", "name": "First Name", "type": "text", "options": {"size": 25}},
     {"tag": "LNAME", "name": "Last Name", "type": "text", "options": {"size": 25}},
     {"tag": "ADDRESS", "name": "Address", "type": "address", "options": {"default_country": 164}},
-    {"tag": "PHONE", "name": "Phone Number", "type": "phone", "options": {"phone_format": "International"}},
-    {"tag": "BIRTHDAY", "name": "Birthday", "type": "birthday", "options": {"date_format": "MM/DD"}},
+    {
+        "tag": "PHONE",
+        "name": "Phone Number",
+        "type": "phone",
+        "options": {"phone_format": "International"},
+    },
+    {
+        "tag": "BIRTHDAY",
+        "name": "Birthday",
+        "type": "birthday",
+        "options": {"date_format": "MM/DD"},
+    },
 ]
-SEED_TAGS = ["Customer", "VIP", "Newsletter", "Wholesale", "Webinar 2026", "Trade Show", "Reorder", "Lead"]
+SEED_TAGS = [
+    "Customer",
+    "VIP",
+    "Newsletter",
+    "Wholesale",
+    "Webinar 2026",
+    "Trade Show",
+    "Reorder",
+    "Lead",
+]
 # (status, weight) for seeded members.
 STATUS_MIX = [
     ("subscribed", 80),
@@ -646,7 +666,10 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
             "list_id": list_id,
         }
     aud.next_merge_id = len(DEFAULT_MERGE_FIELDS) + 1
-    tag_segs = [store.new_segment(list_id, name, "static", created_ts + 86400 * i) for i, name in enumerate(SEED_TAGS)]
+    tag_segs = [
+        store.new_segment(list_id, name, "static", created_ts + 86400 * i)
+        for i, name in enumerate(SEED_TAGS)
+    ]
 
     # Pools of Faker values, combined with the seeded RNG (Faker per row is far too slow).
     firsts = [fake.first_name() for _ in range(400)]
@@ -687,7 +710,7 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     members = store.members[list_id]
 
     # Sorted signup times so insertion order follows time (like a real audience's growth).
-    times = sorted(now_ts - two_years * rng.random() for _ in people)
+    times = sorted(float(int(now_ts - two_years * rng.random())) for _ in people)
     for (email, first, last, phone, address), signup in zip(people, times, strict=True):
         r = rng.random() * acc
         status = statuses[next(i for i, c in enumerate(cum) if r < c)]
@@ -711,7 +734,7 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
         if rng.random() < 0.25:
             mf["BIRTHDAY"] = f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}"
         stored_status = "subscribed" if status == "archived" else status
-        changed = signup + rng.random() * max(now_ts - signup, 1.0) * 0.5
+        changed = float(int(signup + rng.random() * max(now_ts - signup, 1.0) * 0.5))
         if subscriber_hash(email) in members:
             continue
         rec = store.create_member(
@@ -737,7 +760,9 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
                 rec["id"],
                 status,
                 changed,
-                UNSUB_REASONS[rng.randrange(len(UNSUB_REASONS))] if status == "unsubscribed" else None,
+                UNSUB_REASONS[rng.randrange(len(UNSUB_REASONS))]
+                if status == "unsubscribed"
+                else None,
             )
         rec["lc"] = changed
         k = rng.choices((0, 1, 2, 3), weights=(55, 25, 15, 5))[0]

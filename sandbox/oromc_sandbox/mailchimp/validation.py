@@ -6,7 +6,7 @@ Shared by the single-member endpoints, batch subscribe (`POST /lists/{id}`) and 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .common import ApiError, check_enum, check_type, json_type, parse_ts, subscriber_hash
@@ -16,7 +16,9 @@ MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transact
 PATCH_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending")
 EMAIL_TYPES = ("html", "text")
 
-EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$")
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
+)
 # Addresses Mailchimp refuses as "fake or invalid" (documented behaviour; the exact list is
 # Mailchimp-internal, this one is the sandbox's and is listed in the README).
 FAKE_DOMAINS = frozenset({"mailinator.com", "test.com", "fake.com", "fakemail.com", "tempmail.com"})
@@ -25,7 +27,19 @@ FAKE_LOCAL_PARTS = frozenset({"test", "fake", "noreply", "no-reply", "abuse", "p
 # Domains whose addresses trip the signup throttle ("signed up to a lot of lists very recently").
 THROTTLED_DOMAIN_PREFIX = "throttled."
 
-MERGE_TYPES = ("text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip")
+MERGE_TYPES = (
+    "text",
+    "number",
+    "address",
+    "phone",
+    "date",
+    "url",
+    "imageurl",
+    "radio",
+    "dropdown",
+    "birthday",
+    "zip",
+)
 MERGE_MESSAGES = {
     "required": "Please enter a value",
     "number": "Please enter a number",
@@ -67,7 +81,12 @@ def check_email(email: Any, *, new: bool) -> str:
     if not isinstance(email, str):
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "email_address", "message": f"Schema describes string, {json_type(email)} found instead"}],
+            errors=[
+                {
+                    "field": "email_address",
+                    "message": f"Schema describes string, {json_type(email)} found instead",
+                }
+            ],
         )
     problem = email_problem(email, new=new)
     if problem:
@@ -83,18 +102,25 @@ def _check_value(mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
     type_ = mf["type"]
     opts = mf.get("options") or {}
     msg = MERGE_MESSAGES[type_]
-    if isinstance(value, bool) or isinstance(value, list):
+    if isinstance(value, (bool, list)):
         return None, msg
     if type_ == "address":
         if isinstance(value, str):
             parts = [p.strip() for p in value.split("  ")]
             if len(parts) < 4:
                 return None, msg
-            keys = ("addr1", "addr2", "city", "state", "zip", "country") if len(parts) >= 5 else ("addr1", "city", "state", "zip")
+            keys = (
+                ("addr1", "addr2", "city", "state", "zip", "country")
+                if len(parts) >= 5
+                else ("addr1", "city", "state", "zip")
+            )
             value = dict(zip(keys, parts, strict=False))
         if not isinstance(value, dict):
             return None, msg
-        addr = {k: str(value.get(k, "") or "").strip() for k in ("addr1", "addr2", "city", "state", "zip", "country")}
+        addr = {
+            k: str(value.get(k, "") or "").strip()
+            for k in ("addr1", "addr2", "city", "state", "zip", "country")
+        }
         if not all(addr[k] for k in ("addr1", "city", "state", "zip")):
             return None, msg
         if not addr["country"]:
@@ -134,16 +160,20 @@ def _check_value(mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
             date(2000, month, day)
         except ValueError:
             return None, msg
-        return (f"{day:02d}/{month:02d}" if fmt.upper() == "DD/MM" else f"{month:02d}/{day:02d}"), None
+        return (
+            f"{day:02d}/{month:02d}" if fmt.upper() == "DD/MM" else f"{month:02d}/{day:02d}"
+        ), None
     if type_ == "date":
         fmt = (opts.get("date_format") or "MM/DD/YYYY").upper()
         parsed: date | None = None
         try:
-            parsed = datetime.strptime(text, "%Y-%m-%d").date()  # ISO is always accepted
+            parsed = (
+                datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).date()
+            )  # ISO is always accepted
         except ValueError:
             py = fmt.replace("MM", "%m").replace("DD", "%d").replace("YYYY", "%Y")
             try:
-                parsed = datetime.strptime(text, py).date()
+                parsed = datetime.strptime(text, py).replace(tzinfo=UTC).date()
             except ValueError:
                 return None, msg
         return parsed.isoformat(), None
@@ -167,7 +197,12 @@ def validate_merge_fields(
     if not isinstance(values, dict):
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "merge_fields", "message": f"Schema describes object, {json_type(values)} found instead"}],
+            errors=[
+                {
+                    "field": "merge_fields",
+                    "message": f"Schema describes object, {json_type(values)} found instead",
+                }
+            ],
         )
     by_tag = {mf["tag"]: mf for mf in aud.merge_fields.values()}
     out: dict[str, Any] = {}
@@ -271,11 +306,16 @@ def _check_member_body(body: dict[str, Any], statuses: tuple[str, ...]) -> None:
             except ValueError:
                 raise ApiError.of(
                     "InvalidResource",
-                    errors=[{"field": key, "message": "This value is not a valid date-time (ISO 8601)."}],
+                    errors=[
+                        {"field": key, "message": "This value is not a valid date-time (ISO 8601)."}
+                    ],
                 ) from None
     tags = body.get("tags")
     if tags is not None and not all(isinstance(t, str) and t.strip() for t in tags):
-        raise ApiError.of("InvalidResource", errors=[{"field": "tags", "message": "Tag names must be non-empty strings."}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "tags", "message": "Tag names must be non-empty strings."}],
+        )
 
 
 def _plain_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +336,9 @@ def _plain_changes(body: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def apply_tags(store: MailchimpStore, list_id: str, hash_: str, names: list[str], at: float, *, sync: bool) -> None:
+def apply_tags(
+    store: MailchimpStore, list_id: str, hash_: str, names: list[str], at: float, *, sync: bool
+) -> None:
     """Add tags by name (creating them); with `sync`, remove the member's other tags."""
     wanted = []
     for name in names:
@@ -339,7 +381,12 @@ def write_member(
         if missing:
             raise ApiError.of(
                 "InvalidResource",
-                errors=[{"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}],
+                errors=[
+                    {
+                        "field": "",
+                        "message": "Required fields were not provided: " + ", ".join(missing),
+                    }
+                ],
             )
         email = str(body["email_address"]).strip()
         hash_ = subscriber_hash(email)
@@ -352,17 +399,28 @@ def write_member(
     if rec is None:
         if mode == "patch":
             raise ApiError.of("ResourceNotFound")
-        return _create(store, list_id, body, hash_, email, mode, skip_merge_validation, sync_tags, now), True
+        return _create(
+            store, list_id, body, hash_, email, mode, skip_merge_validation, sync_tags, now
+        ), True
 
     # ---- existing member
     if mode == "post" and rec["status"] != "archived":
         raise member_exists_error(rec["email_address"])
     if mode == "batch" and not update_existing and rec["status"] != "archived":
-        raise ApiError(400, "Member Exists", f"{rec['email_address']} is already a list member, do you want to update? please provide update_existing:true in the request body")
+        raise ApiError(
+            400,
+            "Member Exists",
+            f"{rec['email_address']} is already a list member, do you want to update? please provide update_existing:true in the request body",
+        )
     new_status = body.get("status")
     if new_status:
         check_transition(rec, new_status)
-    merge = validate_merge_fields(aud, body.get("merge_fields"), current=rec["merge_fields"], skip_required=skip_merge_validation)
+    merge = validate_merge_fields(
+        aud,
+        body.get("merge_fields"),
+        current=rec["merge_fields"],
+        skip_required=skip_merge_validation,
+    )
     new_email = body.get("email_address")
     if isinstance(new_email, str) and subscriber_hash(new_email) != hash_:
         check_email(new_email, new=False)
@@ -370,7 +428,12 @@ def write_member(
         if other is not None:
             raise ApiError.of(
                 "InvalidResource",
-                errors=[{"field": "email_address", "message": f'{new_email.strip()} is already in this list with a status of "{other["status"]}".'}],
+                errors=[
+                    {
+                        "field": "email_address",
+                        "message": f'{new_email.strip()} is already in this list with a status of "{other["status"]}".',
+                    }
+                ],
             )
         rec = store.change_email(list_id, hash_, new_email, now)
         hash_ = rec["id"]
@@ -397,21 +460,36 @@ def _create(
 ) -> dict[str, Any]:
     aud = store.audiences[list_id]
     if not email:
-        raise ApiError.of("InvalidResource", errors=[{"field": "", "message": "Required fields were not provided: email_address"}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "", "message": "Required fields were not provided: email_address"}],
+        )
     email = check_email(email, new=True)
     if subscriber_hash(email) != hash_:
         raise ApiError.of(
             "InvalidResource",
-            errors=[{"field": "email_address", "message": "The email address does not match the subscriber hash in the URL."}],
+            errors=[
+                {
+                    "field": "email_address",
+                    "message": "The email address does not match the subscriber hash in the URL.",
+                }
+            ],
         )
     status = body.get("status_if_new") if mode == "put" else None
-    status = status or body.get("status") or (body.get("status_if_new") if mode == "batch" else None)
+    status = (
+        status or body.get("status") or (body.get("status_if_new") if mode == "batch" else None)
+    )
     if not status:
         missing = "status_if_new" if mode == "put" else "status"
-        raise ApiError.of("InvalidResource", errors=[{"field": "", "message": f"Required fields were not provided: {missing}"}])
+        raise ApiError.of(
+            "InvalidResource",
+            errors=[{"field": "", "message": f"Required fields were not provided: {missing}"}],
+        )
     if hash_ in aud.forgotten and status != "pending":
         raise forgotten_error(email)
-    merge = validate_merge_fields(aud, body.get("merge_fields"), current=None, skip_required=skip_merge_validation)
+    merge = validate_merge_fields(
+        aud, body.get("merge_fields"), current=None, skip_required=skip_merge_validation
+    )
     merge = {k: v for k, v in merge.items() if v != ""}
     changes = _plain_changes(body)
     rec = store.create_member(

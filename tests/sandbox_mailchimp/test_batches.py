@@ -1,0 +1,129 @@
+"""`/batches`: asynchronous operations, status progression on the sandbox clock, tar.gz results."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Any
+
+import requests
+
+
+def _results(url: str) -> list[dict[str, Any]]:
+    resp = requests.get(url, timeout=30)  # no auth: like a pre-signed S3 link
+    assert resp.status_code == 200
+    rows: list[dict[str, Any]] = []
+    with tarfile.open(fileobj=io.BytesIO(resp.content), mode="r|gz") as tar:
+        for entry in tar:
+            if entry.isfile():
+                data = tar.extractfile(entry)
+                assert data is not None
+                rows.extend(json.loads(data.read()))
+    return rows
+
+
+def test_batch_progresses_and_returns_results(mc: Any, fresh: Any, sandbox: Any) -> None:
+    email = fresh()
+    ops = [
+        {"method": "GET", "path": "/ping", "operation_id": "ping"},
+        {
+            "method": "PUT",
+            "path": f"/lists/{mc.list_id}/members/{email}",
+            "operation_id": "upsert",
+            "body": json.dumps({"email_address": email, "status_if_new": "subscribed"}),
+        },
+        {
+            "method": "GET",
+            "path": f"/lists/{mc.list_id}/members",
+            "params": {"count": 2},
+            "operation_id": "page",
+        },
+        {"method": "GET", "path": "/lists/0000000000", "operation_id": "missing"},
+    ]
+    created = mc.post("/batches", json={"operations": ops})
+    assert created.status_code == 200
+    batch = created.json()
+    assert batch["status"] == "pending"
+    assert batch["total_operations"] == 0
+    assert batch["completed_at"] == ""
+    assert batch["response_body_url"] == ""
+    sandbox.advance_clock(30)
+    done = mc.get(f"/batches/{batch['id']}").json()
+    assert done["status"] == "finished"
+    assert done["total_operations"] == 4
+    assert done["finished_operations"] == 4
+    assert done["errored_operations"] == 1
+    assert done["completed_at"].endswith("+00:00")
+    rows = {r["operation_id"]: r for r in _results(done["response_body_url"])}
+    assert rows["ping"]["status_code"] == 200
+    assert json.loads(rows["ping"]["response"]) == {"health_status": "Everything's Chimpy!"}
+    assert rows["upsert"]["status_code"] == 200
+    assert len(json.loads(rows["page"]["response"])["members"]) == 2
+    missing = json.loads(rows["missing"]["response"])
+    assert rows["missing"]["status_code"] == 404
+    assert missing["instance"] == ""
+    assert mc.get(f"{mc.members}/{email}").json()["status"] == "subscribed"
+
+
+def test_batch_status_passes_through_intermediate_states(mc: Any, sandbox: Any) -> None:
+    ops = [{"method": "GET", "path": "/ping"} for _ in range(200)]
+    batch = mc.post("/batches", json={"operations": ops}).json()
+    seen = [batch["status"]]
+    for _ in range(6):
+        sandbox.advance_clock(0.5)
+        seen.append(mc.get(f"/batches/{batch['id']}").json()["status"])
+    assert seen[0] == "pending"
+    assert "preprocessing" in seen
+    assert "started" in seen
+    sandbox.advance_clock(30)
+    assert mc.get(f"/batches/{batch['id']}").json()["status"] == "finished"
+
+
+def test_body_must_be_a_json_string(mc: Any) -> None:
+    resp = mc.post(
+        "/batches",
+        json={"operations": [{"method": "POST", "path": "/lists", "body": {"name": "x"}}]},
+    )
+    assert resp.status_code == 400
+    assert resp.json()["errors"][0]["field"] == "operations.0.body"
+
+
+def test_operation_method_enum_and_required(mc: Any) -> None:
+    assert (
+        mc.post("/batches", json={"operations": [{"method": "HEAD", "path": "/ping"}]}).status_code
+        == 400
+    )
+    assert mc.post("/batches", json={"operations": [{"path": "/ping"}]}).status_code == 400
+    assert mc.post("/batches", json={}).status_code == 400
+
+
+def test_list_and_delete_batches(mc: Any) -> None:
+    batch = mc.post("/batches", json={"operations": [{"method": "GET", "path": "/ping"}]}).json()
+    listed = mc.get("/batches", params={"count": 1000}).json()
+    assert batch["id"] in {b["id"] for b in listed["batches"]}
+    assert listed["total_items"] >= 1
+    assert mc.delete(f"/batches/{batch['id']}").status_code == 204
+    assert mc.get(f"/batches/{batch['id']}").status_code == 404
+    assert mc.delete(f"/batches/{batch['id']}").status_code == 404
+
+
+def test_unknown_batch_is_404(mc: Any) -> None:
+    assert mc.get("/batches/ffffffffff").status_code == 404
+
+
+def test_empty_batch_finishes_without_results(mc: Any, sandbox: Any) -> None:
+    batch = mc.post("/batches", json={"operations": []}).json()
+    sandbox.advance_clock(30)
+    done = mc.get(f"/batches/{batch['id']}").json()
+    assert done["status"] == "finished"
+    assert done["response_body_url"] == ""
+
+
+def test_old_batches_expire(mc: Any, sandbox: Any) -> None:
+    batch = mc.post("/batches", json={"operations": [{"method": "GET", "path": "/ping"}]}).json()
+    sandbox.advance_clock(30)
+    url = mc.get(f"/batches/{batch['id']}").json()["response_body_url"]
+    sandbox.advance_clock(8 * 86400)
+    assert mc.get(f"/batches/{batch['id']}").status_code == 404
+    assert requests.get(url, timeout=10).status_code == 404
