@@ -529,7 +529,12 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
                 response = session.post(
                     self.token_url, json=self._body(), headers=headers, timeout=self.timeout
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 last_error = OroAuthError(
                     f"POST oauth2-token failed: {type(exc).__name__}", resource="POST oauth2-token"
                 )
