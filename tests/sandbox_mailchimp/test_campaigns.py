@@ -18,7 +18,10 @@ def _new_list(mc: Any, n_members: int) -> tuple[dict[str, Any], list[str]]:
     for email in emails:
         r = mc.post(mc.members, json={"email_address": email, "status": "subscribed"})
         assert r.status_code == 200, r.text
-    resp = mc.post(f"/lists/{mc.list_id}/segments", json={"name": f"camp-{uuid.uuid4().hex[:8]}", "static_segment": emails})
+    resp = mc.post(
+        f"/lists/{mc.list_id}/segments",
+        json={"name": f"camp-{uuid.uuid4().hex[:8]}", "static_segment": emails},
+    )
     assert resp.status_code == 200, resp.text
     return {"list_id": mc.list_id, "segment_opts": {"saved_segment_id": resp.json()["id"]}}, emails
 
@@ -29,7 +32,13 @@ def _create(mc: Any, recipients: dict[str, Any] | str, **settings: Any) -> dict[
     body = {
         "type": "regular",
         "recipients": recipients,
-        "settings": {"subject_line": "Hello", "title": "Test campaign", "from_name": "Acme", "reply_to": "news@acme-shop.com", **settings},
+        "settings": {
+            "subject_line": "Hello",
+            "title": "Test campaign",
+            "from_name": "Acme",
+            "reply_to": "news@acme-shop.com",
+            **settings,
+        },
     }
     resp = mc.post("/campaigns", json=body)
     assert resp.status_code == 200, resp.text
@@ -46,7 +55,21 @@ def test_seeded_account_has_sent_campaigns_and_a_draft(mc: Any) -> None:
     assert "save" in statuses
     assert body["total_items"] >= len(statuses)
     sent = next(c for c in body["campaigns"] if c["status"] == "sent")
-    for key in ("id", "web_id", "type", "create_time", "archive_url", "emails_sent", "send_time", "recipients", "settings", "tracking", "report_summary", "delivery_status", "_links"):
+    for key in (
+        "id",
+        "web_id",
+        "type",
+        "create_time",
+        "archive_url",
+        "emails_sent",
+        "send_time",
+        "recipients",
+        "settings",
+        "tracking",
+        "report_summary",
+        "delivery_status",
+        "_links",
+    ):
         assert key in sent, key
     assert len(sent["id"]) == 10
     assert sent["send_time"].endswith("+00:00")
@@ -76,10 +99,17 @@ def test_status_filter_rejects_unknown_value(mc: Any) -> None:
 
 
 def test_since_send_time_is_strict_and_before_is_inclusive(mc: Any) -> None:
-    sent = mc.get("/campaigns", params={"status": "sent", "sort_field": "send_time", "sort_dir": "ASC", "count": 1000}).json()["campaigns"]
+    sent = mc.get(
+        "/campaigns",
+        params={"status": "sent", "sort_field": "send_time", "sort_dir": "ASC", "count": 1000},
+    ).json()["campaigns"]
     pivot = sent[1]["send_time"]
-    after = mc.get("/campaigns", params={"since_send_time": pivot, "count": 1000}).json()["campaigns"]
-    before = mc.get("/campaigns", params={"before_send_time": pivot, "count": 1000}).json()["campaigns"]
+    after = mc.get("/campaigns", params={"since_send_time": pivot, "count": 1000}).json()[
+        "campaigns"
+    ]
+    before = mc.get("/campaigns", params={"before_send_time": pivot, "count": 1000}).json()[
+        "campaigns"
+    ]
     assert all(c["send_time"] > pivot for c in after)
     assert sent[1]["id"] not in {c["id"] for c in after}
     assert sent[1]["id"] in {c["id"] for c in before}
@@ -87,7 +117,10 @@ def test_since_send_time_is_strict_and_before_is_inclusive(mc: Any) -> None:
 
 
 def test_sort_by_send_time_desc(mc: Any) -> None:
-    sent = mc.get("/campaigns", params={"status": "sent", "sort_field": "send_time", "sort_dir": "DESC", "count": 1000}).json()["campaigns"]
+    sent = mc.get(
+        "/campaigns",
+        params={"status": "sent", "sort_field": "send_time", "sort_dir": "DESC", "count": 1000},
+    ).json()["campaigns"]
     times = [c["send_time"] for c in sent]
     assert times == sorted(times, reverse=True)
 
@@ -105,7 +138,9 @@ def test_list_id_filter(mc: Any) -> None:
 
 
 def test_fields_are_root_relative(mc: Any) -> None:
-    body = mc.get("/campaigns", params={"fields": "campaigns.id,campaigns.status,total_items"}).json()
+    body = mc.get(
+        "/campaigns", params={"fields": "campaigns.id,campaigns.status,total_items"}
+    ).json()
     assert set(body) == {"campaigns", "total_items"}
     assert all(set(c) == {"id", "status"} for c in body["campaigns"])
 
@@ -150,7 +185,10 @@ def test_patch_updates_a_draft(mc: Any) -> None:
 def test_send_reaches_subscribed_members_only(mc: Any) -> None:
     recipients, emails = _new_list(mc, 5)
     gone = emails[0]
-    assert mc.patch(f"/lists/{mc.list_id}/members/{gone}", json={"status": "unsubscribed"}).status_code == 200
+    assert (
+        mc.patch(f"/lists/{mc.list_id}/members/{gone}", json={"status": "unsubscribed"}).status_code
+        == 200
+    )
     doc = _create(mc, recipients)
     resp = mc.post(f"/campaigns/{doc['id']}/actions/send")
     assert resp.status_code == 204
@@ -191,7 +229,9 @@ def test_member_id_filter_finds_campaigns_sent_to_member(mc: Any) -> None:
     doc = _create(mc, recipients)
     mc.post(f"/campaigns/{doc['id']}/actions/send")
     member_hash = mc.get(f"{mc.members}/{emails[0]}").json()["id"]
-    found = mc.get("/campaigns", params={"member_id": member_hash, "count": 1000}).json()["campaigns"]
+    found = mc.get("/campaigns", params={"member_id": member_hash, "count": 1000}).json()[
+        "campaigns"
+    ]
     assert [c["id"] for c in found] == [doc["id"]]
 
 

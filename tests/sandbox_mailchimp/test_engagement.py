@@ -22,7 +22,11 @@ def _now(sandbox: Any) -> datetime:
 
 
 def _advance(sandbox: Any, seconds: float) -> None:
-    resp = requests.post(sandbox.mailchimp_base_url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
+    resp = requests.post(
+        sandbox.mailchimp_base_url + "/_sandbox/clock",
+        json={"advance_seconds": seconds},
+        timeout=10,
+    )
     assert resp.status_code == 200
 
 
@@ -31,21 +35,39 @@ def _iso(dt: datetime) -> str:
 
 
 def _engage(sandbox: Any, campaign_id: str, **body: Any) -> requests.Response:
-    return requests.post(f"{sandbox.mailchimp_base_url}/_sandbox/mailchimp/campaigns/{campaign_id}/engage", json=body, timeout=10)
+    return requests.post(
+        f"{sandbox.mailchimp_base_url}/_sandbox/mailchimp/campaigns/{campaign_id}/engage",
+        json=body,
+        timeout=10,
+    )
 
 
 def _send_to_fresh(mc: Any, n: int) -> tuple[str, list[str]]:
     emails = [f"eng.{uuid.uuid4().hex[:10]}@gmail.com" for _ in range(n)]
     for email in emails:
-        assert mc.post(mc.members, json={"email_address": email, "status": "subscribed"}).status_code == 200
-    seg = mc.post(f"/lists/{mc.list_id}/segments", json={"name": f"eng-{uuid.uuid4().hex[:8]}", "static_segment": emails})
+        assert (
+            mc.post(mc.members, json={"email_address": email, "status": "subscribed"}).status_code
+            == 200
+        )
+    seg = mc.post(
+        f"/lists/{mc.list_id}/segments",
+        json={"name": f"eng-{uuid.uuid4().hex[:8]}", "static_segment": emails},
+    )
     assert seg.status_code == 200, seg.text
     resp = mc.post(
         "/campaigns",
         json={
             "type": "regular",
-            "recipients": {"list_id": mc.list_id, "segment_opts": {"saved_segment_id": seg.json()["id"]}},
-            "settings": {"subject_line": "Engagement test", "title": "Engagement test", "from_name": "Acme", "reply_to": "news@acme-shop.com"},
+            "recipients": {
+                "list_id": mc.list_id,
+                "segment_opts": {"saved_segment_id": seg.json()["id"]},
+            },
+            "settings": {
+                "subject_line": "Engagement test",
+                "title": "Engagement test",
+                "from_name": "Acme",
+                "reply_to": "news@acme-shop.com",
+            },
         },
     )
     assert resp.status_code == 200, resp.text
@@ -98,7 +120,9 @@ def test_opens_arrive_as_the_clock_moves(mc: Any, sandbox: Any, sent: dict[str, 
     assert sorted(stamps1 + stamps2) == sorted(s for s in everything if s > _iso(t0))
 
 
-def test_engaged_unsubscribe_changes_member_at_event_time(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
+def test_engaged_unsubscribe_changes_member_at_event_time(
+    mc: Any, sandbox: Any, sent: dict[str, Any]
+) -> None:
     email = sent["emails"][3]
     before = _now(sandbox)
     resp = _engage(sandbox, sent["id"], email_address=email, action="unsub")
@@ -107,9 +131,18 @@ def test_engaged_unsubscribe_changes_member_at_event_time(mc: Any, sandbox: Any,
     assert member["status"] == "unsubscribed"
     assert member["unsubscribe_reason"]
     assert member["last_changed"] >= _iso(before)
-    changed = mc.get(mc.members, params={"since_last_changed": _iso(before - timedelta(seconds=1)), "status": "unsubscribed", "count": 1000}).json()["members"]
+    changed = mc.get(
+        mc.members,
+        params={
+            "since_last_changed": _iso(before - timedelta(seconds=1)),
+            "status": "unsubscribed",
+            "count": 1000,
+        },
+    ).json()["members"]
     assert email in {m["email_address"] for m in changed}
-    unsubs = mc.get(f"/reports/{sent['id']}/unsubscribed", params={"count": 1000}).json()["unsubscribes"]
+    unsubs = mc.get(f"/reports/{sent['id']}/unsubscribed", params={"count": 1000}).json()[
+        "unsubscribes"
+    ]
     row = next(u for u in unsubs if u["email_address"] == email)
     assert row["reason"] == member["unsubscribe_reason"]
     assert mc.get(f"/reports/{sent['id']}").json()["unsubscribed"] == len(unsubs)
@@ -117,7 +150,10 @@ def test_engaged_unsubscribe_changes_member_at_event_time(mc: Any, sandbox: Any,
 
 def test_engaged_hard_bounce_cleans_member(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
     email = sent["emails"][5]
-    assert _engage(sandbox, sent["id"], email_address=email, action="bounce", type="hard").status_code == 200
+    assert (
+        _engage(sandbox, sent["id"], email_address=email, action="bounce", type="hard").status_code
+        == 200
+    )
     assert mc.get(f"{mc.members}/{email}").json()["status"] == "cleaned"
     row = mc.get(f"/reports/{sent['id']}/email-activity/{email}").json()
     assert {"action": "bounce", "type": "hard"}.items() <= row["activity"][-1].items()
@@ -128,7 +164,10 @@ def test_engaged_hard_bounce_cleans_member(mc: Any, sandbox: Any, sent: dict[str
 def test_soft_bounce_keeps_member_subscribed(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
     email = sent["emails"][6]
     status = mc.get(f"{mc.members}/{email}").json()["status"]
-    assert _engage(sandbox, sent["id"], email_address=email, action="bounce", type="soft").status_code == 200
+    assert (
+        _engage(sandbox, sent["id"], email_address=email, action="bounce", type="soft").status_code
+        == 200
+    )
     assert mc.get(f"{mc.members}/{email}").json()["status"] == status
 
 
@@ -136,19 +175,35 @@ def test_engaged_click_shows_in_click_details(mc: Any, sandbox: Any, sent: dict[
     urls = mc.get(f"/reports/{sent['id']}/click-details").json()["urls_clicked"]
     target = urls[-1]
     email = sent["emails"][7]
-    assert _engage(sandbox, sent["id"], email_address=email, action="click", url=target["url"]).status_code == 200
+    assert (
+        _engage(
+            sandbox, sent["id"], email_address=email, action="click", url=target["url"]
+        ).status_code
+        == 200
+    )
     after = mc.get(f"/reports/{sent['id']}/click-details/{target['id']}").json()
     assert after["total_clicks"] == target["total_clicks"] + 1
-    members = mc.get(f"/reports/{sent['id']}/click-details/{target['id']}/members", params={"count": 1000}).json()["members"]
+    members = mc.get(
+        f"/reports/{sent['id']}/click-details/{target['id']}/members", params={"count": 1000}
+    ).json()["members"]
     assert email in {m["email_address"] for m in members}
-    clicks = [a for a in mc.get(f"/reports/{sent['id']}/email-activity/{email}").json()["activity"] if a["action"] == "click"]
+    clicks = [
+        a
+        for a in mc.get(f"/reports/{sent['id']}/email-activity/{email}").json()["activity"]
+        if a["action"] == "click"
+    ]
     assert target["url"] in {c["url"] for c in clicks}
 
 
-def test_future_event_applies_only_when_the_clock_passes_it(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
+def test_future_event_applies_only_when_the_clock_passes_it(
+    mc: Any, sandbox: Any, sent: dict[str, Any]
+) -> None:
     email = sent["emails"][9]
     at = _now(sandbox) + timedelta(hours=2)
-    assert _engage(sandbox, sent["id"], email_address=email, action="unsub", at=_iso(at)).status_code == 200
+    assert (
+        _engage(sandbox, sent["id"], email_address=email, action="unsub", at=_iso(at)).status_code
+        == 200
+    )
     assert mc.get(f"/reports/{sent['id']}/unsubscribed/{email}").status_code == 404
     assert mc.get(f"{mc.members}/{email}").json()["status"] == "subscribed"
     _advance(sandbox, 3 * HOUR)
@@ -158,34 +213,67 @@ def test_future_event_applies_only_when_the_clock_passes_it(mc: Any, sandbox: An
     assert member["last_changed"] == _iso(at)
 
 
-def test_member_reads_see_due_events_without_reading_reports_first(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
+def test_member_reads_see_due_events_without_reading_reports_first(
+    mc: Any, sandbox: Any, sent: dict[str, Any]
+) -> None:
     """A tap that reads members before reports must not miss status changes (since_last_changed)."""
     email = sent["emails"][11]
     mark = _now(sandbox)
     at = mark + timedelta(hours=1)
-    assert _engage(sandbox, sent["id"], email_address=email, action="bounce", type="hard", at=_iso(at)).status_code == 200
+    assert (
+        _engage(
+            sandbox, sent["id"], email_address=email, action="bounce", type="hard", at=_iso(at)
+        ).status_code
+        == 200
+    )
     _advance(sandbox, 2 * HOUR)
-    changed = mc.get(mc.members, params={"since_last_changed": _iso(mark), "count": 1000}).json()["members"]
+    changed = mc.get(mc.members, params={"since_last_changed": _iso(mark), "count": 1000}).json()[
+        "members"
+    ]
     assert email in {m["email_address"] for m in changed if m["status"] == "cleaned"}
 
 
-def test_member_activity_feed_records_engagement(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
+def test_member_activity_feed_records_engagement(
+    mc: Any, sandbox: Any, sent: dict[str, Any]
+) -> None:
     email = sent["emails"][13]
     assert _engage(sandbox, sent["id"], email_address=email, action="open").status_code == 200
     feed = mc.get(f"{mc.members}/{email}/activity").json()["activity"]
     assert any(a["action"] == "open" and a["campaign_id"] == sent["id"] for a in feed)
 
 
-def test_engage_rejects_unknown_campaign_recipient_and_action(sandbox: Any, sent: dict[str, Any]) -> None:
-    assert _engage(sandbox, "0000000000", email_address=sent["emails"][0], action="open").status_code == 404
-    assert _engage(sandbox, sent["id"], email_address="stranger@gmail.com", action="open").status_code == 404
-    assert _engage(sandbox, sent["id"], email_address=sent["emails"][0], action="forward").status_code == 400
-    assert _engage(sandbox, sent["id"], email_address=sent["emails"][0], action="click", url="https://elsewhere.example/").status_code == 400
+def test_engage_rejects_unknown_campaign_recipient_and_action(
+    sandbox: Any, sent: dict[str, Any]
+) -> None:
+    assert (
+        _engage(sandbox, "0000000000", email_address=sent["emails"][0], action="open").status_code
+        == 404
+    )
+    assert (
+        _engage(sandbox, sent["id"], email_address="stranger@gmail.com", action="open").status_code
+        == 404
+    )
+    assert (
+        _engage(sandbox, sent["id"], email_address=sent["emails"][0], action="forward").status_code
+        == 400
+    )
+    assert (
+        _engage(
+            sandbox,
+            sent["id"],
+            email_address=sent["emails"][0],
+            action="click",
+            url="https://elsewhere.example/",
+        ).status_code
+        == 400
+    )
 
 
 def test_list_stats_count_sent_campaigns(mc: Any) -> None:
     stats = mc.get(f"/lists/{mc.list_id}").json()["stats"]
-    sent = mc.get("/campaigns", params={"status": "sent", "list_id": mc.list_id}).json()["total_items"]
+    sent = mc.get("/campaigns", params={"status": "sent", "list_id": mc.list_id}).json()[
+        "total_items"
+    ]
     assert stats["campaign_count"] == sent
     assert stats["campaign_last_sent"]
     assert 0 < stats["open_rate"] <= 100

@@ -44,12 +44,44 @@ def test_reports_cover_sent_campaigns_only(mc: Any) -> None:
 
 
 def test_report_shape(oldest: dict[str, Any]) -> None:
-    for key in ("id", "campaign_title", "type", "list_id", "list_is_active", "list_name", "subject_line", "emails_sent", "abuse_reports", "unsubscribed", "send_time", "bounces", "forwards", "opens", "clicks", "industry_stats", "list_stats", "timeseries", "ecommerce", "delivery_status", "_links"):
+    for key in (
+        "id",
+        "campaign_title",
+        "type",
+        "list_id",
+        "list_is_active",
+        "list_name",
+        "subject_line",
+        "emails_sent",
+        "abuse_reports",
+        "unsubscribed",
+        "send_time",
+        "bounces",
+        "forwards",
+        "opens",
+        "clicks",
+        "industry_stats",
+        "list_stats",
+        "timeseries",
+        "ecommerce",
+        "delivery_status",
+        "_links",
+    ):
         assert key in oldest, key
     assert set(oldest["bounces"]) == {"hard_bounces", "soft_bounces", "syntax_errors"}
-    assert {"opens_total", "unique_opens", "open_rate", "last_open", "proxy_excluded_opens"} <= set(oldest["opens"])
-    assert {"clicks_total", "unique_clicks", "unique_subscriber_clicks", "click_rate", "last_click"} <= set(oldest["clicks"])
-    assert {"total_orders", "total_spent", "total_revenue", "currency_code"} == set(oldest["ecommerce"])
+    assert {"opens_total", "unique_opens", "open_rate", "last_open", "proxy_excluded_opens"} <= set(
+        oldest["opens"]
+    )
+    assert {
+        "clicks_total",
+        "unique_clicks",
+        "unique_subscriber_clicks",
+        "click_rate",
+        "last_click",
+    } <= set(oldest["clicks"])
+    assert {"total_orders", "total_spent", "total_revenue", "currency_code"} == set(
+        oldest["ecommerce"]
+    )
     assert 0 <= oldest["opens"]["open_rate"] <= 1
     assert len(oldest["timeseries"]) == 24
     assert oldest["timeseries"][0]["emails_sent"] == oldest["emails_sent"]
@@ -61,24 +93,45 @@ def test_report_since_send_time_filter(mc: Any, oldest: dict[str, Any]) -> None:
     assert all(r["send_time"] > oldest["send_time"] for r in later)
 
 
-def test_email_activity_has_a_row_per_recipient(oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_email_activity_has_a_row_per_recipient(
+    oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     assert len(activity) == oldest["emails_sent"]
     row = activity[0]
-    assert set(row) >= {"campaign_id", "list_id", "list_is_active", "email_id", "email_address", "activity"}
+    assert set(row) >= {
+        "campaign_id",
+        "list_id",
+        "list_is_active",
+        "email_id",
+        "email_address",
+        "activity",
+    }
     assert any(not r["activity"] for r in activity), "recipients without activity still have a row"
     assert len({r["email_id"] for r in activity}) == len(activity)
 
 
-def test_report_counters_match_email_activity(oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_report_counters_match_email_activity(
+    oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     actions = Counter(a["action"] for r in activity for a in r["activity"])
     assert actions["open"] == oldest["opens"]["opens_total"]
-    assert sum(1 for r in activity if any(a["action"] == "open" for a in r["activity"])) == oldest["opens"]["unique_opens"]
+    assert (
+        sum(1 for r in activity if any(a["action"] == "open" for a in r["activity"]))
+        == oldest["opens"]["unique_opens"]
+    )
     assert actions["click"] == oldest["clicks"]["clicks_total"]
-    assert sum(1 for r in activity if any(a["action"] == "click" for a in r["activity"])) == oldest["clicks"]["unique_subscriber_clicks"]
-    bounce_types = Counter(a["type"] for r in activity for a in r["activity"] if a["action"] == "bounce")
+    assert (
+        sum(1 for r in activity if any(a["action"] == "click" for a in r["activity"]))
+        == oldest["clicks"]["unique_subscriber_clicks"]
+    )
+    bounce_types = Counter(
+        a["type"] for r in activity for a in r["activity"] if a["action"] == "bounce"
+    )
     assert bounce_types["hard"] == oldest["bounces"]["hard_bounces"]
     assert bounce_types["soft"] == oldest["bounces"]["soft_bounces"]
-    last_open = max(a["timestamp"] for r in activity for a in r["activity"] if a["action"] == "open")
+    last_open = max(
+        a["timestamp"] for r in activity for a in r["activity"] if a["action"] == "open"
+    )
     assert last_open == oldest["opens"]["last_open"]
 
 
@@ -103,7 +156,9 @@ def test_activity_item_shapes(activity: list[dict[str, Any]]) -> None:
     assert any(i["action"] == "click" for i in items)
 
 
-def test_email_activity_since_filters_by_activity_time(mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_email_activity_since_filters_by_activity_time(
+    mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     stamps = sorted(a["timestamp"] for r in activity for a in r["activity"])
     pivot = stamps[len(stamps) // 2]
     later = _all(mc, f"/reports/{oldest['id']}/email-activity", "emails", since=pivot)
@@ -116,13 +171,17 @@ def test_email_activity_since_filters_by_activity_time(mc: Any, oldest: dict[str
 
 def test_email_activity_pages_do_not_overlap(mc: Any, oldest: dict[str, Any]) -> None:
     first = mc.get(f"/reports/{oldest['id']}/email-activity", params={"count": 7}).json()
-    second = mc.get(f"/reports/{oldest['id']}/email-activity", params={"count": 7, "offset": 7}).json()
+    second = mc.get(
+        f"/reports/{oldest['id']}/email-activity", params={"count": 7, "offset": 7}
+    ).json()
     assert len(first["emails"]) == 7
     assert not {r["email_id"] for r in first["emails"]} & {r["email_id"] for r in second["emails"]}
     assert first["campaign_id"] == oldest["id"]
 
 
-def test_email_activity_for_one_member(mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_email_activity_for_one_member(
+    mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     row = next(r for r in activity if r["activity"])
     one = mc.get(f"/reports/{oldest['id']}/email-activity/{row['email_id']}").json()
     assert one["email_address"] == row["email_address"]
@@ -130,7 +189,9 @@ def test_email_activity_for_one_member(mc: Any, oldest: dict[str, Any], activity
     assert mc.get(f"/reports/{oldest['id']}/email-activity/{'0' * 32}").status_code == 404
 
 
-def test_open_details_consistent(mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_open_details_consistent(
+    mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     members = _all(mc, f"/reports/{oldest['id']}/open-details", "members")
     body = mc.get(f"/reports/{oldest['id']}/open-details").json()
     assert body["total_opens"] == oldest["opens"]["opens_total"]
@@ -138,12 +199,17 @@ def test_open_details_consistent(mc: Any, oldest: dict[str, Any], activity: list
     assert sum(m["opens_count"] for m in members) == oldest["opens"]["opens_total"]
     assert all(m["opens_count"] == len(m["opens"]) for m in members)
     assert {"contact_status", "merge_fields", "vip", "email_id"} <= set(members[0])
-    ranked = mc.get(f"/reports/{oldest['id']}/open-details", params={"sort_field": "opens_count", "sort_dir": "DESC", "count": 1000}).json()["members"]
+    ranked = mc.get(
+        f"/reports/{oldest['id']}/open-details",
+        params={"sort_field": "opens_count", "sort_dir": "DESC", "count": 1000},
+    ).json()["members"]
     counts = [m["opens_count"] for m in ranked]
     assert counts == sorted(counts, reverse=True)
 
 
-def test_click_details_and_members(mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_click_details_and_members(
+    mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     urls = _all(mc, f"/reports/{oldest['id']}/click-details", "urls_clicked")
     assert sum(u["total_clicks"] for u in urls) == oldest["clicks"]["clicks_total"]
     assert sum(u["unique_clicks"] for u in urls) == oldest["clicks"]["unique_clicks"]
@@ -155,19 +221,25 @@ def test_click_details_and_members(mc: Any, oldest: dict[str, Any], activity: li
     assert sum(m["clicks"] for m in members) == top["total_clicks"]
     assert len(members) == top["unique_clicks"]
     assert all(m["url_id"] == top["id"] for m in members)
-    one = mc.get(f"/reports/{oldest['id']}/click-details/{top['id']}/members/{members[0]['email_id']}").json()
+    one = mc.get(
+        f"/reports/{oldest['id']}/click-details/{top['id']}/members/{members[0]['email_id']}"
+    ).json()
     assert one["clicks"] == members[0]["clicks"]
     assert mc.get(f"/reports/{oldest['id']}/click-details/nolink/members").status_code == 404
 
 
-def test_sent_to_status_reflects_bounces(mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]) -> None:
+def test_sent_to_status_reflects_bounces(
+    mc: Any, oldest: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
     sent = {r["email_id"]: r for r in _all(mc, f"/reports/{oldest['id']}/sent-to", "sent_to")}
     assert len(sent) == oldest["emails_sent"]
     for row in activity:
         types = {a["type"] for a in row["activity"] if a["action"] == "bounce"}
         expected = "hard" if "hard" in types else "soft" if "soft" in types else "sent"
         assert sent[row["email_id"]]["status"] == expected
-        assert sent[row["email_id"]]["open_count"] == sum(1 for a in row["activity"] if a["action"] == "open")
+        assert sent[row["email_id"]]["open_count"] == sum(
+            1 for a in row["activity"] if a["action"] == "open"
+        )
 
 
 def test_unsubscribed_rows_have_reason_and_count(mc: Any) -> None:
@@ -191,7 +263,11 @@ def test_hard_bounced_recipients_are_cleaned(mc: Any) -> None:
     hard = [r for r in rows if r["status"] == "hard"]
     assert hard
     for row in hard:
-        assert mc.get(f"{mc.members}/{row['email_id']}").json()["status"] in ("cleaned", "unsubscribed", "archived")
+        assert mc.get(f"{mc.members}/{row['email_id']}").json()["status"] in (
+            "cleaned",
+            "unsubscribed",
+            "archived",
+        )
 
 
 def test_product_activity_matches_attributed_orders(mc: Any) -> None:
@@ -204,12 +280,25 @@ def test_product_activity_matches_attributed_orders(mc: Any) -> None:
     units = sum(line["quantity"] for o in orders for line in o["lines"])
     assert sum(p["total_purchased"] for p in products) == units
     assert {"title", "sku", "total_revenue", "total_purchased", "currency_code"} <= set(products[0])
-    ranked = mc.get(f"/reports/{report['id']}/ecommerce-product-activity", params={"sort_field": "total_revenue"}).json()["products"]
-    assert [p["total_revenue"] for p in ranked] == sorted((p["total_revenue"] for p in ranked), reverse=True)
+    ranked = mc.get(
+        f"/reports/{report['id']}/ecommerce-product-activity",
+        params={"sort_field": "total_revenue"},
+    ).json()["products"]
+    assert [p["total_revenue"] for p in ranked] == sorted(
+        (p["total_revenue"] for p in ranked), reverse=True
+    )
 
 
 def test_unknown_campaign_report_endpoints_are_404(mc: Any) -> None:
-    for path in ("", "/email-activity", "/open-details", "/click-details", "/unsubscribed", "/sent-to", "/ecommerce-product-activity"):
+    for path in (
+        "",
+        "/email-activity",
+        "/open-details",
+        "/click-details",
+        "/unsubscribed",
+        "/sent-to",
+        "/ecommerce-product-activity",
+    ):
         resp = mc.get(f"/reports/abcdef0123{path}")
         assert resp.status_code == 404, path
         assert resp.json()["status"] == 404
