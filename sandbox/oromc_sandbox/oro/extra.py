@@ -1,0 +1,154 @@
+"""Old REST marketing-list endpoints (§8) and the sandbox's own `/_sandbox/oro/...` control routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import authenticate
+from .jsonapi import EmptyError, empty_response, json_response
+from .store import Client, OroStore
+
+PLAIN = "application/json"
+
+
+def _store(request: Request) -> OroStore:
+    store: OroStore = request.app.state.sandbox.oro
+    return store
+
+
+def _plain_error(status: int, message: str, errors: Any = None) -> Response:
+    body: dict[str, Any] = {"code": status, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return json_response(body, status, media_type=PLAIN)
+
+
+def _ids(request: Request) -> tuple[int, int] | None:
+    raw_list, raw_entity = request.path_params["ml_id"], request.path_params["entity_id"]
+    if not (raw_list.isdigit() and raw_entity.isdigit()):
+        return None
+    return int(raw_list), int(raw_entity)
+
+
+async def marketing_list_action(request: Request) -> Response:
+    """``POST /admin/api/rest/{v}/marketinglist/{mlId}/(unsubscribe|subscribe)/{entityId}``."""
+    try:
+        client = authenticate(request)
+    except EmptyError as exc:
+        return empty_response(exc.status, exc.headers)
+    action = request.path_params["action"]
+    if request.path_params["version"] not in ("latest", "v1") or action not in ("subscribe", "unsubscribe"):
+        return _plain_error(404, "Not Found")
+    verb = "create" if action == "unsubscribe" else "delete"
+    if not client.allows("marketinglistunsubscribeditems", verb):
+        return _plain_error(403, "Forbidden")
+    ids = _ids(request)
+    store = _store(request)
+    if ids is None or ids[0] not in store.marketing_lists:
+        return _plain_error(404, "Not Found")
+    list_id, entity_id = ids
+    entity_type = store.marketing_lists[list_id]["entity"]
+    if store.get(entity_type, entity_id) is None:
+        return _plain_error(404, "Not Found")
+    request.state.items = 1
+    unsubscribed = store.marketing_lists[list_id]["unsubscribed"]
+    if action == "unsubscribe":
+        if entity_id in unsubscribed:
+            return _plain_error(400, "Validation Failed", {"errors": ["This value is already used."]})
+        store.unsubscribe(list_id, entity_id)
+        message = "The entity has been unsubscribed from the marketing list."
+    else:
+        if not store.resubscribe(list_id, entity_id):
+            return _plain_error(404, "Not Found")
+        message = "The entity has been subscribed to the marketing list."
+    return json_response({"successful": True, "message": message}, media_type=PLAIN)
+
+
+async def unsubscribed_item_create(request: Request) -> Response:
+    """``POST /admin/api/rest/{v}/marketinglists/unsubscribeditems`` ``{"entityId", "marketingList"}``."""
+    try:
+        client = authenticate(request)
+    except EmptyError as exc:
+        return empty_response(exc.status, exc.headers)
+    if not client.allows("marketinglistunsubscribeditems", "create"):
+        return _plain_error(403, "Forbidden")
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return _plain_error(400, "Invalid json message received")
+    store = _store(request)
+    entity_id, list_id = (body.get("entityId"), body.get("marketingList")) if isinstance(body, dict) else (None, None)
+    children: dict[str, Any] = {}
+    if not isinstance(list_id, int) or list_id not in store.marketing_lists:
+        children["marketingList"] = {"errors": ["This value should not be blank."]}
+    if not isinstance(entity_id, int):
+        children["entityId"] = {"errors": ["This value should not be blank."]}
+    elif not children and entity_id in store.marketing_lists[list_id]["unsubscribed"]:
+        children["entityId"] = {"errors": ["This value is already used."]}
+    if children:
+        return _plain_error(400, "Validation Failed", {"children": children})
+    assert isinstance(list_id, int) and isinstance(entity_id, int)
+    request.state.items = 1
+    return json_response({"id": store.unsubscribe(list_id, entity_id)}, 201, media_type=PLAIN)
+
+
+async def unsubscribed_item_delete(request: Request) -> Response:
+    """``DELETE /admin/api/rest/{v}/marketinglists/{id}/unsubscribeditem``."""
+    try:
+        client = authenticate(request)
+    except EmptyError as exc:
+        return empty_response(exc.status, exc.headers)
+    if not client.allows("marketinglistunsubscribeditems", "delete"):
+        return _plain_error(403, "Forbidden")
+    raw = request.path_params["item_id"]
+    store = _store(request)
+    item = store.list_items.get(int(raw)) if raw.isdigit() else None
+    if item is None:
+        return _plain_error(404, "Not Found")
+    store.resubscribe(*item)
+    return empty_response(204)
+
+
+# ---- control ----------------------------------------------------------------------------------
+async def control_clients(request: Request) -> Response:
+    """``POST /_sandbox/oro/clients`` creates an OAuth client with denied permissions; GET lists them."""
+    store = _store(request)
+    if request.method == "POST":
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+        if not isinstance(body, dict) or not body.get("client_id") or not body.get("client_secret"):
+            return json_response({"error": "client_id and client_secret are required"}, 400, media_type=PLAIN)
+        denied = body.get("denied") or {}
+        if not isinstance(denied, dict) or not all(isinstance(v, list) for v in denied.values()):
+            return json_response({"error": "denied must map entity types to lists of actions"}, 400, media_type=PLAIN)
+        grants = tuple(body.get("grants") or ("client_credentials", "password"))
+        client = Client(str(body["client_id"]), str(body["client_secret"]), grants,
+                        {str(k): {str(a) for a in v} for k, v in denied.items()})
+        store.clients[client.client_id] = client
+        return json_response(_client_json(client), 201, media_type=PLAIN)
+    return json_response([_client_json(c) for c in store.clients.values()], media_type=PLAIN)
+
+
+def _client_json(client: Client) -> dict[str, Any]:
+    return {"client_id": client.client_id, "grants": list(client.grants),
+            "denied": {k: sorted(v) for k, v in client.denied.items()}}
+
+
+async def control_summary(request: Request) -> Response:
+    """``GET /_sandbox/oro/summary``: counts per resource, marketing lists, clients."""
+    return json_response(_store(request).summary(), media_type=PLAIN)
+
+
+async def control_marketing_lists(request: Request) -> Response:
+    """``GET /_sandbox/oro/marketinglists``: lists and their unsubscribed entity ids (no API exposes them)."""
+    store = _store(request)
+    return json_response({
+        str(i): {"name": ml["name"], "entity": ml["entity"], "unsubscribed": sorted(ml["unsubscribed"])}
+        for i, ml in store.marketing_lists.items()
+    }, media_type=PLAIN)

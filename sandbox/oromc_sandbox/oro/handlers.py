@@ -1,0 +1,334 @@
+"""Starlette endpoints of the back-office JSON:API under ``/admin/api``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import writes
+from .auth import authenticate
+from .jsonapi import JSONAPI, ApiError, EmptyError, empty_response, error_response, fail, json_response
+from .query import ListQuery, list_links, page_of, parse_fields_include, parse_list_query, select
+from .render import Renderer, plain
+from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
+from .static import StaticTable
+from .store import Client, OroStore
+
+SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "token_ttl")
+Handler = Callable[["Ctx"], Awaitable[Response]]
+
+
+class Ctx:
+    """Per-request context."""
+
+    def __init__(self, request: Request, client: Client) -> None:
+        self.request = request
+        self.client = client
+        self.store: OroStore = request.app.state.sandbox.oro
+        options = request.app.state.sandbox.options
+        self.switches: dict[str, Any] = {name: getattr(options, name, None) for name in SWITCH_NAMES}
+        self.base = f"{request.url.scheme}://{request.url.netloc}/admin/api"
+        include = request.headers.get("x-include", "")
+        self.x_include = {p.strip() for p in include.replace(",", ";").split(";") if p.strip()}
+        self.hateoas = "noHateoas" not in self.x_include
+        self.params: list[tuple[str, str]] = request.query_params.multi_items()
+
+    def resource(self, type_: str) -> Resource:
+        res = resource(type_, self.switches)
+        if res is None:
+            raise fail(404, "resource not accessible exception", "The resource is not accessible.")
+        return res
+
+    def permit(self, res: Resource, action: str, record_level: bool = False) -> None:
+        if not self.client.allows(res.acl_type or res.type, action):
+            detail = "No access to the entity." if record_level else "No access to this type of entities."
+            raise fail(403, "access denied exception", detail)
+
+    def renderer(self, fields: dict[str, set[str]] | None = None) -> Renderer:
+        return Renderer(self.store, self.base, self.switches, self.hateoas, fields)
+
+    def items(self, n: int) -> None:
+        self.request.state.items = n
+
+
+def _allow(methods: list[str]) -> dict[str, str]:
+    return {"Allow": ", ".join(["OPTIONS", *methods])}
+
+
+def _list_methods(res: Resource) -> list[str]:
+    out = []
+    if "get_list" in res.actions:
+        out.append("GET")
+    if "create" in res.actions:
+        out.append("POST")
+    if res.batch:
+        out.append("PATCH")
+    if "delete_list" in res.actions:
+        out.append("DELETE")
+    return out
+
+
+def _item_methods(res: Resource) -> list[str]:
+    names = {"get": "GET", "update": "PATCH", "delete": "DELETE"}
+    return [method for action, method in names.items() if action in res.actions]
+
+
+def _wants_jsonapi(request: Request) -> bool:
+    return JSONAPI in request.headers.get("accept", "")
+
+
+def _check_content_type(request: Request) -> None:
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        if _wants_jsonapi(request):
+            return
+        raise fail(415, "unsupported media type http exception",
+                   'The "Content-Type" request header must be "application/vnd.api+json".')
+    base, _, params = ctype.partition(";")
+    if base.strip().lower() != JSONAPI or params.strip():
+        raise fail(415, "unsupported media type http exception",
+                   'The "Content-Type" request header must be "application/vnd.api+json" without media type parameters.')
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise fail(400, "request data constraint", "The request data should not be empty.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise fail(400, "bad request http exception", "Invalid json message received") from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise fail(400, "request data constraint", "The primary data object should exist", pointer="/data")
+    return body
+
+
+async def guard(request: Request, handler: Handler) -> Response:
+    """Authentication, then the handler; errors become Oro's error responses."""
+    try:
+        client = authenticate(request)
+        ctx = Ctx(request, client)
+        return await handler(ctx)
+    except EmptyError as exc:
+        return empty_response(exc.status, exc.headers)
+    except ApiError as exc:
+        return error_response(exc)
+
+
+# ---- /admin/api/{resource} --------------------------------------------------------------------
+async def list_endpoint(request: Request) -> Response:
+    """GET list, POST create, PATCH batch, DELETE by filter, OPTIONS."""
+    return await guard(request, _list_route)
+
+
+async def _list_route(ctx: Ctx) -> Response:
+    res = ctx.resource(ctx.request.path_params["resource"])
+    method = ctx.request.method
+    allowed = _list_methods(res)
+    if method == "OPTIONS":
+        return empty_response(200, _allow(allowed))
+    if method not in allowed:
+        raise EmptyError(405, _allow(allowed))
+    if method == "GET":
+        return _get_list(ctx, res)
+    _check_content_type(ctx.request)
+    if method == "POST":
+        ctx.permit(res, "create")
+        body = await _json_body(ctx.request)
+        outcome = writes.create(ctx.store, res, body["data"], ctx.switches)
+        ctx.items(1)
+        return _item_document(ctx, res, outcome.rid, ListQuery(), 201 if outcome.created else 200)
+    if method == "PATCH":
+        from .batch import batch_update  # noqa: PLC0415 - keeps modules small
+
+        ctx.permit(res, "update_list")
+        return await batch_update(ctx, res)
+    ctx.permit(res, "delete_list")
+    return _delete_list(ctx, res)
+
+
+def _get_list(ctx: Ctx, res: Resource, base_ids: Any = None) -> Response:
+    ctx.permit(res, "get_list")
+    tbl = ctx.store.table(res.type)
+    query = parse_list_query(res, ctx.params, ctx.switches, not isinstance(tbl, StaticTable) or tbl.int_ids)
+    ids = select(ctx.store, res, query, base_ids)
+    page, more = page_of(ids, query)
+    if not _wants_jsonapi(ctx.request):
+        ctx.items(len(page))
+        body = [plain(res, rid, tbl.get(rid), ctx.store, ctx.switches) for rid in page]
+        return json_response(body, media_type="application/json", headers=_count_header(ctx, ids))
+    renderer = ctx.renderer(query.fields)
+    records = [(rid, tbl.get(rid)) for rid in page]
+    doc: dict[str, Any] = {"data": [renderer.resource(res, rid, rec) for rid, rec in records]}
+    if query.include:
+        doc["included"] = renderer.included(res, records, query)
+    if ctx.hateoas:
+        url = str(ctx.request.url).split("?", 1)[0]
+        doc["links"] = list_links(url, ctx.params, query, more)
+    ctx.items(len(records))
+    return json_response(doc, headers=_count_header(ctx, ids))
+
+
+def _count_header(ctx: Ctx, ids: Any) -> dict[str, str]:
+    if "totalCount" in ctx.x_include:
+        return {"X-Include-Total-Count": str(len(ids))}
+    return {}
+
+
+def _delete_list(ctx: Ctx, res: Resource) -> Response:
+    tbl = ctx.store.table(res.type)
+    query = parse_list_query(res, ctx.params, ctx.switches, True)
+    if not query.has_filters:
+        raise fail(400, "filter constraint", "At least one filter must be provided.")
+    ids = list(select(ctx.store, res, query))[:100]
+    for rid in ids:
+        if tbl.exists(rid):
+            writes.delete(ctx.store, res, rid)
+    ctx.items(len(ids))
+    headers = {"X-Include-Deleted-Count": str(len(ids))} if "deletedCount" in ctx.x_include else {}
+    return empty_response(204, headers)
+
+
+def _item_document(ctx: Ctx, res: Resource, rid: Any, query: ListQuery, status: int = 200) -> Response:
+    rec = ctx.store.get(res.type, rid)
+    if rec is None:
+        raise fail(404, "not found http exception", "An entity with the requested identifier does not exist.")
+    if not _wants_jsonapi(ctx.request) and ctx.request.method == "GET":
+        return json_response(plain(res, rid, rec, ctx.store, ctx.switches), status, media_type="application/json")
+    renderer = ctx.renderer(query.fields)
+    doc: dict[str, Any] = {"data": renderer.resource(res, rid, rec)}
+    if query.include:
+        doc["included"] = renderer.included(res, [(rid, rec)], query)
+    return json_response(doc, status)
+
+
+# ---- /admin/api/{resource}/{id} ---------------------------------------------------------------
+async def item_endpoint(request: Request) -> Response:
+    """GET, PATCH, DELETE, OPTIONS of one record."""
+    return await guard(request, _item_route)
+
+
+def _find(ctx: Ctx, res: Resource, raw_id: str) -> Any:
+    rid = ctx.store.parse_id(res.type, raw_id)
+    if rid is None or ctx.store.get(res.type, rid) is None:
+        raise fail(404, "not found http exception", "An entity with the requested identifier does not exist.")
+    return rid
+
+
+async def _item_route(ctx: Ctx) -> Response:
+    res = ctx.resource(ctx.request.path_params["resource"])
+    raw_id = ctx.request.path_params["id"]
+    method = ctx.request.method
+    allowed = _item_methods(res)
+    if method == "OPTIONS":
+        return empty_response(200, _allow(allowed))
+    if method not in allowed:
+        raise EmptyError(405, _allow(allowed))
+    if method == "GET":
+        ctx.permit(res, "get", record_level=True)
+        rid = _find(ctx, res, raw_id)
+        query = ListQuery()
+        parse_fields_include(res, ctx.params, ctx.switches, query)
+        ctx.items(1)
+        return _item_document(ctx, res, rid, query)
+    _check_content_type(ctx.request)
+    if method == "PATCH":
+        ctx.permit(res, "update", record_level=True)
+        body = await _json_body(ctx.request)
+        rid = _find(ctx, res, raw_id)
+        writes.update(ctx.store, res, rid, body["data"], ctx.switches, url_id=raw_id)
+        ctx.items(1)
+        return _item_document(ctx, res, rid, ListQuery())
+    ctx.permit(res, "delete", record_level=True)
+    rid = _find(ctx, res, raw_id)
+    writes.delete(ctx.store, res, rid)
+    ctx.items(1)
+    return empty_response(204)
+
+
+# ---- relationships and subresources -------------------------------------------------------------
+def _relation(ctx: Ctx, res: Resource, name: str) -> Rel:
+    rel = res.rel(name)
+    if rel is None or not rel_enabled(rel, ctx.switches):
+        raise fail(404, "not found http exception", f'The "{name}" association is not supported.')
+    return rel
+
+
+async def relationship_endpoint(request: Request) -> Response:
+    """GET / POST / PATCH / DELETE ``…/{id}/relationships/{association}``."""
+    return await guard(request, _relationship_route)
+
+
+async def _relationship_route(ctx: Ctx) -> Response:
+    res = ctx.resource(ctx.request.path_params["resource"])
+    rel = _relation(ctx, res, ctx.request.path_params["association"])
+    method = ctx.request.method
+    writable = not (rel.ro or rel.computed) and "update" in res.actions
+    allowed = ["GET"] + ((["POST", "PATCH", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
+    if method == "OPTIONS":
+        return empty_response(200, _allow(allowed))
+    if method not in allowed:
+        raise EmptyError(405, _allow(allowed))
+    raw_id = ctx.request.path_params["id"]
+    if method == "GET":
+        ctx.permit(res, "get", record_level=True)
+        rid = _find(ctx, res, raw_id)
+        rec = ctx.store.get(res.type, rid)
+        raw = ctx.store.related_ids(res.type, rel, rid, rec or {})
+        ident = Renderer._ident  # noqa: SLF001
+        data: Any = [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
+        doc: dict[str, Any] = {"data": data}
+        if ctx.hateoas:
+            doc["links"] = {"self": f"{ctx.base}/{res.type}/{raw_id}/relationships/{rel.name}",
+                            "related": f"{ctx.base}/{res.type}/{raw_id}/{rel.name}"}
+        ctx.items(len(data) if isinstance(data, list) else 1)
+        return json_response(doc)
+    _check_content_type(ctx.request)
+    ctx.permit(res, "update", record_level=True)
+    body = await _json_body(ctx.request)
+    rid = _find(ctx, res, raw_id)
+    writes.relationship_write(ctx.store, res, rid, rel, method, body)
+    ctx.items(1)
+    return empty_response(204)
+
+
+async def subresource_endpoint(request: Request) -> Response:
+    """GET ``…/{id}/{association}`` (the related records)."""
+    return await guard(request, _subresource_route)
+
+
+async def _subresource_route(ctx: Ctx) -> Response:
+    res = ctx.resource(ctx.request.path_params["resource"])
+    name = ctx.request.path_params["association"]
+    if res.type == "asyncoperations" and name == "errors":
+        from .batch import async_errors  # noqa: PLC0415
+
+        return async_errors(ctx)
+    rel = _relation(ctx, res, name)
+    if ctx.request.method == "OPTIONS":
+        return empty_response(200, _allow(["GET"]))
+    if ctx.request.method != "GET":
+        raise EmptyError(405, _allow(["GET"]))
+    ctx.permit(res, "get", record_level=True)
+    rid = _find(ctx, res, ctx.request.path_params["id"])
+    rec = ctx.store.get(res.type, rid) or {}
+    raw = ctx.store.related_ids(res.type, rel, rid, rec)
+    if rel.target is None:  # polymorphic: render each related record
+        renderer = ctx.renderer()
+        items = raw if rel.many else ([] if raw is None else [raw])
+        data = [renderer.resource(RESOURCES[t], i, ctx.store.get(t, i) or {}) for t, i in items if ctx.store.get(t, i)]
+        ctx.items(len(data))
+        return json_response({"data": data if rel.many else (data[0] if data else None)})
+    target = ctx.resource(rel.target)
+    if rel.many:
+        return _get_list(ctx, target, base_ids=list(raw))
+    if raw is None:
+        return json_response({"data": None})
+    query = ListQuery()
+    parse_fields_include(target, ctx.params, ctx.switches, query)
+    ctx.items(1)
+    return _item_document(ctx, target, raw, query)

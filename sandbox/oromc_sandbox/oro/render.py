@@ -1,0 +1,114 @@
+"""Build JSON:API resource objects and documents on demand from stored records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .jsonapi import fmt_datetime
+from .query import ListQuery
+from .schema import DATETIME, MONEY, RESOURCES, Resource, rel_enabled
+from .store import OroStore
+
+
+class Renderer:
+    """Renders records of one request (base URL, switches, fieldsets, HATEOAS on/off)."""
+
+    def __init__(self, store: OroStore, base: str, switches: dict[str, Any], hateoas: bool,
+                 fields: dict[str, set[str]] | None = None) -> None:
+        self.store = store
+        self.base = base  # e.g. http://127.0.0.1:8801/admin/api
+        self.switches = switches
+        self.hateoas = hateoas
+        self.fields = fields or {}
+
+    def resource(self, res: Resource, rid: Any, rec: dict[str, Any]) -> dict[str, Any]:
+        """One resource object."""
+        sid = str(rid)
+        wanted = self.fields.get(res.type)
+        obj: dict[str, Any] = {"type": res.type, "id": sid}
+        if self.hateoas and "get" in res.actions:
+            obj["links"] = {"self": f"{self.base}/{res.type}/{sid}"}
+        attrs: dict[str, Any] = {}
+        for attr in res.attrs:
+            if attr.write_only or (wanted is not None and attr.name not in wanted):
+                continue
+            value = rec.get(attr.name)
+            if attr.kind == DATETIME:
+                value = fmt_datetime(value)
+            elif attr.kind == MONEY and value is not None:
+                value = str(value)
+            attrs[attr.name] = value
+        if attrs:
+            obj["attributes"] = attrs
+        rels: dict[str, Any] = {}
+        for rel in res.rels:
+            if (wanted is not None and rel.name not in wanted) or not rel_enabled(rel, self.switches):
+                continue
+            raw = self.store.related_ids(res.type, rel, rid, rec)
+            if rel.many:
+                data: Any = [self._ident(rel.target, v) for v in raw]
+            else:
+                data = None if raw is None else self._ident(rel.target, raw)
+            entry: dict[str, Any] = {"data": data}
+            if self.hateoas:
+                entry = {"links": {"self": f"{self.base}/{res.type}/{sid}/relationships/{rel.name}",
+                                   "related": f"{self.base}/{res.type}/{sid}/{rel.name}"}, "data": data}
+            rels[rel.name] = entry
+        if rels:
+            obj["relationships"] = rels
+        return obj
+
+    @staticmethod
+    def _ident(target: str | None, value: Any) -> dict[str, str]:
+        if isinstance(value, tuple):
+            return {"type": value[0], "id": str(value[1])}
+        return {"type": str(target), "id": str(value)}
+
+    def included(self, res: Resource, records: list[tuple[Any, dict[str, Any]]],
+                 query: ListQuery) -> list[dict[str, Any]]:
+        """The ``included`` section for ``include`` paths (deduplicated, primary data excluded)."""
+        seen: set[tuple[str, str]] = {(res.type, str(rid)) for rid, _ in records}
+        out: list[dict[str, Any]] = []
+        for path in query.include:
+            level: list[tuple[Resource, Any, dict[str, Any]]] = [(res, rid, rec) for rid, rec in records]
+            for part in path:
+                nxt: list[tuple[Resource, Any, dict[str, Any]]] = []
+                for owner, rid, rec in level:
+                    rel = owner.rel(part)
+                    if rel is None:
+                        continue
+                    raw = self.store.related_ids(owner.type, rel, rid, rec)
+                    for value in (raw if rel.many else [raw]):
+                        if value is None:
+                            continue
+                        type_, tid = value if isinstance(value, tuple) else (rel.target, value)
+                        target = RESOURCES.get(str(type_))
+                        child = self.store.get(str(type_), tid)
+                        if target is None or child is None:
+                            continue
+                        nxt.append((target, tid, child))
+                        key = (target.type, str(tid))
+                        if key not in seen:
+                            seen.add(key)
+                            out.append(self.resource(target, tid, child))
+                level = nxt
+        return out
+
+
+def plain(res: Resource, rid: Any, rec: dict[str, Any], store: OroStore, switches: dict[str, Any]) -> dict[str, Any]:
+    """The "plain" REST representation (non-JSON:API Accept): a flat object."""
+    out: dict[str, Any] = {"id": rid}
+    for attr in res.attrs:
+        if attr.write_only:
+            continue
+        value = rec.get(attr.name)
+        out[attr.name] = fmt_datetime(value) if attr.kind == DATETIME else value
+    for rel in res.rels:
+        if not rel_enabled(rel, switches):
+            continue
+        raw = store.related_ids(res.type, rel, rid, rec)
+        if rel.many:
+            out[rel.name] = [v[1] if isinstance(v, tuple) else v for v in raw]
+        else:
+            out[rel.name] = raw[1] if isinstance(raw, tuple) else raw
+    return out

@@ -1,0 +1,372 @@
+"""Deterministic seed data for the Oro store, and the functions that derive seeded rows.
+
+Big tables (customers, customer users, addresses, orders, line items, shopping lists and their
+items) keep only array columns (dates, foreign keys) per row; everything else is derived from
+``(seed, table, id)`` when a row is read. Small tables are materialised dicts.
+
+Timestamps are spread over the two years before the sandbox clock's start.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from typing import TYPE_CHECKING, Any
+
+from .pools import CAMPAIGNS, COUNTRIES, EMAIL_DOMAINS, GROUP_NAMES, SHIPPING, TAG_NAMES, UNITS, Pools
+from .static import StaticTable
+from .tables import Record, Table
+
+if TYPE_CHECKING:
+    from .store import OroStore
+
+YEAR = 365 * 86400
+SALT = {"customers": 1, "customerusers": 2, "customeruseraddresses": 3, "orders": 4, "orderlineitems": 5,
+        "shoppinglists": 6, "shoppinglistitems": 7}
+MA_TYPES = (("send", "Send"), ("open", "Open"), ("click", "Click"), ("soft_bounce", "Soft Bounce"),
+            ("hard_bounce", "Hard Bounce"), ("unsubscribe", "Unsubscribe"))
+
+
+class Seeder:
+    """Builds the tables of a store and derives seeded rows."""
+
+    def __init__(self, store: OroStore, pools: Pools) -> None:
+        self.store = store
+        self.pools = pools
+        self.seed = store.seed
+        self.now = store.epoch
+        self.start = self.now - 2 * YEAR
+        self.seeded_tags: dict[int, list[int]] = {}
+        self.product_count = 0
+
+    def rng(self, table: str, rid: int) -> random.Random:
+        """The per-row generator."""
+        return random.Random((self.seed * 1_000_003 + rid) * 16 + SALT[table])
+
+    # ---- building ------------------------------------------------------------------------
+    def build(self, customers: int) -> dict[str, Any]:
+        """Create every table; returns them keyed by resource type."""
+        rng = random.Random(self.seed)
+        t: dict[str, Any] = {}
+        t.update(self._reference())
+        t["customergroups"] = StaticTable("customergroups", (
+            (i, {"name": name, "owner": 1, "organization": 1}) for i, name in enumerate(GROUP_NAMES, 1)
+        ))
+        t["products"] = self._products(rng, 200 + min(customers // 50, 4800))
+        t["productnames"] = Table("productnames", derive=self._derive_product_name)
+        t["productnames"].append_seeded(self.product_count)
+        t["tags"] = StaticTable("tags", (
+            (i, {"name": name, "createdAt": self.start + i * 86400, "updatedAt": self.start + i * 86400,
+                 "taxonomy": None, "owner": 1, "organization": 1})
+            for i, name in enumerate(TAG_NAMES, 1)
+        ))
+        t["campaigns"] = StaticTable("campaigns", (
+            (i, {"name": name, "code": code, "description": f"{name} campaign", "startDate": start,
+                 "endDate": end, "budget": budget, "reportPeriod": "day",
+                 "createdAt": self.now - YEAR + i * 86400 * 30, "updatedAt": self.now - YEAR + i * 86400 * 30,
+                 "owner": 1, "organization": 1})
+            for i, (name, code, start, end, budget) in enumerate(CAMPAIGNS, 1)
+        ))
+        self._big_tables(t, rng, customers)
+        t["marketingactivities"] = self._activities(rng, t)
+        t["asyncoperations"] = StaticTable("asyncoperations")
+        return t
+
+    def _reference(self) -> dict[str, StaticTable]:
+        def enum(name: str, values: Any) -> StaticTable:
+            return StaticTable(name, (
+                (key, {"name": label, "priority": i, "default": False}) for i, (key, label) in enumerate(values, 1)
+            ), int_ids=False)
+
+        regions = [(code, {"code": code.split("-")[1], "name": code, "country": cc})
+                   for cc, codes in COUNTRIES for code in codes]
+        names = {"US": ("USA", "United States"), "DE": ("DEU", "Germany"), "FR": ("FRA", "France"),
+                 "GB": ("GBR", "United Kingdom"), "CA": ("CAN", "Canada")}
+        return {
+            "marketingactivitytypes": enum("marketingactivitytypes", MA_TYPES),
+            "orderinternalstatuses": enum("orderinternalstatuses", (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"))),
+            "orderstatuses": StaticTable("orderstatuses", int_ids=False),
+            "customerratings": enum("customerratings", ((f"{i}_of_5", f"{i} of 5") for i in range(1, 6))),
+            "customeruserroles": StaticTable("customeruserroles", (
+                (1, {"role": "ROLE_FRONTEND_ADMINISTRATOR", "label": "Administrator", "selfManaged": False, "public": True}),
+                (2, {"role": "ROLE_FRONTEND_BUYER", "label": "Buyer", "selfManaged": False, "public": True}),
+            )),
+            "users": StaticTable("users", ((1, {"username": "admin", "email": "admin@example.com",
+                                                "firstName": "John", "lastName": "Doe", "enabled": True}),)),
+            "organizations": StaticTable("organizations", ((1, {"name": "ORO", "enabled": True}),)),
+            "websites": StaticTable("websites", ((1, {"name": "Default", "default": True}),)),
+            "countries": StaticTable("countries", ((cc, {"iso3Code": names[cc][0], "name": names[cc][1]})
+                                                   for cc, _ in COUNTRIES), int_ids=False),
+            "regions": StaticTable("regions", regions, int_ids=False),
+            "productunits": StaticTable("productunits", ((u, {"defaultPrecision": 0 if u != "kg" else 3})
+                                                         for u in UNITS), int_ids=False),
+            "taxonomies": StaticTable("taxonomies"),
+            "localizations": StaticTable("localizations"),
+        }
+
+    def _products(self, rng: random.Random, count: int) -> StaticTable:
+        words = self.pools.product_words
+        rows = []
+        for i in range(1, count + 1):
+            created = self.start + int(rng.random() * YEAR)
+            name = " ".join(rng.choice(words) for _ in range(rng.randint(2, 4)))
+            rows.append((i, {
+                "sku": f"{name[:2].upper()}{i:05d}", "_name": name,
+                "_price": round(rng.uniform(2, 900), 2), "_unit": rng.choice(UNITS),
+                "status": "enabled" if rng.random() < 0.93 else "disabled", "type": "simple",
+                "featured": rng.random() < 0.05, "newArrival": rng.random() < 0.08,
+                "createdAt": created, "updatedAt": created + int(rng.random() * (self.now - created)),
+                "owner": 1, "organization": 1, "primaryUnitPrecision": None,
+            }))
+        self.product_count = count
+        return StaticTable("products", rows)
+
+    def _big_tables(self, t: dict[str, Any], rng: random.Random, customers: int) -> None:
+        cust = Table("customers", ("createdAt", "updatedAt", "group", "parent"), self._derive_customer, ("parent",))
+        users = Table("customerusers", ("customer", "createdAt", "updatedAt"), self._derive_user, ("customer", "tags"))
+        addrs = Table("customeruseraddresses", ("customerUser", "createdAt", "updatedAt"), self._derive_address,
+                      ("customerUser",))
+        orders = Table("orders", ("customer", "customerUser", "createdAt", "updatedAt"), self._derive_order)
+        items = Table("orderlineitems", ("orders", "createdAt", "updatedAt"), self._derive_line_item, ("orders",))
+        lists = Table("shoppinglists", ("customerUser", "customer", "createdAt", "updatedAt"), self._derive_list)
+        list_items = Table("shoppinglistitems", ("shoppingList", "createdAt", "updatedAt"), self._derive_list_item,
+                           ("shoppingList",))
+        user_start, addr_start, item_start, list_item_start = array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1])
+        c_created, c_updated, c_group, c_parent = (cust.cols[k] for k in ("createdAt", "updatedAt", "group", "parent"))
+        u_cust, u_created, u_updated = (users.cols[k] for k in ("customer", "createdAt", "updatedAt"))
+        a_user, a_created, a_updated = (addrs.cols[k] for k in ("customerUser", "createdAt", "updatedAt"))
+        o_cust, o_user, o_created, o_updated = (orders.cols[k] for k in ("customer", "customerUser", "createdAt", "updatedAt"))
+        i_order, i_created, i_updated = (items.cols[k] for k in ("orders", "createdAt", "updatedAt"))
+        l_user, l_cust, l_created, l_updated = (lists.cols[k] for k in ("customerUser", "customer", "createdAt", "updatedAt"))
+        li_list, li_created, li_updated = (list_items.cols[k] for k in ("shoppingList", "createdAt", "updatedAt"))
+        rand = rng.random
+        start, now, span = self.start, self.now, 2 * YEAR
+        n_groups = len(GROUP_NAMES)
+        uid = aid = oid = iid = lid = liid = 0
+        for c in range(1, customers + 1):
+            created = start + int(rand() * span * 0.9)
+            c_created.append(created)
+            c_updated.append(created + int(rand() * (now - created)))
+            c_group.append(0 if rand() < 0.08 else 2 + int(rand() * (n_groups - 1)))
+            parent = 1 + int(rand() * (c - 1)) if c > 10 and rand() < 0.04 else 0
+            c_parent.append(parent)
+            if parent:
+                cust.index_seeded("parent", c, (parent,))
+            r = rand()
+            k = 1 if r < 0.6 else 2 if r < 0.85 else 3 + int(rand() * 3) if r < 0.96 else 6 + int(rand() * 10)
+            first_user = uid + 1
+            for _ in range(k):
+                uid += 1
+                u_c = created + int(rand() * (now - created) * 0.5)
+                u_cust.append(c)
+                u_created.append(u_c)
+                u_updated.append(u_c + int(rand() * (now - u_c)))
+                r = rand()
+                n_addr = 0 if r < 0.25 else 1 if r < 0.7 else 2 if r < 0.9 else 3
+                for _ in range(n_addr):
+                    aid += 1
+                    a_c = u_c + int(rand() * 86400 * 30)
+                    a_user.append(uid)
+                    a_created.append(a_c)
+                    a_updated.append(min(now, a_c + int(rand() * (now - a_c))))
+                addr_start.append(aid + 1)
+                if rand() < 0.08:
+                    tags = sorted({1 + int(rand() * len(TAG_NAMES)) for _ in range(1 + int(rand() * 3))})
+                    self.seeded_tags[uid] = tags
+                    users.index_seeded("tags", uid, tags)
+                if rand() < 0.05:
+                    for _ in range(1 + (rand() < 0.2)):
+                        lid += 1
+                        l_c = now - int(rand() * 90 * 86400)
+                        l_user.append(uid)
+                        l_cust.append(c)
+                        l_created.append(l_c)
+                        l_upd = l_c + int(rand() * (now - l_c))
+                        l_updated.append(l_upd)
+                        for _ in range(1 + int(rand() * 6)):
+                            liid += 1
+                            li_list.append(lid)
+                            li_created.append(l_c)
+                            li_updated.append(l_upd)
+                        list_item_start.append(liid + 1)
+            user_start.append(uid + 1)
+            r = rand()
+            n_orders = 0 if r < 0.7 else 1 + int(rand() * 5) if r < 0.95 else 10 + int(rand() * 50)
+            for _ in range(n_orders):
+                oid += 1
+                o_c = created + int(rand() * (now - created))
+                o_cust.append(c)
+                o_user.append(first_user + int(rand() * k))
+                o_created.append(o_c)
+                o_upd = o_c + int(rand() * min(now - o_c, 20 * 86400)) if rand() < 0.9 else o_c + int(rand() * (now - o_c))
+                o_updated.append(o_upd)
+                n_items = 1 + int(rand() * 5)
+                iid += n_items
+                i_order.extend(array("I", [oid]) * n_items)
+                i_created.extend(array("I", [o_c]) * n_items)
+                i_updated.extend(array("I", [o_c]) * n_items)
+                item_start.append(iid + 1)
+        cust.append_seeded(customers)
+        users.append_seeded(uid)
+        addrs.append_seeded(aid)
+        orders.append_seeded(oid)
+        items.append_seeded(iid)
+        lists.append_seeded(lid)
+        list_items.append_seeded(liid)
+        users.ranges["customer"] = user_start
+        addrs.ranges["customerUser"] = addr_start
+        items.ranges["orders"] = item_start
+        list_items.ranges["shoppingList"] = list_item_start
+        t.update({"customers": cust, "customerusers": users, "customeruseraddresses": addrs, "orders": orders,
+                  "orderlineitems": items, "shoppinglists": lists, "shoppinglistitems": list_items})
+
+    def _activities(self, rng: random.Random, t: dict[str, Any]) -> StaticTable:
+        users: Table = t["customerusers"]
+        rows = []
+        if users.n:
+            for i in range(1, min(2000, users.n // 5) + 1):
+                kind = rng.choice(MA_TYPES)[0]
+                rows.append((i, {
+                    "actionDate": self.now - int(rng.random() * YEAR), "details": None, "owner": 1,
+                    "campaign": rng.randint(1, len(CAMPAIGNS)), "marketingActivityType": kind,
+                    "entity": ("customerusers", rng.randint(1, users.n)), "relatedCampaign": None,
+                }))
+        return StaticTable("marketingactivities", rows)
+
+    # ---- derivation ----------------------------------------------------------------------
+    def user_names(self, rid: int) -> tuple[random.Random, str, str, str, str]:
+        """(rng, first, last, first_slug, last_slug) of a seeded customer user."""
+        r = self.rng("customerusers", rid)
+        fn, fs = r.choice(self.pools.first_names)
+        ln, ls = r.choice(self.pools.last_names)
+        return r, fn, ln, fs, ls
+
+    def derived_email(self, rid: int) -> str:
+        """The seeded e-mail of customer user ``rid`` (it embeds the id, so it is unique)."""
+        r, _, _, fs, ls = self.user_names(rid)
+        return f"{fs}.{ls}{rid}@{r.choice(EMAIL_DOMAINS)}"
+
+    def _derive_user(self, rid: int) -> Record:
+        r, first, last, fs, ls = self.user_names(rid)
+        email = f"{fs}.{ls}{rid}@{r.choice(EMAIL_DOMAINS)}"
+        x = r.random()
+        if x < 0.004:
+            last = r.choice(self.pools.long_names)
+        guest = r.random() < 0.06
+        enabled = not guest and r.random() > 0.05
+        confirmed = guest or r.random() > 0.07
+        created = self.store.tables["customerusers"].cols["createdAt"][rid - 1]
+        logins = 0 if guest or not confirmed else int(r.random() * 200)
+        last_login = created + int(r.random() * (self.now - created)) if logins else None
+        return {
+            "confirmed": confirmed, "email": email, "namePrefix": r.choice((None,) * 9 + ("Dr.",)),
+            "firstName": first, "middleName": None, "lastName": last, "nameSuffix": None,
+            "birthday": None if r.random() < 0.8 else f"{1950 + int(r.random() * 50)}-0{1 + int(r.random() * 9)}-1{int(r.random() * 9)}",
+            "enabled": enabled, "loginCount": logins, "isGuest": guest, "lastLogin": last_login,
+            "passwordRequestedAt": None, "passwordChangedAt": None,
+            "userRoles": [] if guest else [1 if r.random() < 0.3 else 2], "owner": 1,
+            "salesRepresentatives": [], "organization": 1, "website": 1,
+            "tags": list(self.seeded_tags.get(rid, ())),
+        }
+
+    def _derive_customer(self, rid: int) -> Record:
+        r = self.rng("customers", rid)
+        name = r.choice(self.pools.companies)
+        x = r.random()
+        if x < 0.003:
+            name = (name + " " + r.choice(self.pools.long_names))[:255]
+        elif x < 0.05:
+            name = f"{r.choice(self.pools.last_names)[0]} {r.choice(('GmbH', 'S.A.', 'Sp. z o.o.', '株式会社', 'SARL'))}"
+        return {
+            "name": name, "owner": 1, "organization": 1,
+            "salesRepresentatives": [] if r.random() < 0.7 else [1],
+            "internal_rating": None if r.random() < 0.4 else f"{1 + int(r.random() * 5)}_of_5",
+        }
+
+    def _derive_address(self, rid: int) -> Record:
+        addrs: Table = self.store.tables["customeruseraddresses"]
+        user = addrs.cols["customerUser"][rid - 1]
+        _, first, last, _, _ = self.user_names(user)
+        r = self.rng("customeruseraddresses", rid)
+        country, regions = COUNTRIES[0] if r.random() < 0.6 else r.choice(COUNTRIES)
+        primary = addrs.ranges["customerUser"][user] == rid
+        types = [{"addressType": "billing", "default": primary}, {"addressType": "shipping", "default": primary}]
+        return {
+            "label": r.choice(("Primary address", "Office", "Warehouse", "Home", None)),
+            "namePrefix": None, "firstName": first, "middleName": None, "lastName": last, "nameSuffix": None,
+            "organization": None if r.random() < 0.6 else r.choice(self.pools.companies),
+            "street": r.choice(self.pools.streets), "street2": None if r.random() < 0.8 else f"Suite {r.randint(1, 999)}",
+            "city": r.choice(self.pools.cities), "postalCode": r.choice(self.pools.postcodes), "customRegion": None,
+            "phone": r.choice(self.pools.phones) if r.random() < 0.7 else None, "primary": primary,
+            "validatedAt": None, "types": types if r.random() < 0.8 else types[:1],
+            "owner": 1, "systemOrganization": 1, "country": country, "region": r.choice(regions),
+        }
+
+    def _line_values(self, rid: int) -> tuple[int, float, float, Record]:
+        r = self.rng("orderlineitems", rid)
+        product_id = 1 + int(r.random() * self.product_count)
+        product = self.store.tables["products"].rows[product_id]
+        qty = float(1 + int(r.random() * 20))
+        return product_id, qty, product["_price"], product
+
+    def _derive_line_item(self, rid: int) -> Record:
+        product_id, qty, price, product = self._line_values(rid)
+        return {
+            "productSku": product["sku"], "productName": product["_name"], "productVariantFields": [],
+            "freeFormProduct": None, "quantity": qty, "productUnitCode": product["_unit"],
+            "value": f"{price:.4f}", "currency": "USD", "priceType": 10, "shipBy": None,
+            "fromExternalSource": False, "comment": None, "product": product_id, "parentProduct": None,
+            "productUnit": product["_unit"],
+        }
+
+    def _derive_order(self, rid: int) -> Record:
+        r = self.rng("orders", rid)
+        items: Table = self.store.tables["orderlineitems"]
+        starts = items.ranges["orders"]
+        subtotal = sum(q * p for _, q, p, _ in (self._line_values(i) for i in range(starts[rid], starts[rid + 1])))
+        shipping = round(r.uniform(0, 40), 2)
+        discount = round(subtotal * 0.1, 2) if r.random() < 0.15 else 0.0
+        x = r.random()
+        method, method_type = r.choice(SHIPPING)
+        return {
+            "identifier": str(rid), "poNumber": f"PO{100000 + int(r.random() * 899999)}" if r.random() < 0.6 else None,
+            "customerNotes": r.choice(self.pools.notes) if r.random() < 0.1 else None, "shipUntil": None,
+            "currency": "USD", "subtotalValue": f"{subtotal:.4f}",
+            "totalValue": f"{subtotal - discount + shipping:.4f}", "totalDiscountsAmount": f"{discount:.4f}",
+            "shippingMethod": method, "shippingMethodType": method_type,
+            "estimatedShippingCostAmount": f"{shipping:.4f}", "overriddenShippingCostAmount": None,
+            "sourceEntityIdentifier": None, "external": r.random() < 0.05,
+            "internalStatus": "closed" if x < 0.6 else "open" if x < 0.9 else "cancelled", "status": None,
+            "owner": 1, "organization": 1,
+        }
+
+    def _derive_list(self, rid: int) -> Record:
+        r = self.rng("shoppinglists", rid)
+        items: Table = self.store.tables["shoppinglistitems"]
+        starts = items.ranges["shoppingList"]
+        total = sum(self._list_item_values(i)[2] for i in range(starts[rid], starts[rid + 1]))
+        return {
+            "name": r.choice(("Shopping List", "Reorder", "Q3 supplies", "Wishlist")), "notes": None,
+            "default": True, "currency": "USD", "total": f"{total:.4f}", "subTotal": f"{total:.4f}",
+            "owner": 1, "organization": 1,
+        }
+
+    def _list_item_values(self, rid: int) -> tuple[int, float, float, str]:
+        r = self.rng("shoppinglistitems", rid)
+        product_id = 1 + int(r.random() * self.product_count)
+        product = self.store.tables["products"].rows[product_id]
+        qty = float(1 + int(r.random() * 10))
+        return product_id, qty, qty * product["_price"], product["_unit"]
+
+    def _derive_list_item(self, rid: int) -> Record:
+        product_id, qty, total, unit = self._list_item_values(rid)
+        lists: Table = self.store.tables["shoppinglistitems"]
+        list_id = lists.cols["shoppingList"][rid - 1]
+        user = self.store.tables["shoppinglists"].cols["customerUser"][list_id - 1] if list_id else 0
+        return {"quantity": qty, "notes": None, "value": f"{total / qty:.4f}", "currency": "USD",
+                "product": product_id, "unit": unit, "customerUser": user or None}
+
+    def _derive_product_name(self, rid: int) -> Record:
+        product = self.store.tables["products"].rows.get(rid) or {}
+        return {"fallback": None, "string": product.get("_name"), "text": None, "localization": None,
+                "product": rid}
