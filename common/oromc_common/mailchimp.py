@@ -14,7 +14,8 @@ Auth and base URL:
 Client (:class:`MailchimpClient`): one ``requests.Session`` whose pool is sized to the connection
 governor (:mod:`oromc_common.governor`, shared per account by every client in the process); each HTTP
 attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
-:meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; every attempt is reported to the
+:meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.run_batch`
+submits ``/batches``, polls and returns parsed results (:func:`parse_batch_results`); every attempt is reported to the
 optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
 response arrived).
 
@@ -35,9 +36,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import io
 import json
 import logging
 import re
+import tarfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,6 +302,37 @@ def resolve_oauth_api_url(
     return require_secure_url(str(endpoint).rstrip("/") + "/3.0", "api_endpoint")
 
 
+def parse_batch_results(blob: bytes) -> list[dict[str, Any]]:
+    """Parse a ``/batches`` result archive (gzipped tar of JSON arrays) into operation results.
+
+    Each result: ``status_code`` (int), ``operation_id`` and ``response`` (parsed JSON, or None when
+    empty or not JSON). Empty files inside the archive are skipped.
+    """
+    results: list[dict[str, Any]] = []
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            handle = tar.extractfile(member)
+            raw = handle.read() if handle else b""
+            if not raw.strip():
+                continue
+            for item in json.loads(raw):
+                response: Any = None
+                text = item.get("response")
+                if text:
+                    try:
+                        response = json.loads(text)
+                    except ValueError:
+                        response = None
+                results.append({
+                    "status_code": int(item.get("status_code") or 0),
+                    "operation_id": item.get("operation_id"),
+                    "response": response,
+                })
+    return results
+
+
 # ---------------------------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------------------------
@@ -369,6 +404,15 @@ class MailchimpClient:
             on_backoff=self._log_backoff,
             logger=None,
         )(self._send_once)
+        self._download = backoff.on_exception(
+            backoff.expo,
+            RetryableMailchimpError,
+            max_tries=max(1, max_tries),
+            factor=backoff_factor,
+            max_value=backoff_max,
+            jitter=backoff.full_jitter,
+            logger=None,
+        )(self._download_once)
 
     # -- public API --------------------------------------------------------------------------
     def request(
@@ -428,6 +472,58 @@ class MailchimpClient:
             total = page.get("total_items")
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
                 return
+
+    def run_batch(
+        self,
+        operations: list[dict[str, Any]],
+        *,
+        poll_seconds: float = 1.0,
+        max_poll_seconds: float = 30.0,
+        timeout_seconds: float = 3600.0,
+    ) -> list[dict[str, Any]]:
+        """Submit ``POST /batches``, wait until ``finished``, download and return the results.
+
+        ``operations`` items: ``method``, ``path`` (relative to the API root), optional ``params``,
+        ``body`` (a dict here; it is JSON-encoded as Mailchimp requires) and ``operation_id``.
+        Returns one dict per operation: ``status_code``, ``operation_id`` and ``response`` (parsed
+        JSON or None). Polls with a doubling interval (``poll_seconds`` .. ``max_poll_seconds``).
+        """
+        if not operations:
+            return []
+        ops = [
+            {**{k: v for k, v in op.items() if k != "body"},
+             **({"body": json.dumps(op["body"])} if op.get("body") is not None else {})}
+            for op in operations
+        ]
+        batch = self.post("/batches", {"operations": ops}) or {}
+        batch_id = batch["id"]
+        deadline = time.monotonic() + timeout_seconds
+        wait = poll_seconds
+        while batch.get("status") != "finished":
+            if time.monotonic() > deadline:
+                msg = f"Mailchimp batch {batch_id} did not finish within {timeout_seconds:.0f} s"
+                raise TimeoutError(msg)
+            time.sleep(wait)
+            wait = min(wait * 2, max_poll_seconds)
+            batch = self.get(f"/batches/{batch_id}") or {}
+        url = batch.get("response_body_url") or ""
+        return parse_batch_results(self.download(url)) if url else []
+
+    def download(self, url: str) -> bytes:
+        """Fetch a pre-signed result URL (e.g. batch results) *without* credentials, with retries."""
+        return self._download(require_secure_url(url, "response_body_url"))
+
+    def _download_once(self, url: str) -> bytes:
+        try:
+            resp = requests.get(url, timeout=self.timeout)
+            content = resp.content
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            self._count("GET", "error")
+            raise make_error(None, None, "GET", "(batch results)", fallback_detail=type(exc).__name__) from exc
+        self._count("GET", resp.status_code)
+        if resp.status_code >= 400:
+            raise make_error(resp.status_code, None, "GET", "(batch results)")
+        return content
 
     def ping(self) -> None:
         """Check credentials and reachability (``GET /ping``); raises on failure."""

@@ -24,6 +24,7 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "customer_id": {"type": ["integer", "string", "null"], "description": "Source account id."},
         "customer_name": {**_STR, "description": "Account name -> tag '<prefix>account:<name>' by default."},
         "customer_group": {**_STR, "description": "Customer group -> tag '<prefix>group:<name>' by default."},
+        "customer_group_name": {**_STR, "description": "Same as customer_group (the name tap-orocommerce uses)."},
         "tags": {"type": ["array", "null"], "items": {"type": "string"},
                  "description": "Source tags -> one '<prefix>tag:<name>' each."},
         "enabled": {**_BOOL, "description": "Login enabled at the source."},

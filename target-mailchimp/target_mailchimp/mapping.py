@@ -21,7 +21,12 @@ ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
 ADDRESS_KEYS = ("addr1", "addr2", "city", "state", "zip", "country")
 
 DEFAULT_MERGE_FIELDS = {"FNAME": "first_name", "LNAME": "last_name", "PHONE": "phone"}
-DEFAULT_TAG_FIELDS = {"customer_group": "group", "customer_name": "account", "tags": "tag"}
+DEFAULT_TAG_FIELDS = {
+    "customer_group": "group",
+    "customer_group_name": "group",  # tap-orocommerce's name for the same field
+    "customer_name": "account",
+    "tags": "tag",
+}
 
 
 class MergeValueError(ValueError):

@@ -8,12 +8,13 @@ from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
+from target_mailchimp.client import BATCH_SUBSCRIBE_MAX
+
 if TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
     from target_mailchimp.sync import ContactSync
 
-DEFAULT_WINDOW = 5000
 
 
 class ContactsSink(BatchSink):
@@ -37,8 +38,14 @@ class ContactsSink(BatchSink):
 
     @property
     def window_size(self) -> int:
-        """Records per batch window (``batch_size_rows`` setting, default 5,000)."""
-        return int(self.config.get("batch_size_rows") or DEFAULT_WINDOW)
+        """Records per batch window: ``batch_size_rows``, default ``max_connections`` x 500.
+
+        The default fills every allowed connection with one full batch-subscribe call per window.
+        """
+        configured = self.config.get("batch_size_rows")
+        if configured:
+            return int(configured)
+        return int(self.config.get("max_connections") or 8) * BATCH_SUBSCRIBE_MAX
 
     @property
     def window_full(self) -> bool:

@@ -19,9 +19,11 @@ from typing import Any
 
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
+    ErrorKind,
     MailchimpError,
     PermanentMailchimpError,
     classify_member_error,
+    make_error,
     redact_pii,
 )
 from oromc_common.report import RunReport
@@ -45,6 +47,7 @@ from target_mailchimp.mapping import (
 )
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
+BATCHES_MIN_OPERATIONS = 20
 
 
 @dataclass
@@ -118,6 +121,7 @@ class ContactSync:
         self.report = report
         self.stream = stream
         self.workers = settings.max_connections
+        self._created_tag_deltas: list[_TagDelta] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -220,9 +224,10 @@ class ContactSync:
                 deltas.append(delta)
             if not update.item and not (delta.add or delta.remove):
                 self._count("unchanged")
+        self._created_tag_deltas = []
         self._run_writes(writes)
         self._run_puts(single_puts)
-        self._run_tags(deltas)
+        self._run_tags(deltas + self._created_tag_deltas)
         self._run_erasures(erasures)
 
     def _create(self, contact: Contact) -> _Write:
@@ -231,9 +236,10 @@ class ContactSync:
         merge = {k: v for k, v in contact.merge.items() if v != ""}
         if merge:
             item["merge_fields"] = merge
-        if contact.tags:
+        inline = bool(contact.tags) and not self.settings.is_syncing
+        if inline:  # tags ride along for free; with is_syncing they go separately, flagged
             item["tags"] = sorted(contact.tags.values())
-        new_state = MemberState(status=status, merge=merge, tags=dict(contact.tags))
+        new_state = MemberState(status=status, merge=merge, tags=dict(contact.tags) if inline else {})
         return _Write(contact, item, created=True, new_state=new_state)
 
     def _update(self, contact: Contact, state: MemberState, status: str | None, *, force: bool) -> _Write:
@@ -309,9 +315,12 @@ class ContactSync:
     def _applied(self, write: _Write) -> None:
         created = write.created and not write.existed
         self._count("created" if created else "updated")
-        if created and write.contact.tags:
-            self._tag_counts(list(write.contact.tags.values()), [])
         self.audience.members[write.contact.hash] = write.new_state
+        if created and write.contact.tags:
+            if "tags" in write.item:
+                self._tag_counts(list(write.contact.tags.values()), [])
+            else:
+                self._created_tag_deltas.append(_TagDelta.of(write.contact, write.new_state))
 
     def _run_puts(self, writes: list[_Write]) -> None:
         """Single upserts: members that already existed, archived members, whole-call refusals."""
@@ -357,12 +366,51 @@ class ContactSync:
         )
         mode = self.settings.tag_write_mode
         if mode == "auto":
-            # per member carries is_syncing; per tag (segment) packs 500 members a call
-            mode = "member" if self.settings.is_syncing or len(deltas) <= segment_calls + 1 else "segment"
+            # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
+            # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
+            # (submit, polls, download) at the price of >= 2.5 s queueing.
+            if self.settings.is_syncing:
+                mode = "batches" if len(deltas) > BATCHES_MIN_OPERATIONS else "member"
+            else:
+                mode = "member" if len(deltas) <= segment_calls + 1 else "segment"
         if mode == "segment":
             self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
+        elif mode == "batches":
+            self._tags_by_batches(deltas)
         else:
             self._tags_by_member(deltas)
+
+    def _tags_by_batches(self, deltas: list[_TagDelta]) -> None:
+        """Member tag writes as one ``/batches`` job per window; failed operations are retried
+        directly (retryable) or rejected (permanent)."""
+        by_id = {d.contact.hash: d for d in deltas}
+        ops = [
+            {
+                "method": "POST",
+                "path": f"{self.audience.base}/members/{d.contact.hash}/tags",
+                "operation_id": d.contact.hash,
+                "body": {"tags": _tag_body(d), "is_syncing": self.settings.is_syncing},
+            }
+            for d in deltas
+        ]
+        retry: list[_TagDelta] = []
+        seen: set[str] = set()
+        for result in self.audience.client.run_batch(ops):
+            delta = by_id.get(str(result.get("operation_id")))
+            if delta is None:
+                continue
+            seen.add(delta.contact.hash)
+            status = int(result["status_code"])
+            if status < 400:
+                self._tag_applied(delta)
+                continue
+            error = make_error(status, result.get("response"), "POST", "(batch) member tags")
+            if error.kind is ErrorKind.PERMANENT:
+                self._reject_error(delta.contact, error)
+            else:
+                retry.append(delta)
+        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: do it directly
+        self._tags_by_member(retry)
 
     def _tag_applied(self, delta: _TagDelta) -> None:
         self._tag_counts(delta.add, delta.remove)
@@ -377,10 +425,8 @@ class ContactSync:
 
     def _tags_by_member(self, deltas: list[_TagDelta]) -> None:
         def one(delta: _TagDelta) -> None:
-            tags = [{"name": n, "status": "active"} for n in delta.add]
-            tags += [{"name": n, "status": "inactive"} for n in delta.remove]
             try:
-                self.audience.post_member_tags(delta.contact.hash, tags, is_syncing=self.settings.is_syncing)
+                self.audience.post_member_tags(delta.contact.hash, _tag_body(delta), is_syncing=self.settings.is_syncing)
             except PermanentMailchimpError as exc:
                 self._reject_error(delta.contact, exc)
                 return
@@ -446,3 +492,8 @@ class ContactSync:
 
         run_concurrently([partial(erase, c, st) for c, st in erasures], self.workers)
 
+
+def _tag_body(delta: _TagDelta) -> list[dict[str, str]]:
+    return [{"name": n, "status": "active"} for n in delta.add] + [
+        {"name": n, "status": "inactive"} for n in delta.remove
+    ]

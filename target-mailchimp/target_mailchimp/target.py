@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
 from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, MailchimpError
 from oromc_common.report import RunReport
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from typing_extensions import override
@@ -60,17 +62,17 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.Property("field", th.StringType, required=True),
         th.Property("equals", th.AnyType()),
     )), default=[], description="Extra owned tags: {\"tag\": \"guest\", \"field\": \"is_guest\", \"equals\": true} adds '<prefix>guest' when the field equals the value."),
-    th.Property("tag_write_mode", th.StringType, default="auto", allowed_values=["auto", "member", "segment"],
-                description="How tag changes of existing members are written: per member (carries is_syncing), per tag via segments (500 members a call), or auto (fewest calls)."),
+    th.Property("tag_write_mode", th.StringType, default="auto", allowed_values=["auto", "member", "segment", "batches"],
+                description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (fewest calls; /batches when is_syncing and more than 20 members)."),
     th.Property("is_syncing", th.BooleanType, default=False,
-                description="Backfill mode: tag writes carry is_syncing=true so tag-based automations do not fire for historic data."),
+                description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data."),
     th.Property("erasure_mode", th.StringType, default="archive", allowed_values=["archive", "delete_permanent"],
                 description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported)."),
     th.Property("audience_lookup", th.StringType, default="auto", allowed_values=["auto", "full", "per_member"],
                 description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls)."),
-    th.Property("max_connections", th.IntegerType, default=DEFAULT_MAX_CONNECTIONS,
+    th.Property("max_connections", th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS), default=DEFAULT_MAX_CONNECTIONS,
                 description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th."),
-    th.Property("max_tries", th.IntegerType, default=6, description="Attempts per call for retryable failures (429, 5xx, resets, timeouts)."),
+    th.Property("max_tries", th.IntegerType(minimum=1), default=6, description="Attempts per call for retryable failures (429, 5xx, resets, timeouts)."),
     th.Property("retry_backoff_seconds", th.NumberType, default=1.0,
                 description="Base of the jittered exponential backoff between retries (seconds)."),
     th.Property("request_timeout", th.NumberType, default=120, description="Read timeout per call in seconds (Mailchimp stops at 120)."),
@@ -85,6 +87,14 @@ class TargetMailchimp(Target):
     name = "target-mailchimp"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ContactsSink
+    message_reader_class = MsgSpecReader
+    # Records are checked field by field with reasons (rejects report), not JSON-Schema-validated.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Validate settings and build the client (no network call yet)."""

@@ -247,3 +247,21 @@ def test_other_streams_are_counted_not_written(sb: RunningSandbox, config: dict[
     target, _ = run_target(config, lines)
     assert target.report.summary()["streams"]["orders"]["ignored"] == 1
     assert _summary(target)["created"] == 1
+
+
+def test_backfill_with_is_syncing_writes_tags_through_batches(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    records = [contact(i, tags=["Imported"]) for i in range(1, 31)]
+    target, states = run_target({**config, "is_syncing": True}, singer_lines(records))
+    routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
+    assert routes["POST /3.0/batches"] == 1
+    assert routes.get("POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags", 0) == 0  # none direct
+    assert member(api, config["list_id"], f"person3@{DOMAIN}")["all_tags"] == [  # type: ignore[index]
+        "oro:account:Account 0", "oro:group:Retail", "oro:tag:Imported"]
+    assert _summary(target)["tagged"] == 30
+    assert states[-1] == {"n": 30}
+    # Re-run: nothing to do.
+    sb.reset_stats()
+    run_target({**config, "is_syncing": True}, singer_lines(records))
+    assert writes(sb) == 0
