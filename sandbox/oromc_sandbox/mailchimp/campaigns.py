@@ -150,14 +150,15 @@ class CampaignEvents:
         self.url = array("b", [r[3] for r in rows])
         self._reindex()
 
-    def append(self, ts: float, who: int, kind: int, url: int = -1) -> None:
-        """Add one event (kept in time order)."""
+    def append(self, ts: float, who: int, kind: int, url: int = -1) -> int:
+        """Add one event (kept in time order); returns its index."""
         pos = bisect_right(self.ts, ts)
         self.ts.insert(pos, ts)
         self.who.insert(pos, who)
         self.kind.insert(pos, kind)
         self.url.insert(pos, url)
         self._reindex()
+        return pos
 
     def _reindex(self) -> None:
         counts = [0] * (self.n + 1)
@@ -724,7 +725,9 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
     missing = [k for k in ("subject_line", "from_name", "reply_to") if not settings.get(k)]
     sid = campaign.segment_opts.get("saved_segment_id")
     audience = ctx.store.audiences.get(campaign.list_id)
-    bad_segment = bool(sid) and (audience is None or not isinstance(sid, int) or sid not in audience.segments)
+    bad_segment = bool(sid) and (
+        audience is None or not isinstance(sid, int) or sid not in audience.segments
+    )
     if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing or bad_segment:
         raise ApiError(400, "Bad Request", "Your Campaign is not ready to send.")
     state.send(campaign, state.applied_until)

@@ -231,9 +231,16 @@ class EngagementState:
         return members
 
     def inject(self, campaign: Campaign, who: int, kind: int, at: float, url: int = -1) -> None:
-        """Add one event (control route); applied by the next `sync()` when due."""
-        assert campaign.events is not None
-        campaign.events.append(float(int(at)), who, kind, url)
+        """Add one event (control route). A future event is applied by the `sync()` that reaches
+        it; one at or before the last sync is applied at once (with its own timestamp)."""
+        events = campaign.events
+        assert events is not None
+        e = events.append(float(int(at)), who, kind, url)
+        if events.ts[e] <= self.applied_until:
+            if self.record_activity:
+                self._record(campaign, e, e + 1)
+            if kind in (HARD_BOUNCE, UNSUB):
+                self._apply_status(campaign, e)
 
     def list_stats(self, list_id: str) -> dict[str, Any]:
         """Hook for the audience's `stats`: campaign counts and average rates (percentages)."""
@@ -1099,10 +1106,6 @@ async def engage(request: Request) -> Response:
     if kind == CLICK and agg.click_count[who] >= MAX_CLICKS_PER_MEMBER:
         return bad("click cap reached")
     state.inject(campaign, who, kind, at, url)
-    if at <= now:
-        # Due already: apply now (a past-dated event still changes the member at its own time).
-        state.applied_until = min(state.applied_until, float(int(at)) - 1)
-        state.sync(now)
     return JSONResponse(
         {
             "ok": True,
