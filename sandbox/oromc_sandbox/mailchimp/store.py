@@ -550,15 +550,22 @@ def _oro_people(oro_store: Any) -> Iterator[tuple[str, str, str, str, dict[str, 
     """(email, first, last, phone, address) of Oro customer users, tolerant of the store's shape."""
     if oro_store is None:
         return
-    users: Any = None
-    for name in ("customer_users", "customerusers", "users"):
-        users = getattr(oro_store, name, None)
-        if users:
-            break
-    if not users:
-        return
-    rows = users.values() if isinstance(users, dict) else users
+    tables = getattr(oro_store, "tables", None)
+    if isinstance(tables, dict) and "customerusers" in tables:
+        table = tables["customerusers"]
+        rows: Any = (table.get(rid) for rid in table.ids())
+    else:
+        users: Any = None
+        for name in ("customer_users", "customerusers", "users"):
+            users = getattr(oro_store, name, None)
+            if users:
+                break
+        if not users:
+            return
+        rows = users.values() if isinstance(users, dict) else users
     for row in rows:
+        if row is None:
+            continue
         rec = row if isinstance(row, dict) else getattr(row, "__dict__", {})
         attrs = rec.get("attributes", rec)
         email = attrs.get("email")
