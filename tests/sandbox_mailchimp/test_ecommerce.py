@@ -375,6 +375,38 @@ def test_order_patch_lines_and_delete(
     lines = mc.get(f"{base}/{order['id']}/lines").json()
     assert lines["total_items"] == 2
     assert mc.get(f"{base}/{order['id']}/lines/l2").json()["price"] == 85.0
+    added = mc.post(
+        f"{base}/{order['id']}/lines",
+        json={
+            "id": "l3",
+            "product_id": product["id"],
+            "product_variant_id": "v1",
+            "quantity": 4,
+            "price": 80.0,
+        },
+    )
+    assert added.status_code == 200
+    assert added.json()["product_variant_title"] == "Size 42"
+    assert (
+        mc.post(
+            f"{base}/{order['id']}/lines",
+            json={
+                "id": "l3",
+                "product_id": product["id"],
+                "product_variant_id": "v1",
+                "quantity": 1,
+                "price": 80.0,
+            },
+        ).status_code
+        == 400
+    )
+    assert mc.patch(f"{base}/{order['id']}/lines/l3", json={"quantity": 5}).json()["quantity"] == 5
+    assert (
+        mc.patch(f"{base}/{order['id']}/lines/l3", json={"product_variant_id": "nope"}).status_code
+        == 400
+    )
+    assert mc.delete(f"{base}/{order['id']}/lines/l3").status_code == 204
+    assert mc.get(f"{base}/{order['id']}/lines/l3").status_code == 404
     assert mc.delete(f"{base}/{order['id']}").status_code == 204
     assert mc.get(f"{base}/{order['id']}").status_code == 404
 

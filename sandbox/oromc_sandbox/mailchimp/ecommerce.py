@@ -1305,35 +1305,6 @@ async def delete_order(request: Request, ctx: Ctx) -> None:
     ctx.items = 1
 
 
-@mc_endpoint
-async def get_order_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    order = _get(shop.orders, request.path_params["order_id"])
-    path = f"/ecommerce/stores/{shop.doc['id']}/orders/{order['id']}"
-    page, total = paginate(order["lines"], ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "store_id": shop.doc["id"],
-        "order_id": order["id"],
-        "lines": [_line_doc(request, shop, x, path) for x in page],
-        "total_items": total,
-        "_links": collection_links(request, path + "/lines", path),
-    }
-
-
-@mc_endpoint(paged=False)
-async def get_order_line(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    order = _get(shop.orders, request.path_params["order_id"])
-    line = next((x for x in order["lines"] if x["id"] == request.path_params["line_id"]), None)
-    if line is None:
-        raise ApiError.of("ResourceNotFound")
-    ctx.items = 1
-    return _line_doc(
-        request, shop, line, f"/ecommerce/stores/{shop.doc['id']}/orders/{order['id']}"
-    )
-
-
 def _cart_doc(request: Request, shop: Shop, cart: dict[str, Any]) -> dict[str, Any]:
     sid = shop.doc["id"]
     path = f"/ecommerce/stores/{sid}/carts/{cart['id']}"
@@ -1441,20 +1412,31 @@ async def delete_cart(request: Request, ctx: Ctx) -> None:
     ctx.items = 1
 
 
-def _cart_for_lines(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any], str]:
+def _lines_owner(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any], str, str]:
+    """(state, shop, order-or-cart, its path, kind) for a `/orders/{id}/lines` or `/carts/{id}/lines` URL."""
     state, shop = _shop(ctx)
-    cart = _get(shop.carts, ctx.request.path_params["cart_id"])
-    return state, shop, cart, f"/ecommerce/stores/{shop.doc['id']}/carts/{cart['id']}"
+    params = ctx.request.path_params
+    kind = "order" if "order_id" in params else "cart"
+    items = shop.orders if kind == "order" else shop.carts
+    owner = _get(items, params[f"{kind}_id"])
+    return state, shop, owner, f"/ecommerce/stores/{shop.doc['id']}/{kind}s/{owner['id']}", kind
+
+
+def _line_of(owner: dict[str, Any], line_id: str) -> dict[str, Any]:
+    line = next((x for x in owner["lines"] if x["id"] == line_id), None)
+    if line is None:
+        raise ApiError.of("ResourceNotFound")
+    return line
 
 
 @mc_endpoint
-async def get_cart_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop, cart, path = _cart_for_lines(ctx)
-    page, total = paginate(cart["lines"], ctx.count, ctx.offset)
+async def get_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, owner, path, kind = _lines_owner(ctx)
+    page, total = paginate(owner["lines"], ctx.count, ctx.offset)
     ctx.items = len(page)
     return {
         "store_id": shop.doc["id"],
-        "cart_id": cart["id"],
+        f"{kind}_id": owner["id"],
         "lines": [_line_doc(request, shop, x, path) for x in page],
         "total_items": total,
         "_links": collection_links(request, path + "/lines", path, ("POST",)),
@@ -1462,50 +1444,43 @@ async def get_cart_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 
 @mc_endpoint(paged=False)
-async def post_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, shop, cart, path = _cart_for_lines(ctx)
+async def post_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, owner, path, kind = _lines_owner(ctx)
     body = require_object(ctx.json)
     line = _check_line(shop, body, "")
-    if any(x["id"] == line["id"] for x in cart["lines"]):
-        raise _dup("cart line")
-    cart["lines"].append(line)
-    cart["updated_at"] = _now(state)
+    if any(x["id"] == line["id"] for x in owner["lines"]):
+        raise _dup(f"{kind} line")
+    owner["lines"].append(line)
+    owner["updated_at"] = _now(state)
     ctx.items = 1
     return _line_doc(request, shop, line, path)
 
 
-def _cart_line(cart: dict[str, Any], line_id: str) -> dict[str, Any]:
-    line = next((x for x in cart["lines"] if x["id"] == line_id), None)
-    if line is None:
-        raise ApiError.of("ResourceNotFound")
-    return line
-
-
 @mc_endpoint(paged=False)
-async def get_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop, cart, path = _cart_for_lines(ctx)
+async def get_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    _, shop, owner, path, _ = _lines_owner(ctx)
     ctx.items = 1
-    return _line_doc(request, shop, _cart_line(cart, request.path_params["line_id"]), path)
+    return _line_doc(request, shop, _line_of(owner, request.path_params["line_id"]), path)
 
 
 @mc_endpoint(paged=False)
-async def patch_cart_line(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, shop, cart, path = _cart_for_lines(ctx)
-    line = _cart_line(cart, request.path_params["line_id"])
+async def patch_line(request: Request, ctx: Ctx) -> dict[str, Any]:
+    state, shop, owner, path, _ = _lines_owner(ctx)
+    line = _line_of(owner, request.path_params["line_id"])
     body = require_object(ctx.json)
     merged = {**line, **{k: v for k, v in body.items() if k in LINE_KEYS}}
     line.update(_check_line(shop, merged, ""))
-    cart["updated_at"] = _now(state)
+    owner["updated_at"] = _now(state)
     ctx.items = 1
     return _line_doc(request, shop, line, path)
 
 
 @mc_endpoint(paged=False)
-async def delete_cart_line(request: Request, ctx: Ctx) -> None:
-    state, _, cart, _ = _cart_for_lines(ctx)
-    line = _cart_line(cart, request.path_params["line_id"])
-    cart["lines"].remove(line)
-    cart["updated_at"] = _now(state)
+async def delete_line(request: Request, ctx: Ctx) -> None:
+    state, _, owner, _, _ = _lines_owner(ctx)
+    line = _line_of(owner, request.path_params["line_id"])
+    owner["lines"].remove(line)
+    owner["updated_at"] = _now(state)
     ctx.items = 1
 
 
@@ -1547,16 +1522,19 @@ def routes() -> list[BaseRoute]:
         Route(one + "/orders/{order_id}", get_order, methods=["GET"]),
         Route(one + "/orders/{order_id}", patch_order, methods=["PATCH"]),
         Route(one + "/orders/{order_id}", delete_order, methods=["DELETE"]),
-        Route(one + "/orders/{order_id}/lines", get_order_lines, methods=["GET"]),
-        Route(one + "/orders/{order_id}/lines/{line_id}", get_order_line, methods=["GET"]),
         Route(one + "/carts", get_carts, methods=["GET"]),
         Route(one + "/carts", post_cart, methods=["POST"]),
         Route(one + "/carts/{cart_id}", get_cart, methods=["GET"]),
         Route(one + "/carts/{cart_id}", patch_cart, methods=["PATCH"]),
         Route(one + "/carts/{cart_id}", delete_cart, methods=["DELETE"]),
-        Route(one + "/carts/{cart_id}/lines", get_cart_lines, methods=["GET"]),
-        Route(one + "/carts/{cart_id}/lines", post_cart_line, methods=["POST"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", get_cart_line, methods=["GET"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", patch_cart_line, methods=["PATCH"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", delete_cart_line, methods=["DELETE"]),
+        Route(one + "/orders/{order_id}/lines", get_lines, methods=["GET"]),
+        Route(one + "/orders/{order_id}/lines", post_line, methods=["POST"]),
+        Route(one + "/orders/{order_id}/lines/{line_id}", get_line, methods=["GET"]),
+        Route(one + "/orders/{order_id}/lines/{line_id}", patch_line, methods=["PATCH"]),
+        Route(one + "/orders/{order_id}/lines/{line_id}", delete_line, methods=["DELETE"]),
+        Route(one + "/carts/{cart_id}/lines", get_lines, methods=["GET"]),
+        Route(one + "/carts/{cart_id}/lines", post_line, methods=["POST"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", get_line, methods=["GET"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", patch_line, methods=["PATCH"]),
+        Route(one + "/carts/{cart_id}/lines/{line_id}", delete_line, methods=["DELETE"]),
     ]
