@@ -557,6 +557,7 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                     if denied is not None:
                         return denied
                 store = get_store(request)
+                store.sync_engagement()  # due opens/bounces/unsubscribes land before we answer
                 if request.headers.get("x-http-method-override") and request.method != "POST":
                     raise ApiError.of("InvalidMethodOverride")
                 count = (

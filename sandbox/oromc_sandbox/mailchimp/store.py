@@ -95,6 +95,12 @@ class MailchimpStore:
     def api_key(self) -> str:
         return f"{self.api_secret}-{self.dc}"
 
+    def sync_engagement(self) -> None:
+        """Apply engagement events that are due by the sandbox clock (before any API read/write)."""
+        engagement = self.engagement
+        if engagement is not None and hasattr(engagement, "sync"):
+            engagement.sync()
+
     def default_list_id(self) -> str:
         return next(iter(self.lists))
 
