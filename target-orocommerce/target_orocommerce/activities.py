@@ -324,6 +324,7 @@ class WriteOutcome:
     created: int = 0
     duplicates: int = 0
     skipped_granularity: int = 0
+    created_records: set[str] = field(default_factory=set)
 
 
 class ActivityWriter:
@@ -395,6 +396,7 @@ class ActivityWriter:
             todo.append((key, intent, user_id))
         # 4. Create.
         outcome.created = self._create(todo, campaign_ids)
+        outcome.created_records = {i.record_key for k, i, _ in todo if k in self.ledger}
         return outcome
 
     def _prepare_ledger(

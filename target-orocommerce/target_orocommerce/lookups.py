@@ -82,26 +82,43 @@ class CustomerUserView:
 
 
 class CustomerUserDirectory:
-    """Customer users by email, fetched in chunks with ``filter[email]=a,b,...`` and cached."""
+    """Customer users by email, cached for the run, fetched as cheaply as the instance allows.
 
-    def __init__(self, writer: OroWriter, chunk_size: int = 50) -> None:
+    Oro accepts a comma list (``filter[email]=a,b,c``) only where the filter is configured with
+    ``allow_array``; elsewhere the comma list is silently taken as one literal email and matches
+    nothing (200, empty). So the directory *probes* once: after the first email found with a plain
+    filter it asks ``filter[email]=<it>,<it>``; a hit means lists work (one call per 50 emails from
+    then on). Without lists it looks emails up one by one (bounded concurrency) until that has cost
+    as many calls as reading the whole customer-user table would (``ceil(total / 1000)`` pages with a
+    sparse fieldset, total from ``X-Include: totalCount``), and then loads that index once: never
+    more than about twice the cheaper of the two strategies.
+    """
+
+    INDEX_FIELDS = "email,firstName,lastName,updatedAt,isGuest,tags"
+
+    def __init__(self, writer: OroWriter, chunk_size: int = 50, index_page_size: int = 1000) -> None:
         self.writer = writer
         self.chunk_size = max(1, chunk_size)
+        self.index_page_size = index_page_size
         self._cache: dict[str, CustomerUserView | None] = {}
         self._lock = threading.Lock()
-        self.array_filter_supported = True
-        self.lookup_calls = 0
+        self._fetch_lock = threading.Lock()
+        self.array_filter_supported: bool | None = None
+        self.index_loaded = False
+        self.single_lookups = 0
+        self._total: int | None = None
 
     def resolve(self, emails: Iterable[str]) -> dict[str, CustomerUserView | None]:
         """Map each (normalized) email to its customer user, or None when Oro has none."""
         wanted = list(dict.fromkeys(emails))
-        with self._lock:
-            missing = [e for e in wanted if e not in self._cache]
-        if missing:
-            found = self._fetch(missing)
+        with self._fetch_lock:
             with self._lock:
-                for email in missing:
-                    self._cache[email] = found.get(email)
+                missing = [e for e in wanted if e not in self._cache]
+            if missing:
+                found = self._fetch(missing)
+                with self._lock:
+                    for email in missing:
+                        self._cache[email] = found.get(email)
         with self._lock:
             return {e: self._cache.get(e) for e in wanted}
 
@@ -115,36 +132,88 @@ class CustomerUserDirectory:
         with self._lock:
             self._cache.pop(email, None)
 
-    def _fetch(self, emails: Sequence[str]) -> dict[str, CustomerUserView]:
-        plain = [e for e in emails if "," not in e]
-        single = [e for e in emails if "," in e]
-        found: dict[str, list[CustomerUserView]] = {}
-        chunks = [plain[i : i + self.chunk_size] for i in range(0, len(plain), self.chunk_size)]
-        if self.array_filter_supported and chunks:
-            results = self.writer.run_parallel([functools.partial(self._list, c) for c in chunks])
-            for chunk, result in zip(chunks, results, strict=True):
-                if isinstance(result, OroClientError) and result.status == 400 and len(chunk) > 1:
-                    # The instance does not accept a list for filter[email]: one email per call.
-                    self.array_filter_supported = False
-                    single.extend(chunk)
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    for view in result:
-                        found.setdefault(view.email, []).append(view)
-        elif chunks:
-            single.extend(plain)
-        if single:
-            results = self.writer.run_parallel([functools.partial(self._list, [e]) for e in single])
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-                for view in result:
-                    found.setdefault(view.email, []).append(view)
-        return {email: _pick(views) for email, views in found.items()}
+    # -- strategies -----------------------------------------------------------------------
+    def _fetch(self, emails: list[str]) -> dict[str, CustomerUserView]:
+        if self.index_loaded:
+            return {}  # the index holds every customer user: a miss is a miss
+        found: dict[str, CustomerUserView] = {}
+        pending = list(emails)
+        if self.array_filter_supported is None:
+            pending = self._probe(pending, found)
+        if not pending:
+            return found
+        if self.array_filter_supported:
+            listable = [e for e in pending if "," not in e]
+            chunks = [listable[i : i + self.chunk_size] for i in range(0, len(listable), self.chunk_size)]
+            self._collect(self.writer.run_parallel([functools.partial(self._list, c) for c in chunks]), found)
+            pending = [e for e in pending if "," in e]
+        elif self._index_is_cheaper(len(pending)):
+            self._load_index()
+            with self._lock:
+                return {e: v for e in pending if (v := self._cache.get(e)) is not None} | found
+        self.single_lookups += len(pending)
+        self._collect(self.writer.run_parallel([functools.partial(self._list, [e]) for e in pending]), found)
+        return found
+
+    def _probe(self, pending: list[str], found: dict[str, CustomerUserView]) -> list[str]:
+        """Single lookups until one email exists, then test whether a comma list finds it."""
+        while pending:
+            email = pending.pop(0)
+            self.single_lookups += 1
+            views = self._list([email])
+            if views:
+                found[email] = _pick(views)
+                if "," in email:
+                    continue
+                again = self._list([email, email])
+                self.array_filter_supported = any(v.email == email for v in again)
+                break
+        return pending
+
+    def _index_is_cheaper(self, upcoming: int) -> bool:
+        if self._total is None:
+            response = self.writer.call(
+                "GET", "customerusers", params={"page[size]": "1", "fields[customerusers]": "email"},
+                headers={"X-Include": "totalCount"},
+            )
+            header = getattr(response, "headers", {}).get("X-Include-Total-Count")
+            self._total = int(header) if header and str(header).isdigit() else -1
+        if self._total < 0:
+            return False
+        pages = -(-self._total // self.index_page_size)
+        return self.single_lookups + upcoming > pages
+
+    def _load_index(self) -> None:
+        params = {"page[size]": str(self.index_page_size), "sort": "id",
+                  "fields[customerusers]": self.INDEX_FIELDS}
+        grouped: dict[str, list[CustomerUserView]] = {}
+        try:
+            resources = list(self.writer.iter_resources("customerusers", params))
+        except OroClientError as exc:
+            if exc.status != 400:
+                raise
+            # No "tags" field (tagging not enabled for customer users): ask without it.
+            params["fields[customerusers]"] = self.INDEX_FIELDS.replace(",tags", "")
+            resources = list(self.writer.iter_resources("customerusers", params))
+        for resource in resources:
+            view = CustomerUserView.from_resource(resource)
+            grouped.setdefault(view.email, []).append(view)
+        with self._lock:
+            for email, views in grouped.items():
+                self._cache.setdefault(email, _pick(views))
+        self.index_loaded = True
+
+    @staticmethod
+    def _collect(results: list[list[CustomerUserView] | BaseException], found: dict[str, CustomerUserView]) -> None:
+        grouped: dict[str, list[CustomerUserView]] = {}
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            for view in result:
+                grouped.setdefault(view.email, []).append(view)
+        found.update({email: _pick(views) for email, views in grouped.items()})
 
     def _list(self, emails: Sequence[str]) -> list[CustomerUserView]:
-        self.lookup_calls += 1
         params = build_filters({"email": list(emails)})
         params["page[size]"] = str(max(10, 2 * len(emails)))
         wanted = set(emails)
@@ -165,6 +234,7 @@ class TagDirectory:
         self._by_name: dict[str, str] = {}
         self._by_id: dict[str, str] = {}
         self._loaded = False
+        self._unknown: set[str] = set()
         self._lock = threading.Lock()
 
     def _load_locked(self) -> None:
@@ -181,8 +251,10 @@ class TagDirectory:
         with self._lock:
             if not self._loaded:
                 self._load_locked()
-            if tag_id not in self._by_id:
-                self._load_locked()
+            if tag_id not in self._by_id and tag_id not in self._unknown:
+                self._load_locked()  # a tag created since the load
+                if tag_id not in self._by_id:
+                    self._unknown.add(tag_id)
             return self._by_id.get(tag_id)
 
     def find_or_create(self, name: str) -> str:
@@ -241,19 +313,24 @@ class CampaignDirectory:
         wanted = list(dict.fromkeys(codes))
         with self._lock:
             missing = [c for c in wanted if c not in self._cache]
-        for i in range(0, len(missing), self.chunk_size):
-            chunk = missing[i : i + self.chunk_size]
-            params = build_filters({"code": chunk})
-            params["page[size]"] = str(max(10, len(chunk)))
-            found = {}
-            for res in self.writer.iter_resources("campaigns", params):
-                view = _campaign_view(res)
-                found[view.code] = view
+        # ``filter[code]`` takes one value (Oro allows comma lists only where configured);
+        # campaigns per run are few, so one call per new code, in parallel.
+        results = self.writer.run_parallel([functools.partial(self._one, c) for c in missing])
+        for code, result in zip(missing, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
             with self._lock:
-                for code in chunk:
-                    self._cache[code] = found.get(code)
+                self._cache[code] = result
         with self._lock:
             return {c: self._cache.get(c) for c in wanted}
+
+    def _one(self, code: str) -> CampaignView | None:
+        params = {**build_filters({"code": code}), "page[size]": "10"}
+        for res in self.writer.iter_resources("campaigns", params):
+            view = _campaign_view(res)
+            if view.code == code:
+                return view
+        return None
 
     def remember(self, view: CampaignView) -> None:
         """Cache a campaign the target just wrote."""

@@ -178,14 +178,15 @@ class MemberSync:
     def process(self, rows: Sequence[MemberRow]) -> None:
         """Apply one batch of members."""
         latest: dict[str, MemberRow] = {}
+        oldest = datetime.min.replace(tzinfo=UTC)
         for row in rows:
             old = latest.get(row.email)
-            if old is None or (row.last_changed or datetime.min.replace(tzinfo=UTC)) >= (
-                old.last_changed or datetime.min.replace(tzinfo=UTC)
-            ):
-                if old is not None:
-                    self.report.count(self.stream, "superseded_in_batch")
-                latest[row.email] = row
+            if old is not None:
+                # The same person twice in one batch (e.g. two audiences): the newest change wins.
+                self.report.count(self.stream, "superseded_in_batch")
+                if (row.last_changed or oldest) < (old.last_changed or oldest):
+                    continue
+            latest[row.email] = row
         members = list(latest.values())
         users = self.customers.resolve(m.email for m in members)
         missing: list[MemberRow] = []
@@ -424,9 +425,8 @@ class MemberSync:
             outcome = self.activities.write(intents)
             if outcome.created:
                 self.report.count(self.stream, "unsubscribe_activities_created", outcome.created)
-                created_keys = {i.email for i in intents}
                 for member in members:
-                    if member.email in created_keys and member.status in OPTED_OUT:
+                    if member.record_key in outcome.created_records:
                         member.wrote.add("consent_activity")
         if not self.settings.marketing_list_ids:
             return

@@ -53,6 +53,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def sb(sandbox: RunningSandbox) -> RunningSandbox:
     sandbox.reset()
     sandbox.set_faults("oro", rate=0)
+    sandbox.set_switches(latency="none", tagging=True)
     clear_token_cache()
     return sandbox
 

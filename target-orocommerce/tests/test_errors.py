@@ -38,11 +38,12 @@ def test_missing_permission_fails_fast_and_names_it(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
     response = sb.control("oro").post(
-        "/_sandbox/oro/clients", json={"deny": ["marketingactivities:create"]}
+        "/_sandbox/oro/clients",
+        json={"client_id": "no-activities", "client_secret": "s3cret-no-activities",
+              "denied": {"marketingactivities": ["create"]}},
     )
     assert response.status_code < 300, response.text
-    client = response.json()
-    cfg = {**config, "client_id": client["client_id"], "client_secret": client["client_secret"]}
+    cfg = {**config, "client_id": "no-activities", "client_secret": "s3cret-no-activities"}
     streams = engagement([u["attributes"]["email"] for u in oro.all("customerusers")[:3]])
     sb.reset_stats()
     with pytest.raises(OroPermissionError) as err:
