@@ -103,6 +103,9 @@ class MembersStream(MailchimpStream):
         newest = self._edge(path, "DESC")
         if newest is not None and newest > cutoff:
             cutoff = newest  # the server clock is ahead of ours: never leave its present behind
+        # `last_changed` has whole seconds: a change later in the cut-off's own second would get a
+        # stamp equal to the cut-off and fall between this run and the next (strict `since`).
+        cutoff -= ONE_SECOND
         since = previous or parse_ts(self.config.get("start_date"))
         if since is None:
             oldest = self._edge(path, "ASC")
@@ -246,7 +249,7 @@ class MemberTagsStream(MailchimpStream):
             return
         path = f"/lists/{list_id}/members/{member_id}/tags"
         try:
-            for tag in self.mc.paginate(path, "tags", {"exclude_fields": "tags._links,_links"}):
+            for tag in self.mc.paginate(path, "tags", {"exclude_fields": "_links"}):
                 yield {
                     **base,
                     "tag_id": tag.get("id"),

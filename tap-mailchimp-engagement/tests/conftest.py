@@ -90,3 +90,18 @@ def sandbox() -> Iterator[RunningSandbox]:
     """A fresh sandbox per test module (modules mutate its data)."""
     with running_sandbox(customers=SANDBOX_CUSTOMERS, seed=7) as sb:
         yield sb
+
+
+class Tools:
+    """Test helpers handed out by the ``tools`` fixture (tests cannot import conftest)."""
+
+    TapRun = TapRun
+    run_tap = staticmethod(run_tap)
+    tap_config = staticmethod(tap_config)
+    mc_session = staticmethod(mc_session)
+
+
+@pytest.fixture(scope="session")
+def tools() -> type[Tools]:
+    """Helpers: ``run_tap``, ``tap_config``, ``mc_session``."""
+    return Tools
