@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
 MEMBER_STREAMS = {"members", "member_tags", "member_reconciliation", "member_ids"}
 
 
