@@ -125,3 +125,30 @@ def test_seed_contains_every_status_and_tags(mc: Any) -> None:
     assert tags["total_items"] >= 5
     tagged = mc.get(mc.members, params={"count": 100}).json()["members"]
     assert any(m["tags_count"] > 0 for m in tagged)
+
+
+def test_sorted_and_unsorted_totals_agree(mc: Any) -> None:
+    bound = "2026-01-01T00:00:00+00:00"
+    for status in (None, "subscribed", "unsubscribed", "archived", "pending"):
+        base = {"count": 1000, "since_last_changed": bound}
+        if status:
+            base["status"] = status
+        plain = mc.get(mc.members, params=base).json()
+        for direction in ("ASC", "DESC"):
+            params = {**base, "sort_field": "last_changed", "sort_dir": direction}
+            sorted_body = mc.get(mc.members, params=params).json()
+            assert sorted_body["total_items"] == plain["total_items"], (status, direction)
+            assert {m["id"] for m in sorted_body["members"]} == {m["id"] for m in plain["members"]}
+            assert all(m["last_changed"] > bound for m in sorted_body["members"])
+
+
+def test_before_timestamp_opt_excludes_unset(mc: Any) -> None:
+    everyone = mc.get(mc.members, params={"count": 1}).json()["total_items"]
+    params = {
+        "before_timestamp_opt": "2100-01-01T00:00:00+00:00",
+        "sort_field": "timestamp_opt",
+        "count": 1000,
+    }
+    body = mc.get(mc.members, params=params).json()
+    assert 0 < body["total_items"] < everyone  # pending/transactional members have no opt-in time
+    assert all(m["timestamp_opt"] for m in body["members"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -549,28 +549,42 @@ async def merge_field_delete(request: Request, ctx: Ctx) -> None:
 # =========================================================================== members
 
 
-def _sorted_records(
-    store: MailchimpStore, list_id: str, attr: str
-) -> tuple[list[dict[str, Any]], list[float]]:
-    """All records sorted by `attr` (None first), cached until the audience changes."""
+class SortedView:
+    """Members sorted by one time attribute (unset first), with per-status key lists for counting."""
+
+    def __init__(self, recs: list[dict[str, Any]], attr: str) -> None:
+        self.recs = recs
+        self.keys: list[float] = [-1.0 if r[attr] is None else r[attr] for r in recs]
+        self.by_status: dict[str, list[float]] = {}
+        for r, k in zip(recs, self.keys, strict=True):
+            self.by_status.setdefault(r["status"], []).append(k)
+
+    def count(self, statuses: Iterable[str], lo_key: float | None, hi_key: float | None) -> int:
+        total = 0
+        for status in statuses:
+            keys = self.by_status.get(status, [])
+            lo_i = bisect.bisect_right(keys, lo_key) if lo_key is not None else 0
+            hi_i = bisect.bisect_right(keys, hi_key) if hi_key is not None else len(keys)
+            total += max(hi_i - lo_i, 0)
+        return total
+
+
+def _sorted_view(store: MailchimpStore, list_id: str, attr: str) -> SortedView:
+    """Cached until the audience changes; a rebuild re-sorts the previous order (nearly sorted)."""
     aud = store.audiences[list_id]
     cached = aud.sort_cache.get(attr)
-    recs: list[dict[str, Any]]
-    keys: list[float]
     if cached is not None and cached[0] == aud.version:
-        recs = cached[1]
+        view: SortedView = cached[1]
+        return view
+    members = store.members[list_id]
+    if cached is not None and cached[2] == aud.membership_version:
+        recs = cached[1].recs  # same records, some keys moved: Timsort on a nearly sorted list
     else:
-        recs_all = list(store.members[list_id].values())
-        recs_all.sort(key=lambda r: r[attr] if r[attr] is not None else -1.0)
-        aud.sort_cache[attr] = (aud.version, recs_all)
-        recs = recs_all
-    keys_cached = aud.sort_cache.get(attr + ":keys")
-    if keys_cached is not None and keys_cached[0] == aud.version:
-        keys = keys_cached[1]
-    else:
-        keys = [r[attr] if r[attr] is not None else -1.0 for r in recs]
-        aud.sort_cache[attr + ":keys"] = (aud.version, keys)
-    return recs, keys
+        recs = list(members.values())
+    recs.sort(key=lambda r: -1.0 if r[attr] is None else r[attr])
+    view = SortedView(recs, attr)
+    aud.sort_cache[attr] = (aud.version, view, aud.membership_version)
+    return view
 
 
 def _above(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
@@ -669,21 +683,25 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         matched = [rec] if rec is not None and ok(rec) else []
         page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
     elif sort_attr is not None:
-        recs, keys = _sorted_records(store, list_id, sort_attr)
-        lo_i, hi_i = 0, len(recs)
+        view = _sorted_view(store, list_id, sort_attr)
+        lo_key: float | None = None
+        hi_key: float | None = None
         if sort_attr in bounds:
             lo, hi = bounds[sort_attr]
-            if lo is not None:
-                lo_i = bisect.bisect_right(keys, lo)
-            if hi is not None:
-                hi_i = bisect.bisect_right(keys, hi)
-        window = recs[lo_i:hi_i]
-        if sort_attr in bounds and sort_attr != "lc":
-            window = [r for r in window if r[sort_attr] is not None]
-        matched = [r for r in window if ok(r)] if preds else window
-        if sort_dir == "DESC":
-            matched.reverse()
-        page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
+            lo_key = -1.0 if lo is None else max(lo, -1.0)  # a bound excludes unset values
+            hi_key = hi
+        lo_i = bisect.bisect_right(view.keys, lo_key) if lo_key is not None else 0
+        hi_i = bisect.bisect_right(view.keys, hi_key) if hi_key is not None else len(view.keys)
+        indices = range(lo_i, hi_i) if sort_dir == "ASC" else range(hi_i - 1, lo_i - 1, -1)
+        recs = view.recs
+        window = (recs[i] for i in indices)
+        if len(preds) == 1:  # status only: count from the per-status key lists, page lazily
+            statuses = [status] if status is not None else [x for x in ALL_STATUSES if x != "archived"]
+            total = view.count(statuses, lo_key, hi_key)
+            page = list(islice(filter(ok, window), ctx.offset, ctx.offset + ctx.count))
+        else:
+            matched = [r for r in window if ok(r)]
+            page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
     elif len(preds) == 1:
         # fast path: status filter only -> totals from counters, page by iteration
         total = (

@@ -57,7 +57,8 @@ class Audience:
         default_factory=lambda: {"subscribed": [], "unsubscribed": [], "cleaned": []}
     )
     version: int = 0  # bumped on every member change (invalidates sort caches)
-    sort_cache: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    membership_version: int = 0  # bumped when members are added or removed
+    sort_cache: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def tag_by_name(self, name: str) -> dict[str, Any] | None:
         sid = self.tag_index.get(name.strip().lower())
@@ -249,6 +250,7 @@ class MailchimpStore:
         if status in aud.status_times:
             aud.status_times[status].append(when)
         aud.version += 1
+        aud.membership_version += 1
         return rec
 
     def set_member_status(
@@ -366,6 +368,7 @@ class MailchimpStore:
                 seg["members"].discard(hash_)
         aud.forgotten.add(hash_)
         aud.version += 1
+        aud.membership_version += 1
 
     # ------------------------------------------------------------------ tags / static segments
 
