@@ -114,7 +114,9 @@ class MailchimpError(Exception):
     def __str__(self) -> str:
         """One line: method, path, status, reason, title and detail (no PII)."""
         extra = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in self.errors)
-        text = f"{self.method} {self.path} -> {self.status} {self.reason}: {self.title}. {self.detail}"
+        text = (
+            f"{self.method} {self.path} -> {self.status} {self.reason}: {self.title}. {self.detail}"
+        )
         return f"{text} [{extra}]" if extra else text
 
     @property
@@ -194,7 +196,9 @@ def _reason_for(status: int, title: str, detail: str, errors: list[dict[str, str
         reason = "invalid_email"
     elif "signed up to a lot of lists" in text:
         reason = "signup_throttled"
-    elif "merge field" in text or any(f and f != "email_address" and f.upper() == f for f in fields):
+    elif "merge field" in text or any(
+        f and f != "email_address" and f.upper() == f for f in fields
+    ):
         reason = "invalid_merge_fields"
     elif status == 404:
         reason = "not_found"
@@ -229,7 +233,9 @@ def classify(status: int | None, body: Any) -> tuple[ErrorKind, str]:
     return ErrorKind.PERMANENT, _reason_for(status, title, detail, errors)
 
 
-def classify_member_error(message: str, error_code: str | None = None, field_name: str | None = None) -> str:
+def classify_member_error(
+    message: str, error_code: str | None = None, field_name: str | None = None
+) -> str:
     """Reason for one ``errors[]`` item of a batch subscribe response (``POST /lists/{id}``)."""
     if (error_code or "").upper() == "ERROR_CONTACT_EXISTS":
         return "member_exists"
@@ -260,7 +266,8 @@ def make_error(
     kind, reason = classify(status, body)
     problem = body if isinstance(body, dict) else {}
     errors = [
-        {"field": e["field"], "message": redact_pii(e["message"], secrets)} for e in _problem_errors(problem)
+        {"field": e["field"], "message": redact_pii(e["message"], secrets)}
+        for e in _problem_errors(problem)
     ]
     return _KIND_TO_CLASS[kind](
         kind=kind,
@@ -290,8 +297,11 @@ def resolve_oauth_api_url(
         data = resp.json()
     except ValueError:
         data = {}
-    if resp.status_code >= 400 or not isinstance(data, dict) or data.get("error") or not (
-        data.get("api_endpoint") or data.get("dc")
+    if (
+        resp.status_code >= 400
+        or not isinstance(data, dict)
+        or data.get("error")
+        or not (data.get("api_endpoint") or data.get("dc"))
     ):
         msg = (
             "Setting 'access_token': Mailchimp did not accept the OAuth token "
@@ -325,11 +335,13 @@ def parse_batch_results(blob: bytes) -> list[dict[str, Any]]:
                         response = json.loads(text)
                     except ValueError:
                         response = None
-                results.append({
-                    "status_code": int(item.get("status_code") or 0),
-                    "operation_id": item.get("operation_id"),
-                    "response": response,
-                })
+                results.append(
+                    {
+                        "status_code": int(item.get("status_code") or 0),
+                        "operation_id": item.get("operation_id"),
+                        "response": response,
+                    }
+                )
     return results
 
 
@@ -491,8 +503,10 @@ class MailchimpClient:
         if not operations:
             return []
         ops = [
-            {**{k: v for k, v in op.items() if k != "body"},
-             **({"body": json.dumps(op["body"])} if op.get("body") is not None else {})}
+            {
+                **{k: v for k, v in op.items() if k != "body"},
+                **({"body": json.dumps(op["body"])} if op.get("body") is not None else {}),
+            }
             for op in operations
         ]
         batch = self.post("/batches", {"operations": ops}) or {}
@@ -517,9 +531,15 @@ class MailchimpClient:
         try:
             resp = requests.get(url, timeout=self.timeout)
             content = resp.content
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             self._count("GET", "error")
-            raise make_error(None, None, "GET", "(batch results)", fallback_detail=type(exc).__name__) from exc
+            raise make_error(
+                None, None, "GET", "(batch results)", fallback_detail=type(exc).__name__
+            ) from exc
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             raise make_error(resp.status_code, None, "GET", "(batch results)")
@@ -538,7 +558,9 @@ class MailchimpClient:
         if self.on_call is not None:
             self.on_call(method, status)
 
-    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any) -> Any:
+    def _send_once(
+        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
+    ) -> Any:
         url = f"{self.api_url}/{path.lstrip('/')}"
         try:
             with self.governor.slot():
@@ -547,7 +569,11 @@ class MailchimpClient:
                 )
                 status = resp.status_code
                 content = resp.content
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             self._count(method, "error")
             raise make_error(
                 None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__

@@ -182,7 +182,9 @@ def oro_error_message(
     parts = [p for p in parts if p]
     if not parts and isinstance(body, Mapping) and body.get("error"):
         # league/oauth2-server style (token endpoint)
-        parts = [f"{body.get('error')}: {body.get('error_description') or body.get('message') or ''}"]
+        parts = [
+            f"{body.get('error')}: {body.get('error_description') or body.get('message') or ''}"
+        ]
     detail = "; ".join(parts) if parts else (response.reason or "no details")
     return scrub(f"{label} -> {response.status_code} {detail}", secrets)
 
@@ -437,7 +439,9 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
         user_agent: str | None = None,
     ) -> None:
         if grant_type not in {"client_credentials", "password"}:
-            msg = f"Unsupported OAuth2 grant_type {grant_type!r} (use client_credentials or password)"
+            msg = (
+                f"Unsupported OAuth2 grant_type {grant_type!r} (use client_credentials or password)"
+            )
             raise ValueError(msg)
         if grant_type == "password" and not (username and password):
             msg = "The password grant needs both 'username' and 'password'"
@@ -544,8 +548,12 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
                     return self._store_locked(response)
                 message = oro_error_message(response, "POST oauth2-token", secrets=secrets)
                 if response.status_code not in RETRIABLE_STATUSES:
-                    raise OroAuthError(message, status=response.status_code, resource="POST oauth2-token")
-                last_error = OroAuthError(message, status=response.status_code, resource="POST oauth2-token")
+                    raise OroAuthError(
+                        message, status=response.status_code, resource="POST oauth2-token"
+                    )
+                last_error = OroAuthError(
+                    message, status=response.status_code, resource="POST oauth2-token"
+                )
                 wait = retry_after_seconds(response)
             if attempt < self.max_tries:
                 time.sleep(min(60.0, wait if wait is not None else 0.5 * 2 ** (attempt - 1)))

@@ -1,0 +1,196 @@
+"""The `sandbox` command: serve the two emulated APIs, or print their URLs and credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import click
+
+from oromc_sandbox.core.state import FAULT_KINDS, SandboxOptions
+
+DEFAULTS = SandboxOptions()
+
+
+def _options(**kwargs: Any) -> SandboxOptions:
+    kinds = [k.strip() for k in str(kwargs.pop("fault_kinds")).split(",") if k.strip()]
+    epoch = kwargs.pop("epoch")
+    return SandboxOptions(
+        fault_kinds=kinds,
+        epoch=datetime.fromisoformat(epoch) if epoch else None,
+        **kwargs,
+    )
+
+
+def common_options(func: Any) -> Any:
+    """Flags shared by `serve` and `info` (they decide URLs, credentials and data)."""
+    flags = [
+        click.option(
+            "--seed", default=DEFAULTS.seed, show_default=True, help="Seed of the generated data."
+        ),
+        click.option(
+            "--customers",
+            default=DEFAULTS.customers,
+            show_default=True,
+            help="Number of Oro customers (accounts) to seed; users, orders and the audience scale with it.",
+        ),
+        click.option("--host", default=DEFAULTS.host, show_default=True, help="Interface to bind."),
+        click.option(
+            "--oro-port",
+            default=DEFAULTS.oro_port,
+            show_default=True,
+            help="OroCommerce API port (0 = any free port).",
+        ),
+        click.option(
+            "--mailchimp-port",
+            default=DEFAULTS.mailchimp_port,
+            show_default=True,
+            help="Mailchimp API port (0 = any free port).",
+        ),
+        click.option(
+            "--mailchimp-dc",
+            default=DEFAULTS.mailchimp_dc,
+            show_default=True,
+            help="Data center this Mailchimp emulates (API keys end in -<dc>).",
+        ),
+        click.option("--tls-cert", default=None, help="Serve HTTPS with this certificate (PEM)."),
+        click.option("--tls-key", default=None, help="Private key (PEM) for --tls-cert."),
+    ]
+    for flag in reversed(flags):
+        func = flag(func)
+    return func
+
+
+@click.group()
+def main() -> None:
+    """Local servers that behave like the OroCommerce back-office API and the Mailchimp Marketing API."""
+
+
+@main.command()
+@common_options
+@click.option(
+    "--token-ttl",
+    default=DEFAULTS.token_ttl,
+    show_default=True,
+    help="Oro access token lifetime (s).",
+)
+@click.option(
+    "--customeruser-updatedat-filter/--no-customeruser-updatedat-filter",
+    default=False,
+    show_default=True,
+    help="Simulate an Oro instance customized to filter/sort customer users by updatedAt.",
+)
+@click.option(
+    "--tagging/--no-tagging",
+    default=True,
+    show_default=True,
+    help="Tagging enabled for customer users in Oro.",
+)
+@click.option(
+    "--shoppinglists/--no-shoppinglists",
+    default=False,
+    show_default=True,
+    help="Expose shoppinglists in the Oro back-office API (a common customization).",
+)
+@click.option(
+    "--latency",
+    type=click.Choice(["none", "realistic"]),
+    default="none",
+    show_default=True,
+    help="Add the documented per-endpoint latency profile.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    help="Fraction of API requests that fail (0..1).",
+)
+@click.option(
+    "--fault-kinds",
+    default=",".join(DEFAULTS.fault_kinds),
+    show_default=True,
+    help=f"Comma-separated fault kinds from: {', '.join(FAULT_KINDS)}.",
+)
+@click.option(
+    "--fault-seed",
+    default=DEFAULTS.fault_seed,
+    show_default=True,
+    help="Seed of the fault sequence.",
+)
+@click.option(
+    "--slow-seconds",
+    default=DEFAULTS.slow_seconds,
+    show_default=True,
+    help="Delay of a 'slow' fault.",
+)
+@click.option(
+    "--max-connections",
+    default=DEFAULTS.max_connections,
+    show_default=True,
+    help="Mailchimp simultaneous connections allowed per API key (the next one gets 429).",
+)
+@click.option(
+    "--epoch", default=None, help="Start the sandbox clock at this ISO time (default: now)."
+)
+@click.option("--data-dir", default=None, help="Persist data in SQLite here; a restart reloads it.")
+@click.option(
+    "--ready-file", default=None, help="Write URLs and credentials as JSON here once serving."
+)
+@click.option("--log-level", default="warning", show_default=True, help="Server log level.")
+def serve(ready_file: str | None, log_level: str, **kwargs: Any) -> None:
+    """Serve both APIs until Ctrl-C / SIGTERM."""
+    from oromc_sandbox.core.server import run, write_ready_file
+    from oromc_sandbox.core.stores import new_state
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s sandbox %(message)s", stream=sys.stderr
+    )
+    options = _options(**kwargs)
+    state = new_state(options)
+
+    def ready(info: dict[str, Any]) -> None:
+        if ready_file:
+            write_ready_file(ready_file, info)
+        _print_banner(info)
+
+    run(state, on_ready=ready, log_level=log_level)
+
+
+def _print_banner(info: dict[str, Any]) -> None:
+    oro, mc = info["oro"], info["mailchimp"]
+    lines = [
+        "Sandbox is serving (Ctrl-C to stop)",
+        f"  OroCommerce  {oro['api_url']}   token: POST {oro['token_url']}",
+        f"               client_id={oro.get('client_id')} client_secret={oro.get('client_secret')}",
+        f"  Mailchimp    {mc['api_url']}   api_key={mc.get('api_key')} list_id={mc.get('list_id')}",
+        f"  Control      {info['control']['oro']}  {info['control']['mailchimp']}",
+    ]
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def info(as_json: bool, **kwargs: Any) -> None:
+    """Print the base URLs and default credentials without starting anything."""
+    from oromc_sandbox.core.server import describe
+    from oromc_sandbox.core.stores import new_state
+
+    options = replace(
+        _options(fault_kinds="429", epoch=None, **kwargs), customers=min(kwargs["customers"], 5)
+    )
+    state = new_state(options)
+    data = describe(state, options.oro_port, options.mailchimp_port)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_banner(data)
+
+
+if __name__ == "__main__":
+    main()

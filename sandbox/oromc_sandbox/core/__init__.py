@@ -1,0 +1,1 @@
+"""Sandbox core: state, clock, middleware, control routes, server."""
