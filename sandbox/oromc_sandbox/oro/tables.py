@@ -141,7 +141,7 @@ class Table:
     def _store(self, rid: int, rec: Record, old: Record | None) -> None:
         self.over[rid] = rec
         for name, col in self.cols.items():
-            col[rid - 1] = rec.get(name) or 0
+            col[rid - 1] = _column_value(rec.get(name))
         self._reindex(rid, old, rec)
         self.version += 1
 
@@ -206,6 +206,13 @@ class Table:
         if self._undo is not None:
             cols = tuple(col[rid - 1] for col in self.cols.values()) if was_alive else ()
             self._undo.append((rid, prev, was_alive, cols))
+
+
+def _column_value(value: Any) -> int:
+    """An int column cell: 0 for None; the first id of a one-element to-many list."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return int(value) if isinstance(value, int) else 0
 
 
 def _as_set(value: Any) -> set[int]:

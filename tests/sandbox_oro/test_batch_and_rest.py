@@ -1,0 +1,132 @@
+"""Batch API (§7; checklist 7), old REST marketing lists (§8; checklist 8) and control routes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import requests
+
+SYNC = {"X-Mode": "sync"}
+
+
+def _customer(name: str) -> dict[str, Any]:
+    return {"type": "customers", "attributes": {"name": name}}
+
+
+def test_sync_batch_creates_in_order(api: Any) -> None:
+    names = [f"Batch {uuid.uuid4().hex[:6]} {i}" for i in range(3)]
+    r = api.patch("/customers", {"data": [_customer(n) for n in names]}, headers=SYNC)
+    assert r.status_code == 200
+    assert [d["attributes"]["name"] for d in r.json()["data"]] == names
+
+
+def test_sync_batch_update_item(api: Any) -> None:
+    created = api.post("/customers", {"data": _customer("Before")}).json()["data"]
+    r = api.patch("/customers", {"data": [{"type": "customers", "id": created["id"], "meta": {"update": True},
+                                           "attributes": {"name": "After"}}]}, headers=SYNC)
+    assert r.status_code == 200
+    assert api.get(f"/customers/{created['id']}").json()["data"]["attributes"]["name"] == "After"
+
+
+def test_sync_batch_over_100_is_rejected(api: Any) -> None:
+    r = api.patch("/customers", {"data": [_customer(f"n{i}") for i in range(101)]}, headers=SYNC)
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"status": "400", "title": "request data constraint", "detail": (
+        "The data limit for the synchronous operation exceeded. The maximum number of records that can be "
+        "processed by the synchronous operation is 100.")}]
+
+
+def test_sync_batch_is_atomic(api: Any) -> None:
+    name = f"Atomic {uuid.uuid4().hex[:8]}"
+    r = api.patch("/customers", {"data": [_customer(name), {"type": "customers", "attributes": {"name": ""}}]},
+                  headers=SYNC)
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["source"] == {"pointer": "/data/1/attributes/name"}
+    assert api.get("/customers", params={"filter[name]": name}).json()["data"] == []
+
+
+def test_bad_x_mode_is_rejected(api: Any) -> None:
+    r = api.patch("/customers", {"data": [_customer("x")]}, headers={"X-Mode": "later"})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["detail"] == 'The accepted values for the "X-Mode" are "sync" or "async".'
+
+
+def test_batch_on_resource_without_update_list_is_405(api: Any) -> None:
+    r = api.patch("/campaigns", {"data": []}, headers=SYNC)
+    assert r.status_code == 405
+    assert r.content == b""
+
+
+def test_async_batch_operation_and_errors(api: Any) -> None:
+    good = f"Async {uuid.uuid4().hex[:8]}"
+    r = api.patch("/customers", {"data": [_customer(good), {"type": "customers", "attributes": {"name": ""}}]})
+    assert r.status_code == 202
+    op = r.json()["data"]
+    assert op["type"] == "asyncoperations"
+    assert op["attributes"]["status"] == "new"
+    assert r.headers["Content-Location"] == f"{api.base}/asyncoperations/{op['id']}"
+    for _ in range(100):
+        polled = api.get(f"/asyncoperations/{op['id']}").json()["data"]["attributes"]
+        if polled["status"] not in ("new", "running"):
+            break
+        time.sleep(0.05)
+    assert polled["status"] == "success"
+    assert polled["summary"]["readCount"] == 2
+    assert polled["summary"]["errorCount"] == 1
+    errors = api.get(f"/asyncoperations/{op['id']}/errors").json()["data"]
+    assert errors[0]["type"] == "asyncoperationerrors"
+    assert errors[0]["attributes"]["status"] == 400
+    assert errors[0]["attributes"]["source"] == {"pointer": "/data/1/attributes/name"}
+    # the chunk failed as a whole (one transaction per chunk)
+    assert api.get("/customers", params={"filter[name]": good}).json()["data"] == []
+
+
+def test_async_batch_success_writes(api: Any) -> None:
+    name = f"AsyncOk {uuid.uuid4().hex[:8]}"
+    op = api.patch("/customers", {"data": [_customer(name)]}).json()["data"]
+    for _ in range(100):
+        status = api.get(f"/asyncoperations/{op['id']}").json()["data"]["attributes"]
+        if status["status"] == "success":
+            break
+        time.sleep(0.05)
+    assert status["summary"]["createCount"] == 1
+    assert len(api.get("/customers", params={"filter[name]": name}).json()["data"]) == 1
+
+
+def _rest(api: Any, action: str, list_id: int, entity: int) -> requests.Response:
+    return requests.post(f"{api.base}/rest/latest/marketinglist/{list_id}/{action}/{entity}",
+                         headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"}, timeout=30)
+
+
+def test_old_rest_unsubscribe_and_subscribe(sb: Any, api: Any) -> None:
+    r = _rest(api, "unsubscribe", 2, 5)
+    assert r.status_code == 200
+    assert r.json()["successful"] is True
+    assert 5 in sb.control("oro").get("/_sandbox/oro/marketinglists").json()["2"]["unsubscribed"]
+    again = _rest(api, "unsubscribe", 2, 5)
+    assert again.status_code == 400
+    back = _rest(api, "subscribe", 2, 5)
+    assert back.status_code == 200
+    assert back.json()["successful"] is True
+    assert 5 not in sb.control("oro").get("/_sandbox/oro/marketinglists").json()["2"]["unsubscribed"]
+    assert _rest(api, "subscribe", 2, 5).status_code == 404
+
+
+def test_old_rest_unknown_list_or_entity_is_404(api: Any) -> None:
+    assert _rest(api, "unsubscribe", 99, 5).status_code == 404
+    assert _rest(api, "unsubscribe", 1, 999999).status_code == 404
+
+
+def test_old_rest_requires_token(api: Any) -> None:
+    r = requests.post(f"{api.base}/rest/latest/marketinglist/1/unsubscribe/5", timeout=30)
+    assert r.status_code == 401
+    assert r.content == b""
+
+
+def test_control_summary_counts(sb: Any, api: Any) -> None:
+    summary = sb.control("oro").get("/_sandbox/oro/summary").json()
+    total = api.get("/customers", headers={"X-Include": "totalCount"}).headers["X-Include-Total-Count"]
+    assert summary["counts"]["customers"] == int(total)
+    assert summary["counts"]["customerusers"] >= 60
