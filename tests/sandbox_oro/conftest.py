@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 
 JSONAPI = "application/vnd.api+json"

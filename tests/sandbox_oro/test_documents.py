@@ -78,7 +78,8 @@ def test_datetimes_are_utc_seconds_with_z_and_money_is_string(api: Any) -> None:
     assert DATETIME.match(order["createdAt"])
     assert DATETIME.match(order["updatedAt"])
     for name in ("subtotalValue", "totalValue", "totalDiscountsAmount"):
-        assert isinstance(order[name], str) and MONEY.match(order[name])
+        assert isinstance(order[name], str)
+        assert MONEY.match(order[name])
     item = api.get("/orderlineitems", params={"page[size]": 1}).json()["data"][0]["attributes"]
     assert MONEY.match(item["value"])
 

@@ -23,7 +23,8 @@ def test_client_credentials_json_body(sb: Any) -> None:
     body = r.json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 3600
-    assert isinstance(body["access_token"], str) and body["access_token"]
+    assert isinstance(body["access_token"], str)
+    assert body["access_token"]
     assert "refresh_token" not in body
 
 

@@ -12,12 +12,21 @@ from starlette.routing import BaseRoute, Route
 
 from .auth import token_endpoint
 from .extra import (
-    control_clients, control_marketing_lists, control_summary, marketing_list_action, unsubscribed_item_create,
+    control_clients,
+    control_marketing_lists,
+    control_summary,
+    marketing_list_action,
+    unsubscribed_item_create,
     unsubscribed_item_delete,
 )
 from .handlers import item_endpoint, list_endpoint, relationship_endpoint, subresource_endpoint
 from .store import (
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME, OroStore, create_store,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    OroStore,
+    create_store,
     create_store_from_dump,
 )
 
@@ -76,5 +85,5 @@ def sandbox_info(store: OroStore) -> dict[str, Any]:
         "client_secret": DEFAULT_CLIENT_SECRET,
         "username": DEFAULT_USERNAME,
         "password": DEFAULT_PASSWORD,
-        "marketing_list_ids": sorted(store.marketing_lists) if store is not None else [1, 2],
+        "marketing_list_ids": sorted(store.marketing_lists),
     }

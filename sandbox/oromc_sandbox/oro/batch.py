@@ -48,7 +48,7 @@ def _kinds(data: list[Any]) -> set[str]:
 
 async def batch_update(ctx: Ctx, res: Resource) -> Response:
     """Entry point for ``PATCH /admin/api/{type}``."""
-    from .handlers import _json_body  # noqa: PLC0415
+    from .handlers import _json_body
 
     mode = ctx.request.headers.get("x-mode", "async")
     if mode not in ("sync", "async"):
@@ -148,7 +148,7 @@ def _run_async(store: OroStore, res: Resource, op_id: int, data: list[Any], swit
 def async_errors(ctx: Ctx) -> Response:
     """``GET /admin/api/asyncoperations/{id}/errors``."""
     if ctx.request.method != "GET":
-        from .jsonapi import EmptyError  # noqa: PLC0415
+        from .jsonapi import EmptyError
 
         raise EmptyError(405, {"Allow": "OPTIONS, GET"})
     res = RESOURCES["asyncoperations"]

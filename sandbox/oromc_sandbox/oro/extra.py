@@ -87,11 +87,12 @@ async def unsubscribed_item_create(request: Request) -> Response:
         children["marketingList"] = {"errors": ["This value should not be blank."]}
     if not isinstance(entity_id, int):
         children["entityId"] = {"errors": ["This value should not be blank."]}
-    elif not children and entity_id in store.marketing_lists[list_id]["unsubscribed"]:
+    elif not children and isinstance(list_id, int) and entity_id in store.marketing_lists[list_id]["unsubscribed"]:
         children["entityId"] = {"errors": ["This value is already used."]}
     if children:
         return _plain_error(400, "Validation Failed", {"children": children})
-    assert isinstance(list_id, int) and isinstance(entity_id, int)
+    assert isinstance(list_id, int)
+    assert isinstance(entity_id, int)
     request.state.items = 1
     return json_response({"id": store.unsubscribe(list_id, entity_id)}, 201, media_type=PLAIN)
 

@@ -11,7 +11,15 @@ from starlette.responses import Response
 
 from . import writes
 from .auth import authenticate
-from .jsonapi import JSONAPI, ApiError, EmptyError, empty_response, error_response, fail, json_response
+from .jsonapi import (
+    JSONAPI,
+    ApiError,
+    EmptyError,
+    empty_response,
+    error_response,
+    fail,
+    json_response,
+)
 from .query import ListQuery, list_links, page_of, parse_fields_include, parse_list_query, select
 from .render import Renderer, plain
 from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
@@ -143,7 +151,7 @@ async def _list_route(ctx: Ctx) -> Response:
         ctx.items(1)
         return _item_document(ctx, res, outcome.rid, ListQuery(), 201 if outcome.created else 200)
     if method == "PATCH":
-        from .batch import batch_update  # noqa: PLC0415 - keeps modules small
+        from .batch import batch_update
 
         ctx.permit(res, "update_list")
         return await batch_update(ctx, res)
@@ -279,7 +287,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
         rid = _find(ctx, res, raw_id)
         rec = ctx.store.get(res.type, rid)
         raw = ctx.store.related_ids(res.type, rel, rid, rec or {})
-        ident = Renderer._ident  # noqa: SLF001
+        ident = Renderer._ident
         data: Any = [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
         doc: dict[str, Any] = {"data": data}
         if ctx.hateoas:
@@ -305,7 +313,7 @@ async def _subresource_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     name = ctx.request.path_params["association"]
     if res.type == "asyncoperations" and name == "errors":
-        from .batch import async_errors  # noqa: PLC0415
+        from .batch import async_errors
 
         return async_errors(ctx)
     rel = _relation(ctx, res, name)

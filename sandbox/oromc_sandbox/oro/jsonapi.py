@@ -157,7 +157,7 @@ def parse_datetime_filter(value: str) -> tuple[int, int] | None:
 
 
 def _offset(sign: int, hours: int, minutes: int) -> Any:
-    from datetime import timezone  # noqa: PLC0415
+    from datetime import timezone
 
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 

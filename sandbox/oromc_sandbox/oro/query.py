@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .jsonapi import ApiError, err, fail, parse_datetime_filter, rfc3986_query
-from .schema import F_ASSOC, F_BOOL, F_DATETIME, F_ID, F_INT, OPERATORS, RESOURCES, Filter, Resource, rel_enabled
+from .schema import (
+    F_ASSOC,
+    F_BOOL,
+    F_DATETIME,
+    F_ID,
+    F_INT,
+    OPERATORS,
+    RESOURCES,
+    Filter,
+    Resource,
+    rel_enabled,
+)
 from .store import OroStore
 
 _FILTER_KEY = re.compile(r"^filter\[([^\[\]]+)\](?:\[([^\[\]]*)\])?$")
@@ -221,7 +232,10 @@ def _getter(store: OroStore, res: Resource, name: str) -> Callable[[Any], Any]:
     spec = res.filters.get(name)
     if spec is not None and spec.via:
         rel_name, sub = spec.via
-        parent = store.table(res.rel(rel_name).target)  # type: ignore[union-attr]
+        via_rel = res.rel(rel_name)
+        assert via_rel is not None
+        assert via_rel.target is not None
+        parent = store.table(via_rel.target)
 
         def via(rid: Any) -> Any:
             link = tbl.value(rid, rel_name)

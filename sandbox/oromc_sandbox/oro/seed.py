@@ -13,7 +13,16 @@ import random
 from array import array
 from typing import TYPE_CHECKING, Any
 
-from .pools import CAMPAIGNS, COUNTRIES, EMAIL_DOMAINS, GROUP_NAMES, SHIPPING, TAG_NAMES, UNITS, Pools
+from .pools import (
+    CAMPAIGNS,
+    COUNTRIES,
+    EMAIL_DOMAINS,
+    GROUP_NAMES,
+    SHIPPING,
+    TAG_NAMES,
+    UNITS,
+    Pools,
+)
 from .static import StaticTable
 from .tables import Record, Table
 

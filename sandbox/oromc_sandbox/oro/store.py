@@ -91,7 +91,7 @@ class OroStore:
         tbl = self.tables.get(type_)
         if isinstance(tbl, StaticTable) and not tbl.int_ids:
             return raw
-        if isinstance(raw, str) and raw.isdigit() and len(raw) < 12:
+        if raw.isdigit() and len(raw) < 12:
             return int(raw)
         return None
 
@@ -306,13 +306,13 @@ def _restore_table(tbl: Table, n: int, deleted: list[int], over: list[list[Any]]
     for rid, rec in over:
         rid = int(rid)
         old = tbl.get(rid) if rid <= tbl.seeded else None
-        tbl._store(rid, _restore(rec), old)  # noqa: SLF001 - restoring saved state
+        tbl._store(rid, _restore(rec), old)
     for rid in deleted:
         old = tbl.get(rid)
         if old is not None:
             tbl.alive[rid - 1] = 0
             tbl.deleted += 1
-            tbl._reindex(rid, old, None)  # noqa: SLF001
+            tbl._reindex(rid, old, None)
     tbl.version += 1
 
 

@@ -89,11 +89,11 @@ class Table:
         starts = self.ranges.get(field)
         if starts is not None and 0 < parent < len(starts) - 1:
             col = self.cols.get(field)
-            for rid in range(starts[parent], starts[parent + 1]):
-                if self.exists(rid) and (
-                    col[rid - 1] == parent if col is not None else _contains(self.value(rid, field), parent)
-                ):
-                    out.append(rid)
+            out.extend(
+                rid for rid in range(starts[parent], starts[parent + 1])
+                if self.exists(rid)
+                and (col[rid - 1] == parent if col is not None else _contains(self.value(rid, field), parent))
+            )
         extra = self.extras.get(field, {}).get(parent)
         if extra:
             out.extend(rid for rid in extra if self.exists(rid))

@@ -8,7 +8,18 @@ from typing import Any
 
 from .jsonapi import ApiError, err, fail, parse_date_input, parse_datetime_input
 from .schema import (
-    ARRAY, BOOLEAN, DATE, DATETIME, FLOAT, INTEGER, MONEY, RESOURCES, Attr, Rel, Resource, rel_enabled,
+    ARRAY,
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    FLOAT,
+    INTEGER,
+    MONEY,
+    RESOURCES,
+    Attr,
+    Rel,
+    Resource,
+    rel_enabled,
 )
 from .store import OroStore
 from .tables import Record
@@ -51,10 +62,10 @@ def check_primary(res: Resource, data: Any, pointer: str, *, need_id: bool, url_
         errors.append(err(400, "request data constraint", "The 'type' property is required", pointer=f"{pointer}/type"))
     if need_id and "id" not in data:
         errors.append(err(400, "request data constraint", "The 'id' property is required", pointer=f"{pointer}/id"))
-    for key in ("attributes", "relationships"):
-        if key in data and not isinstance(data[key], dict):
-            errors.append(err(400, "request data constraint", f"The '{key}' property should be an object",
-                              pointer=f"{pointer}/{key}"))
+    errors.extend(
+        err(400, "request data constraint", f"The '{key}' property should be an object", pointer=f"{pointer}/{key}")
+        for key in ("attributes", "relationships") if key in data and not isinstance(data[key], dict)
+    )
     if errors:
         raise ApiError(400, errors)
     if data["type"] != res.type:
@@ -194,9 +205,10 @@ def validate(store: OroStore, res: Resource, rec: Record, changed: set[str], poi
                 errors.append(err(400, "regex constraint", "This value is not valid.", pointer=ptr))
             if attr.choices and value not in attr.choices:
                 errors.append(err(400, "choice constraint", "The value you selected is not a valid choice.", pointer=ptr))
-    for rel in res.rels:
-        if rel.required and check(rel.name) and _blank(rec.get(rel.name)):
-            errors.append(err(400, *NOT_BLANK, pointer=f"{pointer}/relationships/{rel.name}/data"))
+    errors.extend(
+        err(400, *NOT_BLANK, pointer=f"{pointer}/relationships/{rel.name}/data")
+        for rel in res.rels if rel.required and check(rel.name) and _blank(rec.get(rel.name))
+    )
     errors.extend(_specific(store, res, rec, changed, pointer, rid, creating))
     return errors
 
@@ -280,7 +292,7 @@ def create(store: OroStore, res: Resource, data: Any, switches: dict[str, Any], 
     fields = upsert_fields(res, data, upsert_pointer)
     if fields is not None:
         attrs = data.get("attributes") or {}
-        matches = [rid for rid in find_by(store, res.type, fields[0], attrs.get(fields[0]))] if fields[0] in attrs else []
+        matches = list(find_by(store, res.type, fields[0], attrs.get(fields[0]))) if fields[0] in attrs else []
         if len(matches) > 1:
             raise fail(409, "conflict constraint", "The upsert operation founds more than one entity.")
         if matches:
