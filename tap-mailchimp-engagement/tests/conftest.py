@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,12 +57,16 @@ def run_tap(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     streams: set[str] | None = None,
+    prepare: Callable[[TapMailchimpEngagement], None] | None = None,
 ) -> TapRun:
     """Run the tap in-process (optionally only ``streams``) and parse what it wrote."""
-    tap = TapMailchimpEngagement(config=config, state=state or {}, parse_env_config=False)
+    state_copy = json.loads(json.dumps(state or {}))  # the tap mutates nested state in place
+    tap = TapMailchimpEngagement(config=config, state=state_copy, parse_env_config=False)
     if streams is not None:
         for name, stream in tap.streams.items():
             stream.selected = name in streams
+    if prepare is not None:
+        prepare(tap)
     stdout, stderr = tap_sync_test(tap)
     result = TapRun(stderr=stderr.read())
     for line in stdout.read().splitlines():
