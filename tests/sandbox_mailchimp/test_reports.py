@@ -308,3 +308,14 @@ def test_unknown_campaign_report_endpoints_are_404(mc: Any) -> None:
         resp = mc.get(f"/reports/abcdef0123{path}")
         assert resp.status_code == 404, path
         assert resp.json()["status"] == 404
+
+
+def test_email_activity_partial_response(mc: Any, oldest: dict[str, Any]) -> None:
+    path = f"/reports/{oldest['id']}/email-activity"
+    slim = mc.get(path, params={"fields": "emails.email_id,emails.activity,total_items"}).json()
+    assert set(slim) == {"emails", "total_items"}
+    assert all(set(r) == {"email_id", "activity"} for r in slim["emails"])
+    no_links = mc.get(path, params={"exclude_fields": "emails._links,_links"}).json()
+    assert "_links" not in no_links
+    assert all("_links" not in r for r in no_links["emails"])
+    assert mc.get(path, params={"fields": "emails.nope"}).status_code == 422
