@@ -417,8 +417,8 @@ class OroStream(RESTStream[Any]):
             if self.keep(row):
                 self.oro_tap.report.count(self.name, "read")
                 yield row
-            else:
-                self.oro_tap.report.count(self.name, "unchanged")
+            else:  # seek: a row re-read at the cursor timestamp; else: not changed since last run
+                self.oro_tap.report.count(self.name, "reread" if self.mode == MODE_SEEK else "unchanged")
 
     def flatten(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """Resource object -> row; a resource without a usable id is rejected and reported."""
@@ -571,6 +571,8 @@ class OroStream(RESTStream[Any]):
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> Any:
+        # First hook of ``Stream.sync`` (before state is touched): make sure the tap's probes ran.
+        self.oro_tap.ensure_prepared()
         # Unsorted (scan) streams: the bookmark never moves past the server time at run start,
         # so a row changed while the scan ran is read again next run.
         if self.replication_key is None:

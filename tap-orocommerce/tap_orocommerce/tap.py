@@ -86,6 +86,7 @@ class TapOroCommerce(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.run_started_at: str | None = None
+        self._prepared = False
         super().__init__(*args, **kwargs)
         try:
             self.api_url  # noqa: B018 - validate the URL at startup
@@ -152,17 +153,26 @@ class TapOroCommerce(Tap):
 
     @override  # type: ignore[misc]
     def sync_all(self) -> None:
-        # ``Tap.sync_all`` is marked final, but the capability probes must run before any stream
-        # starts (they decide each stream's mode and thus ``is_sorted``), and the run summary must
-        # be logged after the last one; both wrap the SDK's implementation unchanged.
+        # ``Tap.sync_all`` is marked final, but the run summary must be logged after the last
+        # stream; this wraps the SDK's implementation unchanged.
         try:
-            self.prepare_run()
+            self.ensure_prepared()
             super().sync_all()
         finally:
             self.report.log_summary(self.logger)
             self.report.close()
 
     # -- capability probes (one request each, before any stream runs) ------------------------
+
+    def ensure_prepared(self) -> None:
+        """Run the capability probes once, before the first stream syncs.
+
+        Called from ``sync_all`` and from every stream's first sync hook, so that the SDK's
+        dry-run/``--test`` paths (which call ``Stream.sync`` directly) get the same modes.
+        """
+        if not self._prepared:
+            self._prepared = True
+            self.prepare_run()
 
     def prepare_run(self) -> None:
         """Probe what this Oro instance offers and set each selected stream's reading mode."""
