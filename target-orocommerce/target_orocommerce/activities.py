@@ -359,10 +359,10 @@ class ActivityWriter:
         for intent in sorted(intents, key=lambda i: i.action_date):
             key = intent.dedupe_key(self.granularity)
             if key in chosen:
-                if key.startswith("F:"):
-                    outcome.skipped_granularity += 1
+                if chosen[key].key == intent.key:
+                    outcome.duplicates += 1  # the same event twice in the input
                 else:
-                    outcome.duplicates += 1
+                    outcome.skipped_granularity += 1  # a later open/click of the same member
                 continue
             chosen[key] = intent
         # 2. Customer users and campaigns.
@@ -388,10 +388,10 @@ class ActivityWriter:
         todo = []
         for key, intent, user_id in ready:
             if key in self.ledger:
-                if key.startswith("F:") and intent.type in FIRST_ONLY_TYPES:
-                    outcome.skipped_granularity += 1
+                if key.startswith("F:") and f"E:{intent.key}" not in self.ledger:
+                    outcome.skipped_granularity += 1  # Oro holds an earlier event of this kind
                 else:
-                    outcome.duplicates += 1
+                    outcome.duplicates += 1  # this very event is already in Oro
                 continue
             todo.append((key, intent, user_id))
         # 4. Create.
