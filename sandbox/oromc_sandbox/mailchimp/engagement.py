@@ -3,7 +3,8 @@
 `EngagementState` lives in `MailchimpStore.engagement`. Sending a campaign generates its events
 (deterministic from the sandbox seed and the campaign id); `sync()` applies what the clock has
 reached since the last call — hard bounces clean the member, unsubscribes unsubscribe them, with
-`last_changed` at the event time — and every engagement handler calls it before reading.
+`last_changed` at the event time. `MailchimpStore.sync_engagement()` calls it before every API
+request (and the handlers here call it too), so no read sees a stale member or report.
 Campaign handlers live in `campaigns.py`, report handlers below, e-commerce in `ecommerce.py`.
 """
 
@@ -297,9 +298,7 @@ def engagement_of(store: Any) -> EngagementState:
     """The store's engagement state (created empty when the store was built without seeding)."""
     state = store.engagement
     if not isinstance(state, EngagementState):
-        state = EngagementState(store, int(getattr(store.options, "seed", 42)))
-        store.engagement = state
-        store.list_stats_hooks.append(state.list_stats)
+        state = _attach(store, EngagementState(store, int(getattr(store.options, "seed", 42))))
     return state
 
 
@@ -310,18 +309,10 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
     """Sent campaigns with visible engagement, one still arriving, a draft, an e-commerce store.
 
     Deterministic from `options.seed`; scales with the audience (every subscribed member receives
-    each campaign). A store loaded from a dump gets its saved engagement back instead.
+    each campaign).
     """
-    saved = getattr(store, "engagement_dump", None)
-    if saved:
-        state = EngagementState.load(store, saved)
-        store.engagement = state
-        store.list_stats_hooks.append(state.list_stats)
-        return state
     seed = int(getattr(options, "seed", 42))
-    state = EngagementState(store, seed)
-    store.engagement = state
-    store.list_stats_hooks.append(state.list_stats)
+    state = _attach(store, EngagementState(store, seed))
     if not store.lists:
         return state
     list_id = store.default_list_id()
@@ -343,13 +334,12 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
         state, list_id, defaults, "Weekly deals", "This week's deals for you", recent_at, 0.33, rng
     )
     _ensure_late_status_events(state, recent, now)
-    draft = state.new_campaign(
+    state.new_campaign(
         "regular",
         list_id,
         now - DAY,
         _settings(defaults, "Holiday preview (draft)", "A first look at our holiday range"),
     )
-    draft.urls = []
     state.sync(now)
     state.record_activity = True
     state.ecommerce.seed_orders(state, store, now, rng)
@@ -433,6 +423,11 @@ def load_engagement(
         if data
         else EngagementState(store, int(store.options.seed))
     )
+    return _attach(store, state)
+
+
+def _attach(store: Any, state: EngagementState) -> EngagementState:
+    """Install `state` as the store's engagement and contribute campaign stats to list stats."""
     store.engagement = state
     store.list_stats_hooks.append(state.list_stats)
     return state
@@ -541,7 +536,6 @@ def report_doc(
         for h in range(24)
         if send + h * HOUR <= now
     ]
-    bounces = agg.hard_bounces + agg.soft_bounces
     cid = campaign.id
     return {
         "id": cid,
@@ -619,13 +613,7 @@ def report_doc(
             ("sent-to", f"/reports/{cid}/sent-to"),
             ("ecommerce-product-activity", f"/reports/{cid}/ecommerce-product-activity"),
         ),
-        "_bounces_total": bounces,
     }
-
-
-def _strip_private(doc: dict[str, Any]) -> dict[str, Any]:
-    doc.pop("_bounces_total", None)
-    return doc
 
 
 # --------------------------------------------------------------------------- report handlers
@@ -640,7 +628,7 @@ async def get_reports(request: Request, ctx: Ctx) -> dict[str, Any]:
     ctx.items = len(page)
     now = state.applied_until
     return {
-        "reports": [_strip_private(report_doc(request, state, c, now)) for c in page],
+        "reports": [report_doc(request, state, c, now) for c in page],
         "total_items": total,
         "_links": collection_links(request, "/reports", None),
     }
@@ -650,7 +638,7 @@ async def get_reports(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def get_report(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, _ = _campaign_for_report(ctx)
     ctx.items = 1
-    return _strip_private(report_doc(request, state, campaign, state.applied_until))
+    return report_doc(request, state, campaign, state.applied_until)
 
 
 def _activity_row(
