@@ -1,0 +1,86 @@
+"""`/batches` for large volumes (resumed after a kill) and 429/5xx/reset storms."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tap_mailchimp_engagement.tap import TapMailchimpEngagement
+
+KEY = ("campaign_id", "email_id", "action", "timestamp", "url")
+
+
+def _catalog_for(config: dict[str, Any], streams: set[str]) -> dict[str, Any]:
+    catalog = TapMailchimpEngagement(config=config, parse_env_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def test_batch_is_resumed_after_a_kill_not_submitted_again(
+    sandbox: Any, tools: Any, tmp_path: Path
+) -> None:
+    config = tools.tap_config(sandbox, use_batches="always", batch_poll_seconds=3)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
+    sandbox.reset_stats()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
+         "--catalog", str(tmp_path / "catalog.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    state: dict[str, Any] = {}
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        msg = json.loads(raw)
+        if msg["type"] == "STATE" and msg["value"].get("bookmarks", {}).get("email_activity", {}).get("batch"):
+            state = msg["value"]
+            proc.send_signal(signal.SIGKILL)  # killed while the batch runs
+            break
+    proc.wait(timeout=60)
+    pending = state["bookmarks"]["email_activity"]["batch"]
+    assert pending["id"]
+
+    resumed = tools.run_tap(config, state=state, streams={"email_activity"})
+    calls = sandbox.stats("mailchimp")["requests"]
+    assert sum(calls["POST /3.0/batches"].values()) == 1, "the resumed run re-used the batch in state"
+    assert "batch" not in resumed.state["bookmarks"]["email_activity"]
+    assert set(resumed.state["bookmarks"]["email_activity"]["campaigns"]) == set(pending["campaigns"])
+
+    paged = tools.run_tap(tools.tap_config(sandbox, use_batches="never"), streams={"email_activity"})
+    submitted = datetime.fromisoformat(pending["submitted_at"])
+    stable = {k for k in paged.keys("email_activity", *KEY) if datetime.fromisoformat(k[3]) <= submitted}
+    got = resumed.keys("email_activity", *KEY)
+    assert stable <= got, "the batch path returns what the paged path returns"
+    assert got <= paged.keys("email_activity", *KEY)
+    assert len(got) > 1000
+
+
+def test_storm_of_429_5xx_403_and_resets_changes_nothing(sandbox: Any, tools: Any) -> None:
+    config = tools.tap_config(sandbox, use_batches="never", max_tries=10)
+    streams = {"members", "campaigns", "merge_fields", "segments", "lists", "sent_to"}
+    calm = tools.run_tap(config, streams=streams)
+    sandbox.reset_stats()
+    sandbox.set_faults("mailchimp", rate=0.3, kinds=["429", "500", "502", "503", "403", "reset"], seed=5)
+    try:
+        stormy = tools.run_tap(config, streams=streams)
+    finally:
+        sandbox.set_faults("mailchimp", rate=0)
+    stats = sandbox.stats("mailchimp")
+    assert sum(stats["faults_injected"].values()) > 10
+    assert stormy.keys("members", "list_id", "id") == calm.keys("members", "list_id", "id")
+    assert stormy.keys("sent_to", "campaign_id", "email_id") == calm.keys("sent_to", "campaign_id", "email_id")
+    assert stormy.keys("campaigns", "id") == calm.keys("campaigns", "id")
+    peaks = stats["connections"]["peak"]
+    assert peaks
+    assert max(peaks.values()) <= 8

@@ -1,0 +1,80 @@
+"""Settings validation, row shaping (empty timestamps, activity flattening) and secret-free errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from oromc_common.mailchimp import FatalMailchimpError
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_mailchimp_engagement import schemas
+from tap_mailchimp_engagement.client import blank_timestamps_to_null
+from tap_mailchimp_engagement.engagement import flatten_activity
+from tap_mailchimp_engagement.tap import TapMailchimpEngagement
+
+
+def _mailchimp(config: dict[str, Any]) -> Any:
+    return TapMailchimpEngagement(config=config, parse_env_config=False).mailchimp
+
+
+def test_plain_http_to_a_remote_host_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ConfigValidationError, match="api_url"):
+        _mailchimp({"api_key": "0123456789abcdef-us21", "api_url": "http://mailchimp.example.com/3.0"})
+
+
+def test_more_than_ten_connections_is_refused() -> None:
+    with pytest.raises(ConfigValidationError, match="max_connections"):
+        _mailchimp({"api_key": "0123456789abcdef-us21", "max_connections": 11})
+
+
+def test_key_without_data_center_is_refused() -> None:
+    with pytest.raises(ConfigValidationError, match="api_key"):
+        _mailchimp({"api_key": "0123456789abcdef"})
+
+
+def test_empty_timestamps_become_null_and_unknown_enums_pass() -> None:
+    row = {
+        "id": "x",
+        "list_id": "l",
+        "status": "some-future-status",
+        "timestamp_signup": "",
+        "last_changed": "2026-01-01T00:00:00+00:00",
+        "last_note": {"created_at": "", "note": ""},
+        "merge_fields": {"BIRTHDAY": ""},
+    }
+    out = blank_timestamps_to_null(row, schemas.MEMBERS)
+    assert out["timestamp_signup"] is None
+    assert out["last_note"] == {"created_at": None, "note": ""}
+    assert out["merge_fields"] == {"BIRTHDAY": ""}, "data values are not timestamps"
+    assert out["status"] == "some-future-status"
+
+
+def test_activity_is_one_row_per_action_with_a_non_null_key() -> None:
+    email = {
+        "campaign_id": "c1",
+        "list_id": "l1",
+        "list_is_active": True,
+        "email_id": "e1",
+        "email_address": "a@example.com",
+        "activity": [
+            {"action": "open", "timestamp": "2026-01-01T00:00:00+00:00", "ip": "1.2.3.4"},
+            {"action": "click", "timestamp": "2026-01-01T00:01:00+00:00", "url": "https://shop/x"},
+            {"action": "bounce", "type": "hard", "timestamp": "2026-01-01T00:02:00+00:00"},
+        ],
+    }
+    rows = list(flatten_activity(email, "c1"))
+    assert [(r["action"], r["url"], r["bounce_type"]) for r in rows] == [
+        ("open", "", None),
+        ("click", "https://shop/x", None),
+        ("bounce", "", "hard"),
+    ]
+    assert list(flatten_activity({"email_id": "e2"}, "c1")) == []
+
+
+def test_wrong_key_fails_fast_without_printing_it(sandbox: Any, tools: Any) -> None:
+    wrong = "0123456789abcdef0123456789abcdef-us21"
+    with pytest.raises(FatalMailchimpError) as info:
+        tools.run_tap({"api_key": wrong, "api_url": sandbox.mailchimp_api_url}, streams={"lists"})
+    assert info.value.status == 401
+    assert wrong not in str(info.value)
