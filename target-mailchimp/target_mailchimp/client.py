@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,7 +30,7 @@ SEGMENT_MEMBERS_MAX = 500
 MEMBER_TAGS_EMBEDDED_MAX = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class MemberState:
     """What Mailchimp holds for one member (only the parts the target manages)."""
 
@@ -58,6 +59,8 @@ class Audience:
         self.tag_prefix = tag_prefix
         self.lookup_mode = lookup_mode
         self.members: dict[str, MemberState] = {}
+        self._members_lock = threading.Lock()
+        self._names: dict[str, str] = {}  # interned tag names and statuses (many members share them)
         self.loaded = False
         self.estimated_size = 0
         self.single_lookups = 0
@@ -96,17 +99,21 @@ class Audience:
         return ",".join(f"{prefix}{p}" for p in parts)
 
     def state_from(self, item: dict[str, Any]) -> MemberState:
-        tags = {
-            str(t.get("name", "")).lower(): str(t.get("name", ""))
-            for t in item.get("tags") or []
-            if owned(str(t.get("name", "")), self.tag_prefix)
-        }
+        names = self._names
+        tags = {}
+        for t in item.get("tags") or []:
+            name = str(t.get("name", ""))
+            if owned(name, self.tag_prefix):
+                name = names.setdefault(name, name)
+                low = name.lower()
+                tags[names.setdefault(low, low)] = name
         count = item.get("tags_count")
         embedded = len(item.get("tags") or [])
         complete = not (isinstance(count, int) and count > embedded)
         merge = item.get("merge_fields") or {}
+        status = str(item.get("status", ""))
         return MemberState(
-            status=str(item.get("status", "")),
+            status=names.setdefault(status, status),
             merge={t: merge.get(t) for t in self.merge_tags if t in merge},
             tags=tags,
             last_changed=item.get("last_changed"),
@@ -114,24 +121,29 @@ class Audience:
         )
 
     def load_all(self, max_workers: int) -> None:
-        """Read the whole audience (all statuses incl. archived) with trimmed fields."""
+        """Read the whole audience (all statuses incl. archived) with trimmed fields.
+
+        Pages are fetched concurrently and reduced to ``MemberState`` as they arrive, so raw pages
+        never pile up in memory.
+        """
         for status in (None, "archived"):
             params: dict[str, Any] = {"fields": self._member_fields("members.") + ",total_items"}
             if status:
                 params["status"] = status
-            first = self.client.get(f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": 0}) or {}
-            pages = [first]
-            total = int(first.get("total_items") or 0)
-            offsets = range(PAGE_SIZE, total, PAGE_SIZE)
-            calls: list[Callable[[], Any]] = [
-                partial(self.client.get, f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": o})
-                for o in offsets
+            total = self._load_page(params, 0)
+            calls: list[Callable[[], int]] = [
+                partial(self._load_page, params, offset) for offset in range(PAGE_SIZE, total, PAGE_SIZE)
             ]
-            pages += run_concurrently(calls, max_workers)
-            for page in pages:
-                for item in (page or {}).get("members") or []:
-                    self.members.setdefault(str(item["id"]), self.state_from(item))
+            run_concurrently(calls, max_workers)
         self.loaded = True
+
+    def _load_page(self, params: dict[str, Any], offset: int) -> int:
+        page = self.client.get(f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": offset}) or {}
+        states = {str(item["id"]): self.state_from(item) for item in page.get("members") or []}
+        with self._members_lock:
+            for hash_, state in states.items():
+                self.members.setdefault(hash_, state)
+        return int(page.get("total_items") or 0)
 
     def _get_one(self, hash_: str) -> MemberState | None:
         try:

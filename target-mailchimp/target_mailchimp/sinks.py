@@ -10,9 +10,12 @@ from typing_extensions import override
 
 from target_mailchimp.client import BATCH_SUBSCRIBE_MAX
 
+ECOMMERCE_WINDOW = 1000
+
 if TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
+    from target_mailchimp.ecommerce import EcommerceSync
     from target_mailchimp.sync import ContactSync
 
 
@@ -66,6 +69,41 @@ class ContactsSink(BatchSink):
     def process_batch(self, context: dict) -> None:
         sync: ContactSync = self._sync_factory()
         sync.process(context.get("records", []))
+        context["records"] = []
+
+
+class EcommerceSink(BatchSink):
+    """``ecommerce_customers|products|orders|carts`` -> the configured Mailchimp store."""
+
+    datetime_error_treatment = DatetimeErrorTreatmentEnum.NULL
+
+    def __init__(self, target: Target, *args: Any, **kwargs: Any) -> None:
+        """Bind the sink to the target's shared e-commerce sync."""
+        super().__init__(target, *args, **kwargs)
+        self._sync_factory = getattr(target, "ecommerce_sync")  # noqa: B009
+
+    @property
+    @override
+    def max_size(self) -> int:
+        return 1_000_000_000
+
+    @property
+    def window_full(self) -> bool:
+        """True when the current window should be written."""
+        return self.current_size >= int(self.config.get("batch_size_rows") or ECOMMERCE_WINDOW)
+
+    @override
+    def get_validator(self) -> None:
+        return None
+
+    @override
+    def process_record(self, record: dict, context: dict) -> None:
+        context.setdefault("records", []).append(record)
+
+    @override
+    def process_batch(self, context: dict) -> None:
+        sync: EcommerceSync = self._sync_factory()
+        sync.process(self.stream_name, context.get("records", []))
         context["records"] = []
 
 

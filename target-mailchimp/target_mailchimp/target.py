@@ -18,12 +18,13 @@ from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_mailchimp.client import Audience
+from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.mapping import (
     DEFAULT_MERGE_FIELDS,
     DEFAULT_TAG_FIELDS,
     MERGE_FIELD_TYPES,
 )
-from target_mailchimp.sinks import ContactsSink, IgnoredStreamSink
+from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync, SyncSettings
 
 STREAM = "contacts"
@@ -76,6 +77,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("retry_backoff_seconds", th.NumberType, default=1.0,
                 description="Base of the jittered exponential backoff between retries (seconds)."),
     th.Property("request_timeout", th.NumberType, default=120, description="Read timeout per call in seconds (Mailchimp stops at 120)."),
+    th.Property("store_id", th.StringType,
+                description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams (created for list_id if missing). Required only when those streams are sent."),
+    th.Property("store_name", th.StringType, default="OroCommerce", description="E-commerce: name of a store the target creates."),
+    th.Property("store_currency_code", th.StringType, default="USD",
+                description="E-commerce: store currency (ISO 4217), also the default currency of orders and carts."),
+    th.Property("store_domain", th.StringType, description="E-commerce: shop domain of a store the target creates."),
+    th.Property("store_platform", th.StringType, description="E-commerce: platform name of a store the target creates."),
     th.Property("rejects_path", th.StringType, default="target-mailchimp-rejects.jsonl",
                 description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail)."),
 ).to_dict()
@@ -118,6 +126,7 @@ class TargetMailchimp(Target):
             user_agent=f"{self.name}/0.1",
         )
         self._sync: ContactSync | None = None
+        self._ecommerce: EcommerceSync | None = None
         self._sync_lock = threading.Lock()
         self._schema: dict[str, Any] = {}
         self._last_emitted_state: dict[str, Any] | None = None
@@ -126,6 +135,8 @@ class TargetMailchimp(Target):
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         if stream_name == self.config.get("contacts_stream", STREAM):
             return ContactsSink
+        if stream_name in RESOURCES:
+            return EcommerceSink
         return IgnoredStreamSink
 
     @override
@@ -142,6 +153,24 @@ class TargetMailchimp(Target):
             if self._sync is None:
                 self._sync = self._build_sync()
             return self._sync
+
+    def ecommerce_sync(self) -> EcommerceSync:
+        """The store sync, built on first use (needs ``store_id``)."""
+        with self._sync_lock:
+            if self._ecommerce is None:
+                store_id = self.config.get("store_id")
+                if not store_id:
+                    msg = "Setting 'store_id' is required to sync the ecommerce_* streams."
+                    raise MailchimpConfigError(msg)
+                settings = StoreSettings(
+                    store_id=str(store_id), list_id=str(self.config["list_id"]),
+                    name=str(self.config.get("store_name") or "OroCommerce"),
+                    currency_code=str(self.config.get("store_currency_code") or "USD"),
+                    domain=self.config.get("store_domain"), platform=self.config.get("store_platform"),
+                    is_syncing=bool(self.config.get("is_syncing")),
+                )
+                self._ecommerce = EcommerceSync(self.client, settings, self.report, self.client.max_connections)
+            return self._ecommerce
 
     def _build_sync(self) -> ContactSync:
         cfg = self.config
@@ -201,7 +230,7 @@ class TargetMailchimp(Target):
     @override
     def _process_record_message(self, message_dict: dict) -> None:
         super()._process_record_message(message_dict)
-        if any(isinstance(s, ContactsSink) and s.window_full for s in self._sinks_active.values()):
+        if any(getattr(s, "window_full", False) for s in self._sinks_active.values()):
             # Drain everything and emit the latest state: it is now durable in Mailchimp.
             self.drain_all()
 
@@ -225,6 +254,8 @@ class TargetMailchimp(Target):
     @override
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        if self._ecommerce is not None:
+            self._ecommerce.finish()
         self.report.log_summary(self.logger)
         self.report.close()
         self.client.close()
