@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from oromc_common.mailchimp import FatalMailchimpError
 from singer_sdk.exceptions import ConfigValidationError
-
 from tap_mailchimp_engagement import schemas
 from tap_mailchimp_engagement.client import blank_timestamps_to_null
 from tap_mailchimp_engagement.engagement import flatten_activity
