@@ -569,7 +569,7 @@ def select_sent(
 @mc_endpoint
 async def get_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
     state = engagement(ctx)
-    now = state.applied_until
+    now = state.read_now
     q = request.query_params
     campaigns = list(state.campaigns.values())
     status = q.get("status")
@@ -605,7 +605,7 @@ async def get_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
     state = engagement(ctx)
     campaign = find_campaign(state, request.path_params["campaign_id"])
     ctx.items = 1
-    return campaign_doc(request, state, campaign, state.applied_until)
+    return campaign_doc(request, state, campaign, state.read_now)
 
 
 def _merge_settings(campaign: Campaign, body: dict[str, Any]) -> None:
@@ -687,7 +687,7 @@ async def post_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
     campaign.content_type = content_type
     _merge_settings(campaign, body)
     ctx.items = 1
-    return campaign_doc(request, state, campaign, state.applied_until)
+    return campaign_doc(request, state, campaign, state.read_now)
 
 
 @mc_endpoint(paged=False)
@@ -702,7 +702,7 @@ async def patch_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
         campaign.list_id = list_id
     _merge_settings(campaign, body)
     ctx.items = 1
-    return campaign_doc(request, state, campaign, state.applied_until)
+    return campaign_doc(request, state, campaign, state.read_now)
 
 
 @mc_endpoint(paged=False)
@@ -730,7 +730,7 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
     )
     if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing or bad_segment:
         raise ApiError(400, "Bad Request", "Your Campaign is not ready to send.")
-    state.send(campaign, state.applied_until)
+    state.send(campaign, state.read_now)
     ctx.items = len(campaign.recipients)
 
 

@@ -471,7 +471,7 @@ def _get(items: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def _now(state: EngagementState) -> float:
-    return float(int(state.applied_until))
+    return float(int(state.read_now))
 
 
 def _copy_keys(target: dict[str, Any], body: dict[str, Any], keys: tuple[str, ...]) -> None:

@@ -82,7 +82,8 @@ class EngagementState:
         self.store = store
         self.seed = seed
         self.campaigns: dict[str, Campaign] = {}
-        self.applied_until: float = 0.0
+        self.applied_until: float = 0.0  # events up to here have been applied to members
+        self.read_now: float = 0.0  # the clock at the last sync: what reads treat as "now"
         self.record_activity = True
         self.next_web_id = 4_000_001
         self.ecommerce = ecommerce.EcommerceState()
@@ -96,6 +97,7 @@ class EngagementState:
     def sync(self, now: float | None = None) -> float:
         """Apply every event due up to `now` (default: the sandbox clock); returns `now`."""
         until = self.now() if now is None else now
+        self.read_now = until
         if until <= self.applied_until:
             return until
         since = self.applied_until
@@ -388,7 +390,7 @@ def _seed_one(
 
 
 def _ensure_late_status_events(state: EngagementState, campaign: Campaign, now: float) -> None:
-    """Make sure the still-arriving campaign has a hard bounce and an unsubscribe in the future.
+    """Make sure the still-arriving campaign has a hard bounce and an unsubscribe in the next day.
 
     Small audiences would otherwise often get none, and consumers' tests want to see member
     statuses change as the clock moves. The chosen recipients are deterministic.
@@ -396,7 +398,7 @@ def _ensure_late_status_events(state: EngagementState, campaign: Campaign, now: 
     events = campaign.events
     if events is None or events.n < 4:
         return
-    future = range(events.visible(now), len(events.ts))
+    future = range(events.visible(now), events.visible(now + DAY))
     kinds = {events.kind[e] for e in future}
     busy = set(events.who)
     quiet = [w for w in range(events.n) if w not in busy]
@@ -626,7 +628,7 @@ async def get_reports(request: Request, ctx: Ctx) -> dict[str, Any]:
     sent = select_sent(request, sent, sort_allowed=("send_time",))
     page, total = paginate(sent, ctx.count, ctx.offset)
     ctx.items = len(page)
-    now = state.applied_until
+    now = state.read_now
     return {
         "reports": [report_doc(request, state, c, now) for c in page],
         "total_items": total,
@@ -638,7 +640,7 @@ async def get_reports(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def get_report(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, _ = _campaign_for_report(ctx)
     ctx.items = 1
-    return report_doc(request, state, campaign, state.applied_until)
+    return report_doc(request, state, campaign, state.read_now)
 
 
 def _activity_row(
@@ -656,7 +658,7 @@ def _activity_row(
 async def get_email_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     since = _since(request)
-    hi = events.visible(state.applied_until)
+    hi = events.visible(state.read_now)
     if since is None:
         total = events.n
         whos: Sequence[int] = range(ctx.offset, min(total, ctx.offset + ctx.count))
@@ -689,7 +691,7 @@ async def get_email_activity_member(request: Request, ctx: Ctx) -> dict[str, Any
     rows = Rows(state, campaign)
     who = rows.who_of(request.path_params["subscriber_hash"])
     row = _activity_row(
-        rows, campaign, events, who, _since(request), events.visible(state.applied_until)
+        rows, campaign, events, who, _since(request), events.visible(state.read_now)
     )
     row["_links"] = links(request, ("parent", f"/reports/{campaign.id}/email-activity"))
     ctx.items = 1
@@ -711,17 +713,17 @@ def _open_row(
 async def get_open_details(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     since = _since(request)
-    hi = events.visible(state.applied_until)
+    hi = events.visible(state.read_now)
     lo = 0 if since is None else events.after(since)
     whos = events.recipients_in_window(lo, hi, frozenset({OPEN}))
     total_opens = (
         sum(1 for e in range(lo, hi) if events.kind[e] == OPEN)
         if since is not None
-        else events.aggregates(state.applied_until).opens_total
+        else events.aggregates(state.read_now).opens_total
     )
     field_, desc = sort_params(request, ("opens_count",))
     if field_ == "opens_count":
-        counts = events.aggregates(state.applied_until).open_count
+        counts = events.aggregates(state.read_now).open_count
         if since is None:
             whos = sorted(whos, key=lambda w: counts[w], reverse=desc)
         else:
@@ -754,7 +756,7 @@ async def get_open_details_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     rows = Rows(state, campaign)
     who = rows.who_of(request.path_params["subscriber_hash"])
-    row = _open_row(rows, events, who, None, events.visible(state.applied_until))
+    row = _open_row(rows, events, who, None, events.visible(state.read_now))
     if not row["opens_count"]:
         raise ApiError.of("ResourceNotFound")
     ctx.items = 1
@@ -801,7 +803,7 @@ def _url_doc(request: Request, campaign: Campaign, agg: Aggregates, u: int) -> d
 @mc_endpoint
 async def get_click_details(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
-    agg = events.aggregates(state.applied_until)
+    agg = events.aggregates(state.read_now)
     order = list(range(len(campaign.urls)))
     field_, desc = sort_params(request, ("total_clicks", "unique_clicks"))
     if field_ == "total_clicks":
@@ -827,7 +829,7 @@ async def get_click_detail(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     u = _url_index(campaign, request.path_params["link_id"])
     ctx.items = 1
-    return _url_doc(request, campaign, events.aggregates(state.applied_until), u)
+    return _url_doc(request, campaign, events.aggregates(state.read_now), u)
 
 
 def _clickers(events: CampaignEvents, u: int, hi: int) -> dict[int, int]:
@@ -861,7 +863,7 @@ async def get_click_members(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     lid = request.path_params["link_id"]
     u = _url_index(campaign, lid)
-    clickers = list(_clickers(events, u, events.visible(state.applied_until)).items())
+    clickers = list(_clickers(events, u, events.visible(state.read_now)).items())
     page, total = paginate(clickers, ctx.count, ctx.offset)
     rows = Rows(state, campaign)
     members = []
@@ -892,7 +894,7 @@ async def get_click_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     u = _url_index(campaign, lid)
     rows = Rows(state, campaign)
     who = rows.who_of(request.path_params["subscriber_hash"])
-    clicks = _clickers(events, u, events.visible(state.applied_until)).get(who)
+    clicks = _clickers(events, u, events.visible(state.read_now)).get(who)
     if not clicks:
         raise ApiError.of("ResourceNotFound")
     ctx.items = 1
@@ -920,7 +922,7 @@ def _unsub_row(rows: Rows, campaign: Campaign, e: int) -> dict[str, Any]:
 @mc_endpoint
 async def get_unsubscribed(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
-    unsubs = events.aggregates(state.applied_until).unsub_events
+    unsubs = events.aggregates(state.read_now).unsub_events
     page, total = paginate(unsubs, ctx.count, ctx.offset)
     rows = Rows(state, campaign)
     out = []
@@ -946,7 +948,7 @@ async def get_unsubscribed_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     rows = Rows(state, campaign)
     who = rows.who_of(request.path_params["subscriber_hash"])
-    for e in events.aggregates(state.applied_until).unsub_events:
+    for e in events.aggregates(state.read_now).unsub_events:
         if events.who[e] == who:
             ctx.items = 1
             return _unsub_row(rows, campaign, e)
@@ -984,7 +986,7 @@ def _sent_row(
 @mc_endpoint
 async def get_sent_to(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
-    hi = events.visible(state.applied_until)
+    hi = events.visible(state.read_now)
     rows = Rows(state, campaign)
     out = []
     for who in range(ctx.offset, min(events.n, ctx.offset + ctx.count)):
@@ -1010,7 +1012,7 @@ async def get_sent_to_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     rows = Rows(state, campaign)
     who = rows.who_of(request.path_params["subscriber_hash"])
     ctx.items = 1
-    return _sent_row(rows, campaign, events, who, events.visible(state.applied_until))
+    return _sent_row(rows, campaign, events, who, events.visible(state.read_now))
 
 
 @mc_endpoint
@@ -1080,7 +1082,7 @@ async def engage(request: Request) -> Response:
         if wanted not in campaign.urls:
             return bad("url is not a link of this campaign")
         url = campaign.urls.index(wanted)
-    now = state.applied_until
+    now = state.read_now
     at = now
     if body.get("at"):
         try:
