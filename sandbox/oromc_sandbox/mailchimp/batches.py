@@ -127,7 +127,21 @@ async def _run_operation(
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await runtime["app"](scope, receive, send)
+    try:
+        await runtime["app"](scope, receive, send)
+    except Exception:  # an operation must never stop the batch; report it like Mailchimp's 500
+        status = 500
+        chunks = [
+            orjson.dumps(
+                {
+                    "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+                    "title": "Internal Server Error",
+                    "status": 500,
+                    "detail": "An unexpected internal error has occurred.",
+                    "instance": "",
+                }
+            )
+        ]
     return {
         "status_code": status,
         "operation_id": op.get("operation_id"),
@@ -166,6 +180,7 @@ async def _execute(store: MailchimpStore, batch_id: str) -> None:
         batch["_done"] = True
         if results:
             store.batch_results[batch_id] = _archive(batch_id, results)
+    _RUNTIME.pop(batch_id, None)  # drop the app reference once the results exist
 
 
 async def _background(store: MailchimpStore, batch_id: str, delay: float) -> None:

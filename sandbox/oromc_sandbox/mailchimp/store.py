@@ -546,6 +546,7 @@ STATUS_MIX = [
     ("archived", 3),
 ]
 MAILCHIMP_ONLY_SHARE = 0.1
+MAX_SEEDED_MEMBERS = 250_000  # memory bound (~2 KB per member); larger shops get a uniform sample
 UNSUB_REASONS = [
     "N/A (Unsubscribed by an admin)",
     "I no longer want to receive these emails",
@@ -555,14 +556,22 @@ UNSUB_REASONS = [
 ]
 
 
-def _oro_people(oro_store: Any) -> Iterator[tuple[str, str, str, str, dict[str, str] | None]]:
-    """(email, first, last, phone, address) of Oro customer users, tolerant of the store's shape."""
+def _oro_people(
+    oro_store: Any, rng: random.Random, share: float, cap: int
+) -> Iterator[tuple[str, str, str, str, dict[str, str] | None]]:
+    """(email, first, last, phone, address) of a deterministic `share` of the Oro customer users.
+
+    At most `cap` people (a uniform sample beyond that), so huge shops keep a bounded audience.
+    """
     if oro_store is None:
         return
     tables = getattr(oro_store, "tables", None)
     if isinstance(tables, dict) and "customerusers" in tables:
         table = tables["customerusers"]
-        rows: Any = (table.get(rid) for rid in table.ids())
+        ids = [rid for rid in table.ids() if rng.random() < share]
+        if len(ids) > cap:
+            ids = sorted(rng.sample(ids, cap))
+        rows: Any = (table.get(rid) for rid in ids)
     else:
         users: Any = None
         for name in ("customer_users", "customerusers", "users"):
@@ -705,13 +714,15 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
 
     people: list[tuple[str, str, str, str, dict[str, str] | None]] = []
     seen: set[str] = set()
-    for person in _oro_people(oro_store):
+    # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
+    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS):
         key = person[0].strip().lower()
-        if key not in seen and rng.random() < 0.9:  # not every shop customer is on the list
+        if key not in seen:
             seen.add(key)
             people.append(person)
     target = int(getattr(options, "customers", 200))
     extra = max(int(target * MAILCHIMP_ONLY_SHARE), 5) if people else max(target, 5)
+    extra = min(extra, max(MAX_SEEDED_MEMBERS - len(people), 5))
     n = 0
     while extra > 0:
         first, last = firsts[rng.randrange(400)], lasts[rng.randrange(400)]
