@@ -319,6 +319,15 @@ def select(store: OroStore, res: Resource, query: ListQuery, base_ids: Iterable[
     if base_ids is None and not query.conds and default_order:
         all_ids = tbl.ids()
         return all_ids if isinstance(all_ids, range) else list(all_ids)  # type: ignore[return-value]
+    cache_key = None
+    if base_ids is None:
+        scrambled = all(name != "id" for name, _ in query.sort) and not default_order
+        cache_key = (res.type, repr(query.conds), tuple(query.sort), query.page_number if scrambled else 0,
+                     store.version())
+        cached = store.query_cache.get(cache_key)
+        if cached is not None:
+            store.query_cache.move_to_end(cache_key)
+            return cached
     candidates = base_ids
     if candidates is None:
         candidates = _fast_ids(store, res, query.conds)
@@ -332,6 +341,10 @@ def select(store: OroStore, res: Resource, query: ListQuery, base_ids: Iterable[
     result = list(ids)
     if not default_order:
         result = _sorted(store, res, result, query)
+    if cache_key is not None and len(result) > 500:
+        store.query_cache[cache_key] = result
+        while len(store.query_cache) > 16:
+            store.query_cache.popitem(last=False)
     return result
 
 

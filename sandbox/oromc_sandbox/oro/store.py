@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,12 +76,17 @@ class OroStore:
         self.marketing_lists: dict[int, dict[str, Any]] = {}
         self.list_items: dict[int, tuple[int, int]] = {}  # unsubscribed item id -> (list id, entity id)
         self.next_item_id = 1
+        self.query_cache: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         self._seed_marketing_lists()
 
     # ---- helpers -------------------------------------------------------------------------
     def now(self) -> int:
         """Sandbox time in epoch seconds."""
         return int(self.clock.now().timestamp())
+
+    def version(self) -> int:
+        """Changes whenever any table changes (cache key for list queries)."""
+        return sum(tbl.version for tbl in self.tables.values())
 
     def table(self, type_: str) -> Any:
         """The table of a resource type."""
