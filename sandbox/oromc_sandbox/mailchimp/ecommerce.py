@@ -257,7 +257,7 @@ class EcommerceState:
             "primary_locale": "en",
             "timezone": "UTC",
             "phone": "",
-            "address": dict.fromkeys(ADDRESS_KEYS, ""),
+            "address": _store_address(),
             "created_at": created,
             "updated_at": created,
         }
@@ -430,6 +430,10 @@ def _new_order(
         "created_at": at,
         "updated_at": at,
     }
+
+
+def _store_address() -> dict[str, Any]:
+    return {**dict.fromkeys(ADDRESS_KEYS, ""), "longitude": 0, "latitude": 0}
 
 
 def _voided(order: dict[str, Any]) -> bool:
@@ -606,7 +610,7 @@ async def post_store(request: Request, ctx: Ctx) -> dict[str, Any]:
         "primary_locale": "",
         "timezone": "",
         "phone": "",
-        "address": dict.fromkeys(ADDRESS_KEYS, ""),
+        "address": _store_address(),
         "created_at": now,
         "updated_at": now,
     }
@@ -796,7 +800,7 @@ async def delete_customer(request: Request, ctx: Ctx) -> None:
 
 
 def _product_doc(request: Request, shop: Shop, product: dict[str, Any]) -> dict[str, Any]:
-    doc = _stamp(product)
+    doc = {k: v for k, v in product.items() if k not in ("created_at", "updated_at")}
     doc["currency_code"] = shop.doc.get("currency_code", "")
     path = f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}"
     doc["variants"] = [
@@ -1109,7 +1113,7 @@ def _order_doc(
 ) -> dict[str, Any]:
     sid = shop.doc["id"]
     path = f"/ecommerce/stores/{sid}/orders/{order['id']}"
-    doc = _stamp(order)
+    doc = {k: v for k, v in order.items() if k not in ("created_at", "updated_at")}
     customer = shop.customers.get(order["customer_id"])
     doc.pop("customer_id")
     outreach_id = doc.pop("outreach_id", "") or order.get("campaign_id", "")

@@ -185,6 +185,8 @@ class EngagementState:
                 "ecomm360": True,
                 "google_analytics": "",
                 "clicktale": "",
+                "salesforce": {"campaign": False, "notes": False},
+                "capsule": {"notes": False},
             },
         )
         self.next_web_id += 1
@@ -362,6 +364,7 @@ def _settings(defaults: dict[str, Any], title: str, subject: str) -> dict[str, A
         "auto_footer": False,
         "inline_css": False,
         "auto_tweet": False,
+        "auto_fb_post": [],
         "fb_comments": True,
         "timewarp": False,
         "template_id": 0,
@@ -591,6 +594,7 @@ def report_doc(
             "open_rate": round(100 * open_rate, 2),
             "click_rate": round(100 * click_rate, 2),
         },
+        "timewarp": [],
         "timeseries": timeseries,
         "share_report": {
             "share_url": f"https://{state.store.dc}.campaign-archive.com/report?id={cid}",
@@ -1029,7 +1033,6 @@ async def get_product_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
     ctx.items = len(page)
     return {
         "products": page,
-        "campaign_id": campaign.id,
         "total_items": total,
         "_links": collection_links(
             request, f"/reports/{campaign.id}/ecommerce-product-activity", f"/reports/{campaign.id}"
