@@ -40,3 +40,64 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "erase": {**_BOOL, "description": "true: archive or permanently delete the member (erasure_mode)."},
     },
 }
+
+
+_NUM = {"type": ["number", "string", "null"]}
+_CUSTOMER = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"}, "email_address": _STR, "opt_in_status": _BOOL,
+        "first_name": _STR, "last_name": _STR, "company": _STR,
+        "address": {"type": ["object", "null"]},
+    },
+}
+_LINE = {
+    "type": "object",
+    "required": ["id", "product_id"],
+    "properties": {
+        "id": {"type": "string"}, "product_id": {"type": "string"},
+        "product_variant_id": _STR, "product_title": {**_STR, "description": "Title for a placeholder product."},
+        "quantity": {"type": ["integer", "null"]}, "price": _NUM, "discount": _NUM,
+    },
+}
+_ORDER_LIKE = {
+    "id": {"type": "string"}, "customer": _CUSTOMER, "currency_code": _STR, "order_total": _NUM,
+    "tax_total": _NUM, "lines": {"type": "array", "items": _LINE}, "campaign_id": _STR,
+}
+
+#: Mailchimp-shaped, self-contained e-commerce streams (key ``id``).
+ECOMMERCE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ecommerce_customers": {"type": "object", "required": ["id", "email_address"], "properties": _CUSTOMER["properties"]},
+    "ecommerce_products": {
+        "type": "object",
+        "required": ["id", "title"],
+        "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "handle": _STR, "url": _STR,
+            "description": _STR, "type": _STR, "vendor": _STR, "image_url": _STR,
+            "published_at_foreign": {"type": ["string", "null"], "format": "date-time"},
+            "sku": {**_STR, "description": "Used for the single default variant when 'variants' is absent."},
+            "price": _NUM, "inventory_quantity": {"type": ["integer", "null"]},
+            "variants": {"type": ["array", "null"], "items": {"type": "object", "required": ["id"]}},
+        },
+    },
+    "ecommerce_orders": {
+        "type": "object",
+        "required": ["id", "customer", "lines", "order_total"],
+        "properties": {
+            **_ORDER_LIKE,
+            "financial_status": _STR, "fulfillment_status": _STR, "order_url": _STR, "landing_site": _STR,
+            "discount_total": _NUM, "shipping_total": _NUM, "tracking_code": _STR,
+            "processed_at_foreign": {"type": ["string", "null"], "format": "date-time"},
+            "updated_at_foreign": {"type": ["string", "null"], "format": "date-time"},
+            "cancelled_at_foreign": {"type": ["string", "null"], "format": "date-time"},
+            "shipping_address": {"type": ["object", "null"]}, "billing_address": {"type": ["object", "null"]},
+        },
+    },
+    "ecommerce_carts": {
+        "type": "object",
+        "required": ["id", "customer", "lines", "order_total"],
+        "properties": {**_ORDER_LIKE, "checkout_url": _STR,
+                       "deleted": {**_BOOL, "description": "true: the cart is gone (e.g. converted to an order)."}},
+    },
+}

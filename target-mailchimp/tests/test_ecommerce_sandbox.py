@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, PermanentMailchimpError
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 
 from .conftest import DOMAIN, run_target, writes
 
@@ -15,7 +16,7 @@ STORE = "oro-shop"
 
 
 def _lines(stream: str, records: list[dict[str, Any]]) -> list[str]:
-    schema = {"type": "object", "properties": {"id": {"type": "string"}}}
+    schema = ECOMMERCE_SCHEMAS[stream]
     out = [json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": ["id"]})]
     out += [json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records]
     return out
