@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from oromc_sandbox.testing import running_sandbox
 
 JSONAPI = "application/vnd.api+json"

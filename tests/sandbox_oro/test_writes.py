@@ -217,3 +217,14 @@ def test_order_line_item_changes_order_totals(sb: Any, api: Any) -> None:
     assert after["attributes"]["subtotalValue"] == "31.5000"
     assert after["attributes"]["updatedAt"] > order.json()["data"]["attributes"]["updatedAt"]
     assert after["relationships"]["lineItems"]["data"] == [{"type": "orderlineitems", "id": item.json()["data"]["id"]}]
+
+
+def test_integer_ids_in_request_documents_are_rejected(api: Any, fresh_email: Any) -> None:
+    body = _user_body(fresh_email())
+    body["data"]["relationships"]["customer"]["data"]["id"] = 2
+    r = api.post("/customerusers", body)
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["source"] == {"pointer": "/data/relationships/customer/data/id"}
+    r = api.patch("/customers/1", {"data": {"type": "customers", "id": 1, "attributes": {"name": "x"}}})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["source"] == {"pointer": "/data/id"}

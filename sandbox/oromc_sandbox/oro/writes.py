@@ -66,6 +66,9 @@ def check_primary(res: Resource, data: Any, pointer: str, *, need_id: bool, url_
         err(400, "request data constraint", f"The '{key}' property should be an object", pointer=f"{pointer}/{key}")
         for key in ("attributes", "relationships") if key in data and not isinstance(data[key], dict)
     )
+    if "id" in data and not isinstance(data["id"], str):
+        errors.append(err(400, "request data constraint", "The 'id' property should be a string",
+                          pointer=f"{pointer}/id"))
     if errors:
         raise ApiError(400, errors)
     if data["type"] != res.type:
@@ -117,6 +120,10 @@ def _parse_linkage(store: OroStore, rel: Rel, item: Any, ptr: str, errors: list[
         missing = "type" if "type" not in item else "id"
         errors.append(err(400, "request data constraint", f"The '{missing}' property is required",
                           pointer=f"{ptr}/{missing}"))
+        return None
+    if not isinstance(item["id"], str):
+        errors.append(err(400, "request data constraint", "The 'id' property should be a string",
+                          pointer=f"{ptr}/id"))
         return None
     type_ = item["type"]
     allowed = rel.targets if rel.target is None else (rel.target,)
