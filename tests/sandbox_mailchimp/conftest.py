@@ -7,16 +7,13 @@ email addresses (`fresh_email`) instead of resetting the shared sandbox.
 from __future__ import annotations
 
 import itertools
-import os
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
+from oromc_sandbox.testing import running_sandbox
 
 _counter = itertools.count()
 
@@ -75,58 +72,9 @@ def fresh_email(prefix: str = "member") -> str:
     return f"{prefix}.{next(_counter)}.{uuid.uuid4().hex[:8]}@gmail.com"
 
 
-class _InProcessSandbox:
-    """Mailchimp app only, served by uvicorn in a thread (only when MC_SANDBOX_INPROC=1)."""
-
-    def __init__(self, **options: Any) -> None:
-        import uvicorn
-        from oromc_sandbox import mailchimp
-        from oromc_sandbox.core.app import build_app
-        from oromc_sandbox.core.state import Clock, SandboxOptions, SandboxState
-
-        opts = SandboxOptions(**options)
-        self.state = SandboxState(options=opts, clock=Clock())
-        self.state.mailchimp = mailchimp.create_store(opts, self.state.clock, None)
-        app = build_app(self.state, "mailchimp")
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="off",
-                server_header=False,
-            )
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.mailchimp_base_url = f"http://127.0.0.1:{port}"
-        self.mailchimp_api_url = self.mailchimp_base_url + "/3.0"
-        self.info = {"mailchimp": mailchimp.sandbox_info(self.state.mailchimp)}
-
-    def advance_clock(self, seconds: float) -> str:
-        return self.state.clock.advance(seconds).isoformat()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
     """One sandbox for the whole Mailchimp suite (customers=300, no latency, no faults)."""
-    if os.environ.get("MC_SANDBOX_INPROC") == "1":
-        sb = _InProcessSandbox(customers=300)
-        try:
-            yield sb
-        finally:
-            sb.stop()
-        return
-    from oromc_sandbox.testing import running_sandbox
-
     with running_sandbox(customers=300) as sb:
         yield sb
 
@@ -134,14 +82,6 @@ def sandbox() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def mc(sandbox: Any) -> MailchimpClient:
     return MailchimpClient(sandbox)
-
-
-@pytest.fixture
-def email() -> str:
-    return fresh_email()
-
-
-__all__ = ["MailchimpClient", "SimpleNamespace", "fresh_email"]
 
 
 @pytest.fixture

@@ -383,7 +383,7 @@ def _check_mf_body(body: dict[str, Any]) -> None:
             errors=[
                 {
                     "field": "options.phone_format",
-                    "message": "Data presented is not one of the accepted values: US, International.",
+                    "message": "Model presented is not one of the accepted values: US, International.",
                 }
             ],
         )

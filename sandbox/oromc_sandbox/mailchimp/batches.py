@@ -288,7 +288,7 @@ def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
                 errors=[
                     {
                         "field": prefix + "method",
-                        "message": "Data presented is not one of the accepted values: "
+                        "message": "Model presented is not one of the accepted values: "
                         + ", ".join(METHODS)
                         + ".",
                     }

@@ -658,7 +658,7 @@ def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: s
             errors=[
                 {
                     "field": prefix + key,
-                    "message": "Data presented is not one of the accepted values: "
+                    "message": "Model presented is not one of the accepted values: "
                     + ", ".join(allowed)
                     + ".",
                 }
