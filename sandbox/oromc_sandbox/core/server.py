@@ -98,6 +98,7 @@ async def serve(
             ssl_keyfile=options.tls_key,
             timeout_keep_alive=75,
             backlog=2048,
+            server_header=False,
         )
         servers.append(_QuietServer(config))
 
