@@ -152,3 +152,18 @@ def test_method_override_only_on_post(mc: Any) -> None:
     resp = mc.get("/ping", headers={"X-HTTP-Method-Override": "DELETE"})
     assert resp.status_code == 422
     assert resp.json()["title"] == "Invalid Method Override"
+
+
+def test_method_override_on_post_is_honoured(mc: Any, fresh: Any) -> None:
+    doc = mc.add(fresh())
+    path = f"{mc.members}/{doc['id']}"
+    patched = mc.post(
+        path, json={"merge_fields": {"FNAME": "Over"}}, headers={"X-HTTP-Method-Override": "PATCH"}
+    )
+    assert patched.status_code == 200
+    assert patched.json()["merge_fields"]["FNAME"] == "Over"
+    archived = mc.post(path, headers={"X-HTTP-Method-Override": "DELETE"})
+    assert archived.status_code == 204
+    assert mc.get(path).json()["status"] == "archived"
+    listed = mc.post(mc.members, params={"count": 2}, headers={"X-HTTP-Method-Override": "GET"})
+    assert len(listed.json()["members"]) == 2

@@ -696,7 +696,9 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         recs = view.recs
         window = (recs[i] for i in indices)
         if len(preds) == 1:  # status only: count from the per-status key lists, page lazily
-            statuses = [status] if status is not None else [x for x in ALL_STATUSES if x != "archived"]
+            statuses = (
+                [status] if status is not None else [x for x in ALL_STATUSES if x != "archived"]
+            )
             total = view.count(statuses, lo_key, hi_key)
             page = list(islice(filter(ok, window), ctx.offset, ctx.offset + ctx.count))
         else:
@@ -1563,11 +1565,14 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 async def not_found_fallback(request: Request) -> Response:
     """Any other `/3.0/...` path: 405 with `Allow` when the path exists for other methods, else 404."""
-    from .common import authenticate
+    from .common import authenticate, method_override
 
     denied = authenticate(request)
     if denied is not None:
         return denied
+    overridden = await method_override(request)
+    if overridden is not None:
+        return overridden
     allowed: set[str] = set()
     for route in request.app.router.routes:
         if isinstance(route, Route) and route.endpoint is not not_found_fallback:

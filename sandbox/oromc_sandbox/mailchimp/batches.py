@@ -31,6 +31,7 @@ from .common import (
     ApiError,
     Ctx,
     check_type,
+    dispatch,
     format_epoch,
     link,
     mc_endpoint,
@@ -107,28 +108,9 @@ async def _run_operation(
         "client": ("127.0.0.1", 0),
         "state": {"request_id": ""},
     }
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    status = 500
-    chunks: list[bytes] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
     try:
-        await runtime["app"](scope, receive, send)
+        status, _, content = await dispatch(runtime["app"], scope, body)
+        chunks = [content]
     except Exception:  # an operation must never stop the batch; report it like Mailchimp's 500
         status = 500
         chunks = [

@@ -7,6 +7,7 @@ JSON responses with Mailchimp's headers, authentication, `count`/`offset` parsin
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -509,6 +510,68 @@ def collection_links(
     return links(request, *specs)
 
 
+# --------------------------------------------------------------------------- in-process dispatch
+
+
+async def dispatch(
+    app: Any, scope: dict[str, Any], body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Run one request through `app` (the Starlette app, i.e. without the sandbox middleware).
+
+    Returns (status, raw headers, body). Used by `/batches` and `X-HTTP-Method-Override`.
+    """
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # never: the handler has its body already
+        return {"type": "http.disconnect"}
+
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, headers, b"".join(chunks)
+
+
+OVERRIDABLE = ("GET", "PUT", "PATCH", "DELETE")
+
+
+async def method_override(request: Request) -> Response | None:
+    """Honour `X-HTTP-Method-Override` on POST (422 on other methods); None when absent."""
+    override = request.headers.get("x-http-method-override", "").strip().upper()
+    if not override:
+        return None
+    if request.method != "POST" or override not in OVERRIDABLE:
+        return error(request, "InvalidMethodOverride")
+    body = await request.body()
+    scope = {
+        k: v
+        for k, v in request.scope.items()
+        if k not in ("route", "endpoint", "path_params", "app")
+    }
+    scope["method"] = override
+    scope["headers"] = [
+        (k, v) for k, v in request.scope["headers"] if k.lower() != b"x-http-method-override"
+    ]
+    status, headers, content = await dispatch(request.app, scope, body)
+    resp = Response(content, status_code=status)
+    resp.raw_headers = headers
+    return resp
+
+
 # --------------------------------------------------------------------------- endpoint wrapper
 
 
@@ -556,10 +619,11 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                     denied = authenticate(request)
                     if denied is not None:
                         return denied
+                overridden = await method_override(request)
+                if overridden is not None:
+                    return overridden
                 store = get_store(request)
                 store.sync_engagement()  # due opens/bounces/unsubscribes land before we answer
-                if request.headers.get("x-http-method-override") and request.method != "POST":
-                    raise ApiError.of("InvalidMethodOverride")
                 count = (
                     parse_int(request, "count", DEFAULT_COUNT, 1, MAX_COUNT)
                     if paged
