@@ -100,7 +100,8 @@ def test_sparse_fieldsets(api: Any) -> None:
 def test_fields_for_unknown_type_is_400(api: Any) -> None:
     r = api.get("/customerusers", params={"fields[nosuch]": "a"})
     assert r.status_code == 400
-    assert r.json()["errors"][0]["source"] == {"parameter": "fields[nosuch]"}
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint", "detail": "An entity type is not known.",
+                                   "source": {"parameter": "fields[nosuch]"}}]
 
 
 def test_include_puts_related_resources_in_included(api: Any) -> None:
@@ -120,10 +121,60 @@ def test_include_nested_path(api: Any) -> None:
     assert "customergroups" in types
 
 
-def test_include_unknown_relationship_is_400(api: Any) -> None:
-    r = api.get("/customerusers", params={"include": "nosuch"})
+def test_include_unknown_relationship_is_ignored(api: Any) -> None:
+    r = api.get("/customerusers", params={"include": "nosuch", "page[size]": 1})
+    assert r.status_code == 200
+    assert "included" not in r.json()
+
+
+def test_include_and_fields_list_syntax_errors(api: Any) -> None:
+    r = api.get("/customerusers", params={"include": "customer,"})
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": 'Expected an array of strings. Given "customer,".',
+                                   "source": {"parameter": "include"}}]
+    r = api.get("/customerusers", params={"include": ""})
+    assert r.json()["errors"][0]["detail"] == 'Expected string value. Given "".'
+    r = api.get("/customerusers", params={"fields[customerusers]": ",email"})
+    assert r.json()["errors"][0]["source"] == {"parameter": "fields[customerusers]"}
+    r = api.get("/customerusers", params={"fields": "email"})
+    assert r.json()["errors"][0]["detail"] == "An entity type is not specified."
+
+
+def test_fields_items_are_not_trimmed_and_empty_means_none(api: Any) -> None:
+    item = api.get("/customerusers", params={"fields[customerusers]": "email, firstName"}).json()["data"][0]
+    assert set(item["attributes"]) == {"email"}
+    bare = api.get("/customerusers", params={"fields[customerusers]": ""}).json()["data"][0]
+    assert "attributes" not in bare
+    assert "relationships" not in bare
+
+
+def test_unknown_query_parameter_is_an_unsupported_filter(api: Any) -> None:
+    r = api.get("/customers", params={"foo": "bar"})
     assert r.status_code == 400
-    assert r.json()["errors"][0]["source"] == {"parameter": "include"}
+    assert r.json()["errors"][0] == {"status": "400", "title": "filter constraint",
+                                     "detail": "The filter is not supported.", "source": {"parameter": "foo"}}
+    assert api.get("/customers/1", params={"page[size]": 5}).status_code == 400
+
+
+def test_meta_title(api: Any) -> None:
+    item = api.get("/customers", params={"meta": "title", "page[size]": 1}).json()["data"][0]
+    assert item["meta"]["title"] == item["attributes"]["name"]
+    r = api.get("/marketingactivities", params={"meta": "title"})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["source"] == {"parameter": "meta"}
+
+
+def test_unknown_association_route_is_unsupported_subresource(api: Any) -> None:
+    r = api.get("/customers/1/relationships/nosuch")
+    assert r.status_code == 404
+    assert r.json()["errors"] == [{"status": "404", "title": "relationship constraint",
+                                   "detail": "Unsupported subresource."}]
+
+
+def test_allow_header_order_on_batch_resources(api: Any) -> None:
+    r = api.send("PUT", "/customers", {"data": []})
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "OPTIONS, GET, PATCH, POST, DELETE"
 
 
 def test_subresource_and_relationship_endpoints(api: Any) -> None:

@@ -111,7 +111,14 @@ def test_unsupported_operator_is_400(api: Any) -> None:
     r = api.get("/customerusers", params={"filter[email][gt]": "a"})
     assert r.status_code == 400
     assert r.json()["errors"][0]["detail"] == 'The operator "gt" is not supported.'
-    assert r.json()["errors"][0]["source"] == {"parameter": "filter[email][gt]"}
+    assert r.json()["errors"][0]["source"] == {"parameter": "filter[email]"}
+
+
+def test_to_many_association_filter_has_no_neq(api: Any) -> None:
+    r = api.get("/customerusers", params={"filter[userRoles][neq]": "1"})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["detail"] == 'The operator "neq" is not supported.'
+    assert api.get("/customerusers", params={"filter[userRoles]": "1"}).status_code == 200
 
 
 def test_bad_filter_values_are_400(api: Any) -> None:

@@ -154,6 +154,7 @@ def test_tagging_switch_off_hides_tags_relationship(sb: Any, api: Any) -> None:
         user = api.get("/customerusers/1").json()["data"]
         assert "tags" not in user["relationships"]
         assert api.get("/customerusers/1/relationships/tags").status_code == 404
+        assert "included" not in api.get("/customerusers/1", params={"include": "tags"}).json()
     finally:
         sb.set_switches(tagging=True)
     assert "tags" in api.get("/customerusers/1").json()["data"]["relationships"]

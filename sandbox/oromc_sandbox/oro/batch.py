@@ -52,7 +52,7 @@ async def batch_update(ctx: Ctx, res: Resource) -> Response:
 
     mode = ctx.request.headers.get("x-mode", "async")
     if mode not in ("sync", "async"):
-        raise fail(400, "value constraint", 'The accepted values for the "X-Mode" are "sync" or "async".')
+        raise fail(400, "invalid header value exception", 'The accepted values for the "X-Mode" are "sync" or "async".')
     body = await _json_body(ctx.request)
     data = body["data"]
     if not isinstance(data, list):

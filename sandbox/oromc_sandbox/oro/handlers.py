@@ -20,7 +20,15 @@ from .jsonapi import (
     fail,
     json_response,
 )
-from .query import ListQuery, list_links, page_of, parse_fields_include, parse_list_query, select
+from .query import (
+    ListQuery,
+    check_known_params,
+    list_links,
+    page_of,
+    parse_fields_include,
+    parse_list_query,
+    select,
+)
 from .render import Renderer, plain
 from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
 from .static import StaticTable
@@ -56,8 +64,8 @@ class Ctx:
             detail = "No access to the entity." if record_level else "No access to this type of entities."
             raise fail(403, "access denied exception", detail)
 
-    def renderer(self, fields: dict[str, set[str]] | None = None) -> Renderer:
-        return Renderer(self.store, self.base, self.switches, self.hateoas, fields)
+    def renderer(self, fields: dict[str, set[str]] | None = None, meta_title: bool = False) -> Renderer:
+        return Renderer(self.store, self.base, self.switches, self.hateoas, fields, meta_title)
 
     def items(self, n: int) -> None:
         self.request.state.items = n
@@ -71,10 +79,10 @@ def _list_methods(res: Resource) -> list[str]:
     out = []
     if "get_list" in res.actions:
         out.append("GET")
-    if "create" in res.actions:
-        out.append("POST")
     if res.batch:
         out.append("PATCH")
+    if "create" in res.actions:
+        out.append("POST")
     if "delete_list" in res.actions:
         out.append("DELETE")
     return out
@@ -169,7 +177,7 @@ def _get_list(ctx: Ctx, res: Resource, base_ids: Any = None) -> Response:
         ctx.items(len(page))
         body = [plain(res, rid, tbl.get(rid), ctx.store, ctx.switches) for rid in page]
         return json_response(body, media_type="application/json", headers=_count_header(ctx, ids))
-    renderer = ctx.renderer(query.fields)
+    renderer = ctx.renderer(query.fields, query.meta_title)
     records = [(rid, tbl.get(rid)) for rid in page]
     doc: dict[str, Any] = {"data": [renderer.resource(res, rid, rec) for rid, rec in records]}
     if query.include:
@@ -207,7 +215,7 @@ def _item_document(ctx: Ctx, res: Resource, rid: Any, query: ListQuery, status: 
         raise fail(404, "not found http exception", "An entity with the requested identifier does not exist.")
     if not _wants_jsonapi(ctx.request) and ctx.request.method == "GET":
         return json_response(plain(res, rid, rec, ctx.store, ctx.switches), status, media_type="application/json")
-    renderer = ctx.renderer(query.fields)
+    renderer = ctx.renderer(query.fields, query.meta_title)
     doc: dict[str, Any] = {"data": renderer.resource(res, rid, rec)}
     if query.include:
         doc["included"] = renderer.included(res, [(rid, rec)], query)
@@ -240,6 +248,7 @@ async def _item_route(ctx: Ctx) -> Response:
         ctx.permit(res, "get", record_level=True)
         rid = _find(ctx, res, raw_id)
         query = ListQuery()
+        check_known_params(ctx.params, item=True)
         parse_fields_include(res, ctx.params, ctx.switches, query)
         ctx.items(1)
         return _item_document(ctx, res, rid, query)
@@ -262,7 +271,7 @@ async def _item_route(ctx: Ctx) -> Response:
 def _relation(ctx: Ctx, res: Resource, name: str) -> Rel:
     rel = res.rel(name)
     if rel is None or not rel_enabled(rel, ctx.switches):
-        raise fail(404, "not found http exception", f'The "{name}" association is not supported.')
+        raise fail(404, "relationship constraint", "Unsupported subresource.")
     return rel
 
 
@@ -276,7 +285,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
     rel = _relation(ctx, res, ctx.request.path_params["association"])
     method = ctx.request.method
     writable = not (rel.ro or rel.computed) and "update" in res.actions
-    allowed = ["GET"] + ((["POST", "PATCH", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
+    allowed = ["GET"] + ((["PATCH", "POST", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
     if method == "OPTIONS":
         return empty_response(200, _allow(allowed))
     if method not in allowed:
@@ -337,6 +346,7 @@ async def _subresource_route(ctx: Ctx) -> Response:
     if raw is None:
         return json_response({"data": None})
     query = ListQuery()
+    check_known_params(ctx.params, item=True)
     parse_fields_include(target, ctx.params, ctx.switches, query)
     ctx.items(1)
     return _item_document(ctx, target, raw, query)

@@ -54,40 +54,68 @@ class ListQuery:
     fields: dict[str, set[str]] = field(default_factory=dict)
     include: list[list[str]] = field(default_factory=list)
     has_filters: bool = False
+    meta_title: bool = False
+
+
+def _string_list(key: str, value: str) -> list[str]:
+    """Oro's comma list parameter: no empty value, no leading/trailing comma; items are not trimmed."""
+    if value == "":
+        raise fail(400, "filter constraint", 'Expected string value. Given "".', parameter=key)
+    if value.startswith(",") or value.endswith(","):
+        raise fail(400, "filter constraint", f'Expected an array of strings. Given "{value}".', parameter=key)
+    return value.split(",")
 
 
 def parse_fields_include(res: Resource, params: list[tuple[str, str]], switches: dict[str, Any],
                          query: ListQuery) -> None:
-    """``fields[type]`` and ``include`` (shared by item and list requests)."""
+    """``fields[type]``, ``include`` and ``meta`` (shared by item and list requests)."""
     for key, value in params:
         m = _FIELDS_KEY.match(key)
+        if key == "fields" or key == "fields[]":
+            raise fail(400, "filter constraint", "An entity type is not specified.", parameter=key)
         if m:
             if m.group(1) not in RESOURCES:
-                raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
-            query.fields[m.group(1)] = {f.strip() for f in value.split(",") if f.strip()}
+                raise fail(400, "filter constraint", "An entity type is not known.", parameter=key)
+            query.fields[m.group(1)] = set() if value == "" else set(_string_list(key, value))
         elif key == "include":
-            for path in (p.strip() for p in value.split(",")):
-                if not path:
-                    continue
+            for path in _string_list(key, value):
                 parts = path.split(".")
-                _check_include_path(res, parts, switches)
-                query.include.append(parts)
+                if _include_path_exists(res, parts, switches):
+                    query.include.append(parts)
+        elif key == "meta":
+            if value != "title" or not res.title_meta:
+                raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
+            query.meta_title = True
 
 
-def _check_include_path(res: Resource, parts: list[str], switches: dict[str, Any]) -> None:
+def _include_path_exists(res: Resource, parts: list[str], switches: dict[str, Any]) -> bool:
+    """Unknown relationships in ``include`` are ignored, as Oro does."""
     current: Resource | None = res
     for part in parts:
         rel = current.rel(part) if current else None
         if rel is None or not rel_enabled(rel, switches):
-            raise fail(400, "filter constraint", f'The relationship "{".".join(parts)}" does not exist.',
-                       parameter="include")
+            return False
         current = RESOURCES.get(rel.target) if rel.target else None
+    return True
+
+
+KNOWN_PARAMS = ("include", "sort", "meta", "page[size]", "page[number]")
+
+
+def check_known_params(params: list[tuple[str, str]], item: bool = False) -> None:
+    """Any other query parameter is an unknown filter (an item request has no filters, sort or paging)."""
+    known = ("include", "meta") if item else KNOWN_PARAMS
+    for key, _ in params:
+        if key in known or key.startswith("fields") or (not item and key.startswith("filter[")):
+            continue
+        raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
 
 
 def parse_list_query(res: Resource, params: list[tuple[str, str]], switches: dict[str, Any],
                      id_is_int: bool) -> ListQuery:
     """Parse and validate the query string of a list request."""
     query = ListQuery()
+    check_known_params(params)
     errors: list[dict[str, Any]] = []
     for key, value in params:
         try:
@@ -146,8 +174,12 @@ def _parse_filter(res: Resource, key: str, value: str, switches: dict[str, Any],
         raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
     assert m is not None
     op = m.group(2) or "eq"
-    if op not in OPERATORS[spec.kind]:
-        raise fail(400, "filter constraint", f'The operator "{op}" is not supported.', parameter=key)
+    allowed = OPERATORS[spec.kind]
+    rel = res.rel(name)
+    if spec.kind == F_ASSOC and rel is not None and rel.many:
+        allowed = ("eq", "exists")
+    if op not in allowed:
+        raise fail(400, "filter constraint", f'The operator "{op}" is not supported.', parameter=f"filter[{name}]")
     cond = Cond(name, op, spec)
     if op == "exists":
         cond.flag = _bool(key, value)

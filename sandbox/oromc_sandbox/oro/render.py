@@ -14,18 +14,21 @@ class Renderer:
     """Renders records of one request (base URL, switches, fieldsets, HATEOAS on/off)."""
 
     def __init__(self, store: OroStore, base: str, switches: dict[str, Any], hateoas: bool,
-                 fields: dict[str, set[str]] | None = None) -> None:
+                 fields: dict[str, set[str]] | None = None, meta_title: bool = False) -> None:
         self.store = store
         self.base = base  # e.g. http://127.0.0.1:8801/admin/api
         self.switches = switches
         self.hateoas = hateoas
         self.fields = fields or {}
+        self.meta_title = meta_title
 
     def resource(self, res: Resource, rid: Any, rec: dict[str, Any]) -> dict[str, Any]:
         """One resource object."""
         sid = str(rid)
         wanted = self.fields.get(res.type)
         obj: dict[str, Any] = {"type": res.type, "id": sid}
+        if self.meta_title and res.title_meta:
+            obj["meta"] = {"title": title(res.type, rid, rec)}
         if self.hateoas and "get" in res.actions:
             obj["links"] = {"self": f"{self.base}/{res.type}/{sid}"}
         attrs: dict[str, Any] = {}
@@ -93,6 +96,16 @@ class Renderer:
                             out.append(self.resource(target, tid, child))
                 level = nxt
         return out
+
+
+def title(type_: str, rid: Any, rec: dict[str, Any]) -> str:
+    """The entity title ``meta=title`` returns (Oro's entity name provider, simplified)."""
+    if type_ in ("customerusers", "customeruseraddresses", "users"):
+        return " ".join(str(rec[k]) for k in ("firstName", "lastName") if rec.get(k)) or str(rid)
+    for key in ("name", "label", "identifier", "code", "sku", "string", "role"):
+        if rec.get(key):
+            return str(rec[key])
+    return str(rid)
 
 
 def plain(res: Resource, rid: Any, rec: dict[str, Any], store: OroStore, switches: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class Resource:
     upsert_fields: tuple[tuple[str, ...], ...] = ()
     switch: str | None = None
     acl_type: str | None = None  # entity name in permission lists (defaults to the type)
+    title_meta: bool = True  # supports ``meta=title``
 
     def attr(self, name: str) -> Attr | None:
         """The attribute called ``name``."""
@@ -280,6 +281,7 @@ _add(Resource(
     ),
     filters={**ID, "actionDate": Filter(F_DATETIME), **_assoc("campaign", "marketingActivityType", "owner")},
     sorters={"id": None, "actionDate": None},
+    title_meta=False,
 ))
 _add(Resource(
     "shoppinglists",
@@ -314,6 +316,7 @@ _add(Resource(
     ),
     rels=OWNER_ORG,
     actions=("get",),
+    title_meta=False,
 ))
 
 # Reference data (dictionaries / enums / system records): read-only here.

@@ -133,7 +133,8 @@ def _parse_linkage(store: OroStore, rel: Rel, item: Any, ptr: str, errors: list[
         return None
     rid = store.parse_id(type_, str(item["id"]))
     if rid is None or store.get(type_, rid) is None:
-        errors.append(err(400, "form constraint", "The entity does not exist.", pointer=ptr))
+        errors.append(err(400, "form constraint", "The entity does not exist.", pointer=ptr.rsplit("/data/", 1)[0] + "/data"
+                          if re.search(r"/data/\d+$", ptr) else ptr))
         return None
     return (type_, rid) if rel.target is None else rid
 
