@@ -8,7 +8,7 @@ from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
-from target_mailchimp.client import BATCH_SUBSCRIBE_MAX
+from target_mailchimp.client import BATCH_SUBSCRIBE_MAX, email_hash
 
 ECOMMERCE_WINDOW = 1000
 
@@ -33,6 +33,8 @@ class ContactsSink(BatchSink):
         """Bind the sink to the target's shared audience sync."""
         super().__init__(target, *args, **kwargs)
         self._sync_factory = getattr(target, "contact_sync")  # noqa: B009
+        self._sync: ContactSync | None = None
+        self._settled = 0
 
     @property
     @override
@@ -63,13 +65,32 @@ class ContactsSink(BatchSink):
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
+        pending: set[str] = context.setdefault("pending", set())
+        if self._sync is not None and self._sync.settle_if_unchanged(record, pending):
+            self._settled += 1
+            return
         context.setdefault("records", []).append(record)
+        email = record.get("email")
+        if isinstance(email, str):
+            pending.add(email_hash(email.strip()))
+
+    @property
+    @override
+    def current_size(self) -> int:
+        # Records settled on arrival (unchanged) do not occupy the window.
+        return max(0, super().current_size - self._settled)
 
     @override
     def process_batch(self, context: dict) -> None:
-        sync: ContactSync = self._sync_factory()
-        sync.process(context.get("records", []))
+        self._sync = self._sync_factory()
+        self._sync.process(context.get("records", []))
         context["records"] = []
+        context["pending"] = set()
+
+    @override
+    def mark_drained(self) -> None:
+        super().mark_drained()
+        self._settled = 0
 
 
 class EcommerceSink(BatchSink):

@@ -180,6 +180,38 @@ class ContactSync:
         return contacts
 
     # -- the window ------------------------------------------------------------------------
+    def settle_if_unchanged(self, record: dict[str, Any], pending: set[str]) -> bool:
+        """Fast path at record arrival, once the whole audience is known: a record that needs no
+        write (and whose contact is not pending in the current window) is counted as unchanged (or
+        rejected) right away, so windows fill only with contacts that need writes.
+
+        Returns True when the record is settled and must not be added to the window.
+        """
+        if not self.audience.loaded:
+            return False
+        raw = record.get("email")
+        hash_ = email_hash(raw.strip()) if isinstance(raw, str) and raw.strip() else ""
+        if not hash_ or hash_ in pending:
+            return False
+        state = self.audience.members.get(hash_)
+        if state is None or state.status == "archived" or not state.tags_complete or record.get("erase") is True:
+            return False
+        self._count("received")
+        contacts = self.prepare([record])
+        contact = contacts.get(hash_)
+        if contact is None:
+            return True  # rejected (reason recorded by prepare)
+        decision = consent_change(
+            record, state.status, state.last_changed, resubscribe_with_pending=self.settings.resubscribe_with_pending
+        )
+        delta = _TagDelta.of(contact, state)
+        quiet = decision.status is None and not decision.blocked and not delta.add and not delta.remove
+        if quiet and not self._update(contact, state, None, force=False).item:
+            self._count("unchanged")
+            return True
+        self._count("received", -1)
+        return False
+
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))

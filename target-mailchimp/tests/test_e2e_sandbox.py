@@ -265,3 +265,27 @@ def test_backfill_with_is_syncing_writes_tags_through_batches(
     sb.reset_stats()
     run_target({**config, "is_syncing": True}, singer_lines(records))
     assert writes(sb) == 0
+
+
+def test_unchanged_records_settle_on_arrival_and_later_duplicates_still_win(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    cfg = {**config, "audience_lookup": "full", "batch_size_rows": 10}
+    run_target(cfg, singer_lines([contact(i) for i in range(1, 31)]))
+    # After the first window the audience is known and unchanged records settle on arrival. Contact 5
+    # first changes, then comes back unchanged later in the stream: the later record wins, no write.
+    first = [contact(i) for i in range(1, 13) if i != 5]
+    records = [*first, contact(5, first_name="B"), *[contact(i) for i in range(13, 31)], contact(5)]
+    sb.reset_stats()
+    target, states = run_target(cfg, singer_lines(records, state_every=3))
+    assert writes(sb) == 0
+    assert member(api, config["list_id"], f"person5@{DOMAIN}")["merge_fields"]["FNAME"] == "First5"  # type: ignore[index]
+    summary = _summary(target)
+    assert (summary["received"], summary["unchanged"], summary["duplicates_merged"]) == (31, 30, 1)
+    assert states[-1] == {"n": 31}
+    # A single change among unchanged records costs exactly one write.
+    sb.reset_stats()
+    records = [contact(i, first_name="C") if i == 7 else contact(i) for i in range(1, 31)]
+    target, _ = run_target(cfg, singer_lines(records))
+    assert writes(sb) == 1
+    assert _summary(target)["updated"] == 1
