@@ -104,20 +104,41 @@ def _rest(api: Any, action: str, list_id: int, entity: int) -> requests.Response
 def test_old_rest_unsubscribe_and_subscribe(sb: Any, api: Any) -> None:
     r = _rest(api, "unsubscribe", 2, 5)
     assert r.status_code == 200
-    assert r.json()["successful"] is True
+    assert r.json() == {"successful": True, "message": "Customer User unsubscribed"}
     assert 5 in sb.control("oro").get("/_sandbox/oro/marketinglists").json()["2"]["unsubscribed"]
     again = _rest(api, "unsubscribe", 2, 5)
     assert again.status_code == 400
+    assert again.json()["violations"][0]["propertyPath"] == "entityId"
     back = _rest(api, "subscribe", 2, 5)
     assert back.status_code == 200
-    assert back.json()["successful"] is True
+    assert back.json() == {"successful": True, "message": "Customer User subscribed"}
     assert 5 not in sb.control("oro").get("/_sandbox/oro/marketinglists").json()["2"]["unsubscribed"]
-    assert _rest(api, "subscribe", 2, 5).status_code == 404
+    assert _rest(api, "subscribe", 2, 5).status_code == 200  # nothing to remove: still a success
 
 
-def test_old_rest_unknown_list_or_entity_is_404(api: Any) -> None:
+def test_old_rest_unknown_list_is_404(api: Any) -> None:
     assert _rest(api, "unsubscribe", 99, 5).status_code == 404
-    assert _rest(api, "unsubscribe", 1, 999999).status_code == 404
+
+
+def test_old_rest_create_and_delete_unsubscribed_item(api: Any) -> None:
+    headers = {"Authorization": f"Bearer {api.token}", "Accept": "application/json"}
+    created = requests.post(f"{api.base}/rest/latest/marketinglists/unsubscribeditems", json={
+        "entityId": 7, "marketingList": 2}, headers=headers, timeout=30)
+    assert created.status_code == 201
+    item_id = created.json()["id"]
+    deleted = requests.delete(f"{api.base}/rest/latest/marketinglists/{item_id}/unsubscribeditem",
+                              headers=headers, timeout=30)
+    assert deleted.status_code == 204
+
+
+def test_old_rest_forbidden_for_json_api_only_client(sb: Any, make_api: Any) -> None:
+    sb.control("oro").post("/_sandbox/oro/clients", json={"client_id": "jsonapi-only", "client_secret": "x",
+                                                           "old_api": False})
+    limited = make_api("jsonapi-only", "x")
+    r = _rest(limited, "unsubscribe", 2, 9)
+    assert r.status_code == 403
+    assert r.json()["message"] == "This API is not accessible via the current OAuth2 token."
+    assert limited.get("/customers").status_code == 200
 
 
 def test_old_rest_requires_token(api: Any) -> None:

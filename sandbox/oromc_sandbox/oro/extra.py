@@ -34,12 +34,27 @@ def _ids(request: Request) -> tuple[int, int] | None:
     return int(raw_list), int(raw_entity)
 
 
-async def marketing_list_action(request: Request) -> Response:
-    """``POST /admin/api/rest/{v}/marketinglist/{mlId}/(unsubscribe|subscribe)/{entityId}``."""
+def _old_rest_client(request: Request) -> Client | Response:
+    """Bearer authentication for the old REST API (401 empty; 403 for JSON:API-only clients)."""
     try:
         client = authenticate(request)
     except EmptyError as exc:
         return empty_response(exc.status, exc.headers)
+    if not client.old_api:
+        return _plain_error(403, "This API is not accessible via the current OAuth2 token.")
+    return client
+
+
+async def marketing_list_action(request: Request) -> Response:
+    """``POST /admin/api/rest/{v}/marketinglist/{mlId}/(unsubscribe|subscribe)/{entityId}``.
+
+    As Oro's controller: the entity id is not checked against the list's entity; unsubscribing twice
+    fails the (entityId, marketingList) uniqueness; subscribing an entity that is not unsubscribed
+    succeeds and changes nothing.
+    """
+    client = _old_rest_client(request)
+    if isinstance(client, Response):
+        return client
     action = request.path_params["action"]
     if request.path_params["version"] not in ("latest", "v1") or action not in ("subscribe", "unsubscribe"):
         return _plain_error(404, "Not Found")
@@ -51,29 +66,36 @@ async def marketing_list_action(request: Request) -> Response:
     if ids is None or ids[0] not in store.marketing_lists:
         return _plain_error(404, "Not Found")
     list_id, entity_id = ids
-    entity_type = store.marketing_lists[list_id]["entity"]
-    if store.get(entity_type, entity_id) is None:
-        return _plain_error(404, "Not Found")
+    label = ENTITY_LABELS.get(store.marketing_lists[list_id]["entity"], "Entity")
     request.state.items = 1
-    unsubscribed = store.marketing_lists[list_id]["unsubscribed"]
     if action == "unsubscribe":
-        if entity_id in unsubscribed:
-            return _plain_error(400, "Validation Failed", {"errors": ["This value is already used."]})
+        if entity_id in store.marketing_lists[list_id]["unsubscribed"]:
+            return json_response(_violations("entityId", "This value is already used.", entity_id), 400,
+                                 media_type=PLAIN)
         store.unsubscribe(list_id, entity_id)
-        message = "The entity has been unsubscribed from the marketing list."
-    else:
-        if not store.resubscribe(list_id, entity_id):
-            return _plain_error(404, "Not Found")
-        message = "The entity has been subscribed to the marketing list."
-    return json_response({"successful": True, "message": message}, media_type=PLAIN)
+        return json_response({"successful": True, "message": f"{label} unsubscribed"}, media_type=PLAIN)
+    store.resubscribe(list_id, entity_id)
+    return json_response({"successful": True, "message": f"{label} subscribed"}, media_type=PLAIN)
+
+
+ENTITY_LABELS = {"customerusers": "Customer User", "customers": "Customer"}
+
+
+def _violations(path: str, message: str, value: Any) -> dict[str, Any]:
+    """A serialized ConstraintViolationList (Symfony's RFC 7807 normalization)."""
+    return {
+        "type": "https://symfony.com/errors/validation", "title": "Validation Failed",
+        "detail": f"{path}: {message}",
+        "violations": [{"propertyPath": path, "title": message, "parameters": {"{{ value }}": f'"{value}"'},
+                        "type": "urn:uuid:23bd9dbf-6b9b-41cd-a99e-4844bcf3077f"}],
+    }
 
 
 async def unsubscribed_item_create(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglists/unsubscribeditems`` ``{"entityId", "marketingList"}``."""
-    try:
-        client = authenticate(request)
-    except EmptyError as exc:
-        return empty_response(exc.status, exc.headers)
+    client = _old_rest_client(request)
+    if isinstance(client, Response):
+        return client
     if not client.allows("marketinglistunsubscribeditems", "create"):
         return _plain_error(403, "Forbidden")
     try:
@@ -99,10 +121,9 @@ async def unsubscribed_item_create(request: Request) -> Response:
 
 async def unsubscribed_item_delete(request: Request) -> Response:
     """``DELETE /admin/api/rest/{v}/marketinglists/{id}/unsubscribeditem``."""
-    try:
-        client = authenticate(request)
-    except EmptyError as exc:
-        return empty_response(exc.status, exc.headers)
+    client = _old_rest_client(request)
+    if isinstance(client, Response):
+        return client
     if not client.allows("marketinglistunsubscribeditems", "delete"):
         return _plain_error(403, "Forbidden")
     raw = request.path_params["item_id"]
@@ -130,7 +151,7 @@ async def control_clients(request: Request) -> Response:
             return json_response({"error": "denied must map entity types to lists of actions"}, 400, media_type=PLAIN)
         grants = tuple(body.get("grants") or ("client_credentials", "password"))
         client = Client(str(body["client_id"]), str(body["client_secret"]), grants,
-                        {str(k): {str(a) for a in v} for k, v in denied.items()})
+                        {str(k): {str(a) for a in v} for k, v in denied.items()}, bool(body.get("old_api", True)))
         store.clients[client.client_id] = client
         return json_response(_client_json(client), 201, media_type=PLAIN)
     return json_response([_client_json(c) for c in store.clients.values()], media_type=PLAIN)
@@ -138,7 +159,7 @@ async def control_clients(request: Request) -> Response:
 
 def _client_json(client: Client) -> dict[str, Any]:
     return {"client_id": client.client_id, "grants": list(client.grants),
-            "denied": {k: sorted(v) for k, v in client.denied.items()}}
+            "denied": {k: sorted(v) for k, v in client.denied.items()}, "old_api": client.old_api}
 
 
 async def control_summary(request: Request) -> Response:

@@ -32,6 +32,7 @@ class Client:
     secret: str
     grants: tuple[str, ...] = ("client_credentials", "password")
     denied: dict[str, set[str]] = field(default_factory=dict)
+    old_api: bool = True  # "Supported APIs" includes the old REST API
 
     def allows(self, type_: str, action: str) -> bool:
         """False when the client's role lacks the permission ``action`` needs on ``type_``."""
@@ -247,7 +248,8 @@ class OroStore:
         return {
             "seed": self.seed, "customers": self.customers, "epoch": self.epoch, "tables": tables,
             "clients": [{"client_id": c.client_id, "secret": c.secret, "grants": list(c.grants),
-                         "denied": {k: sorted(v) for k, v in c.denied.items()}} for c in self.clients.values()],
+                         "denied": {k: sorted(v) for k, v in c.denied.items()}, "old_api": c.old_api}
+                        for c in self.clients.values()],
             "marketing_lists": {str(k): {"name": v["name"], "entity": v["entity"],
                                          "unsubscribed": [[e, i] for e, i in v["unsubscribed"].items()]}
                                 for k, v in self.marketing_lists.items()},
@@ -272,7 +274,7 @@ class OroStore:
             store.index_email(rid, rec)
         store.clients = {
             c["client_id"]: Client(c["client_id"], c["secret"], tuple(c["grants"]),
-                                   {k: set(v) for k, v in c["denied"].items()})
+                                   {k: set(v) for k, v in c["denied"].items()}, bool(c.get("old_api", True)))
             for c in data["clients"]
         }
         store.marketing_lists = {}
