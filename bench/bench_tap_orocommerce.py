@@ -1,6 +1,6 @@
 """Benchmark: tap-orocommerce extracting ~100,000 customer users with addresses from the sandbox.
 
-Run:  .venv/bin/python bench/bench_tap_orocommerce.py [--customers N] [--page-size 500]
+Run:  .venv/bin/python bench/bench_tap_orocommerce.py [--customers 51400] [--page-size 500]
           [--streams customer_users,customer_user_addresses,contacts]
 
 Starts a sandbox (latency "none"), runs the tap CLI once as a subprocess with stdout discarded,
@@ -26,7 +26,7 @@ from oromc_sandbox.testing import running_sandbox
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=25000)
+    parser.add_argument("--customers", type=int, default=51400)  # ~100,000 customer users
     parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--streams", default="customer_users,customer_user_addresses,contacts")
     args = parser.parse_args()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -86,22 +85,22 @@ def test_fault_storms_are_retried_to_a_complete_run(
         assert _status_count(stats, status) > 0
 
 
-def test_403_fails_fast_naming_resource_and_detail(sandbox: Any, tmp_path: Path) -> None:
-    # The tap gets its token and starts reading; then every request is answered 403.
+def test_403_on_one_resource_fails_fast_naming_it_and_oros_detail(sandbox: Any, tmp_path: Path) -> None:
+    # An OAuth application whose role may not view orders (everything else allowed).
+    created = sandbox.control("oro").post(
+        "/_sandbox/oro/clients",
+        json={"client_id": "no-orders", "client_secret": "no-orders-secret-1", "denied": {"orders": ["view"]}},
+    )
+    assert created.status_code == 201, created.text
     sandbox.reset_stats()
-    proc = start_tap(tmp_path, tap_config(sandbox, page_size=1), name="forbidden")
-    assert proc.stdout is not None
-    try:
-        while '"RECORD"' not in proc.stdout.readline():
-            pass
-        sandbox.set_faults("oro", rate=1.0, kinds=["403"])
-        _, err = proc.communicate(timeout=120)
-    finally:
-        sandbox.set_faults("oro", rate=0.0)
-    assert proc.returncode != 0
-    assert re.search(r"GET \w+ -> 403", err), err[-2000:]
-    assert sandbox.info["oro"]["client_secret"] not in err
-    assert "Bearer " not in err
+    config = tap_config(sandbox, client_id="no-orders", client_secret="no-orders-secret-1")
+    run = run_tap(tmp_path, config, name="forbidden")
+    assert run.returncode != 0
+    line = next((ln for ln in run.stderr.splitlines() if "-> 403" in ln), "")
+    assert "GET orders -> 403" in line, run.stderr[-3000:]
+    assert "access denied" in line.lower() or "no access" in line.lower(), line
+    assert "no-orders-secret-1" not in run.stderr
+    assert "Bearer " not in run.stderr
     assert _status_count(sandbox.stats("oro"), "403") == 1  # failed fast, not retried
 
 
