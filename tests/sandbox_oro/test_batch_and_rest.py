@@ -152,3 +152,24 @@ def test_control_summary_counts(sb: Any, api: Any) -> None:
     total = api.get("/customers", headers={"X-Include": "totalCount"}).headers["X-Include-Total-Count"]
     assert summary["counts"]["customers"] == int(total)
     assert summary["counts"]["customerusers"] >= 60
+
+
+def test_sync_batch_updates_customer_users_and_skips_unchanged(sb: Any, api: Any, new_user: Any) -> None:
+    first, second = new_user(), new_user()
+    sb.advance_clock(5)
+    r = api.patch("/customerusers", {"data": [
+        {"type": "customerusers", "id": first["id"], "meta": {"update": True}, "attributes": {"firstName": "Batched"}},
+        {"type": "customerusers", "id": second["id"], "meta": {"update": True}, "attributes": {"firstName": "Test"}},
+    ]}, headers=SYNC)
+    assert r.status_code == 200
+    changed, unchanged = r.json()["data"]
+    assert changed["attributes"]["firstName"] == "Batched"
+    assert changed["attributes"]["updatedAt"] > first["attributes"]["updatedAt"]
+    assert unchanged["attributes"]["updatedAt"] == second["attributes"]["updatedAt"]
+
+
+def test_batch_update_of_missing_record_fails(api: Any) -> None:
+    r = api.patch("/customerusers", {"data": [{"type": "customerusers", "id": "999999", "meta": {"update": True},
+                                               "attributes": {"firstName": "X"}}]}, headers=SYNC)
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["source"] == {"pointer": "/data/0/id"}

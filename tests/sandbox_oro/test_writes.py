@@ -7,7 +7,8 @@ from typing import Any
 
 def _user_body(email: str, **attrs: Any) -> dict[str, Any]:
     return {"data": {"type": "customerusers", "attributes": {"email": email, "firstName": "A", "lastName": "B", **attrs},
-                     "relationships": {"customer": {"data": {"type": "customers", "id": "2"}}}}}
+                     "relationships": {"customer": {"data": {"type": "customers", "id": "2"}},
+                                       "userRoles": {"data": [{"type": "customeruserroles", "id": "2"}]}}}}
 
 
 def test_create_customer_user_201(api: Any, fresh_email: Any) -> None:
@@ -228,3 +229,19 @@ def test_integer_ids_in_request_documents_are_rejected(api: Any, fresh_email: An
     r = api.patch("/customers/1", {"data": {"type": "customers", "id": 1, "attributes": {"name": "x"}}})
     assert r.status_code == 400
     assert r.json()["errors"][0]["source"] == {"pointer": "/data/id"}
+
+
+def test_enabled_customer_user_needs_a_role(api: Any, fresh_email: Any, new_user: Any) -> None:
+    body = _user_body(fresh_email())
+    del body["data"]["relationships"]["userRoles"]
+    r = api.post("/customerusers", body)
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"status": "400", "title": "customer user check role constraint",
+                                   "detail": "Please select at least one role before you enable the customer user"}]
+    body["data"]["attributes"]["enabled"] = False
+    assert api.post("/customerusers", body).status_code == 201
+    user = new_user()
+    r = api.delete(f"/customerusers/{user['id']}/relationships/userRoles",
+                   {"data": [{"type": "customeruserroles", "id": "2"}]})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["title"] == "customer user check role constraint"

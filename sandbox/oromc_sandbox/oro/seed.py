@@ -263,7 +263,7 @@ class Seeder:
             last = r.choice(self.pools.long_names)
         guest = r.random() < 0.06
         enabled = not guest and r.random() > 0.05
-        confirmed = guest or r.random() > 0.07
+        confirmed = not guest and r.random() > 0.07
         created = self.store.tables["customerusers"].cols["createdAt"][rid - 1]
         logins = 0 if guest or not confirmed else int(r.random() * 200)
         last_login = created + int(r.random() * (self.now - created)) if logins else None

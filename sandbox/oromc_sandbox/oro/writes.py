@@ -218,6 +218,11 @@ def validate(store: OroStore, res: Resource, rec: Record, changed: set[str], poi
         for rel in res.rels if rel.required and check(rel.name) and _blank(rec.get(rel.name))
     )
     errors.extend(_specific(store, res, rec, changed, pointer, rid, creating))
+    # Checked last and only on an otherwise valid user, as the reference's four-error example shows.
+    if not errors and res.type == "customerusers" and (creating or changed & {"enabled", "userRoles"}) \
+            and rec.get("enabled") and not rec.get("userRoles"):
+        errors.append(err(400, "customer user check role constraint",
+                          "Please select at least one role before you enable the customer user"))
     return errors
 
 
