@@ -245,3 +245,17 @@ def test_enabled_customer_user_needs_a_role(api: Any, fresh_email: Any, new_user
                    {"data": [{"type": "customeruserroles", "id": "2"}]})
     assert r.status_code == 400
     assert r.json()["errors"][0]["title"] == "customer user check role constraint"
+
+
+def test_address_owner_cannot_change_on_update(api: Any, new_user: Any) -> None:
+    address = api.get("/customeruseraddresses", params={"page[size]": 1}).json()["data"][0]
+    other = new_user()
+    r = api.patch(f"/customeruseraddresses/{address['id']}", {"data": {
+        "type": "customeruseraddresses", "id": address["id"],
+        "relationships": {"customerUser": {"data": {"type": "customerusers", "id": other["id"]}}}}})
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"status": "400", "title": "extra fields constraint",
+                                   "detail": 'This form should not contain extra fields: "customerUser".'}]
+    rel = api.patch(f"/customeruseraddresses/{address['id']}/relationships/customerUser",
+                    {"data": {"type": "customerusers", "id": other["id"]}})
+    assert rel.status_code == 405

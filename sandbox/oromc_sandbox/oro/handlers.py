@@ -284,7 +284,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     rel = _relation(ctx, res, ctx.request.path_params["association"])
     method = ctx.request.method
-    writable = not (rel.ro or rel.computed) and "update" in res.actions
+    writable = not (rel.ro or rel.computed or rel.create_only) and "update" in res.actions
     allowed = ["GET"] + ((["PATCH", "POST", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
     if method == "OPTIONS":
         return empty_response(200, _allow(allowed))

@@ -54,6 +54,7 @@ class Rel:
     switch: str | None = None  # only present when this live switch is on
     targets: tuple[str, ...] = ()  # allowed types of a polymorphic relationship
     inverse: tuple[str, str] | None = None  # computed: (table, field) holding this record's id
+    create_only: bool = False  # cannot be changed by an update (Oro: "extra fields constraint")
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,8 @@ _add(Resource(
         *CREATED_UPDATED, Attr("types", ARRAY),
     ),
     rels=(
-        Rel("customerUser", "customerusers", required=True), Rel("owner", "users"),
-        Rel("systemOrganization", "organizations"), Rel("country", "countries", required=True),
+        Rel("customerUser", "customerusers", required=True, create_only=True), Rel("owner", "users"),
+        Rel("systemOrganization", "organizations", create_only=True), Rel("country", "countries", required=True),
         Rel("region", "regions"),
     ),
     filters={**ID, **_assoc("customerUser", "owner", "systemOrganization", "country", "region")},

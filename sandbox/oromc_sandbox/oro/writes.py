@@ -140,7 +140,7 @@ def _parse_linkage(store: OroStore, rel: Rel, item: Any, ptr: str, errors: list[
 
 
 def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer: str,
-                  switches: dict[str, Any]) -> tuple[Record, list[dict[str, Any]]]:
+                  switches: dict[str, Any], updating: bool = False) -> tuple[Record, list[dict[str, Any]]]:
     """Attribute and relationship values of a request, with type errors."""
     changes: Record = {}
     errors: list[dict[str, Any]] = []
@@ -159,7 +159,7 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
             changes[name] = parsed
     for name, body in (data.get("relationships") or {}).items():
         rel = res.rel(name)
-        if rel is None or not rel_enabled(rel, switches):
+        if rel is None or not rel_enabled(rel, switches) or (updating and rel.create_only):
             extra.append(name)
             continue
         if rel.ro or rel.computed:
@@ -346,7 +346,7 @@ def update(store: OroStore, res: Resource, rid: Any, data: Any, switches: dict[s
     old = tbl.get(rid)
     if old is None:
         raise fail(404, "not found http exception", "An entity with the requested identifier does not exist.")
-    changes, errors = parse_changes(store, res, data, pointer, switches)
+    changes, errors = parse_changes(store, res, data, pointer, switches, updating=True)
     if errors:
         raise ApiError(400, errors)
     changes.pop("password", None)
