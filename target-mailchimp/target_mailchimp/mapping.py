@@ -14,6 +14,7 @@ from typing import Any
 
 EMAIL_RE = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
 MAX_TAG_LENGTH = 100
+MAX_MERGE_TEXT = 255
 MERGE_FIELD_TYPES = (
     "text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip",
 )
@@ -147,10 +148,8 @@ def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> A
         choices = [str(c) for c in spec.options.get("choices") or []]
         if choices and text not in choices:
             raise fail("value is not one of the field's choices")
-    if kind == "text":
-        size = spec.options.get("size")
-        if isinstance(size, int) and size > 0 and len(text) > size:
-            raise fail(f"longer than {size} characters")
+    if len(text) > MAX_MERGE_TEXT:  # options.size is only the signup-form width, not a limit
+        raise fail(f"longer than {MAX_MERGE_TEXT} characters")
     return text
 
 
@@ -200,7 +199,7 @@ def desired_tags(
     ]
     result: dict[str, str] = {}
     for name in names:
-        clean = " ".join(name.split())[:MAX_TAG_LENGTH]
+        clean = " ".join(name.split())[:MAX_TAG_LENGTH].strip()  # Mailchimp trims tag names
         result.setdefault(clean.lower(), clean)
     return result
 

@@ -48,6 +48,7 @@ from target_mailchimp.mapping import (
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 BATCHES_MIN_OPERATIONS = 20
+BATCHES_CALLS = 6  # submit + ~4 polls + download
 
 
 @dataclass
@@ -401,10 +402,12 @@ class ContactSync:
             # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
             # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
             # (submit, polls, download) at the price of >= 2.5 s queueing.
-            if self.settings.is_syncing:
-                mode = "batches" if len(deltas) > BATCHES_MIN_OPERATIONS else "member"
-            else:
-                mode = "member" if len(deltas) <= segment_calls + 1 else "segment"
+            costs = {"member": len(deltas)}
+            if not self.settings.is_syncing:
+                costs["segment"] = segment_calls + 1
+            if len(deltas) > BATCHES_MIN_OPERATIONS:
+                costs["batches"] = BATCHES_CALLS
+            mode = min(costs, key=lambda m: costs[m])
         if mode == "segment":
             self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
         elif mode == "batches":

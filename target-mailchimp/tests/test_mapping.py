@@ -112,3 +112,11 @@ def test_consent_changes_only_when_explicit_and_newer(
     decision = consent_change(record, status, T0, resubscribe_with_pending=pending)
     assert decision.status == expected
     assert decision.blocked is blocked
+
+
+def test_long_tag_names_are_cut_and_trimmed_like_mailchimp() -> None:
+    name = "A" * 87 + " Benson"  # the cut at 100 characters (with "oro:account:") falls on a space
+    tags = desired_tags({"customer_name": name}, "oro:", {"customer_name": "account"}, [])
+    (tag,) = tags.values()
+    assert len(tag) <= 100
+    assert tag == tag.strip()
