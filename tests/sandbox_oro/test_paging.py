@@ -81,3 +81,16 @@ def test_links_query_roundtrip(api: Any) -> None:
     doc = api.get("/orders", params={"filter[createdAt][gte]": "2020-01-01", "page[size]": 2}).json()
     query = dict(parse_qsl(urlsplit(doc["links"]["next"]).query))
     assert query == {"filter[createdAt][gte]": "2020-01-01", "page[size]": "2", "page[number]": "2"}
+
+
+def test_keyset_paging_with_id_gt(api: Any) -> None:
+    everything = [c["id"] for c in api.get("/customers", params={"page[size]": -1}).json()["data"]]
+    seen: list[str] = []
+    last = 0
+    while True:
+        page = api.get("/customers", params={"filter[id][gt]": last, "page[size]": 9, "sort": "id"}).json()["data"]
+        if not page:
+            break
+        seen.extend(c["id"] for c in page)
+        last = int(page[-1]["id"])
+    assert seen == everything

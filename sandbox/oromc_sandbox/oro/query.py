@@ -328,8 +328,36 @@ def _predicate(cond: Cond, get: Callable[[Any], Any]) -> Callable[[Any], bool]:
     return lambda rid: any(test(v) for v in _as_list(get(rid)) if isinstance(v, type(x)))
 
 
+def _id_window(store: OroStore, res: Resource, conds: list[Cond]) -> Iterable[Any] | None:
+    """Ids narrowed by ``filter[id][gt|gte|lt|lte]`` / ``a..b`` without a full scan (keyset paging)."""
+    tbl = store.table(res.type)
+    if isinstance(tbl.ids(), list) or not hasattr(tbl, "alive"):
+        return None
+    lo, hi = 1, tbl.n
+    narrowed = False
+    for cond in conds:
+        if cond.field != "id":
+            continue
+        if cond.range is not None and cond.op == "eq":
+            lo, hi, narrowed = max(lo, cond.range[0]), min(hi, cond.range[1]), True
+        elif isinstance(cond.scalar, int) and cond.op in ("gt", "gte", "lt", "lte"):
+            x = cond.scalar
+            if cond.op in ("gt", "gte"):
+                lo = max(lo, x + 1 if cond.op == "gt" else x)
+            else:
+                hi = min(hi, x - 1 if cond.op == "lt" else x)
+            narrowed = True
+    if not narrowed:
+        return None
+    window = range(max(lo, 1), hi + 1)
+    return window if not tbl.deleted else [rid for rid in window if tbl.exists(rid)]
+
+
 def _fast_ids(store: OroStore, res: Resource, conds: list[Cond]) -> Iterable[Any] | None:
     """Candidate ids from an exact e-mail / identifier condition without a full scan."""
+    window = _id_window(store, res, conds)
+    if window is not None:
+        return window
     for cond in conds:
         if cond.op == "eq" and cond.values is not None:
             if res.type == "customerusers" and cond.field == "email":
