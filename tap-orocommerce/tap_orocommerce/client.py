@@ -120,20 +120,29 @@ def fingerprint(row: dict[str, Any]) -> str:
 
 
 class OroPaginator(BaseAPIPaginator[Any]):
-    """Asks the stream for the next page token (keyset cursor or ``links.next`` URL)."""
+    """Asks the stream for the next page token (keyset cursor or ``links.next`` URL).
+
+    The token is computed once per response (it updates the stream's tie bookkeeping), also
+    when a page yields no new row: such a page does not end the listing while a token exists.
+    """
 
     def __init__(self, stream: OroStream) -> None:
         super().__init__(None)
         self._stream = stream
+        self._computed: tuple[requests.Response, Any] | None = None
+
+    def _token(self, response: requests.Response) -> Any:
+        if self._computed is None or self._computed[0] is not response:
+            self._computed = (response, self._stream.next_page_token(response))
+        return self._computed[1]
 
     @override
     def get_next(self, response: requests.Response) -> Any:
-        return self._stream.next_page_token(response)
+        return self._token(response)
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
-        # A page can yield no *new* record (all filtered client-side) while more pages exist.
-        return self._stream.last_links_next is not None
+        return self._token(response) is not None
 
 
 class OroStream(RESTStream[Any]):

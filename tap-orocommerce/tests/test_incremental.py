@@ -160,3 +160,34 @@ def test_killed_run_resumes_without_losing_rows(sandbox: Any, tmp_path: Path) ->
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _ids(killed, "orders") | _ids(resumed, "orders") == all_ids
     assert len(resumed.ids("orders")) < len(all_ids)  # it resumed, it did not start over
+
+
+def test_pages_of_equal_timestamps_are_drained_without_gaps(sandbox: Any, tmp_path: Path) -> None:
+    # Line items of one order share updatedAt; with 2 rows per page whole pages are ties.
+    oro = Oro(sandbox)
+    expected = {int(i["id"]) for i in oro.list("orderlineitems")}
+    run = run_tap(tmp_path, tap_config(sandbox, streams=["order_line_items"], page_size=2), name="ties")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(run.ids("order_line_items")) == sorted(expected)  # each once, none missing
+    stamps = [r["updated_at"] for r in run.records["order_line_items"]]
+    assert stamps == sorted(stamps)  # emitted in bookmark order (resumable)
+    assert len(set(stamps)) < len(stamps)  # the data really has ties
+
+
+def test_server_side_customer_user_filter_is_used_when_enabled(sandbox: Any, tmp_path: Path) -> None:
+    sandbox.set_switches(customeruser_updatedat_filter=True)
+    try:
+        sandbox.reset_stats()
+        run = run_tap(tmp_path, tap_config(sandbox, streams=["customer_users"]), name="server")
+        stats = sandbox.stats("oro")
+        again = run_tap(tmp_path, tap_config(sandbox, streams=["customer_users"]), state=run.state, name="again")
+    finally:
+        sandbox.set_switches(customeruser_updatedat_filter=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "falling back to a scan" not in run.stderr
+    assert sorted(run.ids("customer_users")) == sorted(int(u["id"]) for u in Oro(sandbox).list("customerusers"))
+    assert int(stats["by_status"].get("400", 0)) == 0
+    assert again.returncode == 0
+    assert not again.records.get("customer_users")
+    stamps = [r["updated_at"] for r in run.records["customer_users"]]
+    assert stamps == sorted(stamps)
