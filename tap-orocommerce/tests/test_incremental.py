@@ -191,3 +191,30 @@ def test_server_side_customer_user_filter_is_used_when_enabled(sandbox: Any, tmp
     assert not again.records.get("customer_users")
     stamps = [r["updated_at"] for r in run.records["customer_users"]]
     assert stamps == sorted(stamps)
+
+
+def test_rows_changed_while_paging_are_not_skipped(sandbox: Any, tmp_path: Path) -> None:
+    # With page[number] offsets, a row updated mid-run moves to the end of the updatedAt order
+    # and shifts the next row out of view; the keyset cursor must not lose it.
+    oro = Oro(sandbox)
+    all_ids = {int(o["id"]) for o in oro.list("orders")}
+    proc = start_tap(tmp_path, tap_config(sandbox, streams=["orders"], page_size=3), name="paging")
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while sum('"RECORD"' in ln for ln in lines) < 4:
+        lines.append(proc.stdout.readline())
+    proc.send_signal(signal.SIGSTOP)  # freeze the tap between pages
+    try:
+        first = [json.loads(ln)["record"]["id"] for ln in lines if '"RECORD"' in ln]
+        for oid in first[:3]:
+            oro.patch("orders", str(oid), {"customerNotes": f"changed while paging {oid}"})
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=120)
+    run = TapRun(proc.returncode, stderr=err)
+    parse_messages(lines + out.splitlines(), run)
+    assert run.returncode == 0, err[-3000:]
+    assert _ids(run, "orders") == all_ids
+    latest = {r["id"]: r for r in run.records["orders"]}
+    for oid in first[:3]:
+        assert latest[oid]["customer_notes"] == f"changed while paging {oid}"  # re-read, new values
