@@ -234,7 +234,7 @@ def _assoc_target(res: Resource, name: str) -> str | None:
 
 
 _STRING_ID_TYPES = {"marketingactivitytypes", "orderinternalstatuses", "orderstatuses", "customerratings",
-                    "countries", "regions", "productunits"}
+                    "countries", "regions", "productunits", "customeruserauthstatuses"}
 
 
 def _int_ids(type_: str | None) -> bool:

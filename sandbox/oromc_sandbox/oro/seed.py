@@ -95,6 +95,7 @@ class Seeder:
             "marketingactivitytypes": enum("marketingactivitytypes", MA_TYPES),
             "orderinternalstatuses": enum("orderinternalstatuses", (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"))),
             "orderstatuses": StaticTable("orderstatuses", int_ids=False),
+            "customeruserauthstatuses": enum("customeruserauthstatuses", (("active", "Active"), ("reset", "Reset"))),
             "customerratings": enum("customerratings", ((f"{i}_of_5", f"{i} of 5") for i in range(1, 6))),
             "customeruserroles": StaticTable("customeruserroles", (
                 (1, {"role": "ROLE_FRONTEND_ADMINISTRATOR", "label": "Administrator", "selfManaged": False, "public": True}),
@@ -274,7 +275,7 @@ class Seeder:
             "enabled": enabled, "loginCount": logins, "isGuest": guest, "lastLogin": last_login,
             "passwordRequestedAt": None, "passwordChangedAt": None,
             "userRoles": [] if guest else [1 if r.random() < 0.3 else 2], "owner": 1,
-            "salesRepresentatives": [], "organization": 1, "website": 1,
+            "salesRepresentatives": [], "organization": 1, "website": 1, "auth_status": "active",
             "tags": list(self.seeded_tags.get(rid, ())),
         }
 

@@ -28,7 +28,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NOT_BLANK = ("not blank constraint", "This value should not be blank.")
 DEFAULTS: dict[str, dict[str, Any]] = {
     "customerusers": {"enabled": True, "confirmed": True, "isGuest": False, "loginCount": 0, "owner": 1,
-                      "organization": 1, "website": 1, "userRoles": [], "salesRepresentatives": [], "tags": []},
+                      "organization": 1, "website": 1, "userRoles": [], "salesRepresentatives": [], "tags": [],
+                      "auth_status": "active"},
     "customers": {"owner": 1, "organization": 1, "salesRepresentatives": []},
     "customergroups": {"owner": 1, "organization": 1},
     "customeruseraddresses": {"owner": 1, "systemOrganization": 1, "primary": False, "types": []},
