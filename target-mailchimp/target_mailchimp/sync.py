@@ -10,27 +10,19 @@ the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
-import math
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
-    ErrorKind,
-    MailchimpError,
     PermanentMailchimpError,
     classify_member_error,
-    make_error,
-    redact_pii,
 )
 from oromc_common.report import RunReport
 
 from target_mailchimp.client import (
     BATCH_SUBSCRIBE_MAX,
-    SEGMENT_MEMBERS_MAX,
     Audience,
     MemberState,
     email_hash,
@@ -45,66 +37,13 @@ from target_mailchimp.mapping import (
     merge_values_equal,
     new_member_status,
 )
+from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
+from target_mailchimp.tags import TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
-BATCHES_MIN_OPERATIONS = 20
-BATCHES_CALLS = 6  # submit + ~4 polls + download
 
 
-@dataclass
-class SyncSettings:
-    """The parts of the target config the sync needs."""
-
-    status_if_new: str = "subscribed"
-    merge_fields: dict[str, str] = field(default_factory=dict)  # merge tag -> contact field
-    tag_prefix: str = "oro:"
-    tag_fields: dict[str, str] = field(default_factory=dict)
-    tag_rules: list[dict[str, Any]] = field(default_factory=list)
-    erasure_mode: str = "archive"
-    is_syncing: bool = False
-    tag_write_mode: str = "auto"
-    resubscribe_with_pending: bool = False
-    skip_merge_validation: bool = False
-    max_connections: int = 8
-
-
-@dataclass
-class Contact:
-    """One de-duplicated contact of a window."""
-
-    key: str
-    email: str
-    hash: str
-    record: dict[str, Any]
-    merge: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    erase: bool = False
-
-
-@dataclass
-class _Write:
-    contact: Contact
-    item: dict[str, Any]
-    created: bool
-    new_state: MemberState
-    existed: bool = False
-
-
-@dataclass
-class _TagDelta:
-    contact: Contact
-    state: MemberState
-    add: list[str]
-    remove: list[str]
-
-    @classmethod
-    def of(cls, contact: Contact, state: MemberState) -> _TagDelta:
-        add = [name for low, name in contact.tags.items() if low not in state.tags]
-        remove = [name for low, name in state.tags.items() if low not in contact.tags]
-        return cls(contact, state, add, remove)
-
-
-class ContactSync:
+class ContactSync(TagWrites):
     """Applies windows of ``contacts`` records to one audience."""
 
     def __init__(
@@ -122,27 +61,7 @@ class ContactSync:
         self.report = report
         self.stream = stream
         self.workers = settings.max_connections
-        self._created_tag_deltas: list[_TagDelta] = []
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _count(self, what: str, n: int = 1) -> None:
-        if n:
-            self.report.count(self.stream, what, n)
-
-    def _reject(self, key: str, reason: str, detail: str, field_name: str | None = None) -> None:
-        self.report.reject(self.stream, key, reason, redact_pii(detail), field_name)
-
-    def _reject_error(self, contact: Contact, exc: MailchimpError) -> None:
-        fields = exc.error_fields
-        detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
-        self._reject(contact.key, exc.reason, detail, fields[0] if fields else None)
-
-    @staticmethod
-    def _key(record: Mapping[str, Any], hash_: str) -> str:
-        for name in ("customer_user_id", "id", "customer_id"):
-            if record.get(name) not in (None, ""):
-                return f"{name}={record[name]}"
-        return f"subscriber_hash={hash_}"
+        self._created_tag_deltas: list[TagDelta] = []
 
     # -- preparation -----------------------------------------------------------------------
     def prepare(self, records: list[dict[str, Any]]) -> dict[str, Contact]:
@@ -205,7 +124,7 @@ class ContactSync:
         decision = consent_change(
             record, state.status, state.last_changed, resubscribe_with_pending=self.settings.resubscribe_with_pending
         )
-        delta = _TagDelta.of(contact, state)
+        delta = TagDelta.of(contact, state)
         quiet = decision.status is None and not decision.blocked and not delta.add and not delta.remove
         if quiet and not self._update(contact, state, None, force=False).item:
             self._count("unchanged")
@@ -222,10 +141,10 @@ class ContactSync:
         states = self.audience.lookup(list(contacts), self.workers)
         incomplete = [(h, s) for h, s in states.items() if s is not None and not s.tags_complete]
         run_concurrently([partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers)
-        writes: list[_Write] = []
-        single_puts: list[_Write] = []
+        writes: list[Write] = []
+        single_puts: list[Write] = []
         erasures: list[tuple[Contact, MemberState]] = []
-        deltas: list[_TagDelta] = []
+        deltas: list[TagDelta] = []
         for hash_, contact in contacts.items():
             state = states.get(hash_)
             if contact.erase:
@@ -250,7 +169,7 @@ class ContactSync:
                     single_puts.append(self._update(contact, state, decision.status, force=True))
                 continue
             update = self._update(contact, state, decision.status, force=False)
-            delta = _TagDelta.of(contact, state)
+            delta = TagDelta.of(contact, state)
             if update.item:
                 writes.append(update)
             if delta.add or delta.remove:
@@ -263,7 +182,7 @@ class ContactSync:
         self._run_tags(deltas + self._created_tag_deltas)
         self._run_erasures(erasures)
 
-    def _create(self, contact: Contact) -> _Write:
+    def _create(self, contact: Contact) -> Write:
         status = new_member_status(contact.record, self.settings.status_if_new)
         item: dict[str, Any] = {"email_address": contact.email, "status": status}
         merge = {k: v for k, v in contact.merge.items() if v != ""}
@@ -273,9 +192,9 @@ class ContactSync:
         if inline:  # tags ride along for free; with is_syncing they go separately, flagged
             item["tags"] = sorted(contact.tags.values())
         new_state = MemberState(status=status, merge=merge, tags=dict(contact.tags) if inline else {})
-        return _Write(contact, item, created=True, new_state=new_state)
+        return Write(contact, item, created=True, new_state=new_state)
 
-    def _update(self, contact: Contact, state: MemberState, status: str | None, *, force: bool) -> _Write:
+    def _update(self, contact: Contact, state: MemberState, status: str | None, *, force: bool) -> Write:
         changed = {
             tag: value
             for tag, value in contact.merge.items()
@@ -286,7 +205,7 @@ class ContactSync:
             last_changed=state.last_changed, tags_complete=state.tags_complete,
         )
         if not changed and status is None and not force:
-            return _Write(contact, {}, created=False, new_state=new_state)
+            return Write(contact, {}, created=False, new_state=new_state)
         # No status unless it changes: batch subscribe with update_existing keeps the member's status.
         item: dict[str, Any] = {"email_address": contact.email}
         if status is not None:
@@ -295,28 +214,28 @@ class ContactSync:
             item["merge_fields"] = changed
         if status is not None:
             self._count("consent_changes")
-        return _Write(contact, item, created=False, new_state=new_state)
+        return Write(contact, item, created=False, new_state=new_state)
 
     # -- creates / updates -----------------------------------------------------------------
-    def _run_writes(self, writes: list[_Write]) -> None:
+    def _run_writes(self, writes: list[Write]) -> None:
         if not writes:
             return
         creates = [w for w in writes if w.created]
         updates = [w for w in writes if not w.created]
-        chunks: list[tuple[list[_Write], bool]] = [
+        chunks: list[tuple[list[Write], bool]] = [
             (group[i : i + BATCH_SUBSCRIBE_MAX], update_existing)
             for group, update_existing in ((creates, False), (updates, True))
             for i in range(0, len(group), BATCH_SUBSCRIBE_MAX)
         ]
-        calls: list[Callable[[], list[_Write]]] = [
+        calls: list[Callable[[], list[Write]]] = [
             partial(self._subscribe_chunk, chunk, update_existing=upd) for chunk, upd in chunks
         ]
-        retry: list[_Write] = []
+        retry: list[Write] = []
         for leftover in run_concurrently(calls, self.workers):
             retry += leftover
         self._run_puts(retry)
 
-    def _subscribe_chunk(self, chunk: list[_Write], *, update_existing: bool) -> list[_Write]:
+    def _subscribe_chunk(self, chunk: list[Write], *, update_existing: bool) -> list[Write]:
         """One batch-subscribe call; returns writes to retry as single PUTs."""
         try:
             response = self.audience.batch_subscribe(
@@ -328,7 +247,7 @@ class ContactSync:
         failed: dict[str, dict[str, Any]] = {}
         for error in response.get("errors") or []:
             failed[email_hash(str(error.get("email_address", "")))] = error
-        retry: list[_Write] = []
+        retry: list[Write] = []
         for write in chunk:
             error = failed.get(write.contact.hash)
             if error is None:
@@ -345,7 +264,7 @@ class ContactSync:
             self._reject(write.contact.key, reason, detail, error.get("field") or None)
         return retry
 
-    def _applied(self, write: _Write) -> None:
+    def _applied(self, write: Write) -> None:
         created = write.created and not write.existed
         self._count("created" if created else "updated")
         self.audience.members[write.contact.hash] = write.new_state
@@ -353,11 +272,11 @@ class ContactSync:
             if "tags" in write.item:
                 self._tag_counts(list(write.contact.tags.values()), [])
             else:
-                self._created_tag_deltas.append(_TagDelta.of(write.contact, write.new_state))
+                self._created_tag_deltas.append(TagDelta.of(write.contact, write.new_state))
 
-    def _run_puts(self, writes: list[_Write]) -> None:
+    def _run_puts(self, writes: list[Write]) -> None:
         """Single upserts: members that already existed, archived members, whole-call refusals."""
-        def put(write: _Write) -> None:
+        def put(write: Write) -> None:
             body = {k: v for k, v in write.item.items() if k != "tags"}
             if write.created:  # never change an existing member's status through a create
                 body["status_if_new"] = body.pop("status")
@@ -369,143 +288,15 @@ class ContactSync:
                 self._reject_error(write.contact, exc)
                 return
             state = self.audience.state_from(member) if member.get("status") else write.new_state
-            self._applied(_Write(write.contact, write.item, created=False, new_state=state))
+            self._applied(Write(write.contact, write.item, created=False, new_state=state))
             if write.created:
                 if not state.tags_complete:
                     self.audience.complete_tags(write.contact.hash, state)
-                delta = _TagDelta.of(write.contact, state)
+                delta = TagDelta.of(write.contact, state)
                 if delta.add or delta.remove:
                     self._tags_by_member([delta])
 
         run_concurrently([partial(put, w) for w in writes], self.workers)
-
-    # -- tags ------------------------------------------------------------------------------
-    def _run_tags(self, deltas: list[_TagDelta]) -> None:
-        if not deltas:
-            return
-        by_tag_add: dict[str, list[Contact]] = defaultdict(list)
-        by_tag_remove: dict[str, list[Contact]] = defaultdict(list)
-        for delta in deltas:
-            for name in delta.add:
-                by_tag_add[name].append(delta.contact)
-            for name in delta.remove:
-                by_tag_remove[name].append(delta.contact)
-        segment_calls = sum(
-            max(
-                math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
-                math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
-            )
-            for t in {*by_tag_add, *by_tag_remove}
-        )
-        mode = self.settings.tag_write_mode
-        if mode == "auto":
-            # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
-            # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
-            # (submit, polls, download) at the price of >= 2.5 s queueing.
-            costs = {"member": len(deltas)}
-            if not self.settings.is_syncing:
-                costs["segment"] = segment_calls + 1
-            if len(deltas) > BATCHES_MIN_OPERATIONS:
-                costs["batches"] = BATCHES_CALLS
-            mode = min(costs, key=lambda m: costs[m])
-        if mode == "segment":
-            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
-        elif mode == "batches":
-            self._tags_by_batches(deltas)
-        else:
-            self._tags_by_member(deltas)
-
-    def _tags_by_batches(self, deltas: list[_TagDelta]) -> None:
-        """Member tag writes as one ``/batches`` job per window; failed operations are retried
-        directly (retryable) or rejected (permanent)."""
-        by_id = {d.contact.hash: d for d in deltas}
-        ops = [
-            {
-                "method": "POST",
-                "path": f"{self.audience.base}/members/{d.contact.hash}/tags",
-                "operation_id": d.contact.hash,
-                "body": {"tags": _tag_body(d), "is_syncing": self.settings.is_syncing},
-            }
-            for d in deltas
-        ]
-        retry: list[_TagDelta] = []
-        seen: set[str] = set()
-        for result in self.audience.client.run_batch(ops):
-            delta = by_id.get(str(result.get("operation_id")))
-            if delta is None:
-                continue
-            seen.add(delta.contact.hash)
-            status = int(result["status_code"])
-            if status < 400:
-                self._tag_applied(delta)
-                continue
-            error = make_error(status, result.get("response"), "POST", "(batch) member tags")
-            if error.kind is ErrorKind.PERMANENT:
-                self._reject_error(delta.contact, error)
-            else:
-                retry.append(delta)
-        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: do it directly
-        self._tags_by_member(retry)
-
-    def _tag_applied(self, delta: _TagDelta) -> None:
-        self._tag_counts(delta.add, delta.remove)
-        tags = dict(delta.state.tags)
-        for name in delta.add:
-            tags[name.lower()] = name
-        for name in delta.remove:
-            tags.pop(name.lower(), None)
-        current = self.audience.members.get(delta.contact.hash) or delta.state
-        current.tags = tags
-        self.audience.members[delta.contact.hash] = current
-
-    def _tags_by_member(self, deltas: list[_TagDelta]) -> None:
-        def one(delta: _TagDelta) -> None:
-            try:
-                self.audience.post_member_tags(delta.contact.hash, _tag_body(delta), is_syncing=self.settings.is_syncing)
-            except PermanentMailchimpError as exc:
-                self._reject_error(delta.contact, exc)
-                return
-            self._tag_applied(delta)
-
-        run_concurrently([partial(one, d) for d in deltas], self.workers)
-
-    def _tag_counts(self, add: list[str], remove: list[str]) -> None:
-        if add:
-            self._count("tagged")
-            self._count("tags_added", len(add))
-        if remove:
-            self._count("untagged")
-            self._count("tags_removed", len(remove))
-
-    def _tags_by_segment(
-        self,
-        deltas: list[_TagDelta],
-        by_tag_add: dict[str, list[Contact]],
-        by_tag_remove: dict[str, list[Contact]],
-    ) -> None:
-        failed: dict[str, str] = {}
-        names = sorted({*by_tag_add, *by_tag_remove})
-        ids = {name: self.audience.segment_id(name) for name in names if name in by_tag_add}
-        known = self.audience.segments()
-        for name in names:
-            if name not in ids and name.lower() in known:
-                ids[name] = known[name.lower()]
-        calls: list[Callable[[], Any]] = []
-        for name, seg_id in ids.items():
-            adds = [c.email for c in by_tag_add.get(name, [])]
-            removes = [c.email for c in by_tag_remove.get(name, [])]
-            for i in range(0, max(len(adds), len(removes)), SEGMENT_MEMBERS_MAX):
-                a, r = adds[i : i + SEGMENT_MEMBERS_MAX], removes[i : i + SEGMENT_MEMBERS_MAX]
-                calls.append(partial(self.audience.update_segment, seg_id, a, r))
-        for response in run_concurrently(calls, self.workers):
-            for error in (response or {}).get("errors") or []:
-                for email in error.get("email_addresses") or []:
-                    failed[email_hash(str(email))] = str(error.get("error", ""))
-        for delta in deltas:
-            if delta.contact.hash in failed:
-                self._reject(delta.contact.key, "tag_update_failed", failed[delta.contact.hash])
-                continue
-            self._tag_applied(delta)
 
     # -- erasure ---------------------------------------------------------------------------
     def _run_erasures(self, erasures: list[tuple[Contact, MemberState]]) -> None:
@@ -526,9 +317,3 @@ class ContactSync:
                 self.audience.members[contact.hash] = state
 
         run_concurrently([partial(erase, c, st) for c, st in erasures], self.workers)
-
-
-def _tag_body(delta: _TagDelta) -> list[dict[str, str]]:
-    return [{"name": n, "status": "active"} for n in delta.add] + [
-        {"name": n, "status": "inactive"} for n in delta.remove
-    ]

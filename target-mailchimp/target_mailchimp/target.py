@@ -24,8 +24,9 @@ from target_mailchimp.mapping import (
     DEFAULT_TAG_FIELDS,
     MERGE_FIELD_TYPES,
 )
+from target_mailchimp.models import SyncSettings
 from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
-from target_mailchimp.sync import ContactSync, SyncSettings
+from target_mailchimp.sync import ContactSync
 
 STREAM = "contacts"
 

@@ -289,3 +289,24 @@ def test_unchanged_records_settle_on_arrival_and_later_duplicates_still_win(
     target, _ = run_target(cfg, singer_lines(records))
     assert writes(sb) == 1
     assert _summary(target)["updated"] == 1
+
+
+def test_members_with_more_than_50_tags_are_diffed_against_all_tags(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    list_id = config["list_id"]
+    email = f"person1@{DOMAIN}"
+    run_target(config, singer_lines([contact(1, tags=["Old"])]))
+    many = [{"name": f"Manual {i:02d}", "status": "active"} for i in range(60)]
+    api.post(f"/lists/{list_id}/members/{subscriber_hash(email)}/tags", {"tags": many})
+    sb.reset_stats()
+    run_target(config, singer_lines([contact(1, tags=["New"])]))
+    routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
+    assert routes["GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags"] >= 1  # the full list was read
+    tags = member(api, list_id, email)["all_tags"]  # type: ignore[index]
+    assert "oro:tag:New" in tags
+    assert "oro:tag:Old" not in tags
+    assert len([t for t in tags if t.startswith("Manual")]) == 60
+    sb.reset_stats()
+    run_target(config, singer_lines([contact(1, tags=["New"])]))
+    assert writes(sb) == 0

@@ -1,0 +1,66 @@
+"""Plain data of the contacts sync: settings, prepared contacts, planned writes and tag changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from target_mailchimp.client import MemberState
+
+
+@dataclass
+class SyncSettings:
+    """The parts of the target config the sync needs."""
+
+    status_if_new: str = "subscribed"
+    merge_fields: dict[str, str] = field(default_factory=dict)  # merge tag -> contact field
+    tag_prefix: str = "oro:"
+    tag_fields: dict[str, str] = field(default_factory=dict)
+    tag_rules: list[dict[str, Any]] = field(default_factory=list)
+    erasure_mode: str = "archive"
+    is_syncing: bool = False
+    tag_write_mode: str = "auto"
+    resubscribe_with_pending: bool = False
+    skip_merge_validation: bool = False
+    max_connections: int = 8
+
+
+@dataclass
+class Contact:
+    """One de-duplicated contact of a window."""
+
+    key: str
+    email: str
+    hash: str
+    record: dict[str, Any]
+    merge: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    erase: bool = False
+
+
+@dataclass
+class Write:
+    """One planned create or update (a batch-subscribe item)."""
+
+    contact: Contact
+    item: dict[str, Any]
+    created: bool
+    new_state: MemberState
+    existed: bool = False
+
+
+@dataclass
+class TagDelta:
+    """Owned tags to add to / remove from one member."""
+
+    contact: Contact
+    state: MemberState
+    add: list[str]
+    remove: list[str]
+
+    @classmethod
+    def of(cls, contact: Contact, state: MemberState) -> TagDelta:
+        """The difference between the tags a contact should own and the member's owned tags."""
+        add = [name for low, name in contact.tags.items() if low not in state.tags]
+        remove = [name for low, name in state.tags.items() if low not in contact.tags]
+        return cls(contact, state, add, remove)

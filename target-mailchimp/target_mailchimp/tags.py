@@ -1,0 +1,195 @@
+"""Tag writes for the contacts sync: per member, per tag (segments) or through ``/batches``.
+
+Per member (``POST /members/{hash}/tags``, one call each) carries ``is_syncing``; per tag
+(``POST /segments/{id}`` with ``members_to_add/remove``) packs 500 members a call but cannot carry
+``is_syncing``; ``/batches`` carries ``is_syncing`` for any number of members in about six calls (submit,
+polls, download) at the price of the batch queue's latency. ``auto`` picks the fewest calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from oromc_common.governor import run_concurrently
+from oromc_common.mailchimp import (
+    ErrorKind,
+    MailchimpError,
+    PermanentMailchimpError,
+    make_error,
+    redact_pii,
+)
+from oromc_common.report import RunReport
+
+from target_mailchimp.client import SEGMENT_MEMBERS_MAX, Audience, email_hash
+from target_mailchimp.models import Contact, SyncSettings, TagDelta
+
+BATCHES_MIN_OPERATIONS = 20
+BATCHES_CALLS = 6  # submit + ~4 polls + download
+
+
+class TagWrites:
+    """Mixin of ``ContactSync``: report helpers and the tag-writing strategies."""
+
+    audience: Audience
+    settings: SyncSettings
+    report: RunReport
+    stream: str
+    workers: int
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.report.count(self.stream, what, n)
+
+    def _reject(self, key: str, reason: str, detail: str, field_name: str | None = None) -> None:
+        self.report.reject(self.stream, key, reason, redact_pii(detail), field_name)
+
+    def _reject_error(self, contact: Contact, exc: MailchimpError) -> None:
+        fields = exc.error_fields
+        detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
+        self._reject(contact.key, exc.reason, detail, fields[0] if fields else None)
+
+    @staticmethod
+    def _key(record: Mapping[str, Any], hash_: str) -> str:
+        for name in ("customer_user_id", "id", "customer_id"):
+            if record.get(name) not in (None, ""):
+                return f"{name}={record[name]}"
+        return f"subscriber_hash={hash_}"
+
+    # -- tags ------------------------------------------------------------------------------
+    def _run_tags(self, deltas: list[TagDelta]) -> None:
+        if not deltas:
+            return
+        by_tag_add: dict[str, list[Contact]] = defaultdict(list)
+        by_tag_remove: dict[str, list[Contact]] = defaultdict(list)
+        for delta in deltas:
+            for name in delta.add:
+                by_tag_add[name].append(delta.contact)
+            for name in delta.remove:
+                by_tag_remove[name].append(delta.contact)
+        segment_calls = sum(
+            max(
+                math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
+            )
+            for t in {*by_tag_add, *by_tag_remove}
+        )
+        mode = self.settings.tag_write_mode
+        if mode == "auto":
+            # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
+            # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
+            # (submit, polls, download) at the price of >= 2.5 s queueing.
+            costs = {"member": len(deltas)}
+            if not self.settings.is_syncing:
+                costs["segment"] = segment_calls + 1
+            if len(deltas) > BATCHES_MIN_OPERATIONS:
+                costs["batches"] = BATCHES_CALLS
+            mode = min(costs, key=lambda m: costs[m])
+        if mode == "segment":
+            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
+        elif mode == "batches":
+            self._tags_by_batches(deltas)
+        else:
+            self._tags_by_member(deltas)
+
+    def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
+        """Member tag writes as one ``/batches`` job per window; failed operations are retried
+        directly (retryable) or rejected (permanent)."""
+        by_id = {d.contact.hash: d for d in deltas}
+        ops = [
+            {
+                "method": "POST",
+                "path": f"{self.audience.base}/members/{d.contact.hash}/tags",
+                "operation_id": d.contact.hash,
+                "body": {"tags": _tag_body(d), "is_syncing": self.settings.is_syncing},
+            }
+            for d in deltas
+        ]
+        retry: list[TagDelta] = []
+        seen: set[str] = set()
+        for result in self.audience.client.run_batch(ops):
+            delta = by_id.get(str(result.get("operation_id")))
+            if delta is None:
+                continue
+            seen.add(delta.contact.hash)
+            status = int(result["status_code"])
+            if status < 400:
+                self._tag_applied(delta)
+                continue
+            error = make_error(status, result.get("response"), "POST", "(batch) member tags")
+            if error.kind is ErrorKind.PERMANENT:
+                self._reject_error(delta.contact, error)
+            else:
+                retry.append(delta)
+        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: do it directly
+        self._tags_by_member(retry)
+
+    def _tag_applied(self, delta: TagDelta) -> None:
+        self._tag_counts(delta.add, delta.remove)
+        tags = dict(delta.state.tags)
+        for name in delta.add:
+            tags[name.lower()] = name
+        for name in delta.remove:
+            tags.pop(name.lower(), None)
+        current = self.audience.members.get(delta.contact.hash) or delta.state
+        current.tags = tags
+        self.audience.members[delta.contact.hash] = current
+
+    def _tags_by_member(self, deltas: list[TagDelta]) -> None:
+        def one(delta: TagDelta) -> None:
+            try:
+                self.audience.post_member_tags(delta.contact.hash, _tag_body(delta), is_syncing=self.settings.is_syncing)
+            except PermanentMailchimpError as exc:
+                self._reject_error(delta.contact, exc)
+                return
+            self._tag_applied(delta)
+
+        run_concurrently([partial(one, d) for d in deltas], self.workers)
+
+    def _tag_counts(self, add: list[str], remove: list[str]) -> None:
+        if add:
+            self._count("tagged")
+            self._count("tags_added", len(add))
+        if remove:
+            self._count("untagged")
+            self._count("tags_removed", len(remove))
+
+    def _tags_by_segment(
+        self,
+        deltas: list[TagDelta],
+        by_tag_add: dict[str, list[Contact]],
+        by_tag_remove: dict[str, list[Contact]],
+    ) -> None:
+        failed: dict[str, str] = {}
+        names = sorted({*by_tag_add, *by_tag_remove})
+        ids = {name: self.audience.segment_id(name) for name in names if name in by_tag_add}
+        known = self.audience.segments()
+        for name in names:
+            if name not in ids and name.lower() in known:
+                ids[name] = known[name.lower()]
+        calls: list[Callable[[], Any]] = []
+        for name, seg_id in ids.items():
+            adds = [c.email for c in by_tag_add.get(name, [])]
+            removes = [c.email for c in by_tag_remove.get(name, [])]
+            for i in range(0, max(len(adds), len(removes)), SEGMENT_MEMBERS_MAX):
+                a, r = adds[i : i + SEGMENT_MEMBERS_MAX], removes[i : i + SEGMENT_MEMBERS_MAX]
+                calls.append(partial(self.audience.update_segment, seg_id, a, r))
+        for response in run_concurrently(calls, self.workers):
+            for error in (response or {}).get("errors") or []:
+                for email in error.get("email_addresses") or []:
+                    failed[email_hash(str(email))] = str(error.get("error", ""))
+        for delta in deltas:
+            if delta.contact.hash in failed:
+                self._reject(delta.contact.key, "tag_update_failed", failed[delta.contact.hash])
+                continue
+            self._tag_applied(delta)
+
+
+def _tag_body(delta: TagDelta) -> list[dict[str, str]]:
+    return [{"name": n, "status": "active"} for n in delta.add] + [
+        {"name": n, "status": "inactive"} for n in delta.remove
+    ]
