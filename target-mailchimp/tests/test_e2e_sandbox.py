@@ -310,3 +310,16 @@ def test_members_with_more_than_50_tags_are_diffed_against_all_tags(
     sb.reset_stats()
     run_target(config, singer_lines([contact(1, tags=["New"])]))
     assert writes(sb) == 0
+
+
+def test_oauth_token_resolves_the_data_center_and_bad_tokens_fail_at_start(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    oauth = {k: v for k, v in config.items() if k not in {"api_key", "api_url"}}
+    oauth["access_token"] = sb.info["mailchimp"]["oauth_token"]
+    oauth["oauth_metadata_url"] = sb.mailchimp_base_url + "/oauth2/metadata"
+    target, _ = run_target(oauth, singer_lines([contact(1)]))
+    assert _summary(target)["created"] == 1
+    assert member(api, config["list_id"], f"person1@{DOMAIN}") is not None
+    with pytest.raises(MailchimpConfigError, match="OAuth token"):
+        TargetMailchimp(config={**oauth, "access_token": "not-a-token"})
