@@ -6,7 +6,7 @@ from typing import Any
 
 from .jsonapi import fmt_datetime
 from .query import ListQuery
-from .schema import DATETIME, MONEY, RESOURCES, Resource, rel_enabled
+from .schema import DATETIME, MONEY, RESOURCES, Rel, Resource, rel_enabled
 from .store import OroStore
 
 
@@ -21,42 +21,60 @@ class Renderer:
         self.hateoas = hateoas
         self.fields = fields or {}
         self.meta_title = meta_title
+        self._plans: dict[str, tuple[list[tuple[str, str]], list[Rel]]] = {}
+
+    def _plan(self, res: Resource) -> tuple[list[tuple[str, str]], list[Rel]]:
+        """Attributes (name, kind) and relationships to render for ``res`` in this request."""
+        plan = self._plans.get(res.type)
+        if plan is None:
+            wanted = self.fields.get(res.type)
+            attrs = [(a.name, a.kind) for a in res.attrs
+                     if not a.write_only and (wanted is None or a.name in wanted)]
+            rels = [r for r in res.rels
+                    if (wanted is None or r.name in wanted) and rel_enabled(r, self.switches)]
+            plan = (attrs, rels)
+            self._plans[res.type] = plan
+        return plan
 
     def resource(self, res: Resource, rid: Any, rec: dict[str, Any]) -> dict[str, Any]:
         """One resource object."""
         sid = str(rid)
-        wanted = self.fields.get(res.type)
+        attrs_plan, rels_plan = self._plan(res)
         obj: dict[str, Any] = {"type": res.type, "id": sid}
         if self.meta_title and res.title_meta:
             obj["meta"] = {"title": title(res.type, rid, rec)}
+        item_url = f"{self.base}/{res.type}/{sid}"
         if self.hateoas and "get" in res.actions:
-            obj["links"] = {"self": f"{self.base}/{res.type}/{sid}"}
+            obj["links"] = {"self": item_url}
         attrs: dict[str, Any] = {}
-        for attr in res.attrs:
-            if attr.write_only or (wanted is not None and attr.name not in wanted):
-                continue
-            value = rec.get(attr.name)
-            if attr.kind == DATETIME:
+        for name, kind in attrs_plan:
+            value = rec.get(name)
+            if kind == DATETIME:
                 value = fmt_datetime(value)
-            elif attr.kind == MONEY and value is not None:
+            elif kind == MONEY and value is not None:
                 value = str(value)
-            attrs[attr.name] = value
+            attrs[name] = value
         if attrs:
             obj["attributes"] = attrs
         rels: dict[str, Any] = {}
-        for rel in res.rels:
-            if (wanted is not None and rel.name not in wanted) or not rel_enabled(rel, self.switches):
-                continue
-            raw = self.store.related_ids(res.type, rel, rid, rec)
+        related_ids = self.store.related_ids
+        for rel in rels_plan:
+            raw = related_ids(res.type, rel, rid, rec)
+            target = rel.target
             if rel.many:
-                data: Any = [self._ident(rel.target, v) for v in raw]
+                if target is None:
+                    data: Any = [{"type": v[0], "id": str(v[1])} for v in raw]
+                else:
+                    data = [{"type": target, "id": str(v)} for v in raw]
+            elif raw is None:
+                data = None
             else:
-                data = None if raw is None else self._ident(rel.target, raw)
-            entry: dict[str, Any] = {"data": data}
+                data = self._ident(target, raw)
             if self.hateoas:
-                entry = {"links": {"self": f"{self.base}/{res.type}/{sid}/relationships/{rel.name}",
-                                   "related": f"{self.base}/{res.type}/{sid}/{rel.name}"}, "data": data}
-            rels[rel.name] = entry
+                rels[rel.name] = {"links": {"self": f"{item_url}/relationships/{rel.name}",
+                                            "related": f"{item_url}/{rel.name}"}, "data": data}
+            else:
+                rels[rel.name] = {"data": data}
         if rels:
             obj["relationships"] = rels
         return obj
