@@ -166,3 +166,10 @@ def test_line_items_filter_by_customer_through_orders(api: Any) -> None:
     items = _all(api, "/orderlineitems", {"filter[customer]": customer})
     assert items
     assert {i["relationships"]["orders"]["data"][0]["id"] for i in items} <= order_ids
+
+
+def test_datetime_filter_space_is_read_as_plus(api: Any) -> None:
+    encoded = api.get("/orders", params={"filter[createdAt][gte]": "2020-01-01T00:00:00+02:00", "page[size]": -1})
+    raw = api.get(api.base + "/orders?filter[createdAt][gte]=2020-01-01T00:00:00 02:00&page[size]=-1")
+    assert raw.status_code == 200
+    assert [o["id"] for o in raw.json()["data"]] == [o["id"] for o in encoded.json()["data"]]

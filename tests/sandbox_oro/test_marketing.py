@@ -199,3 +199,14 @@ def test_denied_view_gets_403_on_item(sb: Any, make_api: Any) -> None:
     limited = make_api("no-view", "x")
     assert limited.get("/customers/1").json()["errors"][0]["detail"] == "No access to the entity."
     assert limited.get("/customers").status_code == 403
+
+
+def test_datetime_input_with_offset_and_fraction_is_stored_in_utc(api: Any) -> None:
+    r = api.post("/marketingactivities", {"data": {
+        "type": "marketingactivities", "attributes": {"actionDate": "2025-01-02T12:30:00.250+02:00"},
+        "relationships": {"marketingActivityType": {"data": {"type": "marketingactivitytypes", "id": "click"}},
+                          "entity": {"data": {"type": "customerusers", "id": "3"}}}}})
+    assert r.status_code == 201
+    assert r.json()["data"]["attributes"]["actionDate"] == "2025-01-02T10:30:00Z"
+    found = api.get("/marketingactivities", params={"filter[actionDate]": "2025-01-02T10:30:00Z"}).json()["data"]
+    assert r.json()["data"]["id"] in {a["id"] for a in found}

@@ -22,6 +22,7 @@ def test_next_link_keeps_query_grouped_php_style(api: Any) -> None:
         "&filter%5BupdatedAt%5D%5Bgte%5D=2020-01-01T00%3A00%3A00Z"
     )
     assert "last" not in doc["links"]
+    assert doc["links"]["self"] == api.base + "/customers"
 
 
 def test_second_page_has_first_and_prev_without_page_number(api: Any) -> None:

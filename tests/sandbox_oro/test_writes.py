@@ -197,8 +197,10 @@ def test_delete_list_requires_a_filter(api: Any) -> None:
     assert api.delete("/customergroups").status_code == 400
     created = api.post("/customergroups", {"data": {"type": "customergroups", "attributes": {"name": "Temp"}}})
     gid = created.json()["data"]["id"]
-    r = api.delete("/customergroups", params={"filter[id]": gid})
+    r = api.session.delete(api.base + "/customergroups", params={"filter[id]": gid},
+                           headers=api.headers({"X-Include": "deletedCount"}, body=True), timeout=30)
     assert r.status_code == 204
+    assert r.headers["X-Include-Deleted-Count"] == "1"
     assert api.get(f"/customergroups/{gid}").status_code == 404
 
 
