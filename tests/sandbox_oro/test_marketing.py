@@ -210,3 +210,28 @@ def test_datetime_input_with_offset_and_fraction_is_stored_in_utc(api: Any) -> N
     assert r.json()["data"]["attributes"]["actionDate"] == "2025-01-02T10:30:00Z"
     found = api.get("/marketingactivities", params={"filter[actionDate]": "2025-01-02T10:30:00Z"}).json()["data"]
     assert r.json()["data"]["id"] in {a["id"] for a in found}
+
+
+def test_denied_edit_gets_403_on_patch(sb: Any, make_api: Any) -> None:
+    sb.control("oro").post("/_sandbox/oro/clients", json={"client_id": "no-edit", "client_secret": "y",
+                                                           "denied": {"customerusers": ["edit"]}})
+    limited = make_api("no-edit", "y")
+    r = limited.patch("/customerusers/1", {"data": {"type": "customerusers", "id": "1",
+                                                    "attributes": {"firstName": "Nope"}}})
+    assert r.status_code == 403
+    assert r.json()["errors"][0] == {"status": "403", "title": "access denied exception",
+                                     "detail": "No access to the entity."}
+    assert limited.get("/customerusers/1").status_code == 200
+
+
+def test_order_upsert_by_identifier(api: Any) -> None:
+    identifier = "EXT-" + uuid.uuid4().hex[:8]
+    body = {"data": {"type": "orders", "meta": {"upsert": ["identifier"]}, "attributes": {"identifier": identifier},
+                     "relationships": {"customer": {"data": {"type": "customers", "id": "1"}}}}}
+    created = api.post("/orders", body)
+    assert created.status_code == 201
+    body["data"]["attributes"]["poNumber"] = "PO-UPSERT"
+    updated = api.post("/orders", body)
+    assert updated.status_code == 200
+    assert updated.json()["data"]["id"] == created.json()["data"]["id"]
+    assert updated.json()["data"]["attributes"]["poNumber"] == "PO-UPSERT"
