@@ -324,6 +324,7 @@ class WriteOutcome:
     created: int = 0
     duplicates: int = 0
     skipped_granularity: int = 0
+    skipped_type: int = 0
     created_records: set[str] = field(default_factory=set)
 
 
@@ -338,9 +339,11 @@ class ActivityWriter:
         campaigns: CampaignDirectory,
         report: RunReport,
         granularity: str = FIRST_PER_ACTION,
+        types: Iterable[str] | None = None,
         batch_mode: str = "auto",
         page_size: int = 500,
     ) -> None:
+        self.types = frozenset(ACTIVITY_TYPES if types is None else types)
         self.writer = writer
         self.customers = customers
         self.campaigns = campaigns
@@ -357,6 +360,9 @@ class ActivityWriter:
         # 1. Drop duplicates inside the input (and, for first_per_action, later events).
         chosen: dict[str, ActivityIntent] = {}
         for intent in sorted(intents, key=lambda i: i.action_date):
+            if intent.type not in self.types:
+                outcome.skipped_type += 1
+                continue
             key = intent.dedupe_key(self.granularity)
             if key in chosen:
                 if chosen[key].key == intent.key:

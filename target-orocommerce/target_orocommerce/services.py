@@ -54,6 +54,7 @@ class Services:
             campaigns=self.campaigns,
             report=self.report,
             granularity=str(config.get("activity_granularity") or "first_per_action"),
+            types=config.get("activity_types"),
             batch_mode=batch_mode,
             page_size=int(config.get("lookup_page_size") or 500),
         )

@@ -145,6 +145,8 @@ class ActivitySink(OroSink):
         report.count(self.stream_name, "created", outcome.created)
         report.count(self.stream_name, "unchanged", outcome.duplicates)
         report.count(self.stream_name, "skipped_not_first_of_action", outcome.skipped_granularity)
+        if outcome.skipped_type:
+            report.count(self.stream_name, "skipped_type_not_configured", outcome.skipped_type)
 
 
 class ConversionsSink(OroSink):

@@ -12,6 +12,7 @@ from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
+from target_orocommerce.activities import ACTIVITY_TYPES
 from target_orocommerce.services import Services
 from target_orocommerce.sinks import (
     ActivitySink,
@@ -95,6 +96,11 @@ class TargetOroCommerce(Target):
                     allowed_values=["first_per_action", "every_event"],
                     description="every_event: one marketing activity per open/click; first_per_action: "
                     "only the first open and first click per member and campaign."),
+        th.Property("activity_types", th.ArrayType(th.StringType),
+                    default=["send", "open", "click", "soft_bounce", "hard_bounce", "unsubscribe"],
+                    description="Marketing activity types to write (send, open, click, soft_bounce, "
+                    "hard_bounce, unsubscribe); leave out e.g. send to keep one record per recipient out "
+                    "of Oro."),
         th.Property("batch_mode", th.StringType, default="auto",
                     allowed_values=["auto", "batch", "single"],
                     description="auto: Batch API (X-Mode: sync, <=100) where the resource allows it, "
@@ -132,6 +138,10 @@ class TargetOroCommerce(Target):
         cfg = self.config
         if cfg.get("create_missing_customer_users") and not cfg.get("new_customer_user_customer_id"):
             msg = "Setting 'new_customer_user_customer_id' is required when create_missing_customer_users is true."
+            raise ValueError(msg)
+        unknown = sorted(set(cfg.get("activity_types") or []) - set(ACTIVITY_TYPES))
+        if unknown:
+            msg = f"Setting 'activity_types' has unknown types {unknown}; known: {', '.join(ACTIVITY_TYPES)}."
             raise ValueError(msg)
         if cfg.get("base_url"):
             from oromc_common.http import require_secure_url

@@ -140,3 +140,15 @@ def test_kill_mid_run_then_replay_creates_each_activity_once(
     keys = _activity_keys(oro)
     assert len(keys) == expected
     assert len(set(keys)) == expected
+
+
+def test_activity_types_setting_leaves_sends_out(
+    sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    streams = engagement(_emails(oro, 4))
+    cfg = {**config, "activity_types": ["open", "click", "soft_bounce", "hard_bounce", "unsubscribe"]}
+    summary, _ = run_target(cfg, messages(streams))
+    kinds = Counter(a["relationships"]["marketingActivityType"]["data"]["id"] for a in oro.mailchimp_activities())
+    assert "send" not in kinds
+    assert kinds["open"] == 4
+    assert summary["streams"]["sent_to"]["skipped_type_not_configured"] == 4
