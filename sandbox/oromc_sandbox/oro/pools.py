@@ -70,10 +70,6 @@ class Pools:
     notes: tuple[str, ...]
 
 
-def _weighted_locales(rng: random.Random) -> list[str]:
-    return [loc for loc, weight in _LOCALES for _ in range(weight)]
-
-
 @functools.lru_cache(maxsize=4)
 def build_pools(seed: int) -> Pools:
     """Build the pools for ``seed`` (cached: a reset with the same seed reuses them)."""
