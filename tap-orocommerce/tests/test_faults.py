@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -43,13 +44,18 @@ def _status_count(stats: dict[str, Any], status: str) -> int:
 
 def test_token_expiring_mid_run_is_refreshed_once(sandbox: Any, tmp_path: Path, baseline: TapRun) -> None:
     sandbox.reset_stats()
-    config = tap_config(sandbox, token_refresh_margin_seconds=0, state_every_records=1000)
+    # one row per page: the run makes hundreds of requests, most of them after the expiry
+    config = tap_config(sandbox, token_refresh_margin_seconds=0, state_every_records=1000, page_size=1)
     proc = start_tap(tmp_path, config, name="expiry")
     assert proc.stdout is not None
     lines = [proc.stdout.readline()]
     while '"RECORD"' not in lines[-1]:
         lines.append(proc.stdout.readline())
-    sandbox.advance_clock(7200)  # every token issued so far is now expired
+    proc.send_signal(signal.SIGSTOP)  # hold the tap while its token expires
+    try:
+        sandbox.advance_clock(7200)  # every token issued so far is now expired
+    finally:
+        proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=120)
     lines += out.splitlines()
     run = TapRun(proc.returncode, stderr=err)

@@ -198,7 +198,7 @@ def test_rows_changed_while_paging_are_not_skipped(sandbox: Any, tmp_path: Path)
     # and shifts the next row out of view; the keyset cursor must not lose it.
     oro = Oro(sandbox)
     all_ids = {int(o["id"]) for o in oro.list("orders")}
-    proc = start_tap(tmp_path, tap_config(sandbox, streams=["orders"], page_size=3), name="paging")
+    proc = start_tap(tmp_path, tap_config(sandbox, streams=["orders"], page_size=2), name="paging")
     assert proc.stdout is not None
     lines: list[str] = []
     while sum('"RECORD"' in ln for ln in lines) < 4:
