@@ -1,0 +1,48 @@
+# Two commands on a fresh machine (Python 3.11 + package registries):
+#   make demo   - both pipelines against the sandbox, then again to show they are incremental
+#   make test   - lint, type checks and every test
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PACKAGES := common sandbox tap-orocommerce target-mailchimp tap-mailchimp-engagement target-orocommerce
+PYPKGS := common/oromc_common sandbox/oromc_sandbox tap-orocommerce/tap_orocommerce \
+          target-mailchimp/target_mailchimp tap-mailchimp-engagement/tap_mailchimp_engagement \
+          target-orocommerce/target_orocommerce
+PYTEST_ARGS ?=
+
+.PHONY: install lint typecheck test demo sandbox sandbox-info bench clean
+
+$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ required"'
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(addprefix -e ./,$(PACKAGES)) -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy $(PYPKGS)
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+sandbox: install
+	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802
+
+sandbox-info: install
+	@$(BIN)/sandbox info --json
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .meltano output
