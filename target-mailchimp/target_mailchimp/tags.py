@@ -3,7 +3,9 @@
 Per member (``POST /members/{hash}/tags``, one call each) carries ``is_syncing``; per tag
 (``POST /segments/{id}`` with ``members_to_add/remove``) packs 500 members a call but cannot carry
 ``is_syncing``; ``/batches`` carries ``is_syncing`` for any number of members in about six calls (submit,
-polls, download) at the price of the batch queue's latency. ``auto`` picks the fewest calls.
+polls, download) at the price of the batch queue's latency. ``auto`` picks the cheaper direct way
+(per member or per tag; per member when ``is_syncing``) and switches to ``/batches`` when that would
+still need more than 50 calls.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from oromc_common.report import RunReport
 from target_mailchimp.client import SEGMENT_MEMBERS_MAX, Audience, email_hash
 from target_mailchimp.models import Contact, SyncSettings, TagDelta
 
-BATCHES_MIN_OPERATIONS = 20
-BATCHES_CALLS = 6  # submit + ~4 polls + download
+BATCHES_WHEN_DIRECT_CALLS_OVER = 50
 
 
 class TagWrites:
@@ -86,9 +87,11 @@ class TagWrites:
             costs = {"member": len(deltas)}
             if not self.settings.is_syncing:
                 costs["segment"] = segment_calls + 1
-            if len(deltas) > BATCHES_MIN_OPERATIONS:
-                costs["batches"] = BATCHES_CALLS
             mode = min(costs, key=lambda m: costs[m])
+            # /batches takes ~6 calls but queues (seconds to minutes): worth it only when direct
+            # writes would need many calls (measured in bench/bench_target_mailchimp.py).
+            if costs[mode] > BATCHES_WHEN_DIRECT_CALLS_OVER:
+                mode = "batches"
         if mode == "segment":
             self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
         elif mode == "batches":

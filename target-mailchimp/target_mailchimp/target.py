@@ -65,7 +65,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.Property("equals", th.AnyType()),
     )), default=[], description="Extra owned tags: {\"tag\": \"guest\", \"field\": \"is_guest\", \"equals\": true} adds '<prefix>guest' when the field equals the value."),
     th.Property("tag_write_mode", th.StringType, default="auto", allowed_values=["auto", "member", "segment", "batches"],
-                description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (fewest calls; /batches when is_syncing and more than 20 members)."),
+                description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls)."),
     th.Property("is_syncing", th.BooleanType, default=False,
                 description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data."),
     th.Property("erasure_mode", th.StringType, default="archive", allowed_values=["archive", "delete_permanent"],

@@ -252,19 +252,26 @@ def test_other_streams_are_counted_not_written(sb: RunningSandbox, config: dict[
 def test_backfill_with_is_syncing_writes_tags_through_batches(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    records = [contact(i, tags=["Imported"]) for i in range(1, 31)]
+    # 60 new members: their tags go with is_syncing, and 60 direct calls > 50 -> one /batches job.
+    records = [contact(i, tags=["Imported"]) for i in range(1, 61)]
     target, states = run_target({**config, "is_syncing": True}, singer_lines(records))
     routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
     assert routes["POST /3.0/batches"] == 1
     assert routes.get("POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags", 0) == 0  # none direct
     assert member(api, config["list_id"], f"person3@{DOMAIN}")["all_tags"] == [  # type: ignore[index]
         "oro:account:Account 0", "oro:group:Retail", "oro:tag:Imported"]
-    assert _summary(target)["tagged"] == 30
-    assert states[-1] == {"n": 30}
+    assert _summary(target)["tagged"] == 60
+    assert states[-1] == {"n": 60}
     # Re-run: nothing to do.
     sb.reset_stats()
     run_target({**config, "is_syncing": True}, singer_lines(records))
     assert writes(sb) == 0
+    # A few new members: direct per-member tag calls (each carries is_syncing), no batch.
+    sb.reset_stats()
+    run_target({**config, "is_syncing": True}, singer_lines([contact(i) for i in range(61, 64)]))
+    routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
+    assert routes["POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags"] == 3
+    assert "POST /3.0/batches" not in routes
 
 
 def test_unchanged_records_settle_on_arrival_and_later_duplicates_still_win(
