@@ -12,7 +12,7 @@ PYPKGS := common/oromc_common sandbox/oromc_sandbox tap-orocommerce/tap_orocomme
           target-orocommerce/target_orocommerce
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck test demo sandbox sandbox-info bench clean
+.PHONY: install lint typecheck system-packages test demo sandbox sandbox-info bench clean
 
 $(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ required"'
@@ -29,7 +29,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy $(PYPKGS)
 
-test: lint typecheck
+system-packages:
+	bash scripts/ensure_system_packages.sh
+
+test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install

@@ -105,9 +105,10 @@ def meltano(
             if line.startswith("{"):
                 try:
                     data = json.loads(line)
-                    event, plugin = str(data.get("event", "")), str(data.get("name", ""))
                 except json.JSONDecodeError:
-                    pass
+                    data = None
+                if isinstance(data, dict) and "event" in data:  # a Meltano log record
+                    event, plugin = str(data["event"]), str(data.get("name", ""))
             match = SUMMARY_RE.search(event)
             if match:
                 summary = json.loads(match.group(1))
