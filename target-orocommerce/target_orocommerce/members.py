@@ -24,7 +24,7 @@ import requests
 from oromc_common.oro import OroClientError, build_filters, parse_oro_datetime, relationship_id
 from oromc_common.report import RunReport
 
-from target_orocommerce.activities import ActivityIntent, ActivityWriter
+from target_orocommerce.activities import ActivityIntent, ActivityWriter, keys_of
 from target_orocommerce.bulk import BulkUpdater, Update
 from target_orocommerce.client import SYNC_BATCH_LIMIT, OroWriter, all_error_details
 from target_orocommerce.lookups import (
@@ -89,6 +89,7 @@ class MemberRow:
     tags: list[str] | None
     tags_complete: bool
     last_changed: datetime | None
+    opted_in_at: datetime | None = None
     user: CustomerUserView | None = None
     wrote: set[str] = field(default_factory=set)
 
@@ -143,6 +144,7 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings) -> MemberR
         tags=tags,
         tags_complete=complete,
         last_changed=_utc(record.get("last_changed")),
+        opted_in_at=_utc(record.get("timestamp_opt")),
     )
 
 
@@ -173,6 +175,7 @@ class MemberSync:
         self.users = BulkUpdater(writer, "customerusers", batch_mode=batch_mode)
         self.addresses = BulkUpdater(writer, "customeruseraddresses", batch_mode=batch_mode)
         self._warned_tags = False
+        self._unsubscribed_at: dict[str, datetime] | None = None
 
     # -- entry point ----------------------------------------------------------------------
     def process(self, rows: Sequence[MemberRow]) -> None:
@@ -406,6 +409,16 @@ class MemberSync:
 
     # -- consent --------------------------------------------------------------------------
     def _write_consent(self, members: list[MemberRow]) -> None:
+        """Opt-outs: marketing-list unsubscribe first, then the ``unsubscribe`` activity.
+
+        The list write comes first so that a kill between the two is repaired by the replay: the
+        activity (the dedupe anchor) is only created once the list side is done.
+        """
+        opted_out = [m for m in members if m.user is not None and m.status in OPTED_OUT]
+        if self.settings.marketing_list_ids:
+            tasks = [(m, "unsubscribe", lid) for m in opted_out for lid in self.settings.marketing_list_ids]
+            tasks += [(m, "subscribe", lid) for m in self._resubscribed(members) for lid in self.settings.marketing_list_ids]
+            self._marketing_lists(tasks)
         intents = [
             ActivityIntent(
                 stream=self.stream,
@@ -418,29 +431,58 @@ class MemberSync:
                 action_date=member.last_changed,
                 extra={"status": member.status},
             )
-            for member in members
-            if member.status in OPTED_OUT and member.last_changed is not None
+            for member in opted_out
+            if member.last_changed is not None
         ]
         if intents:
             outcome = self.activities.write(intents)
             if outcome.created:
                 self.report.count(self.stream, "unsubscribe_activities_created", outcome.created)
-                for member in members:
-                    if member.record_key in outcome.created_records:
-                        member.wrote.add("consent_activity")
-        if not self.settings.marketing_list_ids:
-            return
-        tasks: list[tuple[MemberRow, str, int]] = []
-        for member in members:
-            if member.user is None:
-                continue
-            if member.status in OPTED_OUT:
-                action = "unsubscribe"
-            elif member.status == "subscribed":
-                action = "subscribe"
-            else:
-                continue
-            tasks.extend((member, action, list_id) for list_id in self.settings.marketing_list_ids)
+            for member in opted_out:
+                if member.record_key in outcome.created_records:
+                    member.wrote.add("consent_activity")
+                assert member.user is not None
+                if member.last_changed is not None:
+                    self._note_unsubscribe(member.user.id, member.last_changed)
+
+    def _resubscribed(self, members: list[MemberRow]) -> list[MemberRow]:
+        """Subscribed members whose opt-in is newer than an unsubscribe *this connector* wrote.
+
+        Only our own opt-outs are reversed: an unsubscribe made in Oro (no Mailchimp activity) is
+        never undone from Mailchimp, and a member that never opted out costs no call.
+        """
+        subscribed = [m for m in members if m.user is not None and m.status == "subscribed"]
+        if not subscribed:
+            return []
+        known = self._our_unsubscribes()
+        out = []
+        for member in subscribed:
+            assert member.user is not None
+            since = known.get(member.user.id)
+            opted_in = member.opted_in_at or member.last_changed
+            if since is not None and opted_in is not None and opted_in > since:
+                out.append(member)
+        return out
+
+    def _our_unsubscribes(self) -> dict[str, datetime]:
+        """Customer user id -> time of the latest ``unsubscribe`` activity this connector wrote."""
+        if self._unsubscribed_at is None:
+            found: dict[str, datetime] = {}
+            params = {"filter[marketingActivityType]": "unsubscribe", "page[size]": "500", "sort": "id"}
+            for activity in self.writer.iter_resources("marketingactivities", params):
+                entity = ((activity.get("relationships") or {}).get("entity") or {}).get("data") or {}
+                when = _utc((activity.get("attributes") or {}).get("actionDate"))
+                if entity.get("type") == "customerusers" and when is not None and keys_of(activity):
+                    uid = str(entity.get("id"))
+                    found[uid] = max(when, found.get(uid, when))
+            self._unsubscribed_at = found
+        return self._unsubscribed_at
+
+    def _note_unsubscribe(self, user_id: str, when: datetime) -> None:
+        known = self._our_unsubscribes()
+        known[user_id] = max(when, known.get(user_id, when))
+
+    def _marketing_lists(self, tasks: list[tuple[MemberRow, str, int]]) -> None:
         results = self.writer.run_parallel([functools.partial(self._marketing_list, *t) for t in tasks])
         for (member, action, _), result in zip(tasks, results, strict=True):
             if isinstance(result, OroClientError):
@@ -450,12 +492,14 @@ class MemberSync:
             elif result:
                 member.wrote.add(action)
                 self.report.count(self.stream, f"marketing_list_{action}d")
+            else:
+                self.report.count(self.stream, f"marketing_list_already_{action}d")
 
     def _marketing_list(self, member: MemberRow, action: str, list_id: int) -> bool:
         """Old REST (un)subscribe; returns True when it changed something."""
         assert member.user is not None
         path = f"rest/latest/marketinglist/{list_id}/{action}/{member.user.id}"
-        # unsubscribe: 400 = already unsubscribed; subscribe: 404 = was not unsubscribed.
+        # unsubscribe: 400 = already unsubscribed; subscribe: 404 = not unsubscribed (some versions).
         expected_noop = 400 if action == "unsubscribe" else 404
         response = self.writer.call(
             "POST",

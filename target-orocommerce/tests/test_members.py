@@ -120,6 +120,20 @@ def test_unsubscribe_creates_one_activity_and_resubscribe_reverses_list_state(
     assert len([a for a in oro.mailchimp_activities() if a["details"]["action"] == "unsubscribe"]) == 1
     assert summary["streams"]["members"]["unchanged"] == 1
 
+    def unsubscribed_in_list_1() -> list[int]:
+        lists = sb.control("oro").get("/_sandbox/oro/marketinglists").json()
+        return list(lists["1"]["unsubscribed"])
+
+    assert int(user["id"]) in unsubscribed_in_list_1()
+
+    # A member who never opted out costs no marketing-list call; a re-subscribe reverses ours.
+    other = next(u for u in oro.all("customerusers")
+                 if u["id"] != user["id"] and int(u["id"]) not in unsubscribed_in_list_1())
     back = member(email, status="subscribed", last_changed=iso(BASE_TIME + timedelta(days=2)))
-    summary, _ = run_target(cfg, messages({"members": [back]}))
+    still = member(other["attributes"]["email"], status="subscribed")
+    sb.reset_stats()
+    summary, _ = run_target(cfg, messages({"members": [back, still]}))
     assert summary["streams"]["members"]["marketing_list_subscribed"] == 1
+    assert int(user["id"]) not in unsubscribed_in_list_1()
+    list_calls = {r: c for r, c in sb.stats("oro")["requests"].items() if "marketinglist" in r}
+    assert sum(sum(c.values()) for c in list_calls.values()) == 1
