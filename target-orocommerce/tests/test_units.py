@@ -110,3 +110,19 @@ def test_permission_hint_names_the_permission(method: str, path: str, expected: 
     assert "oro_marketinglist_unsubscribed_item_create" in permission_hint(
         "POST", "rest/latest/marketinglist/3/unsubscribe/9"
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "setting"),
+    [
+        ({"base_url": "http://shop.example.com"}, "base_url"),
+        ({"activity_types": ["open", "conversion"]}, "activity_types"),
+        ({"create_missing_customer_users": True}, "new_customer_user_customer_id"),
+    ],
+)
+def test_bad_config_fails_fast_naming_the_setting(override: dict[str, object], setting: str) -> None:
+    from target_orocommerce.target import TargetOroCommerce
+
+    config = {"base_url": "https://shop.example.com", "client_id": "id", "client_secret": "secret", **override}
+    with pytest.raises(ValueError, match=setting):
+        TargetOroCommerce(config=config, validate_config=True)
