@@ -532,10 +532,8 @@ class ActivityWriter:
                 with self._lock:
                     self.batch_supported = False
                 return None
-            if isinstance(response, requests.Response) and response.status_code == 202:
-                # Oro turned the sync request into an async operation (took > 25 s): the records
-                # will land; the ledger lookup of the next run (or a replay) sees them.
-                pass
+            # 200, or 202 when Oro turned a slow sync request into an async operation (> 25 s):
+            # either way the records land, and a replay's ledger lookup sees them.
             with self._lock:
                 self.batch_supported = True
             for key, _, _ in chunk:
