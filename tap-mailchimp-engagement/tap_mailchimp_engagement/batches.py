@@ -108,8 +108,10 @@ def iter_results(
                 raw = handle.read()
                 if not raw.strip():
                     continue  # empty result files exist in the wild
-                for item in json.loads(raw):
-                    yield _result(item)
+                items = json.loads(raw)
+                del raw
+                while items:  # parse one operation's response at a time, release it when consumed
+                    yield _result(items.pop(0))
 
 
 def _result(item: dict[str, Any]) -> OperationResult:

@@ -67,11 +67,32 @@ class ActivityReader:
             yield from self._finish_batch(pending)
         campaigns = [c for c in self.mc.engagement_campaigns(self.marks) if c["id"] not in in_batch]
         batch_part, paged_part = self._split(campaigns)
-        if batch_part:
-            plan = self._submit(batch_part)
-            if plan is not None:
-                yield from self._finish_batch(plan)
+        for chunk in self._chunks(batch_part):
+            plan = self._submit(chunk)
+            yield from self._finish_batch(plan)
         yield from self._read_paged(paged_part)
+
+    def _chunks(self, campaigns: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """Campaigns grouped so one batch has at most ``batch_max_operations`` page operations.
+
+        Smaller batches keep the result archives (and the memory to read them) small; one batch is in
+        flight at a time, so its id in state is all a resumed run needs.
+        """
+        limit = max(1, int(self.config.get("batch_max_operations") or 50))
+        chunk: list[dict[str, Any]] = []
+        ops = 0
+        for campaign in campaigns:
+            pages = self._pages(campaign)
+            if chunk and ops + pages > limit:
+                yield chunk
+                chunk, ops = [], 0
+            chunk.append(campaign)
+            ops += pages
+        if chunk:
+            yield chunk
+
+    def _pages(self, campaign: dict[str, Any]) -> int:
+        return max(1, math.ceil(int(campaign.get("emails_sent") or 0) / self.mc.page_size))
 
     def since_for(self, cid: str) -> datetime | None:
         """``since`` for a campaign: bookmark minus the trailing window (None = from the start)."""
@@ -169,14 +190,14 @@ class ActivityReader:
         return when if newest is None or when > newest else newest
 
     # -- batch path ---------------------------------------------------------------------------
-    def _submit(self, campaigns: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _submit(self, campaigns: list[dict[str, Any]]) -> dict[str, Any]:
         size = self.mc.page_size
         operations = []
         plan: dict[str, Any] = {}
         for c in campaigns:
             cid = c["id"]
             since = self.since_for(cid)
-            pages = max(1, math.ceil(int(c.get("emails_sent") or 0) / size))
+            pages = self._pages(c)
             for page in range(pages):
                 params: dict[str, Any] = {"count": size, "offset": page * size, "exclude_fields": EXCLUDE}
                 if since is not None:

@@ -123,6 +123,13 @@ class TapMailchimpEngagement(Tap):
             "`/batches`.",
         ),
         th.Property(
+            "batch_max_operations",
+            th.IntegerType,
+            default=50,
+            description="Page operations per `/batches` job (one job in flight at a time); smaller jobs "
+            "keep the result archives small.",
+        ),
+        th.Property(
             "batch_poll_seconds",
             th.NumberType,
             default=2,

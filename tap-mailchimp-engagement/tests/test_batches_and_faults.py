@@ -84,3 +84,19 @@ def test_storm_of_429_5xx_403_and_resets_changes_nothing(sandbox: Any, tools: An
     peaks = stats["connections"]["peak"]
     assert peaks
     assert max(peaks.values()) <= 8
+
+
+def test_batches_are_split_into_small_jobs_one_at_a_time(sandbox: Any, tools: Any) -> None:
+    sandbox.reset_stats()
+    split = tools.run_tap(
+        tools.tap_config(sandbox, use_batches="always", batch_max_operations=1, batch_poll_seconds=0.5),
+        streams={"email_activity"},
+    )
+    posts = sum(sandbox.stats("mailchimp")["requests"]["POST /3.0/batches"].values())
+    campaigns = split.state["bookmarks"]["email_activity"]["campaigns"]
+    assert posts == len(campaigns) > 1, "one job per campaign (each fits one page)"
+    paged = tools.run_tap(tools.tap_config(sandbox, use_batches="never"), streams={"email_activity"})
+    stable_until = min(datetime.fromisoformat(v) for v in campaigns.values() if v)
+    assert {k for k in paged.keys("email_activity", *KEY) if datetime.fromisoformat(k[3]) <= stable_until} <= (
+        split.keys("email_activity", *KEY)
+    )
