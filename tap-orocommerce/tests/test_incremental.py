@@ -97,7 +97,8 @@ def test_incremental_runs_emit_exactly_the_changed_rows(sandbox: Any, tmp_path: 
 
     # Oro stamps have second precision: let the second of the last change end, so the next run can
     # know it has seen every change of that second (else the documented ">=" overlap applies).
-    time.sleep(1.1)
+    # 2 s, because the server's Date header (the tap's clock) may lag by up to a second.
+    time.sleep(2.1)
     third = run_tap(tmp_path, config, state=second.state or first.state, name="third")
     assert third.returncode == 0, third.stderr[-3000:]
     assert _ids(third, "customer_users") == {int(u) for u in changed_users}
@@ -218,3 +219,27 @@ def test_rows_changed_while_paging_are_not_skipped(sandbox: Any, tmp_path: Path)
     latest = {r["id"]: r for r in run.records["orders"]}
     for oid in first[:3]:
         assert latest[oid]["customer_notes"] == f"changed while paging {oid}"  # re-read, new values
+
+
+def test_optional_streams_follow_what_the_instance_exposes(sandbox: Any, tmp_path: Path) -> None:
+    streams = ["tags", "shopping_lists", "contacts", "customer_users"]
+    sandbox.set_switches(tagging=False, shoppinglists=True)
+    try:
+        run = run_tap(tmp_path, tap_config(sandbox, streams=streams), name="switches")
+        carts = {int(c["id"]) for c in Oro(sandbox).list("shoppinglists")}
+    finally:
+        sandbox.set_switches(tagging=True, shoppinglists=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.records.get("tags")
+    assert "Stream 'tags' will be skipped: tagging is not enabled for customer users" in run.stderr
+    assert "Stream 'shopping_lists' will be skipped" not in run.stderr  # exposed: extracted
+    assert _ids(run, "shopping_lists") == carts
+    assert all(c["tags"] == [] for c in run.records["contacts"])
+    assert all(u["tag_ids"] == [] for u in run.records["customer_users"])
+
+    default = run_tap(tmp_path, tap_config(sandbox, streams=streams), name="defaults")
+    assert default.returncode == 0, default.stderr[-3000:]
+    assert default.records.get("tags")
+    assert not default.records.get("shopping_lists")
+    assert "Stream 'shopping_lists' will be skipped: the back-office API does not expose" in default.stderr
+    assert any(c["tags"] for c in default.records["contacts"])
