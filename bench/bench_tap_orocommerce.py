@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--streams", default="customer_users,customer_user_addresses,contacts")
     args = parser.parse_args()
     streams = args.streams.split(",")
-    with running_sandbox(customers=args.customers, latency="none") as sb, tempfile.TemporaryDirectory() as tmp:
+    with (
+        running_sandbox(customers=args.customers, latency="none") as sb,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         info = sb.info["oro"]
         cfg = Path(tmp) / "config.json"
         cfg.write_text(json.dumps({

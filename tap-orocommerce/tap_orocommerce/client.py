@@ -60,6 +60,7 @@ IDS_AT_BOOKMARK = "ids_at_bookmark"
 """State key: ids already emitted whose ``updated_at`` equals the bookmark (avoids ``>=`` overlap)."""
 MAX_IDS_AT_BOOKMARK = 2000
 
+
 @dataclass(frozen=True)
 class Field:
     """One column of a stream.
@@ -116,7 +117,9 @@ def server_now(response: requests.Response) -> str | None:
 
 def fingerprint(row: dict[str, Any]) -> str:
     """Short stable hash of a row (for change detection of tables without timestamps)."""
-    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=8
+    ).hexdigest()
 
 
 class OroPaginator(BaseAPIPaginator[Any]):
@@ -183,7 +186,9 @@ class OroStream(RESTStream[Any]):
         self._fingerprints: dict[str, str] = {}
         self._disabled_columns: set[str] = set()
         self.oro_tap = tap
-        super().__init__(tap=tap, name=self.name, schema=self.build_schema(), path="/" + self.resource)
+        super().__init__(
+            tap=tap, name=self.name, schema=self.build_schema(), path="/" + self.resource
+        )
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -260,7 +265,9 @@ class OroStream(RESTStream[Any]):
             return HTTPRequest(url=token, headers=self.http_headers, params={})
         params = self.base_params()
         params.update(self.page_params(token, page.stream_context))
-        return HTTPRequest(url=url, headers=self.http_headers, params=params, safe_query_chars="[],:")
+        return HTTPRequest(
+            url=url, headers=self.http_headers, params=params, safe_query_chars="[],:"
+        )
 
     def page_params(self, token: Any, context: Context | None) -> dict[str, Any]:
         """Filter/sort parameters for a keyset page (``token`` is None on the first page)."""
@@ -334,7 +341,9 @@ class OroStream(RESTStream[Any]):
             msg = f"GET {self.resource} -> {status} with a body that is not valid JSON (malformed page)"
             raise RetriableAPIError(msg, response) from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-            msg = f"GET {self.resource} -> {status} without a JSON:API 'data' array (malformed page)"
+            msg = (
+                f"GET {self.resource} -> {status} without a JSON:API 'data' array (malformed page)"
+            )
             raise RetriableAPIError(msg, response)
         response._oro_doc = doc  # type: ignore[attr-defined]  # parsed once, used by parse_response
         if self.server_start is None:
@@ -429,7 +438,9 @@ class OroStream(RESTStream[Any]):
                 self.oro_tap.report.count(self.name, "read")
                 yield row
             else:  # seek: a row re-read at the cursor timestamp; else: not changed since last run
-                self.oro_tap.report.count(self.name, "reread" if self.mode == MODE_SEEK else "unchanged")
+                self.oro_tap.report.count(
+                    self.name, "reread" if self.mode == MODE_SEEK else "unchanged"
+                )
 
     def flatten(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """Resource object -> row; a resource without a usable id is rejected and reported."""
@@ -456,7 +467,9 @@ class OroStream(RESTStream[Any]):
                 )
             else:
                 ids = rdata if isinstance(rdata, list) else []
-                row[f.column] = [_as_id(d.get("id"), int_id=f.int_id) for d in ids if isinstance(d, dict)]
+                row[f.column] = [
+                    _as_id(d.get("id"), int_id=f.int_id) for d in ids if isinstance(d, dict)
+                ]
         return row
 
     # -- incremental ------------------------------------------------------------------------
@@ -473,7 +486,11 @@ class OroStream(RESTStream[Any]):
         value = row.get(self.replication_key)
         if not isinstance(value, str):
             self.oro_tap.report.reject(
-                self.name, row.get("id"), "missing_updated_at", "no updatedAt value", self.replication_key
+                self.name,
+                row.get("id"),
+                "missing_updated_at",
+                "no updatedAt value",
+                self.replication_key,
             )
             return False
         key = self.row_key(row)
@@ -591,7 +608,9 @@ class OroStream(RESTStream[Any]):
         return self.oro_tap.run_started_at
 
     @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
         return row
 
     # -- retries ----------------------------------------------------------------------------

@@ -130,7 +130,9 @@ class ContactsStream(OroStream):
     def _change_stamp(self) -> str:
         """Time given to a group/tag name change first seen in this run (just before run start)."""
         start = self.oro_tap.run_started_at
-        return format_oro_datetime(parse_oro_datetime(start) - timedelta(seconds=1)) if start else ""
+        return (
+            format_oro_datetime(parse_oro_datetime(start) - timedelta(seconds=1)) if start else ""
+        )
 
     def _track_changes(
         self,
@@ -167,7 +169,11 @@ class ContactsStream(OroStream):
             uid = int(resource["id"])
         except (KeyError, TypeError, ValueError):
             self.oro_tap.report.reject(
-                self.name, resource.get("id"), "invalid_id", "customer user without a numeric id", "id"
+                self.name,
+                resource.get("id"),
+                "invalid_id",
+                "customer user without a numeric id",
+                "id",
             )
             return None
         attrs = resource.get("attributes") or {}
@@ -182,7 +188,9 @@ class ContactsStream(OroStream):
             return None
         cust = (rels.get("customer") or {}).get("data")
         cid = int(cust["id"]) if isinstance(cust, dict) else None
-        cname, gid, cupdated = self._customers.get(cid, (None, None, "")) if cid else (None, None, "")
+        cname, gid, cupdated = (
+            self._customers.get(cid, (None, None, "")) if cid else (None, None, "")
+        )
         addr = self._addresses.get(uid)
         tag_ids = [int(t["id"]) for t in ((rels.get("tags") or {}).get("data") or [])]
         stamps = [updated, cupdated]

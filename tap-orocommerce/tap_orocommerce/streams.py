@@ -228,4 +228,3 @@ def stream_classes() -> list[type[OroStream]]:
         ProductsStream,
         ShoppingListsStream,
     ]
-

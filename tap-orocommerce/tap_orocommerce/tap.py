@@ -176,9 +176,7 @@ class TapOroCommerce(Tap):
 
     def prepare_run(self) -> None:
         """Probe what this Oro instance offers and set each selected stream's reading mode."""
-        active = [
-            s for s in self.streams.values() if isinstance(s, OroStream) and s.selected
-        ]
+        active = [s for s in self.streams.values() if isinstance(s, OroStream) and s.selected]
         if not active:
             return
         probe = active[0]
@@ -206,11 +204,17 @@ class TapOroCommerce(Tap):
                 )
             if stream.optional and not stream.skip_reason:
                 self._probe_exists(stream)
-            if stream.default_mode == MODE_SEEK and stream.replication_key and not stream.skip_reason:
+            if (
+                stream.default_mode == MODE_SEEK
+                and stream.replication_key
+                and not stream.skip_reason
+            ):
                 self._probe_filter(stream)
             stream._state_manager = None  # is_sorted may have changed with the mode
             if stream.skip_reason:
-                self.logger.warning("Stream '%s' will be skipped: %s", stream.name, stream.skip_reason)
+                self.logger.warning(
+                    "Stream '%s' will be skipped: %s", stream.name, stream.skip_reason
+                )
 
     def _probe_exists(self, stream: OroStream) -> None:
         response = stream.fetch(stream.resource, {"page[size]": 1}, accept=(400, 403, 404, 405))

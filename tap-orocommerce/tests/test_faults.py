@@ -42,10 +42,14 @@ def _status_count(stats: dict[str, Any], status: str) -> int:
     return int(stats["by_status"].get(status, 0))
 
 
-def test_token_expiring_mid_run_is_refreshed_once(sandbox: Any, tmp_path: Path, baseline: TapRun) -> None:
+def test_token_expiring_mid_run_is_refreshed_once(
+    sandbox: Any, tmp_path: Path, baseline: TapRun
+) -> None:
     sandbox.reset_stats()
     # one row per page: the run makes hundreds of requests, most of them after the expiry
-    config = tap_config(sandbox, token_refresh_margin_seconds=0, state_every_records=1000, page_size=1)
+    config = tap_config(
+        sandbox, token_refresh_margin_seconds=0, state_every_records=1000, page_size=1
+    )
     proc = start_tap(tmp_path, config, name="expiry")
     assert proc.stdout is not None
     lines = [proc.stdout.readline()]
@@ -91,11 +95,17 @@ def test_fault_storms_are_retried_to_a_complete_run(
         assert _status_count(stats, status) > 0
 
 
-def test_403_on_one_resource_fails_fast_naming_it_and_oros_detail(sandbox: Any, tmp_path: Path) -> None:
+def test_403_on_one_resource_fails_fast_naming_it_and_oros_detail(
+    sandbox: Any, tmp_path: Path
+) -> None:
     # An OAuth application whose role may not view orders (everything else allowed).
     created = sandbox.control("oro").post(
         "/_sandbox/oro/clients",
-        json={"client_id": "no-orders", "client_secret": "no-orders-secret-1", "denied": {"orders": ["view"]}},
+        json={
+            "client_id": "no-orders",
+            "client_secret": "no-orders-secret-1",
+            "denied": {"orders": ["view"]},
+        },
     )
     assert created.status_code == 201, created.text
     sandbox.reset_stats()

@@ -36,7 +36,9 @@ class Oro:
         self.api = sb.oro_base_url + "/admin/api"
         self.session = requests.Session()
         self.session.auth = OroOAuth2Authenticator(
-            base_url=sb.oro_base_url, client_id=info["client_id"], client_secret=info["client_secret"]
+            base_url=sb.oro_base_url,
+            client_id=info["client_id"],
+            client_secret=info["client_secret"],
         )
 
     def list(self, rtype: str, **params: Any) -> list[dict[str, Any]]:
@@ -54,7 +56,10 @@ class Oro:
     def patch(self, rtype: str, rid: str, attributes: dict[str, Any]) -> None:
         body = {"data": {"type": rtype, "id": str(rid), "attributes": attributes}}
         r = self.session.patch(
-            f"{self.api}/{rtype}/{rid}", data=json.dumps(body), headers=jsonapi_headers(write=True), timeout=30
+            f"{self.api}/{rtype}/{rid}",
+            data=json.dumps(body),
+            headers=jsonapi_headers(write=True),
+            timeout=30,
         )
         assert r.status_code == 200, r.text
 
@@ -118,7 +123,9 @@ def test_incremental_runs_emit_exactly_the_changed_rows(sandbox: Any, tmp_path: 
     expected_contacts = {int(u) for u in changed_users} | {owner} | group_users
     assert _ids(third, "contacts", "customer_user_id") == expected_contacts
     by_id = {r["customer_user_id"]: r for r in third.records["contacts"]}
-    assert by_id[owner]["phone"] == "+1 555 0100" or by_id[owner]["primary_address_id"] != int(address["id"])
+    assert by_id[owner]["phone"] == "+1 555 0100" or by_id[owner]["primary_address_id"] != int(
+        address["id"]
+    )
     for uid in group_users:
         assert by_id[uid]["customer_group_name"] == "Renamed group"
     for uid in changed_users:
@@ -167,7 +174,9 @@ def test_pages_of_equal_timestamps_are_drained_without_gaps(sandbox: Any, tmp_pa
     # Line items of one order share updatedAt; with 2 rows per page whole pages are ties.
     oro = Oro(sandbox)
     expected = {int(i["id"]) for i in oro.list("orderlineitems")}
-    run = run_tap(tmp_path, tap_config(sandbox, streams=["order_line_items"], page_size=2), name="ties")
+    run = run_tap(
+        tmp_path, tap_config(sandbox, streams=["order_line_items"], page_size=2), name="ties"
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(run.ids("order_line_items")) == sorted(expected)  # each once, none missing
     stamps = [r["updated_at"] for r in run.records["order_line_items"]]
@@ -175,18 +184,24 @@ def test_pages_of_equal_timestamps_are_drained_without_gaps(sandbox: Any, tmp_pa
     assert len(set(stamps)) < len(stamps)  # the data really has ties
 
 
-def test_server_side_customer_user_filter_is_used_when_enabled(sandbox: Any, tmp_path: Path) -> None:
+def test_server_side_customer_user_filter_is_used_when_enabled(
+    sandbox: Any, tmp_path: Path
+) -> None:
     sandbox.set_switches(customeruser_updatedat_filter=True)
     try:
         sandbox.reset_stats()
         run = run_tap(tmp_path, tap_config(sandbox, streams=["customer_users"]), name="server")
         stats = sandbox.stats("oro")
-        again = run_tap(tmp_path, tap_config(sandbox, streams=["customer_users"]), state=run.state, name="again")
+        again = run_tap(
+            tmp_path, tap_config(sandbox, streams=["customer_users"]), state=run.state, name="again"
+        )
     finally:
         sandbox.set_switches(customeruser_updatedat_filter=False)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "falling back to a scan" not in run.stderr
-    assert sorted(run.ids("customer_users")) == sorted(int(u["id"]) for u in Oro(sandbox).list("customerusers"))
+    assert sorted(run.ids("customer_users")) == sorted(
+        int(u["id"]) for u in Oro(sandbox).list("customerusers")
+    )
     assert int(stats["by_status"].get("400", 0)) == 0
     assert again.returncode == 0
     assert not again.records.get("customer_users")
@@ -241,5 +256,8 @@ def test_optional_streams_follow_what_the_instance_exposes(sandbox: Any, tmp_pat
     assert default.returncode == 0, default.stderr[-3000:]
     assert default.records.get("tags")
     assert not default.records.get("shopping_lists")
-    assert "Stream 'shopping_lists' will be skipped: the back-office API does not expose" in default.stderr
+    assert (
+        "Stream 'shopping_lists' will be skipped: the back-office API does not expose"
+        in default.stderr
+    )
     assert any(c["tags"] for c in default.records["contacts"])

@@ -27,7 +27,9 @@ from oromc_sandbox.testing import running_sandbox
 from tap_orocommerce.client import _retry_waits
 
 
-def _response(status: int, body: bytes, url: str, headers: dict[str, str] | None = None) -> requests.Response:
+def _response(
+    status: int, body: bytes, url: str, headers: dict[str, str] | None = None
+) -> requests.Response:
     response = requests.Response()
     response.status_code = status
     response._content = body
@@ -38,7 +40,11 @@ def _response(status: int, body: bytes, url: str, headers: dict[str, str] | None
 
 def test_build_filters_uses_bracket_form_and_oro_datetimes() -> None:
     params = build_filters(
-        {"updatedAt": {"gte": datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)}, "customer": [3, 4], "email": "x"}
+        {
+            "updatedAt": {"gte": datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)},
+            "customer": [3, 4],
+            "email": "x",
+        }
     )
     assert params == {
         "filter[updatedAt][gte]": "2024-05-01T10:20:30Z",
@@ -51,7 +57,10 @@ def test_build_filters_uses_bracket_form_and_oro_datetimes() -> None:
 
 
 def test_datetimes_round_trip_in_utc() -> None:
-    assert format_oro_datetime(parse_oro_datetime("2024-05-01T12:20:30+02:00")) == "2024-05-01T10:20:30Z"
+    assert (
+        format_oro_datetime(parse_oro_datetime("2024-05-01T12:20:30+02:00"))
+        == "2024-05-01T10:20:30Z"
+    )
 
 
 def test_flatten_resource_keeps_attributes_and_relationship_ids() -> None:
@@ -66,9 +75,17 @@ def test_flatten_resource_keeps_attributes_and_relationship_ids() -> None:
         },
     }
     row = flatten_resource(
-        resource, to_one={"customer": "customer_id", "owner": "owner_id"}, to_many={"addresses": "address_ids"}
+        resource,
+        to_one={"customer": "customer_id", "owner": "owner_id"},
+        to_many={"addresses": "address_ids"},
     )
-    assert row == {"id": "7", "email": "a@example.org", "customer_id": "3", "owner_id": None, "address_ids": ["1"]}
+    assert row == {
+        "id": "7",
+        "email": "a@example.org",
+        "customer_id": "3",
+        "owner_id": None,
+        "address_ids": ["1"],
+    }
 
 
 def test_error_message_names_resource_and_detail_without_pii() -> None:
@@ -76,7 +93,9 @@ def test_error_message_names_resource_and_detail_without_pii() -> None:
         b'{"errors":[{"status":"400","title":"filter constraint","detail":"Bad value a@b.com",'
         b'"source":{"parameter":"filter[updatedAt]"}}]}'
     )
-    response = _response(400, body, "http://127.0.0.1/admin/api/customerusers?filter%5Bemail%5D=x%40y.com")
+    response = _response(
+        400, body, "http://127.0.0.1/admin/api/customerusers?filter%5Bemail%5D=x%40y.com"
+    )
     message = oro_error_message(response)
     assert message == (
         "GET customerusers -> 400 filter constraint: Bad value <email> (filter[updatedAt])"
@@ -102,7 +121,9 @@ def test_backoff_waits_honour_retry_after_then_grow() -> None:
         def __init__(self, response: Any) -> None:
             self.response = response
 
-    hinted = ExcError(_response(429, b"", "http://127.0.0.1/admin/api/orders", {"Retry-After": "7"}))
+    hinted = ExcError(
+        _response(429, b"", "http://127.0.0.1/admin/api/orders", {"Retry-After": "7"})
+    )
     plain = ExcError(_response(503, b"", "http://127.0.0.1/admin/api/orders"))
     assert waits.send(hinted) == 7.0
     assert waits.send(plain) == 1.0  # second attempt: 0.5 * 2
@@ -118,7 +139,10 @@ def sandbox() -> Iterator[Any]:
 def _auth(sb: Any, **kwargs: Any) -> OroOAuth2Authenticator:
     info = sb.info["oro"]
     return OroOAuth2Authenticator(
-        base_url=sb.oro_base_url, client_id=info["client_id"], client_secret=info["client_secret"], **kwargs
+        base_url=sb.oro_base_url,
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        **kwargs,
     )
 
 
