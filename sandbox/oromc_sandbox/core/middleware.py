@@ -11,6 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -142,6 +143,7 @@ class SandboxMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(k == b"x-request-id" for k, _ in headers):
                     headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"date", self._date()))
                 message["headers"] = headers
             if not realistic:
                 await send(message)
@@ -156,6 +158,10 @@ class SandboxMiddleware:
                 buffered.clear()
 
         await self.app(scope, receive, capture)
+
+    def _date(self) -> bytes:
+        """The HTTP ``Date`` header from the sandbox clock (servers report their own time)."""
+        return formatdate(self.state.clock.now().timestamp(), usegmt=True).encode()
 
     def _route_label(self, scope: Scope) -> str:
         """``METHOD /route/template`` of the request (matched now if routing did not run)."""
@@ -188,7 +194,7 @@ class SandboxMiddleware:
             "detail": f"You have exceeded the limit of {limit} simultaneous connections.",
             "instance": request_id,
         }
-        await _send_simple(
+        await self._send_simple(
             send, 429, orjson.dumps(body), b"application/problem+json; charset=utf-8", request_id
         )
         status_holder["status"] = 429
@@ -223,10 +229,10 @@ class SandboxMiddleware:
         status = int(fault)
         status_holder["status"] = status
         if status in HTML_PAGES:
-            await _send_simple(send, status, HTML_PAGES[status], b"text/html", request_id)
+            await self._send_simple(send, status, HTML_PAGES[status], b"text/html", request_id)
             return
         if status == 403:  # body-less 403, as Mailchimp's edge sends under load
-            await _send_simple(send, 403, b"", b"text/html", request_id)
+            await self._send_simple(send, 403, b"", b"text/html", request_id)
             return
         if self.api == "mailchimp":
             detail = {
@@ -243,14 +249,14 @@ class SandboxMiddleware:
                     "instance": request_id,
                 }
             )
-            await _send_simple(
+            await self._send_simple(
                 send, status, body, b"application/problem+json; charset=utf-8", request_id
             )
             return
         # Oro: a 429 comes from hosting infrastructure (Oro has no rate limiter) with Retry-After;
         # a 500 is Oro's JSON:API error document.
         if status == 429:
-            await _send_simple(
+            await self._send_simple(
                 send, 429, b"Too Many Requests", b"text/plain", request_id, [(b"retry-after", b"1")]
             )
             return
@@ -265,22 +271,23 @@ class SandboxMiddleware:
                 ]
             }
         )
-        await _send_simple(send, 500, body, b"application/vnd.api+json", request_id)
+        await self._send_simple(send, 500, body, b"application/vnd.api+json", request_id)
 
-
-async def _send_simple(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes,
-    request_id: str,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-        *(extra or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    async def _send_simple(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        request_id: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [
+            (b"date", self._date()),
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *(extra or []),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

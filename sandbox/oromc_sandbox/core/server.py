@@ -99,6 +99,7 @@ async def serve(
             timeout_keep_alive=75,
             backlog=2048,
             server_header=False,
+            date_header=False,  # the middleware sends the sandbox clock's Date
         )
         servers.append(_QuietServer(config))
 

@@ -108,7 +108,10 @@ class FaultSettings:
 
 
 class ApiCounters:
-    """Request counts per route and status, and simultaneous connections per key."""
+    """Request counts per route and status, and simultaneous connections per key.
+
+    ``writes`` counts POST/PUT/PATCH/DELETE requests except the OAuth token endpoint.
+    """
 
     def __init__(self) -> None:
         self.requests: dict[str, Counter[str]] = defaultdict(Counter)
@@ -130,6 +133,7 @@ class ApiCounters:
                 sum(c.values())
                 for route, c in self.requests.items()
                 if route.split(" ", 1)[0] in {"POST", "PUT", "PATCH", "DELETE"}
+                and not route.endswith("/oauth2-token")
             ),
             "connections": {
                 "peak": dict(self.peak),
