@@ -307,7 +307,8 @@ class EcommerceSync:
                 result = self.client.patch(f"{path}/{key}", body)
         except PermanentMailchimpError as exc:
             detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
-            self.report.reject(resource.stream, f"id={key}", exc.reason, redact_pii(detail), (exc.error_fields or [None])[0])
+            fields = exc.error_fields
+            self.report.reject(resource.stream, f"id={key}", exc.reason, redact_pii(detail), fields[0] if fields else None)
             return
         known = self._known.setdefault(resource.collection, {})
         if action == "DELETE":
