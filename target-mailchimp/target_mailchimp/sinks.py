@@ -74,6 +74,11 @@ class ContactsSink(BatchSink):
         if isinstance(email, str):
             pending.add(email_hash(email.strip()))
 
+    @override
+    def setup(self) -> None:
+        # Check credentials, the list and the merge fields as soon as the stream starts.
+        self._sync = self._sync_factory()
+
     @property
     @override
     def current_size(self) -> int:
@@ -116,6 +121,10 @@ class EcommerceSink(BatchSink):
     @override
     def get_validator(self) -> None:
         return None
+
+    @override
+    def setup(self) -> None:
+        self._sync_factory()  # fails fast without store_id
 
     @override
     def process_record(self, record: dict, context: dict) -> None:

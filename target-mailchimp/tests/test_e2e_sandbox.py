@@ -226,7 +226,7 @@ def test_bad_credentials_and_missing_merge_field_fail_at_start(
 ) -> None:
     bad = {**config, "api_key": "0000000000000000000000000000dead-" + config["api_key"].rsplit("-", 1)[1]}
     with pytest.raises(MailchimpConfigError, match="auth_invalid"):
-        run_target(bad, singer_lines([contact(1)]))
+        run_target(bad, singer_lines([]))  # fails on the SCHEMA message, before any record
     assert "dead" not in str(run_target.last_states)
 
     with pytest.raises(MailchimpConfigError, match="http"):
