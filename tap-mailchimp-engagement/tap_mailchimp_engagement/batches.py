@@ -52,7 +52,7 @@ def wait_for_batch(
     client: MailchimpClient,
     batch_id: str,
     *,
-    poll_seconds: float = 2.0,
+    poll_seconds: float = 1.0,
     max_poll_seconds: float = 30.0,
     timeout_seconds: float = 3600.0,
 ) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def wait_for_batch(
             doc.get("total_operations"),
         )
         time.sleep(delay)
-        delay = min(delay * 2, max_poll_seconds)
+        delay = min(delay * 1.5, max_poll_seconds)
 
 
 def iter_results(

@@ -227,7 +227,7 @@ class ActivityReader:
             doc = wait_for_batch(
                 self.mc.client,
                 batch_id,
-                poll_seconds=float(self.config.get("batch_poll_seconds") or 2.0),
+                poll_seconds=float(self.config.get("batch_poll_seconds") or 1.0),
                 timeout_seconds=float(self.config.get("batch_timeout_minutes") or 60) * 60,
             )
         except BatchExpiredError:

@@ -132,8 +132,8 @@ class TapMailchimpEngagement(Tap):
         th.Property(
             "batch_poll_seconds",
             th.NumberType,
-            default=2,
-            description="First wait between batch status polls (doubles up to 30 s).",
+            default=1,
+            description="First wait between batch status polls (grows by half each poll, up to 30 s).",
         ),
         th.Property(
             "batch_timeout_minutes",
