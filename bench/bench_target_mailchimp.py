@@ -44,21 +44,23 @@ def contacts(n: int, changed_every: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         changed = bool(changed_every) and i % changed_every == 0
-        out.append({
-            "email": f"bench.person{i}@shop-example.com",
-            "first_name": f"First{i}{'x' if changed else ''}",
-            "last_name": f"Last{i}",
-            "phone": f"+1 555 {i % 1000:03d} {i % 10000:04d}",
-            "customer_user_id": i,
-            "customer_id": 100000 + i // 10,
-            "customer_name": f"Account {i // 10}",
-            "customer_group": GROUPS[(i + (1 if changed else 0)) % len(GROUPS)],
-            "tags": ["newsletter"] if i % 4 == 0 else [],
-            "enabled": True,
-            "confirmed": True,
-            "is_guest": False,
-            "updated_at": "2024-01-01T00:00:00+00:00",
-        })
+        out.append(
+            {
+                "email": f"bench.person{i}@shop-example.com",
+                "first_name": f"First{i}{'x' if changed else ''}",
+                "last_name": f"Last{i}",
+                "phone": f"+1 555 {i % 1000:03d} {i % 10000:04d}",
+                "customer_user_id": i,
+                "customer_id": 100000 + i // 10,
+                "customer_name": f"Account {i // 10}",
+                "customer_group": GROUPS[(i + (1 if changed else 0)) % len(GROUPS)],
+                "tags": ["newsletter"] if i % 4 == 0 else [],
+                "enabled": True,
+                "confirmed": True,
+                "is_guest": False,
+                "updated_at": "2024-01-01T00:00:00+00:00",
+            }
+        )
     return out
 
 
@@ -66,8 +68,17 @@ def write_input(path: Path, records: list[dict[str, Any]]) -> None:
     from target_mailchimp.contract import CONTACTS_KEY_PROPERTIES, CONTACTS_SCHEMA
 
     with path.open("w") as fh:
-        fh.write(json.dumps({"type": "SCHEMA", "stream": "contacts", "schema": CONTACTS_SCHEMA,
-                             "key_properties": CONTACTS_KEY_PROPERTIES}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "type": "SCHEMA",
+                    "stream": "contacts",
+                    "schema": CONTACTS_SCHEMA,
+                    "key_properties": CONTACTS_KEY_PROPERTIES,
+                }
+            )
+            + "\n"
+        )
         for n, rec in enumerate(records, start=1):
             fh.write(json.dumps({"type": "RECORD", "stream": "contacts", "record": rec}) + "\n")
             if n % 1000 == 0:
@@ -75,26 +86,42 @@ def write_input(path: Path, records: list[dict[str, Any]]) -> None:
         fh.write(json.dumps({"type": "STATE", "value": {"n": len(records)}}) + "\n")
 
 
-def run_target(sb: RunningSandbox, config: Path, input_path: Path, n: int, label: str) -> dict[str, Any]:
+def run_target(
+    sb: RunningSandbox, config: Path, input_path: Path, n: int, label: str
+) -> dict[str, Any]:
     sb.reset_stats()
     started = time.perf_counter()
     with input_path.open() as stdin:
-        proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(config)], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, str(config)],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _, stderr = proc.communicate()
     wall = time.perf_counter() - started
-    rss_kb = next((int(x.split()[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB ")), 0)
+    rss_kb = next(
+        (int(x.split()[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB ")), 0
+    )
     if proc.returncode != 0:
         sys.stderr.write(stderr[-5000:])
         msg = f"target failed in phase {label}"
         raise RuntimeError(msg)
     summary = next(
-        (json.loads(line.split("RUN SUMMARY ", 1)[1]) for line in stderr.splitlines() if "RUN SUMMARY " in line), {}
+        (
+            json.loads(line.split("RUN SUMMARY ", 1)[1])
+            for line in stderr.splitlines()
+            if "RUN SUMMARY " in line
+        ),
+        {},
     )
     return _phase(sb, label, n, wall, summary, peak_rss_mb=round(rss_kb / 1024, 1))
 
 
-def _phase(sb: RunningSandbox, label: str, n: int, wall: float, summary: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _phase(
+    sb: RunningSandbox, label: str, n: int, wall: float, summary: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     stats = sb.stats("mailchimp")
     calls = int(stats["total_requests"])
     return {
@@ -112,23 +139,35 @@ def _phase(sb: RunningSandbox, label: str, n: int, wall: float, summary: dict[st
     }
 
 
-def naive_baseline(sb: RunningSandbox, sample: list[dict[str, Any]], n_total: int) -> dict[str, Any]:
+def naive_baseline(
+    sb: RunningSandbox, sample: list[dict[str, Any]], n_total: int
+) -> dict[str, Any]:
     """The classic loop: one PUT per contact, sequential (tags not even synced)."""
     mc = sb.info["mailchimp"]
     client = MailchimpClient(api_key=mc["api_key"], api_url=sb.mailchimp_api_url, max_connections=1)
     sb.reset_stats()
     started = time.perf_counter()
     for rec in sample:
-        client.put(f"/lists/{mc['list_id']}/members/{subscriber_hash(rec['email'])}", {
-            "email_address": rec["email"], "status_if_new": "subscribed",
-            "merge_fields": {"FNAME": rec["first_name"], "LNAME": rec["last_name"], "PHONE": rec["phone"]},
-        })
+        client.put(
+            f"/lists/{mc['list_id']}/members/{subscriber_hash(rec['email'])}",
+            {
+                "email_address": rec["email"],
+                "status_if_new": "subscribed",
+                "merge_fields": {
+                    "FNAME": rec["first_name"],
+                    "LNAME": rec["last_name"],
+                    "PHONE": rec["phone"],
+                },
+            },
+        )
     wall = time.perf_counter() - started
     result = _phase(sb, "naive_baseline_sample", len(sample), wall, {})
     result["extrapolated_to"] = n_total
     result["extrapolated_wall_s"] = round(wall * n_total / len(sample), 1)
     result["extrapolated_api_calls"] = n_total
-    result["note"] = "measured on the sample, extrapolated linearly to the full size (sequential loop)"
+    result["note"] = (
+        "measured on the sample, extrapolated linearly to the full size (sequential loop)"
+    )
     return result
 
 
@@ -139,15 +178,29 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=8)
     args = parser.parse_args()
     n = args.contacts
-    results: dict[str, Any] = {"contacts": n, "latency": "realistic", "max_connections": args.max_connections}
-    with tempfile.TemporaryDirectory() as tmp, running_sandbox(latency="realistic", customers=50, seed=5) as sb:
+    results: dict[str, Any] = {
+        "contacts": n,
+        "latency": "realistic",
+        "max_connections": args.max_connections,
+    }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_sandbox(latency="realistic", customers=50, seed=5) as sb,
+    ):
         tmpdir = Path(tmp)
         mc = sb.info["mailchimp"]
         config = tmpdir / "config.json"
-        config.write_text(json.dumps({
-            "api_key": mc["api_key"], "api_url": sb.mailchimp_api_url, "list_id": mc["list_id"],
-            "rejects_path": str(tmpdir / "rejects.jsonl"), "max_connections": args.max_connections,
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "api_key": mc["api_key"],
+                    "api_url": sb.mailchimp_api_url,
+                    "list_id": mc["list_id"],
+                    "rejects_path": str(tmpdir / "rejects.jsonl"),
+                    "max_connections": args.max_connections,
+                }
+            )
+        )
         first = tmpdir / "first.jsonl"
         write_input(first, contacts(n))
         changed = tmpdir / "changed.jsonl"
@@ -157,12 +210,17 @@ def main() -> None:
             run_target(sb, config, first, n, "noop_rerun"),
             run_target(sb, config, changed, n, "ten_percent_changed"),
         ]
-        sample = [dict(r, email=r["email"].replace("bench.", "naive.")) for r in contacts(args.baseline_sample)]
+        sample = [
+            dict(r, email=r["email"].replace("bench.", "naive."))
+            for r in contacts(args.baseline_sample)
+        ]
         baseline = naive_baseline(sb, sample, n)
         phases.append(baseline)
         load = phases[0]
         results["phases"] = phases
-        results["speedup_initial_load_vs_naive"] = round(baseline["extrapolated_wall_s"] / load["wall_s"], 1)
+        results["speedup_initial_load_vs_naive"] = round(
+            baseline["extrapolated_wall_s"] / load["wall_s"], 1
+        )
         results["call_ratio_initial_load_vs_naive"] = round(n / max(load["api_calls"], 1), 1)
         results["python"] = sys.version.split()[0]
         results["cpu_count"] = os.cpu_count()

@@ -60,7 +60,9 @@ class Audience:
         self.lookup_mode = lookup_mode
         self.members: dict[str, MemberState] = {}
         self._members_lock = threading.Lock()
-        self._names: dict[str, str] = {}  # interned tag names and statuses (many members share them)
+        self._names: dict[
+            str, str
+        ] = {}  # interned tag names and statuses (many members share them)
         self.loaded = False
         self.estimated_size = 0
         self.single_lookups = 0
@@ -83,12 +85,20 @@ class Audience:
 
     def merge_fields(self) -> dict[str, MergeFieldSpec]:
         """All merge fields of the audience by tag (paged with count=1000, not the default 10)."""
-        items = self.client.paginate(f"{self.base}/merge-fields", "merge_fields", page_size=PAGE_SIZE)
+        items = self.client.paginate(
+            f"{self.base}/merge-fields", "merge_fields", page_size=PAGE_SIZE
+        )
         return {spec.tag: spec for spec in (MergeFieldSpec.from_api(i) for i in items)}
 
     def create_merge_field(self, tag: str, kind: str, name: str) -> MergeFieldSpec:
         """Create a merge field with the given type."""
-        body: dict[str, Any] = {"tag": tag, "name": name, "type": kind, "required": False, "public": False}
+        body: dict[str, Any] = {
+            "tag": tag,
+            "name": name,
+            "type": kind,
+            "required": False,
+            "public": False,
+        }
         created = self.client.post(f"{self.base}/merge-fields", body) or {}
         return MergeFieldSpec.from_api({"tag": tag, "type": kind, **created})
 
@@ -132,13 +142,19 @@ class Audience:
                 params["status"] = status
             total = self._load_page(params, 0)
             calls: list[Callable[[], int]] = [
-                partial(self._load_page, params, offset) for offset in range(PAGE_SIZE, total, PAGE_SIZE)
+                partial(self._load_page, params, offset)
+                for offset in range(PAGE_SIZE, total, PAGE_SIZE)
             ]
             run_concurrently(calls, max_workers)
         self.loaded = True
 
     def _load_page(self, params: dict[str, Any], offset: int) -> int:
-        page = self.client.get(f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": offset}) or {}
+        page = (
+            self.client.get(
+                f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": offset}
+            )
+            or {}
+        )
         states = {str(item["id"]): self.state_from(item) for item in page.get("members") or []}
         with self._members_lock:
             for hash_, state in states.items():
@@ -147,7 +163,9 @@ class Audience:
 
     def _get_one(self, hash_: str) -> MemberState | None:
         try:
-            item = self.client.get(f"{self.base}/members/{hash_}", {"fields": self._member_fields("")})
+            item = self.client.get(
+                f"{self.base}/members/{hash_}", {"fields": self._member_fields("")}
+            )
         except PermanentMailchimpError as exc:
             if exc.status == 404:
                 return None
@@ -171,14 +189,23 @@ class Audience:
                     if state is not None:
                         self.members[h] = state
                 return result
-            LOGGER.info("Reading the audience once (about %d members) to know what Mailchimp has", self.estimated_size)
+            LOGGER.info(
+                "Reading the audience once (about %d members) to know what Mailchimp has",
+                self.estimated_size,
+            )
             self.load_all(max_workers)
         return {h: self.members.get(h) for h in hashes}
 
     def complete_tags(self, hash_: str, state: MemberState) -> None:
         """Fetch all tags of a member whose embedded list was truncated (more than 50 tags)."""
-        items = self.client.paginate(f"{self.base}/members/{hash_}/tags", "tags", page_size=PAGE_SIZE)
-        state.tags = {str(t["name"]).lower(): str(t["name"]) for t in items if owned(str(t["name"]), self.tag_prefix)}
+        items = self.client.paginate(
+            f"{self.base}/members/{hash_}/tags", "tags", page_size=PAGE_SIZE
+        )
+        state.tags = {
+            str(t["name"]).lower(): str(t["name"])
+            for t in items
+            if owned(str(t["name"]), self.tag_prefix)
+        }
         state.tags_complete = True
 
     # -- writes ----------------------------------------------------------------------------
@@ -190,20 +217,26 @@ class Audience:
         body = {"members": members, "update_existing": update_existing}
         return self.client.post(self.base, body, params=params) or {}
 
-    def put_member(self, hash_: str, body: dict[str, Any], *, skip_merge_validation: bool) -> dict[str, Any]:
+    def put_member(
+        self, hash_: str, body: dict[str, Any], *, skip_merge_validation: bool
+    ) -> dict[str, Any]:
         """Upsert one member (``PUT``)."""
         params = {"skip_merge_validation": "true"} if skip_merge_validation else None
         return self.client.put(f"{self.base}/members/{hash_}", body, params=params) or {}
 
     def post_member_tags(self, hash_: str, tags: list[dict[str, str]], *, is_syncing: bool) -> None:
         """Add/remove tags of one member (``active``/``inactive``)."""
-        self.client.post(f"{self.base}/members/{hash_}/tags", {"tags": tags, "is_syncing": is_syncing})
+        self.client.post(
+            f"{self.base}/members/{hash_}/tags", {"tags": tags, "is_syncing": is_syncing}
+        )
 
     def segments(self) -> dict[str, int]:
         """Static segments (tags) by lower-cased name."""
         if self._segments is None:
             items = self.client.paginate(
-                f"{self.base}/segments", "segments", {"type": "static", "fields": "segments.id,segments.name"}
+                f"{self.base}/segments",
+                "segments",
+                {"type": "static", "fields": "segments.id,segments.name"},
             )
             self._segments = {str(s["name"]).lower(): int(s["id"]) for s in items}
         return self._segments
@@ -213,7 +246,10 @@ class Audience:
         known = self.segments()
         key = name.lower()
         if key not in known:
-            created = self.client.post(f"{self.base}/segments", {"name": name, "static_segment": []}) or {}
+            created = (
+                self.client.post(f"{self.base}/segments", {"name": name, "static_segment": []})
+                or {}
+            )
             known[key] = int(created["id"])
         return known[key]
 

@@ -17,27 +17,59 @@ CONTACTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["email"],
     "properties": {
-        "email": {"type": "string", "description": "E-mail address (trimmed; matched case-insensitively)."},
+        "email": {
+            "type": "string",
+            "description": "E-mail address (trimmed; matched case-insensitively).",
+        },
         "first_name": {**_STR, "description": "-> FNAME by default."},
         "last_name": {**_STR, "description": "-> LNAME by default."},
-        "phone": {**_STR, "description": "-> PHONE by default (coerced to the merge field's phone format)."},
+        "phone": {
+            **_STR,
+            "description": "-> PHONE by default (coerced to the merge field's phone format).",
+        },
         "customer_id": {"type": ["integer", "string", "null"], "description": "Source account id."},
-        "customer_name": {**_STR, "description": "Account name -> tag '<prefix>account:<name>' by default."},
-        "customer_group": {**_STR, "description": "Customer group -> tag '<prefix>group:<name>' by default."},
-        "customer_group_name": {**_STR, "description": "Same as customer_group (the name tap-orocommerce uses)."},
-        "tags": {"type": ["array", "null"], "items": {"type": "string"},
-                 "description": "Source tags -> one '<prefix>tag:<name>' each."},
+        "customer_name": {
+            **_STR,
+            "description": "Account name -> tag '<prefix>account:<name>' by default.",
+        },
+        "customer_group": {
+            **_STR,
+            "description": "Customer group -> tag '<prefix>group:<name>' by default.",
+        },
+        "customer_group_name": {
+            **_STR,
+            "description": "Same as customer_group (the name tap-orocommerce uses).",
+        },
+        "tags": {
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "description": "Source tags -> one '<prefix>tag:<name>' each.",
+        },
         "enabled": {**_BOOL, "description": "Login enabled at the source."},
         "confirmed": {**_BOOL, "description": "Account confirmed at the source."},
         "is_guest": {**_BOOL, "description": "Guest (checkout-only) customer."},
-        "customer_user_id": {"type": ["integer", "string", "null"],
-                             "description": "Source person id; used as the record key in rejects."},
-        "updated_at": {"type": ["string", "null"], "format": "date-time",
-                       "description": "Moves when any of the fields above moves."},
-        "marketing_consent": {**_BOOL, "description": "Source's marketing consent; with consent_changed_at it is an explicit consent change."},
-        "consent_changed_at": {"type": ["string", "null"], "format": "date-time",
-                               "description": "When marketing_consent last changed at the source. Applied only if later than the member's last change in Mailchimp."},
-        "erase": {**_BOOL, "description": "true: archive or permanently delete the member (erasure_mode)."},
+        "customer_user_id": {
+            "type": ["integer", "string", "null"],
+            "description": "Source person id; used as the record key in rejects.",
+        },
+        "updated_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "Moves when any of the fields above moves.",
+        },
+        "marketing_consent": {
+            **_BOOL,
+            "description": "Source's marketing consent; with consent_changed_at it is an explicit consent change.",
+        },
+        "consent_changed_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "When marketing_consent last changed at the source. Applied only if later than the member's last change in Mailchimp.",
+        },
+        "erase": {
+            **_BOOL,
+            "description": "true: archive or permanently delete the member (erasure_mode).",
+        },
     },
 }
 
@@ -47,8 +79,12 @@ _CUSTOMER = {
     "type": "object",
     "required": ["id"],
     "properties": {
-        "id": {"type": "string"}, "email_address": _STR, "opt_in_status": _BOOL,
-        "first_name": _STR, "last_name": _STR, "company": _STR,
+        "id": {"type": "string"},
+        "email_address": _STR,
+        "opt_in_status": _BOOL,
+        "first_name": _STR,
+        "last_name": _STR,
+        "company": _STR,
         "address": {"type": ["object", "null"]},
     },
 }
@@ -56,29 +92,55 @@ _LINE = {
     "type": "object",
     "required": ["id", "product_id"],
     "properties": {
-        "id": {"type": "string"}, "product_id": {"type": "string"},
-        "product_variant_id": _STR, "product_title": {**_STR, "description": "Title for a placeholder product."},
-        "quantity": {"type": ["integer", "null"]}, "price": _NUM, "discount": _NUM,
+        "id": {"type": "string"},
+        "product_id": {"type": "string"},
+        "product_variant_id": _STR,
+        "product_title": {**_STR, "description": "Title for a placeholder product."},
+        "quantity": {"type": ["integer", "null"]},
+        "price": _NUM,
+        "discount": _NUM,
     },
 }
 _ORDER_LIKE = {
-    "id": {"type": "string"}, "customer": _CUSTOMER, "currency_code": _STR, "order_total": _NUM,
-    "tax_total": _NUM, "lines": {"type": "array", "items": _LINE}, "campaign_id": _STR,
+    "id": {"type": "string"},
+    "customer": _CUSTOMER,
+    "currency_code": _STR,
+    "order_total": _NUM,
+    "tax_total": _NUM,
+    "lines": {"type": "array", "items": _LINE},
+    "campaign_id": _STR,
 }
 
 #: Mailchimp-shaped, self-contained e-commerce streams (key ``id``).
 ECOMMERCE_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ecommerce_customers": {"type": "object", "required": ["id", "email_address"], "properties": _CUSTOMER["properties"]},
+    "ecommerce_customers": {
+        "type": "object",
+        "required": ["id", "email_address"],
+        "properties": _CUSTOMER["properties"],
+    },
     "ecommerce_products": {
         "type": "object",
         "required": ["id", "title"],
         "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"}, "handle": _STR, "url": _STR,
-            "description": _STR, "type": _STR, "vendor": _STR, "image_url": _STR,
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "handle": _STR,
+            "url": _STR,
+            "description": _STR,
+            "type": _STR,
+            "vendor": _STR,
+            "image_url": _STR,
             "published_at_foreign": {"type": ["string", "null"], "format": "date-time"},
-            "sku": {**_STR, "description": "Used for the single default variant when 'variants' is absent."},
-            "price": _NUM, "inventory_quantity": {"type": ["integer", "null"]},
-            "variants": {"type": ["array", "null"], "items": {"type": "object", "required": ["id"]}},
+            "sku": {
+                **_STR,
+                "description": "Used for the single default variant when 'variants' is absent.",
+            },
+            "price": _NUM,
+            "inventory_quantity": {"type": ["integer", "null"]},
+            "variants": {
+                "type": ["array", "null"],
+                "items": {"type": "object", "required": ["id"]},
+            },
         },
     },
     "ecommerce_orders": {
@@ -86,18 +148,30 @@ ECOMMERCE_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["id", "customer", "lines", "order_total"],
         "properties": {
             **_ORDER_LIKE,
-            "financial_status": _STR, "fulfillment_status": _STR, "order_url": _STR, "landing_site": _STR,
-            "discount_total": _NUM, "shipping_total": _NUM, "tracking_code": _STR,
+            "financial_status": _STR,
+            "fulfillment_status": _STR,
+            "order_url": _STR,
+            "landing_site": _STR,
+            "discount_total": _NUM,
+            "shipping_total": _NUM,
+            "tracking_code": _STR,
             "processed_at_foreign": {"type": ["string", "null"], "format": "date-time"},
             "updated_at_foreign": {"type": ["string", "null"], "format": "date-time"},
             "cancelled_at_foreign": {"type": ["string", "null"], "format": "date-time"},
-            "shipping_address": {"type": ["object", "null"]}, "billing_address": {"type": ["object", "null"]},
+            "shipping_address": {"type": ["object", "null"]},
+            "billing_address": {"type": ["object", "null"]},
         },
     },
     "ecommerce_carts": {
         "type": "object",
         "required": ["id", "customer", "lines", "order_total"],
-        "properties": {**_ORDER_LIKE, "checkout_url": _STR,
-                       "deleted": {**_BOOL, "description": "true: the cart is gone (e.g. converted to an order)."}},
+        "properties": {
+            **_ORDER_LIKE,
+            "checkout_url": _STR,
+            "deleted": {
+                **_BOOL,
+                "description": "true: the cart is gone (e.g. converted to an order).",
+            },
+        },
     },
 }

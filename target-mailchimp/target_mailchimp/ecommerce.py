@@ -46,23 +46,94 @@ class Resource:
 RESOURCES = {
     r.stream: r
     for r in (
-        Resource("ecommerce_products", "products", ("id", "title"),
-                 ("title", "handle", "url", "description", "type", "vendor", "image_url", "published_at_foreign", "variants")),
-        Resource("ecommerce_customers", "customers", ("id", "email_address"),
-                 ("email_address", "opt_in_status", "company", "first_name", "last_name", "address")),
-        Resource("ecommerce_orders", "orders", ("id", "customer", "lines", "order_total"),
-                 ("customer", "currency_code", "order_total", "lines", "campaign_id", "landing_site", "financial_status",
-                  "fulfillment_status", "order_url", "discount_total", "tax_total", "shipping_total", "tracking_code",
-                  "processed_at_foreign", "cancelled_at_foreign", "updated_at_foreign", "shipping_address",
-                  "billing_address", "tracking_number", "tracking_carrier", "tracking_url")),
-        Resource("ecommerce_carts", "carts", ("id", "customer", "lines", "order_total"),
-                 ("customer", "currency_code", "order_total", "lines", "campaign_id", "checkout_url", "tax_total")),
+        Resource(
+            "ecommerce_products",
+            "products",
+            ("id", "title"),
+            (
+                "title",
+                "handle",
+                "url",
+                "description",
+                "type",
+                "vendor",
+                "image_url",
+                "published_at_foreign",
+                "variants",
+            ),
+        ),
+        Resource(
+            "ecommerce_customers",
+            "customers",
+            ("id", "email_address"),
+            ("email_address", "opt_in_status", "company", "first_name", "last_name", "address"),
+        ),
+        Resource(
+            "ecommerce_orders",
+            "orders",
+            ("id", "customer", "lines", "order_total"),
+            (
+                "customer",
+                "currency_code",
+                "order_total",
+                "lines",
+                "campaign_id",
+                "landing_site",
+                "financial_status",
+                "fulfillment_status",
+                "order_url",
+                "discount_total",
+                "tax_total",
+                "shipping_total",
+                "tracking_code",
+                "processed_at_foreign",
+                "cancelled_at_foreign",
+                "updated_at_foreign",
+                "shipping_address",
+                "billing_address",
+                "tracking_number",
+                "tracking_carrier",
+                "tracking_url",
+            ),
+        ),
+        Resource(
+            "ecommerce_carts",
+            "carts",
+            ("id", "customer", "lines", "order_total"),
+            (
+                "customer",
+                "currency_code",
+                "order_total",
+                "lines",
+                "campaign_id",
+                "checkout_url",
+                "tax_total",
+            ),
+        ),
     )
 }
 MONEY = ("order_total", "discount_total", "tax_total", "shipping_total", "price", "discount")
-CUSTOMER_KEYS = ("id", "email_address", "opt_in_status", "company", "first_name", "last_name", "address")
+CUSTOMER_KEYS = (
+    "id",
+    "email_address",
+    "opt_in_status",
+    "company",
+    "first_name",
+    "last_name",
+    "address",
+)
 LINE_KEYS = ("id", "product_id", "product_variant_id", "quantity", "price", "discount")
-VARIANT_KEYS = ("id", "title", "url", "sku", "price", "inventory_quantity", "image_url", "backorders", "visibility")
+VARIANT_KEYS = (
+    "id",
+    "title",
+    "url",
+    "sku",
+    "price",
+    "inventory_quantity",
+    "image_url",
+    "backorders",
+    "visibility",
+)
 
 
 class RecordError(ValueError):
@@ -108,14 +179,18 @@ def _money(body: dict[str, Any], key: str, where: str) -> None:
 
 def _same(sent: Any, current: Any) -> bool:
     if isinstance(sent, Mapping):
-        return isinstance(current, Mapping) and all(_same(v, current.get(k)) for k, v in sent.items())
+        return isinstance(current, Mapping) and all(
+            _same(v, current.get(k)) for k, v in sent.items()
+        )
     if isinstance(sent, list):
         if not isinstance(current, list):
             return False
         if all(isinstance(x, Mapping) and "id" in x for x in sent):
             by_id = {str(c.get("id")): c for c in current if isinstance(c, Mapping)}
             return all(_same(x, by_id.get(str(x["id"]))) for x in sent)
-        return len(sent) == len(current) and all(_same(a, b) for a, b in zip(sent, current, strict=True))
+        return len(sent) == len(current) and all(
+            _same(a, b) for a, b in zip(sent, current, strict=True)
+        )
     if isinstance(sent, bool) or isinstance(current, bool):
         return sent == current
     if isinstance(sent, int | float) and isinstance(current, int | float | str):
@@ -129,7 +204,9 @@ def _same(sent: Any, current: Any) -> bool:
 class EcommerceSync:
     """Writes e-commerce windows into one store."""
 
-    def __init__(self, client: MailchimpClient, settings: StoreSettings, report: RunReport, workers: int) -> None:
+    def __init__(
+        self, client: MailchimpClient, settings: StoreSettings, report: RunReport, workers: int
+    ) -> None:
         """Bind to the store (not created until the first window)."""
         self.client = client
         self.settings = settings
@@ -152,11 +229,17 @@ class EcommerceSync:
             except PermanentMailchimpError as exc:
                 if exc.status != 404:
                     raise
-                body = _clean({
-                    "id": self.settings.store_id, "list_id": self.settings.list_id, "name": self.settings.name,
-                    "currency_code": self.settings.currency_code, "domain": self.settings.domain,
-                    "platform": self.settings.platform, "is_syncing": self.settings.is_syncing,
-                })
+                body = _clean(
+                    {
+                        "id": self.settings.store_id,
+                        "list_id": self.settings.list_id,
+                        "name": self.settings.name,
+                        "currency_code": self.settings.currency_code,
+                        "domain": self.settings.domain,
+                        "platform": self.settings.platform,
+                        "is_syncing": self.settings.is_syncing,
+                    }
+                )
                 store = self.client.post("/ecommerce/stores", body) or {}
             if store.get("list_id") not in (None, self.settings.list_id):
                 msg = f"Setting 'store_id': store '{self.settings.store_id}' belongs to another audience."
@@ -209,10 +292,16 @@ class EcommerceSync:
                 lines.append(out)
             body["lines"] = lines
         if resource.collection == "products":
-            variants = body.get("variants") or [{
-                "id": record["id"], "title": record["title"], "sku": record.get("sku"), "price": record.get("price"),
-                "url": record.get("url"), "inventory_quantity": record.get("inventory_quantity"),
-            }]
+            variants = body.get("variants") or [
+                {
+                    "id": record["id"],
+                    "title": record["title"],
+                    "sku": record.get("sku"),
+                    "price": record.get("price"),
+                    "url": record.get("url"),
+                    "inventory_quantity": record.get("inventory_quantity"),
+                }
+            ]
             body["variants"] = []
             for i, variant in enumerate(variants):
                 out = _clean({k: variant.get(k) for k in VARIANT_KEYS})
@@ -259,7 +348,9 @@ class EcommerceSync:
                 continue
             changed = {k: v for k, v in body.items() if k != "id" and not _same(v, current.get(k))}
             if changed.get("opt_in_status") is False and current.get("opt_in_status") is True:
-                del changed["opt_in_status"]  # Mailchimp never downgrades an opt-in; don't ask every run
+                del changed[
+                    "opt_in_status"
+                ]  # Mailchimp never downgrades an opt-in; don't ask every run
             if not changed:
                 self.report.count(stream, "unchanged")
             else:
@@ -267,7 +358,8 @@ class EcommerceSync:
         if resource.collection in {"orders", "carts"}:
             titles = {
                 str(line.get("product_id")): str(line["product_title"])
-                for record in latest.values() for line in record.get("lines") or []
+                for record in latest.values()
+                for line in record.get("lines") or []
                 if isinstance(line, Mapping) and line.get("product_title")
             }
             self._ensure_products([j.args[2] for j in jobs if j.args[2]], titles)
@@ -279,7 +371,10 @@ class EcommerceSync:
         wanted: dict[str, dict[str, str]] = {}
         for body in bodies:
             for line in body.get("lines") or []:
-                pid, vid = str(line["product_id"]), str(line.get("product_variant_id") or line["product_id"])
+                pid, vid = (
+                    str(line["product_id"]),
+                    str(line.get("product_variant_id") or line["product_id"]),
+                )
                 have = products.get(pid)
                 if have is None or all(str(v.get("id")) != vid for v in have.get("variants") or []):
                     wanted.setdefault(pid, {})[vid] = titles.get(pid) or pid
@@ -287,39 +382,85 @@ class EcommerceSync:
         for pid, variants in wanted.items():
             body = {"variants": [{"id": vid, "title": title} for vid, title in variants.items()]}
             if pid in products:
-                jobs.append(partial(self._write, RESOURCES["ecommerce_products"], pid, body, "UPDATE", quiet=True))
+                jobs.append(
+                    partial(
+                        self._write,
+                        RESOURCES["ecommerce_products"],
+                        pid,
+                        body,
+                        "UPDATE",
+                        quiet=True,
+                    )
+                )
             else:
                 title = next(iter(variants.values()))
-                jobs.append(partial(self._write, RESOURCES["ecommerce_products"], pid,
-                                    {"id": pid, "title": title, **body}, "CREATE", quiet=True))
+                jobs.append(
+                    partial(
+                        self._write,
+                        RESOURCES["ecommerce_products"],
+                        pid,
+                        {"id": pid, "title": title, **body},
+                        "CREATE",
+                        quiet=True,
+                    )
+                )
         run_concurrently(jobs, self.workers)
 
-    def _write(self, resource: Resource, key: str, body: dict[str, Any] | None, action: str, *, quiet: bool = False) -> None:
+    def _write(
+        self,
+        resource: Resource,
+        key: str,
+        body: dict[str, Any] | None,
+        action: str,
+        *,
+        quiet: bool = False,
+    ) -> None:
         path = f"{self.base}/{resource.collection}"
         try:
             if action == "DELETE":
                 self.client.delete(f"{path}/{key}")
             elif resource.collection == "customers":
-                result = self.client.put(f"{path}/{key}", {"id": key, **(body or {}), **self._customer_fill(key, body)})
+                result = self.client.put(
+                    f"{path}/{key}", {"id": key, **(body or {}), **self._customer_fill(key, body)}
+                )
             elif action == "CREATE":
                 result = self.client.post(path, {"id": key, **(body or {})})
             else:
                 result = self.client.patch(f"{path}/{key}", body)
         except PermanentMailchimpError as exc:
-            detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
+            detail = "; ".join(
+                filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)])
+            )
             fields = exc.error_fields
-            self.report.reject(resource.stream, f"id={key}", exc.reason, redact_pii(detail), fields[0] if fields else None)
+            self.report.reject(
+                resource.stream,
+                f"id={key}",
+                exc.reason,
+                redact_pii(detail),
+                fields[0] if fields else None,
+            )
             return
         known = self._known.setdefault(resource.collection, {})
         if action == "DELETE":
             known.pop(key, None)
         else:
-            known[key] = result if isinstance(result, dict) and result.get("id") else {**known.get(key, {}), **(body or {})}
+            known[key] = (
+                result
+                if isinstance(result, dict) and result.get("id")
+                else {**known.get(key, {}), **(body or {})}
+            )
         if not quiet:
-            self.report.count(resource.stream, {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[action])
+            self.report.count(
+                resource.stream,
+                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[action],
+            )
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""
         current = self._known.get("customers", {}).get(key, {})
-        fill = {k: current[k] for k in ("email_address", "opt_in_status") if k in current and k not in (body or {})}
+        fill = {
+            k: current[k]
+            for k in ("email_address", "opt_in_status")
+            if k in current and k not in (body or {})
+        }
         return json.loads(json.dumps(fill))

@@ -12,11 +12,23 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-EMAIL_RE = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
+EMAIL_RE = re.compile(
+    r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$"
+)
 MAX_TAG_LENGTH = 100
 MAX_MERGE_TEXT = 255
 MERGE_FIELD_TYPES = (
-    "text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip",
+    "text",
+    "number",
+    "address",
+    "phone",
+    "date",
+    "url",
+    "imageurl",
+    "radio",
+    "dropdown",
+    "birthday",
+    "zip",
 )
 ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
 ADDRESS_KEYS = ("addr1", "addr2", "city", "state", "zip", "country")
@@ -51,7 +63,11 @@ class MergeFieldSpec:
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> MergeFieldSpec:
         """Build from a ``GET /lists/{id}/merge-fields`` item."""
-        return cls(tag=str(item["tag"]), type=str(item.get("type") or "text"), options=dict(item.get("options") or {}))
+        return cls(
+            tag=str(item["tag"]),
+            type=str(item.get("type") or "text"),
+            options=dict(item.get("options") or {}),
+        )
 
 
 def is_valid_email(email: str) -> bool:
@@ -75,7 +91,11 @@ def _format_date(day: date, fmt: str) -> str:
     fmt = (fmt or "").upper()
     if not fmt or fmt == "YYYY-MM-DD":
         return day.isoformat()
-    return fmt.replace("YYYY", f"{day.year:04d}").replace("MM", f"{day.month:02d}").replace("DD", f"{day.day:02d}")
+    return (
+        fmt.replace("YYYY", f"{day.year:04d}")
+        .replace("MM", f"{day.month:02d}")
+        .replace("DD", f"{day.day:02d}")
+    )
 
 
 def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> Any:
@@ -195,7 +215,9 @@ def desired_tags(
             if text:
                 names.append(f"{prefix}{label}:{text}" if label else f"{prefix}{text}")
     names += [
-        f"{prefix}{rule.get('tag')}" for rule in tag_rules if record.get(str(rule.get("field"))) == rule.get("equals")
+        f"{prefix}{rule.get('tag')}"
+        for rule in tag_rules
+        if record.get(str(rule.get("field"))) == rule.get("equals")
     ]
     result: dict[str, str] = {}
     for name in names:

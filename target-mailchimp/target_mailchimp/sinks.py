@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from target_mailchimp.sync import ContactSync
 
 
-
 class ContactsSink(BatchSink):
     """Collects a window of contacts, then syncs it in bulk (see ``ContactSync``).
 
@@ -159,4 +158,7 @@ class IgnoredStreamSink(BatchSink):
         """Remember the target to reach its run report."""
         super().__init__(target, *args, **kwargs)
         self._target_ref = target
-        self.logger.warning("Stream '%s' is not synced by target-mailchimp; its records are counted as ignored.", self.stream_name)
+        self.logger.warning(
+            "Stream '%s' is not synced by target-mailchimp; its records are counted as ignored.",
+            self.stream_name,
+        )

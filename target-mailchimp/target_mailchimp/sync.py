@@ -72,7 +72,12 @@ class ContactSync(TagWrites):
             email = raw.strip() if isinstance(raw, str) else ""
             hash_ = email_hash(email) if email else ""
             if not email or not is_valid_email(email):
-                self._reject(self._key(record, hash_ or "none"), "invalid_email", "email is missing or not a valid address", "email")
+                self._reject(
+                    self._key(record, hash_ or "none"),
+                    "invalid_email",
+                    "email is missing or not a valid address",
+                    "email",
+                )
                 continue
             if hash_ in merged:
                 self._count("duplicates_merged")
@@ -82,7 +87,10 @@ class ContactSync(TagWrites):
         contacts: dict[str, Contact] = {}
         for hash_, record in merged.items():
             contact = Contact(
-                key=self._key(record, hash_), email=record["email"], hash=hash_, record=record,
+                key=self._key(record, hash_),
+                email=record["email"],
+                hash=hash_,
+                record=record,
                 erase=record.get("erase") is True,
             )
             try:
@@ -95,7 +103,9 @@ class ContactSync(TagWrites):
             except MergeValueError as exc:
                 self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
                 continue
-            contact.tags = desired_tags(record, self.settings.tag_prefix, self.settings.tag_fields, self.settings.tag_rules)
+            contact.tags = desired_tags(
+                record, self.settings.tag_prefix, self.settings.tag_fields, self.settings.tag_rules
+            )
             contacts[hash_] = contact
         return contacts
 
@@ -114,7 +124,12 @@ class ContactSync(TagWrites):
         if not hash_ or hash_ in pending:
             return False
         state = self.audience.members.get(hash_)
-        if state is None or state.status == "archived" or not state.tags_complete or record.get("erase") is True:
+        if (
+            state is None
+            or state.status == "archived"
+            or not state.tags_complete
+            or record.get("erase") is True
+        ):
             return False
         self._count("received")
         contacts = self.prepare([record])
@@ -122,10 +137,15 @@ class ContactSync(TagWrites):
         if contact is None:
             return True  # rejected (reason recorded by prepare)
         decision = consent_change(
-            record, state.status, state.last_changed, resubscribe_with_pending=self.settings.resubscribe_with_pending
+            record,
+            state.status,
+            state.last_changed,
+            resubscribe_with_pending=self.settings.resubscribe_with_pending,
         )
         delta = TagDelta.of(contact, state)
-        quiet = decision.status is None and not decision.blocked and not delta.add and not delta.remove
+        quiet = (
+            decision.status is None and not decision.blocked and not delta.add and not delta.remove
+        )
         if quiet and not self._update(contact, state, None, force=False).item:
             self._count("unchanged")
             return True
@@ -140,7 +160,9 @@ class ContactSync(TagWrites):
             return
         states = self.audience.lookup(list(contacts), self.workers)
         incomplete = [(h, s) for h, s in states.items() if s is not None and not s.tags_complete]
-        run_concurrently([partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers)
+        run_concurrently(
+            [partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers
+        )
         writes: list[Write] = []
         single_puts: list[Write] = []
         erasures: list[tuple[Contact, MemberState]] = []
@@ -148,7 +170,9 @@ class ContactSync(TagWrites):
         for hash_, contact in contacts.items():
             state = states.get(hash_)
             if contact.erase:
-                if state is None or (state.status == "archived" and self.settings.erasure_mode == "archive"):
+                if state is None or (
+                    state.status == "archived" and self.settings.erasure_mode == "archive"
+                ):
                     self._count("erase_noop")
                 else:
                     erasures.append((contact, state))
@@ -157,7 +181,9 @@ class ContactSync(TagWrites):
                 writes.append(self._create(contact))
                 continue
             decision = consent_change(
-                contact.record, state.status, state.last_changed,
+                contact.record,
+                state.status,
+                state.last_changed,
                 resubscribe_with_pending=self.settings.resubscribe_with_pending,
             )
             if decision.blocked:
@@ -191,18 +217,25 @@ class ContactSync(TagWrites):
         inline = bool(contact.tags) and not self.settings.is_syncing
         if inline:  # tags ride along for free; with is_syncing they go separately, flagged
             item["tags"] = sorted(contact.tags.values())
-        new_state = MemberState(status=status, merge=merge, tags=dict(contact.tags) if inline else {})
+        new_state = MemberState(
+            status=status, merge=merge, tags=dict(contact.tags) if inline else {}
+        )
         return Write(contact, item, created=True, new_state=new_state)
 
-    def _update(self, contact: Contact, state: MemberState, status: str | None, *, force: bool) -> Write:
+    def _update(
+        self, contact: Contact, state: MemberState, status: str | None, *, force: bool
+    ) -> Write:
         changed = {
             tag: value
             for tag, value in contact.merge.items()
             if not merge_values_equal(self.specs[tag], value, state.merge.get(tag))
         }
         new_state = MemberState(
-            status=status or state.status, merge={**state.merge, **changed}, tags=state.tags,
-            last_changed=state.last_changed, tags_complete=state.tags_complete,
+            status=status or state.status,
+            merge={**state.merge, **changed},
+            tags=state.tags,
+            last_changed=state.last_changed,
+            tags_complete=state.tags_complete,
         )
         if not changed and status is None and not force:
             return Write(contact, {}, created=False, new_state=new_state)
@@ -239,7 +272,8 @@ class ContactSync(TagWrites):
         """One batch-subscribe call; returns writes to retry as single PUTs."""
         try:
             response = self.audience.batch_subscribe(
-                [w.item for w in chunk], update_existing=update_existing,
+                [w.item for w in chunk],
+                update_existing=update_existing,
                 skip_merge_validation=self.settings.skip_merge_validation,
             )
         except PermanentMailchimpError:
@@ -256,11 +290,15 @@ class ContactSync(TagWrites):
             reason = classify_member_error(
                 str(error.get("error", "")), error.get("error_code"), error.get("field")
             )
-            if reason == "member_exists":  # exists though we did not see it: upsert without a status
+            if (
+                reason == "member_exists"
+            ):  # exists though we did not see it: upsert without a status
                 write.existed = True
                 retry.append(write)
                 continue
-            detail = " ".join(filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")]))
+            detail = " ".join(
+                filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")])
+            )
             self._reject(write.contact.key, reason, detail, error.get("field") or None)
         return retry
 
@@ -276,13 +314,16 @@ class ContactSync(TagWrites):
 
     def _run_puts(self, writes: list[Write]) -> None:
         """Single upserts: members that already existed, archived members, whole-call refusals."""
+
         def put(write: Write) -> None:
             body = {k: v for k, v in write.item.items() if k != "tags"}
             if write.created:  # never change an existing member's status through a create
                 body["status_if_new"] = body.pop("status")
             try:
                 member = self.audience.put_member(
-                    write.contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
+                    write.contact.hash,
+                    body,
+                    skip_merge_validation=self.settings.skip_merge_validation,
                 )
             except PermanentMailchimpError as exc:
                 self._reject_error(write.contact, exc)

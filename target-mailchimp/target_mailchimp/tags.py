@@ -51,7 +51,9 @@ class TagWrites:
 
     def _reject_error(self, contact: Contact, exc: MailchimpError) -> None:
         fields = exc.error_fields
-        detail = "; ".join(filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)]))
+        detail = "; ".join(
+            filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)])
+        )
         self._reject(contact.key, exc.reason, detail, fields[0] if fields else None)
 
     @staticmethod
@@ -145,7 +147,9 @@ class TagWrites:
     def _tags_by_member(self, deltas: list[TagDelta]) -> None:
         def one(delta: TagDelta) -> None:
             try:
-                self.audience.post_member_tags(delta.contact.hash, _tag_body(delta), is_syncing=self.settings.is_syncing)
+                self.audience.post_member_tags(
+                    delta.contact.hash, _tag_body(delta), is_syncing=self.settings.is_syncing
+                )
             except PermanentMailchimpError as exc:
                 self._reject_error(delta.contact, exc)
                 return

@@ -31,62 +31,186 @@ from target_mailchimp.sync import ContactSync
 STREAM = "contacts"
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property("api_key", th.StringType, secret=True,
-                description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). Set this or access_token."),
-    th.Property("access_token", th.StringType, secret=True,
-                description="Mailchimp OAuth access token (alternative to api_key); its data center is read from the OAuth metadata endpoint unless api_url is set."),
-    th.Property("api_url", th.StringType,
-                description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). HTTPS required except for a loopback host, e.g. the sandbox."),
-    th.Property("oauth_metadata_url", th.StringType, default="https://login.mailchimp.com/oauth2/metadata",
-                description="Where an OAuth token's data center is looked up."),
-    th.Property("list_id", th.StringType, required=True, description="Id of the audience (list) to keep in sync."),
-    th.Property("contacts_stream", th.StringType, default=STREAM,
-                description="Name of the input stream that carries contacts (other streams are counted and ignored)."),
-    th.Property("status_if_new", th.StringType, default="subscribed",
-                allowed_values=["subscribed", "pending", "transactional"],
-                description="Status given to people new to the audience (a record with marketing_consent=false is added as unsubscribed). Existing members' status is never changed except by an explicit consent change."),
-    th.Property("resubscribe_with_pending", th.BooleanType, default=False,
-                description="When the source records a new explicit opt-in for someone unsubscribed in Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). Off: they stay unsubscribed."),
-    th.Property("merge_fields", th.ObjectType(additional_properties=th.StringType), default=DEFAULT_MERGE_FIELDS,
-                description="Merge tag -> contact field, e.g. {\"FNAME\": \"first_name\", \"COMPANY\": \"customer_name\"}. Email is always the member's address."),
-    th.Property("create_missing_merge_fields", th.BooleanType, default=False,
-                description="Create mapped merge fields that the audience lacks (type from merge_field_types, else inferred from the stream schema). Off: a missing merge field fails the run at start."),
-    th.Property("merge_field_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(MERGE_FIELD_TYPES))), default={},
-                description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used when creating missing merge fields."),
-    th.Property("skip_merge_validation", th.BooleanType, default=False,
-                description="Send skip_merge_validation=true so members can be written even when the audience has required merge fields the source lacks."),
-    th.Property("tag_prefix", th.StringType, default="oro:",
-                description="Tags whose names start with this prefix are owned by the connector: added and removed as segments change. Other tags are never touched."),
-    th.Property("tag_fields", th.ObjectType(additional_properties=th.StringType), default=DEFAULT_TAG_FIELDS,
-                description="Contact field -> tag label: {\"customer_group\": \"group\"} makes '<prefix>group:<value>'; list fields give one tag per item."),
-    th.Property("tag_rules", th.ArrayType(th.ObjectType(
-        th.Property("tag", th.StringType, required=True),
-        th.Property("field", th.StringType, required=True),
-        th.Property("equals", th.AnyType()),
-    )), default=[], description="Extra owned tags: {\"tag\": \"guest\", \"field\": \"is_guest\", \"equals\": true} adds '<prefix>guest' when the field equals the value."),
-    th.Property("tag_write_mode", th.StringType, default="auto", allowed_values=["auto", "member", "segment", "batches"],
-                description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls)."),
-    th.Property("is_syncing", th.BooleanType, default=False,
-                description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data."),
-    th.Property("erasure_mode", th.StringType, default="archive", allowed_values=["archive", "delete_permanent"],
-                description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported)."),
-    th.Property("audience_lookup", th.StringType, default="auto", allowed_values=["auto", "full", "per_member"],
-                description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls)."),
-    th.Property("max_connections", th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS), default=DEFAULT_MAX_CONNECTIONS,
-                description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th."),
-    th.Property("max_tries", th.IntegerType(minimum=1), default=6, description="Attempts per call for retryable failures (429, 5xx, resets, timeouts)."),
-    th.Property("retry_backoff_seconds", th.NumberType, default=1.0,
-                description="Base of the jittered exponential backoff between retries (seconds)."),
-    th.Property("request_timeout", th.NumberType, default=120, description="Read timeout per call in seconds (Mailchimp stops at 120)."),
-    th.Property("store_id", th.StringType,
-                description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams (created for list_id if missing). Required only when those streams are sent."),
-    th.Property("store_name", th.StringType, default="OroCommerce", description="E-commerce: name of a store the target creates."),
-    th.Property("store_currency_code", th.StringType, default="USD",
-                description="E-commerce: store currency (ISO 4217), also the default currency of orders and carts."),
-    th.Property("store_domain", th.StringType, description="E-commerce: shop domain of a store the target creates."),
-    th.Property("store_platform", th.StringType, description="E-commerce: platform name of a store the target creates."),
-    th.Property("rejects_path", th.StringType, default="target-mailchimp-rejects.jsonl",
-                description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail)."),
+    th.Property(
+        "api_key",
+        th.StringType,
+        secret=True,
+        description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). Set this or access_token.",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        description="Mailchimp OAuth access token (alternative to api_key); its data center is read from the OAuth metadata endpoint unless api_url is set.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). HTTPS required except for a loopback host, e.g. the sandbox.",
+    ),
+    th.Property(
+        "oauth_metadata_url",
+        th.StringType,
+        default="https://login.mailchimp.com/oauth2/metadata",
+        description="Where an OAuth token's data center is looked up.",
+    ),
+    th.Property(
+        "list_id",
+        th.StringType,
+        required=True,
+        description="Id of the audience (list) to keep in sync.",
+    ),
+    th.Property(
+        "contacts_stream",
+        th.StringType,
+        default=STREAM,
+        description="Name of the input stream that carries contacts (other streams are counted and ignored).",
+    ),
+    th.Property(
+        "status_if_new",
+        th.StringType,
+        default="subscribed",
+        allowed_values=["subscribed", "pending", "transactional"],
+        description="Status given to people new to the audience (a record with marketing_consent=false is added as unsubscribed). Existing members' status is never changed except by an explicit consent change.",
+    ),
+    th.Property(
+        "resubscribe_with_pending",
+        th.BooleanType,
+        default=False,
+        description="When the source records a new explicit opt-in for someone unsubscribed in Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). Off: they stay unsubscribed.",
+    ),
+    th.Property(
+        "merge_fields",
+        th.ObjectType(additional_properties=th.StringType),
+        default=DEFAULT_MERGE_FIELDS,
+        description='Merge tag -> contact field, e.g. {"FNAME": "first_name", "COMPANY": "customer_name"}. Email is always the member\'s address.',
+    ),
+    th.Property(
+        "create_missing_merge_fields",
+        th.BooleanType,
+        default=False,
+        description="Create mapped merge fields that the audience lacks (type from merge_field_types, else inferred from the stream schema). Off: a missing merge field fails the run at start.",
+    ),
+    th.Property(
+        "merge_field_types",
+        th.ObjectType(additional_properties=th.StringType(allowed_values=list(MERGE_FIELD_TYPES))),
+        default={},
+        description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used when creating missing merge fields.",
+    ),
+    th.Property(
+        "skip_merge_validation",
+        th.BooleanType,
+        default=False,
+        description="Send skip_merge_validation=true so members can be written even when the audience has required merge fields the source lacks.",
+    ),
+    th.Property(
+        "tag_prefix",
+        th.StringType,
+        default="oro:",
+        description="Tags whose names start with this prefix are owned by the connector: added and removed as segments change. Other tags are never touched.",
+    ),
+    th.Property(
+        "tag_fields",
+        th.ObjectType(additional_properties=th.StringType),
+        default=DEFAULT_TAG_FIELDS,
+        description='Contact field -> tag label: {"customer_group": "group"} makes \'<prefix>group:<value>\'; list fields give one tag per item.',
+    ),
+    th.Property(
+        "tag_rules",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("tag", th.StringType, required=True),
+                th.Property("field", th.StringType, required=True),
+                th.Property("equals", th.AnyType()),
+            )
+        ),
+        default=[],
+        description='Extra owned tags: {"tag": "guest", "field": "is_guest", "equals": true} adds \'<prefix>guest\' when the field equals the value.',
+    ),
+    th.Property(
+        "tag_write_mode",
+        th.StringType,
+        default="auto",
+        allowed_values=["auto", "member", "segment", "batches"],
+        description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
+    ),
+    th.Property(
+        "is_syncing",
+        th.BooleanType,
+        default=False,
+        description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data.",
+    ),
+    th.Property(
+        "erasure_mode",
+        th.StringType,
+        default="archive",
+        allowed_values=["archive", "delete_permanent"],
+        description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported).",
+    ),
+    th.Property(
+        "audience_lookup",
+        th.StringType,
+        default="auto",
+        allowed_values=["auto", "full", "per_member"],
+        description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls).",
+    ),
+    th.Property(
+        "max_connections",
+        th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS),
+        default=DEFAULT_MAX_CONNECTIONS,
+        description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th.",
+    ),
+    th.Property(
+        "max_tries",
+        th.IntegerType(minimum=1),
+        default=6,
+        description="Attempts per call for retryable failures (429, 5xx, resets, timeouts).",
+    ),
+    th.Property(
+        "retry_backoff_seconds",
+        th.NumberType,
+        default=1.0,
+        description="Base of the jittered exponential backoff between retries (seconds).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=120,
+        description="Read timeout per call in seconds (Mailchimp stops at 120).",
+    ),
+    th.Property(
+        "store_id",
+        th.StringType,
+        description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams (created for list_id if missing). Required only when those streams are sent.",
+    ),
+    th.Property(
+        "store_name",
+        th.StringType,
+        default="OroCommerce",
+        description="E-commerce: name of a store the target creates.",
+    ),
+    th.Property(
+        "store_currency_code",
+        th.StringType,
+        default="USD",
+        description="E-commerce: store currency (ISO 4217), also the default currency of orders and carts.",
+    ),
+    th.Property(
+        "store_domain",
+        th.StringType,
+        description="E-commerce: shop domain of a store the target creates.",
+    ),
+    th.Property(
+        "store_platform",
+        th.StringType,
+        description="E-commerce: platform name of a store the target creates.",
+    ),
+    th.Property(
+        "rejects_path",
+        th.StringType,
+        default="target-mailchimp-rejects.jsonl",
+        description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail).",
+    ),
 ).to_dict()
 
 
@@ -118,7 +242,8 @@ class TargetMailchimp(Target):
             api_key=cfg.get("api_key"),
             access_token=cfg.get("access_token"),
             api_url=cfg.get("api_url"),
-            oauth_metadata_url=cfg.get("oauth_metadata_url") or "https://login.mailchimp.com/oauth2/metadata",
+            oauth_metadata_url=cfg.get("oauth_metadata_url")
+            or "https://login.mailchimp.com/oauth2/metadata",
             max_connections=max_connections,
             timeout=(10.0, float(cfg.get("request_timeout") or 120)),
             max_tries=int(cfg.get("max_tries") or 6),
@@ -141,11 +266,19 @@ class TargetMailchimp(Target):
         return IgnoredStreamSink
 
     @override
-    def get_sink(self, stream_name: str, *, record: dict | None = None, schema: dict | None = None,
-                 key_properties: Sequence[str] | None = None) -> Sink:
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: Sequence[str] | None = None,
+    ) -> Sink:
         if schema is not None and stream_name == self.config.get("contacts_stream", STREAM):
             self._schema = schema
-        return super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties)
+        return super().get_sink(
+            stream_name, record=record, schema=schema, key_properties=key_properties
+        )
 
     # -- the shared audience sync --------------------------------------------------------
     def contact_sync(self) -> ContactSync:
@@ -164,20 +297,27 @@ class TargetMailchimp(Target):
                     msg = "Setting 'store_id' is required to sync the ecommerce_* streams."
                     raise MailchimpConfigError(msg)
                 settings = StoreSettings(
-                    store_id=str(store_id), list_id=str(self.config["list_id"]),
+                    store_id=str(store_id),
+                    list_id=str(self.config["list_id"]),
                     name=str(self.config.get("store_name") or "OroCommerce"),
                     currency_code=str(self.config.get("store_currency_code") or "USD"),
-                    domain=self.config.get("store_domain"), platform=self.config.get("store_platform"),
+                    domain=self.config.get("store_domain"),
+                    platform=self.config.get("store_platform"),
                     is_syncing=bool(self.config.get("is_syncing")),
                 )
-                self._ecommerce = EcommerceSync(self.client, settings, self.report, self.client.max_connections)
+                self._ecommerce = EcommerceSync(
+                    self.client, settings, self.report, self.client.max_connections
+                )
             return self._ecommerce
 
     def _build_sync(self) -> ContactSync:
         cfg = self.config
         mapping: dict[str, str] = dict(cfg.get("merge_fields") or {})
         audience = Audience(
-            self.client, str(cfg["list_id"]), mapping, str(cfg.get("tag_prefix") or ""),
+            self.client,
+            str(cfg["list_id"]),
+            mapping,
+            str(cfg.get("tag_prefix") or ""),
             lookup_mode=str(cfg.get("audience_lookup") or "auto"),
         )
         try:
@@ -187,16 +327,22 @@ class TargetMailchimp(Target):
                 if tag in specs:
                     continue
                 if not cfg.get("create_missing_merge_fields"):
-                    msg = (f"Setting 'merge_fields': the audience has no merge field '{tag}' (mapped from '{source}'); "
-                           "create it in Mailchimp or set create_missing_merge_fields=true.")
+                    msg = (
+                        f"Setting 'merge_fields': the audience has no merge field '{tag}' (mapped from '{source}'); "
+                        "create it in Mailchimp or set create_missing_merge_fields=true."
+                    )
                     raise MailchimpConfigError(msg)
                 kind = (cfg.get("merge_field_types") or {}).get(tag) or self._infer_type(source)
-                specs[tag] = audience.create_merge_field(tag, kind, source.replace("_", " ").title())
+                specs[tag] = audience.create_merge_field(
+                    tag, kind, source.replace("_", " ").title()
+                )
                 self.logger.info("Created merge field %s (%s)", tag, kind)
         except MailchimpError as exc:
             msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
             raise MailchimpConfigError(msg) from exc
-        self.logger.info("Syncing into audience %s (about %d members)", info.get("id"), audience.estimated_size)
+        self.logger.info(
+            "Syncing into audience %s (about %d members)", info.get("id"), audience.estimated_size
+        )
         settings = SyncSettings(
             status_if_new=str(cfg.get("status_if_new") or "subscribed"),
             merge_fields=mapping,
@@ -210,8 +356,13 @@ class TargetMailchimp(Target):
             skip_merge_validation=bool(cfg.get("skip_merge_validation")),
             max_connections=self.client.max_connections,
         )
-        return ContactSync(audience, {t: specs[t] for t in mapping}, settings, self.report,
-                           stream=str(cfg.get("contacts_stream") or STREAM))
+        return ContactSync(
+            audience,
+            {t: specs[t] for t in mapping},
+            settings,
+            self.report,
+            stream=str(cfg.get("contacts_stream") or STREAM),
+        )
 
     def _infer_type(self, source: str) -> str:
         prop = (self._schema.get("properties") or {}).get(source) or {}
@@ -240,8 +391,10 @@ class TargetMailchimp(Target):
         super()._process_state_message(message_dict)
         # A state that arrives while nothing is pending covers only durable records: emit it now,
         # so a killed run replays at most the window after it.
-        if self._latest_state and self._latest_state != self._last_emitted_state and all(
-            s.current_size == 0 for s in self._sinks_active.values()
+        if (
+            self._latest_state
+            and self._latest_state != self._last_emitted_state
+            and all(s.current_size == 0 for s in self._sinks_active.values())
         ):
             self._write_state_message(copy.deepcopy(self._latest_state))
 

@@ -72,10 +72,20 @@ def contact(i: int, **overrides: Any) -> dict[str, Any]:
     return record
 
 
-def singer_lines(records: Iterable[dict[str, Any]], state_every: int = 0, stream: str = "contacts") -> list[str]:
+def singer_lines(
+    records: Iterable[dict[str, Any]], state_every: int = 0, stream: str = "contacts"
+) -> list[str]:
     """SCHEMA + RECORD lines (+ a STATE {"n": k} after every ``state_every`` records and at the end)."""
-    lines = [json.dumps({"type": "SCHEMA", "stream": stream, "schema": CONTACTS_SCHEMA,
-                         "key_properties": CONTACTS_KEY_PROPERTIES})]
+    lines = [
+        json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": stream,
+                "schema": CONTACTS_SCHEMA,
+                "key_properties": CONTACTS_KEY_PROPERTIES,
+            }
+        )
+    ]
     n = 0
     for n, record in enumerate(records, start=1):
         lines.append(json.dumps({"type": "RECORD", "stream": stream, "record": record}))

@@ -51,12 +51,49 @@ def test_subscriber_hash_trims_and_lowercases() -> None:
         (503, None, ErrorKind.RETRYABLE, "server_error"),
         (401, {"title": "API Key Invalid"}, ErrorKind.FATAL, "auth_invalid"),
         (403, {"title": "Wrong Datacenter"}, ErrorKind.FATAL, "forbidden"),
-        (400, {"title": "Member In Compliance State", "detail": "x is in a compliance state"}, ErrorKind.PERMANENT, "compliance_state"),
-        (400, {"title": "Forgotten Email Not Subscribed", "detail": "was permanently deleted"}, ErrorKind.PERMANENT, "forgotten_email"),
-        (400, {"title": "Member Exists", "detail": "is already a list member"}, ErrorKind.PERMANENT, "member_exists"),
-        (400, {"title": "Invalid Resource", "detail": "a@b.com looks fake or invalid, please enter a real email address."}, ErrorKind.PERMANENT, "fake_email"),
-        (400, {"title": "Invalid Resource", "detail": "Please provide a valid email address."}, ErrorKind.PERMANENT, "invalid_email"),
-        (400, {"title": "Invalid Resource", "detail": "Your merge fields were invalid.", "errors": [{"field": "LTV", "message": "Please enter a number"}]}, ErrorKind.PERMANENT, "invalid_merge_fields"),
+        (
+            400,
+            {"title": "Member In Compliance State", "detail": "x is in a compliance state"},
+            ErrorKind.PERMANENT,
+            "compliance_state",
+        ),
+        (
+            400,
+            {"title": "Forgotten Email Not Subscribed", "detail": "was permanently deleted"},
+            ErrorKind.PERMANENT,
+            "forgotten_email",
+        ),
+        (
+            400,
+            {"title": "Member Exists", "detail": "is already a list member"},
+            ErrorKind.PERMANENT,
+            "member_exists",
+        ),
+        (
+            400,
+            {
+                "title": "Invalid Resource",
+                "detail": "a@b.com looks fake or invalid, please enter a real email address.",
+            },
+            ErrorKind.PERMANENT,
+            "fake_email",
+        ),
+        (
+            400,
+            {"title": "Invalid Resource", "detail": "Please provide a valid email address."},
+            ErrorKind.PERMANENT,
+            "invalid_email",
+        ),
+        (
+            400,
+            {
+                "title": "Invalid Resource",
+                "detail": "Your merge fields were invalid.",
+                "errors": [{"field": "LTV", "message": "Please enter a number"}],
+            },
+            ErrorKind.PERMANENT,
+            "invalid_merge_fields",
+        ),
         (404, {"title": "Resource Not Found"}, ErrorKind.PERMANENT, "not_found"),
         (405, {"title": "Method Not Allowed"}, ErrorKind.PERMANENT, "method_not_allowed"),
     ],
@@ -66,16 +103,32 @@ def test_classification(status: int | None, body: object, kind: ErrorKind, reaso
 
 
 def test_errors_are_redacted_and_typed() -> None:
-    exc = make_error(400, {"title": "Invalid Resource", "detail": "Ann.Lee@example.com looks fake or invalid",
-                           "errors": [{"field": "email_address", "message": "Ann.Lee@example.com is bad"}]},
-                     "POST", "/lists/l1", ("secretkey-us1",))
+    exc = make_error(
+        400,
+        {
+            "title": "Invalid Resource",
+            "detail": "Ann.Lee@example.com looks fake or invalid",
+            "errors": [{"field": "email_address", "message": "Ann.Lee@example.com is bad"}],
+        },
+        "POST",
+        "/lists/l1",
+        ("secretkey-us1",),
+    )
     assert isinstance(exc, PermanentMailchimpError)
     assert "example.com" not in str(exc)
     assert exc.reason == "fake_email"
     assert isinstance(make_error(401, {}, "GET", "/", ()), FatalMailchimpError)
     assert isinstance(make_error(500, None, "GET", "/", ()), RetryableMailchimpError)
-    assert classify_member_error("x is already a list member", "ERROR_CONTACT_EXISTS") == "member_exists"
-    assert classify_member_error("x looks fake or invalid, please enter a real email address.", "ERROR_GENERIC") == "fake_email"
+    assert (
+        classify_member_error("x is already a list member", "ERROR_CONTACT_EXISTS")
+        == "member_exists"
+    )
+    assert (
+        classify_member_error(
+            "x looks fake or invalid, please enter a real email address.", "ERROR_GENERIC"
+        )
+        == "fake_email"
+    )
 
 
 def test_governor_limits_simultaneous_slots_and_is_shared_per_key() -> None:

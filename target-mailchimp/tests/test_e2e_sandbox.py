@@ -18,7 +18,9 @@ def _summary(target: TargetMailchimp) -> dict[str, Any]:
     return target.report.summary()["streams"]["contacts"]
 
 
-def test_create_update_and_noop_rerun(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+def test_create_update_and_noop_rerun(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
     list_id = config["list_id"]
     records = [contact(i) for i in range(1, 31)]
     target, states = run_target(config, singer_lines(records))
@@ -58,14 +60,23 @@ def test_owned_tags_added_and_removed_foreign_tags_kept(
     list_id = config["list_id"]
     run_target(config, singer_lines([contact(1, tags=["VIP"])]))
     email = f"person1@{DOMAIN}"
-    api.post(f"/lists/{list_id}/members/{subscriber_hash(email)}/tags",
-             {"tags": [{"name": "Manual-Newsletter", "status": "active"}]})
+    api.post(
+        f"/lists/{list_id}/members/{subscriber_hash(email)}/tags",
+        {"tags": [{"name": "Manual-Newsletter", "status": "active"}]},
+    )
     assert member(api, list_id, email)["all_tags"] == [  # type: ignore[index]
-        "Manual-Newsletter", "oro:account:Account 1", "oro:group:Retail", "oro:tag:VIP"]
+        "Manual-Newsletter",
+        "oro:account:Account 1",
+        "oro:group:Retail",
+        "oro:tag:VIP",
+    ]
 
     target, _ = run_target(config, singer_lines([contact(1, customer_group="Wholesale", tags=[])]))
     assert member(api, list_id, email)["all_tags"] == [  # type: ignore[index]
-        "Manual-Newsletter", "oro:account:Account 1", "oro:group:Wholesale"]
+        "Manual-Newsletter",
+        "oro:account:Account 1",
+        "oro:group:Wholesale",
+    ]
     summary = _summary(target)
     assert summary["tags_added"] == 1
     assert summary["tags_removed"] == 2
@@ -77,7 +88,10 @@ def test_unsubscribed_in_mailchimp_stays_unsubscribed(
     list_id = config["list_id"]
     run_target(config, singer_lines([contact(1), contact(2)]))
     for i in (1, 2):
-        api.patch(f"/lists/{list_id}/members/{subscriber_hash(f'person{i}@{DOMAIN}')}", {"status": "unsubscribed"})
+        api.patch(
+            f"/lists/{list_id}/members/{subscriber_hash(f'person{i}@{DOMAIN}')}",
+            {"status": "unsubscribed"},
+        )
     # The source says "subscribed" (status_if_new) and even "consent true" (old, and newer-but-blocked).
     records = [
         contact(1, first_name="Changed", marketing_consent=True),
@@ -93,7 +107,9 @@ def test_unsubscribed_in_mailchimp_stays_unsubscribed(
     assert not target.report.rejected_by_reason("contacts")
 
 
-def test_consent_withdrawal_and_new_opt_out(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+def test_consent_withdrawal_and_new_opt_out(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
     list_id = config["list_id"]
     run_target(config, singer_lines([contact(1)]))
     records = [
@@ -109,8 +125,13 @@ def test_bad_records_rejected_with_reasons_rest_lands(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
     list_id = config["list_id"]
-    api.post(f"/lists/{list_id}/merge-fields", {"tag": "LTV", "name": "Lifetime value", "type": "number"})
-    cfg = {**config, "merge_fields": {"FNAME": "first_name", "PHONE": "phone", "LTV": "lifetime_value"}}
+    api.post(
+        f"/lists/{list_id}/merge-fields", {"tag": "LTV", "name": "Lifetime value", "type": "number"}
+    )
+    cfg = {
+        **config,
+        "merge_fields": {"FNAME": "first_name", "PHONE": "phone", "LTV": "lifetime_value"},
+    }
     records = [
         contact(1, lifetime_value=10),
         contact(2, email="not-an-email"),
@@ -126,16 +147,26 @@ def test_bad_records_rejected_with_reasons_rest_lands(
     assert member(api, list_id, f"person4@{DOMAIN}") is None
     assert member(api, list_id, "someone@mailinator.com") is None
     assert target.report.rejected_by_reason("contacts") == {
-        "invalid_email": 1, "fake_email": 1, "invalid_merge_value": 2}
+        "invalid_email": 1,
+        "fake_email": 1,
+        "invalid_merge_value": 2,
+    }
     lines = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
     by_key = {x["key"]: x for x in lines}
     assert by_key["customer_user_id=4"]["field"] == "lifetime_value"
     assert by_key["customer_user_id=3"]["reason"] == "fake_email"
-    assert "mailinator" not in Path(cfg["rejects_path"]).read_text()  # no e-mail addresses in the report
+    assert (
+        "mailinator" not in Path(cfg["rejects_path"]).read_text()
+    )  # no e-mail addresses in the report
 
 
-def test_duplicates_merged(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
-    records = [contact(1, last_name=None), contact(1, email=f"  PERSON1@{DOMAIN.upper()} ", first_name="Later", last_name=None)]
+def test_duplicates_merged(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    records = [
+        contact(1, last_name=None),
+        contact(1, email=f"  PERSON1@{DOMAIN.upper()} ", first_name="Later", last_name=None),
+    ]
     target, _ = run_target(config, singer_lines(records))
     got = member(api, config["list_id"], f"person1@{DOMAIN}")
     assert got is not None
@@ -145,10 +176,14 @@ def test_duplicates_merged(sb: RunningSandbox, config: dict[str, Any], api: Mail
 
 
 @pytest.mark.parametrize("mode", ["archive", "delete_permanent"])
-def test_erasure(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, mode: str) -> None:
+def test_erasure(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, mode: str
+) -> None:
     list_id = config["list_id"]
     run_target(config, singer_lines([contact(1), contact(2)]))
-    target, _ = run_target({**config, "erasure_mode": mode}, singer_lines([contact(1, erase=True), contact(2)]))
+    target, _ = run_target(
+        {**config, "erasure_mode": mode}, singer_lines([contact(1, erase=True), contact(2)])
+    )
     assert _summary(target)["erased"] == 1
     gone = member(api, list_id, f"person1@{DOMAIN}")
     if mode == "archive":
@@ -176,7 +211,9 @@ def _audience(api: MailchimpClient, list_id: str) -> dict[str, Any]:
     }
 
 
-def test_fault_storm_gives_the_same_audience(sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient) -> None:
+def test_fault_storm_gives_the_same_audience(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
     records = [contact(i) for i in range(1, 61)]
     changed = [contact(i, customer_group="Gold", first_name=f"N{i}") for i in range(1, 61, 3)]
     cfg = {**config, "batch_size_rows": 20}
@@ -211,7 +248,9 @@ def test_state_emitted_only_after_durable_writes(
     # Each window's drain emits the latest state seen before it, and a state arriving right after a
     # drain (nothing pending) is emitted at once; nothing after the failed window is ever emitted.
     assert states == [{"n": 5}, {"n": 10}, {"n": 15}, {"n": 20}]
-    present = {i for i in range(1, 36) if member(api, config["list_id"], f"person{i}@{DOMAIN}") is not None}
+    present = {
+        i for i in range(1, 36) if member(api, config["list_id"], f"person{i}@{DOMAIN}") is not None
+    }
     assert set(range(1, 21)) <= present  # everything the last state covers is durable
     assert not present & set(range(31, 36))
 
@@ -224,7 +263,10 @@ def test_state_emitted_only_after_durable_writes(
 def test_bad_credentials_and_missing_merge_field_fail_at_start(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    bad = {**config, "api_key": "0000000000000000000000000000dead-" + config["api_key"].rsplit("-", 1)[1]}
+    bad = {
+        **config,
+        "api_key": "0000000000000000000000000000dead-" + config["api_key"].rsplit("-", 1)[1],
+    }
     with pytest.raises(MailchimpConfigError, match="auth_invalid"):
         run_target(bad, singer_lines([]))  # fails on the SCHEMA message, before any record
     assert "dead" not in str(run_target.last_states)
@@ -232,18 +274,38 @@ def test_bad_credentials_and_missing_merge_field_fail_at_start(
     with pytest.raises(MailchimpConfigError, match="http"):
         TargetMailchimp(config={**config, "api_url": "http://mailchimp.example.com/3.0"})
 
-    cfg = {**config, "merge_fields": {"FNAME": "first_name", "COMPANY": "customer_name", "SINCE": "updated_at"}}
+    cfg = {
+        **config,
+        "merge_fields": {"FNAME": "first_name", "COMPANY": "customer_name", "SINCE": "updated_at"},
+    }
     with pytest.raises(MailchimpConfigError, match="COMPANY"):
         run_target(cfg, singer_lines([contact(1)]))
     run_target({**cfg, "create_missing_merge_fields": True}, singer_lines([contact(1)]))
-    fields = {f["tag"]: f["type"] for f in api.paginate(f"/lists/{config['list_id']}/merge-fields", "merge_fields")}
+    fields = {
+        f["tag"]: f["type"]
+        for f in api.paginate(f"/lists/{config['list_id']}/merge-fields", "merge_fields")
+    }
     assert fields["COMPANY"] == "text"
     assert fields["SINCE"] == "date"
-    assert member(api, config["list_id"], f"person1@{DOMAIN}")["merge_fields"]["COMPANY"] == "Account 1"  # type: ignore[index]
+    assert (
+        member(api, config["list_id"], f"person1@{DOMAIN}")["merge_fields"]["COMPANY"]
+        == "Account 1"
+    )  # type: ignore[index]
 
 
 def test_other_streams_are_counted_not_written(sb: RunningSandbox, config: dict[str, Any]) -> None:
-    lines = [*singer_lines([contact(1)]), json.dumps({"type": "SCHEMA", "stream": "orders", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": ["id"]}), json.dumps({"type": "RECORD", "stream": "orders", "record": {"id": 1}})]
+    lines = [
+        *singer_lines([contact(1)]),
+        json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": "orders",
+                "schema": {"properties": {"id": {"type": "integer"}}},
+                "key_properties": ["id"],
+            }
+        ),
+        json.dumps({"type": "RECORD", "stream": "orders", "record": {"id": 1}}),
+    ]
     target, _ = run_target(config, lines)
     assert target.report.summary()["streams"]["orders"]["ignored"] == 1
     assert _summary(target)["created"] == 1
@@ -257,9 +319,14 @@ def test_backfill_with_is_syncing_writes_tags_through_batches(
     target, states = run_target({**config, "is_syncing": True}, singer_lines(records))
     routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
     assert routes["POST /3.0/batches"] == 1
-    assert routes.get("POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags", 0) == 0  # none direct
+    assert (
+        routes.get("POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags", 0) == 0
+    )  # none direct
     assert member(api, config["list_id"], f"person3@{DOMAIN}")["all_tags"] == [  # type: ignore[index]
-        "oro:account:Account 0", "oro:group:Retail", "oro:tag:Imported"]
+        "oro:account:Account 0",
+        "oro:group:Retail",
+        "oro:tag:Imported",
+    ]
     assert _summary(target)["tagged"] == 60
     assert states[-1] == {"n": 60}
     # Re-run: nothing to do.
@@ -309,7 +376,9 @@ def test_members_with_more_than_50_tags_are_diffed_against_all_tags(
     sb.reset_stats()
     run_target(config, singer_lines([contact(1, tags=["New"])]))
     routes = {k: sum(v.values()) for k, v in sb.stats("mailchimp")["requests"].items()}
-    assert routes["GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags"] >= 1  # the full list was read
+    assert (
+        routes["GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags"] >= 1
+    )  # the full list was read
     tags = member(api, list_id, email)["all_tags"]  # type: ignore[index]
     assert "oro:tag:New" in tags
     assert "oro:tag:Old" not in tags

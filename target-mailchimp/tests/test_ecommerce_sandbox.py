@@ -17,7 +17,9 @@ STORE = "oro-shop"
 
 def _lines(stream: str, records: list[dict[str, Any]]) -> list[str]:
     schema = ECOMMERCE_SCHEMAS[stream]
-    out = [json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": ["id"]})]
+    out = [
+        json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": ["id"]})
+    ]
     out += [json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records]
     return out
 
@@ -25,11 +27,24 @@ def _lines(stream: str, records: list[dict[str, Any]]) -> list[str]:
 def _order(oid: str, status: str = "pending", **extra: Any) -> dict[str, Any]:
     return {
         "id": oid,
-        "customer": {"id": "cu1", "email_address": f"buyer1@{DOMAIN}", "opt_in_status": False, "first_name": "Bo"},
+        "customer": {
+            "id": "cu1",
+            "email_address": f"buyer1@{DOMAIN}",
+            "opt_in_status": False,
+            "first_name": "Bo",
+        },
         "order_total": "59.90",
         "financial_status": status,
-        "lines": [{"id": f"{oid}-1", "product_id": "p1", "product_variant_id": "p1", "quantity": 2,
-                   "price": "29.95", "product_title": "Widget"}],
+        "lines": [
+            {
+                "id": f"{oid}-1",
+                "product_id": "p1",
+                "product_variant_id": "p1",
+                "quantity": 2,
+                "price": "29.95",
+                "product_title": "Widget",
+            }
+        ],
         **extra,
     }
 
@@ -41,13 +56,41 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     # Orders first: their product does not exist yet -> a placeholder is created, completed later.
     lines = (
         _lines("ecommerce_orders", [_order("o1"), _order("o2", customer={"email_address": "x"})])
-        + _lines("ecommerce_products", [{"id": "p1", "title": "Widget deluxe", "sku": "W-1", "price": "29.95",
-                                          "url": "https://shop.example.org/p1"}])
-        + _lines("ecommerce_customers", [{"id": "cu2", "email_address": f"buyer2@{DOMAIN}", "opt_in_status": True,
-                                           "first_name": "Al"}])
-        + _lines("ecommerce_carts", [{"id": "c1", "customer": {"id": "cu2"}, "order_total": 10, "checkout_url":
-                                       "https://shop.example.org/cart/c1", "lines": [{"id": "l1", "product_id": "p1",
-                                                                                       "quantity": 1, "price": 10}]}])
+        + _lines(
+            "ecommerce_products",
+            [
+                {
+                    "id": "p1",
+                    "title": "Widget deluxe",
+                    "sku": "W-1",
+                    "price": "29.95",
+                    "url": "https://shop.example.org/p1",
+                }
+            ],
+        )
+        + _lines(
+            "ecommerce_customers",
+            [
+                {
+                    "id": "cu2",
+                    "email_address": f"buyer2@{DOMAIN}",
+                    "opt_in_status": True,
+                    "first_name": "Al",
+                }
+            ],
+        )
+        + _lines(
+            "ecommerce_carts",
+            [
+                {
+                    "id": "c1",
+                    "customer": {"id": "cu2"},
+                    "order_total": 10,
+                    "checkout_url": "https://shop.example.org/cart/c1",
+                    "lines": [{"id": "l1", "product_id": "p1", "quantity": 1, "price": 10}],
+                }
+            ],
+        )
         + [json.dumps({"type": "STATE", "value": {"done": 1}})]
     )
     target, states = run_target(cfg, lines)
@@ -64,7 +107,9 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     assert api.get(f"{base}/customers/cu2")["opt_in_status"] is True
     summary = target.report.summary()["streams"]
     assert summary["ecommerce_orders"]["created"] == 1
-    assert summary["ecommerce_orders"]["rejected_by_reason"] == {"invalid_value": 1}  # o2 has no customer id
+    assert summary["ecommerce_orders"]["rejected_by_reason"] == {
+        "invalid_value": 1
+    }  # o2 has no customer id
 
     # Same input again: nothing to write.
     sb.reset_stats()
@@ -73,16 +118,31 @@ def test_ecommerce_streams_create_update_noop_and_reject(
 
     # A paid order and a converted (deleted) cart: one PATCH, one DELETE.
     sb.reset_stats()
-    target, _ = run_target(cfg, _lines("ecommerce_orders", [_order("o1", "paid")])
-                           + _lines("ecommerce_carts", [{"id": "c1", "deleted": True, "customer": {"id": "cu2"},
-                                                          "order_total": 10, "lines": [{"id": "l1", "product_id": "p1"}]}]))
+    target, _ = run_target(
+        cfg,
+        _lines("ecommerce_orders", [_order("o1", "paid")])
+        + _lines(
+            "ecommerce_carts",
+            [
+                {
+                    "id": "c1",
+                    "deleted": True,
+                    "customer": {"id": "cu2"},
+                    "order_total": 10,
+                    "lines": [{"id": "l1", "product_id": "p1"}],
+                }
+            ],
+        ),
+    )
     assert writes(sb) == 2
     assert api.get(f"{base}/orders/o1")["financial_status"] == "paid"
     with pytest.raises(PermanentMailchimpError, match="not_found"):
         api.get(f"{base}/carts/c1")
 
 
-def test_ecommerce_without_store_id_fails_clearly(sb: RunningSandbox, config: dict[str, Any]) -> None:
+def test_ecommerce_without_store_id_fails_clearly(
+    sb: RunningSandbox, config: dict[str, Any]
+) -> None:
     import pytest
 
     with pytest.raises(MailchimpConfigError, match="store_id"):

@@ -31,8 +31,12 @@ from target_mailchimp.mapping import (
         ("date", {"date_format": "MM/DD/YYYY"}, "2024-03-05T10:00:00+00:00", "03/05/2024"),
         ("date", {}, "2024-03-05", "2024-03-05"),
         ("birthday", {}, "1990-07-14", "07/14"),
-        ("address", {}, {"addr1": "1 Main", "city": "X", "state": "CA", "zip": "90001"},
-         {"addr1": "1 Main", "city": "X", "state": "CA", "zip": "90001"}),
+        (
+            "address",
+            {},
+            {"addr1": "1 Main", "city": "X", "state": "CA", "zip": "90001"},
+            {"addr1": "1 Main", "city": "X", "state": "CA", "zip": "90001"},
+        ),
     ],
 )
 def test_coerce_merge_values(kind: str, options: dict, value: object, expected: object) -> None:
@@ -52,7 +56,9 @@ def test_coerce_merge_values(kind: str, options: dict, value: object, expected: 
         ("dropdown", {"choices": ["a", "b"]}, "c", "choices"),
     ],
 )
-def test_bad_merge_values_raise_with_field(kind: str, options: dict, value: object, message: str) -> None:
+def test_bad_merge_values_raise_with_field(
+    kind: str, options: dict, value: object, message: str
+) -> None:
     with pytest.raises(MergeValueError, match=message) as info:
         coerce_merge_value(MergeFieldSpec("TAG", kind, options), "source_field", value)
     assert info.value.tag == "TAG"
@@ -63,7 +69,9 @@ def test_values_equal_normalises_numbers_and_addresses() -> None:
     assert merge_values_equal(MergeFieldSpec("N", "number"), 5, "5.0")
     assert not merge_values_equal(MergeFieldSpec("N", "number"), 5, "")
     addr = {"addr1": "1", "city": "c", "state": "s", "zip": "z"}
-    assert merge_values_equal(MergeFieldSpec("A", "address"), addr, {**addr, "addr2": "", "country": ""})
+    assert merge_values_equal(
+        MergeFieldSpec("A", "address"), addr, {**addr, "addr2": "", "country": ""}
+    )
     assert merge_values_equal(MergeFieldSpec("A", "address"), "", {"addr1": "", "city": ""})
     assert not merge_values_equal(MergeFieldSpec("T", "text"), "Ann", "Anne")
 
@@ -75,10 +83,24 @@ def test_emails() -> None:
 
 
 def test_desired_tags_prefix_lists_and_rules() -> None:
-    record = {"customer_group": "Wholesale", "customer_name": "Acme", "tags": ["VIP", " vip ", ""], "is_guest": True}
-    tags = desired_tags(record, "oro:", {"customer_group": "group", "customer_name": "account", "tags": "tag"},
-                        [{"tag": "guest", "field": "is_guest", "equals": True}])
-    assert sorted(tags.values()) == ["oro:account:Acme", "oro:group:Wholesale", "oro:guest", "oro:tag:VIP"]
+    record = {
+        "customer_group": "Wholesale",
+        "customer_name": "Acme",
+        "tags": ["VIP", " vip ", ""],
+        "is_guest": True,
+    }
+    tags = desired_tags(
+        record,
+        "oro:",
+        {"customer_group": "group", "customer_name": "account", "tags": "tag"},
+        [{"tag": "guest", "field": "is_guest", "equals": True}],
+    )
+    assert sorted(tags.values()) == [
+        "oro:account:Acme",
+        "oro:group:Wholesale",
+        "oro:guest",
+        "oro:tag:VIP",
+    ]
 
 
 T0 = "2024-01-01T00:00:00+00:00"
@@ -95,15 +117,63 @@ def test_new_member_status() -> None:
 @pytest.mark.parametrize(
     ("record", "status", "pending", "expected", "blocked"),
     [
-        ({"marketing_consent": True}, "unsubscribed", False, None, False),  # no timestamp: not explicit
-        ({"marketing_consent": True, "consent_changed_at": EARLIER}, "transactional", False, None, False),
-        ({"marketing_consent": True, "consent_changed_at": LATER}, "transactional", False, "subscribed", False),
-        ({"marketing_consent": True, "consent_changed_at": LATER}, "unsubscribed", False, None, True),
+        (
+            {"marketing_consent": True},
+            "unsubscribed",
+            False,
+            None,
+            False,
+        ),  # no timestamp: not explicit
+        (
+            {"marketing_consent": True, "consent_changed_at": EARLIER},
+            "transactional",
+            False,
+            None,
+            False,
+        ),
+        (
+            {"marketing_consent": True, "consent_changed_at": LATER},
+            "transactional",
+            False,
+            "subscribed",
+            False,
+        ),
+        (
+            {"marketing_consent": True, "consent_changed_at": LATER},
+            "unsubscribed",
+            False,
+            None,
+            True,
+        ),
         ({"marketing_consent": True, "consent_changed_at": LATER}, "cleaned", True, None, True),
-        ({"marketing_consent": True, "consent_changed_at": LATER}, "unsubscribed", True, "pending", False),
-        ({"marketing_consent": False, "consent_changed_at": LATER}, "subscribed", False, "unsubscribed", False),
-        ({"marketing_consent": False, "consent_changed_at": EARLIER}, "subscribed", False, None, False),
-        ({"marketing_consent": True, "consent_changed_at": LATER}, "subscribed", False, None, False),
+        (
+            {"marketing_consent": True, "consent_changed_at": LATER},
+            "unsubscribed",
+            True,
+            "pending",
+            False,
+        ),
+        (
+            {"marketing_consent": False, "consent_changed_at": LATER},
+            "subscribed",
+            False,
+            "unsubscribed",
+            False,
+        ),
+        (
+            {"marketing_consent": False, "consent_changed_at": EARLIER},
+            "subscribed",
+            False,
+            None,
+            False,
+        ),
+        (
+            {"marketing_consent": True, "consent_changed_at": LATER},
+            "subscribed",
+            False,
+            None,
+            False,
+        ),
     ],
 )
 def test_consent_changes_only_when_explicit_and_newer(
