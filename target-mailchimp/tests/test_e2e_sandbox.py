@@ -399,3 +399,23 @@ def test_oauth_token_resolves_the_data_center_and_bad_tokens_fail_at_start(
     assert member(api, config["list_id"], f"person1@{DOMAIN}") is not None
     with pytest.raises(MailchimpConfigError, match="OAuth token"):
         TargetMailchimp(config={**oauth, "access_token": "not-a-token"})
+
+
+@pytest.mark.parametrize("limit", [3, 10])
+def test_connections_never_exceed_the_governor_limit(
+    sb: RunningSandbox, config: dict[str, Any], limit: int
+) -> None:
+    cfg = {
+        **config,
+        "max_connections": limit,
+        "tag_write_mode": "member",
+        "audience_lookup": "per_member",
+    }
+    run_target(cfg, singer_lines([contact(i) for i in range(1, 41)]))
+    sb.reset_stats()
+    # 40 existing members, each with a tag change and looked up one by one: 80 parallelisable calls.
+    run_target(cfg, singer_lines([contact(i, tags=["Wave"]) for i in range(1, 41)]))
+    stats = sb.stats("mailchimp")
+    assert stats["total_requests"] >= 80
+    assert 1 <= max(stats["connections"]["peak"].values()) <= limit
+    assert not stats["connections"]["over_limit"]
