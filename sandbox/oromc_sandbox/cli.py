@@ -97,6 +97,12 @@ def main() -> None:
     help="Expose shoppinglists in the Oro back-office API (a common customization).",
 )
 @click.option(
+    "--order-campaign-relation/--no-order-campaign-relation",
+    default=False,
+    show_default=True,
+    help="Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
+)
+@click.option(
     "--latency",
     type=click.Choice(["none", "realistic"]),
     default="none",

@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists"}
+_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation"}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:

@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 FAULT_KINDS = ("429", "500", "502", "503", "403", "reset", "slow")
-SWITCHES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "token_ttl")
+SWITCHES = (
+    "customeruser_updatedat_filter",
+    "tagging",
+    "shoppinglists",
+    "order_campaign_relation",
+    "token_ttl",
+)
 
 
 @dataclass
@@ -26,6 +32,7 @@ class SandboxOptions:
     customeruser_updatedat_filter: bool = False
     tagging: bool = True
     shoppinglists: bool = False
+    order_campaign_relation: bool = False
     latency: str = "none"
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])

@@ -34,7 +34,7 @@ from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
 from .static import StaticTable
 from .store import Client, OroStore
 
-SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "token_ttl")
+SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation", "token_ttl")
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
 

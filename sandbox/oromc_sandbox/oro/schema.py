@@ -199,11 +199,14 @@ _add(Resource(
         Rel("lineItems", "orderlineitems", many=True, ro=True, computed=True, inverse=("orderlineitems", "orders")),
         Rel("internalStatus", "orderinternalstatuses", ro=True), Rel("status", "orderstatuses"),
         Rel("customerUser", "customerusers"), Rel("customer", "customers", required=True), *OWNER_ORG,
+        # custom many-to-one relation Order -> Campaign added in Entity Management (conversions)
+        Rel("campaign", "campaigns", switch="order_campaign_relation"),
     ),
     filters={
         **ID, "identifier": Filter(F_STRING, array=True), "poNumber": Filter(F_STRING, array=True), "external": Filter(F_BOOL),
         "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME),
         **_assoc("customer", "customerUser", "owner", "organization", "internalStatus", "status", "lineItems"),
+        "campaign": Filter(F_ASSOC, switch="order_campaign_relation"),
     },
     sorters={"id": None, "external": None, "createdAt": None, "updatedAt": None},
     batch=True,
