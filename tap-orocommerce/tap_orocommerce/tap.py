@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, OroStream, server_now
 from tap_orocommerce.contacts import ContactsStream
+from tap_orocommerce.ecommerce import ecommerce_stream_classes
 from tap_orocommerce.streams import (
     CustomerUsersStream,
     ShoppingListsStream,
@@ -143,6 +144,7 @@ class TapOroCommerce(Tap):
         wanted = set(self.config.get("streams") or [])
         streams: list[OroStream] = [cls(self) for cls in stream_classes()]
         streams.append(ContactsStream(self))
+        streams.extend(cls(self) for cls in ecommerce_stream_classes())
         if wanted:
             unknown = wanted - {s.name for s in streams}
             if unknown:
@@ -221,7 +223,7 @@ class TapOroCommerce(Tap):
         if response.status_code == 200:
             return
         detail = oro_error_message(response, secrets=self.authenticator.secrets)
-        if isinstance(stream, ShoppingListsStream):
+        if stream.resource == ShoppingListsStream.resource:
             stream.skip_reason = (
                 f"the back-office API does not expose shopping lists ({detail}). Stock "
                 "OroCommerce serves them only in the storefront API; expose ShoppingList in a "

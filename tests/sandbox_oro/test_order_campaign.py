@@ -31,8 +31,13 @@ def _order(api: Any, oid: int) -> dict[str, Any]:
 
 def test_off_by_default_relation_absent_and_write_rejected(api: Any) -> None:
     assert "campaign" not in _order(api, 1)["relationships"]
-    body = {"data": {"type": "orders", "id": "1",
-                     "relationships": {"campaign": {"data": {"type": "campaigns", "id": "1"}}}}}
+    body = {
+        "data": {
+            "type": "orders",
+            "id": "1",
+            "relationships": {"campaign": {"data": {"type": "campaigns", "id": "1"}}},
+        }
+    }
     r = api.patch("/orders/1", body)
     assert r.status_code == 400
     assert r.json()["errors"][0]["title"] == "extra fields constraint"
@@ -45,8 +50,13 @@ def test_relation_read_write_filter(sb: Any, api: Any, relation_on: None) -> Non
     assert order["relationships"]["campaign"]["data"] is None
     before = order["attributes"]["updatedAt"]
     sb.advance_clock(5)
-    body = {"data": {"type": "orders", "id": "2",
-                     "relationships": {"campaign": {"data": {"type": "campaigns", "id": "3"}}}}}
+    body = {
+        "data": {
+            "type": "orders",
+            "id": "2",
+            "relationships": {"campaign": {"data": {"type": "campaigns", "id": "3"}}},
+        }
+    }
     r = api.patch("/orders/2", body)
     assert r.status_code == 200, r.text
     after = r.json()["data"]
@@ -63,17 +73,32 @@ def test_relation_read_write_filter(sb: Any, api: Any, relation_on: None) -> Non
     sb.advance_clock(5)
     assert api.patch("/orders/2", body).json()["data"]["attributes"]["updatedAt"] == stamp
     # unknown campaign: validation error on the relationship pointer
-    bad = {"data": {"type": "orders", "id": "2",
-                    "relationships": {"campaign": {"data": {"type": "campaigns", "id": "9999"}}}}}
+    bad = {
+        "data": {
+            "type": "orders",
+            "id": "2",
+            "relationships": {"campaign": {"data": {"type": "campaigns", "id": "9999"}}},
+        }
+    }
     r = api.patch("/orders/2", bad)
     assert r.status_code == 400
     assert r.json()["errors"][0]["source"]["pointer"] == "/data/relationships/campaign/data"
 
 
 def test_relation_in_sync_batch(api: Any, relation_on: None) -> None:
-    items = [{"meta": {"update": True}, "type": "orders", "id": str(i),
-              "relationships": {"campaign": {"data": {"type": "campaigns", "id": "1"}}}} for i in (4, 5)]
+    items = [
+        {
+            "meta": {"update": True},
+            "type": "orders",
+            "id": str(i),
+            "relationships": {"campaign": {"data": {"type": "campaigns", "id": "1"}}},
+        }
+        for i in (4, 5)
+    ]
     r = api.patch("/orders", {"data": items}, headers={"X-Mode": "sync"})
     assert r.status_code == 200, r.text
     for oid in (4, 5):
-        assert _order(api, oid)["relationships"]["campaign"]["data"] == {"type": "campaigns", "id": "1"}
+        assert _order(api, oid)["relationships"]["campaign"]["data"] == {
+            "type": "campaigns",
+            "id": "1",
+        }

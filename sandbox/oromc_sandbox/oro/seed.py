@@ -64,6 +64,8 @@ class Seeder:
         t["products"] = self._products(rng, 200 + min(customers // 50, 4800))
         t["productnames"] = Table("productnames", derive=self._derive_product_name)
         t["productnames"].append_seeded(self.product_count)
+        # one default-locale name per product, name id = product id (answers products.names)
+        t["productnames"].ranges["product"] = array("I", [0, *range(1, self.product_count + 2)])
         t["tags"] = StaticTable("tags", (
             (i, {"name": name, "createdAt": self.start + i * 86400, "updatedAt": self.start + i * 86400,
                  "taxonomy": None, "owner": 1, "organization": 1})

@@ -1,0 +1,169 @@
+"""The Mailchimp-shaped e-commerce streams: contract conformance and exact incremental change sets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator, FormatChecker
+from oromc_common.oro import jsonapi_headers
+from oromc_sandbox.testing import running_sandbox
+from target_mailchimp.contract import ECOMMERCE_SCHEMAS
+
+from tests.helpers import TapRun, run_tap, tap_config
+from tests.test_incremental import Oro
+
+STREAMS = ["ecommerce_products", "ecommerce_customers", "ecommerce_orders", "ecommerce_carts"]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    with running_sandbox(customers=40, seed=5, shoppinglists=True) as sb:
+        yield sb
+
+
+def _config(sandbox: Any, **extra: Any) -> dict[str, Any]:
+    return tap_config(sandbox, **{"page_size": 50, "streams": STREAMS, **extra})
+
+
+def _ids(run: TapRun, stream: str) -> set[str]:
+    return set(run.ids(stream))
+
+
+def _rel_id(resource: dict[str, Any], name: str) -> str | None:
+    data = (resource.get("relationships") or {}).get(name, {}).get("data")
+    return str(data["id"]) if isinstance(data, dict) else None
+
+
+def test_first_run_is_complete_and_conforms_to_the_target_contract(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    oro = Oro(sandbox)
+    run = run_tap(tmp_path, _config(sandbox))
+    assert run.returncode == 0, run.stderr[-3000:]
+    checker = FormatChecker()
+    for stream in STREAMS:
+        assert run.records.get(stream), f"no records in {stream}"
+        validator = Draft7Validator(ECOMMERCE_SCHEMAS[stream], format_checker=checker)
+        for record in run.records[stream]:
+            errors = [e.message for e in validator.iter_errors(record)]
+            assert not errors, (stream, record["id"], errors)
+        assert len(run.ids(stream)) == len(_ids(run, stream)), f"duplicates in {stream}"
+
+    orders = oro.list("orders")
+    products = oro.list("products")
+    assert _ids(run, "ecommerce_orders") == {o["id"] for o in orders}
+    assert _ids(run, "ecommerce_products") == {p["id"] for p in products}
+    buyers = {_rel_id(o, "customerUser") for o in orders} - {None}
+    assert _ids(run, "ecommerce_customers") == buyers  # users who ordered, and only those
+    lists = oro.list("shoppinglists", include="items")
+    assert _ids(run, "ecommerce_carts") == {
+        sl["id"] for sl in lists if sl["relationships"]["items"]["data"]
+    }
+
+    # one order in detail: ids are Oro ids, lines are its line items, totals are Oro's
+    order = orders[len(orders) // 2]
+    record = next(r for r in run.records["ecommerce_orders"] if r["id"] == order["id"])
+    items = oro.list("orderlineitems", **{"filter[orders]": order["id"]})
+    assert record["customer"]["id"] == _rel_id(order, "customerUser")
+    assert sorted(line["id"] for line in record["lines"]) == sorted(i["id"] for i in items)
+    assert {line["product_id"] for line in record["lines"]} == {
+        _rel_id(i, "product") for i in items
+    }
+    assert record["order_total"] == pytest.approx(float(order["attributes"]["totalValue"]))
+    assert record["currency_code"] == order["attributes"]["currency"]
+    assert record["updated_at"] == order["attributes"]["updatedAt"]
+    user = oro.list("customerusers", **{"filter[id]": record["customer"]["id"]})[0]
+    assert record["customer"]["email_address"] == user["attributes"]["email"]
+    assert all(r["title"] for r in run.records["ecommerce_products"])
+    assert any(r["title"] != r["sku"] for r in run.records["ecommerce_products"])  # real names
+
+
+def test_incremental_runs_emit_exactly_the_changed_rows(sandbox: Any, tmp_path: Path) -> None:
+    oro = Oro(sandbox)
+    config = _config(sandbox)
+    first = run_tap(tmp_path, config, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    time.sleep(2.1)  # let the last stamped second end (see test_incremental)
+    second = run_tap(tmp_path, config, state=first.state, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {s: len(r) for s, r in second.records.items() if r} == {}
+
+    orders = oro.list("orders")
+    users = oro.list("customerusers")
+    buyers = {_rel_id(o, "customerUser") for o in orders} - {None}
+    # 1. a line item's quantity changes -> exactly its order (the order's total and updatedAt move)
+    order = orders[3]
+    item = oro.list("orderlineitems", **{"filter[orders]": order["id"]})[0]
+    oro.patch("orderlineitems", item["id"], {"quantity": 77})
+    # 2. a buyer and a non-buyer change their names -> only the buyer is an e-commerce customer
+    buyer = next(u for u in users if u["id"] in buyers)
+    non_buyer = next(u for u in users if u["id"] not in buyers)
+    for u in (buyer, non_buyer):
+        oro.patch("customerusers", u["id"], {"lastName": f"Changed{u['id']}"})
+    # 3. an account is renamed -> its users who ordered (company changes), nobody else
+    account = _rel_id(orders[-1], "customer")
+    oro.patch("customers", str(account), {"name": "Renamed account"})
+    account_buyers = {u["id"] for u in users if _rel_id(u, "customer") == account} & buyers
+    # 4. a product changes -> exactly that product
+    product = oro.list("products")[5]
+    oro.patch("products", product["id"], {"featured": not product["attributes"]["featured"]})
+
+    time.sleep(2.1)
+    third = run_tap(tmp_path, config, state=second.state or first.state, name="third")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert _ids(third, "ecommerce_orders") == {order["id"]}
+    changed = next(r for r in third.records["ecommerce_orders"])
+    line = next(ln for ln in changed["lines"] if ln["id"] == item["id"])
+    assert line["quantity"] == 77
+    assert _ids(third, "ecommerce_customers") == {buyer["id"]} | account_buyers
+    renamed = [r for r in third.records["ecommerce_customers"] if r["id"] in account_buyers]
+    assert renamed
+    assert all(r["company"] == "Renamed account" for r in renamed)
+    assert _ids(third, "ecommerce_products") == {product["id"]}
+    assert not third.records.get("ecommerce_carts")
+
+    time.sleep(2.1)
+    fourth = run_tap(tmp_path, config, state=third.state, name="fourth")
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    assert {s: len(r) for s, r in fourth.records.items() if r} == {}
+
+
+def test_carts_skipped_with_a_reason_when_oro_does_not_expose_shopping_lists(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    sandbox.set_switches(shoppinglists=False)
+    try:
+        run = run_tap(tmp_path, _config(sandbox, streams=["ecommerce_carts", "ecommerce_orders"]))
+    finally:
+        sandbox.set_switches(shoppinglists=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.records.get("ecommerce_carts")
+    assert run.records.get("ecommerce_orders")
+    assert "Stream 'ecommerce_carts' will be skipped" in run.stderr
+    assert "does not expose shopping lists" in run.stderr
+
+
+def test_unusable_orders_are_rejected_with_reason_and_field(sandbox: Any, tmp_path: Path) -> None:
+    """An order whose customer user is gone cannot be a Mailchimp order: rejected, run continues."""
+    oro = Oro(sandbox)
+    orders = oro.list("orders")
+    victim = orders[0]
+    user_id = _rel_id(victim, "customerUser")
+    response = oro.session.delete(
+        f"{oro.api}/customerusers/{user_id}", headers=jsonapi_headers(write=True), timeout=30
+    )
+    assert response.status_code == 204, response.text
+    rejects = tmp_path / "rejects.jsonl"
+    run = run_tap(
+        tmp_path, _config(sandbox, streams=["ecommerce_orders"], rejects_file=str(rejects))
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lost = {o["id"] for o in orders if _rel_id(o, "customerUser") == user_id}
+    assert _ids(run, "ecommerce_orders") == {o["id"] for o in orders} - lost
+    lines = rejects.read_text().splitlines()
+    assert len(lines) == len(lost)
+    assert all('"missing_customer"' in ln and '"customerUser"' in ln for ln in lines)
