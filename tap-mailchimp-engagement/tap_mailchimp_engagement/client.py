@@ -311,6 +311,12 @@ class MailchimpStream(Stream):
         blank_timestamps_to_null(row, self.schema)
         return row
 
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never: change-detected streams emit only changed rows, so a version switch would delete the rest."""
+        return False
+
     @override
     def log_sync_costs(self) -> None:
         super().log_sync_costs()

@@ -77,3 +77,11 @@ def test_wrong_key_fails_fast_without_printing_it(sandbox: Any, tools: Any) -> N
         tools.run_tap({"api_key": wrong, "api_url": sandbox.mailchimp_api_url}, streams={"lists"})
     assert info.value.status == 401
     assert wrong not in str(info.value)
+
+
+def test_activate_version_is_never_emitted_because_streams_only_send_changes() -> None:
+    tap = TapMailchimpEngagement(
+        config={"api_key": "0123456789abcdef-us21", "emit_activate_version_messages": True},
+        parse_env_config=False,
+    )
+    assert not any(stream.emit_activate_version_messages for stream in tap.streams.values())
