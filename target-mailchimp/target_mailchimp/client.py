@@ -20,7 +20,7 @@ from typing import Any
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
 
-from target_mailchimp.mapping import MergeFieldSpec, owned
+from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
 
 LOGGER = logging.getLogger("target_mailchimp.client")
 
@@ -36,7 +36,7 @@ class MemberState:
 
     status: str
     merge: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)  # owned tags: lower-cased name -> name
+    tags: dict[str, str] = field(default_factory=dict)  # owned tags: tag_key(name) -> name
     last_changed: str | None = None
     tags_complete: bool = True
 
@@ -67,6 +67,9 @@ class Audience:
         self.estimated_size = 0
         self.single_lookups = 0
         self._segments: dict[str, int] | None = None
+        self._tags_lock = threading.Lock()
+        # True while nothing this run sent could have created a tag since the list was read.
+        self._tags_fresh = False
 
     # -- discovery -------------------------------------------------------------------------
     @property
@@ -115,7 +118,7 @@ class Audience:
             name = str(t.get("name", ""))
             if owned(name, self.tag_prefix):
                 name = names.setdefault(name, name)
-                low = name.lower()
+                low = tag_key(name)
                 tags[names.setdefault(low, low)] = name
         count = item.get("tags_count")
         embedded = len(item.get("tags") or [])
@@ -202,7 +205,7 @@ class Audience:
             f"{self.base}/members/{hash_}/tags", "tags", page_size=PAGE_SIZE
         )
         state.tags = {
-            str(t["name"]).lower(): str(t["name"])
+            tag_key(str(t["name"])): str(t["name"])
             for t in items
             if owned(str(t["name"]), self.tag_prefix)
         }
@@ -215,6 +218,8 @@ class Audience:
         """``POST /lists/{id}`` with up to 500 members; returns Mailchimp's response."""
         params = {"skip_merge_validation": "true"} if skip_merge_validation else None
         body = {"members": members, "update_existing": update_existing}
+        if any(m.get("tags") for m in members):
+            self.tags_may_have_been_created()
         return self.client.post(self.base, body, params=params) or {}
 
     def put_member(
@@ -226,32 +231,95 @@ class Audience:
 
     def post_member_tags(self, hash_: str, tags: list[dict[str, str]], *, is_syncing: bool) -> None:
         """Add/remove tags of one member (``active``/``inactive``)."""
+        if any(t.get("status") == "active" for t in tags):
+            self.tags_may_have_been_created()
         self.client.post(
             f"{self.base}/members/{hash_}/tags", {"tags": tags, "is_syncing": is_syncing}
         )
 
-    def segments(self) -> dict[str, int]:
-        """Static segments (tags) by lower-cased name."""
-        if self._segments is None:
+    def segments(self, *, refresh: bool = False) -> dict[str, int]:
+        """Static segments (tags) of the audience: ``tag_key(name) -> id`` (read once, then cached)."""
+        if self._segments is None or refresh:
             items = self.client.paginate(
                 f"{self.base}/segments",
                 "segments",
                 {"type": "static", "fields": "segments.id,segments.name"},
             )
-            self._segments = {str(s["name"]).lower(): int(s["id"]) for s in items}
+            found = {tag_key(str(s["name"])): int(s["id"]) for s in items}
+            with self._tags_lock:
+                self._segments = {**(self._segments or {}), **found}
+                self._tags_fresh = True
         return self._segments
 
-    def segment_id(self, name: str) -> int:
-        """Id of the tag ``name``, creating it (empty) when missing."""
+    def tags_may_have_been_created(self) -> None:
+        """Note a write that may create tags by name (inline tags, member tag writes, /batches)."""
+        self._tags_fresh = False
+
+    def _remember_tag(self, name: str, tag_id: int) -> None:
         known = self.segments()
-        key = name.lower()
-        if key not in known:
+        with self._tags_lock:
+            known[tag_key(name)] = tag_id
+
+    def find_tag(self, name: str) -> int | None:
+        """Id of the existing tag ``name`` (matched as Mailchimp does: case-insensitively), or None.
+
+        One ``tag-search`` read (a prefix search, so longer names sharing the prefix are skipped).
+        """
+        key = tag_key(name)
+        for item in self.client.paginate(
+            f"{self.base}/tag-search", "tags", {"name": name.strip()}, page_size=PAGE_SIZE
+        ):
+            if tag_key(str(item.get("name", ""))) == key:
+                tag_id = int(item["id"])
+                self._remember_tag(name, tag_id)
+                return tag_id
+        return None
+
+    def resolve_tags(
+        self, names: Iterable[str], create: Iterable[str], max_workers: int
+    ) -> dict[str, int | None]:
+        """Ids of the tags ``names`` (by ``tag_key``); those in ``create`` are created when missing.
+
+        The cached tag list goes stale during a run (batch subscribe and member tag writes create
+        tags inline; another run or a person may add one, in any case), so a tag missing from it is
+        looked up before it is created (one ``tag-search`` each, or one fresh read of the list when
+        that is cheaper), and a create that Mailchimp refuses because the tag exists after all is
+        answered by looking it up again. None = the tag could not be resolved: the caller writes
+        those members' tags per member, which creates or matches the tag by name.
+        """
+        wanted = {tag_key(n): n for n in names}
+        to_create = {tag_key(n) for n in create}
+        known = self.segments()
+        missing = [k for k in wanted if k not in known]
+        if missing and not self._tags_fresh:
+            pages = len(known) // PAGE_SIZE + 1
+            if len(missing) > pages:
+                self.segments(refresh=True)
+            else:
+                run_concurrently([partial(self.find_tag, wanted[k]) for k in missing], max_workers)
+        known = self.segments()
+        absent = [k for k in wanted if k not in known and k in to_create]
+        run_concurrently([partial(self._create_tag, wanted[k]) for k in absent], max_workers)
+        known = self.segments()
+        return {k: known.get(k) for k in wanted}
+
+    def _create_tag(self, name: str) -> int | None:
+        """Create the (empty) tag ``name``; if Mailchimp says it exists, find it instead."""
+        try:
             created = (
                 self.client.post(f"{self.base}/segments", {"name": name, "static_segment": []})
                 or {}
             )
-            known[key] = int(created["id"])
-        return known[key]
+        except PermanentMailchimpError as exc:
+            LOGGER.info("Tag not created (%s %s); looking it up", exc.status, exc.reason)
+            return self.find_tag(name)
+        tag_id = int(created["id"])
+        self._remember_tag(name, tag_id)
+        return tag_id
+
+    def segment_id(self, name: str) -> int | None:
+        """Id of the tag ``name``, creating it (empty) when missing; None when it cannot be had."""
+        return self.resolve_tags([name], [name], 1)[tag_key(name)]
 
     def update_segment(self, segment_id: int, add: list[str], remove: list[str]) -> dict[str, Any]:
         """Add/remove up to 500 emails each to/from a tag."""

@@ -6,6 +6,7 @@ Nothing here does I/O, so every rule is unit-testable.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,6 +35,9 @@ ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
 ADDRESS_KEYS = ("addr1", "addr2", "city", "state", "zip", "country")
 
 DEFAULT_MERGE_FIELDS = {"FNAME": "first_name", "LNAME": "last_name", "PHONE": "phone"}
+#: Source tag prefixes owned by other connectors: target-orocommerce mirrors Mailchimp tags into Oro as
+#: ``mc:<tag>``; turning those back into Mailchimp tags would echo them (``oro:tag:mc:VIP``).
+DEFAULT_EXCLUDE_TAG_PREFIXES = ("mc:",)
 DEFAULT_TAG_FIELDS = {
     "customer_group": "group",
     "customer_group_name": "group",  # tap-orocommerce's name for the same field
@@ -173,8 +177,23 @@ def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> A
     return text
 
 
+def comparable_text(value: Any) -> str:
+    """A text value as compared with what Mailchimp holds: Unicode NFC, whitespace runs collapsed,
+    trimmed (so a value that only differs in Unicode composition or spacing is not a change)."""
+    return " ".join(unicodedata.normalize("NFC", str(value)).split())
+
+
+def _phone_digits(value: Any) -> str:
+    return re.sub(r"\D", "", str(value))
+
+
 def merge_values_equal(spec: MergeFieldSpec, desired: Any, current: Any) -> bool:
-    """True when Mailchimp already holds ``desired`` (so no write is needed)."""
+    """True when Mailchimp already holds ``desired`` (so no write is needed).
+
+    Values are compared as Mailchimp means them, not byte for byte: numbers by value, addresses part
+    by part, phones by their digits (``+1 555-010-0077`` = ``+1 (555) 0100077``), text after Unicode
+    NFC normalisation and whitespace collapsing (see :func:`comparable_text`).
+    """
     if current is None:
         current = ""
     if spec.type == "number" and desired != "" and current != "":
@@ -185,10 +204,28 @@ def merge_values_equal(spec: MergeFieldSpec, desired: Any, current: Any) -> bool
     if isinstance(desired, Mapping):
         if not isinstance(current, Mapping):
             return False
-        return all(str(desired.get(k) or "") == str(current.get(k) or "") for k in ADDRESS_KEYS)
+        return all(
+            comparable_text(desired.get(k) or "") == comparable_text(current.get(k) or "")
+            for k in ADDRESS_KEYS
+        )
     if isinstance(current, Mapping):
         return desired == "" and not any(current.values())
-    return str(desired).strip() == str(current).strip()
+    if spec.type == "phone" and _phone_digits(desired) and _phone_digits(current):
+        return _phone_digits(desired) == _phone_digits(current)
+    return comparable_text(desired) == comparable_text(current)
+
+
+def tag_key(name: str) -> str:
+    """How tag names are matched: case-insensitively (as Mailchimp does), after Unicode NFC
+    normalisation and whitespace collapsing."""
+    return comparable_text(name).lower()
+
+
+def excluded_tag_value(value: str, exclude_prefixes: Sequence[str]) -> bool:
+    """True when a source tag value carries another owner's prefix (case-insensitive), e.g. ``mc:VIP``
+    that target-orocommerce mirrored from Mailchimp into the source."""
+    low = tag_key(value)
+    return any(p and low.startswith(tag_key(p)) for p in exclude_prefixes)
 
 
 def desired_tags(
@@ -196,22 +233,27 @@ def desired_tags(
     prefix: str,
     tag_fields: Mapping[str, str],
     tag_rules: Sequence[Mapping[str, Any]],
+    exclude_prefixes: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The owned tags a contact should carry: ``{lower-cased name: name}``.
+    """The owned tags a contact should carry: ``{tag_key(name): name}``.
 
     ``tag_fields`` maps a contact field to a label: ``customer_group: group`` turns ``"Wholesale"`` into
-    ``<prefix>group:Wholesale``; list values (``tags``) give one tag each. ``tag_rules`` items
-    ``{"tag": "guest", "field": "is_guest", "equals": true}`` add ``<prefix>guest`` when the field equals
-    the value.
+    ``<prefix>group:Wholesale``; list values (``tags``) give one tag each, except items starting with
+    one of ``exclude_prefixes`` (another connector's tags in the source, e.g. ``mc:``). ``tag_rules``
+    items ``{"tag": "guest", "field": "is_guest", "equals": true}`` add ``<prefix>guest`` when the field
+    equals the value.
     """
     names: list[str] = []
     for source, label in tag_fields.items():
         value = record.get(source)
-        values = value if isinstance(value, list) else [value]
-        for item in values:
+        is_list = isinstance(value, list)
+        items: list[Any] = value if isinstance(value, list) else [value]
+        for item in items:
             if item is None or isinstance(item, Mapping):
                 continue
             text = str(item).strip()
+            if is_list and excluded_tag_value(text, exclude_prefixes):
+                continue  # another owner's tag in the source's tag list
             if text:
                 names.append(f"{prefix}{label}:{text}" if label else f"{prefix}{text}")
     names += [
@@ -222,7 +264,7 @@ def desired_tags(
     result: dict[str, str] = {}
     for name in names:
         clean = " ".join(name.split())[:MAX_TAG_LENGTH].strip()  # Mailchimp trims tag names
-        result.setdefault(clean.lower(), clean)
+        result.setdefault(tag_key(clean), clean)
     return result
 
 

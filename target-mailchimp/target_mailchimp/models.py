@@ -17,6 +17,7 @@ class SyncSettings:
     tag_prefix: str = "oro:"
     tag_fields: dict[str, str] = field(default_factory=dict)
     tag_rules: list[dict[str, Any]] = field(default_factory=list)
+    exclude_tag_prefixes: list[str] = field(default_factory=list)
     erasure_mode: str = "archive"
     is_syncing: bool = False
     tag_write_mode: str = "auto"
@@ -60,7 +61,8 @@ class TagDelta:
 
     @classmethod
     def of(cls, contact: Contact, state: MemberState) -> TagDelta:
-        """The difference between the tags a contact should own and the member's owned tags."""
+        """The difference between the tags a contact should own and the member's owned tags
+        (both keyed by ``tag_key``, so case, Unicode composition and spacing do not count)."""
         add = [name for low, name in contact.tags.items() if low not in state.tags]
         remove = [name for low, name in state.tags.items() if low not in contact.tags]
         return cls(contact, state, add, remove)

@@ -104,7 +104,11 @@ class ContactSync(TagWrites):
                 self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
                 continue
             contact.tags = desired_tags(
-                record, self.settings.tag_prefix, self.settings.tag_fields, self.settings.tag_rules
+                record,
+                self.settings.tag_prefix,
+                self.settings.tag_fields,
+                self.settings.tag_rules,
+                self.settings.exclude_tag_prefixes,
             )
             contacts[hash_] = contact
         return contacts

@@ -10,6 +10,7 @@ still need more than 50 calls.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -27,9 +28,11 @@ from oromc_common.mailchimp import (
 from oromc_common.report import RunReport
 
 from target_mailchimp.client import SEGMENT_MEMBERS_MAX, Audience, email_hash
+from target_mailchimp.mapping import tag_key
 from target_mailchimp.models import Contact, SyncSettings, TagDelta
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
+LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
 class TagWrites:
@@ -116,6 +119,7 @@ class TagWrites:
         ]
         retry: list[TagDelta] = []
         seen: set[str] = set()
+        self.audience.tags_may_have_been_created()
         for result in self.audience.client.run_batch(ops):
             delta = by_id.get(str(result.get("operation_id")))
             if delta is None:
@@ -137,9 +141,9 @@ class TagWrites:
         self._tag_counts(delta.add, delta.remove)
         tags = dict(delta.state.tags)
         for name in delta.add:
-            tags[name.lower()] = name
+            tags[tag_key(name)] = name
         for name in delta.remove:
-            tags.pop(name.lower(), None)
+            tags.pop(tag_key(name), None)
         current = self.audience.members.get(delta.contact.hash) or delta.state
         current.tags = tags
         self.audience.members[delta.contact.hash] = current
@@ -171,29 +175,50 @@ class TagWrites:
         by_tag_add: dict[str, list[Contact]],
         by_tag_remove: dict[str, list[Contact]],
     ) -> None:
-        failed: dict[str, str] = {}
-        names = sorted({*by_tag_add, *by_tag_remove})
-        ids = {name: self.audience.segment_id(name) for name in names if name in by_tag_add}
-        known = self.audience.segments()
-        for name in names:
-            if name not in ids and name.lower() in known:
-                ids[name] = known[name.lower()]
+        """Per tag: ``members_to_add/remove`` (500 a call). Tags are matched by ``tag_key`` (as
+        Mailchimp matches names); an existing tag is reused whatever its case or whoever created it.
+        Members whose tags cannot be resolved to a segment are written per member instead."""
+        ids = self.audience.resolve_tags([*by_tag_add, *by_tag_remove], by_tag_add, self.workers)
+        unresolved = {key for key, seg_id in ids.items() if seg_id is None}
+        fallback = [d for d in deltas if any(tag_key(n) in unresolved for n in (*d.add, *d.remove))]
+        if fallback:
+            LOGGER.info(
+                "%d tag(s) could not be resolved to a segment; writing %d member(s) per member",
+                len(unresolved),
+                len(fallback),
+            )
+        routed = {id(d) for d in fallback}
+        direct = [d for d in deltas if id(d) not in routed]
+        adds: dict[int, list[str]] = defaultdict(list)
+        removes: dict[int, list[str]] = defaultdict(list)
+        for delta in direct:
+            for name in delta.add:
+                adds[_resolved(ids, name)].append(delta.contact.email)
+            for name in delta.remove:
+                removes[_resolved(ids, name)].append(delta.contact.email)
         calls: list[Callable[[], Any]] = []
-        for name, seg_id in ids.items():
-            adds = [c.email for c in by_tag_add.get(name, [])]
-            removes = [c.email for c in by_tag_remove.get(name, [])]
-            for i in range(0, max(len(adds), len(removes)), SEGMENT_MEMBERS_MAX):
-                a, r = adds[i : i + SEGMENT_MEMBERS_MAX], removes[i : i + SEGMENT_MEMBERS_MAX]
+        for seg_id in sorted({*adds, *removes}):
+            a_all, r_all = adds.get(seg_id, []), removes.get(seg_id, [])
+            for i in range(0, max(len(a_all), len(r_all)), SEGMENT_MEMBERS_MAX):
+                a, r = a_all[i : i + SEGMENT_MEMBERS_MAX], r_all[i : i + SEGMENT_MEMBERS_MAX]
                 calls.append(partial(self.audience.update_segment, seg_id, a, r))
+        failed: dict[str, str] = {}
         for response in run_concurrently(calls, self.workers):
             for error in (response or {}).get("errors") or []:
                 for email in error.get("email_addresses") or []:
                     failed[email_hash(str(email))] = str(error.get("error", ""))
-        for delta in deltas:
+        for delta in direct:
             if delta.contact.hash in failed:
                 self._reject(delta.contact.key, "tag_update_failed", failed[delta.contact.hash])
                 continue
             self._tag_applied(delta)
+        self._tags_by_member(fallback)
+
+
+def _resolved(ids: Mapping[str, int | None], name: str) -> int:
+    seg_id = ids[tag_key(name)]
+    assert seg_id is not None  # deltas with unresolved tags were routed per member
+    return seg_id
 
 
 def _tag_body(delta: TagDelta) -> list[dict[str, str]]:

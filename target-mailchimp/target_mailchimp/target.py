@@ -20,6 +20,7 @@ from typing_extensions import override
 from target_mailchimp.client import Audience
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.mapping import (
+    DEFAULT_EXCLUDE_TAG_PREFIXES,
     DEFAULT_MERGE_FIELDS,
     DEFAULT_TAG_FIELDS,
     MERGE_FIELD_TYPES,
@@ -114,6 +115,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.ObjectType(additional_properties=th.StringType),
         default=DEFAULT_TAG_FIELDS,
         description='Contact field -> tag label: {"customer_group": "group"} makes \'<prefix>group:<value>\'; list fields give one tag per item.',
+    ),
+    th.Property(
+        "exclude_tag_prefixes",
+        th.ArrayType(th.StringType),
+        default=list(DEFAULT_EXCLUDE_TAG_PREFIXES),
+        description="Items of list-valued tag fields (the source's tags) starting with one of these prefixes (case-insensitive) become no Mailchimp tag: they belong to another connector, e.g. 'mc:' tags that target-orocommerce mirrors from Mailchimp into OroCommerce, which would otherwise come back as '<prefix>tag:mc:...' (an echo). Members' existing owned tags made from such values are removed.",
     ),
     th.Property(
         "tag_rules",
@@ -349,6 +356,15 @@ class TargetMailchimp(Target):
             tag_prefix=str(cfg.get("tag_prefix") or ""),
             tag_fields=dict(cfg.get("tag_fields") or {}),
             tag_rules=list(cfg.get("tag_rules") or []),
+            exclude_tag_prefixes=[
+                str(p)
+                for p in (
+                    cfg["exclude_tag_prefixes"]
+                    if cfg.get("exclude_tag_prefixes") is not None
+                    else DEFAULT_EXCLUDE_TAG_PREFIXES
+                )
+                if str(p).strip()
+            ],
             erasure_mode=str(cfg.get("erasure_mode") or "archive"),
             is_syncing=bool(cfg.get("is_syncing")),
             tag_write_mode=str(cfg.get("tag_write_mode") or "auto"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +12,11 @@ from target_mailchimp.mapping import (
     coerce_merge_value,
     consent_change,
     desired_tags,
+    excluded_tag_value,
     is_valid_email,
     merge_values_equal,
     new_member_status,
+    tag_key,
 )
 
 
@@ -190,3 +193,45 @@ def test_long_tag_names_are_cut_and_trimmed_like_mailchimp() -> None:
     (tag,) = tags.values()
     assert len(tag) <= 100
     assert tag == tag.strip()
+
+
+def test_values_equal_ignores_form_not_content() -> None:
+    text = MergeFieldSpec("FNAME", "text")
+    nfd = unicodedata.normalize("NFD", "Zoë")
+    assert nfd != "Zoë"
+    assert merge_values_equal(text, nfd, "Zoë")
+    assert merge_values_equal(text, "Anne  Marie ", " Anne Marie")
+    assert not merge_values_equal(text, "anne", "Anne")  # case is content
+    phone = MergeFieldSpec("PHONE", "phone", {"phone_format": "International"})
+    assert merge_values_equal(phone, "+1 (555) 010 0001", "+1 555-010-0001")
+    assert not merge_values_equal(phone, "+1 555-010-0002", "+1 555-010-0001")
+    assert not merge_values_equal(phone, "+1 555-010-0001", "")
+    assert merge_values_equal(phone, "", "")
+    address = MergeFieldSpec("A", "address")
+    addr = {"addr1": "1 Rue Blé", "city": "Paris", "state": "IDF", "zip": "75001"}
+    assert merge_values_equal(
+        address, {**addr, "addr1": unicodedata.normalize("NFD", "1 Rue Blé")}, addr
+    )
+
+
+def test_tag_keys_match_case_composition_and_spacing() -> None:
+    assert tag_key("oro:tag:Über  Kunde") == tag_key(
+        unicodedata.normalize("NFD", "ORO:TAG:über Kunde ")
+    )
+    assert tag_key("oro:tag:A") != tag_key("oro:tag:B")
+
+
+def test_source_tags_with_another_owners_prefix_give_no_tag() -> None:
+    record = {
+        "tags": ["mc:VIP", "MC:Lead", " mc:x", "Reseller", "mcdonalds"],
+        "customer_name": "mc:Acme",
+    }
+    fields = {"tags": "tag", "customer_name": "account"}
+    assert sorted(desired_tags(record, "oro:", fields, [], ["mc:"]).values()) == [
+        "oro:account:mc:Acme",  # a name, not a tag list: kept
+        "oro:tag:Reseller",
+        "oro:tag:mcdonalds",
+    ]
+    assert "oro:tag:mc:VIP" in desired_tags(record, "oro:", fields, [], []).values()
+    assert excluded_tag_value("Mc:VIP", ["x:", "mc:"])
+    assert not excluded_tag_value("VIP", ["mc:", ""])

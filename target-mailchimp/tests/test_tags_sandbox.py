@@ -1,0 +1,156 @@
+"""End-to-end (real sandbox over HTTP): existing tags are reused, other owners' tags never echo, and
+values that only differ in form cause no write."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from oromc_common.mailchimp import MailchimpClient, subscriber_hash
+from oromc_sandbox.testing import RunningSandbox
+
+from .conftest import DOMAIN, contact, member, run_target, singer_lines, writes
+
+ACCOUNT = {"customer_name": "Acme", "customer_group": "Retail"}
+
+
+def _segment_creates(sb: RunningSandbox) -> dict[str, int]:
+    """Answers of ``POST /lists/{id}/segments`` (tag creation) by status since the last reset."""
+    requests: dict[str, dict[str, int]] = sb.stats("mailchimp")["requests"]
+    return requests.get("POST /3.0/lists/{list_id}/segments", {})
+
+
+def test_tag_created_inline_earlier_in_the_run_is_reused_not_recreated(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """Window 2 creates a member with tag ``Second`` inline (batch subscribe) and adds ``SECOND`` to
+    existing members by segment: the segment list read in window 1 is stale by then, and creating
+    the tag again would be refused ("A tag with the name ... already exists") and stop the run."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 5)]))
+    cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "segment"}
+    window_1 = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
+    window_2 = [contact(7, tags=["Second"], **ACCOUNT)] + [
+        contact(i, tags=["First", "SECOND"], **ACCOUNT) for i in range(1, 4)
+    ]
+    sb.reset_stats()
+    target, states = run_target(cfg, singer_lines(window_1 + window_2, state_every=4))
+
+    assert states[-1] == {"n": 8}
+    assert not target.report.rejected_by_reason("contacts")
+    assert _segment_creates(sb) == {
+        "200": 1
+    }  # only "oro:tag:First" was new when written by segment
+    for i in (1, 2, 3):
+        got = member(api, list_id, f"person{i}@{DOMAIN}")
+        assert got is not None
+        assert "oro:tag:Second" in got["all_tags"]
+        assert "oro:tag:First" in got["all_tags"]
+    tags = [t["name"] for t in api.paginate(f"/lists/{list_id}/tag-search", "tags")]
+    assert sorted(n for n in tags if n.lower() == "oro:tag:second") == ["oro:tag:Second"]
+
+
+def test_tag_created_by_someone_else_mid_run_in_other_case_is_reused(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """A tag that appears after the target read the tag list (another run, a person) and differs in
+    case: Mailchimp refuses to create it again; the target finds and reuses it, the run goes on."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 5)]))
+
+    def someone_tags_person_9() -> None:
+        api.post(
+            f"/lists/{list_id}",
+            {"members": [{"email_address": f"person9@{DOMAIN}", "status": "subscribed"}]},
+        )
+        api.post(
+            f"/lists/{list_id}/members/{subscriber_hash(f'person9@{DOMAIN}')}/tags",
+            {"tags": [{"name": "ORO:TAG:Third", "status": "active"}]},
+        )
+
+    cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "segment"}
+    window_1 = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
+    window_2 = [contact(i, tags=["First", "Third"], **ACCOUNT) for i in range(1, 5)]
+    lines = singer_lines(window_1 + window_2, state_every=4)
+    first_line_of_window_2 = 1 + 4 + 1  # SCHEMA, 4 records, STATE
+    target, states = run_target(cfg, lines, {first_line_of_window_2: someone_tags_person_9})
+
+    assert states[-1] == {"n": 8}
+    assert not target.report.rejected_by_reason("contacts")
+    for i in range(1, 5):
+        got = member(api, list_id, f"person{i}@{DOMAIN}")
+        assert got is not None
+        assert "ORO:TAG:Third" in got["all_tags"]
+    assert _summary_count(target, "tags_added") == 8
+
+
+def _summary_count(target: Any, name: str) -> int:
+    return int(target.report.summary()["streams"]["contacts"].get(name, 0))
+
+
+def test_source_tags_of_another_owner_are_not_echoed(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """``mc:`` tags (mirrored from Mailchimp into Oro by target-orocommerce) give no ``oro:tag:mc:``
+    tag; one an older version pushed is removed; ``exclude_tag_prefixes: []`` turns this off."""
+    list_id = config["list_id"]
+    email = f"person1@{DOMAIN}"
+    run_target({**config, "exclude_tag_prefixes": []}, singer_lines([contact(1, tags=["mc:VIP"])]))
+    assert "oro:tag:mc:VIP" in member(api, list_id, email)["all_tags"]  # type: ignore[index]
+
+    records = [
+        contact(1, tags=["mc:VIP", "Reseller"]),
+        contact(2, tags=["MC:Newsletter", "mc: Lead", "Reseller"]),
+    ]
+    target, _ = run_target(config, singer_lines(records))
+    assert member(api, list_id, email)["all_tags"] == [  # type: ignore[index]
+        "oro:account:Account 1",
+        "oro:group:Retail",
+        "oro:tag:Reseller",
+    ]
+    assert member(api, list_id, f"person2@{DOMAIN}")["all_tags"] == [  # type: ignore[index]
+        "oro:account:Account 2",
+        "oro:group:Wholesale",
+        "oro:tag:Reseller",
+    ]
+    assert _summary_count(target, "tags_removed") == 1
+
+    sb.reset_stats()
+    run_target(config, singer_lines(records))
+    assert writes(sb) == 0
+
+
+def test_values_differing_only_in_form_cause_no_write(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """What engagement-sync copies back into the source comes back in another form (phone format,
+    Unicode composition, spacing, tag case): none of that is a change, so a re-run writes nothing."""
+    list_id = config["list_id"]
+    record = contact(1, first_name="Zoë", last_name="Ångström", phone="+1 555-010-0001")
+    record["tags"] = ["Über-Kunde", "Loyalty: gold"]
+    run_target(config, singer_lines([record]))
+    before = member(api, list_id, f"person1@{DOMAIN}")
+    assert before is not None
+
+    echoed = {
+        **record,
+        "first_name": unicodedata.normalize("NFD", "Zoë"),
+        "last_name": " Ångström ",
+        "phone": "+1 (555) 010 0001",
+        "tags": [unicodedata.normalize("NFD", "über-kunde"), "LOYALTY:  GOLD"],
+        "customer_name": "ACCOUNT 1",
+    }
+    sb.reset_stats()
+    target, _ = run_target(config, singer_lines([echoed]))
+    assert writes(sb) == 0
+    assert _summary_count(target, "unchanged") == 1
+    after = member(api, list_id, f"person1@{DOMAIN}")
+    assert after is not None
+    assert after["merge_fields"] == before["merge_fields"]
+    assert after["all_tags"] == before["all_tags"]
+
+    # A real change still goes through, as sent.
+    sb.reset_stats()
+    run_target(config, singer_lines([{**echoed, "phone": "+1 555-010-0002"}]))
+    assert writes(sb) == 1
+    assert member(api, list_id, f"person1@{DOMAIN}")["merge_fields"]["PHONE"] == "+1 555-010-0002"  # type: ignore[index]
