@@ -310,10 +310,6 @@ class EcommerceOrdersStream(_OrderLike):
             th.Property("discount_total", N()),
             th.Property("shipping_total", N()),
             th.Property("processed_at_foreign", DT(), description="Oro createdAt."),
-            th.Property("updated_at_foreign", DT(), description="Oro updatedAt."),
-            th.Property(
-                "cancelled_at_foreign", DT(), description="updatedAt of a cancelled order."
-            ),
             th.Property("oro_identifier", S(), description="Oro order identifier (number)."),
             UPDATED_AT,
         ).to_dict()
@@ -340,8 +336,6 @@ class EcommerceOrdersStream(_OrderLike):
             "discount_total": money(attrs.get("totalDiscountsAmount")),
             "shipping_total": shipping,
             "processed_at_foreign": attrs.get("createdAt"),
-            "updated_at_foreign": attrs.get("updatedAt"),
-            "cancelled_at_foreign": attrs.get("updatedAt") if status == "cancelled" else None,
             "oro_identifier": attrs.get("identifier"),
         }
 

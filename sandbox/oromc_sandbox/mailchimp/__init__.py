@@ -38,6 +38,7 @@ __all__ = [
 def create_store(options: Any, clock: Any, oro_store: Any = None) -> MailchimpStore:
     """Seed a Mailchimp account deterministically from `options.seed` (members from `oro_store`)."""
     store = MailchimpStore(options, clock)
+    store.oro_source = oro_store  # the e-commerce seed mirrors Oro's orders (ecommerce.OroMirror)
     seed_audience(store, options, clock, oro_store)
     if seed_engagement is not None:
         seed_engagement(store, options, clock)

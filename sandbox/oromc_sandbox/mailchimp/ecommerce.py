@@ -108,6 +108,9 @@ ORDER_KEYS = (
 CART_KEYS = ("campaign_id", "checkout_url", "currency_code", "order_total", "tax_total")
 LINE_KEYS = ("product_id", "product_variant_id", "quantity", "price", "discount")
 SEED_STORE_ID = "sandbox-store"
+ORO_ORDER_DAYS = 180  # Oro orders of the last 180 days are in the seeded store ...
+MAX_ORO_ORDERS = 5000  # ... at most this many (memory bound for huge shops)
+ATTRIBUTION_DAYS = 30  # an order this long after a click of a campaign is attributed to it
 SEED_DOMAIN = "shop.example.com"
 PRODUCT_WORDS = (
     ("Safety", "Work", "Heavy-duty", "Industrial", "Premium", "Compact"),
@@ -242,7 +245,11 @@ class EcommerceState:
     # ------------------------------------------------------------------ seeding
 
     def seed_store(self, store: Any, list_id: str, now: float, rng: random.Random) -> Shop:
-        """The sandbox shop tied to the audience, with a small deterministic catalogue."""
+        """The sandbox shop tied to the audience, with a small deterministic catalogue.
+
+        With an Oro store to mirror (``store.oro_source``), the catalogue is Oro's products instead
+        (ids = Oro product ids), as if tap-orocommerce -> target-mailchimp had already synced it.
+        """
         created = float(int(now - 400 * 86400))
         doc = {
             "id": SEED_STORE_ID,
@@ -263,6 +270,15 @@ class EcommerceState:
         }
         shop = Shop(doc=doc)
         self.shops[SEED_STORE_ID] = shop
+        oro = OroMirror.of(store)
+        if oro is not None:
+            for product in oro.products():
+                shop.products[product["id"]] = {
+                    **product,
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            return shop
         n = 0
         for adjective in PRODUCT_WORDS[0]:
             for noun in PRODUCT_WORDS[1]:
@@ -306,9 +322,16 @@ class EcommerceState:
     def seed_orders(
         self, state: EngagementState, store: Any, now: float, rng: random.Random
     ) -> None:
-        """Orders from clickers of sent campaigns (attributed) and some unattributed ones."""
+        """Orders from clickers of sent campaigns (attributed) and some unattributed ones.
+
+        With an Oro store to mirror, the orders are Oro's (see :meth:`seed_oro_orders`).
+        """
         shop = self.shops.get(SEED_STORE_ID)
         if shop is None or not shop.products:
+            return
+        oro = OroMirror.of(store)
+        if oro is not None:
+            self.seed_oro_orders(state, store, shop, oro, now)
             return
         list_id = shop.doc["list_id"]
         products = list(shop.products.values())
@@ -392,6 +415,181 @@ class EcommerceState:
         order["processed_at_foreign"] = format_epoch(at)
         order["order_url"] = f"https://{SEED_DOMAIN}/customer/order/view/{order_id}"
         shop.orders[order_id] = order
+
+    def seed_oro_orders(
+        self, state: EngagementState, store: Any, shop: Shop, oro: OroMirror, now: float
+    ) -> None:
+        """The Oro orders of the last ``ORO_ORDER_DAYS`` days placed by audience members (at most
+        ``MAX_ORO_ORDERS``, newest first), with Oro's ids, customers, lines and totals, as an
+        earlier sync would have pushed them. An order is attributed to a campaign when its buyer
+        clicked that campaign at most ``ATTRIBUTION_DAYS`` before placing it (last click wins), so
+        conversions can be matched back to Oro orders by id.
+        """
+        list_id = shop.doc["list_id"]
+        clicks: dict[str, list[tuple[float, str]]] = {}
+        for campaign in state.campaigns.values():
+            events = campaign.events
+            if events is None:
+                continue
+            for e in range(events.visible(now)):
+                if events.kind[e] == 1:  # CLICK
+                    hash_ = campaign.recipients[events.who[e]]
+                    clicks.setdefault(hash_, []).append((events.ts[e], campaign.id))
+        window = ATTRIBUTION_DAYS * 86400
+        for order in oro.recent_orders(now - ORO_ORDER_DAYS * 86400, MAX_ORO_ORDERS):
+            email = order.pop("_email")
+            member = store.get_member(list_id, subscriber_hash(email))
+            if member is None:
+                continue
+            created = order["created_at"]
+            hits = [
+                (ts, cid)
+                for ts, cid in clicks.get(member["id"], ())
+                if ts <= created <= ts + window
+            ]
+            order["campaign_id"] = max(hits)[1] if hits else ""
+            cid = order["customer_id"]
+            if cid not in shop.customers:
+                shop.customers[cid] = {
+                    **order.pop("_customer"),
+                    "email_address": email,
+                    "opt_in_status": member["status"] == "subscribed",
+                    "address": dict.fromkeys(ADDRESS_KEYS, ""),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            order.pop("_customer", None)
+            shop.orders[order["id"]] = order
+
+
+class OroMirror:
+    """Read access to the Oro sandbox store, shaped the way tap-orocommerce emits it."""
+
+    def __init__(self, oro_store: Any) -> None:
+        self.tables: dict[str, Any] = oro_store.tables
+
+    @classmethod
+    def of(cls, store: Any) -> OroMirror | None:
+        """The mirror of the Oro store this Mailchimp store was seeded next to (None if none)."""
+        oro_store = getattr(store, "oro_source", None)
+        tables = getattr(oro_store, "tables", None)
+        if not isinstance(tables, dict) or "orders" not in tables or "products" not in tables:
+            return None
+        return cls(oro_store)
+
+    def products(self) -> list[dict[str, Any]]:
+        """Every Oro product as a Mailchimp product with one default variant (id = product id)."""
+        out = []
+        products = self.tables["products"]
+        for pid in products.ids():
+            rec = products.get(pid)
+            if rec is None:
+                continue
+            title = str(rec.get("_name") or rec.get("sku"))
+            out.append(
+                {
+                    "id": str(pid),
+                    "title": title,
+                    "handle": "",
+                    "url": "",
+                    "description": "",
+                    "type": str(rec.get("type") or ""),
+                    "vendor": "",
+                    "image_url": "",
+                    "variants": [
+                        {
+                            "id": str(pid),
+                            "title": title,
+                            "url": "",
+                            "sku": str(rec.get("sku") or ""),
+                            "price": float(rec.get("_price") or 0),
+                            "inventory_quantity": 0,
+                            "image_url": "",
+                            "backorders": "false",
+                            "visibility": "visible",
+                        }
+                    ],
+                    "images": [],
+                    "published_at_foreign": format_epoch(rec.get("createdAt")),
+                }
+            )
+        return out
+
+    def recent_orders(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """Orders created at or after ``since`` (newest first, at most ``limit``), Mailchimp-shaped."""
+        orders = self.tables["orders"]
+        created = orders.cols["createdAt"]
+        ids = sorted(
+            (rid for rid in orders.ids() if created[rid - 1] >= since),
+            key=lambda rid: (-created[rid - 1], rid),
+        )[:limit]
+        out = []
+        for rid in ids:
+            order = self._order(rid)
+            if order is not None:
+                out.append(order)
+        return out
+
+    def _order(self, rid: int) -> dict[str, Any] | None:
+        rec = self.tables["orders"].get(rid)
+        users = self.tables["customerusers"]
+        uid = rec.get("customerUser") if rec else None
+        user = users.get(uid) if isinstance(uid, int) else None
+        if rec is None or user is None or not user.get("email"):
+            return None
+        lines = []
+        items = self.tables["orderlineitems"]
+        for iid in items.children("orders", rid):
+            item = items.get(iid)
+            if item is None or not item.get("product"):
+                continue
+            lines.append(
+                {
+                    "id": str(iid),
+                    "product_id": str(item["product"]),
+                    "product_variant_id": str(item["product"]),
+                    "quantity": int(float(item.get("quantity") or 1)),
+                    "price": float(item.get("value") or 0),
+                    "discount": 0,
+                }
+            )
+        if not lines:
+            return None
+        account = self.tables["customers"].get(rec.get("customer") or 0) or {}
+        at = float(rec.get("createdAt") or 0)
+        status = rec.get("internalStatus")
+        shipping = rec.get("overriddenShippingCostAmount") or rec.get("estimatedShippingCostAmount")
+        order = _new_order(
+            str(rid),
+            str(uid),
+            str(rec.get("currency") or "USD"),
+            float(rec.get("totalValue") or 0),
+            lines,
+            at,
+        )
+        order.update(
+            {
+                "financial_status": {"closed": "paid", "cancelled": "cancelled"}.get(
+                    str(status), "pending"
+                ),
+                "fulfillment_status": "shipped" if status == "closed" else "",
+                "discount_total": float(rec.get("totalDiscountsAmount") or 0),
+                "shipping_total": float(shipping or 0),
+                "processed_at_foreign": format_epoch(at),
+                "updated_at_foreign": format_epoch(rec.get("updatedAt")),
+                "cancelled_at_foreign": format_epoch(rec.get("updatedAt"))
+                if status == "cancelled"
+                else "",
+                "_email": str(user["email"]),
+                "_customer": {
+                    "id": str(uid),
+                    "company": str(account.get("name") or ""),
+                    "first_name": str(user.get("firstName") or ""),
+                    "last_name": str(user.get("lastName") or ""),
+                },
+            }
+        )
+        return order
 
 
 def _new_order(

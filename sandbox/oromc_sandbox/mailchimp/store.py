@@ -71,6 +71,7 @@ class MailchimpStore:
     def __init__(self, options: Any, clock: Any) -> None:
         self.options = options
         self.clock = clock
+        self.oro_source: Any = None  # the Oro store seeded next to this one (e-commerce seed)
         seed = int(getattr(options, "seed", 42))
         self.dc: str = str(getattr(options, "mailchimp_dc", "us21"))
         self.api_secret: str = short_id("api-key", seed, length=32)
