@@ -29,7 +29,7 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory,
 
 ACTIVITY_TYPES = ("send", "open", "click", "soft_bounce", "hard_bounce", "unsubscribe")
 FIRST_ONLY_TYPES = frozenset({"open", "click"})
+ONE_PER_MEMBER_TYPES = frozenset({"send", "unsubscribe"})
 EVERY_EVENT = "every_event"
 FIRST_PER_ACTION = "first_per_action"
 
@@ -76,6 +77,9 @@ class ActivityIntent:
     action_date: datetime
     url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Member-status unsubscribes only: the member's latest opt-in (``timestamp_opt``). An
+    # unsubscribe of ours dated at or after it already records this opt-out.
+    opted_in_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -100,8 +104,14 @@ class ActivityIntent:
 
         A ``send`` happens once per member and campaign, so its key never includes a time (the
         send time may come from the campaign or, failing that, from the Oro campaign's date).
+        An ``unsubscribe`` is one per member and campaign-or-none, whatever its exact second
+        (Mailchimp's report time and the member's ``last_changed`` differ, and ``last_changed``
+        moves whenever anything about the member changes); see :meth:`ActivityWriter.write` for
+        how the member-status opt-out and the report row become one activity.
         """
-        if self.type == "send" or (granularity == FIRST_PER_ACTION and self.type in FIRST_ONLY_TYPES):
+        if self.type in ONE_PER_MEMBER_TYPES or (
+            granularity == FIRST_PER_ACTION and self.type in FIRST_ONLY_TYPES
+        ):
             return "F:" + self.first_key
         return "E:" + self.key
 
@@ -236,6 +246,17 @@ def _record_key(record: Mapping[str, Any], when: datetime, kind: str) -> str:
     return f"{record.get('campaign_id')}/{record.get('email_id') or '?'}/{kind}/{format_oro_datetime(when)}"
 
 
+@dataclass
+class Unsubscribe:
+    """One ``unsubscribe`` activity this connector wrote (read back from Oro or just created)."""
+
+    activity_id: str | None
+    when: datetime
+    campaign_code: str | None
+    resubscribed_at: datetime | None = None
+    payload: dict[str, Any] | None = None  # the ``details`` JSON (re-subscribes add to it)
+
+
 class ActivityLedger:
     """Which Mailchimp activities Oro already holds (keys read from ``details``)."""
 
@@ -247,6 +268,7 @@ class ActivityLedger:
         self._windows: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
         self._lock = threading.Lock()
         self.lookup_calls = 0
+        self._unsubscribes: dict[str, list[Unsubscribe]] | None = None
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
@@ -283,6 +305,65 @@ class ActivityLedger:
         with self._lock:
             self._windows[campaign_id].append((start, end))
 
+    # -- unsubscribes: one per member and opt-out ------------------------------------------------
+    def ensure_unsubscribes(self) -> dict[str, list[Unsubscribe]]:
+        """Every ``unsubscribe`` activity this connector wrote, by customer user id (once per run).
+
+        One list call (``filter[marketingActivityType]=unsubscribe``, paged): opt-outs are few
+        compared with opens and sends, and consent needs them per person, not per time window.
+        """
+        with self._lock:
+            if self._unsubscribes is not None:
+                return self._unsubscribes
+        found: dict[str, list[Unsubscribe]] = defaultdict(list)
+        keys: list[str] = []
+        params = {"filter[marketingActivityType]": "unsubscribe", "page[size]": str(self.page_size), "sort": "id"}
+        self.lookup_calls += 1
+        for resource in self.writer.iter_resources("marketingactivities", params):
+            payload = _our_details(resource)
+            entity = ((resource.get("relationships") or {}).get("entity") or {}).get("data") or {}
+            when = _utc((resource.get("attributes") or {}).get("actionDate"))
+            if payload is None or entity.get("type") != "customerusers" or when is None:
+                continue
+            keys.extend(keys_of(resource))
+            found[str(entity.get("id"))].append(
+                Unsubscribe(
+                    activity_id=str(resource.get("id")),
+                    when=when,
+                    campaign_code=payload.get("campaign_id") or None,
+                    resubscribed_at=_utc(payload.get("resubscribed_at")),
+                    payload=payload,
+                )
+            )
+        with self._lock:
+            self._keys.update(keys)
+            if self._unsubscribes is None:
+                self._unsubscribes = found
+            return self._unsubscribes
+
+    def unsubscribes_of(self, user_id: str) -> list[Unsubscribe]:
+        """This connector's unsubscribe activities on one customer user."""
+        return list(self.ensure_unsubscribes().get(user_id, ()))
+
+    def opt_out_recorded(self, user_id: str, since: datetime | None, *, campaign_only: bool | None = None) -> bool:
+        """True when an unsubscribe of ours on ``user_id`` is dated at or after ``since``.
+
+        ``since`` None = any. ``campaign_only`` True/False restricts to report rows (with a
+        campaign) / member-status opt-outs (without one).
+        """
+        for item in self.unsubscribes_of(user_id):
+            if campaign_only is not None and (item.campaign_code is not None) != campaign_only:
+                continue
+            if since is None or item.when >= since:
+                return True
+        return False
+
+    def note_unsubscribe(self, user_id: str, item: Unsubscribe) -> None:
+        """Remember an unsubscribe activity created in this run."""
+        registry = self.ensure_unsubscribes()
+        with self._lock:
+            registry.setdefault(user_id, []).append(item)
+
     def recheck(self, campaign_id: str | None, when: datetime, key: str) -> bool:
         """Ask Oro again whether ``key`` exists (used before retrying an ambiguous create)."""
         params = {"filter[actionDate]": format_oro_datetime(when)}
@@ -301,16 +382,24 @@ class ActivityLedger:
             self._keys.update(found)
 
 
-def keys_of(resource: Mapping[str, Any]) -> list[str]:
-    """Dedupe keys of an Oro marketing activity written by this target (``[]`` for others)."""
+def _our_details(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``details`` JSON of an activity this target wrote, else None."""
     details = (resource.get("attributes") or {}).get("details")
     if not isinstance(details, str) or '"mailchimp"' not in details:
-        return []
+        return None
     try:
         payload = json.loads(details)
     except ValueError:
-        return []
+        return None
     if not isinstance(payload, dict) or payload.get("source") != "mailchimp" or not payload.get("key"):
+        return None
+    return payload
+
+
+def keys_of(resource: Mapping[str, Any]) -> list[str]:
+    """Dedupe keys of an Oro marketing activity written by this target (``[]`` for others)."""
+    payload = _our_details(resource)
+    if payload is None:
         return []
     kind = payload.get("action")
     first = f"F:{kind}|{payload.get('campaign_id') or ''}|{payload.get('email_id') or ''}"
@@ -343,6 +432,10 @@ class ActivityWriter:
         batch_mode: str = "auto",
         page_size: int = 500,
     ) -> None:
+        # Called with the new opt-outs (intent, customer user id) before their unsubscribe
+        # activities are created; returns the indexes that failed (already rejected). Set by
+        # the member sync so that every unsubscribe activity means "the lists are done too".
+        self.before_opt_outs: Callable[[list[tuple[ActivityIntent, str]]], set[int]] | None = None
         self.types = frozenset(ACTIVITY_TYPES if types is None else types)
         self.writer = writer
         self.customers = customers
@@ -391,8 +484,18 @@ class ActivityWriter:
             ready.append((key, intent, user.id))
         # 3. What does Oro already hold?
         self._prepare_ledger([(k, i) for k, i, _ in ready], campaign_ids)
+        reported: dict[str, list[datetime]] = defaultdict(list)  # report-row unsubscribes here
+        for _, intent, user_id in ready:
+            if intent.type == "unsubscribe" and intent.campaign_code:
+                reported[user_id].append(intent.action_date)
         todo = []
         for key, intent, user_id in ready:
+            if intent.type == "unsubscribe":
+                if self._opt_out_recorded(key, intent, user_id, reported.get(user_id, [])):
+                    outcome.duplicates += 1
+                else:
+                    todo.append((key, intent, user_id))
+                continue
             if key in self.ledger:
                 if key.startswith("F:") and f"E:{intent.key}" not in self.ledger:
                     outcome.skipped_granularity += 1  # Oro holds an earlier event of this kind
@@ -400,16 +503,58 @@ class ActivityWriter:
                     outcome.duplicates += 1  # this very event is already in Oro
                 continue
             todo.append((key, intent, user_id))
-        # 4. Create.
+        # 4. Opt-outs: the marketing lists first (the activity is the anchor), then create.
+        opt_outs = [(n, i, u) for n, (_, i, u) in enumerate(todo) if i.type == "unsubscribe"]
+        if opt_outs and self.before_opt_outs is not None:
+            failed = self.before_opt_outs([(i, u) for _, i, u in opt_outs])
+            skip = {opt_outs[f][0] for f in failed}
+            todo = [item for n, item in enumerate(todo) if n not in skip]
         outcome.created = self._create(todo, campaign_ids)
         outcome.created_records = {i.record_key for k, i, _ in todo if k in self.ledger}
         return outcome
+
+    def _opt_out_recorded(
+        self, key: str, intent: ActivityIntent, user_id: str, reported: Sequence[datetime]
+    ) -> bool:
+        """Is this opt-out already an unsubscribe activity in Oro (or in this very batch)?
+
+        One opt-out, two sightings: the campaign report row (with the campaign and the real
+        time) and the member's status (no campaign; ``last_changed``, which moves whenever the
+        member changes). A report row is new unless its campaign already has our unsubscribe for
+        this person, or a member-status unsubscribe dated at or after it exists. A member-status
+        opt-out is new unless an unsubscribe of ours (either kind) is dated at or after the
+        member's latest opt-in (``timestamp_opt``; unknown = any), so a re-subscribe followed by a
+        new opt-out is recorded again, and the target does not depend on the exact second.
+        """
+        if intent.campaign_code:
+            return key in self.ledger or self.ledger.opt_out_recorded(
+                user_id, intent.action_date, campaign_only=False
+            )
+        since = intent.opted_in_at
+        if any(since is None or when >= since for when in reported):
+            return True  # the report row of this batch carries the campaign: it wins
+        return self.ledger.opt_out_recorded(user_id, since)
+
+    def _note_created(self, intent: ActivityIntent, user_id: str, activity_id: str | None) -> None:
+        if intent.type == "unsubscribe":
+            self.ledger.note_unsubscribe(
+                user_id,
+                Unsubscribe(
+                    activity_id,
+                    intent.action_date,
+                    intent.campaign_code or None,
+                    payload=json.loads(intent.details()),
+                ),
+            )
 
     def _prepare_ledger(
         self, items: Sequence[tuple[str, ActivityIntent]], campaign_ids: Mapping[str, str]
     ) -> None:
         windows: dict[str | None, list[datetime]] = defaultdict(list)
         for key, intent in items:
+            if intent.type == "unsubscribe":
+                self.ledger.ensure_unsubscribes()
+                continue
             scope = self._scope(intent, campaign_ids)
             if key.startswith("F:") and scope is not None:
                 self.ledger.ensure_campaign(scope)
@@ -459,13 +604,14 @@ class ActivityWriter:
         def post(key: str, intent: ActivityIntent, user_id: str) -> bool:
             scope = self._scope(intent, campaign_ids)
             body = {"data": self._body(intent, user_id, campaign_ids.get(intent.campaign_code or ""))}
-            self.writer.call(
+            response = self.writer.call(
                 "POST",
                 "marketingactivities",
                 body=body,
                 verify=lambda: self.ledger.recheck(scope, intent.action_date, key),
             )
             self.ledger.add(key)
+            self._note_created(intent, user_id, _created_id(response, None))
             return True
 
         results = self.writer.run_parallel([functools.partial(post, k, i, u) for k, i, u in todo])
@@ -536,8 +682,9 @@ class ActivityWriter:
             # either way the records land, and a replay's ledger lookup sees them.
             with self._lock:
                 self.batch_supported = True
-            for key, _, _ in chunk:
+            for index, (key, intent, user_id) in enumerate(chunk):
                 self.ledger.add(key)
+                self._note_created(intent, user_id, _created_id(response, index))
             return len(chunk)
         return 0
 
@@ -547,6 +694,19 @@ class ActivityWriter:
             detail = _errors_for_index(exc, index) or detail
         field = _first_pointer(exc, index)
         self.report.reject(intent.stream, intent.record_key, f"oro_{exc.status}", detail, field)
+
+
+def _created_id(response: object, index: int | None) -> str | None:
+    """Id of a created record in a response (``index`` into a Batch API answer), if readable."""
+    if not isinstance(response, requests.Response):
+        return None
+    try:
+        data = response.json().get("data")
+    except ValueError:
+        return None
+    if index is not None:
+        data = data[index] if isinstance(data, list) and index < len(data) else None
+    return str(data["id"]) if isinstance(data, dict) and data.get("id") is not None else None
 
 
 def _pointer_index(pointer: str) -> int | None:

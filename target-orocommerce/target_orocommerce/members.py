@@ -14,6 +14,7 @@ Per batch of members the target
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from oromc_common.oro import OroClientError, build_filters, parse_oro_datetime, relationship_id
+from oromc_common.oro import (
+    OroClientError,
+    build_filters,
+    format_oro_datetime,
+    parse_oro_datetime,
+    relationship_id,
+)
 from oromc_common.report import RunReport
 
-from target_orocommerce.activities import ActivityIntent, ActivityWriter, keys_of
+from target_orocommerce.activities import ActivityIntent, ActivityWriter, Unsubscribe
 from target_orocommerce.bulk import BulkUpdater, Update
 from target_orocommerce.client import SYNC_BATCH_LIMIT, OroWriter, all_error_details
 from target_orocommerce.lookups import (
@@ -92,6 +99,14 @@ class MemberRow:
     opted_in_at: datetime | None = None
     user: CustomerUserView | None = None
     wrote: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _ReportOptOut:
+    """An opt-out first seen as a campaign report row (for marketing-list calls and rejects)."""
+
+    record_key: str
+    stream: str
 
 
 class MemberError(ValueError):
@@ -175,7 +190,9 @@ class MemberSync:
         self.users = BulkUpdater(writer, "customerusers", batch_mode=batch_mode)
         self.addresses = BulkUpdater(writer, "customeruseraddresses", batch_mode=batch_mode)
         self._warned_tags = False
-        self._unsubscribed_at: dict[str, datetime] | None = None
+        self._pending: list[ActivityIntent] = []
+        self._listed: set[tuple[str, str]] = set()  # (action, customer user id) done this run
+        activities.before_opt_outs = self.opt_outs_from_reports
 
     # -- entry point ----------------------------------------------------------------------
     def process(self, rows: Sequence[MemberRow]) -> None:
@@ -409,96 +426,139 @@ class MemberSync:
 
     # -- consent --------------------------------------------------------------------------
     def _write_consent(self, members: list[MemberRow]) -> None:
-        """Opt-outs: marketing-list unsubscribe first, then the ``unsubscribe`` activity.
+        """Opt-outs and re-subscribes; nothing at all for opt-outs Oro already records.
 
-        The list write comes first so that a kill between the two is repaired by the replay: the
-        activity (the dedupe anchor) is only created once the list side is done.
+        An opt-out is new when Oro holds no unsubscribe activity of ours dated at or after the
+        member's latest opt-in (``timestamp_opt``). For a new one the marketing-list unsubscribe is
+        sent now and the ``unsubscribe`` activity (the anchor: it means "lists done") is queued
+        until :meth:`flush_consent`, which runs before the next state message: by then a campaign
+        report row for the same opt-out, read later in the same run, has written the activity
+        *with* its campaign, and the member-status one is skipped.
         """
-        opted_out = [m for m in members if m.user is not None and m.status in OPTED_OUT]
+        ledger = self.activities.ledger
+        fresh: list[MemberRow] = []
+        for member in members:
+            if member.user is None or member.status not in OPTED_OUT:
+                continue
+            if ledger.opt_out_recorded(member.user.id, member.opted_in_at):
+                self.report.count(self.stream, "opt_out_already_in_oro")
+                continue
+            fresh.append(member)
         if self.settings.marketing_list_ids:
-            tasks = [(m, "unsubscribe", lid) for m in opted_out for lid in self.settings.marketing_list_ids]
-            tasks += [(m, "subscribe", lid) for m in self._resubscribed(members) for lid in self.settings.marketing_list_ids]
-            self._marketing_lists(tasks)
-        intents = [
-            ActivityIntent(
-                stream=self.stream,
-                record_key=member.record_key,
-                type="unsubscribe",
-                email=member.email,
-                email_id=member.email_id or "",
-                campaign_code=None,
-                list_id=member.list_id,
-                action_date=member.last_changed,
-                extra={"status": member.status},
+            failed = self._lists_for([(m, m.user.id) for m in fresh if m.user], "unsubscribe")
+            fresh = [m for m in fresh if m.record_key not in failed]
+            self._resubscribe([m for m in members if m.user is not None and m.status == "subscribed"])
+        for member in fresh:
+            if member.last_changed is None:
+                continue
+            self._pending.append(
+                ActivityIntent(
+                    stream=self.stream,
+                    record_key=member.record_key,
+                    type="unsubscribe",
+                    email=member.email,
+                    email_id=member.email_id or "",
+                    campaign_code=None,
+                    list_id=member.list_id,
+                    action_date=member.last_changed,
+                    extra={"status": member.status},
+                    opted_in_at=member.opted_in_at,
+                )
             )
-            for member in opted_out
-            if member.last_changed is not None
-        ]
-        if intents:
-            outcome = self.activities.write(intents)
-            if outcome.created:
-                self.report.count(self.stream, "unsubscribe_activities_created", outcome.created)
-            for member in opted_out:
-                if member.record_key in outcome.created_records:
-                    member.wrote.add("consent_activity")
-                assert member.user is not None
-                if member.last_changed is not None:
-                    self._note_unsubscribe(member.user.id, member.last_changed)
 
-    def _resubscribed(self, members: list[MemberRow]) -> list[MemberRow]:
-        """Subscribed members whose opt-in is newer than an unsubscribe *this connector* wrote.
+    def flush_consent(self) -> None:
+        """Create the queued member-status ``unsubscribe`` activities (before state is emitted)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        outcome = self.activities.write(pending)
+        if outcome.created:
+            self.report.count(self.stream, "unsubscribe_activities_created", outcome.created)
+        if outcome.duplicates:
+            self.report.count(self.stream, "opt_out_recorded_by_campaign_report", outcome.duplicates)
 
-        Only our own opt-outs are reversed: an unsubscribe made in Oro (no Mailchimp activity) is
-        never undone from Mailchimp, and a member that never opted out costs no call.
+    def opt_outs_from_reports(self, items: list[tuple[ActivityIntent, str]]) -> set[int]:
+        """Marketing lists for opt-outs first seen as campaign report rows (``unsubscribes``)."""
+        if not self.settings.marketing_list_ids:
+            return set()
+        rows = [_ReportOptOut(i.record_key, i.stream) for i, _ in items]
+        failed = self._lists_for([(r, uid) for r, (_, uid) in zip(rows, items, strict=True)], "unsubscribe")
+        return {n for n, r in enumerate(rows) if r.record_key in failed}
+
+    def _resubscribe(self, subscribed: list[MemberRow]) -> None:
+        """Reverse *our* opt-outs for members whose opt-in is newer, once.
+
+        Only opt-outs this connector wrote are reversed (an unsubscribe made in Oro is never undone
+        from Mailchimp), a member that never opted out costs no call, and after the list calls the
+        latest unsubscribe activity's ``details`` get ``resubscribed_at`` (the anchor), so the same
+        re-subscribe is not sent again when the member is read again.
         """
-        subscribed = [m for m in members if m.user is not None and m.status == "subscribed"]
-        if not subscribed:
-            return []
-        known = self._our_unsubscribes()
-        out = []
+        ledger = self.activities.ledger
+        todo: list[tuple[MemberRow, Unsubscribe]] = []
         for member in subscribed:
             assert member.user is not None
-            since = known.get(member.user.id)
+            ours = ledger.unsubscribes_of(member.user.id)
             opted_in = member.opted_in_at or member.last_changed
-            if since is not None and opted_in is not None and opted_in > since:
-                out.append(member)
-        return out
+            if not ours or opted_in is None:
+                continue
+            latest = max(ours, key=lambda u: u.when)
+            done = max((u.resubscribed_at for u in ours if u.resubscribed_at), default=None)
+            if opted_in > latest.when and (done is None or opted_in > done):
+                todo.append((member, latest))
+        if not todo:
+            return
+        failed = self._lists_for([(m, m.user.id) for m, _ in todo if m.user], "subscribe")
+        for member, latest in todo:
+            if member.record_key in failed:
+                continue
+            self._mark_resubscribed(member, latest)
 
-    def _our_unsubscribes(self) -> dict[str, datetime]:
-        """Customer user id -> time of the latest ``unsubscribe`` activity this connector wrote."""
-        if self._unsubscribed_at is None:
-            found: dict[str, datetime] = {}
-            params = {"filter[marketingActivityType]": "unsubscribe", "page[size]": "500", "sort": "id"}
-            for activity in self.writer.iter_resources("marketingactivities", params):
-                entity = ((activity.get("relationships") or {}).get("entity") or {}).get("data") or {}
-                when = _utc((activity.get("attributes") or {}).get("actionDate"))
-                if entity.get("type") == "customerusers" and when is not None and keys_of(activity):
-                    uid = str(entity.get("id"))
-                    found[uid] = max(when, found.get(uid, when))
-            self._unsubscribed_at = found
-        return self._unsubscribed_at
+    def _mark_resubscribed(self, member: MemberRow, latest: Unsubscribe) -> None:
+        opted_in = member.opted_in_at or member.last_changed
+        assert opted_in is not None
+        latest.resubscribed_at = opted_in
+        if latest.activity_id is None or latest.payload is None:
+            self.report.count(self.stream, "resubscribe_anchor_missing")
+            return
+        latest.payload["resubscribed_at"] = format_oro_datetime(opted_in)
+        details = json.dumps(latest.payload, sort_keys=True, separators=(",", ":"))
+        body = {"data": {"type": "marketingactivities", "id": latest.activity_id, "attributes": {"details": details}}}
+        try:
+            self.writer.call("PATCH", f"marketingactivities/{latest.activity_id}", body=body)
+        except OroClientError as exc:
+            self._reject_oro(member, exc)
 
-    def _note_unsubscribe(self, user_id: str, when: datetime) -> None:
-        known = self._our_unsubscribes()
-        known[user_id] = max(when, known.get(user_id, when))
+    def _lists_for(self, rows: Sequence[tuple[Any, str]], action: str) -> set[str]:
+        """(Un)subscribe customer users in every configured list once per run; failed record keys."""
+        tasks: list[tuple[Any, str, str, int]] = []
+        for row, user_id in rows:
+            if (action, user_id) in self._listed:
+                continue
+            self._listed.add((action, user_id))
+            tasks.extend((row, action, user_id, lid) for lid in self.settings.marketing_list_ids)
+        return self._marketing_lists(tasks)
 
-    def _marketing_lists(self, tasks: list[tuple[MemberRow, str, int]]) -> None:
+    def _marketing_lists(self, tasks: list[tuple[Any, str, str, int]]) -> set[str]:
         results = self.writer.run_parallel([functools.partial(self._marketing_list, *t) for t in tasks])
-        for (member, action, _), result in zip(tasks, results, strict=True):
+        failed: set[str] = set()
+        for (row, action, _, _), result in zip(tasks, results, strict=True):
+            stream = getattr(row, "stream", self.stream)
             if isinstance(result, OroClientError):
-                self._reject_oro(member, result)
+                failed.add(row.record_key)
+                self._reject_oro(row, result)
             elif isinstance(result, BaseException):
                 raise result
             elif result:
-                member.wrote.add(action)
-                self.report.count(self.stream, f"marketing_list_{action}d")
+                if isinstance(row, MemberRow):
+                    row.wrote.add(action)
+                self.report.count(stream, f"marketing_list_{action}d")
             else:
-                self.report.count(self.stream, f"marketing_list_already_{action}d")
+                self.report.count(stream, f"marketing_list_already_{action}d")
+        return failed
 
-    def _marketing_list(self, member: MemberRow, action: str, list_id: int) -> bool:
+    def _marketing_list(self, row: Any, action: str, user_id: str, list_id: int) -> bool:
         """Old REST (un)subscribe; returns True when it changed something."""
-        assert member.user is not None
-        path = f"rest/latest/marketinglist/{list_id}/{action}/{member.user.id}"
+        path = f"rest/latest/marketinglist/{list_id}/{action}/{user_id}"
         # unsubscribe: 400 = already unsubscribed; subscribe: 404 = not unsubscribed (some versions).
         expected_noop = 400 if action == "unsubscribe" else 404
         response = self.writer.call(
@@ -513,11 +573,12 @@ class MemberSync:
     def _reject_update(self, member: Any, detail: str, pointer: str | None) -> None:
         self.report.reject(self.stream, member.record_key, "oro_validation", detail, pointer)
 
-    def _reject_oro(self, member: MemberRow, exc: OroClientError) -> None:
+    def _reject_oro(self, member: Any, exc: OroClientError) -> None:
         pointer = None
         for error in exc.errors:
             source = error.get("source")
             if isinstance(source, Mapping) and source.get("pointer"):
                 pointer = str(source["pointer"])
                 break
-        self.report.reject(self.stream, member.record_key, f"oro_{exc.status}", all_error_details(exc), pointer)
+        stream = getattr(member, "stream", self.stream)
+        self.report.reject(stream, member.record_key, f"oro_{exc.status}", all_error_details(exc), pointer)

@@ -172,8 +172,17 @@ class TargetOroCommerce(Target):
             self.drain_all()
 
     @override
+    def _write_state_message(self, state: dict[str, Any]) -> None:
+        # Queued member-status opt-outs are written before the state that covers them.
+        if self._services is not None:
+            self._services.members.flush_consent()
+        super()._write_state_message(state)
+
+    @override
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        if self._services is not None:
+            self._services.members.flush_consent()
         self._finish(failed=False)
 
     def _finish(self, *, failed: bool) -> None:
