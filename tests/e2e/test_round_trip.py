@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from e2e_harness import Project
-from pipelines import write_counts
 
 NEW_EMAIL = "zoe.angstrom@example.org"
 
@@ -149,18 +148,3 @@ def test_name_from_mailchimp_and_phone_from_oro(project: Project) -> None:
     )
     project.run("audience-sync")
     assert mc.member(email)["merge_fields"]["PHONE"] == "+1 555-0100-77"
-
-
-def test_no_echo_loop(project: Project) -> None:
-    """After a full cycle with no new changes, two more cycles write nothing on either side."""
-    project.run("audience-sync")
-    project.run("engagement-sync")
-    for cycle in (2, 3):
-        project.sandbox.reset_stats()
-        project.run("audience-sync")
-        project.run("engagement-sync")
-        oro_writes = write_counts(project.sandbox.stats("oro"))
-        mc_writes = write_counts(project.sandbox.stats("mailchimp"))
-        assert (oro_writes, mc_writes) == (0, 0), (
-            f"cycle {cycle} wrote Oro={oro_writes} Mailchimp={mc_writes}"
-        )
