@@ -414,6 +414,7 @@ class WriteOutcome:
     duplicates: int = 0
     skipped_granularity: int = 0
     skipped_type: int = 0
+    enriched: int = 0  # member-status unsubscribes given the campaign of their report row
     created_records: set[str] = field(default_factory=set)
 
 
@@ -491,10 +492,16 @@ class ActivityWriter:
         todo = []
         for key, intent, user_id in ready:
             if intent.type == "unsubscribe":
-                if self._opt_out_recorded(key, intent, user_id, reported.get(user_id, [])):
-                    outcome.duplicates += 1
-                else:
+                found = self._opt_out_recorded(key, intent, user_id, reported.get(user_id, []))
+                if found is None:
                     todo.append((key, intent, user_id))
+                elif isinstance(found, Unsubscribe):
+                    if self._enrich(key, intent, found, campaign_ids):
+                        outcome.enriched += 1
+                    else:
+                        outcome.duplicates += 1  # recorded, without the campaign
+                else:
+                    outcome.duplicates += 1
                 continue
             if key in self.ledger:
                 if key.startswith("F:") and f"E:{intent.key}" not in self.ledger:
@@ -515,25 +522,63 @@ class ActivityWriter:
 
     def _opt_out_recorded(
         self, key: str, intent: ActivityIntent, user_id: str, reported: Sequence[datetime]
-    ) -> bool:
+    ) -> bool | Unsubscribe | None:
         """Is this opt-out already an unsubscribe activity in Oro (or in this very batch)?
 
-        One opt-out, two sightings: the campaign report row (with the campaign and the real
-        time) and the member's status (no campaign; ``last_changed``, which moves whenever the
-        member changes). A report row is new unless its campaign already has our unsubscribe for
-        this person, or a member-status unsubscribe dated at or after it exists. A member-status
-        opt-out is new unless an unsubscribe of ours (either kind) is dated at or after the
-        member's latest opt-in (``timestamp_opt``; unknown = any), so a re-subscribe followed by a
-        new opt-out is recorded again, and the target does not depend on the exact second.
+        One opt-out, two sightings: the member's status (no campaign; dated ``last_changed``,
+        which moves whenever the member changes) and the campaign report row (the campaign and
+        the real time). Returns True (recorded), None (new) or, for a report row whose opt-out
+        Oro holds as a member-status unsubscribe dated at or after it, that record (to be given
+        the campaign). A member-status opt-out is recorded when an unsubscribe of ours (either
+        kind) is dated at or after the member's latest opt-in (``timestamp_opt``; unknown = any),
+        so a re-subscribe followed by a new opt-out is recorded again, whatever the exact second.
         """
         if intent.campaign_code:
-            return key in self.ledger or self.ledger.opt_out_recorded(
-                user_id, intent.action_date, campaign_only=False
-            )
+            if key in self.ledger:
+                return True
+            for item in self.ledger.unsubscribes_of(user_id):
+                if item.campaign_code is None and item.when >= intent.action_date:
+                    return item
+            return None
         since = intent.opted_in_at
         if any(since is None or when >= since for when in reported):
             return True  # the report row of this batch carries the campaign: it wins
-        return self.ledger.opt_out_recorded(user_id, since)
+        return True if self.ledger.opt_out_recorded(user_id, since) else None
+
+    def _enrich(
+        self, key: str, intent: ActivityIntent, item: Unsubscribe, campaign_ids: Mapping[str, str]
+    ) -> bool:
+        """Give a member-status unsubscribe the campaign, time and reason of its report row.
+
+        The tap sends members before campaign reports, so in a run that sees both, the
+        member-status activity is written first; one PATCH makes it the report's activity
+        (campaign relation, real time, reason) instead of a second record for the same opt-out.
+        """
+        campaign_id = campaign_ids.get(intent.campaign_code or "")
+        if item.activity_id is None or campaign_id is None:
+            return False
+        payload = json.loads(intent.details())
+        if item.payload and item.payload.get("status"):
+            payload["status"] = item.payload["status"]
+        body = {
+            "data": {
+                "type": "marketingactivities",
+                "id": item.activity_id,
+                "attributes": {
+                    "actionDate": format_oro_datetime(intent.action_date),
+                    "details": json.dumps(payload, sort_keys=True, separators=(",", ":")),
+                },
+                "relationships": {"campaign": {"data": {"type": "campaigns", "id": campaign_id}}},
+            }
+        }
+        try:
+            self.writer.call("PATCH", f"marketingactivities/{item.activity_id}", body=body)
+        except OroClientError as exc:
+            self._reject(intent, exc)
+            return False
+        item.campaign_code, item.when, item.payload = intent.campaign_code, intent.action_date, payload
+        self.ledger.add(key)
+        return True
 
     def _note_created(self, intent: ActivityIntent, user_id: str, activity_id: str | None) -> None:
         if intent.type == "unsubscribe":

@@ -145,6 +145,9 @@ class ActivitySink(OroSink):
         report.count(self.stream_name, "created", outcome.created)
         report.count(self.stream_name, "unchanged", outcome.duplicates)
         report.count(self.stream_name, "skipped_not_first_of_action", outcome.skipped_granularity)
+        if outcome.enriched:
+            report.count(self.stream_name, "updated", outcome.enriched)
+            report.count(self.stream_name, "campaign_added_to_member_status_unsubscribe", outcome.enriched)
         if outcome.skipped_type:
             report.count(self.stream_name, "skipped_type_not_configured", outcome.skipped_type)
 

@@ -75,36 +75,40 @@ def test_opt_out_read_again_with_a_new_last_changed_writes_nothing(
 def test_status_and_report_row_of_one_opt_out_are_one_activity_with_the_campaign(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
-    user = _user(oro, 1)
-    email = user["attributes"]["email"]
     cfg = {**config, "marketing_list_ids": [1]}
-    # The tap sends members before unsubscribes; the two times differ.
-    gone = member(email, status="unsubscribed", timestamp_opt=iso(BASE_TIME - timedelta(days=9)),
-                  last_changed=iso(BASE_TIME + timedelta(hours=5)))
-    streams = {"members": [gone], "unsubscribes": [_report_row(email, iso(BASE_TIME))]}
-    sb.reset_stats()
-    run_target(cfg, messages(streams))
-    unsubs = _unsubscribes(oro, user["id"])
-    assert len(unsubs) == 1
-    assert unsubs[0]["details"]["campaign_id"] == CAMPAIGN
-    assert unsubs[0]["details"]["reason"] == "N/A (Unsubscribed by user)"
-    assert unsubs[0]["relationships"]["campaign"]["data"] is not None
-    list_calls = sum(n for r, n in _writes(sb).items() if "marketinglist" in r)
-    assert list_calls == 1  # the status and the report row: one list call
-    assert int(user["id"]) in _unsubscribed_in(sb, "1")
+    # The tap sends members before unsubscribes; the two times differ. With a STATE between the
+    # streams (as the tap sends them) the member-status activity is written first and then given
+    # the campaign; with one STATE at the end the report row is written and the status skipped.
+    for n, state_every in enumerate((1, 0)):
+        user = _user(oro, 1 + n)
+        email = user["attributes"]["email"]
+        gone = member(email, status="unsubscribed", timestamp_opt=iso(BASE_TIME - timedelta(days=9)),
+                      last_changed=iso(BASE_TIME + timedelta(hours=5)))
+        streams = {"members": [gone], "unsubscribes": [_report_row(email, iso(BASE_TIME))]}
+        sb.reset_stats()
+        run_target(cfg, messages(streams, state_every=state_every))
+        unsubs = _unsubscribes(oro, user["id"])
+        assert len(unsubs) == 1
+        assert unsubs[0]["details"]["campaign_id"] == CAMPAIGN
+        assert unsubs[0]["details"]["reason"] == "N/A (Unsubscribed by user)"
+        assert unsubs[0]["attributes"]["actionDate"].startswith(BASE_TIME.strftime("%Y-%m-%dT%H:%M:%S"))
+        assert unsubs[0]["relationships"]["campaign"]["data"] is not None
+        list_calls = sum(n for r, n in _writes(sb).items() if "marketinglist" in r)
+        assert list_calls == 1  # the status and the report row: one list call
+        assert int(user["id"]) in _unsubscribed_in(sb, "1")
 
-    # The report row alone in a later run, and the member once more: nothing new.
-    sb.reset_stats()
-    run_target(cfg, messages({"unsubscribes": [_report_row(email, iso(BASE_TIME))]}))
-    run_target(cfg, messages({"members": [gone]}))
-    assert _writes(sb) == {}
-    assert len(_unsubscribes(oro, user["id"])) == 1
+        # The report row alone in a later run, and the member once more: nothing new.
+        sb.reset_stats()
+        run_target(cfg, messages({"unsubscribes": [_report_row(email, iso(BASE_TIME))]}))
+        run_target(cfg, messages({"members": [gone]}))
+        assert _writes(sb) == {}
+        assert len(_unsubscribes(oro, user["id"])) == 1
 
 
 def test_report_row_first_does_the_lists_and_a_later_status_adds_nothing(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
-    user = _user(oro, 2)
+    user = _user(oro, 4)
     email = user["attributes"]["email"]
     cfg = {**config, "marketing_list_ids": [2]}
     run_target(cfg, messages({"unsubscribes": [_report_row(email, iso(BASE_TIME))]}))
@@ -120,7 +124,7 @@ def test_report_row_first_does_the_lists_and_a_later_status_adds_nothing(
 def test_resubscribe_is_sent_once_and_a_new_opt_out_is_recorded_again(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
-    user = _user(oro, 3)
+    user = _user(oro, 5)
     email = user["attributes"]["email"]
     cfg = {**config, "marketing_list_ids": [1]}
     first_opt_in = iso(BASE_TIME - timedelta(days=30))
