@@ -256,9 +256,15 @@ class Audience:
         self._tags_fresh = False
 
     def _remember_tag(self, name: str, tag_id: int) -> None:
-        known = self.segments()
+        self.segments()
         with self._tags_lock:
-            known[tag_key(name)] = tag_id
+            self._segments = {**(self._segments or {}), tag_key(name): tag_id}
+
+    def forget_tag(self, tag_id: int) -> None:
+        """Drop a tag id Mailchimp no longer knows (e.g. deleted during the run) from the cache."""
+        with self._tags_lock:
+            if self._segments is not None:
+                self._segments = {k: v for k, v in self._segments.items() if v != tag_id}
 
     def find_tag(self, name: str) -> int | None:
         """Id of the existing tag ``name`` (matched as Mailchimp does: case-insensitively), or None.

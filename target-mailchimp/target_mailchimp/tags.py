@@ -177,16 +177,11 @@ class TagWrites:
     ) -> None:
         """Per tag: ``members_to_add/remove`` (500 a call). Tags are matched by ``tag_key`` (as
         Mailchimp matches names); an existing tag is reused whatever its case or whoever created it.
-        Members whose tags cannot be resolved to a segment are written per member instead."""
+        Members whose tags cannot be resolved to a segment, or whose segment call Mailchimp refuses
+        (e.g. the tag was deleted meanwhile), are written per member instead."""
         ids = self.audience.resolve_tags([*by_tag_add, *by_tag_remove], by_tag_add, self.workers)
         unresolved = {key for key, seg_id in ids.items() if seg_id is None}
         fallback = [d for d in deltas if any(tag_key(n) in unresolved for n in (*d.add, *d.remove))]
-        if fallback:
-            LOGGER.info(
-                "%d tag(s) could not be resolved to a segment; writing %d member(s) per member",
-                len(unresolved),
-                len(fallback),
-            )
         routed = {id(d) for d in fallback}
         direct = [d for d in deltas if id(d) not in routed]
         adds: dict[int, list[str]] = defaultdict(list)
@@ -196,23 +191,42 @@ class TagWrites:
                 adds[_resolved(ids, name)].append(delta.contact.email)
             for name in delta.remove:
                 removes[_resolved(ids, name)].append(delta.contact.email)
-        calls: list[Callable[[], Any]] = []
+        calls: list[Callable[[], tuple[int, dict[str, Any] | None]]] = []
         for seg_id in sorted({*adds, *removes}):
             a_all, r_all = adds.get(seg_id, []), removes.get(seg_id, [])
             for i in range(0, max(len(a_all), len(r_all)), SEGMENT_MEMBERS_MAX):
                 a, r = a_all[i : i + SEGMENT_MEMBERS_MAX], r_all[i : i + SEGMENT_MEMBERS_MAX]
-                calls.append(partial(self.audience.update_segment, seg_id, a, r))
+                calls.append(partial(self._segment_call, seg_id, a, r))
         failed: dict[str, str] = {}
-        for response in run_concurrently(calls, self.workers):
-            for error in (response or {}).get("errors") or []:
+        refused: set[int] = set()
+        for seg_id, response in run_concurrently(calls, self.workers):
+            if response is None:
+                refused.add(seg_id)
+                continue
+            for error in response.get("errors") or []:
                 for email in error.get("email_addresses") or []:
                     failed[email_hash(str(email))] = str(error.get("error", ""))
         for delta in direct:
-            if delta.contact.hash in failed:
+            if any(_resolved(ids, n) in refused for n in (*delta.add, *delta.remove)):
+                fallback.append(delta)
+            elif delta.contact.hash in failed:
                 self._reject(delta.contact.key, "tag_update_failed", failed[delta.contact.hash])
-                continue
-            self._tag_applied(delta)
+            else:
+                self._tag_applied(delta)
+        if fallback:
+            LOGGER.info("Writing the tags of %d member(s) per member instead", len(fallback))
         self._tags_by_member(fallback)
+
+    def _segment_call(
+        self, seg_id: int, add: list[str], remove: list[str]
+    ) -> tuple[int, dict[str, Any] | None]:
+        """One segment update; ``None`` when Mailchimp refuses the whole call (the tag is forgotten)."""
+        try:
+            return seg_id, self.audience.update_segment(seg_id, add, remove)
+        except PermanentMailchimpError as exc:
+            LOGGER.info("Tag update refused (%s %s)", exc.status, exc.reason)
+            self.audience.forget_tag(seg_id)
+            return seg_id, None
 
 
 def _resolved(ids: Mapping[str, int | None], name: str) -> int:

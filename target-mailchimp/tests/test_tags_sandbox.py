@@ -154,3 +154,28 @@ def test_values_differing_only_in_form_cause_no_write(
     run_target(config, singer_lines([{**echoed, "phone": "+1 555-010-0002"}]))
     assert writes(sb) == 1
     assert member(api, list_id, f"person1@{DOMAIN}")["merge_fields"]["PHONE"] == "+1 555-010-0002"  # type: ignore[index]
+
+
+def test_tag_deleted_mid_run_is_written_per_member(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """The tag list says a tag exists, but it was deleted meanwhile: Mailchimp refuses the segment
+    call (404); those members' tags are written per member (re-creating the tag by name)."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 9)]))
+
+    def someone_deletes_the_tag() -> None:
+        search = {"name": "oro:tag:First"}
+        (tag,) = list(api.paginate(f"/lists/{list_id}/tag-search", "tags", search))
+        api.delete(f"/lists/{list_id}/segments/{tag['id']}")
+
+    cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "segment"}
+    window_1 = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
+    window_2 = [contact(i, tags=["First"], **ACCOUNT) for i in range(5, 9)]
+    lines = singer_lines(window_1 + window_2, state_every=4)
+    target, states = run_target(cfg, lines, {1 + 4 + 1: someone_deletes_the_tag})
+
+    assert states[-1] == {"n": 8}
+    assert not target.report.rejected_by_reason("contacts")
+    for i in range(5, 9):
+        assert "oro:tag:First" in member(api, list_id, f"person{i}@{DOMAIN}")["all_tags"]  # type: ignore[index]
