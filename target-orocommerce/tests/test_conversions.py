@@ -1,0 +1,84 @@
+"""Conversions end to end: the real tap-mailchimp-engagement reads the sandbox's attributed orders
+(Mailchimp order id = Oro order id) and the target points each Oro order at the campaign's Oro record.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+from oromc_sandbox.testing import RunningSandbox
+
+from .conftest import OroProbe, rejects, run_target
+
+TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; TapMailchimpEngagement.cli()"]
+STREAMS = {"campaigns", "ecommerce_orders"}
+
+
+def _tap_output(sb: RunningSandbox, tmp_path: Path) -> list[str]:
+    """The tap's messages for ``campaigns`` and ``ecommerce_orders`` (a real run over HTTP)."""
+    config = tmp_path / "tap.json"
+    config.write_text(json.dumps({
+        "api_url": sb.mailchimp_api_url,
+        "api_key": sb.info["mailchimp"]["api_key"],
+        "rejects_path": str(tmp_path / "tap-rejects.jsonl"),
+    }))
+    discovered = subprocess.run([*TAP, "--config", str(config), "--discover"], check=True,
+                                capture_output=True, text=True, timeout=120)
+    catalog = json.loads(discovered.stdout)
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = stream["tap_stream_id"] in STREAMS
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    run = subprocess.run([*TAP, "--config", str(config), "--catalog", str(tmp_path / "catalog.json")],
+                         check=True, capture_output=True, text=True, timeout=300)
+    return [line for line in run.stdout.splitlines() if line.strip()]
+
+
+def _attributed_orders(sb: RunningSandbox) -> dict[str, str]:
+    """Mailchimp order id -> campaign id, read from the Mailchimp API."""
+    session = requests.Session()
+    session.auth = ("test", sb.info["mailchimp"]["api_key"])
+    out = {}
+    for store in session.get(f"{sb.mailchimp_api_url}/ecommerce/stores", timeout=30).json()["stores"]:
+        page = session.get(f"{sb.mailchimp_api_url}/ecommerce/stores/{store['id']}/orders",
+                           params={"count": 1000}, timeout=30).json()
+        out.update({o["id"]: o["campaign_id"] for o in page["orders"] if o.get("campaign_id")})
+    return out
+
+
+def test_attributed_mailchimp_orders_land_on_the_oro_orders(
+    sb: RunningSandbox, oro: OroProbe, config: dict[str, Any], tmp_path: Path
+) -> None:
+    sb.set_switches(order_campaign_relation=True)
+    try:
+        attributed = _attributed_orders(sb)
+        assert attributed, "the seeded store has no attributed order"
+        lines = _tap_output(sb, tmp_path)
+        summary, _ = run_target(config, lines)
+        orders = summary["streams"]["ecommerce_orders"]
+        assert orders["updated"] == len(attributed)
+        assert orders.get("not_attributed", 0) == orders["read"] - len(attributed)
+        assert [r for r in rejects(config) if r["stream"] == "ecommerce_orders"] == []
+
+        codes = {c["id"]: c["attributes"]["code"] for c in oro.all("campaigns")}
+        for order_id, campaign_id in attributed.items():
+            relation = oro.get(f"orders/{order_id}")["data"]["relationships"]["campaign"]["data"]
+            assert relation is not None and codes[relation["id"]] == campaign_id
+        with_campaign = oro.all("orders", **{"filter[campaign]": ",".join(sorted(set(codes)))})
+        assert {o["id"] for o in with_campaign} == set(attributed)
+
+        # The same input again: every order already points at its campaign, nothing is written.
+        sb.reset_stats()
+        summary, _ = run_target(config, lines)
+        assert summary["streams"]["ecommerce_orders"]["unchanged"] == len(attributed)
+        writes = [r for r in sb.stats("oro")["requests"] if r.split(" ", 1)[0] in {"POST", "PATCH", "DELETE"}
+                  and "oauth2-token" not in r]
+        assert writes == []
+    finally:
+        sb.set_switches(order_campaign_relation=False)
