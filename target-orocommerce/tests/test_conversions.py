@@ -69,7 +69,8 @@ def test_attributed_mailchimp_orders_land_on_the_oro_orders(
         codes = {c["id"]: c["attributes"]["code"] for c in oro.all("campaigns")}
         for order_id, campaign_id in attributed.items():
             relation = oro.get(f"orders/{order_id}")["data"]["relationships"]["campaign"]["data"]
-            assert relation is not None and codes[relation["id"]] == campaign_id
+            assert relation is not None
+            assert codes[relation["id"]] == campaign_id
         with_campaign = oro.all("orders", **{"filter[campaign]": ",".join(sorted(set(codes)))})
         assert {o["id"] for o in with_campaign} == set(attributed)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oromc_sandbox.testing import RunningSandbox
@@ -137,3 +137,37 @@ def test_unsubscribe_creates_one_activity_and_resubscribe_reverses_list_state(
     assert int(user["id"]) not in unsubscribed_in_list_1()
     list_calls = {r: c for r, c in sb.stats("oro")["requests"].items() if "marketinglist" in r}
     assert sum(sum(c.values()) for c in list_calls.values()) == 1
+
+
+def test_newer_wins_compares_server_times_only_even_when_the_sandbox_clock_moves(
+    sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    """The conflict decision uses the two servers' timestamps, never this machine's clock.
+
+    The sandbox clock is moved far behind this machine's (as in the end-to-end tests), the Oro edit
+    is stamped by Oro, and the Mailchimp edits are stamped relative to that server time.
+    """
+    clock = sb.control("oro")
+    clock.post("/_sandbox/clock", json={"set": (datetime.now(UTC) - timedelta(days=400)).isoformat()}).raise_for_status()
+    try:
+        user = oro.users_with_primary_phone_address(1)[0]
+        email = user["attributes"]["email"]
+        edited = oro.write("PATCH", f"customerusers/{user['id']}", {"data": {
+            "type": "customerusers", "id": user["id"], "attributes": {"lastName": "Edited-In-Oro"}}})
+        oro_time = datetime.fromisoformat(edited["data"]["attributes"]["updatedAt"].replace("Z", "+00:00"))
+        assert oro_time < datetime.now(UTC) - timedelta(days=300)  # the server clock is far behind ours
+
+        older = member(email, merge_fields={"FNAME": "Older", "LNAME": "Older"},
+                       last_changed=iso(oro_time - timedelta(seconds=5)))
+        summary, _ = run_target(config, messages({"members": [older]}))
+        assert summary["streams"]["members"]["conflict_kept_oro"] == 1
+        assert oro.user(user["id"])["attributes"]["lastName"] == "Edited-In-Oro"
+
+        renamed = member(email, merge_fields={"FNAME": "Renamed-In-Mailchimp"},
+                         last_changed=iso(oro_time + timedelta(seconds=5)))
+        summary, _ = run_target(config, messages({"members": [renamed]}))
+        attrs = oro.user(user["id"])["attributes"]
+        assert (attrs["firstName"], attrs["lastName"]) == ("Renamed-In-Mailchimp", "Edited-In-Oro")
+        assert summary["streams"]["members"]["names_updated"] == 1
+    finally:
+        clock.post("/_sandbox/clock", json={"set": datetime.now(UTC).isoformat()}).raise_for_status()
