@@ -36,7 +36,7 @@ test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install
-	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802
+	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation
 
 sandbox-info: install
 	@$(BIN)/sandbox info --json

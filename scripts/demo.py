@@ -126,7 +126,13 @@ def main() -> int:
     meltano_install(install_env(workdir))
 
     _say(f"== Starting the sandbox ({args.customers} OroCommerce customers) on :8801 / :8802 ==")
-    with running_sandbox(customers=args.customers, oro_port=8801, mailchimp_port=8802) as sandbox:
+    with running_sandbox(
+        customers=args.customers,
+        oro_port=8801,
+        mailchimp_port=8802,
+        shoppinglists=True,
+        order_campaign_relation=True,
+    ) as sandbox:
         env = sandbox_env(sandbox.info, workdir)
         _say(f"   OroCommerce {sandbox.oro_api_url}   Mailchimp {sandbox.mailchimp_api_url}")
         totals: dict[int, dict[str, int]] = {}

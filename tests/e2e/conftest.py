@@ -31,5 +31,7 @@ def project(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> It
     server's would be within a second or so; connectors may rely on that.
     """
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
-    with running_sandbox(customers=40, seed=11, epoch=epoch) as sandbox:
+    with running_sandbox(
+        customers=40, seed=11, epoch=epoch, shoppinglists=True, order_campaign_relation=True
+    ) as sandbox:
         yield Project(sandbox, tmp_path_factory.mktemp("e2e"))
