@@ -536,7 +536,11 @@ class MemberSync:
                 continue
             self._listed.add((action, user_id))
             tasks.extend((row, action, user_id, lid) for lid in self.settings.marketing_list_ids)
-        return self._marketing_lists(tasks)
+        failed = self._marketing_lists(tasks)
+        for row, action_, user_id, _ in tasks:
+            if row.record_key in failed:
+                self._listed.discard((action_, user_id))  # not done: a later sighting tries again
+        return failed
 
     def _marketing_lists(self, tasks: list[tuple[Any, str, str, int]]) -> set[str]:
         results = self.writer.run_parallel([functools.partial(self._marketing_list, *t) for t in tasks])
