@@ -451,6 +451,7 @@ class MemberSync:
         for member in fresh:
             if member.last_changed is None:
                 continue
+            member.wrote.add("opt_out")
             self._pending.append(
                 ActivityIntent(
                     stream=self.stream,
@@ -478,7 +479,11 @@ class MemberSync:
             self.report.count(self.stream, "opt_out_recorded_by_campaign_report", outcome.duplicates)
 
     def opt_outs_from_reports(self, items: list[tuple[ActivityIntent, str]]) -> set[int]:
-        """Marketing lists for opt-outs first seen as campaign report rows (``unsubscribes``)."""
+        """Marketing lists for new opt-outs about to become activities; the failed indexes.
+
+        Report rows (``unsubscribes``) get their list calls here; member-status opt-outs had theirs
+        when the member was read (each customer user's lists are called once per run).
+        """
         if not self.settings.marketing_list_ids:
             return set()
         rows = [_ReportOptOut(i.record_key, i.stream) for i, _ in items]
