@@ -148,14 +148,17 @@ class MailchimpContext:
         return self._pool
 
     def now(self) -> datetime:
-        """The run cut-off: server time from the first response's ``Date`` header, never before local now.
+        """The run cut-off: the server's time, from the ``Date`` header of a ``GET /ping``.
 
+        Member ``last_changed`` values are stamped by the server, so windows and bookmarks must be
+        on the server's clock: with this machine's clock ahead of the server's, a bookmark taken
+        from the local clock would lie in the server's future and skip every later change. The
+        local clock is only the fallback when the server sends no usable ``Date``.
         Fixed at first use, so every window of the run ends at the same instant.
         """
         if self._now is None:
-            local = datetime.now(UTC).replace(microsecond=0)
             server = self._server_date()
-            self._now = max(local, server) if server else local
+            self._now = server or datetime.now(UTC).replace(microsecond=0)
         return self._now
 
     def _server_date(self) -> datetime | None:
