@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -711,6 +712,53 @@ def _stamp(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _item_links(
+    request: Request, path: str, parent: str, *, upsert: bool = False, sub: str | None = None
+) -> list[dict[str, Any]]:
+    """`_links` of one store resource: self, parent, update (, upsert), delete (, sub-collection)."""
+    specs: list[tuple[str, str] | tuple[str, str, str]] = [
+        ("self", path),
+        ("parent", parent),
+        ("update", path, "PATCH"),
+    ]
+    if upsert:
+        specs.append(("upsert", path, "PUT"))
+    specs.append(("delete", path, "DELETE"))
+    if sub is not None:
+        specs.append((sub, f"{path}/{sub}"))
+    return links(request, *specs)
+
+
+def _shop_page(
+    request: Request,
+    ctx: Ctx,
+    shop: Shop,
+    kind: str,
+    items: list[Any],
+    doc: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of a store's `kind` collection (customers, products, orders, carts)."""
+    page, total = paginate(items, ctx.count, ctx.offset)
+    ctx.items = len(page)
+    sid = shop.doc["id"]
+    return {
+        "store_id": sid,
+        kind: [doc(x) for x in page],
+        "total_items": total,
+        "_links": collection_links(
+            request, f"/ecommerce/stores/{sid}/{kind}", f"/ecommerce/stores/{sid}", ("POST",)
+        ),
+    }
+
+
+def _delete_item(ctx: Ctx, items: dict[str, dict[str, Any]], param: str) -> None:
+    """Remove the item named by path parameter `param` (404 when absent)."""
+    key = ctx.request.path_params[param]
+    _get(items, key)
+    del items[key]
+    ctx.items = 1
+
+
 # =========================================================================== member rules
 
 
@@ -741,13 +789,7 @@ def _store_doc(request: Request, shop: Shop) -> dict[str, Any]:
         "abandoned_cart": {"is_supported": True, "id": "", "status": "save"},
         "abandoned_browse": {"is_supported": True, "id": "", "status": "save"},
     }
-    doc["_links"] = links(
-        request,
-        ("self", f"/ecommerce/stores/{sid}"),
-        ("parent", "/ecommerce/stores"),
-        ("update", f"/ecommerce/stores/{sid}", "PATCH"),
-        ("delete", f"/ecommerce/stores/{sid}", "DELETE"),
-    )
+    doc["_links"] = _item_links(request, f"/ecommerce/stores/{sid}", "/ecommerce/stores")
     return doc
 
 
@@ -855,13 +897,8 @@ def _customer_doc(request: Request, shop: Shop, customer: dict[str, Any]) -> dic
     doc["orders_count"] = len(orders)
     doc["total_spent"] = round(sum(float(o.get("order_total") or 0) for o in orders), 2)
     path = f"/ecommerce/stores/{shop.doc['id']}/customers/{customer['id']}"
-    doc["_links"] = links(
-        request,
-        ("self", path),
-        ("parent", f"/ecommerce/stores/{shop.doc['id']}/customers"),
-        ("update", path, "PATCH"),
-        ("upsert", path, "PUT"),
-        ("delete", path, "DELETE"),
+    doc["_links"] = _item_links(
+        request, path, f"/ecommerce/stores/{shop.doc['id']}/customers", upsert=True
     )
     return doc
 
@@ -929,17 +966,9 @@ async def get_customers(request: Request, ctx: Ctx) -> dict[str, Any]:
     if email:
         low = email.strip().lower()
         customers = [c for c in customers if c["email_address"].lower() == low]
-    page, total = paginate(customers, ctx.count, ctx.offset)
-    ctx.items = len(page)
-    sid = shop.doc["id"]
-    return {
-        "store_id": sid,
-        "customers": [_customer_doc(request, shop, c) for c in page],
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/ecommerce/stores/{sid}/customers", f"/ecommerce/stores/{sid}", ("POST",)
-        ),
-    }
+    return _shop_page(
+        request, ctx, shop, "customers", customers, lambda c: _customer_doc(request, shop, c)
+    )
 
 
 @mc_endpoint(paged=False)
@@ -988,10 +1017,7 @@ async def patch_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_customer(request: Request, ctx: Ctx) -> None:
     _, shop = _shop(ctx)
-    cid = request.path_params["customer_id"]
-    _get(shop.customers, cid)
-    del shop.customers[cid]
-    ctx.items = 1
+    _delete_item(ctx, shop.customers, "customer_id")
 
 
 # =========================================================================== products and variants
@@ -1005,13 +1031,8 @@ def _product_doc(request: Request, shop: Shop, product: dict[str, Any]) -> dict[
         {**_stamp(v), "_links": links(request, ("self", f"{path}/variants/{v['id']}"))}
         for v in product["variants"]
     ]
-    doc["_links"] = links(
-        request,
-        ("self", path),
-        ("parent", f"/ecommerce/stores/{shop.doc['id']}/products"),
-        ("update", path, "PATCH"),
-        ("delete", path, "DELETE"),
-        ("variants", path + "/variants"),
+    doc["_links"] = _item_links(
+        request, path, f"/ecommerce/stores/{shop.doc['id']}/products", sub="variants"
     )
     return doc
 
@@ -1044,17 +1065,10 @@ def _new_variant(body: dict[str, Any], now: float, prefix: str) -> dict[str, Any
 @mc_endpoint
 async def get_products(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop = _shop(ctx)
-    page, total = paginate(list(shop.products.values()), ctx.count, ctx.offset)
-    ctx.items = len(page)
-    sid = shop.doc["id"]
-    return {
-        "store_id": sid,
-        "products": [_product_doc(request, shop, p) for p in page],
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/ecommerce/stores/{sid}/products", f"/ecommerce/stores/{sid}", ("POST",)
-        ),
-    }
+    products = list(shop.products.values())
+    return _shop_page(
+        request, ctx, shop, "products", products, lambda p: _product_doc(request, shop, p)
+    )
 
 
 @mc_endpoint(paged=False)
@@ -1122,10 +1136,7 @@ async def patch_product(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_product(request: Request, ctx: Ctx) -> None:
     _, shop = _shop(ctx)
-    pid = request.path_params["product_id"]
-    _get(shop.products, pid)
-    del shop.products[pid]
-    ctx.items = 1
+    _delete_item(ctx, shop.products, "product_id")
 
 
 def _variant_doc(
@@ -1142,6 +1153,13 @@ def _variant_doc(
             ("delete", path, "DELETE"),
         ),
     }
+
+
+def _variant_of(product: dict[str, Any], variant_id: str) -> dict[str, Any]:
+    variant = _variant(product, variant_id)
+    if variant is None:
+        raise ApiError.of("ResourceNotFound")
+    return variant
 
 
 def _product_for_variants(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any]]:
@@ -1184,9 +1202,7 @@ async def post_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def get_variant_one(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop, product = _product_for_variants(ctx)
-    variant = _variant(product, request.path_params["variant_id"])
-    if variant is None:
-        raise ApiError.of("ResourceNotFound")
+    variant = _variant_of(product, request.path_params["variant_id"])
     ctx.items = 1
     return _variant_doc(request, shop, product, variant)
 
@@ -1212,9 +1228,7 @@ async def put_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def patch_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, shop, product = _product_for_variants(ctx)
     body = require_object(ctx.json)
-    variant = _variant(product, request.path_params["variant_id"])
-    if variant is None:
-        raise ApiError.of("ResourceNotFound")
+    variant = _variant_of(product, request.path_params["variant_id"])
     _check_number(body, "price")
     _copy_keys(variant, body, VARIANT_KEYS)
     variant["updated_at"] = _now(state)
@@ -1225,9 +1239,7 @@ async def patch_variant(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_variant(request: Request, ctx: Ctx) -> None:
     _, _, product = _product_for_variants(ctx)
-    variant = _variant(product, request.path_params["variant_id"])
-    if variant is None:
-        raise ApiError.of("ResourceNotFound")
+    variant = _variant_of(product, request.path_params["variant_id"])
     if len(product["variants"]) == 1:
         raise ApiError.of("InvalidAction", "A product must have at least one variant.")
     product["variants"].remove(variant)
@@ -1332,14 +1344,7 @@ def _order_doc(
         doc["outreach"] = {"id": outreach_id, "name": "", "type": "", "published_time": ""}
     else:
         doc["outreach"] = {}
-    doc["_links"] = links(
-        request,
-        ("self", path),
-        ("parent", f"/ecommerce/stores/{sid}/orders"),
-        ("update", path, "PATCH"),
-        ("delete", path, "DELETE"),
-        ("lines", path + "/lines"),
-    )
+    doc["_links"] = _item_links(request, path, f"/ecommerce/stores/{sid}/orders", sub="lines")
     return doc
 
 
@@ -1390,17 +1395,9 @@ def _filter_orders(
 async def get_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, shop = _shop(ctx)
     pairs = _filter_orders(request, [(shop, o) for o in shop.orders.values()])
-    page, total = paginate(pairs, ctx.count, ctx.offset)
-    ctx.items = len(page)
-    sid = shop.doc["id"]
-    return {
-        "store_id": sid,
-        "orders": [_order_doc(request, state, s, o) for s, o in page],
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/ecommerce/stores/{sid}/orders", f"/ecommerce/stores/{sid}", ("POST",)
-        ),
-    }
+    return _shop_page(
+        request, ctx, shop, "orders", pairs, lambda p: _order_doc(request, state, p[0], p[1])
+    )
 
 
 @mc_endpoint
@@ -1430,6 +1427,15 @@ def _order_customer(state: EngagementState, shop: Shop, body: dict[str, Any]) ->
     return cid
 
 
+def _order_parts(
+    state: EngagementState, shop: Shop, body: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]], str]:
+    """(campaign id, lines, customer id) of a new order or cart, checked in that order."""
+    campaign_id = _check_campaign(state, shop, body.get("campaign_id"))
+    lines = _check_lines(shop, body["lines"])
+    return campaign_id, lines, _order_customer(state, shop, body)
+
+
 @mc_endpoint(paged=False)
 async def post_order(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, shop = _shop(ctx)
@@ -1439,9 +1445,7 @@ async def post_order(request: Request, ctx: Ctx) -> dict[str, Any]:
     _validate_order_fields(body)
     if oid in shop.orders:
         raise _dup("order")
-    campaign_id = _check_campaign(state, shop, body.get("campaign_id"))
-    lines = _check_lines(shop, body["lines"])
-    customer_id = _order_customer(state, shop, body)
+    campaign_id, lines, customer_id = _order_parts(state, shop, body)
     now = _now(state)
     order = _new_order(
         oid, customer_id, body["currency_code"], float(body["order_total"]), lines, now
@@ -1501,10 +1505,14 @@ async def patch_order(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_order(request: Request, ctx: Ctx) -> None:
     _, shop = _shop(ctx)
-    oid = request.path_params["order_id"]
-    _get(shop.orders, oid)
-    del shop.orders[oid]
-    ctx.items = 1
+    _delete_item(ctx, shop.orders, "order_id")
+
+
+def _validate_cart_fields(body: dict[str, Any]) -> None:
+    _validate_order_fields(
+        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
+    )
+    check_type(body, "checkout_url", "string")
 
 
 def _cart_doc(request: Request, shop: Shop, cart: dict[str, Any]) -> dict[str, Any]:
@@ -1517,31 +1525,15 @@ def _cart_doc(request: Request, shop: Shop, cart: dict[str, Any]) -> dict[str, A
     )
     doc["lines"] = [_line_doc(request, shop, line, path) for line in cart["lines"]]
     doc["store_id"] = sid
-    doc["_links"] = links(
-        request,
-        ("self", path),
-        ("parent", f"/ecommerce/stores/{sid}/carts"),
-        ("update", path, "PATCH"),
-        ("delete", path, "DELETE"),
-        ("lines", path + "/lines"),
-    )
+    doc["_links"] = _item_links(request, path, f"/ecommerce/stores/{sid}/carts", sub="lines")
     return doc
 
 
 @mc_endpoint
 async def get_carts(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop = _shop(ctx)
-    page, total = paginate(list(shop.carts.values()), ctx.count, ctx.offset)
-    ctx.items = len(page)
-    sid = shop.doc["id"]
-    return {
-        "store_id": sid,
-        "carts": [_cart_doc(request, shop, c) for c in page],
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/ecommerce/stores/{sid}/carts", f"/ecommerce/stores/{sid}", ("POST",)
-        ),
-    }
+    carts = list(shop.carts.values())
+    return _shop_page(request, ctx, shop, "carts", carts, lambda c: _cart_doc(request, shop, c))
 
 
 @mc_endpoint(paged=False)
@@ -1550,15 +1542,10 @@ async def post_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
     body = require_object(ctx.json)
     require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
     cart_id = _check_id(body)
-    _validate_order_fields(
-        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
-    )
-    check_type(body, "checkout_url", "string")
+    _validate_cart_fields(body)
     if cart_id in shop.carts:
         raise _dup("cart")
-    campaign_id = _check_campaign(state, shop, body.get("campaign_id"))
-    lines = _check_lines(shop, body["lines"])
-    customer_id = _order_customer(state, shop, body)
+    campaign_id, lines, customer_id = _order_parts(state, shop, body)
     now = _now(state)
     cart: dict[str, Any] = {
         "id": cart_id,
@@ -1591,10 +1578,7 @@ async def patch_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, shop = _shop(ctx)
     cart = _get(shop.carts, request.path_params["cart_id"])
     body = require_object(ctx.json)
-    _validate_order_fields(
-        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
-    )
-    check_type(body, "checkout_url", "string")
+    _validate_cart_fields(body)
     if "campaign_id" in body:
         cart["campaign_id"] = _check_campaign(state, shop, body["campaign_id"])
     if "lines" in body:
@@ -1608,10 +1592,7 @@ async def patch_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_cart(request: Request, ctx: Ctx) -> None:
     _, shop = _shop(ctx)
-    cart_id = request.path_params["cart_id"]
-    _get(shop.carts, cart_id)
-    del shop.carts[cart_id]
-    ctx.items = 1
+    _delete_item(ctx, shop.carts, "cart_id")
 
 
 def _lines_owner(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, Any], str, str]:
