@@ -19,8 +19,10 @@ from .common import (
     api_base,
     check_enum,
     check_type,
+    collection_links,
     error,
     format_epoch,
+    item_links,
     json_response,
     link,
     mc_endpoint,
@@ -334,16 +336,24 @@ async def list_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
 # =========================================================================== merge fields
 
 
+def _list_collection(
+    request: Request, list_id: str, sub: str, docs: list[dict[str, Any]], total: int
+) -> dict[str, Any]:
+    """A page of `/lists/{list_id}/{sub}`: docs under `sub` (dashes as underscores)."""
+    path = f"/lists/{list_id}/{sub}"
+    return {
+        sub.replace("-", "_"): docs,
+        "list_id": list_id,
+        "total_items": total,
+        "_links": collection_links(request, path, f"/lists/{list_id}", ("POST",)),
+    }
+
+
 def _render_mf(request: Request, mf: dict[str, Any]) -> dict[str, Any]:
     path = f"/lists/{mf['list_id']}/merge-fields/{mf['merge_id']}"
     return {
         **mf,
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{mf['list_id']}/merge-fields"),
-            link(request, "update", path, "PATCH"),
-            link(request, "delete", path, "DELETE"),
-        ],
+        "_links": item_links(request, path, f"/lists/{mf['list_id']}/merge-fields"),
     }
 
 
@@ -428,17 +438,8 @@ async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         mfs = [m for m in mfs if m["required"] == req]
     page = mfs[ctx.offset : ctx.offset + ctx.count]
     ctx.items = len(page)
-    path = f"/lists/{list_id}/merge-fields"
-    return {
-        "merge_fields": [_render_mf(request, m) for m in page],
-        "list_id": list_id,
-        "total_items": len(mfs),
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{list_id}"),
-            link(request, "create", path, "POST"),
-        ],
-    }
+    docs = [_render_mf(request, m) for m in page]
+    return _list_collection(request, list_id, "merge-fields", docs, len(mfs))
 
 
 @mc_endpoint(paged=False)
@@ -723,29 +724,31 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
         page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
     render = MemberRenderer(request, store, list_id)
     ctx.items = len(page)
-    path = f"/lists/{list_id}/members"
-    return {
-        "members": [render(r) for r in page],
-        "list_id": list_id,
-        "total_items": total,
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{list_id}"),
-            link(request, "create", path, "POST"),
-        ],
-    }
+    return _list_collection(request, list_id, "members", [render(r) for r in page], total)
 
 
-@mc_endpoint(paged=False)
-async def member_create(request: Request, ctx: Ctx) -> dict[str, Any]:
+def _member_write(
+    request: Request, ctx: Ctx, mode: str, path_key: str | None = None
+) -> dict[str, Any]:
+    """POST / PUT / PATCH of one member: write it and answer with its document."""
     list_id = request.path_params["list_id"]
     _list_or_404(ctx.store, list_id)
     body = require_object(ctx.json)
     rec, _ = write_member(
-        ctx.store, list_id, body, mode="post", skip_merge_validation=_skip_merge(request)
+        ctx.store,
+        list_id,
+        body,
+        mode=mode,
+        path_key=path_key,
+        skip_merge_validation=_skip_merge(request),
     )
     ctx.items = 1
     return MemberRenderer(request, ctx.store, list_id)(rec)
+
+
+@mc_endpoint(paged=False)
+async def member_create(request: Request, ctx: Ctx) -> dict[str, Any]:
+    return _member_write(request, ctx, "post")
 
 
 @mc_endpoint(paged=False)
@@ -758,36 +761,12 @@ async def member_one(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def member_put(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
-    body = require_object(ctx.json)
-    rec, _ = write_member(
-        ctx.store,
-        list_id,
-        body,
-        mode="put",
-        path_key=request.path_params["subscriber_hash"],
-        skip_merge_validation=_skip_merge(request),
-    )
-    ctx.items = 1
-    return MemberRenderer(request, ctx.store, list_id)(rec)
+    return _member_write(request, ctx, "put", request.path_params["subscriber_hash"])
 
 
 @mc_endpoint(paged=False)
 async def member_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
-    body = require_object(ctx.json)
-    rec, _ = write_member(
-        ctx.store,
-        list_id,
-        body,
-        mode="patch",
-        path_key=request.path_params["subscriber_hash"],
-        skip_merge_validation=_skip_merge(request),
-    )
-    ctx.items = 1
-    return MemberRenderer(request, ctx.store, list_id)(rec)
+    return _member_write(request, ctx, "patch", request.path_params["subscriber_hash"])
 
 
 ARCHIVE_REFUSED = "This list member cannot be removed. Can not archive a contact that is bounced, pending or archived"
@@ -1100,13 +1079,7 @@ def _segment_doc(
         "created_at": format_epoch(seg["created_at"]),
         "updated_at": format_epoch(seg["updated_at"]),
         "list_id": list_id,
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{list_id}/segments"),
-            link(request, "update", path, "PATCH"),
-            link(request, "delete", path, "DELETE"),
-            link(request, "members", path + "/members"),
-        ],
+        "_links": item_links(request, path, f"/lists/{list_id}/segments", sub="members"),
     }
     if seg["type"] == "saved":
         doc["options"] = seg["options"] or {"match": "any", "conditions": []}
@@ -1146,17 +1119,8 @@ async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
             segs = [s for s in segs if (s[key] > b if greater else s[key] <= b)]
     page = segs[ctx.offset : ctx.offset + ctx.count]
     ctx.items = len(page)
-    path = f"/lists/{list_id}/segments"
-    return {
-        "segments": [_segment_doc(request, ctx.store, list_id, s) for s in page],
-        "list_id": list_id,
-        "total_items": len(segs),
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{list_id}"),
-            link(request, "create", path, "POST"),
-        ],
-    }
+    docs = [_segment_doc(request, ctx.store, list_id, s) for s in page]
+    return _list_collection(request, list_id, "segments", docs, len(segs))
 
 
 def _emails_to_hashes(store: MailchimpStore, list_id: str, emails: list[Any]) -> list[str]:
@@ -1401,12 +1365,7 @@ def _webhook_doc(request: Request, hook: dict[str, Any]) -> dict[str, Any]:
     path = f"/lists/{hook['list_id']}/webhooks/{hook['id']}"
     return {
         **hook,
-        "_links": [
-            link(request, "self", path),
-            link(request, "parent", f"/lists/{hook['list_id']}/webhooks"),
-            link(request, "update", path, "PATCH"),
-            link(request, "delete", path, "DELETE"),
-        ],
+        "_links": item_links(request, path, f"/lists/{hook['list_id']}/webhooks"),
     }
 
 

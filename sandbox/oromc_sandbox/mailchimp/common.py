@@ -510,6 +510,23 @@ def collection_links(
     return links(request, *specs)
 
 
+def item_links(
+    request: Request, path: str, parent: str, *, upsert: bool = False, sub: str | None = None
+) -> list[dict[str, Any]]:
+    """`_links` of one resource: self, parent, update (, upsert), delete (, sub-collection)."""
+    specs: list[tuple[str, str] | tuple[str, str, str]] = [
+        ("self", path),
+        ("parent", parent),
+        ("update", path, "PATCH"),
+    ]
+    if upsert:
+        specs.append(("upsert", path, "PUT"))
+    specs.append(("delete", path, "DELETE"))
+    if sub is not None:
+        specs.append((sub, f"{path}/{sub}"))
+    return links(request, *specs)
+
+
 # --------------------------------------------------------------------------- in-process dispatch
 
 

@@ -24,6 +24,7 @@ from .common import (
     check_type,
     collection_links,
     format_epoch,
+    item_links,
     links,
     mc_endpoint,
     paginate,
@@ -712,23 +713,6 @@ def _stamp(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _item_links(
-    request: Request, path: str, parent: str, *, upsert: bool = False, sub: str | None = None
-) -> list[dict[str, Any]]:
-    """`_links` of one store resource: self, parent, update (, upsert), delete (, sub-collection)."""
-    specs: list[tuple[str, str] | tuple[str, str, str]] = [
-        ("self", path),
-        ("parent", parent),
-        ("update", path, "PATCH"),
-    ]
-    if upsert:
-        specs.append(("upsert", path, "PUT"))
-    specs.append(("delete", path, "DELETE"))
-    if sub is not None:
-        specs.append((sub, f"{path}/{sub}"))
-    return links(request, *specs)
-
-
 def _shop_page(
     request: Request,
     ctx: Ctx,
@@ -789,7 +773,7 @@ def _store_doc(request: Request, shop: Shop) -> dict[str, Any]:
         "abandoned_cart": {"is_supported": True, "id": "", "status": "save"},
         "abandoned_browse": {"is_supported": True, "id": "", "status": "save"},
     }
-    doc["_links"] = _item_links(request, f"/ecommerce/stores/{sid}", "/ecommerce/stores")
+    doc["_links"] = item_links(request, f"/ecommerce/stores/{sid}", "/ecommerce/stores")
     return doc
 
 
@@ -897,7 +881,7 @@ def _customer_doc(request: Request, shop: Shop, customer: dict[str, Any]) -> dic
     doc["orders_count"] = len(orders)
     doc["total_spent"] = round(sum(float(o.get("order_total") or 0) for o in orders), 2)
     path = f"/ecommerce/stores/{shop.doc['id']}/customers/{customer['id']}"
-    doc["_links"] = _item_links(
+    doc["_links"] = item_links(
         request, path, f"/ecommerce/stores/{shop.doc['id']}/customers", upsert=True
     )
     return doc
@@ -1031,7 +1015,7 @@ def _product_doc(request: Request, shop: Shop, product: dict[str, Any]) -> dict[
         {**_stamp(v), "_links": links(request, ("self", f"{path}/variants/{v['id']}"))}
         for v in product["variants"]
     ]
-    doc["_links"] = _item_links(
+    doc["_links"] = item_links(
         request, path, f"/ecommerce/stores/{shop.doc['id']}/products", sub="variants"
     )
     return doc
@@ -1344,7 +1328,7 @@ def _order_doc(
         doc["outreach"] = {"id": outreach_id, "name": "", "type": "", "published_time": ""}
     else:
         doc["outreach"] = {}
-    doc["_links"] = _item_links(request, path, f"/ecommerce/stores/{sid}/orders", sub="lines")
+    doc["_links"] = item_links(request, path, f"/ecommerce/stores/{sid}/orders", sub="lines")
     return doc
 
 
@@ -1525,7 +1509,7 @@ def _cart_doc(request: Request, shop: Shop, cart: dict[str, Any]) -> dict[str, A
     )
     doc["lines"] = [_line_doc(request, shop, line, path) for line in cart["lines"]]
     doc["store_id"] = sid
-    doc["_links"] = _item_links(request, path, f"/ecommerce/stores/{sid}/carts", sub="lines")
+    doc["_links"] = item_links(request, path, f"/ecommerce/stores/{sid}/carts", sub="lines")
     return doc
 
 
