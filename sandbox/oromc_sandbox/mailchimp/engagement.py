@@ -449,6 +449,39 @@ def _campaign_for_report(ctx: Ctx) -> tuple[EngagementState, Campaign, CampaignE
     return state, campaign, campaign.events
 
 
+def _recipient(ctx: Ctx) -> tuple[EngagementState, Campaign, CampaignEvents, Rows, int]:
+    """Report, rows and recipient index of a `/reports/{id}/.../{subscriber_hash}` URL."""
+    state, campaign, events = _campaign_for_report(ctx)
+    rows = Rows(state, campaign)
+    return state, campaign, events, rows, rows.who_of(ctx.request.path_params["subscriber_hash"])
+
+
+def _report_page(
+    request: Request,
+    ctx: Ctx,
+    campaign: Campaign,
+    sub: str,
+    key: str,
+    rows: list[dict[str, Any]],
+    total: int,
+    *,
+    parent: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A page of `/reports/{id}/{sub}`: each row gets its `self` link, keyed by `email_id`."""
+    path = f"/reports/{campaign.id}/{sub}"
+    for row in rows:
+        row["_links"] = links(request, ("self", f"{path}/{row['email_id']}"))
+    ctx.items = len(rows)
+    return {
+        key: rows,
+        "campaign_id": campaign.id,
+        **(extra or {}),
+        "total_items": total,
+        "_links": collection_links(request, path, parent or f"/reports/{campaign.id}"),
+    }
+
+
 def _since(request: Request) -> float | None:
     value = parse_ts_param(request, "since")
     return value.timestamp() if value is not None else None
@@ -482,6 +515,12 @@ class Rows:
             "vip": bool(rec["vip"]) if rec else False,
             "contact_status": _contact_status(rec),
         }
+
+    def contact(self, who: int) -> dict[str, Any]:
+        """email_id, email_address, merge_fields, vip of recipient `who`."""
+        person = self.person(who)
+        del person["contact_status"]
+        return person
 
     def who_of(self, key: str) -> int:
         """Recipient index for a subscriber hash or email in the path (404 when not a recipient)."""
@@ -671,29 +710,13 @@ async def get_email_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
         total = len(window)
         whos = window[ctx.offset : ctx.offset + ctx.count]
     rows = Rows(state, campaign)
-    emails = []
-    for who in whos:
-        row = _activity_row(rows, campaign, events, who, since, hi)
-        row["_links"] = links(
-            request, ("self", f"/reports/{campaign.id}/email-activity/{row['email_id']}")
-        )
-        emails.append(row)
-    ctx.items = len(emails)
-    return {
-        "emails": emails,
-        "campaign_id": campaign.id,
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/reports/{campaign.id}/email-activity", f"/reports/{campaign.id}"
-        ),
-    }
+    emails = [_activity_row(rows, campaign, events, who, since, hi) for who in whos]
+    return _report_page(request, ctx, campaign, "email-activity", "emails", emails, total)
 
 
 @mc_endpoint(paged=False)
 async def get_email_activity_member(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, campaign, events = _campaign_for_report(ctx)
-    rows = Rows(state, campaign)
-    who = rows.who_of(request.path_params["subscriber_hash"])
+    state, campaign, events, rows, who = _recipient(ctx)
     row = _activity_row(
         rows, campaign, events, who, _since(request), events.visible(state.read_now)
     )
@@ -736,30 +759,22 @@ async def get_open_details(request: Request, ctx: Ctx) -> dict[str, Any]:
         whos = list(reversed(whos))
     rows = Rows(state, campaign)
     page = whos[ctx.offset : ctx.offset + ctx.count]
-    members = []
-    for who in page:
-        row = _open_row(rows, events, who, since, hi)
-        row["_links"] = links(
-            request, ("self", f"/reports/{campaign.id}/open-details/{row['email_id']}")
-        )
-        members.append(row)
-    ctx.items = len(members)
-    return {
-        "members": members,
-        "campaign_id": campaign.id,
-        "total_opens": total_opens,
-        "total_items": len(whos),
-        "_links": collection_links(
-            request, f"/reports/{campaign.id}/open-details", f"/reports/{campaign.id}"
-        ),
-    }
+    members = [_open_row(rows, events, who, since, hi) for who in page]
+    return _report_page(
+        request,
+        ctx,
+        campaign,
+        "open-details",
+        "members",
+        members,
+        len(whos),
+        extra={"total_opens": total_opens},
+    )
 
 
 @mc_endpoint(paged=False)
 async def get_open_details_member(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, campaign, events = _campaign_for_report(ctx)
-    rows = Rows(state, campaign)
-    who = rows.who_of(request.path_params["subscriber_hash"])
+    state, campaign, events, rows, who = _recipient(ctx)
     row = _open_row(rows, events, who, None, events.visible(state.read_now))
     if not row["opens_count"]:
         raise ApiError.of("ResourceNotFound")
@@ -848,17 +863,15 @@ def _clickers(events: CampaignEvents, u: int, hi: int) -> dict[int, int]:
 
 def _clicker_row(rows: Rows, campaign: Campaign, who: int, clicks: int, lid: str) -> dict[str, Any]:
     person = rows.person(who)
+    status = person.pop("contact_status")
     return {
-        "email_id": person["email_id"],
-        "email_address": person["email_address"],
-        "merge_fields": person["merge_fields"],
-        "vip": person["vip"],
+        **person,
         "clicks": clicks,
         "campaign_id": campaign.id,
         "url_id": lid,
         "list_id": campaign.list_id,
         "list_is_active": rows.active,
-        "contact_status": person["contact_status"],
+        "contact_status": status,
     }
 
 
@@ -870,25 +883,17 @@ async def get_click_members(request: Request, ctx: Ctx) -> dict[str, Any]:
     clickers = list(_clickers(events, u, events.visible(state.read_now)).items())
     page, total = paginate(clickers, ctx.count, ctx.offset)
     rows = Rows(state, campaign)
-    members = []
-    for who, clicks in page:
-        row = _clicker_row(rows, campaign, who, clicks, lid)
-        row["_links"] = links(
-            request,
-            ("self", f"/reports/{campaign.id}/click-details/{lid}/members/{row['email_id']}"),
-        )
-        members.append(row)
-    ctx.items = len(members)
-    return {
-        "members": members,
-        "campaign_id": campaign.id,
-        "total_items": total,
-        "_links": collection_links(
-            request,
-            f"/reports/{campaign.id}/click-details/{lid}/members",
-            f"/reports/{campaign.id}/click-details/{lid}",
-        ),
-    }
+    members = [_clicker_row(rows, campaign, who, clicks, lid) for who, clicks in page]
+    return _report_page(
+        request,
+        ctx,
+        campaign,
+        f"click-details/{lid}/members",
+        "members",
+        members,
+        total,
+        parent=f"/reports/{campaign.id}/click-details/{lid}",
+    )
 
 
 @mc_endpoint(paged=False)
@@ -909,17 +914,11 @@ def _unsub_row(rows: Rows, campaign: Campaign, e: int) -> dict[str, Any]:
     events = campaign.events
     assert events is not None
     who = events.who[e]
-    person = rows.person(who)
     return {
-        "email_id": person["email_id"],
-        "email_address": person["email_address"],
-        "merge_fields": person["merge_fields"],
-        "vip": person["vip"],
+        **rows.contact(who),
         "timestamp": format_epoch(events.ts[e]),
         "reason": unsub_reason(campaign, e),
-        "campaign_id": campaign.id,
-        "list_id": campaign.list_id,
-        "list_is_active": rows.active,
+        **rows.base(who),
     }
 
 
@@ -929,29 +928,13 @@ async def get_unsubscribed(request: Request, ctx: Ctx) -> dict[str, Any]:
     unsubs = events.aggregates(state.read_now).unsub_events
     page, total = paginate(unsubs, ctx.count, ctx.offset)
     rows = Rows(state, campaign)
-    out = []
-    for e in page:
-        row = _unsub_row(rows, campaign, e)
-        row["_links"] = links(
-            request, ("self", f"/reports/{campaign.id}/unsubscribed/{row['email_id']}")
-        )
-        out.append(row)
-    ctx.items = len(out)
-    return {
-        "unsubscribes": out,
-        "campaign_id": campaign.id,
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/reports/{campaign.id}/unsubscribed", f"/reports/{campaign.id}"
-        ),
-    }
+    out = [_unsub_row(rows, campaign, e) for e in page]
+    return _report_page(request, ctx, campaign, "unsubscribed", "unsubscribes", out, total)
 
 
 @mc_endpoint(paged=False)
 async def get_unsubscribed_member(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, campaign, events = _campaign_for_report(ctx)
-    rows = Rows(state, campaign)
-    who = rows.who_of(request.path_params["subscriber_hash"])
+    state, campaign, events, rows, who = _recipient(ctx)
     for e in events.aggregates(state.read_now).unsub_events:
         if events.who[e] == who:
             ctx.items = 1
@@ -962,7 +945,6 @@ async def get_unsubscribed_member(request: Request, ctx: Ctx) -> dict[str, Any]:
 def _sent_row(
     rows: Rows, campaign: Campaign, events: CampaignEvents, who: int, hi: int
 ) -> dict[str, Any]:
-    person = rows.person(who)
     mine = events.events_of(who, None, hi)
     opens = [e for e in mine if events.kind[e] == OPEN]
     status = "sent"
@@ -972,18 +954,13 @@ def _sent_row(
         elif events.kind[e] == SOFT_BOUNCE and status == "sent":
             status = "soft"
     return {
-        "email_id": person["email_id"],
-        "email_address": person["email_address"],
-        "merge_fields": person["merge_fields"],
-        "vip": person["vip"],
+        **rows.contact(who),
         "status": status,
         "open_count": len(opens),
         "last_open": format_epoch(events.ts[opens[-1]]) if opens else "",
         "absplit_group": "",
         "gmt_offset": 0,
-        "campaign_id": campaign.id,
-        "list_id": campaign.list_id,
-        "list_is_active": rows.active,
+        **rows.base(who),
     }
 
 
@@ -992,29 +969,14 @@ async def get_sent_to(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events = _campaign_for_report(ctx)
     hi = events.visible(state.read_now)
     rows = Rows(state, campaign)
-    out = []
-    for who in range(ctx.offset, min(events.n, ctx.offset + ctx.count)):
-        row = _sent_row(rows, campaign, events, who, hi)
-        row["_links"] = links(
-            request, ("self", f"/reports/{campaign.id}/sent-to/{row['email_id']}")
-        )
-        out.append(row)
-    ctx.items = len(out)
-    return {
-        "sent_to": out,
-        "campaign_id": campaign.id,
-        "total_items": events.n,
-        "_links": collection_links(
-            request, f"/reports/{campaign.id}/sent-to", f"/reports/{campaign.id}"
-        ),
-    }
+    whos = range(ctx.offset, min(events.n, ctx.offset + ctx.count))
+    out = [_sent_row(rows, campaign, events, who, hi) for who in whos]
+    return _report_page(request, ctx, campaign, "sent-to", "sent_to", out, events.n)
 
 
 @mc_endpoint(paged=False)
 async def get_sent_to_member(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state, campaign, events = _campaign_for_report(ctx)
-    rows = Rows(state, campaign)
-    who = rows.who_of(request.path_params["subscriber_hash"])
+    state, campaign, events, rows, who = _recipient(ctx)
     ctx.items = 1
     return _sent_row(rows, campaign, events, who, events.visible(state.read_now))
 
