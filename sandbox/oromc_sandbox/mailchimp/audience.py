@@ -21,6 +21,7 @@ from .common import (
     check_type,
     collection_links,
     error,
+    field_error,
     format_epoch,
     item_links,
     json_response,
@@ -317,10 +318,7 @@ async def list_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     for key, typ in LIST_PATCHABLE.items():
         check_type(body, key, typ)
     if "name" in body and not body["name"].strip():
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "name", "message": "This value should not be blank."}],
-        )
+        raise field_error("name", "This value should not be blank.")
     if "visibility" in body:
         check_enum(body, "visibility", ("pub", "prv"))
         doc["visibility"] = body["visibility"]
@@ -388,25 +386,12 @@ def _check_mf_body(body: dict[str, Any]) -> None:
     check_enum(body, "type", MERGE_TYPES)
     opts = body.get("options") or {}
     if "phone_format" in opts and opts["phone_format"] not in ("US", "International"):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "options.phone_format",
-                    "message": "Model presented is not one of the accepted values: US, International.",
-                }
-            ],
+        raise field_error(
+            "options.phone_format",
+            "Model presented is not one of the accepted values: US, International.",
         )
     if "choices" in opts and not isinstance(opts["choices"], list):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "options.choices",
-                    "message": "Schema describes array, object found instead",
-                }
-            ],
-        )
+        raise field_error("options.choices", "Schema describes array, object found instead")
 
 
 def _default_options(type_: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -453,14 +438,9 @@ async def merge_field_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     mid = aud.next_merge_id
     tag = (body.get("tag") or f"MERGE{mid}").strip().upper()
     if not TAG_RE.match(tag):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "tag",
-                    "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
-                }
-            ],
+        raise field_error(
+            "tag",
+            "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
         )
     if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
         raise ApiError.of(
@@ -499,21 +479,13 @@ async def merge_field_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     require_keys(body, ["name"])
     _check_mf_body(body)
     if "type" in body and body["type"] != mf["type"]:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "type", "message": "The type of a merge field cannot be changed."}],
-        )
+        raise field_error("type", "The type of a merge field cannot be changed.")
     if "tag" in body:
         tag = body["tag"].strip().upper()
         if not TAG_RE.match(tag):
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": "tag",
-                        "message": "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
-                    }
-                ],
+            raise field_error(
+                "tag",
+                "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
             )
         aud = ctx.store.audiences[list_id]
         if tag != mf["tag"]:
@@ -825,33 +797,14 @@ async def member_tags_post(request: Request, ctx: Ctx) -> None:
     items = body["tags"]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": f"tags.{i}",
-                        "message": "Schema describes object, string found instead",
-                    }
-                ],
-            )
+            raise field_error(f"tags.{i}", "Schema describes object, string found instead")
         require_keys(item, ["name", "status"])
         check_type(item, "name", "string", f"tags.{i}.")
         check_enum(item, "status", ("active", "inactive"), f"tags.{i}.")
         if not item["name"].strip():
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[{"field": f"tags.{i}.name", "message": "This value should not be blank."}],
-            )
+            raise field_error(f"tags.{i}.name", "This value should not be blank.")
         if len(item["name"].strip()) > 100:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": f"tags.{i}.name",
-                        "message": "Tag names can be at most 100 characters.",
-                    }
-                ],
-            )
+            raise field_error(f"tags.{i}.name", "Tag names can be at most 100 characters.")
     now = ctx.now().timestamp()
     aud = ctx.store.audiences[list_id]
     for item in items:
@@ -896,35 +849,20 @@ async def member_events_post(request: Request, ctx: Ctx) -> None:
     check_type(body, "occurred_at", "string")
     name = body["name"]
     if not 2 <= len(name) <= 30:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "name", "message": "Event name must be 2-30 characters in length."}],
-        )
+        raise field_error("name", "Event name must be 2-30 characters in length.")
     props = body.get("properties") or {}
     bad = [k for k, v in props.items() if not isinstance(v, str)]
     if bad:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": f"properties.{bad[0]}",
-                    "message": "Schema describes string, non-string found instead",
-                }
-            ],
+        raise field_error(
+            f"properties.{bad[0]}", "Schema describes string, non-string found instead"
         )
     occurred = ctx.now()
     if body.get("occurred_at"):
         try:
             occurred = parse_ts(body["occurred_at"]) or occurred
         except ValueError:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": "occurred_at",
-                        "message": "This value is not a valid date-time (ISO 8601).",
-                    }
-                ],
+            raise field_error(
+                "occurred_at", "This value is not a valid date-time (ISO 8601)."
             ) from None
     if rec["events"] is None:
         rec["events"] = []
@@ -977,14 +915,9 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
     check_type(body, "sync_tags", "boolean")
     members = body["members"]
     if len(members) > MAX_BATCH_MEMBERS:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "members",
-                    "message": f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent.",
-                }
-            ],
+        raise field_error(
+            "members",
+            f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent.",
         )
     skip_dup = parse_bool(request, "skip_duplicate_check")
     skip_merge = _skip_merge(request)
@@ -1013,15 +946,7 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
         seen.add(key)
         try:
             if not isinstance(item, dict):
-                raise ApiError.of(
-                    "InvalidResource",
-                    errors=[
-                        {
-                            "field": "members",
-                            "message": "Schema describes object, non-object found instead",
-                        }
-                    ],
-                )
+                raise field_error("members", "Schema describes object, non-object found instead")
             rec, was_created = write_member(
                 store,
                 list_id,
@@ -1141,14 +1066,8 @@ async def segment_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     check_type(body, "static_segment", "array")
     check_type(body, "options", "object")
     if "static_segment" in body and "options" in body:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "static_segment",
-                    "message": "static_segment cannot be provided with the options field.",
-                }
-            ],
+        raise field_error(
+            "static_segment", "static_segment cannot be provided with the options field."
         )
     now = ctx.now().timestamp()
     if "static_segment" in body:
@@ -1226,15 +1145,7 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     to_remove = body.get("members_to_remove") or []
     for key, values in (("members_to_add", to_add), ("members_to_remove", to_remove)):
         if len(values) > MAX_SEGMENT_MEMBERS:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": key,
-                        "message": f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.",
-                    }
-                ],
-            )
+            raise field_error(key, f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.")
     if seg["type"] != "static":
         raise ApiError.of(
             "InvalidAction", "Members can only be added to or removed from static segments (tags)."
@@ -1374,26 +1285,14 @@ def _check_webhook_body(body: dict[str, Any]) -> None:
     check_type(body, "events", "object")
     check_type(body, "sources", "object")
     if "url" in body and not re.match(r"^https?://\S+$", body["url"]):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "url", "message": "This value should be a valid URL."}],
-        )
+        raise field_error("url", "This value should be a valid URL.")
     for group, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
         for key, val in (body.get(group) or {}).items():
             if key not in names:
-                raise ApiError.of(
-                    "InvalidResource",
-                    errors=[{"field": f"{group}.{key}", "message": "Unknown property."}],
-                )
+                raise field_error(f"{group}.{key}", "Unknown property.")
             if not isinstance(val, bool):
-                raise ApiError.of(
-                    "InvalidResource",
-                    errors=[
-                        {
-                            "field": f"{group}.{key}",
-                            "message": "Schema describes boolean, non-boolean found instead",
-                        }
-                    ],
+                raise field_error(
+                    f"{group}.{key}", "Schema describes boolean, non-boolean found instead"
                 )
 
 
@@ -1487,10 +1386,7 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
     query = (ctx.q("query") or "").strip()
     if not query:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "query", "message": "Required parameter missing: query"}],
-        )
+        raise field_error("query", "Required parameter missing: query")
     only = ctx.q("list_id")
     exact: list[dict[str, Any]] = []
     full: list[dict[str, Any]] = []

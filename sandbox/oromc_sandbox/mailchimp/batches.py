@@ -32,6 +32,7 @@ from .common import (
     Ctx,
     check_type,
     dispatch,
+    field_error,
     format_epoch,
     link,
     mc_endpoint,
@@ -239,25 +240,13 @@ def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
     for i, op in enumerate(body["operations"]):
         prefix = f"operations.{i}."
         if not isinstance(op, dict):
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": f"operations.{i}",
-                        "message": "Schema describes object, non-object found instead",
-                    }
-                ],
+            raise field_error(
+                f"operations.{i}", "Schema describes object, non-object found instead"
             )
         missing = [k for k in ("method", "path") if k not in op]
         if missing:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": f"operations.{i}",
-                        "message": "Required fields were not provided: " + ", ".join(missing),
-                    }
-                ],
+            raise field_error(
+                f"operations.{i}", "Required fields were not provided: " + ", ".join(missing)
             )
         check_type(op, "method", "string", prefix)
         check_type(op, "path", "string", prefix)
@@ -265,16 +254,9 @@ def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
         check_type(op, "body", "string", prefix)
         check_type(op, "operation_id", "string", prefix)
         if op["method"] not in METHODS:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": prefix + "method",
-                        "message": "Model presented is not one of the accepted values: "
-                        + ", ".join(METHODS)
-                        + ".",
-                    }
-                ],
+            raise field_error(
+                prefix + "method",
+                "Model presented is not one of the accepted values: " + ", ".join(METHODS) + ".",
             )
         ops.append(
             {k: op[k] for k in ("method", "path", "params", "body", "operation_id") if k in op}

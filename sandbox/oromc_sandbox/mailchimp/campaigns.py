@@ -25,6 +25,7 @@ from .common import (
     check_enum,
     check_type,
     collection_links,
+    field_error,
     format_epoch,
     links,
     mc_endpoint,
@@ -624,32 +625,14 @@ def _check_list(store: Any, body: dict[str, Any], required: bool) -> str | None:
     recipients = body.get("recipients")
     if recipients is None:
         if required:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {"field": "recipients.list_id", "message": "This value should not be blank."}
-                ],
-            )
+            raise field_error("recipients.list_id", "This value should not be blank.")
         return None
     check_type(body, "recipients", "object")
     list_id = recipients.get("list_id")
     if not isinstance(list_id, str) or not list_id:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "recipients.list_id",
-                    "message": "Required fields were not provided: list_id",
-                }
-            ],
-        )
+        raise field_error("recipients.list_id", "Required fields were not provided: list_id")
     if list_id not in store.lists:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {"field": "recipients.list_id", "message": "The requested list does not exist."}
-            ],
-        )
+        raise field_error("recipients.list_id", "The requested list does not exist.")
     return list_id
 
 

@@ -290,6 +290,11 @@ class ApiError(Exception):
         )
 
 
+def field_error(field: str, message: str, detail: str | None = None) -> ApiError:
+    """400 Invalid Resource with one field error (generic detail unless one is given)."""
+    return ApiError.of("InvalidResource", detail, errors=[{"field": field, "message": message}])
+
+
 # --------------------------------------------------------------------------- auth
 
 
@@ -432,15 +437,10 @@ def parse_int(request: Request, name: str, default: int, minimum: int, maximum: 
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": name, "message": "Schema describes integer, string found instead"}],
-        ) from None
+        raise field_error(name, "Schema describes integer, string found instead") from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ApiError.of(
-            "InvalidResource", errors=[{"field": name, "message": f"Value must be {bound}."}]
-        )
+        raise field_error(name, f"Value must be {bound}.")
     return value
 
 
@@ -453,10 +453,7 @@ def parse_bool(request: Request, name: str, default: bool = False) -> bool:
         return True
     if low in ("false", "0", "no"):
         return False
-    raise ApiError.of(
-        "InvalidResource",
-        errors=[{"field": name, "message": "Schema describes boolean, string found instead"}],
-    )
+    raise field_error(name, "Schema describes boolean, string found instead")
 
 
 def parse_ts_param(request: Request, name: str) -> datetime | None:
@@ -468,10 +465,7 @@ def parse_ts_param(request: Request, name: str) -> datetime | None:
     try:
         return parse_ts(raw)
     except ValueError:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": name, "message": "This value is not a valid date-time (ISO 8601)."}],
-        ) from None
+        raise field_error(name, "This value is not a valid date-time (ISO 8601).") from None
 
 
 def api_base(request: Request) -> str:
@@ -681,20 +675,9 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
 def require_object(payload: Any) -> dict[str, Any]:
     """The JSON body as an object, else 400 Invalid Resource (as Mailchimp's schema check does)."""
     if payload is None:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "", "message": "Required fields were not provided: body"}],
-        )
+        raise field_error("", "Required fields were not provided: body")
     if not isinstance(payload, dict):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "",
-                    "message": f"Schema describes object, {json_type(payload)} found instead",
-                }
-            ],
-        )
+        raise field_error("", f"Schema describes object, {json_type(payload)} found instead")
     return payload
 
 
@@ -721,38 +704,18 @@ def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") 
     actual = json_type(body[key])
     ok = actual == expected or (expected == "number" and actual == "integer")
     if not ok:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": prefix + key,
-                    "message": f"Schema describes {expected}, {actual} found instead",
-                }
-            ],
-        )
+        raise field_error(prefix + key, f"Schema describes {expected}, {actual} found instead")
 
 
 def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: str = "") -> None:
     if key in body and body[key] not in allowed:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": prefix + key,
-                    "message": "Model presented is not one of the accepted values: "
-                    + ", ".join(allowed)
-                    + ".",
-                }
-            ],
+        raise field_error(
+            prefix + key,
+            "Model presented is not one of the accepted values: " + ", ".join(allowed) + ".",
         )
 
 
 def require_keys(body: dict[str, Any], keys: Sequence[str]) -> None:
     missing = [k for k in keys if k not in body]
     if missing:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {"field": "", "message": "Required fields were not provided: " + ", ".join(missing)}
-            ],
-        )
+        raise field_error("", "Required fields were not provided: " + ", ".join(missing))

@@ -23,6 +23,7 @@ from .common import (
     Ctx,
     check_type,
     collection_links,
+    field_error,
     format_epoch,
     item_links,
     links,
@@ -124,10 +125,6 @@ def _dup(kind: str) -> ApiError:
     return ApiError.of(
         "InvalidResource", f"A {kind} with the provided ID already exists in the account."
     )
-
-
-def _field_error(field_: str, message: str) -> ApiError:
-    return ApiError.of("InvalidResource", errors=[{"field": field_, "message": message}])
 
 
 @dataclass
@@ -687,9 +684,9 @@ def _copy_keys(target: dict[str, Any], body: dict[str, Any], keys: tuple[str, ..
 def _check_id(body: dict[str, Any], key: str = "id", max_len: int = 50) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise _field_error(key, "This value should not be blank.")
+        raise field_error(key, "This value should not be blank.")
     if len(value) > max_len:
-        raise _field_error(
+        raise field_error(
             key, f"This value is too long. It should have {max_len} characters or less."
         )
     return value
@@ -794,7 +791,7 @@ def _validate_store(body: dict[str, Any]) -> None:
     if "currency_code" in body and (
         not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
     ):
-        raise _field_error("currency_code", "This value is not a valid currency.")
+        raise field_error("currency_code", "This value is not a valid currency.")
 
 
 @mc_endpoint
@@ -817,7 +814,7 @@ async def post_store(request: Request, ctx: Ctx) -> dict[str, Any]:
     sid = _check_id(body)
     _validate_store(body)
     if body["list_id"] not in ctx.store.lists:
-        raise _field_error("list_id", "The requested list does not exist.")
+        raise field_error("list_id", "The requested list does not exist.")
     if sid in state.ecommerce.shops:
         raise _dup("store")
     now = _now(state)
@@ -858,7 +855,7 @@ async def patch_store(request: Request, ctx: Ctx) -> dict[str, Any]:
     body = require_object(ctx.json)
     _validate_store(body)
     if "list_id" in body and body["list_id"] != shop.doc["list_id"]:
-        raise _field_error("list_id", "A store's list_id cannot be changed.")
+        raise field_error("list_id", "A store's list_id cannot be changed.")
     _copy_keys(shop.doc, body, STORE_KEYS)
     shop.doc["updated_at"] = _now(state)
     ctx.items = 1
@@ -896,7 +893,7 @@ def _validate_customer(body: dict[str, Any], prefix: str = "") -> None:
     if "email_address" in body:
         email = body["email_address"]
         if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
-            raise _field_error(prefix + "email_address", "Please provide a valid email address.")
+            raise field_error(prefix + "email_address", "Please provide a valid email address.")
 
 
 def upsert_customer(
@@ -914,7 +911,7 @@ def upsert_customer(
     customer = shop.customers.get(cid)
     if customer is None:
         if "email_address" not in body:
-            raise _field_error(prefix + "email_address", "This value should not be blank.")
+            raise field_error(prefix + "email_address", "This value should not be blank.")
         customer = {
             "id": cid,
             "email_address": "",
@@ -980,7 +977,7 @@ async def put_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
     require_keys(body, ("id", "email_address", "opt_in_status"))
     cid = request.path_params["customer_id"]
     if body["id"] != cid:
-        raise _field_error("id", "The customer id in the body does not match the URL.")
+        raise field_error("id", "The customer id in the body does not match the URL.")
     customer = upsert_customer(state, shop, cid, body)
     ctx.items = 1
     return _customer_doc(request, shop, customer)
@@ -1023,10 +1020,10 @@ def _product_doc(request: Request, shop: Shop, product: dict[str, Any]) -> dict[
 
 def _new_variant(body: dict[str, Any], now: float, prefix: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise _field_error(prefix.rstrip("."), "Schema describes object")
+        raise field_error(prefix.rstrip("."), "Schema describes object")
     for key in ("id", "title"):
         if not isinstance(body.get(key), str) or not body[key]:
-            raise _field_error(prefix + key, "This value should not be blank.")
+            raise field_error(prefix + key, "This value should not be blank.")
     _check_number(body, "price", prefix)
     check_type(body, "inventory_quantity", "integer", prefix)
     variant: dict[str, Any] = {
@@ -1063,7 +1060,7 @@ async def post_product(request: Request, ctx: Ctx) -> dict[str, Any]:
     pid = _check_id(body)
     check_type(body, "variants", "array")
     if not body["variants"]:
-        raise _field_error("variants", "A product must have at least one variant.")
+        raise field_error("variants", "A product must have at least one variant.")
     if pid in shop.products:
         raise _dup("product")
     now = _now(state)
@@ -1235,12 +1232,12 @@ async def delete_variant(request: Request, ctx: Ctx) -> None:
 
 def _check_lines(shop: Shop, lines: Any, prefix: str = "lines") -> list[dict[str, Any]]:
     if not isinstance(lines, list):
-        raise _field_error(prefix, "Schema describes array")
+        raise field_error(prefix, "Schema describes array")
     out = []
     for i, raw in enumerate(lines):
         where = f"{prefix}.item:{i}."
         if not isinstance(raw, dict):
-            raise _field_error(where.rstrip("."), "Schema describes object")
+            raise field_error(where.rstrip("."), "Schema describes object")
         out.append(_check_line(shop, raw, where))
     return out
 
@@ -1251,23 +1248,23 @@ def _check_line(
     required = () if partial else ("id", "product_id", "product_variant_id", "quantity", "price")
     missing = [k for k in required if k not in raw]
     if missing:
-        raise _field_error(where + missing[0], "This value should not be blank.")
+        raise field_error(where + missing[0], "This value should not be blank.")
     check_type(raw, "quantity", "integer", where)
     _check_number(raw, "price", where)
     _check_number(raw, "discount", where)
     if "product_id" in raw or "product_variant_id" in raw:
         product = shop.products.get(raw.get("product_id", ""))
         if product is None:
-            raise ApiError.of(
-                "InvalidResource",
+            raise field_error(
+                where + "product_id",
+                "Product not found.",
                 "A product with the provided ID does not exist in the account for this list.",
-                errors=[{"field": where + "product_id", "message": "Product not found."}],
             )
         if _variant(product, raw.get("product_variant_id", "")) is None:
-            raise ApiError.of(
-                "InvalidResource",
+            raise field_error(
+                where + "product_variant_id",
+                "Variant not found.",
                 "A product variant with the provided ID does not exist in the account for this list.",
-                errors=[{"field": where + "product_variant_id", "message": "Variant not found."}],
             )
     line: dict[str, Any] = {"id": raw.get("id", "")}
     _copy_keys(line, raw, LINE_KEYS)
@@ -1294,10 +1291,10 @@ def _check_campaign(state: EngagementState, shop: Shop, campaign_id: Any) -> str
         return ""
     campaign = state.campaigns.get(str(campaign_id))
     if campaign is None or campaign.list_id != shop.doc["list_id"]:
-        raise ApiError.of(
-            "InvalidResource",
+        raise field_error(
+            "campaign_id",
+            "Campaign not found.",
             "A campaign with the provided ID does not exist in the account for this list.",
-            errors=[{"field": "campaign_id", "message": "Campaign not found."}],
         )
     return campaign.id
 
@@ -1348,7 +1345,7 @@ def _validate_order_fields(body: dict[str, Any]) -> None:
     if "currency_code" in body and (
         not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
     ):
-        raise _field_error("currency_code", "This value is not a valid currency.")
+        raise field_error("currency_code", "This value is not a valid currency.")
     if "outreach" in body:
         check_type(body, "outreach", "object")
 
@@ -1402,7 +1399,7 @@ async def get_account_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
 def _order_customer(state: EngagementState, shop: Shop, body: dict[str, Any]) -> str:
     raw = body["customer"]
     if not isinstance(raw, dict):
-        raise _field_error("customer", "Schema describes object")
+        raise field_error("customer", "Schema describes object")
     cid = _check_id(raw, "id")
     fields = {k: v for k, v in raw.items() if k in CUSTOMER_KEYS}
     if cid in shop.customers and not fields:

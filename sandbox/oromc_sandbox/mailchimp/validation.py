@@ -9,7 +9,15 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .common import ApiError, check_enum, check_type, json_type, parse_ts, subscriber_hash
+from .common import (
+    ApiError,
+    check_enum,
+    check_type,
+    field_error,
+    json_type,
+    parse_ts,
+    subscriber_hash,
+)
 from .store import Audience, MailchimpStore
 
 MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
@@ -79,14 +87,8 @@ def email_problem(email: str, *, new: bool) -> str | None:
 
 def check_email(email: Any, *, new: bool) -> str:
     if not isinstance(email, str):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "email_address",
-                    "message": f"Schema describes string, {json_type(email)} found instead",
-                }
-            ],
+        raise field_error(
+            "email_address", f"Schema describes string, {json_type(email)} found instead"
         )
     problem = email_problem(email, new=new)
     if problem:
@@ -195,14 +197,8 @@ def validate_merge_fields(
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "merge_fields",
-                    "message": f"Schema describes object, {json_type(values)} found instead",
-                }
-            ],
+        raise field_error(
+            "merge_fields", f"Schema describes object, {json_type(values)} found instead"
         )
     by_tag = {mf["tag"]: mf for mf in aud.merge_fields.values()}
     out: dict[str, Any] = {}
@@ -304,18 +300,10 @@ def _check_member_body(body: dict[str, Any], statuses: tuple[str, ...]) -> None:
             try:
                 parse_ts(body[key])
             except ValueError:
-                raise ApiError.of(
-                    "InvalidResource",
-                    errors=[
-                        {"field": key, "message": "This value is not a valid date-time (ISO 8601)."}
-                    ],
-                ) from None
+                raise field_error(key, "This value is not a valid date-time (ISO 8601).") from None
     tags = body.get("tags")
     if tags is not None and not all(isinstance(t, str) and t.strip() for t in tags):
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "tags", "message": "Tag names must be non-empty strings."}],
-        )
+        raise field_error("tags", "Tag names must be non-empty strings.")
 
 
 def _plain_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -379,15 +367,7 @@ def write_member(
         required = ["email_address", "status"] if mode == "post" else ["email_address"]
         missing = [k for k in required if k not in body]
         if missing:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": "",
-                        "message": "Required fields were not provided: " + ", ".join(missing),
-                    }
-                ],
-            )
+            raise field_error("", "Required fields were not provided: " + ", ".join(missing))
         email = str(body["email_address"]).strip()
         hash_ = subscriber_hash(email)
     else:
@@ -426,14 +406,9 @@ def write_member(
         check_email(new_email, new=False)
         other = members.get(subscriber_hash(new_email))
         if other is not None:
-            raise ApiError.of(
-                "InvalidResource",
-                errors=[
-                    {
-                        "field": "email_address",
-                        "message": f'{new_email.strip()} is already in this list with a status of "{other["status"]}".',
-                    }
-                ],
+            raise field_error(
+                "email_address",
+                f'{new_email.strip()} is already in this list with a status of "{other["status"]}".',
             )
         rec = store.change_email(list_id, hash_, new_email, now)
         hash_ = rec["id"]
@@ -460,20 +435,11 @@ def _create(
 ) -> dict[str, Any]:
     aud = store.audiences[list_id]
     if not email:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "", "message": "Required fields were not provided: email_address"}],
-        )
+        raise field_error("", "Required fields were not provided: email_address")
     email = check_email(email, new=True)
     if subscriber_hash(email) != hash_:
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[
-                {
-                    "field": "email_address",
-                    "message": "The email address does not match the subscriber hash in the URL.",
-                }
-            ],
+        raise field_error(
+            "email_address", "The email address does not match the subscriber hash in the URL."
         )
     status = body.get("status_if_new") if mode == "put" else None
     status = (
@@ -481,10 +447,7 @@ def _create(
     )
     if not status:
         missing = "status_if_new" if mode == "put" else "status"
-        raise ApiError.of(
-            "InvalidResource",
-            errors=[{"field": "", "message": f"Required fields were not provided: {missing}"}],
-        )
+        raise field_error("", f"Required fields were not provided: {missing}")
     if hash_ in aud.forgotten and status != "pending":
         raise forgotten_error(email)
     merge = validate_merge_fields(
