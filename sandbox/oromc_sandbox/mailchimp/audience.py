@@ -1420,14 +1420,11 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 async def not_found_fallback(request: Request) -> Response:
     """Any other `/3.0/...` path: 405 with `Allow` when the path exists for other methods, else 404."""
-    from .common import authenticate, method_override
+    from .common import preflight
 
-    denied = authenticate(request)
-    if denied is not None:
-        return denied
-    overridden = await method_override(request)
-    if overridden is not None:
-        return overridden
+    early = await preflight(request)
+    if early is not None:
+        return early
     allowed: set[str] = set()
     for route in request.app.router.routes:
         if isinstance(route, Route) and route.endpoint is not not_found_fallback:

@@ -636,6 +636,37 @@ def _check_list(store: Any, body: dict[str, Any], required: bool) -> str | None:
     return list_id
 
 
+def new_settings(
+    *,
+    title: str,
+    subject_line: str,
+    from_name: str,
+    reply_to: str,
+    to_name: str,
+    drag_and_drop: bool,
+) -> dict[str, Any]:
+    """A new campaign's full `settings` document (the rest at Mailchimp's defaults)."""
+    return {
+        "subject_line": subject_line,
+        "preview_text": "",
+        "title": title,
+        "from_name": from_name,
+        "reply_to": reply_to,
+        "use_conversation": False,
+        "to_name": to_name,
+        "folder_id": "",
+        "authenticate": True,
+        "auto_footer": False,
+        "inline_css": False,
+        "auto_tweet": False,
+        "auto_fb_post": [],
+        "fb_comments": True,
+        "timewarp": False,
+        "template_id": 0,
+        "drag_and_drop": drag_and_drop,
+    }
+
+
 @mc_endpoint(paged=False)
 async def post_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
     state = engagement(ctx)
@@ -648,25 +679,14 @@ async def post_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
         {"content_type": content_type}, "content_type", ("template", "multichannel", "html", "url")
     )
     defaults = (ctx.store.lists.get(list_id) or {}).get("campaign_defaults") or {}
-    settings: dict[str, Any] = {
-        "subject_line": "",
-        "preview_text": "",
-        "title": "",
-        "from_name": defaults.get("from_name", ""),
-        "reply_to": defaults.get("from_email", ""),
-        "use_conversation": False,
-        "to_name": "",
-        "folder_id": "",
-        "authenticate": True,
-        "auto_footer": False,
-        "inline_css": False,
-        "auto_tweet": False,
-        "auto_fb_post": [],
-        "fb_comments": True,
-        "timewarp": False,
-        "template_id": 0,
-        "drag_and_drop": False,
-    }
+    settings = new_settings(
+        title="",
+        subject_line="",
+        from_name=defaults.get("from_name", ""),
+        reply_to=defaults.get("from_email", ""),
+        to_name="",
+        drag_and_drop=False,
+    )
     campaign = state.new_campaign(body["type"], list_id, state.now(), settings)
     campaign.content_type = content_type
     _merge_settings(campaign, body)

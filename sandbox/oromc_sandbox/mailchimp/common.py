@@ -560,6 +560,15 @@ async def dispatch(
 OVERRIDABLE = ("GET", "PUT", "PATCH", "DELETE")
 
 
+async def preflight(request: Request, *, auth: bool = True) -> Response | None:
+    """The answer due before any route logic: a 401 (when `auth`) or a method-override result."""
+    if auth:
+        denied = authenticate(request)
+        if denied is not None:
+            return denied
+    return await method_override(request)
+
+
 async def method_override(request: Request) -> Response | None:
     """Honour `X-HTTP-Method-Override` on POST (422 on other methods); None when absent."""
     override = request.headers.get("x-http-method-override", "").strip().upper()
@@ -626,13 +635,9 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             try:
-                if auth:
-                    denied = authenticate(request)
-                    if denied is not None:
-                        return denied
-                overridden = await method_override(request)
-                if overridden is not None:
-                    return overridden
+                early = await preflight(request, auth=auth)
+                if early is not None:
+                    return early
                 store = get_store(request)
                 store.sync_engagement()  # due opens/bounces/unsubscribes land before we answer
                 count = (

@@ -44,6 +44,7 @@ from .campaigns import (
     find_campaign,
     generate_events,
     list_info,
+    new_settings,
     rates,
     select_sent,
     sort_params,
@@ -351,25 +352,14 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
 
 
 def _settings(defaults: dict[str, Any], title: str, subject: str) -> dict[str, Any]:
-    return {
-        "subject_line": subject,
-        "preview_text": "",
-        "title": title,
-        "from_name": defaults.get("from_name") or "Sandbox Shop",
-        "reply_to": defaults.get("from_email") or "news@shop.example.com",
-        "use_conversation": False,
-        "to_name": "*|FNAME|*",
-        "folder_id": "",
-        "authenticate": True,
-        "auto_footer": False,
-        "inline_css": False,
-        "auto_tweet": False,
-        "auto_fb_post": [],
-        "fb_comments": True,
-        "timewarp": False,
-        "template_id": 0,
-        "drag_and_drop": True,
-    }
+    return new_settings(
+        title=title,
+        subject_line=subject,
+        from_name=defaults.get("from_name") or "Sandbox Shop",
+        reply_to=defaults.get("from_email") or "news@shop.example.com",
+        to_name="*|FNAME|*",
+        drag_and_drop=True,
+    )
 
 
 def _seed_one(
