@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from singer_sdk import typing as th
@@ -135,6 +136,7 @@ class TargetOroCommerce(Target):
         self._services: Services | None = None
         self._services_lock = threading.Lock()
         self._summary_logged = False
+        self._on_exit: Callable[[], None] | None = None
         cfg = self.config
         if cfg.get("create_missing_customer_users") and not cfg.get("new_customer_user_customer_id"):
             msg = "Setting 'new_customer_user_customer_id' is required when create_missing_customer_users is true."
@@ -154,7 +156,9 @@ class TargetOroCommerce(Target):
         with self._services_lock:
             if self._services is None:
                 self._services = Services(self.config)
-                atexit.register(functools.partial(self._finish, failed=True))
+                # a run that dies on an error still logs its summary when the process exits
+                self._on_exit = functools.partial(self._finish, failed=True)
+                atexit.register(self._on_exit)
             return self._services
 
     @override
@@ -189,6 +193,8 @@ class TargetOroCommerce(Target):
         if self._summary_logged or self._services is None:
             return
         self._summary_logged = True
+        if self._on_exit is not None:
+            atexit.unregister(self._on_exit)
         summary = self._services.report.log_summary(self.logger)
         if failed:
             self.logger.error("Run stopped before the end of input; state was emitted only for durable writes.")
