@@ -36,6 +36,7 @@ from .common import (
     format_epoch,
     link,
     mc_endpoint,
+    method_routes,
     require_keys,
     require_object,
     short_id,
@@ -363,9 +364,7 @@ async def batch_results(request: Request) -> Response:
 
 def batch_routes() -> list[BaseRoute]:
     return [
-        Route(API_PREFIX + "/batches", batch_create, methods=["POST"]),
-        Route(API_PREFIX + "/batches", batch_list, methods=["GET"]),
-        Route(API_PREFIX + "/batches/{batch_id}", batch_one, methods=["GET"]),
-        Route(API_PREFIX + "/batches/{batch_id}", batch_delete, methods=["DELETE"]),
+        *method_routes(API_PREFIX + "/batches", post=batch_create, get=batch_list),
+        *method_routes(API_PREFIX + "/batches/{batch_id}", get=batch_one, delete=batch_delete),
         Route(RESULTS_PATH + "/{name}", batch_results, methods=["GET"]),
     ]

@@ -29,6 +29,7 @@ from .common import (
     format_epoch,
     links,
     mc_endpoint,
+    method_routes,
     paginate,
     parse_ts_param,
     require_keys,
@@ -741,10 +742,9 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
 def campaign_routes() -> list[BaseRoute]:
     base = "/3.0/campaigns"
     return [
-        Route(base, get_campaigns, methods=["GET"]),
-        Route(base, post_campaigns, methods=["POST"]),
-        Route(base + "/{campaign_id}", get_campaign, methods=["GET"]),
-        Route(base + "/{campaign_id}", patch_campaign, methods=["PATCH"]),
-        Route(base + "/{campaign_id}", delete_campaign, methods=["DELETE"]),
+        *method_routes(base, get=get_campaigns, post=post_campaigns),
+        *method_routes(
+            base + "/{campaign_id}", get=get_campaign, patch=patch_campaign, delete=delete_campaign
+        ),
         Route(base + "/{campaign_id}/actions/send", send_campaign, methods=["POST"]),
     ]

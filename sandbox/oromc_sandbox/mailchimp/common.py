@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 if TYPE_CHECKING:
     from .store import MailchimpStore
@@ -519,6 +520,11 @@ def item_links(
     if sub is not None:
         specs.append((sub, f"{path}/{sub}"))
     return links(request, *specs)
+
+
+def method_routes(path: str, **handlers: Callable[..., Any]) -> list[BaseRoute]:
+    """One `Route` per HTTP method on `path`, in the order given (`get=...`, `post=...`)."""
+    return [Route(path, handler, methods=[method.upper()]) for method, handler in handlers.items()]
 
 
 # --------------------------------------------------------------------------- in-process dispatch

@@ -28,6 +28,7 @@ from .common import (
     item_links,
     links,
     mc_endpoint,
+    method_routes,
     paginate,
     parse_bool,
     require_keys,
@@ -1653,52 +1654,53 @@ def routes() -> list[BaseRoute]:
     one = s + "/{store_id}"
     return [
         Route("/3.0/ecommerce/orders", get_account_orders, methods=["GET"]),
-        Route(s, get_stores, methods=["GET"]),
-        Route(s, post_store, methods=["POST"]),
-        Route(one, get_store, methods=["GET"]),
-        Route(one, patch_store, methods=["PATCH"]),
-        Route(one, delete_store, methods=["DELETE"]),
-        Route(one + "/customers", get_customers, methods=["GET"]),
-        Route(one + "/customers", post_customer, methods=["POST"]),
-        Route(one + "/customers/{customer_id}", get_customer, methods=["GET"]),
-        Route(one + "/customers/{customer_id}", put_customer, methods=["PUT"]),
-        Route(one + "/customers/{customer_id}", patch_customer, methods=["PATCH"]),
-        Route(one + "/customers/{customer_id}", delete_customer, methods=["DELETE"]),
-        Route(one + "/products", get_products, methods=["GET"]),
-        Route(one + "/products", post_product, methods=["POST"]),
-        Route(one + "/products/{product_id}", get_product, methods=["GET"]),
-        Route(one + "/products/{product_id}", patch_product, methods=["PATCH"]),
-        Route(one + "/products/{product_id}", delete_product, methods=["DELETE"]),
-        Route(one + "/products/{product_id}/variants", get_variants, methods=["GET"]),
-        Route(one + "/products/{product_id}/variants", post_variant, methods=["POST"]),
-        Route(
-            one + "/products/{product_id}/variants/{variant_id}", get_variant_one, methods=["GET"]
+        *method_routes(s, get=get_stores, post=post_store),
+        *method_routes(one, get=get_store, patch=patch_store, delete=delete_store),
+        *method_routes(one + "/customers", get=get_customers, post=post_customer),
+        *method_routes(
+            one + "/customers/{customer_id}",
+            get=get_customer,
+            put=put_customer,
+            patch=patch_customer,
+            delete=delete_customer,
         ),
-        Route(one + "/products/{product_id}/variants/{variant_id}", put_variant, methods=["PUT"]),
-        Route(
-            one + "/products/{product_id}/variants/{variant_id}", patch_variant, methods=["PATCH"]
+        *method_routes(one + "/products", get=get_products, post=post_product),
+        *method_routes(
+            one + "/products/{product_id}",
+            get=get_product,
+            patch=patch_product,
+            delete=delete_product,
         ),
-        Route(
-            one + "/products/{product_id}/variants/{variant_id}", delete_variant, methods=["DELETE"]
+        *method_routes(
+            one + "/products/{product_id}/variants", get=get_variants, post=post_variant
         ),
-        Route(one + "/orders", get_orders, methods=["GET"]),
-        Route(one + "/orders", post_order, methods=["POST"]),
-        Route(one + "/orders/{order_id}", get_order, methods=["GET"]),
-        Route(one + "/orders/{order_id}", patch_order, methods=["PATCH"]),
-        Route(one + "/orders/{order_id}", delete_order, methods=["DELETE"]),
-        Route(one + "/carts", get_carts, methods=["GET"]),
-        Route(one + "/carts", post_cart, methods=["POST"]),
-        Route(one + "/carts/{cart_id}", get_cart, methods=["GET"]),
-        Route(one + "/carts/{cart_id}", patch_cart, methods=["PATCH"]),
-        Route(one + "/carts/{cart_id}", delete_cart, methods=["DELETE"]),
-        Route(one + "/orders/{order_id}/lines", get_lines, methods=["GET"]),
-        Route(one + "/orders/{order_id}/lines", post_line, methods=["POST"]),
-        Route(one + "/orders/{order_id}/lines/{line_id}", get_line, methods=["GET"]),
-        Route(one + "/orders/{order_id}/lines/{line_id}", patch_line, methods=["PATCH"]),
-        Route(one + "/orders/{order_id}/lines/{line_id}", delete_line, methods=["DELETE"]),
-        Route(one + "/carts/{cart_id}/lines", get_lines, methods=["GET"]),
-        Route(one + "/carts/{cart_id}/lines", post_line, methods=["POST"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", get_line, methods=["GET"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", patch_line, methods=["PATCH"]),
-        Route(one + "/carts/{cart_id}/lines/{line_id}", delete_line, methods=["DELETE"]),
+        *method_routes(
+            one + "/products/{product_id}/variants/{variant_id}",
+            get=get_variant_one,
+            put=put_variant,
+            patch=patch_variant,
+            delete=delete_variant,
+        ),
+        *method_routes(one + "/orders", get=get_orders, post=post_order),
+        *method_routes(
+            one + "/orders/{order_id}", get=get_order, patch=patch_order, delete=delete_order
+        ),
+        *method_routes(one + "/carts", get=get_carts, post=post_cart),
+        *method_routes(
+            one + "/carts/{cart_id}", get=get_cart, patch=patch_cart, delete=delete_cart
+        ),
+        *method_routes(one + "/orders/{order_id}/lines", get=get_lines, post=post_line),
+        *method_routes(
+            one + "/orders/{order_id}/lines/{line_id}",
+            get=get_line,
+            patch=patch_line,
+            delete=delete_line,
+        ),
+        *method_routes(one + "/carts/{cart_id}/lines", get=get_lines, post=post_line),
+        *method_routes(
+            one + "/carts/{cart_id}/lines/{line_id}",
+            get=get_line,
+            patch=patch_line,
+            delete=delete_line,
+        ),
     ]
