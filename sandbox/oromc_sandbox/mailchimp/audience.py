@@ -356,16 +356,20 @@ def _render_mf(request: Request, mf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _mf_or_404(store: MailchimpStore, list_id: str, merge_id: str) -> dict[str, Any]:
-    _list_or_404(store, list_id)
+def _by_number(items: dict[int, dict[str, Any]], raw_id: str) -> dict[str, Any]:
+    """The item whose integer id is `raw_id` (404 when it is not a number or not there)."""
     try:
-        mid = int(merge_id)
+        item = items.get(int(raw_id))
     except ValueError:
         raise ApiError.of("ResourceNotFound") from None
-    mf = store.audiences[list_id].merge_fields.get(mid)
-    if mf is None:
+    if item is None:
         raise ApiError.of("ResourceNotFound")
-    return mf
+    return item
+
+
+def _mf_or_404(store: MailchimpStore, list_id: str, merge_id: str) -> dict[str, Any]:
+    _list_or_404(store, list_id)
+    return _by_number(store.audiences[list_id].merge_fields, merge_id)
 
 
 TAG_RE = re.compile(r"^[A-Z0-9_]{1,10}$")
@@ -1014,14 +1018,7 @@ def _segment_doc(
 
 def _segment_or_404(store: MailchimpStore, list_id: str, segment_id: str) -> dict[str, Any]:
     _list_or_404(store, list_id)
-    try:
-        sid = int(segment_id)
-    except ValueError:
-        raise ApiError.of("ResourceNotFound") from None
-    seg = store.audiences[list_id].segments.get(sid)
-    if seg is None:
-        raise ApiError.of("ResourceNotFound")
-    return seg
+    return _by_number(store.audiences[list_id].segments, segment_id)
 
 
 @mc_endpoint

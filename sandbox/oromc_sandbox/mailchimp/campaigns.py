@@ -24,13 +24,12 @@ from .common import (
     Ctx,
     check_enum,
     check_type,
-    collection_links,
+    collection_page,
     field_error,
     format_epoch,
     links,
     mc_endpoint,
     method_routes,
-    paginate,
     parse_ts_param,
     require_keys,
     require_object,
@@ -593,13 +592,16 @@ async def get_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
         hash_ = subscriber_hash(key) if "@" in key else key
         campaigns = [c for c in campaigns if c.recipient_index(hash_) is not None]
     campaigns = select_sent(request, campaigns, sort_allowed=("create_time", "send_time"))
-    page, total = paginate(campaigns, ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "campaigns": [campaign_doc(request, state, c, now) for c in page],
-        "total_items": total,
-        "_links": collection_links(request, "/campaigns", None, ("POST",)),
-    }
+    return collection_page(
+        request,
+        ctx,
+        "campaigns",
+        campaigns,
+        lambda c: campaign_doc(request, state, c, now),
+        "/campaigns",
+        None,
+        ("POST",),
+    )
 
 
 @mc_endpoint(paged=False)

@@ -505,6 +505,29 @@ def collection_links(
     return links(request, *specs)
 
 
+def collection_page(
+    request: Request,
+    ctx: Ctx,
+    key: str,
+    items: Sequence[Any],
+    render: Callable[[Any], Any],
+    path: str,
+    parent: str | None = None,
+    methods: Sequence[str] = (),
+    *,
+    head: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One page of a collection: `head` fields, the rendered page under `key`, total, `_links`."""
+    page, total = paginate(items, ctx.count, ctx.offset)
+    ctx.items = len(page)
+    return {
+        **(head or {}),
+        key: [render(x) for x in page],
+        "total_items": total,
+        "_links": collection_links(request, path, parent, methods),
+    }
+
+
 def item_links(
     request: Request, path: str, parent: str, *, upsert: bool = False, sub: str | None = None
 ) -> list[dict[str, Any]]:

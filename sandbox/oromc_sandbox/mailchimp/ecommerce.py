@@ -22,14 +22,13 @@ from .common import (
     ApiError,
     Ctx,
     check_type,
-    collection_links,
+    collection_page,
     field_error,
     format_epoch,
     item_links,
     links,
     mc_endpoint,
     method_routes,
-    paginate,
     parse_bool,
     require_keys,
     require_object,
@@ -720,17 +719,11 @@ def _shop_page(
     doc: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
     """One page of a store's `kind` collection (customers, products, orders, carts)."""
-    page, total = paginate(items, ctx.count, ctx.offset)
-    ctx.items = len(page)
     sid = shop.doc["id"]
-    return {
-        "store_id": sid,
-        kind: [doc(x) for x in page],
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/ecommerce/stores/{sid}/{kind}", f"/ecommerce/stores/{sid}", ("POST",)
-        ),
-    }
+    path = f"/ecommerce/stores/{sid}"
+    return collection_page(
+        request, ctx, kind, items, doc, f"{path}/{kind}", path, ("POST",), head={"store_id": sid}
+    )
 
 
 def _delete_item(ctx: Ctx, items: dict[str, dict[str, Any]], param: str) -> None:
@@ -798,13 +791,17 @@ def _validate_store(body: dict[str, Any]) -> None:
 @mc_endpoint
 async def get_stores(request: Request, ctx: Ctx) -> dict[str, Any]:
     state = _state(ctx)
-    page, total = paginate(list(state.ecommerce.shops.values()), ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "stores": [_store_doc(request, s) for s in page],
-        "total_items": total,
-        "_links": collection_links(request, "/ecommerce/stores", None, ("POST",)),
-    }
+    shops = list(state.ecommerce.shops.values())
+    return collection_page(
+        request,
+        ctx,
+        "stores",
+        shops,
+        lambda s: _store_doc(request, s),
+        "/ecommerce/stores",
+        None,
+        ("POST",),
+    )
 
 
 @mc_endpoint(paged=False)
@@ -1152,20 +1149,17 @@ def _product_for_variants(ctx: Ctx) -> tuple[EngagementState, Shop, dict[str, An
 @mc_endpoint
 async def get_variants(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop, product = _product_for_variants(ctx)
-    page, total = paginate(product["variants"], ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "store_id": shop.doc["id"],
-        "product_id": product["id"],
-        "variants": [_variant_doc(request, shop, product, v) for v in page],
-        "total_items": total,
-        "_links": collection_links(
-            request,
-            f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}/variants",
-            None,
-            ("POST",),
-        ),
-    }
+    return collection_page(
+        request,
+        ctx,
+        "variants",
+        product["variants"],
+        lambda v: _variant_doc(request, shop, product, v),
+        f"/ecommerce/stores/{shop.doc['id']}/products/{product['id']}/variants",
+        None,
+        ("POST",),
+        head={"store_id": shop.doc["id"], "product_id": product["id"]},
+    )
 
 
 @mc_endpoint(paged=False)
@@ -1388,13 +1382,14 @@ async def get_account_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
     pairs = _filter_orders(
         request, [(s, o) for s in state.ecommerce.shops.values() for o in s.orders.values()]
     )
-    page, total = paginate(pairs, ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "orders": [_order_doc(request, state, s, o) for s, o in page],
-        "total_items": total,
-        "_links": collection_links(request, "/ecommerce/orders", None),
-    }
+    return collection_page(
+        request,
+        ctx,
+        "orders",
+        pairs,
+        lambda p: _order_doc(request, state, p[0], p[1]),
+        "/ecommerce/orders",
+    )
 
 
 def _order_customer(state: EngagementState, shop: Shop, body: dict[str, Any]) -> str:
@@ -1597,15 +1592,17 @@ def _line_of(owner: dict[str, Any], line_id: str) -> dict[str, Any]:
 @mc_endpoint
 async def get_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop, owner, path, kind = _lines_owner(ctx)
-    page, total = paginate(owner["lines"], ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "store_id": shop.doc["id"],
-        f"{kind}_id": owner["id"],
-        "lines": [_line_doc(request, shop, x, path) for x in page],
-        "total_items": total,
-        "_links": collection_links(request, path + "/lines", path, ("POST",)),
-    }
+    return collection_page(
+        request,
+        ctx,
+        "lines",
+        owner["lines"],
+        lambda x: _line_doc(request, shop, x, path),
+        path + "/lines",
+        path,
+        ("POST",),
+        head={"store_id": shop.doc["id"], f"{kind}_id": owner["id"]},
+    )
 
 
 @mc_endpoint(paged=False)

@@ -54,6 +54,7 @@ from .common import (
     Ctx,
     check_enum,
     collection_links,
+    collection_page,
     format_epoch,
     links,
     mc_endpoint,
@@ -659,14 +660,10 @@ async def get_reports(request: Request, ctx: Ctx) -> dict[str, Any]:
     state = engagement(ctx)
     sent = [c for c in state.campaigns.values() if c.is_sent and c.events is not None]
     sent = select_sent(request, sent, sort_allowed=("send_time",))
-    page, total = paginate(sent, ctx.count, ctx.offset)
-    ctx.items = len(page)
     now = state.read_now
-    return {
-        "reports": [report_doc(request, state, c, now) for c in page],
-        "total_items": total,
-        "_links": collection_links(request, "/reports", None),
-    }
+    return collection_page(
+        request, ctx, "reports", sent, lambda c: report_doc(request, state, c, now), "/reports"
+    )
 
 
 @mc_endpoint(paged=False)
@@ -981,15 +978,10 @@ async def get_product_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
             {"sort_field": field_}, "sort_field", ("title", "total_revenue", "total_purchased")
         )
         products.sort(key=lambda p: p[field_], reverse=field_ != "title")
-    page, total = paginate(products, ctx.count, ctx.offset)
-    ctx.items = len(page)
-    return {
-        "products": page,
-        "total_items": total,
-        "_links": collection_links(
-            request, f"/reports/{campaign.id}/ecommerce-product-activity", f"/reports/{campaign.id}"
-        ),
-    }
+    path = f"/reports/{campaign.id}"
+    return collection_page(
+        request, ctx, "products", products, lambda p: p, f"{path}/ecommerce-product-activity", path
+    )
 
 
 # --------------------------------------------------------------------------- control: inject engagement
