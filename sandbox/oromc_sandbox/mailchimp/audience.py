@@ -59,6 +59,13 @@ def _list_or_404(store: MailchimpStore, list_id: str) -> dict[str, Any]:
     return doc
 
 
+def _path_list_id(ctx: Ctx) -> str:
+    """The `{list_id}` of the request path (404 when there is no such audience)."""
+    list_id: str = ctx.request.path_params["list_id"]
+    _list_or_404(ctx.store, list_id)
+    return list_id
+
+
 def _member_or_404(store: MailchimpStore, list_id: str, key: str) -> dict[str, Any]:
     _list_or_404(store, list_id)
     rec = store.get_member(list_id, store.resolve_member(list_id, key))
@@ -417,8 +424,7 @@ def _default_options(type_: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 @mc_endpoint
 async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     mfs = sorted(ctx.store.audiences[list_id].merge_fields.values(), key=lambda m: m["merge_id"])
     type_ = ctx.q("type")
     if type_:
@@ -434,8 +440,7 @@ async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def merge_field_create(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     require_keys(body, ["name", "type"])
     _check_mf_body(body)
@@ -582,8 +587,7 @@ def _at_most(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
 @mc_endpoint
 async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
     store = ctx.store
-    list_id = request.path_params["list_id"]
-    _list_or_404(store, list_id)
+    list_id = _path_list_id(ctx)
     aud = store.audiences[list_id]
     q = request.query_params
     status = q.get("status")
@@ -708,8 +712,7 @@ def _member_write(
     request: Request, ctx: Ctx, mode: str, path_key: str | None = None
 ) -> dict[str, Any]:
     """POST / PUT / PATCH of one member: write it and answer with its document."""
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     rec, _ = write_member(
         ctx.store,
@@ -761,8 +764,7 @@ async def member_archive(request: Request, ctx: Ctx) -> None:
 
 @mc_endpoint(paged=False)
 async def member_delete_permanent(request: Request, ctx: Ctx) -> None:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     key = request.path_params["subscriber_hash"].lower()
     if key not in ctx.store.members[list_id]:  # md5 only (no email / contact_id here)
         raise ApiError.of("ResourceNotFound")
@@ -911,8 +913,7 @@ ERROR_CODES = {"Member Exists": "ERROR_CONTACT_EXISTS"}
 @mc_endpoint(paged=False)
 async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
     store = ctx.store
-    list_id = request.path_params["list_id"]
-    _list_or_404(store, list_id)
+    list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     require_keys(body, ["members"])
     check_type(body, "members", "array")
@@ -1023,8 +1024,7 @@ def _segment_or_404(store: MailchimpStore, list_id: str, segment_id: str) -> dic
 
 @mc_endpoint
 async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     segs = list(ctx.store.audiences[list_id].segments.values())
     type_ = ctx.q("type")
     if type_:
@@ -1056,8 +1056,7 @@ def _emails_to_hashes(store: MailchimpStore, list_id: str, emails: list[Any]) ->
 @mc_endpoint(paged=False)
 async def segment_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     store = ctx.store
-    list_id = request.path_params["list_id"]
-    _list_or_404(store, list_id)
+    list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     require_keys(body, ["name"])
     check_type(body, "name", "string")
@@ -1250,8 +1249,7 @@ async def segment_member_remove(request: Request, ctx: Ctx) -> None:
 
 @mc_endpoint
 async def tag_search(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     prefix = (ctx.q("name") or "").strip().lower()
     tags = [
         {"id": s["id"], "name": s["name"]}
@@ -1304,8 +1302,7 @@ def _webhook_or_404(store: MailchimpStore, list_id: str, webhook_id: str) -> dic
 
 @mc_endpoint(paged=False)
 async def webhooks_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     hooks = list(ctx.store.audiences[list_id].webhooks.values())
     ctx.items = len(hooks)
     return {
@@ -1320,8 +1317,7 @@ async def webhooks_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     from .common import short_id
 
-    list_id = request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     require_keys(body, ["url"])
     _check_webhook_body(body)
