@@ -696,6 +696,12 @@ def _check_number(body: dict[str, Any], key: str, prefix: str = "") -> None:
     check_type(body, key, "number", prefix)
 
 
+def _check_currency(body: dict[str, Any]) -> None:
+    code = body.get("currency_code")
+    if "currency_code" in body and (not isinstance(code, str) or not CURRENCY_RE.match(code)):
+        raise field_error("currency_code", "This value is not a valid currency.")
+
+
 def _check_address(body: dict[str, Any], key: str) -> None:
     if key in body:
         check_type(body, key, "object")
@@ -782,10 +788,7 @@ def _validate_store(body: dict[str, Any]) -> None:
         check_type(body, key, "string")
     check_type(body, "is_syncing", "boolean")
     _check_address(body, "address")
-    if "currency_code" in body and (
-        not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
-    ):
-        raise field_error("currency_code", "This value is not a valid currency.")
+    _check_currency(body)
 
 
 @mc_endpoint
@@ -1337,10 +1340,7 @@ def _validate_order_fields(body: dict[str, Any]) -> None:
         "updated_at_foreign",
     ):
         check_type(body, key, "string")
-    if "currency_code" in body and (
-        not isinstance(body["currency_code"], str) or not CURRENCY_RE.match(body["currency_code"])
-    ):
-        raise field_error("currency_code", "This value is not a valid currency.")
+    _check_currency(body)
     if "outreach" in body:
         check_type(body, "outreach", "object")
 
