@@ -19,7 +19,7 @@ What it does:
    127.0.0.1 port (nothing leaves the machine) and drops three field names the tap requests that the
    sandbox rejects with 422 (``constraints``, ``campaigns.has_logo_merge_tag``, ``campaigns.social_card``)
    and the ``fields`` of its batch operations (flattened activity names such as ``emails.action``);
-5. prints and writes ``bench/tap_mailchimp_engagement_results.json``: rows per stream, wall time, rows/s,
+5. prints and writes ``bench/results/tap_mailchimp_engagement.json``: rows per stream, wall time, rows/s,
    API calls (sandbox stats), peak RSS of each tap process, and ratios (ours / theirs).
 
 The sandbox executes a batch GET operation as one page (default ``count`` 10), so the published tap,
@@ -47,7 +47,7 @@ from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 BENCH = Path(__file__).resolve().parent
 SINGER_VENV = BENCH / ".venv-tap-mailchimp"
-RESULTS = BENCH / "tap_mailchimp_engagement_results.json"
+RESULTS = BENCH / "results" / "tap_mailchimp_engagement.json"
 OURS = ["lists", "members", "campaigns", "email_activity", "unsubscribes"]
 THEIRS = ["lists", "list_members", "campaigns", "unsubscribes", "reports_email_activity"]
 SAME = {"lists": "lists", "list_members": "members", "campaigns": "campaigns",
