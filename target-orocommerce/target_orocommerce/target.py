@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
+import logging
 import threading
-from collections.abc import Callable
+import weakref
 from typing import Any
 
 from singer_sdk import typing as th
@@ -135,8 +134,7 @@ class TargetOroCommerce(Target):
         super().__init__(*args, **kwargs)
         self._services: Services | None = None
         self._services_lock = threading.Lock()
-        self._summary_logged = False
-        self._on_exit: Callable[[], None] | None = None
+        self._run_end: _RunEnd | None = None
         cfg = self.config
         if cfg.get("create_missing_customer_users") and not cfg.get("new_customer_user_customer_id"):
             msg = "Setting 'new_customer_user_customer_id' is required when create_missing_customer_users is true."
@@ -156,9 +154,10 @@ class TargetOroCommerce(Target):
         with self._services_lock:
             if self._services is None:
                 self._services = Services(self.config)
-                # a run that dies on an error still logs its summary when the process exits
-                self._on_exit = functools.partial(self._finish, failed=True)
-                atexit.register(self._on_exit)
+                # A run that stops on an error still logs its summary: when this target is
+                # released, or at the latest when the process exits.
+                self._run_end = _RunEnd(self._services, self.logger)
+                weakref.finalize(self, self._run_end, failed=True)
             return self._services
 
     @override
@@ -190,17 +189,31 @@ class TargetOroCommerce(Target):
         self._finish(failed=False)
 
     def _finish(self, *, failed: bool) -> None:
-        if self._summary_logged or self._services is None:
-            return
-        self._summary_logged = True
-        if self._on_exit is not None:
-            atexit.unregister(self._on_exit)
-        summary = self._services.report.log_summary(self.logger)
-        if failed:
-            self.logger.error("Run stopped before the end of input; state was emitted only for durable writes.")
-        self._services.close()
-        _ = summary
+        if self._run_end is not None:
+            self._run_end(failed=failed)
 
+
+class _RunEnd:
+    """What a run does once when it ends, normally or not: log the summary, close the services.
+
+    Holds no reference to the target, so a finalizer can call it after the target is gone.
+    """
+
+    def __init__(self, services: Services, logger: logging.Logger) -> None:
+        self.services = services
+        self.logger = logger
+        self.done = False
+
+    def __call__(self, *, failed: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.services.report.log_summary(self.logger)
+        if failed:
+            self.logger.error(
+                "Run stopped before the end of input; state was emitted only for durable writes."
+            )
+        self.services.close()
 
 if __name__ == "__main__":
     TargetOroCommerce.cli()
