@@ -186,13 +186,25 @@ def test_switches_change_at_run_time(sb: RunningSandbox) -> None:
     assert unknown.status_code == 400
 
 
-def test_realistic_latency_adds_the_profile_delay() -> None:
+def test_realistic_latency_applies_the_documented_profile() -> None:
+    """Each response is delayed by the profile's base + per-item cost (counted, not timed)."""
+    from oromc_sandbox.mailchimp import LATENCY_PROFILE
+
     with running_sandbox(customers=5, latency="realistic") as slow:
-        started = time.perf_counter()
+        list_id = slow.info["mailchimp"]["list_id"]
         _ping(slow)
-        elapsed = time.perf_counter() - started
-    # the Mailchimp profile gives /ping about 90 ms; without latency it answers in a few ms
-    assert elapsed >= 0.05
+        members = requests.get(
+            f"{slow.mailchimp_api_url}/lists/{list_id}/members",
+            params={"count": 7},
+            auth=_auth(slow),
+            timeout=30,
+        )
+        latency = slow.stats("mailchimp")["latency_ms_by_route"]
+    base, per_item = LATENCY_PROFILE["GET /3.0/ping"]
+    assert latency["GET /3.0/ping"] == round(base)
+    base, per_item = LATENCY_PROFILE["GET /3.0/lists/{list_id}/members"]
+    assert len(members.json()["members"]) == 7
+    assert latency["GET /3.0/lists/{list_id}/members"] == round(base + 7 * per_item)
 
 
 def test_info_json_names_urls_and_credentials_without_starting_anything() -> None:

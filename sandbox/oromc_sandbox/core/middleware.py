@@ -150,7 +150,11 @@ class SandboxMiddleware:
                 return
             buffered.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
-                delay = self._latency_seconds(scope) - (time.perf_counter() - started)
+                planned = self._latency_seconds(scope)
+                self.state.counters[self.api].latency_ms[self._route_label(scope)] += round(
+                    planned * 1000
+                )
+                delay = planned - (time.perf_counter() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 for item in buffered:

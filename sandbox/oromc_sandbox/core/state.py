@@ -126,6 +126,7 @@ class ApiCounters:
         self.peak: Counter[str] = Counter()
         self.over_limit: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.latency_ms: Counter[str] = Counter()
 
     def to_json(self) -> dict[str, Any]:
         """JSON view for `/_sandbox/stats`."""
@@ -148,6 +149,7 @@ class ApiCounters:
                 "over_limit": dict(self.over_limit),
             },
             "faults_injected": dict(self.faults),
+            "latency_ms_by_route": dict(self.latency_ms),
         }
 
 
