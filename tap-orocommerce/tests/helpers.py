@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,38 @@ def run_tap(
 
 
 def start_tap(tmp_path: Path, config: dict[str, Any], name: str = "bg") -> subprocess.Popen[str]:
-    """Start the tap CLI in the background (stdout piped, line-buffered text)."""
+    """Start the tap CLI in the background (stdout piped, line-buffered text; stderr to a file).
+
+    stderr goes to a file so that a test reading stdout line by line can never block the tap on a
+    full stderr pipe. Finish such a process with :func:`finish_tap`, not ``communicate()``.
+    """
     cfg = tmp_path / f"{name}-config.json"
     cfg.write_text(json.dumps(config))
-    return subprocess.Popen(
-        [*TAP, "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-        env={**os.environ},
-    )
+    with (tmp_path / f"{name}-stderr.log").open("w") as err:
+        return subprocess.Popen(
+            [*TAP, "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            bufsize=1,
+            env={**os.environ},
+        )
+
+
+def finish_tap(
+    proc: subprocess.Popen[str], tmp_path: Path, name: str = "bg", timeout: float = 120
+) -> tuple[str, str]:
+    """Read the rest of a :func:`start_tap` process's stdout and its stderr; wait for its exit.
+
+    ``communicate()`` reads the pipe's file descriptor directly and so loses whatever the text
+    wrapper had already buffered after the caller's last ``readline()``: records went missing.
+    """
+    assert proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        out = proc.stdout.read()
+        proc.wait()
+    finally:
+        timer.cancel()
+    return out, (tmp_path / f"{name}-stderr.log").read_text()

@@ -16,7 +16,7 @@ from oromc_common.oro import clear_token_cache
 from oromc_sandbox.testing import running_sandbox
 from tap_orocommerce.tap import TapOroCommerce
 
-from tests.helpers import TapRun, parse_messages, run_tap, start_tap, tap_config
+from tests.helpers import TapRun, finish_tap, parse_messages, run_tap, start_tap, tap_config
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_token_expiring_mid_run_is_refreshed_once(
         sandbox.advance_clock(7200)  # every token issued so far is now expired
     finally:
         proc.send_signal(signal.SIGCONT)
-    out, err = proc.communicate(timeout=120)
+    out, err = finish_tap(proc, tmp_path, "expiry")
     lines += out.splitlines()
     run = TapRun(proc.returncode, stderr=err)
     parse_messages(lines, run)

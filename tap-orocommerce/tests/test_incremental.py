@@ -14,7 +14,7 @@ import requests
 from oromc_common.oro import OroOAuth2Authenticator, jsonapi_headers
 from oromc_sandbox.testing import running_sandbox
 
-from tests.helpers import TapRun, parse_messages, run_tap, start_tap, tap_config
+from tests.helpers import TapRun, finish_tap, parse_messages, run_tap, start_tap, tap_config
 
 ALL = [
     "customer_users", "customer_user_addresses", "customers", "customer_groups",
@@ -226,7 +226,7 @@ def test_rows_changed_while_paging_are_not_skipped(sandbox: Any, tmp_path: Path)
             oro.patch("orders", str(oid), {"customerNotes": f"changed while paging {oid}"})
     finally:
         proc.send_signal(signal.SIGCONT)
-    out, err = proc.communicate(timeout=120)
+    out, err = finish_tap(proc, tmp_path, "paging")
     run = TapRun(proc.returncode, stderr=err)
     parse_messages(lines + out.splitlines(), run)
     assert run.returncode == 0, err[-3000:]
