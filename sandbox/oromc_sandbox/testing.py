@@ -6,6 +6,9 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
     requests.post(sb.oro_base_url + "/oauth2-token", json={...})
     sb.advance_clock(3600)
     sb.set_faults("mailchimp", rate=0.2, kinds=["429", "503"])
+    sb.set_faults("mailchimp", rate=0.2, kinds=["lost_response"], routes=["POST /3.0/lists/{list_id}"])
+    sb.revoke_oro_tokens()
+    sb.set_switches(oro_workers=4, oro_backlog=10)   # Oro capacity; sb.stats("oro")["capacity"]
     sb.stats("mailchimp")["writes"]
 """
 
@@ -24,7 +27,12 @@ from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation"}
+_BOOL_FLAGS = {
+    "customeruser_updatedat_filter",
+    "tagging",
+    "shoppinglists",
+    "order_campaign_relation",
+}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -33,7 +41,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if name in _BOOL_FLAGS:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif name == "fault_kinds":
+        elif name in {"fault_kinds", "fault_routes", "fault_methods"}:
             flags += [flag, ",".join(value)]
         elif value is not None:
             flags += [flag, str(value)]
@@ -94,9 +102,15 @@ class RunningSandbox:
         kinds: list[str] | None = None,
         seed: int | None = None,
         slow_seconds: float | None = None,
+        routes: list[str] | None = None,
+        methods: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Set fault injection for one API (rate 0 turns it off)."""
-        body: dict[str, Any] = {"rate": rate}
+        """Set fault injection for one API (rate 0 turns it off).
+
+        ``routes`` (``"METHOD /template"`` or ``"/template"``) and ``methods`` restrict the faults;
+        None (the default) means every route / method, also replacing an earlier restriction.
+        """
+        body: dict[str, Any] = {"rate": rate, "routes": routes, "methods": methods}
         if kinds is not None:
             body["kinds"] = kinds
         if seed is not None:
@@ -106,8 +120,27 @@ class RunningSandbox:
         return self._post(api, "/_sandbox/faults", body)
 
     def set_switches(self, **switches: Any) -> dict[str, Any]:
-        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl, ...)."""
+        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl,
+        latency, max_connections, oro_workers, oro_backlog)."""
         return self._post("oro", "/_sandbox/config", switches)
+
+    def oro_token(self) -> str:
+        """A fresh Oro access token for the default OAuth client (client credentials)."""
+        response = requests.post(
+            self.info["oro"]["token_url"],
+            json={
+                "grant_type": "client_credentials",
+                "client_id": self.info["oro"]["client_id"],
+                "client_secret": self.info["oro"]["client_secret"],
+            },
+            timeout=60,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def revoke_oro_tokens(self) -> dict[str, Any]:
+        """Revoke every Oro token issued so far: the next call with one of them gets Oro's 401."""
+        return self._post("oro", "/_sandbox/oro/tokens/revoke")
 
     def reset(self, **overrides: Any) -> None:
         """Re-seed both stores (optionally a different seed/customers) and zero the counters."""
