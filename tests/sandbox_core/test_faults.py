@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from oromc_common.http import exception_chain
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 
 JSONAPI = "application/vnd.api+json"
@@ -52,17 +53,7 @@ def _oro(
 
 def _no_answer(exc: BaseException) -> bool:
     """True when the server closed the connection before sending any byte of a response."""
-    stack, seen = [exc], set()
-    while stack:
-        error = stack.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, http.client.RemoteDisconnected):
-            return True
-        stack += [a for a in error.args if isinstance(a, BaseException)]
-        stack += [e for e in (error.__cause__, error.__context__) if e is not None]
-    return False
+    return any(isinstance(e, http.client.RemoteDisconnected) for e in exception_chain(exc))
 
 
 # -- lost responses -----------------------------------------------------------------------------
