@@ -372,7 +372,7 @@ class ConnectionGovernor:
             self.release()
 
 
-_REGISTRY: dict[str, ConnectionGovernor] = {}
+_REGISTRY: dict[tuple[str, ConnectionBudget | None], ConnectionGovernor] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -391,7 +391,7 @@ def get_governor(
     """
     fp = _fingerprint(key)
     limit = clamp_connections(max_connections)
-    registry_key = f"{fp}|{budget}" if budget is not None else fp
+    registry_key = (fp, budget)
     with _REGISTRY_LOCK:
         gov = _REGISTRY.get(registry_key)
         if gov is None:
