@@ -29,6 +29,7 @@ from pipelines import (
     install_env,
     meltano,
     meltano_install,
+    remove_leftover_configs,
     sandbox_env,
     write_counts,
 )
@@ -121,6 +122,8 @@ def main() -> int:
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    for leftover in remove_leftover_configs():  # an earlier run was killed: its secrets stay no more
+        _say(f"   removed {leftover.relative_to(ROOT)} (left by a killed run)")
 
     _say("== Installing the Meltano plugins (from this repository) ==")
     meltano_install(install_env(workdir))

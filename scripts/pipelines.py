@@ -21,6 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 SUMMARY_RE = re.compile(r"RUN SUMMARY (\{.*\})")
+PRIVATE_UMASK = 0o077
+"""Meltano writes each plugin's settings, secrets included, to `.meltano/run/<plugin>/*.config.json`
+while the plugin runs: started with this umask, those files are readable by their owner only."""
 
 
 def install_env(workdir: Path) -> dict[str, str]:
@@ -86,15 +89,7 @@ def meltano(
     command = [MELTANO, "--log-format=json", *args]
     started = time.monotonic()
     result = RunResult(command=command, returncode=-1, seconds=0.0)
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
+    proc = start_meltano(*command[1:], env=env)
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
@@ -124,6 +119,33 @@ def meltano(
             proc.kill()
     result.seconds = time.monotonic() - started
     return result
+
+
+def start_meltano(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """Start a meltano command in the project root with a private umask (output piped, text)."""
+    options: dict[str, Any] = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "text": True,
+        "bufsize": 1,
+        **popen,
+    }
+    return subprocess.Popen([MELTANO, *args], cwd=ROOT, env=env, umask=PRIVATE_UMASK, **options)
+
+
+def remove_leftover_configs(sys_dir: Path | None = None) -> list[Path]:
+    """Delete plugin config files a killed `meltano run` left behind (they hold secrets).
+
+    Meltano deletes `.meltano/run/<plugin>/*.config.json` when a plugin ends, but not when it is
+    killed. Call this only while no pipeline of the project runs (a running plugin may still be
+    reading its file). Returns the files removed.
+    """
+    run_dir = (sys_dir or Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or ROOT / ".meltano")) / "run"
+    removed = []
+    for path in sorted(run_dir.glob("*/*.config.json")):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def meltano_install(env: dict[str, str]) -> None:

@@ -12,22 +12,26 @@ Auth and base URL:
       validated by :func:`oromc_common.http.require_secure_url` (HTTPS, or HTTP to loopback only).
 
 Client (:class:`MailchimpClient`): one ``requests.Session`` whose pool is sized to the connection
-governor (:mod:`oromc_common.governor`, shared per account by every client in the process); each HTTP
-attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
+governor (:mod:`oromc_common.governor`, shared per account by every client in the process and, through
+the :class:`~oromc_common.governor.ConnectionBudget`, by every process on the machine or on every machine
+using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
 :meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.run_batch`
 submits ``/batches``, polls and returns parsed results (:func:`parse_batch_results`); every attempt is reported to the
 optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
 response arrived).
 
 Errors (:func:`classify`): every outcome maps to one :class:`ErrorKind`:
-    * ``RETRYABLE``: 429, 5xx (incl. HTML 502/503 edge pages), body-less 403/429, connection resets,
-      timeouts -> retried with jittered exponential backoff (``backoff``), then raised as
-      :class:`RetryableMailchimpError` when tries are exhausted;
+    * ``RETRYABLE``: 429, 5xx (incl. HTML 502/503 edge pages), 403/429 without a JSON body (Mailchimp's
+      edge at high volume, or a proxy/WAF in between: empty or HTML), connection resets, timeouts ->
+      retried with jittered exponential backoff (``backoff``), then raised as
+      :class:`RetryableMailchimpError` when tries are exhausted (the message says what came back
+      and from which host);
     * ``PERMANENT``: a per-record failure (invalid or fake email, Member In Compliance State, Forgotten
       Email Not Subscribed, Member Exists, invalid merge fields, signup throttle, 404, 405, other 400/422)
       -> :class:`PermanentMailchimpError`, never retried;
     * ``FATAL``: bad credentials or account problems (401, 403 with a body such as Wrong Datacenter or
-      User Disabled, 426) -> :class:`FatalMailchimpError`; stop the run.
+      User Disabled, 426), and a TLS failure retrying cannot fix (reason ``tls_error``: "certificate
+      verify failed for HOST", never retried) -> :class:`FatalMailchimpError`; stop the run.
 Each error carries Mailchimp's ``title``, ``detail`` and ``errors[]`` with e-mail addresses and secrets
 redacted, plus a short machine ``reason`` (see :data:`REASONS`) for rejects reports.
 """
@@ -42,16 +46,26 @@ import logging
 import re
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import backoff
 import requests
 from requests.adapters import HTTPAdapter
+from singer_sdk import typing as th
 
-from oromc_common.governor import ConnectionGovernor, clamp_connections, get_governor
-from oromc_common.http import redact, require_secure_url
+from oromc_common.governor import (
+    HARD_MAX_CONNECTIONS,
+    ConnectionBudget,
+    ConnectionBudgetError,
+    ConnectionGovernor,
+    clamp_connections,
+    default_budget_dir,
+    get_governor,
+)
+from oromc_common.http import non_api_answer, redact, require_secure_url, tls_failure, url_host
 
 LOGGER = logging.getLogger("oromc_common.mailchimp")
 
@@ -79,6 +93,7 @@ REASONS = (
     "rate_limited",
     "server_error",
     "connection_error",
+    "tls_error",
 )
 
 
@@ -114,9 +129,9 @@ class MailchimpError(Exception):
     def __str__(self) -> str:
         """One line: method, path, status, reason, title and detail (no PII)."""
         extra = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in self.errors)
-        text = (
-            f"{self.method} {self.path} -> {self.status} {self.reason}: {self.title}. {self.detail}"
-        )
+        status = "no response" if self.status is None else self.status
+        title = f"{self.title}. " if self.title else ""
+        text = f"{self.method} {self.path} -> {status} {self.reason}: {title}{self.detail}"
         return f"{text} [{extra}]" if extra else text
 
     @property
@@ -126,7 +141,7 @@ class MailchimpError(Exception):
 
 
 class RetryableMailchimpError(MailchimpError):
-    """Transient failure (429, 5xx, body-less 403, reset, timeout) that survived all retries."""
+    """Transient failure (429, 5xx, 403 without a JSON body, reset, timeout) that survived all retries."""
 
 
 class PermanentMailchimpError(MailchimpError):
@@ -292,7 +307,15 @@ def resolve_oauth_api_url(
     :class:`MailchimpConfigError`.
     """
     url = require_secure_url(metadata_url, "oauth_metadata_url")
-    resp = requests.get(url, headers={"Authorization": f"OAuth {access_token}"}, timeout=timeout)
+    try:
+        resp = requests.get(
+            url, headers={"Authorization": f"OAuth {access_token}"}, timeout=timeout
+        )
+    except requests.exceptions.SSLError as exc:
+        message = tls_failure(exc, url)
+        if message is None:
+            raise
+        raise MailchimpConfigError(f"GET {url_host(url)} (OAuth metadata): {message}") from exc
     try:
         data = resp.json()
     except ValueError:
@@ -310,6 +333,55 @@ def resolve_oauth_api_url(
         raise MailchimpConfigError(msg)
     endpoint = data.get("api_endpoint") or f"https://{data['dc']}.api.mailchimp.com"
     return require_secure_url(str(endpoint).rstrip("/") + "/3.0", "api_endpoint")
+
+
+def account_key(api_url: str, credential: str) -> str:
+    """The key an account's connections are governed by: the API host and the API key / token."""
+    return f"{urlsplit(api_url).netloc}\n{credential.strip()}"
+
+
+def connection_budget_properties() -> list[th.Property[Any]]:
+    """The settings both Mailchimp connectors declare for the shared connection budget."""
+    return [
+        th.Property(
+            "connection_budget_dir",
+            th.StringType,
+            description="Directory of the lock files through which every connector process on this "
+            "machine shares the account's max_connections (default: "
+            f"{default_budget_dir().parent}/oromc-mailchimp-connections-<uid>; a local file system).",
+        ),
+        th.Property(
+            "connection_budget_database_uri",
+            th.StringType,
+            secret=True,
+            description="PostgreSQL database through which connector processes on several machines "
+            "share the account's max_connections (session advisory locks), e.g. Meltano's system "
+            "database ($MELTANO_DATABASE_URI; postgresql:// or postgresql+psycopg://). Empty or not "
+            "PostgreSQL: lock files on this machine.",
+        ),
+    ]
+
+
+def max_connections_property(default: int) -> th.Property[Any]:
+    """The ``max_connections`` setting of both Mailchimp connectors (the shared budget's size)."""
+    return th.Property(
+        "max_connections",
+        th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS),
+        default=default,
+        description=f"Simultaneous Mailchimp connections for this account (1-{HARD_MAX_CONNECTIONS}; "
+        "Mailchimp refuses the 11th), shared by every connector process using the same connection "
+        "budget (all processes on this machine, or on every machine with "
+        "connection_budget_database_uri): together they never hold more than the largest "
+        "max_connections among them.",
+    )
+
+
+def connection_budget(config: Mapping[str, Any]) -> ConnectionBudget:
+    """The :class:`~oromc_common.governor.ConnectionBudget` a connector's settings ask for."""
+    return ConnectionBudget(
+        directory=config.get("connection_budget_dir") or None,
+        database_uri=config.get("connection_budget_database_uri") or None,
+    )
 
 
 def parse_batch_results(blob: bytes) -> list[dict[str, Any]]:
@@ -345,6 +417,18 @@ def parse_batch_results(blob: bytes) -> list[dict[str, Any]]:
     return results
 
 
+def _non_json_detail(resp: requests.Response) -> str:
+    """What came back instead of Mailchimp's problem document, naming the host."""
+    status, host, what = resp.status_code, url_host(resp.url), non_api_answer(resp)
+    if status in {403, 429}:
+        return (
+            f"{status} without a JSON body from {host} ({what}): Mailchimp's edge answers this "
+            "under load (too many connections), and a proxy or WAF between this machine and "
+            "Mailchimp when it blocks or rate-limits the request; retried with backoff as transient"
+        )
+    return f"HTTP {status} from {host} ({what})"
+
+
 # ---------------------------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------------------------
@@ -374,11 +458,14 @@ class MailchimpClient:
         backoff_max: float = 60.0,
         on_call: Callable[[str, int | str], None] | None = None,
         user_agent: str = "oromc-connectors",
+        connection_budget: ConnectionBudget | None = None,
     ) -> None:
         """Create a client from an API key or an OAuth token (exactly one is required).
 
-        Raises :class:`MailchimpConfigError` for a malformed key, a missing credential or an insecure
-        ``api_url``.
+        ``connection_budget`` says where the account's ``max_connections`` are shared with other
+        processes (default: lock files in :func:`~oromc_common.governor.default_budget_dir`).
+        Raises :class:`MailchimpConfigError` for a malformed key, a missing credential, an insecure
+        ``api_url`` or an unusable budget directory.
         """
         if bool(api_key) == bool(access_token):
             msg = "Set exactly one of the settings 'api_key' or 'access_token'."
@@ -396,7 +483,14 @@ class MailchimpClient:
             self.api_url = require_secure_url(base, "api_url")
         except ValueError as exc:
             raise MailchimpConfigError(str(exc)) from exc
-        self.governor: ConnectionGovernor = get_governor(self._secret, max_connections)
+        try:
+            self.governor: ConnectionGovernor = get_governor(
+                account_key(self.api_url, self._secret),
+                max_connections,
+                connection_budget or ConnectionBudget(),
+            )
+        except ConnectionBudgetError as exc:
+            raise MailchimpConfigError(str(exc)) from exc
         self.max_connections = min(clamp_connections(max_connections), self.governor.limit)
         self.timeout = timeout
         self.on_call = on_call
@@ -537,9 +631,7 @@ class MailchimpClient:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count("GET", "error")
-            raise make_error(
-                None, None, "GET", "(batch results)", fallback_detail=type(exc).__name__
-            ) from exc
+            raise self._transport_error(exc, "GET", "(batch results)", url) from exc
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             raise make_error(resp.status_code, None, "GET", "(batch results)")
@@ -575,9 +667,7 @@ class MailchimpClient:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count(method, "error")
-            raise make_error(
-                None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
-            ) from exc
+            raise self._transport_error(exc, method, path, url) from exc
         self._count(method, status)
         body: Any = None
         if content:
@@ -588,12 +678,25 @@ class MailchimpClient:
         if status < 400:
             return body
         raise make_error(
-            status,
-            body,
-            method,
-            path,
-            (self._secret,),
-            fallback_detail=f"HTTP {status} ({resp.headers.get('Content-Type', 'no content type')})",
+            status, body, method, path, (self._secret,), fallback_detail=_non_json_detail(resp)
+        )
+
+    def _transport_error(
+        self, exc: BaseException, method: str, path: str, url: str
+    ) -> MailchimpError:
+        """No answer: a lasting TLS failure is fatal (never retried); anything else retryable."""
+        tls = tls_failure(exc, url)
+        if tls is not None:
+            return FatalMailchimpError(
+                kind=ErrorKind.FATAL,
+                reason="tls_error",
+                status=None,
+                method=method,
+                path=redact_pii(path, (self._secret,)),
+                detail=tls,
+            )
+        return make_error(
+            None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
         )
 
     def _log_backoff(self, details: Any) -> None:

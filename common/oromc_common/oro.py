@@ -26,8 +26,14 @@ JSON:API helpers
 
 Errors
     :class:`OroApiError` (``status``, ``resource``, ``errors``) with subclasses
-    :class:`OroAuthError` (token endpoint / 401), :class:`OroClientError` (4xx that cannot succeed)
-    and :class:`OroRetriableError` (429, 5xx).
+    :class:`OroAuthError` (token endpoint / 401), :class:`OroClientError` (4xx that cannot succeed),
+    :class:`OroRetriableError` (429, 5xx, and a 403 that is not Oro's: see below) and
+    :class:`OroTLSError` (the server's certificate cannot be verified: never retried).
+
+    Oro's own 403 carries a JSON:API ``access denied exception`` document; a 403 with an empty or
+    HTML body comes from a proxy or WAF in front of Oro (blocking or rate limiting), so it is
+    retried as transient and, when the retries run out, reported as such
+    (:func:`is_oro_error_document`, :func:`edge_error_message`), never as a missing permission.
 """
 
 from __future__ import annotations
@@ -43,7 +49,13 @@ from typing import Any
 import requests
 from typing_extensions import override
 
-from oromc_common.http import redact, retry_after_seconds
+from oromc_common.http import (
+    non_api_answer,
+    redact,
+    retry_after_seconds,
+    tls_failure,
+    url_host,
+)
 
 __all__ = [
     "JSONAPI_MEDIA_TYPE",
@@ -53,12 +65,15 @@ __all__ = [
     "OroClientError",
     "OroOAuth2Authenticator",
     "OroRetriableError",
+    "OroTLSError",
     "build_filters",
     "clear_token_cache",
+    "edge_error_message",
     "fields_params",
     "filter_param",
     "flatten_resource",
     "format_oro_datetime",
+    "is_oro_error_document",
     "jsonapi_headers",
     "oro_error_message",
     "parse_oro_datetime",
@@ -66,6 +81,7 @@ __all__ = [
     "relationship_id",
     "relationship_ids",
     "scrub",
+    "tls_error",
 ]
 
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
@@ -115,11 +131,22 @@ class OroClientError(OroApiError):
 
 
 class OroRetriableError(OroApiError):
-    """A 429/5xx answer; the caller may retry (``retry_after`` seconds if the server said so)."""
+    """A 429/5xx answer, or a 403 from a proxy/WAF; the caller may retry (``retry_after`` seconds
+    if the server said so)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class OroTLSError(OroApiError):
+    """The TLS connection failed in a way retrying cannot fix (e.g. an untrusted certificate)."""
+
+
+def tls_error(exc: BaseException, url: str, resource: str) -> OroTLSError | None:
+    """An :class:`OroTLSError` for a transport exception that is a lasting TLS failure, else None."""
+    message = tls_failure(exc, url)
+    return OroTLSError(f"{resource}: {message}", resource=resource) if message else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +216,27 @@ def oro_error_message(
     return scrub(f"{label} -> {response.status_code} {detail}", secrets)
 
 
+def is_oro_error_document(response: requests.Response) -> bool:
+    """Whether an error answer is Oro's own: a JSON:API ``errors`` list or an OAuth ``error``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return bool(_error_list(body)) or (isinstance(body, Mapping) and bool(body.get("error")))
+
+
+def edge_error_message(response: requests.Response, resource: str | None = None) -> str:
+    """The message for a 403 that Oro did not write (empty or HTML body): a proxy or WAF."""
+    label = resource or describe_request(response)
+    host = url_host(getattr(response.request, "url", None) or response.url)
+    return scrub(
+        f"{label} -> {response.status_code} without a JSON:API body from {host} "
+        f"({non_api_answer(response)}): likely a proxy/WAF in front of Oro blocked or rate-limited "
+        "the request (Oro's own 403 is a JSON:API 'access denied exception'); retried with "
+        "backoff as transient. If it persists, check the proxy/WAF rules for this client."
+    )
+
+
 def describe_request(response: requests.Response) -> str:
     """``"<METHOD> <resource path>"`` of the request behind ``response`` (no host, no query)."""
     request: requests.PreparedRequest | None = getattr(response, "request", None)
@@ -211,13 +259,20 @@ def raise_for_oro_status(
 ) -> None:
     """Raise the matching :class:`OroApiError` subclass if ``response`` is not 2xx/3xx.
 
-    401 -> :class:`OroAuthError`; 429/5xx (see :data:`RETRIABLE_STATUSES`) ->
-    :class:`OroRetriableError` (with ``retry_after`` from the header); other 4xx ->
-    :class:`OroClientError`.
+    401 -> :class:`OroAuthError`; 429/5xx (see :data:`RETRIABLE_STATUSES`) and a 403 without
+    Oro's error document (a proxy/WAF) -> :class:`OroRetriableError` (with ``retry_after`` from
+    the header); other 4xx -> :class:`OroClientError`.
     """
     status = response.status_code
     if status < 400:
         return
+    if status == 403 and not is_oro_error_document(response):
+        raise OroRetriableError(
+            edge_error_message(response, resource),
+            status=status,
+            resource=resource or describe_request(response),
+            retry_after=retry_after_seconds(response),
+        )
     message = oro_error_message(response, resource, secrets=secrets)
     try:
         errors = _error_list(response.json())
@@ -539,6 +594,9 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
+                tls = tls_error(exc, self.token_url, "POST oauth2-token")
+                if tls is not None:
+                    raise tls from exc
                 last_error = OroAuthError(
                     f"POST oauth2-token failed: {type(exc).__name__}", resource="POST oauth2-token"
                 )
@@ -547,7 +605,10 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
                 if response.status_code == 200:
                     return self._store_locked(response)
                 message = oro_error_message(response, "POST oauth2-token", secrets=secrets)
-                if response.status_code not in RETRIABLE_STATUSES:
+                edge = response.status_code == 403 and not is_oro_error_document(response)
+                if edge:
+                    message = edge_error_message(response, "POST oauth2-token")
+                elif response.status_code not in RETRIABLE_STATUSES:
                     raise OroAuthError(
                         message, status=response.status_code, resource="POST oauth2-token"
                     )

@@ -16,11 +16,20 @@ from oromc_sandbox.core.state import FAULT_KINDS, SandboxOptions
 DEFAULTS = SandboxOptions()
 
 
+def _csv(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when not given)."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _options(**kwargs: Any) -> SandboxOptions:
-    kinds = [k.strip() for k in str(kwargs.pop("fault_kinds")).split(",") if k.strip()]
+    kinds = _csv(str(kwargs.pop("fault_kinds"))) or []
     epoch = kwargs.pop("epoch")
     return SandboxOptions(
         fault_kinds=kinds,
+        fault_routes=_csv(kwargs.pop("fault_routes", None)),
+        fault_methods=_csv(kwargs.pop("fault_methods", None)),
         epoch=datetime.fromisoformat(epoch) if epoch else None,
         **kwargs,
     )
@@ -134,6 +143,30 @@ def main() -> None:
     help="Delay of a 'slow' fault.",
 )
 @click.option(
+    "--fault-routes",
+    default=None,
+    help="Comma-separated routes the faults strike, as 'METHOD /template' or '/template' "
+    "(e.g. 'POST /3.0/lists/{list_id}'); default: every route.",
+)
+@click.option(
+    "--fault-methods",
+    default=None,
+    help="Comma-separated HTTP methods the faults strike (e.g. POST,PUT,PATCH,DELETE); default: all.",
+)
+@click.option(
+    "--oro-workers",
+    default=DEFAULTS.oro_workers,
+    show_default=True,
+    help="Oro requests processed at once, like PHP-FPM's pm.max_children (0 = unlimited); "
+    "more wait in a queue.",
+)
+@click.option(
+    "--oro-backlog",
+    default=DEFAULTS.oro_backlog,
+    show_default=True,
+    help="Oro requests that may wait for a worker; beyond it they get 503.",
+)
+@click.option(
     "--max-connections",
     default=DEFAULTS.max_connections,
     show_default=True,
@@ -156,7 +189,10 @@ def serve(ready_file: str | None, log_level: str, **kwargs: Any) -> None:
         level=logging.INFO, format="%(asctime)s sandbox %(message)s", stream=sys.stderr
     )
     options = _options(**kwargs)
-    state = new_state(options)
+    try:
+        state = new_state(options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
     def ready(info: dict[str, Any]) -> None:
         if ready_file:

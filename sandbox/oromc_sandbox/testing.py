@@ -6,6 +6,9 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
     requests.post(sb.oro_base_url + "/oauth2-token", json={...})
     sb.advance_clock(3600)
     sb.set_faults("mailchimp", rate=0.2, kinds=["429", "503"])
+    sb.set_faults("mailchimp", rate=0.2, kinds=["lost_response"], routes=["POST /3.0/lists/{list_id}"])
+    sb.revoke_oro_tokens()
+    sb.set_switches(oro_workers=4, oro_backlog=10)   # Oro capacity; sb.stats("oro")["capacity"]
     sb.stats("mailchimp")["writes"]
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +29,12 @@ from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation"}
+_BOOL_FLAGS = {
+    "customeruser_updatedat_filter",
+    "tagging",
+    "shoppinglists",
+    "order_campaign_relation",
+}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -33,7 +43,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if name in _BOOL_FLAGS:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif name == "fault_kinds":
+        elif name in {"fault_kinds", "fault_routes", "fault_methods"}:
             flags += [flag, ",".join(value)]
         elif value is not None:
             flags += [flag, str(value)]
@@ -43,9 +53,12 @@ def _flags(options: dict[str, Any]) -> list[str]:
 class RunningSandbox:
     """Handle on a sandbox subprocess: URLs, credentials and control helpers."""
 
-    def __init__(self, info: dict[str, Any], process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, info: dict[str, Any], process: subprocess.Popen[bytes], verify: str | bool = True
+    ) -> None:
         self.info = info
         self.process = process
+        self.verify = verify  # the certificate of a sandbox serving HTTPS (--tls-cert)
         self.oro_base_url: str = info["oro"]["base_url"]
         self.oro_api_url: str = info["oro"]["api_url"]
         self.mailchimp_base_url: str = info["mailchimp"]["base_url"]
@@ -57,16 +70,18 @@ class RunningSandbox:
 
     def control(self, api: str) -> _BoundSession:
         """A session whose relative URLs resolve against ``api``'s server (for `/_sandbox/...`)."""
-        return _BoundSession(self._base(api))
+        return _BoundSession(self._base(api), self.verify)
 
     def _post(self, api: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = requests.post(self._base(api) + path, json=body or {}, timeout=300)
+        response = requests.post(
+            self._base(api) + path, json=body or {}, timeout=300, verify=self.verify
+        )
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
 
     def _get(self, api: str, path: str) -> dict[str, Any]:
-        response = requests.get(self._base(api) + path, timeout=60)
+        response = requests.get(self._base(api) + path, timeout=60, verify=self.verify)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
@@ -94,9 +109,15 @@ class RunningSandbox:
         kinds: list[str] | None = None,
         seed: int | None = None,
         slow_seconds: float | None = None,
+        routes: list[str] | None = None,
+        methods: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Set fault injection for one API (rate 0 turns it off)."""
-        body: dict[str, Any] = {"rate": rate}
+        """Set fault injection for one API (rate 0 turns it off).
+
+        ``routes`` (``"METHOD /template"`` or ``"/template"``) and ``methods`` restrict the faults;
+        None (the default) means every route / method, also replacing an earlier restriction.
+        """
+        body: dict[str, Any] = {"rate": rate, "routes": routes, "methods": methods}
         if kinds is not None:
             body["kinds"] = kinds
         if seed is not None:
@@ -106,8 +127,28 @@ class RunningSandbox:
         return self._post(api, "/_sandbox/faults", body)
 
     def set_switches(self, **switches: Any) -> dict[str, Any]:
-        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl, ...)."""
+        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl,
+        latency, max_connections, oro_workers, oro_backlog)."""
         return self._post("oro", "/_sandbox/config", switches)
+
+    def oro_token(self) -> str:
+        """A fresh Oro access token for the default OAuth client (client credentials)."""
+        response = requests.post(
+            self.info["oro"]["token_url"],
+            json={
+                "grant_type": "client_credentials",
+                "client_id": self.info["oro"]["client_id"],
+                "client_secret": self.info["oro"]["client_secret"],
+            },
+            timeout=60,
+            verify=self.verify,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def revoke_oro_tokens(self) -> dict[str, Any]:
+        """Revoke every Oro token issued so far: the next call with one of them gets Oro's 401."""
+        return self._post("oro", "/_sandbox/oro/tokens/revoke")
 
     def reset(self, **overrides: Any) -> None:
         """Re-seed both stores (optionally a different seed/customers) and zero the counters."""
@@ -125,9 +166,10 @@ class RunningSandbox:
 
 
 class _BoundSession(requests.Session):
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, verify: str | bool = True) -> None:
         super().__init__()
         self.base = base
+        self.verify = verify
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -168,8 +210,78 @@ def running_sandbox(startup_timeout: float = 180.0, **options: Any) -> Iterator[
                     msg = f"sandbox did not start (exit={process.returncode}):\n{output}"
                     raise RuntimeError(msg)
                 time.sleep(0.05)
-            sandbox = RunningSandbox(json.loads(ready.read_text()), process)
+            sandbox = RunningSandbox(
+                json.loads(ready.read_text()), process, options.get("tls_cert") or True
+            )
             try:
                 yield sandbox
             finally:
                 sandbox.stop()
+
+
+# -- a throw-away PostgreSQL server (Meltano's production state store, the shared connection budget) --
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not candidates:
+        msg = f"{name} not found: PostgreSQL server packages are missing (run `make test`)"
+        raise FileNotFoundError(msg)
+    return str(candidates[-1])
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: use the `postgres` system user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Start a PostgreSQL server from the system packages on a free loopback port.
+
+    Yields a SQLAlchemy URI (``postgresql+psycopg://postgres@127.0.0.1:PORT/postgres``, the form
+    of ``MELTANO_DATABASE_URI``); the server and its data are removed on exit.
+    """
+    # Not under pytest's tmp folder: that one is private to root, and the server runs as `postgres`.
+    top = Path(tempfile.mkdtemp(prefix="oromc-pg-"))
+    data = top / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(top, "postgres", "postgres")
+        shutil.chown(data, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_server_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    pg_ctl = _pg_bin("pg_ctl")
+    subprocess.run(
+        _as_server_user(
+            [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_server_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(top, ignore_errors=True)

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
+from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, connection_budget
 from oromc_common.report import RunReport
 from singer_sdk.streams import Stream
 from typing_extensions import override
@@ -126,6 +126,7 @@ class MailchimpContext:
             backoff_factor=float(config.get("backoff_factor_seconds") or 1.0),
             on_call=report.count_call,
             user_agent="tap-mailchimp-engagement",
+            connection_budget=connection_budget(config),
         )
         self.page_size = max(1, min(int(config.get("page_size") or PAGE_SIZE), PAGE_SIZE))
         self._pool: ThreadPoolExecutor | None = None

@@ -5,7 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
-from oromc_common.mailchimp import MailchimpConfigError
+from oromc_common.mailchimp import (
+    MailchimpConfigError,
+    connection_budget_properties,
+    max_connections_property,
+)
 from oromc_common.report import RunReport
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -73,13 +77,8 @@ class TapMailchimpEngagement(Tap):
             th.ArrayType(th.StringType),
             description="Audience ids to extract; all audiences when empty.",
         ),
-        th.Property(
-            "max_connections",
-            th.IntegerType,
-            default=DEFAULT_MAX_CONNECTIONS,
-            description=f"Simultaneous API connections (default {DEFAULT_MAX_CONNECTIONS}, never above "
-            f"{HARD_MAX_CONNECTIONS}: Mailchimp's per-account limit is 10).",
-        ),
+        max_connections_property(DEFAULT_MAX_CONNECTIONS),
+        *connection_budget_properties(),
         th.Property(
             "page_size",
             th.IntegerType,
@@ -201,11 +200,11 @@ class TapMailchimpEngagement(Tap):
         limit = self.config.get("max_connections")
         if limit is not None and not 1 <= int(limit) <= HARD_MAX_CONNECTIONS:
             msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {limit}."
-            raise ConfigValidationError(msg)
+            raise ConfigValidationError(msg, errors=[msg])
         try:
             return MailchimpContext(self.config, self.report)
-        except MailchimpConfigError as exc:
-            raise ConfigValidationError(str(exc)) from exc
+        except MailchimpConfigError as exc:  # errors= is what the SDK prints
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
 
     def finish_run(self) -> None:
         """Release connections and log the run summary (called once, after the last stream)."""

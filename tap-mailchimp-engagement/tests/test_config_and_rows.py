@@ -23,8 +23,9 @@ def test_plain_http_to_a_remote_host_is_refused_naming_the_setting() -> None:
 
 
 def test_more_than_ten_connections_is_refused() -> None:
-    with pytest.raises(ConfigValidationError, match="max_connections"):
+    with pytest.raises(ConfigValidationError) as refused:  # the schema's bound; errors= is printed
         _mailchimp({"api_key": "0123456789abcdef-us21", "max_connections": 11})
+    assert any("max_connections" in error for error in refused.value.errors)
 
 
 def test_key_without_data_center_is_refused() -> None:

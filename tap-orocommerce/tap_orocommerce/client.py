@@ -31,11 +31,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 import requests
-from oromc_common.http import retry_after_seconds
+from oromc_common.http import honour_env_ca_bundle, retry_after_seconds, tls_failure
 from oromc_common.oro import (
     RETRIABLE_STATUSES,
     OroOAuth2Authenticator,
+    edge_error_message,
     format_oro_datetime,
+    is_oro_error_document,
     jsonapi_headers,
     oro_error_message,
 )
@@ -43,7 +45,7 @@ from singer_sdk import RESTStream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers._typing import TypeConformanceLevel
-from singer_sdk.helpers.types import Context
+from singer_sdk.helpers.types import Context, RequestFunc
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
@@ -216,6 +218,11 @@ class OroStream(RESTStream[Any]):
 
     @property
     @override
+    def requests_session(self) -> requests.Session:
+        return honour_env_ca_bundle(super().requests_session)
+
+    @property
+    @override
     def timeout(self) -> int:
         return int(self.config.get("request_timeout", 60))
 
@@ -332,6 +339,8 @@ class OroStream(RESTStream[Any]):
             raise RetriableAPIError(msg, response)
         if status in RETRIABLE_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self._message(response), response)
+        if status == HTTPStatus.FORBIDDEN and not is_oro_error_document(response):
+            raise RetriableAPIError(edge_error_message(response), response)  # a proxy/WAF
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(self._message(response))
         self._consecutive_401 = 0
@@ -614,6 +623,21 @@ class OroStream(RESTStream[Any]):
         return row
 
     # -- retries ----------------------------------------------------------------------------
+
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """The SDK's retries, except for TLS failures retrying cannot fix (stop with the reason)."""
+
+        def no_lasting_tls_failure(*args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                return func(*args, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                message = tls_failure(exc, self.url_base)
+                if message is None:
+                    raise
+                raise FatalAPIError(f"GET {self.resource}: {message}") from exc
+
+        return super().request_decorator(no_lasting_tls_failure)
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
-from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, MailchimpError
+from oromc_common.mailchimp import (
+    MailchimpClient,
+    MailchimpConfigError,
+    MailchimpError,
+    connection_budget,
+    connection_budget_properties,
+    max_connections_property,
+)
 from oromc_common.report import RunReport
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecReader
@@ -161,12 +168,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         allowed_values=["auto", "full", "per_member"],
         description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls).",
     ),
-    th.Property(
-        "max_connections",
-        th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS),
-        default=DEFAULT_MAX_CONNECTIONS,
-        description=f"Simultaneous Mailchimp connections (1-{HARD_MAX_CONNECTIONS}); Mailchimp refuses the 11th.",
-    ),
+    max_connections_property(DEFAULT_MAX_CONNECTIONS),
+    *connection_budget_properties(),
     th.Property(
         "max_tries",
         th.IntegerType(minimum=1),
@@ -257,6 +260,7 @@ class TargetMailchimp(Target):
             backoff_factor=float(cfg.get("retry_backoff_seconds") or 1.0),
             on_call=self.report.count_call,
             user_agent=f"{self.name}/0.1",
+            connection_budget=connection_budget(cfg),
         )
         self._sync: ContactSync | None = None
         self._ecommerce: EcommerceSync | None = None

@@ -9,8 +9,11 @@ needs:
 * **safe retries of non-idempotent creates**: before re-sending a POST that may already have been
   applied (5xx or a lost connection), the caller's ``verify`` callback is asked whether the write
   landed; if it did, the retry is skipped;
-* 403 raised as :class:`OroPermissionError`, whose message names the permission the API user's role
-  needs;
+* Oro's 403 (a JSON:API ``access denied exception``) raised as :class:`OroPermissionError`, whose
+  message names the permission the API user's role needs; a 403 without Oro's document (a proxy or
+  WAF in front of Oro) is retried as transient and, when retries run out, reported as such;
+* a TLS failure retrying cannot fix (untrusted certificate) raised at once as
+  :class:`~oromc_common.oro.OroTLSError`, naming the host;
 * every call counted in the run report (``RunReport.count_call``);
 * bounded concurrency (:meth:`OroWriter.run_parallel`) for resources without a Batch API.
 """
@@ -32,10 +35,13 @@ from oromc_common.oro import (
     OroClientError,
     OroOAuth2Authenticator,
     OroRetriableError,
+    OroTLSError,
+    is_oro_error_document,
     jsonapi_headers,
     oro_error_message,
     raise_for_oro_status,
     scrub,
+    tls_error,
 )
 from oromc_common.report import RunReport
 from requests.adapters import HTTPAdapter
@@ -176,9 +182,11 @@ class OroWriter:
             ok_statuses: non-2xx statuses returned to the caller instead of raised.
 
         Raises:
-            OroPermissionError: 403 (the message names the missing permission).
+            OroPermissionError: Oro's 403 (the message names the missing permission).
+            OroTLSError: the TLS connection failed for good (e.g. an untrusted certificate).
             OroClientError: other 4xx (``errors`` carries Oro's ``detail`` and ``source``).
-            OroRetriableError: 429/5xx/transport errors still failing after ``max_tries``.
+            OroRetriableError: 429/5xx/transport errors and 403s from a proxy/WAF still failing
+                after ``max_tries``.
             OroAuthError: 401 after a token refresh.
         """
         attempts = {"n": 0, "auth_retries": 0}
@@ -234,6 +242,9 @@ class OroWriter:
                 requests.exceptions.ContentDecodingError,
             ) as exc:
                 self.report.count_call(method, "error")
+                tls = tls_error(exc, self.url(path), label or method)
+                if tls is not None:
+                    raise tls from exc
                 msg = f"{label or method} failed without a response: {type(exc).__name__}"
                 raise _TransportError(msg, resource=label or "") from exc
             self.report.count_call(method, response.status_code)
@@ -244,7 +255,7 @@ class OroWriter:
             break
         if response.status_code in ok_statuses or response.status_code < 400:
             return response
-        if response.status_code == 403:
+        if response.status_code == 403 and is_oro_error_document(response):
             raise self._permission_error(method, path, response, label)
         raise_for_oro_status(response, label, secrets=self.auth.secrets)
         return response  # pragma: no cover - raise_for_oro_status raised
@@ -305,7 +316,8 @@ class OroWriter:
         """Run ``tasks`` with at most ``max_concurrency`` in flight; results in input order.
 
         Each slot holds the task's return value or the exception it raised, except
-        :class:`OroPermissionError` and :class:`OroAuthError`, which are re-raised (fail fast).
+        :class:`OroPermissionError`, :class:`OroAuthError` and :class:`OroTLSError`, which are
+        re-raised (fail fast).
         """
         if not tasks:
             return []
@@ -314,7 +326,7 @@ class OroWriter:
             for task in tasks:
                 try:
                     results.append(task())
-                except (OroPermissionError, OroAuthError):
+                except (OroPermissionError, OroAuthError, OroTLSError):
                     raise
                 except OroApiError as exc:
                     results.append(exc)
@@ -332,7 +344,7 @@ class OroWriter:
             error = future.exception()
             if error is None:
                 out.append(future.result())
-            elif isinstance(error, OroPermissionError | OroAuthError):
+            elif isinstance(error, OroPermissionError | OroAuthError | OroTLSError):
                 fatal = fatal or error
                 out.append(error)
             elif isinstance(error, OroApiError):

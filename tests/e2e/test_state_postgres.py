@@ -7,76 +7,20 @@ machine by `make test`, see scripts/ensure_system_packages.sh) on a free loopbac
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from e2e_harness import Project
+from oromc_sandbox.testing import running_postgres
 from pipelines import meltano
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if not candidates:
-        msg = f"{name} not found: PostgreSQL server packages are missing (run `make test`)"
-        raise FileNotFoundError(msg)
-    return str(candidates[-1])
-
-
-def _as_server_user(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: use the `postgres` system user when we are root."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *cmd]
-    return cmd
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
 def postgres_uri() -> Iterator[str]:
     """A running PostgreSQL server; yields a SQLAlchemy URI for Meltano's system database."""
-    # Not under pytest's tmp folder: that one is private to root, and the server runs as `postgres`.
-    top = Path(tempfile.mkdtemp(prefix="oromc-pg-"))
-    data = top / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(top, "postgres", "postgres")
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(
-        _as_server_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    pg_ctl = _pg_bin("pg_ctl")
-    subprocess.run(
-        _as_server_user(
-            [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_server_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), check=False
-        )
+    with running_postgres() as uri:
+        yield uri
 
 
 def test_pipeline_state_lives_in_postgresql(project: Project, postgres_uri: str) -> None:
@@ -96,3 +40,16 @@ def test_pipeline_state_lives_in_postgresql(project: Project, postgres_uri: str)
             ("dev:tap-orocommerce-to-target-jsonl",),
         ).fetchone()
     assert row is not None, "the state row is in PostgreSQL, not in the default SQLite file"
+
+
+@pytest.mark.parametrize("plugin", ["target-mailchimp", "tap-mailchimp-engagement"])
+def test_mailchimp_connection_budget_follows_the_postgresql_system_database(
+    project: Project, postgres_uri: str, plugin: str
+) -> None:
+    """With PostgreSQL as Meltano's database, the Mailchimp connectors share their connection budget
+    through it (advisory locks) across machines, without any other setting."""
+    env = {**project.env, "MELTANO_DATABASE_URI": postgres_uri}
+    printed = meltano("config", "--unsafe", "print", plugin, env=env).check().log_tail
+    start = printed.index("{")
+    config = json.loads("\n".join(printed[start : printed.index("}", start) + 1]))
+    assert config["connection_budget_database_uri"] == postgres_uri

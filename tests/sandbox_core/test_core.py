@@ -164,15 +164,7 @@ def test_clock_moves_and_servers_report_it_in_the_date_header(sb: RunningSandbox
 
 
 def test_switches_change_at_run_time(sb: RunningSandbox) -> None:
-    token = requests.post(
-        sb.info["oro"]["token_url"],
-        json={
-            "grant_type": "client_credentials",
-            "client_id": sb.info["oro"]["client_id"],
-            "client_secret": sb.info["oro"]["client_secret"],
-        },
-        timeout=30,
-    ).json()["access_token"]
+    token = sb.oro_token()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.api+json"}
     url = f"{sb.oro_api_url}/customerusers"
     params = {"filter[updatedAt][gte]": "2020-01-01T00:00:00Z"}

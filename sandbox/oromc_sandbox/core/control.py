@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from oromc_sandbox.core.state import SWITCHES, SandboxState
+from oromc_sandbox.core.state import LATENCY_MODES, SWITCHES, FaultSettings, SandboxState
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -44,9 +44,14 @@ async def health(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    """Request counts per route and status; peak/current simultaneous connections per key."""
+    """Request counts per route and status; peak/current simultaneous connections per key; Oro's
+    worker slots and queue."""
     state = _state(request)
-    return _json(state.counters[request.app.state.api].to_json())
+    api = request.app.state.api
+    body = state.counters[api].to_json()
+    if api == "oro":
+        body["capacity"] = request.app.state.middlewares[0].capacity_json()
+    return _json(body)
 
 
 async def reset_stats(request: Request) -> Response:
@@ -89,54 +94,107 @@ async def clock(request: Request) -> Response:
     return _json({"now": state.clock.now().isoformat()})
 
 
+def _str_list(body: dict[str, Any], name: str, current: list[str] | None) -> list[str] | None:
+    """A list of strings from the body (``null``: no restriction; absent: unchanged)."""
+    if name not in body:
+        return current
+    value = body[name]
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        msg = f"{name} must be a list of strings or null"
+        raise ValueError(msg)
+    return [v.upper() for v in value] if name == "methods" else list(value)
+
+
 async def faults(request: Request) -> Response:
-    """GET/POST this API's fault injection: rate, kinds, seed, slow_seconds."""
+    """GET/POST this API's fault injection: rate, kinds, seed, slow_seconds, routes, methods.
+
+    A POST changes the fields it names and restarts the fault sequences.
+    """
     state = _state(request)
     api = request.app.state.api
     settings = state.faults[api]
     if request.method == "POST":
         try:
             body = await _body(request)
-            new = type(settings)(
+            new = FaultSettings(
                 rate=float(body.get("rate", settings.rate)),
                 kinds=list(body.get("kinds", settings.kinds)),
                 seed=int(body.get("seed", settings.seed)),
                 slow_seconds=float(body.get("slow_seconds", settings.slow_seconds)),
+                routes=_str_list(body, "routes", settings.routes),
+                methods=_str_list(body, "methods", settings.methods),
             )
-            new.validate()
+            new.validate(api, request.app.state.known_routes)
         except (ValueError, TypeError) as exc:
             return _error(str(exc))
         state.faults[api] = new
         for mw in request.app.state.middlewares:
             mw.reseed_faults()
-    current = state.faults[api]
-    return _json(
-        {
-            "rate": current.rate,
-            "kinds": current.kinds,
-            "seed": current.seed,
-            "slow_seconds": current.slow_seconds,
-        }
-    )
+    return _json(state.faults[api].to_json())
+
+
+def _switch_value(name: str, current: Any, value: Any) -> Any:
+    """Check one `/_sandbox/config` value against the type and range of its option."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            msg = f"{name} must be true or false"
+            raise ValueError(msg)
+        return value
+    if name == "latency":
+        if value not in LATENCY_MODES:
+            msg = f"latency must be one of {', '.join(LATENCY_MODES)}"
+            raise ValueError(msg)
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{name} must be an integer"
+        raise ValueError(msg)
+    minimum = 1 if name in {"max_connections", "token_ttl"} else 0
+    if value < minimum:
+        msg = f"{name} must be >= {minimum}"
+        raise ValueError(msg)
+    return value
 
 
 async def config(request: Request) -> Response:
-    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl)."""
+    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists,
+    order_campaign_relation, token_ttl, latency, max_connections, oro_workers, oro_backlog)."""
     state = _state(request)
     if request.method == "POST":
         try:
             body = await _body(request)
+            unknown = sorted(set(body) - set(SWITCHES))
+            if unknown:
+                msg = f"unknown switches {unknown}; known: {', '.join(SWITCHES)}"
+                raise ValueError(msg)
+            values = {
+                name: _switch_value(name, getattr(state.options, name), value)
+                for name, value in body.items()
+            }
         except ValueError as exc:
             return _error(str(exc))
-        unknown = sorted(set(body) - set(SWITCHES) - {"latency", "max_connections"})
-        if unknown:
-            return _error(f"unknown switches {unknown}; known: {', '.join(SWITCHES)}")
-        for name, value in body.items():
-            current = getattr(state.options, name)
-            setattr(state.options, name, type(current)(value))
-    return _json(
-        {name: getattr(state.options, name) for name in (*SWITCHES, "latency", "max_connections")}
-    )
+        for name, value in values.items():
+            setattr(state.options, name, value)
+    return _json({name: getattr(state.options, name) for name in SWITCHES})
+
+
+def revoke_oro_tokens(state: SandboxState) -> dict[str, int]:
+    """Revoke every access and refresh token Oro has issued (as an admin revoking an OAuth app's
+    tokens would): the next API call with one of them gets Oro's 401."""
+    store = state.oro
+    revoked = {
+        "revoked_access_tokens": len(store.tokens),
+        "revoked_refresh_tokens": len(store.refresh_tokens),
+    }
+    store.tokens.clear()
+    store.refresh_tokens.clear()
+    return revoked
+
+
+async def revoke_tokens(request: Request) -> Response:
+    """``POST /_sandbox/oro/tokens/revoke``: revoke all issued Oro tokens now."""
+    return _json({"ok": True, **revoke_oro_tokens(_state(request))})
 
 
 async def save(request: Request) -> Response:
@@ -149,9 +207,11 @@ async def save(request: Request) -> Response:
     return _json({"ok": True, "path": str(path)})
 
 
-def control_routes() -> list[Route]:
-    """The control routes mounted on both servers."""
+def control_routes(api: str) -> list[Route]:
+    """The control routes mounted on ``api``'s server (most on both)."""
+    only_oro = [Route("/_sandbox/oro/tokens/revoke", revoke_tokens, methods=["POST"])]
     return [
+        *(only_oro if api == "oro" else []),
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/stats/reset", reset_stats, methods=["POST"]),

@@ -1,22 +1,30 @@
-"""ASGI middleware shared by both APIs: request ids, counting, connection limit, faults, latency.
+"""ASGI middleware shared by both APIs: request ids, counting, connection limit, faults, capacity,
+latency.
 
 Pure ASGI (no BaseHTTPMiddleware) so it adds little per request and can break connections.
+
+Order of a request: connection counting -> Mailchimp's connection limit -> fault decision -> faults
+answered in front of the application (429/403/502/503 pages) -> a worker slot (Oro's capacity; 503
+when the queue is full) -> faults inside the application (500, reset, slow, lost response, token
+revocation) or the real handler -> simulated latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import random
+import hashlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from typing import Any
 
 import orjson
 
-from oromc_sandbox.core.state import SandboxState
+from oromc_sandbox.core.capacity import WorkerPool
+from oromc_sandbox.core.state import EDGE_FAULTS, CapacityCounters, SandboxState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,10 +34,46 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CONTROL_PREFIX = "/_sandbox/"
 
+
+def _edge_page(status: int, reason: str) -> bytes:
+    """The HTML error page of an nginx/openresty edge (what a proxy or WAF answers)."""
+    title = f"{status} {reason}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>openresty</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
 HTML_PAGES = {
-    502: b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>openresty</center>\r\n</body>\r\n</html>\r\n",
-    503: b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>openresty</center>\r\n</body>\r\n</html>\r\n",
+    403: _edge_page(403, "Forbidden"),
+    429: _edge_page(429, "Too Many Requests"),
+    502: _edge_page(502, "Bad Gateway"),
+    503: _edge_page(503, "Service Temporarily Unavailable"),
 }
+
+
+_TOO_MANY = "You have exceeded the limit of 10 simultaneous connections."
+_INTERNAL = (
+    "An unexpected internal error has occurred. Please contact Support for more information."
+)
+
+
+def _problem(status: int, title: str, detail: str, request_id: str) -> bytes:
+    """A Mailchimp problem document."""
+    return orjson.dumps(
+        {
+            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": request_id,
+        }
+    )
+
+
+async def _discard_send(message: Message) -> None:
+    return None
 
 
 class InjectedResetError(ConnectionResetError):
@@ -82,19 +126,35 @@ class SandboxMiddleware:
         self.state = state
         self.api = api
         self.latency_profile = latency_profile
-        self._rng = random.Random(state.faults[api].seed)
+        self.workers = WorkerPool(self._capacity_counters)
+        self._fault_sequence: Counter[str] = Counter()  # eligible requests seen per route
+
+    def _capacity_counters(self) -> CapacityCounters:
+        return self.state.counters[self.api].capacity
 
     def reseed_faults(self) -> None:
-        """Restart the deterministic fault sequence (after `/_sandbox/faults` changes)."""
-        self._rng = random.Random(self.state.faults[self.api].seed)
+        """Restart the deterministic fault sequences (after `/_sandbox/faults` changes)."""
+        self._fault_sequence.clear()
 
-    def _pick_fault(self) -> str | None:
+    def capacity_json(self) -> dict[str, Any]:
+        """Worker slots, queue and their statistics (Oro's PHP-FPM pool) for `/_sandbox/stats`."""
+        options = self.state.options
+        return self._capacity_counters().to_json(
+            options.oro_workers, options.oro_backlog, self.workers.busy, self.workers.queued
+        )
+
+    def _pick_fault(self, label: str) -> str | None:
+        """The fault for this request, from (seed, route, n-th eligible request of the route)."""
         faults = self.state.faults[self.api]
-        if faults.rate <= 0:
+        if faults.rate <= 0 or not faults.applies_to(label):
             return None
-        roll = self._rng.random()
-        kind = self._rng.choice(faults.kinds)
-        return kind if roll < faults.rate else None
+        n = self._fault_sequence[label]
+        self._fault_sequence[label] = n + 1
+        digest = hashlib.blake2b(f"{faults.seed}\0{label}\0{n}".encode(), digest_size=16).digest()
+        roll = int.from_bytes(digest[:8], "big") / 2.0**64
+        if roll >= faults.rate:
+            return None
+        return faults.kinds[int.from_bytes(digest[8:], "big") % len(faults.kinds)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
@@ -108,22 +168,51 @@ class SandboxMiddleware:
         current = counters.in_flight[key]
         counters.peak[key] = max(counters.peak[key], current)
         status_holder: dict[str, Any] = {"status": 0}
+        # the route is matched up front only when faults need it (the router sets it otherwise)
+        label = self._route_label(scope) if self.state.faults[self.api].rate > 0 else ""
         try:
             if self.api == "mailchimp" and current > self.state.options.max_connections:
                 counters.over_limit[key] += 1
                 await self._too_many_connections(scope, send, request_id, status_holder)
                 return
-            fault = self._pick_fault()
+            fault = self._pick_fault(label) if label else None
             if fault is not None:
                 counters.faults[fault] += 1
-                await self._inject(fault, scope, receive, send, request_id, status_holder)
+            if fault in EDGE_FAULTS:
+                await self._edge_fault(str(fault), send, request_id, status_holder)
                 return
-            await self._serve(scope, receive, send, request_id, status_holder)
+            await self._in_worker(fault, label, scope, receive, send, request_id, status_holder)
         finally:
             counters.in_flight[key] -= 1
-            counters.requests[self._route_label(scope)][
+            self.state.counters[self.api].requests[label or self._route_label(scope)][
                 str(status_holder["status"] or "reset")
             ] += 1
+
+    async def _in_worker(
+        self,
+        fault: str | None,
+        label: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        status_holder: dict[str, Any],
+    ) -> None:
+        """Run the request in a worker slot (Oro's capacity; unlimited on Mailchimp)."""
+        options = self.state.options
+        limited = self.api == "oro"
+        workers = options.oro_workers if limited else 0
+        if not await self.workers.acquire(workers, options.oro_backlog):
+            status_holder["status"] = 503  # the queue is full: the edge gives up on the pool
+            await self._send_simple(send, 503, HTML_PAGES[503], b"text/html", request_id)
+            return
+        try:
+            if fault is None:
+                await self._serve(scope, receive, send, request_id, status_holder)
+            else:
+                await self._app_fault(fault, label, scope, receive, send, request_id, status_holder)
+        finally:
+            self.workers.release(options.oro_workers if limited else 0)
 
     async def _serve(
         self,
@@ -191,77 +280,72 @@ class SandboxMiddleware:
         self, scope: Scope, send: Send, request_id: str, status_holder: dict[str, Any]
     ) -> None:
         limit = self.state.options.max_connections
-        body = {
-            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": f"You have exceeded the limit of {limit} simultaneous connections.",
-            "instance": request_id,
-        }
+        detail = f"You have exceeded the limit of {limit} simultaneous connections."
+        body = _problem(429, "Too Many Requests", detail, request_id)
         await self._send_simple(
-            send, 429, orjson.dumps(body), b"application/problem+json; charset=utf-8", request_id
+            send, 429, body, b"application/problem+json; charset=utf-8", request_id
         )
         status_holder["status"] = 429
 
-    async def _inject(
+    async def _edge_fault(
+        self, fault: str, send: Send, request_id: str, status_holder: dict[str, Any]
+    ) -> None:
+        """A fault answered in front of the application: 429/403 (API-shaped, empty or HTML), 502/503."""
+        status_text, _, shape = fault.partition("_")
+        status = int(status_text)
+        status_holder["status"] = status
+        if shape == "html" or status in {502, 503}:
+            await self._send_simple(send, status, HTML_PAGES[status], b"text/html", request_id)
+            return
+        if status == 403 or shape == "empty":  # body-less, as Mailchimp's edge sends under load
+            await self._send_simple(send, status, b"", b"text/html", request_id)
+            return
+        if self.api == "mailchimp":  # 429: Mailchimp's own problem document
+            await self._send_simple(
+                send,
+                429,
+                _problem(429, "Too Many Requests", _TOO_MANY, request_id),
+                b"application/problem+json; charset=utf-8",
+                request_id,
+            )
+            return
+        # Oro has no rate limiter: a 429 comes from hosting infrastructure, with Retry-After.
+        await self._send_simple(
+            send, 429, b"Too Many Requests", b"text/plain", request_id, [(b"retry-after", b"1")]
+        )
+
+    async def _app_fault(
         self,
         fault: str,
+        label: str,
         scope: Scope,
         receive: Receive,
         send: Send,
         request_id: str,
         status_holder: dict[str, Any],
     ) -> None:
+        """A fault inside the application (the request holds a worker)."""
         if fault == "slow":
             await asyncio.sleep(self.state.faults[self.api].slow_seconds)
             await self._serve(scope, receive, send, request_id, status_holder)
             return
+        if fault == "revoke_tokens":
+            from oromc_sandbox.core.control import revoke_oro_tokens
+
+            revoke_oro_tokens(self.state)
+            await self._serve(scope, receive, send, request_id, status_holder)
+            return
+        if fault == "lost_response":
+            await self._lose_response(label, scope, receive, request_id, status_holder)
+            return
         if fault == "reset":
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", b"4096"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
-            status_holder["status"] = 0
-            raise InjectedResetError("sandbox: injected connection reset")
-        status = int(fault)
-        status_holder["status"] = status
-        if status in HTML_PAGES:
-            await self._send_simple(send, status, HTML_PAGES[status], b"text/html", request_id)
-            return
-        if status == 403:  # body-less 403, as Mailchimp's edge sends under load
-            await self._send_simple(send, 403, b"", b"text/html", request_id)
-            return
+            await self._partial_response_then_reset(send, status_holder)
+        # 500
+        status_holder["status"] = 500
         if self.api == "mailchimp":
-            detail = {
-                429: "You have exceeded the limit of 10 simultaneous connections.",
-                500: "An unexpected internal error has occurred. Please contact Support for more information.",
-            }[status]
-            title = {429: "Too Many Requests", 500: "Internal Server Error"}[status]
-            body = orjson.dumps(
-                {
-                    "type": "https://mailchimp.com/developer/marketing/docs/errors/",
-                    "title": title,
-                    "status": status,
-                    "detail": detail,
-                    "instance": request_id,
-                }
-            )
+            body = _problem(500, "Internal Server Error", _INTERNAL, request_id)
             await self._send_simple(
-                send, status, body, b"application/problem+json; charset=utf-8", request_id
-            )
-            return
-        # Oro: a 429 comes from hosting infrastructure (Oro has no rate limiter) with Retry-After;
-        # a 500 is Oro's JSON:API error document.
-        if status == 429:
-            await self._send_simple(
-                send, 429, b"Too Many Requests", b"text/plain", request_id, [(b"retry-after", b"1")]
+                send, 500, body, b"application/problem+json; charset=utf-8", request_id
             )
             return
         body = orjson.dumps(
@@ -276,6 +360,50 @@ class SandboxMiddleware:
             }
         )
         await self._send_simple(send, 500, body, b"application/vnd.api+json", request_id)
+
+    async def _partial_response_then_reset(self, send: Send, status_holder: dict[str, Any]) -> None:
+        """Send the start of a response, then drop the connection (raises)."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"4096"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
+        status_holder["status"] = 0
+        raise InjectedResetError("sandbox: injected connection reset")
+
+    async def _lose_response(
+        self,
+        label: str,
+        scope: Scope,
+        receive: Receive,
+        request_id: str,
+        status_holder: dict[str, Any],
+    ) -> None:
+        """Apply the request, then close the connection without sending a byte of the answer."""
+
+        async def discard(message: Message) -> None:
+            return None
+
+        await self._serve(scope, receive, discard, request_id, status_holder)
+        applied = str(status_holder["status"])
+        self.state.counters[self.api].lost_responses[label][applied] += 1
+        status_holder["status"] = "lost"
+        cycle = getattr(receive, "__self__", None)  # uvicorn's per-request cycle
+        transport = getattr(cycle, "transport", None)
+        if transport is None:  # pragma: no cover - not under uvicorn: a reset is the closest
+            await self._partial_response_then_reset(_discard_send, status_holder)
+            return
+        transport.close()
+        for _ in range(100):  # let the server notice, so it does not answer a 500 for us
+            if getattr(cycle, "disconnected", True):
+                break
+            await asyncio.sleep(0.005)
 
     async def _send_simple(
         self,

@@ -9,13 +9,37 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "502", "503", "403", "reset", "slow")
+FAULT_KINDS = (
+    "429",
+    "429_empty",
+    "429_html",
+    "403",
+    "403_html",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "slow",
+    "lost_response",
+    "revoke_tokens",
+)
+"""Every fault kind (the README's sandbox section says what each one does)."""
+EDGE_FAULTS = frozenset({"429", "429_empty", "429_html", "403", "403_html", "502", "503"})
+"""Kinds answered in front of the application (a proxy, WAF or load balancer): no worker is used."""
+API_FAULTS = {"revoke_tokens": "oro"}
+"""Kinds that exist on one API only."""
+LATENCY_MODES = ("none", "realistic")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 SWITCHES = (
     "customeruser_updatedat_filter",
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
     "token_ttl",
+    "latency",
+    "max_connections",
+    "oro_workers",
+    "oro_backlog",
 )
 
 
@@ -38,7 +62,11 @@ class SandboxOptions:
     fault_kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])
     fault_seed: int = 7
     slow_seconds: float = 30.0
+    fault_routes: list[str] | None = None
+    fault_methods: list[str] | None = None
     max_connections: int = 10
+    oro_workers: int = 0
+    oro_backlog: int = 128
     epoch: datetime | None = None
     data_dir: str | None = None
     tls_cert: str | None = None
@@ -96,15 +124,31 @@ class Clock:
 
 @dataclass
 class FaultSettings:
-    """Fault injection: each API request fails with probability ``rate`` using one of ``kinds``."""
+    """Fault injection of one API.
+
+    A request is eligible when its route (``"METHOD /template"``, e.g. ``"POST /3.0/lists/{list_id}"``,
+    or just ``"/template"`` for every method) is in ``routes`` and its method in ``methods`` (``None``:
+    no restriction). The n-th eligible request of a route fails with probability ``rate`` using one of
+    ``kinds``; the choice is a hash of (``seed``, route, n), so each route's fault sequence is the same
+    on every run whatever the other routes do.
+    """
 
     rate: float = 0.0
     kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])
     seed: int = 7
     slow_seconds: float = 30.0
+    routes: list[str] | None = None
+    methods: list[str] | None = None
 
-    def validate(self) -> None:
-        """Raise ValueError on an unknown kind or a rate outside [0, 1]."""
+    def __post_init__(self) -> None:
+        """Normalise routes to ``"METHOD /template"`` / ``"/template"`` and methods to upper case."""
+        if self.routes is not None:
+            self.routes = [" ".join(p for p in split_route(r) if p) for r in self.routes]
+        if self.methods is not None:
+            self.methods = [m.upper() for m in self.methods]
+
+    def validate(self, api: str, known_routes: dict[str, frozenset[str]] | None = None) -> None:
+        """Raise ValueError on a bad rate, kind, method or route (``known_routes``: path -> methods)."""
         if not 0.0 <= self.rate <= 1.0:
             msg = "rate must be between 0 and 1"
             raise ValueError(msg)
@@ -112,6 +156,59 @@ class FaultSettings:
         if unknown or not self.kinds:
             msg = f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}"
             raise ValueError(msg)
+        foreign = [k for k in self.kinds if API_FAULTS.get(k, api) != api]
+        if foreign:
+            msg = f"fault kinds {foreign} do not exist on the {api} API"
+            raise ValueError(msg)
+        if self.slow_seconds < 0:
+            msg = "slow_seconds must be >= 0"
+            raise ValueError(msg)
+        bad_methods = [m for m in self.methods or [] if m not in HTTP_METHODS]
+        if bad_methods:
+            msg = f"unknown methods {bad_methods}; known: {', '.join(HTTP_METHODS)}"
+            raise ValueError(msg)
+        if known_routes is None:
+            return
+        for route in self.routes or []:
+            if not route_known(route, known_routes):
+                msg = (
+                    f"unknown {api} route {route!r}; give 'METHOD /template' or '/template' as "
+                    "listed under 'requests' in /_sandbox/stats"
+                )
+                raise ValueError(msg)
+
+    def applies_to(self, label: str) -> bool:
+        """Whether a request labelled ``"METHOD /template"`` is eligible for faults."""
+        method, _, path = label.partition(" ")
+        if self.methods is not None and method not in self.methods:
+            return False
+        return self.routes is None or label in self.routes or path in self.routes
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as `/_sandbox/faults` shows them."""
+        return {
+            "rate": self.rate,
+            "kinds": self.kinds,
+            "seed": self.seed,
+            "slow_seconds": self.slow_seconds,
+            "routes": self.routes,
+            "methods": self.methods,
+        }
+
+
+def route_known(route: str, known_routes: dict[str, frozenset[str]]) -> bool:
+    """Whether ``route`` (``"METHOD /template"`` or ``"/template"``) names one of ``known_routes``."""
+    method, path = split_route(route)
+    methods = known_routes.get(path)
+    return methods is not None and (method is None or method in methods)
+
+
+def split_route(route: str) -> tuple[str | None, str]:
+    """``"POST /3.0/lists/{list_id}"`` -> ``("POST", "/3.0/lists/{list_id}")``; a bare path -> ``(None, path)``."""
+    head, _, rest = route.strip().partition(" ")
+    if rest and head.upper() in HTTP_METHODS:
+        return head.upper(), rest.strip()
+    return None, route.strip()
 
 
 class ApiCounters:
@@ -126,7 +223,9 @@ class ApiCounters:
         self.peak: Counter[str] = Counter()
         self.over_limit: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.lost_responses: dict[str, Counter[str]] = defaultdict(Counter)
         self.latency_ms: Counter[str] = Counter()
+        self.capacity = CapacityCounters()
 
     def to_json(self) -> dict[str, Any]:
         """JSON view for `/_sandbox/stats`."""
@@ -149,7 +248,35 @@ class ApiCounters:
                 "over_limit": dict(self.over_limit),
             },
             "faults_injected": dict(self.faults),
+            "lost_responses": {route: dict(c) for route, c in sorted(self.lost_responses.items())},
             "latency_ms_by_route": dict(self.latency_ms),
+        }
+
+
+@dataclass
+class CapacityCounters:
+    """Worker slots of an API server (Oro's PHP-FPM pool): what is busy, queued, refused."""
+
+    peak_busy: int = 0
+    peak_queued: int = 0
+    queued_requests: int = 0
+    rejected: int = 0
+    queue_wait_ms_total: float = 0.0
+    queue_wait_ms_max: float = 0.0
+
+    def to_json(self, workers: int, backlog: int, busy: int, queued: int) -> dict[str, Any]:
+        """JSON view with the pool's settings and live gauges (``workers`` 0 = unlimited)."""
+        return {
+            "workers": workers,
+            "backlog": backlog,
+            "busy": busy,
+            "queued": queued,
+            "peak_busy": self.peak_busy,
+            "peak_queued": self.peak_queued,
+            "queued_requests": self.queued_requests,
+            "rejected": self.rejected,
+            "queue_wait_ms_total": round(self.queue_wait_ms_total, 1),
+            "queue_wait_ms_max": round(self.queue_wait_ms_max, 1),
         }
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from oromc_sandbox import mailchimp, oro
-from oromc_sandbox.core.state import Clock, SandboxOptions, SandboxState
+from oromc_sandbox.core.state import (
+    API_FAULTS,
+    FAULT_KINDS,
+    Clock,
+    FaultSettings,
+    SandboxOptions,
+    SandboxState,
+    route_known,
+)
 
 log = logging.getLogger("sandbox")
 
@@ -29,17 +37,46 @@ def seed_stores(state: SandboxState) -> float:
 def new_state(options: SandboxOptions) -> SandboxState:
     """Build a state: load it from ``data_dir`` when saved data exists, else seed it."""
     state = SandboxState(options=options, clock=Clock(options.epoch))
-    for settings in state.faults.values():
-        settings.rate = options.fault_rate
-        settings.kinds = list(options.fault_kinds)
-        settings.seed = options.fault_seed
-        settings.slow_seconds = options.slow_seconds
-        settings.validate()
+    for api in state.faults:
+        state.faults[api] = fault_settings_from_options(options, api)
     if options.data_dir and load_state(state):
         return state
     seconds = seed_stores(state)
     log.info("seeded %s customers in %.2f s", options.customers, seconds)
     return state
+
+
+def fault_settings_from_options(options: SandboxOptions, api: str) -> FaultSettings:
+    """One API's share of the `--fault-*` options (they name kinds and routes of both APIs).
+
+    Kinds of the other API only (``revoke_tokens`` is Oro's) and routes of the other API are left
+    out; an API left with no kind, or with none of the named routes, gets no faults. Raises
+    ValueError on a kind, method or route that exists on neither API.
+    """
+    from oromc_sandbox.core.app import APIS, known_routes
+
+    unknown = [k for k in options.fault_kinds if k not in FAULT_KINDS]
+    if unknown or not options.fault_kinds:
+        msg = f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}"
+        raise ValueError(msg)
+    for route in options.fault_routes or []:
+        if not any(route_known(route, known_routes(other)) for other in APIS):
+            msg = f"--fault-routes: {route!r} is not a route of either API"
+            raise ValueError(msg)
+    kinds = [k for k in options.fault_kinds if API_FAULTS.get(k, api) == api]
+    routes = options.fault_routes
+    if routes is not None:
+        routes = [r for r in routes if route_known(r, known_routes(api))]
+    settings = FaultSettings(
+        rate=options.fault_rate if kinds and routes != [] else 0.0,
+        kinds=kinds or ["500"],
+        seed=options.fault_seed,
+        slow_seconds=options.slow_seconds,
+        routes=routes,
+        methods=[m.upper() for m in options.fault_methods] if options.fault_methods else None,
+    )
+    settings.validate(api, known_routes(api))
+    return settings
 
 
 def _db_path(options: SandboxOptions) -> Path:

@@ -78,6 +78,8 @@ def email_problem(email: str, *, new: bool) -> str | None:
     if not EMAIL_RE.match(text) or ".." in text:
         return "Please provide a valid email address."
     local, _, domain = text.lower().rpartition("@")
+    if len(local) > 64 or local.startswith(".") or local.endswith("."):  # RFC 5321/5322, README
+        return "Please provide a valid email address."
     if domain in FAKE_DOMAINS or domain.endswith(FAKE_TLDS) or local in FAKE_LOCAL_PARTS:
         return f"{text} looks fake or invalid, please enter a real email address."
     if new and domain.startswith(THROTTLED_DOMAIN_PREFIX):
