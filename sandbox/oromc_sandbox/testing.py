@@ -24,7 +24,8 @@ from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation"}
+_BOOL_FLAGS = {"customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation",
+               "order_external_status_management"}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:

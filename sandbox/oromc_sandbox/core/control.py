@@ -121,7 +121,7 @@ async def faults(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl)."""
+    """GET/POST the live switches (see SWITCHES), latency and max_connections."""
     state = _state(request)
     if request.method == "POST":
         try:
@@ -131,9 +131,17 @@ async def config(request: Request) -> Response:
         unknown = sorted(set(body) - set(SWITCHES) - {"latency", "max_connections"})
         if unknown:
             return _error(f"unknown switches {unknown}; known: {', '.join(SWITCHES)}")
+        changes = {}
         for name, value in body.items():
             current = getattr(state.options, name)
-            setattr(state.options, name, type(current)(value))
+            if isinstance(current, bool) != isinstance(value, bool) or not isinstance(value, bool | int | float | str):
+                return _error(f"{name} must be a {type(current).__name__}")
+            try:
+                changes[name] = type(current)(value)
+            except ValueError:
+                return _error(f"{name} must be a {type(current).__name__}")
+        for name, value in changes.items():
+            setattr(state.options, name, value)
     return _json(
         {name: getattr(state.options, name) for name in (*SWITCHES, "latency", "max_connections")}
     )

@@ -14,6 +14,7 @@ from .auth import token_endpoint
 from .extra import (
     control_clients,
     control_marketing_lists,
+    control_order,
     control_summary,
     marketing_list_action,
     unsubscribed_item_create,
@@ -75,6 +76,7 @@ def routes() -> list[BaseRoute]:
         Route("/_sandbox/oro/clients", control_clients, methods=["GET", "POST"]),
         Route("/_sandbox/oro/summary", control_summary, methods=["GET"]),
         Route("/_sandbox/oro/marketinglists", control_marketing_lists, methods=["GET"]),
+        Route("/_sandbox/oro/orders/{order_id}", control_order, methods=["POST"]),
     ]
 
 

@@ -162,6 +162,70 @@ def _client_json(client: Client) -> dict[str, Any]:
             "denied": {k: sorted(v) for k, v in client.denied.items()}, "old_api": client.old_api}
 
 
+ORDER_CONTROL_FIELDS = {
+    "internalStatus": "orderinternalstatuses", "shippingStatus": "ordershippingstatuses", "status": "orderstatuses",
+}
+
+
+async def control_order(request: Request) -> Response:
+    """``POST /_sandbox/oro/orders/{id}``: what a back-office user or a workflow does to an order.
+
+    Body (every key optional): ``internalStatus`` (Oro's Cancel/Close actions and the order processing
+    workflow set it; the API cannot), ``shippingStatus`` and ``status`` (the API can set these too),
+    ``totalDiscountsAmount`` (a discount added in the back office; totals are recomputed). The change
+    moves the order's ``updatedAt`` like any write; an unchanged value writes nothing. Answers the
+    order as the API renders it under the current switches (so ``status`` reads null while
+    ``order_external_status_management`` is off, though the stored value changed).
+    """
+    from . import writes
+    from .handlers import SWITCH_NAMES
+    from .render import Renderer
+    from .schema import RESOURCES
+
+    store = _store(request)
+    raw = request.path_params["order_id"]
+    order_id = int(raw) if raw.isdigit() else None
+    order = store.get("orders", order_id) if order_id is not None else None
+    if order_id is None or order is None:
+        return json_response({"error": f"order {raw} does not exist"}, 404, media_type=PLAIN)
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+    if not isinstance(body, dict):
+        return json_response({"error": "body must be a JSON object"}, 400, media_type=PLAIN)
+    unknown = sorted(set(body) - set(ORDER_CONTROL_FIELDS) - {"totalDiscountsAmount"})
+    if unknown:
+        known = ", ".join([*ORDER_CONTROL_FIELDS, "totalDiscountsAmount"])
+        return json_response({"error": f"unknown fields {unknown}; known: {known}"}, 400, media_type=PLAIN)
+    changes: dict[str, Any] = {}
+    for name, table in ORDER_CONTROL_FIELDS.items():
+        if name in body:
+            value = body[name]
+            if not isinstance(value, str) or store.get(table, value) is None:
+                return json_response({"error": f"{name} must be one of {sorted(store.table(table).ids())}"}, 400,
+                                     media_type=PLAIN)
+            changes[name] = value
+    if "totalDiscountsAmount" in body:
+        amount = body["totalDiscountsAmount"]
+        if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+        try:
+            number = float(amount)
+        except ValueError:
+            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+        if not 0 <= number < 1e12:
+            return json_response({"error": "totalDiscountsAmount must be >= 0"}, 400, media_type=PLAIN)
+        changes["totalDiscountsAmount"] = f"{number:.4f}"
+    writes.apply_changes(store, RESOURCES["orders"], order_id, order, changes, "/data")
+    base = f"{request.url.scheme}://{request.url.netloc}/admin/api"
+    options = request.app.state.sandbox.options
+    switches = {name: getattr(options, name, None) for name in SWITCH_NAMES}
+    renderer = Renderer(store, base, switches, True)
+    return json_response({"data": renderer.resource(RESOURCES["orders"], order_id, store.get("orders", order_id) or {})},
+                         media_type=PLAIN)
+
+
 async def control_summary(request: Request) -> Response:
     """``GET /_sandbox/oro/summary``: counts per resource, marketing lists, clients."""
     return json_response(_store(request).summary(), media_type=PLAIN)
