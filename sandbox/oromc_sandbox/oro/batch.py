@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from . import writes
 from .jsonapi import ApiError, err, fail, json_response
+from .query import ListQuery, list_links
 from .schema import RESOURCES, Resource
 from .store import OroStore
 
@@ -226,6 +227,7 @@ def async_errors(ctx: Ctx) -> Response:
                 number = max(1, int(value))
     errors = ctx.store.async_errors.get(op_id, [])
     page = errors if size == -1 else errors[(number - 1) * size: number * size]
+    more = size != -1 and len(errors) > number * size
     data = []
     for error in page:
         attrs: dict[str, Any] = {"status": int(error["status"]), "title": error["title"], "detail": error.get("detail")}
@@ -233,4 +235,8 @@ def async_errors(ctx: Ctx) -> Response:
             attrs["source"] = error["source"]
         data.append({"type": "asyncoperationerrors", "id": error["id"], "attributes": attrs})
     ctx.items(len(data))
-    return json_response({"data": data})
+    doc: dict[str, Any] = {"data": data}
+    if ctx.hateoas:
+        url = str(ctx.request.url).split("?", 1)[0]
+        doc["links"] = list_links(url, ctx.params, ListQuery(page_size=size, page_number=number), more)
+    return json_response(doc)
