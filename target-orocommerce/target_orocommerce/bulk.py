@@ -98,6 +98,36 @@ class OperationPendingError(RuntimeError):
     """Oro's asynchronous operation did not finish in time: whether the records landed is unknown."""
 
 
+def operation_errors(writer: OroWriter, accepted: requests.Response) -> list[dict[str, Any]]:
+    """Wait for the operation a Batch API 202 announced; its errors (none = every record was written).
+
+    Raises :class:`OperationPendingError` after :data:`OPERATION_WAIT_S`.
+    """
+    location = accepted.headers.get("Content-Location") or ""
+    if not location:
+        op_id = str(((accepted.json() or {}).get("data") or {}).get("id") or "")
+        location = f"asyncoperations/{op_id}"
+    deadline = time.monotonic() + OPERATION_WAIT_S
+    pause = 0.2
+    while True:
+        doc = writer.get_json(location)
+        status = str(((doc.get("data") or {}).get("attributes") or {}).get("status") or "")
+        if status not in {"new", "running"}:
+            break
+        if time.monotonic() > deadline:
+            msg = f"Oro batch operation {location} still {status} after {OPERATION_WAIT_S:.0f} s"
+            raise OperationPendingError(msg)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
+    errors = [
+        {**item.get("attributes", {}), "status": str((item.get("attributes") or {}).get("status") or "")}
+        for item in writer.iter_resources(f"{location}/errors", {"page[size]": "100"})
+    ]
+    if status != "success" and not errors:
+        errors = [{"detail": f"Oro batch operation ended with status {status}"}]
+    return errors
+
+
 class BulkUpdater:
     """Update many records of one resource with as few requests as the API allows."""
 
@@ -145,7 +175,7 @@ class BulkUpdater:
             with self._lock:
                 self.batch_supported = True
             if isinstance(response, requests.Response) and response.status_code == 202:
-                op_errors = self._operation_errors(response)
+                op_errors = operation_errors(self.writer, response)
                 if op_errors:
                     grouped = _group_errors(op_errors, len(chunk))
                     if grouped is None:
@@ -157,32 +187,6 @@ class BulkUpdater:
                     continue
             return chunk
         return []
-
-    def _operation_errors(self, accepted: requests.Response) -> list[dict[str, Any]]:
-        """Wait for the operation a 202 announced; its errors (none = every record was written)."""
-        location = accepted.headers.get("Content-Location") or ""
-        if not location:
-            op_id = str(((accepted.json() or {}).get("data") or {}).get("id") or "")
-            location = f"asyncoperations/{op_id}"
-        deadline = time.monotonic() + OPERATION_WAIT_S
-        pause = 0.2
-        while True:
-            doc = self.writer.get_json(location)
-            status = str(((doc.get("data") or {}).get("attributes") or {}).get("status") or "")
-            if status not in {"new", "running"}:
-                break
-            if time.monotonic() > deadline:
-                msg = f"Oro batch operation {location} still {status} after {OPERATION_WAIT_S:.0f} s"
-                raise OperationPendingError(msg)
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-        errors = [
-            {**item.get("attributes", {}), "status": str((item.get("attributes") or {}).get("status") or "")}
-            for item in self.writer.iter_resources(f"{location}/errors", {"page[size]": "100"})
-        ]
-        if status != "success" and not errors:
-            errors = [{"detail": f"Oro batch operation ended with status {status}"}]
-        return errors
 
     def _single(self, updates: Sequence[Update], reject: RejectFn) -> list[Update]:
         def patch(u: Update) -> None:
