@@ -241,3 +241,4 @@ def test_control_route_rejects_bad_input(sb: Any) -> None:
     assert _control(sb, "99999999", internalStatus="open").status_code == 404
     name = f"x{uuid.uuid4().hex[:4]}"
     assert _control(sb, name, internalStatus="open").status_code == 404
+

@@ -45,6 +45,23 @@ def _old_rest_client(request: Request) -> Client | Response:
     return client
 
 
+def _wrong_method(request: Request, allowed: str) -> Response | None:
+    """FOSRest's plain 405 for a method the old REST route does not have."""
+    if request.method == allowed:
+        return None
+    if request.method == "OPTIONS":
+        return empty_response(200, {"Allow": allowed})
+    response = _plain_error(405, f'No route found for "{request.method} {request.url.path}": Method Not Allowed '
+                                 f"(Allow: {allowed})")
+    response.headers["Allow"] = allowed
+    return response
+
+
+async def old_rest_not_found(request: Request) -> Response:
+    """Any other ``/admin/api/rest/...`` URL: FOSRest's plain 404."""
+    return _plain_error(404, f'No route found for "{request.method} {request.url.path}"')
+
+
 async def marketing_list_action(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglist/{mlId}/(unsubscribe|subscribe)/{entityId}``.
 
@@ -52,6 +69,9 @@ async def marketing_list_action(request: Request) -> Response:
     fails the (entityId, marketingList) uniqueness; subscribing an entity that is not unsubscribed
     succeeds and changes nothing.
     """
+    wrong = _wrong_method(request, "POST")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client
@@ -93,6 +113,9 @@ def _violations(path: str, message: str, value: Any) -> dict[str, Any]:
 
 async def unsubscribed_item_create(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglists/unsubscribeditems`` ``{"entityId", "marketingList"}``."""
+    wrong = _wrong_method(request, "POST")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client
@@ -121,6 +144,9 @@ async def unsubscribed_item_create(request: Request) -> Response:
 
 async def unsubscribed_item_delete(request: Request) -> Response:
     """``DELETE /admin/api/rest/{v}/marketinglists/{id}/unsubscribeditem``."""
+    wrong = _wrong_method(request, "DELETE")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client

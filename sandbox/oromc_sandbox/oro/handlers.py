@@ -136,6 +136,16 @@ async def guard(request: Request, handler: Handler) -> Response:
         return error_response(exc)
 
 
+async def no_route(request: Request) -> Response:
+    """A URL under the API prefix that no API route matches.
+
+    Oro's ``UnhandledApiErrorExceptionListener`` renders the router's NotFoundHttpException for API
+    paths as a JSON:API error document (before authentication: routing runs before the firewall).
+    """
+    detail = f'No route found for "{request.method} {request.url}"'
+    return error_response(fail(404, "not found http exception", detail))
+
+
 # ---- /admin/api/{resource} --------------------------------------------------------------------
 async def list_endpoint(request: Request) -> Response:
     """GET list, POST create, PATCH batch, DELETE by filter, OPTIONS."""
@@ -306,7 +316,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     rel = _relation(ctx, res, ctx.request.path_params["association"])
     method = ctx.request.method
-    writable = not (rel.ro or rel.computed or rel.create_only) and "update" in res.actions
+    writable = not (rel.ro or rel.computed or rel.create_only or rel.route_ro) and "update" in res.actions
     allowed = ["GET"] + ((["PATCH", "POST", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
     if method == "OPTIONS":
         return empty_response(200, _allow(allowed))

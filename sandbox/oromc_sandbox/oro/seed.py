@@ -53,6 +53,7 @@ class Seeder:
         self.now = store.epoch
         self.start = self.now - 2 * YEAR
         self.seeded_tags: dict[int, list[int]] = {}
+        self.seeded_products: dict[int, Record] = {}
         self.product_count = 0
 
     def rng(self, table: str, rid: int) -> random.Random:
@@ -150,6 +151,9 @@ class Seeder:
                 "owner": 1, "organization": 1, "primaryUnitPrecision": None,
             }))
         self.product_count = count
+        # seeded line items are derived from the products as seeded: a later PATCH or DELETE of a
+        # product must not change (or break) them
+        self.seeded_products = {pid: dict(rec) for pid, rec in rows}
         return StaticTable("products", rows)
 
     def _big_tables(self, t: dict[str, Any], rng: random.Random, customers: int) -> None:
@@ -346,7 +350,7 @@ class Seeder:
     def _line_values(self, rid: int) -> tuple[int, float, float, Record]:
         r = self.rng("orderlineitems", rid)
         product_id = 1 + int(r.random() * self.product_count)
-        product = self.store.tables["products"].rows[product_id]
+        product = self.seeded_products[product_id]
         qty = float(1 + int(r.random() * 20))
         return product_id, qty, product["_price"], product
 
@@ -429,7 +433,7 @@ class Seeder:
     def _list_item_values(self, rid: int) -> tuple[int, float, float, str]:
         r = self.rng("shoppinglistitems", rid)
         product_id = 1 + int(r.random() * self.product_count)
-        product = self.store.tables["products"].rows[product_id]
+        product = self.seeded_products[product_id]
         qty = float(1 + int(r.random() * 10))
         return product_id, qty, qty * product["_price"], product["_unit"]
 

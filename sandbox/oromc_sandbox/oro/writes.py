@@ -165,10 +165,10 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
             changes[name] = parsed
     for name, body in (data.get("relationships") or {}).items():
         rel = res.rel(name)
-        if rel is None or not rel_enabled(rel, switches) or (updating and rel.create_only):
+        if rel is None or not rel_enabled(rel, switches):
             extra.append(name)
             continue
-        if rel.ro or rel.computed or rel_ignored(rel, switches):
+        if rel.ro or rel.computed or rel_ignored(rel, switches) or (updating and rel.create_only):
             continue  # read-only: "A passed value will be ignored."
         ptr = f"{pointer}/relationships/{name}/data"
         if not isinstance(body, dict) or "data" not in body:
