@@ -142,7 +142,8 @@ async def no_route(request: Request) -> Response:
     Oro's ``UnhandledApiErrorExceptionListener`` renders the router's NotFoundHttpException for API
     paths as a JSON:API error document (before authentication: routing runs before the firewall).
     """
-    detail = f'No route found for "{request.method} {request.url}"'
+    url = str(request.url).split("?", 1)[0]  # Symfony: getUriForPath(getPathInfo()), no query string
+    detail = f'No route found for "{request.method} {url}"'
     return error_response(fail(404, "not found http exception", detail))
 
 
