@@ -112,6 +112,24 @@ def main() -> None:
     help="Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
 )
 @click.option(
+    "--order-external-status-management/--no-order-external-status-management",
+    default=False,
+    show_default=True,
+    help="Oro's 'Enable External Status Management' order setting: the order 'status' is writable.",
+)
+@click.option(
+    "--batch-sync-wait-timeout",
+    default=DEFAULTS.batch_sync_wait_timeout,
+    show_default=True,
+    help="Oro Batch API: seconds an X-Mode: sync request waits before it answers 202 (async).",
+)
+@click.option(
+    "--batch-queue-delay",
+    default=DEFAULTS.batch_queue_delay,
+    show_default=True,
+    help="Oro Batch API: seconds before the message queue starts processing a batch operation.",
+)
+@click.option(
     "--latency",
     type=click.Choice(["none", "realistic"]),
     default="none",

@@ -5,12 +5,20 @@ pointers like ``/data/3/attributes/firstName``; the records they name are reject
 ``detail`` and ``source.pointer`` and the rest is sent again, so one bad record never blocks its
 99 neighbours. Resources without a Batch API (405) fall back to one PATCH per record with bounded
 concurrency. Updates are idempotent (same values), so plain retries are safe.
+
+When Oro cannot finish a sync request within its ``sync_processing_wait_timeout`` (25 s) it answers
+202 with the asynchronous operation instead; the message queue still processes it in synchronous
+mode (all records or none). The updater then polls the operation (``Content-Location``) until it
+ends and treats its errors (``/asyncoperations/{id}/errors``, same pointers) exactly like a sync
+400: nothing is assumed written before Oro says so, and the rest is re-sent only after the first
+attempt has ended, so the two can never both apply.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,10 +62,16 @@ def _pointer_index(pointer: str) -> int | None:
 
 def _by_index(exc: OroClientError, size: int) -> dict[int, list[tuple[str, str]]] | None:
     """Errors grouped by record index, or None when some error names no record."""
-    if exc.status not in {400, 409, 422} or not exc.errors:
+    if exc.status not in {400, 409, 422}:
+        return None
+    return _group_errors(exc.errors, size)
+
+
+def _group_errors(errors: Sequence[Mapping[str, Any]], size: int) -> dict[int, list[tuple[str, str]]] | None:
+    if not errors:
         return None
     grouped: dict[int, list[tuple[str, str]]] = {}
-    for error in exc.errors:
+    for error in errors:
         source = error.get("source")
         pointer = str(source.get("pointer") or "") if isinstance(source, Mapping) else ""
         index = _pointer_index(pointer)
@@ -74,6 +88,44 @@ def _single_pointer(pointer: str) -> str:
     if len(parts) >= 2 and parts[0] == "data" and parts[1].isdigit():
         return "/" + "/".join([parts[0], *parts[2:]])
     return pointer
+
+
+OPERATION_WAIT_S = 900.0
+"""How long to wait for an asynchronous operation Oro made of a slow sync request."""
+
+
+class OperationPendingError(RuntimeError):
+    """Oro's asynchronous operation did not finish in time: whether the records landed is unknown."""
+
+
+def operation_errors(writer: OroWriter, accepted: requests.Response) -> list[dict[str, Any]]:
+    """Wait for the operation a Batch API 202 announced; its errors (none = every record was written).
+
+    Raises :class:`OperationPendingError` after :data:`OPERATION_WAIT_S`.
+    """
+    location = accepted.headers.get("Content-Location") or ""
+    if not location:
+        op_id = str(((accepted.json() or {}).get("data") or {}).get("id") or "")
+        location = f"asyncoperations/{op_id}"
+    deadline = time.monotonic() + OPERATION_WAIT_S
+    pause = 0.2
+    while True:
+        doc = writer.get_json(location)
+        status = str(((doc.get("data") or {}).get("attributes") or {}).get("status") or "")
+        if status not in {"new", "running"}:
+            break
+        if time.monotonic() > deadline:
+            msg = f"Oro batch operation {location} still {status} after {OPERATION_WAIT_S:.0f} s"
+            raise OperationPendingError(msg)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
+    errors = [
+        {**item.get("attributes", {}), "status": str((item.get("attributes") or {}).get("status") or "")}
+        for item in writer.iter_resources(f"{location}/errors", {"page[size]": "100"})
+    ]
+    if status != "success" and not errors:
+        errors = [{"detail": f"Oro batch operation ended with status {status}"}]
+    return errors
 
 
 class BulkUpdater:
@@ -122,6 +174,17 @@ class BulkUpdater:
                 return None
             with self._lock:
                 self.batch_supported = True
+            if isinstance(response, requests.Response) and response.status_code == 202:
+                op_errors = operation_errors(self.writer, response)
+                if op_errors:
+                    grouped = _group_errors(op_errors, len(chunk))
+                    if grouped is None:
+                        return self._single(chunk, reject)  # nothing landed (all or nothing)
+                    for index, found in grouped.items():
+                        detail = "; ".join(f"{d} ({_single_pointer(p)})" for d, p in found)
+                        reject(chunk[index].context, detail, _single_pointer(found[0][1]))
+                    chunk = [u for n, u in enumerate(chunk) if n not in grouped]
+                    continue
             return chunk
         return []
 

@@ -78,6 +78,12 @@ def api(sb: RunningSandbox) -> Api:
 
 
 @pytest.fixture
+def make_client() -> Any:
+    """Factory: a client of another sandbox (tests that need data of their own)."""
+    return lambda sandbox: Api(sandbox)
+
+
+@pytest.fixture
 def make_api(sb: RunningSandbox) -> Any:
     """Factory: a client for other OAuth credentials."""
     return lambda client_id, secret: Api(sb, client_id, secret)

@@ -128,14 +128,20 @@ def test_include_unknown_relationship_is_ignored(api: Any) -> None:
 
 
 def test_include_and_fields_list_syntax_errors(api: Any) -> None:
+    # platform ApiBundle Tests/Functional/RestJsonApi/GetWithIncludeFieldsTest.php:
+    # testIncludeFilterWithEmptyValue / ...WithEndingComma / testFieldsFilterWithStartingComma (NormalizeString)
     r = api.get("/customerusers", params={"include": "customer,"})
     assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
-                                   "detail": 'Expected an array of strings. Given "customer,".',
+                                   "detail": 'Expected an array of not empty strings. Given "customer,".',
                                    "source": {"parameter": "include"}}]
     r = api.get("/customerusers", params={"include": ""})
-    assert r.json()["errors"][0]["detail"] == 'Expected string value. Given "".'
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": 'Expected not empty string value. Given "".',
+                                   "source": {"parameter": "include"}}]
     r = api.get("/customerusers", params={"fields[customerusers]": ",email"})
-    assert r.json()["errors"][0]["source"] == {"parameter": "fields[customerusers]"}
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": 'Expected an array of not empty strings. Given ",email".',
+                                   "source": {"parameter": "fields[customerusers]"}}]
     r = api.get("/customerusers", params={"fields": "email"})
     assert r.json()["errors"][0]["detail"] == "An entity type is not specified."
 

@@ -108,17 +108,30 @@ def test_unknown_filter_is_400(api: Any) -> None:
 
 
 def test_unsupported_operator_is_400(api: Any) -> None:
+    # the parameter is the key as sent (platform FiltersByFieldsTest::testContainsFilterShouldBeDisabledByDefault:
+    # "source": {"parameter": "filter[fieldString][contains]"})
     r = api.get("/customerusers", params={"filter[email][gt]": "a"})
     assert r.status_code == 400
-    assert r.json()["errors"][0]["detail"] == 'The operator "gt" is not supported.'
-    assert r.json()["errors"][0]["source"] == {"parameter": "filter[email]"}
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": 'The operator "gt" is not supported.',
+                                   "source": {"parameter": "filter[email][gt]"}}]
 
 
-def test_to_many_association_filter_has_no_neq(api: Any) -> None:
-    r = api.get("/customerusers", params={"filter[userRoles][neq]": "1"})
-    assert r.status_code == 400
-    assert r.json()["errors"][0]["detail"] == 'The operator "neq" is not supported.'
-    assert api.get("/customerusers", params={"filter[userRoles]": "1"}).status_code == 200
+def test_to_many_association_filter_operators(api: Any) -> None:
+    # a collection supports eq, neq, exists, neq_or_null (platform Filter/ComparisonFilter.php
+    # doBuildCollectionExpression; FiltersByAssociationTest::testNotEqualFilterForManyToManyAssociation)
+    everyone = _all(api, "/customerusers")
+    admins = _all(api, "/customerusers", {"filter[userRoles]": "1"})
+    others = _all(api, "/customerusers", {"filter[userRoles][neq]": "1"})
+    assert admins
+    assert all({"type": "customeruserroles", "id": "1"} in u["relationships"]["userRoles"]["data"] for u in admins)
+    # NOT MEMBER OF: users without any role (guests) are included
+    assert {u["id"] for u in others} == {u["id"] for u in everyone} - {u["id"] for u in admins}
+    assert any(not u["relationships"]["userRoles"]["data"] for u in others)
+    r = api.get("/customerusers", params={"filter[userRoles][gt]": "1"})
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": 'The operator "gt" is not supported.',
+                                   "source": {"parameter": "filter[userRoles][gt]"}}]
 
 
 def test_bad_filter_values_are_400(api: Any) -> None:

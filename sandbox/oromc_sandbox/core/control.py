@@ -147,7 +147,12 @@ def _switch_value(name: str, current: Any, value: Any) -> Any:
             msg = f"latency must be one of {', '.join(LATENCY_MODES)}"
             raise ValueError(msg)
         return value
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            msg = f"{name} must be a number"
+            raise ValueError(msg)
+        value = float(value)
+    elif isinstance(value, bool) or not isinstance(value, int):
         msg = f"{name} must be an integer"
         raise ValueError(msg)
     minimum = 1 if name in {"max_connections", "token_ttl"} else 0
@@ -158,8 +163,7 @@ def _switch_value(name: str, current: Any, value: Any) -> Any:
 
 
 async def config(request: Request) -> Response:
-    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists,
-    order_campaign_relation, token_ttl, latency, max_connections, oro_workers, oro_backlog)."""
+    """GET/POST the live switches (see ``SWITCHES``)."""
     state = _state(request)
     if request.method == "POST":
         try:

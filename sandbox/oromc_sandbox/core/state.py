@@ -35,6 +35,9 @@ SWITCHES = (
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
+    "order_external_status_management",
+    "batch_sync_wait_timeout",
+    "batch_queue_delay",
     "token_ttl",
     "latency",
     "max_connections",
@@ -57,6 +60,9 @@ class SandboxOptions:
     tagging: bool = True
     shoppinglists: bool = False
     order_campaign_relation: bool = False
+    order_external_status_management: bool = False
+    batch_sync_wait_timeout: float = 25.0
+    batch_queue_delay: float = 0.05
     latency: str = "none"
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])

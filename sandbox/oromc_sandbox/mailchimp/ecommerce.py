@@ -492,7 +492,7 @@ class OroMirror:
                     "handle": "",
                     "url": "",
                     "description": "",
-                    "type": str(rec.get("type") or ""),
+                    "type": str(rec.get("productType") or ""),
                     "vendor": "",
                     "image_url": "",
                     "variants": [

@@ -14,12 +14,20 @@ from .auth import token_endpoint
 from .extra import (
     control_clients,
     control_marketing_lists,
+    control_order,
     control_summary,
     marketing_list_action,
+    old_rest_not_found,
     unsubscribed_item_create,
     unsubscribed_item_delete,
 )
-from .handlers import item_endpoint, list_endpoint, relationship_endpoint, subresource_endpoint
+from .handlers import (
+    item_endpoint,
+    list_endpoint,
+    no_route,
+    relationship_endpoint,
+    subresource_endpoint,
+)
 from .store import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -32,7 +40,7 @@ from .store import (
 
 __all__ = ["LATENCY_PROFILE", "OroStore", "create_store", "create_store_from_dump", "routes", "sandbox_info"]
 
-_ALL = ["GET", "POST", "PATCH", "DELETE", "OPTIONS", "PUT"]
+_ALL = ["GET", "POST", "PATCH", "DELETE", "OPTIONS", "PUT", "TRACE"]
 API = "/admin/api"
 
 # (base ms, ms per item) per "METHOD /route/template". Estimates: Oro publishes no API latency
@@ -64,17 +72,20 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/oauth2-token", token_endpoint, methods=["POST", "OPTIONS"]),
         Route(f"{API}/rest/{{version}}/marketinglist/{{ml_id}}/{{action}}/{{entity_id}}", marketing_list_action,
-              methods=["POST"]),
-        Route(f"{API}/rest/{{version}}/marketinglists/unsubscribeditems", unsubscribed_item_create, methods=["POST"]),
+              methods=_ALL),
+        Route(f"{API}/rest/{{version}}/marketinglists/unsubscribeditems", unsubscribed_item_create, methods=_ALL),
         Route(f"{API}/rest/{{version}}/marketinglists/{{item_id}}/unsubscribeditem", unsubscribed_item_delete,
-              methods=["DELETE"]),
+              methods=_ALL),
+        Route(f"{API}/rest/{{path:path}}", old_rest_not_found, methods=_ALL),
         Route(f"{API}/{{resource}}", list_endpoint, methods=_ALL),
         Route(f"{API}/{{resource}}/{{id}}", item_endpoint, methods=_ALL),
         Route(f"{API}/{{resource}}/{{id}}/relationships/{{association}}", relationship_endpoint, methods=_ALL),
         Route(f"{API}/{{resource}}/{{id}}/{{association}}", subresource_endpoint, methods=_ALL),
+        Route(API, no_route, methods=_ALL), Route(f"{API}/{{path:path}}", no_route, methods=_ALL),
         Route("/_sandbox/oro/clients", control_clients, methods=["GET", "POST"]),
         Route("/_sandbox/oro/summary", control_summary, methods=["GET"]),
         Route("/_sandbox/oro/marketinglists", control_marketing_lists, methods=["GET"]),
+        Route("/_sandbox/oro/orders/{order_id}", control_order, methods=["POST"]),
     ]
 
 

@@ -45,6 +45,23 @@ def _old_rest_client(request: Request) -> Client | Response:
     return client
 
 
+def _wrong_method(request: Request, allowed: str) -> Response | None:
+    """FOSRest's plain 405 for a method the old REST route does not have."""
+    if request.method == allowed:
+        return None
+    if request.method == "OPTIONS":
+        return empty_response(200, {"Allow": allowed})
+    response = _plain_error(405, f'No route found for "{request.method} {request.url.path}": Method Not Allowed '
+                                 f"(Allow: {allowed})")
+    response.headers["Allow"] = allowed
+    return response
+
+
+async def old_rest_not_found(request: Request) -> Response:
+    """Any other ``/admin/api/rest/...`` URL: FOSRest's plain 404."""
+    return _plain_error(404, f'No route found for "{request.method} {request.url.path}"')
+
+
 async def marketing_list_action(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglist/{mlId}/(unsubscribe|subscribe)/{entityId}``.
 
@@ -52,6 +69,9 @@ async def marketing_list_action(request: Request) -> Response:
     fails the (entityId, marketingList) uniqueness; subscribing an entity that is not unsubscribed
     succeeds and changes nothing.
     """
+    wrong = _wrong_method(request, "POST")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client
@@ -93,6 +113,9 @@ def _violations(path: str, message: str, value: Any) -> dict[str, Any]:
 
 async def unsubscribed_item_create(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglists/unsubscribeditems`` ``{"entityId", "marketingList"}``."""
+    wrong = _wrong_method(request, "POST")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client
@@ -121,6 +144,9 @@ async def unsubscribed_item_create(request: Request) -> Response:
 
 async def unsubscribed_item_delete(request: Request) -> Response:
     """``DELETE /admin/api/rest/{v}/marketinglists/{id}/unsubscribeditem``."""
+    wrong = _wrong_method(request, "DELETE")
+    if wrong is not None:
+        return wrong
     client = _old_rest_client(request)
     if isinstance(client, Response):
         return client
@@ -160,6 +186,70 @@ async def control_clients(request: Request) -> Response:
 def _client_json(client: Client) -> dict[str, Any]:
     return {"client_id": client.client_id, "grants": list(client.grants),
             "denied": {k: sorted(v) for k, v in client.denied.items()}, "old_api": client.old_api}
+
+
+ORDER_CONTROL_FIELDS = {
+    "internalStatus": "orderinternalstatuses", "shippingStatus": "ordershippingstatuses", "status": "orderstatuses",
+}
+
+
+async def control_order(request: Request) -> Response:
+    """``POST /_sandbox/oro/orders/{id}``: what a back-office user or a workflow does to an order.
+
+    Body (every key optional): ``internalStatus`` (Oro's Cancel/Close actions and the order processing
+    workflow set it; the API cannot), ``shippingStatus`` and ``status`` (the API can set these too),
+    ``totalDiscountsAmount`` (a discount added in the back office; totals are recomputed). The change
+    moves the order's ``updatedAt`` like any write; an unchanged value writes nothing. Answers the
+    order as the API renders it under the current switches (so ``status`` reads null while
+    ``order_external_status_management`` is off, though the stored value changed).
+    """
+    from . import writes
+    from .handlers import SWITCH_NAMES
+    from .render import Renderer
+    from .schema import RESOURCES
+
+    store = _store(request)
+    raw = request.path_params["order_id"]
+    order_id = int(raw) if raw.isdigit() else None
+    order = store.get("orders", order_id) if order_id is not None else None
+    if order_id is None or order is None:
+        return json_response({"error": f"order {raw} does not exist"}, 404, media_type=PLAIN)
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+    if not isinstance(body, dict):
+        return json_response({"error": "body must be a JSON object"}, 400, media_type=PLAIN)
+    unknown = sorted(set(body) - set(ORDER_CONTROL_FIELDS) - {"totalDiscountsAmount"})
+    if unknown:
+        known = ", ".join([*ORDER_CONTROL_FIELDS, "totalDiscountsAmount"])
+        return json_response({"error": f"unknown fields {unknown}; known: {known}"}, 400, media_type=PLAIN)
+    changes: dict[str, Any] = {}
+    for name, table in ORDER_CONTROL_FIELDS.items():
+        if name in body:
+            value = body[name]
+            if not isinstance(value, str) or store.get(table, value) is None:
+                return json_response({"error": f"{name} must be one of {sorted(store.table(table).ids())}"}, 400,
+                                     media_type=PLAIN)
+            changes[name] = value
+    if "totalDiscountsAmount" in body:
+        amount = body["totalDiscountsAmount"]
+        if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+        try:
+            number = float(amount)
+        except ValueError:
+            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+        if not 0 <= number < 1e12:
+            return json_response({"error": "totalDiscountsAmount must be >= 0"}, 400, media_type=PLAIN)
+        changes["totalDiscountsAmount"] = f"{number:.4f}"
+    writes.apply_changes(store, RESOURCES["orders"], order_id, order, changes, "/data")
+    base = f"{request.url.scheme}://{request.url.netloc}/admin/api"
+    options = request.app.state.sandbox.options
+    switches = {name: getattr(options, name, None) for name in SWITCH_NAMES}
+    renderer = Renderer(store, base, switches, True)
+    return json_response({"data": renderer.resource(RESOURCES["orders"], order_id, store.get("orders", order_id) or {})},
+                         media_type=PLAIN)
 
 
 async def control_summary(request: Request) -> Response:

@@ -34,7 +34,8 @@ from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
 from .static import StaticTable
 from .store import Client, OroStore
 
-SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation", "token_ttl")
+SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation",
+                "order_external_status_management", "batch_sync_wait_timeout", "batch_queue_delay", "token_ttl")
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
 
@@ -135,6 +136,17 @@ async def guard(request: Request, handler: Handler) -> Response:
         return error_response(exc)
 
 
+async def no_route(request: Request) -> Response:
+    """A URL under the API prefix that no API route matches.
+
+    Oro's ``UnhandledApiErrorExceptionListener`` renders the router's NotFoundHttpException for API
+    paths as a JSON:API error document (before authentication: routing runs before the firewall).
+    """
+    url = str(request.url).split("?", 1)[0]  # Symfony: getUriForPath(getPathInfo()), no query string
+    detail = f'No route found for "{request.method} {url}"'
+    return error_response(fail(404, "not found http exception", detail))
+
+
 # ---- /admin/api/{resource} --------------------------------------------------------------------
 async def list_endpoint(request: Request) -> Response:
     """GET list, POST create, PATCH batch, DELETE by filter, OPTIONS."""
@@ -169,6 +181,8 @@ async def _list_route(ctx: Ctx) -> Response:
 
 def _get_list(ctx: Ctx, res: Resource, base_ids: Any = None) -> Response:
     ctx.permit(res, "get_list")
+    if res.type == "ordersubtotals":
+        return _order_subtotals(ctx, res)
     tbl = ctx.store.table(res.type)
     query = parse_list_query(res, ctx.params, ctx.switches, not isinstance(tbl, StaticTable) or tbl.int_ids)
     ids = select(ctx.store, res, query, base_ids)
@@ -187,6 +201,25 @@ def _get_list(ctx: Ctx, res: Resource, base_ids: Any = None) -> Response:
         doc["links"] = list_links(url, ctx.params, query, more)
     ctx.items(len(records))
     return json_response(doc, headers=_count_header(ctx, ids))
+
+
+def _order_subtotals(ctx: Ctx, res: Resource) -> Response:
+    """``GET /ordersubtotals?filter[order]=<id>`` (paging and sorting disabled; the filter is required,
+    orocommerce ``Api/Processor/HandleOrderFilter.php``, ``OrderSubtotalsTest``)."""
+    for key, _ in ctx.params:
+        if key in ("sort", "page[size]", "page[number]"):
+            raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
+    query = parse_list_query(res, ctx.params, ctx.switches, True)
+    order_id = next((c.values[0] for c in query.conds if c.field == "order" and c.values), None)
+    if order_id is None:
+        raise fail(400, "filter constraint", 'The "order" filter is required.')
+    rows = ctx.store.order_subtotals(order_id)
+    renderer = ctx.renderer(query.fields, query.meta_title)
+    doc: dict[str, Any] = {"data": [renderer.resource(res, sid, rec) for sid, rec in rows]}
+    if query.include:
+        doc["included"] = renderer.included(res, rows, query)
+    ctx.items(len(rows))
+    return json_response(doc)
 
 
 def _count_header(ctx: Ctx, ids: Any) -> dict[str, str]:
@@ -270,7 +303,7 @@ async def _item_route(ctx: Ctx) -> Response:
 # ---- relationships and subresources -------------------------------------------------------------
 def _relation(ctx: Ctx, res: Resource, name: str) -> Rel:
     rel = res.rel(name)
-    if rel is None or not rel_enabled(rel, ctx.switches):
+    if rel is None or not rel_enabled(rel, ctx.switches) or rel.no_subresource:
         raise fail(404, "relationship constraint", "Unsupported subresource.")
     return rel
 
@@ -284,7 +317,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     rel = _relation(ctx, res, ctx.request.path_params["association"])
     method = ctx.request.method
-    writable = not (rel.ro or rel.computed or rel.create_only) and "update" in res.actions
+    writable = not (rel.ro or rel.computed or rel.create_only or rel.route_ro) and "update" in res.actions
     allowed = ["GET"] + ((["PATCH", "POST", "DELETE"] if rel.many else ["PATCH"]) if writable else [])
     if method == "OPTIONS":
         return empty_response(200, _allow(allowed))
@@ -295,7 +328,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
         ctx.permit(res, "get", record_level=True)
         rid = _find(ctx, res, raw_id)
         rec = ctx.store.get(res.type, rid)
-        raw = ctx.store.related_ids(res.type, rel, rid, rec or {})
+        raw = ctx.store.related_ids(res.type, rel, rid, rec or {}, ctx.switches)
         ident = Renderer._ident
         data: Any = [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
         doc: dict[str, Any] = {"data": data}
@@ -308,7 +341,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
     ctx.permit(res, "update", record_level=True)
     body = await _json_body(ctx.request)
     rid = _find(ctx, res, raw_id)
-    writes.relationship_write(ctx.store, res, rid, rel, method, body)
+    writes.relationship_write(ctx.store, res, rid, rel, method, body, ctx.switches)
     ctx.items(1)
     return empty_response(204)
 
@@ -333,13 +366,17 @@ async def _subresource_route(ctx: Ctx) -> Response:
     ctx.permit(res, "get", record_level=True)
     rid = _find(ctx, res, ctx.request.path_params["id"])
     rec = ctx.store.get(res.type, rid) or {}
-    raw = ctx.store.related_ids(res.type, rel, rid, rec)
+    raw = ctx.store.related_ids(res.type, rel, rid, rec, ctx.switches)
     if rel.target is None:  # polymorphic: render each related record
         renderer = ctx.renderer()
         items = raw if rel.many else ([] if raw is None else [raw])
         data = [renderer.resource(RESOURCES[t], i, ctx.store.get(t, i) or {}) for t, i in items if ctx.store.get(t, i)]
         ctx.items(len(data))
         return json_response({"data": data if rel.many else (data[0] if data else None)})
+    if rel.target not in RESOURCES:  # a resource the sandbox does not serve: its records never exist here
+        check_known_params(ctx.params, item=not rel.many)
+        ctx.items(0)
+        return json_response({"data": [] if rel.many else None})
     target = ctx.resource(rel.target)
     if rel.many:
         return _get_list(ctx, target, base_ids=list(raw))

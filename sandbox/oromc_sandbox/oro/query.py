@@ -9,13 +9,12 @@ from typing import Any
 
 from .jsonapi import ApiError, err, fail, parse_datetime_filter, rfc3986_query
 from .schema import (
-    F_ASSOC,
     F_BOOL,
     F_DATETIME,
-    F_ID,
     F_INT,
-    OPERATORS,
+    KNOWN_OPERATORS,
     RESOURCES,
+    SEVERAL_VALUES_OPS,
     Filter,
     Resource,
     rel_enabled,
@@ -39,6 +38,7 @@ class Cond:
     values: list[Any] | None = None  # eq/neq lists
     range: tuple[Any, Any] | None = None  # inclusive (start, end) for a..b
     period: tuple[int, int] | None = None  # datetime eq/neq/compare: [start, end)
+    periods: list[tuple[int, int]] | None = None  # datetime comma list (eq/neq/neq_or_null)
     scalar: Any = None
     flag: bool | None = None  # exists
 
@@ -58,12 +58,16 @@ class ListQuery:
 
 
 def _string_list(key: str, value: str) -> list[str]:
-    """Oro's comma list parameter: no empty value, no leading/trailing comma; items are not trimmed."""
-    if value == "":
-        raise fail(400, "filter constraint", 'Expected string value. Given "".', parameter=key)
-    if value.startswith(",") or value.endswith(","):
-        raise fail(400, "filter constraint", f'Expected an array of strings. Given "{value}".', parameter=key)
-    return value.split(",")
+    """Oro's comma list of not empty strings (``NormalizeString``): no empty value, no empty item.
+
+    Items are not trimmed; an item of spaces only counts as empty.
+    """
+    items = value.split(",")
+    if all(item.strip(" ") for item in items):
+        return items
+    if len(items) == 1:
+        raise fail(400, "filter constraint", f'Expected not empty string value. Given "{value}".', parameter=key)
+    raise fail(400, "filter constraint", f'Expected an array of not empty strings. Given "{value}".', parameter=key)
 
 
 def parse_fields_include(res: Resource, params: list[tuple[str, str]], switches: dict[str, Any],
@@ -83,9 +87,21 @@ def parse_fields_include(res: Resource, params: list[tuple[str, str]], switches:
                 if _include_path_exists(res, parts, switches):
                     query.include.append(parts)
         elif key == "meta":
-            if value != "title" or not res.title_meta:
-                raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
-            query.meta_title = True
+            _parse_meta(res, key, value, query)
+
+
+def _parse_meta(res: Resource, key: str, value: str, query: ListQuery) -> None:
+    """``meta=title`` (platform GetWithFiltersTest: testMeta*)."""
+    if res.meta == "disabled":  # disable_meta_properties: true
+        raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
+    for name in _string_list(key, value):
+        if name != "title":
+            raise fail(400, "filter constraint", f'The "{name}" is not known meta property. Known properties: title.',
+                       parameter=key)
+        if res.meta == "no_title":  # disable_meta_properties: [title]
+            raise fail(400, "filter constraint",
+                       'The "title" is not allowed meta property. Allowed properties: .', parameter=key)
+    query.meta_title = True
 
 
 def _include_path_exists(res: Resource, parts: list[str], switches: dict[str, Any]) -> bool:
@@ -167,84 +183,90 @@ def _parse_sort(res: Resource, value: str, switches: dict[str, Any]) -> list[tup
 
 
 def _parse_filter(res: Resource, key: str, value: str, switches: dict[str, Any], id_is_int: bool) -> Cond:
+    """One ``filter[name]`` / ``filter[name][op]`` parameter (platform ``RestFilterValueAccessor``,
+    ``NormalizeValue/*``, ``Filter/ComparisonFilter``); errors name the parameter as sent."""
     m = _FILTER_KEY.match(key)
-    name = m.group(1) if m else ""
-    spec = res.filters.get(name) if m else None
-    if spec is None or (spec.switch and not switches.get(spec.switch)):
+    op = (m.group(2) if m else None) or "eq"
+    if m and m.group(2) is not None and m.group(2) not in KNOWN_OPERATORS:
+        m = None  # "filter[a][b]" with b not an operator is the nested path "a.b", never configured here
+    spec = res.filters.get(m.group(1)) if m else None
+    if m is None or spec is None or (spec.switch and not switches.get(spec.switch)):
         raise fail(400, "filter constraint", "The filter is not supported.", parameter=key)
-    assert m is not None
-    op = m.group(2) or "eq"
-    allowed = OPERATORS[spec.kind]
-    rel = res.rel(name)
-    if spec.kind == F_ASSOC and rel is not None and rel.many:
-        allowed = ("eq", "exists")
-    if op not in allowed:
-        raise fail(400, "filter constraint", f'The operator "{op}" is not supported.', parameter=f"filter[{name}]")
+    name = m.group(1)
+    if op not in spec.operators(id_is_int):
+        raise fail(400, "filter constraint", f'The operator "{op}" is not supported.', parameter=key)
     cond = Cond(name, op, spec)
     if op == "exists":
         cond.flag = _bool(key, value)
         return cond
-    kind = spec.kind
-    if kind == F_ASSOC:
-        target = _assoc_target(res, name)
-        kind = F_INT if _int_ids(target) else "str"
-    elif kind == F_ID:
-        kind = F_INT if id_is_int else "str"
-    convert: Callable[[str], Any] = {
-        F_INT: lambda v: _int_value(key, v), F_BOOL: lambda v: _bool(key, v), "str": lambda v: v,
-    }.get(kind, lambda v: v)
+    kind = spec.value_type(id_is_int)
+    several = op in SEVERAL_VALUES_OPS
     if kind == F_DATETIME:
-        return _datetime_cond(cond, key, value)
-    if ".." in value and kind == F_INT and op in ("eq", "neq"):
+        return _datetime_cond(cond, key, value, several and spec.allows_array(id_is_int))
+    if several and spec.allows_range(id_is_int) and ".." in value:
         lo, _, hi = value.partition("..")
-        cond.range = (convert(lo), convert(hi))
+        if not (_is_int(lo) and _is_int(hi)):
+            raise fail(400, "filter constraint",
+                       f'Expected a pair of integers (integer..integer). Given "{value}".', parameter=key)
+        cond.range = (int(lo), int(hi))
         return cond
-    if op in ("eq", "neq", "neq_or_null"):
-        parts = value.split(",") if spec.allows_array else [value]
-        cond.values = [convert(p) for p in parts]
-        return cond
-    cond.scalar = convert(value)
+    parts = value.split(",") if several and spec.allows_array(id_is_int) else [value]
+    values = [_scalar(kind, key, part, value if len(parts) > 1 else None) for part in parts]
+    if spec.case_insensitive:
+        values = [v.lower() if isinstance(v, str) else v for v in values]
+    if several:
+        cond.values = values
+    else:
+        cond.scalar = values[0]
     return cond
 
 
-def _datetime_cond(cond: Cond, key: str, value: str) -> Cond:
-    def parse(text: str) -> tuple[int, int]:
+def _is_int(text: str) -> bool:
+    return re.fullmatch(r"-?\d+", text) is not None
+
+
+_PLURALS = {F_INT: "integers", F_BOOL: "booleans", "string": "not empty strings"}
+_SINGULAR = {F_INT: "integer", F_BOOL: "boolean", "string": "not empty string"}
+
+
+def _scalar(kind: str, key: str, text: str, whole: str | None) -> Any:
+    """One filter value; ``whole`` is the full comma list when ``text`` is one of several items."""
+    ok = {F_INT: _is_int(text), F_BOOL: text.strip().lower() in _TRUE | _FALSE}.get(kind, text.strip(" ") != "")
+    if not ok:
+        detail = (f'Expected an array of {_PLURALS.get(kind, kind)}. Given "{whole}".' if whole is not None
+                  else f'Expected {_SINGULAR.get(kind, kind)} value. Given "{text}".')
+        raise fail(400, "filter constraint", detail, parameter=key)
+    if kind == F_INT:
+        return int(text)
+    if kind == F_BOOL:
+        return text.strip().lower() in _TRUE
+    return text
+
+
+def _datetime_cond(cond: Cond, key: str, value: str, array: bool) -> Cond:
+    def parse(text: str, whole: str | None = None) -> tuple[int, int]:
         period = parse_datetime_filter(text)
         if period is None:
-            raise fail(400, "filter constraint", f'Expected datetime value. Given "{text}".', parameter=key)
+            detail = (f'Expected an array of datetimes. Given "{whole}".' if whole is not None
+                      else f'Expected datetime value. Given "{text}".')
+            raise fail(400, "filter constraint", detail, parameter=key)
         return period
 
-    if ".." in value and cond.op in ("eq", "neq"):
+    if ".." in value and cond.op in SEVERAL_VALUES_OPS:
         lo, _, hi = value.partition("..")
-        cond.range = (parse(lo)[0], parse(hi)[1] - 1)
+        try:
+            cond.range = (parse(lo)[0], parse(hi)[1] - 1)
+        except ApiError:
+            raise fail(400, "filter constraint",
+                       f'Expected a pair of datetimes (datetime..datetime). Given "{value}".', parameter=key) from None
         return cond
-    cond.period = parse(value)
+    parts = value.split(",") if array and "," in value else [value]
+    periods = [parse(part, value if len(parts) > 1 else None) for part in parts]
+    if len(periods) == 1:
+        cond.period = periods[0]
+    else:
+        cond.periods = periods
     return cond
-
-
-def _assoc_target(res: Resource, name: str) -> str | None:
-    spec = res.filters[name]
-    if spec.via:
-        rel = res.rel(spec.via[0])
-        target = RESOURCES.get(rel.target) if rel and rel.target else None
-        sub = target.rel(spec.via[1]) if target else None
-        return sub.target if sub else None
-    rel = res.rel(name)
-    return rel.target if rel else None
-
-
-_STRING_ID_TYPES = {"marketingactivitytypes", "orderinternalstatuses", "orderstatuses", "customerratings",
-                    "countries", "regions", "productunits", "customeruserauthstatuses"}
-
-
-def _int_ids(type_: str | None) -> bool:
-    return type_ not in _STRING_ID_TYPES
-
-
-def _int_value(key: str, value: str) -> int:
-    if not re.fullmatch(r"-?\d+", value.strip()):
-        raise fail(400, "filter constraint", f'Expected integer value. Given "{value}".', parameter=key)
-    return int(value)
 
 
 def _bool(key: str, value: str) -> bool:
@@ -261,6 +283,8 @@ def _getter(store: OroStore, res: Resource, name: str) -> Callable[[Any], Any]:
     tbl = store.table(res.type)
     if name == "id":
         return lambda rid: rid
+    if name == "addressType":  # api.yml: property_path types.type
+        return lambda rid: [t.get("addressType") for t in tbl.value(rid, "types") or [] if isinstance(t, dict)]
     spec = res.filters.get(name)
     if spec is not None and spec.via:
         rel_name, sub = spec.via
@@ -293,39 +317,54 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _predicate(cond: Cond, get: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """The row test of one condition.
+
+    ``neq`` on a to-one field excludes NULL (SQL ``!=``); on a collection it is ``NOT MEMBER OF``,
+    which an empty collection passes (``ComparisonFilter::doBuildCollectionExpression``).
+    """
     op = cond.op
     if op == "exists":
         want = cond.flag
         return lambda rid: bool(_as_list(get(rid))) is want
-    if cond.range is not None:
-        lo, hi = cond.range
-        inside = lambda rid: any(lo <= v <= hi for v in _as_list(get(rid)))  # noqa: E731
-        return inside if op == "eq" else (lambda rid: bool(_as_list(get(rid))) and not inside(rid))
-    if cond.period is not None:
-        start, end = cond.period
-        compare: dict[str, Callable[[Any], bool]] = {
-            "eq": lambda v: start <= v < end, "neq": lambda v: not start <= v < end,
-            "neq_or_null": lambda v: not start <= v < end,
-            "lt": lambda v: v < start, "lte": lambda v: v <= start, "gt": lambda v: v > start,
-            "gte": lambda v: v >= start,
-        }
-        test = compare[op]
-        if op == "neq_or_null":
-            return lambda rid: (v := get(rid)) is None or test(v)
-        return lambda rid: (v := get(rid)) is not None and test(v)
+    if cond.spec.case_insensitive:
+        raw_get = get
+
+        def get(rid: Any) -> Any:
+            value = raw_get(rid)
+            return value.lower() if isinstance(value, str) else value
+
+    null_passes = op == "neq_or_null" or (op == "neq" and cond.spec.many)
+    if cond.range is not None or cond.period is not None or cond.periods is not None:
+        if cond.range is not None:
+            lo, hi = cond.range
+            windows = [(lo, hi + 1)]
+        elif cond.period is not None:
+            windows = [cond.period]
+        else:
+            windows = list(cond.periods or [])
+        start = windows[0][0]
+        if op in ("lt", "lte", "gt", "gte"):
+            cmp: dict[str, Callable[[Any], bool]] = {
+                "lt": lambda v: v < start, "lte": lambda v: v <= start, "gt": lambda v: v > start,
+                "gte": lambda v: v >= start,
+            }
+            test = cmp[op]
+            return lambda rid: any(test(v) for v in _as_list(get(rid)))
+        inside = lambda rid: any(a <= v < b for v in _as_list(get(rid)) for a, b in windows)  # noqa: E731
+        if op == "eq":
+            return inside
+        return lambda rid: (bool(_as_list(get(rid))) or null_passes) and not inside(rid)
     if cond.values is not None:
         wanted = set(cond.values)
         if op == "eq":
             return lambda rid: any(v in wanted for v in _as_list(get(rid)))
-        if op == "neq":
-            return lambda rid: bool(vals := _as_list(get(rid))) and not any(v in wanted for v in vals)
-        return lambda rid: not any(v in wanted for v in _as_list(get(rid)))
+        return lambda rid: (bool(vals := _as_list(get(rid))) or null_passes) and not any(v in wanted for v in vals)
     x = cond.scalar
-    cmp: dict[str, Callable[[Any], bool]] = {
+    compare: dict[str, Callable[[Any], bool]] = {
         "lt": lambda v: v < x, "lte": lambda v: v <= x, "gt": lambda v: v > x, "gte": lambda v: v >= x,
     }
-    test = cmp[op]
-    return lambda rid: any(test(v) for v in _as_list(get(rid)) if isinstance(v, type(x)))
+    check = compare[op]
+    return lambda rid: any(check(v) for v in _as_list(get(rid)) if isinstance(v, type(x)))
 
 
 def _id_window(store: OroStore, res: Resource, conds: list[Cond]) -> Iterable[Any] | None:
@@ -423,13 +462,20 @@ def _sorted(store: OroStore, res: Resource, ids: list[Any], query: ListQuery) ->
             ids.sort(key=_id_sort_key, reverse=desc)
             continue
         get = _getter(store, res, name)
-        present = [(get(rid), rid) for rid in ids]
+        present = [(_sort_value(get(rid)), rid) for rid in ids]
         nulls = [rid for value, rid in present if value is None]
         values = [(value, rid) for value, rid in present if value is not None]
         values.sort(key=lambda pair: pair[0], reverse=desc)
         ordered = [rid for _, rid in values]
         ids = nulls + ordered if desc else ordered + nulls
     return ids
+
+
+def _sort_value(value: Any) -> Any:
+    """A to-many association sorts by its (smallest) target id (``CompleteSorters``: ``assoc.id``)."""
+    if isinstance(value, list | tuple | set):
+        return min(value) if value else None
+    return value
 
 
 def page_of(ids: list[Any], query: ListQuery) -> tuple[list[Any], bool]:

@@ -41,7 +41,7 @@ class Renderer:
         sid = str(rid)
         attrs_plan, rels_plan = self._plan(res)
         obj: dict[str, Any] = {"type": res.type, "id": sid}
-        if self.meta_title and res.title_meta:
+        if self.meta_title and res.meta == "title":
             obj["meta"] = {"title": title(res.type, rid, rec)}
         item_url = f"{self.base}/{res.type}/{sid}"
         if self.hateoas and "get" in res.actions:
@@ -59,7 +59,7 @@ class Renderer:
         rels: dict[str, Any] = {}
         related_ids = self.store.related_ids
         for rel in rels_plan:
-            raw = related_ids(res.type, rel, rid, rec)
+            raw = related_ids(res.type, rel, rid, rec, self.switches)
             target = rel.target
             if rel.many:
                 if target is None:
@@ -70,7 +70,7 @@ class Renderer:
                 data = None
             else:
                 data = self._ident(target, raw)
-            if self.hateoas:
+            if self.hateoas and not rel.no_subresource:
                 rels[rel.name] = {"links": {"self": f"{item_url}/relationships/{rel.name}",
                                             "related": f"{item_url}/{rel.name}"}, "data": data}
             else:
@@ -98,7 +98,7 @@ class Renderer:
                     rel = owner.rel(part)
                     if rel is None:
                         continue
-                    raw = self.store.related_ids(owner.type, rel, rid, rec)
+                    raw = self.store.related_ids(owner.type, rel, rid, rec, self.switches)
                     for value in (raw if rel.many else [raw]):
                         if value is None:
                             continue
@@ -137,7 +137,7 @@ def plain(res: Resource, rid: Any, rec: dict[str, Any], store: OroStore, switche
     for rel in res.rels:
         if not rel_enabled(rel, switches):
             continue
-        raw = store.related_ids(res.type, rel, rid, rec)
+        raw = store.related_ids(res.type, rel, rid, rec, switches)
         if rel.many:
             out[rel.name] = [v[1] if isinstance(v, tuple) else v for v in raw]
         else:

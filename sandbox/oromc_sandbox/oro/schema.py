@@ -1,13 +1,31 @@
 """The API resources the sandbox serves: fields, relationships, filter/sort whitelists, actions.
 
-Everything here follows `orocommerce-api.md` §5 (resources, fields, which fields are filterable
-and sortable: id, indexed columns, associations, explicitly configured fields) and §6 (create
-requirements, upsert keys, Batch API availability).
+Everything here follows `orocommerce-api.md` §5 (resources, fields, create requirements, upsert
+keys, Batch API availability) and Oro's own rules for which fields are filterable and sortable
+(oroinc/platform 6.1.0, ``ApiBundle/Processor/GetConfig/CompleteFilters.php`` and
+``CompleteSorters.php`` with ``Util/DoctrineHelper::getIndexedFields``/``getIndexedAssociations``):
+
+* the identifier; fields whose column is the first column of an index or is ``unique``; fields
+  enabled in the entity's ``api.yml`` ``filters:``/``sorters:`` sections;
+* **every association** with a single-column target id, enum fields included (filter *and*
+  sorter), except those whose API field has no property path (computed ones such as ``tags`` or
+  ``orderSubtotals``) and nested (polymorphic) associations;
+* comma lists (``allow_array``) for every data type except ``string``, ``text`` and ``boolean``
+  unless ``api.yml`` enables them; ``a..b`` ranges likewise except ``string``, ``text``,
+  ``boolean``, ``guid``, ``currency`` (``Resources/config/oro/app.yml``
+  ``filter_disallow_array_data_types`` / ``filter_disallow_range_data_types``);
+* operators per data type (same ``app.yml``, ``filters:``): numbers and dates
+  ``= != < <= > >= * !*``, strings/booleans ``= != * !*``; a to-many association (a
+  collection) supports ``eq``, ``neq``, ``exists``, ``neq_or_null``
+  (``Filter/ComparisonFilter::doBuildCollectionExpression``).
+
+Each resource below lists its indexed/configured fields; :func:`_add` adds the association
+filters and sorters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # attribute kinds
 STRING, TEXT, INTEGER, FLOAT, BOOLEAN, DATETIME, DATE, MONEY, ARRAY = (
@@ -15,14 +33,20 @@ STRING, TEXT, INTEGER, FLOAT, BOOLEAN, DATETIME, DATE, MONEY, ARRAY = (
 )
 # filter kinds
 F_ID, F_STRING, F_INT, F_BOOL, F_DATETIME, F_ASSOC = "id", "string", "int", "bool", "datetime", "assoc"
-OPERATORS = {
-    F_ID: ("eq", "neq", "lt", "lte", "gt", "gte", "exists", "neq_or_null"),
-    F_INT: ("eq", "neq", "lt", "lte", "gt", "gte", "exists", "neq_or_null"),
-    F_DATETIME: ("eq", "neq", "lt", "lte", "gt", "gte", "exists", "neq_or_null"),
-    F_STRING: ("eq", "neq", "exists", "neq_or_null"),
-    F_BOOL: ("eq", "neq", "exists", "neq_or_null"),
-    F_ASSOC: ("eq", "neq", "exists", "neq_or_null"),
-}
+NUMERIC_OPS = ("eq", "neq", "lt", "lte", "gt", "gte", "exists", "neq_or_null")
+STRING_OPS = ("eq", "neq", "exists", "neq_or_null")
+COLLECTION_OPS = ("eq", "neq", "exists", "neq_or_null")
+# Every operator name Oro knows (``app.yml`` ``filter_operators``): ``filter[f][<name>]`` with a
+# name outside this list is not an operator but a nested path (-> "The filter is not supported.").
+KNOWN_OPERATORS = (*NUMERIC_OPS, "contains", "not_contains", "starts_with", "not_starts_with", "ends_with",
+                   "not_ends_with", "empty")
+# operators that accept a comma list or an ``a..b`` range (``ComparisonFilter::SUPPORT_SEVERAL_VALUES_OPERATORS``)
+SEVERAL_VALUES_OPS = ("eq", "neq", "neq_or_null")
+# resources whose ids are strings (enum options, ISO codes, unit codes)
+STRING_ID_TYPES = frozenset({
+    "marketingactivitytypes", "orderinternalstatuses", "orderstatuses", "ordershippingstatuses", "customerratings",
+    "countries", "regions", "productunits", "customeruserauthstatuses",
+})
 ACTIONS = ("get", "get_list", "create", "update", "delete", "delete_list")
 READ_ONLY = ("get", "get_list")
 
@@ -54,23 +78,57 @@ class Rel:
     switch: str | None = None  # only present when this live switch is on
     targets: tuple[str, ...] = ()  # allowed types of a polymorphic relationship
     inverse: tuple[str, str] | None = None  # computed: (table, field) holding this record's id
-    create_only: bool = False  # cannot be changed by an update (Oro: "extra fields constraint")
+    create_only: bool = False  # ``update: … mapped: false``: a value sent on update is accepted and ignored
+    route_ro: bool = False  # ``subresources: … update_relationship: false``: its relationship route is read-only
+    indexed: bool = True  # a Doctrine association: gets a filter and a sorter (see the module docstring)
+    ignored: str | None = None  # switch that must be ON for writes to take effect (else accepted and ignored)
+    no_subresource: bool = False  # ``subresources: {name: false}``: no relationship routes, no links
 
 
 @dataclass(frozen=True)
 class Filter:
-    """A filterable field. ``array`` = accepts comma lists (default: ids and associations only);
-    ``via`` = (relationship, field): the value is read through a to-one/first related record."""
+    """A filterable field.
+
+    ``array``/``range`` override the data-type defaults (``allow_array`` in ``api.yml``); ``via`` =
+    (relationship, field): the value is read through a to-one/first related record; ``ops`` =
+    explicit ``operators``; ``many`` = a to-many association; ``string_ids`` = an association to a
+    resource with string ids; ``case_insensitive`` = the ``case_insensitive`` filter option.
+    """
 
     kind: str
     array: bool | None = None
     switch: str | None = None
     via: tuple[str, str] | None = None
+    ops: tuple[str, ...] | None = None
+    many: bool = False
+    string_ids: bool = False
+    case_insensitive: bool = False
 
-    @property
-    def allows_array(self) -> bool:
-        """Whether comma-separated lists are accepted."""
-        return self.kind in (F_ID, F_ASSOC) if self.array is None else self.array
+    def value_type(self, id_is_int: bool = True) -> str:
+        """The filter's data type class: ``int``, ``datetime``, ``bool`` or ``string``."""
+        if self.kind == F_ID:
+            return F_INT if id_is_int else F_STRING
+        if self.kind == F_ASSOC:
+            return F_STRING if self.string_ids else F_INT
+        return self.kind
+
+    def allows_array(self, id_is_int: bool = True) -> bool:
+        """Whether comma-separated lists are accepted (never for string and boolean by default)."""
+        if self.array is not None:
+            return self.array
+        return self.value_type(id_is_int) in (F_INT, F_DATETIME)
+
+    def allows_range(self, id_is_int: bool = True) -> bool:
+        """Whether ``a..b`` ranges are accepted."""
+        return self.value_type(id_is_int) in (F_INT, F_DATETIME)
+
+    def operators(self, id_is_int: bool = True) -> tuple[str, ...]:
+        """Supported operator names."""
+        if self.ops is not None:
+            return self.ops
+        if self.many:
+            return COLLECTION_OPS
+        return NUMERIC_OPS if self.value_type(id_is_int) in (F_INT, F_DATETIME) else STRING_OPS
 
 
 @dataclass(frozen=True)
@@ -87,7 +145,9 @@ class Resource:
     upsert_fields: tuple[tuple[str, ...], ...] = ()
     switch: str | None = None
     acl_type: str | None = None  # entity name in permission lists (defaults to the type)
-    title_meta: bool = True  # supports ``meta=title``
+    # ``meta=title``: "title" (supported), "no_title" (disable_meta_properties: [title]),
+    # "disabled" (disable_meta_properties: true)
+    meta: str = "title"
 
     def attr(self, name: str) -> Attr | None:
         """The attribute called ``name``."""
@@ -98,10 +158,6 @@ class Resource:
         return next((r for r in self.rels if r.name == name), None)
 
 
-def _assoc(*names: str) -> dict[str, Filter]:
-    return {n: Filter(F_ASSOC) for n in names}
-
-
 ID = {"id": Filter(F_ID)}
 CREATED_UPDATED = (Attr("createdAt", DATETIME, ro=True), Attr("updatedAt", DATETIME, ro=True))
 OWNER_ORG = (Rel("owner", "users"), Rel("organization", "organizations"))
@@ -110,7 +166,19 @@ RESOURCES: dict[str, Resource] = {}
 
 
 def _add(res: Resource) -> None:
-    RESOURCES[res.type] = res
+    """Register ``res`` with the association filters and sorters Oro adds automatically."""
+    filters = dict(res.filters)
+    sorters = dict(res.sorters)
+    for rel in res.rels:
+        if not rel.indexed or rel.target is None:
+            continue
+        switch = rel.switch or rel.ignored
+        auto = Filter(F_ASSOC, switch=switch, many=rel.many, string_ids=rel.target in STRING_ID_TYPES)
+        given = filters.get(rel.name)
+        filters[rel.name] = auto if given is None else replace(
+            given, many=rel.many, string_ids=rel.target in STRING_ID_TYPES, switch=given.switch or switch)
+        sorters.setdefault(rel.name, switch)
+    RESOURCES[res.type] = replace(res, filters=filters, sorters=sorters)
 
 
 _add(Resource(
@@ -129,14 +197,12 @@ _add(Resource(
         Rel("addresses", "customeruseraddresses", many=True, ro=True, computed=True, inverse=("customeruseraddresses", "customerUser")),
         Rel("owner", "users"), Rel("salesRepresentatives", "users", many=True),
         Rel("organization", "organizations"), Rel("website", "websites"),
-        Rel("auth_status", "customeruserauthstatuses"), Rel("tags", "tags", many=True, switch="tagging"),
+        Rel("auth_status", "customeruserauthstatuses"),
+        # TagBundle's AddTagsAssociation: no property path, so no filter and no sorter
+        Rel("tags", "tags", many=True, switch="tagging", indexed=False),
     ),
-    filters={
-        **ID, "email": Filter(F_STRING),
-        **_assoc("customer", "owner", "organization", "website", "userRoles", "salesRepresentatives", "addresses",
-                 "auth_status"),
-        "updatedAt": Filter(F_DATETIME, switch="customeruser_updatedat_filter"),
-    },
+    # CustomerUser indexes: email, email_lowercase (excluded field) - customer-portal Entity/CustomerUser.php
+    filters={**ID, "email": Filter(F_STRING), "updatedAt": Filter(F_DATETIME, switch="customeruser_updatedat_filter")},
     sorters={"id": None, "email": None, "updatedAt": "customeruser_updatedat_filter"},
     batch=True,
 ))
@@ -149,10 +215,8 @@ _add(Resource(
         Rel("salesRepresentatives", "users", many=True), Rel("internal_rating", "customerratings"),
         Rel("group", "customergroups"),
     ),
-    filters={
-        **ID, "name": Filter(F_STRING), "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME),
-        **_assoc("parent", "children", "users", "owner", "organization", "salesRepresentatives", "internal_rating", "group"),
-    },
+    # Customer indexes: name, created_at, updated_at (+ api.yml filters createdAt/updatedAt)
+    filters={**ID, "name": Filter(F_STRING), "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME)},
     sorters={"id": None, "name": None, "createdAt": None, "updatedAt": None},
     batch=True,
 ))
@@ -160,7 +224,7 @@ _add(Resource(
     "customergroups",
     attrs=(Attr("name", STRING, required=True, max_length=255),),
     rels=OWNER_ORG,
-    filters={**ID, "name": Filter(F_STRING), **_assoc("owner", "organization")},
+    filters={**ID, "name": Filter(F_STRING)},  # index oro_customer_group_name_idx
     sorters={"id": None, "name": None},
 ))
 _add(Resource(
@@ -176,11 +240,15 @@ _add(Resource(
         *CREATED_UPDATED, Attr("types", ARRAY),
     ),
     rels=(
-        Rel("customerUser", "customerusers", required=True, create_only=True), Rel("owner", "users"),
-        Rel("systemOrganization", "organizations", create_only=True), Rel("country", "countries", required=True),
-        Rel("region", "regions"),
+        # customer-portal api.yml: customerUser not mapped on update; no update_relationship for
+        # customerUser, systemOrganization, country, region (CustomerUserAddressTest::testTryToUpdateCustomerUser*)
+        Rel("customerUser", "customerusers", required=True, create_only=True, route_ro=True), Rel("owner", "users"),
+        Rel("systemOrganization", "organizations", route_ro=True),
+        Rel("country", "countries", required=True, route_ro=True), Rel("region", "regions", route_ro=True),
     ),
-    filters={**ID, **_assoc("customerUser", "owner", "systemOrganization", "country", "region")},
+    # customer-portal api.yml: country/region allow_array, addressType (types.type, string, array), types excluded
+    filters={**ID, "country": Filter(F_ASSOC, array=True), "region": Filter(F_ASSOC, array=True),
+             "addressType": Filter(F_STRING, array=True)},
     sorters={"id": None},
     batch=True,
 ))
@@ -195,22 +263,64 @@ _add(Resource(
         Attr("overriddenShippingCostAmount", MONEY), Attr("sourceEntityIdentifier", STRING),
         Attr("external", BOOLEAN), *CREATED_UPDATED,
     ),
+    # the relationships of get_order.yml (orocommerce 6.1.9 OrderBundle Tests/Functional/Api/RestJsonApi/responses)
     rels=(
+        Rel("billingAddress", "orderaddresses", ro=True), Rel("shippingAddress", "orderaddresses", ro=True),
         Rel("lineItems", "orderlineitems", many=True, ro=True, computed=True, inverse=("orderlineitems", "orders")),
-        Rel("internalStatus", "orderinternalstatuses", ro=True), Rel("status", "orderstatuses"),
-        Rel("customerUser", "customerusers"), Rel("customer", "customers", required=True), *OWNER_ORG,
+        Rel("discounts", "orderdiscounts", many=True, ro=True), Rel("shippingTrackings", "ordershippingtrackings", many=True, ro=True),
+        Rel("paymentTerm", "paymentterms"),
+        Rel("internalStatus", "orderinternalstatuses", ro=True),
+        # ConfigureOrderStatusField: without "Enable External Status Management" the field has no property
+        # path (always null, writes accepted and ignored, no filter/sorter)
+        Rel("status", "orderstatuses", ignored="order_external_status_management"),
+        Rel("shippingStatus", "ordershippingstatuses"),
+        Rel("source", None, ro=True, indexed=False),  # nestedAssociation (sourceEntityClass/sourceEntityId)
+        *OWNER_ORG, Rel("customerUser", "customerusers"), Rel("customer", "customers", required=True),
+        # api.yml: orderSubtotals is computed (property path "_"), its subresource is disabled
+        Rel("orderSubtotals", "ordersubtotals", many=True, ro=True, computed=True, indexed=False, no_subresource=True),
+        Rel("documents", "files", many=True, ro=True),
         # custom many-to-one relation Order -> Campaign added in Entity Management (conversions)
         Rel("campaign", "campaigns", switch="order_campaign_relation"),
     ),
+    # Order: identifier is unique, created_at indexed; api.yml adds poNumber, external, updatedAt and makes
+    # identifier/poNumber arrays and case-insensitive (orocommerce OrderBundle Resources/config/oro/api.yml)
     filters={
-        **ID, "identifier": Filter(F_STRING, array=True), "poNumber": Filter(F_STRING, array=True), "external": Filter(F_BOOL),
+        **ID, "identifier": Filter(F_STRING, array=True, case_insensitive=True),
+        "poNumber": Filter(F_STRING, array=True, case_insensitive=True), "external": Filter(F_BOOL),
         "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME),
-        **_assoc("customer", "customerUser", "owner", "organization", "internalStatus", "status", "lineItems"),
-        "campaign": Filter(F_ASSOC, switch="order_campaign_relation"),
     },
-    sorters={"id": None, "external": None, "createdAt": None, "updatedAt": None},
+    sorters={"id": None, "identifier": None, "external": None, "createdAt": None, "updatedAt": None},
     batch=True,
     upsert_fields=(("identifier",),),
+))
+_add(Resource(
+    "orderaddresses",
+    attrs=(
+        Attr("label", STRING, ro=True), Attr("street", STRING, ro=True), Attr("street2", STRING, ro=True),
+        Attr("city", STRING, ro=True), Attr("postalCode", STRING, ro=True), Attr("organization", STRING, ro=True),
+        Attr("customRegion", STRING, ro=True), Attr("namePrefix", STRING, ro=True), Attr("firstName", STRING, ro=True),
+        Attr("middleName", STRING, ro=True), Attr("lastName", STRING, ro=True), Attr("nameSuffix", STRING, ro=True),
+        Attr("phone", STRING, ro=True), Attr("fromExternalSource", BOOLEAN, ro=True), *CREATED_UPDATED,
+    ),
+    rels=(Rel("country", "countries", ro=True), Rel("region", "regions", ro=True)),
+    filters=dict(ID),
+    sorters={"id": None},
+    actions=READ_ONLY,
+))
+_add(Resource(
+    "ordersubtotals",
+    attrs=(
+        Attr("orderSubtotalType", STRING, ro=True), Attr("label", STRING, ro=True), Attr("amount", MONEY, ro=True),
+        Attr("signedAmount", MONEY, ro=True), Attr("currency", STRING, ro=True), Attr("visible", BOOLEAN, ro=True),
+        Attr("data", ARRAY, ro=True),
+    ),
+    rels=(Rel("order", "orders", ro=True, indexed=False, no_subresource=True),
+          Rel("priceList", "pricelists", ro=True, indexed=False, no_subresource=True)),
+    # api.yml: get_list only (paging and sorting disabled), with the required filter[order] (integer, "=")
+    filters={"order": Filter(F_INT, ops=("eq",), array=False)},
+    actions=("get_list",),
+    meta="disabled",
+    acl_type="orders",
 ))
 _add(Resource(
     "orderlineitems",
@@ -225,33 +335,44 @@ _add(Resource(
         Rel("orders", "orders", many=True, required=True), Rel("product", "products"),
         Rel("parentProduct", "products"), Rel("productUnit", "productunits"),
     ),
+    # api.yml: createdAt/updatedAt filters and sorters; customer/customerUser through orders (integer,
+    # allow_array, operators = and !=)
     filters={
         **ID, "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME),
-        **_assoc("orders", "product", "parentProduct", "productUnit"),
-        "customer": Filter(F_ASSOC, via=("orders", "customer")),
-        "customerUser": Filter(F_ASSOC, via=("orders", "customerUser")),
+        "customer": Filter(F_ASSOC, via=("orders", "customer"), ops=("eq", "neq"), array=True),
+        "customerUser": Filter(F_ASSOC, via=("orders", "customerUser"), ops=("eq", "neq"), array=True),
     },
     sorters={"id": None, "createdAt": None, "updatedAt": None},
+    meta="no_title",  # api.yml: disable_meta_properties: [title]
 ))
 _add(Resource(
     "products",
     attrs=(
         Attr("sku", STRING, required=True, max_length=255),
-        Attr("status", STRING, choices=("enabled", "disabled")), Attr("type", STRING, choices=("simple", "configurable", "kit")),
+        Attr("status", STRING, choices=("enabled", "disabled")),
+        # the entity field "type" is renamed because JSON:API reserves "type"
+        # (platform ApiBundle Processor/GetConfig/JsonApi/FixFieldNaming.php): "productType"
+        Attr("productType", STRING, choices=("simple", "configurable", "kit")),
         Attr("featured", BOOLEAN), Attr("newArrival", BOOLEAN), *CREATED_UPDATED,
     ),
-    rels=(*OWNER_ORG, Rel("names", "productnames", many=True, ro=True, computed=True, inverse=("productnames", "product")),
+    rels=(Rel("owner", "businessunits"), Rel("organization", "organizations"),
+          Rel("names", "productnames", many=True, ro=True, computed=True, inverse=("productnames", "product")),
           Rel("primaryUnitPrecision", "productunits")),
-    filters={**ID, "sku": Filter(F_STRING), "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME), **_assoc("owner", "organization")},
-    sorters={"id": None, "sku": None, "createdAt": None, "updatedAt": None},
+    # Product indexes (orocommerce Entity/Product.php): sku, status, created_at, updated_at, is_featured,
+    # is_new_arrival (+ excluded name columns); api.yml: sku allow_array, update_list: true
+    filters={**ID, "sku": Filter(F_STRING, array=True), "status": Filter(F_STRING), "featured": Filter(F_BOOL),
+             "newArrival": Filter(F_BOOL), "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME)},
+    sorters={"id": None, "sku": None, "status": None, "featured": None, "newArrival": None, "createdAt": None,
+             "updatedAt": None},
+    batch=True,
     upsert_fields=(("sku",),),
 ))
 _add(Resource(
     "productnames",
     attrs=(Attr("fallback", STRING, ro=True), Attr("string", STRING, ro=True), Attr("text", TEXT, ro=True)),
     rels=(Rel("localization", "localizations", ro=True), Rel("product", "products", ro=True)),
-    filters={**ID, **_assoc("product", "localization")},
-    sorters={"id": None},
+    filters={**ID, "fallback": Filter(F_STRING), "string": Filter(F_STRING)},  # indexes fallback, string
+    sorters={"id": None, "fallback": None, "string": None},
     actions=READ_ONLY,
 ))
 _add(Resource(
@@ -259,7 +380,7 @@ _add(Resource(
     attrs=(Attr("name", STRING, required=True, max_length=50), *CREATED_UPDATED),
     rels=(Rel("taxonomy", "taxonomies"), *OWNER_ORG,
           Rel("entities", None, many=True, computed=True, ro=True, targets=("customerusers",), inverse=("customerusers", "tags"))),
-    filters={**ID, "name": Filter(F_STRING), **_assoc("taxonomy", "owner", "organization")},
+    filters={**ID, "name": Filter(F_STRING)},  # index (name, organization_id)
     sorters={"id": None, "name": None},
 ))
 _add(Resource(
@@ -271,7 +392,7 @@ _add(Resource(
         Attr("reportPeriod", STRING, choices=("hour", "day", "month", "year")), *CREATED_UPDATED,
     ),
     rels=OWNER_ORG,
-    filters={**ID, "code": Filter(F_STRING), **_assoc("owner", "organization")},
+    filters={**ID, "code": Filter(F_STRING)},  # code is a unique column (marketing CampaignBundle Entity/Campaign.php)
     sorters={"id": None, "code": None},
     upsert_fields=(("code",),),
 ))
@@ -281,12 +402,13 @@ _add(Resource(
     rels=(
         Rel("owner", "organizations"), Rel("campaign", "campaigns"),
         Rel("marketingActivityType", "marketingactivitytypes", required=True),
+        # nested associations (entityClass/entityId, relatedCampaignClass/Id): no filter, no sorter
         Rel("entity", None, required=True, targets=("customerusers", "customers")),
         Rel("relatedCampaign", None, targets=("campaigns",)),
     ),
-    filters={**ID, "actionDate": Filter(F_DATETIME), **_assoc("campaign", "marketingActivityType", "owner")},
+    filters={**ID, "actionDate": Filter(F_DATETIME)},  # index action_date
     sorters={"id": None, "actionDate": None},
-    title_meta=False,
+    meta="no_title",
 ))
 _add(Resource(
     "shoppinglists",
@@ -298,7 +420,8 @@ _add(Resource(
         Rel("items", "shoppinglistitems", many=True, computed=True, ro=True, inverse=("shoppinglistitems", "shoppingList")),
         Rel("customerUser", "customerusers"), Rel("customer", "customers"), *OWNER_ORG,
     ),
-    filters={**ID, "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME), **_assoc("customerUser", "customer", "items")},
+    # ShoppingList index created_at; the custom api.yml adds the updatedAt filter and sorter
+    filters={**ID, "createdAt": Filter(F_DATETIME), "updatedAt": Filter(F_DATETIME)},
     sorters={"id": None, "createdAt": None, "updatedAt": None},
     actions=READ_ONLY,
     switch="shoppinglists",
@@ -308,7 +431,7 @@ _add(Resource(
     attrs=(Attr("quantity", FLOAT), Attr("notes", TEXT), Attr("value", MONEY), Attr("currency", STRING), *CREATED_UPDATED),
     rels=(Rel("shoppingList", "shoppinglists"), Rel("product", "products"), Rel("unit", "productunits"),
           Rel("customerUser", "customerusers")),
-    filters={**ID, "updatedAt": Filter(F_DATETIME), **_assoc("shoppingList", "product", "unit", "customerUser")},
+    filters={**ID, "updatedAt": Filter(F_DATETIME)},
     sorters={"id": None, "updatedAt": None},
     actions=READ_ONLY,
     switch="shoppinglists",
@@ -321,31 +444,45 @@ _add(Resource(
     ),
     rels=OWNER_ORG,
     actions=("get",),
-    title_meta=False,
+    meta="disabled",
 ))
 
-# Reference data (dictionaries / enums / system records): read-only here.
-for _type, _attrs in (
-    ("marketingactivitytypes", ("name", "priority", "default")),
-    ("orderinternalstatuses", ("name", "priority", "default")),
-    ("orderstatuses", ("name", "priority", "default")),
-    ("customeruserauthstatuses", ("name", "priority", "default")),
-    ("customerratings", ("name", "priority", "default")),
-    ("customeruserroles", ("role", "label", "selfManaged", "public")),
-    ("users", ("username", "email", "firstName", "lastName", "enabled")),
-    ("organizations", ("name", "enabled")),
-    ("websites", ("name", "default")),
-    ("countries", ("iso3Code", "name")),
-    ("regions", ("code", "name")),
-    ("productunits", ("defaultPrecision",)),
-    ("taxonomies", ("name",)),
-    ("localizations", ("name", "formattingCode")),
+# Enum options (platform ApiBundle api.yml, EnumOption: filters id allow_array + priority, sorter priority)
+ENUM_ATTRS = ("name", "priority", "default")
+for _type in ("marketingactivitytypes", "orderinternalstatuses", "orderstatuses", "ordershippingstatuses",
+              "customeruserauthstatuses", "customerratings"):
+    _add(Resource(
+        _type,
+        attrs=(Attr("name", ro=True), Attr("priority", INTEGER, ro=True), Attr("default", BOOLEAN, ro=True)),
+        filters={"id": Filter(F_ID, array=True), "priority": Filter(F_INT)},
+        sorters={"id": None, "priority": None},
+        actions=READ_ONLY,
+    ))
+
+# Other reference data and system records: read-only here (filters: id, indexed/unique columns, config).
+for _type, _attrs, _filters, _rels in (
+    ("customeruserroles", ("role", "label", "selfManaged", "public"), {"role": Filter(F_STRING)}, ()),
+    ("users", ("username", "email", "firstName", "lastName", "enabled"),
+     {"username": Filter(F_STRING), "email": Filter(F_STRING), "firstName": Filter(F_STRING)}, ()),
+    ("organizations", ("name", "enabled"), {"name": Filter(F_STRING)}, ()),
+    ("businessunits", ("name",), {}, ()),
+    ("websites", ("name", "default"), {}, ()),
+    # AddressBundle api.yml: country iso2Code (the id) allow_array, region combinedCode (the id) and country
+    # allow_array; both indexed on name
+    ("countries", ("iso3Code", "name"), {"id": Filter(F_ID, array=True), "name": Filter(F_STRING)}, ()),
+    ("regions", ("code", "name"), {"id": Filter(F_ID, array=True), "name": Filter(F_STRING),
+                                   "country": Filter(F_ASSOC, array=True)}, (Rel("country", "countries", ro=True),)),
+    ("productunits", ("defaultPrecision",), {}, ()),
+    ("paymentterms", ("label",), {}, ()),
+    ("taxonomies", ("name",), {"name": Filter(F_STRING)}, ()),
+    ("localizations", ("name", "formattingCode"), {"name": Filter(F_STRING)}, ()),
 ):
     _add(Resource(
         _type,
         attrs=tuple(Attr(a, ro=True) for a in _attrs),
-        filters=dict(ID),
-        sorters={"id": None},
+        rels=_rels,
+        filters={**ID, **_filters},
+        sorters={"id": None, **{name: None for name in _filters if name != "id"}},
         actions=READ_ONLY,
     ))
 
@@ -361,3 +498,8 @@ def resource(type_: str, switches: dict[str, object]) -> Resource | None:
 def rel_enabled(rel: Rel, switches: dict[str, object]) -> bool:
     """True when the relationship is present under the current switches."""
     return not rel.switch or bool(switches.get(rel.switch))
+
+
+def rel_ignored(rel: Rel, switches: dict[str, object]) -> bool:
+    """True when the relationship is shown as null and writes to it are accepted and ignored."""
+    return bool(rel.ignored) and not switches.get(str(rel.ignored))

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 YEAR = 365 * 86400
 SALT = {"customers": 1, "customerusers": 2, "customeruseraddresses": 3, "orders": 4, "orderlineitems": 5,
         "shoppinglists": 6, "shoppinglistitems": 7}
+ORDER_INTERNAL_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
+                           ("pending", "Pending"), ("processing", "Processing"))
+ORDER_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
+                  ("wait_for_approval", "Wait For Approval"))
+# the external status a seeded order would carry if "Enable External Status Management" were on
+EXTERNAL_STATUS = {"open": "open", "closed": "closed", "cancelled": "cancelled"}
+ORDER_SHIPPING_STATUSES = (("not_shipped", "Not Shipped"), ("shipped", "Shipped"), ("partially_shipped", "Partially Shipped"))
 MA_TYPES = (("send", "Send"), ("open", "Open"), ("click", "Click"), ("soft_bounce", "Soft Bounce"),
             ("hard_bounce", "Hard Bounce"), ("unsubscribe", "Unsubscribe"))
 
@@ -46,6 +53,7 @@ class Seeder:
         self.now = store.epoch
         self.start = self.now - 2 * YEAR
         self.seeded_tags: dict[int, list[int]] = {}
+        self.seeded_products: dict[int, Record] = {}
         self.product_count = 0
 
     def rng(self, table: str, rid: int) -> random.Random:
@@ -84,10 +92,14 @@ class Seeder:
         return t
 
     def _reference(self) -> dict[str, StaticTable]:
-        def enum(name: str, values: Any) -> StaticTable:
-            return StaticTable(name, (
-                (key, {"name": label, "priority": i, "default": False}) for i, (key, label) in enumerate(values, 1)
-            ), int_ids=False)
+        def enum(name: str, values: Any, default: str | None = None, start: dict[str, int] | None = None) -> StaticTable:
+            """Enum options as Oro's ``AbstractEnumFixture`` loads them: priorities 1, 2, ... per fixture."""
+            rows = []
+            priority = 0
+            for key, label in values:
+                priority = (start or {}).get(key, priority + 1)
+                rows.append((key, {"name": label, "priority": priority, "default": key == default}))
+            return StaticTable(name, rows, int_ids=False)
 
         regions = [(code, {"code": code.split("-")[1], "name": code, "country": cc})
                    for cc, codes in COUNTRIES for code in codes]
@@ -95,8 +107,16 @@ class Seeder:
                  "GB": ("GBR", "United Kingdom"), "CA": ("CAN", "Canada")}
         return {
             "marketingactivitytypes": enum("marketingactivitytypes", MA_TYPES),
-            "orderinternalstatuses": enum("orderinternalstatuses", (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"))),
-            "orderstatuses": StaticTable("orderstatuses", int_ids=False),
+            # LoadOrderInternalStatuses (open, cancelled, closed) + LoadAdditionalOrderInternalStatuses
+            # (pending, processing; its own fixture, so priorities restart at 1)
+            "orderinternalstatuses": enum("orderinternalstatuses", ORDER_INTERNAL_STATUSES, start={"pending": 1}),
+            # external statuses: stock Oro ships none (an admin defines them); these are the options of
+            # Oro's own LoadOrderStatuses test fixture, "open" being the default
+            "orderstatuses": enum("orderstatuses", ORDER_STATUSES, default="open"),
+            # LoadOrderShippingStatuses: default not_shipped
+            "ordershippingstatuses": enum("ordershippingstatuses", ORDER_SHIPPING_STATUSES, default="not_shipped"),
+            "paymentterms": StaticTable("paymentterms", ((i, {"label": f"net {i * 10}"}) for i in range(1, 5))),
+            "businessunits": StaticTable("businessunits", ((1, {"name": "Main"}),)),
             "customeruserauthstatuses": enum("customeruserauthstatuses", (("active", "Active"), ("reset", "Reset"))),
             "customerratings": enum("customerratings", ((f"{i}_of_5", f"{i} of 5") for i in range(1, 6))),
             "customeruserroles": StaticTable("customeruserroles", (
@@ -125,12 +145,15 @@ class Seeder:
             rows.append((i, {
                 "sku": f"{name[:2].upper()}{i:05d}", "_name": name,
                 "_price": round(rng.uniform(2, 900), 2), "_unit": rng.choice(UNITS),
-                "status": "enabled" if rng.random() < 0.93 else "disabled", "type": "simple",
+                "status": "enabled" if rng.random() < 0.93 else "disabled", "productType": "simple",
                 "featured": rng.random() < 0.05, "newArrival": rng.random() < 0.08,
                 "createdAt": created, "updatedAt": created + int(rng.random() * (self.now - created)),
                 "owner": 1, "organization": 1, "primaryUnitPrecision": None,
             }))
         self.product_count = count
+        # seeded line items are derived from the products as seeded: a later PATCH or DELETE of a
+        # product must not change (or break) them
+        self.seeded_products = {pid: dict(rec) for pid, rec in rows}
         return StaticTable("products", rows)
 
     def _big_tables(self, t: dict[str, Any], rng: random.Random, customers: int) -> None:
@@ -231,6 +254,16 @@ class Seeder:
         list_items.ranges["shoppingList"] = list_item_start
         t.update({"customers": cust, "customerusers": users, "customeruseraddresses": addrs, "orders": orders,
                   "orderlineitems": items, "shoppinglists": lists, "shoppinglistitems": list_items})
+        # order addresses: two per seeded order whose customer user has an address
+        order_addrs = Table("orderaddresses", (), self._derive_order_address)
+        order_addrs.append_seeded(2 * oid)
+        o_user_col, starts = orders.cols["customerUser"], addrs.ranges["customerUser"]
+        for order_id in range(1, oid + 1):
+            user = o_user_col[order_id - 1]
+            if starts[user] >= starts[user + 1]:
+                order_addrs.alive[2 * order_id - 2] = order_addrs.alive[2 * order_id - 1] = 0
+                order_addrs.deleted += 2
+        t["orderaddresses"] = order_addrs
 
     def _activities(self, rng: random.Random, t: dict[str, Any]) -> StaticTable:
         users: Table = t["customerusers"]
@@ -317,7 +350,7 @@ class Seeder:
     def _line_values(self, rid: int) -> tuple[int, float, float, Record]:
         r = self.rng("orderlineitems", rid)
         product_id = 1 + int(r.random() * self.product_count)
-        product = self.store.tables["products"].rows[product_id]
+        product = self.seeded_products[product_id]
         qty = float(1 + int(r.random() * 20))
         return product_id, qty, product["_price"], product
 
@@ -340,6 +373,8 @@ class Seeder:
         discount = round(subtotal * 0.1, 2) if r.random() < 0.15 else 0.0
         x = r.random()
         method, method_type = r.choice(SHIPPING)
+        status = "closed" if x < 0.6 else "open" if x < 0.9 else "cancelled"
+        has_address = self.order_address_source(rid) is not None
         return {
             "identifier": str(rid), "poNumber": f"PO{100000 + int(r.random() * 899999)}" if r.random() < 0.6 else None,
             "customerNotes": r.choice(self.pools.notes) if r.random() < 0.1 else None, "shipUntil": None,
@@ -348,8 +383,40 @@ class Seeder:
             "shippingMethod": method, "shippingMethodType": method_type,
             "estimatedShippingCostAmount": f"{shipping:.4f}", "overriddenShippingCostAmount": None,
             "sourceEntityIdentifier": None, "external": r.random() < 0.05,
-            "internalStatus": "closed" if x < 0.6 else "open" if x < 0.9 else "cancelled", "status": None,
+            "internalStatus": status, "status": EXTERNAL_STATUS[status],
+            "shippingStatus": "shipped" if status == "closed" else "not_shipped",
             "owner": 1, "organization": 1,
+            "paymentTerm": 1 + int(r.random() * 4) if r.random() < 0.5 else None,
+            "billingAddress": 2 * rid - 1 if has_address else None, "shippingAddress": 2 * rid if has_address else None,
+            "discounts": [], "shippingTrackings": [], "documents": [], "source": None,
+        }
+
+    def order_address_source(self, order_id: int) -> int | None:
+        """The customer-user address a seeded order's billing/shipping addresses were copied from."""
+        orders: Table = self.store.tables["orders"]
+        if not 1 <= order_id <= orders.seeded:
+            return None
+        user = orders.cols["customerUser"][order_id - 1]
+        starts = self.store.tables["customeruseraddresses"].ranges["customerUser"]
+        if not 0 < user < len(starts) - 1 or starts[user] >= starts[user + 1]:
+            return None
+        return int(starts[user])
+
+    def _derive_order_address(self, rid: int) -> Record:
+        """Order address ``rid`` (billing = 2 * order - 1, shipping = 2 * order): a copy of the customer
+        user's first address as it was seeded (an order address is its own record in Oro)."""
+        order_id = (rid + 1) // 2
+        source = self.order_address_source(order_id)
+        address = self._derive_address(source) if source is not None else {}
+        created = self.store.tables["orders"].cols["createdAt"][order_id - 1]
+        return {
+            "label": address.get("label"), "street": address.get("street"), "street2": address.get("street2"),
+            "city": address.get("city"), "postalCode": address.get("postalCode"),
+            "organization": address.get("organization"), "customRegion": None, "namePrefix": None,
+            "firstName": address.get("firstName"), "middleName": None, "lastName": address.get("lastName"),
+            "nameSuffix": None, "phone": address.get("phone"), "fromExternalSource": False,
+            "createdAt": created, "updatedAt": created, "country": address.get("country"),
+            "region": address.get("region"),
         }
 
     def _derive_list(self, rid: int) -> Record:
@@ -366,7 +433,7 @@ class Seeder:
     def _list_item_values(self, rid: int) -> tuple[int, float, float, str]:
         r = self.rng("shoppinglistitems", rid)
         product_id = 1 + int(r.random() * self.product_count)
-        product = self.store.tables["products"].rows[product_id]
+        product = self.seeded_products[product_id]
         qty = float(1 + int(r.random() * 10))
         return product_id, qty, qty * product["_price"], product["_unit"]
 

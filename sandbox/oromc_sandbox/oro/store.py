@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .pools import build_pools
-from .schema import RESOURCES, Rel
+from .schema import RESOURCES, Rel, rel_ignored
 from .seed import Seeder
 from .static import StaticTable
 from .tables import Record, Table
@@ -95,6 +95,8 @@ class OroStore:
 
     def parse_id(self, type_: str, raw: str) -> Any:
         """URL/body id -> storage id (int, or str for string-id tables); None if malformed."""
+        if type_ == "ordersubtotals":
+            return raw
         tbl = self.tables.get(type_)
         if isinstance(tbl, StaticTable) and not tbl.int_ids:
             return raw
@@ -104,11 +106,21 @@ class OroStore:
 
     def get(self, type_: str, rid: Any) -> Record | None:
         """A record or None."""
+        if type_ == "ordersubtotals":
+            return self.order_subtotal(rid)
         tbl = self.tables.get(type_)
         return None if tbl is None or rid is None else tbl.get(rid)
 
-    def related_ids(self, type_: str, rel: Rel, rid: Any, rec: Record) -> Any:
-        """The raw value of a relationship: id, None, list of ids, or (type, id) pairs."""
+    def related_ids(self, type_: str, rel: Rel, rid: Any, rec: Record,
+                    switches: dict[str, Any] | None = None) -> Any:
+        """The raw value of a relationship: id, None, list of ids, or (type, id) pairs.
+
+        A relationship whose switch makes it "ignored" (see ``Rel.ignored``) reads as null/empty.
+        """
+        if switches is not None and rel_ignored(rel, switches):
+            return [] if rel.many else None
+        if type_ == "orders" and rel.name == "orderSubtotals":
+            return [sid for sid, _ in self.order_subtotals(rid, rec)]
         if rel.computed and rel.inverse is not None:
             table_name, fld = rel.inverse
             ids = self.tables[table_name].children(fld, rid)
@@ -121,6 +133,38 @@ class OroStore:
                 return []
             return value if isinstance(value, list) else [value]
         return value
+
+    # ---- order subtotals (computed, as Oro's OrderSubtotal API model) ---------------------
+    def order_subtotals(self, order_id: Any, order: Record | None = None) -> list[tuple[str, Record]]:
+        """``[(id, record)]``: subtotal, discount and shipping cost of an order (ids ``<order>-<type>-<n>``).
+
+        Shaped after get_order_subtotals.yml (orocommerce OrderBundle functional tests); taxes are
+        not modelled.
+        """
+        order = order if order is not None else self.get("orders", order_id)
+        if order is None:
+            return []
+        currency = order.get("currency") or "USD"
+        subtotal = float(order.get("subtotalValue") or 0)
+        discount = float(order.get("totalDiscountsAmount") or 0)
+        shipping = float(order.get("overriddenShippingCostAmount") or order.get("estimatedShippingCostAmount") or 0)
+        rows = (("subtotal", "Subtotal", subtotal, subtotal, True), ("discount", "Discount", discount, -discount,
+                discount > 0), ("shipping_cost", "Shipping", shipping, shipping, shipping > 0))
+        out = []
+        for n, (kind, label, amount, signed, visible) in enumerate(rows):
+            out.append((f"{order_id}-{kind}-{n}", {
+                "orderSubtotalType": kind, "label": label, "amount": f"{amount:.4f}",
+                "signedAmount": f"{signed:.4f}", "currency": currency, "visible": visible, "data": [],
+                "order": order_id, "priceList": None,
+            }))
+        return out
+
+    def order_subtotal(self, sid: Any) -> Record | None:
+        """One computed order subtotal by its id."""
+        head = str(sid).split("-", 1)[0]
+        if not head.isdigit():
+            return None
+        return dict(self.order_subtotals(int(head))).get(str(sid))
 
     def find_users_by_email(self, email: str) -> list[int]:
         """Live customer users whose e-mail equals ``email`` (case-sensitive, as Oro's default)."""

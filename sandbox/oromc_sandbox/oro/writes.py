@@ -20,6 +20,7 @@ from .schema import (
     Rel,
     Resource,
     rel_enabled,
+    rel_ignored,
 )
 from .store import OroStore
 from .tables import Record
@@ -33,10 +34,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "customers": {"owner": 1, "organization": 1, "salesRepresentatives": []},
     "customergroups": {"owner": 1, "organization": 1},
     "customeruseraddresses": {"owner": 1, "systemOrganization": 1, "primary": False, "types": []},
-    "orders": {"currency": "USD", "internalStatus": "open", "owner": 1, "organization": 1, "external": False,
-               "subtotalValue": "0.0000", "totalValue": "0.0000", "totalDiscountsAmount": "0.0000"},
+    # order_creation_new_internal_order_status = open; OrderShippingStatusListener: the default shipping
+    # status; the external status gets its enum default ("open")
+    "orders": {"currency": "USD", "internalStatus": "open", "status": "open", "shippingStatus": "not_shipped",
+               "owner": 1, "organization": 1, "external": False, "subtotalValue": "0.0000", "totalValue": "0.0000",
+               "totalDiscountsAmount": "0.0000", "paymentTerm": None, "billingAddress": None, "shippingAddress": None,
+               "discounts": [], "shippingTrackings": [], "documents": [], "source": None},
     "orderlineitems": {"currency": "USD", "priceType": 10, "fromExternalSource": False, "productVariantFields": []},
-    "products": {"status": "enabled", "type": "simple", "featured": False, "newArrival": False, "owner": 1,
+    "products": {"status": "enabled", "productType": "simple", "featured": False, "newArrival": False, "owner": 1,
                  "organization": 1},
     "tags": {"owner": 1, "organization": 1},
     "campaigns": {"reportPeriod": "day", "owner": 1, "organization": 1},
@@ -160,11 +165,11 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
             changes[name] = parsed
     for name, body in (data.get("relationships") or {}).items():
         rel = res.rel(name)
-        if rel is None or not rel_enabled(rel, switches) or (updating and rel.create_only):
+        if rel is None or not rel_enabled(rel, switches):
             extra.append(name)
             continue
-        if rel.ro or rel.computed:
-            continue
+        if rel.ro or rel.computed or rel_ignored(rel, switches) or (updating and rel.create_only):
+            continue  # read-only: "A passed value will be ignored."
         ptr = f"{pointer}/relationships/{name}/data"
         if not isinstance(body, dict) or "data" not in body:
             errors.append(err(400, "request data constraint", "The 'data' property is required",
@@ -387,6 +392,10 @@ def delete(store: OroStore, res: Resource, rid: Any) -> None:
     elif res.type == "orders":
         for iid in store.table("orderlineitems").children("orders", rid):
             store.table("orderlineitems").delete(iid)
+        addresses = store.table("orderaddresses")
+        for aid in {old.get("billingAddress"), old.get("shippingAddress")} - {None}:
+            if addresses.exists(aid):
+                addresses.delete(aid)
     elif res.type == "tags":
         users = store.table("customerusers")
         for uid in users.children("tags", rid):
@@ -408,8 +417,10 @@ def _after_write(store: OroStore, res: Resource, rid: Any, old: Record | None, n
     t = res.type
     if t == "customerusers":
         store.index_email(rid, new)
-    elif t == "orders" and not new.get("identifier"):
-        store.table("orders").put(rid, {**new, "identifier": str(rid)})
+    elif t == "orders":
+        if not new.get("identifier"):
+            store.table("orders").put(rid, {**new, "identifier": str(rid)})
+        _recalc_orders(store, [rid], now)  # UpdateOrderTotals: totals follow shipping cost and discounts
     elif t == "orderlineitems":
         _recalc_orders(store, _as_ids(new.get("orders")) + _as_ids(old.get("orders") if old else None), now)
     elif t == "customeruseraddresses" and new.get("primary"):
@@ -439,10 +450,13 @@ def _recalc_orders(store: OroStore, order_ids: list[int], now: int) -> None:
             orders.put(oid, new)
 
 
-def relationship_write(store: OroStore, res: Resource, rid: Any, rel: Rel, method: str, body: Any) -> None:
+def relationship_write(store: OroStore, res: Resource, rid: Any, rel: Rel, method: str, body: Any,
+                       switches: dict[str, Any] | None = None) -> None:
     """POST (add) / DELETE (remove) / PATCH (replace) ``…/relationships/{rel}``."""
     if not isinstance(body, dict) or "data" not in body:
         raise fail(400, "request data constraint", "The primary data object should exist", pointer="/data")
+    if switches is not None and rel_ignored(rel, switches):
+        return  # the form field is not mapped: accepted, nothing changes
     data = body["data"]
     errors: list[dict[str, Any]] = []
     old = store.table(res.type).get(rid)
