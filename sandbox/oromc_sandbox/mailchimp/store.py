@@ -72,6 +72,7 @@ class MailchimpStore:
         self.options = options
         self.clock = clock
         self.oro_source: Any = None  # the Oro store seeded next to this one (e-commerce seed)
+        self.seed_declined: set[str] = set()  # seeded addresses whose Oro consent is declined
         seed = int(getattr(options, "seed", 42))
         self.dc: str = str(getattr(options, "mailchimp_dc", "us21"))
         self.api_secret: str = short_id("api-key", seed, length=32)
@@ -719,7 +720,7 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     people: list[tuple[str, str, str, str, dict[str, str] | None]] = []
     seen: set[str] = set()
     # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
-    declined: set[str] = set()  # opted out in Oro: never subscribed here
+    declined = store.seed_declined  # opted out in Oro: unsubscribed once engagement is seeded
     for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS, declined):
         key = person[0].strip().lower()
         if key not in seen:
@@ -746,7 +747,6 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     for (email, first, last, phone, address), signup in zip(people, times, strict=True):
         r = rng.random() * acc
         status = statuses[next(i for i, c in enumerate(cum) if r < c)]
-        opted_out = status in ("subscribed", "pending") and email.lower() in declined
         mf: dict[str, Any] = {}
         if first:
             mf["FNAME"] = first
@@ -797,8 +797,6 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
                 if status == "unsubscribed"
                 else None,
             )
-        if opted_out:  # no extra random draw: the rest of the audience stays as it was
-            store.set_member_status(list_id, rec["id"], "unsubscribed", changed, UNSUB_REASONS[1])
         rec["lc"] = changed
         k = rng.choices((0, 1, 2, 3), weights=(55, 25, 15, 5))[0]
         for seg in rng.sample(tag_segs, k):
@@ -808,3 +806,14 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
         times_list.sort()
     for seg in tag_segs:
         seg["updated_at"] = now_ts - 86400
+
+
+def apply_oro_opt_outs(store: MailchimpStore, clock: Any) -> None:
+    """Seeded members whose Oro marketing consent is declined are never left subscribed/pending:
+    they are unsubscribed a day before the clock start, after the seeded campaigns were sent to
+    them (so the rest of the seed, engagement and attributed orders included, stays as it was)."""
+    when = clock.now().timestamp() - 86400
+    for list_id in store.members:
+        for rec in list(store.iter_members(list_id)):
+            if rec["status"] in ("subscribed", "pending") and rec["email_address"].lower() in store.seed_declined:
+                store.set_member_status(list_id, rec["id"], "unsubscribed", when, UNSUB_REASONS[1])
