@@ -431,15 +431,19 @@ class TargetMailchimp(Target):
 
     # -- singer-sdk 0.54 internals: the one place this target overrides a private SDK method ----
     # ``Target.drain_all`` (final) drains the active sinks through ``Target._drain_all``, in
-    # parallel threads. Contacts sinks are drained first, on their own, so every contact of a
-    # window (its status, its link to the source id, a moved address) is written before the
-    # e-commerce records that name the same people. tests/test_drain_order.py pins this to the SDK
-    # version and checks the order.
+    # parallel threads. Here the contacts sink is drained first, then the e-commerce sinks one
+    # after the other in dependency order (products, customers, orders, carts; their writes are
+    # serialised by a lock anyway), so every contact of a window (its status, its link to the
+    # source id, a moved address) is written before the store records that name the same people,
+    # and a cart never arrives before its customer. tests/test_identity_consent.py pins this to
+    # the SDK version and checks the order.
     @override
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+        order = [self.config.get("contacts_stream", STREAM), *RESOURCES]
         sinks = list(sink_list)
-        super()._drain_all([s for s in sinks if isinstance(s, ContactsSink)], 1)
-        super()._drain_all([s for s in sinks if not isinstance(s, ContactsSink)], parallelism)
+        ordered = sorted((s for s in sinks if s.stream_name in order), key=lambda s: order.index(s.stream_name))
+        super()._drain_all(ordered, 1)
+        super()._drain_all([s for s in sinks if s.stream_name not in order], parallelism)
 
     # -- windows and state ---------------------------------------------------------------
     @override
