@@ -128,8 +128,8 @@ class RunningSandbox:
         return self._post(api, "/_sandbox/faults", body)
 
     def set_switches(self, **switches: Any) -> dict[str, Any]:
-        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl,
-        latency, max_connections, oro_workers, oro_backlog)."""
+        """Change live switches (see ``oromc_sandbox.core.state.SWITCHES``: customeruser_updatedat_filter,
+        tagging, shoppinglists, consent_source, token_ttl, latency, oro_workers, ...)."""
         return self._post("oro", "/_sandbox/config", switches)
 
     def oro_token(self) -> str:

@@ -10,7 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from oromc_sandbox.core.state import LATENCY_MODES, SWITCHES, FaultSettings, SandboxState
+from oromc_sandbox.core.state import (
+    CONSENT_SOURCES,
+    LATENCY_MODES,
+    SWITCHES,
+    FaultSettings,
+    SandboxState,
+)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -140,6 +146,11 @@ def _switch_value(name: str, current: Any, value: Any) -> Any:
     if isinstance(current, bool):
         if not isinstance(value, bool):
             msg = f"{name} must be true or false"
+            raise ValueError(msg)
+        return value
+    if name == "consent_source":
+        if value not in CONSENT_SOURCES:
+            msg = f"consent_source must be one of {', '.join(CONSENT_SOURCES)}"
             raise ValueError(msg)
         return value
     if name == "latency":

@@ -38,12 +38,17 @@ SWITCHES = (
     "order_external_status_management",
     "batch_sync_wait_timeout",
     "batch_queue_delay",
+    "consent_source",
     "token_ttl",
     "latency",
     "max_connections",
     "oro_workers",
     "oro_backlog",
 )
+#: Where the Oro sandbox keeps customer users' marketing consent (see oro/README.md, "Consent"):
+#: none = stock Oro; customer_user_field = a boolean custom field ``marketing_consent`` added in
+#: Entity Management; consent_acceptances = OroConsentBundle's acceptances exposed by an api.yml.
+CONSENT_SOURCES = ("none", "customer_user_field", "consent_acceptances")
 
 
 @dataclass
@@ -63,6 +68,7 @@ class SandboxOptions:
     order_external_status_management: bool = False
     batch_sync_wait_timeout: float = 25.0
     batch_queue_delay: float = 0.05
+    consent_source: str = "none"
     latency: str = "none"
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])

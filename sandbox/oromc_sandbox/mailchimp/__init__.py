@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from .store import MailchimpStore, seed_audience
+from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
 
 seed_engagement: Callable[..., Any] | None
 engagement_routes: Callable[..., list[BaseRoute]] | None
@@ -42,6 +42,7 @@ def create_store(options: Any, clock: Any, oro_store: Any = None) -> MailchimpSt
     seed_audience(store, options, clock, oro_store)
     if seed_engagement is not None:
         seed_engagement(store, options, clock)
+    apply_oro_opt_outs(store, clock)
     return store
 
 

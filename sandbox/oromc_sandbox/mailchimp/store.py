@@ -72,6 +72,7 @@ class MailchimpStore:
         self.options = options
         self.clock = clock
         self.oro_source: Any = None  # the Oro store seeded next to this one (e-commerce seed)
+        self.seed_declined: set[str] = set()  # seeded addresses whose Oro consent is declined
         seed = int(getattr(options, "seed", 42))
         self.dc: str = str(getattr(options, "mailchimp_dc", "us21"))
         self.api_secret: str = short_id("api-key", seed, length=32)
@@ -558,11 +559,12 @@ UNSUB_REASONS = [
 
 
 def _oro_people(
-    oro_store: Any, rng: random.Random, share: float, cap: int
+    oro_store: Any, rng: random.Random, share: float, cap: int, declined: set[str] | None = None
 ) -> Iterator[tuple[str, str, str, str, dict[str, str] | None]]:
     """(email, first, last, phone, address) of a deterministic `share` of the Oro customer users.
 
     At most `cap` people (a uniform sample beyond that), so huge shops keep a bounded audience.
+    The lower-cased addresses of those whose Oro marketing consent is false go into `declined`.
     """
     if oro_store is None:
         return
@@ -590,6 +592,8 @@ def _oro_people(
         email = attrs.get("email")
         if not email:
             continue
+        if declined is not None and attrs.get("marketing_consent") is False:
+            declined.add(str(email).strip().lower())
         first = attrs.get("firstName") or attrs.get("first_name") or ""
         last = attrs.get("lastName") or attrs.get("last_name") or ""
         yield str(email), str(first), str(last), "", None
@@ -716,7 +720,8 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     people: list[tuple[str, str, str, str, dict[str, str] | None]] = []
     seen: set[str] = set()
     # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
-    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS):
+    declined = store.seed_declined  # opted out in Oro: unsubscribed once engagement is seeded
+    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS, declined):
         key = person[0].strip().lower()
         if key not in seen:
             seen.add(key)
@@ -801,3 +806,14 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
         times_list.sort()
     for seg in tag_segs:
         seg["updated_at"] = now_ts - 86400
+
+
+def apply_oro_opt_outs(store: MailchimpStore, clock: Any) -> None:
+    """Seeded members whose Oro marketing consent is declined are never left subscribed/pending:
+    they are unsubscribed a day before the clock start, after the seeded campaigns were sent to
+    them (so the rest of the seed, engagement and attributed orders included, stays as it was)."""
+    when = clock.now().timestamp() - 86400
+    for list_id in store.members:
+        for rec in list(store.iter_members(list_id)):
+            if rec["status"] in ("subscribed", "pending") and rec["email_address"].lower() in store.seed_declined:
+                store.set_member_status(list_id, rec["id"], "unsubscribed", when, UNSUB_REASONS[1])

@@ -63,6 +63,7 @@ class Attr:
     choices: tuple[str, ...] | None = None
     regex: str | None = None
     write_only: bool = False
+    switch: str | None = None  # only present when this live switch is on (a custom field)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Resource:
     # ``meta=title``: "title" (supported), "no_title" (disable_meta_properties: [title]),
     # "disabled" (disable_meta_properties: true)
     meta: str = "title"
+    acl_actions: dict[str, str] = field(default_factory=dict)  # action -> the action checked instead
 
     def attr(self, name: str) -> Attr | None:
         """The attribute called ``name``."""
@@ -163,6 +165,7 @@ CREATED_UPDATED = (Attr("createdAt", DATETIME, ro=True), Attr("updatedAt", DATET
 OWNER_ORG = (Rel("owner", "users"), Rel("organization", "organizations"))
 
 RESOURCES: dict[str, Resource] = {}
+CONSENT_FIELD = "marketing_consent"  # API name of the sandbox's custom consent field
 
 
 def _add(res: Resource) -> None:
@@ -191,6 +194,8 @@ _add(Resource(
         Attr("enabled", BOOLEAN), Attr("loginCount", INTEGER, ro=True), Attr("isGuest", BOOLEAN),
         Attr("lastLogin", DATETIME, ro=True), Attr("passwordRequestedAt", DATETIME, ro=True),
         Attr("passwordChangedAt", DATETIME, ro=True), Attr("password", STRING, write_only=True),
+        # boolean custom field added in Entity Management (--consent-source customer_user_field)
+        Attr(CONSENT_FIELD, BOOLEAN, switch="consent_field"),
     ),
     rels=(
         Rel("customer", "customers", required=True), Rel("userRoles", "customeruserroles", many=True),
@@ -200,6 +205,9 @@ _add(Resource(
         Rel("auth_status", "customeruserauthstatuses"),
         # TagBundle's AddTagsAssociation: no property path, so no filter and no sorter
         Rel("tags", "tags", many=True, switch="tagging", indexed=False),
+        # OroConsentBundle's inverse relation, present once consentacceptances is an API resource
+        Rel("acceptedConsents", "consentacceptances", many=True, ro=True, computed=True,
+            inverse=("consentacceptances", "customerUser"), switch="consent_acceptances"),
     ),
     # CustomerUser indexes: email, email_lowercase (excluded field) - customer-portal Entity/CustomerUser.php
     filters={**ID, "email": Filter(F_STRING), "updatedAt": Filter(F_DATETIME, switch="customeruser_updatedat_filter")},
@@ -436,6 +444,36 @@ _add(Resource(
     actions=READ_ONLY,
     switch="shoppinglists",
 ))
+# OroConsentBundle exposed by an api.yml customization (--consent-source consent_acceptances).
+_add(Resource(
+    "consents",
+    attrs=(Attr("mandatory", BOOLEAN, ro=True), Attr("declinedNotification", BOOLEAN, ro=True), *CREATED_UPDATED),
+    rels=(Rel("names", "localizedfallbackvalues", many=True, ro=True), *OWNER_ORG),
+    filters={**ID, "createdAt": Filter(F_DATETIME)},
+    sorters={"id": None, "createdAt": None},
+    actions=READ_ONLY,
+    switch="consent_acceptances",
+))
+_add(Resource(
+    "consentacceptances",
+    attrs=(Attr("createdAt", DATETIME, ro=True),),
+    rels=(Rel("customerUser", "customerusers", required=True, create_only=True),
+          Rel("consent", "consents", required=True, create_only=True)),
+    filters={**ID, "createdAt": Filter(F_DATETIME)},
+    sorters={"id": None, "createdAt": None},
+    actions=("get", "get_list", "create", "delete", "delete_list"),
+    switch="consent_acceptances",
+    acl_type="customerusers",  # acl_resource: the customer-user permissions (view; edit for writes)
+    acl_actions={"create": "update", "delete": "update", "delete_list": "update"},
+))
+_add(Resource(
+    "localizedfallbackvalues",
+    attrs=(Attr("fallback", STRING, ro=True), Attr("string", STRING, ro=True), Attr("text", TEXT, ro=True)),
+    rels=(Rel("localization", "localizations", ro=True),),
+    filters={**ID},
+    sorters={"id": None},
+    actions=READ_ONLY,
+))
 _add(Resource(
     "asyncoperations",
     attrs=(
@@ -495,8 +533,8 @@ def resource(type_: str, switches: dict[str, object]) -> Resource | None:
     return res
 
 
-def rel_enabled(rel: Rel, switches: dict[str, object]) -> bool:
-    """True when the relationship is present under the current switches."""
+def rel_enabled(rel: Rel | Attr, switches: dict[str, object]) -> bool:
+    """True when the relationship (or custom attribute) is present under the current switches."""
     return not rel.switch or bool(switches.get(rel.switch))
 
 
