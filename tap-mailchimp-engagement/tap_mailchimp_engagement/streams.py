@@ -199,7 +199,7 @@ class MembersStream(MailchimpStream):
                 continue
             margin = full_margin
             cursor = last - ONE_SECOND
-            overlap = {rid: ts for rid, ts in overlap.items() if ts >= cursor}
+            overlap = {rid: ts for rid, ts in overlap.items() if ts > cursor}
 
     def _member(self, list_id: str, row: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         row = {**row, "list_id": list_id}
