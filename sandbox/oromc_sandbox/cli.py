@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from oromc_sandbox.core.state import FAULT_KINDS, SandboxOptions
+from oromc_sandbox.core.state import CONSENT_SOURCES, FAULT_KINDS, SandboxOptions
 
 DEFAULTS = SandboxOptions()
 
@@ -101,6 +101,15 @@ def main() -> None:
     default=False,
     show_default=True,
     help="Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
+)
+@click.option(
+    "--consent-source",
+    type=click.Choice(list(CONSENT_SOURCES)),
+    default=DEFAULTS.consent_source,
+    show_default=True,
+    help="Where Oro keeps marketing consent: none (stock), customer_user_field (a boolean custom "
+    "field 'marketing_consent' on customer users) or consent_acceptances (OroConsentBundle "
+    "acceptances exposed by an api.yml customization).",
 )
 @click.option(
     "--latency",

@@ -106,7 +106,8 @@ class RunningSandbox:
         return self._post(api, "/_sandbox/faults", body)
 
     def set_switches(self, **switches: Any) -> dict[str, Any]:
-        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl, ...)."""
+        """Change live switches (customeruser_updatedat_filter, tagging, shoppinglists, consent_source,
+        token_ttl, ...)."""
         return self._post("oro", "/_sandbox/config", switches)
 
     def reset(self, **overrides: Any) -> None:

@@ -4,19 +4,27 @@
 the user's addresses (phone), the customer's ``updatedAt`` (account name, group assignment), and
 the moment a change of the customer group's name or of a tag's name was first seen (Oro keeps no
 timestamp on groups; names are fingerprinted in this stream's state). So a contact is emitted again
-whenever any value it carries moves, and only then.
+whenever any value it carries moves, and only then. Marketing consent comes from ``consent_source``
+(``consent.py``); its ``consent_changed_at`` joins those timestamps, so a consent change (including
+a withdrawn acceptance) re-emits the contact. At the end of each complete scan, customer users the
+stream emitted before and that no longer exist are reported once as erase rows (``deletions.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import requests
 from oromc_common.oro import format_oro_datetime, parse_oro_datetime
 from singer_sdk import typing as th
+from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_orocommerce.client import MODE_SCAN, Field, OroStream, fingerprint
+from tap_orocommerce.client import MODE_SCAN, Field, OroStream, fingerprint, server_now
+from tap_orocommerce.consent import consent_reader
+from tap_orocommerce.deletions import DeletionTracker
 
 LOOKUPS = "lookups"
 
@@ -44,6 +52,9 @@ class ContactsStream(OroStream):
         self._tags: dict[int, str] = {}
         self._tag_changed: dict[int, str] = {}
         self._new_lookups: dict[str, dict[str, list[Any]]] = {}
+        self.consent = consent_reader(tap.config)
+        self._deletions: DeletionTracker | None = None
+        self._last_page_time: str | None = None
         super().__init__(tap)
 
     @classmethod
@@ -52,7 +63,8 @@ class ContactsStream(OroStream):
         return th.PropertiesList(
             th.Property("customer_user_id", th.IntegerType(), required=True,
                         description="Oro customer user id (primary key)."),
-            th.Property("email", th.StringType(), required=True, description="Email address."),
+            th.Property("email", th.StringType(),
+                        description="Email address (null only on an erase row)."),
             th.Property("first_name", th.StringType()),
             th.Property("last_name", th.StringType()),
             th.Property("phone", th.StringType(), description="Phone of the primary address."),
@@ -68,6 +80,15 @@ class ContactsStream(OroStream):
             th.Property("confirmed", th.BooleanType()),
             th.Property("is_guest", th.BooleanType()),
             th.Property("created_at", th.DateTimeType()),
+            th.Property("marketing_consent", th.BooleanType(),
+                        description="Marketing consent recorded in Oro (consent_source): true, false, "
+                                    "or null when there is no source or nothing is recorded."),
+            th.Property("consent_changed_at", th.DateTimeType(),
+                        description="When marketing_consent took its value, or an upper bound of it "
+                                    "(see README); null with marketing_consent null."),
+            th.Property("erase", th.BooleanType(),
+                        description="true: the customer user was deleted in Oro (only "
+                                    "customer_user_id and updated_at are set)."),
             th.Property("updated_at", th.DateTimeType(), required=True,
                         description="Latest change of any value carried by this row."),
         ).to_dict()  # fmt: skip
@@ -77,13 +98,21 @@ class ContactsStream(OroStream):
         names = list(self.user_fields)
         if self.tagging:
             names.append("tags")
-        return names
+        return names + self.consent.user_fields()
+
+    @override
+    def base_params(self) -> dict[str, Any]:
+        return {**super().base_params(), **self.consent.params()}
 
     # -- lookups ----------------------------------------------------------------------------
 
     @override
     def prepare_sync(self) -> None:
         super().prepare_sync()
+        self.consent.start(self.stream_state)
+        self._deletions = DeletionTracker(
+            self.stream_state, str(self.config.get("deletion_check") or "auto") == "auto"
+        )
         old = self.stream_state.get(LOOKUPS) or {}
         changed_at = self._change_stamp()
         self._new_lookups = {"groups": {}, "tags": {}}
@@ -160,6 +189,47 @@ class ContactsStream(OroStream):
     def finish_sync(self) -> None:
         super().finish_sync()
         self.stream_state[LOOKUPS] = self._new_lookups
+        assert self._deletions is not None
+        self.consent.finish(self.stream_state, self._deletions.live)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        self._deletions = None
+        yield from super().get_records(context)
+        tracker = self.deletion_tracker
+        if tracker is None:  # the stream was skipped
+            return
+        # The scan was complete: customer users emitted before and gone now were deleted.
+        stamp = self._last_page_time or self.oro_tap.run_started_at or ""
+        for uid in tracker.deleted():
+            self.oro_tap.report.count(self.name, "deleted")
+            yield self.erase_row(uid, stamp)
+        tracker.save(self.stream_state)  # only once every erase row is out
+
+    @property
+    def deletion_tracker(self) -> DeletionTracker | None:
+        """This run's id bookkeeping (None before the scan starts)."""
+        return self._deletions
+
+    def erase_row(self, uid: int, stamp: str) -> dict[str, Any]:
+        """The row telling the target that customer user ``uid`` no longer exists in Oro."""
+        row: dict[str, Any] = dict.fromkeys(self.schema["properties"])
+        row.update({"customer_user_id": uid, "tags": [], "erase": True, "updated_at": stamp})
+        return row
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        self._last_page_time = server_now(response) or self._last_page_time
+        self.consent.read_page(response._oro_doc, self._last_page_time)  # type: ignore[attr-defined]
+        return super().parse_response(response)
+
+    @override
+    def rows(self, data: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        tracker = self._deletions
+        assert tracker is not None
+        for row in super().rows(data):
+            tracker.emitted.add(int(row["customer_user_id"]))
+            yield row
 
     # -- rows -------------------------------------------------------------------------------
 
@@ -176,6 +246,8 @@ class ContactsStream(OroStream):
                 "id",
             )
             return None
+        if self._deletions is not None:
+            self._deletions.live.add(uid)
         attrs = resource.get("attributes") or {}
         rels = resource.get("relationships") or {}
         email = attrs.get("email")
@@ -199,6 +271,9 @@ class ContactsStream(OroStream):
         if gid is not None:
             stamps.append(self._group_changed.get(gid, ""))
         stamps.extend(self._tag_changed.get(t, "") for t in tag_ids)
+        consent, consent_changed_at = self.consent.value(uid, resource)
+        if consent_changed_at:
+            stamps.append(consent_changed_at)
         return {
             "customer_user_id": uid,
             "email": email,
@@ -215,6 +290,9 @@ class ContactsStream(OroStream):
             "confirmed": attrs.get("confirmed"),
             "is_guest": attrs.get("isGuest"),
             "created_at": attrs.get("createdAt"),
+            "marketing_consent": consent,
+            "consent_changed_at": consent_changed_at,
+            "erase": False,
             "updated_at": max(stamps),
         }
 

@@ -16,7 +16,9 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, OroStream, server_now
+from tap_orocommerce.consent import CONSENT_SOURCES
 from tap_orocommerce.contacts import ContactsStream
+from tap_orocommerce.deletions import DELETION_CHECKS
 from tap_orocommerce.ecommerce import ecommerce_stream_classes
 from tap_orocommerce.streams import (
     CustomerUsersStream,
@@ -73,6 +75,29 @@ class TapOroCommerce(Tap):
                     description="How to find changed rows of resources whose updatedAt filter "
                                 "may be disabled (customer users, addresses): auto (probe once, "
                                 "fall back on the documented 400), server, or client (scan)."),
+        th.Property("consent_source", th.StringType(), default="none",
+                    allowed_values=list(CONSENT_SOURCES),
+                    description="Where Oro keeps marketing consent, carried in contacts."
+                                "marketing_consent: none (no source: null), customer_user_field (a "
+                                "boolean custom field on customer users, consent_field) or "
+                                "consent_acceptances (OroConsentBundle acceptances of the consent "
+                                "consent_name, exposed by an api.yml as consent_acceptance_resource)."),
+        th.Property("consent_field", th.StringType(), default="marketing_consent",
+                    description="API name of the boolean custom field on CustomerUser that holds "
+                                "marketing consent (consent_source=customer_user_field); Oro exposes "
+                                "a custom field under the name given in Entity Management."),
+        th.Property("consent_acceptance_resource", th.StringType(), default="consentacceptances",
+                    description="JSON:API type of OroConsentBundle's ConsentAcceptance as the api.yml "
+                                "customization exposes it (consent_source=consent_acceptances)."),
+        th.Property("consent_name", th.StringType(), default="Email subscription",
+                    description="Name (default localization) of the Oro consent that counts as "
+                                "marketing consent (consent_source=consent_acceptances); Oro's demo "
+                                "data calls it 'Email subscription'."),
+        th.Property("deletion_check", th.StringType(), default="auto",
+                    allowed_values=list(DELETION_CHECKS),
+                    description="auto: at the end of every complete contacts scan, customer users "
+                                "emitted before and now gone from Oro are emitted once as erase rows "
+                                "(no extra request: the scan reads every id anyway); never: no erase rows."),
         th.Property("state_every_records", th.IntegerType(), default=1000,
                     description="Emit a STATE message every this many records, so a killed run "
                                 "resumes close to where it stopped."),
@@ -191,11 +216,13 @@ class TapOroCommerce(Tap):
             self.run_started_at,
             "enabled" if tagging else "disabled",
         )
+        sample = doc["data"][0] if doc["data"] else None
         for stream in active:
             stream.mode = stream.default_mode
             stream.skip_reason = None
             if isinstance(stream, ContactsStream):
                 stream.tagging = tagging
+                stream.consent.check(stream, sample)
             elif isinstance(stream, CustomerUsersStream) and not tagging:
                 stream.disable_column("tag_ids")
             elif isinstance(stream, TagsStream) and not tagging:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from oromc_sandbox.core.state import SWITCHES, SandboxState
+from oromc_sandbox.core.state import CONSENT_SOURCES, SWITCHES, SandboxState
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -121,7 +121,7 @@ async def faults(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists, token_ttl)."""
+    """GET/POST the live switches (customeruser_updatedat_filter, tagging, shoppinglists, consent_source, ...)."""
     state = _state(request)
     if request.method == "POST":
         try:
@@ -131,6 +131,8 @@ async def config(request: Request) -> Response:
         unknown = sorted(set(body) - set(SWITCHES) - {"latency", "max_connections"})
         if unknown:
             return _error(f"unknown switches {unknown}; known: {', '.join(SWITCHES)}")
+        if "consent_source" in body and body["consent_source"] not in CONSENT_SOURCES:
+            return _error(f"consent_source must be one of {', '.join(CONSENT_SOURCES)}")
         for name, value in body.items():
             current = getattr(state.options, name)
             setattr(state.options, name, type(current)(value))

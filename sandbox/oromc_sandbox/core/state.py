@@ -15,8 +15,13 @@ SWITCHES = (
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
+    "consent_source",
     "token_ttl",
 )
+#: Where the Oro sandbox keeps customer users' marketing consent (see oro/README.md, "Consent"):
+#: none = stock Oro; customer_user_field = a boolean custom field ``marketing_consent`` added in
+#: Entity Management; consent_acceptances = OroConsentBundle's acceptances exposed by an api.yml.
+CONSENT_SOURCES = ("none", "customer_user_field", "consent_acceptances")
 
 
 @dataclass
@@ -33,6 +38,7 @@ class SandboxOptions:
     tagging: bool = True
     shoppinglists: bool = False
     order_campaign_relation: bool = False
+    consent_source: str = "none"
     latency: str = "none"
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: ["429", "500", "503", "reset"])

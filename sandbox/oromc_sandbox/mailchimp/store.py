@@ -558,11 +558,12 @@ UNSUB_REASONS = [
 
 
 def _oro_people(
-    oro_store: Any, rng: random.Random, share: float, cap: int
+    oro_store: Any, rng: random.Random, share: float, cap: int, declined: set[str] | None = None
 ) -> Iterator[tuple[str, str, str, str, dict[str, str] | None]]:
     """(email, first, last, phone, address) of a deterministic `share` of the Oro customer users.
 
     At most `cap` people (a uniform sample beyond that), so huge shops keep a bounded audience.
+    The lower-cased addresses of those whose Oro marketing consent is false go into `declined`.
     """
     if oro_store is None:
         return
@@ -590,6 +591,8 @@ def _oro_people(
         email = attrs.get("email")
         if not email:
             continue
+        if declined is not None and attrs.get("marketing_consent") is False:
+            declined.add(str(email).strip().lower())
         first = attrs.get("firstName") or attrs.get("first_name") or ""
         last = attrs.get("lastName") or attrs.get("last_name") or ""
         yield str(email), str(first), str(last), "", None
@@ -716,7 +719,8 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     people: list[tuple[str, str, str, str, dict[str, str] | None]] = []
     seen: set[str] = set()
     # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
-    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS):
+    declined: set[str] = set()  # opted out in Oro: never subscribed here
+    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS, declined):
         key = person[0].strip().lower()
         if key not in seen:
             seen.add(key)
@@ -742,6 +746,7 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     for (email, first, last, phone, address), signup in zip(people, times, strict=True):
         r = rng.random() * acc
         status = statuses[next(i for i, c in enumerate(cum) if r < c)]
+        opted_out = status in ("subscribed", "pending") and email.lower() in declined
         mf: dict[str, Any] = {}
         if first:
             mf["FNAME"] = first
@@ -792,6 +797,8 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
                 if status == "unsubscribed"
                 else None,
             )
+        if opted_out:  # no extra random draw: the rest of the audience stays as it was
+            store.set_member_status(list_id, rec["id"], "unsubscribed", changed, UNSUB_REASONS[1])
         rec["lc"] = changed
         k = rng.choices((0, 1, 2, 3), weights=(55, 25, 15, 5))[0]
         for seg in rng.sample(tag_segs, k):

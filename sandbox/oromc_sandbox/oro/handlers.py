@@ -34,7 +34,8 @@ from .schema import RESOURCES, Rel, Resource, rel_enabled, resource
 from .static import StaticTable
 from .store import Client, OroStore
 
-SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation", "token_ttl")
+SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation",
+                "consent_source", "token_ttl")
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
 
@@ -47,6 +48,10 @@ class Ctx:
         self.store: OroStore = request.app.state.sandbox.oro
         options = request.app.state.sandbox.options
         self.switches: dict[str, Any] = {name: getattr(options, name, None) for name in SWITCH_NAMES}
+        # the two consent customizations are presence switches of fields and resources
+        source = self.switches.get("consent_source")
+        self.switches["consent_field"] = source == "customer_user_field"
+        self.switches["consent_acceptances"] = source == "consent_acceptances"
         self.base = f"{request.url.scheme}://{request.url.netloc}/admin/api"
         include = request.headers.get("x-include", "")
         self.x_include = {p.strip() for p in include.replace(",", ";").split(";") if p.strip()}
@@ -60,6 +65,7 @@ class Ctx:
         return res
 
     def permit(self, res: Resource, action: str, record_level: bool = False) -> None:
+        action = res.acl_actions.get(action, action)
         if not self.client.allows(res.acl_type or res.type, action):
             detail = "No access to the entity." if record_level else "No access to this type of entities."
             raise fail(403, "access denied exception", detail)
@@ -201,6 +207,8 @@ def _delete_list(ctx: Ctx, res: Resource) -> Response:
     if not query.has_filters:
         raise fail(400, "filter constraint", "At least one filter must be provided.")
     ids = list(select(ctx.store, res, query))[:100]
+    for rid in ids:  # the whole request is refused when one record may not be deleted
+        writes.check_delete(ctx.store, res, rid)
     for rid in ids:
         if tbl.exists(rid):
             writes.delete(ctx.store, res, rid)

@@ -365,6 +365,10 @@ def _fast_ids(store: OroStore, res: Resource, conds: list[Cond]) -> Iterable[Any
             if cond.field == "id":
                 tbl = store.table(res.type)
                 return sorted({v for v in cond.values if tbl.exists(v)}, key=_id_sort_key)
+            tbl = store.table(res.type)
+            if cond.spec.kind == F_ASSOC and not cond.spec.via and cond.field in getattr(tbl, "indexed", ()):
+                # a foreign key the table indexes (e.g. filter[customerUser] on acceptances)
+                return sorted({rid for v in cond.values for rid in tbl.children(cond.field, v)})
     return None
 
 

@@ -29,7 +29,7 @@ class Renderer:
         if plan is None:
             wanted = self.fields.get(res.type)
             attrs = [(a.name, a.kind) for a in res.attrs
-                     if not a.write_only and (wanted is None or a.name in wanted)]
+                     if not a.write_only and (wanted is None or a.name in wanted) and rel_enabled(a, self.switches)]
             rels = [r for r in res.rels
                     if (wanted is None or r.name in wanted) and rel_enabled(r, self.switches)]
             plan = (attrs, rels)
@@ -130,7 +130,7 @@ def plain(res: Resource, rid: Any, rec: dict[str, Any], store: OroStore, switche
     """The "plain" REST representation (non-JSON:API Accept): a flat object."""
     out: dict[str, Any] = {"id": rid}
     for attr in res.attrs:
-        if attr.write_only:
+        if attr.write_only or not rel_enabled(attr, switches):
             continue
         value = rec.get(attr.name)
         out[attr.name] = fmt_datetime(value) if attr.kind == DATETIME else value

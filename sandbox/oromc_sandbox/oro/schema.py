@@ -39,6 +39,7 @@ class Attr:
     choices: tuple[str, ...] | None = None
     regex: str | None = None
     write_only: bool = False
+    switch: str | None = None  # only present when this live switch is on (a custom field)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Resource:
     upsert_fields: tuple[tuple[str, ...], ...] = ()
     switch: str | None = None
     acl_type: str | None = None  # entity name in permission lists (defaults to the type)
+    acl_actions: dict[str, str] = field(default_factory=dict)  # action -> the action checked instead
     title_meta: bool = True  # supports ``meta=title``
 
     def attr(self, name: str) -> Attr | None:
@@ -107,6 +109,7 @@ CREATED_UPDATED = (Attr("createdAt", DATETIME, ro=True), Attr("updatedAt", DATET
 OWNER_ORG = (Rel("owner", "users"), Rel("organization", "organizations"))
 
 RESOURCES: dict[str, Resource] = {}
+CONSENT_FIELD = "marketing_consent"  # API name of the sandbox's custom consent field
 
 
 def _add(res: Resource) -> None:
@@ -123,6 +126,8 @@ _add(Resource(
         Attr("enabled", BOOLEAN), Attr("loginCount", INTEGER, ro=True), Attr("isGuest", BOOLEAN),
         Attr("lastLogin", DATETIME, ro=True), Attr("passwordRequestedAt", DATETIME, ro=True),
         Attr("passwordChangedAt", DATETIME, ro=True), Attr("password", STRING, write_only=True),
+        # boolean custom field added in Entity Management (--consent-source customer_user_field)
+        Attr(CONSENT_FIELD, BOOLEAN, switch="consent_field"),
     ),
     rels=(
         Rel("customer", "customers", required=True), Rel("userRoles", "customeruserroles", many=True),
@@ -130,12 +135,16 @@ _add(Resource(
         Rel("owner", "users"), Rel("salesRepresentatives", "users", many=True),
         Rel("organization", "organizations"), Rel("website", "websites"),
         Rel("auth_status", "customeruserauthstatuses"), Rel("tags", "tags", many=True, switch="tagging"),
+        # OroConsentBundle's inverse relation, present once consentacceptances is an API resource
+        Rel("acceptedConsents", "consentacceptances", many=True, ro=True, computed=True,
+            inverse=("consentacceptances", "customerUser"), switch="consent_acceptances"),
     ),
     filters={
         **ID, "email": Filter(F_STRING),
         **_assoc("customer", "owner", "organization", "website", "userRoles", "salesRepresentatives", "addresses",
                  "auth_status"),
         "updatedAt": Filter(F_DATETIME, switch="customeruser_updatedat_filter"),
+        "acceptedConsents": Filter(F_ASSOC, switch="consent_acceptances"),
     },
     sorters={"id": None, "email": None, "updatedAt": "customeruser_updatedat_filter"},
     batch=True,
@@ -313,6 +322,36 @@ _add(Resource(
     actions=READ_ONLY,
     switch="shoppinglists",
 ))
+# OroConsentBundle exposed by an api.yml customization (--consent-source consent_acceptances).
+_add(Resource(
+    "consents",
+    attrs=(Attr("mandatory", BOOLEAN, ro=True), Attr("declinedNotification", BOOLEAN, ro=True), *CREATED_UPDATED),
+    rels=(Rel("names", "localizedfallbackvalues", many=True, ro=True), *OWNER_ORG),
+    filters={**ID, "createdAt": Filter(F_DATETIME), **_assoc("names", "owner", "organization")},
+    sorters={"id": None, "createdAt": None},
+    actions=READ_ONLY,
+    switch="consent_acceptances",
+))
+_add(Resource(
+    "consentacceptances",
+    attrs=(Attr("createdAt", DATETIME, ro=True),),
+    rels=(Rel("customerUser", "customerusers", required=True, create_only=True),
+          Rel("consent", "consents", required=True, create_only=True)),
+    filters={**ID, "createdAt": Filter(F_DATETIME), **_assoc("customerUser", "consent")},
+    sorters={"id": None, "createdAt": None},
+    actions=("get", "get_list", "create", "delete", "delete_list"),
+    switch="consent_acceptances",
+    acl_type="customerusers",  # acl_resource: the customer-user permissions (view; edit for writes)
+    acl_actions={"create": "update", "delete": "update", "delete_list": "update"},
+))
+_add(Resource(
+    "localizedfallbackvalues",
+    attrs=(Attr("fallback", STRING, ro=True), Attr("string", STRING, ro=True), Attr("text", TEXT, ro=True)),
+    rels=(Rel("localization", "localizations", ro=True),),
+    filters={**ID, **_assoc("localization")},
+    sorters={"id": None},
+    actions=READ_ONLY,
+))
 _add(Resource(
     "asyncoperations",
     attrs=(
@@ -358,6 +397,6 @@ def resource(type_: str, switches: dict[str, object]) -> Resource | None:
     return res
 
 
-def rel_enabled(rel: Rel, switches: dict[str, object]) -> bool:
-    """True when the relationship is present under the current switches."""
+def rel_enabled(rel: Rel | Attr, switches: dict[str, object]) -> bool:
+    """True when the relationship (or custom attribute) is present under the current switches."""
     return not rel.switch or bool(switches.get(rel.switch))

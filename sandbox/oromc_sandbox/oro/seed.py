@@ -23,6 +23,7 @@ from .pools import (
     UNITS,
     Pools,
 )
+from .schema import CONSENT_FIELD
 from .static import StaticTable
 from .tables import Record, Table
 
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 YEAR = 365 * 86400
 SALT = {"customers": 1, "customerusers": 2, "customeruseraddresses": 3, "orders": 4, "orderlineitems": 5,
         "shoppinglists": 6, "shoppinglistitems": 7}
+#: Seeded marketing consent of customer users (same for every consent source, so the sources and the
+#: Mailchimp audience agree): given (True), declined (False) or never recorded (None).
+CONSENT_GIVEN, CONSENT_DECLINED = 0.45, 0.15
+#: OroConsentBundle's demo consents (LoadConsentDemoData): id -> (name, mandatory).
+CONSENTS = {1: ("Terms and Conditions", True), 2: ("Email subscription", False)}
+TERMS_CONSENT, MARKETING_CONSENT = 1, 2
 MA_TYPES = (("send", "Send"), ("open", "Open"), ("click", "Click"), ("soft_bounce", "Soft Bounce"),
             ("hard_bounce", "Hard Bounce"), ("unsubscribe", "Unsubscribe"))
 
@@ -77,6 +84,15 @@ class Seeder:
                  "createdAt": self.now - YEAR + i * 86400 * 30, "updatedAt": self.now - YEAR + i * 86400 * 30,
                  "owner": 1, "organization": 1})
             for i, (name, code, start, end, budget) in enumerate(CAMPAIGNS, 1)
+        ))
+        t["localizedfallbackvalues"] = StaticTable("localizedfallbackvalues", (
+            (cid, {"fallback": None, "string": name, "text": None, "localization": None})
+            for cid, (name, _) in CONSENTS.items()
+        ))
+        t["consents"] = StaticTable("consents", (
+            (cid, {"mandatory": mandatory, "declinedNotification": True, "names": [cid],
+                   "createdAt": self.start, "updatedAt": self.start, "owner": 1, "organization": 1})
+            for cid, (_, mandatory) in CONSENTS.items()
         ))
         self._big_tables(t, rng, customers)
         t["marketingactivities"] = self._activities(rng, t)
@@ -143,6 +159,10 @@ class Seeder:
         lists = Table("shoppinglists", ("customerUser", "customer", "createdAt", "updatedAt"), self._derive_list)
         list_items = Table("shoppinglistitems", ("shoppingList", "createdAt", "updatedAt"), self._derive_list_item,
                            ("shoppingList",))
+        accepts = Table("consentacceptances", ("customerUser", "consent", "createdAt"), _no_fields, ("customerUser",))
+        accept_start = array("I", [0, 1])
+        ac_user, ac_consent, ac_created = (accepts.cols[k] for k in ("customerUser", "consent", "createdAt"))
+        seed = self.seed
         user_start, addr_start, item_start, list_item_start = array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1])
         c_created, c_updated, c_group, c_parent = (cust.cols[k] for k in ("createdAt", "updatedAt", "group", "parent"))
         u_cust, u_created, u_updated = (users.cols[k] for k in ("customer", "createdAt", "updatedAt"))
@@ -154,7 +174,7 @@ class Seeder:
         rand = rng.random
         start, now, span = self.start, self.now, 2 * YEAR
         n_groups = len(GROUP_NAMES)
-        uid = aid = oid = iid = lid = liid = 0
+        uid = aid = oid = iid = lid = liid = acid = 0
         for c in range(1, customers + 1):
             created = start + int(rand() * span * 0.9)
             c_created.append(created)
@@ -182,6 +202,18 @@ class Seeder:
                     a_created.append(a_c)
                     a_updated.append(min(now, a_c + int(rand() * (now - a_c))))
                 addr_start.append(aid + 1)
+                # consent acceptances: Terms and Conditions at sign-up; the newsletter consent for
+                # those who gave it (drawn apart from the main sequence, see consent_of)
+                acid += 1
+                ac_user.append(uid)
+                ac_consent.append(TERMS_CONSENT)
+                ac_created.append(u_c)
+                if consent_of(seed, uid) is True:
+                    acid += 1
+                    ac_user.append(uid)
+                    ac_consent.append(MARKETING_CONSENT)
+                    ac_created.append(u_c + int(_unit(seed, uid, 2) * (now - u_c)))
+                accept_start.append(acid + 1)
                 if rand() < 0.08:
                     tags = sorted({1 + int(rand() * len(TAG_NAMES)) for _ in range(1 + int(rand() * 3))})
                     self.seeded_tags[uid] = tags
@@ -225,12 +257,15 @@ class Seeder:
         items.append_seeded(iid)
         lists.append_seeded(lid)
         list_items.append_seeded(liid)
+        accepts.append_seeded(acid)
+        accepts.ranges["customerUser"] = accept_start
         users.ranges["customer"] = user_start
         addrs.ranges["customerUser"] = addr_start
         items.ranges["orders"] = item_start
         list_items.ranges["shoppingList"] = list_item_start
         t.update({"customers": cust, "customerusers": users, "customeruseraddresses": addrs, "orders": orders,
-                  "orderlineitems": items, "shoppinglists": lists, "shoppinglistitems": list_items})
+                  "orderlineitems": items, "shoppinglists": lists, "shoppinglistitems": list_items,
+                  "consentacceptances": accepts})
 
     def _activities(self, rng: random.Random, t: dict[str, Any]) -> StaticTable:
         users: Table = t["customerusers"]
@@ -278,7 +313,7 @@ class Seeder:
             "passwordRequestedAt": None, "passwordChangedAt": None,
             "userRoles": [] if guest else [1 if r.random() < 0.3 else 2], "owner": 1,
             "salesRepresentatives": [], "organization": 1, "website": 1, "auth_status": "active",
-            "tags": list(self.seeded_tags.get(rid, ())),
+            "tags": list(self.seeded_tags.get(rid, ())), CONSENT_FIELD: consent_of(self.seed, rid),
         }
 
     def _derive_customer(self, rid: int) -> Record:
@@ -382,3 +417,28 @@ class Seeder:
         product = self.store.tables["products"].rows.get(rid) or {}
         return {"fallback": None, "string": product.get("_name"), "text": None, "localization": None,
                 "product": rid}
+
+
+def _no_fields(rid: int) -> Record:
+    """Derived part of a row whose every field is an array column."""
+    return {}
+
+
+def _unit(seed: int, rid: int, salt: int) -> float:
+    """A deterministic value in [0, 1) for (seed, id, salt): splitmix64, independent of the
+    seeding sequence (so adding it changed none of the other seeded values)."""
+    x = (seed * 0x9E3779B97F4A7C15 + rid * 0xBF58476D1CE4E5B9 + salt * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((x ^ (x >> 31)) >> 11) / float(1 << 53)
+
+
+def consent_of(seed: int, uid: int) -> bool | None:
+    """The seeded marketing consent of customer user ``uid``: True (given), False (declined) or
+    None (never recorded). Guests and disabled users get the same mix."""
+    x = _unit(seed, uid, 1)
+    if x < CONSENT_GIVEN:
+        return True
+    if x < CONSENT_GIVEN + CONSENT_DECLINED:
+        return False
+    return None

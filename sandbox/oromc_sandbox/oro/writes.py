@@ -10,6 +10,7 @@ from .jsonapi import ApiError, err, fail, parse_date_input, parse_datetime_input
 from .schema import (
     ARRAY,
     BOOLEAN,
+    CONSENT_FIELD,
     DATE,
     DATETIME,
     FLOAT,
@@ -29,7 +30,7 @@ NOT_BLANK = ("not blank constraint", "This value should not be blank.")
 DEFAULTS: dict[str, dict[str, Any]] = {
     "customerusers": {"enabled": True, "confirmed": True, "isGuest": False, "loginCount": 0, "owner": 1,
                       "organization": 1, "website": 1, "userRoles": [], "salesRepresentatives": [], "tags": [],
-                      "auth_status": "active"},
+                      "auth_status": "active", CONSENT_FIELD: None},
     "customers": {"owner": 1, "organization": 1, "salesRepresentatives": []},
     "customergroups": {"owner": 1, "organization": 1},
     "customeruseraddresses": {"owner": 1, "systemOrganization": 1, "primary": False, "types": []},
@@ -148,7 +149,7 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
     extra: list[str] = []
     for name, value in (data.get("attributes") or {}).items():
         attr = res.attr(name)
-        if attr is None:
+        if attr is None or not rel_enabled(attr, switches):
             extra.append(name)
             continue
         if attr.ro:
@@ -324,9 +325,14 @@ def create(store: OroStore, res: Resource, data: Any, switches: dict[str, Any], 
     if errors:
         raise ApiError(400, errors)
     rec.pop("password", None)
+    if res.type == "consentacceptances" and find_acceptance(store, rec["customerUser"], rec["consent"]):
+        # the (consent, customerUser) unique index: Oro answers the flush's violation with 409
+        raise fail(409, "conflict constraint", "The entity already exists.")
     now = store.now()
     if res.type in TIMESTAMPED:
         rec["createdAt"] = rec["updatedAt"] = now
+    elif res.type == "consentacceptances":
+        rec["createdAt"] = now  # CreatedAtAwareTrait: set on persist
     tbl = store.table(res.type)
     rid = tbl.create(rec)
     _after_write(store, res, rid, None, rec, now)
@@ -371,19 +377,49 @@ def apply_changes(store: OroStore, res: Resource, rid: Any, old: Record, changes
     return True
 
 
+def find_acceptance(store: OroStore, user: Any, consent: Any) -> int | None:
+    """The id of ``user``'s acceptance of ``consent``, or None."""
+    acceptances = store.table("consentacceptances")
+    return next((a for a in acceptances.children("customerUser", user)
+                 if acceptances.value(a, "consent") == consent), None)
+
+
+def _customer_has_assignments(store: OroStore, cid: Any) -> bool:
+    """Oro's CustomerAssignHelper: records whose to-one relation to the customer is not ON DELETE
+    CASCADE (its users, orders, shopping lists) keep a customer from being deleted."""
+    if store.table("customerusers").children("customer", cid):
+        return True
+    for name in ("orders", "shoppinglists"):
+        tbl = store.table(name)
+        col = tbl.cols["customer"]
+        if any(tbl.exists(i + 1) for i, value in enumerate(col) if value == cid):
+            return True
+    return False
+
+
+def check_delete(store: OroStore, res: Resource, rid: Any) -> None:
+    """Oro's delete-handler checks: a customer (account) that still has users, orders or shopping
+    lists cannot be deleted (403, as CustomerDeleteHandlerExtension answers); delete them first."""
+    if res.type == "customers" and store.table("customers").exists(rid) and _customer_has_assignments(store, rid):
+        raise fail(403, "access denied exception",
+                   "The delete operation is forbidden. Reason: has associations to other entities.")
+
+
 def delete(store: OroStore, res: Resource, rid: Any) -> None:
-    """DELETE with Oro's cascades (addresses of a user, line items of an order, users of a customer)."""
+    """DELETE with Oro's checks and cascades (a user's addresses and consent acceptances, an
+    order's line items)."""
     tbl = store.table(res.type)
     old = tbl.get(rid)
     if old is None:
         raise fail(404, "not found http exception", "An entity with the requested identifier does not exist.")
+    check_delete(store, res, rid)
     now = store.now()
-    if res.type == "customers":
-        for uid in store.table("customerusers").children("customer", rid):
-            delete(store, RESOURCES["customerusers"], uid)
-    elif res.type == "customerusers":
+    if res.type == "customerusers":
         for aid in store.table("customeruseraddresses").children("customerUser", rid):
             store.table("customeruseraddresses").delete(aid)
+        # oro_consent_acceptance.customerUser_id is ON DELETE CASCADE
+        for aid in store.table("consentacceptances").children("customerUser", rid):
+            store.table("consentacceptances").delete(aid)
     elif res.type == "orders":
         for iid in store.table("orderlineitems").children("orders", rid):
             store.table("orderlineitems").delete(iid)
