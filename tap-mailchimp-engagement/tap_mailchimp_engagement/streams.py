@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from oromc_common import idsets
 from oromc_common.mailchimp import PermanentMailchimpError
 from typing_extensions import override
 
@@ -22,7 +23,6 @@ from tap_mailchimp_engagement.client import (
 from tap_mailchimp_engagement.engagement import ActivityReader, flatten_activity
 
 if TYPE_CHECKING:
-    from pyroaring import BitMap
     from singer_sdk.helpers.types import Context
 
 ONE_SECOND = timedelta(seconds=1)
@@ -152,7 +152,7 @@ class MembersStream(MailchimpStream):
             run["new"] = run.get("new", 0) + 1
         oro_id = identity.identity_value(row, self.mc.identity_merge_field)
         if oro_id is not None:
-            run.setdefault("identities", identity.bitmap()).add(oro_id)
+            run.setdefault("identities", idsets.BitMap()).add(oro_id)
         return row
 
     @override
@@ -266,7 +266,7 @@ def sweep_members(mc: MailchimpContext, list_id: str) -> Iterator[dict[str, Any]
     cutoff = mc.now()
     oldest = member_edge(mc, path, "ASC")
     start = (oldest - ONE_SECOND) if oldest is not None and oldest <= cutoff else cutoff - ONE_SECOND
-    seen = identity.bitmap()
+    seen = idsets.BitMap()
     for status in (None, "archived"):
         for lo, hi in ((start, cutoff), (cutoff - ONE_SECOND, None)):
             for row in scan_members(mc, path, lo, hi, status, fields):
@@ -431,15 +431,15 @@ class ForgottenMembersStream(MailchimpStream):
         if self.enabled:
             self._entry(list_id)["pending"] = True
 
-    def remember(self, list_id: str, ids: BitMap | None) -> None:
+    def remember(self, list_id: str, ids: idsets.BitMap | None) -> None:
         """Add the Oro ids the members stream just read (called before its state is flushed)."""
         if not ids:
             return
         entry = self._entry(list_id)
-        known = identity.decode(entry.get("oro_ids")) or identity.bitmap()
+        known = idsets.decode(entry.get("oro_ids"), identity.state_key(list_id))
         if ids.issubset(known):
             return
-        entry["oro_ids"] = identity.encode(known | ids)
+        entry["oro_ids"] = idsets.encode(known | ids)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -456,9 +456,9 @@ class ForgottenMembersStream(MailchimpStream):
         for audience in self.mc.lists():
             list_id = audience["id"]
             entry = self._entry(list_id)
-            known = identity.decode(entry.get("oro_ids"))
+            known = idsets.decode(entry.get("oro_ids"), identity.state_key(list_id))
             baseline = parse_ts(entry.get("baseline_at"))
-            if not (mode == "always" or not counted or entry.get("pending") or baseline is None or known is None):
+            if not (mode == "always" or not counted or entry.get("pending") or baseline is None):
                 continue
             run = self.mc.member_run(list_id)
             present = run.get("swept_identities")
@@ -467,7 +467,7 @@ class ForgottenMembersStream(MailchimpStream):
                     pass
                 present = run["swept_identities"]
             detected_at = format_ts(run.get("cutoff") or self.mc.now())
-            if baseline is not None and known is not None:
+            if baseline is not None:
                 for oro_id in known - present:
                     self.report.count(self.name, "emitted")
                     yield {
@@ -479,7 +479,7 @@ class ForgottenMembersStream(MailchimpStream):
                     }
             else:
                 self.report.count(self.name, "baseline_sweeps")
-            entry["oro_ids"] = identity.encode(present)
+            entry["oro_ids"] = idsets.encode(present)
             entry["baseline_at"] = detected_at
             entry.pop("pending", None)
             self.flush_state()
