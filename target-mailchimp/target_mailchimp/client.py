@@ -39,6 +39,9 @@ class MemberState:
     tags: dict[str, str] = field(default_factory=dict)  # owned tags: tag_key(name) -> name
     last_changed: str | None = None
     tags_complete: bool = True
+    oro_id: str | None = None  # the source id in the identity merge field ("" / None: none)
+    timestamp_opt: str | None = None
+    timestamp_signup: str | None = None
 
 
 class Audience:
@@ -51,11 +54,15 @@ class Audience:
         merge_tags: Iterable[str],
         tag_prefix: str,
         lookup_mode: str = "auto",
+        identity_tag: str | None = None,
     ) -> None:
-        """Bind to ``list_id``; ``merge_tags`` are the merge fields the target maps."""
+        """Bind to ``list_id``; ``merge_tags`` are the merge fields the target maps;
+        ``identity_tag`` holds the source id that identifies a member across email changes."""
         self.client = client
         self.list_id = list_id
-        self.merge_tags = sorted(set(merge_tags))
+        self.identity_tag = identity_tag
+        self.merge_tags = sorted(set(merge_tags) | ({identity_tag} if identity_tag else set()))
+        self.by_id: dict[str, str] = {}  # source id -> subscriber hash (complete once loaded)
         self.tag_prefix = tag_prefix
         self.lookup_mode = lookup_mode
         self.members: dict[str, MemberState] = {}
@@ -107,7 +114,7 @@ class Audience:
 
     # -- what Mailchimp has ----------------------------------------------------------------
     def _member_fields(self, prefix: str) -> str:
-        parts = ["id", "status", "last_changed", "tags", "tags_count"]
+        parts = ["id", "status", "last_changed", "timestamp_opt", "timestamp_signup", "tags", "tags_count"]
         parts += [f"merge_fields.{t}" for t in self.merge_tags]
         return ",".join(f"{prefix}{p}" for p in parts)
 
@@ -125,13 +132,35 @@ class Audience:
         complete = not (isinstance(count, int) and count > embedded)
         merge = item.get("merge_fields") or {}
         status = str(item.get("status", ""))
+        oro_id = str(merge.get(self.identity_tag) or "").strip() if self.identity_tag else ""
         return MemberState(
             status=names.setdefault(status, status),
             merge={t: merge.get(t) for t in self.merge_tags if t in merge},
             tags=tags,
             last_changed=item.get("last_changed"),
             tags_complete=complete,
+            oro_id=oro_id or None,
+            timestamp_opt=item.get("timestamp_opt") or None,
+            timestamp_signup=item.get("timestamp_signup") or None,
         )
+
+    def remember(self, hash_: str, state: MemberState) -> None:
+        """Record what Mailchimp now holds for a member (and where its source id lives)."""
+        with self._members_lock:
+            self.members[hash_] = state
+            if state.oro_id:
+                self.by_id[state.oro_id] = hash_
+
+    def forget(self, hash_: str) -> None:
+        """A member that is gone (permanently deleted, or moved to another address)."""
+        with self._members_lock:
+            state = self.members.pop(hash_, None)
+            if state is not None and state.oro_id and self.by_id.get(state.oro_id) == hash_:
+                del self.by_id[state.oro_id]
+
+    def find_id(self, oro_id: str) -> str | None:
+        """The member carrying ``oro_id`` (complete answer only once the audience is loaded)."""
+        return self.by_id.get(oro_id)
 
     def load_all(self, max_workers: int) -> None:
         """Read the whole audience (all statuses incl. archived) with trimmed fields.
@@ -161,7 +190,8 @@ class Audience:
         states = {str(item["id"]): self.state_from(item) for item in page.get("members") or []}
         with self._members_lock:
             for hash_, state in states.items():
-                self.members.setdefault(hash_, state)
+                if self.members.setdefault(hash_, state) is state and state.oro_id:
+                    self.by_id.setdefault(state.oro_id, hash_)
         return int(page.get("total_items") or 0)
 
     def _get_one(self, hash_: str) -> MemberState | None:
@@ -190,7 +220,7 @@ class Audience:
                 for h, state in zip(unknown, found, strict=True):
                     result[h] = state
                     if state is not None:
-                        self.members[h] = state
+                        self.remember(h, state)
                 return result
             LOGGER.info(
                 "Reading the audience once (about %d members) to know what Mailchimp has",
@@ -331,6 +361,15 @@ class Audience:
         """Add/remove up to 500 emails each to/from a tag."""
         body = {"members_to_add": add, "members_to_remove": remove}
         return self.client.post(f"{self.base}/segments/{segment_id}", body) or {}
+
+    def patch_member(self, hash_: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change fields of one existing member (``PATCH``)."""
+        return self.client.patch(f"{self.base}/members/{hash_}", body) or {}
+
+    def change_email(self, hash_: str, email: str) -> dict[str, Any]:
+        """Move a member to a new address (``PATCH email_address``): same member, status, tags,
+        history and ``unique_email_id``; Mailchimp refuses an address that is already a member."""
+        return self.patch_member(hash_, {"email_address": email})
 
     def archive(self, hash_: str) -> None:
         """Archive a member (``DELETE``)."""

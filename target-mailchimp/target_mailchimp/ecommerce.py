@@ -275,6 +275,8 @@ class EcommerceSync:
             if not isinstance(customer, Mapping) or not customer.get("id"):
                 raise RecordError("customer.id", "required")
             body["customer"] = {k: customer[k] for k in CUSTOMER_KEYS if k in customer}
+            if "opt_in_status" in body["customer"]:
+                body["customer"]["opt_in_status"] = False  # consent travels only in contacts
             lines = []
             for i, line in enumerate(body.get("lines") or []):
                 out = {k: line[k] for k in LINE_KEYS if k in line}
@@ -311,7 +313,11 @@ class EcommerceSync:
                 _money(out, "price", f"variants.{i}.")
                 body["variants"].append(out)
         if resource.collection == "customers":
-            body["opt_in_status"] = record.get("opt_in_status") is True  # consent only when stated
+            # Never an opt-in: consent reaches Mailchimp only through the contacts stream and its
+            # rules (double opt-in, disabled users, Oro opt-outs). Mailchimp adds a person first met
+            # here as transactional and never changes an existing member for opt_in_status false,
+            # so a store write cannot change anyone's consent, whichever write comes first.
+            body["opt_in_status"] = False
         return body
 
     def process(self, stream: str, records: list[dict[str, Any]]) -> None:

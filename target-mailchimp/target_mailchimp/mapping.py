@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -273,67 +273,150 @@ def owned(name: str, prefix: str) -> bool:
     return bool(prefix) and name.lower().startswith(prefix.lower())
 
 
+MARKETING = frozenset({"subscribed", "pending"})
+DISABLED_USER_POLICIES = ("archive", "unsubscribe", "keep")
+
+
+@dataclass(frozen=True)
+class ConsentPolicy:
+    """The consent settings of the target (see the README, "Consent")."""
+
+    status_if_new: str = "transactional"
+    double_opt_in: bool = False
+    disabled_user_policy: str = "archive"
+    resubscribe_with_pending: bool = False
+
+    @property
+    def opt_in(self) -> str:
+        """What an opt-in becomes: ``subscribed``, or ``pending`` (Mailchimp asks to confirm)."""
+        return "pending" if self.double_opt_in else "subscribed"
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    """What the consent rules need to know about an existing member."""
+
+    status: str
+    timestamp_opt: str | None = None
+    timestamp_signup: str | None = None
+    last_changed: str | None = None
+    linked: bool = True  # already carries the contact's source id (False: first linked now)
+
+
 @dataclass
 class ConsentDecision:
     """What to do with a member's subscription status."""
 
     status: str | None  # status to send, None = leave unchanged
     blocked: bool = False  # the source asked for a subscription Mailchimp must not grant
+    archive: bool = False  # archive the member (disabled user, policy "archive")
+    counter: str | None = None  # what the summary counts it as
 
 
-def new_member_status(record: Mapping[str, Any], status_if_new: str) -> str:
-    """Status for a contact that is not in the audience yet."""
-    if record.get("marketing_consent") is False:
-        return "unsubscribed"  # record the opt-out; never add someone who said no as subscribed
-    return status_if_new
+def is_disabled(record: Mapping[str, Any]) -> bool:
+    """A login the shop disabled. Guests are created disabled by Oro (they cannot log in), so
+    ``enabled: false`` says nothing about them: they follow the consent rules like anyone."""
+    return record.get("enabled") is False and record.get("is_guest") is not True
+
+
+def new_member_status(record: Mapping[str, Any], policy: ConsentPolicy) -> str:
+    """Status for a contact that is not in the audience yet: nobody is subscribed without consent.
+
+    Consent false -> ``unsubscribed`` (the opt-out is recorded, so no import can subscribe them);
+    a disabled user -> ``transactional``; consent true -> ``subscribed`` (``pending`` with
+    ``double_opt_in``); no recorded consent -> ``status_if_new`` (default ``transactional``).
+    """
+    consent = record.get("marketing_consent")
+    if consent is False:
+        return "unsubscribed"
+    if is_disabled(record):
+        return "transactional"
+    if consent is True:
+        return policy.opt_in
+    if policy.status_if_new == "subscribed":
+        return policy.opt_in
+    return policy.status_if_new
 
 
 def _as_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def consent_change(
-    record: Mapping[str, Any],
-    current_status: str,
-    last_changed: str | None,
-    *,
-    resubscribe_with_pending: bool,
-) -> ConsentDecision:
-    """Decide a status change for an existing member.
+def mailchimp_opt_in_after(member: MemberFacts, changed_at: Any) -> bool:
+    """True when the member opted in (or signed up) in Mailchimp after the source's change.
 
-    Only an *explicit* consent change counts: ``marketing_consent`` is true/false and
-    ``consent_changed_at`` is later than the member's ``last_changed`` in Mailchimp (so a change made
-    in Mailchimp afterwards, e.g. an unsubscribe, wins). Unsubscribed/cleaned people are never set to
-    ``subscribed``; an explicit opt-in may ask them to re-confirm (``pending``) when
-    ``resubscribe_with_pending`` is on.
+    ``timestamp_opt`` / ``timestamp_signup`` move only when someone opts in (a form, a confirmation,
+    or our own opt-in, which sends the source's consent time as ``timestamp_opt``). ``last_changed``
+    is no use here: every merge-field or tag write (ours included) moves it, so it would hide an
+    opt-out that arrives after a profile update. A source change with no time counts as the latest.
+    """
+    source = _as_datetime(changed_at)
+    if source is None:
+        return False
+    stamps = [_as_datetime(member.timestamp_opt), _as_datetime(member.timestamp_signup)]
+    return any(stamp is not None and stamp > source for stamp in stamps)
+
+
+def consent_change(record: Mapping[str, Any], member: MemberFacts, policy: ConsentPolicy) -> ConsentDecision:
+    """Decide a status change for an existing member (rules in the README, "Consent").
+
+    * consent false: ``subscribed``/``pending``/``transactional`` -> ``unsubscribed``, unless the
+      person opted in in Mailchimp after the source's opt-out (:func:`mailchimp_opt_in_after`);
+    * a disabled (non-guest) user: a ``subscribed``/``pending`` member is archived, unsubscribed or
+      kept per ``disabled_user_policy`` (a pending member cannot be archived: it is unsubscribed);
+    * consent true: ``transactional`` -> ``subscribed`` (``pending`` with ``double_opt_in``);
+      ``unsubscribed``/``cleaned`` are never re-subscribed (``pending`` for an unsubscribed member
+      with ``resubscribe_with_pending`` when the consent is newer than its last change);
+      archived members are left archived;
+    * a ``transactional`` member that carries no source id yet (e.g. created by an e-commerce
+      write) is linked as if new: it gets :func:`new_member_status`.
     """
     consent = record.get("marketing_consent")
-    changed_at = _as_datetime(record.get("consent_changed_at"))
-    if consent not in (True, False) or changed_at is None:
+    status = member.status
+    changed_at = record.get("consent_changed_at")
+    if consent is False and status in MARKETING | {"transactional"}:
+        if status in MARKETING and mailchimp_opt_in_after(member, changed_at):
+            return ConsentDecision(None, counter="opt_out_older_than_mailchimp_opt_in")
+        return ConsentDecision("unsubscribed", counter="opted_out")
+    if is_disabled(record):
+        # Mailchimp cannot archive a pending member: it is unsubscribed instead
+        if status == "subscribed" and policy.disabled_user_policy == "archive":
+            return ConsentDecision(None, archive=True, counter="disabled_archived")
+        if status in MARKETING and policy.disabled_user_policy != "keep":
+            return ConsentDecision("unsubscribed", counter="disabled_unsubscribed")
         return ConsentDecision(None)
-    member_changed = _as_datetime(last_changed)
-    if member_changed is not None:
-        if changed_at.tzinfo is None and member_changed.tzinfo is not None:
-            member_changed = member_changed.replace(tzinfo=None)
-        elif changed_at.tzinfo is not None and member_changed.tzinfo is None:
-            changed_at = changed_at.replace(tzinfo=None)
-        if changed_at <= member_changed:
-            return ConsentDecision(None)
-    if consent is False:
-        if current_status in {"subscribed", "pending"}:
-            return ConsentDecision("unsubscribed")
+    if status == "transactional" and not member.linked:
+        wanted = new_member_status(record, policy)
+        return ConsentDecision(None) if wanted == status else ConsentDecision(wanted, counter="linked_as_new")
+    if consent is not True:
         return ConsentDecision(None)
-    if current_status in {"subscribed", "pending"}:
-        return ConsentDecision(None)
-    if current_status in {"transactional", "archived"}:
-        return ConsentDecision("subscribed")
-    if current_status == "unsubscribed" and resubscribe_with_pending:
-        return ConsentDecision("pending")
-    return ConsentDecision(None, blocked=True)  # unsubscribed / cleaned: never re-subscribed
+    if status == "transactional":
+        return ConsentDecision(policy.opt_in, counter="opted_in")
+    if status == "unsubscribed" and policy.resubscribe_with_pending:
+        source, last = _as_datetime(changed_at), _as_datetime(member.last_changed)
+        if source is not None and (last is None or source > last):
+            return ConsentDecision("pending", counter="asked_to_reconfirm")
+    if status in {"unsubscribed", "cleaned"}:
+        return ConsentDecision(None, blocked=True)
+    return ConsentDecision(None)
+
+
+def opt_in_times(record: Mapping[str, Any], status: str) -> dict[str, str]:
+    """``timestamp_opt`` (``subscribed``) or ``timestamp_signup`` (``pending``) to send with an opt-in
+    made on the source's consent: the time the source recorded it, so Mailchimp keeps when the
+    person consented and a later opt-out at the source compares correctly."""
+    if record.get("marketing_consent") is not True:
+        return {}
+    when = _as_datetime(record.get("consent_changed_at"))
+    if when is None or status not in MARKETING:
+        return {}
+    key = "timestamp_opt" if status == "subscribed" else "timestamp_signup"
+    return {key: when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")}

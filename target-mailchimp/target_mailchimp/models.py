@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_mailchimp.client import MemberState
+from target_mailchimp.mapping import ConsentPolicy
 
 
 @dataclass
 class SyncSettings:
     """The parts of the target config the sync needs."""
 
-    status_if_new: str = "subscribed"
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
     merge_fields: dict[str, str] = field(default_factory=dict)  # merge tag -> contact field
+    identity_merge_field: str | None = "OROID"  # merge tag holding customer_user_id
     tag_prefix: str = "oro:"
     tag_fields: dict[str, str] = field(default_factory=dict)
     tag_rules: list[dict[str, Any]] = field(default_factory=list)
@@ -21,14 +23,18 @@ class SyncSettings:
     erasure_mode: str = "archive"
     is_syncing: bool = False
     tag_write_mode: str = "auto"
-    resubscribe_with_pending: bool = False
     skip_merge_validation: bool = False
     max_connections: int = 8
 
 
 @dataclass
 class Contact:
-    """One de-duplicated contact of a window."""
+    """One de-duplicated contact of a window.
+
+    ``hash`` is the subscriber hash of ``email`` (empty for an erase row without an address);
+    ``oro_id`` is the source id (``customer_user_id``) the member carries in the identity merge
+    field, or None for a contact without one (matched by email only).
+    """
 
     key: str
     email: str
@@ -37,6 +43,7 @@ class Contact:
     merge: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     erase: bool = False
+    oro_id: str | None = None
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """The contacts sync: one batch window of records -> the fewest Mailchimp writes that make it true.
 
 Per window: normalise and de-duplicate records, learn what Mailchimp has for them (``Audience.lookup``),
-diff, then write concurrently through the governor: creates and updates with batch subscribe (500 per
-call), tag changes per member or per tag (whichever costs fewer calls), erasures per member. Unchanged
-contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal errors stop
-the run (so the window's state is never emitted).
+match each contact to its member (by the source id in the identity merge field first, then by email;
+see the README, "Identity"), move members whose address changed at the source, diff, then write
+concurrently through the governor: creates and updates with batch subscribe (500 per call), tag
+changes per member or per tag (whichever costs fewer calls), archives and erasures per member.
+Unchanged contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal
+errors stop the run (so the window's state is never emitted).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from target_mailchimp.client import (
     email_hash,
 )
 from target_mailchimp.mapping import (
+    ConsentDecision,
+    MemberFacts,
     MergeFieldSpec,
     MergeValueError,
     coerce_merge_value,
@@ -36,11 +40,32 @@ from target_mailchimp.mapping import (
     is_valid_email,
     merge_values_equal,
     new_member_status,
+    opt_in_times,
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.tags import TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
+EMAIL_CONFLICT = "email_conflict"
+
+
+def source_id(record: Mapping[str, Any]) -> str | None:
+    """The source id (``customer_user_id``) a member is identified by, as text; None if absent."""
+    value = record.get("customer_user_id")
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        return None
+    return str(value).strip()
+
+
+def facts(state: MemberState, *, linked: bool = True) -> MemberFacts:
+    """The parts of a member the consent rules look at."""
+    return MemberFacts(
+        status=state.status,
+        timestamp_opt=state.timestamp_opt,
+        timestamp_signup=state.timestamp_signup,
+        last_changed=state.last_changed,
+        linked=linked,
+    )
 
 
 class ContactSync(TagWrites):
@@ -54,63 +79,80 @@ class ContactSync(TagWrites):
         report: RunReport,
         stream: str = "contacts",
     ) -> None:
-        """``specs`` are the audience's merge fields for the mapped tags."""
+        """``specs`` are the audience's merge fields for the mapped tags (and the identity tag)."""
         self.audience = audience
         self.specs = dict(specs)
         self.settings = settings
         self.report = report
         self.stream = stream
         self.workers = settings.max_connections
+        self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
 
     # -- preparation -----------------------------------------------------------------------
-    def prepare(self, records: list[dict[str, Any]]) -> dict[str, Contact]:
-        """Normalise emails, reject malformed ones, merge duplicates, map merge values and tags."""
-        merged: dict[str, dict[str, Any]] = {}
+    def prepare(self, records: list[dict[str, Any]]) -> list[Contact]:
+        """Normalise emails, reject malformed ones, merge duplicates, map merge values and tags.
+
+        Records are the same contact when they carry the same source id (or, without one, the same
+        address); an erase row with a source id needs no address.
+        """
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
         for record in records:
             raw = record.get("email")
             email = raw.strip() if isinstance(raw, str) else ""
-            hash_ = email_hash(email) if email else ""
-            if not email or not is_valid_email(email):
+            oro_id = source_id(record) if self.identity else None
+            erase_by_id = record.get("erase") is True and oro_id is not None
+            if erase_by_id:
+                email = email if email and is_valid_email(email) else ""
+            elif not email or not is_valid_email(email):
+                hash_ = email_hash(email) if email else "none"
                 self._reject(
-                    self._key(record, hash_ or "none"),
+                    self._key(record, hash_),
                     "invalid_email",
                     "email is missing or not a valid address",
                     "email",
                 )
                 continue
-            if hash_ in merged:
+            key = ("id", oro_id) if oro_id else ("email", email_hash(email))
+            if key in merged:
                 self._count("duplicates_merged")
-                merged[hash_].update({k: v for k, v in record.items() if v is not None})
+                merged[key].update({k: v for k, v in record.items() if v is not None})
+                merged[key]["email"] = email or merged[key]["email"]
             else:
-                merged[hash_] = {**record, "email": email}
-        contacts: dict[str, Contact] = {}
-        for hash_, record in merged.items():
+                merged[key] = {**record, "email": email}
+        contacts: list[Contact] = []
+        for (kind, value), record in merged.items():
+            email = record["email"]
+            hash_ = email_hash(email) if email else ""
             contact = Contact(
-                key=self._key(record, hash_),
-                email=record["email"],
+                key=self._key(record, hash_ or "none"),
+                email=email,
                 hash=hash_,
                 record=record,
                 erase=record.get("erase") is True,
+                oro_id=value if kind == "id" else None,
             )
-            try:
-                for tag, source in self.settings.merge_fields.items():
-                    if source not in record:
-                        continue
-                    coerced = coerce_merge_value(self.specs[tag], source, record.get(source))
-                    if coerced is not None:
-                        contact.merge[tag] = coerced
-            except MergeValueError as exc:
-                self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
-                continue
-            contact.tags = desired_tags(
-                record,
-                self.settings.tag_prefix,
-                self.settings.tag_fields,
-                self.settings.tag_rules,
-                self.settings.exclude_tag_prefixes,
-            )
-            contacts[hash_] = contact
+            if not contact.erase:
+                try:
+                    for tag, source in self.settings.merge_fields.items():
+                        if source not in record:
+                            continue
+                        coerced = coerce_merge_value(self.specs[tag], source, record.get(source))
+                        if coerced is not None:
+                            contact.merge[tag] = coerced
+                except MergeValueError as exc:
+                    self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
+                    continue
+                if self.identity and contact.oro_id:
+                    contact.merge[self.identity] = contact.oro_id
+                contact.tags = desired_tags(
+                    record,
+                    self.settings.tag_prefix,
+                    self.settings.tag_fields,
+                    self.settings.tag_rules,
+                    self.settings.exclude_tag_prefixes,
+                )
+            contacts.append(contact)
         return contacts
 
     # -- the window ------------------------------------------------------------------------
@@ -121,34 +163,31 @@ class ContactSync(TagWrites):
 
         Returns True when the record is settled and must not be added to the window.
         """
-        if not self.audience.loaded:
+        if not self.audience.loaded or record.get("erase") is True:
             return False
         raw = record.get("email")
         hash_ = email_hash(raw.strip()) if isinstance(raw, str) and raw.strip() else ""
         if not hash_ or hash_ in pending:
             return False
         state = self.audience.members.get(hash_)
-        if (
-            state is None
-            or state.status == "archived"
-            or not state.tags_complete
-            or record.get("erase") is True
-        ):
+        if state is None or state.status == "archived" or not state.tags_complete:
             return False
+        oro_id = source_id(record) if self.identity else None
+        if oro_id is not None and (state.oro_id != oro_id or self.audience.find_id(oro_id) != hash_):
+            return False  # a member to link, move or refuse: the window decides
         self._count("received")
         contacts = self.prepare([record])
-        contact = contacts.get(hash_)
-        if contact is None:
+        if not contacts:
             return True  # rejected (reason recorded by prepare)
-        decision = consent_change(
-            record,
-            state.status,
-            state.last_changed,
-            resubscribe_with_pending=self.settings.resubscribe_with_pending,
-        )
+        contact = contacts[0]
+        decision = consent_change(record, facts(state), self.settings.consent)
         delta = TagDelta.of(contact, state)
         quiet = (
-            decision.status is None and not decision.blocked and not delta.add and not delta.remove
+            decision.status is None
+            and not decision.archive
+            and not decision.blocked
+            and not delta.add
+            and not delta.remove
         )
         if quiet and not self._update(contact, state, None, force=False).item:
             self._count("unchanged")
@@ -162,41 +201,34 @@ class ContactSync(TagWrites):
         contacts = self.prepare(records)
         if not contacts:
             return
-        states = self.audience.lookup(list(contacts), self.workers)
-        incomplete = [(h, s) for h, s in states.items() if s is not None and not s.tags_complete]
+        hashes = [c.hash for c in contacts if c.hash]
+        states = self.audience.lookup(hashes, self.workers)
+        if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
+            # Mailchimp cannot be searched by merge field: find members by their source id in one
+            # read of the whole audience (see the README, "Identity", for when this happens).
+            LOGGER.info("Reading the audience once to find members by their source id")
+            self.audience.load_all(self.workers)
+            states = {h: self.audience.members.get(h) for h in hashes}
+        plan, moves, erasures = self._resolve(contacts, states)
+        plan += self._run_moves(moves)
+        incomplete = [(c.hash, s) for c, s, _ in plan if s is not None and not s.tags_complete]
         run_concurrently(
             [partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers
         )
         writes: list[Write] = []
-        single_puts: list[Write] = []
-        erasures: list[tuple[Contact, MemberState]] = []
+        archives: list[tuple[Contact, MemberState]] = []
         deltas: list[TagDelta] = []
-        for hash_, contact in contacts.items():
-            state = states.get(hash_)
-            if contact.erase:
-                if state is None or (
-                    state.status == "archived" and self.settings.erasure_mode == "archive"
-                ):
-                    self._count("erase_noop")
-                else:
-                    erasures.append((contact, state))
-                continue
+        for contact, state, linked in plan:
             if state is None:
                 writes.append(self._create(contact))
                 continue
-            decision = consent_change(
-                contact.record,
-                state.status,
-                state.last_changed,
-                resubscribe_with_pending=self.settings.resubscribe_with_pending,
-            )
-            if decision.blocked:
-                self._count("consent_blocked")
             if state.status == "archived":
-                if decision.status is None:
-                    self._count("archived_skipped")
-                else:
-                    single_puts.append(self._update(contact, state, decision.status, force=True))
+                self._count("archived_skipped")  # archived members are never brought back
+                continue
+            decision = consent_change(contact.record, facts(state, linked=linked), self.settings.consent)
+            self._note(decision)
+            if decision.archive:
+                archives.append((contact, state))
                 continue
             update = self._update(contact, state, decision.status, force=False)
             delta = TagDelta.of(contact, state)
@@ -208,13 +240,105 @@ class ContactSync(TagWrites):
                 self._count("unchanged")
         self._created_tag_deltas = []
         self._run_writes(writes)
-        self._run_puts(single_puts)
         self._run_tags(deltas + self._created_tag_deltas)
+        self._run_archives(archives)
         self._run_erasures(erasures)
 
+    def _needs_index(self, contact: Contact, states: Mapping[str, MemberState | None]) -> bool:
+        """True when only the audience-wide source-id index can tell which member is the contact's:
+        it has a source id and no member at its address already carries it."""
+        if contact.oro_id is None:
+            return False
+        state = states.get(contact.hash) if contact.hash else None
+        return state is None or state.oro_id != contact.oro_id
+
+    def _resolve(
+        self, contacts: list[Contact], states: Mapping[str, MemberState | None]
+    ) -> tuple[
+        list[tuple[Contact, MemberState | None, bool]],
+        list[tuple[Contact, str]],
+        list[tuple[Contact, str, MemberState]],
+    ]:
+        """Each contact's member: ``(contact, state or None to create, linked)``, plus the members
+        to move to a new address and the erasures. Conflicts are rejected here."""
+        plan: list[tuple[Contact, MemberState | None, bool]] = []
+        moves: list[tuple[Contact, str]] = []
+        erasures: list[tuple[Contact, str, MemberState]] = []
+        taken: dict[str, str] = {}  # member hash -> the identity that claimed it in this window
+
+        def claim(hash_: str, contact: Contact) -> bool:
+            owner = taken.setdefault(hash_, contact.oro_id or contact.hash)
+            if owner != (contact.oro_id or contact.hash):
+                self._conflict(contact, "another contact of this window has the same address")
+                return False
+            return True
+
+        for contact in contacts:
+            at_email = states.get(contact.hash) if contact.hash else None
+            if contact.oro_id is None:  # no source id: the address is the identity
+                if contact.erase:
+                    self._plan_erasure(contact, contact.hash if at_email else None, erasures)
+                elif claim(contact.hash, contact):
+                    plan.append((contact, at_email, True))
+                continue
+            if self.audience.loaded:
+                by_id = self.audience.find_id(contact.oro_id)
+            else:
+                by_id = contact.hash if at_email is not None and at_email.oro_id == contact.oro_id else None
+            if contact.erase:
+                if by_id is None and at_email is not None:
+                    self._count("erase_not_owned")  # a member without this source id: not ours
+                self._plan_erasure(contact, by_id, erasures)
+                continue
+            if by_id is not None and by_id != contact.hash:  # the address changed at the source
+                if at_email is not None:
+                    self._conflict(contact, "the new address already belongs to another member")
+                elif claim(by_id, contact) and claim(contact.hash, contact):
+                    moves.append((contact, by_id))
+                continue
+            if by_id is not None:
+                if claim(contact.hash, contact):
+                    plan.append((contact, at_email, True))
+            elif at_email is None:
+                if claim(contact.hash, contact):
+                    plan.append((contact, None, True))
+            elif not at_email.oro_id:  # a member the source has not linked yet: link it
+                if claim(contact.hash, contact):
+                    self._count("ids_linked")
+                    plan.append((contact, at_email, False))
+            else:
+                self._conflict(contact, "the address belongs to the member of another source id")
+        return plan, moves, erasures
+
+    def _conflict(self, contact: Contact, detail: str) -> None:
+        self._reject(contact.key, EMAIL_CONFLICT, f"{detail}; nothing was merged", "email")
+
+    def _plan_erasure(
+        self, contact: Contact, hash_: str | None, erasures: list[tuple[Contact, str, MemberState]]
+    ) -> None:
+        state = self.audience.members.get(hash_) if hash_ else None
+        archive = self.settings.erasure_mode == "archive"
+        if state is None or (state.status == "archived" and archive):
+            self._count("erase_noop")
+            return
+        if state.status == "cleaned" and archive:  # Mailchimp cannot archive a bounced member
+            self._count("erase_not_archivable")
+            return
+        erasures.append((contact, str(hash_), state))
+
+    def _note(self, decision: ConsentDecision) -> None:
+        if decision.blocked:
+            self._count("consent_blocked")
+        if decision.counter:
+            self._count(decision.counter)
+
     def _create(self, contact: Contact) -> Write:
-        status = new_member_status(contact.record, self.settings.status_if_new)
-        item: dict[str, Any] = {"email_address": contact.email, "status": status}
+        status = new_member_status(contact.record, self.settings.consent)
+        item: dict[str, Any] = {
+            "email_address": contact.email,
+            "status": status,
+            **opt_in_times(contact.record, status),
+        }
         merge = {k: v for k, v in contact.merge.items() if v != ""}
         if merge:
             item["merge_fields"] = merge
@@ -222,7 +346,12 @@ class ContactSync(TagWrites):
         if inline:  # tags ride along for free; with is_syncing they go separately, flagged
             item["tags"] = sorted(contact.tags.values())
         new_state = MemberState(
-            status=status, merge=merge, tags=dict(contact.tags) if inline else {}
+            status=status,
+            merge=merge,
+            tags=dict(contact.tags) if inline else {},
+            oro_id=contact.oro_id,
+            timestamp_opt=item.get("timestamp_opt"),
+            timestamp_signup=item.get("timestamp_signup"),
         )
         return Write(contact, item, created=True, new_state=new_state)
 
@@ -234,24 +363,58 @@ class ContactSync(TagWrites):
             for tag, value in contact.merge.items()
             if not merge_values_equal(self.specs[tag], value, state.merge.get(tag))
         }
+        times = opt_in_times(contact.record, status) if status else {}
         new_state = MemberState(
             status=status or state.status,
             merge={**state.merge, **changed},
             tags=state.tags,
             last_changed=state.last_changed,
             tags_complete=state.tags_complete,
+            oro_id=contact.oro_id or state.oro_id,
+            timestamp_opt=times.get("timestamp_opt", state.timestamp_opt),
+            timestamp_signup=times.get("timestamp_signup", state.timestamp_signup),
         )
         if not changed and status is None and not force:
             return Write(contact, {}, created=False, new_state=new_state)
         # No status unless it changes: batch subscribe with update_existing keeps the member's status.
-        item: dict[str, Any] = {"email_address": contact.email}
+        item: dict[str, Any] = {"email_address": contact.email, **times}
         if status is not None:
             item["status"] = status
+            self._count("consent_changes")
         if changed:
             item["merge_fields"] = changed
-        if status is not None:
-            self._count("consent_changes")
         return Write(contact, item, created=False, new_state=new_state)
+
+    # -- address changes -------------------------------------------------------------------
+    def _run_moves(
+        self, moves: list[tuple[Contact, str]]
+    ) -> list[tuple[Contact, MemberState | None, bool]]:
+        """``PATCH email_address`` of members whose address changed at the source (before any other
+        write of the window, which addresses them by their new address)."""
+
+        def move(contact: Contact, old_hash: str) -> tuple[Contact, MemberState | None, bool] | None:
+            try:
+                member = self.audience.change_email(old_hash, contact.email)
+            except PermanentMailchimpError as exc:
+                messages = " ".join(e.get("message", "") for e in exc.errors)
+                if "email_address" in exc.error_fields and "already" in messages:
+                    self._conflict(contact, "the new address already belongs to another member")
+                else:
+                    self._reject_error(contact, exc)
+                return None
+            old = self.audience.members.get(old_hash)
+            self.audience.forget(old_hash)
+            state = self.audience.state_from(member) if member.get("status") else old
+            if state is not None:
+                state.oro_id = state.oro_id or contact.oro_id
+                if old is not None:
+                    state.tags, state.tags_complete = old.tags, old.tags_complete
+                self.audience.remember(contact.hash, state)
+            self._count("email_changes")
+            return contact, state, True
+
+        done = run_concurrently([partial(move, c, h) for c, h in moves], self.workers)
+        return [d for d in done if d is not None]
 
     # -- creates / updates -----------------------------------------------------------------
     def _run_writes(self, writes: list[Write]) -> None:
@@ -309,7 +472,7 @@ class ContactSync(TagWrites):
     def _applied(self, write: Write) -> None:
         created = write.created and not write.existed
         self._count("created" if created else "updated")
-        self.audience.members[write.contact.hash] = write.new_state
+        self.audience.remember(write.contact.hash, write.new_state)
         if created and write.contact.tags:
             if "tags" in write.item:
                 self._tag_counts(list(write.contact.tags.values()), [])
@@ -317,12 +480,19 @@ class ContactSync(TagWrites):
                 self._created_tag_deltas.append(TagDelta.of(write.contact, write.new_state))
 
     def _run_puts(self, writes: list[Write]) -> None:
-        """Single upserts: members that already existed, archived members, whole-call refusals."""
+        """Single upserts: members that already existed when we created them, whole-call refusals.
+
+        A member created meanwhile by someone else (e.g. an e-commerce write made it
+        ``transactional``) is upserted without a status and then linked by the consent rules, as
+        if it were new, so the outcome does not depend on which write came first.
+        """
 
         def put(write: Write) -> None:
             body = {k: v for k, v in write.item.items() if k != "tags"}
             if write.created:  # never change an existing member's status through a create
                 body["status_if_new"] = body.pop("status")
+                for key in ("timestamp_opt", "timestamp_signup"):
+                    body.pop(key, None)
             try:
                 member = self.audience.put_member(
                     write.contact.hash,
@@ -333,6 +503,27 @@ class ContactSync(TagWrites):
                 self._reject_error(write.contact, exc)
                 return
             state = self.audience.state_from(member) if member.get("status") else write.new_state
+            if write.created and write.existed and member.get("status"):
+                decision = consent_change(
+                    write.contact.record, facts(state, linked=False), self.settings.consent
+                )
+                self._note(decision)
+                if decision.status is not None:
+                    status_body = {
+                        "email_address": write.contact.email,
+                        "status": decision.status,
+                        **opt_in_times(write.contact.record, decision.status),
+                    }
+                    try:
+                        member = self.audience.put_member(
+                            write.contact.hash,
+                            status_body,
+                            skip_merge_validation=self.settings.skip_merge_validation,
+                        )
+                    except PermanentMailchimpError as exc:
+                        self._reject_error(write.contact, exc)
+                        return
+                    state = self.audience.state_from(member)
             self._applied(Write(write.contact, write.item, created=False, new_state=state))
             if write.created:
                 if not state.tags_complete:
@@ -343,22 +534,39 @@ class ContactSync(TagWrites):
 
         run_concurrently([partial(put, w) for w in writes], self.workers)
 
-    # -- erasure ---------------------------------------------------------------------------
-    def _run_erasures(self, erasures: list[tuple[Contact, MemberState]]) -> None:
-        def erase(contact: Contact, state: MemberState) -> None:
+    # -- archives and erasure --------------------------------------------------------------
+    def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:
+        """Members archived because their source user is disabled (``disabled_user_policy``)."""
+
+        def archive(contact: Contact, state: MemberState) -> None:
+            try:
+                self.audience.archive(contact.hash)
+            except PermanentMailchimpError as exc:
+                self._reject_error(contact, exc)
+                return
+            state.status = "archived"
+            self.audience.remember(contact.hash, state)
+
+        run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
+
+    def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
+        def erase(contact: Contact, hash_: str, state: MemberState) -> None:
             try:
                 if self.settings.erasure_mode == "delete_permanent":
-                    self.audience.delete_permanent(contact.hash)
+                    self.audience.delete_permanent(hash_)
+                elif state.status == "pending":  # cannot be archived: no confirmation may subscribe them
+                    member = self.audience.patch_member(hash_, {"status": "unsubscribed"})
+                    state = self.audience.state_from(member) if member.get("status") else state
                 else:
-                    self.audience.archive(contact.hash)
+                    self.audience.archive(hash_)
+                    state.status = "archived"
             except PermanentMailchimpError as exc:
                 self._reject_error(contact, exc)
                 return
             self._count("erased")
             if self.settings.erasure_mode == "delete_permanent":
-                self.audience.members.pop(contact.hash, None)
+                self.audience.forget(hash_)
             else:
-                state.status = "archived"
-                self.audience.members[contact.hash] = state
+                self.audience.remember(hash_, state)
 
-        run_concurrently([partial(erase, c, st) for c, st in erasures], self.workers)
+        run_concurrently([partial(erase, c, h, st) for c, h, st in erasures], self.workers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
@@ -23,13 +23,16 @@ from target_mailchimp.mapping import (
     DEFAULT_EXCLUDE_TAG_PREFIXES,
     DEFAULT_MERGE_FIELDS,
     DEFAULT_TAG_FIELDS,
+    DISABLED_USER_POLICIES,
     MERGE_FIELD_TYPES,
+    ConsentPolicy,
 )
 from target_mailchimp.models import SyncSettings
 from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync
 
 STREAM = "contacts"
+DEFAULT_IDENTITY_MERGE_FIELD = "OROID"
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -70,9 +73,28 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "status_if_new",
         th.StringType,
-        default="subscribed",
-        allowed_values=["subscribed", "pending", "transactional"],
-        description="Status given to people new to the audience (a record with marketing_consent=false is added as unsubscribed). Existing members' status is never changed except by an explicit consent change.",
+        default="transactional",
+        allowed_values=["transactional", "pending", "subscribed"],
+        description="Status of a person new to the audience whose record carries no recorded consent (marketing_consent null). transactional (default): no marketing email. subscribed: you assert you may market to everyone without a recorded consent (see README, 'Consent'). Consent true -> subscribed (pending with double_opt_in), false -> unsubscribed, a disabled user -> transactional, whatever this says.",
+    ),
+    th.Property(
+        "double_opt_in",
+        th.BooleanType,
+        default=False,
+        description="Every opt-in the target makes becomes 'pending': Mailchimp emails the person to confirm, and only then subscribes them.",
+    ),
+    th.Property(
+        "disabled_user_policy",
+        th.StringType,
+        default="archive",
+        allowed_values=list(DISABLED_USER_POLICIES),
+        description="What happens to a subscribed/pending member whose source user is disabled (enabled=false, not a guest): archive (default: no more marketing, history kept, not an opt-out the person never made), unsubscribe, or keep.",
+    ),
+    th.Property(
+        "identity_merge_field",
+        th.StringType(pattern="^[A-Z][A-Z0-9_]{0,9}$"),
+        default=DEFAULT_IDENTITY_MERGE_FIELD,
+        description="Merge tag that keeps the source id (customer_user_id) on the member, created as a hidden text field if missing. Contacts are matched to members by it before the email, so an address changed at the source moves the same member.",
     ),
     th.Property(
         "resubscribe_with_pending",
@@ -320,12 +342,17 @@ class TargetMailchimp(Target):
     def _build_sync(self) -> ContactSync:
         cfg = self.config
         mapping: dict[str, str] = dict(cfg.get("merge_fields") or {})
+        identity = str(cfg.get("identity_merge_field") or DEFAULT_IDENTITY_MERGE_FIELD)
+        if identity in mapping:
+            msg = f"Setting 'identity_merge_field': '{identity}' is also mapped in merge_fields."
+            raise MailchimpConfigError(msg)
         audience = Audience(
             self.client,
             str(cfg["list_id"]),
             mapping,
             str(cfg.get("tag_prefix") or ""),
             lookup_mode=str(cfg.get("audience_lookup") or "auto"),
+            identity_tag=identity,
         )
         try:
             info = audience.check_access()
@@ -344,6 +371,9 @@ class TargetMailchimp(Target):
                     tag, kind, source.replace("_", " ").title()
                 )
                 self.logger.info("Created merge field %s (%s)", tag, kind)
+            if identity not in specs:  # the source id lives here: always created when missing
+                specs[identity] = audience.create_merge_field(identity, "text", "Oro customer user id")
+                self.logger.info("Created merge field %s (text) for the source id", identity)
         except MailchimpError as exc:
             msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
             raise MailchimpConfigError(msg) from exc
@@ -351,8 +381,14 @@ class TargetMailchimp(Target):
             "Syncing into audience %s (about %d members)", info.get("id"), audience.estimated_size
         )
         settings = SyncSettings(
-            status_if_new=str(cfg.get("status_if_new") or "subscribed"),
+            consent=ConsentPolicy(
+                status_if_new=str(cfg.get("status_if_new") or "transactional"),
+                double_opt_in=bool(cfg.get("double_opt_in")),
+                disabled_user_policy=str(cfg.get("disabled_user_policy") or "archive"),
+                resubscribe_with_pending=bool(cfg.get("resubscribe_with_pending")),
+            ),
             merge_fields=mapping,
+            identity_merge_field=identity,
             tag_prefix=str(cfg.get("tag_prefix") or ""),
             tag_fields=dict(cfg.get("tag_fields") or {}),
             tag_rules=list(cfg.get("tag_rules") or []),
@@ -368,13 +404,12 @@ class TargetMailchimp(Target):
             erasure_mode=str(cfg.get("erasure_mode") or "archive"),
             is_syncing=bool(cfg.get("is_syncing")),
             tag_write_mode=str(cfg.get("tag_write_mode") or "auto"),
-            resubscribe_with_pending=bool(cfg.get("resubscribe_with_pending")),
             skip_merge_validation=bool(cfg.get("skip_merge_validation")),
             max_connections=self.client.max_connections,
         )
         return ContactSync(
             audience,
-            {t: specs[t] for t in mapping},
+            {t: specs[t] for t in (*mapping, identity)},
             settings,
             self.report,
             stream=str(cfg.get("contacts_stream") or STREAM),
@@ -393,6 +428,18 @@ class TargetMailchimp(Target):
         if "object" in types:
             return "address"
         return "text"
+
+    # -- singer-sdk 0.54 internals: the one place this target overrides a private SDK method ----
+    # ``Target.drain_all`` (final) drains the active sinks through ``Target._drain_all``, in
+    # parallel threads. Contacts sinks are drained first, on their own, so every contact of a
+    # window (its status, its link to the source id, a moved address) is written before the
+    # e-commerce records that name the same people. tests/test_drain_order.py pins this to the SDK
+    # version and checks the order.
+    @override
+    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+        sinks = list(sink_list)
+        super()._drain_all([s for s in sinks if isinstance(s, ContactsSink)], 1)
+        super()._drain_all([s for s in sinks if not isinstance(s, ContactsSink)], parallelism)
 
     # -- windows and state ---------------------------------------------------------------
     @override

@@ -29,7 +29,7 @@ def test_create_update_and_noop_rerun(
     assert states[-1] == {"n": 30}
     got = member(api, list_id, f"person7@{DOMAIN}")
     assert got is not None
-    assert got["status"] == "subscribed"
+    assert got["status"] == "transactional"  # no recorded consent: status_if_new (default transactional)
     assert got["merge_fields"]["FNAME"] == "First7"
     assert got["merge_fields"]["LNAME"] == "Last7"
     assert got["all_tags"] == ["oro:account:Account 1", "oro:group:Retail"]
@@ -103,7 +103,7 @@ def test_unsubscribed_in_mailchimp_stays_unsubscribed(
     assert first["status"] == "unsubscribed"
     assert first["merge_fields"]["FNAME"] == "Changed"  # profile data still syncs
     assert member(api, list_id, f"person2@{DOMAIN}")["status"] == "unsubscribed"  # type: ignore[index]
-    assert _summary(target)["consent_blocked"] == 1
+    assert _summary(target)["consent_blocked"] == 2  # consent true never re-subscribes, with a time or without
     assert not target.report.rejected_by_reason("contacts")
 
 

@@ -104,7 +104,8 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     assert order["lines"][0]["quantity"] == 2
     assert api.get(f"{base}/products/p1")["title"] == "Widget deluxe"
     assert api.get(f"{base}/carts/c1")["checkout_url"].endswith("/cart/c1")
-    assert api.get(f"{base}/customers/cu2")["opt_in_status"] is True
+    # consent travels only in contacts: a store customer is never an opt-in
+    assert api.get(f"{base}/customers/cu2")["opt_in_status"] is False
     summary = target.report.summary()["streams"]
     assert summary["ecommerce_orders"]["created"] == 1
     assert summary["ecommerce_orders"]["rejected_by_reason"] == {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from target_mailchimp.mapping import (
+    ConsentPolicy,
+    MemberFacts,
     MergeFieldSpec,
     MergeValueError,
     coerce_merge_value,
@@ -16,6 +18,7 @@ from target_mailchimp.mapping import (
     is_valid_email,
     merge_values_equal,
     new_member_status,
+    opt_in_times,
     tag_key,
 )
 
@@ -107,84 +110,103 @@ def test_desired_tags_prefix_lists_and_rules() -> None:
 
 
 T0 = "2024-01-01T00:00:00+00:00"
-LATER = datetime(2024, 2, 1, tzinfo=UTC)
-EARLIER = datetime(2023, 12, 1, tzinfo=UTC)
+LATER = "2024-02-01T00:00:00Z"
+EARLIER = "2023-12-01T00:00:00Z"
+DEFAULT = ConsentPolicy()
 
 
-def test_new_member_status() -> None:
-    assert new_member_status({}, "transactional") == "transactional"
-    assert new_member_status({"marketing_consent": True}, "subscribed") == "subscribed"
-    assert new_member_status({"marketing_consent": False}, "subscribed") == "unsubscribed"
+def _user(consent: bool | None = None, **extra: Any) -> dict[str, Any]:
+    at = extra.pop("at", LATER if consent is not None else None)
+    return {"marketing_consent": consent, "consent_changed_at": at, "enabled": True, "is_guest": False, **extra}
 
 
 @pytest.mark.parametrize(
-    ("record", "status", "pending", "expected", "blocked"),
+    ("record", "policy", "expected"),
     [
-        (
-            {"marketing_consent": True},
-            "unsubscribed",
-            False,
-            None,
-            False,
-        ),  # no timestamp: not explicit
-        (
-            {"marketing_consent": True, "consent_changed_at": EARLIER},
-            "transactional",
-            False,
-            None,
-            False,
-        ),
-        (
-            {"marketing_consent": True, "consent_changed_at": LATER},
-            "transactional",
-            False,
-            "subscribed",
-            False,
-        ),
-        (
-            {"marketing_consent": True, "consent_changed_at": LATER},
-            "unsubscribed",
-            False,
-            None,
-            True,
-        ),
-        ({"marketing_consent": True, "consent_changed_at": LATER}, "cleaned", True, None, True),
-        (
-            {"marketing_consent": True, "consent_changed_at": LATER},
-            "unsubscribed",
-            True,
-            "pending",
-            False,
-        ),
-        (
-            {"marketing_consent": False, "consent_changed_at": LATER},
-            "subscribed",
-            False,
-            "unsubscribed",
-            False,
-        ),
-        (
-            {"marketing_consent": False, "consent_changed_at": EARLIER},
-            "subscribed",
-            False,
-            None,
-            False,
-        ),
-        (
-            {"marketing_consent": True, "consent_changed_at": LATER},
-            "subscribed",
-            False,
-            None,
-            False,
-        ),
+        (_user(None), DEFAULT, "transactional"),  # nobody subscribed without consent
+        (_user(True), DEFAULT, "subscribed"),
+        (_user(True), ConsentPolicy(double_opt_in=True), "pending"),
+        (_user(False), DEFAULT, "unsubscribed"),  # the opt-out is recorded
+        (_user(False), ConsentPolicy(status_if_new="subscribed"), "unsubscribed"),
+        (_user(None), ConsentPolicy(status_if_new="subscribed"), "subscribed"),
+        (_user(None), ConsentPolicy(status_if_new="subscribed", double_opt_in=True), "pending"),
+        (_user(None), ConsentPolicy(status_if_new="pending"), "pending"),
+        (_user(True, enabled=False), DEFAULT, "transactional"),  # disabled: never subscribed
+        (_user(None, enabled=False), ConsentPolicy(status_if_new="subscribed"), "transactional"),
+        (_user(False, enabled=False), DEFAULT, "unsubscribed"),
+        (_user(True, enabled=False, is_guest=True), DEFAULT, "subscribed"),  # guests are created disabled
+        (_user(None, enabled=False, is_guest=True), DEFAULT, "transactional"),
+        ({}, DEFAULT, "transactional"),  # a source without consent or flags
     ],
 )
-def test_consent_changes_only_when_explicit_and_newer(
-    record: dict, status: str, pending: bool, expected: str | None, blocked: bool
+def test_new_member_status(record: dict[str, Any], policy: ConsentPolicy, expected: str) -> None:
+    assert new_member_status(record, policy) == expected
+
+
+def _member(status: str, opt: str | None = None, *, linked: bool = True, last: str | None = T0) -> MemberFacts:
+    return MemberFacts(status=status, timestamp_opt=opt, last_changed=last, linked=linked)
+
+
+@pytest.mark.parametrize(
+    ("record", "member", "policy", "status", "flags"),
+    [
+        # an opt-out recorded at the source
+        (_user(False), _member("subscribed", T0), DEFAULT, "unsubscribed", {}),
+        (_user(False), _member("pending"), DEFAULT, "unsubscribed", {}),
+        (_user(False), _member("transactional"), DEFAULT, "unsubscribed", {}),
+        (_user(False, at=None), _member("subscribed", T0), DEFAULT, "unsubscribed", {}),  # no time: latest
+        # ... but a later opt-in made in Mailchimp wins (timestamp_opt, not last_changed)
+        (_user(False, at=EARLIER), _member("subscribed", T0), DEFAULT, None, {}),
+        (_user(False), _member("subscribed", T0, last="2030-01-01T00:00:00+00:00"), DEFAULT, "unsubscribed", {}),
+        (_user(False), _member("unsubscribed"), DEFAULT, None, {}),
+        (_user(False), _member("cleaned"), DEFAULT, None, {}),
+        (_user(False), _member("archived"), DEFAULT, None, {}),
+        # consent given at the source
+        (_user(True), _member("transactional"), DEFAULT, "subscribed", {}),
+        (_user(True, at=EARLIER), _member("transactional"), DEFAULT, "subscribed", {}),
+        (_user(True), _member("transactional"), ConsentPolicy(double_opt_in=True), "pending", {}),
+        (_user(True), _member("subscribed", T0), DEFAULT, None, {}),
+        (_user(True), _member("unsubscribed"), DEFAULT, None, {"blocked": True}),  # never re-subscribed
+        (_user(True), _member("cleaned"), DEFAULT, None, {"blocked": True}),
+        (_user(True), _member("unsubscribed"), ConsentPolicy(resubscribe_with_pending=True), "pending", {}),
+        (_user(True, at=EARLIER), _member("unsubscribed"), ConsentPolicy(resubscribe_with_pending=True), None,
+         {"blocked": True}),
+        (_user(True), _member("archived"), DEFAULT, None, {}),  # archived stays archived
+        # nothing recorded: the status is left alone
+        (_user(None), _member("subscribed", T0), DEFAULT, None, {}),
+        (_user(None), _member("transactional"), ConsentPolicy(status_if_new="subscribed"), None, {}),
+        # disabled users (not guests): the policy decides for marketing statuses
+        (_user(True, enabled=False), _member("subscribed", T0), DEFAULT, None, {"archive": True}),
+        (_user(None, enabled=False), _member("pending"), ConsentPolicy(disabled_user_policy="unsubscribe"),
+         "unsubscribed", {}),
+        (_user(None, enabled=False), _member("subscribed"), ConsentPolicy(disabled_user_policy="keep"), None, {}),
+        (_user(None, enabled=False), _member("pending"), DEFAULT, "unsubscribed", {}),  # cannot archive pending
+        (_user(True, enabled=False), _member("transactional"), DEFAULT, None, {}),
+        (_user(True, enabled=False, is_guest=True), _member("transactional"), DEFAULT, "subscribed", {}),
+        # a transactional member linked for the first time is treated as new
+        (_user(None), _member("transactional", linked=False), ConsentPolicy(status_if_new="subscribed"),
+         "subscribed", {}),
+        (_user(None), _member("transactional", linked=False), DEFAULT, None, {}),
+        (_user(None), _member("subscribed", T0, linked=False), DEFAULT, None, {}),
+    ],
+)
+def test_consent_rules_for_existing_members(
+    record: dict[str, Any], member: MemberFacts, policy: ConsentPolicy, status: str | None,
+    flags: dict[str, bool],
 ) -> None:
-    decision = consent_change(record, status, T0, resubscribe_with_pending=pending)
-    assert decision.status == expected
-    assert decision.blocked is blocked
+    decision = consent_change(record, member, policy)
+    assert decision.status == status
+    assert decision.blocked is flags.get("blocked", False)
+    assert decision.archive is flags.get("archive", False)
+
+
+def test_opt_in_sends_the_source_consent_time() -> None:
+    assert opt_in_times(_user(True, at="2024-02-01T10:00:00Z"), "subscribed") == {
+        "timestamp_opt": "2024-02-01T10:00:00+00:00"}
+    assert opt_in_times(_user(True, at="2024-02-01T10:00:00Z"), "pending") == {
+        "timestamp_signup": "2024-02-01T10:00:00+00:00"}
+    assert opt_in_times(_user(None), "subscribed") == {}  # status_if_new: Mailchimp's own time
+    assert opt_in_times(_user(False), "unsubscribed") == {}
 
 
 def test_long_tag_names_are_cut_and_trimmed_like_mailchimp() -> None:

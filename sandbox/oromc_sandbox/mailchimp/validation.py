@@ -412,9 +412,12 @@ def write_member(
             )
         rec = store.change_email(list_id, hash_, new_email, now)
         hash_ = rec["id"]
-    store.update_member_fields(list_id, hash_, {**_plain_changes(body), "merge_fields": merge}, now)
+    plain = _plain_changes(body)
+    store.update_member_fields(list_id, hash_, {**plain, "merge_fields": merge}, now)
     if new_status and new_status != rec["status"]:
         store.set_member_status(list_id, hash_, new_status, now, None, "API - Generic")
+        if "ts_opt" in plain:  # an opt-in time sent with the change is kept (not the call's time)
+            rec["ts_opt"] = plain["ts_opt"]
     if body.get("tags") and mode in ("post", "batch"):
         apply_tags(store, list_id, hash_, body["tags"], now, sync=sync_tags)
     elif sync_tags and mode == "batch":
