@@ -62,6 +62,7 @@ class CustomerUserView:
     is_guest: bool
     tag_ids: list[str] | None  # None: tagging is not enabled for customer users
     address_ids: list[str] = field(default_factory=list)
+    enabled: bool = True
     # Attributes asked for by name (e.g. the consent custom field): absent key = not in the resource.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +81,7 @@ class CustomerUserView:
             is_guest=bool(attrs.get("isGuest")),
             tag_ids=tags,
             address_ids=relationship_ids(resource, "addresses"),
+            enabled=attrs.get("enabled") is not False,
             extra={name: attrs[name] for name in extra_fields if name in attrs},
         )
 
@@ -97,7 +99,7 @@ class CustomerUserDirectory:
     more than about twice the cheaper of the two strategies.
     """
 
-    INDEX_FIELDS = "email,firstName,lastName,updatedAt,isGuest,tags"
+    INDEX_FIELDS = "email,firstName,lastName,updatedAt,isGuest,enabled,tags"
 
     def __init__(
         self,

@@ -605,6 +605,11 @@ class MemberSync:
         for member in members:
             if member.user is None or member.status not in opted_out:
                 continue
+            if member.status == "archived" and not member.user.enabled:
+                # target-mailchimp archives the members of disabled users: the account's state, not
+                # the person's choice, so no opt-out is recorded (re-enabled, the person is as before).
+                self.report.count(self.stream, "archived_disabled_user_not_an_opt_out")
+                continue
             if ledger.opt_out_recorded(member.user.id, member.opted_in_at):
                 self.report.count(self.stream, "opt_out_already_in_oro")
                 if self._oro_consent_needs_withdrawal(member, fresh=False):

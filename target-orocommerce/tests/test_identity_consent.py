@@ -223,6 +223,14 @@ def test_field_archived_member_withdraws_by_default_and_not_with_keep(
     assert _unsubscribes(oro, second["id"]) == []
     assert _writes(sb) == 0
 
+    # target-mailchimp archives the member of a disabled user: the account's state, not an opt-out.
+    (disabled,) = _users(oro, 1, enabled=False, marketing_consent=True)
+    summary, _ = run_target(cfg, messages({"members": [_with_id(disabled["attributes"]["email"], disabled["id"], **archived)]}))
+    assert oro.user(disabled["id"])["attributes"]["marketing_consent"] is True
+    assert _unsubscribes(oro, disabled["id"]) == []
+    assert summary["streams"]["members"]["archived_disabled_user_not_an_opt_out"] == 1
+    assert _writes(sb) == 0
+
 
 def test_a_missing_consent_field_fails_naming_the_setting(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
