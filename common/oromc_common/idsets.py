@@ -3,7 +3,7 @@
 Shared by the taps that must remember which ids they have seen without storing them one by one:
 tap-mailchimp-engagement (the Oro ids carried by an audience's members, to name members Mailchimp
 deleted permanently) and tap-orocommerce (the customer users the ``contacts`` stream emitted).
-Oro ids are auto-increment integers, so sets are mostly runs: 1,000,000 consecutive ids take ~0.2 KB;
+Oro ids are auto-increment integers, so sets are mostly runs: 1,000,000 consecutive ids take ~0.3 KB;
 1,000,000 ids spread over 1,250,000 ~210 KB; over 2,000,000 ~340 KB. The bound is ~1 bit per id up to
 the highest id (bitmap containers) or ~2 bytes per id when ids are scattered, whichever is smaller.
 """

@@ -4,7 +4,7 @@ A member that Mailchimp deleted permanently (GDPR "forget") vanishes from every 
 way to say *who* left is to remember who was there. Remembering every member (hash -> id) would cost
 ~50 bytes a member; instead the tap keeps the **set of identity values** (the Oro customer-user id that
 target-mailchimp writes into the identity merge field, default ``OROID``) as a compact id set
-(:mod:`oromc_common.idsets`: ~0.2 KB for 1,000,000 consecutive ids, ~340 KB for 1,000,000 ids spread
+(:mod:`oromc_common.idsets`: ~0.3 KB for 1,000,000 consecutive ids, ~340 KB for 1,000,000 ids spread
 over 2,000,000). Members without a (numeric) identity value, i.e. people who joined in Mailchimp only,
 are not in it, so they can never be reported to Oro.
 """
