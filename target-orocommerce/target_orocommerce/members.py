@@ -599,7 +599,8 @@ class MemberSync:
         ledger = self.activities.ledger
         opted_out = self.settings.opted_out
         if self.consent.writable:
-            self.consent.prepare([m.user for m in members if m.user is not None])
+            relevant = opted_out | {"subscribed"}
+            self.consent.prepare([m.user for m in members if m.user is not None and m.status in relevant])
         fresh: list[MemberRow] = []
         withdraw: list[MemberRow] = []
         for member in members:
