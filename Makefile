@@ -36,7 +36,8 @@ test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install
-	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation
+	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation \
+		--consent-source customer_user_field
 
 sandbox-info: install
 	@$(BIN)/sandbox info --json

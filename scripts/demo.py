@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from pipelines import (
+    DEV_SANDBOX_OPTIONS,
     ROOT,
     RunResult,
     install_env,
@@ -130,8 +131,7 @@ def main() -> int:
         customers=args.customers,
         oro_port=8801,
         mailchimp_port=8802,
-        shoppinglists=True,
-        order_campaign_relation=True,
+        **DEV_SANDBOX_OPTIONS,
     ) as sandbox:
         env = sandbox_env(sandbox.info, workdir)
         _say(f"   OroCommerce {sandbox.oro_api_url}   Mailchimp {sandbox.mailchimp_api_url}")

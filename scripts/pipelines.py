@@ -6,6 +6,8 @@ real `meltano run` commands of `meltano.yml` the same way a user would.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -13,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 SUMMARY_RE = re.compile(r"RUN SUMMARY (\{.*\})")
+#: The Oro customizations the `dev` environment of meltano.yml expects of its sandbox (shopping lists
+#: and the order campaign relation in the API; marketing consent in a custom field on customer users).
+DEV_SANDBOX_OPTIONS: dict[str, Any] = {
+    "shoppinglists": True,
+    "order_campaign_relation": True,
+    "consent_source": "customer_user_field",
+}
 
 
 def install_env(workdir: Path) -> dict[str, str]:
@@ -82,7 +91,32 @@ def meltano(
     on_line: Callable[[str], None] | None = None,
     timeout: float = 900,
 ) -> RunResult:
-    """Run a meltano command in the project root; collect each plugin's RUN SUMMARY line."""
+    """Run a meltano command in the project root; collect each plugin's RUN SUMMARY line.
+
+    Commands are serialised across processes (a lock file under `.meltano/`): Meltano keeps a
+    plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one project at
+    the same time (e.g. tests in parallel workers) would read each other's files.
+    """
+    with project_lock():
+        return _meltano(args, env, on_line, timeout)
+
+
+@contextlib.contextmanager
+def project_lock() -> Iterator[None]:
+    """Hold the project's Meltano lock (see :func:`meltano`) for a block."""
+    lock_path = ROOT / ".meltano" / "pipelines.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _meltano(
+    args: tuple[str, ...],
+    env: dict[str, str],
+    on_line: Callable[[str], None] | None,
+    timeout: float,
+) -> RunResult:
     command = [MELTANO, "--log-format=json", *args]
     started = time.monotonic()
     result = RunResult(command=command, returncode=-1, seconds=0.0)

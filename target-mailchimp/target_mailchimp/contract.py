@@ -1,7 +1,7 @@
 """The input contract: the ``contacts`` stream any tap (or a stream map) must produce.
 
-Only ``email`` is required. Every other field is optional; a field that is absent or null leaves
-Mailchimp's value alone, ``""`` clears it.
+``email`` is required, except on an erase row that names ``customer_user_id``. Every other field
+is optional; a field that is absent or null leaves Mailchimp's value alone, ``""`` clears it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ _BOOL = {"type": ["boolean", "null"]}
 
 CONTACTS_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["email"],
+    "anyOf": [{"required": ["email"]}, {"required": ["customer_user_id", "erase"]}],
     "properties": {
         "email": {
-            "type": "string",
-            "description": "E-mail address (trimmed; matched case-insensitively).",
+            "type": ["string", "null"],
+            "description": "E-mail address (trimmed; matched case-insensitively). Null only on an erase row with customer_user_id.",
         },
         "first_name": {**_STR, "description": "-> FNAME by default."},
         "last_name": {**_STR, "description": "-> LNAME by default."},
@@ -50,7 +50,7 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "is_guest": {**_BOOL, "description": "Guest (checkout-only) customer."},
         "customer_user_id": {
             "type": ["integer", "string", "null"],
-            "description": "Source person id; used as the record key in rejects.",
+            "description": "Source person id: kept on the member in the identity merge field (OROID), which matches the contact before the email; the record key in rejects.",
         },
         "updated_at": {
             "type": ["string", "null"],
@@ -59,16 +59,16 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         },
         "marketing_consent": {
             **_BOOL,
-            "description": "Source's marketing consent; with consent_changed_at it is an explicit consent change.",
+            "description": "Marketing consent recorded at the source: true, false, or null (nothing recorded).",
         },
         "consent_changed_at": {
             "type": ["string", "null"],
             "format": "date-time",
-            "description": "When marketing_consent last changed at the source. Applied only if later than the member's last change in Mailchimp.",
+            "description": "When marketing_consent took its value at the source (or an upper bound). An opt-out wins unless the person opted in in Mailchimp later (timestamp_opt); an opt-in is recorded as the member's timestamp_opt.",
         },
         "erase": {
             **_BOOL,
-            "description": "true: archive or permanently delete the member (erasure_mode).",
+            "description": "true: the person was deleted at the source; the member carrying customer_user_id (or, without an id, the address) is archived or permanently deleted (erasure_mode).",
         },
     },
 }

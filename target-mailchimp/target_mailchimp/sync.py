@@ -493,14 +493,8 @@ class ContactSync(TagWrites):
                 body["status_if_new"] = body.pop("status")
                 for key in ("timestamp_opt", "timestamp_signup"):
                     body.pop(key, None)
-            try:
-                member = self.audience.put_member(
-                    write.contact.hash,
-                    body,
-                    skip_merge_validation=self.settings.skip_merge_validation,
-                )
-            except PermanentMailchimpError as exc:
-                self._reject_error(write.contact, exc)
+            member = self._put(write.contact, body)
+            if member is None:
                 return
             state = self.audience.state_from(member) if member.get("status") else write.new_state
             if write.created and write.existed and member.get("status"):
@@ -514,14 +508,8 @@ class ContactSync(TagWrites):
                         "status": decision.status,
                         **opt_in_times(write.contact.record, decision.status),
                     }
-                    try:
-                        member = self.audience.put_member(
-                            write.contact.hash,
-                            status_body,
-                            skip_merge_validation=self.settings.skip_merge_validation,
-                        )
-                    except PermanentMailchimpError as exc:
-                        self._reject_error(write.contact, exc)
+                    member = self._put(write.contact, status_body)
+                    if member is None:
                         return
                     state = self.audience.state_from(member)
             self._applied(Write(write.contact, write.item, created=False, new_state=state))
@@ -533,6 +521,16 @@ class ContactSync(TagWrites):
                     self._tags_by_member([delta])
 
         run_concurrently([partial(put, w) for w in writes], self.workers)
+
+    def _put(self, contact: Contact, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One ``PUT`` of a member; a refusal is rejected (None)."""
+        try:
+            return self.audience.put_member(
+                contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
+            )
+        except PermanentMailchimpError as exc:
+            self._reject_error(contact, exc)
+            return None
 
     # -- archives and erasure --------------------------------------------------------------
     def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e_harness import Project
 from oromc_sandbox.testing import running_sandbox
-from pipelines import install_env, meltano_install
+from pipelines import DEV_SANDBOX_OPTIONS, install_env, meltano_install
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,5 @@ def project(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> It
     server's would be within a second or so; connectors may rely on that.
     """
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
-    with running_sandbox(
-        customers=40, seed=11, epoch=epoch, shoppinglists=True, order_campaign_relation=True
-    ) as sandbox:
+    with running_sandbox(customers=40, seed=11, epoch=epoch, **DEV_SANDBOX_OPTIONS) as sandbox:
         yield Project(sandbox, tmp_path_factory.mktemp("e2e"))

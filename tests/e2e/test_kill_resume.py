@@ -11,32 +11,33 @@ from pathlib import Path
 import pytest
 from e2e_harness import Project
 from oromc_sandbox.testing import running_sandbox
-from pipelines import MELTANO, ROOT, write_counts
+from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT, project_lock, write_counts
 
-SIZE = {"customers": 120, "seed": 5}
+SIZE = {"customers": 120, "seed": 5, **DEV_SANDBOX_OPTIONS}
 SMALL_WINDOWS = {"TARGET_MAILCHIMP_BATCH_SIZE_ROWS": "40"}
 
 
 def _killed_run(project: Project, job: str) -> None:
     """Start `meltano run job` and SIGKILL the whole process group once Mailchimp took writes."""
     env = {**project.env, **SMALL_WINDOWS}
-    proc = subprocess.Popen(
-        [MELTANO, "run", job],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while write_counts(project.sandbox.stats("mailchimp")) < 2:
-            assert proc.poll() is None, "the run ended before it could be killed mid-way"
-            assert time.monotonic() < deadline, "no Mailchimp write within 300 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with project_lock():
+        proc = subprocess.Popen(
+            [MELTANO, "run", job],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        try:
+            while write_counts(project.sandbox.stats("mailchimp")) < 2:
+                assert proc.poll() is None, "the run ended before it could be killed mid-way"
+                assert time.monotonic() < deadline, "no Mailchimp write within 300 s"
+                time.sleep(0.05)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.mark.usefixtures("meltano_ready")

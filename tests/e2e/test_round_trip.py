@@ -42,6 +42,9 @@ def test_first_cycle_and_new_customer_user_reaches_mailchimp(project: Project) -
                     "lastName": "Ångström",
                     "enabled": True,
                     "confirmed": True,
+                    # consent recorded at signup (dev environment: the custom field); without it
+                    # the person would join as transactional
+                    "marketing_consent": True,
                 },
                 "relationships": {
                     "customer": {"data": {"type": "customers", "id": customer["id"]}},

@@ -1,0 +1,297 @@
+"""Consent, identity and erasure from OroCommerce to Mailchimp, one transition per test, each checked
+in both systems after a real `meltano run audience-sync` (dev environment: consent in the custom
+field `marketing_consent` on customer users).
+
+The tests share one small sandbox and run in file order; each works on people it creates itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_harness import Project
+from oromc_sandbox.testing import running_sandbox
+from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT, project_lock
+from target_mailchimp.ecommerce import EcommerceSync
+from target_mailchimp.sync import ContactSync
+from target_mailchimp.target import TargetMailchimp
+
+DOMAIN = "consent-e2e.example.org"
+_seq = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def project(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    with running_sandbox(customers=10, seed=21, **DEV_SANDBOX_OPTIONS) as sandbox:
+        project = Project(sandbox, tmp_path_factory.mktemp("consent"))
+        project.run("audience-sync")  # the shop's audience as it is before the tests change anything
+        yield project
+
+
+def _customer(project: Project, name: str | None = None) -> str:
+    """A seeded customer (account) id, or a new one called ``name``."""
+    if name is None:
+        return str(project.oro.get("customers", **{"page[size]": 1})["data"][0]["id"])
+    return str(project.oro.post("customers", {"data": {"type": "customers", "attributes": {"name": name}}})["data"]["id"])
+
+
+def _new_user(project: Project, consent: bool | None, *, enabled: bool = True, guest: bool = False,
+              customer: str | None = None) -> dict[str, Any]:
+    n = next(_seq)
+    attributes = {"email": f"person{n}@{DOMAIN}", "firstName": "Person", "lastName": f"No{n}",
+                  "enabled": enabled, "isGuest": guest, "marketing_consent": consent}
+    relationships: dict[str, Any] = {"customer": {"data": {"type": "customers",
+                                                           "id": customer or _customer(project)}}}
+    if enabled:
+        relationships["userRoles"] = {"data": [{"type": "customeruserroles", "id": "2"}]}
+    doc = {"data": {"type": "customerusers", "attributes": attributes, "relationships": relationships}}
+    data: dict[str, Any] = project.oro.post("customerusers", doc)["data"]
+    return data
+
+
+def _set(project: Project, user: dict[str, Any], **attributes: Any) -> None:
+    project.oro.patch(f"customerusers/{user['id']}",
+                      {"data": {"type": "customerusers", "id": user["id"], "attributes": attributes}})
+
+
+def _member(project: Project, email: str) -> dict[str, Any] | None:
+    mc = project.mailchimp
+    response = mc.session.get(f"{mc.api}/lists/{mc.list_id}/members/{mc.hash(email)}", timeout=30)
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _oro_user(project: Project, user_id: str) -> dict[str, Any] | None:
+    response = project.oro._send("GET", f"customerusers/{user_id}")
+    if response.status_code == 404:
+        return None
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def _statuses(project: Project) -> dict[str, str]:
+    """Every member's status by address, archived members included."""
+    mc = project.mailchimp
+    out: dict[str, str] = {}
+    for status in (None, "archived"):
+        params: dict[str, Any] = {"count": 1000, "fields": "members.email_address,members.status"}
+        if status:
+            params["status"] = status
+        for m in mc.get(f"lists/{mc.list_id}/members", **params)["members"]:
+            out[m["email_address"].lower()] = m["status"]
+    return out
+
+
+def _sync(project: Project) -> dict[str, Any]:
+    result = project.run("audience-sync")
+    summary: dict[str, Any] = result.summaries["target-mailchimp"]["streams"].get("contacts", {})
+    return summary  # empty when the tap sent no contact at all
+
+
+def test_new_users_consent_true_false_absent(project: Project) -> None:
+    given, declined, unknown = (_new_user(project, c) for c in (True, False, None))
+    _sync(project)
+    statuses = [_member(project, u["attributes"]["email"])["status"] for u in (given, declined, unknown)]  # type: ignore[index]
+    assert statuses == ["subscribed", "unsubscribed", "transactional"]
+    for user in (given, declined, unknown):
+        member = _member(project, user["attributes"]["email"])
+        assert member["merge_fields"]["OROID"] == user["id"]  # type: ignore[index]
+        oro = _oro_user(project, user["id"])
+        assert oro["attributes"]["marketing_consent"] is user["attributes"]["marketing_consent"]  # type: ignore[index]
+
+
+def test_disabled_user_is_never_subscribed(project: Project) -> None:
+    new_disabled = _new_user(project, True, enabled=False)
+    was_subscribed = _new_user(project, True)
+    _sync(project)
+    assert _member(project, was_subscribed["attributes"]["email"])["status"] == "subscribed"  # type: ignore[index]
+    _set(project, was_subscribed, enabled=False)
+    summary = _sync(project)
+    assert _member(project, new_disabled["attributes"]["email"])["status"] == "transactional"  # type: ignore[index]
+    assert _member(project, was_subscribed["attributes"]["email"])["status"] == "archived"  # type: ignore[index]
+    assert summary["disabled_archived"] == 1
+    assert _oro_user(project, was_subscribed["id"])["attributes"]["enabled"] is False  # type: ignore[index]
+
+
+def test_guest_follows_the_consent_rules(project: Project) -> None:
+    guest = _new_user(project, True, enabled=False, guest=True)  # Oro creates guests disabled
+    silent_guest = _new_user(project, None, enabled=False, guest=True)
+    _sync(project)
+    assert _member(project, guest["attributes"]["email"])["status"] == "subscribed"  # type: ignore[index]
+    assert _member(project, silent_guest["attributes"]["email"])["status"] == "transactional"  # type: ignore[index]
+
+
+def test_opt_out_in_oro_unsubscribes(project: Project) -> None:
+    user = _new_user(project, True)
+    _sync(project)
+    _set(project, user, firstName="Edited")
+    _sync(project)  # our own merge-field write moves the member's last_changed
+    _set(project, user, marketing_consent=False)
+    summary = _sync(project)
+    member = _member(project, user["attributes"]["email"])
+    assert member["status"] == "unsubscribed"  # type: ignore[index]
+    assert member["merge_fields"]["FNAME"] == "Edited"  # type: ignore[index]
+    assert summary["opted_out"] == 1
+    assert _oro_user(project, user["id"])["attributes"]["marketing_consent"] is False  # type: ignore[index]
+    quiet = _sync(project)
+    assert quiet.get("consent_changes", 0) == 0  # nothing left to do
+    assert quiet.get("updated", 0) == 0
+
+
+def test_email_change_in_oro_moves_the_member(project: Project) -> None:
+    user = _new_user(project, True)
+    old = user["attributes"]["email"]
+    _sync(project)
+    mc = project.mailchimp
+    mc.call("POST", f"lists/{mc.list_id}/members/{mc.hash(old)}/tags",
+            {"tags": [{"name": "Hand-picked", "status": "active"}]})
+    before = _member(project, old)
+    new = f"moved.{user['id']}@{DOMAIN}"
+    _set(project, user, email=new)
+    summary = _sync(project)
+    assert summary["email_changes"] == 1
+    assert _member(project, old) is None  # one member, not two
+    after = _member(project, new)
+    assert after is not None
+    assert before is not None
+    assert after["unique_email_id"] == before["unique_email_id"]
+    assert after["status"] == "subscribed"
+    assert {t["name"] for t in after["tags"]} == {t["name"] for t in before["tags"]}
+    assert "Hand-picked" in {t["name"] for t in after["tags"]}
+    assert _oro_user(project, user["id"])["attributes"]["email"] == new  # type: ignore[index]
+
+
+def test_email_change_onto_another_member_is_a_reported_conflict(project: Project) -> None:
+    user = _new_user(project, True)
+    _sync(project)
+    mc = project.mailchimp
+    hand = f"hand.{user['id']}@{DOMAIN}"
+    mc.call("POST", f"lists/{mc.list_id}/members", {"email_address": hand, "status": "subscribed"})
+    _set(project, user, email=hand)
+    summary = _sync(project)
+    assert summary["rejected_by_reason"] == {"email_conflict": 1}
+    assert _member(project, user["attributes"]["email"])["merge_fields"]["OROID"] == user["id"]  # type: ignore[index]
+    hand_member = _member(project, hand)
+    assert hand_member["merge_fields"].get("OROID", "") == ""  # type: ignore[index]  # nothing merged
+    assert hand_member["status"] == "subscribed"  # type: ignore[index]
+    rejects = Path(project.env["TARGET_MAILCHIMP_REJECTS_PATH"]).read_text().splitlines()
+    last = json.loads(rejects[-1])
+    assert (last["reason"], last["key"], last["field"]) == ("email_conflict", f"customer_user_id={user['id']}", "email")
+    assert _oro_user(project, user["id"])["attributes"]["email"] == hand  # type: ignore[index]
+
+
+def test_deleted_user_and_deleted_account_are_erased_hand_added_member_survives(project: Project) -> None:
+    mc = project.mailchimp
+    hand = f"by-hand@{DOMAIN}"
+    mc.call("POST", f"lists/{mc.list_id}/members", {"email_address": hand, "status": "subscribed"})
+    loner = _new_user(project, True)
+    account = _customer(project, name="Closing Ltd")
+    colleagues = [_new_user(project, True, customer=account), _new_user(project, None, customer=account)]
+    _sync(project)
+    assert project.oro._send("DELETE", f"customers/{account}").status_code == 403  # users first
+    for user in (loner, *colleagues):
+        assert project.oro._send("DELETE", f"customerusers/{user['id']}").status_code == 204
+    assert project.oro._send("DELETE", f"customers/{account}").status_code == 204
+    summary = _sync(project)
+    assert summary["erased"] == 3
+    for user in (loner, *colleagues):
+        member = _member(project, user["attributes"]["email"])
+        assert member["status"] == "archived"  # type: ignore[index]
+        assert member["merge_fields"]["OROID"] == user["id"]  # type: ignore[index]
+        assert _oro_user(project, user["id"]) is None
+    assert project.oro._send("GET", f"customers/{account}").status_code == 404
+    assert _member(project, hand)["status"] == "subscribed"  # type: ignore[index]  # not ours: untouched
+    assert _sync(project).get("erased", 0) == 0  # reported once
+
+
+def _tap_output(project: Project) -> list[str]:
+    """The Singer messages `meltano invoke tap-orocommerce--audience` writes (contacts and store)."""
+    with project_lock():
+        proc = subprocess.run(
+            [MELTANO, "invoke", "tap-orocommerce--audience"], cwd=ROOT, env=project.env,
+            capture_output=True, text=True, timeout=600, check=True,
+        )
+    return [line for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+class _Lines(io.StringIO):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self._lines = lines
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return (line + "\n" for line in self._lines)
+
+
+def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
+    meltano_ready: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audience pipeline's input (read once from Oro with Meltano), written ten times into a
+    fresh audience with random sink delays, window sizes, connections and retried faults: the
+    statuses depend only on the data."""
+    rng = random.Random(2024)
+    delays = random.Random(7)
+    contacts_process, store_process = ContactSync.process, EcommerceSync.process
+
+    def slow_contacts(self: ContactSync, records: list[dict[str, Any]]) -> None:
+        time.sleep(delays.uniform(0, 0.05))
+        contacts_process(self, records)
+
+    def slow_store(self: EcommerceSync, stream: str, records: list[dict[str, Any]]) -> None:
+        time.sleep(delays.uniform(0, 0.05))
+        store_process(self, stream, records)
+
+    monkeypatch.setattr(ContactSync, "process", slow_contacts)
+    monkeypatch.setattr(EcommerceSync, "process", slow_store)
+    outcomes = []
+    with running_sandbox(customers=6, seed=33, **DEV_SANDBOX_OPTIONS) as sandbox:
+        project = Project(sandbox, tmp_path / "tap")
+        seeded = set(_statuses(project))
+        lines = _tap_output(project)
+        assert any('"stream": "ecommerce_orders"' in line or '"stream":"ecommerce_orders"' in line for line in lines)
+        users = project.oro.all("customerusers")
+        mc = sandbox.info["mailchimp"]
+        for run in range(10):
+            sandbox.reset()
+            sandbox.set_faults("mailchimp", rate=0.05, kinds=["429", "500", "reset"], seed=rng.randrange(10**6))
+            config = {
+                "api_key": mc["api_key"], "api_url": sandbox.mailchimp_api_url, "list_id": mc["list_id"],
+                "store_id": "sandbox-store", "rejects_path": str(tmp_path / f"rejects{run}.jsonl"),
+                "retry_backoff_seconds": 0.02, "max_tries": 10,
+                "batch_size_rows": rng.choice([2, 5, 20, 500]),
+                "max_connections": rng.choice([1, 3, 10]),
+            }
+            target = TargetMailchimp(config=config)
+            with contextlib.redirect_stdout(io.StringIO()):
+                target.listen(file_input=_Lines(lines))
+            sandbox.set_faults("mailchimp", rate=0)
+            outcomes.append(_statuses(project))
+    assert all(outcome == outcomes[0] for outcome in outcomes[1:])
+    created = 0
+    for user in users:  # and they follow the rules
+        attributes = user["attributes"]
+        email = attributes["email"].lower()
+        status = outcomes[0].get(email)
+        consent = attributes["marketing_consent"]
+        if consent is False:
+            assert status not in {"subscribed", "pending"}
+        if email in seeded:
+            continue
+        created += 1
+        disabled = not attributes["enabled"] and not attributes["isGuest"]
+        expected = "unsubscribed" if consent is False else "transactional" if disabled or consent is None else "subscribed"
+        assert status == expected, (attributes, status)
+    assert created  # some people were new to the audience
