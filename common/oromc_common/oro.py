@@ -21,6 +21,8 @@ JSON:API helpers
     * :func:`format_oro_datetime`, :func:`parse_oro_datetime` - Oro's UTC second-precision datetimes.
     * :func:`flatten_resource`, :func:`relationship_ids`, :func:`relationship_id` - turn a resource
       object into a flat dict (``id`` + attributes + relationship ids).
+    * :func:`consents_by_name` - OroConsentBundle consents (``GET consents?include=names``, as an
+      ``api.yml`` customization exposes them) by their default-localization name.
     * :func:`oro_error_message`, :func:`raise_for_oro_status` - a message from Oro's
       ``errors[].title/detail/source`` naming the resource, with emails and tokens scrubbed.
 
@@ -68,6 +70,7 @@ __all__ = [
     "OroTLSError",
     "build_filters",
     "clear_token_cache",
+    "consents_by_name",
     "edge_error_message",
     "fields_params",
     "filter_param",
@@ -378,6 +381,27 @@ def relationship_id(resource: Mapping[str, Any], name: str) -> str | None:
     """Id of to-one relationship ``name`` (``None`` when absent or null)."""
     ids = relationship_ids(resource, name)
     return ids[0] if ids else None
+
+
+def consents_by_name(doc: Mapping[str, Any]) -> dict[str, str]:
+    """``{name: consent id}`` from a ``consents`` list document fetched with ``include=names``.
+
+    A consent's ``names`` are localized fallback values; the default one has no ``localization``.
+    Names are returned as Oro holds them; match them case-insensitively (``str.casefold``).
+    """
+    labels = {
+        str(item.get("id")): (item.get("attributes") or {}).get("string")
+        for item in doc.get("included") or []
+        if isinstance(item, Mapping)
+        and not ((item.get("relationships") or {}).get("localization") or {}).get("data")
+    }
+    found: dict[str, str] = {}
+    for consent in doc.get("data") or []:
+        for ref in ((consent.get("relationships") or {}).get("names") or {}).get("data") or []:
+            label = labels.get(str(ref.get("id")))
+            if isinstance(label, str):
+                found.setdefault(label, str(consent.get("id")))
+    return found
 
 
 def flatten_resource(

@@ -5,11 +5,15 @@ Usage::
     report = RunReport("target-mailchimp", rejects_path="rejects.jsonl")
     report.count("contacts", "received")
     report.reject("contacts", key="42", reason="invalid_email", detail="...", field="email")
+    report.action("forgotten_members", key="list/oro:42", reason="gdpr_erasure_request", detail="...")
     report.count_call("POST", 200)
     report.log_summary(logger)
 
 The rejects file is JSON lines, one object per rejected record:
-``{"ts", "stream", "key", "reason", "field", "detail"}``. Details must already be free of secrets.
+``{"ts", "stream", "key", "reason", "field", "detail"}``; the same file receives the *actions* (things
+the run could not or must not decide on its own and a person has to act on, e.g. a GDPR erasure
+request), with ``"kind": "action"`` (rejected records have ``"kind": "reject"``). Details must already be
+free of secrets and personal data.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class RunReport:
         self._lock = threading.Lock()
         self._counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._rejects_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
+        self._actions_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
         self._calls: Counter[str] = Counter()
         self._rejects_file: Any = None
 
@@ -69,8 +74,23 @@ class RunReport:
         field: str | None = None,
     ) -> None:
         """Count a rejected record and append it to the rejects file (if configured)."""
+        self._record("reject", stream, key, reason, detail, field)
+
+    def action(
+        self,
+        stream: str,
+        key: Any,
+        reason: str,
+        detail: str = "",
+        field: str | None = None,
+    ) -> None:
+        """Report something a person must act on (counted as ``actions``; a line in the rejects file)."""
+        self._record("action", stream, key, reason, detail, field)
+
+    def _record(self, kind: str, stream: str, key: Any, reason: str, detail: str, field: str | None) -> None:
         line = {
             "ts": datetime.now(UTC).isoformat(timespec="seconds"),
+            "kind": kind,
             "stream": stream,
             "key": key,
             "reason": reason,
@@ -78,8 +98,12 @@ class RunReport:
             "detail": detail,
         }
         with self._lock:
-            self._counts[stream]["rejected"] += 1
-            self._rejects_by_reason[stream][reason] += 1
+            if kind == "action":
+                self._counts[stream]["actions"] += 1
+                self._actions_by_reason[stream][reason] += 1
+            else:
+                self._counts[stream]["rejected"] += 1
+                self._rejects_by_reason[stream][reason] += 1
             if self.rejects_path is not None:
                 if self._rejects_file is None:
                     self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +116,11 @@ class RunReport:
         with self._lock:
             return dict(self._rejects_by_reason[stream])
 
+    def actions_by_reason(self, stream: str) -> dict[str, int]:
+        """Action counts by reason for one stream."""
+        with self._lock:
+            return dict(self._actions_by_reason[stream])
+
     # -- summary --------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary of the run."""
@@ -103,9 +132,15 @@ class RunReport:
                     stream: {
                         **dict(counts),
                         "rejected_by_reason": dict(self._rejects_by_reason[stream]),
+                        **(
+                            {"actions_by_reason": dict(self._actions_by_reason[stream])}
+                            if self._actions_by_reason.get(stream)
+                            else {}
+                        ),
                     }
                     for stream, counts in sorted(self._counts.items())
                 },
+                "actions_required": sum(sum(c.values()) for c in self._actions_by_reason.values()),
                 "api_calls": sum(self._calls.values()),
                 "api_calls_by_status": dict(sorted(self._calls.items())),
                 "rejects_file": str(self.rejects_path) if self.rejects_path else None,

@@ -129,6 +129,8 @@ class MailchimpContext:
             connection_budget=connection_budget(config),
         )
         self.page_size = max(1, min(int(config.get("page_size") or PAGE_SIZE), PAGE_SIZE))
+        merge = config.get("identity_merge_field")
+        self.identity_merge_field = "OROID" if merge is None else str(merge)
         self._pool: ThreadPoolExecutor | None = None
         self._now: datetime | None = None
         self._lists: list[dict[str, Any]] | None = None
@@ -324,7 +326,7 @@ class MailchimpStream(Stream):
     @override
     def log_sync_costs(self) -> None:
         super().log_sync_costs()
-        names = list(self._tap.streams)
+        names = [name for name, stream in self._tap.streams.items() if stream.selected]
         if names and names[-1] == self.name:
             self._tap.finish_run()  # type: ignore[attr-defined]
 

@@ -536,3 +536,20 @@ MEMBER_IDS = _schema(
     _str("status"),
     th.Property("sweep_at", th.DateTimeType(nullable=False), required=True, description="Snapshot time."),
 )
+
+FORGOTTEN_MEMBERS = _schema(
+    _key("list_id", "Audience id."),
+    _key(
+        "oro_id",
+        "Identity value (the Oro customer-user id, from the identity merge field) of a member that was "
+        "permanently deleted from the audience: no member carries it any more.",
+    ),
+    th.Property(
+        "detected_at",
+        th.DateTimeType(nullable=False),
+        required=True,
+        description="Cut-off of the run whose sweep found it missing.",
+    ),
+    _str("identity_merge_field", "Merge field the id was read from (e.g. `OROID`)."),
+    _ts("previous_sweep_at", "The sweep before: the member existed then, or joined after it."),
+)

@@ -6,12 +6,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from oromc_common import idsets
 from oromc_common.mailchimp import PermanentMailchimpError
 from typing_extensions import override
 
-from tap_mailchimp_engagement import schemas
+from tap_mailchimp_engagement import identity, schemas
 from tap_mailchimp_engagement.client import (
     ChangeDetectedStream,
+    MailchimpContext,
     MailchimpStream,
     format_ts,
     is_not_found,
@@ -100,7 +102,7 @@ class MembersStream(MailchimpStream):
         bookmark = self.bucket("lists").setdefault(list_id, {})
         previous = parse_ts(bookmark.get("since"))
         cutoff = self.mc.now()
-        newest = self._edge(path, "DESC")
+        newest = member_edge(self.mc, path, "DESC")
         if newest is not None and newest > cutoff:
             cutoff = newest  # the server clock is ahead of ours: never leave its present behind
         # `last_changed` has whole seconds: a change later in the cut-off's own second would get a
@@ -108,98 +110,36 @@ class MembersStream(MailchimpStream):
         cutoff -= ONE_SECOND
         since = previous or parse_ts(self.config.get("start_date"))
         if since is None:
-            oldest = self._edge(path, "ASC")
+            oldest = member_edge(self.mc, path, "ASC")
             since = (oldest - ONE_SECOND) if oldest else cutoff
         run = self.mc.member_run(list_id)
         run["previous_cutoff"] = previous
+        tracker = self._identity_tracker()
         window = timedelta(days=float(self.config.get("member_window_days") or 30))
         lo = since
         while lo < cutoff:
             hi = min(lo + window, cutoff)
             archived_in_main: set[str] = set()
-            for row in self._scan(path, lo, hi, None):
+            for row in scan_members(self.mc, path, lo, hi, None):
                 if row.get("status") == "archived":
                     archived_in_main.add(row["id"])
                 yield self._member(list_id, row, run)
-            for row in self._scan(path, lo, hi, "archived"):
+            for row in scan_members(self.mc, path, lo, hi, "archived"):
                 if row["id"] not in archived_in_main:
                     yield self._member(list_id, row, run)
+            if tracker is not None:
+                tracker.remember(list_id, run.pop("identities", None))
             bookmark["since"] = format_ts(hi)
             self.flush_state()  # the window is complete: its rows are already written
             lo = hi
         run["cutoff"] = cutoff
 
-    def _edge(self, path: str, direction: str) -> datetime | None:
-        """Oldest/newest ``last_changed`` in the audience (archived members included)."""
-        edges = []
-        for status in (None, "archived"):
-            params: dict[str, Any] = {
-                "count": 1,
-                "sort_field": "last_changed",
-                "sort_dir": direction,
-                "fields": "members.last_changed,total_items",
-            }
-            if status:
-                params["status"] = status
-            rows = self.mc.get(path, params).get("members") or []
-            if rows:
-                value = parse_ts(rows[0].get("last_changed"))
-                if value is not None:
-                    edges.append(value)
-        if not edges:
-            return None
-        return max(edges) if direction == "DESC" else min(edges)
-
-    def _scan(
-        self, path: str, lo: datetime, hi: datetime, status: str | None
-    ) -> Iterator[dict[str, Any]]:
-        """Members with ``lo < last_changed <= hi``, ascending, by keyset pages.
-
-        Each page asks for ``since_last_changed`` = one second before the last ``last_changed`` read
-        (strictly greater-than) and skips, by ``offset``, the rows of that overlap already read (minus a
-        small margin; duplicates are dropped by id). Unlike plain offset paging, members that change while
-        we page (and so leave the window) cannot shift unread rows out of reach, and offsets stay small.
-        """
-        base = {
-            "before_last_changed": format_ts(hi),
-            "sort_field": "last_changed",
-            "sort_dir": "ASC",
-            "exclude_fields": "members._links,_links",
-        }
-        if status:
-            base["status"] = status
-        size = self.mc.page_size
-        full_margin = min(TIE_MARGIN, size // 4)
-        margin = full_margin
-        cursor = lo
-        overlap: dict[str, datetime] = {}  # rows read with last_changed > cursor
-        while True:
-            offset = max(0, len(overlap) - margin)
-            params = {**base, "since_last_changed": format_ts(cursor)}
-            rows, _ = self.mc.page(path, "members", offset, params)
-            fresh = 0
-            for row in rows:
-                rid = str(row.get("id"))
-                if rid in overlap:
-                    continue
-                fresh += 1
-                changed = parse_ts(row.get("last_changed"))
-                if changed is not None:
-                    overlap[rid] = changed
-                yield row
-            if len(rows) < size:
-                return
-            last = parse_ts(rows[-1].get("last_changed"))
-            if last is None:
-                return
-            if fresh == 0:
-                if margin == 0:
-                    return  # defensive: nothing new even without re-reading the overlap
-                margin = 0
-                continue
-            margin = full_margin
-            cursor = last - ONE_SECOND
-            overlap = {rid: ts for rid, ts in overlap.items() if ts >= cursor}
+    def _identity_tracker(self) -> ForgottenMembersStream | None:
+        """The stream that keeps the audience's Oro ids, when it is selected and enabled."""
+        stream = self._tap.streams.get("forgotten_members")
+        if isinstance(stream, ForgottenMembersStream) and stream.selected and stream.enabled:
+            return stream
+        return None
 
     def _member(self, list_id: str, row: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         row = {**row, "list_id": list_id}
@@ -210,6 +150,9 @@ class MembersStream(MailchimpStream):
         ]
         if previous is not None and joined and min(joined) > previous:
             run["new"] = run.get("new", 0) + 1
+        oro_id = identity.identity_value(row, self.mc.identity_merge_field)
+        if oro_id is not None:
+            run.setdefault("identities", idsets.BitMap()).add(oro_id)
         return row
 
     @override
@@ -219,6 +162,121 @@ class MembersStream(MailchimpStream):
         if isinstance(tags_stream, MemberTagsStream) and tags_stream.selected:
             tags_stream.write_for_member(row)
         return row
+
+
+# -- member scans (shared by the members stream and the id sweeps) ------------------------------
+
+
+def member_edge(mc: MailchimpContext, path: str, direction: str) -> datetime | None:
+    """Oldest/newest ``last_changed`` in the audience (archived members included)."""
+    edges = []
+    for status in (None, "archived"):
+        params: dict[str, Any] = {
+            "count": 1,
+            "sort_field": "last_changed",
+            "sort_dir": direction,
+            "fields": "members.last_changed,total_items",
+        }
+        if status:
+            params["status"] = status
+        rows = mc.get(path, params).get("members") or []
+        if rows:
+            value = parse_ts(rows[0].get("last_changed"))
+            if value is not None:
+                edges.append(value)
+    if not edges:
+        return None
+    return max(edges) if direction == "DESC" else min(edges)
+
+
+def scan_members(
+    mc: MailchimpContext,
+    path: str,
+    lo: datetime,
+    hi: datetime | None,
+    status: str | None,
+    fields: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Members with ``lo < last_changed <= hi`` (no upper bound when ``hi`` is None), ascending.
+
+    Keyset pages: each asks for ``since_last_changed`` = one second before the last ``last_changed``
+    read (strictly greater-than) and skips, by ``offset``, the rows of that overlap already read (minus
+    a small margin; duplicates are dropped by id). Unlike plain offset paging, members that change or
+    are deleted while we page cannot shift unread rows out of reach, and offsets stay small.
+    ``fields`` (which must include ``members.id`` and ``members.last_changed``) trims the rows.
+    """
+    base = {"sort_field": "last_changed", "sort_dir": "ASC"}
+    if hi is not None:
+        base["before_last_changed"] = format_ts(hi)
+    if fields:
+        base["fields"] = fields
+    else:
+        base["exclude_fields"] = "members._links,_links"
+    if status:
+        base["status"] = status
+    size = mc.page_size
+    full_margin = min(TIE_MARGIN, size // 4)
+    margin = full_margin
+    cursor = lo
+    overlap: dict[str, datetime] = {}  # rows read with last_changed > cursor
+    while True:
+        offset = max(0, len(overlap) - margin)
+        params = {**base, "since_last_changed": format_ts(cursor)}
+        rows, _ = mc.page(path, "members", offset, params)
+        fresh = 0
+        for row in rows:
+            rid = str(row.get("id"))
+            if rid in overlap:
+                continue
+            fresh += 1
+            changed = parse_ts(row.get("last_changed"))
+            if changed is not None:
+                overlap[rid] = changed
+            yield row
+        if len(rows) < size:
+            return
+        last = parse_ts(rows[-1].get("last_changed"))
+        if last is None:
+            return
+        if fresh == 0:
+            if margin == 0:
+                return  # defensive: nothing new even without re-reading the overlap
+            margin = 0
+            continue
+        margin = full_margin
+        cursor = last - ONE_SECOND
+        overlap = {rid: ts for rid, ts in overlap.items() if ts > cursor}
+
+
+def sweep_members(mc: MailchimpContext, list_id: str) -> Iterator[dict[str, Any]]:
+    """Every member that exists now (archived included): id, status and the identity merge field.
+
+    Per status (the plain listing, then ``status=archived``) a keyset scan up to the run cut-off, then
+    one for whatever changed after it (a member that changes mid-sweep leaves the first scan and is
+    caught by the second). A deletion during the sweep shifts no unread row. The Oro ids seen are kept
+    for the run (``member_run(list_id)["swept_identities"]``), so a second consumer of the same sweep
+    does not read the audience again. A member may come twice (changed while swept); every member that
+    exists throughout the sweep comes at least once.
+    """
+    path = f"/lists/{list_id}/members"
+    merge = mc.identity_merge_field
+    fields = "members.id,members.status,members.last_changed"
+    if merge:
+        fields += f",members.merge_fields.{merge}"
+    cutoff = mc.now()
+    oldest = member_edge(mc, path, "ASC")
+    start = (oldest - ONE_SECOND) if oldest is not None and oldest <= cutoff else cutoff - ONE_SECOND
+    seen = idsets.BitMap()
+    for status in (None, "archived"):
+        for lo, hi in ((start, cutoff), (cutoff - ONE_SECOND, None)):
+            for row in scan_members(mc, path, lo, hi, status, fields):
+                if status is None and row.get("status") == "archived":
+                    continue  # counted by the archived pass
+                oro_id = identity.identity_value(row, merge)
+                if oro_id is not None:
+                    seen.add(oro_id)
+                yield row
+    mc.member_run(list_id)["swept_identities"] = seen
 
 
 class MemberTagsStream(MailchimpStream):
@@ -298,6 +356,9 @@ class MemberReconciliationStream(MailchimpStream):
             sweep = mode == "always" or bool(missing)
             if sweep:
                 pending[list_id] = format_ts(checked_at)
+                forgotten = self._tap.streams.get("forgotten_members")
+                if isinstance(forgotten, ForgottenMembersStream) and forgotten.selected:
+                    forgotten.owe_sweep(list_id)
                 self.logger.warning(
                     "Audience %s: %s member(s) missing since the last run; an id sweep follows.",
                     list_id,
@@ -332,18 +393,96 @@ class MemberIdsStream(MailchimpStream):
             return
         pending = recon.bucket("pending_sweeps")
         for list_id, sweep_at in list(pending.items()):
-            path = f"/lists/{list_id}/members"
-            fields = "members.id,members.status"
-            for status in (None, "archived"):
-                params: dict[str, Any] = {"fields": fields}
-                if status:
-                    params["status"] = status
-                for row in self.mc.paginate(path, "members", params):
-                    if status is None and row.get("status") == "archived":
-                        continue  # counted by the archived pass
-                    yield {"list_id": list_id, "id": row["id"], "status": row.get("status"), "sweep_at": sweep_at}
+            for row in sweep_members(self.mc, list_id):
+                yield {"list_id": list_id, "id": row["id"], "status": row.get("status"), "sweep_at": sweep_at}
             del pending[list_id]
             recon.flush_state()
+
+
+class ForgottenMembersStream(MailchimpStream):
+    """Members that were permanently deleted ("forgotten"), named by the Oro id they carried.
+
+    State (``bookmarks.forgotten_members.lists.<list_id>``): ``oro_ids`` = the set of identity values
+    (Oro customer-user ids) carried by the audience's members, as of the last sweep plus every member
+    the ``members`` stream read since (see :mod:`tap_mailchimp_engagement.identity`); ``baseline_at`` =
+    time of the last complete sweep; ``pending`` = a sweep is owed (set by ``member_reconciliation``
+    when members are missing, kept until the sweep completes, so a killed run sweeps again).
+
+    A sweep (``deletion_check``: ``auto`` when members are missing or no baseline exists yet; ``always``
+    every run) reads every member's id and identity merge field; each id in ``oro_ids`` that no member
+    carries any more is emitted once, then ``oro_ids`` becomes what the sweep saw.
+    """
+
+    name = "forgotten_members"
+    primary_keys: ClassVar[list[str]] = ["list_id", "oro_id", "detected_at"]
+    schema = schemas.FORGOTTEN_MEMBERS
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``deletion_check`` is ``never`` or no identity merge field is configured."""
+        return self.config.get("deletion_check", "auto") != "never" and bool(self.mc.identity_merge_field)
+
+    def _entry(self, list_id: str) -> dict[str, Any]:
+        entry: dict[str, Any] = self.bucket("lists").setdefault(list_id, {})
+        return entry
+
+    def owe_sweep(self, list_id: str) -> None:
+        """Record that the next pass over this audience must sweep (members are missing)."""
+        if self.enabled:
+            self._entry(list_id)["pending"] = True
+
+    def remember(self, list_id: str, ids: idsets.BitMap | None) -> None:
+        """Add the Oro ids the members stream just read (called before its state is flushed)."""
+        if not ids:
+            return
+        entry = self._entry(list_id)
+        known = idsets.decode(entry.get("oro_ids"), identity.state_key(list_id))
+        if ids.issubset(known):
+            return
+        entry["oro_ids"] = idsets.encode(known | ids)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if not self.enabled:
+            return
+        mode = self.config.get("deletion_check", "auto")
+        recon = self._tap.streams.get("member_reconciliation")
+        counted = recon is not None and recon.selected
+        if mode == "auto" and not counted:
+            self.logger.warning(
+                "forgotten_members: member_reconciliation is not selected, so there are no counts to "
+                "tell when members are missing; sweeping every audience every run."
+            )
+        for audience in self.mc.lists():
+            list_id = audience["id"]
+            entry = self._entry(list_id)
+            known = idsets.decode(entry.get("oro_ids"), identity.state_key(list_id))
+            baseline = parse_ts(entry.get("baseline_at"))
+            if not (mode == "always" or not counted or entry.get("pending") or baseline is None):
+                continue
+            run = self.mc.member_run(list_id)
+            present = run.get("swept_identities")
+            if present is None:
+                for _ in sweep_members(self.mc, list_id):
+                    pass
+                present = run["swept_identities"]
+            detected_at = format_ts(run.get("cutoff") or self.mc.now())
+            if baseline is not None:
+                for oro_id in known - present:
+                    self.report.count(self.name, "emitted")
+                    yield {
+                        "list_id": list_id,
+                        "oro_id": str(oro_id),
+                        "identity_merge_field": self.mc.identity_merge_field,
+                        "detected_at": detected_at,
+                        "previous_sweep_at": format_ts(baseline),
+                    }
+            else:
+                self.report.count(self.name, "baseline_sweeps")
+            entry["oro_ids"] = idsets.encode(present)
+            entry["baseline_at"] = detected_at
+            entry.pop("pending", None)
+            self.flush_state()
 
 
 # -- campaigns and reports -------------------------------------------------------------------
@@ -510,6 +649,7 @@ __all__ = [
     "CampaignsStream",
     "EcommerceOrdersStream",
     "EmailActivityStream",
+    "ForgottenMembersStream",
     "ListsStream",
     "MemberIdsStream",
     "MemberReconciliationStream",

@@ -28,6 +28,7 @@ STREAM_TYPES: list[type[Stream]] = [
     streams.MemberTagsStream,
     streams.MemberReconciliationStream,
     streams.MemberIdsStream,
+    streams.ForgottenMembersStream,
     streams.CampaignsStream,
     streams.ReportsStream,
     streams.EmailActivityStream,
@@ -146,8 +147,18 @@ class TapMailchimpEngagement(Tap):
             th.StringType,
             default="auto",
             allowed_values=["auto", "always", "never"],
-            description="Permanent-deletion detection: `auto` emits the `member_ids` snapshot when the "
-            "member counts show missing members, `always` every run, `never` skips the counts.",
+            description="Permanent-deletion detection: `auto` emits the `member_ids` snapshot and the "
+            "`forgotten_members` rows when the member counts show missing members (and sweeps once to "
+            "build the baseline of Oro ids), `always` sweeps every run, `never` skips the counts.",
+        ),
+        th.Property(
+            "identity_merge_field",
+            th.StringType(max_length=10, pattern=r"^[A-Z0-9_]*$"),
+            default="OROID",
+            description="Audience merge field holding the Oro customer-user id (written by target-mailchimp). "
+            "`forgotten_members` keeps the set of these ids to name the people Mailchimp deleted "
+            "permanently; members without one (Mailchimp-only people) are never reported. Empty disables "
+            "`forgotten_members`.",
         ),
         th.Property(
             "request_timeout_seconds",

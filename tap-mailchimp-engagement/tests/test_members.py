@@ -93,3 +93,27 @@ def test_changed_archived_and_deleted_members_reach_the_other_side(sandbox: Any,
     assert changed in snapshot
     assert archived in snapshot
     assert run.state["bookmarks"]["member_reconciliation"]["pending_sweeps"] == {}
+
+
+def test_bursts_of_changes_in_consecutive_seconds_are_all_read_with_small_pages(
+    sandbox: Any, tools: Any
+) -> None:
+    """Keyset pages skip only rows of the last second already read, never those of the second before.
+
+    `since_last_changed` is exclusive: the next page's cursor is one second before the last row read,
+    so the rows read *at* that second are not in the next answer and must not be counted in the offset
+    (they were, and bursts of changes across consecutive seconds lost members with small pages).
+    """
+    list_id = sandbox.info["mailchimp"]["list_id"]
+    config = tools.tap_config(sandbox)
+    base = tools.run_tap(config, streams={"members"})
+    session = tools.mc_session(sandbox)
+    members = f"{sandbox.mailchimp_api_url}/lists/{list_id}/members"
+    subscribed = sorted(r["id"] for r in base.records["members"] if r["status"] == "subscribed")[:24]
+    for n, member_id in enumerate(subscribed):
+        assert session.patch(f"{members}/{member_id}", json={"merge_fields": {"LNAME": f"Burst {n}"}}).ok
+        if n % 6 == 5:
+            time.sleep(0.4)  # the burst spans several seconds
+    time.sleep(1.1)
+    run = tools.run_tap(tools.tap_config(sandbox, page_size=3), state=base.state, streams={"members"})
+    assert {r["id"] for r in run.records["members"]} == set(subscribed)

@@ -62,9 +62,12 @@ class CustomerUserView:
     is_guest: bool
     tag_ids: list[str] | None  # None: tagging is not enabled for customer users
     address_ids: list[str] = field(default_factory=list)
+    enabled: bool = True
+    # Attributes asked for by name (e.g. the consent custom field): absent key = not in the resource.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_resource(cls, resource: Mapping[str, Any]) -> CustomerUserView:
+    def from_resource(cls, resource: Mapping[str, Any], extra_fields: Sequence[str] = ()) -> CustomerUserView:
         """Build from a ``customerusers`` resource object."""
         attrs = resource.get("attributes") or {}
         rels = resource.get("relationships") or {}
@@ -78,6 +81,8 @@ class CustomerUserView:
             is_guest=bool(attrs.get("isGuest")),
             tag_ids=tags,
             address_ids=relationship_ids(resource, "addresses"),
+            enabled=attrs.get("enabled") is not False,
+            extra={name: attrs[name] for name in extra_fields if name in attrs},
         )
 
 
@@ -94,13 +99,21 @@ class CustomerUserDirectory:
     more than about twice the cheaper of the two strategies.
     """
 
-    INDEX_FIELDS = "email,firstName,lastName,updatedAt,isGuest,tags"
+    INDEX_FIELDS = "email,firstName,lastName,updatedAt,isGuest,enabled,tags"
 
-    def __init__(self, writer: OroWriter, chunk_size: int = 50, index_page_size: int = 1000) -> None:
+    def __init__(
+        self,
+        writer: OroWriter,
+        chunk_size: int = 50,
+        index_page_size: int = 1000,
+        extra_fields: Sequence[str] = (),
+    ) -> None:
         self.writer = writer
         self.chunk_size = max(1, chunk_size)
         self.index_page_size = index_page_size
+        self.extra_fields = tuple(extra_fields)
         self._cache: dict[str, CustomerUserView | None] = {}
+        self._by_id: dict[str, CustomerUserView | None] = {}
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
         self.array_filter_supported: bool | None = None
@@ -122,10 +135,43 @@ class CustomerUserDirectory:
         with self._lock:
             return {e: self._cache.get(e) for e in wanted}
 
+    def resolve_ids(self, ids: Iterable[str]) -> dict[str, CustomerUserView | None]:
+        """Map customer-user ids to customer users (None when Oro has none): one call per 50 ids.
+
+        ``filter[id]`` takes a comma list in every Oro version (the identifier filter allows arrays).
+        """
+        wanted = list(dict.fromkeys(ids))
+        with self._fetch_lock:
+            with self._lock:
+                missing = [i for i in wanted if i not in self._by_id]
+            chunks = [missing[i : i + self.chunk_size] for i in range(0, len(missing), self.chunk_size)]
+            found: dict[str, CustomerUserView] = {}
+            for result in self.writer.run_parallel([functools.partial(self._list_ids, c) for c in chunks]):
+                if isinstance(result, BaseException):
+                    raise result
+                found.update({v.id: v for v in result})
+            with self._lock:
+                for user_id in missing:
+                    view = found.get(user_id)
+                    self._by_id[user_id] = view
+                    if view is not None:
+                        self._cache.setdefault(view.email, view)
+        with self._lock:
+            return {i: self._by_id.get(i) for i in wanted}
+
+    def _list_ids(self, ids: Sequence[str]) -> list[CustomerUserView]:
+        params = build_filters({"id": list(ids)})
+        params["page[size]"] = str(max(10, len(ids)))
+        return [
+            CustomerUserView.from_resource(r, self.extra_fields)
+            for r in self.writer.iter_resources("customerusers", params)
+        ]
+
     def remember(self, view: CustomerUserView) -> None:
         """Store a customer user the target just created or changed."""
         with self._lock:
             self._cache[view.email] = view
+            self._by_id[view.id] = view
 
     def forget(self, email: str) -> None:
         """Drop a cached answer (before re-checking whether a create landed)."""
@@ -184,8 +230,8 @@ class CustomerUserDirectory:
         return self.single_lookups + upcoming > pages
 
     def _load_index(self) -> None:
-        params = {"page[size]": str(self.index_page_size), "sort": "id",
-                  "fields[customerusers]": self.INDEX_FIELDS}
+        fields = ",".join([self.INDEX_FIELDS, *self.extra_fields])
+        params = {"page[size]": str(self.index_page_size), "sort": "id", "fields[customerusers]": fields}
         grouped: dict[str, list[CustomerUserView]] = {}
         try:
             resources = list(self.writer.iter_resources("customerusers", params))
@@ -193,10 +239,10 @@ class CustomerUserDirectory:
             if exc.status != 400:
                 raise
             # No "tags" field (tagging not enabled for customer users): ask without it.
-            params["fields[customerusers]"] = self.INDEX_FIELDS.replace(",tags", "")
+            params["fields[customerusers]"] = fields.replace(",tags", "")
             resources = list(self.writer.iter_resources("customerusers", params))
         for resource in resources:
-            view = CustomerUserView.from_resource(resource)
+            view = CustomerUserView.from_resource(resource, self.extra_fields)
             grouped.setdefault(view.email, []).append(view)
         with self._lock:
             for email, views in grouped.items():
@@ -217,7 +263,10 @@ class CustomerUserDirectory:
         params = build_filters({"email": list(emails)})
         params["page[size]"] = str(max(10, 2 * len(emails)))
         wanted = set(emails)
-        views = [CustomerUserView.from_resource(r) for r in self.writer.iter_resources("customerusers", params)]
+        views = [
+            CustomerUserView.from_resource(r, self.extra_fields)
+            for r in self.writer.iter_resources("customerusers", params)
+        ]
         return [v for v in views if v.email in wanted]
 
 

@@ -7,13 +7,19 @@ Per batch of members the target
    differs from Oro's (unchanged values are never written, so nothing echoes back to Mailchimp);
 3. writes names with the Batch API (``PATCH /customerusers`` + ``X-Mode: sync``), phones with the
    Batch API on the primary address, owned tags through the ``tags`` relationship, consent as an
-   ``unsubscribe`` marketing activity and, when marketing lists are configured, through the old
-   REST marketing-list (un)subscribe endpoints.
+   ``unsubscribe`` marketing activity, in the configured consent source (:mod:`.consent`) and, when
+   marketing lists are configured, through the old REST marketing-list (un)subscribe endpoints.
+
+Identity: a member carrying the Oro customer-user id in the identity merge field (``OROID``, written
+by target-mailchimp) is that customer user, whatever its address; the email is only the fallback
+(members without the field, or whose id no longer exists). An address that differs between the two is
+an email change made in Mailchimp: reported, and applied only with ``apply_email_changes``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +40,7 @@ from oromc_common.report import RunReport
 from target_orocommerce.activities import ActivityIntent, ActivityWriter, Unsubscribe
 from target_orocommerce.bulk import BulkUpdater, Update
 from target_orocommerce.client import SYNC_BATCH_LIMIT, OroWriter, all_error_details
+from target_orocommerce.consent import ConsentStore, ConsentWrite
 from target_orocommerce.lookups import (
     TAG_NAME_MAX,
     CustomerUserDirectory,
@@ -44,6 +51,8 @@ from target_orocommerce.lookups import (
 
 STATUSES = {"subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"}
 OPTED_OUT = {"unsubscribed", "cleaned"}
+ARCHIVED_WITHDRAW, ARCHIVED_KEEP = "withdraw", "keep"
+FORGOTTEN = "forgotten"  # the status recorded for a member Mailchimp deleted permanently
 NEWER_WINS, MAILCHIMP_WINS, ORO_WINS = "newer_wins", "mailchimp_wins", "oro_wins"
 _PHONE_CHARS = re.compile(r"[^\d+]")
 
@@ -79,6 +88,16 @@ class MemberSettings:
     create_missing: bool = False
     new_user_customer_id: str | None = None
     new_user_role_id: str | None = None
+    identity_field: str = "OROID"
+    apply_email_changes: bool = False
+    archived_consent: str = ARCHIVED_WITHDRAW
+
+    @property
+    def opted_out(self) -> frozenset[str]:
+        """Member statuses that are an opt-out for Oro (``archived`` per ``archived_member_consent``)."""
+        if self.archived_consent == ARCHIVED_WITHDRAW:
+            return frozenset({*OPTED_OUT, "archived"})
+        return frozenset(OPTED_OUT)
 
 
 @dataclass
@@ -97,8 +116,42 @@ class MemberRow:
     tags_complete: bool
     last_changed: datetime | None
     opted_in_at: datetime | None = None
+    oro_id: str | None = None  # the identity merge field's value (an Oro customer-user id)
     user: CustomerUserView | None = None
     wrote: set[str] = field(default_factory=set)
+    stream: str = "members"
+
+
+@dataclass
+class ForgottenRow:
+    """A ``forgotten_members`` record: Mailchimp deleted the member carrying this Oro id permanently."""
+
+    record_key: str
+    list_id: str | None
+    oro_id: str
+    detected_at: datetime
+    previous_sweep_at: datetime | None = None
+    user: CustomerUserView | None = None
+    wrote: set[str] = field(default_factory=set)
+    stream: str = "forgotten_members"
+
+
+def parse_forgotten(record: Mapping[str, Any]) -> ForgottenRow:
+    """Validate and parse one ``forgotten_members`` record."""
+    oro_id = str(record.get("oro_id") or "").strip()
+    key = f"{record.get('list_id')}/oro:{oro_id or '?'}"
+    if not oro_id.isdigit():
+        raise MemberError("oro_id must be an Oro customer-user id (digits)", "oro_id")
+    detected = _utc(record.get("detected_at"))
+    if detected is None:
+        raise MemberError("missing or invalid detected_at", "detected_at")
+    return ForgottenRow(
+        record_key=key,
+        list_id=record.get("list_id"),
+        oro_id=oro_id,
+        detected_at=detected,
+        previous_sweep_at=_utc(record.get("previous_sweep_at")),
+    )
 
 
 @dataclass
@@ -147,6 +200,12 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings) -> MemberR
                 tags.append(name.strip())
     tags_count = record.get("tags_count")
     complete = tags is not None and (not isinstance(tags_count, int) or tags_count <= len(tags))
+    oro_id = text(settings.identity_field) if settings.identity_field else None
+    if oro_id is not None and not oro_id.isdigit():
+        raise MemberError(
+            f"the identity merge field must hold an Oro customer-user id (digits), got {len(oro_id)} other characters",
+            f"merge_fields.{settings.identity_field}",
+        )
     return MemberRow(
         record_key=key,
         email=email,
@@ -160,7 +219,13 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings) -> MemberR
         tags_complete=complete,
         last_changed=_utc(record.get("last_changed")),
         opted_in_at=_utc(record.get("timestamp_opt")),
+        oro_id=oro_id,
     )
+
+
+def _older(row: MemberRow, than: MemberRow) -> bool:
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return (row.last_changed or oldest) < (than.last_changed or oldest)
 
 
 class MemberSync:
@@ -177,10 +242,12 @@ class MemberSync:
         activities: ActivityWriter,
         report: RunReport,
         settings: MemberSettings,
+        consent: ConsentStore | None = None,
         batch_mode: str = "auto",
         stream: str = "members",
     ) -> None:
         self.writer = writer
+        self.consent = consent or ConsentStore()
         self.customers = customers
         self.tags = tags
         self.activities = activities
@@ -198,31 +265,122 @@ class MemberSync:
     def process(self, rows: Sequence[MemberRow]) -> None:
         """Apply one batch of members."""
         latest: dict[str, MemberRow] = {}
-        oldest = datetime.min.replace(tzinfo=UTC)
         for row in rows:
             old = latest.get(row.email)
             if old is not None:
                 # The same person twice in one batch (e.g. two audiences): the newest change wins.
                 self.report.count(self.stream, "superseded_in_batch")
-                if (row.last_changed or oldest) < (old.last_changed or oldest):
+                if _older(row, old):
                     continue
             latest[row.email] = row
-        members = list(latest.values())
-        users = self.customers.resolve(m.email for m in members)
-        missing: list[MemberRow] = []
-        for member in members:
-            member.user = users.get(member.email)
-            if member.user is None:
-                missing.append(member)
+        members = self._match(list(latest.values()))
+        missing = [m for m in members if m.user is None]
         if missing:
             self._handle_missing(missing)
         matched = [m for m in members if m.user is not None]
+        self._email_changes(matched)
         self._write_names(matched)
         self._write_phones(matched)
         self._write_tags(matched)
         self._write_consent(matched)
         for member in matched:
             self.report.count(self.stream, "updated" if member.wrote else "unchanged")
+
+    # -- identity ---------------------------------------------------------------------------
+    def _match(self, members: list[MemberRow]) -> list[MemberRow]:
+        """Find each member's customer user: by the identity merge field first, then by email.
+
+        Two members of the batch that are the same customer user (e.g. an old and a new address that
+        both carry its id) are one person: the newest change wins.
+        """
+        ids = [m.oro_id for m in members if m.oro_id]
+        by_id = self.customers.resolve_ids(ids) if ids else {}
+        for member in members:
+            if member.oro_id:
+                member.user = by_id.get(member.oro_id)
+                if member.user is not None:
+                    self.report.count(self.stream, "matched_by_identity")
+                else:
+                    # Not (any more) in Oro: the address is the only other way to find the person.
+                    self.report.count(self.stream, "identity_not_in_oro_matched_by_email")
+        by_email = self.customers.resolve(m.email for m in members if m.user is None)
+        for member in members:
+            if member.user is None:
+                member.user = by_email.get(member.email)
+        chosen: dict[str, MemberRow] = {}
+        out: list[MemberRow] = []
+        for member in members:
+            if member.user is None:
+                out.append(member)
+                continue
+            old = chosen.get(member.user.id)
+            if old is not None:
+                self.report.count(self.stream, "superseded_same_customer_user")
+                if _older(member, old):
+                    continue
+                out.remove(old)
+            chosen[member.user.id] = member
+            out.append(member)
+        return out
+
+    def _email_changes(self, members: list[MemberRow]) -> None:
+        """Members found by their Oro id whose address differs from the Oro email (the login).
+
+        Reported as an action; applied (``PATCH`` of the email) only with ``apply_email_changes``, only
+        when Mailchimp's change is newer than the Oro record (else the address probably changed in Oro
+        and the next audience sync carries it to Mailchimp) and only when no other customer user has
+        the new address (a conflict is reported, nothing merged).
+        """
+        changed = [m for m in members if m.user is not None and m.oro_id and m.email != m.user.email]
+        if not changed:
+            return
+        if not self.settings.apply_email_changes:
+            for member in changed:
+                assert member.user is not None
+                self._action(
+                    member,
+                    "email_changed_in_mailchimp",
+                    f"the Mailchimp address differs from the email (login) of Oro customer user {member.user.id}; "
+                    "not applied (apply_email_changes is off). Change the email in Oro if the person asked "
+                    "for it; otherwise the next audience sync puts the Oro email back on the member.",
+                )
+            return
+        owners = self.customers.resolve(m.email for m in changed)
+        updates = []
+        for member in changed:
+            user = member.user
+            assert user is not None
+            other = owners.get(member.email)
+            if other is not None and other.id != user.id:
+                self._action(
+                    member,
+                    "email_change_conflict",
+                    f"the new Mailchimp address of customer user {user.id} is already the email of customer "
+                    f"user {other.id} in Oro; nothing changed, nothing merged. Decide which record keeps the "
+                    "address.",
+                )
+                continue
+            if user.updated_at is not None and (member.last_changed is None or member.last_changed < user.updated_at):
+                self._action(
+                    member,
+                    "email_change_not_applied_oro_newer",
+                    f"the Mailchimp address differs from the email of customer user {user.id}, but the Oro "
+                    "record changed after the member: the Oro email is kept (the next audience sync carries "
+                    "it to Mailchimp).",
+                )
+                continue
+            updates.append(Update(member, user.id, {"email": member.email}))
+        for update in self.users.update(updates, self._reject_update):
+            member = update.context
+            assert member.user is not None
+            self.customers.forget(member.user.email)
+            member.user.email = member.email
+            self.customers.remember(member.user)
+            member.wrote.add("email")
+            self.report.count(self.stream, "emails_updated")
+
+    def _action(self, member: MemberRow, reason: str, detail: str) -> None:
+        self.report.action(member.stream, member.record_key, reason, detail, "email_address")
 
     # -- missing customer users -----------------------------------------------------------
     def _handle_missing(self, missing: list[MemberRow]) -> None:
@@ -280,7 +438,9 @@ class MemberSync:
                 self._reject_oro(member, exc)
                 continue
             if isinstance(response, requests.Response):
-                self.customers.remember(CustomerUserView.from_resource(response.json()["data"]))
+                self.customers.remember(
+                    CustomerUserView.from_resource(response.json()["data"], self.customers.extra_fields)
+                )
             member.user = self.customers.resolve([member.email])[member.email]
             member.wrote.add("created")
             self.report.count(self.stream, "created")
@@ -433,20 +593,38 @@ class MemberSync:
         sent now and the ``unsubscribe`` activity (the anchor: it means "lists done") is queued
         until :meth:`flush_consent`, which runs before the next state message: by then a campaign
         report row for the same opt-out, read later in the same run, has written the activity
-        *with* its campaign, and the member-status one is skipped.
+        *with* its campaign, and the member-status one is skipped. The consent source is set to false
+        first (see :meth:`_record_consent`).
         """
         ledger = self.activities.ledger
+        opted_out = self.settings.opted_out
+        if self.consent.writable:
+            relevant = opted_out | {"subscribed"}
+            self.consent.prepare([m.user for m in members if m.user is not None and m.status in relevant])
         fresh: list[MemberRow] = []
+        withdraw: list[MemberRow] = []
         for member in members:
-            if member.user is None or member.status not in OPTED_OUT:
+            if member.user is None or member.status not in opted_out:
+                continue
+            if member.status == "archived" and not member.user.enabled:
+                # target-mailchimp archives the members of disabled users: the account's state, not
+                # the person's choice, so no opt-out is recorded (re-enabled, the person is as before).
+                self.report.count(self.stream, "archived_disabled_user_not_an_opt_out")
                 continue
             if ledger.opt_out_recorded(member.user.id, member.opted_in_at):
                 self.report.count(self.stream, "opt_out_already_in_oro")
+                if self._oro_consent_needs_withdrawal(member, fresh=False):
+                    withdraw.append(member)
                 continue
             fresh.append(member)
+            if self._oro_consent_needs_withdrawal(member, fresh=True):
+                withdraw.append(member)
+        failed = self._record_consent([(m, m.user, False) for m in withdraw if m.user])
+        fresh = [m for m in fresh if m.record_key not in failed]
         if self.settings.marketing_list_ids:
             failed = self._lists_for([(m, m.user.id) for m in fresh if m.user], "unsubscribe")
             fresh = [m for m in fresh if m.record_key not in failed]
+        if self.settings.marketing_list_ids or self.consent.writable:
             self._resubscribe([m for m in members if m.user is not None and m.status == "subscribed"])
         for member in fresh:
             if member.last_changed is None:
@@ -457,7 +635,7 @@ class MemberSync:
                     stream=self.stream,
                     record_key=member.record_key,
                     type="unsubscribe",
-                    email=member.email,
+                    email=member.email if member.user is None else member.user.email,
                     email_id=member.email_id or "",
                     campaign_code=None,
                     list_id=member.list_id,
@@ -466,6 +644,119 @@ class MemberSync:
                     opted_in_at=member.opted_in_at,
                 )
             )
+
+    def _oro_consent_needs_withdrawal(self, member: MemberRow, *, fresh: bool) -> bool:
+        """Should the consent source be set to false for this opted-out member?
+
+        Yes when it is not false already, except when Oro says true *after* an opt-out this connector
+        recorded earlier (the person said yes again in Oro: the newer choice stands, and Mailchimp
+        will not re-subscribe them without a new opt-in there).
+        """
+        if not self.consent.writable or member.user is None:
+            return False
+        current = self.consent.value(member.user)
+        if current.given is False:
+            return False
+        if current.given is True and not fresh:
+            recorded = [u.when for u in self.activities.ledger.unsubscribes_of(member.user.id)]
+            if recorded and current.changed_at is not None and current.changed_at > max(recorded):
+                self.report.count(self.stream, "consent_kept_oro_newer")
+                return False
+        return True
+
+    def _record_consent(self, items: Sequence[ConsentWrite]) -> set[str]:
+        """Write consent values into the consent source; record keys that failed (rejected)."""
+        if not items:
+            return set()
+        landed = self.consent.write(items, lambda item, detail, pointer: self._reject_update(item[0], detail, pointer))
+        done = {id(item[0]) for item in landed}
+        for member, _, value in landed:
+            member.wrote.add("consent")
+            self.report.count(getattr(member, "stream", self.stream), "consent_given" if value else "consent_withdrawn")
+        return {item[0].record_key for item in items if id(item[0]) not in done}
+
+    # -- permanently deleted ("forgotten") members -------------------------------------------
+    def forget(self, rows: Sequence[ForgottenRow]) -> None:
+        """Members Mailchimp deleted permanently: an opt-out in Oro, and a GDPR request to act on.
+
+        The customer user (found by id) gets what an unsubscribe gets (consent source false, the
+        marketing lists, one ``unsubscribe`` activity with ``status: forgotten``, unless an opt-out of
+        ours not followed by a re-subscribe is already there), and the run reports an action
+        ``gdpr_erasure_request`` naming it: only the merchant can decide whether Oro must erase it too.
+        A customer user that no longer exists needs nothing (``already_deleted_in_oro``).
+        """
+        stream = "forgotten_members"
+        users = self.customers.resolve_ids([r.oro_id for r in rows])
+        present: list[ForgottenRow] = []
+        for row in rows:
+            row.user = users.get(row.oro_id)
+            if row.user is None:
+                self.report.count(stream, "already_deleted_in_oro")
+            else:
+                present.append(row)
+        if not present:
+            return
+        if self.consent.writable:
+            self.consent.prepare([r.user for r in present if r.user])
+            withdraw = [(r, r.user, False) for r in present if r.user and self.consent.value(r.user).given is not False]
+            self._record_consent(withdraw)
+        ledger = self.activities.ledger
+        fresh: list[tuple[ForgottenRow, datetime | None]] = []
+        for row in present:
+            assert row.user is not None
+            ours = ledger.unsubscribes_of(row.user.id)
+            since = max((u.resubscribed_at for u in ours if u.resubscribed_at), default=None)
+            if ours and ledger.opt_out_recorded(row.user.id, since):
+                self.report.count(stream, "opt_out_already_in_oro")
+            else:
+                fresh.append((row, since))
+        if self.settings.marketing_list_ids:
+            failed = self._lists_for([(r, r.user.id) for r, _ in fresh if r.user], "unsubscribe")
+            fresh = [(r, since) for r, since in fresh if r.record_key not in failed]
+        for row, since in fresh:
+            assert row.user is not None
+            row.wrote.add("opt_out")
+            self._pending.append(
+                ActivityIntent(
+                    stream=stream,
+                    record_key=row.record_key,
+                    type="unsubscribe",
+                    email=row.user.email,
+                    email_id=hashlib.md5(row.user.email.encode(), usedforsecurity=False).hexdigest(),
+                    campaign_code=None,
+                    list_id=row.list_id,
+                    action_date=row.detected_at,
+                    extra={"status": FORGOTTEN},
+                    opted_in_at=since,
+                )
+            )
+        for row in present:
+            assert row.user is not None
+            done = []
+            if "consent" in row.wrote:
+                done.append("marketing consent set to false")
+            elif self.consent.writable:
+                done.append("marketing consent was false already")
+            if "opt_out" in row.wrote:
+                done.append("an unsubscribe activity recorded")
+                if self.settings.marketing_list_ids:
+                    done.append("unsubscribed from the marketing lists")
+            window = (
+                f"between {format_oro_datetime(row.previous_sweep_at)} and {format_oro_datetime(row.detected_at)}"
+                if row.previous_sweep_at
+                else f"before {format_oro_datetime(row.detected_at)}"
+            )
+            self.report.action(
+                stream,
+                row.record_key,
+                "gdpr_erasure_request",
+                f"Mailchimp deleted the member of Oro customer user {row.user.id} permanently (GDPR 'forget', "
+                f"{window}). Oro still holds customer user {row.user.id}: if the person asked for erasure, "
+                "delete or anonymize it in Oro (keep what the law requires, e.g. orders); otherwise record "
+                f"why it is kept. Done here: {', '.join(done) or 'nothing (no consent source configured)'}.",
+                "oro_id",
+            )
+            self.report.count(stream, "updated" if row.wrote else "unchanged")
 
     def flush_consent(self) -> None:
         """Create the queued member-status ``unsubscribe`` activities (before state is emitted)."""
@@ -491,32 +782,59 @@ class MemberSync:
         return {n for n, r in enumerate(rows) if r.record_key in failed}
 
     def _resubscribe(self, subscribed: list[MemberRow]) -> None:
-        """Reverse *our* opt-outs for members whose opt-in is newer, once.
+        """A Mailchimp opt-in newer than Oro's opt-out: consent true and the lists back, once.
 
-        Only opt-outs this connector wrote are reversed (an unsubscribe made in Oro is never undone
-        from Mailchimp), a member that never opted out costs no call, and after the list calls the
-        latest unsubscribe activity's ``details`` get ``resubscribed_at`` (the anchor), so the same
-        re-subscribe is not sent again when the member is read again.
+        Marketing lists: only opt-outs this connector wrote are reversed (an unsubscribe made in Oro is
+        never undone from Mailchimp), a member that never opted out costs no call, and after the list
+        calls the latest unsubscribe activity's ``details`` get ``resubscribed_at`` (the anchor), so the
+        same re-subscribe is not sent again when the member is read again.
+
+        Consent source: set to true only when Oro holds an explicit ``false`` older than the opt-in:
+        a custom field that is ``false`` with ``updatedAt`` before the member's ``timestamp_opt``, or
+        (acceptances, which keep no decline) an opt-out this connector recorded before the opt-in and
+        not yet reversed (the same anchor). "Never recorded" (``null``, no acceptance and no opt-out of
+        ours) is never turned into consent: Mailchimp's ``subscribed`` alone is not proof of it.
         """
         ledger = self.activities.ledger
-        todo: list[tuple[MemberRow, Unsubscribe]] = []
+        lists: list[tuple[MemberRow, Unsubscribe]] = []
+        consent: list[tuple[MemberRow, Unsubscribe | None]] = []
         for member in subscribed:
             assert member.user is not None
             ours = ledger.unsubscribes_of(member.user.id)
             opted_in = member.opted_in_at or member.last_changed
-            if not ours or opted_in is None:
-                continue
-            latest = max(ours, key=lambda u: u.when)
+            latest = max(ours, key=lambda u: u.when) if ours else None
             done = max((u.resubscribed_at for u in ours if u.resubscribed_at), default=None)
-            if opted_in > latest.when and (done is None or opted_in > done):
-                todo.append((member, latest))
-        if not todo:
-            return
-        failed = self._lists_for([(m, m.user.id) for m, _ in todo if m.user], "subscribe")
-        for member, latest in todo:
-            if member.record_key in failed:
-                continue
-            self._mark_resubscribed(member, latest)
+            reverses_ours = (
+                latest is not None
+                and opted_in is not None
+                and opted_in > latest.when
+                and (done is None or opted_in > done)
+            )
+            if reverses_ours and self.settings.marketing_list_ids:
+                assert latest is not None
+                lists.append((member, latest))
+            if self.consent.writable and self._oro_consent_may_be_given(member, reverses_ours):
+                consent.append((member, latest if reverses_ours else None))
+        failed = self._record_consent([(m, m.user, True) for m, _ in consent if m.user])
+        if lists:
+            failed |= self._lists_for([(m, m.user.id) for m, _ in lists if m.user], "subscribe")
+        anchors = {id(m): (m, u) for m, u in [*lists, *consent] if u is not None}
+        for member, latest in anchors.values():
+            if member.record_key not in failed:
+                self._mark_resubscribed(member, latest)
+
+    def _oro_consent_may_be_given(self, member: MemberRow, reverses_ours: bool) -> bool:
+        assert member.user is not None
+        current = self.consent.value(member.user)
+        if current.given is not False:
+            return False  # already true, or never recorded (not turned into consent)
+        opted_in = member.opted_in_at
+        if current.explicit:
+            if opted_in is None or (current.changed_at is not None and opted_in <= current.changed_at):
+                self.report.count(self.stream, "consent_kept_oro_newer")
+                return False
+            return True
+        return reverses_ours
 
     def _mark_resubscribed(self, member: MemberRow, latest: Unsubscribe) -> None:
         opted_in = member.opted_in_at or member.last_changed
@@ -580,7 +898,8 @@ class MemberSync:
 
     # -- rejects --------------------------------------------------------------------------
     def _reject_update(self, member: Any, detail: str, pointer: str | None) -> None:
-        self.report.reject(self.stream, member.record_key, "oro_validation", detail, pointer)
+        stream = getattr(member, "stream", self.stream)
+        self.report.reject(stream, member.record_key, "oro_validation", detail, pointer)
 
     def _reject_oro(self, member: Any, exc: OroClientError) -> None:
         pointer = None

@@ -14,6 +14,7 @@ from oromc_common.report import RunReport
 from target_orocommerce.activities import ActivityWriter
 from target_orocommerce.campaigns import CampaignSync
 from target_orocommerce.client import OroWriter
+from target_orocommerce.consent import consent_store
 from target_orocommerce.conversions import ConversionSync
 from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, TagDirectory
 from target_orocommerce.members import MemberSettings, MemberSync
@@ -45,7 +46,8 @@ class Services:
             max_concurrency=int(config.get("max_concurrency") or 4),
         )
         batch_mode = str(config.get("batch_mode") or "auto")
-        self.customers = CustomerUserDirectory(self.writer)
+        self.consent = consent_store(config, self.writer, batch_mode)
+        self.customers = CustomerUserDirectory(self.writer, extra_fields=self.consent.extra_fields)
         self.tags = TagDirectory(self.writer)
         self.campaigns = CampaignDirectory(self.writer)
         self.activities = ActivityWriter(
@@ -70,6 +72,9 @@ class Services:
             create_missing=bool(config.get("create_missing_customer_users", False)),
             new_user_customer_id=_str_or_none(config.get("new_customer_user_customer_id")),
             new_user_role_id=_str_or_none(config.get("new_customer_user_role_id")),
+            identity_field=str(config.get("identity_merge_field") if config.get("identity_merge_field") is not None else "OROID"),
+            apply_email_changes=bool(config.get("apply_email_changes", False)),
+            archived_consent=str(config.get("archived_member_consent") or "withdraw"),
         )
         self.members = MemberSync(
             writer=self.writer,
@@ -78,6 +83,7 @@ class Services:
             activities=self.activities,
             report=self.report,
             settings=self.member_settings,
+            consent=self.consent,
             batch_mode=batch_mode,
         )
         self.campaign_sync = CampaignSync(self.writer, self.campaigns, self.report)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from singer_sdk.helpers._typing import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
@@ -18,7 +18,9 @@ from target_orocommerce.activities import (
     intents_from_unsubscribes,
 )
 from target_orocommerce.conversions import ConversionError, parse_conversion
-from target_orocommerce.members import MemberError, parse_member
+from target_orocommerce.members import MemberError, parse_forgotten, parse_member
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from singer_sdk import Target
@@ -69,21 +71,40 @@ class OroSink(BatchSink):
         """Write one batch (implemented per stream)."""
         raise NotImplementedError
 
+    def parsed(
+        self,
+        records: list[dict[str, Any]],
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[dict[str, Any]], str],
+    ) -> list[T]:
+        """Records parsed by ``parse``; a :class:`MemberError` rejects that record (named by ``key``)."""
+        rows = []
+        for record in records:
+            try:
+                rows.append(parse(record))
+            except MemberError as exc:
+                self.services.report.reject(self.stream_name, key(record), "invalid_record", str(exc), exc.field)
+        return rows
+
 
 class MembersSink(OroSink):
     """``members`` -> customer user names, phone, owned tags, consent."""
 
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
-        services = self.services
-        rows = []
-        for record in records:
-            try:
-                rows.append(parse_member(record, services.member_settings))
-            except MemberError as exc:
-                key = f"{record.get('list_id')}/{record.get('id')}"
-                services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
-        services.members.process(rows)
+        settings = self.services.member_settings
+        rows = self.parsed(records, lambda r: parse_member(r, settings), lambda r: f"{r.get('list_id')}/{r.get('id')}")
+        self.services.members.process(rows)
+
+
+class ForgottenMembersSink(OroSink):
+    """``forgotten_members`` -> the customer user's opt-out, and a GDPR erasure request to act on."""
+
+    @override
+    def write(self, records: list[dict[str, Any]]) -> None:
+        rows = self.parsed(records, parse_forgotten, lambda r: f"{r.get('list_id')}/oro:{r.get('oro_id')}")
+        if rows:
+            self.services.members.forget(rows)
 
 
 class CampaignsSink(OroSink):

@@ -13,11 +13,14 @@ from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_orocommerce.activities import ACTIVITY_TYPES
+from target_orocommerce.consent import CONSENT_SOURCES
+from target_orocommerce.members import ARCHIVED_KEEP, ARCHIVED_WITHDRAW
 from target_orocommerce.services import Services
 from target_orocommerce.sinks import (
     ActivitySink,
     CampaignsSink,
     ConversionsSink,
+    ForgottenMembersSink,
     IgnoredSink,
     MembersSink,
     ReportsSink,
@@ -25,6 +28,7 @@ from target_orocommerce.sinks import (
 
 SINKS: dict[str, type[Sink]] = {
     "members": MembersSink,
+    "forgotten_members": ForgottenMembersSink,
     "campaigns": CampaignsSink,
     "reports": ReportsSink,
     "email_activity": ActivitySink,
@@ -92,6 +96,37 @@ class TargetOroCommerce(Target):
         th.Property("new_customer_user_role_id", th.StringType,
                     description="Customer user role id for created users; without it they are "
                     "created disabled."),
+        th.Property("identity_merge_field", th.StringType(max_length=10, pattern=r"^[A-Z0-9_]*$"),
+                    default="OROID",
+                    description="Mailchimp merge field holding the Oro customer-user id (written by "
+                    "target-mailchimp). A member carrying it is matched to that customer user before its "
+                    "email is looked at; empty = match by email only."),
+        th.Property("apply_email_changes", th.BooleanType, default=False,
+                    description="A member found by its Oro id whose address differs from the Oro email: "
+                    "false (default) = reported as an action, Oro unchanged (the Oro email is the login, and "
+                    "a Mailchimp profile form must not change it); true = the Oro email is changed, when "
+                    "Mailchimp's change is the newer and no other customer user has the address (else "
+                    "reported)."),
+        th.Property("archived_member_consent", th.StringType, default=ARCHIVED_WITHDRAW,
+                    allowed_values=[ARCHIVED_WITHDRAW, ARCHIVED_KEEP],
+                    description="What an archived Mailchimp member means for Oro. withdraw (default): an "
+                    "opt-out (consent false, marketing lists unsubscribed, an unsubscribe activity), since "
+                    "the merchant stopped emailing the person and nothing says they may be emailed again; "
+                    "keep: nothing changes in Oro (archiving as housekeeping)."),
+        th.Property("consent_source", th.StringType, default="none", allowed_values=list(CONSENT_SOURCES),
+                    description="Where Oro keeps marketing consent, written back from Mailchimp: none; "
+                    "customer_user_field (the boolean custom field consent_field, PATCH); consent_acceptances "
+                    "(OroConsentBundle acceptances of consent_name exposed as consent_acceptance_resource: "
+                    "created on a re-subscribe, deleted on an opt-out). Use the same as tap-orocommerce."),
+        th.Property("consent_field", th.StringType, default="marketing_consent",
+                    description="API name of the boolean custom field on CustomerUser holding marketing "
+                    "consent (consent_source=customer_user_field)."),
+        th.Property("consent_acceptance_resource", th.StringType, default="consentacceptances",
+                    description="JSON:API type of OroConsentBundle's ConsentAcceptance as the api.yml "
+                    "customization exposes it (consent_source=consent_acceptances)."),
+        th.Property("consent_name", th.StringType, default="Email subscription",
+                    description="Name (default localization) of the Oro consent that counts as marketing "
+                    "consent (consent_source=consent_acceptances)."),
         th.Property("activity_granularity", th.StringType, default="first_per_action",
                     allowed_values=["first_per_action", "every_event"],
                     description="every_event: one marketing activity per open/click; first_per_action: "

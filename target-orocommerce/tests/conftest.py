@@ -30,6 +30,7 @@ SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "sent_to": (schemas.SENT_TO, ["campaign_id", "email_id"]),
     "ecommerce_orders": (schemas.ECOMMERCE_ORDERS, ["store_id", "id"]),
     "lists": (schemas.LISTS, ["id"]),
+    "forgotten_members": (schemas.FORGOTTEN_MEMBERS, ["list_id", "oro_id", "detected_at"]),
 }
 LIST_ID = "a1b2c3d4e5"
 BASE_TIME = datetime(2030, 1, 1, 10, 0, tzinfo=UTC)  # later than any seeded Oro updatedAt
