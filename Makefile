@@ -25,7 +25,12 @@ $(STAMP): $(LOCK) requirements/uv.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ required"'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
-	$(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK) \
+	  || { echo "-> retrying from uv's cache only (is the package index reachable?)" >&2; \
+	       UV_OFFLINE=1 $(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK); } \
+	  || { echo "Cannot install the locked packages (requirements/lock.txt): the package index is" \
+	            "not reachable and uv's cache lacks some of them. Connect once; later installs" \
+	            "work offline from the cache." >&2; exit 1; }
 	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation $(addprefix -e ./,$(PACKAGES))
 	touch $(STAMP)
 

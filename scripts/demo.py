@@ -1,6 +1,7 @@
 """`make demo`: both pipelines against the sandbox, then both again to show they are incremental.
 
-1. installs the Meltano plugins (from this repository's folders),
+1. installs the Meltano plugins (from this repository's folders, locked versions) unless nothing changed
+   since the last install,
 2. starts the sandbox on the `dev` environment's ports (OroCommerce :8801, Mailchimp :8802),
 3. runs `meltano run audience-sync` (OroCommerce -> Mailchimp) and `meltano run engagement-sync`
    (Mailchimp -> OroCommerce), printing progress and a short summary of what moved and what was rejected,
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from pipelines import (
     ROOT,
+    InstallError,
     RunResult,
     install_env,
     meltano,
@@ -122,8 +124,13 @@ def main() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
 
-    _say("== Installing the Meltano plugins (from this repository) ==")
-    meltano_install(install_env(workdir))
+    _say("== Meltano plugins (from this repository, locked versions) ==")
+    try:
+        installed = meltano_install(install_env(workdir))
+    except InstallError as err:
+        _say(str(err))
+        return 1
+    _say("   installed" if installed else "   already installed, nothing changed: not reinstalled")
 
     _say(f"== Starting the sandbox ({args.customers} OroCommerce customers) on :8801 / :8802 ==")
     with running_sandbox(

@@ -6,6 +6,8 @@ real `meltano run` commands of `meltano.yml` the same way a user would.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -17,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
@@ -66,6 +70,7 @@ class RunResult:
     seconds: float
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)
+    install_errors: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> RunResult:
         """Raise with the log tail when the run failed."""
@@ -109,6 +114,11 @@ def meltano(
                     data = None
                 if isinstance(data, dict) and "event" in data:  # a Meltano log record
                     event, plugin = str(data["event"]), str(data.get("name", ""))
+                    state = data.get("install_state") or {}
+                    if state.get("status") == "error":
+                        result.install_errors[str(state.get("plugin_name"))] = str(
+                            state.get("details") or state.get("message")
+                        )
             match = SUMMARY_RE.search(event)
             if match:
                 summary = json.loads(match.group(1))
@@ -126,9 +136,90 @@ def meltano(
     return result
 
 
-def meltano_install(env: dict[str, str]) -> None:
-    """`meltano install` (idempotent; plugins are installed from the repository's folders)."""
-    meltano("install", env=env, timeout=1800).check()
+# What the plugins' virtual environments are built from: when none of these changed since the last
+# successful install (and every plugin's executable is there), `meltano install` is not run again.
+INSTALL_INPUTS = (
+    "meltano.yml",
+    "requirements/*.txt",
+    "*/pyproject.toml",
+)
+INSTALL_STAMP = ROOT / ".meltano" / "oromc-install.sha256"
+NETWORK_ERRORS = re.compile(
+    r"dns error|failed to lookup address|Failed to fetch|error sending request|Network is unreachable"
+    r"|Connection refused|client error \(Connect\)|timed out",
+    re.IGNORECASE,
+)
+
+
+class InstallError(RuntimeError):
+    """The Meltano plugins could not be installed; the message says why and what to do."""
+
+
+def install_digest() -> str:
+    """SHA-256 over the files the plugins are installed from."""
+    digest = hashlib.sha256()
+    for pattern in INSTALL_INPUTS:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def plugin_executables() -> list[Path]:
+    """Where `meltano install` puts each installable plugin's executable (inherited plugins have none)."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    return [
+        ROOT / ".meltano" / kind / plugin["name"] / "venv" / "bin" / plugin["executable"]
+        for kind, plugins in project["plugins"].items()
+        for plugin in plugins
+        if plugin.get("pip_url")
+    ]
+
+
+def _install_failure(result: RunResult) -> str:
+    details = "\n".join(
+        f"  {plugin}: {detail.strip().splitlines()[-1]}"
+        for plugin, detail in sorted(result.install_errors.items())
+    )
+    return details or "\n".join(result.log_tail[-20:])
+
+
+def meltano_install(env: dict[str, str]) -> bool:
+    """Install the Meltano plugins unless nothing changed since the last install; True if it installed.
+
+    Plugins come from this repository's folders and the locked, hashed versions of requirements/*.txt
+    (uv). Without network, uv's cache is used (`UV_OFFLINE`); if that lacks a package, the error
+    says so instead of Meltano's bare "Installation failed" lines. Safe to call from parallel
+    processes (one installs, the others wait and reuse it).
+    """
+    INSTALL_STAMP.parent.mkdir(parents=True, exist_ok=True)
+    with (ROOT / ".meltano" / "oromc-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        digest = install_digest()
+        done = INSTALL_STAMP.exists() and INSTALL_STAMP.read_text() == digest
+        if done and all(path.exists() for path in plugin_executables()):
+            return False
+        INSTALL_STAMP.unlink(missing_ok=True)
+        result = meltano("install", "--clean", env=env, timeout=1800)
+        if result.returncode != 0 and any(
+            NETWORK_ERRORS.search(d) for d in result.install_errors.values()
+        ):
+            result = meltano("install", "--clean", env={**env, "UV_OFFLINE": "1"}, timeout=1800)
+            if result.returncode != 0:
+                msg = (
+                    "Cannot install the Meltano plugins: the package index is not reachable "
+                    "(offline?) and uv's cache lacks some of the locked packages. Connect once: "
+                    "the locked versions are then cached and later installs work offline.\n"
+                    + _install_failure(result)
+                )
+                raise InstallError(msg)
+        if result.returncode != 0:
+            msg = (
+                "Cannot install the Meltano plugins (meltano install failed):\n"
+                + _install_failure(result)
+            )
+            raise InstallError(msg)
+        INSTALL_STAMP.write_text(digest)
+        return True
 
 
 def write_counts(stats: dict[str, Any]) -> int:
