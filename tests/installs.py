@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = str(Path(sys.executable).with_name("uv"))
-# What `python -m venv` puts into every new environment (not installed from a requirement).
+# What a new environment may come with (`uv venv --seed`), not installed from a requirement.
 SEED_PACKAGES = {"pip", "setuptools"}
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.M)
 
@@ -76,7 +76,7 @@ def not_locked(python: Path) -> tuple[list[str], list[str]]:
     return direct, unlocked
 
 
-def fresh_venv(path: Path) -> Path:
-    """A new virtual environment (with pip); its python."""
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+def fresh_venv(path: Path, *, pip: bool = False) -> Path:
+    """A new, empty virtual environment (with pip if asked); its python."""
+    subprocess.run([UV, "venv", "--quiet", *(["--seed"] if pip else []), str(path)], check=True)
     return path / "bin" / "python"

@@ -159,7 +159,7 @@ def test_readme_install_without_meltano(line: int, tmp_path: Path) -> None:
     assert block.run_by == "tests/project/test_packaging.py"
     commands = [c for c in block.text.splitlines() if c.strip() and not c.startswith("#")]
     assert len(commands) == 2
-    python = fresh_venv(tmp_path / "venv")
+    python = fresh_venv(tmp_path / "venv", pip=commands[line].startswith("pip "))
     env = {
         **os.environ,
         "OROMC_CONNECTORS": str(ROOT),
