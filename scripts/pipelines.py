@@ -86,14 +86,15 @@ def meltano(
     env: dict[str, str],
     on_line: Callable[[str], None] | None = None,
     timeout: float = 900,
+    cwd: Path = ROOT,
 ) -> RunResult:
-    """Run a meltano command in the project root; collect each plugin's RUN SUMMARY line."""
+    """Run a meltano command in the project root (or ``cwd``); collect each plugin's RUN SUMMARY line."""
     command = [MELTANO, "--log-format=json", *args]
     started = time.monotonic()
     result = RunResult(command=command, returncode=-1, seconds=0.0)
     proc = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
