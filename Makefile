@@ -52,6 +52,10 @@ test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install
+	@echo "Sandbox as in the demo, with two OroCommerce customizations turned on:"
+	@echo "  --shoppinglists            shopping lists exposed in the back-office API (abandoned carts)"
+	@echo "  --order-campaign-relation  a custom 'campaign' relation on orders (conversions)"
+	@echo "Stock Oro has neither: '$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802' runs without them."
 	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation
 
 sandbox-info: install
