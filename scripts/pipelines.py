@@ -25,6 +25,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 SUMMARY_RE = re.compile(r"RUN SUMMARY (\{.*\})")
+# A line that warns: Python warnings, deprecations, the SDK's dropped-property notice, WARNING logs.
+WARNING_RE = re.compile(
+    r"\bWARNING\b|Warning\b|deprecated|not found in catalog schema", re.IGNORECASE
+)
 
 
 def install_env(workdir: Path) -> dict[str, str]:
@@ -70,6 +74,7 @@ class RunResult:
     seconds: float
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     install_errors: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> RunResult:
@@ -108,6 +113,7 @@ def meltano(
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             event, plugin = line, ""
+            data: Any = None
             if line.startswith("{"):
                 try:
                     data = json.loads(line)
@@ -120,6 +126,9 @@ def meltano(
                         result.install_errors[str(state.get("plugin_name"))] = str(
                             state.get("details") or state.get("message")
                         )
+            level = str(data.get("level", "")) if isinstance(data, dict) else ""
+            if level in {"warning", "error"} or WARNING_RE.search(event):
+                result.warnings.append(f"{plugin}: {event}" if plugin else event)
             match = SUMMARY_RE.search(event)
             if match:
                 summary = json.loads(match.group(1))

@@ -29,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from readme_snippets import ROOT, Snippet, all_snippets
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from pipelines import install_env, meltano_install
+
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 
@@ -92,8 +95,17 @@ def test_data_blocks_parse(block: Snippet) -> None:
         assert block.run_by, f"{block.key}: Meltano config must be run through Meltano by a test"
 
 
+@pytest.fixture(scope="module")
+def plugins_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The project's plugins, installed (once, and only if something changed) before the namespace
+    without network uses them."""
+    meltano_install(install_env(tmp_path_factory.mktemp("install")))
+
+
 @pytest.mark.parametrize("block", [s for s in SNIPPETS if s.key in RUN_IN_SANDBOX], ids=_ids)
-def test_block_runs_against_the_sandbox(block: Snippet, tmp_path: Path) -> None:
+def test_block_runs_against_the_sandbox(
+    block: Snippet, tmp_path: Path, plugins_installed: None
+) -> None:
     """The block as it stands, in a copy of the project, against a sandbox on the dev ports."""
     project = tmp_path / "project"
     project.mkdir()
