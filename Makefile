@@ -1,27 +1,43 @@
 # Two commands on a fresh machine (Python 3.11 + package registries):
 #   make demo   - both pipelines against the sandbox, then again to show they are incremental
 #   make test   - lint, type checks and every test
+# Every third-party package comes from requirements/lock.txt (exact versions, hashes); `make lock`
+# refreshes it. See README "Reproducible installs".
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements/lock.txt
 PACKAGES := common sandbox tap-orocommerce target-mailchimp tap-mailchimp-engagement target-orocommerce
 PYPKGS := common/oromc_common sandbox/oromc_sandbox tap-orocommerce/tap_orocommerce \
           target-mailchimp/target_mailchimp tap-mailchimp-engagement/tap_mailchimp_engagement \
           target-orocommerce/target_orocommerce
 PYTEST_ARGS ?=
+# `make lock` refreshes every pin to the newest version the bounds allow; `make lock KEEP=1` keeps the
+# pins and only adds or drops what a changed pyproject.toml / requirements/dev.in asks for.
+KEEP ?=
 
-.PHONY: install lint typecheck system-packages test demo sandbox sandbox-info bench clean
+.PHONY: install lock lint typecheck system-packages test demo sandbox sandbox-info bench clean
 
-$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(STAMP): $(LOCK) requirements/uv.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ required"'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(addprefix -e ./,$(PACKAGES)) -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
+	$(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK) \
+	  || { echo "-> retrying from uv's cache only (is the package index reachable?)" >&2; \
+	       UV_OFFLINE=1 $(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK); } \
+	  || { echo "Cannot install the locked packages (requirements/lock.txt): the package index is" \
+	            "not reachable and uv's cache lacks some of them. Connect once; later installs" \
+	            "work offline from the cache." >&2; exit 1; }
+	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation $(addprefix -e ./,$(PACKAGES))
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock: install
+	$(BIN)/python scripts/lock.py $(if $(KEEP),--keep)
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,6 +52,11 @@ test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install
+	@echo "Sandbox as in the demo, with three OroCommerce customizations turned on:"
+	@echo "  --shoppinglists            shopping lists exposed in the back-office API (abandoned carts)"
+	@echo "  --order-campaign-relation  a custom 'campaign' relation on orders (conversions)"
+	@echo "  --consent-source customer_user_field  marketing consent in a custom boolean field on customer users"
+	@echo "Stock Oro has none: '$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802' runs without them."
 	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation \
 		--consent-source customer_user_field
 

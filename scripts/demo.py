@@ -1,6 +1,7 @@
 """`make demo`: both pipelines against the sandbox, then both again to show they are incremental.
 
-1. installs the Meltano plugins (from this repository's folders),
+1. installs the Meltano plugins (from this repository's folders, locked versions) unless nothing changed
+   since the last install,
 2. starts the sandbox on the `dev` environment's ports (OroCommerce :8801, Mailchimp :8802),
 3. runs `meltano run audience-sync` (OroCommerce -> Mailchimp) and `meltano run engagement-sync`
    (Mailchimp -> OroCommerce), printing progress and a short summary of what moved and what was rejected,
@@ -26,6 +27,7 @@ from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from pipelines import (
     DEV_SANDBOX_OPTIONS,
     ROOT,
+    InstallError,
     RunResult,
     install_env,
     meltano,
@@ -126,8 +128,13 @@ def main() -> int:
     for leftover in remove_leftover_configs():  # an earlier run was killed: its secrets stay no more
         _say(f"   removed {leftover.relative_to(ROOT)} (left by a killed run)")
 
-    _say("== Installing the Meltano plugins (from this repository) ==")
-    meltano_install(install_env(workdir))
+    _say("== Meltano plugins (from this repository, locked versions) ==")
+    try:
+        installed = meltano_install(install_env(workdir))
+    except InstallError as err:
+        _say(str(err))
+        return 1
+    _say("   installed" if installed else "   already installed, nothing changed: not reinstalled")
 
     _say(f"== Starting the sandbox ({args.customers} OroCommerce customers) on :8801 / :8802 ==")
     with running_sandbox(

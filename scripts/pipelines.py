@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
@@ -34,6 +37,11 @@ DEV_SANDBOX_OPTIONS: dict[str, Any] = {
     "order_campaign_relation": True,
     "consent_source": "customer_user_field",
 }
+
+# A line that warns: Python warnings, deprecations, the SDK's dropped-property notice, WARNING logs.
+WARNING_RE = re.compile(
+    r"\bWARNING\b|Warning\b|deprecated|not found in catalog schema", re.IGNORECASE
+)
 
 
 def install_env(workdir: Path) -> dict[str, str]:
@@ -79,6 +87,8 @@ class RunResult:
     seconds: float
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    install_errors: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> RunResult:
         """Raise with the log tail when the run failed."""
@@ -94,21 +104,22 @@ def meltano(
     env: dict[str, str],
     on_line: Callable[[str], None] | None = None,
     timeout: float = 900,
+    cwd: Path = ROOT,
 ) -> RunResult:
-    """Run a meltano command in the project root; collect each plugin's RUN SUMMARY line.
+    """Run a meltano command in the project root (or ``cwd``); collect each plugin's RUN SUMMARY line.
 
-    Commands are serialised across processes (a lock file under `.meltano/`): Meltano keeps a
-    plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one project at
-    the same time (e.g. tests in parallel workers) would read each other's files.
+    Commands are serialised across processes (a lock file under the project's `.meltano/`): Meltano
+    keeps a plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one
+    project at the same time (e.g. tests in parallel workers) would read each other's files.
     """
-    with project_lock():
-        return _meltano(args, env, on_line, timeout)
+    with project_lock(cwd):
+        return _meltano(args, env, on_line, timeout, cwd)
 
 
 @contextlib.contextmanager
-def project_lock() -> Iterator[None]:
+def project_lock(cwd: Path = ROOT) -> Iterator[None]:
     """Hold the project's Meltano lock (see :func:`meltano`) for a block."""
-    lock_path = ROOT / ".meltano" / "pipelines.lock"
+    lock_path = cwd / ".meltano" / "pipelines.lock"
     lock_path.parent.mkdir(exist_ok=True)
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -120,11 +131,12 @@ def _meltano(
     env: dict[str, str],
     on_line: Callable[[str], None] | None,
     timeout: float,
+    cwd: Path,
 ) -> RunResult:
     command = [MELTANO, "--log-format=json", *args]
     started = time.monotonic()
     result = RunResult(command=command, returncode=-1, seconds=0.0)
-    proc = start_meltano(*command[1:], env=env)
+    proc = start_meltano(*command[1:], env=env, cwd=cwd)
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
@@ -132,6 +144,7 @@ def _meltano(
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             event, plugin = line, ""
+            data: Any = None
             if line.startswith("{"):
                 try:
                     data = json.loads(line)
@@ -139,6 +152,14 @@ def _meltano(
                     data = None
                 if isinstance(data, dict) and "event" in data:  # a Meltano log record
                     event, plugin = str(data["event"]), str(data.get("name", ""))
+                    state = data.get("install_state") or {}
+                    if state.get("status") == "error":
+                        result.install_errors[str(state.get("plugin_name"))] = str(
+                            state.get("details") or state.get("message")
+                        )
+            level = str(data.get("level", "")) if isinstance(data, dict) else ""
+            if level in {"warning", "error"} or WARNING_RE.search(event):
+                result.warnings.append(f"{plugin}: {event}" if plugin else event)
             match = SUMMARY_RE.search(event)
             if match:
                 summary = json.loads(match.group(1))
@@ -156,8 +177,10 @@ def _meltano(
     return result
 
 
-def start_meltano(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
-    """Start a meltano command in the project root with a private umask (output piped, text)."""
+def start_meltano(
+    *args: str, env: dict[str, str], cwd: Path = ROOT, **popen: Any
+) -> subprocess.Popen[str]:
+    """Start a meltano command in the project root (or ``cwd``) with a private umask (output piped)."""
     options: dict[str, Any] = {
         "stdout": subprocess.PIPE,
         "stderr": subprocess.STDOUT,
@@ -165,7 +188,7 @@ def start_meltano(*args: str, env: dict[str, str], **popen: Any) -> subprocess.P
         "bufsize": 1,
         **popen,
     }
-    return subprocess.Popen([MELTANO, *args], cwd=ROOT, env=env, umask=PRIVATE_UMASK, **options)
+    return subprocess.Popen([MELTANO, *args], cwd=cwd, env=env, umask=PRIVATE_UMASK, **options)
 
 
 def remove_leftover_configs(sys_dir: Path | None = None) -> list[Path]:
@@ -183,9 +206,90 @@ def remove_leftover_configs(sys_dir: Path | None = None) -> list[Path]:
     return removed
 
 
-def meltano_install(env: dict[str, str]) -> None:
-    """`meltano install` (idempotent; plugins are installed from the repository's folders)."""
-    meltano("install", env=env, timeout=1800).check()
+# What the plugins' virtual environments are built from: when none of these changed since the last
+# successful install (and every plugin's executable is there), `meltano install` is not run again.
+INSTALL_INPUTS = (
+    "meltano.yml",
+    "requirements/*.txt",
+    "*/pyproject.toml",
+)
+INSTALL_STAMP = ROOT / ".meltano" / "oromc-install.sha256"
+NETWORK_ERRORS = re.compile(
+    r"dns error|failed to lookup address|Failed to fetch|error sending request|Network is unreachable"
+    r"|Connection refused|client error \(Connect\)|timed out",
+    re.IGNORECASE,
+)
+
+
+class InstallError(RuntimeError):
+    """The Meltano plugins could not be installed; the message says why and what to do."""
+
+
+def install_digest() -> str:
+    """SHA-256 over the files the plugins are installed from."""
+    digest = hashlib.sha256()
+    for pattern in INSTALL_INPUTS:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def plugin_executables() -> list[Path]:
+    """Where `meltano install` puts each installable plugin's executable (inherited plugins have none)."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    return [
+        ROOT / ".meltano" / kind / plugin["name"] / "venv" / "bin" / plugin["executable"]
+        for kind, plugins in project["plugins"].items()
+        for plugin in plugins
+        if plugin.get("pip_url")
+    ]
+
+
+def _install_failure(result: RunResult) -> str:
+    details = "\n".join(
+        f"  {plugin}: {detail.strip().splitlines()[-1]}"
+        for plugin, detail in sorted(result.install_errors.items())
+    )
+    return details or "\n".join(result.log_tail[-20:])
+
+
+def meltano_install(env: dict[str, str]) -> bool:
+    """Install the Meltano plugins unless nothing changed since the last install; True if it installed.
+
+    Plugins come from this repository's folders and the locked, hashed versions of requirements/*.txt
+    (uv). Without network, uv's cache is used (`UV_OFFLINE`); if that lacks a package, the error
+    says so instead of Meltano's bare "Installation failed" lines. Safe to call from parallel
+    processes (one installs, the others wait and reuse it).
+    """
+    INSTALL_STAMP.parent.mkdir(parents=True, exist_ok=True)
+    with (ROOT / ".meltano" / "oromc-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        digest = install_digest()
+        done = INSTALL_STAMP.exists() and INSTALL_STAMP.read_text() == digest
+        if done and all(path.exists() for path in plugin_executables()):
+            return False
+        INSTALL_STAMP.unlink(missing_ok=True)
+        result = meltano("install", "--clean", env=env, timeout=1800)
+        if result.returncode != 0 and any(
+            NETWORK_ERRORS.search(d) for d in result.install_errors.values()
+        ):
+            result = meltano("install", "--clean", env={**env, "UV_OFFLINE": "1"}, timeout=1800)
+            if result.returncode != 0:
+                msg = (
+                    "Cannot install the Meltano plugins: the package index is not reachable "
+                    "(offline?) and uv's cache lacks some of the locked packages. Connect once: "
+                    "the locked versions are then cached and later installs work offline.\n"
+                    + _install_failure(result)
+                )
+                raise InstallError(msg)
+        if result.returncode != 0:
+            msg = (
+                "Cannot install the Meltano plugins (meltano install failed):\n"
+                + _install_failure(result)
+            )
+            raise InstallError(msg)
+        INSTALL_STAMP.write_text(digest)
+        return True
 
 
 def write_counts(stats: dict[str, Any]) -> int:

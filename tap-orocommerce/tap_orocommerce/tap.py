@@ -114,10 +114,13 @@ class TapOroCommerce(Tap):
         self.run_started_at: str | None = None
         self._prepared = False
         super().__init__(*args, **kwargs)
-        try:
-            self.api_url  # noqa: B018 - validate the URL at startup
-        except InsecureURLError as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+        # base_url is required to sync (the SDK's config validation says so); discovery needs no
+        # connection, so `--discover` and `meltano select --list` work without any config.
+        if self.config.get("base_url"):
+            try:
+                self.api_url  # noqa: B018 - validate the URL at startup
+            except InsecureURLError as exc:
+                raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
         size = int(self.config.get("page_size", 500))
         if not 1 <= size <= 1000:
             msg = f"Setting 'page_size' must be between 1 and 1000, got {size}."

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import yaml
 from e2e_harness import Project
+from pipelines import ROOT, meltano
+
+sys.path.insert(0, str(ROOT / "tests"))
+from readme_snippets import snippet
 
 
 def _jsonl_rows(folder: Path, stream: str) -> list[dict[str, object]]:
@@ -50,46 +56,50 @@ def test_tap_mailchimp_engagement_to_target_jsonl(project: Project) -> None:
 
 
 def test_another_tap_feeds_target_mailchimp_through_a_stream_map(project: Project) -> None:
-    """Contacts from tap-jsonl, renamed by a stream map to the `contacts` contract, reach Mailchimp."""
+    """Contacts from tap-jsonl, renamed by target-mailchimp's README stream map, reach Mailchimp.
+
+    The README block is merged into a copy of meltano.yml as it stands (YAML parsed by Meltano, as a
+    user's would be); the copy shares this project's installed plugins (MELTANO_SYS_DIR_ROOT).
+    """
+    block = snippet("target-mailchimp/README.md", "Input contract: the `contacts` stream", 0)
+    assert block.run_by == "tests/e2e/test_composability.py"
+    documented = yaml.safe_load(block.text)["plugins"]["extractors"][0]
+    meltano_yml = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    tap = next(p for p in meltano_yml["plugins"]["extractors"] if p["name"] == documented["name"])
+    tap["config"] = documented["config"]
+    copy = project.workdir / "own-project"
+    copy.mkdir()
+    (copy / "meltano.yml").write_text(yaml.safe_dump(meltano_yml, sort_keys=False))
+
     people = project.workdir / "people.jsonl"
     rows = [
         {
-            "mail": " Ada.Byron@Example.net ",
-            "given": "Ada",
-            "family": "Byron",
-            "changed": "2026-01-02T03:04:05Z",
+            "Email": " Ada.Byron@Example.net ",
+            "Given name": "Ada",
+            "Family name": "Byron",
+            "Changed": "2026-01-02T03:04:05Z",
         },
         {
-            "mail": "grace.hopper@example.net",
-            "given": "Grace",
-            "family": "Hopper",
-            "changed": "2026-01-03T03:04:05Z",
+            "Email": "grace.hopper@example.net",
+            "Given name": "Grace",
+            "Family name": "Hopper",
+            "Changed": "2026-01-03T03:04:05Z",
         },
     ]
     people.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    stream_maps = {
-        "people": {
-            "__alias__": "contacts",
-            "__key_properties__": ["email"],
-            "email": "mail",
-            "first_name": "given",
-            "last_name": "family",
-            "updated_at": "changed",
-            "mail": "__NULL__",
-            "given": "__NULL__",
-            "family": "__NULL__",
-            "changed": "__NULL__",
-        }
+    env = {
+        **project.env,
+        "TAP_JSONL_PATH": str(people),
+        "MELTANO_SYS_DIR_ROOT": str(ROOT / ".meltano"),
     }
-    project.env.update(
-        {
-            "TAP_JSONL_PATH": str(people),
-            "TAP_JSONL_STREAM_NAME": "people",
-            "TAP_JSONL_PRIMARY_KEYS": json.dumps(["mail"]),
-            "TAP_JSONL_STREAM_MAPS": json.dumps(stream_maps),
-        }
-    )
-    project.run("tap-jsonl", "target-mailchimp")
+    # what the tap emits through Meltano: only the contract's fields, under the new key
+    emitted = meltano("invoke", "tap-jsonl", env=env, cwd=copy).check()
+    messages = [json.loads(line) for line in emitted.log_tail if line.startswith('{"type":')]
+    schema = next(m for m in messages if m["type"] == "SCHEMA")
+    records = [m["record"] for m in messages if m["type"] == "RECORD"]
+    assert (schema["stream"], schema["key_properties"]) == ("contacts", ["email"])
+    assert [sorted(r) for r in records] == [["email", "first_name", "last_name"]] * 2
+    meltano("run", "tap-jsonl", "target-mailchimp", env=env, cwd=copy).check()
     ada = project.mailchimp.member("ada.byron@example.net")
     grace = project.mailchimp.member("grace.hopper@example.net")
     assert (ada["merge_fields"]["FNAME"], ada["merge_fields"]["LNAME"]) == ("Ada", "Byron")
