@@ -11,6 +11,7 @@ from oromc_common.mailchimp import (
     max_connections_property,
 )
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import SeamTap
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -38,7 +39,7 @@ STREAM_TYPES: list[type[Stream]] = [
 ]
 
 
-class TapMailchimpEngagement(Tap):
+class TapMailchimpEngagement(SeamTap):
     """Mailchimp members, consent and campaign engagement, incrementally."""
 
     name = "tap-mailchimp-engagement"
@@ -197,8 +198,9 @@ class TapMailchimpEngagement(Tap):
         found = Tap.streams.fget(self)  # type: ignore[attr-defined]
         order = {str(cls.__dict__.get("name")): i for i, cls in enumerate(STREAM_TYPES)}
         if list(found) != sorted(found, key=lambda n: order.get(n, len(order))):
-            self._streams = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
-        return self._streams  # type: ignore[return-value]
+            found = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
+            self.set_stream_order(found)
+        return found
 
     @cached_property
     def report(self) -> RunReport:

@@ -9,7 +9,7 @@ from typing import Any
 from oromc_common.http import InsecureURLError, require_secure_url
 from oromc_common.oro import OroOAuth2Authenticator, format_oro_datetime, oro_error_message
 from oromc_common.report import RunReport
-from singer_sdk import Tap
+from oromc_common.sdk_seams import SeamTap, reset_state_manager
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -30,7 +30,7 @@ from tap_orocommerce.streams import (
 FILTER_MODES = ("auto", "server", "client")
 
 
-class TapOroCommerce(Tap):
+class TapOroCommerce(SeamTap):
     """Singer tap for the OroCommerce back-office API (``<base_url>/admin/api``)."""
 
     name = "tap-orocommerce"
@@ -181,16 +181,15 @@ class TapOroCommerce(Tap):
             streams = [s for s in streams if s.name in wanted]
         return streams
 
-    @override  # type: ignore[misc]
-    def sync_all(self) -> None:
-        # ``Tap.sync_all`` is marked final, but the run summary must be logged after the last
-        # stream; this wraps the SDK's implementation unchanged.
-        try:
-            self.ensure_prepared()
-            super().sync_all()
-        finally:
-            self.report.log_summary(self.logger)
-            self.report.close()
+    @override
+    def before_sync_all(self) -> None:
+        self.ensure_prepared()
+
+    @override
+    def after_sync_all(self) -> None:
+        # The run summary is logged after the last stream, also when a stream failed.
+        self.report.log_summary(self.logger)
+        self.report.close()
 
     # -- capability probes (one request each, before any stream runs) ------------------------
 
@@ -242,7 +241,7 @@ class TapOroCommerce(Tap):
                 and not stream.skip_reason
             ):
                 self._probe_filter(stream)
-            stream._state_manager = None  # is_sorted may have changed with the mode
+            reset_state_manager(stream)  # is_sorted may have changed with the mode
             if stream.skip_reason:
                 self.logger.warning(
                     "Stream '%s' will be skipped: %s", stream.name, stream.skip_reason

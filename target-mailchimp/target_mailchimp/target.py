@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
@@ -17,11 +17,11 @@ from oromc_common.mailchimp import (
     max_connections_property,
 )
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import SeamTarget
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_mailchimp.client import Audience
@@ -246,7 +246,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
-class TargetMailchimp(Target):
+class TargetMailchimp(SeamTarget):
     """Singer target for one Mailchimp audience."""
 
     name = "target-mailchimp"
@@ -433,48 +433,44 @@ class TargetMailchimp(Target):
             return "address"
         return "text"
 
-    # -- singer-sdk 0.54 internals: the one place this target overrides a private SDK method ----
-    # ``Target.drain_all`` (final) drains the active sinks through ``Target._drain_all``, in
-    # parallel threads. Here the contacts sink is drained first, then the e-commerce sinks one
-    # after the other in dependency order (products, customers, orders, carts; their writes are
-    # serialised by a lock anyway), so every contact of a window (its status, its link to the
-    # source id, a moved address) is written before the store records that name the same people,
-    # and a cart never arrives before its customer. tests/test_identity_consent.py pins this to
-    # the SDK version and checks the order.
+    # -- drain order, windows and state (hooks of oromc_common.sdk_seams.SeamTarget) --------
+    # ``Target.drain_all`` (final) drains the active sinks in parallel threads. Here the contacts
+    # sink is drained first, then the e-commerce sinks one after the other in dependency order
+    # (products, customers, orders, carts; their writes are serialised by a lock anyway), so every
+    # contact of a window (its status, its link to the source id, a moved address) is written before
+    # the store records that name the same people, and a cart never arrives before its customer.
+    # tests/test_identity_consent.py checks the order.
     @override
-    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+    def drain_sinks(self, sinks: list[Sink], parallelism: int) -> None:
         order = [self.config.get("contacts_stream", STREAM), *RESOURCES]
-        sinks = list(sink_list)
         ordered = sorted((s for s in sinks if s.stream_name in order), key=lambda s: order.index(s.stream_name))
-        super()._drain_all(ordered, 1)
-        super()._drain_all([s for s in sinks if s.stream_name not in order], parallelism)
+        super().drain_sinks(ordered, 1)
+        super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
 
-    # -- windows and state ---------------------------------------------------------------
     @override
-    def _process_record_message(self, message_dict: dict) -> None:
-        super()._process_record_message(message_dict)
-        if any(getattr(s, "window_full", False) for s in self._sinks_active.values()):
+    def on_record_processed(self) -> None:
+        if any(getattr(s, "window_full", False) for s in self.active_sinks()):
             # Drain everything and emit the latest state: it is now durable in Mailchimp.
             self.drain_all()
 
     @override
-    def _process_state_message(self, message_dict: dict) -> None:
-        super()._process_state_message(message_dict)
+    def on_state_received(self, previous: dict[str, Any] | None) -> None:
         # A state that arrives while nothing is pending covers only durable records: emit it now,
         # so a killed run replays at most the window after it.
+        latest = self.latest_state
         if (
-            self._latest_state
-            and self._latest_state != self._last_emitted_state
-            and all(s.current_size == 0 for s in self._sinks_active.values())
+            latest
+            and latest != self._last_emitted_state
+            and all(s.current_size == 0 for s in self.active_sinks())
         ):
-            self._write_state_message(copy.deepcopy(self._latest_state))
+            self.write_state(copy.deepcopy(latest))
 
     @override
-    def _write_state_message(self, state: dict) -> None:
+    def write_state(self, state: dict[str, Any]) -> None:
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
-        super()._write_state_message(state)
+        super().write_state(state)
 
     @override
     def process_endofpipe(self) -> None:

@@ -7,9 +7,9 @@ import threading
 import weakref
 from typing import Any
 
+from oromc_common.sdk_seams import SeamTarget
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_orocommerce.activities import ACTIVITY_TYPES
@@ -38,7 +38,7 @@ SINKS: dict[str, type[Sink]] = {
 }
 
 
-class TargetOroCommerce(Target):
+class TargetOroCommerce(SeamTarget):
     """Singer target writing tap-mailchimp-engagement streams into the Oro back-office API."""
 
     name = "target-orocommerce"
@@ -202,19 +202,17 @@ class TargetOroCommerce(Target):
         return SINKS.get(stream_name, IgnoredSink)
 
     @override
-    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        previous = self._latest_state
-        super()._process_state_message(message_dict)
-        if self.config.get("state_after_each_state_message", True) and self._latest_state != previous:
+    def on_state_received(self, previous: dict[str, Any] | None) -> None:
+        if self.config.get("state_after_each_state_message", True) and self.latest_state != previous:
             # Everything before this STATE line is written to Oro before the state is emitted.
             self.drain_all()
 
     @override
-    def _write_state_message(self, state: dict[str, Any]) -> None:
+    def write_state(self, state: dict[str, Any]) -> None:
         # Queued member-status opt-outs are written before the state that covers them.
         if self._services is not None:
             self._services.members.flush_consent()
-        super()._write_state_message(state)
+        super().write_state(state)
 
     @override
     def process_endofpipe(self) -> None:
