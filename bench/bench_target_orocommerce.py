@@ -12,7 +12,7 @@ Phases (same sandbox process, re-seeded between phases):
   2. the same input replayed (dedupe: must create nothing);
   3. target, first_per_action granularity (the default): how much smaller the Oro side gets;
   4. baseline on the same input: one request per activity, strictly sequential
-     (``batch_mode=single``, ``max_concurrency=1``);
+     (``batch_mode=single``, ``max_connections=1``);
   5. members: a name change for every recipient through the Batch API (``PATCH /customerusers``,
      ``X-Mode: sync``, 100 per request) vs 6. one PATCH per member, sequential.
 Oro has no Batch API for ``marketingactivities`` (405, also in the sandbox), so the activity path's
@@ -178,7 +178,7 @@ def main() -> None:
         oro = sb.info["oro"]
         base = {"base_url": sb.oro_base_url, "client_id": oro["client_id"], "client_secret": oro["client_secret"],
                 "rejects_path": str(ROOT / "output" / "bench-target-orocommerce.rejects.jsonl"),
-                "max_concurrency": args.concurrency}
+                "max_connections": args.concurrency}
         every = {**base, "activity_granularity": "every_event"}
         report["target_every_event"] = _phase(sb, every, lines)
         report["replay_every_event"] = _phase(sb, every, lines)
@@ -186,14 +186,14 @@ def main() -> None:
         report["target_first_per_action"] = _phase(sb, {**base, "activity_granularity": "first_per_action"}, lines)
         sb.reset()
         report["baseline_one_request_per_activity"] = _phase(
-            sb, {**every, "batch_mode": "single", "max_concurrency": 1}, lines
+            sb, {**every, "batch_mode": "single", "max_connections": 1}, lines
         )
         sb.reset()
         member_lines = _member_lines(emails)
         report["members_batch_api"] = _member_phase(sb, base, member_lines)
         sb.reset()
         report["members_baseline_one_request_per_member"] = _member_phase(
-            sb, {**base, "batch_mode": "single", "max_concurrency": 1}, member_lines
+            sb, {**base, "batch_mode": "single", "max_connections": 1}, member_lines
         )
     fast, slow = report["target_every_event"], report["baseline_one_request_per_activity"]
     mfast, mslow = report["members_batch_api"], report["members_baseline_one_request_per_member"]

@@ -56,6 +56,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 
+from oromc_common import settings
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -73,6 +74,8 @@ DEFAULT_OAUTH_METADATA_URL = "https://login.mailchimp.com/oauth2/metadata"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: Mailchimp itself gives up after 120 s
 DEFAULT_MAX_TRIES = 6
 MAX_PAGE_SIZE = 1000
+#: What ``request_timeout`` means for a Mailchimp connector (see oromc_common.settings).
+MAILCHIMP_TIMEOUT_DETAIL = "It is the read timeout (connecting may take 10 s); Mailchimp itself stops a call at 120 s."
 
 _API_KEY_RE = re.compile(r"^[0-9A-Za-z]+-(?P<dc>[a-z]+[0-9]+)$")
 
@@ -364,11 +367,10 @@ def connection_budget_properties() -> list[th.Property[Any]]:
 
 def max_connections_property(default: int) -> th.Property[Any]:
     """The ``max_connections`` setting of both Mailchimp connectors (the shared budget's size)."""
-    return th.Property(
-        "max_connections",
-        th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS),
-        default=default,
-        description=f"Simultaneous Mailchimp connections for this account (1-{HARD_MAX_CONNECTIONS}; "
+    return settings.max_connections_property(
+        default,
+        HARD_MAX_CONNECTIONS,
+        f"Simultaneous Mailchimp connections for this account (1-{HARD_MAX_CONNECTIONS}; "
         "Mailchimp refuses the 11th), shared by every connector process using the same connection "
         "budget (all processes on this machine, or on every machine with "
         "connection_budget_database_uri): together they never hold more than the largest "

@@ -5,6 +5,11 @@ offers; each is wrapped here behind a small, documented interface, so an SDK upg
 file (``tests/project/test_sdk_seams.py`` pins the version, exercises every seam and scans all package
 code for private SDK names used anywhere else):
 
+Taps and targets (both classes below)
+    * ``renamed_settings`` (:class:`oromc_common.settings.Renamed`): former setting names, moved to the
+      current ones before the SDK validates the configuration (the SDK's ``_validate_config``);
+      :meth:`SeamTarget.upgrade_config` / :meth:`SeamTap.upgrade_config` to do more.
+
 Targets (:class:`SeamTarget`, a :class:`singer_sdk.Target`)
     * :meth:`SeamTarget.on_record_processed` / :meth:`SeamTarget.on_state_received`: hooks after each
       RECORD / STATE line (the SDK's ``_process_*_message``);
@@ -28,11 +33,13 @@ Streams (functions, so any :class:`singer_sdk.Stream` subclass can use them)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap, Target
 from singer_sdk.sinks import Sink
 from typing_extensions import override
+
+from oromc_common.settings import Renamed, apply_renamed_settings
 
 #: The singer-sdk release these seams were written and tested against.
 SDK_VERSION = "0.54.9"
@@ -49,10 +56,34 @@ __all__ = [
 ]
 
 
+# -- configuration (taps and targets) ----------------------------------------------------------
+
+
+class _ConfigSeam:
+    """Former setting names moved to the current ones before the SDK validates the configuration."""
+
+    #: Former names of this plugin's settings (one release of grace, with a warning).
+    renamed_settings: ClassVar[tuple[Renamed, ...]] = ()
+    logger: Any
+    _config: dict[str, Any]
+
+    def upgrade_config(self, config: dict[str, Any]) -> None:
+        """Rewrite the raw configuration in place before validation (default: the renamed settings)."""
+        apply_renamed_settings(config, self.renamed_settings, self.logger)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        if not getattr(self, "_oromc_config_upgraded", False):
+            self._oromc_config_upgraded = True
+            self._config = dict(self._config)  # the caller's dict stays as it was
+            self.upgrade_config(self._config)
+        result: list[str] = super()._validate_config(raise_errors=raise_errors)  # type: ignore[misc]
+        return result
+
+
 # -- targets ----------------------------------------------------------------------------------
 
 
-class SeamTarget(Target):
+class SeamTarget(_ConfigSeam, Target):
     """A :class:`singer_sdk.Target` with public hooks over the SDK's private message handling."""
 
     @property
@@ -106,7 +137,7 @@ class SeamTarget(Target):
 # -- taps -------------------------------------------------------------------------------------
 
 
-class SeamTap(Tap):
+class SeamTap(_ConfigSeam, Tap):
     """A :class:`singer_sdk.Tap` with hooks around the run and a chosen stream order."""
 
     def before_sync_all(self) -> None:

@@ -123,7 +123,7 @@ class MailchimpContext:
             access_token=config.get("access_token"),
             api_url=config.get("api_url"),
             max_connections=self.max_connections,
-            timeout=(10.0, float(config.get("request_timeout_seconds") or 120)),
+            timeout=(10.0, float(config.get("request_timeout") or 120)),
             max_tries=int(config.get("max_tries") or 6),
             backoff_factor=float(config.get("backoff_factor_seconds") or 1.0),
             on_call=report.count_call,

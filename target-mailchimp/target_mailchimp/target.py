@@ -7,8 +7,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
+from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
+    MAILCHIMP_TIMEOUT_DETAIL,
     MailchimpClient,
     MailchimpConfigError,
     MailchimpError,
@@ -18,6 +19,7 @@ from oromc_common.mailchimp import (
 )
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
+from oromc_common.settings import Renamed, connection_properties, rejects_path_property
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
@@ -192,23 +194,12 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     max_connections_property(DEFAULT_MAX_CONNECTIONS),
     *connection_budget_properties(),
-    th.Property(
-        "max_tries",
-        th.IntegerType(minimum=1),
-        default=6,
-        description="Attempts per call for retryable failures (429, 5xx, resets, timeouts).",
-    ),
-    th.Property(
-        "retry_backoff_seconds",
-        th.NumberType,
-        default=1.0,
-        description="Base of the jittered exponential backoff between retries (seconds).",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType,
-        default=120,
-        description="Read timeout per call in seconds (Mailchimp stops at 120).",
+    *connection_properties(
+        request_timeout=120,
+        max_tries=6,
+        retried="429, 5xx, connection resets and timeouts",
+        backoff_factor_seconds=1.0,
+        timeout_detail=MAILCHIMP_TIMEOUT_DETAIL,
     ),
     th.Property(
         "store_id",
@@ -237,17 +228,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         description="E-commerce: platform name of a store the target creates.",
     ),
-    th.Property(
-        "rejects_path",
-        th.StringType,
-        default="target-mailchimp-rejects.jsonl",
-        description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail).",
-    ),
+    rejects_path_property("target-mailchimp-rejects.jsonl"),
 ).to_dict()
 
 
 class TargetMailchimp(SeamTarget):
     """Singer target for one Mailchimp audience."""
+
+    renamed_settings = (Renamed("retry_backoff_seconds", "backoff_factor_seconds"),)
 
     name = "target-mailchimp"
     config_jsonschema = CONFIG_SCHEMA
@@ -266,10 +254,7 @@ class TargetMailchimp(SeamTarget):
         super().__init__(*args, **kwargs)
         cfg = self.config
         self.report = RunReport(self.name, rejects_path=cfg.get("rejects_path"))
-        max_connections = int(cfg.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
-        if not 1 <= max_connections <= HARD_MAX_CONNECTIONS:
-            msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {max_connections}."
-            raise MailchimpConfigError(msg)
+        max_connections = int(cfg.get("max_connections") or DEFAULT_MAX_CONNECTIONS)  # bounded by the schema
         self.client = MailchimpClient(
             api_key=cfg.get("api_key"),
             access_token=cfg.get("access_token"),
@@ -279,7 +264,7 @@ class TargetMailchimp(SeamTarget):
             max_connections=max_connections,
             timeout=(10.0, float(cfg.get("request_timeout") or 120)),
             max_tries=int(cfg.get("max_tries") or 6),
-            backoff_factor=float(cfg.get("retry_backoff_seconds") or 1.0),
+            backoff_factor=float(cfg.get("backoff_factor_seconds") or 1.0),
             on_call=self.report.count_call,
             user_agent=f"{self.name}/0.1",
             connection_budget=connection_budget(cfg),

@@ -67,8 +67,8 @@ def config(sb: RunningSandbox, tmp_path: Path) -> dict[str, Any]:
         "client_id": oro["client_id"],
         "client_secret": oro["client_secret"],
         "rejects_path": str(tmp_path / "rejects.jsonl"),
-        "max_retry_wait": 2,
-        "max_retries": 10,
+        "backoff_max_seconds": 2,
+        "max_tries": 10,
         "state_after_each_state_message": True,
     }
 

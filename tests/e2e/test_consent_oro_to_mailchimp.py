@@ -270,7 +270,7 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
             config = {
                 "api_key": mc["api_key"], "api_url": sandbox.mailchimp_api_url, "list_id": mc["list_id"],
                 "store_id": "sandbox-store", "rejects_path": str(tmp_path / f"rejects{run}.jsonl"),
-                "retry_backoff_seconds": 0.02, "max_tries": 10,
+                "backoff_factor_seconds": 0.02, "max_tries": 10,
                 "batch_size_rows": rng.choice([2, 5, 20, 500]),
                 "max_connections": rng.choice([1, 3, 10]),
             }

@@ -302,13 +302,13 @@ def _violations(path: Path, root: Path = ROOT) -> list[str]:
                     )
                 ):
                     found.append(f"{where}:{item.lineno}: self.{item.attr}")
-        if isinstance(node, ast.Attribute) and node.attr in PRIVATE_MODULE_ATTRIBUTES:
-            found.append(f"{where}:{node.lineno}: .{node.attr}")
-        elif (
-            isinstance(node, ast.Attribute)
-            and node.attr in _all_sdk_privates()
-            and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
-            and not (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "super")
+        if isinstance(node, ast.Attribute) and (
+            node.attr in PRIVATE_MODULE_ATTRIBUTES
+            or (
+                node.attr in _all_sdk_privates()
+                and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+                and not (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "super")
+            )
         ):
             found.append(f"{where}:{node.lineno}: .{node.attr}")
     return found
