@@ -525,7 +525,7 @@ class MemberSync:
     def _owned(self, name: str) -> bool:
         return name.lower().startswith(self.settings.tag_prefix.lower())
 
-    def _write_tags(self, members: list[MemberRow]) -> None:
+    def _write_tags(self, members: list[MemberRow]) -> None:  # noqa: C901 - one owned-tag diff per member, then one fan-out
         if not self.settings.sync_tags:
             return
         tasks = []
