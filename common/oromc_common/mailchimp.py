@@ -331,7 +331,8 @@ def resolve_oauth_api_url(
     ):
         msg = (
             "Setting 'access_token': Mailchimp did not accept the OAuth token "
-            f"(metadata endpoint answered {resp.status_code} {data.get('error', '') if isinstance(data, dict) else ''})."
+            f"(metadata endpoint answered {resp.status_code} "
+            f"{data.get('error', '') if isinstance(data, dict) else ''})."
         )
         raise MailchimpConfigError(msg)
     endpoint = data.get("api_endpoint") or f"https://{data['dc']}.api.mailchimp.com"

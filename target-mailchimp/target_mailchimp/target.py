@@ -48,18 +48,21 @@ CONFIG_SCHEMA = th.PropertiesList(
         "api_key",
         th.StringType,
         secret=True,
-        description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). Set this or access_token.",
+        description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). "
+                    "Set this or access_token.",
     ),
     th.Property(
         "access_token",
         th.StringType,
         secret=True,
-        description="Mailchimp OAuth access token (alternative to api_key); its data center is read from the OAuth metadata endpoint unless api_url is set.",
+        description="Mailchimp OAuth access token (alternative to api_key); its data center is "
+                    "read from the OAuth metadata endpoint unless api_url is set.",
     ),
     th.Property(
         "api_url",
         th.StringType,
-        description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). HTTPS required except for a loopback host, e.g. the sandbox.",
+        description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). "
+                    "HTTPS required except for a loopback host, e.g. the sandbox.",
     ),
     th.Property(
         "oauth_metadata_url",
@@ -84,74 +87,96 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         default="transactional",
         allowed_values=["transactional", "pending", "subscribed"],
-        description="Status of a person new to the audience whose record carries no recorded consent (marketing_consent null). transactional (default): no marketing email. subscribed: you assert you may market to everyone without a recorded consent (see README, 'Consent'). Consent true -> subscribed (pending with double_opt_in), false -> unsubscribed, a disabled user -> transactional, whatever this says.",
+        description="Status of a person new to the audience whose record carries no recorded "
+                    "consent (marketing_consent null). transactional (default): no marketing "
+                    "email. subscribed: you assert you may market to everyone without a recorded "
+                    "consent (see README, 'Consent'). Consent true -> subscribed (pending with "
+                    "double_opt_in), false -> unsubscribed, a disabled user -> transactional, whatever this says.",
     ),
     th.Property(
         "double_opt_in",
         th.BooleanType,
         default=False,
-        description="Every opt-in the target makes becomes 'pending': Mailchimp emails the person to confirm, and only then subscribes them.",
+        description="Every opt-in the target makes becomes 'pending': Mailchimp emails the person "
+                    "to confirm, and only then subscribes them.",
     ),
     th.Property(
         "disabled_user_policy",
         th.StringType,
         default="archive",
         allowed_values=list(DISABLED_USER_POLICIES),
-        description="What happens to a subscribed/pending member whose source user is disabled (enabled=false, not a guest): archive (default: no more marketing, history kept, not an opt-out the person never made), unsubscribe, or keep.",
+        description="What happens to a subscribed/pending member whose source user is disabled "
+                    "(enabled=false, not a guest): archive (default: no more marketing, history "
+                    "kept, not an opt-out the person never made), unsubscribe, or keep.",
     ),
     th.Property(
         "identity_merge_field",
         th.StringType(pattern="^[A-Z][A-Z0-9_]{0,9}$"),
         default=DEFAULT_IDENTITY_MERGE_FIELD,
-        description="Merge tag that keeps the source id (customer_user_id) on the member, created as a hidden text field if missing. Contacts are matched to members by it before the email, so an address changed at the source moves the same member.",
+        description="Merge tag that keeps the source id (customer_user_id) on the member, created "
+                    "as a hidden text field if missing. Contacts are matched to members by it "
+                    "before the email, so an address changed at the source moves the same member.",
     ),
     th.Property(
         "resubscribe_with_pending",
         th.BooleanType,
         default=False,
-        description="When the source records a new explicit opt-in for someone unsubscribed in Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). Off: they stay unsubscribed.",
+        description="When the source records a new explicit opt-in for someone unsubscribed in "
+                    "Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). "
+                    "Off: they stay unsubscribed.",
     ),
     th.Property(
         "merge_fields",
         th.ObjectType(additional_properties=th.StringType),
         default=DEFAULT_MERGE_FIELDS,
-        description='Merge tag -> contact field, e.g. {"FNAME": "first_name", "COMPANY": "customer_name"}. Email is always the member\'s address.',
+        description='Merge tag -> contact field, e.g. {"FNAME": "first_name", "COMPANY": '
+                    '"customer_name"}. Email is always the member\'s address.',
     ),
     th.Property(
         "create_missing_merge_fields",
         th.BooleanType,
         default=False,
-        description="Create mapped merge fields that the audience lacks (type from merge_field_types, else inferred from the stream schema). Off: a missing merge field fails the run at start.",
+        description="Create mapped merge fields that the audience lacks (type from "
+                    "merge_field_types, else inferred from the stream schema). Off: a missing "
+                    "merge field fails the run at start.",
     ),
     th.Property(
         "merge_field_types",
         th.ObjectType(additional_properties=th.StringType(allowed_values=list(MERGE_FIELD_TYPES))),
         default={},
-        description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used when creating missing merge fields.",
+        description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used "
+                    "when creating missing merge fields.",
     ),
     th.Property(
         "skip_merge_validation",
         th.BooleanType,
         default=False,
-        description="Send skip_merge_validation=true so members can be written even when the audience has required merge fields the source lacks.",
+        description="Send skip_merge_validation=true so members can be written even when the "
+                    "audience has required merge fields the source lacks.",
     ),
     th.Property(
         "tag_prefix",
         th.StringType,
         default="oro:",
-        description="Tags whose names start with this prefix are owned by the connector: added and removed as segments change. Other tags are never touched.",
+        description="Tags whose names start with this prefix are owned by the connector: added "
+                    "and removed as segments change. Other tags are never touched.",
     ),
     th.Property(
         "tag_fields",
         th.ObjectType(additional_properties=th.StringType),
         default=DEFAULT_TAG_FIELDS,
-        description='Contact field -> tag label: {"customer_group": "group"} makes \'<prefix>group:<value>\'; list fields give one tag per item.',
+        description='Contact field -> tag label: {"customer_group": "group"} makes '
+                    '\'<prefix>group:<value>\'; list fields give one tag per item.',
     ),
     th.Property(
         "exclude_tag_prefixes",
         th.ArrayType(th.StringType),
         default=list(DEFAULT_EXCLUDE_TAG_PREFIXES),
-        description="Items of list-valued tag fields (the source's tags) starting with one of these prefixes (case-insensitive) become no Mailchimp tag: they belong to another connector, e.g. 'mc:' tags that target-orocommerce mirrors from Mailchimp into OroCommerce, which would otherwise come back as '<prefix>tag:mc:...' (an echo). Members' existing owned tags made from such values are removed.",
+        description="Items of list-valued tag fields (the source's tags) starting with one of "
+                    "these prefixes (case-insensitive) become no Mailchimp tag: they belong to "
+                    "another connector, e.g. 'mc:' tags that target-orocommerce mirrors from "
+                    "Mailchimp into OroCommerce, which would otherwise come back as "
+                    "'<prefix>tag:mc:...' (an echo). Members' existing owned tags made from such values are removed.",
     ),
     th.Property(
         "tag_rules",
@@ -163,34 +188,40 @@ CONFIG_SCHEMA = th.PropertiesList(
             )
         ),
         default=[],
-        description='Extra owned tags: {"tag": "guest", "field": "is_guest", "equals": true} adds \'<prefix>guest\' when the field equals the value.',
+        description='Extra owned tags: {"tag": "guest", "field": "is_guest", "equals": true} adds '
+                    '\'<prefix>guest\' when the field equals the value.',
     ),
     th.Property(
         "tag_write_mode",
         th.StringType,
         default="auto",
         allowed_values=["auto", "member", "segment", "batches"],
-        description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
+        description="How tag changes are written: per member (carries is_syncing), per tag via "
+                    "segments (500 members a call), via /batches (many members, carries "
+                    "is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
     ),
     th.Property(
         "is_syncing",
         th.BooleanType,
         default=False,
-        description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data.",
+        description="Backfill mode: every tag write (also for new members) carries "
+                    "is_syncing=true so tag-based automations do not fire for historic data.",
     ),
     th.Property(
         "erasure_mode",
         th.StringType,
         default="archive",
         allowed_values=["archive", "delete_permanent"],
-        description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported).",
+        description="What a record with erase=true does: archive the member, or delete it "
+                    "permanently (GDPR; cannot be re-imported).",
     ),
     th.Property(
         "audience_lookup",
         th.StringType,
         default="auto",
         allowed_values=["auto", "full", "per_member"],
-        description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls).",
+        description="How the target learns what Mailchimp has: one paged read of the audience, "
+                    "one GET per contact, or auto (fewer calls).",
     ),
     max_connections_property(DEFAULT_MAX_CONNECTIONS),
     *connection_budget_properties(),
@@ -204,7 +235,8 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "store_id",
         th.StringType,
-        description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams (created for list_id if missing). Required only when those streams are sent.",
+        description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams "
+                    "(created for list_id if missing). Required only when those streams are sent.",
     ),
     th.Property(
         "store_name",

@@ -85,7 +85,8 @@ def test_type_mismatch_is_409(api: Any) -> None:
     r = api.post("/customerusers", {"data": {"type": "customers", "attributes": {"name": "x"}}})
     assert r.status_code == 409
     assert r.json()["errors"] == [{"status": "409", "title": "conflict constraint",
-                                   "detail": "The 'type' property of the primary data object should match the requested resource",
+                                   "detail": "The 'type' property of the primary data object "
+                                             "should match the requested resource",
                                    "source": {"pointer": "/data/type"}}]
 
 

@@ -970,7 +970,8 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
                     "error": exc.detail
                     if not exc.errors
                     or exc.detail
-                    != "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
+                    != "The resource submitted could not be validated. For field-specific "
+                       "details, see the 'errors' array."
                     else field_err.get("message", exc.detail),
                     "error_code": ERROR_CODES.get(exc.title, "ERROR_GENERIC"),
                     "field": field_err.get("field", ""),

@@ -249,7 +249,8 @@ def forgotten_error(email: str) -> ApiError:
     return ApiError(
         400,
         "Forgotten Email Not Subscribed",
-        f"{email} was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.",
+        f"{email} was permanently deleted and cannot be re-imported. The contact must "
+        "re-subscribe to get back on the list.",
     )
 
 
@@ -392,7 +393,8 @@ def write_member(
         raise ApiError(
             400,
             "Member Exists",
-            f"{rec['email_address']} is already a list member, do you want to update? please provide update_existing:true in the request body",
+            f"{rec['email_address']} is already a list member, do you want to update? please "
+            "provide update_existing:true in the request body",
         )
     new_status = body.get("status")
     if new_status:

@@ -114,7 +114,8 @@ def _check_content_type(request: Request) -> None:
     base, _, params = ctype.partition(";")
     if base.strip().lower() != JSONAPI or params.strip():
         raise fail(415, "unsupported media type http exception",
-                   'The "Content-Type" request header must be "application/vnd.api+json" without media type parameters.')
+                   'The "Content-Type" request header must be "application/vnd.api+json" without '
+                   'media type parameters.')
 
 
 async def _json_body(request: Request) -> Any:

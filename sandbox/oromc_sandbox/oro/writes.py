@@ -179,7 +179,8 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
         value = body["data"]
         if rel.many:
             if not isinstance(value, list):
-                errors.append(err(400, "request data constraint", "The 'data' property should be an array", pointer=ptr))
+                errors.append(err(400, "request data constraint", "The 'data' property should be "
+                                                                  "an array", pointer=ptr))
                 continue
             ids = [_parse_linkage(store, rel, item, f"{ptr}/{i}", errors) for i, item in enumerate(value)]
             changes[name] = [i for i in dict.fromkeys(ids) if i is not None]
@@ -219,7 +220,8 @@ def validate(store: OroStore, res: Resource, rec: Record, changed: set[str], poi
             if attr.regex and not re.match(attr.regex, value):
                 errors.append(err(400, "regex constraint", "This value is not valid.", pointer=ptr))
             if attr.choices and value not in attr.choices:
-                errors.append(err(400, "choice constraint", "The value you selected is not a valid choice.", pointer=ptr))
+                errors.append(err(400, "choice constraint", "The value you selected is not a "
+                                                            "valid choice.", pointer=ptr))
     errors.extend(
         err(400, *NOT_BLANK, pointer=f"{pointer}/relationships/{rel.name}/data")
         for rel in res.rels if rel.required and check(rel.name) and _blank(rec.get(rel.name))
