@@ -96,14 +96,16 @@ def _lines(streams: dict[str, list[dict[str, Any]]]) -> str:
     schema = {"campaigns": schemas.CAMPAIGNS, "sent_to": schemas.SENT_TO, "email_activity": schemas.EMAIL_ACTIVITY}
     out = []
     for stream, records in streams.items():
-        out.append(json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema[stream], "key_properties": keys[stream]}))
+        out.append(json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema[stream],
+                               "key_properties": keys[stream]}))
         out += [json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records]
     out.append(json.dumps({"type": "STATE", "value": {"bench": True}}))
     return "\n".join(out) + "\n"
 
 
 def _member_lines(emails: list[str]) -> str:
-    out = [json.dumps({"type": "SCHEMA", "stream": "members", "schema": schemas.MEMBERS, "key_properties": ["list_id", "id"]})]
+    out = [json.dumps({"type": "SCHEMA", "stream": "members", "schema": schemas.MEMBERS,
+                       "key_properties": ["list_id", "id"]})]
     for i, email in enumerate(emails):
         record = {"list_id": "benchlist0", "id": hashlib.md5(email.encode(), usedforsecurity=False).hexdigest(),
                   "email_address": email, "status": "subscribed", "last_changed": T0.isoformat(),
@@ -170,7 +172,8 @@ def main() -> None:
         streams = _engagement(emails)
         lines = _lines(streams)
         events = len(streams["email_activity"])
-        firsts = len({(r["action"], r["email_id"]) if r["action"] in {"open", "click"} else json.dumps(r, sort_keys=True)
+        firsts = len({(r["action"], r["email_id"]) if r["action"] in {"open", "click"}
+                      else json.dumps(r, sort_keys=True)
                       for r in streams["email_activity"]})
         report["input"] = {"sends": len(streams["sent_to"]), "email_activity_events": events,
                            "first_of_action_events": firsts,

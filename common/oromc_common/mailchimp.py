@@ -14,7 +14,8 @@ Auth and base URL:
 Client (:class:`MailchimpClient`): one ``requests.Session`` whose pool is sized to the connection
 governor (:mod:`oromc_common.governor`, shared per account by every client in the process and, through
 the :class:`~oromc_common.governor.ConnectionBudget`, by every process on the machine or on every machine
-using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
+using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete``
+return parsed JSON (``None`` for 204/empty);
 :meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.run_batch`
 submits ``/batches``, polls and returns parsed results (:func:`parse_batch_results`); every attempt is reported to the
 optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
@@ -170,7 +171,10 @@ def parse_api_key(api_key: str) -> tuple[str, str]:
     value = (api_key or "").strip()
     match = _API_KEY_RE.match(value)
     if not match:
-        msg = "Setting 'api_key' must look like '<key>-<dc>' (e.g. '...-us14'); the data center suffix is missing or malformed."
+        msg = (
+            "Setting 'api_key' must look like '<key>-<dc>' (e.g. '...-us14'); "
+            "the data center suffix is missing or malformed."
+        )
         raise MailchimpConfigError(msg)
     return value, match.group("dc")
 

@@ -84,9 +84,15 @@ def permission_hint(method: str, path: str) -> str:
     parts = [p for p in path.split("?", 1)[0].strip("/").split("/") if p]
     if parts[:1] == ["rest"]:
         if "unsubscribe" in parts:
-            return "the 'oro_marketinglist_unsubscribed_item_create' capability (Marketing List Unsubscribed Item: CREATE)"
+            return (
+                "the 'oro_marketinglist_unsubscribed_item_create' capability "
+                "(Marketing List Unsubscribed Item: CREATE)"
+            )
         if "subscribe" in parts:
-            return "the 'oro_marketinglist_unsubscribed_item_delete' capability (Marketing List Unsubscribed Item: DELETE)"
+            return (
+                "the 'oro_marketinglist_unsubscribed_item_delete' capability "
+                "(Marketing List Unsubscribed Item: DELETE)"
+            )
         return "access to the old REST API for this OAuth application"
     resource = parts[0] if parts else "?"
     label = _ENTITY_LABELS.get(resource, resource)

@@ -73,7 +73,9 @@ class Services:
             create_missing=bool(config.get("create_missing_customer_users", False)),
             new_user_customer_id=_str_or_none(config.get("new_customer_user_customer_id")),
             new_user_role_id=_str_or_none(config.get("new_customer_user_role_id")),
-            identity_field=str(config.get("identity_merge_field") if config.get("identity_merge_field") is not None else "OROID"),
+            identity_field=str(
+                config.get("identity_merge_field") if config.get("identity_merge_field") is not None else "OROID"
+            ),
             apply_email_changes=bool(config.get("apply_email_changes", False)),
             archived_consent=str(config.get("archived_member_consent") or "withdraw"),
         )

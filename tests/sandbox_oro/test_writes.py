@@ -6,7 +6,8 @@ from typing import Any
 
 
 def _user_body(email: str, **attrs: Any) -> dict[str, Any]:
-    return {"data": {"type": "customerusers", "attributes": {"email": email, "firstName": "A", "lastName": "B", **attrs},
+    return {"data": {"type": "customerusers",
+                     "attributes": {"email": email, "firstName": "A", "lastName": "B", **attrs},
                      "relationships": {"customer": {"data": {"type": "customers", "id": "2"}},
                                        "userRoles": {"data": [{"type": "customeruserroles", "id": "2"}]}}}}
 

@@ -339,7 +339,9 @@ async def _relationship_route(ctx: Ctx) -> Response:
         rec = ctx.store.get(res.type, rid)
         raw = ctx.store.related_ids(res.type, rel, rid, rec or {}, ctx.switches)
         ident = Renderer._ident
-        data: Any = [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
+        data: Any = (
+            [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
+        )
         doc: dict[str, Any] = {"data": data}
         if ctx.hateoas:
             doc["links"] = {"self": f"{ctx.base}/{res.type}/{raw_id}/relationships/{rel.name}",

@@ -140,8 +140,8 @@ def _parse_linkage(store: OroStore, rel: Rel, item: Any, ptr: str, errors: list[
         return None
     rid = store.parse_id(type_, str(item["id"]))
     if rid is None or store.get(type_, rid) is None:
-        errors.append(err(400, "form constraint", "The entity does not exist.", pointer=ptr.rsplit("/data/", 1)[0] + "/data"
-                          if re.search(r"/data/\d+$", ptr) else ptr))
+        errors.append(err(400, "form constraint", "The entity does not exist.",
+                          pointer=ptr.rsplit("/data/", 1)[0] + "/data" if re.search(r"/data/\d+$", ptr) else ptr))
         return None
     return (type_, rid) if rel.target is None else rid
 
@@ -258,7 +258,8 @@ def _specific(store: OroStore, res: Resource, rec: Record, changed: set[str], po
         if value not in (None, "") and any(o != rid for o in find_by(store, t, unique, value)):
             errors.append(err(400, "unique entity constraint", "This value is already used.",
                               pointer=f"{attr_ptr}/{unique}"))
-    if t == "campaigns" and rec.get("budget") is not None and float(rec["budget"]) < 0 and (creating or "budget" in changed):
+    if (t == "campaigns" and rec.get("budget") is not None and float(rec["budget"]) < 0
+            and (creating or "budget" in changed)):
         errors.append(err(400, "greater than or equal constraint", "This value should be greater than or equal to 0.",
                           pointer=f"{attr_ptr}/budget"))
     if t == "customeruseraddresses" and (creating or changed & {"firstName", "lastName", "organization"}):
