@@ -11,6 +11,7 @@ import importlib
 import inspect
 import io
 import json
+import logging
 import textwrap
 from collections.abc import Iterable
 from functools import cache
@@ -29,8 +30,10 @@ from oromc_common.sdk_seams import (
     write_record,
     write_schema,
 )
+from oromc_common.settings import Renamed
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.sinks import RecordSink, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,6 +192,28 @@ def test_stream_seams(capsys: pytest.CaptureFixture[str]) -> None:
     reset_state_manager(stream)
     assert stream.state_manager is not before
     assert stream.stream_state["bookmark"] == "b2"  # the state itself is kept
+
+
+class _RenamingTap(_Tap):
+    name = "tap-seam-rename-test"
+    config_jsonschema = th.PropertiesList(th.Property("new_name", th.IntegerType, required=True)).to_dict()
+    renamed_settings = (Renamed("old_name", "new_name"),)
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.fail = False
+        self.events = []
+        SeamTap.__init__(self, config=config)
+
+
+def test_config_seam_renames_before_the_sdk_validates(caplog: pytest.LogCaptureFixture) -> None:
+    given = {"old_name": 3}
+    with caplog.at_level(logging.WARNING):
+        tap = _RenamingTap(given)  # validated: the required new_name is there
+    assert dict(tap.config) == {"new_name": 3}
+    assert given == {"old_name": 3}
+    assert "Setting 'old_name' is deprecated" in caplog.text
+    with pytest.raises(ConfigValidationError):
+        _RenamingTap({})
 
 
 # -- no private SDK name outside the seam module --------------------------------------------------
