@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Runs the target CLI and reports its own peak RSS at exit.
 _RUNNER = (
     "import atexit, resource, sys\n"
-    "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+    "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % "
+    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
     "from target_mailchimp.target import TargetMailchimp\n"
     "sys.argv = ['target-mailchimp', '--config', sys.argv[1]]\n"
     "TargetMailchimp.cli()\n"

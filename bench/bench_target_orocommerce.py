@@ -12,7 +12,7 @@ Phases (same sandbox process, re-seeded between phases):
   2. the same input replayed (dedupe: must create nothing);
   3. target, first_per_action granularity (the default): how much smaller the Oro side gets;
   4. baseline on the same input: one request per activity, strictly sequential
-     (``batch_mode=single``, ``max_concurrency=1``);
+     (``batch_mode=single``, ``max_connections=1``);
   5. members: a name change for every recipient through the Batch API (``PATCH /customerusers``,
      ``X-Mode: sync``, 100 per request) vs 6. one PATCH per member, sequential.
 Oro has no Batch API for ``marketingactivities`` (405, also in the sandbox), so the activity path's
@@ -96,14 +96,16 @@ def _lines(streams: dict[str, list[dict[str, Any]]]) -> str:
     schema = {"campaigns": schemas.CAMPAIGNS, "sent_to": schemas.SENT_TO, "email_activity": schemas.EMAIL_ACTIVITY}
     out = []
     for stream, records in streams.items():
-        out.append(json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema[stream], "key_properties": keys[stream]}))
+        out.append(json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema[stream],
+                               "key_properties": keys[stream]}))
         out += [json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records]
     out.append(json.dumps({"type": "STATE", "value": {"bench": True}}))
     return "\n".join(out) + "\n"
 
 
 def _member_lines(emails: list[str]) -> str:
-    out = [json.dumps({"type": "SCHEMA", "stream": "members", "schema": schemas.MEMBERS, "key_properties": ["list_id", "id"]})]
+    out = [json.dumps({"type": "SCHEMA", "stream": "members", "schema": schemas.MEMBERS,
+                       "key_properties": ["list_id", "id"]})]
     for i, email in enumerate(emails):
         record = {"list_id": "benchlist0", "id": hashlib.md5(email.encode(), usedforsecurity=False).hexdigest(),
                   "email_address": email, "status": "subscribed", "last_changed": T0.isoformat(),
@@ -170,7 +172,8 @@ def main() -> None:
         streams = _engagement(emails)
         lines = _lines(streams)
         events = len(streams["email_activity"])
-        firsts = len({(r["action"], r["email_id"]) if r["action"] in {"open", "click"} else json.dumps(r, sort_keys=True)
+        firsts = len({(r["action"], r["email_id"]) if r["action"] in {"open", "click"}
+                      else json.dumps(r, sort_keys=True)
                       for r in streams["email_activity"]})
         report["input"] = {"sends": len(streams["sent_to"]), "email_activity_events": events,
                            "first_of_action_events": firsts,
@@ -178,7 +181,7 @@ def main() -> None:
         oro = sb.info["oro"]
         base = {"base_url": sb.oro_base_url, "client_id": oro["client_id"], "client_secret": oro["client_secret"],
                 "rejects_path": str(ROOT / "output" / "bench-target-orocommerce.rejects.jsonl"),
-                "max_concurrency": args.concurrency}
+                "max_connections": args.concurrency}
         every = {**base, "activity_granularity": "every_event"}
         report["target_every_event"] = _phase(sb, every, lines)
         report["replay_every_event"] = _phase(sb, every, lines)
@@ -186,14 +189,14 @@ def main() -> None:
         report["target_first_per_action"] = _phase(sb, {**base, "activity_granularity": "first_per_action"}, lines)
         sb.reset()
         report["baseline_one_request_per_activity"] = _phase(
-            sb, {**every, "batch_mode": "single", "max_concurrency": 1}, lines
+            sb, {**every, "batch_mode": "single", "max_connections": 1}, lines
         )
         sb.reset()
         member_lines = _member_lines(emails)
         report["members_batch_api"] = _member_phase(sb, base, member_lines)
         sb.reset()
         report["members_baseline_one_request_per_member"] = _member_phase(
-            sb, {**base, "batch_mode": "single", "max_concurrency": 1}, member_lines
+            sb, {**base, "batch_mode": "single", "max_connections": 1}, member_lines
         )
     fast, slow = report["target_every_event"], report["baseline_one_request_per_activity"]
     mfast, mslow = report["members_batch_api"], report["members_baseline_one_request_per_member"]

@@ -14,7 +14,8 @@ Auth and base URL:
 Client (:class:`MailchimpClient`): one ``requests.Session`` whose pool is sized to the connection
 governor (:mod:`oromc_common.governor`, shared per account by every client in the process and, through
 the :class:`~oromc_common.governor.ConnectionBudget`, by every process on the machine or on every machine
-using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete`` return parsed JSON (``None`` for 204/empty);
+using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete``
+return parsed JSON (``None`` for 204/empty);
 :meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.run_batch`
 submits ``/batches``, polls and returns parsed results (:func:`parse_batch_results`); every attempt is reported to the
 optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
@@ -56,6 +57,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 
+from oromc_common import settings
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -73,6 +75,8 @@ DEFAULT_OAUTH_METADATA_URL = "https://login.mailchimp.com/oauth2/metadata"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: Mailchimp itself gives up after 120 s
 DEFAULT_MAX_TRIES = 6
 MAX_PAGE_SIZE = 1000
+#: What ``request_timeout`` means for a Mailchimp connector (see oromc_common.settings).
+MAILCHIMP_TIMEOUT_DETAIL = "It is the read timeout (connecting may take 10 s); Mailchimp itself stops a call at 120 s."
 
 _API_KEY_RE = re.compile(r"^[0-9A-Za-z]+-(?P<dc>[a-z]+[0-9]+)$")
 
@@ -167,7 +171,10 @@ def parse_api_key(api_key: str) -> tuple[str, str]:
     value = (api_key or "").strip()
     match = _API_KEY_RE.match(value)
     if not match:
-        msg = "Setting 'api_key' must look like '<key>-<dc>' (e.g. '...-us14'); the data center suffix is missing or malformed."
+        msg = (
+            "Setting 'api_key' must look like '<key>-<dc>' (e.g. '...-us14'); "
+            "the data center suffix is missing or malformed."
+        )
         raise MailchimpConfigError(msg)
     return value, match.group("dc")
 
@@ -328,7 +335,8 @@ def resolve_oauth_api_url(
     ):
         msg = (
             "Setting 'access_token': Mailchimp did not accept the OAuth token "
-            f"(metadata endpoint answered {resp.status_code} {data.get('error', '') if isinstance(data, dict) else ''})."
+            f"(metadata endpoint answered {resp.status_code} "
+            f"{data.get('error', '') if isinstance(data, dict) else ''})."
         )
         raise MailchimpConfigError(msg)
     endpoint = data.get("api_endpoint") or f"https://{data['dc']}.api.mailchimp.com"
@@ -364,11 +372,10 @@ def connection_budget_properties() -> list[th.Property[Any]]:
 
 def max_connections_property(default: int) -> th.Property[Any]:
     """The ``max_connections`` setting of both Mailchimp connectors (the shared budget's size)."""
-    return th.Property(
-        "max_connections",
-        th.IntegerType(minimum=1, maximum=HARD_MAX_CONNECTIONS),
-        default=default,
-        description=f"Simultaneous Mailchimp connections for this account (1-{HARD_MAX_CONNECTIONS}; "
+    return settings.max_connections_property(
+        default,
+        HARD_MAX_CONNECTIONS,
+        f"Simultaneous Mailchimp connections for this account (1-{HARD_MAX_CONNECTIONS}; "
         "Mailchimp refuses the 11th), shared by every connector process using the same connection "
         "budget (all processes on this machine, or on every machine with "
         "connection_budget_database_uri): together they never hold more than the largest "

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, connection_budget
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import emit_stream_state, tap_of
+from singer_sdk import Tap
 from singer_sdk.streams import Stream
 from typing_extensions import override
 
@@ -121,7 +123,7 @@ class MailchimpContext:
             access_token=config.get("access_token"),
             api_url=config.get("api_url"),
             max_connections=self.max_connections,
-            timeout=(10.0, float(config.get("request_timeout_seconds") or 120)),
+            timeout=(10.0, float(config.get("request_timeout") or 120)),
             max_tries=int(config.get("max_tries") or 6),
             backoff_factor=float(config.get("backoff_factor_seconds") or 1.0),
             on_call=report.count_call,
@@ -302,9 +304,14 @@ class MailchimpStream(Stream):
     primary_keys: ClassVar[list[str]] = []
 
     @property
+    def tap(self) -> Tap:
+        """The tap this stream belongs to."""
+        return tap_of(self)
+
+    @property
     def mc(self) -> MailchimpContext:
         """The run-wide Mailchimp context of the tap."""
-        return self._tap.mailchimp  # type: ignore[attr-defined]
+        return self.tap.mailchimp  # type: ignore[attr-defined]
 
     @property
     def report(self) -> RunReport:
@@ -326,9 +333,9 @@ class MailchimpStream(Stream):
     @override
     def log_sync_costs(self) -> None:
         super().log_sync_costs()
-        names = [name for name, stream in self._tap.streams.items() if stream.selected]
+        names = [name for name, stream in self.tap.streams.items() if stream.selected]
         if names and names[-1] == self.name:
-            self._tap.finish_run()  # type: ignore[attr-defined]
+            self.tap.finish_run()  # type: ignore[attr-defined]
 
     # -- state ---------------------------------------------------------------------------------
     def bucket(self, name: str) -> dict[str, Any]:
@@ -342,8 +349,7 @@ class MailchimpStream(Stream):
 
     def flush_state(self) -> None:
         """Emit a STATE message now (after every record written before it)."""
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        emit_stream_state(self)
 
     def warn_missing(self, what: str, exc: PermanentMailchimpError) -> None:
         """Log a skipped resource (e.g. a campaign deleted mid-run) without personal data."""

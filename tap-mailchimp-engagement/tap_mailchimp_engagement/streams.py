@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from oromc_common import idsets
 from oromc_common.mailchimp import PermanentMailchimpError
+from oromc_common.sdk_seams import write_record, write_schema
 from typing_extensions import override
 
 from tap_mailchimp_engagement import identity, schemas
@@ -136,7 +137,7 @@ class MembersStream(MailchimpStream):
 
     def _identity_tracker(self) -> ForgottenMembersStream | None:
         """The stream that keeps the audience's Oro ids, when it is selected and enabled."""
-        stream = self._tap.streams.get("forgotten_members")
+        stream = self.tap.streams.get("forgotten_members")
         if isinstance(stream, ForgottenMembersStream) and stream.selected and stream.enabled:
             return stream
         return None
@@ -158,7 +159,7 @@ class MembersStream(MailchimpStream):
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         row = super().post_process(row, context) or row
-        tags_stream = self._tap.streams.get("member_tags")
+        tags_stream = self.tap.streams.get("member_tags")
         if isinstance(tags_stream, MemberTagsStream) and tags_stream.selected:
             tags_stream.write_for_member(row)
         return row
@@ -290,10 +291,10 @@ class MemberTagsStream(MailchimpStream):
     def write_for_member(self, member: dict[str, Any]) -> None:
         """Write the member's complete tag set right after the member row."""
         if not self._schema_written:
-            self._write_schema_message()
+            write_schema(self)
             self._schema_written = True
         for row in self._tags_of(member):
-            self._write_record_message(row)
+            write_record(self, row)
             self.report.count(self.name, "emitted")
 
     def _tags_of(self, member: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -321,7 +322,7 @@ class MemberTagsStream(MailchimpStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        members = self._tap.streams.get("members")
+        members = self.tap.streams.get("members")
         if members is None or not members.selected:
             self.logger.warning("member_tags is written during the members scan: select 'members' too.")
         return iter(())
@@ -356,7 +357,7 @@ class MemberReconciliationStream(MailchimpStream):
             sweep = mode == "always" or bool(missing)
             if sweep:
                 pending[list_id] = format_ts(checked_at)
-                forgotten = self._tap.streams.get("forgotten_members")
+                forgotten = self.tap.streams.get("forgotten_members")
                 if isinstance(forgotten, ForgottenMembersStream) and forgotten.selected:
                     forgotten.owe_sweep(list_id)
                 self.logger.warning(
@@ -388,7 +389,7 @@ class MemberIdsStream(MailchimpStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        recon = self._tap.streams.get("member_reconciliation")
+        recon = self.tap.streams.get("member_reconciliation")
         if not isinstance(recon, MemberReconciliationStream):
             return
         pending = recon.bucket("pending_sweeps")
@@ -446,7 +447,7 @@ class ForgottenMembersStream(MailchimpStream):
         if not self.enabled:
             return
         mode = self.config.get("deletion_check", "auto")
-        recon = self._tap.streams.get("member_reconciliation")
+        recon = self.tap.streams.get("member_reconciliation")
         counted = recon is not None and recon.selected
         if mode == "auto" and not counted:
             self.logger.warning(

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
+from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
+    MAILCHIMP_TIMEOUT_DETAIL,
     MailchimpConfigError,
     connection_budget_properties,
     max_connections_property,
 )
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import SeamTap
+from oromc_common.settings import (
+    Renamed,
+    connection_properties,
+    page_size_property,
+    rejects_path_property,
+)
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -18,7 +26,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_mailchimp_engagement import streams
-from tap_mailchimp_engagement.client import MailchimpContext
+from tap_mailchimp_engagement.client import PAGE_SIZE, MailchimpContext
 
 STREAM_TYPES: list[type[Stream]] = [
     streams.ListsStream,
@@ -38,11 +46,12 @@ STREAM_TYPES: list[type[Stream]] = [
 ]
 
 
-class TapMailchimpEngagement(Tap):
+class TapMailchimpEngagement(SeamTap):
     """Mailchimp members, consent and campaign engagement, incrementally."""
 
     name = "tap-mailchimp-engagement"
     message_writer_class = MsgSpecWriter
+    renamed_settings = (Renamed("request_timeout_seconds", "request_timeout"),)
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -80,12 +89,7 @@ class TapMailchimpEngagement(Tap):
         ),
         max_connections_property(DEFAULT_MAX_CONNECTIONS),
         *connection_budget_properties(),
-        th.Property(
-            "page_size",
-            th.IntegerType,
-            default=1000,
-            description="Items per page (`count`), 1..1000.",
-        ),
+        page_size_property(PAGE_SIZE, PAGE_SIZE, f"Items per page (`count`), 1..{PAGE_SIZE}."),
         th.Property(
             "member_window_days",
             th.NumberType,
@@ -160,30 +164,14 @@ class TapMailchimpEngagement(Tap):
             "permanently; members without one (Mailchimp-only people) are never reported. Empty disables "
             "`forgotten_members`.",
         ),
-        th.Property(
-            "request_timeout_seconds",
-            th.NumberType,
-            default=120,
-            description="Read timeout per request (Mailchimp stops at 120 s).",
+        *connection_properties(
+            request_timeout=120,
+            max_tries=6,
+            retried="429, body-less 403, 5xx, HTML 503 and connection resets",
+            backoff_factor_seconds=1.0,
+            timeout_detail=MAILCHIMP_TIMEOUT_DETAIL,
         ),
-        th.Property(
-            "max_tries",
-            th.IntegerType,
-            default=6,
-            description="Attempts per request for 429, body-less 403, 5xx, HTML 503 and connection resets.",
-        ),
-        th.Property(
-            "backoff_factor_seconds",
-            th.NumberType,
-            default=1.0,
-            description="Base of the jittered exponential backoff between attempts.",
-        ),
-        th.Property(
-            "rejects_path",
-            th.StringType,
-            description="JSON-lines file for rows that cannot be emitted (e.g. activity without a "
-            "timestamp); none when unset.",
-        ),
+        rejects_path_property(),
     ).to_dict()
 
     @override
@@ -197,8 +185,9 @@ class TapMailchimpEngagement(Tap):
         found = Tap.streams.fget(self)  # type: ignore[attr-defined]
         order = {str(cls.__dict__.get("name")): i for i, cls in enumerate(STREAM_TYPES)}
         if list(found) != sorted(found, key=lambda n: order.get(n, len(order))):
-            self._streams = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
-        return self._streams  # type: ignore[return-value]
+            found = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
+            self.set_stream_order(found)
+        return found
 
     @cached_property
     def report(self) -> RunReport:
@@ -208,10 +197,6 @@ class TapMailchimpEngagement(Tap):
     @cached_property
     def mailchimp(self) -> MailchimpContext:
         """Shared client, clock and caches for every stream of this run."""
-        limit = self.config.get("max_connections")
-        if limit is not None and not 1 <= int(limit) <= HARD_MAX_CONNECTIONS:
-            msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {limit}."
-            raise ConfigValidationError(msg, errors=[msg])
         try:
             return MailchimpContext(self.config, self.report)
         except MailchimpConfigError as exc:  # errors= is what the SDK prints

@@ -119,7 +119,8 @@ def test_a_member_seen_between_sweeps_and_then_deleted_is_reported(small: Runnin
     assert seen.records["forgotten_members"] == []  # nothing missing: no sweep, the id is remembered
     entry = seen.state["bookmarks"]["forgotten_members"]["lists"][audience.list_id]
     assert 777 in idsets.decode(entry["oro_ids"], "test")
-    assert entry["baseline_at"] == base.state["bookmarks"]["forgotten_members"]["lists"][audience.list_id]["baseline_at"]
+    lists = base.state["bookmarks"]["forgotten_members"]["lists"]
+    assert entry["baseline_at"] == lists[audience.list_id]["baseline_at"]
 
     audience.forget(new_id)
     time.sleep(1.1)
@@ -173,7 +174,8 @@ def test_members_deleted_while_the_sweep_pages_do_not_hide_others(
 ) -> None:
     """Offsets shift when a member is deleted mid-sweep; the sweep must not skip (and so report) anyone."""
     audience = Audience(tools, small)
-    everyone = [m for status in ("subscribed", "unsubscribed", "cleaned", "pending", "transactional") for m in audience.ids(status)]
+    statuses = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
+    everyone = [m for status in statuses for m in audience.ids(status)]
     oro_of = {member_id: str(500 + n) for n, member_id in enumerate(everyone)}
     for member_id, oro_id in oro_of.items():
         audience.set_oro_id(member_id, oro_id)

@@ -223,8 +223,8 @@ class OroStream(RESTStream[Any]):
 
     @property
     @override
-    def timeout(self) -> int:
-        return int(self.config.get("request_timeout", 60))
+    def timeout(self) -> float:  # type: ignore[override]  # requests takes float seconds
+        return float(self.config.get("request_timeout", 60))
 
     @property
     @override
@@ -642,13 +642,13 @@ class OroStream(RESTStream[Any]):
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         return _retry_waits(
-            float(self.config.get("backoff_base_seconds", 0.5)),
+            float(self.config.get("backoff_factor_seconds", 0.5)),
             float(self.config.get("backoff_max_seconds", 60.0)),
         )
 
     @override
     def backoff_max_tries(self) -> int:
-        return int(self.config.get("max_retries", 8)) + 1
+        return int(self.config.get("max_tries", 9))
 
     @override
     def backoff_jitter(self, value: float) -> float:

@@ -177,7 +177,7 @@ class ContactsStream(OroStream):
         for rid, name in names.items():
             digest = fingerprint({"name": name})
             before = previous.get(str(rid))
-            if before is not None and before[0] == digest:
+            if before is not None and before[0] == digest:  # noqa: SIM108 - three cases, clearer apart
                 stamp = before[1]
             else:
                 stamp = "" if first_run else changed_at

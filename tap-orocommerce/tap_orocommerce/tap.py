@@ -9,7 +9,14 @@ from typing import Any
 from oromc_common.http import InsecureURLError, require_secure_url
 from oromc_common.oro import OroOAuth2Authenticator, format_oro_datetime, oro_error_message
 from oromc_common.report import RunReport
-from singer_sdk import Tap
+from oromc_common.sdk_seams import SeamTap, reset_state_manager
+from oromc_common.settings import (
+    Renamed,
+    connection_properties,
+    page_size_property,
+    rejects_path_property,
+    retries_to_tries,
+)
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -30,11 +37,16 @@ from tap_orocommerce.streams import (
 FILTER_MODES = ("auto", "server", "client")
 
 
-class TapOroCommerce(Tap):
+class TapOroCommerce(SeamTap):
     """Singer tap for the OroCommerce back-office API (``<base_url>/admin/api``)."""
 
     name = "tap-orocommerce"
     message_writer_class = MsgSpecWriter
+    renamed_settings = (
+        Renamed("max_retries", "max_tries", retries_to_tries, "which counts the first attempt: max_retries + 1"),
+        Renamed("backoff_base_seconds", "backoff_factor_seconds"),
+        Renamed("rejects_file", "rejects_path"),
+    )
 
     config_jsonschema = th.PropertiesList(
         th.Property("base_url", th.StringType(nullable=False), required=True,
@@ -56,18 +68,11 @@ class TapOroCommerce(Tap):
                     description="Back-office user password (password grant only)."),
         th.Property("start_date", th.DateTimeType(),
                     description="Earliest updatedAt to extract on the first run (ISO 8601)."),
-        th.Property("page_size", th.IntegerType(), default=500,
-                    description="JSON:API page[size] per request (1-1000)."),
-        th.Property("request_timeout", th.IntegerType(), default=60,
-                    description="HTTP timeout per request, in seconds."),
-        th.Property("max_retries", th.IntegerType(), default=8,
-                    description="Retries of a request after 429, 5xx, resets, timeouts or a "
-                                "malformed page before the run fails."),
-        th.Property("backoff_base_seconds", th.NumberType(), default=0.5,
-                    description="First backoff wait (doubles per retry) when the server sends "
-                                "no Retry-After."),
-        th.Property("backoff_max_seconds", th.NumberType(), default=60,
-                    description="Longest single backoff wait, also caps Retry-After."),
+        page_size_property(500, 1000, "JSON:API page[size] per request (1-1000)."),
+        *connection_properties(
+            request_timeout=60, max_tries=9, backoff_factor_seconds=0.5, backoff_max_seconds=60,
+            retried="429, 5xx, connection resets, timeouts or a malformed page",
+        ),
         th.Property("token_refresh_margin_seconds", th.IntegerType(), default=60,
                     description="Refresh the OAuth token this many seconds before it expires."),
         th.Property("customer_user_filter", th.StringType(), default="auto",
@@ -104,8 +109,7 @@ class TapOroCommerce(Tap):
         th.Property("streams", th.ArrayType(th.StringType()),
                     description="Stream names to extract (default: all). Catalog selection "
                                 "(meltano select) applies on top."),
-        th.Property("rejects_file", th.StringType(),
-                    description="Path of a JSON-lines file listing rejected (unusable) records."),
+        rejects_path_property(),
         th.Property("user_agent", th.StringType(), default="tap-orocommerce",
                     description="User-Agent header sent to Oro."),
     ).to_dict()  # fmt: skip
@@ -121,10 +125,6 @@ class TapOroCommerce(Tap):
                 self.api_url  # noqa: B018 - validate the URL at startup
             except InsecureURLError as exc:
                 raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
-        size = int(self.config.get("page_size", 500))
-        if not 1 <= size <= 1000:
-            msg = f"Setting 'page_size' must be between 1 and 1000, got {size}."
-            raise ConfigValidationError(msg, errors=[msg])
         if self.config.get("grant_type") == "password" and not (
             self.config.get("username") and self.config.get("password")
         ):
@@ -163,7 +163,7 @@ class TapOroCommerce(Tap):
     @cached_property
     def report(self) -> RunReport:
         """Counters, API calls and rejects of this run."""
-        return RunReport(self.name, rejects_path=self.config.get("rejects_file"))
+        return RunReport(self.name, rejects_path=self.config.get("rejects_path"))
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -181,16 +181,15 @@ class TapOroCommerce(Tap):
             streams = [s for s in streams if s.name in wanted]
         return streams
 
-    @override  # type: ignore[misc]
-    def sync_all(self) -> None:
-        # ``Tap.sync_all`` is marked final, but the run summary must be logged after the last
-        # stream; this wraps the SDK's implementation unchanged.
-        try:
-            self.ensure_prepared()
-            super().sync_all()
-        finally:
-            self.report.log_summary(self.logger)
-            self.report.close()
+    @override
+    def before_sync_all(self) -> None:
+        self.ensure_prepared()
+
+    @override
+    def after_sync_all(self) -> None:
+        # The run summary is logged after the last stream, also when a stream failed.
+        self.report.log_summary(self.logger)
+        self.report.close()
 
     # -- capability probes (one request each, before any stream runs) ------------------------
 
@@ -242,7 +241,7 @@ class TapOroCommerce(Tap):
                 and not stream.skip_reason
             ):
                 self._probe_filter(stream)
-            stream._state_manager = None  # is_sorted may have changed with the mode
+            reset_state_manager(stream)  # is_sorted may have changed with the mode
             if stream.skip_reason:
                 self.logger.warning(
                     "Stream '%s' will be skipped: %s", stream.name, stream.skip_reason

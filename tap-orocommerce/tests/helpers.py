@@ -22,7 +22,7 @@ def tap_config(sandbox: Any, **overrides: Any) -> dict[str, Any]:
         "client_id": info["client_id"],
         "client_secret": info["client_secret"],
         "page_size": 7,
-        "backoff_base_seconds": 0.01,
+        "backoff_factor_seconds": 0.01,
         "backoff_max_seconds": 0.2,
         "state_every_records": 5,
     }

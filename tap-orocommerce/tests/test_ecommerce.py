@@ -159,7 +159,7 @@ def test_unusable_orders_are_rejected_with_reason_and_field(sandbox: Any, tmp_pa
     assert response.status_code == 204, response.text
     rejects = tmp_path / "rejects.jsonl"
     run = run_tap(
-        tmp_path, _config(sandbox, streams=["ecommerce_orders"], rejects_file=str(rejects))
+        tmp_path, _config(sandbox, streams=["ecommerce_orders"], rejects_path=str(rejects))
     )
     assert run.returncode == 0, run.stderr[-3000:]
     lost = {o["id"] for o in orders if _rel_id(o, "customerUser") == user_id}

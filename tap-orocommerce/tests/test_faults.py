@@ -84,7 +84,7 @@ def test_fault_storms_are_retried_to_a_complete_run(
     sandbox.reset_stats()
     sandbox.set_faults("oro", rate=0.3, kinds=kinds, seed=11)
     try:
-        run = run_tap(tmp_path, tap_config(sandbox, max_retries=12), name="storm")
+        run = run_tap(tmp_path, tap_config(sandbox, max_tries=13), name="storm")
     finally:
         sandbox.set_faults("oro", rate=0.0)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -153,7 +153,7 @@ def test_malformed_page_is_retried() -> None:
     responses.get(f"{API}/customers", json=_page([3], None))
     tap = TapOroCommerce(
         config={"base_url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s",
-                "streams": ["customers"], "backoff_base_seconds": 0.01},
+                "streams": ["customers"], "backoff_factor_seconds": 0.01},
     )  # fmt: skip
     raw = io.BytesIO()
     out = io.TextIOWrapper(raw, encoding="utf-8")

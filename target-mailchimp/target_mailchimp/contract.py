@@ -19,7 +19,8 @@ CONTACTS_SCHEMA: dict[str, Any] = {
     "properties": {
         "email": {
             "type": ["string", "null"],
-            "description": "E-mail address (trimmed; matched case-insensitively). Null only on an erase row with customer_user_id.",
+            "description": "E-mail address (trimmed; matched case-insensitively). Null only on an "
+                           "erase row with customer_user_id.",
         },
         "first_name": {**_STR, "description": "-> FNAME by default."},
         "last_name": {**_STR, "description": "-> LNAME by default."},
@@ -50,7 +51,8 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "is_guest": {**_BOOL, "description": "Guest (checkout-only) customer."},
         "customer_user_id": {
             "type": ["integer", "string", "null"],
-            "description": "Source person id: kept on the member in the identity merge field (OROID), which matches the contact before the email; the record key in rejects.",
+            "description": "Source person id: kept on the member in the identity merge field "
+                           "(OROID), which matches the contact before the email; the record key in rejects.",
         },
         "updated_at": {
             "type": ["string", "null"],
@@ -64,11 +66,15 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "consent_changed_at": {
             "type": ["string", "null"],
             "format": "date-time",
-            "description": "When marketing_consent took its value at the source (or an upper bound). An opt-out wins unless the person opted in in Mailchimp later (timestamp_opt); an opt-in is recorded as the member's timestamp_opt.",
+            "description": "When marketing_consent took its value at the source (or an upper "
+                           "bound). An opt-out wins unless the person opted in in Mailchimp later "
+                           "(timestamp_opt); an opt-in is recorded as the member's timestamp_opt.",
         },
         "erase": {
             **_BOOL,
-            "description": "true: the person was deleted at the source; the member carrying customer_user_id (or, without an id, the address) is archived or permanently deleted (erasure_mode).",
+            "description": "true: the person was deleted at the source; the member carrying "
+                           "customer_user_id (or, without an id, the address) is archived or "
+                           "permanently deleted (erasure_mode).",
         },
     },
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -102,6 +102,93 @@ def _format_date(day: date, fmt: str) -> str:
     )
 
 
+class _UnfitError(Exception):
+    """A value that cannot fit a merge field (the message says why); see :func:`coerce_merge_value`."""
+
+
+def _coerce_number(spec: MergeFieldSpec, value: Any) -> Any:
+    if isinstance(value, bool):
+        raise _UnfitError("expected a number, got a boolean")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise _UnfitError("expected a number") from exc
+    if not number.is_finite():
+        raise _UnfitError("expected a finite number")
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _coerce_address(spec: MergeFieldSpec, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise _UnfitError("an address needs an object with addr1, city, state and zip")
+    address = {k: str(value.get(k) or "").strip() for k in ADDRESS_KEYS}
+    missing = [k for k in ADDRESS_REQUIRED if not address[k]]
+    if missing:
+        raise _UnfitError(f"incomplete address, missing {', '.join(missing)}")
+    return {k: v for k, v in address.items() if v or k in ADDRESS_REQUIRED}
+
+
+def _coerce_phone(spec: MergeFieldSpec, value: Any) -> Any:
+    text = str(value).strip()
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < 6 or len(digits) > 20 or re.search(r"[A-Za-z]", text.replace("ext", "")):
+        raise _UnfitError("not a phone number")
+    if str(spec.options.get("phone_format", "")).upper() == "US":
+        if len(digits) == 11 and digits.startswith("1"):
+            digits = digits[1:]
+        if len(digits) != 10:
+            raise _UnfitError("US phone numbers need 10 digits")
+        return f"{digits[0:3]}-{digits[3:6]}-{digits[6:]}"
+    return text
+
+
+def _coerce_date(spec: MergeFieldSpec, value: Any) -> Any:
+    try:
+        day = _to_date(value)
+    except ValueError as exc:
+        raise _UnfitError(f"not a {spec.type}") from exc
+    default_format = "MM/DD" if spec.type == "birthday" else ""
+    return _format_date(day, str(spec.options.get("date_format") or default_format))
+
+
+def _coerce_url(spec: MergeFieldSpec, value: Any) -> Any:
+    text = str(value).strip()
+    if not re.match(r"^https?://\S+$", text):
+        raise _UnfitError("not an http(s) URL")
+    return text
+
+
+def _coerce_text(spec: MergeFieldSpec, value: Any) -> Any:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, datetime | date):
+        text = value.isoformat()
+    else:
+        text = str(value).strip()
+    if spec.type in {"dropdown", "radio"}:
+        choices = [str(c) for c in spec.options.get("choices") or []]
+        if choices and text not in choices:
+            raise _UnfitError("value is not one of the field's choices")
+    if len(text) > MAX_MERGE_TEXT:  # options.size is only the signup-form width, not a limit
+        raise _UnfitError(f"longer than {MAX_MERGE_TEXT} characters")
+    return text
+
+
+#: Merge field types whose value may be structured (an address is an object).
+_STRUCTURED_COERCERS: dict[str, Callable[[MergeFieldSpec, Any], Any]] = {
+    "number": _coerce_number,
+    "address": _coerce_address,
+}
+#: Merge field types that take a scalar; any other type is text.
+_SCALAR_COERCERS: dict[str, Callable[[MergeFieldSpec, Any], Any]] = {
+    "phone": _coerce_phone,
+    "date": _coerce_date,
+    "birthday": _coerce_date,
+    "url": _coerce_url,
+    "imageurl": _coerce_url,
+}
+
+
 def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> Any:
     """Convert ``value`` to what Mailchimp accepts for ``spec``.
 
@@ -112,69 +199,14 @@ def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> A
         return None
     if isinstance(value, str) and not value.strip():
         return ""
-    kind = spec.type
-
-    def fail(message: str) -> MergeValueError:
-        return MergeValueError(spec.tag, source_field, message)
-
-    if kind == "number":
-        if isinstance(value, bool):
-            raise fail("expected a number, got a boolean")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation as exc:
-            raise fail("expected a number") from exc
-        if not number.is_finite():
-            raise fail("expected a finite number")
-        return int(number) if number == number.to_integral_value() else float(number)
-    if kind == "address":
-        if not isinstance(value, Mapping):
-            raise fail("an address needs an object with addr1, city, state and zip")
-        address = {k: str(value.get(k) or "").strip() for k in ADDRESS_KEYS}
-        missing = [k for k in ADDRESS_REQUIRED if not address[k]]
-        if missing:
-            raise fail(f"incomplete address, missing {', '.join(missing)}")
-        return {k: v for k, v in address.items() if v or k in ADDRESS_REQUIRED}
-    if isinstance(value, Mapping | list):
-        raise fail(f"expected a scalar for a {kind} field")
-    if kind == "phone":
-        text = str(value).strip()
-        digits = re.sub(r"\D", "", text)
-        if len(digits) < 6 or len(digits) > 20 or re.search(r"[A-Za-z]", text.replace("ext", "")):
-            raise fail("not a phone number")
-        if str(spec.options.get("phone_format", "")).upper() == "US":
-            if len(digits) == 11 and digits.startswith("1"):
-                digits = digits[1:]
-            if len(digits) != 10:
-                raise fail("US phone numbers need 10 digits")
-            return f"{digits[0:3]}-{digits[3:6]}-{digits[6:]}"
-        return text
-    if kind in {"date", "birthday"}:
-        try:
-            day = _to_date(value)
-        except ValueError as exc:
-            raise fail(f"not a {kind}") from exc
-        if kind == "birthday":
-            return _format_date(day, str(spec.options.get("date_format") or "MM/DD"))
-        return _format_date(day, str(spec.options.get("date_format") or ""))
-    if kind in {"url", "imageurl"}:
-        text = str(value).strip()
-        if not re.match(r"^https?://\S+$", text):
-            raise fail("not an http(s) URL")
-        return text
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, datetime | date):
-        text = value.isoformat()
-    else:
-        text = str(value).strip()
-    if kind in {"dropdown", "radio"}:
-        choices = [str(c) for c in spec.options.get("choices") or []]
-        if choices and text not in choices:
-            raise fail("value is not one of the field's choices")
-    if len(text) > MAX_MERGE_TEXT:  # options.size is only the signup-form width, not a limit
-        raise fail(f"longer than {MAX_MERGE_TEXT} characters")
-    return text
+    try:
+        if spec.type in _STRUCTURED_COERCERS:
+            return _STRUCTURED_COERCERS[spec.type](spec, value)
+        if isinstance(value, Mapping | list):
+            raise _UnfitError(f"expected a scalar for a {spec.type} field")
+        return _SCALAR_COERCERS.get(spec.type, _coerce_text)(spec, value)
+    except _UnfitError as exc:
+        raise MergeValueError(spec.tag, source_field, str(exc)) from exc.__cause__
 
 
 def comparable_text(value: Any) -> str:

@@ -252,7 +252,7 @@ class ContactSync(TagWrites):
         state = states.get(contact.hash) if contact.hash else None
         return state is None or state.oro_id != contact.oro_id
 
-    def _resolve(
+    def _resolve(  # noqa: C901 - one pass deciding each contact's write, skip or reject; the cases are listed in order in the body
         self, contacts: list[Contact], states: Mapping[str, MemberState | None]
     ) -> tuple[
         list[tuple[Contact, MemberState | None, bool]],

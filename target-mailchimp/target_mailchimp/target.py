@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from oromc_common.governor import DEFAULT_MAX_CONNECTIONS, HARD_MAX_CONNECTIONS
+from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
+    MAILCHIMP_TIMEOUT_DETAIL,
     MailchimpClient,
     MailchimpConfigError,
     MailchimpError,
@@ -17,11 +18,12 @@ from oromc_common.mailchimp import (
     max_connections_property,
 )
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import SeamTarget
+from oromc_common.settings import Renamed, connection_properties, rejects_path_property
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_mailchimp.client import Audience
@@ -46,18 +48,21 @@ CONFIG_SCHEMA = th.PropertiesList(
         "api_key",
         th.StringType,
         secret=True,
-        description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). Set this or access_token.",
+        description="Mailchimp API key '<key>-<dc>' (the data center is taken from the suffix). "
+                    "Set this or access_token.",
     ),
     th.Property(
         "access_token",
         th.StringType,
         secret=True,
-        description="Mailchimp OAuth access token (alternative to api_key); its data center is read from the OAuth metadata endpoint unless api_url is set.",
+        description="Mailchimp OAuth access token (alternative to api_key); its data center is "
+                    "read from the OAuth metadata endpoint unless api_url is set.",
     ),
     th.Property(
         "api_url",
         th.StringType,
-        description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). HTTPS required except for a loopback host, e.g. the sandbox.",
+        description="Override the API base URL (default https://<dc>.api.mailchimp.com/3.0). "
+                    "HTTPS required except for a loopback host, e.g. the sandbox.",
     ),
     th.Property(
         "oauth_metadata_url",
@@ -82,74 +87,96 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         default="transactional",
         allowed_values=["transactional", "pending", "subscribed"],
-        description="Status of a person new to the audience whose record carries no recorded consent (marketing_consent null). transactional (default): no marketing email. subscribed: you assert you may market to everyone without a recorded consent (see README, 'Consent'). Consent true -> subscribed (pending with double_opt_in), false -> unsubscribed, a disabled user -> transactional, whatever this says.",
+        description="Status of a person new to the audience whose record carries no recorded "
+                    "consent (marketing_consent null). transactional (default): no marketing "
+                    "email. subscribed: you assert you may market to everyone without a recorded "
+                    "consent (see README, 'Consent'). Consent true -> subscribed (pending with "
+                    "double_opt_in), false -> unsubscribed, a disabled user -> transactional, whatever this says.",
     ),
     th.Property(
         "double_opt_in",
         th.BooleanType,
         default=False,
-        description="Every opt-in the target makes becomes 'pending': Mailchimp emails the person to confirm, and only then subscribes them.",
+        description="Every opt-in the target makes becomes 'pending': Mailchimp emails the person "
+                    "to confirm, and only then subscribes them.",
     ),
     th.Property(
         "disabled_user_policy",
         th.StringType,
         default="archive",
         allowed_values=list(DISABLED_USER_POLICIES),
-        description="What happens to a subscribed/pending member whose source user is disabled (enabled=false, not a guest): archive (default: no more marketing, history kept, not an opt-out the person never made), unsubscribe, or keep.",
+        description="What happens to a subscribed/pending member whose source user is disabled "
+                    "(enabled=false, not a guest): archive (default: no more marketing, history "
+                    "kept, not an opt-out the person never made), unsubscribe, or keep.",
     ),
     th.Property(
         "identity_merge_field",
         th.StringType(pattern="^[A-Z][A-Z0-9_]{0,9}$"),
         default=DEFAULT_IDENTITY_MERGE_FIELD,
-        description="Merge tag that keeps the source id (customer_user_id) on the member, created as a hidden text field if missing. Contacts are matched to members by it before the email, so an address changed at the source moves the same member.",
+        description="Merge tag that keeps the source id (customer_user_id) on the member, created "
+                    "as a hidden text field if missing. Contacts are matched to members by it "
+                    "before the email, so an address changed at the source moves the same member.",
     ),
     th.Property(
         "resubscribe_with_pending",
         th.BooleanType,
         default=False,
-        description="When the source records a new explicit opt-in for someone unsubscribed in Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). Off: they stay unsubscribed.",
+        description="When the source records a new explicit opt-in for someone unsubscribed in "
+                    "Mailchimp, set them to 'pending' (Mailchimp sends a re-confirmation email). "
+                    "Off: they stay unsubscribed.",
     ),
     th.Property(
         "merge_fields",
         th.ObjectType(additional_properties=th.StringType),
         default=DEFAULT_MERGE_FIELDS,
-        description='Merge tag -> contact field, e.g. {"FNAME": "first_name", "COMPANY": "customer_name"}. Email is always the member\'s address.',
+        description='Merge tag -> contact field, e.g. {"FNAME": "first_name", "COMPANY": '
+                    '"customer_name"}. Email is always the member\'s address.',
     ),
     th.Property(
         "create_missing_merge_fields",
         th.BooleanType,
         default=False,
-        description="Create mapped merge fields that the audience lacks (type from merge_field_types, else inferred from the stream schema). Off: a missing merge field fails the run at start.",
+        description="Create mapped merge fields that the audience lacks (type from "
+                    "merge_field_types, else inferred from the stream schema). Off: a missing "
+                    "merge field fails the run at start.",
     ),
     th.Property(
         "merge_field_types",
         th.ObjectType(additional_properties=th.StringType(allowed_values=list(MERGE_FIELD_TYPES))),
         default={},
-        description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used when creating missing merge fields.",
+        description="Merge tag -> Mailchimp type (text, number, phone, date, address, ...) used "
+                    "when creating missing merge fields.",
     ),
     th.Property(
         "skip_merge_validation",
         th.BooleanType,
         default=False,
-        description="Send skip_merge_validation=true so members can be written even when the audience has required merge fields the source lacks.",
+        description="Send skip_merge_validation=true so members can be written even when the "
+                    "audience has required merge fields the source lacks.",
     ),
     th.Property(
         "tag_prefix",
         th.StringType,
         default="oro:",
-        description="Tags whose names start with this prefix are owned by the connector: added and removed as segments change. Other tags are never touched.",
+        description="Tags whose names start with this prefix are owned by the connector: added "
+                    "and removed as segments change. Other tags are never touched.",
     ),
     th.Property(
         "tag_fields",
         th.ObjectType(additional_properties=th.StringType),
         default=DEFAULT_TAG_FIELDS,
-        description='Contact field -> tag label: {"customer_group": "group"} makes \'<prefix>group:<value>\'; list fields give one tag per item.',
+        description='Contact field -> tag label: {"customer_group": "group"} makes '
+                    '\'<prefix>group:<value>\'; list fields give one tag per item.',
     ),
     th.Property(
         "exclude_tag_prefixes",
         th.ArrayType(th.StringType),
         default=list(DEFAULT_EXCLUDE_TAG_PREFIXES),
-        description="Items of list-valued tag fields (the source's tags) starting with one of these prefixes (case-insensitive) become no Mailchimp tag: they belong to another connector, e.g. 'mc:' tags that target-orocommerce mirrors from Mailchimp into OroCommerce, which would otherwise come back as '<prefix>tag:mc:...' (an echo). Members' existing owned tags made from such values are removed.",
+        description="Items of list-valued tag fields (the source's tags) starting with one of "
+                    "these prefixes (case-insensitive) become no Mailchimp tag: they belong to "
+                    "another connector, e.g. 'mc:' tags that target-orocommerce mirrors from "
+                    "Mailchimp into OroCommerce, which would otherwise come back as "
+                    "'<prefix>tag:mc:...' (an echo). Members' existing owned tags made from such values are removed.",
     ),
     th.Property(
         "tag_rules",
@@ -161,59 +188,55 @@ CONFIG_SCHEMA = th.PropertiesList(
             )
         ),
         default=[],
-        description='Extra owned tags: {"tag": "guest", "field": "is_guest", "equals": true} adds \'<prefix>guest\' when the field equals the value.',
+        description='Extra owned tags: {"tag": "guest", "field": "is_guest", "equals": true} adds '
+                    '\'<prefix>guest\' when the field equals the value.',
     ),
     th.Property(
         "tag_write_mode",
         th.StringType,
         default="auto",
         allowed_values=["auto", "member", "segment", "batches"],
-        description="How tag changes are written: per member (carries is_syncing), per tag via segments (500 members a call), via /batches (many members, carries is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
+        description="How tag changes are written: per member (carries is_syncing), per tag via "
+                    "segments (500 members a call), via /batches (many members, carries "
+                    "is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
     ),
     th.Property(
         "is_syncing",
         th.BooleanType,
         default=False,
-        description="Backfill mode: every tag write (also for new members) carries is_syncing=true so tag-based automations do not fire for historic data.",
+        description="Backfill mode: every tag write (also for new members) carries "
+                    "is_syncing=true so tag-based automations do not fire for historic data.",
     ),
     th.Property(
         "erasure_mode",
         th.StringType,
         default="archive",
         allowed_values=["archive", "delete_permanent"],
-        description="What a record with erase=true does: archive the member, or delete it permanently (GDPR; cannot be re-imported).",
+        description="What a record with erase=true does: archive the member, or delete it "
+                    "permanently (GDPR; cannot be re-imported).",
     ),
     th.Property(
         "audience_lookup",
         th.StringType,
         default="auto",
         allowed_values=["auto", "full", "per_member"],
-        description="How the target learns what Mailchimp has: one paged read of the audience, one GET per contact, or auto (fewer calls).",
+        description="How the target learns what Mailchimp has: one paged read of the audience, "
+                    "one GET per contact, or auto (fewer calls).",
     ),
     max_connections_property(DEFAULT_MAX_CONNECTIONS),
     *connection_budget_properties(),
-    th.Property(
-        "max_tries",
-        th.IntegerType(minimum=1),
-        default=6,
-        description="Attempts per call for retryable failures (429, 5xx, resets, timeouts).",
-    ),
-    th.Property(
-        "retry_backoff_seconds",
-        th.NumberType,
-        default=1.0,
-        description="Base of the jittered exponential backoff between retries (seconds).",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType,
-        default=120,
-        description="Read timeout per call in seconds (Mailchimp stops at 120).",
+    *connection_properties(
+        request_timeout=120,
+        max_tries=6,
+        retried="429, 5xx, connection resets and timeouts",
+        backoff_factor_seconds=1.0,
+        timeout_detail=MAILCHIMP_TIMEOUT_DETAIL,
     ),
     th.Property(
         "store_id",
         th.StringType,
-        description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams (created for list_id if missing). Required only when those streams are sent.",
+        description="E-commerce: id of the Mailchimp store fed by the ecommerce_* streams "
+                    "(created for list_id if missing). Required only when those streams are sent.",
     ),
     th.Property(
         "store_name",
@@ -237,17 +260,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         description="E-commerce: platform name of a store the target creates.",
     ),
-    th.Property(
-        "rejects_path",
-        th.StringType,
-        default="target-mailchimp-rejects.jsonl",
-        description="JSON-lines file receiving one line per rejected record (key, reason, field, Mailchimp's detail).",
-    ),
+    rejects_path_property("target-mailchimp-rejects.jsonl"),
 ).to_dict()
 
 
-class TargetMailchimp(Target):
+class TargetMailchimp(SeamTarget):
     """Singer target for one Mailchimp audience."""
+
+    renamed_settings = (Renamed("retry_backoff_seconds", "backoff_factor_seconds"),)
 
     name = "target-mailchimp"
     config_jsonschema = CONFIG_SCHEMA
@@ -266,10 +286,7 @@ class TargetMailchimp(Target):
         super().__init__(*args, **kwargs)
         cfg = self.config
         self.report = RunReport(self.name, rejects_path=cfg.get("rejects_path"))
-        max_connections = int(cfg.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
-        if not 1 <= max_connections <= HARD_MAX_CONNECTIONS:
-            msg = f"Setting 'max_connections' must be between 1 and {HARD_MAX_CONNECTIONS}, got {max_connections}."
-            raise MailchimpConfigError(msg)
+        max_connections = int(cfg.get("max_connections") or DEFAULT_MAX_CONNECTIONS)  # bounded by the schema
         self.client = MailchimpClient(
             api_key=cfg.get("api_key"),
             access_token=cfg.get("access_token"),
@@ -279,7 +296,7 @@ class TargetMailchimp(Target):
             max_connections=max_connections,
             timeout=(10.0, float(cfg.get("request_timeout") or 120)),
             max_tries=int(cfg.get("max_tries") or 6),
-            backoff_factor=float(cfg.get("retry_backoff_seconds") or 1.0),
+            backoff_factor=float(cfg.get("backoff_factor_seconds") or 1.0),
             on_call=self.report.count_call,
             user_agent=f"{self.name}/0.1",
             connection_budget=connection_budget(cfg),
@@ -433,48 +450,44 @@ class TargetMailchimp(Target):
             return "address"
         return "text"
 
-    # -- singer-sdk 0.54 internals: the one place this target overrides a private SDK method ----
-    # ``Target.drain_all`` (final) drains the active sinks through ``Target._drain_all``, in
-    # parallel threads. Here the contacts sink is drained first, then the e-commerce sinks one
-    # after the other in dependency order (products, customers, orders, carts; their writes are
-    # serialised by a lock anyway), so every contact of a window (its status, its link to the
-    # source id, a moved address) is written before the store records that name the same people,
-    # and a cart never arrives before its customer. tests/test_identity_consent.py pins this to
-    # the SDK version and checks the order.
+    # -- drain order, windows and state (hooks of oromc_common.sdk_seams.SeamTarget) --------
+    # ``Target.drain_all`` (final) drains the active sinks in parallel threads. Here the contacts
+    # sink is drained first, then the e-commerce sinks one after the other in dependency order
+    # (products, customers, orders, carts; their writes are serialised by a lock anyway), so every
+    # contact of a window (its status, its link to the source id, a moved address) is written before
+    # the store records that name the same people, and a cart never arrives before its customer.
+    # tests/test_identity_consent.py checks the order.
     @override
-    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+    def drain_sinks(self, sinks: list[Sink], parallelism: int) -> None:
         order = [self.config.get("contacts_stream", STREAM), *RESOURCES]
-        sinks = list(sink_list)
         ordered = sorted((s for s in sinks if s.stream_name in order), key=lambda s: order.index(s.stream_name))
-        super()._drain_all(ordered, 1)
-        super()._drain_all([s for s in sinks if s.stream_name not in order], parallelism)
+        super().drain_sinks(ordered, 1)
+        super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
 
-    # -- windows and state ---------------------------------------------------------------
     @override
-    def _process_record_message(self, message_dict: dict) -> None:
-        super()._process_record_message(message_dict)
-        if any(getattr(s, "window_full", False) for s in self._sinks_active.values()):
+    def on_record_processed(self) -> None:
+        if any(getattr(s, "window_full", False) for s in self.active_sinks()):
             # Drain everything and emit the latest state: it is now durable in Mailchimp.
             self.drain_all()
 
     @override
-    def _process_state_message(self, message_dict: dict) -> None:
-        super()._process_state_message(message_dict)
+    def on_state_received(self, previous: dict[str, Any] | None) -> None:
         # A state that arrives while nothing is pending covers only durable records: emit it now,
         # so a killed run replays at most the window after it.
+        latest = self.latest_state
         if (
-            self._latest_state
-            and self._latest_state != self._last_emitted_state
-            and all(s.current_size == 0 for s in self._sinks_active.values())
+            latest
+            and latest != self._last_emitted_state
+            and all(s.current_size == 0 for s in self.active_sinks())
         ):
-            self._write_state_message(copy.deepcopy(self._latest_state))
+            self.write_state(copy.deepcopy(latest))
 
     @override
-    def _write_state_message(self, state: dict) -> None:
+    def write_state(self, state: dict[str, Any]) -> None:
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
-        super()._write_state_message(state)
+        super().write_state(state)
 
     @override
     def process_endofpipe(self) -> None:

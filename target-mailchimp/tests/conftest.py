@@ -39,7 +39,7 @@ def config(sb: RunningSandbox, tmp_path: Path) -> dict[str, Any]:
         "api_url": sb.mailchimp_api_url,
         "list_id": mc["list_id"],
         "rejects_path": str(tmp_path / "rejects.jsonl"),
-        "retry_backoff_seconds": 0.05,
+        "backoff_factor_seconds": 0.05,
         "max_tries": 8,
     }
 

@@ -206,9 +206,10 @@ def test_store_customer_write_cannot_change_the_outcome(
 def test_contacts_drain_before_ecommerce_pinned_to_the_sdk(
     sb: RunningSandbox, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """target.py overrides the SDK's private ``Target._drain_all`` (one marked place): check that the
-    SDK still drains through it, and that a window's contacts are written before its store records."""
-    assert version("singer-sdk").startswith("0.54."), "re-check TargetMailchimp._drain_all"
+    """target.py orders the drain in ``drain_sinks`` (oromc_common.sdk_seams, over the SDK's private
+    ``Target._drain_all``): check that the SDK still drains through it, and that a window's contacts
+    are written before its store records."""
+    assert version("singer-sdk").startswith("0.54."), "re-check oromc_common.sdk_seams.SeamTarget"
     assert "self._drain_all(self._sinks_active.values(), self.max_parallelism)" in inspect.getsource(
         Target.drain_all
     )

@@ -448,7 +448,7 @@ class ActivityWriter:
         self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
         self._lock = threading.Lock()
 
-    def write(self, intents: Sequence[ActivityIntent]) -> WriteOutcome:
+    def write(self, intents: Sequence[ActivityIntent]) -> WriteOutcome:  # noqa: C901 - numbered steps (dedupe, resolve, write, report), kept together
         """Write the intents not yet in Oro; reject (and report) those that cannot be written."""
         outcome = WriteOutcome()
         # 1. Drop duplicates inside the input (and, for first_per_action, later events).

@@ -51,6 +51,10 @@ T = TypeVar("T")
 LOGGER = logging.getLogger("target_orocommerce")
 
 SYNC_BATCH_LIMIT = 100
+#: Requests in flight at once, at most (setting ``max_connections``).
+MAX_CONNECTIONS = 16
+#: First wait between attempts, seconds (setting ``backoff_factor_seconds``).
+BACKOFF_FACTOR_SECONDS = 0.5
 """Oro's ``sync_processing_limit``: primary records per ``X-Mode: sync`` Batch API request."""
 
 _ACTION_BY_METHOD = {"GET": "VIEW", "POST": "CREATE", "PATCH": "EDIT", "DELETE": "DELETE"}
@@ -80,9 +84,15 @@ def permission_hint(method: str, path: str) -> str:
     parts = [p for p in path.split("?", 1)[0].strip("/").split("/") if p]
     if parts[:1] == ["rest"]:
         if "unsubscribe" in parts:
-            return "the 'oro_marketinglist_unsubscribed_item_create' capability (Marketing List Unsubscribed Item: CREATE)"
+            return (
+                "the 'oro_marketinglist_unsubscribed_item_create' capability "
+                "(Marketing List Unsubscribed Item: CREATE)"
+            )
         if "subscribe" in parts:
-            return "the 'oro_marketinglist_unsubscribed_item_delete' capability (Marketing List Unsubscribed Item: DELETE)"
+            return (
+                "the 'oro_marketinglist_unsubscribed_item_delete' capability "
+                "(Marketing List Unsubscribed Item: DELETE)"
+            )
         return "access to the old REST API for this OAuth application"
     resource = parts[0] if parts else "?"
     label = _ENTITY_LABELS.get(resource, resource)
@@ -130,7 +140,7 @@ class OroWriter:
         timeout: float = 60.0,
         max_tries: int = 6,
         max_retry_wait: float = 60.0,
-        backoff_base: float = 0.5,
+        backoff_base: float = BACKOFF_FACTOR_SECONDS,
         max_concurrency: int = 4,
     ) -> None:
         self.base_url = base_url.rstrip("/")

@@ -166,7 +166,8 @@ class AcceptanceConsentStore(ConsentStore):
         match = [cid for label, cid in found.items() if label.strip().casefold() == wanted]
         if not match:
             listed = ", ".join(f"'{n}'" for n in sorted(found)) or "none"
-            raise ConsentConfigError("consent_name", f"no consent named '{self.consent_name}' in Oro (found: {listed}).")
+            raise ConsentConfigError("consent_name", f"no consent named '{self.consent_name}' in "
+                                                     f"Oro (found: {listed}).")
         with self._lock:
             self._consent_id = match[0]
             return self._consent_id

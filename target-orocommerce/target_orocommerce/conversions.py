@@ -102,7 +102,8 @@ class ConversionSync:
         for conv in conversions:
             order = orders.get(conv.order_id)
             if order is None:
-                self.report.reject(stream, conv.record_key, "no_oro_order", f"no Oro order with {self.match} = this order id", "id")
+                self.report.reject(stream, conv.record_key, "no_oro_order", "no Oro order with "
+                                                                            f"{self.match} = this order id", "id")
                 continue
             if self.relationship not in (order.get("relationships") or {}):
                 self.report.reject(

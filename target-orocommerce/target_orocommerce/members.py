@@ -80,7 +80,7 @@ class MemberSettings:
     conflict_policy: str = NEWER_WINS
     sync_tags: bool = True
     tag_prefix: str = "mc:"
-    ignore_tag_prefixes: tuple[str, ...] = ()
+    exclude_tag_prefixes: tuple[str, ...] = ()
     first_name_field: str = "FNAME"
     last_name_field: str = "LNAME"
     phone_field: str = "PHONE"
@@ -525,7 +525,7 @@ class MemberSync:
     def _owned(self, name: str) -> bool:
         return name.lower().startswith(self.settings.tag_prefix.lower())
 
-    def _write_tags(self, members: list[MemberRow]) -> None:
+    def _write_tags(self, members: list[MemberRow]) -> None:  # noqa: C901 - one owned-tag diff per member, then one fan-out
         if not self.settings.sync_tags:
             return
         tasks = []
@@ -540,7 +540,7 @@ class MemberSync:
                 continue
             desired: dict[str, str] = {}
             for tag in member.tags:
-                if any(tag.lower().startswith(p.lower()) for p in self.settings.ignore_tag_prefixes):
+                if any(tag.lower().startswith(p.lower()) for p in self.settings.exclude_tag_prefixes):
                     continue
                 name = f"{self.settings.tag_prefix}{tag}"
                 if len(name) > TAG_NAME_MAX:

@@ -13,7 +13,7 @@ from oromc_common.report import RunReport
 
 from target_orocommerce.activities import ActivityWriter
 from target_orocommerce.campaigns import CampaignSync
-from target_orocommerce.client import OroWriter
+from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, OroWriter
 from target_orocommerce.consent import consent_store
 from target_orocommerce.conversions import ConversionSync
 from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, TagDirectory
@@ -41,9 +41,10 @@ class Services:
             auth=self.auth,
             report=self.report,
             timeout=float(config.get("request_timeout") or 60),
-            max_tries=int(config.get("max_retries") or 6),
-            max_retry_wait=float(config.get("max_retry_wait") or 60),
-            max_concurrency=int(config.get("max_concurrency") or 4),
+            max_tries=int(config.get("max_tries") or 6),
+            backoff_base=float(config.get("backoff_factor_seconds", BACKOFF_FACTOR_SECONDS)),
+            max_retry_wait=float(config.get("backoff_max_seconds") or 60),
+            max_concurrency=int(config.get("max_connections") or 4),
         )
         batch_mode = str(config.get("batch_mode") or "auto")
         self.consent = consent_store(config, self.writer, batch_mode)
@@ -58,13 +59,13 @@ class Services:
             granularity=str(config.get("activity_granularity") or "first_per_action"),
             types=config.get("activity_types"),
             batch_mode=batch_mode,
-            page_size=int(config.get("lookup_page_size") or 500),
+            page_size=int(config.get("page_size") or 500),
         )
         self.member_settings = MemberSettings(
             conflict_policy=str(config.get("conflict_policy") or "newer_wins"),
             sync_tags=bool(config.get("sync_tags", True)),
             tag_prefix=str(config.get("tag_prefix") if config.get("tag_prefix") is not None else "mc:"),
-            ignore_tag_prefixes=tuple(config.get("ignore_tag_prefixes") or ()),
+            exclude_tag_prefixes=tuple(config.get("exclude_tag_prefixes") or ()),
             first_name_field=str(config.get("first_name_merge_field") or "FNAME"),
             last_name_field=str(config.get("last_name_merge_field") or "LNAME"),
             phone_field=str(config.get("phone_merge_field") or "PHONE"),
@@ -72,7 +73,9 @@ class Services:
             create_missing=bool(config.get("create_missing_customer_users", False)),
             new_user_customer_id=_str_or_none(config.get("new_customer_user_customer_id")),
             new_user_role_id=_str_or_none(config.get("new_customer_user_role_id")),
-            identity_field=str(config.get("identity_merge_field") if config.get("identity_merge_field") is not None else "OROID"),
+            identity_field=str(
+                config.get("identity_merge_field") if config.get("identity_merge_field") is not None else "OROID"
+            ),
             apply_email_changes=bool(config.get("apply_email_changes", False)),
             archived_consent=str(config.get("archived_member_consent") or "withdraw"),
         )

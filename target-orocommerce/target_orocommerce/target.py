@@ -7,12 +7,20 @@ import threading
 import weakref
 from typing import Any
 
+from oromc_common.sdk_seams import SeamTarget
+from oromc_common.settings import (
+    Renamed,
+    connection_properties,
+    max_connections_property,
+    page_size_property,
+    rejects_path_property,
+)
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_orocommerce.activities import ACTIVITY_TYPES
+from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, MAX_CONNECTIONS
 from target_orocommerce.consent import CONSENT_SOURCES
 from target_orocommerce.members import ARCHIVED_KEEP, ARCHIVED_WITHDRAW
 from target_orocommerce.services import Services
@@ -38,13 +46,20 @@ SINKS: dict[str, type[Sink]] = {
 }
 
 
-class TargetOroCommerce(Target):
+class TargetOroCommerce(SeamTarget):
     """Singer target writing tap-mailchimp-engagement streams into the Oro back-office API."""
 
     name = "target-orocommerce"
     # Sinks are drained one after the other in the order their streams first appeared, so campaigns
     # are written before the activities that point at them; concurrency lives inside the sinks.
     max_parallelism = 1
+    renamed_settings = (
+        Renamed("max_retries", "max_tries"),  # this target's max_retries already counted attempts
+        Renamed("max_retry_wait", "backoff_max_seconds"),
+        Renamed("max_concurrency", "max_connections"),
+        Renamed("lookup_page_size", "page_size"),
+        Renamed("ignore_tag_prefixes", "exclude_tag_prefixes"),
+    )
 
     config_jsonschema = th.PropertiesList(
         th.Property("base_url", th.StringType, required=True, title="Oro site URL",
@@ -74,7 +89,7 @@ class TargetOroCommerce(Target):
         th.Property("tag_prefix", th.StringType, default="mc:",
                     description="Prefix of the Oro tags this connector owns: Mailchimp tag T becomes Oro "
                     "tag <prefix>T; only tags with this prefix are ever added or removed."),
-        th.Property("ignore_tag_prefixes", th.ArrayType(th.StringType), default=["oro:"],
+        th.Property("exclude_tag_prefixes", th.ArrayType(th.StringType), default=["oro:"],
                     description="Mailchimp tags starting with one of these prefixes are not mirrored "
                     "(e.g. tags target-mailchimp pushed from Oro), so they never loop back."),
         th.Property("first_name_merge_field", th.StringType, default="FNAME",
@@ -148,18 +163,15 @@ class TargetOroCommerce(Target):
         th.Property("conversion_order_match", th.StringType, default="id",
                     allowed_values=["id", "identifier"],
                     description="Oro order field equal to the Mailchimp e-commerce order id."),
-        th.Property("max_concurrency", th.IntegerType, default=4,
-                    description="Requests in flight at once for resources without a Batch API (1-16)."),
-        th.Property("request_timeout", th.NumberType, default=60,
-                    description="HTTP timeout per request, seconds."),
-        th.Property("max_retries", th.IntegerType, default=6,
-                    description="Attempts per request on 429/5xx/connection errors."),
-        th.Property("max_retry_wait", th.NumberType, default=60,
-                    description="Longest wait between retries, seconds (Retry-After is honoured up to this)."),
-        th.Property("lookup_page_size", th.IntegerType, default=500,
-                    description="Page size of the dedupe lookups of marketing activities."),
-        th.Property("rejects_path", th.StringType, default="output/target-orocommerce.rejects.jsonl",
-                    description="JSON-lines file that receives every rejected record with reason and field."),
+        max_connections_property(4, MAX_CONNECTIONS,
+                                 "Requests in flight at once for resources without a Batch API "
+                                 f"(1-{MAX_CONNECTIONS})."),
+        *connection_properties(
+            request_timeout=60, max_tries=6, backoff_factor_seconds=BACKOFF_FACTOR_SECONDS,
+            backoff_max_seconds=60, retried="429, 5xx and connection errors",
+        ),
+        page_size_property(500, 1000, "JSON:API page[size] of the dedupe lookups of marketing activities (1-1000)."),
+        rejects_path_property("output/target-orocommerce.rejects.jsonl"),
         th.Property("state_after_each_state_message", th.BooleanType, default=True,
                     description="Drain every sink and emit state whenever the tap sends a new state "
                     "(finer resume points); false = only every 5 minutes and at the end (SDK default)."),
@@ -202,19 +214,17 @@ class TargetOroCommerce(Target):
         return SINKS.get(stream_name, IgnoredSink)
 
     @override
-    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        previous = self._latest_state
-        super()._process_state_message(message_dict)
-        if self.config.get("state_after_each_state_message", True) and self._latest_state != previous:
+    def on_state_received(self, previous: dict[str, Any] | None) -> None:
+        if self.config.get("state_after_each_state_message", True) and self.latest_state != previous:
             # Everything before this STATE line is written to Oro before the state is emitted.
             self.drain_all()
 
     @override
-    def _write_state_message(self, state: dict[str, Any]) -> None:
+    def write_state(self, state: dict[str, Any]) -> None:
         # Queued member-status opt-outs are written before the state that covers them.
         if self._services is not None:
             self._services.members.flush_consent()
-        super()._write_state_message(state)
+        super().write_state(state)
 
     @override
     def process_endofpipe(self) -> None:

@@ -67,8 +67,8 @@ def config(sb: RunningSandbox, tmp_path: Path) -> dict[str, Any]:
         "client_id": oro["client_id"],
         "client_secret": oro["client_secret"],
         "rejects_path": str(tmp_path / "rejects.jsonl"),
-        "max_retry_wait": 2,
-        "max_retries": 10,
+        "backoff_max_seconds": 2,
+        "max_tries": 10,
         "state_after_each_state_message": True,
     }
 
@@ -209,7 +209,9 @@ def campaign(cid: str, title: str, send_time: datetime = BASE_TIME) -> dict[str,
     }
 
 
-def activity(cid: str, email: str, action: str, at: datetime, url: str = "", bounce_type: str | None = None) -> dict[str, Any]:
+def activity(
+    cid: str, email: str, action: str, at: datetime, url: str = "", bounce_type: str | None = None
+) -> dict[str, Any]:
     return {
         "campaign_id": cid,
         "list_id": LIST_ID,
@@ -223,7 +225,9 @@ def activity(cid: str, email: str, action: str, at: datetime, url: str = "", bou
     }
 
 
-def engagement(emails: list[str], cid: str = "c0ffee0001", opens_per_member: int = 3) -> dict[str, list[dict[str, Any]]]:
+def engagement(
+    emails: list[str], cid: str = "c0ffee0001", opens_per_member: int = 3
+) -> dict[str, list[dict[str, Any]]]:
     """A campaign, its sends and opens/clicks/bounces for ``emails``."""
     rows = []
     for i, email in enumerate(emails):
@@ -233,7 +237,8 @@ def engagement(emails: list[str], cid: str = "c0ffee0001", opens_per_member: int
         )
         rows.append(activity(cid, email, "click", BASE_TIME + timedelta(minutes=7 + i), url=f"https://shop.example.com/p/{i}"))
         if i % 5 == 4:
-            rows.append(activity(cid, email, "bounce", BASE_TIME + timedelta(minutes=1), bounce_type="hard" if i % 2 else "soft"))
+            bounce_type = "hard" if i % 2 else "soft"
+            rows.append(activity(cid, email, "bounce", BASE_TIME + timedelta(minutes=1), bounce_type=bounce_type))
     return {
         "campaigns": [campaign(cid, "Spring sale")],
         "sent_to": [

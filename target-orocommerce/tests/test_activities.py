@@ -101,7 +101,7 @@ def test_kill_mid_run_then_replay_creates_each_activity_once(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any], tmp_path: Path
 ) -> None:
     streams = engagement(_emails(oro, 30), opens_per_member=4)
-    cfg = {**config, "activity_granularity": "every_event", "max_concurrency": 2, "batch_size_rows": 50}
+    cfg = {**config, "activity_granularity": "every_event", "max_connections": 2, "batch_size_rows": 50}
     lines = messages(streams, state_every=40)
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "input.jsonl").write_text("\n".join(lines) + "\n")

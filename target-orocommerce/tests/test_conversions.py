@@ -15,7 +15,8 @@ from oromc_sandbox.testing import RunningSandbox
 
 from .conftest import OroProbe, rejects, run_target
 
-TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; TapMailchimpEngagement.cli()"]
+TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; "
+                             "TapMailchimpEngagement.cli()"]
 STREAMS = {"campaigns", "ecommerce_orders"}
 
 

@@ -51,7 +51,7 @@ def test_missing_permission_fails_fast_and_names_it(
     assert "CREATE" in str(err.value)
     assert "Marketing Activity" in str(err.value)
     posts = sb.stats("oro")["requests"].get("POST /admin/api/marketingactivities", {})
-    assert sum(posts.values()) <= cfg.get("max_concurrency", 4)  # stopped at the first 403s, no retries
+    assert sum(posts.values()) <= cfg.get("max_connections", 4)  # stopped at the first 403s, no retries
 
 
 def test_429_and_5xx_storm_still_writes_everything_once(
@@ -62,7 +62,7 @@ def test_429_and_5xx_storm_still_writes_everything_once(
     streams = engagement(emails)
     streams["members"] = [member(e, merge_fields={"FNAME": f"Storm{i}"}) for i, e in enumerate(emails)]
     sb.set_faults("oro", rate=0.3, kinds=["429", "500", "502", "503", "reset"], seed=3)
-    summary, _ = run_target({**config, "max_retry_wait": 0.2}, messages(streams))
+    summary, _ = run_target({**config, "backoff_max_seconds": 0.2}, messages(streams))
     sb.set_faults("oro", rate=0)
     retried = sum(
         n for call, n in summary["api_calls_by_status"].items()

@@ -225,7 +225,8 @@ def test_field_archived_member_withdraws_by_default_and_not_with_keep(
 
     # target-mailchimp archives the member of a disabled user: the account's state, not an opt-out.
     (disabled,) = _users(oro, 1, enabled=False, marketing_consent=True)
-    summary, _ = run_target(cfg, messages({"members": [_with_id(disabled["attributes"]["email"], disabled["id"], **archived)]}))
+    row = _with_id(disabled["attributes"]["email"], disabled["id"], **archived)
+    summary, _ = run_target(cfg, messages({"members": [row]}))
     assert oro.user(disabled["id"])["attributes"]["marketing_consent"] is True
     assert _unsubscribes(oro, disabled["id"]) == []
     assert summary["streams"]["members"]["archived_disabled_user_not_an_opt_out"] == 1

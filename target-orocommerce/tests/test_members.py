@@ -35,7 +35,8 @@ def test_name_phone_and_tag_changes_land_and_rerun_writes_nothing(
         member(emails[0], merge_fields={"FNAME": "Annabel", "LNAME": "Zed", "PHONE": "+1 555 0100 001"},
                tags=[{"id": 1, "name": "VIP"}, {"id": 2, "name": "Newsletter"}], tags_count=2),
         member(emails[1], merge_fields={"FNAME": users[1]["attributes"]["firstName"], "LNAME": "Changed"}),
-        member(emails[2], merge_fields={"PHONE": "+44 20 7946 0000"}, tags=[{"id": 3, "name": "oro:group:Retail"}], tags_count=1),
+        member(emails[2], merge_fields={"PHONE": "+44 20 7946 0000"},
+               tags=[{"id": 3, "name": "oro:group:Retail"}], tags_count=1),
     ]
     summary, states = run_target(config, messages({"members": records}))
 
@@ -148,7 +149,8 @@ def test_newer_wins_compares_server_times_only_even_when_the_sandbox_clock_moves
     is stamped by Oro, and the Mailchimp edits are stamped relative to that server time.
     """
     clock = sb.control("oro")
-    clock.post("/_sandbox/clock", json={"set": (datetime.now(UTC) - timedelta(days=400)).isoformat()}).raise_for_status()
+    past = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    clock.post("/_sandbox/clock", json={"set": past}).raise_for_status()
     try:
         user = oro.users_with_primary_phone_address(1)[0]
         email = user["attributes"]["email"]

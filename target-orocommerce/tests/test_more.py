@@ -18,7 +18,8 @@ def test_expired_token_is_refreshed_once_and_the_run_continues(
 ) -> None:
     user = oro.users_with_primary_phone_address(1)[0]  # caches a token for this client id
     sb.advance_clock(2 * 3600)  # ... which the server now considers expired
-    summary, _ = run_target(config, messages({"members": [member(user["attributes"]["email"], merge_fields={"LNAME": "Renewed"})]}))
+    row = member(user["attributes"]["email"], merge_fields={"LNAME": "Renewed"})
+    summary, _ = run_target(config, messages({"members": [row]}))
     assert oro.user(user["id"])["attributes"]["lastName"] == "Renewed"
     assert summary["api_calls_by_status"].get("GET 401") == 1
 
@@ -43,7 +44,8 @@ def test_tags_skipped_when_tagging_is_not_enabled(
 ) -> None:
     sb.set_switches(tagging=False)
     email = _registered(oro)[0]["attributes"]["email"]
-    summary, _ = run_target(config, messages({"members": [member(email, tags=[{"id": 1, "name": "VIP"}], tags_count=1)]}))
+    row = member(email, tags=[{"id": 1, "name": "VIP"}], tags_count=1)
+    summary, _ = run_target(config, messages({"members": [row]}))
     assert summary["streams"]["members"]["tags_not_enabled_in_oro"] == 1
     assert rejects(config) == []
 

@@ -42,7 +42,8 @@ def _customer(project: Project, name: str | None = None) -> str:
     """A seeded customer (account) id, or a new one called ``name``."""
     if name is None:
         return str(project.oro.get("customers", **{"page[size]": 1})["data"][0]["id"])
-    return str(project.oro.post("customers", {"data": {"type": "customers", "attributes": {"name": name}}})["data"]["id"])
+    created = project.oro.post("customers", {"data": {"type": "customers", "attributes": {"name": name}}})
+    return str(created["data"]["id"])
 
 
 def _new_user(project: Project, consent: bool | None, *, enabled: bool = True, guest: bool = False,
@@ -270,7 +271,7 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
             config = {
                 "api_key": mc["api_key"], "api_url": sandbox.mailchimp_api_url, "list_id": mc["list_id"],
                 "store_id": "sandbox-store", "rejects_path": str(tmp_path / f"rejects{run}.jsonl"),
-                "retry_backoff_seconds": 0.02, "max_tries": 10,
+                "backoff_factor_seconds": 0.02, "max_tries": 10,
                 "batch_size_rows": rng.choice([2, 5, 20, 500]),
                 "max_connections": rng.choice([1, 3, 10]),
             }
@@ -292,6 +293,8 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
             continue
         created += 1
         disabled = not attributes["enabled"] and not attributes["isGuest"]
-        expected = "unsubscribed" if consent is False else "transactional" if disabled or consent is None else "subscribed"
+        expected = (
+            "unsubscribed" if consent is False else "transactional" if disabled or consent is None else "subscribed"
+        )
         assert status == expected, (attributes, status)
     assert created  # some people were new to the audience

@@ -48,7 +48,8 @@ class Flow:
         if self.source == FIELD:
             value: bool | None = oro.get(f"customerusers/{user_id}")["data"]["attributes"]["marketing_consent"]
             return value
-        return bool(oro.all("consentacceptances", **{"filter[customerUser]": user_id, "filter[consent]": self.consent_id()}))
+        query = {"filter[customerUser]": user_id, "filter[consent]": self.consent_id()}
+        return bool(oro.all("consentacceptances", **query))
 
     def consent_id(self) -> str:
         consents = self.project.oro.get("consents", include="names", **{"page[size]": -1})
@@ -123,7 +124,9 @@ def _set_status(flow: Flow, role: str, status: str) -> None:
 
 
 @pytest.fixture(scope="module", params=[FIELD, ACCEPTANCES])
-def flow(request: pytest.FixtureRequest, meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+def flow(
+    request: pytest.FixtureRequest, meltano_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flow]:
     source = str(request.param)
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
     with running_sandbox(customers=10, seed=11, epoch=epoch, consent_source=source) as sandbox:

@@ -38,7 +38,7 @@ def _tap(sb: RunningSandbox, tmp_path: Path, **extra: object) -> subprocess.Comp
     oro = sb.info["oro"]
     config = {"base_url": sb.oro_base_url, "client_id": oro["client_id"],
               "client_secret": oro["client_secret"], "streams": ["customer_groups", "customers"],
-              "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, **extra}  # fmt: skip
+              "backoff_factor_seconds": 0.01, "backoff_max_seconds": 0.05, **extra}  # fmt: skip
     path = tmp_path / "tap.json"
     path.write_text(json.dumps(config))
     return subprocess.run(
@@ -58,14 +58,14 @@ def test_tap_orocommerce_rides_out_proxy_403s_and_names_a_persistent_one(
     assert clean.returncode == 0, clean.stderr[-3000:]
     sb.set_faults("oro", rate=0.3, kinds=["403", "403_html"], seed=5,
                   routes=["GET /admin/api/{resource}"])  # fmt: skip
-    stormy = _tap(sb, tmp_path, max_retries=12)
+    stormy = _tap(sb, tmp_path, max_tries=13)
     assert stormy.returncode == 0, stormy.stderr[-3000:]
     assert _records(stormy.stdout) == _records(clean.stdout)
     assert sb.stats("oro")["requests"]["GET /admin/api/{resource}"].get("403", 0) > 0
 
     sb.reset_stats()
     sb.set_faults("oro", rate=1.0, kinds=["403_html"], routes=["GET /admin/api/{resource}"])
-    blocked = _tap(sb, tmp_path, max_retries=2)
+    blocked = _tap(sb, tmp_path, max_tries=3)
     assert blocked.returncode != 0
     host = sb.oro_base_url.split("://", 1)[1]
     assert f"403 without a JSON:API body from {host} (text/html" in blocked.stderr

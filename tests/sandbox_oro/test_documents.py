@@ -100,7 +100,8 @@ def test_sparse_fieldsets(api: Any) -> None:
 def test_fields_for_unknown_type_is_400(api: Any) -> None:
     r = api.get("/customerusers", params={"fields[nosuch]": "a"})
     assert r.status_code == 400
-    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint", "detail": "An entity type is not known.",
+    assert r.json()["errors"] == [{"status": "400", "title": "filter constraint",
+                                   "detail": "An entity type is not known.",
                                    "source": {"parameter": "fields[nosuch]"}}]
 
 

@@ -122,7 +122,8 @@ def test_enum_options_filter_by_id_list_and_sort_by_priority(api: Any) -> None:
 
 
 def test_order_identifier_filter_is_case_insensitive_and_takes_lists(api: Any) -> None:
-    # OrderBundle api.yml: identifier/poNumber allow_array + case_insensitive (OrderTest::testGetListFilterByIdentifier*)
+    # OrderBundle api.yml: identifier/poNumber allow_array + case_insensitive
+    # (OrderTest::testGetListFilterByIdentifier*)
     tag = uuid.uuid4().hex[:6]
     ids = []
     for n in (2, 3):

@@ -14,7 +14,8 @@ def _all(api: Any, path: str, params: dict[str, Any] | None = None) -> list[dict
 def test_customerusers_reject_updatedat_filter_by_default(api: Any) -> None:
     r = api.get("/customerusers", params={"filter[updatedAt][gte]": "2024-01-01T00:00:00Z"})
     assert r.status_code == 400
-    assert r.json() == {"errors": [{"status": "400", "title": "filter constraint", "detail": "The filter is not supported.",
+    assert r.json() == {"errors": [{"status": "400", "title": "filter constraint",
+                                    "detail": "The filter is not supported.",
                                     "source": {"parameter": "filter[updatedAt][gte]"}}]}
 
 
@@ -104,7 +105,8 @@ def test_unknown_filter_is_400(api: Any) -> None:
     r = api.get("/customers", params={"filter[nosuch]": "1"})
     assert r.status_code == 400
     assert r.json()["errors"][0] == {"status": "400", "title": "filter constraint",
-                                     "detail": "The filter is not supported.", "source": {"parameter": "filter[nosuch]"}}
+                                     "detail": "The filter is not supported.",
+                                     "source": {"parameter": "filter[nosuch]"}}
 
 
 def test_unsupported_operator_is_400(api: Any) -> None:

@@ -23,7 +23,9 @@ def row(res: Resource) -> str:
         sorts = ", ".join(_switch(n, s) for n, s in res.sorters.items()) or "—"
     else:
         filters = sorts = "—"
-    actions = "all" if res.actions == ACTIONS else "get, get_list" if res.actions == READ_ONLY else ", ".join(res.actions)
+    actions = (
+        "all" if res.actions == ACTIONS else "get, get_list" if res.actions == READ_ONLY else ", ".join(res.actions)
+    )
     batch = "yes" if res.batch else "no"
     name = f"`{res.type}`" + (f" (switch `{res.switch}`)" if res.switch else "")
     return f"| {name} | {filters} | {sorts} | {actions} | {batch} |"

@@ -23,7 +23,8 @@ def _session(sb: Any) -> requests.Session:
 
 
 def _all(sb: Any, session: requests.Session, path: str, **params: Any) -> list[dict[str, Any]]:
-    r = session.get(sb.oro_api_url + path, params={"page[size]": -1, **params}, headers={"X-Include": "noHateoas"}, timeout=60)
+    r = session.get(sb.oro_api_url + path, params={"page[size]": -1, **params},
+                    headers={"X-Include": "noHateoas"}, timeout=60)
     assert r.status_code == 200, r.text
     data: list[dict[str, Any]] = r.json()["data"]
     return data

@@ -6,7 +6,8 @@ from typing import Any
 
 
 def _user_body(email: str, **attrs: Any) -> dict[str, Any]:
-    return {"data": {"type": "customerusers", "attributes": {"email": email, "firstName": "A", "lastName": "B", **attrs},
+    return {"data": {"type": "customerusers",
+                     "attributes": {"email": email, "firstName": "A", "lastName": "B", **attrs},
                      "relationships": {"customer": {"data": {"type": "customers", "id": "2"}},
                                        "userRoles": {"data": [{"type": "customeruserroles", "id": "2"}]}}}}
 
@@ -85,7 +86,8 @@ def test_type_mismatch_is_409(api: Any) -> None:
     r = api.post("/customerusers", {"data": {"type": "customers", "attributes": {"name": "x"}}})
     assert r.status_code == 409
     assert r.json()["errors"] == [{"status": "409", "title": "conflict constraint",
-                                   "detail": "The 'type' property of the primary data object should match the requested resource",
+                                   "detail": "The 'type' property of the primary data object "
+                                             "should match the requested resource",
                                    "source": {"pointer": "/data/type"}}]
 
 

@@ -351,7 +351,8 @@ async def batch_results(request: Request) -> Response:
     data = store.batch_results.get(batch_id)
     if batch is None or data is None or _expired(store, batch):
         return Response(
-            b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The '
+            b'specified key does not exist.</Message></Error>',
             status_code=404,
             media_type="application/xml",
         )

@@ -68,7 +68,8 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "MethodNotAllowed": (
         405,
         "Method Not Allowed",
-        "The requested method and resource are not compatible. See the Allow header for this resource's available methods.",
+        "The requested method and resource are not compatible. See the Allow header for this "
+        "resource's available methods.",
     ),
     "ResourceNestingTooDeep": (
         414,

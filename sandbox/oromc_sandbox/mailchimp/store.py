@@ -599,7 +599,7 @@ def _oro_people(
         yield str(email), str(first), str(last), "", None
 
 
-def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: Any) -> None:
+def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: Any) -> None:  # noqa: C901 - seeding moves apart from serving (issue 11 item 5)
     """Create the account, the audience, its merge fields, tags and members."""
     seed = int(getattr(options, "seed", 42))
     rng = random.Random(seed * 7919 + 17)

@@ -107,7 +107,9 @@ async def _sync(ctx: Ctx, res: Resource, data: list[Any]) -> Response:
     return json_response({"data": [renderer.resource(res, rid, tbl.get(rid)) for rid in done]})
 
 
-def _async(ctx: Ctx, res: Resource, data: list[Any], *, sync_mode: bool = False, delay: float | None = None) -> Response:
+def _async(
+    ctx: Ctx, res: Resource, data: list[Any], *, sync_mode: bool = False, delay: float | None = None
+) -> Response:
     store = ctx.store
     now = store.now()
     ops = store.table("asyncoperations")

@@ -248,8 +248,8 @@ async def control_order(request: Request) -> Response:
     options = request.app.state.sandbox.options
     switches = {name: getattr(options, name, None) for name in SWITCH_NAMES}
     renderer = Renderer(store, base, switches, True)
-    return json_response({"data": renderer.resource(RESOURCES["orders"], order_id, store.get("orders", order_id) or {})},
-                         media_type=PLAIN)
+    order = renderer.resource(RESOURCES["orders"], order_id, store.get("orders", order_id) or {})
+    return json_response({"data": order}, media_type=PLAIN)
 
 
 async def control_summary(request: Request) -> Response:

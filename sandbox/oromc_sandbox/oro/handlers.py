@@ -114,7 +114,8 @@ def _check_content_type(request: Request) -> None:
     base, _, params = ctype.partition(";")
     if base.strip().lower() != JSONAPI or params.strip():
         raise fail(415, "unsupported media type http exception",
-                   'The "Content-Type" request header must be "application/vnd.api+json" without media type parameters.')
+                   'The "Content-Type" request header must be "application/vnd.api+json" without '
+                   'media type parameters.')
 
 
 async def _json_body(request: Request) -> Any:
@@ -338,7 +339,9 @@ async def _relationship_route(ctx: Ctx) -> Response:
         rec = ctx.store.get(res.type, rid)
         raw = ctx.store.related_ids(res.type, rel, rid, rec or {}, ctx.switches)
         ident = Renderer._ident
-        data: Any = [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
+        data: Any = (
+            [ident(rel.target, v) for v in raw] if rel.many else (None if raw is None else ident(rel.target, raw))
+        )
         doc: dict[str, Any] = {"data": data}
         if ctx.hateoas:
             doc["links"] = {"self": f"{ctx.base}/{res.type}/{raw_id}/relationships/{rel.name}",

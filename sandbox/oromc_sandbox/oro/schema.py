@@ -199,7 +199,8 @@ _add(Resource(
     ),
     rels=(
         Rel("customer", "customers", required=True), Rel("userRoles", "customeruserroles", many=True),
-        Rel("addresses", "customeruseraddresses", many=True, ro=True, computed=True, inverse=("customeruseraddresses", "customerUser")),
+        Rel("addresses", "customeruseraddresses", many=True, ro=True, computed=True,
+            inverse=("customeruseraddresses", "customerUser")),
         Rel("owner", "users"), Rel("salesRepresentatives", "users", many=True),
         Rel("organization", "organizations"), Rel("website", "websites"),
         Rel("auth_status", "customeruserauthstatuses"),
@@ -218,8 +219,10 @@ _add(Resource(
     "customers",
     attrs=(Attr("name", STRING, required=True, max_length=255), *CREATED_UPDATED),
     rels=(
-        Rel("parent", "customers"), Rel("children", "customers", many=True, ro=True, computed=True, inverse=("customers", "parent")),
-        Rel("users", "customerusers", many=True, ro=True, computed=True, inverse=("customerusers", "customer")), *OWNER_ORG,
+        Rel("parent", "customers"),
+        Rel("children", "customers", many=True, ro=True, computed=True, inverse=("customers", "parent")),
+        Rel("users", "customerusers", many=True, ro=True, computed=True, inverse=("customerusers", "customer")),
+        *OWNER_ORG,
         Rel("salesRepresentatives", "users", many=True), Rel("internal_rating", "customerratings"),
         Rel("group", "customergroups"),
     ),
@@ -275,7 +278,8 @@ _add(Resource(
     rels=(
         Rel("billingAddress", "orderaddresses", ro=True), Rel("shippingAddress", "orderaddresses", ro=True),
         Rel("lineItems", "orderlineitems", many=True, ro=True, computed=True, inverse=("orderlineitems", "orders")),
-        Rel("discounts", "orderdiscounts", many=True, ro=True), Rel("shippingTrackings", "ordershippingtrackings", many=True, ro=True),
+        Rel("discounts", "orderdiscounts", many=True, ro=True),
+        Rel("shippingTrackings", "ordershippingtrackings", many=True, ro=True),
         Rel("paymentTerm", "paymentterms"),
         Rel("internalStatus", "orderinternalstatuses", ro=True),
         # ConfigureOrderStatusField: without "Enable External Status Management" the field has no property
@@ -387,7 +391,8 @@ _add(Resource(
     "tags",
     attrs=(Attr("name", STRING, required=True, max_length=50), *CREATED_UPDATED),
     rels=(Rel("taxonomy", "taxonomies"), *OWNER_ORG,
-          Rel("entities", None, many=True, computed=True, ro=True, targets=("customerusers",), inverse=("customerusers", "tags"))),
+          Rel("entities", None, many=True, computed=True, ro=True, targets=("customerusers",),
+              inverse=("customerusers", "tags"))),
     filters={**ID, "name": Filter(F_STRING)},  # index (name, organization_id)
     sorters={"id": None, "name": None},
 ))
@@ -425,7 +430,8 @@ _add(Resource(
         Attr("currency", STRING), Attr("total", MONEY), Attr("subTotal", MONEY),
     ),
     rels=(
-        Rel("items", "shoppinglistitems", many=True, computed=True, ro=True, inverse=("shoppinglistitems", "shoppingList")),
+        Rel("items", "shoppinglistitems", many=True, computed=True, ro=True,
+            inverse=("shoppinglistitems", "shoppingList")),
         Rel("customerUser", "customerusers"), Rel("customer", "customers"), *OWNER_ORG,
     ),
     # ShoppingList index created_at; the custom api.yml adds the updatedAt filter and sorter
@@ -436,7 +442,8 @@ _add(Resource(
 ))
 _add(Resource(
     "shoppinglistitems",
-    attrs=(Attr("quantity", FLOAT), Attr("notes", TEXT), Attr("value", MONEY), Attr("currency", STRING), *CREATED_UPDATED),
+    attrs=(Attr("quantity", FLOAT), Attr("notes", TEXT), Attr("value", MONEY), Attr("currency", STRING),
+           *CREATED_UPDATED),
     rels=(Rel("shoppingList", "shoppinglists"), Rel("product", "products"), Rel("unit", "productunits"),
           Rel("customerUser", "customerusers")),
     filters={**ID, "updatedAt": Filter(F_DATETIME)},

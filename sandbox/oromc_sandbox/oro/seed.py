@@ -39,7 +39,9 @@ ORDER_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Clos
                   ("wait_for_approval", "Wait For Approval"))
 # the external status a seeded order would carry if "Enable External Status Management" were on
 EXTERNAL_STATUS = {"open": "open", "closed": "closed", "cancelled": "cancelled"}
-ORDER_SHIPPING_STATUSES = (("not_shipped", "Not Shipped"), ("shipped", "Shipped"), ("partially_shipped", "Partially Shipped"))
+ORDER_SHIPPING_STATUSES = (
+    ("not_shipped", "Not Shipped"), ("shipped", "Shipped"), ("partially_shipped", "Partially Shipped")
+)
 #: Seeded marketing consent of customer users (same for every consent source, so the sources and the
 #: Mailchimp audience agree): given (True), declined (False) or never recorded (None).
 CONSENT_GIVEN, CONSENT_DECLINED = 0.45, 0.15
@@ -108,7 +110,9 @@ class Seeder:
         return t
 
     def _reference(self) -> dict[str, StaticTable]:
-        def enum(name: str, values: Any, default: str | None = None, start: dict[str, int] | None = None) -> StaticTable:
+        def enum(
+            name: str, values: Any, default: str | None = None, start: dict[str, int] | None = None
+        ) -> StaticTable:
             """Enum options as Oro's ``AbstractEnumFixture`` loads them: priorities 1, 2, ... per fixture."""
             rows = []
             priority = 0
@@ -136,7 +140,8 @@ class Seeder:
             "customeruserauthstatuses": enum("customeruserauthstatuses", (("active", "Active"), ("reset", "Reset"))),
             "customerratings": enum("customerratings", ((f"{i}_of_5", f"{i} of 5") for i in range(1, 6))),
             "customeruserroles": StaticTable("customeruserroles", (
-                (1, {"role": "ROLE_FRONTEND_ADMINISTRATOR", "label": "Administrator", "selfManaged": False, "public": True}),
+                (1, {"role": "ROLE_FRONTEND_ADMINISTRATOR", "label": "Administrator", "selfManaged": False,
+                     "public": True}),
                 (2, {"role": "ROLE_FRONTEND_BUYER", "label": "Buyer", "selfManaged": False, "public": True}),
             )),
             "users": StaticTable("users", ((1, {"username": "admin", "email": "admin@example.com",
@@ -186,13 +191,19 @@ class Seeder:
         accept_start = array("I", [0, 1])
         ac_user, ac_consent, ac_created = (accepts.cols[k] for k in ("customerUser", "consent", "createdAt"))
         seed = self.seed
-        user_start, addr_start, item_start, list_item_start = array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1])
+        user_start, addr_start, item_start, list_item_start = (
+            array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1]), array("I", [0, 1])
+        )
         c_created, c_updated, c_group, c_parent = (cust.cols[k] for k in ("createdAt", "updatedAt", "group", "parent"))
         u_cust, u_created, u_updated = (users.cols[k] for k in ("customer", "createdAt", "updatedAt"))
         a_user, a_created, a_updated = (addrs.cols[k] for k in ("customerUser", "createdAt", "updatedAt"))
-        o_cust, o_user, o_created, o_updated = (orders.cols[k] for k in ("customer", "customerUser", "createdAt", "updatedAt"))
+        o_cust, o_user, o_created, o_updated = (
+            orders.cols[k] for k in ("customer", "customerUser", "createdAt", "updatedAt")
+        )
         i_order, i_created, i_updated = (items.cols[k] for k in ("orders", "createdAt", "updatedAt"))
-        l_user, l_cust, l_created, l_updated = (lists.cols[k] for k in ("customerUser", "customer", "createdAt", "updatedAt"))
+        l_user, l_cust, l_created, l_updated = (
+            lists.cols[k] for k in ("customerUser", "customer", "createdAt", "updatedAt")
+        )
         li_list, li_created, li_updated = (list_items.cols[k] for k in ("shoppingList", "createdAt", "updatedAt"))
         rand = rng.random
         start, now, span = self.start, self.now, 2 * YEAR
@@ -265,7 +276,9 @@ class Seeder:
                 o_cust.append(c)
                 o_user.append(first_user + int(rand() * k))
                 o_created.append(o_c)
-                o_upd = o_c + int(rand() * min(now - o_c, 20 * 86400)) if rand() < 0.9 else o_c + int(rand() * (now - o_c))
+                o_upd = (
+                    o_c + int(rand() * min(now - o_c, 20 * 86400)) if rand() < 0.9 else o_c + int(rand() * (now - o_c))
+                )
                 o_updated.append(o_upd)
                 n_items = 1 + int(rand() * 5)
                 iid += n_items
@@ -341,7 +354,8 @@ class Seeder:
         return {
             "confirmed": confirmed, "email": email, "namePrefix": r.choice((None,) * 9 + ("Dr.",)),
             "firstName": first, "middleName": None, "lastName": last, "nameSuffix": None,
-            "birthday": None if r.random() < 0.8 else f"{1950 + int(r.random() * 50)}-0{1 + int(r.random() * 9)}-1{int(r.random() * 9)}",
+            "birthday": None if r.random() < 0.8
+            else f"{1950 + int(r.random() * 50)}-0{1 + int(r.random() * 9)}-1{int(r.random() * 9)}",
             "enabled": enabled, "loginCount": logins, "isGuest": guest, "lastLogin": last_login,
             "passwordRequestedAt": None, "passwordChangedAt": None,
             "userRoles": [] if guest else [1 if r.random() < 0.3 else 2], "owner": 1,
@@ -356,7 +370,10 @@ class Seeder:
         if x < 0.003:
             name = (name + " " + r.choice(self.pools.long_names))[:255]
         elif x < 0.05:
-            name = f"{r.choice(self.pools.last_names)[0]} {r.choice(('GmbH', 'S.A.', 'Sp. z o.o.', '株式会社', 'SARL'))}"
+            name = (
+                f"{r.choice(self.pools.last_names)[0]} "
+                f"{r.choice(('GmbH', 'S.A.', 'Sp. z o.o.', '株式会社', 'SARL'))}"
+            )
         return {
             "name": name, "owner": 1, "organization": 1,
             "salesRepresentatives": [] if r.random() < 0.7 else [1],
@@ -375,7 +392,8 @@ class Seeder:
             "label": r.choice(("Primary address", "Office", "Warehouse", "Home", None)),
             "namePrefix": None, "firstName": first, "middleName": None, "lastName": last, "nameSuffix": None,
             "organization": None if r.random() < 0.6 else r.choice(self.pools.companies),
-            "street": r.choice(self.pools.streets), "street2": None if r.random() < 0.8 else f"Suite {r.randint(1, 999)}",
+            "street": r.choice(self.pools.streets),
+            "street2": None if r.random() < 0.8 else f"Suite {r.randint(1, 999)}",
             "city": r.choice(self.pools.cities), "postalCode": r.choice(self.pools.postcodes), "customRegion": None,
             "phone": r.choice(self.pools.phones) if r.random() < 0.7 else None, "primary": primary,
             "validatedAt": None, "types": types if r.random() < 0.8 else types[:1],

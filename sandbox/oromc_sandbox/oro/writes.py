@@ -140,8 +140,8 @@ def _parse_linkage(store: OroStore, rel: Rel, item: Any, ptr: str, errors: list[
         return None
     rid = store.parse_id(type_, str(item["id"]))
     if rid is None or store.get(type_, rid) is None:
-        errors.append(err(400, "form constraint", "The entity does not exist.", pointer=ptr.rsplit("/data/", 1)[0] + "/data"
-                          if re.search(r"/data/\d+$", ptr) else ptr))
+        errors.append(err(400, "form constraint", "The entity does not exist.",
+                          pointer=ptr.rsplit("/data/", 1)[0] + "/data" if re.search(r"/data/\d+$", ptr) else ptr))
         return None
     return (type_, rid) if rel.target is None else rid
 
@@ -179,7 +179,8 @@ def parse_changes(store: OroStore, res: Resource, data: dict[str, Any], pointer:
         value = body["data"]
         if rel.many:
             if not isinstance(value, list):
-                errors.append(err(400, "request data constraint", "The 'data' property should be an array", pointer=ptr))
+                errors.append(err(400, "request data constraint", "The 'data' property should be "
+                                                                  "an array", pointer=ptr))
                 continue
             ids = [_parse_linkage(store, rel, item, f"{ptr}/{i}", errors) for i, item in enumerate(value)]
             changes[name] = [i for i in dict.fromkeys(ids) if i is not None]
@@ -219,7 +220,8 @@ def validate(store: OroStore, res: Resource, rec: Record, changed: set[str], poi
             if attr.regex and not re.match(attr.regex, value):
                 errors.append(err(400, "regex constraint", "This value is not valid.", pointer=ptr))
             if attr.choices and value not in attr.choices:
-                errors.append(err(400, "choice constraint", "The value you selected is not a valid choice.", pointer=ptr))
+                errors.append(err(400, "choice constraint", "The value you selected is not a "
+                                                            "valid choice.", pointer=ptr))
     errors.extend(
         err(400, *NOT_BLANK, pointer=f"{pointer}/relationships/{rel.name}/data")
         for rel in res.rels if rel.required and check(rel.name) and _blank(rec.get(rel.name))
@@ -256,7 +258,8 @@ def _specific(store: OroStore, res: Resource, rec: Record, changed: set[str], po
         if value not in (None, "") and any(o != rid for o in find_by(store, t, unique, value)):
             errors.append(err(400, "unique entity constraint", "This value is already used.",
                               pointer=f"{attr_ptr}/{unique}"))
-    if t == "campaigns" and rec.get("budget") is not None and float(rec["budget"]) < 0 and (creating or "budget" in changed):
+    if (t == "campaigns" and rec.get("budget") is not None and float(rec["budget"]) < 0
+            and (creating or "budget" in changed)):
         errors.append(err(400, "greater than or equal constraint", "This value should be greater than or equal to 0.",
                           pointer=f"{attr_ptr}/budget"))
     if t == "customeruseraddresses" and (creating or changed & {"firstName", "lastName", "organization"}):
