@@ -40,3 +40,63 @@ def test_fields_naming_nothing_at_all_is_422(mc: Any) -> None:
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["title"] == "Requested Fields Invalid"
+
+
+def _draft(mc: Any) -> dict[str, Any]:
+    body = mc.get("/campaigns", params={"status": "save", "count": 1}).json()
+    assert body["campaigns"], "the seed has a draft campaign"
+    draft: dict[str, Any] = body["campaigns"][0]
+    return draft
+
+
+def test_report_collections_of_a_draft_are_empty_pages(mc: Any) -> None:
+    """Airbyte's source-mailchimp reads email activity for every campaign, drafts included, and
+    works against real accounts with drafts: the collections answer empty, not 404."""
+    draft = _draft(mc)
+    for sub, key in (
+        ("email-activity", "emails"),
+        ("unsubscribed", "unsubscribes"),
+        ("sent-to", "sent_to"),
+        ("open-details", "members"),
+        ("click-details", "urls_clicked"),
+        ("ecommerce-product-activity", "products"),
+    ):
+        resp = mc.get(f"/reports/{draft['id']}/{sub}")
+        assert resp.status_code == 200, (sub, resp.text)
+        body = resp.json()
+        assert body[key] == [], sub
+        assert body["total_items"] == 0, sub
+    assert mc.get(f"/reports/{draft['id']}/email-activity/{'0' * 32}").status_code == 404
+    assert mc.get(f"/reports/{'f' * 10}/email-activity").status_code == 404
+
+
+def test_segment_member_count_is_active_subscribers(mc: Any, fresh: Any) -> None:
+    """OpenAPI `getListsIdSegmentsId` `member_count`: "The number of active subscribers currently
+    included in the segment"."""
+    sub, uns = mc.add(fresh()), mc.add(fresh(), status="unsubscribed")
+    pending = mc.add(fresh(), status="pending")
+    emails = [sub["email_address"], uns["email_address"], pending["email_address"]]
+    seg = mc.post(
+        f"/lists/{mc.list_id}/segments", json={"name": "Active Only", "static_segment": emails}
+    )
+    assert seg.status_code == 200, seg.text
+    assert seg.json()["member_count"] == 1
+    again = mc.get(f"/lists/{mc.list_id}/segments/{seg.json()['id']}").json()
+    assert again["member_count"] == 1
+
+
+def test_other_methods_and_unknown_paths_are_problem_json(mc: Any) -> None:
+    """Mailchimp error glossary: 404 ResourceNotFound, 405 MethodNotAllowed "See the Allow header";
+    every error is a problem document (OpenAPI `ProblemDetailDocument`)."""
+    for method in ("OPTIONS", "TRACE", "PROPFIND"):
+        resp = mc.request(method, "/lists")
+        assert resp.status_code == 405, method
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert set(resp.headers["allow"].split(", ")) == {"GET", "POST"}
+    for path in ("/nothing/here", "/lists/%2F%2F/odd", f"/lists/{mc.list_id}/members/a/b/c/d"):
+        resp = mc.get(path)
+        assert resp.status_code == 404, path
+        assert resp.headers["content-type"].startswith("application/problem+json"), path
+    outside = mc.session.get(mc.base.removesuffix("/3.0") + "/not-the-api", timeout=30)
+    assert outside.status_code == 404
+    assert outside.json()["title"] == "Resource Not Found"
