@@ -743,7 +743,9 @@ def _open_row(
 
 @mc_endpoint
 async def get_open_details(request: Request, ctx: Ctx) -> dict[str, Any]:
-    if (unsent := _unsent_page(request, ctx, "open-details", "members", extra={"total_opens": 0})) is not None:
+    if (
+        unsent := _unsent_page(request, ctx, "open-details", "members", extra={"total_opens": 0})
+    ) is not None:
         return unsent
     state, campaign, events = _campaign_for_report(ctx)
     since = _since(request)
