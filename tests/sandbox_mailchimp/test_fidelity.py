@@ -6,7 +6,10 @@ what production clients send and the real API answers.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+import pytest
 
 SINGER_COLLECTION_FIELDS = "_links,total_items,constraints,{key}._links"
 
@@ -100,3 +103,92 @@ def test_other_methods_and_unknown_paths_are_problem_json(mc: Any) -> None:
     outside = mc.session.get(mc.base.removesuffix("/3.0") + "/not-the-api", timeout=30)
     assert outside.status_code == 404
     assert outside.json()["title"] == "Resource Not Found"
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def shop(mc: Any) -> dict[str, Any]:
+    """A fresh store with one product (variant `v1`) and one customer."""
+    sid = _uid("store")
+    resp = mc.post(
+        "/ecommerce/stores",
+        json={"id": sid, "list_id": mc.list_id, "name": "Typed shop", "currency_code": "EUR"},
+    )
+    assert resp.status_code == 200, resp.text
+    pid = _uid("prod")
+    product = {"id": pid, "title": "Boots", "variants": [{"id": "v1", "title": "42", "price": 8.0}]}
+    assert mc.post(f"/ecommerce/stores/{sid}/products", json=product).status_code == 200
+    return {"id": sid, "product_id": pid}
+
+
+def _type_error(resp: Any, field: str, message: str) -> None:
+    assert resp.status_code == 400, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body = resp.json()
+    assert body["title"] == "Invalid Resource"
+    assert {"field": field, "message": message} in body["errors"], body
+
+
+def test_write_bodies_are_type_checked_against_the_openapi_schemas(
+    mc: Any, shop: dict[str, Any], fresh: Any
+) -> None:
+    """Mailchimp validates bodies against its JSON schema: 400 Invalid Resource, "Schema describes
+    <type>, <type> found instead" per field (OpenAPI `postEcommerceStoresIdCustomers` `address`,
+    `patchListsId` `contact`, `postEcommerceStores` `address`; null: drewm/mailchimp-api#212)."""
+    base = f"/ecommerce/stores/{shop['id']}"
+    customer = {
+        "id": _uid("c"),
+        "email_address": fresh(),
+        "opt_in_status": False,
+        "address": {"country_code": {}},
+    }
+    _type_error(
+        mc.post(f"{base}/customers", json=customer),
+        "address.country_code",
+        "Schema describes string, object found instead",
+    )
+    _type_error(
+        mc.patch(f"/lists/{mc.list_id}", json={"contact": {"city": -11648430}}),
+        "contact.city",
+        "Schema describes string, integer found instead",
+    )
+    _type_error(
+        mc.patch(base, json={"address": {"latitude": {}}}),
+        "address.latitude",
+        "Schema describes number, object found instead",
+    )
+    _type_error(
+        mc.patch(base, json={"name": None}), "name", "Schema describes string, NULL found instead"
+    )
+    assert mc.get(base).json()["name"] == "Typed shop"  # nothing stored
+    assert mc.get(f"{base}/customers/{customer['id']}").status_code == 404
+
+
+def test_order_line_product_id_object_is_400_not_500(
+    mc: Any, shop: dict[str, Any], fresh: Any
+) -> None:
+    """No input may produce a 5xx: OpenAPI `postEcommerceStoresIdOrders` `lines[].product_id` is a
+    string; the same on PATCH and on the order-lines sub-resource."""
+    base = f"/ecommerce/stores/{shop['id']}/orders"
+    line = {"id": "l1", "product_id": {}, "product_variant_id": "v1", "quantity": 1, "price": 8.0}
+    order = {
+        "id": _uid("ord"),
+        "customer": {"id": _uid("c"), "email_address": fresh(), "opt_in_status": False},
+        "currency_code": "EUR",
+        "order_total": 8.0,
+        "lines": [line],
+    }
+    msg = "Schema describes string, object found instead"
+    _type_error(mc.post(base, json=order), "lines.0.product_id", msg)
+    good = {**order, "lines": [{**line, "product_id": shop["product_id"]}]}
+    assert mc.post(base, json=good).status_code == 200
+    _type_error(
+        mc.patch(f"{base}/{order['id']}", json={"lines": [line]}), "lines.0.product_id", msg
+    )
+    _type_error(
+        mc.post(f"{base}/{order['id']}/lines", json={**line, "id": "l2"}), "product_id", msg
+    )
+    assert mc.patch(f"{base}/{order['id']}/lines/l1", json={"product_id": []}).status_code == 400

@@ -687,6 +687,11 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                             payload = orjson.loads(raw)
                         except orjson.JSONDecodeError:
                             raise ApiError.of("JSONParseError") from None
+                    route = request.scope.get("route")
+                    if payload is not None and route is not None:
+                        from .schemas import check_body
+
+                        check_body(request.method, route.path, payload)
                 ctx = Ctx(request=request, store=store, count=count, offset=offset, json=payload)
                 result = await handler(request, ctx)
                 request.state.items = ctx.items
