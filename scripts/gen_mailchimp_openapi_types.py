@@ -5,10 +5,12 @@
 
 Writes `sandbox/oromc_sandbox/mailchimp/openapi_types.json`: for every operation of the OpenAPI file,
 the JSON types of its request body (`requests`, writes only) and of its 200 response (`responses`),
-`$ref`s resolved, reduced to the keywords that describe types (`type`, `properties`, `items`). The
+`$ref`s resolved, reduced to the keywords that describe types (`type`, `properties`, `items`,
+`enum`), and the list of all operations (`operations`). The
 sandbox type-checks every write body against `requests` (400 "Schema describes string, object found
 instead", as Mailchimp's schema validation answers); the conformance suite validates every response
-it receives against `responses`. Descriptions, titles, examples and enums are not carried over.
+it receives against `responses` (enums included). Descriptions, titles and examples are not
+carried over.
 
 The OpenAPI file lives outside the repository (`../shared/reference/`, or `MAILCHIMP_OPENAPI`);
 the project never reads it at run time, only this derived table.
@@ -31,7 +33,7 @@ CANDIDATES = (
     ROOT.parent / "shared" / "reference" / "mailchimp-openapi-3.0.55.yaml",
     Path("/work/shared/reference/mailchimp-openapi-3.0.55.yaml"),
 )
-KEPT = ("type", "properties", "items")
+KEPT = ("type", "properties", "items", "enum")
 WRITES = ("post", "put", "patch")
 
 
@@ -43,14 +45,18 @@ def find_spec(given: str | None) -> Path:
 
 
 def reduce(node: Any, schemas: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The type skeleton of one schema (refs resolved; a recursive ref becomes `{}`)."""
+    """The type skeleton of one schema (refs resolved).
+
+    A recursive ref (the 3.0.55 file's wrongly de-duplicated collections, whose items refer to the
+    collection itself) becomes `{"x-recursive-ref": name}`: no type, so consumers must handle it.
+    """
     if not isinstance(node, dict):
         return {}
     ref = node.get("$ref")
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
         if name in seen:
-            return {}
+            return {"x-recursive-ref": name}
         return reduce(schemas[name], schemas, (*seen, name))
     out: dict[str, Any] = {}
     for key in KEPT:
@@ -68,6 +74,7 @@ def reduce(node: Any, schemas: dict[str, Any], seen: tuple[str, ...] = ()) -> di
 
 def build(spec: dict[str, Any]) -> dict[str, Any]:
     schemas = spec["components"]["schemas"]
+    operations: list[str] = []
     requests: dict[str, Any] = {}
     responses: dict[str, Any] = {}
     for path, ops in sorted(spec["paths"].items()):
@@ -75,6 +82,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(op, dict) or "responses" not in op:
                 continue
             key = f"{method.upper()} {path}"
+            operations.append(key)
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
             if method in WRITES and "schema" in body:
                 requests[key] = reduce(body["schema"], schemas)
@@ -83,6 +91,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                 responses[key] = reduce(ok["schema"], schemas)
     return {
         "source": f"Mailchimp Marketing API OpenAPI {spec['info']['version']} (types only)",
+        "operations": operations,
         "requests": requests,
         "responses": responses,
     }

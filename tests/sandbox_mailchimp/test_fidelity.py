@@ -6,6 +6,7 @@ what production clients send and the real API answers.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -192,3 +193,55 @@ def test_order_line_product_id_object_is_400_not_500(
         mc.post(f"{base}/{order['id']}/lines", json={**line, "id": "l2"}), "product_id", msg
     )
     assert mc.patch(f"{base}/{order['id']}/lines/l1", json={"product_id": []}).status_code == 400
+
+
+def test_every_emulated_route_is_an_openapi_operation() -> None:
+    """The conformance check (conftest `MailchimpClient.request` -> `openapi_check.check_response`)
+    covers every route: each `/3.0` method+path the sandbox serves is an operation of Mailchimp's
+    OpenAPI file, and each one answering 200 has a 200 schema there."""
+    from oromc_sandbox import mailchimp
+    from oromc_sandbox.mailchimp.schemas import openapi_types, operation_key
+    from starlette.routing import Route
+
+    table = openapi_types()
+    known = {operation_key(*op.split(" ", 1)) for op in table["operations"]}
+    with_200 = {operation_key(*op.split(" ", 1)) for op in table["responses"]}
+    served = {
+        operation_key(method, route.path)
+        for route in mailchimp.routes()
+        if isinstance(route, Route) and route.path.startswith("/3.0/") and route.methods
+        for method in route.methods - {"HEAD"}
+    }
+    assert served, "routes found"
+    assert served <= known, sorted(served - known)
+    assert {op for op in served if op.startswith("GET ")} <= with_200
+
+
+def test_the_conformance_check_sees_a_contradiction() -> None:
+    """A mistyped field, an unknown enum value, `""` for unset, and the repaired schemas of the
+    3.0.55 file's de-duplicated collections (member collection and single member, email activity)."""
+    import json
+
+    from openapi_check import SPEC_DEFECTS, response_problems
+    from oromc_sandbox.mailchimp.schemas import openapi_types
+
+    bad = {"lists": [{"id": 5, "stats": {"member_count": "7"}}], "total_items": 1}
+    problems = response_problems("GET", "/lists", bad)
+    assert any("lists.0.id" in p for p in problems), problems
+    assert any("lists.0.stats.member_count" in p for p in problems), problems
+    assert response_problems("GET", "/ecommerce/stores/s1/orders/o1", {"tracking_code": "nope"})
+    assert not response_problems("GET", "/ecommerce/stores/s1/orders/o1", {"tracking_code": ""})
+    members = "/lists/l1/members"
+    assert response_problems("GET", members, {"members": [{"email_address": 5}]})
+    assert response_problems("GET", members + "/abc", {"status": 5})
+    assert not response_problems("GET", members + "/abc", {"status": "subscribed", "vip": False})
+    activity = "/reports/c1/email-activity"
+    row = {"email_address": "a@b.co", "activity": [{"action": "open", "timestamp": ""}]}
+    assert not response_problems("GET", activity, {"emails": [row], "total_items": 1})
+    assert response_problems("GET", activity, {"emails": [{"activity": 3}]})
+    assert response_problems("GET", activity + "/abc", {"activity": 3})
+    # every de-duplicated schema of the file is one the check repairs
+    text = json.dumps(openapi_types()["responses"])
+    names = set(re.findall(r'"x-recursive-ref": "([^"]+)"', text))
+    assert names, "the defect is present in the derived table"
+    assert names <= set(SPEC_DEFECTS), sorted(names - set(SPEC_DEFECTS))

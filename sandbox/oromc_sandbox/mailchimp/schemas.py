@@ -5,7 +5,8 @@ Mailchimp validates every request body against its JSON schema and answers a mis
 "Schema describes string, object found instead"}` (a null is reported as `NULL`: "Schema describes
 string, NULL found instead", recorded in https://github.com/drewm/mailchimp-api/issues/212). The
 schemas come from `openapi_types.json`, derived from Mailchimp's OpenAPI 3.0.55 file by
-`scripts/gen_mailchimp_openapi_types.py` (types only: `type`, `properties`, `items`).
+`scripts/gen_mailchimp_openapi_types.py`; only `type` is checked here (`enum`s are the handlers'
+business, with Mailchimp's own wording).
 """
 
 from __future__ import annotations
