@@ -104,7 +104,8 @@ def main() -> int:
     args = parser.parse_args()
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     spec = yaml.load(find_spec(args.spec).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
-    text = json.dumps(build(spec), sort_keys=True, separators=(",", ":")) + "\n"
+    # one value per line: regenerations give reviewable diffs
+    text = json.dumps(build(spec), sort_keys=True, indent=0, separators=(",", ":")) + "\n"
     if args.check:
         stale = not OUT.is_file() or OUT.read_text(encoding="utf-8") != text
         print(f"{OUT.relative_to(ROOT)}: {'stale' if stale else 'up to date'}")

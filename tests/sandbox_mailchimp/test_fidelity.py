@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,3 +246,24 @@ def test_the_conformance_check_sees_a_contradiction() -> None:
     names = set(re.findall(r'"x-recursive-ref": "([^"]+)"', text))
     assert names, "the defect is present in the derived table"
     assert names <= set(SPEC_DEFECTS), sorted(names - set(SPEC_DEFECTS))
+
+
+def test_automations_family_is_listed_not_implemented(mc: Any) -> None:
+    """OpenAPI `getAutomations`: the account has no classic automations (an empty collection, which
+    singer-io tap-mailchimp reads); the rest of the family answers as for unknown workflows."""
+    body = mc.get("/automations", params={"status": "sending"}).json()
+    assert body["automations"] == []
+    assert body["total_items"] == 0
+    bad = mc.get("/automations", params={"status": "bogus"})
+    assert bad.status_code == 400
+    create = mc.post("/automations", json={"recipients": {"list_id": mc.list_id}})
+    assert create.status_code == 405
+    assert create.headers["allow"] == "GET"
+    for path in (
+        "/automations/abc123",
+        "/automations/abc123/emails",
+        "/automations/a/emails/b/queue",
+    ):
+        assert mc.get(path).status_code == 404, path
+    readme = Path(__file__).resolve().parents[2] / "sandbox/oromc_sandbox/mailchimp/README.md"
+    assert "`/automations` family" in readme.read_text(encoding="utf-8")

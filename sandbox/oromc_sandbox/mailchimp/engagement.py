@@ -1086,6 +1086,28 @@ async def engage(request: Request) -> Response:
 # --------------------------------------------------------------------------- routes
 
 
+AUTOMATION_STATUSES = ("save", "paused", "sending")
+
+
+@mc_endpoint
+async def get_automations(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """`GET /automations` (OpenAPI `getAutomations`): the sandbox account has no classic
+    automations, so an empty collection. The rest of the family is not implemented (README)."""
+    check_enum(
+        {k: v for k, v in request.query_params.items() if k == "status"},
+        "status",
+        AUTOMATION_STATUSES,
+    )
+    for name in (
+        "before_create_time",
+        "since_create_time",
+        "before_start_time",
+        "since_start_time",
+    ):
+        parse_ts_param(request, name)
+    return collection_page(request, ctx, "automations", [], lambda a: a, "/automations")
+
+
 def engagement_routes() -> list[BaseRoute]:
     """Campaigns, reports, e-commerce and the engagement control route."""
     base = "/3.0/reports"
@@ -1114,6 +1136,7 @@ def engagement_routes() -> list[BaseRoute]:
         Route(cid + "/sent-to/{subscriber_hash}", get_sent_to_member, methods=["GET"]),
         Route(cid + "/ecommerce-product-activity", get_product_activity, methods=["GET"]),
         *ecommerce.routes(),
+        Route("/3.0/automations", get_automations, methods=["GET"]),
         Route("/_sandbox/mailchimp/campaigns/{campaign_id}/engage", engage, methods=["POST"]),
     ]
 
