@@ -267,3 +267,40 @@ def test_automations_family_is_listed_not_implemented(mc: Any) -> None:
         assert mc.get(path).status_code == 404, path
     readme = Path(__file__).resolve().parents[2] / "sandbox/oromc_sandbox/mailchimp/README.md"
     assert "`/automations` family" in readme.read_text(encoding="utf-8")
+
+
+def test_batch_get_runs_every_page_of_a_collection(mc: Any, sandbox: Any) -> None:
+    """OpenAPI `postBatches` (`Batch.total_operations`): "For GET requests requiring pagination,
+    each page counts as a separate operation". singer-io tap-mailchimp 1.3.3 sends email-activity
+    operations without `count` (default 10) and must get every row."""
+    import io
+    import json
+    import tarfile
+
+    import requests
+
+    report = mc.get("/reports", params={"count": 1, "sort_field": "send_time"}).json()["reports"][0]
+    path = f"/reports/{report['id']}/email-activity"
+    expected = mc.get(path, params={"count": 1000}).json()
+    assert expected["total_items"] > 10, "a campaign with more than one default page"
+    fields = "emails.email_id,emails.activity," + SINGER_COLLECTION_FIELDS.format(key="emails")
+    op = {"method": "GET", "path": path, "operation_id": report["id"], "params": {"fields": fields}}
+    batch = mc.post("/batches", json={"operations": [op]}).json()
+    sandbox.advance_clock(30)
+    done = mc.get(f"/batches/{batch['id']}").json()
+    pages = -(-expected["total_items"] // 10)
+    assert done["status"] == "finished"
+    assert done["total_operations"] == pages
+    assert done["finished_operations"] == pages
+    archive = requests.get(done["response_body_url"], timeout=30).content
+    rows = []
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r|gz") as tar:
+        for entry in tar:
+            if entry.isfile():
+                data = tar.extractfile(entry)
+                assert data is not None
+                rows.extend(json.loads(data.read()))
+    assert len(rows) == pages
+    assert {r["operation_id"] for r in rows} == {report["id"]}
+    emails = [e for r in rows for e in json.loads(r["response"])["emails"]]
+    assert [e["email_id"] for e in emails] == [e["email_id"] for e in expected["emails"]]
