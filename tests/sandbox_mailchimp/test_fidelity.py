@@ -304,3 +304,17 @@ def test_batch_get_runs_every_page_of_a_collection(mc: Any, sandbox: Any) -> Non
     assert {r["operation_id"] for r in rows} == {report["id"]}
     emails = [e for r in rows for e in json.loads(r["response"])["emails"]]
     assert [e["email_id"] for e in emails] == [e["email_id"] for e in expected["emails"]]
+    # an operation naming its page (count/offset) is that one page: no duplicates for clients
+    # that plan one operation per page
+    planned = [
+        {
+            "method": "GET",
+            "path": path,
+            "operation_id": f"p{i}",
+            "params": {"count": 10, "offset": i},
+        }
+        for i in (0, 10)
+    ]
+    batch = mc.post("/batches", json={"operations": planned}).json()
+    sandbox.advance_clock(30)
+    assert mc.get(f"/batches/{batch['id']}").json()["total_operations"] == 2

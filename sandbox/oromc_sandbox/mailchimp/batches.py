@@ -7,8 +7,8 @@ after the same wall-clock delay, and any read of the batch past that point runs 
 so results never depend on polling. Results are a gzipped tar of JSON files, each a JSON array of
 `{"status_code", "operation_id", "response"}`, served without authentication at
 `/_sandbox/mailchimp/batch-results/<batch_id>.tar.gz` (Mailchimp uses a pre-signed S3 URL).
-A GET operation on a collection returns every page from its `offset`, one result per page, each
-counted as an operation (see `_run_get_pages`).
+A GET operation on a collection without `count`/`offset` returns every page, one result per page,
+each counted as an operation (see `_run_get_pages`).
 """
 
 from __future__ import annotations
@@ -82,35 +82,40 @@ def _phase(batch: dict[str, Any], now: float) -> str:
     return "finished"
 
 
+def _paged_by_mailchimp(op: dict[str, Any]) -> bool:
+    """A GET that leaves paging to Mailchimp: neither `count` nor `offset` in its params or path."""
+    params = op.get("params") or {}
+    query = op["path"].partition("?")[2]
+    named = {part.partition("=")[0] for part in query.split("&") if part}
+    return not ({"count", "offset"} & (set(params) | named))
+
+
 async def _run_get_pages(
     runtime: dict[str, Any], store: MailchimpStore, op: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """A GET operation and, when it is a collection, every following page.
+    """A GET operation and, when it is a collection Mailchimp pages, every following page.
 
-    OpenAPI `postBatches` (`Batch`): "For GET requests requiring pagination, each page counts as a
-    separate operation". So the batch reads the whole collection from the operation's `offset`
-    (default 0) in pages of its `count` (default 10), one result (same `operation_id`) per page,
-    and each page counts in `total_operations`/`finished_operations`. A page is followed by the next
+    OpenAPI `postBatches` (`Batch.total_operations`): "For GET requests requiring pagination, each
+    page counts as a separate operation". singer-io tap-mailchimp 1.3.3 sends its email-activity
+    operations without `count`/`offset` and gets every row from the real API, so such an operation
+    returns every page (of the default 10), one result per page with the same `operation_id`, each
+    counted as an operation. An operation that names `count` or `offset` is the one page the client
+    asked for (clients that plan their pages, one operation each, get no duplicates). A page follows
     while `offset + count < total_items` (or, when `fields` left `total_items` out, while the page
     came back full).
     """
     first = await _run_operation(runtime, store, op)
     results = [first]
-    if first["status_code"] != 200:
-        return results
-    params = dict(op.get("params") or {})
-    try:
-        count = int(params.get("count", DEFAULT_COUNT))
-        offset = int(params.get("offset", 0))
-    except (TypeError, ValueError):
+    if first["status_code"] != 200 or not _paged_by_mailchimp(op):
         return results
     body = orjson.loads(first["response"])
-    if not isinstance(body, dict) or count < 1:
+    if not isinstance(body, dict):
         return results
+    count, offset, params = DEFAULT_COUNT, 0, dict(op.get("params") or {})
     total = body.get("total_items")
     while True:
         items = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
-        more = offset + count < total if isinstance(total, int) else items >= count > 0
+        more = offset + count < total if isinstance(total, int) else items >= count
         if not more or items == 0:
             return results
         offset += count
