@@ -318,3 +318,89 @@ def test_batch_get_runs_every_page_of_a_collection(mc: Any, sandbox: Any) -> Non
     batch = mc.post("/batches", json={"operations": planned}).json()
     sandbox.advance_clock(30)
     assert mc.get(f"/batches/{batch['id']}").json()["total_operations"] == 2
+
+
+def _junk(schema: dict[str, Any], depth: int = 0) -> Any:
+    """A value of the schema's JSON types whose contents are odd: empty/space strings, negative and
+    fractional numbers, one-item arrays, every property present."""
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: _junk(sub, depth + 1) for name, sub in props.items()} if depth < 6 else {}
+    if kind == "array":
+        return [_junk(schema.get("items", {}), depth + 1)] if depth < 6 else []
+    if kind == "integer":
+        return -1
+    if kind == "number":
+        return -0.5
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return " " if depth % 2 else ""
+    return {}
+
+
+def _mistyped(schema: dict[str, Any], depth: int = 0) -> Any:
+    """Every leaf replaced by a value of another JSON type (objects for scalars, a string for
+    containers)."""
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return (
+            {name: _mistyped(sub, depth + 1) for name, sub in props.items()} if depth < 6 else "x"
+        )
+    return "x" if schema.get("type") in ("array", "object") else {}
+
+
+def test_no_write_body_produces_a_5xx(mc: Any, shop: dict[str, Any], fresh: Any) -> None:
+    """No input may produce a 5xx: every write route the sandbox serves gets a body built from its
+    OpenAPI request schema with odd values of the right types, then one with every value of the
+    wrong type; each answer is < 500 (the conformance hook also requires problem+json errors)."""
+    from oromc_sandbox import mailchimp
+    from oromc_sandbox.mailchimp.schemas import schema_for
+    from starlette.routing import Route
+
+    sid = shop["id"]
+    member = mc.add(fresh())
+    order = {
+        "id": _uid("ord"),
+        "customer": {"id": _uid("c"), "email_address": fresh(), "opt_in_status": False},
+        "currency_code": "EUR",
+        "order_total": 8.0,
+        "lines": [{"id": "l1", "product_id": shop["product_id"], "product_variant_id": "v1",
+                   "quantity": 1, "price": 8.0}],
+    }  # fmt: skip
+    assert mc.post(f"/ecommerce/stores/{sid}/orders", json=order).status_code == 200
+    cart = {**order, "id": _uid("cart"), "customer": {"id": order["customer"]["id"]}}
+    assert mc.post(f"/ecommerce/stores/{sid}/carts", json=cart).status_code == 200
+    segment = mc.post(
+        f"/lists/{mc.list_id}/segments", json={"name": _uid("seg"), "static_segment": []}
+    ).json()
+    ids = {
+        "list_id": mc.list_id,
+        "subscriber_hash": member["id"],
+        "store_id": sid,
+        "product_id": shop["product_id"],
+        "variant_id": "v1",
+        "order_id": order["id"],
+        "cart_id": cart["id"],
+        "customer_id": order["customer"]["id"],
+        "line_id": "l1",
+        "segment_id": str(segment["id"]),
+        "merge_id": "1",
+        "webhook_id": "nowebhook0",
+        "campaign_id": _draft(mc)["id"],
+    }
+    sent = 0
+    for route in mailchimp.routes():
+        if not (isinstance(route, Route) and route.path.startswith("/3.0/") and route.methods):
+            continue
+        for method in sorted(route.methods & {"POST", "PUT", "PATCH"}):
+            schema = schema_for("requests", method, route.path)
+            if schema is None or route.path.endswith("/batches"):
+                continue
+            path = route.path.removeprefix("/3.0").format(**ids)
+            for body in (_junk(schema), _mistyped(schema)):
+                resp = mc.request(method, path, json=body)  # the hook fails on any 5xx
+                assert resp.status_code < 500, (method, path, resp.text[:300])
+                sent += 1
+    assert sent >= 70
