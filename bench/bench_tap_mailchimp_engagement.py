@@ -12,20 +12,19 @@ What it does:
    ``REQUESTS_CA_BUNDLE`` = the certificate, three times from empty state: streams lists, members, campaigns,
    email_activity, unsubscribes with default settings (``/batches`` for this first read) and with paged reads
    (``use_batches=never``), then lists + members only;
-4. creates ``bench/.venv-tap-mailchimp`` (git-ignored: a ``.gitignore`` with ``*`` inside), installs the
-   published ``tap-mailchimp`` from PyPI into it, and runs it on the equivalent streams (lists, list_members,
-   campaigns, unsubscribes, reports_email_activity, and lists + list_members only). That tap builds ``https://<dc>.api.mailchimp.com``
-   itself, so a ``sitecustomize.py`` in its venv resolves ``*.api.mailchimp.com`` to the sandbox's
-   127.0.0.1 port (nothing leaves the machine) and drops three field names the tap requests that the
-   sandbox rejects with 422 (``constraints``, ``campaigns.has_logo_merge_tag``, ``campaigns.social_card``)
-   and the ``fields`` of its batch operations (flattened activity names such as ``emails.action``);
+4. creates ``bench/.venv-tap-mailchimp`` (git-ignored: a ``.gitignore`` with ``*`` inside), installs singer-io
+   ``tap-mailchimp`` 1.3.3 into it from ``requirements/tap-mailchimp-singer.txt`` (hashed lock), and runs it on the
+   equivalent streams (lists, list_members, campaigns, unsubscribes, reports_email_activity, and lists +
+   list_members only). That tap builds ``https://<dc>.api.mailchimp.com`` itself, so a ``sitecustomize.py`` in its
+   venv resolves ``*.api.mailchimp.com`` to the sandbox's 127.0.0.1 port (nothing leaves the machine); the tap's
+   requests are not changed (tests/sandbox_mailchimp/test_singer_tap_mailchimp.py runs it entirely unmodified,
+   on the real host name in a network namespace);
 5. prints and writes ``bench/results/tap_mailchimp_engagement.json``: rows per stream, wall time, rows/s,
    API calls (sandbox stats), peak RSS of each tap process, and ratios (ours / theirs).
 
-The sandbox executes a batch GET operation as one page (default ``count`` 10), so the published tap,
-which sends its email-activity operations without ``count``/``offset``, gets at most 10 recipients per
-campaign there: its email-activity numbers are not comparable (see ``rows_by_stream``); the members-only
-pair is the like-for-like comparison.
+The sandbox runs every page of a batch GET operation that names no ``count``/``offset`` (as Mailchimp does: "each
+page counts as a separate operation"), so the published tap, which sends its email-activity operations that way,
+gets every email-activity row and the email-activity comparison is like for like.
 """
 
 from __future__ import annotations
@@ -64,27 +63,6 @@ def _getaddrinfo(host, port, *args, **kwargs):
     return _orig(host, port, *args, **kwargs)
 socket.getaddrinfo = _getaddrinfo
 
-# The sandbox answers 422 to three field names tap-mailchimp requests and the real API tolerates
-# (`constraints` on every call, `campaigns.has_logo_merge_tag`, `campaigns.social_card`): drop just those.
-_UNKNOWN = {"constraints", "campaigns.has_logo_merge_tag", "campaigns.social_card"}
-def _strip(params):
-    if isinstance(params, dict) and isinstance(params.get("fields"), str):
-        params["fields"] = ",".join(f for f in params["fields"].split(",") if f not in _UNKNOWN)
-try:
-    import requests.sessions as _rs
-    _orig_request = _rs.Session.request
-    def _request(self, method, url, *args, **kwargs):
-        _strip(kwargs.get("params"))
-        body = kwargs.get("json")
-        if isinstance(body, dict):
-            for op in body.get("operations") or []:
-                # its email-activity operations ask for the schema's flattened names (emails.action, ...)
-                if isinstance(op.get("params"), dict):
-                    op["params"].pop("fields", None)
-        return _orig_request(self, method, url, *args, **kwargs)
-    _rs.Session.request = _request
-except ImportError:
-    pass
 '''
 
 # Runs a command and reports its peak RSS (KiB) from getrusage(RUSAGE_CHILDREN) on stderr's last line.
@@ -169,11 +147,13 @@ def api_calls(sb: Any) -> dict[str, Any]:
 
 
 def singer_venv() -> Path:
-    """``bench/.venv-tap-mailchimp`` with the published tap-mailchimp installed (created once)."""
+    """``bench/.venv-tap-mailchimp`` with singer-io tap-mailchimp 1.3.3 installed from its hashed lock (created once)."""
     python = SINGER_VENV / "bin" / "python"
     if not (SINGER_VENV / "bin" / "tap-mailchimp").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(SINGER_VENV)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "tap-mailchimp"], check=True)
+        lock = BENCH.parent / "requirements" / "tap-mailchimp-singer.txt"
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", str(lock)],
+                       check=True)  # fmt: skip
     (SINGER_VENV / ".gitignore").write_text("*\n")
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -240,7 +220,7 @@ def main() -> None:
             results["ours_engagement_batches"] = ours("ours-a", OURS)
             # 2. the same through paged reads with 8 connections
             results["ours_engagement_paged"] = ours("ours-b", OURS, use_batches="never")
-            # 3. members only (where the published tap returns complete data on the sandbox)
+            # 3. members only
             results["ours_members_only"] = ours("ours-c", ["lists", "members"])
             if home is not None:
                 results["theirs_engagement"] = theirs("theirs-a", THEIRS)

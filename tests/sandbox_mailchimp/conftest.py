@@ -7,13 +7,18 @@ email addresses (`fresh_email`) instead of resetting the shared sandbox.
 from __future__ import annotations
 
 import itertools
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from oromc_sandbox.testing import running_sandbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from openapi_check import check_response
 
 _counter = itertools.count()
 
@@ -34,8 +39,11 @@ class MailchimpClient:
         return self.base + path
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; its answer must conform (`openapi_check.check_response`)."""
         kwargs.setdefault("timeout", 30)
-        return self.session.request(method, self.url(path), **kwargs)
+        resp = self.session.request(method, self.url(path), **kwargs)
+        check_response(method, path, resp)
+        return resp
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

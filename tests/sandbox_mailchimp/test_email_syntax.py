@@ -12,7 +12,12 @@ LOCAL_64 = "a" * 30 + "." + "b" * 33
 
 @pytest.mark.parametrize(
     "email",
-    ["trailing.@gmail.com", ".leading@gmail.com", "x" * 65 + "@gmail.com", "a" + LOCAL_64 + "@gmail.com"],
+    [
+        "trailing.@gmail.com",
+        ".leading@gmail.com",
+        "x" * 65 + "@gmail.com",
+        "a" + LOCAL_64 + "@gmail.com",
+    ],
     ids=["trailing-dot", "leading-dot", "65-chars", "65-chars-with-dot"],
 )
 def test_refused_with_mailchimps_invalid_address_error(mc: Any, email: str) -> None:

@@ -31,7 +31,11 @@ def known_routes(api: str) -> dict[str, frozenset[str]]:
 def build_app(state: SandboxState, api: str) -> SandboxMiddleware:
     """One API's Starlette app (its routes + control routes) wrapped in the sandbox middleware."""
     module = APIS[api]
-    app = Starlette(routes=[*module.routes(), *control_routes(api)])
+    handlers = getattr(module, "exception_handlers", None)
+    app = Starlette(
+        routes=[*module.routes(), *control_routes(api)],
+        exception_handlers=handlers() if handlers is not None else None,
+    )
     app.state.sandbox = state
     app.state.api = api
     app.state.known_routes = known_routes(api)

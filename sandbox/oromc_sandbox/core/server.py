@@ -97,6 +97,9 @@ async def serve(
             ssl_certfile=options.tls_cert,
             ssl_keyfile=options.tls_key,
             timeout_keep_alive=75,
+            # with TLS, a connection a client left open holds SIGTERM up for 30 s (the TLS
+            # shutdown timeout of the event loop): bound the graceful shutdown instead
+            timeout_graceful_shutdown=3 if options.tls_cert else None,
             backlog=2048,
             server_header=False,
             date_header=False,  # the middleware sends the sandbox clock's Date

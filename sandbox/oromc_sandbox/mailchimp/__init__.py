@@ -71,6 +71,15 @@ def routes() -> list[BaseRoute]:
     return out
 
 
+def exception_handlers() -> dict[Any, Callable[..., Any]]:
+    """Starlette exception handlers of the Mailchimp app: its own 404/405 become problem+json."""
+    from starlette.exceptions import HTTPException
+
+    from .audience import http_exception_problem
+
+    return {HTTPException: http_exception_problem}
+
+
 def sandbox_info(store: MailchimpStore) -> dict[str, Any]:
     """Credentials for `sandbox info --json`."""
     return {

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match, Route, request_response
 
 from .common import (
     ApiError,
@@ -999,8 +999,12 @@ def _segment_doc(
     request: Request, store: MailchimpStore, list_id: str, seg: dict[str, Any]
 ) -> dict[str, Any]:
     members = store.members[list_id]
+    # OpenAPI `List` segment `member_count`: "The number of active subscribers currently included
+    # in the segment" -- subscribed members only.
     count = sum(
-        1 for h in seg["members"] if (r := members.get(h)) is not None and r["status"] != "archived"
+        1
+        for h in seg["members"]
+        if (r := members.get(h)) is not None and r["status"] == "subscribed"
     )
     path = f"/lists/{list_id}/segments/{seg['id']}"
     doc: dict[str, Any] = {
@@ -1422,12 +1426,34 @@ async def not_found_fallback(request: Request) -> Response:
         return early
     allowed: set[str] = set()
     for route in request.app.router.routes:
-        if isinstance(route, Route) and route.endpoint is not not_found_fallback:
+        if isinstance(route, Route) and route.endpoint is not _FALLBACK_APP:
             match, _ = route.matches({**request.scope, "method": "__NONE__"})
             if match == Match.PARTIAL and route.methods:
                 allowed |= route.methods - {"HEAD"}
     if allowed:
         return error(request, "MethodNotAllowed", headers={"Allow": ", ".join(sorted(allowed))})
+    return error(request, "ResourceNotFound")
+
+
+class _AnyMethodFallback:
+    """`not_found_fallback` as a plain ASGI app (Starlette then routes every method to it)."""
+
+    def __init__(self) -> None:
+        self.app = request_response(not_found_fallback)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+_FALLBACK_APP = _AnyMethodFallback()
+
+
+async def http_exception_problem(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (paths outside `/3.0`) as problem+json instead of text/plain."""
+    status = getattr(exc, "status_code", 404)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 405:
+        return error(request, "MethodNotAllowed", headers=headers)
     return error(request, "ResourceNotFound")
 
 
@@ -1477,12 +1503,17 @@ def audience_routes() -> list[BaseRoute]:
 def fallback_routes() -> list[BaseRoute]:
     """Must come last: problem+json 404/405 for everything else under `/3.0`."""
     return [
-        Route(
-            P + "/{rest:path}",
-            not_found_fallback,
-            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        )
+        # An ASGI app without a method list matches every method, so OPTIONS, TRACE or any other
+        # method on a known path reach it (a full match) instead of Starlette's text/plain 405.
+        Route(P + "/{rest:path}", _FALLBACK_APP)
     ]
 
 
-__all__ = ["MemberRenderer", "audience_routes", "email_problem", "fallback_routes", "render_list"]
+__all__ = [
+    "MemberRenderer",
+    "audience_routes",
+    "email_problem",
+    "fallback_routes",
+    "http_exception_problem",
+    "render_list",
+]

@@ -7,6 +7,8 @@ after the same wall-clock delay, and any read of the batch past that point runs 
 so results never depend on polling. Results are a gzipped tar of JSON files, each a JSON array of
 `{"status_code", "operation_id", "response"}`, served without authentication at
 `/_sandbox/mailchimp/batch-results/<batch_id>.tar.gz` (Mailchimp uses a pre-signed S3 URL).
+A GET operation on a collection without `count`/`offset` returns every page, one result per page,
+each counted as an operation (see `_run_get_pages`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from .common import (
     API_PREFIX,
+    DEFAULT_COUNT,
     ApiError,
     Ctx,
     check_type,
@@ -77,6 +80,54 @@ def _phase(batch: dict[str, Any], now: float) -> str:
     if now < finished or not batch["_done"]:
         return "finalizing"
     return "finished"
+
+
+def _paged_by_mailchimp(op: dict[str, Any]) -> bool:
+    """A GET that leaves paging to Mailchimp: neither `count` nor `offset` in its params or path."""
+    params = op.get("params") or {}
+    query = op["path"].partition("?")[2]
+    named = {part.partition("=")[0] for part in query.split("&") if part}
+    return not ({"count", "offset"} & (set(params) | named))
+
+
+async def _run_get_pages(
+    runtime: dict[str, Any], store: MailchimpStore, op: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A GET operation and, when it is a collection Mailchimp pages, every following page.
+
+    OpenAPI `postBatches` (`Batch.total_operations`): "For GET requests requiring pagination, each
+    page counts as a separate operation". singer-io tap-mailchimp 1.3.3 sends its email-activity
+    operations without `count`/`offset` and gets every row from the real API, so such an operation
+    returns every page (of the default 10), one result per page with the same `operation_id`, each
+    counted as an operation. An operation that names `count` or `offset` is the one page the client
+    asked for (clients that plan their pages, one operation each, get no duplicates). A page follows
+    while `offset + count < total_items` (or, when `fields` left `total_items` out, while the page
+    came back full).
+    """
+    first = await _run_operation(runtime, store, op)
+    results = [first]
+    if first["status_code"] != 200 or not _paged_by_mailchimp(op):
+        return results
+    body = orjson.loads(first["response"])
+    if not isinstance(body, dict):
+        return results
+    count, offset, params = DEFAULT_COUNT, 0, dict(op.get("params") or {})
+    total = body.get("total_items")
+    while True:
+        items = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+        more = offset + count < total if isinstance(total, int) else items >= count
+        if not more or items == 0:
+            return results
+        offset += count
+        page = await _run_operation(
+            runtime, store, {**op, "params": {**params, "count": count, "offset": offset}}
+        )
+        results.append(page)
+        if page["status_code"] != 200:
+            return results
+        body = orjson.loads(page["response"])
+        if not isinstance(body, dict):
+            return results
 
 
 async def _run_operation(
@@ -159,8 +210,12 @@ async def _execute(store: MailchimpStore, batch_id: str) -> None:
         for op in batch["_operations"]:
             if batch_id not in store.batches:  # deleted while running
                 return
-            results.append(await _run_operation(runtime, store, op))
+            if op["method"] == "GET":
+                results.extend(await _run_get_pages(runtime, store, op))
+            else:
+                results.append(await _run_operation(runtime, store, op))
         batch["_errored"] = sum(1 for r in results if r["status_code"] >= 400)
+        batch["_results"] = len(results)  # pages of GET collections count as operations
         batch["_done"] = True
         if results:
             store.batch_results[batch_id] = _archive(batch_id, results)
@@ -197,7 +252,7 @@ def _render(request: Request, store: MailchimpStore, batch: dict[str, Any]) -> d
         span = max(finalizing - started, 1e-9)
         finished = min(total, int(total * (now - started) / span))
     else:
-        shown_total, finished = total, total
+        shown_total = finished = batch.get("_results", total)
     errored = batch["_errored"] if phase in ("finalizing", "finished") else 0
     url = ""
     if phase == "finished" and batch["id"] in store.batch_results:

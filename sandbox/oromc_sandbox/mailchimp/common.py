@@ -410,20 +410,24 @@ def _exclude(node: Any, tree: dict[str, Any]) -> Any:
 def apply_fields(body: Any, fields: str | None, exclude_fields: str | None) -> Any:
     """Apply root-relative `fields` / `exclude_fields` (comma lists of dot paths) to a body.
 
-    Raises ApiError(422 RequestedFieldsInvalid) when a path names nothing in the document.
+    Paths that name nothing in this document are ignored: production clients send, on every
+    collection, paths only some resources have (singer-io tap-mailchimp 1.3.3 `format_selected_fields`
+    adds `_links,total_items,constraints,<key>._links`; Airbyte sends `exclude_fields=<key>._links`,
+    also on `tag-search`) and the real API answers them. Raises ApiError(422 RequestedFieldsInvalid)
+    only when `fields` is given and none of its paths names anything (e.g. an un-prefixed
+    `email_address` on a collection); `exclude_fields` never fails.
     """
     if not fields and not exclude_fields:
         return body
     if fields:
-        paths = _parse_paths(fields)
-        if not paths or not all(_path_exists(body, p) for p in paths):
+        paths = [p for p in _parse_paths(fields) if _path_exists(body, p)]
+        if not paths:
             raise ApiError.of("RequestedFieldsInvalid")
         body = _include(body, _tree(paths))
     if exclude_fields:
         paths = _parse_paths(exclude_fields)
-        if not paths or not all(_path_exists(body, p) for p in paths):
-            raise ApiError.of("RequestedFieldsInvalid")
-        body = _exclude(body, _tree(paths))
+        if paths:
+            body = _exclude(body, _tree(paths))
     return body
 
 
@@ -684,6 +688,11 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                             payload = orjson.loads(raw)
                         except orjson.JSONDecodeError:
                             raise ApiError.of("JSONParseError") from None
+                    route = request.scope.get("route")
+                    if payload is not None and route is not None:
+                        from .schemas import check_body
+
+                        check_body(request.method, route.path, payload)
                 ctx = Ctx(request=request, store=store, count=count, offset=offset, json=payload)
                 result = await handler(request, ctx)
                 request.state.items = ctx.items

@@ -440,6 +440,22 @@ def _campaign_for_report(ctx: Ctx) -> tuple[EngagementState, Campaign, CampaignE
     return state, campaign, campaign.events
 
 
+def _unsent_page(
+    request: Request, ctx: Ctx, sub: str, key: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """An empty page of `/reports/{id}/{sub}` when the campaign exists but was never sent.
+
+    Clients that read every campaign's report collections (Airbyte's source-mailchimp iterates all
+    of `/campaigns` for email activity, drafts included) work against real accounts with drafts, so
+    the real API answers these with an empty collection, not 404. None for a sent campaign; an
+    unknown id still raises 404.
+    """
+    campaign = find_campaign(engagement(ctx), ctx.request.path_params["campaign_id"])
+    if campaign.is_sent and campaign.events is not None:
+        return None
+    return _report_page(request, ctx, campaign, sub, key, [], 0, extra=extra)
+
+
 def _recipient(ctx: Ctx) -> tuple[EngagementState, Campaign, CampaignEvents, Rows, int]:
     """Report, rows and recipient index of a `/reports/{id}/.../{subscriber_hash}` URL."""
     state, campaign, events = _campaign_for_report(ctx)
@@ -686,6 +702,8 @@ def _activity_row(
 
 @mc_endpoint
 async def get_email_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (unsent := _unsent_page(request, ctx, "email-activity", "emails")) is not None:
+        return unsent
     state, campaign, events = _campaign_for_report(ctx)
     since = _since(request)
     hi = events.visible(state.read_now)
@@ -725,6 +743,10 @@ def _open_row(
 
 @mc_endpoint
 async def get_open_details(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (
+        unsent := _unsent_page(request, ctx, "open-details", "members", extra={"total_opens": 0})
+    ) is not None:
+        return unsent
     state, campaign, events = _campaign_for_report(ctx)
     since = _since(request)
     hi = events.visible(state.read_now)
@@ -808,6 +830,8 @@ def _url_doc(request: Request, campaign: Campaign, agg: Aggregates, u: int) -> d
 
 @mc_endpoint
 async def get_click_details(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (unsent := _unsent_page(request, ctx, "click-details", "urls_clicked")) is not None:
+        return unsent
     state, campaign, events = _campaign_for_report(ctx)
     agg = events.aggregates(state.read_now)
     order = list(range(len(campaign.urls)))
@@ -911,6 +935,8 @@ def _unsub_row(rows: Rows, campaign: Campaign, e: int) -> dict[str, Any]:
 
 @mc_endpoint
 async def get_unsubscribed(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (unsent := _unsent_page(request, ctx, "unsubscribed", "unsubscribes")) is not None:
+        return unsent
     state, campaign, events = _campaign_for_report(ctx)
     unsubs = events.aggregates(state.read_now).unsub_events
     page, total = paginate(unsubs, ctx.count, ctx.offset)
@@ -953,6 +979,8 @@ def _sent_row(
 
 @mc_endpoint
 async def get_sent_to(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (unsent := _unsent_page(request, ctx, "sent-to", "sent_to")) is not None:
+        return unsent
     state, campaign, events = _campaign_for_report(ctx)
     hi = events.visible(state.read_now)
     rows = Rows(state, campaign)
@@ -970,6 +998,8 @@ async def get_sent_to_member(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint
 async def get_product_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if (unsent := _unsent_page(request, ctx, "ecommerce-product-activity", "products")) is not None:
+        return unsent
     state, campaign, _ = _campaign_for_report(ctx)
     products = state.ecommerce.product_activity(campaign.id)
     field_ = request.query_params.get("sort_field") or None
@@ -1056,6 +1086,28 @@ async def engage(request: Request) -> Response:
 # --------------------------------------------------------------------------- routes
 
 
+AUTOMATION_STATUSES = ("save", "paused", "sending")
+
+
+@mc_endpoint
+async def get_automations(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """`GET /automations` (OpenAPI `getAutomations`): the sandbox account has no classic
+    automations, so an empty collection. The rest of the family is not implemented (README)."""
+    check_enum(
+        {k: v for k, v in request.query_params.items() if k == "status"},
+        "status",
+        AUTOMATION_STATUSES,
+    )
+    for name in (
+        "before_create_time",
+        "since_create_time",
+        "before_start_time",
+        "since_start_time",
+    ):
+        parse_ts_param(request, name)
+    return collection_page(request, ctx, "automations", [], lambda a: a, "/automations")
+
+
 def engagement_routes() -> list[BaseRoute]:
     """Campaigns, reports, e-commerce and the engagement control route."""
     base = "/3.0/reports"
@@ -1084,6 +1136,7 @@ def engagement_routes() -> list[BaseRoute]:
         Route(cid + "/sent-to/{subscriber_hash}", get_sent_to_member, methods=["GET"]),
         Route(cid + "/ecommerce-product-activity", get_product_activity, methods=["GET"]),
         *ecommerce.routes(),
+        Route("/3.0/automations", get_automations, methods=["GET"]),
         Route("/_sandbox/mailchimp/campaigns/{campaign_id}/engage", engage, methods=["POST"]),
     ]
 
