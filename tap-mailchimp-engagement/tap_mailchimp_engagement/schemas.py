@@ -19,7 +19,9 @@ from singer_sdk import typing as th
 
 
 def _key(name: str, description: str, kind: type[th.JSONTypeHelper] = th.StringType) -> th.Property:
-    return th.Property(name, kind(nullable=False), required=True, description=description)
+    # Key columns are never null, and never the empty string (COPY-based loaders read '' as NULL).
+    wtype = th.StringType(nullable=False, min_length=1) if kind is th.StringType else kind(nullable=False)
+    return th.Property(name, wtype, required=True, description=description)
 
 
 def _str(name: str, description: str | None = None) -> th.Property:
@@ -423,6 +425,11 @@ REPORTS = _schema(
 # -- per-recipient engagement ------------------------------------------------------------------
 
 EMAIL_ACTIVITY = _schema(
+    _key(
+        "event_id",
+        "Key of the event: sha256 (64 hex) of its natural key [campaign_id, email_id, action, timestamp, "
+        "url or \"\"]; the same event read again has the same id.",
+    ),
     _key("campaign_id", "Campaign id."),
     _key("email_id", "Subscriber hash of the recipient (= members.id)."),
     _key("action", "open | click | bounce (unknown values pass through)."),
@@ -432,7 +439,7 @@ EMAIL_ACTIVITY = _schema(
         required=True,
         description="When the action happened.",
     ),
-    _key("url", "Clicked URL for `click`; the empty string for every other action (part of the key)."),
+    _str("url", "Clicked URL for `click`; null for every other action."),
     _str("bounce_type", "hard | soft for `bounce`; null otherwise."),
     _str("ip"),
     _str("list_id"),
@@ -479,7 +486,7 @@ ORDER_LINE = th.ObjectType(
     _num("discount"),
 )
 
-ECOMMERCE_ORDERS = _schema(
+ATTRIBUTED_ORDERS = _schema(
     _key("store_id", "E-commerce store id."),
     _key("id", "Order id (client-defined; the shop's order id)."),
     _str("campaign_id", "Campaign the order is attributed to (conversion)."),

@@ -34,7 +34,7 @@ STREAM_TYPES: list[type[Stream]] = [
     streams.EmailActivityStream,
     streams.UnsubscribesStream,
     streams.SentToStream,
-    streams.EcommerceOrdersStream,
+    streams.AttributedOrdersStream,
 ]
 
 

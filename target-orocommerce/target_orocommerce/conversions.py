@@ -1,4 +1,4 @@
-"""Conversions: Mailchimp ``ecommerce_orders`` attributed to a campaign -> the Oro order.
+"""Conversions: Mailchimp ``attributed_orders`` attributed to a campaign -> the Oro order.
 
 Where it lands: the Oro **order** gets a to-one relationship to the Oro **campaign** that mirrors
 the Mailchimp campaign (a custom "Campaign" relation on Order, created once in Entity Management;
@@ -28,7 +28,7 @@ from target_orocommerce.lookups import CampaignDirectory
 
 
 class ConversionError(ValueError):
-    """An ``ecommerce_orders`` record that cannot be used; ``field`` names the culprit."""
+    """An ``attributed_orders`` record that cannot be used; ``field`` names the culprit."""
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
@@ -45,7 +45,7 @@ class Conversion:
 
 
 def parse_conversion(record: Mapping[str, Any]) -> Conversion | None:
-    """The conversion in an ``ecommerce_orders`` record (None when not attributed to a campaign)."""
+    """The conversion in an ``attributed_orders`` record (None when not attributed to a campaign)."""
     campaign = record.get("campaign_id")
     if campaign in (None, ""):
         return None

@@ -174,7 +174,7 @@ class ActivitySink(OroSink):
 
 
 class ConversionsSink(OroSink):
-    """``ecommerce_orders`` with a ``campaign_id`` -> the Oro order's campaign relationship."""
+    """``attributed_orders`` with a ``campaign_id`` -> the Oro order's campaign relationship."""
 
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
