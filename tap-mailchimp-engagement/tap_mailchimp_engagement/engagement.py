@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 EXCLUDE = "emails._links,_links"
 
 
-def activity_event_id(campaign_id: str, email_id: str, action: str, timestamp: str, url: str | None) -> str:
+def activity_event_id(
+    campaign_id: str | None, email_id: str | None, action: str | None, timestamp: str | None, url: str | None
+) -> str:
     """The key of an ``email_activity`` row: sha256 (hex) of the event's natural key.
 
     The natural key (campaign, recipient, action, time, clicked URL) has no URL for opens and bounces;

@@ -161,6 +161,15 @@ class TapMailchimpEngagement(Tap):
             "`forgotten_members`.",
         ),
         th.Property(
+            "merge_tags",
+            th.ArrayType(th.StringType(min_length=1, max_length=10, pattern=r"^[A-Z0-9_]+$")),
+            default=[],
+            description="Merge tags of the audience to declare in the `merge_fields` schema of `members`, "
+            "`unsubscribes` and `sent_to` besides the standard ones (FNAME, LNAME, PHONE, BIRTHDAY, COMPANY, "
+            "ADDRESS) and `identity_merge_field`: a flattening loader gets a column for each. Other tags "
+            "come in `merge_fields_other` (one JSON column when flattened).",
+        ),
+        th.Property(
             "request_timeout_seconds",
             th.NumberType,
             default=120,

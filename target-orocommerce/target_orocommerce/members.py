@@ -195,6 +195,9 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str |
     merge = record.get("merge_fields") or {}
     if not isinstance(merge, Mapping):
         raise MemberError("merge_fields is not an object", "merge_fields")
+    other = record.get("merge_fields_other")  # the tap's undeclared tags (a configured name may be there)
+    if isinstance(other, Mapping):
+        merge = {**other, **merge}
 
     def text(name: str) -> str | None:
         value = merge.get(name)
