@@ -61,3 +61,19 @@ def test_no_key_field_can_be_empty_or_null(tap: str) -> None:
             if "string" in types and prop.get("minLength", 0) < 1 and prop.get("format") != "date-time":
                 problems.append(f"{where}: a string that may be empty (no minLength, not a date-time)")
     assert not problems, problems
+
+
+@pytest.mark.parametrize("tap", TAPS)
+def test_no_required_field_is_an_object(tap: str) -> None:
+    """A flattening loader (singer-sdk 0.54) replaces an object by its `a__b` columns but keeps the
+    schema's `required` list, then refuses every record for the missing object: required fields stay
+    scalar (or arrays, which flatten to one JSON column of the same name)."""
+    problems = []
+    for stream in _catalog(tap):
+        props = stream["schema"]["properties"]
+        for name in stream["schema"].get("required", []):
+            types = props[name].get("type")
+            types = [types] if isinstance(types, str) else list(types or [])
+            if "object" in types and "properties" in props[name]:
+                problems.append(f"{stream['tap_stream_id']}.{name}")
+    assert not problems, problems
