@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -80,3 +81,26 @@ def fresh_venv(path: Path, *, pip: bool = False) -> Path:
     """A new, empty virtual environment (with pip if asked); its python."""
     subprocess.run([UV, "venv", "--quiet", *(["--seed"] if pip else []), str(path)], check=True)
     return path / "bin" / "python"
+
+
+def locked_plugin(name: str) -> Path:
+    """The executable of third-party plugin ``name``, installed alone in its own environment from
+    ``requirements/<name>.txt`` (exact versions, hashes checked), as meltano.yml's `pip_url`s do.
+
+    The environment (`.venv/plugins/<name>`) is reused while the lock file is unchanged.
+    """
+    lock = ROOT / "requirements" / f"{name}.txt"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    venv = ROOT / ".venv" / "plugins" / name
+    stamp = venv / ".lock-sha256"
+    exe = venv / "bin" / name
+    if not (exe.exists() and stamp.exists() and stamp.read_text() == digest):
+        shutil.rmtree(venv, ignore_errors=True)
+        python = fresh_venv(venv)
+        install = [UV, "pip", "install", "--quiet", "--python", str(python), "--require-hashes", "-r", str(lock)]
+        # from uv's cache when it has every package (tests may run without a network), else from the index
+        offline = subprocess.run(install, env={**os.environ, "UV_OFFLINE": "1"}, capture_output=True, check=False)
+        if offline.returncode != 0:
+            subprocess.run(install, check=True)
+        stamp.write_text(digest)
+    return exe

@@ -58,6 +58,7 @@ from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 
 from oromc_common import settings
+from oromc_common.dryrun import DryRunWriteError
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -449,7 +450,13 @@ class _BearerAuth(requests.auth.AuthBase):
 
 
 class MailchimpClient:
-    """Thread-safe Mailchimp client; every request goes through the account's connection governor."""
+    """Thread-safe Mailchimp client; every request goes through the account's connection governor.
+
+    ``read_only`` (a dry run): any request but GET raises :class:`~oromc_common.dryrun.DryRunWriteError`
+    before it is sent.
+    """
+
+    read_only: bool = False
 
     def __init__(
         self,
@@ -537,6 +544,9 @@ class MailchimpClient:
         json_body: Any = None,
     ) -> Any:
         """Send one request (retrying transient failures) and return the parsed JSON body or None."""
+        if self.read_only and method.upper() != "GET":
+            msg = f"dry run: {method.upper()} {path} refused (nothing is written in a dry run)"
+            raise DryRunWriteError(msg)
         return self._send(method.upper(), path, params, json_body)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:

@@ -19,6 +19,8 @@ from singer_sdk import Tap
 from singer_sdk.streams import Stream
 from typing_extensions import override
 
+from tap_mailchimp_engagement import schemas
+
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
@@ -64,6 +66,29 @@ def blank_timestamps_to_null(record: dict[str, Any], schema: Mapping[str, Any]) 
                     if isinstance(item, dict):
                         blank_timestamps_to_null(item, items)
     return record
+
+
+def split_merge_fields(record: dict[str, Any], declared: set[str]) -> dict[str, Any]:
+    """Keep the ``declared`` tags in ``merge_fields``, move the others to ``merge_fields_other`` (in place).
+
+    Mailchimp's empty ADDRESS (``""``) becomes null, as the schema declares ADDRESS an object.
+    """
+    merge = record.get("merge_fields")
+    if not isinstance(merge, dict):
+        return record
+    known = {k: v for k, v in merge.items() if k in declared}
+    if known.get(schemas.MERGE_ADDRESS) == "":
+        known[schemas.MERGE_ADDRESS] = None
+    record["merge_fields"] = known
+    record[schemas.OTHER_MERGE_FIELDS] = {k: v for k, v in merge.items() if k not in declared} or None
+    return record
+
+
+def configured_merge_tags(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Merge tags declared in the schemas besides the standard ones: the identity field and ``merge_tags``."""
+    identity = config.get("identity_merge_field")
+    identity = schemas.DEFAULT_IDENTITY_MERGE_FIELD if identity is None else str(identity)
+    return tuple(t for t in (identity, *(config.get("merge_tags") or [])) if t)
 
 
 def _is_nullable_datetime(prop: Mapping[str, Any]) -> bool:
@@ -303,6 +328,13 @@ class MailchimpStream(Stream):
     #: Keys copied into the fingerprint key of change-detected streams.
     primary_keys: ClassVar[list[str]] = []
 
+    def __init__(self, tap: Any) -> None:
+        """Bind to the tap; ``merge_fields`` (where present) also declares the configured merge tags."""
+        super().__init__(tap)
+        # Streams name their schema as a class attribute; this instance's copy shadows it.
+        vars(self)["schema"] = schemas.with_merge_tags(self.schema, configured_merge_tags(tap.config))
+        self._declared_merge_tags = schemas.declared_merge_tags(self.schema)
+
     @property
     def tap(self) -> Tap:
         """The tap this stream belongs to."""
@@ -322,6 +354,8 @@ class MailchimpStream(Stream):
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         row.pop("_links", None)
         blank_timestamps_to_null(row, self.schema)
+        if self._declared_merge_tags:
+            split_merge_fields(row, self._declared_merge_tags)
         return row
 
     @property

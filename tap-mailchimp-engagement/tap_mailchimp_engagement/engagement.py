@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,6 +26,18 @@ if TYPE_CHECKING:
 EXCLUDE = "emails._links,_links"
 
 
+def activity_event_id(
+    campaign_id: str | None, email_id: str | None, action: str | None, timestamp: str | None, url: str | None
+) -> str:
+    """The key of an ``email_activity`` row: sha256 (hex) of the event's natural key.
+
+    The natural key (campaign, recipient, action, time, clicked URL) has no URL for opens and bounces;
+    hashing it gives one non-empty key column that COPY-based loaders cannot read as NULL.
+    """
+    natural = json.dumps([campaign_id, email_id, action, timestamp, url or ""], separators=(",", ":"))
+    return hashlib.sha256(natural.encode("utf-8")).hexdigest()
+
+
 def flatten_activity(email: dict[str, Any], campaign_id: str) -> Iterator[dict[str, Any]]:
     """One row per action of an ``emails[]`` item (items without ``activity`` give no row)."""
     base = {
@@ -35,11 +49,14 @@ def flatten_activity(email: dict[str, Any], campaign_id: str) -> Iterator[dict[s
     }
     for act in email.get("activity") or []:
         action = act.get("action")
+        timestamp = act.get("timestamp") or None
+        url = act.get("url") or None
         yield {
+            "event_id": activity_event_id(base["campaign_id"], base["email_id"], action, timestamp, url),
             **base,
             "action": action,
-            "timestamp": act.get("timestamp") or None,
-            "url": act.get("url") or "",
+            "timestamp": timestamp,
+            "url": url,
             "bounce_type": (act.get("type") or None) if action == "bounce" else None,
             "ip": act.get("ip") or None,
         }

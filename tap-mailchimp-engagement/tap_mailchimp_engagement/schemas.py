@@ -6,11 +6,15 @@ Conventions:
       (see :func:`tap_mailchimp_engagement.client.blank_timestamps_to_null`);
     * enumerations (``status``, ``action``, ``type`` ...) are plain strings: values Mailchimp adds later pass
       through unchanged, the documented values are listed in the descriptions;
-    * objects keyed by data (``merge_fields``, ``interests``) accept any property.
+    * ``merge_fields`` declares the standard merge tags and the configured ones (:func:`merge_fields`), so a
+      flattening loader gets a column for each; the audience's other tags come as they are in
+      ``merge_fields_other`` (kept as JSON by a flattening loader);
+    * objects keyed by data (``interests``: interest id -> bool) accept any property.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from singer_sdk import typing as th
@@ -19,7 +23,9 @@ from singer_sdk import typing as th
 
 
 def _key(name: str, description: str, kind: type[th.JSONTypeHelper] = th.StringType) -> th.Property:
-    return th.Property(name, kind(nullable=False), required=True, description=description)
+    # Key columns are never null, and never the empty string (COPY-based loaders read '' as NULL).
+    wtype = th.StringType(nullable=False, min_length=1) if kind is th.StringType else kind(nullable=False)
+    return th.Property(name, wtype, required=True, description=description)
 
 
 def _str(name: str, description: str | None = None) -> th.Property:
@@ -43,7 +49,9 @@ def _ts(name: str, description: str | None = None) -> th.Property:
 
 
 def _any_object(name: str, description: str) -> th.Property:
-    return th.Property(name, th.ObjectType(additional_properties=True), description=description)
+    # No "properties" key: a flattening loader then keeps the object as one JSON column (an object with
+    # an empty "properties" would be flattened into no column at all).
+    return th.Property(name, th.CustomType({"type": ["object", "null"]}), description=description)
 
 
 def _schema(*props: th.Property) -> dict[str, Any]:
@@ -60,6 +68,58 @@ ADDRESS = th.ObjectType(
     _str("country"),
     _str("phone"),
 )
+
+# -- merge fields (members, unsubscribes, sent_to) ------------------------------------------------
+
+#: Merge tags every audience has (Mailchimp's default audience fields), each a string.
+STANDARD_MERGE_TAGS = ("FNAME", "LNAME", "PHONE", "BIRTHDAY", "COMPANY")
+MERGE_ADDRESS = "ADDRESS"
+MERGE_ADDRESS_TYPE = th.ObjectType(
+    _str("addr1"), _str("addr2"), _str("city"), _str("state"), _str("zip"), _str("country")
+)
+OTHER_MERGE_FIELDS = "merge_fields_other"
+DEFAULT_IDENTITY_MERGE_FIELD = "OROID"  # the default of the `identity_merge_field` setting
+
+
+def merge_fields(description: str, configured: tuple[str, ...] = ()) -> list[th.Property]:
+    """``merge_fields`` with the standard tags and ``configured`` ones declared, plus ``merge_fields_other``."""
+    extra = [tag for tag in dict.fromkeys(configured) if tag and tag not in (*STANDARD_MERGE_TAGS, MERGE_ADDRESS)]
+    declared = [
+        *(_str(tag) for tag in STANDARD_MERGE_TAGS),
+        th.Property(MERGE_ADDRESS, MERGE_ADDRESS_TYPE, description="Mailchimp's empty string is emitted as null."),
+        *(
+            th.Property(tag, th.CustomType({"type": ["string", "number", "null"]}), description="Configured tag.")
+            for tag in extra
+        ),
+    ]
+    return [
+        th.Property("merge_fields", th.ObjectType(*declared), description=description),
+        _any_object(
+            OTHER_MERGE_FIELDS,
+            "The audience's other merge tags (not standard, not configured in `merge_tags`), as Mailchimp "
+            "returns them; null when there are none.",
+        ),
+    ]
+
+
+def declared_merge_tags(schema: dict[str, Any]) -> set[str]:
+    """The tags ``schema`` declares in ``merge_fields`` (empty when it has no ``merge_fields_other``)."""
+    props = schema.get("properties", {})
+    if OTHER_MERGE_FIELDS not in props:
+        return set()
+    return set(props["merge_fields"].get("properties", {}))
+
+
+def with_merge_tags(schema: dict[str, Any], configured: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of a stream schema whose ``merge_fields`` also declares the ``configured`` tags."""
+    if OTHER_MERGE_FIELDS not in schema.get("properties", {}):
+        return schema
+    out = copy.deepcopy(schema)
+    description = out["properties"]["merge_fields"].get("description", "")
+    for prop in merge_fields(description, configured):
+        out["properties"][prop.name] = prop.to_dict()[prop.name]
+    return out
+
 
 ECOMMERCE_TOTALS = th.ObjectType(
     _int("total_orders"),
@@ -170,15 +230,15 @@ MEMBERS = _schema(
     _str("sms_phone_number"),
     _str("sms_subscription_status", "subscribed | unsubscribed | nonsubscribed | pending; null when unset."),
     _ts("sms_subscription_last_updated"),
-    _any_object(
-        "merge_fields",
-        "Values keyed by merge tag (FNAME, LNAME, PHONE, ADDRESS ...). Scalars are strings or numbers; "
-        "ADDRESS is an object {addr1, addr2, city, state, zip, country} or an empty string.",
+    *merge_fields(
+        "Values of the standard merge tags (FNAME, LNAME, PHONE, BIRTHDAY, COMPANY, ADDRESS {addr1, addr2, "
+        "city, state, zip, country}) and the configured ones (`identity_merge_field`, `merge_tags`).",
+        (DEFAULT_IDENTITY_MERGE_FIELD,),
     ),
     th.Property(
         "interests",
-        th.ObjectType(additional_properties=th.BooleanType),
-        description="Group membership: interest id -> true/false.",
+        th.CustomType({"type": ["object", "null"], "additionalProperties": {"type": "boolean"}}),
+        description="Group membership: interest id -> true/false (keyed by data: one JSON column when flattened).",
     ),
     th.Property(
         "stats",
@@ -423,6 +483,11 @@ REPORTS = _schema(
 # -- per-recipient engagement ------------------------------------------------------------------
 
 EMAIL_ACTIVITY = _schema(
+    _key(
+        "event_id",
+        "Key of the event: sha256 (64 hex) of its natural key [campaign_id, email_id, action, timestamp, "
+        "url or \"\"]; the same event read again has the same id.",
+    ),
     _key("campaign_id", "Campaign id."),
     _key("email_id", "Subscriber hash of the recipient (= members.id)."),
     _key("action", "open | click | bounce (unknown values pass through)."),
@@ -432,7 +497,7 @@ EMAIL_ACTIVITY = _schema(
         required=True,
         description="When the action happened.",
     ),
-    _key("url", "Clicked URL for `click`; the empty string for every other action (part of the key)."),
+    _str("url", "Clicked URL for `click`; null for every other action."),
     _str("bounce_type", "hard | soft for `bounce`; null otherwise."),
     _str("ip"),
     _str("list_id"),
@@ -449,7 +514,7 @@ UNSUBSCRIBES = _schema(
     _str("list_id"),
     _bool("list_is_active"),
     _bool("vip"),
-    _any_object("merge_fields", "Merge values of the member at unsubscribe time."),
+    *merge_fields("Merge values of the member at unsubscribe time (see `members.merge_fields`).", (DEFAULT_IDENTITY_MERGE_FIELD,)),
 )
 
 SENT_TO = _schema(
@@ -464,7 +529,7 @@ SENT_TO = _schema(
     _str("list_id"),
     _bool("list_is_active"),
     _bool("vip"),
-    _any_object("merge_fields", "Merge values of the member."),
+    *merge_fields("Merge values of the member (see `members.merge_fields`).", (DEFAULT_IDENTITY_MERGE_FIELD,)),
 )
 
 ORDER_LINE = th.ObjectType(
@@ -479,7 +544,7 @@ ORDER_LINE = th.ObjectType(
     _num("discount"),
 )
 
-ECOMMERCE_ORDERS = _schema(
+ATTRIBUTED_ORDERS = _schema(
     _key("store_id", "E-commerce store id."),
     _key("id", "Order id (client-defined; the shop's order id)."),
     _str("campaign_id", "Campaign the order is attributed to (conversion)."),

@@ -539,7 +539,7 @@ class EmailActivityStream(MailchimpStream):
     """
 
     name = "email_activity"
-    primary_keys: ClassVar[list[str]] = ["campaign_id", "email_id", "action", "timestamp", "url"]
+    primary_keys: ClassVar[list[str]] = ["event_id"]
     replication_key = "timestamp"
     is_sorted = False
     schema = schemas.EMAIL_ACTIVITY
@@ -621,12 +621,12 @@ class SentToStream(MailchimpStream):
             self.flush_state()
 
 
-class EcommerceOrdersStream(ChangeDetectedStream):
+class AttributedOrdersStream(ChangeDetectedStream):
     """Orders attributed to campaigns inside the engagement window (conversions)."""
 
-    name = "ecommerce_orders"
+    name = "attributed_orders"
     primary_keys: ClassVar[list[str]] = ["store_id", "id"]
-    schema = schemas.ECOMMERCE_ORDERS
+    schema = schemas.ATTRIBUTED_ORDERS
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -656,8 +656,8 @@ class EcommerceOrdersStream(ChangeDetectedStream):
 
 
 __all__ = [
+    "AttributedOrdersStream",
     "CampaignsStream",
-    "EcommerceOrdersStream",
     "EmailActivityStream",
     "ForgottenMembersStream",
     "ListsStream",

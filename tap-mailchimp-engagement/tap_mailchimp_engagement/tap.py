@@ -42,7 +42,7 @@ STREAM_TYPES: list[type[Stream]] = [
     streams.EmailActivityStream,
     streams.UnsubscribesStream,
     streams.SentToStream,
-    streams.EcommerceOrdersStream,
+    streams.AttributedOrdersStream,
 ]
 
 
@@ -163,6 +163,15 @@ class TapMailchimpEngagement(SeamTap):
             "`forgotten_members` keeps the set of these ids to name the people Mailchimp deleted "
             "permanently; members without one (Mailchimp-only people) are never reported. Empty disables "
             "`forgotten_members`.",
+        ),
+        th.Property(
+            "merge_tags",
+            th.ArrayType(th.StringType(min_length=1, max_length=10, pattern=r"^[A-Z0-9_]+$")),
+            default=[],
+            description="Merge tags of the audience to declare in the `merge_fields` schema of `members`, "
+            "`unsubscribes` and `sent_to` besides the standard ones (FNAME, LNAME, PHONE, BIRTHDAY, COMPANY, "
+            "ADDRESS) and `identity_merge_field`: a flattening loader gets a column for each. Other tags "
+            "come in `merge_fields_other` (one JSON column when flattened).",
         ),
         *connection_properties(
             request_timeout=120,

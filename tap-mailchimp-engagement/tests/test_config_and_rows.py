@@ -65,10 +65,18 @@ def test_activity_is_one_row_per_action_with_a_non_null_key() -> None:
     }
     rows = list(flatten_activity(email, "c1"))
     assert [(r["action"], r["url"], r["bounce_type"]) for r in rows] == [
-        ("open", "", None),
+        ("open", None, None),
         ("click", "https://shop/x", None),
-        ("bounce", "", "hard"),
+        ("bounce", None, "hard"),
     ]
+    ids = [r["event_id"] for r in rows]
+    assert all(len(i) == 64 for i in ids)
+    assert len(set(ids)) == 3
+    # Stable: the same event read again (another page, a batch result) has the same id.
+    assert [r["event_id"] for r in flatten_activity(email, "c1")] == ids
+    # Every part of the natural key is in the id: the same open one second later is another event.
+    later = {**email, "activity": [{**email["activity"][0], "timestamp": "2026-01-01T00:00:01+00:00"}]}
+    assert next(flatten_activity(later, "c1"))["event_id"] != ids[0]
     assert list(flatten_activity({"email_id": "e2"}, "c1")) == []
 
 

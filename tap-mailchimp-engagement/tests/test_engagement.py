@@ -30,7 +30,7 @@ def _truth(tools: Any, sb: Any, campaign_ids: set[str]) -> set[tuple[Any, ...]]:
             ).json()
             for email in page["emails"]:
                 for act in email.get("activity") or []:
-                    rows.add((cid, email["email_id"], act["action"], act["timestamp"], act.get("url") or ""))
+                    rows.add((cid, email["email_id"], act["action"], act["timestamp"], act.get("url") or None))
             if len(page["emails"]) < 1000:
                 break
             offset += 1000

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     PermanentMailchimpError,
@@ -78,8 +79,10 @@ class ContactSync(TagWrites):
         settings: SyncSettings,
         report: RunReport,
         stream: str = "contacts",
+        plan: ActionPlan | None = None,
     ) -> None:
-        """``specs`` are the audience's merge fields for the mapped tags (and the identity tag)."""
+        """``specs`` are the audience's merge fields for the mapped tags (and the identity tag);
+        ``plan`` records the planned writes (and, in a dry run, stands in for them)."""
         self.audience = audience
         self.specs = dict(specs)
         self.settings = settings
@@ -88,6 +91,7 @@ class ContactSync(TagWrites):
         self.workers = settings.max_connections
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
+        self.plan = plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
 
     # -- preparation -----------------------------------------------------------------------
     def prepare(self, records: list[dict[str, Any]]) -> list[Contact]:
@@ -210,7 +214,12 @@ class ContactSync(TagWrites):
             self.audience.load_all(self.workers)
             states = {h: self.audience.members.get(h) for h in hashes}
         plan, moves, erasures = self._resolve(contacts, states)
-        plan += self._run_moves(moves)
+        for contact, _ in moves:
+            self.plan.add(self.stream, "change_email", contact.key)
+        if self.plan.dry_run:  # the moved members' further changes show once their address has moved
+            self._count("dry_run_not_planned_after_email_change", len(moves))
+        else:
+            plan += self._run_moves(moves)
         incomplete = [(c.hash, s) for c, s, _ in plan if s is not None and not s.tags_complete]
         run_concurrently(
             [partial(self.audience.complete_tags, h, s) for h, s in incomplete], self.workers
@@ -238,11 +247,39 @@ class ContactSync(TagWrites):
                 deltas.append(delta)
             if not update.item and not (delta.add or delta.remove):
                 self._count("unchanged")
+        self._record_plan(writes, archives, deltas, erasures)
+        if self.plan.dry_run:
+            return
         self._created_tag_deltas = []
         self._run_writes(writes)
         self._run_tags(deltas + self._created_tag_deltas)
         self._run_archives(archives)
         self._run_erasures(erasures)
+
+    def _record_plan(
+        self,
+        writes: list[Write],
+        archives: list[tuple[Contact, MemberState]],
+        deltas: list[TagDelta],
+        erasures: list[tuple[Contact, str, MemberState]],
+    ) -> None:
+        """One planned action per write (names and statuses only: no e-mail address, no value)."""
+        for write in writes:
+            fields = sorted(write.item.get("merge_fields") or {})
+            status = write.item.get("status")
+            if write.created:
+                tags = len(write.item.get("tags") or [])
+                self.plan.add(self.stream, "create", write.contact.key, status=status, merge_fields=fields, tags=tags)
+            elif status == "unsubscribed":
+                self.plan.add(self.stream, "unsubscribe", write.contact.key, merge_fields=fields)
+            else:
+                self.plan.add(self.stream, "update", write.contact.key, status=status, merge_fields=fields)
+        for contact, state in archives:
+            self.plan.add(self.stream, "archive", contact.key, status=state.status)
+        for delta in deltas:
+            self.plan.add(self.stream, "re-tag", delta.contact.key, add=sorted(delta.add), remove=sorted(delta.remove))
+        for contact, _, state in erasures:
+            self.plan.add(self.stream, "erase", contact.key, status=state.status, mode=self.settings.erasure_mode)
 
     def _needs_index(self, contact: Contact, states: Mapping[str, MemberState | None]) -> bool:
         """True when only the audience-wide source-id index can tell which member is the contact's:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
     MAILCHIMP_TIMEOUT_DETAIL,
@@ -35,6 +36,7 @@ from target_mailchimp.mapping import (
     DISABLED_USER_POLICIES,
     MERGE_FIELD_TYPES,
     ConsentPolicy,
+    MergeFieldSpec,
 )
 from target_mailchimp.models import SyncSettings
 from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
@@ -261,6 +263,22 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="E-commerce: platform name of a store the target creates.",
     ),
     rejects_path_property("target-mailchimp-rejects.jsonl"),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Read the audience and plan every write, but write nothing (no state is emitted either): "
+        "the run summary counts what would be done per action (`would_create`, `would_update`, "
+        "`would_unsubscribe`, `would_archive`, `would_re-tag`, `would_erase`, ...), and "
+        "`dry_run_report_path` gets the counts with a redacted sample of each. Covers the contacts stream; "
+        "e-commerce streams are counted as `ignored`.",
+    ),
+    th.Property(
+        "dry_run_report_path",
+        th.StringType(min_length=1),
+        description="JSON file receiving the planned actions of the run (counts and a redacted sample per "
+        "action), in a dry run and in a real one; none when unset (the counts are in the run summary).",
+    ),
 ).to_dict()
 
 
@@ -301,6 +319,11 @@ class TargetMailchimp(SeamTarget):
             user_agent=f"{self.name}/0.1",
             connection_budget=connection_budget(cfg),
         )
+        self.dry_run = bool(cfg.get("dry_run"))
+        self.client.read_only = self.dry_run  # a write that slipped through the plan is refused, not sent
+        self.plan = ActionPlan(
+            self.name, self.report, dry_run=self.dry_run, path=cfg.get("dry_run_report_path")
+        )
         self._sync: ContactSync | None = None
         self._ecommerce: EcommerceSync | None = None
         self._sync_lock = threading.Lock()
@@ -311,7 +334,7 @@ class TargetMailchimp(SeamTarget):
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         if stream_name == self.config.get("contacts_stream", STREAM):
             return ContactsSink
-        if stream_name in RESOURCES:
+        if stream_name in RESOURCES and not self.dry_run:
             return EcommerceSink
         return IgnoredStreamSink
 
@@ -360,6 +383,14 @@ class TargetMailchimp(SeamTarget):
                 )
             return self._ecommerce
 
+    def _create_merge_field(self, audience: Audience, tag: str, kind: str, name: str) -> MergeFieldSpec:
+        self.plan.add(STREAM, "create_merge_field", tag, type=kind)
+        if self.dry_run:  # planned only: the values are checked against the type it would get
+            return MergeFieldSpec(tag=tag, type=kind)
+        spec = audience.create_merge_field(tag, kind, name)
+        self.logger.info("Created merge field %s (%s)", tag, kind)
+        return spec
+
     def _build_sync(self) -> ContactSync:
         cfg = self.config
         mapping: dict[str, str] = dict(cfg.get("merge_fields") or {})
@@ -388,13 +419,9 @@ class TargetMailchimp(SeamTarget):
                     )
                     raise MailchimpConfigError(msg)
                 kind = (cfg.get("merge_field_types") or {}).get(tag) or self._infer_type(source)
-                specs[tag] = audience.create_merge_field(
-                    tag, kind, source.replace("_", " ").title()
-                )
-                self.logger.info("Created merge field %s (%s)", tag, kind)
+                specs[tag] = self._create_merge_field(audience, tag, kind, source.replace("_", " ").title())
             if identity not in specs:  # the source id lives here: always created when missing
-                specs[identity] = audience.create_merge_field(identity, "text", "Oro customer user id")
-                self.logger.info("Created merge field %s (text) for the source id", identity)
+                specs[identity] = self._create_merge_field(audience, identity, "text", "Oro customer user id")
         except MailchimpError as exc:
             msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
             raise MailchimpConfigError(msg) from exc
@@ -434,6 +461,7 @@ class TargetMailchimp(SeamTarget):
             settings,
             self.report,
             stream=str(cfg.get("contacts_stream") or STREAM),
+            plan=self.plan,
         )
 
     def _infer_type(self, source: str) -> str:
@@ -484,6 +512,8 @@ class TargetMailchimp(SeamTarget):
 
     @override
     def write_state(self, state: dict[str, Any]) -> None:
+        if self.dry_run:  # nothing was written: the tap's bookmarks must not move
+            return
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
@@ -494,6 +524,9 @@ class TargetMailchimp(SeamTarget):
         super().process_endofpipe()
         if self._ecommerce is not None:
             self._ecommerce.finish()
+        self.plan.write()
+        if self.dry_run:
+            self.logger.info("DRY RUN: nothing was written; planned actions: %s", self.plan.counts())
         self.report.log_summary(self.logger)
         self.report.close()
         self.client.close()

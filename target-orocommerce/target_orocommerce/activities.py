@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from oromc_common.keys import record_key
 from oromc_common.oro import OroClientError, format_oro_datetime, parse_oro_datetime
 from oromc_common.report import RunReport
 
@@ -157,7 +158,9 @@ def _common(record: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return email, _email_id(record, email), campaign
 
 
-def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[ActivityIntent]:
+def intents_from_email_activity(
+    stream: str, record: Mapping[str, Any], key: str | None = None
+) -> list[ActivityIntent]:
     """Rows of ``email_activity`` (one event per row, or Mailchimp's nested ``activity`` list)."""
     email, email_id, campaign = _common(record)
     events = record.get("activity")
@@ -180,7 +183,7 @@ def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[
         out.append(
             ActivityIntent(
                 stream=stream,
-                record_key=_record_key(record, when, kind),
+                record_key=_record_key(record, when, kind, key),
                 type=kind,
                 email=email,
                 email_id=email_id,
@@ -195,7 +198,7 @@ def intents_from_email_activity(stream: str, record: Mapping[str, Any]) -> list[
 
 
 def intents_from_sent_to(
-    stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime]
+    stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
     email, email_id, campaign = _common(record)
@@ -209,7 +212,7 @@ def intents_from_sent_to(
     return [
         ActivityIntent(
             stream=stream,
-            record_key=_record_key(record, when, "send"),
+            record_key=_record_key(record, when, "send", key),
             type="send",
             email=email,
             email_id=email_id,
@@ -221,7 +224,9 @@ def intents_from_sent_to(
     ]
 
 
-def intents_from_unsubscribes(stream: str, record: Mapping[str, Any]) -> list[ActivityIntent]:
+def intents_from_unsubscribes(
+    stream: str, record: Mapping[str, Any], key: str | None = None
+) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
     email, email_id, campaign = _common(record)
     when = _utc(record.get("timestamp"))
@@ -230,7 +235,7 @@ def intents_from_unsubscribes(stream: str, record: Mapping[str, Any]) -> list[Ac
     return [
         ActivityIntent(
             stream=stream,
-            record_key=_record_key(record, when, "unsubscribe"),
+            record_key=_record_key(record, when, "unsubscribe", key),
             type="unsubscribe",
             email=email,
             email_id=email_id,
@@ -242,8 +247,12 @@ def intents_from_unsubscribes(stream: str, record: Mapping[str, Any]) -> list[Ac
     ]
 
 
-def _record_key(record: Mapping[str, Any], when: datetime, kind: str) -> str:
-    return f"{record.get('campaign_id')}/{record.get('email_id') or '?'}/{kind}/{format_oro_datetime(when)}"
+ACTIVITY_KEY = ("campaign_id", "email_id")  # names an activity record in rejects: ``<campaign>/<hash>``
+
+
+def _record_key(record: Mapping[str, Any], when: datetime, kind: str, key: str | None) -> str:
+    base = key if key is not None else record_key(record, ACTIVITY_KEY)
+    return f"{base}/{kind}/{format_oro_datetime(when)}"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Conversions: Mailchimp ``ecommerce_orders`` attributed to a campaign -> the Oro order.
+"""Conversions: Mailchimp ``attributed_orders`` attributed to a campaign -> the Oro order.
 
 Where it lands: the Oro **order** gets a to-one relationship to the Oro **campaign** that mirrors
 the Mailchimp campaign (a custom "Campaign" relation on Order, created once in Entity Management;
@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from oromc_common.keys import record_key
 from oromc_common.oro import OroClientError, build_filters, relationship_id
 from oromc_common.report import RunReport
 
@@ -28,7 +29,7 @@ from target_orocommerce.lookups import CampaignDirectory
 
 
 class ConversionError(ValueError):
-    """An ``ecommerce_orders`` record that cannot be used; ``field`` names the culprit."""
+    """An ``attributed_orders`` record that cannot be used; ``field`` names the culprit."""
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
@@ -44,8 +45,14 @@ class Conversion:
     campaign_code: str
 
 
-def parse_conversion(record: Mapping[str, Any]) -> Conversion | None:
-    """The conversion in an ``ecommerce_orders`` record (None when not attributed to a campaign)."""
+ORDER_KEY = ("store_id", "id")  # names an ``attributed_orders`` record in rejects: ``<store>/<order id>``
+
+
+def parse_conversion(record: Mapping[str, Any], key: str | None = None) -> Conversion | None:
+    """The conversion in an ``attributed_orders`` record (None when not attributed to a campaign).
+
+    ``key``: the record's name in rejects (default: ``<store>/<order id>``).
+    """
     campaign = record.get("campaign_id")
     if campaign in (None, ""):
         return None
@@ -54,7 +61,7 @@ def parse_conversion(record: Mapping[str, Any]) -> Conversion | None:
     order_id = record.get("id")
     if not isinstance(order_id, str) or not order_id:
         raise ConversionError("missing order id", "id")
-    return Conversion(f"{record.get('store_id')}/{order_id}", order_id, campaign)
+    return Conversion(key if key is not None else record_key(record, ORDER_KEY), order_id, campaign)
 
 
 class ConversionSync:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from oromc_common.keys import record_key
 from oromc_common.oro import (
     OroClientError,
     build_filters,
@@ -55,6 +56,8 @@ ARCHIVED_WITHDRAW, ARCHIVED_KEEP = "withdraw", "keep"
 FORGOTTEN = "forgotten"  # the status recorded for a member Mailchimp deleted permanently
 NEWER_WINS, MAILCHIMP_WINS, ORO_WINS = "newer_wins", "mailchimp_wins", "oro_wins"
 _PHONE_CHARS = re.compile(r"[^\d+]")
+
+MEMBER_KEY = ("list_id", "id")  # names a ``members`` record in rejects: ``<list>/<subscriber hash>``
 
 
 def phone_digits(value: Any) -> str:
@@ -136,10 +139,11 @@ class ForgottenRow:
     stream: str = "forgotten_members"
 
 
-def parse_forgotten(record: Mapping[str, Any]) -> ForgottenRow:
-    """Validate and parse one ``forgotten_members`` record."""
+def parse_forgotten(record: Mapping[str, Any], key: str | None = None) -> ForgottenRow:
+    """Validate and parse one ``forgotten_members`` record (``key``: its name in rejects and actions)."""
     oro_id = str(record.get("oro_id") or "").strip()
-    key = f"{record.get('list_id')}/oro:{oro_id or '?'}"
+    if key is None:
+        key = forgotten_key(record)
     if not oro_id.isdigit():
         raise MemberError("oro_id must be an Oro customer-user id (digits)", "oro_id")
     detected = _utc(record.get("detected_at"))
@@ -170,10 +174,19 @@ class MemberError(ValueError):
         self.field = field
 
 
-def parse_member(record: Mapping[str, Any], settings: MemberSettings) -> MemberRow:
-    """Validate and parse one ``members`` record."""
+def forgotten_key(record: Mapping[str, Any], **where: Any) -> str:
+    """``<list>/oro:<id>`` of a ``forgotten_members`` record (see :func:`oromc_common.keys.record_key`)."""
+    oro_id = str(record.get("oro_id") or "").strip()
+    if oro_id and record.get("list_id"):
+        return f"{record['list_id']}/oro:{oro_id}"
+    return record_key(record, (), **where)
+
+
+def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str | None = None) -> MemberRow:
+    """Validate and parse one ``members`` record (``key``: its name in rejects and actions)."""
     email = normalize_email(record.get("email_address"))
-    key = f"{record.get('list_id')}/{record.get('id')}"
+    if key is None:
+        key = record_key(record, MEMBER_KEY)
     if email is None:
         raise MemberError("missing or invalid email_address", "email_address")
     status = record.get("status")
@@ -182,6 +195,9 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings) -> MemberR
     merge = record.get("merge_fields") or {}
     if not isinstance(merge, Mapping):
         raise MemberError("merge_fields is not an object", "merge_fields")
+    other = record.get("merge_fields_other")  # the tap's undeclared tags (a configured name may be there)
+    if isinstance(other, Mapping):
+        merge = {**other, **merge}
 
     def text(name: str) -> str | None:
         value = merge.get(name)

@@ -6,19 +6,27 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from oromc_common.keys import record_key
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
 from target_orocommerce.activities import (
+    ACTIVITY_KEY,
     ActivityIntent,
     MappingError,
     intents_from_email_activity,
     intents_from_sent_to,
     intents_from_unsubscribes,
 )
-from target_orocommerce.conversions import ConversionError, parse_conversion
-from target_orocommerce.members import MemberError, parse_forgotten, parse_member
+from target_orocommerce.conversions import ORDER_KEY, ConversionError, parse_conversion
+from target_orocommerce.members import (
+    MEMBER_KEY,
+    MemberError,
+    forgotten_key,
+    parse_forgotten,
+    parse_member,
+)
 
 T = TypeVar("T")
 
@@ -45,6 +53,7 @@ class OroSink(BatchSink):
         key_properties: Sequence[str] | None,
     ) -> None:
         self.services: Services = target.services  # type: ignore[attr-defined]
+        self._positions: dict[int, int] = {}  # id(record) -> position in the stream, for the batch
         super().__init__(target, stream_name, schema, key_properties)
 
     @property
@@ -59,13 +68,25 @@ class OroSink(BatchSink):
     @override
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.services.report.count(self.stream_name, "read")
+        self._positions[id(record)] = self.services.report.get(self.stream_name, "read")
         super().process_record(record, context)
 
     @override
     def process_batch(self, context: dict[str, Any]) -> None:
         records = context.get("records") or []
-        if records:
-            self.write(records)
+        try:
+            if records:
+                self.write(records)
+        finally:
+            self._positions.clear()
+
+    def where(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What names ``record`` when its own id fields are missing: key properties, position."""
+        return {"key_properties": self.key_properties or (), "position": self._positions.get(id(record))}
+
+    def key_of(self, record: dict[str, Any], fields: Sequence[str]) -> str:
+        """The record's name in rejects (:func:`oromc_common.keys.record_key`): never ``None/None``."""
+        return record_key(record, fields, **self.where(record))
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Write one batch (implemented per stream)."""
@@ -93,7 +114,11 @@ class MembersSink(OroSink):
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
         settings = self.services.member_settings
-        rows = self.parsed(records, lambda r: parse_member(r, settings), lambda r: f"{r.get('list_id')}/{r.get('id')}")
+        rows = self.parsed(
+            records,
+            lambda r: parse_member(r, settings, self.key_of(r, MEMBER_KEY)),
+            lambda r: self.key_of(r, MEMBER_KEY),
+        )
         self.services.members.process(rows)
 
 
@@ -102,7 +127,11 @@ class ForgottenMembersSink(OroSink):
 
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
-        rows = self.parsed(records, parse_forgotten, lambda r: f"{r.get('list_id')}/oro:{r.get('oro_id')}")
+        rows = self.parsed(
+            records,
+            lambda r: parse_forgotten(r, forgotten_key(r, **self.where(r))),
+            lambda r: forgotten_key(r, **self.where(r)),
+        )
         if rows:
             self.services.members.forget(rows)
 
@@ -143,11 +172,12 @@ class ActivitySink(OroSink):
 
     def intents(self, record: dict[str, Any]) -> list[ActivityIntent]:
         """Activities asked for by one record."""
+        key = self.key_of(record, ACTIVITY_KEY)
         if self.stream_name == "sent_to":
-            return intents_from_sent_to(self.stream_name, record, self.services.send_times())
+            return intents_from_sent_to(self.stream_name, record, self.services.send_times(), key)
         if self.stream_name == "unsubscribes":
-            return intents_from_unsubscribes(self.stream_name, record)
-        return intents_from_email_activity(self.stream_name, record)
+            return intents_from_unsubscribes(self.stream_name, record, key)
+        return intents_from_email_activity(self.stream_name, record, key)
 
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
@@ -159,7 +189,7 @@ class ActivitySink(OroSink):
             try:
                 intents.extend(self.intents(record))
             except MappingError as exc:
-                key = f"{record.get('campaign_id')}/{record.get('email_id')}"
+                key = self.key_of(record, ACTIVITY_KEY)
                 services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
         outcome = services.activities.write(intents)
         report = services.report
@@ -174,17 +204,17 @@ class ActivitySink(OroSink):
 
 
 class ConversionsSink(OroSink):
-    """``ecommerce_orders`` with a ``campaign_id`` -> the Oro order's campaign relationship."""
+    """``attributed_orders`` with a ``campaign_id`` -> the Oro order's campaign relationship."""
 
     @override
     def write(self, records: list[dict[str, Any]]) -> None:
         services = self.services
         conversions = []
         for record in records:
+            key = self.key_of(record, ORDER_KEY)
             try:
-                conversion = parse_conversion(record)
+                conversion = parse_conversion(record, key)
             except ConversionError as exc:
-                key = f"{record.get('store_id')}/{record.get('id')}"
                 services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
                 continue
             if conversion is None:

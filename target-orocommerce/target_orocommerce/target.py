@@ -42,7 +42,7 @@ SINKS: dict[str, type[Sink]] = {
     "email_activity": ActivitySink,
     "sent_to": ActivitySink,
     "unsubscribes": ActivitySink,
-    "ecommerce_orders": ConversionsSink,
+    "attributed_orders": ConversionsSink,
 }
 
 
@@ -209,7 +209,7 @@ class TargetOroCommerce(SeamTarget):
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
-        if stream_name == "ecommerce_orders" and self.config.get("conversion_mode") == "off":
+        if stream_name == "attributed_orders" and self.config.get("conversion_mode") == "off":
             return IgnoredSink
         return SINKS.get(stream_name, IgnoredSink)
 

@@ -20,15 +20,16 @@ import requests
 from oromc_common.oro import OroOAuth2Authenticator, clear_token_cache
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from tap_mailchimp_engagement import schemas
+from tap_mailchimp_engagement.engagement import activity_event_id
 from target_orocommerce.target import TargetOroCommerce
 
 SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "members": (schemas.MEMBERS, ["list_id", "id"]),
     "campaigns": (schemas.CAMPAIGNS, ["id"]),
-    "email_activity": (schemas.EMAIL_ACTIVITY, ["campaign_id", "email_id", "action", "timestamp", "url"]),
+    "email_activity": (schemas.EMAIL_ACTIVITY, ["event_id"]),
     "unsubscribes": (schemas.UNSUBSCRIBES, ["campaign_id", "email_id"]),
     "sent_to": (schemas.SENT_TO, ["campaign_id", "email_id"]),
-    "ecommerce_orders": (schemas.ECOMMERCE_ORDERS, ["store_id", "id"]),
+    "attributed_orders": (schemas.ATTRIBUTED_ORDERS, ["store_id", "id"]),
     "lists": (schemas.LISTS, ["id"]),
     "forgotten_members": (schemas.FORGOTTEN_MEMBERS, ["list_id", "oro_id", "detected_at"]),
 }
@@ -210,9 +211,10 @@ def campaign(cid: str, title: str, send_time: datetime = BASE_TIME) -> dict[str,
 
 
 def activity(
-    cid: str, email: str, action: str, at: datetime, url: str = "", bounce_type: str | None = None
+    cid: str, email: str, action: str, at: datetime, url: str | None = None, bounce_type: str | None = None
 ) -> dict[str, Any]:
     return {
+        "event_id": activity_event_id(cid, email_id(email), action, iso(at), url),
         "campaign_id": cid,
         "list_id": LIST_ID,
         "email_id": email_id(email),

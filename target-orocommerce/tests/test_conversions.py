@@ -17,11 +17,11 @@ from .conftest import OroProbe, rejects, run_target
 
 TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; "
                              "TapMailchimpEngagement.cli()"]
-STREAMS = {"campaigns", "ecommerce_orders"}
+STREAMS = {"campaigns", "attributed_orders"}
 
 
 def _tap_output(sb: RunningSandbox, tmp_path: Path) -> list[str]:
-    """The tap's messages for ``campaigns`` and ``ecommerce_orders`` (a real run over HTTP)."""
+    """The tap's messages for ``campaigns`` and ``attributed_orders`` (a real run over HTTP)."""
     config = tmp_path / "tap.json"
     config.write_text(json.dumps({
         "api_url": sb.mailchimp_api_url,
@@ -62,10 +62,10 @@ def test_attributed_mailchimp_orders_land_on_the_oro_orders(
         assert attributed, "the seeded store has no attributed order"
         lines = _tap_output(sb, tmp_path)
         summary, _ = run_target(config, lines)
-        orders = summary["streams"]["ecommerce_orders"]
+        orders = summary["streams"]["attributed_orders"]
         assert orders["updated"] == len(attributed)
         assert orders.get("not_attributed", 0) == orders["read"] - len(attributed)
-        assert [r for r in rejects(config) if r["stream"] == "ecommerce_orders"] == []
+        assert [r for r in rejects(config) if r["stream"] == "attributed_orders"] == []
 
         codes = {c["id"]: c["attributes"]["code"] for c in oro.all("campaigns")}
         for order_id, campaign_id in attributed.items():
@@ -78,7 +78,7 @@ def test_attributed_mailchimp_orders_land_on_the_oro_orders(
         # The same input again: every order already points at its campaign, nothing is written.
         sb.reset_stats()
         summary, _ = run_target(config, lines)
-        assert summary["streams"]["ecommerce_orders"]["unchanged"] == len(attributed)
+        assert summary["streams"]["attributed_orders"]["unchanged"] == len(attributed)
         writes = [r for r in sb.stats("oro")["requests"] if r.split(" ", 1)[0] in {"POST", "PATCH", "DELETE"}
                   and "oauth2-token" not in r]
         assert writes == []

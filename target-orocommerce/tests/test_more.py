@@ -78,19 +78,19 @@ def test_conversions_need_the_order_campaign_relation(
 ) -> None:
     order = oro.all("orders", **{"page[size]": "1"})[0]
     streams = engagement([_registered(oro)[0]["attributes"]["email"]])
-    streams["ecommerce_orders"] = [
+    streams["attributed_orders"] = [
         {"store_id": "oro-store", "id": order["id"], "campaign_id": "c0ffee0001", "order_total": 10.0},
         {"store_id": "oro-store", "id": "999999999", "campaign_id": "c0ffee0001"},
         {"store_id": "oro-store", "id": order["id"], "campaign_id": None},
     ]
     summary, _ = run_target(config, messages(streams))
-    reasons = sorted(r["reason"] for r in rejects(config) if r["stream"] == "ecommerce_orders")
+    reasons = sorted(r["reason"] for r in rejects(config) if r["stream"] == "attributed_orders")
     if "campaign" in order["relationships"]:
         assert reasons == ["no_oro_order"]
         refreshed = oro.get(f"orders/{order['id']}")["data"]
         assert refreshed["relationships"]["campaign"]["data"]["type"] == "campaigns"
     else:  # stock Oro: the custom relation is missing -> clear rejection, nothing written
         assert reasons == ["no_oro_order", "order_campaign_field_missing"]
-    assert summary["streams"]["ecommerce_orders"]["not_attributed"] == 1
+    assert summary["streams"]["attributed_orders"]["not_attributed"] == 1
     summary, _ = run_target({**config, "conversion_mode": "off"}, messages(streams))
-    assert summary["streams"]["ecommerce_orders"]["ignored_no_oro_destination"] == 3
+    assert summary["streams"]["attributed_orders"]["ignored_no_oro_destination"] == 3

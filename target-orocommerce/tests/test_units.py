@@ -92,6 +92,17 @@ def test_parse_member_reads_merge_fields_and_flags_partial_tag_lists() -> None:
     assert err.value.field == "status"
 
 
+def test_parse_member_finds_configured_fields_among_the_taps_other_merge_tags() -> None:
+    settings = MemberSettings(first_name_field="GIVEN", identity_field="CRMID")
+    record = {
+        "list_id": "L", "id": "h", "email_address": "ann@example.com", "status": "subscribed",
+        "merge_fields": {"FNAME": "Not used", "LNAME": "Lee"}, "merge_fields_other": {"GIVEN": "Ann", "CRMID": "42"},
+        "last_changed": AT,
+    }
+    row = parse_member(record, settings)
+    assert (row.first_name, row.last_name, row.oro_id) == ("Ann", "Lee", "42")
+
+
 def test_phone_comparison_ignores_formatting() -> None:
     assert phone_digits("+1 (555) 010-0001") == phone_digits("+15550100001")
 
