@@ -147,7 +147,7 @@ def api_calls(sb: Any) -> dict[str, Any]:
 
 
 def singer_venv() -> Path:
-    """``bench/.venv-tap-mailchimp`` with singer-io tap-mailchimp 1.3.3 installed from its hashed lock (created once)."""
+    """``bench/.venv-tap-mailchimp``: singer-io tap-mailchimp 1.3.3 installed from its hashed lock (made once)."""
     python = SINGER_VENV / "bin" / "python"
     if not (SINGER_VENV / "bin" / "tap-mailchimp").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(SINGER_VENV)

@@ -514,7 +514,10 @@ UNSUBSCRIBES = _schema(
     _str("list_id"),
     _bool("list_is_active"),
     _bool("vip"),
-    *merge_fields("Merge values of the member at unsubscribe time (see `members.merge_fields`).", (DEFAULT_IDENTITY_MERGE_FIELD,)),
+    *merge_fields(
+        "Merge values of the member at unsubscribe time (see `members.merge_fields`).",
+        (DEFAULT_IDENTITY_MERGE_FIELD,),
+    ),
 )
 
 SENT_TO = _schema(
