@@ -1,0 +1,256 @@
+"""Incoming records checked against their stream's schema, answered per record and per field.
+
+Both targets put every RECORD message through a :class:`RecordGate` before the SDK sees it:
+
+* a record whose key property is missing, or whose *essential* field violates the stream schema
+  (a key property, a field the schema requires, or one the target names as essential because
+  leaving it out would change what the record means, e.g. ``marketing_consent`` or ``last_changed``)
+  is rejected as a whole (``reason`` ``missing_key`` / ``schema_violation``, ``field`` = the field,
+  ``value`` = its redacted shape), and the run goes on;
+* any other field that violates the schema, or holds a string with control characters (NUL and the
+  other C0/C1 characters except tab, line feed and carriage return: no API stores them as text), is
+  left out of the record with a *field reject* (``report.reject_field``), and the rest of the record
+  is written.
+
+Nothing is coerced: a value of the wrong type is never turned into one of the right type.
+Date-time strings are checked as RFC 3339 / ISO 8601 (the SDK would otherwise turn an unparseable one
+into null, silently). The :class:`GatedTarget` is the one place the targets hook the SDK's record
+handling (``Target._process_record_message``, singer-sdk 0.54).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+from singer_sdk import Target
+from typing_extensions import override
+
+from oromc_common.report import RunReport
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    text = value.strip()
+    if "T" not in text.upper() and " " not in text:
+        raise ValueError("not a date-time")
+    datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+    return True
+
+
+@_FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    if isinstance(value, str):
+        date.fromisoformat(value.strip())
+    return True
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a record: the field (dotted path), what is wrong, the value."""
+
+    field: str
+    message: str
+    value: Any
+    path: tuple[str | int, ...]
+
+
+@dataclass
+class Verdict:
+    """The gate's answer: ``rejected`` is the problem that rejects the record (None: keep it);
+    ``dropped`` are the fields removed from the (mutated) record."""
+
+    rejected: Problem | None
+    reason: str = ""
+    dropped: list[Problem] | None = None
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _strings(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
+
+
+def _message(error: ValidationError) -> str:
+    """What is wrong, in words that never quote the value (it may be personal data)."""
+    rule, expected = error.validator, error.validator_value
+    if rule == "type":
+        return f"expected {expected}"
+    if rule == "format":
+        return f"not a valid {expected}"
+    if rule in {"maxLength", "maxItems"}:
+        return f"longer than {expected}"
+    if rule in {"minLength", "minItems"}:
+        return f"shorter than {expected}"
+    if rule == "enum":
+        return "not one of the allowed values"
+    if rule == "required":
+        return f"missing one of {', '.join(map(str, expected))}"
+    return f"violates the schema's '{rule}' rule"
+
+
+class RecordGate:
+    """Checks the records of one stream against its schema (see the module docstring)."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        key_properties: Iterable[str] = (),
+        essential: Iterable[str] = (),
+    ) -> None:
+        """``essential``: top-level fields or dotted paths (``merge_fields.OROID``) whose problems
+        reject the whole record, in addition to the key properties and the schema's ``required``."""
+        self.schema = dict(schema)
+        self.key_properties = tuple(key_properties)
+        required = self.schema.get("required") or []
+        self.essential = {*self.key_properties, *required, *essential}
+        self.validator = jsonschema.Draft202012Validator(self.schema, format_checker=_FORMATS)
+
+    def _is_essential(self, path: tuple[str | int, ...]) -> bool:
+        names = [str(p) for p in path]
+        return any(".".join(names[:n]) in self.essential for n in range(1, len(names) + 1))
+
+    def problems(self, record: Mapping[str, Any]) -> list[Problem]:
+        """Everything wrong with ``record`` (schema violations, then control characters)."""
+        found = [self._problem(error, record) for error in self.validator.iter_errors(record)]
+        for path, text in _strings(record, ()):
+            if CONTROL_CHARS.search(text):
+                found.append(Problem(_dotted(path), "contains control characters", text, path))
+        return found
+
+    @staticmethod
+    def _problem(error: ValidationError, record: Mapping[str, Any]) -> Problem:
+        path = tuple(error.absolute_path)
+        if not path:  # a record-level rule: a required property (possibly inside anyOf/oneOf)
+            leaf = best_match(error.context) if error.context else error
+            missing = [
+                str(n)
+                for n in (leaf.validator_value if leaf.validator == "required" else [])
+                if n not in record
+            ]
+            name = missing[0] if missing else ""
+            return Problem(name, "missing or null" if name else error.message, None, (name,) if name else ())
+        message = _message(error)
+        return Problem(_dotted(path), message, error.instance, path)
+
+    def check(self, record: dict[str, Any]) -> Verdict:
+        """Check ``record``; drop the fields with problems that do not reject it (in place)."""
+        missing = [k for k in self.key_properties if k not in record]
+        if missing:
+            return Verdict(Problem(missing[0], "key property missing", None, (missing[0],)), "missing_key")
+        problems = self.problems(record)
+        if not problems:
+            return Verdict(None, dropped=[])
+        for problem in problems:
+            if not problem.path or self._is_essential(problem.path):
+                return Verdict(problem, "schema_violation")
+        dropped = [problem for problem in problems if self._drop(record, problem.path)]
+        return Verdict(None, dropped=dropped)
+
+    @staticmethod
+    def _drop(record: dict[str, Any], path: tuple[str | int, ...]) -> bool:
+        """Remove the innermost object property on ``path`` (an array item takes its array along)."""
+        container: Any = record
+        last_dict: tuple[dict[str, Any], str] | None = None
+        for part in path:
+            if isinstance(container, dict) and part in container:
+                last_dict = (container, str(part))
+                container = container[part]
+            elif isinstance(container, list) and isinstance(part, int) and part < len(container):
+                container = container[part]
+            else:
+                break
+        if last_dict is None:
+            return False
+        owner, key = last_dict
+        del owner[key]
+        return True
+
+
+KeyFn = Callable[[str, Mapping[str, Any]], str]
+
+
+class GatedTarget(Target):
+    """A target whose every RECORD goes through the stream's :class:`RecordGate` first.
+
+    The target provides :meth:`gate_report`, :meth:`gate_essential` and :meth:`gate_record_key`.
+    A rejected record never reaches the SDK (so a missing key property no longer stops the run);
+    a record with dropped fields reaches it without them.
+    """
+
+    _gates: dict[str, RecordGate]
+    #: the summary counter of records read (target-mailchimp: ``received``, target-orocommerce: ``read``)
+    gate_read_counter = "received"
+
+    def gate_report(self) -> RunReport:
+        """The run report rejects are written to."""
+        raise NotImplementedError
+
+    def gate_essential(self, stream: str) -> Iterable[str]:
+        """Fields of ``stream`` whose problems reject the whole record."""
+        return ()
+
+    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
+        """How a record is named in the rejects report (default: its key properties)."""
+        return "/".join(f"{k}={record.get(k)}" for k in key_properties) or "?"
+
+    def _gate(self, stream: str) -> RecordGate | None:
+        gates: dict[str, RecordGate] = getattr(self, "_gates", {})
+        return gates.get(stream)
+
+    # -- singer-sdk 0.54 internals: the SCHEMA and RECORD message handlers --------------------
+    @override
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        super()._process_schema_message(message_dict)
+        stream = str(message_dict["stream"])
+        if not hasattr(self, "_gates"):
+            self._gates = {}
+        self._gates[stream] = RecordGate(
+            message_dict["schema"],
+            message_dict.get("key_properties") or (),
+            self.gate_essential(stream),
+        )
+
+    @override
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        stream = message_dict.get("stream")
+        record = message_dict.get("record")
+        gate = self._gate(str(stream)) if isinstance(stream, str) else None
+        if gate is not None and isinstance(record, dict):
+            verdict = gate.check(record)
+            report = self.gate_report()
+            key = self.gate_record_key(str(stream), record, gate.key_properties)
+            if verdict.rejected is not None:
+                problem = verdict.rejected
+                report.count(str(stream), self.gate_read_counter)
+                report.reject(
+                    str(stream), key, verdict.reason, f"{problem.field or 'record'}: {problem.message}",
+                    problem.field or None, problem.value,
+                )
+                return
+            for problem in verdict.dropped or []:
+                report.reject_field(
+                    str(stream), key, "invalid_field", problem.field,
+                    problem.value, f"{problem.field}: {problem.message}; the field was left out",
+                )
+        super()._process_record_message(message_dict)
