@@ -150,8 +150,11 @@ class RecordGate:
             ]
             name = missing[0] if missing else ""
             return Problem(name, "missing or null" if name else error.message, None, (name,) if name else ())
-        message = _message(error)
-        return Problem(_dotted(path), message, error.instance, path)
+        if error.validator == "required" and isinstance(error.instance, Mapping):
+            missing = [str(n) for n in error.validator_value if n not in error.instance]
+            if missing:  # named by the missing property; the object holding it is what goes
+                return Problem(_dotted((*path, missing[0])), "missing", None, path)
+        return Problem(_dotted(path), _message(error), error.instance, path)
 
     def check(self, record: dict[str, Any]) -> Verdict:
         """Check ``record``; drop the fields with problems that do not reject it (in place)."""
@@ -210,6 +213,10 @@ class GatedTarget(Target):
         """Fields of ``stream`` whose problems reject the whole record."""
         return ()
 
+    def gate_applies(self, stream: str) -> bool:
+        """False for streams the target ignores (their records are only counted)."""
+        return True
+
     def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
         """How a record is named in the rejects report (default: its key properties)."""
         return "/".join(f"{k}={record.get(k)}" for k in key_properties) or "?"
@@ -225,6 +232,9 @@ class GatedTarget(Target):
         stream = str(message_dict["stream"])
         if not hasattr(self, "_gates"):
             self._gates = {}
+        if not self.gate_applies(stream):
+            self._gates.pop(stream, None)
+            return
         self._gates[stream] = RecordGate(
             message_dict["schema"],
             message_dict.get("key_properties") or (),
