@@ -167,27 +167,33 @@ class RecordGate:
         for problem in problems:
             if not problem.path or self._is_essential(problem.path):
                 return Verdict(problem, "schema_violation")
-        dropped = [problem for problem in problems if self._drop(record, problem.path)]
+        dropped = []
+        for problem in problems:
+            removed = self._drop(record, problem.path)
+            if removed is not None:  # named by what was left out; the detail says what was wrong
+                message = problem.message if removed == problem.field else f"{problem.field}: {problem.message}"
+                dropped.append(Problem(removed, message, problem.value, problem.path))
         return Verdict(None, dropped=dropped)
 
     @staticmethod
-    def _drop(record: dict[str, Any], path: tuple[str | int, ...]) -> bool:
-        """Remove the innermost object property on ``path`` (an array item takes its array along)."""
+    def _drop(record: dict[str, Any], path: tuple[str | int, ...]) -> str | None:
+        """Remove the innermost object property on ``path`` (an array item takes its array along);
+        the dotted path of what was removed (None: already gone)."""
         container: Any = record
-        last_dict: tuple[dict[str, Any], str] | None = None
-        for part in path:
+        last_dict: tuple[dict[str, Any], str, int] | None = None
+        for depth, part in enumerate(path):
             if isinstance(container, dict) and part in container:
-                last_dict = (container, str(part))
+                last_dict = (container, str(part), depth)
                 container = container[part]
             elif isinstance(container, list) and isinstance(part, int) and part < len(container):
                 container = container[part]
             else:
                 break
         if last_dict is None:
-            return False
-        owner, key = last_dict
+            return None
+        owner, key, depth = last_dict
         del owner[key]
-        return True
+        return _dotted(path[: depth + 1])
 
 
 KeyFn = Callable[[str, Mapping[str, Any]], str]

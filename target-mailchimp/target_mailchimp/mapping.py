@@ -161,7 +161,9 @@ def coerce_merge_value(spec: MergeFieldSpec, source_field: str, value: Any) -> A
         raise fail(f"expected a scalar for a {kind} field")
     if kind == "phone":
         text = str(value).strip()
-        digits = re.sub(r"\D", "", text)
+        if re.search(r"[^\x00-\x7f]", text):  # RFC 3966: phone digits are ASCII 0-9
+            raise fail("not a phone number (only ASCII digits)")
+        digits = re.sub(r"[^0-9]", "", text)
         if len(digits) < 6 or len(digits) > 20 or re.search(r"[A-Za-z]", text.replace("ext", "")):
             raise fail("not a phone number")
         if str(spec.options.get("phone_format", "")).upper() == "US":
