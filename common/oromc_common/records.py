@@ -12,7 +12,8 @@ Both targets put every RECORD message through a :class:`RecordGate` before the S
   left out of the record with a *field reject* (``report.reject_field``), and the rest of the record
   is written.
 
-Nothing is coerced: a value of the wrong type is never turned into one of the right type.
+Input lines that are not JSON stop the run with ``InvalidInputLine`` without quoting the line
+(:class:`PrivateLineReader`). Nothing is coerced: a value of the wrong type is never turned into one of the right type.
 Date-time strings are checked as RFC 3339 / ISO 8601 (the SDK would otherwise turn an unparseable one
 into null, silently). The :class:`GatedTarget` is the one place the targets hook the SDK's record
 handling (``Target._process_record_message``, singer-sdk 0.54).
@@ -27,8 +28,11 @@ from datetime import date, datetime
 from typing import Any
 
 import jsonschema
+import msgspec
 from jsonschema.exceptions import ValidationError, best_match
 from singer_sdk import Target
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
 from oromc_common.report import RunReport
@@ -197,6 +201,26 @@ class RecordGate:
 
 
 KeyFn = Callable[[str, Mapping[str, Any]], str]
+
+_DECODER = msgspec.json.Decoder()
+
+
+class PrivateLineReader(MsgSpecReader):
+    """The SDK's msgspec reader, except that a line that is not JSON (e.g. the truncated last line
+    of a killed tap) is never logged or quoted: the SDK's reader logs the whole line, which holds
+    personal data (and may be 50 MB). The run still stops with ``InvalidInputLine``."""
+
+    @override
+    def deserialize_json(self, line: str) -> dict:
+        try:
+            return _DECODER.decode(line)
+        except msgspec.DecodeError as exc:
+            msg = (
+                f"Unable to parse an input line of {len(line)} characters as JSON ({exc}); a truncated "
+                "line usually means the tap was stopped mid-write. The line is not shown: it may hold "
+                "personal data."
+            )
+            raise InvalidInputLine(msg) from None
 
 
 class GatedTarget(Target):

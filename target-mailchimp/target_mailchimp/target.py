@@ -16,10 +16,9 @@ from oromc_common.mailchimp import (
     connection_budget_properties,
     max_connections_property,
 )
-from oromc_common.records import GatedTarget
+from oromc_common.records import GatedTarget, PrivateLineReader
 from oromc_common.report import RunReport
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from typing_extensions import override
@@ -264,7 +263,7 @@ class TargetMailchimp(GatedTarget):
     name = "target-mailchimp"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ContactsSink
-    message_reader_class = MsgSpecReader
+    message_reader_class = PrivateLineReader
     # Records are checked field by field with reasons (rejects report), not JSON-Schema-validated.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oromc_common.records import GatedTarget
+from oromc_common.records import GatedTarget, PrivateLineReader
 from oromc_common.report import RunReport
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
@@ -61,6 +61,7 @@ class TargetOroCommerce(GatedTarget):
     """Singer target writing tap-mailchimp-engagement streams into the Oro back-office API."""
 
     name = "target-orocommerce"
+    message_reader_class = PrivateLineReader  # msgspec; a line that is not JSON is never logged
     # Sinks are drained one after the other in the order their streams first appeared, so campaigns
     # are written before the activities that point at them; concurrency lives inside the sinks.
     max_parallelism = 1

@@ -290,7 +290,9 @@ def _protocol_lines(case: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CORPUS["protocol"]["cases"], ids=lambda c: c["id"])
-def test_protocol_errors_are_answered(sandbox: RunningSandbox, tmp_path: Path, case: dict[str, Any]) -> None:
+def test_protocol_errors_are_answered(
+    sandbox: RunningSandbox, tmp_path: Path, case: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     sandbox.reset()
     clear_token_cache()
     rejects_path = tmp_path / "rejects.jsonl"
@@ -318,6 +320,9 @@ def test_protocol_errors_are_answered(sandbox: RunningSandbox, tmp_path: Path, c
         got = {"answer": "error"}
         if type(exc).__name__ != expect.get("error") or expect.get("message", "") not in str(exc):
             extra.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+        private = expect.get("not_in_output")
+        if private and (private in str(exc) or private in caplog.text):
+            extra.append("the input line was logged or quoted")
     else:
         got = observed(rejects(rejects_path))
         if expect["answer"] == "ignored":
