@@ -95,6 +95,150 @@ def _strings(value: Any, path: tuple[str | int, ...]) -> Iterable[tuple[tuple[st
             yield from _strings(v, (*path, i))
 
 
+Check = Callable[[Any], bool]
+_ANNOTATIONS = frozenset(
+    {"description", "title", "default", "examples", "$comment", "readOnly", "writeOnly", "deprecated",
+     "$schema", "$id"}
+)
+_TYPES: dict[str, Check] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def _all(checks: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        return all(c(value) for c in checks)
+
+    return check
+
+
+def _one_of_types(kinds: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        return any(kind(value) for kind in kinds)
+
+    return check
+
+
+def _object(subs: dict[str, Check], extra: Check | None) -> Check:
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for key, item in value.items():
+            sub = subs.get(key, extra)
+            if sub is not None and not sub(item):
+                return False
+        return True
+
+    return check
+
+
+def _array(item: Check) -> Check:
+    def check(value: Any) -> bool:
+        return not isinstance(value, list) or all(item(x) for x in value)
+
+    return check
+
+
+def _required(names: list[str]) -> Check:
+    def check(value: Any) -> bool:
+        return not isinstance(value, dict) or all(n in value for n in names)
+
+    return check
+
+
+def _any_of(options: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        return any(o(value) for o in options)
+
+    return check
+
+
+def _format(fmt: str) -> Check:
+    def check(value: Any) -> bool:
+        return not isinstance(value, str) or _FORMATS.conforms(value, fmt)
+
+    return check
+
+
+def _length(low: int, high: int) -> Check:
+    def check(value: Any) -> bool:
+        return not isinstance(value, str) or low <= len(value) <= high
+
+    return check
+
+
+def _compile(schema: Any) -> Check | None:
+    """A fast yes/no check for the JSON Schema subset Singer schemas use (``type``, ``properties``,
+    ``additionalProperties``, ``items``, ``required``, ``anyOf``, ``format``, ``maxLength``,
+    ``minLength``); None when the schema uses anything else (then every record goes through
+    ``jsonschema``). Only a "no" is explained, by ``jsonschema``, so the messages are always its
+    findings. jsonschema's own check costs ~0.4 ms per contact, this one a few microseconds."""
+    if schema is True or schema == {}:
+        return lambda _v: True
+    if not isinstance(schema, dict):
+        return None
+    checks: list[Check] = []
+    subs: dict[str, Check] = {}
+    extra: Check | None = None
+    for key, arg in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        compiled: Check | None
+        if key == "type":
+            names = [arg] if isinstance(arg, str) else list(arg)
+            if any(n not in _TYPES for n in names):
+                return None
+            checks.append(_one_of_types([_TYPES[n] for n in names]))
+        elif key == "properties" and isinstance(arg, dict):
+            for name, sub in arg.items():
+                compiled = _compile(sub)
+                if compiled is None:
+                    return None
+                subs[name] = compiled
+        elif key == "additionalProperties":
+            if arg is not True:
+                extra = _compile(arg) if isinstance(arg, dict) else None
+                if extra is None:
+                    return None
+        elif key == "items" and isinstance(arg, dict):
+            compiled = _compile(arg)
+            if compiled is None:
+                return None
+            checks.append(_array(compiled))
+        elif key == "required" and isinstance(arg, list):
+            checks.append(_required([str(n) for n in arg]))
+        elif key == "anyOf" and isinstance(arg, list):
+            options = [_compile(sub) for sub in arg]
+            if any(o is None for o in options):
+                return None
+            checks.append(_any_of([o for o in options if o is not None]))
+        elif key == "format" and isinstance(arg, str):
+            checks.append(_format(arg))
+        elif key in {"maxLength", "minLength"} and isinstance(arg, int):
+            checks.append(_length(arg, 2**63) if key == "minLength" else _length(0, arg))
+        else:
+            return None
+    if subs or extra is not None:
+        checks.append(_object(subs, extra))
+    return _all(checks)
+
+
+def _has_control(value: Any) -> bool:
+    if isinstance(value, str):
+        return CONTROL_CHARS.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_control(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_control(v) for v in value)
+    return False
+
+
 def _message(error: ValidationError) -> str:
     """What is wrong, in words that never quote the value (it may be personal data)."""
     rule, expected = error.validator, error.validator_value
@@ -129,6 +273,7 @@ class RecordGate:
         required = self.schema.get("required") or []
         self.essential = {*self.key_properties, *required, *essential}
         self.validator = jsonschema.Draft202012Validator(self.schema, format_checker=_FORMATS)
+        self._fast = _compile(self.schema)
 
     def _is_essential(self, path: tuple[str | int, ...]) -> bool:
         names = [str(p) for p in path]
@@ -136,7 +281,11 @@ class RecordGate:
 
     def problems(self, record: Mapping[str, Any]) -> list[Problem]:
         """Everything wrong with ``record`` (schema violations, then control characters)."""
-        found = [self._problem(error, record) for error in self.validator.iter_errors(record)]
+        found = []
+        if self._fast is None or not self._fast(record):
+            found = [self._problem(error, record) for error in self.validator.iter_errors(record)]
+        if not _has_control(record):
+            return found
         for path, text in _strings(record, ()):
             if CONTROL_CHARS.search(text):
                 found.append(Problem(_dotted(path), "contains control characters", text, path))
