@@ -13,8 +13,8 @@ Both targets put every RECORD message through a :class:`RecordGate` before the S
   is written.
 
 Input lines that are not JSON stop the run with ``InvalidInputLine`` without quoting the line
-(:class:`PrivateLineReader`). Nothing is coerced: a value of the wrong type is never turned into one of the right type.
-Date-time strings are checked as RFC 3339 / ISO 8601 (the SDK would otherwise turn an unparseable one
+(:class:`PrivateLineReader`). Nothing is coerced: a value of the wrong type is never turned into one
+of the right type. Messages never quote a value (it may be personal data). Date-time strings are checked as RFC 3339 / ISO 8601 (the SDK would otherwise turn an unparseable one
 into null, silently). The :class:`GatedTarget` is the one place the targets hook the SDK's record
 handling (``Target._process_record_message``, singer-sdk 0.54).
 """
@@ -302,7 +302,7 @@ class RecordGate:
                 if n not in record
             ]
             name = missing[0] if missing else ""
-            return Problem(name, "missing or null" if name else error.message, None, (name,) if name else ())
+            return Problem(name, "missing" if name else _message(error), None, (name,) if name else ())
         if error.validator == "required" and isinstance(error.instance, Mapping):
             missing = [str(n) for n in error.validator_value if n not in error.instance]
             if missing:  # named by the missing property; the object holding it is what goes

@@ -86,3 +86,11 @@ def test_the_fast_check_agrees_with_jsonschema() -> None:
                           "campaign_id": "c", "email_id": "e", "action": "open", "timestamp": "2024-01-01T00:00:00Z",
                           "url": "", "store_id": "s", name: value}  # fmt: skip
                 assert gate._fast(record) == gate.validator.is_valid(record), (name, value)
+
+
+def test_a_record_level_violation_never_quotes_the_record() -> None:
+    schema = {"type": "object", "anyOf": [{"properties": {"a": {"type": "integer"}}}, {"properties": {"a": {"type": "null"}}}],
+              "properties": {"a": {}}}  # fmt: skip
+    verdict = RecordGate(schema).check({"a": "private-value-77"})
+    assert verdict.rejected is not None
+    assert "private-value-77" not in verdict.rejected.message
