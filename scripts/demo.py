@@ -86,6 +86,8 @@ def _rejects(summary: dict[str, Any]) -> Counter[str]:
     for stream, counts in summary.get("streams", {}).items():
         for reason, n in counts.get("rejected_by_reason", {}).items():
             reasons[f"{stream}: {reason}"] += n
+        for reason, n in counts.get("fields_rejected_by_reason", {}).items():
+            reasons[f"{stream}: {reason} (field left out, record written)"] += n
     return reasons
 
 

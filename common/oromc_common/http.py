@@ -158,7 +158,7 @@ def retry_after_seconds(response: requests.Response | None, *, cap: float = 300.
     return max(0.0, min(seconds, cap))
 
 
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-'!#$&*/=?^`{|}~]+@[\w.\-]+\.(?:[^\W\d_]{2,}|xn--[A-Za-z0-9-]+)")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

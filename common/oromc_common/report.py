@@ -5,15 +5,24 @@ Usage::
     report = RunReport("target-mailchimp", rejects_path="rejects.jsonl")
     report.count("contacts", "received")
     report.reject("contacts", key="42", reason="invalid_email", detail="...", field="email")
+    report.reject_field("contacts", key="42", reason="invalid_merge_value", field="phone", value="12",
+                        detail="...")  # the field is dropped, the record is kept
     report.action("forgotten_members", key="list/oro:42", reason="gdpr_erasure_request", detail="...")
     report.count_call("POST", 200)
     report.log_summary(logger)
 
 The rejects file is JSON lines, one object per rejected record:
-``{"ts", "stream", "key", "reason", "field", "detail"}``; the same file receives the *actions* (things
-the run could not or must not decide on its own and a person has to act on, e.g. a GDPR erasure
-request), with ``"kind": "action"`` (rejected records have ``"kind": "reject"``). Details must already be
-free of secrets and personal data.
+``{"ts", "kind", "stream", "key", "reason", "field", "value", "detail"}``; the same file receives
+
+* *field rejects* (``"kind": "field_reject"``): one field of a record could not be used, so it was
+  left out and the rest of the record was written (counted as ``fields_rejected``, not as
+  ``rejected``);
+* the *actions* (things the run could not or must not decide on its own and a person has to act on,
+  e.g. a GDPR erasure request), with ``"kind": "action"``.
+
+Rejected records have ``"kind": "reject"``. ``value`` is never the value itself, only its shape
+(:func:`describe_value`: type and length, and which control characters it holds), so the file holds
+no personal data; details must already be free of secrets and personal data.
 """
 
 from __future__ import annotations
@@ -27,6 +36,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+_MISSING = object()
+
+
+def describe_value(value: Any = _MISSING) -> str | None:
+    """The redacted form of a rejected value: its JSON type and size, never its content.
+
+    ``"string, 10000 chars"``, ``"string, 5 chars, control characters U+0000"``, ``"object, 1 key"``,
+    ``"array, 3 items"``, ``"integer"``, ``"null"``; None when no value is at hand.
+    """
+    if value is _MISSING:
+        return None
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        text = f"string, {len(value)} chars"
+        found = {f"U+{ord(c):04X}" for c in value if ord(c) < 32 or 127 <= ord(c) < 160}
+        controls = sorted(found - {"U+0009", "U+000A", "U+000D"})
+        if controls:
+            text += ", control characters " + " ".join(controls[:5])
+        return text
+    if isinstance(value, dict):
+        return f"object, {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list | tuple):
+        return f"array, {len(value)} item{'s' if len(value) != 1 else ''}"
+    return type(value).__name__
+
 
 class RunReport:
     """Thread-safe counters per stream, API-call counts and a rejects report."""
@@ -39,6 +80,7 @@ class RunReport:
         self._counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._rejects_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
         self._actions_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
+        self._fields_by_reason: dict[str, Counter[str]] = defaultdict(Counter)
         self._calls: Counter[str] = Counter()
         self._rejects_file: Any = None
 
@@ -72,9 +114,25 @@ class RunReport:
         reason: str,
         detail: str = "",
         field: str | None = None,
+        value: Any = _MISSING,
     ) -> None:
-        """Count a rejected record and append it to the rejects file (if configured)."""
-        self._record("reject", stream, key, reason, detail, field)
+        """Count a rejected record and append it to the rejects file (if configured).
+
+        ``value`` (optional) is the offending value; only :func:`describe_value` of it is written.
+        """
+        self._record("reject", stream, key, reason, detail, field, describe_value(value))
+
+    def reject_field(
+        self,
+        stream: str,
+        key: Any,
+        reason: str,
+        field: str,
+        value: Any = _MISSING,
+        detail: str = "",
+    ) -> None:
+        """Report one field left out of a record that is still written (``fields_rejected``)."""
+        self._record("field_reject", stream, key, reason, detail, field, describe_value(value))
 
     def action(
         self,
@@ -85,9 +143,11 @@ class RunReport:
         field: str | None = None,
     ) -> None:
         """Report something a person must act on (counted as ``actions``; a line in the rejects file)."""
-        self._record("action", stream, key, reason, detail, field)
+        self._record("action", stream, key, reason, detail, field, None)
 
-    def _record(self, kind: str, stream: str, key: Any, reason: str, detail: str, field: str | None) -> None:
+    def _record(
+        self, kind: str, stream: str, key: Any, reason: str, detail: str, field: str | None, value: str | None
+    ) -> None:
         line = {
             "ts": datetime.now(UTC).isoformat(timespec="seconds"),
             "kind": kind,
@@ -95,12 +155,16 @@ class RunReport:
             "key": key,
             "reason": reason,
             "field": field,
+            "value": value,
             "detail": detail,
         }
         with self._lock:
             if kind == "action":
                 self._counts[stream]["actions"] += 1
                 self._actions_by_reason[stream][reason] += 1
+            elif kind == "field_reject":
+                self._counts[stream]["fields_rejected"] += 1
+                self._fields_by_reason[stream][reason] += 1
             else:
                 self._counts[stream]["rejected"] += 1
                 self._rejects_by_reason[stream][reason] += 1
@@ -115,6 +179,11 @@ class RunReport:
         """Rejection counts by reason for one stream."""
         with self._lock:
             return dict(self._rejects_by_reason[stream])
+
+    def fields_rejected_by_reason(self, stream: str) -> dict[str, int]:
+        """Field-reject counts by reason for one stream."""
+        with self._lock:
+            return dict(self._fields_by_reason[stream])
 
     def actions_by_reason(self, stream: str) -> dict[str, int]:
         """Action counts by reason for one stream."""
@@ -135,6 +204,11 @@ class RunReport:
                         **(
                             {"actions_by_reason": dict(self._actions_by_reason[stream])}
                             if self._actions_by_reason.get(stream)
+                            else {}
+                        ),
+                        **(
+                            {"fields_rejected_by_reason": dict(self._fields_by_reason[stream])}
+                            if self._fields_by_reason.get(stream)
                             else {}
                         ),
                     }

@@ -113,9 +113,24 @@ class SeamTarget(_ConfigSeam, Target):
         """Drain ``sinks`` (``parallelism`` threads; 1 = in order). Override to choose the order."""
         Target._drain_all(self, sinks, parallelism)
 
+    def on_schema_received(self, message_dict: dict[str, Any]) -> None:
+        """Called after each SCHEMA line has been handled by the SDK (default: nothing)."""
+
+    def admit_record(self, message_dict: dict[str, Any]) -> bool:
+        """Called with each RECORD line before the SDK hands it to its sink: False drops the record
+        (the target has answered it, e.g. rejected it); the record may be changed in place."""
+        return True
+
     # The SDK's private methods, routed to the hooks above.
     @override
+    def _process_schema_message(self, message_dict: dict) -> None:
+        super()._process_schema_message(message_dict)
+        self.on_schema_received(message_dict)
+
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
+        if not self.admit_record(message_dict):
+            return
         super()._process_record_message(message_dict)
         self.on_record_processed()
 

@@ -117,6 +117,8 @@ class ContactSync(TagWrites):
                     "email",
                 )
                 continue
+            if record.get("erase") is not True:
+                self._drop_bad_merge_values(record, self._key(record, email_hash(email)))
             key = ("id", oro_id) if oro_id else ("email", email_hash(email))
             if key in merged:
                 self._count("duplicates_merged")
@@ -137,16 +139,11 @@ class ContactSync(TagWrites):
                 oro_id=value if kind == "id" else None,
             )
             if not contact.erase:
-                try:
-                    for tag, source in self.settings.merge_fields.items():
-                        if source not in record:
-                            continue
+                for tag, source in self.settings.merge_fields.items():
+                    if source in record:  # bad values were dropped above
                         coerced = coerce_merge_value(self.specs[tag], source, record.get(source))
                         if coerced is not None:
                             contact.merge[tag] = coerced
-                except MergeValueError as exc:
-                    self._reject(contact.key, "invalid_merge_value", str(exc), exc.source_field)
-                    continue
                 if self.identity and contact.oro_id:
                     contact.merge[self.identity] = contact.oro_id
                 contact.tags = desired_tags(
@@ -158,6 +155,19 @@ class ContactSync(TagWrites):
                 )
             contacts.append(contact)
         return contacts
+
+    def _drop_bad_merge_values(self, record: dict[str, Any], key: str) -> None:
+        """Leave out (and report as a field reject) every value that cannot fit its merge field; the
+        contact, its status and its consent are still written. The record is changed in place, so a
+        record seen twice (arrival check, then its window) is reported once."""
+        for tag, source in self.settings.merge_fields.items():
+            if source not in record:
+                continue
+            try:
+                coerce_merge_value(self.specs[tag], source, record.get(source))
+            except MergeValueError as exc:
+                value = record.pop(source)
+                self._reject_field(key, "invalid_merge_value", source, value, f"{exc}; the field was left out")
 
     # -- the window ------------------------------------------------------------------------
     def settle_if_unchanged(self, record: dict[str, Any], pending: set[str]) -> bool:
@@ -503,8 +513,36 @@ class ContactSync(TagWrites):
             detail = " ".join(
                 filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")])
             )
-            self._reject(write.contact.key, reason, detail, error.get("field") or None)
+            if reason == "invalid_merge_fields" and self._drop_refused_merge(
+                write.contact, write.item, [str(error.get("field") or "")], detail
+            ):
+                retry.append(write)  # again without the refused value, as a single PUT
+                continue
+            self._reject(write.contact.key, reason, detail, self._record_field(error.get("field"), reason))
         return retry
+
+    def _drop_refused_merge(
+        self, contact: Contact, item: dict[str, Any], fields: list[str], detail: str
+    ) -> bool:
+        """Take the merge values Mailchimp refused (``errors[].field``) out of a write, each reported
+        as a field reject, so the member (and its status) is still written. False when the error
+        names no merge value of the write."""
+        merge = item.get("merge_fields") or {}
+        dropped = False
+        for name in fields:
+            tag = name.removeprefix("merge_fields.")
+            if tag in merge:
+                del merge[tag]
+                contact.merge.pop(tag, None)
+                source = self.settings.merge_fields.get(tag, tag)
+                self._reject_field(
+                    contact.key, "invalid_merge_value", source, contact.record.get(source),
+                    f"Mailchimp refused {source} -> {tag}: {detail}; the field was left out",
+                )
+                dropped = True
+        if dropped and not merge:
+            item.pop("merge_fields", None)
+        return dropped
 
     def _applied(self, write: Write) -> None:
         created = write.created and not write.existed
@@ -560,14 +598,21 @@ class ContactSync(TagWrites):
         run_concurrently([partial(put, w) for w in writes], self.workers)
 
     def _put(self, contact: Contact, body: dict[str, Any]) -> dict[str, Any] | None:
-        """One ``PUT`` of a member; a refusal is rejected (None)."""
-        try:
-            return self.audience.put_member(
-                contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
-            )
-        except PermanentMailchimpError as exc:
-            self._reject_error(contact, exc)
-            return None
+        """One ``PUT`` of a member; a refusal is rejected (None). Merge values Mailchimp refuses are
+        left out (field rejects) and the member is written without them."""
+        while True:
+            try:
+                return self.audience.put_member(
+                    contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
+                )
+            except PermanentMailchimpError as exc:
+                detail = "; ".join(filter(None, [exc.detail, *(e.get("message", "") for e in exc.errors)]))
+                if exc.reason == "invalid_merge_fields" and self._drop_refused_merge(
+                    contact, body, exc.error_fields, detail
+                ):
+                    continue
+                self._reject_error(contact, exc)
+                return None
 
     # -- archives and erasure --------------------------------------------------------------
     def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:

@@ -32,6 +32,10 @@ from target_mailchimp.mapping import tag_key
 from target_mailchimp.models import Contact, SyncSettings, TagDelta
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
+#: Mailchimp refusals that are about the address itself (named ``email`` in rejects without a field).
+EMAIL_REASONS = frozenset(
+    {"invalid_email", "fake_email", "compliance_state", "forgotten_email", "signup_throttled", "member_exists"}
+)
 LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
@@ -52,15 +56,38 @@ class TagWrites:
     def _reject(self, key: str, reason: str, detail: str, field_name: str | None = None) -> None:
         self.report.reject(self.stream, key, reason, redact_pii(detail), field_name)
 
+    def _reject_field(self, key: str, reason: str, field_name: str, value: Any, detail: str) -> None:
+        """One field of a contact left out (the rest is written): a field reject."""
+        self.report.reject_field(self.stream, key, reason, field_name, value, redact_pii(detail))
+
+    def _record_field(self, mailchimp_field: str | None, reason: str = "") -> str | None:
+        """The contact field a Mailchimp error names (``errors[].field``, or the batch-subscribe
+        error's ``field``): a merge tag becomes the contact field mapped to it (``PHONE`` -> ``phone``),
+        ``email_address`` becomes ``email``. Without a field, an error about the address names
+        ``email``."""
+        name = (mailchimp_field or "").strip()
+        if name.startswith("merge_fields."):
+            name = name.removeprefix("merge_fields.")
+        if not name:
+            return "email" if reason in EMAIL_REASONS else None
+        if name == "email_address":
+            return "email"
+        return self.settings.merge_fields.get(name) or self.settings.merge_fields.get(name.upper()) or name
+
     def _reject_error(self, contact: Contact, exc: MailchimpError) -> None:
         fields = exc.error_fields
         detail = "; ".join(
             filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)])
         )
-        self._reject(contact.key, exc.reason, detail, fields[0] if fields else None)
+        self._reject(contact.key, exc.reason, detail, self._record_field(fields[0] if fields else None, exc.reason))
 
     @staticmethod
     def _key(record: Mapping[str, Any], hash_: str) -> str:
+        return TagWrites.key_of(record, hash_)
+
+    @staticmethod
+    def key_of(record: Mapping[str, Any], hash_: str) -> str:
+        """How a contact is named in the rejects report (its source id, else its subscriber hash)."""
         for name in ("customer_user_id", "id", "customer_id"):
             if record.get(name) not in (None, ""):
                 return f"{name}={record[name]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from oromc_common.dryrun import ActionPlan
@@ -18,16 +18,15 @@ from oromc_common.mailchimp import (
     connection_budget_properties,
     max_connections_property,
 )
+from oromc_common.records import GatedTarget, PrivateLineReader
 from oromc_common.report import RunReport
-from oromc_common.sdk_seams import SeamTarget
 from oromc_common.settings import Renamed, connection_properties, rejects_path_property
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from typing_extensions import override
 
-from target_mailchimp.client import Audience
+from target_mailchimp.client import Audience, email_hash
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.mapping import (
     DEFAULT_EXCLUDE_TAG_PREFIXES,
@@ -41,8 +40,20 @@ from target_mailchimp.mapping import (
 from target_mailchimp.models import SyncSettings
 from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync
+from target_mailchimp.tags import TagWrites
 
 STREAM = "contacts"
+#: contacts fields whose problems reject the whole contact: leaving one out would change who the
+#: person is or what they consented to (the other fields are left out alone, with a field reject)
+CONTACTS_ESSENTIAL = (
+    "email",
+    "customer_user_id",
+    "erase",
+    "marketing_consent",
+    "consent_changed_at",
+    "enabled",
+    "is_guest",
+)
 DEFAULT_IDENTITY_MERGE_FIELD = "OROID"
 
 CONFIG_SCHEMA = th.PropertiesList(
@@ -282,7 +293,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
-class TargetMailchimp(SeamTarget):
+class TargetMailchimp(GatedTarget):
     """Singer target for one Mailchimp audience."""
 
     renamed_settings = (Renamed("retry_backoff_seconds", "backoff_factor_seconds"),)
@@ -290,7 +301,7 @@ class TargetMailchimp(SeamTarget):
     name = "target-mailchimp"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ContactsSink
-    message_reader_class = MsgSpecReader
+    message_reader_class = PrivateLineReader
     # Records are checked field by field with reasons (rejects report), not JSON-Schema-validated.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,
@@ -329,6 +340,27 @@ class TargetMailchimp(SeamTarget):
         self._sync_lock = threading.Lock()
         self._schema: dict[str, Any] = {}
         self._last_emitted_state: dict[str, Any] | None = None
+
+    # -- the record gate (oromc_common.records): schema problems answered per record or field --
+    @override
+    def gate_report(self) -> RunReport:
+        return self.report
+
+    @override
+    def gate_essential(self, stream: str) -> Iterable[str]:
+        return CONTACTS_ESSENTIAL if stream == self.config.get("contacts_stream", STREAM) else ()
+
+    @override
+    def gate_applies(self, stream: str) -> bool:
+        return self.get_sink_class(stream) is not IgnoredStreamSink
+
+    @override
+    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
+        if stream == self.config.get("contacts_stream", STREAM):
+            email = record.get("email")
+            hash_ = email_hash(email.strip()) if isinstance(email, str) and email.strip() else "none"
+            return TagWrites.key_of(record, hash_)
+        return super().gate_record_key(stream, record, key_properties)
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:

@@ -136,25 +136,33 @@ def test_bad_records_rejected_with_reasons_rest_lands(
         contact(1, lifetime_value=10),
         contact(2, email="not-an-email"),
         contact(3, email="someone@mailinator.com"),
-        contact(4, lifetime_value="lots"),
-        contact(5, phone="call me"),
+        contact(4, lifetime_value="lots", marketing_consent=True),
+        contact(5, phone="call me", marketing_consent=True),
         contact(6, lifetime_value="12.5"),
     ]
     target, states = run_target(cfg, singer_lines(records))
     assert states[-1] == {"n": 6}
     assert member(api, list_id, f"person1@{DOMAIN}")["merge_fields"]["LTV"] == 10  # type: ignore[index]
     assert float(member(api, list_id, f"person6@{DOMAIN}")["merge_fields"]["LTV"]) == 12.5  # type: ignore[index]
-    assert member(api, list_id, f"person4@{DOMAIN}") is None
+    # a value that cannot fit its merge field is left out; the contact and its consent still land
+    person4 = member(api, list_id, f"person4@{DOMAIN}")
+    person5 = member(api, list_id, f"person5@{DOMAIN}")
+    assert person4 is not None
+    assert person5 is not None
+    assert person4["status"] == person5["status"] == "subscribed"
+    assert not person4["merge_fields"].get("LTV")
+    assert person4["merge_fields"]["FNAME"] == "First4"
+    assert not person5["merge_fields"].get("PHONE")
     assert member(api, list_id, "someone@mailinator.com") is None
-    assert target.report.rejected_by_reason("contacts") == {
-        "invalid_email": 1,
-        "fake_email": 1,
-        "invalid_merge_value": 2,
-    }
+    assert target.report.rejected_by_reason("contacts") == {"invalid_email": 1, "fake_email": 1}
+    assert target.report.fields_rejected_by_reason("contacts") == {"invalid_merge_value": 2}
     lines = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
     by_key = {x["key"]: x for x in lines}
-    assert by_key["customer_user_id=4"]["field"] == "lifetime_value"
-    assert by_key["customer_user_id=3"]["reason"] == "fake_email"
+    four, five = by_key["customer_user_id=4"], by_key["customer_user_id=5"]
+    assert (four["kind"], four["field"]) == ("field_reject", "lifetime_value")
+    assert four["value"] == "string, 4 chars"
+    assert (five["field"], five["value"]) == ("phone", "string, 7 chars")
+    assert (by_key["customer_user_id=3"]["reason"], by_key["customer_user_id=3"]["field"]) == ("fake_email", "email")
     assert (
         "mailinator" not in Path(cfg["rejects_path"]).read_text()
     )  # no e-mail addresses in the report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,8 +110,10 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     summary = target.report.summary()["streams"]
     assert summary["ecommerce_orders"]["created"] == 1
     assert summary["ecommerce_orders"]["rejected_by_reason"] == {
-        "invalid_value": 1
-    }  # o2 has no customer id
+        "schema_violation": 1
+    }  # o2 has no customer id (a required property of the stream's schema)
+    rejects = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
+    assert [(r["stream"], r["field"]) for r in rejects] == [("ecommerce_orders", "customer.id")]
 
     # Same input again: nothing to write.
     sb.reset_stats()

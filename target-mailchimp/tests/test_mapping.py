@@ -60,6 +60,9 @@ def test_coerce_merge_values(kind: str, options: dict, value: object, expected: 
         ("address", {}, {"addr1": "1 Main", "city": "X"}, "missing state, zip"),
         ("url", {}, "example.com", "URL"),
         ("dropdown", {"choices": ["a", "b"]}, "c", "choices"),
+        ("text", {}, "Ann\x00", "control characters"),
+        ("text", {}, "A\x1bnn", "control characters"),
+        ("text", {}, "x" * 256, "longer than 255"),
     ],
 )
 def test_bad_merge_values_raise_with_field(
@@ -86,6 +89,18 @@ def test_emails() -> None:
     assert is_valid_email("a.b+c@example.co.uk")
     for bad in ("", "plain", "a@b", "a b@example.com", "a@-x.com", "a@@example.com"):
         assert not is_valid_email(bad)
+
+
+def test_emails_as_mailchimp_accepts_them() -> None:
+    """UTF-8 in the domain is accepted, in the local part refused (Mailchimp's "International
+    characters in Mailchimp"); dot-atom local parts of at most 64 characters (RFC 5322/5321)."""
+    for good in ("ana@ñoñó1234.com", "info@xn--nan-bma6a1234.com", "o'brien@example.ie", "a" * 64 + "@x.com",
+                 "user@münchen.de", "ivan@пример.рф"):  # fmt: skip
+        assert is_valid_email(good), good
+    for bad in ("trailing.@gmail.com", ".lead@gmail.com", "a..b@gmail.com", "a" * 65 + "@x.com",
+                "direcciónelectrónica@domain.com", "a@b.c", "a\x00@b.com", "a@b.com\u200b",
+                "a@exa_mple.com", "x" * 250 + "@ab.com"):  # fmt: skip
+        assert not is_valid_email(bad), bad
 
 
 def test_desired_tags_prefix_lists_and_rules() -> None:

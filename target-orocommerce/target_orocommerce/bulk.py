@@ -30,6 +30,9 @@ from target_orocommerce.client import SYNC_BATCH_LIMIT, OroWriter, all_error_det
 
 RejectFn = Callable[[Any, str, str | None], None]
 """``reject(context, detail, pointer)``: called once per record Oro refused."""
+DropFn = Callable[[Any, str, str, Any], None]
+"""``drop(context, detail, pointer, value)``: called once per optional attribute Oro refused; the
+record is written again without it."""
 
 
 @dataclass
@@ -40,6 +43,22 @@ class Update:
     id: str
     attributes: Mapping[str, Any]
     relationships: Mapping[str, Any] | None = None
+    #: attributes that may be left out when Oro refuses them (the rest is still written)
+    optional: frozenset[str] = frozenset()
+
+    def without_refused(self, errors: Sequence[tuple[str, str]]) -> dict[str, str] | None:
+        """``{attribute: detail}`` when every error names an optional attribute of this update
+        (``…/attributes/<name>``), else None (the record as a whole is refused)."""
+        refused: dict[str, str] = {}
+        for detail, pointer in errors:
+            parts = _single_pointer(pointer).strip("/").split("/")
+            if len(parts) != 3 or parts[:2] != ["data", "attributes"]:
+                return None
+            name = parts[2]
+            if name not in self.optional or name not in self.attributes:
+                return None
+            refused[name] = f"{refused[name]}; {detail}" if name in refused else detail
+        return refused or None
 
     def resource(self, resource_type: str, *, batch: bool) -> dict[str, Any]:
         """The JSON:API resource object for this update."""
@@ -137,22 +156,44 @@ class BulkUpdater:
         self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
         self._lock = threading.Lock()
 
-    def update(self, updates: Sequence[Update], reject: RejectFn) -> list[Update]:
-        """Apply ``updates``; return the ones that landed (the others went to ``reject``)."""
+    def update(self, updates: Sequence[Update], reject: RejectFn, drop: DropFn | None = None) -> list[Update]:
+        """Apply ``updates``; return the ones that landed (the others went to ``reject``).
+
+        With ``drop``, an update whose only refused attributes are ``optional`` is sent again without
+        them (each reported to ``drop``); the returned update then carries the attributes that landed.
+        """
         done: list[Update] = []
         pending = list(updates)
         while pending and self.batch_supported is not False:
             chunk, pending = pending[:SYNC_BATCH_LIMIT], pending[SYNC_BATCH_LIMIT:]
-            landed = self._batch(chunk, reject)
+            landed = self._batch(chunk, reject, drop)
             if landed is None:
                 pending = chunk + pending
                 break
             done.extend(landed)
         if pending:
-            done.extend(self._single(pending, reject))
+            done.extend(self._single(pending, reject, drop))
         return done
 
-    def _batch(self, chunk: list[Update], reject: RejectFn) -> list[Update] | None:
+    @staticmethod
+    def _refused(
+        update: Update, errors: Sequence[tuple[str, str]], reject: RejectFn, drop: DropFn | None
+    ) -> Update | None:
+        """Answer Oro's errors for one update: the update to send again without refused optional
+        attributes (None: nothing left to send, or the record was rejected)."""
+        refused = update.without_refused(errors) if drop is not None else None
+        if refused is None or drop is None:
+            detail = "; ".join(f"{d} ({_single_pointer(p)})" for d, p in errors)
+            reject(update.context, detail, _single_pointer(errors[0][1]))
+            return None
+        for name, detail in refused.items():
+            drop(update.context, detail, f"/data/attributes/{name}", update.attributes[name])
+        rest = {k: v for k, v in update.attributes.items() if k not in refused}
+        if not rest and not update.relationships:
+            return None
+        return Update(update.context, update.id, rest, update.relationships, update.optional)
+
+    def _batch(self, chunk: list[Update], reject: RejectFn, drop: DropFn | None) -> list[Update] | None:
         while chunk:
             body = {"data": [u.resource(self.resource, batch=True) for u in chunk]}
             try:
@@ -162,11 +203,8 @@ class BulkUpdater:
             except OroClientError as exc:
                 grouped = _by_index(exc, len(chunk))
                 if grouped is None:
-                    return self._single(chunk, reject)
-                for index, errors in grouped.items():
-                    detail = "; ".join(f"{d} ({_single_pointer(p)})" for d, p in errors)
-                    reject(chunk[index].context, detail, _single_pointer(errors[0][1]))
-                chunk = [u for n, u in enumerate(chunk) if n not in grouped]
+                    return self._single(chunk, reject, drop)
+                chunk = self._regroup(chunk, grouped, reject, drop)
                 continue
             if isinstance(response, requests.Response) and response.status_code == 405:
                 with self._lock:
@@ -179,33 +217,53 @@ class BulkUpdater:
                 if op_errors:
                     grouped = _group_errors(op_errors, len(chunk))
                     if grouped is None:
-                        return self._single(chunk, reject)  # nothing landed (all or nothing)
-                    for index, found in grouped.items():
-                        detail = "; ".join(f"{d} ({_single_pointer(p)})" for d, p in found)
-                        reject(chunk[index].context, detail, _single_pointer(found[0][1]))
-                    chunk = [u for n, u in enumerate(chunk) if n not in grouped]
+                        return self._single(chunk, reject, drop)  # nothing landed (all or nothing)
+                    chunk = self._regroup(chunk, grouped, reject, drop)
                     continue
             return chunk
         return []
 
-    def _single(self, updates: Sequence[Update], reject: RejectFn) -> list[Update]:
+    def _regroup(
+        self,
+        chunk: list[Update],
+        grouped: Mapping[int, list[tuple[str, str]]],
+        reject: RejectFn,
+        drop: DropFn | None,
+    ) -> list[Update]:
+        """The chunk to send again: records without errors, and records whose refused optional
+        attributes were left out; the others are rejected."""
+        again: list[Update] = []
+        for n, update in enumerate(chunk):
+            if n not in grouped:
+                again.append(update)
+            elif (rest := self._refused(update, grouped[n], reject, drop)) is not None:
+                again.append(rest)
+        return again
+
+    def _single(self, updates: Sequence[Update], reject: RejectFn, drop: DropFn | None = None) -> list[Update]:
         def patch(u: Update) -> None:
             body = {"data": u.resource(self.resource, batch=False)}
             self.writer.call("PATCH", f"{self.resource}/{u.id}", body=body)
 
         results = self.writer.run_parallel([functools.partial(patch, u) for u in updates])
         done = []
+        again = []
         for update, result in zip(updates, results, strict=True):
             if isinstance(result, OroClientError):
-                pointer = None
-                for error in result.errors:
-                    source = error.get("source")
-                    if isinstance(source, Mapping) and source.get("pointer"):
-                        pointer = str(source["pointer"])
-                        break
-                reject(update.context, all_error_details(result), pointer)
+                errors = [
+                    (str(e.get("detail") or e.get("title") or ""), str(e["source"]["pointer"]))
+                    for e in result.errors
+                    if isinstance(e.get("source"), Mapping) and e["source"].get("pointer")
+                ]
+                if errors and len(errors) == len(result.errors) and result.status in {400, 409, 422}:
+                    if (rest := self._refused(update, errors, reject, drop)) is not None:
+                        again.append(rest)
+                    continue
+                reject(update.context, all_error_details(result), errors[0][1] if errors else None)
             elif isinstance(result, BaseException):
                 raise result
             else:
                 done.append(update)
+        if again:
+            done.extend(self._single(again, reject, drop))
         return done

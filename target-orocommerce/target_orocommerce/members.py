@@ -123,6 +123,8 @@ class MemberRow:
     user: CustomerUserView | None = None
     wrote: set[str] = field(default_factory=set)
     stream: str = "members"
+    #: merge values left out because they cannot be used: (field, what is wrong, value)
+    field_problems: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -199,12 +201,19 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str |
     if isinstance(other, Mapping):
         merge = {**other, **merge}
 
+    problems: list[tuple[str, str, Any]] = []
+
     def text(name: str) -> str | None:
+        """A merge value as text; any other JSON type is left out (a field problem), never
+        converted (Mailchimp's text, phone and identity merge values are strings)."""
         value = merge.get(name)
-        if value is None or isinstance(value, Mapping):
+        if value is None:
             return None
-        value = str(value).strip()
-        return value or None
+        if not isinstance(value, str):
+            kind = "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+            problems.append((f"merge_fields.{name}", f"expected a string, got {kind}", value))
+            return None
+        return value.strip() or None
 
     tags: list[str] | None = None
     raw_tags = record.get("tags")
@@ -217,20 +226,26 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str |
     tags_count = record.get("tags_count")
     complete = tags is not None and (not isinstance(tags_count, int) or tags_count <= len(tags))
     oro_id = text(settings.identity_field) if settings.identity_field else None
+    if problems:  # the identity decides who the person is: a bad one rejects the record
+        raise MemberError(f"the identity merge field is not text: {problems[0][1]}", problems[0][0])
     if oro_id is not None and not oro_id.isdigit():
         raise MemberError(
             f"the identity merge field must hold an Oro customer-user id (digits), got {len(oro_id)} other characters",
             f"merge_fields.{settings.identity_field}",
         )
+    first_name = text(settings.first_name_field)
+    last_name = text(settings.last_name_field)
+    phone = text(settings.phone_field)
     return MemberRow(
         record_key=key,
         email=email,
         email_id=str(record.get("id") or ""),
         list_id=record.get("list_id"),
         status=str(status),
-        first_name=text(settings.first_name_field),
-        last_name=text(settings.last_name_field),
-        phone=text(settings.phone_field),
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        field_problems=problems,
         tags=tags,
         tags_complete=complete,
         last_changed=_utc(record.get("last_changed")),
@@ -489,8 +504,8 @@ class MemberSync:
             if not self._mailchimp_may_write(member, user.updated_at):
                 self.report.count(self.stream, "conflict_kept_oro")
                 continue
-            updates.append(Update(member, user.id, changes))
-        landed = self.users.update(updates, self._reject_update)
+            updates.append(Update(member, user.id, changes, optional=frozenset(changes)))
+        landed = self.users.update(updates, self._reject_update, self._drop_field)
         for update in landed:
             member = update.context
             assert member.user is not None
@@ -518,8 +533,8 @@ class MemberSync:
             if not self._mailchimp_may_write(member, _utc(attrs.get("updatedAt"))):
                 self.report.count(self.stream, "conflict_kept_oro")
                 continue
-            updates.append(Update(member, str(address["id"]), {"phone": member.phone}))
-        for update in self.addresses.update(updates, self._reject_update):
+            updates.append(Update(member, str(address["id"]), {"phone": member.phone}, optional=frozenset({"phone"})))
+        for update in self.addresses.update(updates, self._reject_update, self._drop_field):
             update.context.wrote.add("phone")
             self.report.count(self.stream, "phones_updated")
 
@@ -916,6 +931,13 @@ class MemberSync:
     def _reject_update(self, member: Any, detail: str, pointer: str | None) -> None:
         stream = getattr(member, "stream", self.stream)
         self.report.reject(stream, member.record_key, "oro_validation", detail, pointer)
+
+    def _drop_field(self, member: Any, detail: str, pointer: str, value: Any) -> None:
+        """Oro refused one optional attribute of a member's update: the rest is written without it."""
+        stream = getattr(member, "stream", self.stream)
+        self.report.reject_field(
+            stream, member.record_key, "oro_validation", pointer, value, f"{detail}; the field was left out"
+        )
 
     def _reject_oro(self, member: Any, exc: OroClientError) -> None:
         pointer = None

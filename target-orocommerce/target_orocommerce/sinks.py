@@ -100,11 +100,19 @@ class OroSink(BatchSink):
     ) -> list[T]:
         """Records parsed by ``parse``; a :class:`MemberError` rejects that record (named by ``key``)."""
         rows = []
+        report = self.services.report
         for record in records:
             try:
-                rows.append(parse(record))
+                row = parse(record)
             except MemberError as exc:
-                self.services.report.reject(self.stream_name, key(record), "invalid_record", str(exc), exc.field)
+                report.reject(self.stream_name, key(record), "invalid_record", str(exc), exc.field)
+                continue
+            for name, problem, value in getattr(row, "field_problems", ()):
+                report.reject_field(
+                    self.stream_name, key(record), "invalid_field", name, value,
+                    f"{name}: {problem}; the field was left out",
+                )
+            rows.append(row)
         return rows
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oromc_common.sdk_seams import SeamTarget
+from oromc_common.records import GatedTarget, PrivateLineReader
+from oromc_common.report import RunReport
 from oromc_common.settings import (
     Renamed,
     connection_properties,
@@ -34,6 +36,23 @@ from target_orocommerce.sinks import (
     ReportsSink,
 )
 
+#: Fields whose problems reject the whole record, besides the key properties and the schema's
+#: ``required`` (e.g. ``members.last_changed``: without it the newer-wins rule cannot be applied).
+#: ``merge_fields.<identity field>`` is added for ``members`` from the settings.
+ESSENTIAL: dict[str, tuple[str, ...]] = {
+    "members": ("email_address", "status", "last_changed", "timestamp_opt"),
+    "unsubscribes": ("timestamp",),
+    "ecommerce_orders": ("campaign_id",),
+}
+RECORD_KEYS: dict[str, tuple[str, ...]] = {
+    "members": ("list_id", "id"),
+    "forgotten_members": ("list_id", "oro_id"),
+    "email_activity": ("campaign_id", "email_id"),
+    "sent_to": ("campaign_id", "email_id"),
+    "unsubscribes": ("campaign_id", "email_id"),
+    "ecommerce_orders": ("store_id", "id"),
+}
+
 SINKS: dict[str, type[Sink]] = {
     "members": MembersSink,
     "forgotten_members": ForgottenMembersSink,
@@ -46,10 +65,11 @@ SINKS: dict[str, type[Sink]] = {
 }
 
 
-class TargetOroCommerce(SeamTarget):
+class TargetOroCommerce(GatedTarget):
     """Singer target writing tap-mailchimp-engagement streams into the Oro back-office API."""
 
     name = "target-orocommerce"
+    message_reader_class = PrivateLineReader  # msgspec; a line that is not JSON is never logged
     # Sinks are drained one after the other in the order their streams first appeared, so campaigns
     # are written before the activities that point at them; concurrency lives inside the sinks.
     max_parallelism = 1
@@ -206,6 +226,33 @@ class TargetOroCommerce(SeamTarget):
                 self._run_end = _RunEnd(self._services, self.logger)
                 weakref.finalize(self, self._run_end, failed=True)
             return self._services
+
+    # -- the record gate (oromc_common.records): schema problems answered per record or field --
+    gate_read_counter = "read"
+
+    @override
+    def gate_report(self) -> RunReport:
+        return self.services.report
+
+    @override
+    def gate_applies(self, stream: str) -> bool:
+        return self.get_sink_class(stream) is not IgnoredSink
+
+    @override
+    def gate_essential(self, stream: str) -> Iterable[str]:
+        fields = ESSENTIAL.get(stream, ())
+        identity = self.config.get("identity_merge_field", "OROID")
+        if stream == "members" and identity:
+            fields = (*fields, f"merge_fields.{identity}")
+        return fields
+
+    @override
+    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
+        names = RECORD_KEYS.get(stream)
+        if names is None:
+            return super().gate_record_key(stream, record, key_properties)
+        key = "/".join(str(record.get(n)) for n in names)
+        return key.replace("/", "/oro:", 1) if stream == "forgotten_members" else key
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:

@@ -42,28 +42,32 @@ def test_sync_batch_turned_async_then_resent_lands_each_update_once(
 
     assert oro.user(users[0]["id"])["attributes"]["lastName"] == "One"
     assert oro.user(users[2]["id"])["attributes"]["lastName"] == "Three"
-    assert oro.user(users[1]["id"])["attributes"]["lastName"] == users[1]["attributes"]["lastName"]
+    # the refused first name is left out; the record's last name is re-sent and lands
+    assert oro.user(users[1]["id"])["attributes"]["lastName"] == "TooLong"
+    assert oro.user(users[1]["id"])["attributes"]["firstName"] == users[1]["attributes"]["firstName"]
     (bad,) = rejects(config)
     assert bad["key"] == records[1]["list_id"] + "/" + records[1]["id"]
-    assert bad["field"] == "/data/attributes/firstName"
-    assert summary["streams"]["members"]["rejected"] == 1
-    assert summary["streams"]["members"]["names_updated"] == 2
+    assert (bad["kind"], bad["field"]) == ("field_reject", "/data/attributes/firstName")
+    assert summary["streams"]["members"]["fields_rejected"] == 1
+    assert summary["streams"]["members"]["names_updated"] == 3
     assert states[-1]["done"] is True
 
     # Two batch requests, both answered 202: the first (3 records) failed as a whole in synchronous
-    # mode, the re-sent one (the 2 valid records) wrote them; no record was sent a third time.
+    # mode, the re-sent one (the 3 records, without the refused first name) wrote them; no record was
+    # sent a third time.
     requests_seen = sb.stats("oro")["requests"]
     assert requests_seen["PATCH /admin/api/{resource}"] == {"202": 2}
     assert "PATCH /admin/api/{resource}/{id}" not in requests_seen
     first, second = (oro.get(f"asyncoperations/{n}")["data"]["attributes"] for n in (1, 2))
     assert (first["status"], first["summary"]["readCount"], first["summary"]["writeCount"]) == ("failed", 3, 0)
-    assert (second["status"], second["summary"]["readCount"], second["summary"]["writeCount"]) == ("success", 2, 2)
+    assert (second["status"], second["summary"]["readCount"], second["summary"]["writeCount"]) == ("success", 3, 3)
 
-    # Replaying the same input re-sends only the record Oro refused (the others are unchanged).
+    # Replaying the same input re-sends only the value Oro refused (the others are unchanged); it is
+    # refused again and nothing is left to send.
     sb.reset_stats()
     summary, _ = run_target(config, messages({"members": records}))
     assert sb.stats("oro")["requests"]["PATCH /admin/api/{resource}"] == {"202": 1}
     third = oro.get("asyncoperations/3")["data"]["attributes"]
     assert (third["status"], third["summary"]["readCount"], third["summary"]["writeCount"]) == ("failed", 1, 0)
     assert summary["streams"]["members"].get("names_updated", 0) == 0
-    assert summary["streams"]["members"]["rejected"] == 1
+    assert summary["streams"]["members"]["fields_rejected"] == 1

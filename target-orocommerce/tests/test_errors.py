@@ -12,7 +12,7 @@ from target_orocommerce.client import OroPermissionError
 from .conftest import OroProbe, engagement, member, messages, rejects, run_target
 
 
-def test_validation_error_rejects_only_that_record(
+def test_validation_error_drops_only_that_field(
     sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
     users = oro.users_with_primary_phone_address(3)
@@ -25,12 +25,18 @@ def test_validation_error_rejects_only_that_record(
     summary, states = run_target(config, messages({"members": records}))
     assert oro.user(users[0]["id"])["attributes"]["lastName"] == "One"
     assert oro.user(users[2]["id"])["attributes"]["lastName"] == "Three"
-    assert oro.user(users[1]["id"])["attributes"]["lastName"] == users[1]["attributes"]["lastName"]
+    # Oro refused the first name only: it is left out, the last name still lands
+    second = oro.user(users[1]["id"])["attributes"]
+    assert second["lastName"] == "TooLong"
+    assert second["firstName"] == users[1]["attributes"]["firstName"]
     (bad,) = rejects(config)
+    assert bad["kind"] == "field_reject"
     assert bad["key"] == records[1]["list_id"] + "/" + records[1]["id"]
     assert bad["field"] == "/data/attributes/firstName"
+    assert bad["value"] == "string, 300 chars"
     assert "255" in bad["detail"] or "long" in bad["detail"]
-    assert summary["streams"]["members"]["rejected"] == 1
+    assert summary["streams"]["members"]["fields_rejected"] == 1
+    assert "rejected" not in summary["streams"]["members"]
     assert states  # the run went on to the end and emitted its state
 
 

@@ -45,3 +45,13 @@ def test_batch_subscribe_reports_it_per_address(mc: Any, fresh: Any) -> None:
 def test_64_characters_and_inner_dots_are_accepted(mc: Any) -> None:
     assert len(LOCAL_64) == 64
     mc.add(f"{LOCAL_64}@gmail.com")
+
+
+def test_internationalized_domains_are_accepted_utf8_local_parts_refused(mc: Any) -> None:
+    """Mailchimp's help page "International characters in Mailchimp": UTF-8 characters are allowed in
+    the domain (test@ñoñó1234.com) and blocked in the prefix (direcciónelectrónica@domain.com)."""
+    mc.add("ana@ñoñó1234.com")  # "test@" itself is on the sandbox's fake list
+    mc.add("info@xn--nan-bma6a1234.com")
+    resp = mc.post(mc.members, json={"email_address": "direcciónelectrónica@gmail.com", "status": "subscribed"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["detail"] == "Please provide a valid email address."

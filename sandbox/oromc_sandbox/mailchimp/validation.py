@@ -24,8 +24,11 @@ MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transact
 PATCH_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending")
 EMAIL_TYPES = ("html", "text")
 
+# The domain may be internationalized (Unicode labels, or their xn-- form); the local part may not
+# (https://mailchimp.com/help/international-characters-in-mailchimp/: "test@ñoñó1234.com" is allowed,
+# "direcciónelectrónica@domain.com" is blocked).
 EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[^\W_](?:(?:[^\W_]|-)*[^\W_])?(?:\.[^\W_](?:(?:[^\W_]|-)*[^\W_])?)*\.(?:[^\W\d_]{2,}|xn--[A-Za-z0-9-]+)$"
 )
 # Addresses Mailchimp refuses as "fake or invalid" (documented behaviour; the exact list is
 # Mailchimp-internal, this one is the sandbox's and is listed in the README).
