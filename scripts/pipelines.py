@@ -55,6 +55,28 @@ def install_env(workdir: Path) -> dict[str, str]:
     }
 
 
+#: The folders of a Meltano system directory that hold installed plugins (shared by private ones).
+PLUGIN_KINDS = ("extractors", "loaders", "mappers", "utilities")
+
+
+def private_sys_dir(workdir: Path) -> Path:
+    """A Meltano system directory of one run's own under ``workdir``, using the project's installed plugins.
+
+    Meltano writes each plugin's catalog, config and logging files to `<sys dir>/run/<plugin>/` under
+    fixed names, so two `meltano run`s sharing a system directory (tests on parallel workers) can read
+    each other's half-written catalog. Point ``MELTANO_SYS_DIR_ROOT`` here to keep `run/` private.
+    """
+    shared = Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or ROOT / ".meltano")
+    sys_dir = workdir / "meltano-sys"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for kind in PLUGIN_KINDS:
+        link = sys_dir / kind
+        if not link.is_symlink():
+            (shared / kind).mkdir(parents=True, exist_ok=True)
+            link.symlink_to(shared / kind)
+    return sys_dir
+
+
 def sandbox_env(info: dict[str, Any], workdir: Path) -> dict[str, str]:
     """Environment that points every plugin of the `dev` environment at ``info``'s sandbox.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from oromc_sandbox.testing import running_sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from pipelines import DEV_SANDBOX_OPTIONS  # noqa: E402  (the demo's sandbox options, one place)
+from pipelines import DEV_SANDBOX_OPTIONS  # the demo's sandbox options, one place
 
 
 def main() -> int:

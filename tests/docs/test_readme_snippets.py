@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from readme_snippets import ROOT, Snippet, all_snippets
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from pipelines import install_env, meltano_install
+from pipelines import install_env, meltano_install, private_sys_dir
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -95,7 +95,7 @@ def test_data_blocks_parse(block: Snippet) -> None:
         assert block.run_by, f"{block.key}: Meltano config must be run through Meltano by a test"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plugins_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The project's plugins, installed (once, and only if something changed) before the namespace
     without network uses them."""
@@ -117,7 +117,7 @@ def test_block_runs_against_the_sandbox(
     env.update(
         {
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "MELTANO_SYS_DIR_ROOT": str(ROOT / ".meltano"),
+            "MELTANO_SYS_DIR_ROOT": str(private_sys_dir(tmp_path)),
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",

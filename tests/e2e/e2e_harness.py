@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from oromc_sandbox.testing import RunningSandbox  # noqa: E402
-from pipelines import RunResult, meltano, sandbox_env  # noqa: E402
+from pipelines import RunResult, meltano, private_sys_dir, sandbox_env  # noqa: E402
 
 JSONAPI = "application/vnd.api+json"
 
@@ -172,6 +172,8 @@ class Project:
         self.sandbox = sandbox
         self.workdir = workdir
         self.env = sandbox_env(sandbox.info, workdir)
+        # its own `.meltano/run`: tests on the other worker run the same plugins at the same time
+        self.env["MELTANO_SYS_DIR_ROOT"] = str(private_sys_dir(workdir))
         self.oro = Oro(sandbox)
         self.mailchimp = Mailchimp(sandbox)
 

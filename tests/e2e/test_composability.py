@@ -90,7 +90,6 @@ def test_another_tap_feeds_target_mailchimp_through_a_stream_map(project: Projec
     env = {
         **project.env,
         "TAP_JSONL_PATH": str(people),
-        "MELTANO_SYS_DIR_ROOT": str(ROOT / ".meltano"),
     }
     # what the tap emits through Meltano: only the contract's fields, under the new key
     emitted = meltano("invoke", "tap-jsonl", env=env, cwd=copy).check()

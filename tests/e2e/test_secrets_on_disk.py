@@ -13,24 +13,14 @@ from pathlib import Path
 
 import pytest
 from e2e_harness import Project
-from pipelines import ROOT, meltano, remove_leftover_configs, start_meltano
-
-
-def _private_sys_dir(tmp_path: Path) -> Path:
-    """A `.meltano` of our own (its `run` folder is not shared with parallel tests) that uses the
-    plugins installed in the project's."""
-    sys_dir = tmp_path / "sys"
-    sys_dir.mkdir()
-    for kind in ("extractors", "loaders"):
-        (sys_dir / kind).symlink_to(ROOT / ".meltano" / kind)
-    return sys_dir
+from pipelines import meltano, private_sys_dir, remove_leftover_configs, start_meltano
 
 
 @pytest.mark.usefixtures("meltano_ready")
 def test_a_killed_run_leaves_a_private_config_file_that_cleanup_removes(
     project: Project, tmp_path: Path
 ) -> None:
-    sys_dir = _private_sys_dir(tmp_path)
+    sys_dir = private_sys_dir(tmp_path)
     env = {**project.env, "MELTANO_SYS_DIR_ROOT": str(sys_dir)}
     run_dir = sys_dir / "run" / "tap-orocommerce"
     proc = start_meltano("run", "tap-orocommerce", "target-jsonl", env=env,

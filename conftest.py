@@ -1,0 +1,24 @@
+"""Test distribution for `make test` (`pytest -n 2 --dist loadgroup`).
+
+A test that uses a module- or class-scoped fixture (a sandbox, a pipeline run shared by the module's
+assertions) joins its module's xdist group, so that fixture runs once on one worker; every other test is
+scheduled on its own, so a module of independent slow tests (README snippets, each with its own sandbox)
+spreads over both workers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SHARED_SCOPES = {"module", "class", "package"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests that share a module-, class- or package-scoped fixture by their file."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
+        if scopes & SHARED_SCOPES:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
