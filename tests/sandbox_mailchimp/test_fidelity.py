@@ -55,8 +55,9 @@ def _draft(mc: Any) -> dict[str, Any]:
 
 
 def test_report_collections_of_a_draft_are_empty_pages(mc: Any) -> None:
-    """Airbyte's source-mailchimp reads email activity for every campaign, drafts included, and
-    works against real accounts with drafts: the collections answer empty, not 404."""
+    """Airbyte's source-mailchimp (`source_mailchimp/streams.py` `EmailActivity.stream_slices`)
+    reads email activity for every campaign `/campaigns` lists, drafts included, fails on HTTP
+    errors, and works against real accounts with drafts: the collections answer empty, not 404."""
     draft = _draft(mc)
     for sub, key in (
         ("email-activity", "emails"),

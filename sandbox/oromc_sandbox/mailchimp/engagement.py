@@ -445,9 +445,10 @@ def _unsent_page(
 ) -> dict[str, Any] | None:
     """An empty page of `/reports/{id}/{sub}` when the campaign exists but was never sent.
 
-    Clients that read every campaign's report collections (Airbyte's source-mailchimp iterates all
-    of `/campaigns` for email activity, drafts included) work against real accounts with drafts, so
-    the real API answers these with an empty collection, not 404. None for a sent campaign; an
+    Clients that read every campaign's report collections work against real accounts with drafts
+    (Airbyte's source-mailchimp `EmailActivity.stream_slices` requests email activity for every
+    campaign of `/campaigns`, no status filter, and fails on HTTP errors), so the real API answers
+    these with an empty collection, not 404. None for a sent campaign; an
     unknown id still raises 404.
     """
     campaign = find_campaign(engagement(ctx), ctx.request.path_params["campaign_id"])

@@ -19,7 +19,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from .common import API_PREFIX, ApiError
+from .common import API_PREFIX, ApiError, json_type
 
 TYPES_FILE = Path(__file__).with_name("openapi_types.json")
 _PARAM = re.compile(r"\{[^}]*\}")
@@ -56,19 +56,8 @@ def schema_for(kind: str, method: str, template: str) -> dict[str, Any] | None:
 
 
 def _json_name(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """The JSON type of a value as Mailchimp names it in type errors (null is `NULL`)."""
+    return "NULL" if value is None else json_type(value)
 
 
 def type_errors(method: str, template: str, body: Any) -> list[dict[str, str]]:
