@@ -378,6 +378,14 @@ class TargetMailchimp(Target):
             if identity not in specs:  # the source id lives here: always created when missing
                 specs[identity] = audience.create_merge_field(identity, "text", "Oro customer user id")
                 self.logger.info("Created merge field %s (text) for the source id", identity)
+            elif specs[identity].public:
+                # A public field is on the hosted signup and profile forms, where a subscriber could
+                # edit the source id and so claim another customer's member: hide it.
+                specs[identity] = audience.hide_merge_field(specs[identity])
+                self.logger.info(
+                    "Merge field %s (the source id) was public: set to public=false (hidden from forms)",
+                    identity,
+                )
         except MailchimpError as exc:
             msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
             raise MailchimpConfigError(msg) from exc
