@@ -47,6 +47,8 @@ from target_mailchimp.tags import TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
+FORGOTTEN_EMAIL = "forgotten_email"  # classify_member_error's reason for "Forgotten Email Not Subscribed"
+FORGOTTEN_NOT_RE_ADDED = "forgotten_not_re_added"
 
 
 def source_id(record: Mapping[str, Any]) -> str | None:
@@ -463,11 +465,23 @@ class ContactSync(TagWrites):
                 write.existed = True
                 retry.append(write)
                 continue
+            if reason == FORGOTTEN_EMAIL:
+                self._not_re_added(write.contact)
+                continue
             detail = " ".join(
                 filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")])
             )
             self._reject(write.contact.key, reason, detail, error.get("field") or None)
         return retry
+
+    def _not_re_added(self, contact: Contact) -> None:
+        """Mailchimp refused to re-add a person deleted permanently there ("forgotten", a GDPR
+        erasure): the outcome the law asks for, not bad input. Counted, never worked around (only
+        ``pending``, i.e. the person confirming a new opt-in, can bring them back)."""
+        self._count(FORGOTTEN_NOT_RE_ADDED)
+        LOGGER.info(
+            "%s was deleted permanently in Mailchimp (forgotten) and is not re-added", contact.key
+        )
 
     def _applied(self, write: Write) -> None:
         created = write.created and not write.existed
@@ -529,7 +543,10 @@ class ContactSync(TagWrites):
                 contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
             )
         except PermanentMailchimpError as exc:
-            self._reject_error(contact, exc)
+            if exc.reason == FORGOTTEN_EMAIL:
+                self._not_re_added(contact)
+            else:
+                self._reject_error(contact, exc)
             return None
 
     # -- archives and erasure --------------------------------------------------------------
