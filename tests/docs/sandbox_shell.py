@@ -16,6 +16,9 @@ from pathlib import Path
 
 from oromc_sandbox.testing import running_sandbox
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from pipelines import DEV_SANDBOX_OPTIONS  # the customizations `make sandbox` turns on
+
 
 def main() -> int:
     """Entry point."""
@@ -24,8 +27,7 @@ def main() -> int:
         customers=20,
         oro_port=8801,
         mailchimp_port=8802,
-        shoppinglists=True,
-        order_campaign_relation=True,
+        **DEV_SANDBOX_OPTIONS,
     ):
         return subprocess.run(
             ["bash", "-euo", "pipefail", "-c", block], cwd=folder, check=False
