@@ -104,7 +104,8 @@ def test_without_member_ids_selected_no_snapshot_is_owed(sandbox: Any, tools: An
     base = tools.run_tap(config, streams=streams)
     gone = next(r["id"] for r in base.records["members"] if r["status"] == "subscribed")
     members = f"{sandbox.mailchimp_api_url}/lists/{list_id}/members"
-    assert tools.mc_session(sandbox).post(f"{members}/{gone}/actions/delete-permanent").status_code == 204
+    deleted = tools.mc_session(sandbox).post(f"{members}/{gone}/actions/delete-permanent")
+    assert deleted.status_code == 204
     time.sleep(1.1)
 
     run = tools.run_tap(config, state=base.state, streams=streams)

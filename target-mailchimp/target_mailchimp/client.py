@@ -120,9 +120,8 @@ class Audience:
             raise ValueError(msg)
         body = {"name": spec.name or spec.tag, "public": False}
         changed = self.client.patch(f"{self.base}/merge-fields/{spec.merge_id}", body) or {}
-        return MergeFieldSpec.from_api(
-            {"tag": spec.tag, "type": spec.type, "merge_id": spec.merge_id, "name": spec.name, **changed}
-        )
+        known = {"tag": spec.tag, "type": spec.type, "merge_id": spec.merge_id, "name": spec.name}
+        return MergeFieldSpec.from_api({**known, **changed})
 
     # -- what Mailchimp has ----------------------------------------------------------------
     def _member_fields(self, prefix: str) -> str:

@@ -71,11 +71,13 @@ class MergeFieldSpec:
     def from_api(cls, item: Mapping[str, Any]) -> MergeFieldSpec:
         """Build from a ``GET /lists/{id}/merge-fields`` item."""
         merge_id = item.get("merge_id")
+        if isinstance(merge_id, bool) or not isinstance(merge_id, int):
+            merge_id = None
         return cls(
             tag=str(item["tag"]),
             type=str(item.get("type") or "text"),
             options=dict(item.get("options") or {}),
-            merge_id=merge_id if isinstance(merge_id, int) and not isinstance(merge_id, bool) else None,
+            merge_id=merge_id,
             name=str(item.get("name") or ""),
             public=item.get("public") is True,
         )

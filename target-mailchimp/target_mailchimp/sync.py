@@ -47,7 +47,7 @@ from target_mailchimp.tags import TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
-FORGOTTEN_EMAIL = "forgotten_email"  # classify_member_error's reason for "Forgotten Email Not Subscribed"
+FORGOTTEN_EMAIL = "forgotten_email"  # the reason for "Forgotten Email Not Subscribed"
 FORGOTTEN_NOT_RE_ADDED = "forgotten_not_re_added"
 
 

@@ -383,7 +383,7 @@ class TargetMailchimp(Target):
                 # edit the source id and so claim another customer's member: hide it.
                 specs[identity] = audience.hide_merge_field(specs[identity])
                 self.logger.info(
-                    "Merge field %s (the source id) was public: set to public=false (hidden from forms)",
+                    "Merge field %s (the source id) was public: now public=false (off the forms)",
                     identity,
                 )
         except MailchimpError as exc:

@@ -207,7 +207,7 @@ def test_field_never_recorded_is_not_turned_into_consent_and_a_newer_oro_choice_
 def test_field_pending_and_transactional_members_change_nothing(
     consent_sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:
-    """Neither status is a choice about marketing: Oro's consent, lists and activities stay as they are."""
+    """Neither status is a choice about marketing: Oro's consent, lists and activities stay."""
     sb = consent_sb
     cfg = _using(sb, config, "customer_user_field", marketing_list_ids=[1])
     (consented,) = _users(oro, 1, marketing_consent=True)
@@ -220,9 +220,10 @@ def test_field_pending_and_transactional_members_change_nothing(
     ]
     sb.reset_stats()
     summary, _ = run_target(cfg, messages({"members": rows}))
-    consents = [oro.user(u["id"])["attributes"]["marketing_consent"] for u in (consented, declined, unknown)]
+    people = (consented, declined, unknown)
+    consents = [oro.user(u["id"])["attributes"]["marketing_consent"] for u in people]
     assert consents == [True, False, None]
-    assert all(_unsubscribes(oro, u["id"]) == [] for u in (consented, declined, unknown))
+    assert all(_unsubscribes(oro, u["id"]) == [] for u in people)
     assert _writes(sb) == 0, summary["streams"]["members"]
 
 

@@ -1,4 +1,4 @@
-"""The README's consent tables: every transition row names the tests that check it, and they exist."""
+"""The README's consent tables: every transition row names the tests that check it; they exist."""
 
 from __future__ import annotations
 

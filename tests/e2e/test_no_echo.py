@@ -1,8 +1,9 @@
 """No echo loop, and consent travelling each way: the rounds of `make demo` on a small sandbox.
 
-scripts/demo.py's rounds run here as they do in `make demo`: a full cycle; a second that writes nothing;
-an opt-out made in OroCommerce and an unsubscribe made in Mailchimp, each of which must reach the other
-system; and a fourth cycle that writes nothing on either side (the opt-outs do not come back as work).
+scripts/demo.py's rounds run here as they do in `make demo`: a full cycle; a second that writes
+nothing; an opt-out made in OroCommerce and an unsubscribe made in Mailchimp, each of which must
+reach the other system; and a fourth cycle that writes nothing on either side (the opt-outs do not
+come back as work).
 """
 
 from __future__ import annotations
