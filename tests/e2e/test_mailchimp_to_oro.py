@@ -242,8 +242,8 @@ def test_forgotten_in_mailchimp_is_an_opt_out_and_a_gdpr_request(flow: Flow) -> 
         {"data": {"type": "customerusers", "id": user_id, "attributes": {"firstName": "Edited"}}},
     )
     flow.project.sandbox.advance_clock(60)
-    run = flow.project.run("audience-sync")
-    audience = run.summaries["target-mailchimp"]["streams"]["contacts"]
+    resync = flow.project.run("audience-sync")
+    audience = resync.summaries["target-mailchimp"]["streams"]["contacts"]
     assert audience.get("forgotten_not_re_added") == 1, audience
     assert "forgotten_email" not in audience["rejected_by_reason"]
     member_url = f"{mc.api}/lists/{mc.list_id}/members/{mc.hash(flow.emails['forget'])}"
