@@ -1,12 +1,18 @@
-"""`make demo`: both pipelines against the sandbox, then both again to show they are incremental.
+"""`make demo`: both pipelines against the sandbox, again to show they are incremental, then
+consent travelling each way.
 
-1. installs the Meltano plugins (from this repository's folders, locked versions) unless nothing changed
-   since the last install,
+1. installs the Meltano plugins (from this repository's folders, locked versions) unless nothing
+   changed since the last install,
 2. starts the sandbox on the `dev` environment's ports (OroCommerce :8801, Mailchimp :8802),
-3. runs `meltano run audience-sync` (OroCommerce -> Mailchimp) and `meltano run engagement-sync`
-   (Mailchimp -> OroCommerce), printing progress and a short summary of what moved and what was rejected,
-4. runs both jobs a second time: they find (almost) nothing to do,
-5. stops the sandbox.
+3. round 1: runs `meltano run audience-sync` (OroCommerce -> Mailchimp) and `meltano run
+   engagement-sync` (Mailchimp -> OroCommerce), printing progress and a short summary of what moved
+   and what was rejected,
+4. round 2: both jobs again: they find (almost) nothing to do,
+5. round 3: one subscribed person withdraws consent in OroCommerce and another unsubscribes in
+   Mailchimp (through each system's API, as the storefront and the unsubscribe link would); both
+   jobs run and the demo checks that each opt-out reached the other system,
+6. round 4: both jobs again: the opt-outs do not echo (nothing written),
+7. stops the sandbox.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,6 +51,17 @@ JOBS = (
     ("audience-sync", "OroCommerce -> Mailchimp"),
     ("engagement-sync", "Mailchimp -> OroCommerce"),
 )
+ROUNDS = {
+    1: "first sync",
+    2: "again, nothing changed",
+    3: "an opt-out in each system",
+    4: "again: the opt-outs do not echo",
+}
+CONSENT_FIELD = (
+    "marketing_consent"  # the dev environment's consent source (tap-orocommerce's default field)
+)
+IDENTITY = "OROID"  # target-mailchimp's default identity merge field: the Oro customer user id
+JSONAPI = "application/vnd.api+json"
 
 
 def _say(text: str = "") -> None:
@@ -116,6 +137,207 @@ def report(job: str, result: RunResult, oro: dict[str, Any], mc: dict[str, Any])
     )
 
 
+class Apis:
+    """The two sandbox APIs, used as the shop's storefront and a subscriber would change consent."""
+
+    def __init__(self, sandbox: RunningSandbox) -> None:
+        self.sandbox = sandbox
+        self.oro_api = sandbox.info["oro"]["api_url"]
+        mc = sandbox.info["mailchimp"]
+        self.members = f"{mc['api_url']}/lists/{mc['list_id']}/members"
+        self.mc = requests.Session()
+        self.mc.auth = ("demo", mc["api_key"])
+        self.mc.verify = sandbox.verify
+
+    def oro(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {
+            "Accept": JSONAPI,
+            "Content-Type": JSONAPI,
+            "Authorization": f"Bearer {self.sandbox.oro_token()}",
+        }
+        response = requests.request(
+            method,
+            f"{self.oro_api}/{path}",
+            headers=headers,
+            timeout=60,
+            verify=self.sandbox.verify,
+            **kwargs,
+        )
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def member(self, subscriber_hash: str) -> dict[str, Any]:
+        response = self.mc.get(
+            f"{self.members}/{subscriber_hash}", params={"fields": "status"}, timeout=60
+        )
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def linked_subscribers(self) -> dict[str, str]:
+        """Oro customer user id -> subscriber hash of every subscribed member carrying one."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            params: dict[str, Any] = {
+                "status": "subscribed",
+                "count": 1000,
+                "offset": offset,
+                "fields": f"members.id,members.merge_fields.{IDENTITY},total_items",
+            }
+            page = self.mc.get(self.members, params=params, timeout=60)
+            page.raise_for_status()
+            body = page.json()
+            for m in body["members"]:
+                oro_id = str((m.get("merge_fields") or {}).get(IDENTITY) or "").strip()
+                if oro_id:
+                    out[oro_id] = m["id"]
+            offset += 1000
+            if offset >= body["total_items"]:
+                return out
+
+
+@dataclass
+class OptOut:
+    """One person's opt-out: where it was made, and whether the other system ended up agreeing."""
+
+    where: str  # "OroCommerce" or "Mailchimp"
+    customer_user_id: str
+    subscriber_hash: str
+    reached: bool = False
+    now: str = ""  # what the other system holds after the round
+
+    def line(self) -> str:
+        if self.where == "OroCommerce":
+            who = f"customer user {self.customer_user_id}"
+            made = f"opt-out in OroCommerce ({who}, {CONSENT_FIELD}: false)"
+            seen = f"Mailchimp member {self.now}"
+        else:
+            made = f"unsubscribe in Mailchimp (member of customer user {self.customer_user_id})"
+            seen = f"OroCommerce {CONSENT_FIELD}: {self.now}"
+        return f"{made} -> {seen}: " + (
+            "reached the other system" if self.reached else "NOT as expected"
+        )
+
+
+def stage_opt_outs(sandbox: RunningSandbox) -> list[OptOut]:
+    """Two subscribed people with consent in Oro: one withdraws it in Oro, the other unsubscribes
+    in Mailchimp (the lowest customer user ids that qualify: the same seed, the same people)."""
+    apis = Apis(sandbox)
+    linked = apis.linked_subscribers()
+    users = apis.oro("GET", "customerusers", params={"page[size]": -1})["data"]
+    eligible = sorted(
+        (
+            u["id"]
+            for u in users
+            if u["id"] in linked
+            and u["attributes"].get("enabled")
+            and not u["attributes"].get("isGuest")
+            and u["attributes"].get(CONSENT_FIELD) is True
+        ),
+        key=int,
+    )
+    if len(eligible) < 2:
+        msg = "the sandbox has fewer than two subscribed members with consent in OroCommerce"
+        raise RuntimeError(msg)
+    in_oro, in_mc = (
+        OptOut("OroCommerce", eligible[0], linked[eligible[0]]),
+        OptOut("Mailchimp", eligible[1], linked[eligible[1]]),
+    )
+    # The connectors' cut-offs are whole seconds: the changes come after the last run's.
+    time.sleep(1.1)
+    apis.oro(
+        "PATCH",
+        f"customerusers/{in_oro.customer_user_id}",
+        json={
+            "data": {
+                "type": "customerusers",
+                "id": in_oro.customer_user_id,
+                "attributes": {CONSENT_FIELD: False},
+            }
+        },
+    )
+    response = apis.mc.patch(
+        f"{apis.members}/{in_mc.subscriber_hash}", json={"status": "unsubscribed"}, timeout=60
+    )
+    response.raise_for_status()
+    time.sleep(1.1)
+    return [in_oro, in_mc]
+
+
+def check_opt_outs(sandbox: RunningSandbox, opt_outs: list[OptOut]) -> None:
+    """Read what the other system now holds for each opt-out."""
+    apis = Apis(sandbox)
+    for opt_out in opt_outs:
+        if opt_out.where == "OroCommerce":
+            opt_out.now = str(apis.member(opt_out.subscriber_hash)["status"])
+            opt_out.reached = opt_out.now == "unsubscribed"
+        else:
+            user = apis.oro("GET", f"customerusers/{opt_out.customer_user_id}")["data"]
+            value = user["attributes"].get(CONSENT_FIELD)
+            opt_out.now = json.dumps(value)
+            opt_out.reached = value is False
+
+
+@dataclass
+class Played:
+    """What the rounds did: writes per round and job, the opt-outs, the first failing exit code."""
+
+    writes: dict[int, dict[str, int]] = field(default_factory=dict)
+    opt_outs: list[OptOut] = field(default_factory=list)
+    returncode: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.returncode == 0 and bool(self.opt_outs) and all(o.reached for o in self.opt_outs)
+        )
+
+
+def play(
+    sandbox: RunningSandbox,
+    env: dict[str, str],
+    rounds: tuple[int, ...] = tuple(ROUNDS),
+    on_line: Callable[[str], None] | None = None,
+) -> Played:
+    """The demo's rounds against a running sandbox (also run by tests/e2e/test_no_echo.py)."""
+    played = Played()
+    for round_no in rounds:
+        _say()
+        _say(f"== Round {round_no}: {ROUNDS[round_no]} ==")
+        if round_no == 3:
+            played.opt_outs = stage_opt_outs(sandbox)
+            for opt_out in played.opt_outs:
+                who = f"customer user {opt_out.customer_user_id}"
+                _say(
+                    f"   {opt_out.where}: {who} "
+                    + (
+                        "withdraws marketing consent (as the storefront's account page saves it)"
+                        if opt_out.where == "OroCommerce"
+                        else "unsubscribes (as the unsubscribe link does)"
+                    )
+                )
+        played.writes[round_no] = {}
+        for job, direction in JOBS:
+            _say(f"  -> meltano run {job}   ({direction})")
+            sandbox.reset_stats()
+            with Progress(sandbox, job):
+                result = meltano("run", job, env=env, on_line=on_line)
+            oro, mc = sandbox.stats("oro"), sandbox.stats("mailchimp")
+            report(job, result, oro, mc)
+            if result.returncode != 0:
+                _say("\n".join(result.log_tail[-40:]))
+                played.returncode = result.returncode
+                return played
+            played.writes[round_no][job] = write_counts(oro) + write_counts(mc)
+        if round_no == 3:
+            check_opt_outs(sandbox, played.opt_outs)
+            for opt_out in played.opt_outs:
+                _say("   " + opt_out.line())
+    return played
+
+
 def main() -> int:
     """Entry point of `make demo`."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -147,36 +369,39 @@ def main() -> int:
     ) as sandbox:
         env = sandbox_env(sandbox.info, workdir)
         _say(f"   OroCommerce {sandbox.oro_api_url}   Mailchimp {sandbox.mailchimp_api_url}")
-        totals: dict[int, dict[str, int]] = {}
-        for round_no in (1, 2):
-            _say()
-            _say(
-                f"== Round {round_no}: "
-                + ("first sync ==" if round_no == 1 else "again, nothing changed ==")
-            )
-            totals[round_no] = {}
-            for job, direction in JOBS:
-                _say(f"  -> meltano run {job}   ({direction})")
-                sandbox.reset_stats()
-                with Progress(sandbox, job):
-                    echo = (lambda line: _say("     | " + line)) if args.verbose else None
-                    result = meltano("run", job, env=env, on_line=echo)
-                oro, mc = sandbox.stats("oro"), sandbox.stats("mailchimp")
-                report(job, result, oro, mc)
-                if result.returncode != 0:
-                    _say("\n".join(result.log_tail[-40:]))
-                    return result.returncode
-                totals[round_no][job] = write_counts(oro) + write_counts(mc)
+        echo = (lambda line: _say("     | " + line)) if args.verbose else None
+        played = play(sandbox, env, on_line=echo)
+        if played.returncode != 0:
+            return played.returncode
         _say()
         _say("== Summary ==")
         for job, _ in JOBS:
             _say(
-                f"  {job:<16} writes: first run {totals[1][job]:>6}, second run {totals[2][job]:>6}"
+                f"  {job:<16} writes: "
+                + ", ".join(f"round {n} {w[job]:>5}" for n, w in sorted(played.writes.items()))
             )
+        for opt_out in played.opt_outs:
+            _say("  " + opt_out.line())
         _say(f"  outputs, rejects and Meltano state: {workdir}")
-        (workdir / "demo-summary.json").write_text(json.dumps(totals, indent=2))
+        (workdir / "demo-summary.json").write_text(
+            json.dumps(
+                {
+                    "writes": played.writes,
+                    "opt_outs": [
+                        {
+                            "made_in": o.where,
+                            "customer_user_id": o.customer_user_id,
+                            "other_system_now": o.now,
+                            "reached": o.reached,
+                        }
+                        for o in played.opt_outs
+                    ],
+                },
+                indent=2,
+            )
+        )
     _say("== Sandbox stopped ==")
-    return 0
+    return 0 if played.ok else 1
 
 
 if __name__ == "__main__":

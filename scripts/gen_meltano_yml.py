@@ -4,7 +4,9 @@ Each connector keeps its Meltano plugin entry next to its code (settings, kinds,
 script writes, from those entries:
 
 * `meltano.yml`: the entries merged with the project-level parts (`scripts/meltano_project.yml`:
-  environments, jobs, schedules, inspection plugins); plugins installed editable from this repository;
+  environments, jobs, schedules, inspection plugins, and `plugin_additions`: keys such as `select`
+  added to a connector's entry in this project only, not to its definition for other projects);
+  plugins installed editable from this repository;
 * `plugins/<extractors|loaders>/<name>.yml`: Meltano Hub-style definitions for other projects
   (`meltano add extractor tap-orocommerce --from-ref plugins/extractors/tap-orocommerce.yml`),
   installed from a git URL with `#subdirectory=`; `<name>.local.yml`: the same from a local checkout.
@@ -35,6 +37,8 @@ HEADER = """\
 #               `prod` = real OroCommerce and Mailchimp, every value from environment variables
 #               (secrets never in this file; see README "Pointing the same project at a real ...").
 # Plugins install with uv from the locked, hashed versions in requirements/lock.txt (`make lock`).
+# tap-mailchimp-engagement: `member_ids` (the id snapshot of deletion detection) is deselected here:
+# nothing in OroCommerce takes it (see scripts/meltano_project.yml, plugin_additions).
 """
 
 # How a user's project finds this repository (README "Using the connectors in your own project"):
@@ -122,12 +126,21 @@ def render() -> dict[Path, str]:
     """Every generated file and its content."""
     project = _load(ROOT / "scripts" / "meltano_project.yml")
     plugins = project.pop("plugins")
+    additions: dict[str, dict[str, Any]] = project.pop("plugin_additions", None) or {}
+    unknown = set(additions) - set(EXTRACTORS + LOADERS)
+    if unknown:
+        msg = f"plugin_additions names no connector: {sorted(unknown)}"
+        raise ValueError(msg)
+
+    def entry(name: str) -> dict[str, Any]:
+        return {**plugin_entry(name), **additions.get(name, {})}
+
     doc = {
         **{k: project.pop(k) for k in ("project_id", "send_anonymous_usage_stats", "default_environment")},
         **{k: project.pop(k) for k in ("venv",)},
         "plugins": {
-            "extractors": [plugin_entry(n) for n in EXTRACTORS] + plugins.get("extractors", []),
-            "loaders": [plugin_entry(n) for n in LOADERS] + plugins.get("loaders", []),
+            "extractors": [entry(n) for n in EXTRACTORS] + plugins.get("extractors", []),
+            "loaders": [entry(n) for n in LOADERS] + plugins.get("loaders", []),
         },
         **project,
     }

@@ -356,7 +356,9 @@ class MemberReconciliationStream(MailchimpStream):
                 missing = max(0, previous + new - total)
             sweep = mode == "always" or bool(missing)
             if sweep:
-                pending[list_id] = format_ts(checked_at)
+                ids = self.tap.streams.get("member_ids")
+                if ids is not None and ids.selected:  # a snapshot is owed only to a selected stream
+                    pending[list_id] = format_ts(checked_at)
                 forgotten = self.tap.streams.get("forgotten_members")
                 if isinstance(forgotten, ForgottenMembersStream) and forgotten.selected:
                     forgotten.owe_sweep(list_id)

@@ -95,6 +95,26 @@ def test_changed_archived_and_deleted_members_reach_the_other_side(sandbox: Any,
     assert run.state["bookmarks"]["member_reconciliation"]["pending_sweeps"] == {}
 
 
+def test_without_member_ids_selected_no_snapshot_is_owed(sandbox: Any, tools: Any) -> None:
+    """meltano.yml deselects member_ids for the engagement job: a sweep the reconciliation asks for
+    then leaves no snapshot owed in the state (nothing would ever pay it)."""
+    list_id = sandbox.info["mailchimp"]["list_id"]
+    config = tools.tap_config(sandbox)
+    streams = MEMBER_STREAMS - {"member_ids"}
+    base = tools.run_tap(config, streams=streams)
+    gone = next(r["id"] for r in base.records["members"] if r["status"] == "subscribed")
+    members = f"{sandbox.mailchimp_api_url}/lists/{list_id}/members"
+    deleted = tools.mc_session(sandbox).post(f"{members}/{gone}/actions/delete-permanent")
+    assert deleted.status_code == 204
+    time.sleep(1.1)
+
+    run = tools.run_tap(config, state=base.state, streams=streams)
+    (recon,) = run.records["member_reconciliation"]
+    assert recon["missing_members"] == 1
+    assert run.records["member_ids"] == []
+    assert run.state["bookmarks"]["member_reconciliation"].get("pending_sweeps", {}) == {}
+
+
 def test_bursts_of_changes_in_consecutive_seconds_are_all_read_with_small_pages(
     sandbox: Any, tools: Any
 ) -> None:

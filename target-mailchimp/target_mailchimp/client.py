@@ -112,6 +112,17 @@ class Audience:
         created = self.client.post(f"{self.base}/merge-fields", body) or {}
         return MergeFieldSpec.from_api({"tag": tag, "type": kind, **created})
 
+    def hide_merge_field(self, spec: MergeFieldSpec) -> MergeFieldSpec:
+        """``PATCH`` a merge field to ``public: false`` (off the signup and profile forms); the
+        update's schema requires ``name``, sent unchanged."""
+        if spec.merge_id is None:
+            msg = f"merge field {spec.tag} has no merge_id"
+            raise ValueError(msg)
+        body = {"name": spec.name or spec.tag, "public": False}
+        changed = self.client.patch(f"{self.base}/merge-fields/{spec.merge_id}", body) or {}
+        known = {"tag": spec.tag, "type": spec.type, "merge_id": spec.merge_id, "name": spec.name}
+        return MergeFieldSpec.from_api({**known, **changed})
+
     # -- what Mailchimp has ----------------------------------------------------------------
     def _member_fields(self, prefix: str) -> str:
         parts = ["id", "status", "last_changed", "timestamp_opt", "timestamp_signup", "tags", "tags_count"]

@@ -70,14 +70,23 @@ class MergeFieldSpec:
     tag: str
     type: str = "text"
     options: Mapping[str, Any] = field(default_factory=dict)
+    merge_id: int | None = None
+    name: str = ""
+    public: bool = False  # shown on Mailchimp's signup and profile forms
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> MergeFieldSpec:
         """Build from a ``GET /lists/{id}/merge-fields`` item."""
+        merge_id = item.get("merge_id")
+        if isinstance(merge_id, bool) or not isinstance(merge_id, int):
+            merge_id = None
         return cls(
             tag=str(item["tag"]),
             type=str(item.get("type") or "text"),
             options=dict(item.get("options") or {}),
+            merge_id=merge_id,
+            name=str(item.get("name") or ""),
+            public=item.get("public") is True,
         )
 
 

@@ -48,6 +48,8 @@ from target_mailchimp.tags import TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
+FORGOTTEN_EMAIL = "forgotten_email"  # the reason for "Forgotten Email Not Subscribed"
+FORGOTTEN_NOT_RE_ADDED = "forgotten_not_re_added"
 
 
 def source_id(record: Mapping[str, Any]) -> str | None:
@@ -510,6 +512,9 @@ class ContactSync(TagWrites):
                 write.existed = True
                 retry.append(write)
                 continue
+            if reason == FORGOTTEN_EMAIL:
+                self._not_re_added(write.contact)
+                continue
             detail = " ".join(
                 filter(None, [str(error.get("error", "")), str(error.get("field_message") or "")])
             )
@@ -543,6 +548,15 @@ class ContactSync(TagWrites):
         if dropped and not merge:
             item.pop("merge_fields", None)
         return dropped
+
+    def _not_re_added(self, contact: Contact) -> None:
+        """Mailchimp refused to re-add a person deleted permanently there ("forgotten", a GDPR
+        erasure): the outcome the law asks for, not bad input. Counted, never worked around (only
+        ``pending``, i.e. the person confirming a new opt-in, can bring them back)."""
+        self._count(FORGOTTEN_NOT_RE_ADDED)
+        LOGGER.info(
+            "%s was deleted permanently in Mailchimp (forgotten) and is not re-added", contact.key
+        )
 
     def _applied(self, write: Write) -> None:
         created = write.created and not write.existed
@@ -599,7 +613,8 @@ class ContactSync(TagWrites):
 
     def _put(self, contact: Contact, body: dict[str, Any]) -> dict[str, Any] | None:
         """One ``PUT`` of a member; a refusal is rejected (None). Merge values Mailchimp refuses are
-        left out (field rejects) and the member is written without them."""
+        left out (field rejects) and the member is written without them; a person Mailchimp forgot
+        (GDPR erasure) is counted, never re-added."""
         while True:
             try:
                 return self.audience.put_member(
@@ -611,7 +626,10 @@ class ContactSync(TagWrites):
                     contact, body, exc.error_fields, detail
                 ):
                     continue
-                self._reject_error(contact, exc)
+                if exc.reason == FORGOTTEN_EMAIL:
+                    self._not_re_added(contact)
+                else:
+                    self._reject_error(contact, exc)
                 return None
 
     # -- archives and erasure --------------------------------------------------------------

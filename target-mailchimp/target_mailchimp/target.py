@@ -454,6 +454,16 @@ class TargetMailchimp(GatedTarget):
                 specs[tag] = self._create_merge_field(audience, tag, kind, source.replace("_", " ").title())
             if identity not in specs:  # the source id lives here: always created when missing
                 specs[identity] = self._create_merge_field(audience, identity, "text", "Oro customer user id")
+            elif specs[identity].public:
+                # A public field is on the hosted signup and profile forms, where a subscriber could
+                # edit the source id and so claim another customer's member: hide it.
+                self.plan.add(STREAM, "hide_merge_field", identity)
+                if not self.dry_run:
+                    specs[identity] = audience.hide_merge_field(specs[identity])
+                self.logger.info(
+                    "Merge field %s (the source id) was public: now public=false (off the forms)",
+                    identity,
+                )
         except MailchimpError as exc:
             msg = f"Mailchimp refused the audience setup for list '{cfg['list_id']}': {exc}"
             raise MailchimpConfigError(msg) from exc

@@ -206,8 +206,15 @@ def test_erasure(
         assert again["status"] == "archived"  # type: ignore[index]
         assert _summary(target)["archived_skipped"] == 1
     else:
-        assert again is None
-        assert target.report.rejected_by_reason("contacts") == {"forgotten_email": 1}
+        assert again is None  # Mailchimp refuses to re-add a forgotten person: counted, no reject
+        assert _summary(target)["forgotten_not_re_added"] == 1
+        assert target.report.rejected_by_reason("contacts") == {}
+        # Not even with a consent recorded at the source: only the person's own new opt-in (pending,
+        # double opt-in) could bring them back.
+        consented = contact(1, marketing_consent=True, consent_changed_at="2999-01-01T00:00:00Z")
+        target, _ = run_target(config, singer_lines([consented]))
+        assert member(api, list_id, f"person1@{DOMAIN}") is None
+        assert _summary(target)["forgotten_not_re_added"] == 1
 
 
 def _audience(api: MailchimpClient, list_id: str) -> dict[str, Any]:

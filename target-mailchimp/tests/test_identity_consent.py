@@ -50,6 +50,29 @@ def test_identity_field_is_created_and_carries_the_source_id(
     assert _summary(target)["created"] == 1
 
 
+def test_a_public_identity_field_is_hidden_from_the_forms(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """An OROID field someone created public (on the signup/profile forms, where a subscriber could
+    edit it and claim another customer's member) is patched to public=false; a hidden one is left
+    alone."""
+    list_id = config["list_id"]
+    field = {"tag": "OROID", "name": "Oro id", "type": "text", "public": True}
+    api.post(f"/lists/{list_id}/merge-fields", field)
+    run_target(config, singer_lines([contact(1, marketing_consent=True, consent_changed_at=LATER)]))
+    fields = {f["tag"]: f for f in api.paginate(f"/lists/{list_id}/merge-fields", "merge_fields")}
+    assert fields["OROID"]["public"] is False
+    assert fields["OROID"]["name"] == "Oro id", "the merchant's field, only hidden"
+    sb.reset_stats()
+    run_target(config, singer_lines([contact(1, marketing_consent=True, consent_changed_at=LATER)]))
+    assert not any("merge-fields" in p for p in _writes_by_path(sb)), "already hidden: no write"
+
+
+def _writes_by_path(sb: RunningSandbox) -> list[str]:
+    routes: dict[str, dict[str, int]] = sb.stats("mailchimp")["requests"]
+    return [r for r in routes if r.split(" ", 1)[0] in {"POST", "PUT", "PATCH", "DELETE"}]
+
+
 def test_email_change_moves_the_same_member(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:

@@ -204,6 +204,29 @@ def test_field_never_recorded_is_not_turned_into_consent_and_a_newer_oro_choice_
     assert _writes(sb) == 0
 
 
+def test_field_pending_and_transactional_members_change_nothing(
+    consent_sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    """Neither status is a choice about marketing: Oro's consent, lists and activities stay."""
+    sb = consent_sb
+    cfg = _using(sb, config, "customer_user_field", marketing_list_ids=[1])
+    (consented,) = _users(oro, 1, marketing_consent=True)
+    (declined,) = _users(oro, 1, marketing_consent=False)
+    (unknown,) = _users(oro, 1, marketing_consent=None)
+    rows = [
+        _with_id(consented["attributes"]["email"], consented["id"], status="pending"),
+        _with_id(declined["attributes"]["email"], declined["id"], status="transactional"),
+        _with_id(unknown["attributes"]["email"], unknown["id"], status="transactional"),
+    ]
+    sb.reset_stats()
+    summary, _ = run_target(cfg, messages({"members": rows}))
+    people = (consented, declined, unknown)
+    consents = [oro.user(u["id"])["attributes"]["marketing_consent"] for u in people]
+    assert consents == [True, False, None]
+    assert all(_unsubscribes(oro, u["id"]) == [] for u in people)
+    assert _writes(sb) == 0, summary["streams"]["members"]
+
+
 def test_field_archived_member_withdraws_by_default_and_not_with_keep(
     consent_sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
 ) -> None:

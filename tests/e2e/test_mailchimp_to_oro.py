@@ -6,7 +6,8 @@ their minds in Mailchimp (unsubscribe, a hard bounce = cleaned, archived by the 
 a re-subscription through double opt-in); ``engagement-sync`` carries that into Oro and
 ``audience-sync`` runs after it. Each test checks one transition in both systems, then a quiet cycle
 must write nothing anywhere, and last a member deleted permanently in Mailchimp ("forget") becomes a
-GDPR request naming the Oro customer user. The tests of one source share its sandbox and run in order.
+GDPR request naming the Oro customer user, and is never re-added by audience-sync. The tests of one
+source share its sandbox and run in order.
 """
 
 from __future__ import annotations
@@ -236,3 +237,17 @@ def test_forgotten_in_mailchimp_is_an_opt_out_and_a_gdpr_request(flow: Flow) -> 
     assert flow.emails["forget"] not in json.dumps(flow.reports())
     response = mc.session.get(f"{mc.api}/lists/{mc.list_id}/members/{mc.hash(flow.emails['forget'])}", timeout=30)
     assert response.status_code == 404, "Mailchimp keeps nothing of the person"
+
+    # The person changes in Oro (an edit by the shop), so audience-sync sends them again: the
+    # forgotten person has no consent in Oro any more and is never re-added; counted, no reject.
+    flow.project.oro.patch(
+        f"customerusers/{user_id}",
+        {"data": {"type": "customerusers", "id": user_id, "attributes": {"firstName": "Edited"}}},
+    )
+    flow.project.sandbox.advance_clock(60)
+    resync = flow.project.run("audience-sync")
+    audience = resync.summaries["target-mailchimp"]["streams"]["contacts"]
+    assert audience.get("forgotten_not_re_added") == 1, audience
+    assert "forgotten_email" not in audience["rejected_by_reason"]
+    member_url = f"{mc.api}/lists/{mc.list_id}/members/{mc.hash(flow.emails['forget'])}"
+    assert mc.session.get(member_url, timeout=30).status_code == 404, "not re-added"
