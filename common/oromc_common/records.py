@@ -35,6 +35,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
+from oromc_common.keys import record_key
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 
@@ -397,9 +398,12 @@ class GatedTarget(SeamTarget):
         """False for streams the target ignores (their records are only counted)."""
         return True
 
-    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
-        """How a record is named in the rejects report (default: its key properties)."""
-        return "/".join(f"{k}={record.get(k)}" for k in key_properties) or "?"
+    def gate_record_key(
+        self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str], position: int
+    ) -> str:
+        """How a record is named in the rejects report (default: :func:`oromc_common.keys.record_key`:
+        its key properties, else its 1-based position in the stream)."""
+        return record_key(record, (), key_properties=key_properties, position=position)
 
     def _gate(self, stream: str) -> RecordGate | None:
         gates: dict[str, RecordGate] = getattr(self, "_gates", {})
@@ -428,7 +432,9 @@ class GatedTarget(SeamTarget):
         if gate is not None and isinstance(record, dict):
             verdict = gate.check(record)
             report = self.gate_report()
-            key = self.gate_record_key(str(stream), record, gate.key_properties)
+            positions: dict[str, int] = self.__dict__.setdefault("_gate_positions", {})
+            positions[str(stream)] = positions.get(str(stream), 0) + 1
+            key = self.gate_record_key(str(stream), record, gate.key_properties, positions[str(stream)])
             if verdict.rejected is not None:
                 problem = verdict.rejected
                 report.count(str(stream), self.gate_read_counter)

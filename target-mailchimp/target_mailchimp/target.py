@@ -355,12 +355,14 @@ class TargetMailchimp(GatedTarget):
         return self.get_sink_class(stream) is not IgnoredStreamSink
 
     @override
-    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
+    def gate_record_key(
+        self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str], position: int
+    ) -> str:
         if stream == self.config.get("contacts_stream", STREAM):
             email = record.get("email")
             hash_ = email_hash(email.strip()) if isinstance(email, str) and email.strip() else "none"
             return TagWrites.key_of(record, hash_)
-        return super().gate_record_key(stream, record, key_properties)
+        return super().gate_record_key(stream, record, key_properties, position)
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:

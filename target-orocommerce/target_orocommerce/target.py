@@ -247,10 +247,12 @@ class TargetOroCommerce(GatedTarget):
         return fields
 
     @override
-    def gate_record_key(self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str]) -> str:
+    def gate_record_key(
+        self, stream: str, record: Mapping[str, Any], key_properties: Iterable[str], position: int
+    ) -> str:
         names = RECORD_KEYS.get(stream)
         if names is None:
-            return super().gate_record_key(stream, record, key_properties)
+            return super().gate_record_key(stream, record, key_properties, position)
         key = "/".join(str(record.get(n)) for n in names)
         return key.replace("/", "/oro:", 1) if stream == "forgotten_members" else key
 

@@ -46,11 +46,12 @@ def test_rejects_of_foreign_records_are_named_by_their_key_or_position(
         json.dumps({"type": "STATE", "value": {"done": True}}),
     ]
     run_target(config, lines)
-    got = sorted((r["stream"], r["key"], r["field"]) for r in rejects(config))
+    got = sorted((r["stream"], r["key"], r["field"], r["kind"]) for r in rejects(config))
     assert got == [
-        ("attributed_orders", "#2", "id"),
-        ("members", f"email=md5:{subscriber_hash('ada@example.net')}", "status"),
-        ("members", f"email=md5:{subscriber_hash('bob@example.net')}", "email_address"),
-        ("unsubscribes", "ref=U-7", "campaign_id"),
+        ("attributed_orders", "#2", "id", "field_reject"),  # the input check: 17 is not a string id
+        ("attributed_orders", "#2", "id", "reject"),  # the sink: without it, no order to attribute
+        ("members", f"email=md5:{subscriber_hash('ada@example.net')}", "status", "reject"),
+        ("members", f"email=md5:{subscriber_hash('bob@example.net')}", "email_address", "reject"),
+        ("unsubscribes", "ref=U-7", "campaign_id", "reject"),
     ]
     assert not any("None" in r["key"] or "@" in r["key"] for r in rejects(config))

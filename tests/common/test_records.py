@@ -77,7 +77,7 @@ def test_the_fast_check_agrees_with_jsonschema() -> None:
 
     values: list[object] = [None, True, 0, 1.0, 1.5, "", "x", "2024-01-01T00:00:00Z", "not-a-date",
                             "2024-01-01", [], ["a"], [1], {}, {"n": 1}]  # fmt: skip
-    for schema in (CONTACTS_SCHEMA, schemas.MEMBERS, schemas.EMAIL_ACTIVITY, schemas.ECOMMERCE_ORDERS):
+    for schema in (CONTACTS_SCHEMA, schemas.MEMBERS, schemas.EMAIL_ACTIVITY, schemas.ATTRIBUTED_ORDERS):
         gate = RecordGate(schema)
         assert gate._fast is not None
         for name in schema["properties"]:
