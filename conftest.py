@@ -13,12 +13,15 @@ import pytest
 SHARED_SCOPES = {"module", "class", "package"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests that share a module-, class- or package-scoped fixture by their file."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
-        if scopes & SHARED_SCOPES:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Group a test that shares a module-, class- or package-scoped fixture with its file's tests.
+
+    Marked as each test is collected, i.e. before xdist's `pytest_collection_modifyitems` reads the
+    groups (a mark added in that hook by a conftest may come too late).
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
+    if scopes & SHARED_SCOPES:
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
