@@ -96,7 +96,8 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     assert would == counts
     assert summary["streams"]["email_activity"]["would_create_marketing_activity"] == 2
     assert "@" not in report.read_text()  # samples name records by key and ids, never an address
-    assert "Dryrun" not in report.read_text() and "0199" not in report.read_text()  # nor a value
+    assert "Dryrun" not in report.read_text()  # nor a value
+    assert "0199" not in report.read_text()
     names = planned["actions"]["update_names"]["sample"][0]
     assert (names["customer_user"], names["fields"]) == (ids["renamed"], ["firstName"])
     assert planned["actions"]["re-tag"]["sample"][0]["add"] == ["mc:DryRunVIP"]
@@ -110,8 +111,9 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     real = json.loads(real_report.read_text())
     assert real["dry_run"] is False
     assert {action: v["count"] for action, v in real["actions"].items()} == counts
-    assert sum(_writes(sb).values()) > 0
-    assert states and states[-1]["done"] is True
+    assert set(_writes(sb)) == {"POST", "PATCH"}  # names, phone, consent; tag, list, campaign, activities
+    assert states
+    assert states[-1]["done"] is True
     members = summary["streams"]["members"]
     assert (members["names_updated"], members["phones_updated"], members["consent_withdrawn"]) == (1, 1, 1)
     assert members["planned_update_names"] == 1
