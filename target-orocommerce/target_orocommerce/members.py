@@ -801,7 +801,8 @@ class MemberSync:
                 f"Mailchimp deleted the member of Oro customer user {row.user.id} permanently (GDPR 'forget', "
                 f"{window}). Oro still holds customer user {row.user.id}: if the person asked for erasure, "
                 "delete or anonymize it in Oro (keep what the law requires, e.g. orders); otherwise record "
-                f"why it is kept. Done here: {', '.join(done) or 'nothing (no consent source configured)'}.",
+                f"why it is kept. {'A dry run: would be done here' if self.writer.dry_run else 'Done here'}: "
+                f"{', '.join(done) or 'nothing (no consent source configured)'}.",
                 "oro_id",
             )
             self.report.count(stream, "updated" if row.wrote else "unchanged")

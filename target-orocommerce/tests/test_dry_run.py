@@ -17,7 +17,17 @@ from oromc_common.report import RunReport
 from oromc_sandbox.testing import RunningSandbox
 from target_orocommerce.client import OroWriter
 
-from .conftest import BASE_TIME, OroProbe, engagement, iso, member, messages, run_target
+from .conftest import (
+    BASE_TIME,
+    LIST_ID,
+    OroProbe,
+    engagement,
+    iso,
+    member,
+    messages,
+    rejects,
+    run_target,
+)
 
 
 def _writes(sb: RunningSandbox) -> dict[str, int]:
@@ -42,14 +52,15 @@ def consent_sb(sb: RunningSandbox) -> Iterator[RunningSandbox]:
 
 
 def _input(oro: OroProbe) -> tuple[list[str], dict[str, str]]:
-    """Names, a phone, a new tag, an opt-out (consent, list, activity), a new campaign and its activities."""
+    """Names, a phone, a new tag, an opt-out and an erasure in Mailchimp (consent, list, activity each),
+    a new campaign and its activities."""
     edited = oro.users_with_primary_phone_address(2)
     taken = {u["id"] for u in edited}
-    consenting = next(
+    consenting, forgotten = [
         u for u in sorted(oro.all("customerusers"), key=lambda u: int(u["id"]))
         if u["id"] not in taken and not u["attributes"].get("isGuest")
         and u["attributes"].get("marketing_consent") is True
-    )
+    ][:2]
     renamed, same = (u["attributes"]["email"] for u in edited)
     gone = consenting["attributes"]["email"]
     members = [
@@ -58,8 +69,12 @@ def _input(oro: OroProbe) -> tuple[list[str], dict[str, str]]:
         member(same),
         member(gone, status="unsubscribed", timestamp_opt=iso(BASE_TIME - timedelta(days=90))),
     ]
-    lines = messages({"members": members, **engagement([renamed], opens_per_member=2)}, state_every=2)
-    return lines, {"renamed": edited[0]["id"], "gone": consenting["id"]}
+    erased = {"list_id": LIST_ID, "oro_id": forgotten["id"], "identity_merge_field": "OROID",
+              "detected_at": iso(BASE_TIME), "previous_sweep_at": iso(BASE_TIME - timedelta(days=1))}
+    streams = {"members": members, "forgotten_members": [erased], **engagement([renamed], opens_per_member=2)}
+    return messages(streams, state_every=2), {
+        "renamed": edited[0]["id"], "gone": consenting["id"], "forgotten": forgotten["id"]
+    }
 
 
 def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
@@ -84,9 +99,9 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
         "update_phone": 1,
         "create_tag": 1,
         "re-tag": 1,
-        "withdraw_consent": 1,
-        "unsubscribe_marketing_list": 1,
-        "create_unsubscribe_activity": 1,
+        "withdraw_consent": 2,  # the opt-out and the erasure
+        "unsubscribe_marketing_list": 2,
+        "create_unsubscribe_activity": 2,
         "create_campaign": 1,
         "create_marketing_activity": 3,  # send, first open, first click
     }
@@ -95,6 +110,9 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
         would.update({k.removeprefix("would_"): n for k, n in stream.items() if k.startswith("would_")})
     assert would == counts
     assert summary["streams"]["email_activity"]["would_create_marketing_activity"] == 2
+    assert summary["streams"]["forgotten_members"]["would_withdraw_consent"] == 1
+    (erasure,) = (a for a in rejects(dry) if a["reason"] == "gdpr_erasure_request")  # reported, as in a real run
+    assert "A dry run: would be done here: marketing consent set to false" in erasure["detail"]
     assert "@" not in report.read_text()  # samples name records by key and ids, never an address
     assert "Dryrun" not in report.read_text()  # nor a value
     assert "0199" not in report.read_text()
@@ -104,6 +122,7 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     assert planned["actions"]["withdraw_consent"]["sample"][0]["customer_user"] == ids["gone"]
     assert oro.user(ids["renamed"])["attributes"]["firstName"] != "Dryrun"
     assert oro.user(ids["gone"])["attributes"]["marketing_consent"] is True
+    assert oro.user(ids["forgotten"])["attributes"]["marketing_consent"] is True
 
     real_report = tmp_path / "real.json"
     sb.reset_stats()
@@ -119,6 +138,7 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     assert members["planned_update_names"] == 1
     assert oro.user(ids["renamed"])["attributes"]["firstName"] == "Dryrun"
     assert oro.user(ids["gone"])["attributes"]["marketing_consent"] is False
+    assert oro.user(ids["forgotten"])["attributes"]["marketing_consent"] is False
 
     report.unlink()
     sb.reset_stats()
