@@ -40,6 +40,7 @@ from oromc_common.oro import OroClientError, format_oro_datetime, parse_oro_date
 from oromc_common.report import RunReport
 
 from target_orocommerce.client import (
+    PLANNED_ID,
     SYNC_BATCH_LIMIT,
     OroWriter,
     all_error_details,
@@ -293,12 +294,18 @@ class ActivityLedger:
         with self._lock:
             if campaign_id in self._full:
                 return
+            if campaign_id.startswith(PLANNED_ID):  # a campaign a dry run would create holds nothing yet
+                self._full.add(campaign_id)
+                return
         self._load({"filter[campaign]": campaign_id})
         with self._lock:
             self._full.add(campaign_id)
 
     def ensure_window(self, campaign_id: str | None, start: datetime, end: datetime) -> None:
         """Load the activities of ``campaign_id`` (None = any) with ``start <= actionDate <= end``."""
+        if campaign_id is not None and campaign_id.startswith(PLANNED_ID):
+            self.ensure_campaign(campaign_id)
+            return
         with self._lock:
             if campaign_id in self._full:
                 return
@@ -580,8 +587,11 @@ class ActivityWriter:
                 "relationships": {"campaign": {"data": {"type": "campaigns", "id": campaign_id}}},
             }
         }
+        self.writer.plan.add(intent.stream, "enrich_unsubscribe_activity", intent.record_key,
+                             activity=item.activity_id, campaign=intent.campaign_code)
         try:
-            self.writer.call("PATCH", f"marketingactivities/{item.activity_id}", body=body)
+            if not self.writer.dry_run:
+                self.writer.call("PATCH", f"marketingactivities/{item.activity_id}", body=body)
         except OroClientError as exc:
             self._reject(intent, exc)
             return False
@@ -645,6 +655,15 @@ class ActivityWriter:
     ) -> int:
         if not todo:
             return 0
+        for _, intent, user_id in todo:
+            action = "create_unsubscribe_activity" if intent.type == "unsubscribe" else "create_marketing_activity"
+            self.writer.plan.add(intent.stream, action, intent.record_key, type=intent.type,
+                                 customer_user=user_id, campaign=intent.campaign_code)
+        if self.writer.dry_run:  # remembered as written, so the run plans each activity once
+            for key, intent, user_id in todo:
+                self.ledger.add(key)
+                self._note_created(intent, user_id, None)
+            return len(todo)
         if self.batch_supported is not False:
             done = self._create_batched(todo, campaign_ids)
             if done is not None:

@@ -162,6 +162,8 @@ class BulkUpdater:
         With ``drop``, an update whose only refused attributes are ``optional`` is sent again without
         them (each reported to ``drop``); the returned update then carries the attributes that landed.
         """
+        if self.writer.dry_run:  # planned by the caller; nothing is sent, every update counts as landed
+            return list(updates)
         done: list[Update] = []
         pending = list(updates)
         while pending and self.batch_supported is not False:

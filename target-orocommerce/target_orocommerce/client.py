@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import backoff
 import requests
+from oromc_common.dryrun import ActionPlan, DryRunWriteError
 from oromc_common.oro import (
     OroApiError,
     OroAuthError,
@@ -56,6 +57,9 @@ MAX_CONNECTIONS = 16
 #: First wait between attempts, seconds (setting ``backoff_factor_seconds``).
 BACKOFF_FACTOR_SECONDS = 0.5
 """Oro's ``sync_processing_limit``: primary records per ``X-Mode: sync`` Batch API request."""
+
+#: Id prefix of a record a dry run would create (it has no Oro id): never sent, never looked up.
+PLANNED_ID = "dry-run:"
 
 _ACTION_BY_METHOD = {"GET": "VIEW", "POST": "CREATE", "PATCH": "EDIT", "DELETE": "DELETE"}
 _ENTITY_LABELS = {
@@ -142,7 +146,10 @@ class OroWriter:
         max_retry_wait: float = 60.0,
         backoff_base: float = BACKOFF_FACTOR_SECONDS,
         max_concurrency: int = 4,
+        plan: ActionPlan | None = None,
     ) -> None:
+        #: Every write the run plans (``plan.dry_run``: planned only; any non-GET is then refused).
+        self.plan = plan if plan is not None else ActionPlan("target-orocommerce", report, dry_run=False)
         self.base_url = base_url.rstrip("/")
         self.api_root = self.base_url + "/" + api_prefix.strip("/")
         self.auth = auth
@@ -159,6 +166,11 @@ class OroWriter:
         self.session.headers["User-Agent"] = "target-orocommerce/0.1"
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+
+    @property
+    def dry_run(self) -> bool:
+        """True in a dry run: writes are planned, never sent."""
+        return self.plan.dry_run
 
     # -- URLs -----------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -198,9 +210,14 @@ class OroWriter:
             OroRetriableError: 429/5xx/transport errors and 403s from a proxy/WAF still failing
                 after ``max_tries``.
             OroAuthError: 401 after a token refresh.
+            DryRunWriteError: a request other than GET in a dry run (refused before it is sent,
+                Batch API requests included).
         """
         attempts = {"n": 0, "auth_retries": 0}
         method = method.upper()
+        if self.dry_run and method != "GET":
+            msg = f"dry run: {method} {path.split('?', 1)[0]} refused (nothing is written in a dry run)"
+            raise DryRunWriteError(msg)
         label = f"{method} {path.split('?', 1)[0].strip('/')}" if not path.startswith("http") else None
 
         def once() -> requests.Response | AlreadyApplied:

@@ -228,6 +228,10 @@ class AcceptanceConsentStore(ConsentStore):
                     },
                 }
             }
+            if self.writer.dry_run:  # planned by the caller
+                with self._lock:
+                    self._known[user.id] = _Acceptance("", None)
+                return
             # 409 = the person accepted meanwhile (unique consent + customer user): the goal holds.
             response = self.writer.call("POST", self.resource, body=body, ok_statuses=(409,))
             created = None
@@ -238,7 +242,8 @@ class AcceptanceConsentStore(ConsentStore):
                 self._known[user.id] = created or _Acceptance("", None)
         elif current is not None and current.id:
             # 404 = deleted meanwhile: the goal holds.
-            self.writer.call("DELETE", f"{self.resource}/{current.id}", ok_statuses=(404,))
+            if not self.writer.dry_run:  # planned by the caller
+                self.writer.call("DELETE", f"{self.resource}/{current.id}", ok_statuses=(404,))
             with self._lock:
                 self._known[user.id] = None
 

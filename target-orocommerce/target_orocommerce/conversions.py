@@ -133,6 +133,8 @@ class ConversionSync:
                 continue
             rel = {self.relationship: {"data": {"type": "campaigns", "id": campaign.id}}}
             updates.append(Update(conv, str(order["id"]), {}, rel))
+            self.writer.plan.add(stream, "link_order_campaign", conv.record_key, order=str(order["id"]),
+                                 campaign=conv.campaign_code)
 
         def reject(conv: Any, detail: str, pointer: str | None) -> None:
             self.report.reject(stream, conv.record_key, "oro_validation", detail, pointer)

@@ -11,7 +11,7 @@ import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from oromc_common.oro import (
     relationship_ids,
 )
 
-from target_orocommerce.client import ALREADY_APPLIED, OroWriter
+from target_orocommerce.client import ALREADY_APPLIED, PLANNED_ID, OroWriter
 
 CAMPAIGN_CODE_RE = re.compile(r"^[a-zA-Z0-9_\-]{1,20}$")
 TAG_NAME_MAX = 50
@@ -315,6 +315,12 @@ class TagDirectory:
             if tag_id:
                 return tag_id
             body = {"data": {"type": "tags", "attributes": {"name": name}}}
+            self.writer.plan.add("tags", "create_tag", name)
+            if self.writer.dry_run:  # a placeholder id, so the tag is planned once
+                tag_id = f"{PLANNED_ID}tag:{name.lower()}"
+                self._by_name[name.lower()] = tag_id
+                self._by_id[tag_id] = name
+                return tag_id
 
             def landed() -> bool:
                 self._load_locked()
@@ -394,6 +400,16 @@ class CampaignDirectory:
             if not changes:
                 return current, "unchanged"
             body = {"data": {"type": "campaigns", "id": current.id, "attributes": changes}}
+            self.writer.plan.add("campaigns", "update_campaign", code, fields=sorted(changes))
+            if self.writer.dry_run:
+                view = replace(
+                    current,
+                    name=changes.get("name", current.name),
+                    description=changes.get("description", current.description),
+                    start_date=changes.get("startDate", current.start_date),
+                )
+                self.remember(view)
+                return view, "updated"
             response = self.writer.call("PATCH", f"campaigns/{current.id}", body=body)
             view = _campaign_view(response.json()["data"])  # type: ignore[union-attr]
             self.remember(view)
@@ -405,6 +421,11 @@ class CampaignDirectory:
                 "attributes": {"code": code, **attributes},
             }
         }
+        self.writer.plan.add("campaigns", "create_campaign", code, fields=sorted(attributes))
+        if self.writer.dry_run:
+            view = _campaign_view({"id": f"{PLANNED_ID}campaign:{code}", "attributes": {"code": code, **attributes}})
+            self.remember(view)
+            return view, "created"
         # Upsert by the unique code: a retry after a lost response updates instead of duplicating.
         response = self.writer.call("POST", "campaigns", body=body)
         view = _campaign_view(response.json()["data"])  # type: ignore[union-attr]

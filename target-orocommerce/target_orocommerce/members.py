@@ -401,6 +401,7 @@ class MemberSync:
                 )
                 continue
             updates.append(Update(member, user.id, {"email": member.email}))
+            self._plan(member, "change_email", customer_user=user.id)
         for update in self.users.update(updates, self._reject_update):
             member = update.context
             assert member.user is not None
@@ -409,6 +410,10 @@ class MemberSync:
             self.customers.remember(member.user)
             member.wrote.add("email")
             self.report.count(self.stream, "emails_updated")
+
+    def _plan(self, row: Any, action: str, **what: Any) -> None:
+        """One planned write for ``row`` (ids, field and tag names; never an e-mail or a value)."""
+        self.writer.plan.add(getattr(row, "stream", self.stream), action, row.record_key, **what)
 
     def _action(self, member: MemberRow, reason: str, detail: str) -> None:
         self.report.action(member.stream, member.record_key, reason, detail, "email_address")
@@ -458,6 +463,10 @@ class MemberSync:
 
         for member in members:
             body = {"data": item(member)}
+            self._plan(member, "create_customer_user", enabled=bool(s.new_user_role_id))
+            if self.writer.dry_run:  # no customer user yet: what would follow for it is not planned
+                self.report.count(self.stream, "dry_run_not_planned_after_create")
+                continue
 
             def landed(m: MemberRow = member) -> bool:
                 self.customers.forget(m.email)
@@ -505,6 +514,7 @@ class MemberSync:
                 self.report.count(self.stream, "conflict_kept_oro")
                 continue
             updates.append(Update(member, user.id, changes, optional=frozenset(changes)))
+            self._plan(member, "update_names", customer_user=user.id, fields=sorted(changes))
         landed = self.users.update(updates, self._reject_update, self._drop_field)
         for update in landed:
             member = update.context
@@ -534,6 +544,7 @@ class MemberSync:
                 self.report.count(self.stream, "conflict_kept_oro")
                 continue
             updates.append(Update(member, str(address["id"]), {"phone": member.phone}, optional=frozenset({"phone"})))
+            self._plan(member, "update_phone", customer_user=member.user.id, address=str(address["id"]))
         for update in self.addresses.update(updates, self._reject_update, self._drop_field):
             update.context.wrote.add("phone")
             self.report.count(self.stream, "phones_updated")
@@ -587,6 +598,8 @@ class MemberSync:
             remove = [current[n] for n in current if n not in desired] if member.tags_complete else []
             if add or remove:
                 tasks.append((member, add, remove))
+                self._plan(member, "re-tag", customer_user=user.id, add=sorted(add),
+                           remove=sorted(self.tags.name_of(t) or t for t in remove))
         if not tasks:
             return
         # Create missing tags first (serially: names are unique per organization).
@@ -606,11 +619,13 @@ class MemberSync:
         assert user.tag_ids is not None
         path = f"customerusers/{user.id}/relationships/tags"
         if add:
-            self.writer.call("POST", path, body={"data": [{"type": "tags", "id": i} for i in add]})
+            if not self.writer.dry_run:
+                self.writer.call("POST", path, body={"data": [{"type": "tags", "id": i} for i in add]})
             user.tag_ids = list(dict.fromkeys([*user.tag_ids, *add]))
             self.report.count(self.stream, "tags_added", len(add))
         if remove:
-            self.writer.call("DELETE", path, body={"data": [{"type": "tags", "id": i} for i in remove]})
+            if not self.writer.dry_run:
+                self.writer.call("DELETE", path, body={"data": [{"type": "tags", "id": i} for i in remove]})
             user.tag_ids = [t for t in user.tag_ids if t not in remove]
             self.report.count(self.stream, "tags_removed", len(remove))
         member.wrote.add("tags")
@@ -699,6 +714,8 @@ class MemberSync:
         """Write consent values into the consent source; record keys that failed (rejected)."""
         if not items:
             return set()
+        for row, user, value in items:
+            self._plan(row, "give_consent" if value else "withdraw_consent", customer_user=user.id)
         landed = self.consent.write(items, lambda item, detail, pointer: self._reject_update(item[0], detail, pointer))
         done = {id(item[0]) for item in landed}
         for member, _, value in landed:
@@ -784,7 +801,8 @@ class MemberSync:
                 f"Mailchimp deleted the member of Oro customer user {row.user.id} permanently (GDPR 'forget', "
                 f"{window}). Oro still holds customer user {row.user.id}: if the person asked for erasure, "
                 "delete or anonymize it in Oro (keep what the law requires, e.g. orders); otherwise record "
-                f"why it is kept. Done here: {', '.join(done) or 'nothing (no consent source configured)'}.",
+                f"why it is kept. {'A dry run: would be done here' if self.writer.dry_run else 'Done here'}: "
+                f"{', '.join(done) or 'nothing (no consent source configured)'}.",
                 "oro_id",
             )
             self.report.count(stream, "updated" if row.wrote else "unchanged")
@@ -877,6 +895,9 @@ class MemberSync:
         latest.payload["resubscribed_at"] = format_oro_datetime(opted_in)
         details = json.dumps(latest.payload, sort_keys=True, separators=(",", ":"))
         body = {"data": {"type": "marketingactivities", "id": latest.activity_id, "attributes": {"details": details}}}
+        self._plan(member, "mark_resubscribed", activity=latest.activity_id)
+        if self.writer.dry_run:
+            return
         try:
             self.writer.call("PATCH", f"marketingactivities/{latest.activity_id}", body=body)
         except OroClientError as exc:
@@ -890,6 +911,8 @@ class MemberSync:
                 continue
             self._listed.add((action, user_id))
             tasks.extend((row, action, user_id, lid) for lid in self.settings.marketing_list_ids)
+        for row, action_, user_id, list_id in tasks:
+            self._plan(row, f"{action_}_marketing_list", customer_user=user_id, marketing_list=list_id)
         failed = self._marketing_lists(tasks)
         for row, action_, user_id, _ in tasks:
             if row.record_key in failed:
@@ -919,6 +942,8 @@ class MemberSync:
         path = f"rest/latest/marketinglist/{list_id}/{action}/{user_id}"
         # unsubscribe: 400 = already unsubscribed; subscribe: 404 = not unsubscribed (some versions).
         expected_noop = 400 if action == "unsubscribe" else 404
+        if self.writer.dry_run:
+            return True
         response = self.writer.call(
             "POST",
             path,

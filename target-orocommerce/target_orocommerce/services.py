@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from oromc_common.dryrun import ActionPlan
 from oromc_common.http import require_secure_url
 from oromc_common.oro import OroOAuth2Authenticator
 from oromc_common.report import RunReport
@@ -35,6 +36,13 @@ class Services:
             password=config.get("password"),
             timeout=float(config.get("request_timeout") or 60),
         )
+        #: What the run does (or, with ``dry_run``, would do): counts per action, a redacted sample each.
+        self.plan = ActionPlan(
+            "target-orocommerce",
+            self.report,
+            dry_run=bool(config.get("dry_run", False)),
+            path=config.get("dry_run_report_path"),
+        )
         self.writer = OroWriter(
             base_url=base_url,
             api_prefix=str(config.get("api_prefix") or "/admin/api"),
@@ -45,6 +53,7 @@ class Services:
             backoff_base=float(config.get("backoff_factor_seconds", BACKOFF_FACTOR_SECONDS)),
             max_retry_wait=float(config.get("backoff_max_seconds") or 60),
             max_concurrency=int(config.get("max_connections") or 4),
+            plan=self.plan,
         )
         batch_mode = str(config.get("batch_mode") or "auto")
         self.consent = consent_store(config, self.writer, batch_mode)

@@ -195,6 +195,18 @@ class TargetOroCommerce(GatedTarget):
         th.Property("state_after_each_state_message", th.BooleanType, default=True,
                     description="Drain every sink and emit state whenever the tap sends a new state "
                     "(finer resume points); false = only every 5 minutes and at the end (SDK default)."),
+        th.Property("dry_run", th.BooleanType, default=False,
+                    description="Read everything the run compares against and plan every write, but write "
+                    "nothing to Oro (no state is emitted either, so the tap's bookmarks stay): the run summary "
+                    "counts what would be done per action (`would_update_names`, `would_update_phone`, "
+                    "`would_re-tag`, `would_withdraw_consent`, `would_unsubscribe_marketing_list`, "
+                    "`would_create_unsubscribe_activity`, `would_create_marketing_activity`, "
+                    "`would_link_order_campaign`, `would_change_email`, ...), and `dry_run_report_path` gets "
+                    "the counts with a redacted sample of each."),
+        th.Property("dry_run_report_path", th.StringType(min_length=1),
+                    description="JSON file receiving the planned actions of the run (counts and a redacted "
+                    "sample per action), in a dry run and in a real one; none when unset (the counts are in "
+                    "the run summary)."),
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -270,9 +282,12 @@ class TargetOroCommerce(GatedTarget):
 
     @override
     def write_state(self, state: dict[str, Any]) -> None:
-        # Queued member-status opt-outs are written before the state that covers them.
+        # Queued member-status opt-outs are written (or, in a dry run, planned) before the state that
+        # covers them.
         if self._services is not None:
             self._services.members.flush_consent()
+        if self.config.get("dry_run"):  # nothing was written: the tap's bookmarks must not move
+            return
         super().write_state(state)
 
     @override
@@ -280,6 +295,9 @@ class TargetOroCommerce(GatedTarget):
         super().process_endofpipe()
         if self._services is not None:
             self._services.members.flush_consent()
+            self._services.plan.write()
+            if self._services.plan.dry_run:
+                self.logger.info("DRY RUN: nothing was written; planned actions: %s", self._services.plan.counts())
         self._finish(failed=False)
 
     def _finish(self, *, failed: bool) -> None:
