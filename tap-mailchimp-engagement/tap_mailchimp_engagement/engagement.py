@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from oromc_common.mailchimp import PermanentMailchimpError
-
-from tap_mailchimp_engagement.batches import (
+from oromc_common.batches import (
     BatchExpiredError,
     BatchTimeoutError,
     iter_results,
     submit_batch,
     wait_for_batch,
 )
+from oromc_common.mailchimp import PermanentMailchimpError
+
 from tap_mailchimp_engagement.client import format_ts, is_not_found, ordered_prefetch, parse_ts
 
 if TYPE_CHECKING:

@@ -9,28 +9,48 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
-* per-record failures are rejected (rejects report) and the run continues.
+* per-record failures are rejected (rejects report) and the run continues;
+* a drain with many writes (``batch_threshold``, setting ``ecommerce_batch_threshold``) sends them as one
+  ``POST /batches`` per resource, polls it until ``finished`` and reads the per-operation results: a
+  success counts as written, a failure is a reject with the reason and field of the operation's problem
+  body, a retryable one (429/5xx) is sent again as a single call; a trickle uses single calls;
+* a killed run: the tap's state moves only after a drain is acknowledged, so the window is replayed; the
+  next run first waits for every batch still unfinished on the account (``GET /batches``: the one it had
+  submitted keeps running server-side), then reads the store, so what that batch wrote counts as
+  ``unchanged`` and only what it did not write is sent again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from oromc_common.batches import (
+    BatchExpiredError,
+    BatchTimeoutError,
+    iter_results,
+    submit_batch,
+    wait_for_batch,
+)
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
+    FatalMailchimpError,
     MailchimpClient,
     MailchimpConfigError,
     PermanentMailchimpError,
+    make_error,
     redact_pii,
 )
 from oromc_common.report import RunReport
 
 PAGE = 1000
+DEFAULT_BATCH_THRESHOLD = 50
+LOGGER = logging.getLogger("target_mailchimp.ecommerce")
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,20 @@ class StoreSettings:
     domain: str | None = None
     platform: str | None = None
     is_syncing: bool = False
+    batch_threshold: int = DEFAULT_BATCH_THRESHOLD
+    batch_poll_seconds: float = 1.0
+    batch_timeout_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Write:
+    """One planned write of one record."""
+
+    resource: Resource
+    key: str
+    body: dict[str, Any] | None
+    action: str  # CREATE | UPDATE | DELETE
+    quiet: bool = False
 
 
 def _clean(value: Any) -> Any:
@@ -246,7 +280,21 @@ class EcommerceSync:
                 raise MailchimpConfigError(msg)
             if self.settings.is_syncing and store.get("is_syncing") is False:
                 self.client.patch(self.base, {"is_syncing": True})
+            self._await_open_batches()
             self._store_ready = True
+
+    def _await_open_batches(self) -> None:
+        """Wait for batches still running on the account (a killed run's batch keeps running
+        server-side) before the store is read, so what they write is seen and not sent again."""
+        listing = self.client.get("/batches", {"count": 1000, "fields": "batches.id,batches.status"}) or {}
+        for batch in listing.get("batches") or []:
+            if batch.get("status") == "finished" or not batch.get("id"):
+                continue
+            LOGGER.info("Waiting for batch %s (still %s) before reading the store.", batch["id"], batch.get("status"))
+            try:
+                self._wait(str(batch["id"]))
+            except BatchExpiredError:
+                continue
 
     def finish(self) -> None:
         """End of run: a backfill's ``is_syncing`` is switched off again."""
@@ -337,7 +385,7 @@ class EcommerceSync:
             if key in latest:
                 self.report.count(stream, "duplicates_merged")
             latest[key] = record
-        jobs = []
+        writes: list[Write] = []
         for key, record in latest.items():
             try:
                 body = self._body(resource, record)
@@ -347,10 +395,10 @@ class EcommerceSync:
             current = known.get(key)
             if record.get("deleted") is True and resource.collection == "carts":
                 if current is not None:
-                    jobs.append(partial(self._write, resource, key, None, "DELETE"))
+                    writes.append(Write(resource, key, None, "DELETE"))
                 continue
             if current is None:
-                jobs.append(partial(self._write, resource, key, body, "CREATE"))
+                writes.append(Write(resource, key, body, "CREATE"))
                 continue
             changed = {k: v for k, v in body.items() if k != "id" and not _same(v, current.get(k))}
             if changed.get("opt_in_status") is False and current.get("opt_in_status") is True:
@@ -360,7 +408,7 @@ class EcommerceSync:
             if not changed:
                 self.report.count(stream, "unchanged")
             else:
-                jobs.append(partial(self._write, resource, key, changed, "UPDATE"))
+                writes.append(Write(resource, key, changed, "UPDATE"))
         if resource.collection in {"orders", "carts"}:
             titles = {
                 str(line.get("product_id")): str(line["product_title"])
@@ -368,8 +416,15 @@ class EcommerceSync:
                 for line in record.get("lines") or []
                 if isinstance(line, Mapping) and line.get("product_title")
             }
-            self._ensure_products([j.args[2] for j in jobs if j.args[2]], titles)
-        run_concurrently(jobs, self.workers)
+            self._ensure_products([w.body for w in writes if w.body], titles)
+        self._run(writes)
+
+    def _run(self, writes: list[Write]) -> None:
+        """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections."""
+        if len(writes) >= self.settings.batch_threshold:
+            self._run_batch(writes)
+        else:
+            run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
         """Create placeholder products/variants for lines that reference unknown ones."""
@@ -384,25 +439,15 @@ class EcommerceSync:
                 have = products.get(pid)
                 if have is None or all(str(v.get("id")) != vid for v in have.get("variants") or []):
                     wanted.setdefault(pid, {})[vid] = titles.get(pid) or pid
-        jobs = []
+        writes = []
         for pid, variants in wanted.items():
             body = {"variants": [{"id": vid, "title": title} for vid, title in variants.items()]}
             if pid in products:
-                jobs.append(
-                    partial(
-                        self._write,
-                        RESOURCES["ecommerce_products"],
-                        pid,
-                        body,
-                        "UPDATE",
-                        quiet=True,
-                    )
-                )
+                writes.append(Write(RESOURCES["ecommerce_products"], pid, body, "UPDATE", quiet=True))
             else:
                 title = next(iter(variants.values()))
-                jobs.append(
-                    partial(
-                        self._write,
+                writes.append(
+                    Write(
                         RESOURCES["ecommerce_products"],
                         pid,
                         {"id": pid, "title": title, **body},
@@ -410,56 +455,114 @@ class EcommerceSync:
                         quiet=True,
                     )
                 )
-        run_concurrently(jobs, self.workers)
+        self._run(writes)
 
-    def _write(
-        self,
-        resource: Resource,
-        key: str,
-        body: dict[str, Any] | None,
-        action: str,
-        *,
-        quiet: bool = False,
-    ) -> None:
-        path = f"{self.base}/{resource.collection}"
+    def _request(self, write: Write) -> tuple[str, str, dict[str, Any] | None]:
+        """Method, path and body of one write (the same for a single call and a batch operation)."""
+        path = f"{self.base}/{write.resource.collection}"
+        key, body = write.key, write.body
+        if write.action == "DELETE":
+            return "DELETE", f"{path}/{key}", None
+        if write.resource.collection == "customers":
+            return "PUT", f"{path}/{key}", {"id": key, **(body or {}), **self._customer_fill(key, body)}
+        if write.action == "CREATE":
+            return "POST", path, {"id": key, **(body or {})}
+        return "PATCH", f"{path}/{key}", body
+
+    def _write(self, write: Write) -> None:
+        method, path, body = self._request(write)
         try:
-            if action == "DELETE":
-                self.client.delete(f"{path}/{key}")
-            elif resource.collection == "customers":
-                result = self.client.put(
-                    f"{path}/{key}", {"id": key, **(body or {}), **self._customer_fill(key, body)}
-                )
-            elif action == "CREATE":
-                result = self.client.post(path, {"id": key, **(body or {})})
-            else:
-                result = self.client.patch(f"{path}/{key}", body)
+            result = self.client.request(method, path, json_body=body)
         except PermanentMailchimpError as exc:
-            detail = "; ".join(
-                filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)])
-            )
-            fields = exc.error_fields
-            self.report.reject(
-                resource.stream,
-                f"id={key}",
-                exc.reason,
-                redact_pii(detail),
-                fields[0] if fields else None,
-            )
+            self._reject(write, exc)
             return
-        known = self._known.setdefault(resource.collection, {})
-        if action == "DELETE":
-            known.pop(key, None)
+        self._written(write, result)
+
+    def _reject(self, write: Write, exc: PermanentMailchimpError) -> None:
+        detail = "; ".join(
+            filter(None, [exc.title, exc.detail, *(e.get("message", "") for e in exc.errors)])
+        )
+        fields = exc.error_fields
+        self.report.reject(
+            write.resource.stream,
+            f"id={write.key}",
+            exc.reason,
+            redact_pii(detail),
+            fields[0] if fields else None,
+        )
+
+    def _written(self, write: Write, result: Any) -> None:
+        known = self._known.setdefault(write.resource.collection, {})
+        if write.action == "DELETE":
+            known.pop(write.key, None)
         else:
-            known[key] = (
+            known[write.key] = (
                 result
                 if isinstance(result, dict) and result.get("id")
-                else {**known.get(key, {}), **(body or {})}
+                else {**known.get(write.key, {}), **(write.body or {})}
             )
-        if not quiet:
+        if not write.quiet:
             self.report.count(
-                resource.stream,
-                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[action],
+                write.resource.stream,
+                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[write.action],
             )
+
+    # -- /batches ------------------------------------------------------------------------
+    def _wait(self, batch_id: str) -> dict[str, Any]:
+        return wait_for_batch(
+            self.client,
+            batch_id,
+            poll_seconds=self.settings.batch_poll_seconds,
+            timeout_seconds=self.settings.batch_timeout_seconds,
+        )
+
+    def _run_batch(self, writes: list[Write]) -> None:
+        """One ``POST /batches`` for the writes; per-operation results become counts or rejects.
+
+        Operations whose result is missing or retryable (429, 5xx) are sent again as single calls
+        (with the client's retries); a fatal one (401/403) stops the run like a single call would.
+        """
+        by_op: dict[str, Write] = {}
+        operations = []
+        for i, write in enumerate(writes):
+            method, path, body = self._request(write)
+            op_id = f"{write.resource.collection}:{i}:{write.key}"
+            by_op[op_id] = write
+            operation: dict[str, Any] = {"method": method, "path": path, "operation_id": op_id}
+            if body is not None:
+                operation["body"] = body
+            operations.append(operation)
+        batch_id = submit_batch(self.client, operations)
+        LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), writes[0].resource.collection)
+        self.report.count(writes[0].resource.stream, "batched", len(operations))
+        try:
+            doc = self._wait(batch_id)
+        except (BatchExpiredError, BatchTimeoutError) as exc:
+            msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
+            raise RuntimeError(msg) from exc
+        done: set[str] = set()
+        for result in iter_results(
+            str(doc.get("response_body_url") or ""), on_call=self.client.on_call
+        ):
+            if result.operation_id not in by_op or result.operation_id in done:
+                continue
+            write = by_op[result.operation_id]
+            done.add(result.operation_id)
+            if result.status_code < 400:
+                self._written(write, result.body)
+                continue
+            method, path, _ = self._request(write)
+            error = make_error(result.status_code, result.body, method, path)
+            if isinstance(error, FatalMailchimpError):
+                raise error
+            if isinstance(error, PermanentMailchimpError):
+                self._reject(write, error)
+            else:
+                done.discard(result.operation_id)  # retryable: sent again below as a single call
+        retry = [w for op_id, w in by_op.items() if op_id not in done]
+        if retry:
+            LOGGER.warning("Batch %s: %d operations without a final result; sent one by one.", batch_id, len(retry))
+            run_concurrently([partial(self._write, w) for w in retry], self.workers)
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""

@@ -27,7 +27,12 @@ from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_mailchimp.client import Audience, email_hash
-from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
+from target_mailchimp.ecommerce import (
+    DEFAULT_BATCH_THRESHOLD,
+    RESOURCES,
+    EcommerceSync,
+    StoreSettings,
+)
 from target_mailchimp.mapping import (
     DEFAULT_EXCLUDE_TAG_PREFIXES,
     DEFAULT_MERGE_FIELDS,
@@ -273,6 +278,27 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         description="E-commerce: platform name of a store the target creates.",
     ),
+    th.Property(
+        "ecommerce_batch_threshold",
+        th.IntegerType(minimum=2, maximum=100_000),
+        default=DEFAULT_BATCH_THRESHOLD,
+        description="E-commerce: a drain with at least this many writes of one resource sends them as one "
+                    "POST /batches (per-operation results read back; failures go to the rejects report); "
+                    "fewer go as single calls. Above batch_size_rows, /batches is never used.",
+    ),
+    th.Property(
+        "ecommerce_batch_poll_seconds",
+        th.NumberType(minimum=0, maximum=60),
+        default=1,
+        description="E-commerce: first wait between /batches status polls (grows by half each poll, up to 30 s).",
+    ),
+    th.Property(
+        "ecommerce_batch_timeout_minutes",
+        th.NumberType(minimum=1, maximum=1440),
+        default=60,
+        description="E-commerce: stop the run when a /batches call has not finished after this long "
+                    "(state is not advanced; the next run waits for that batch before reading the store).",
+    ),
     rejects_path_property("target-mailchimp-rejects.jsonl"),
     th.Property(
         "dry_run",
@@ -411,6 +437,12 @@ class TargetMailchimp(GatedTarget):
                     domain=self.config.get("store_domain"),
                     platform=self.config.get("store_platform"),
                     is_syncing=bool(self.config.get("is_syncing")),
+                    batch_threshold=int(
+                        self.config.get("ecommerce_batch_threshold") or DEFAULT_BATCH_THRESHOLD
+                    ),
+                    batch_poll_seconds=float(self.config.get("ecommerce_batch_poll_seconds") or 1),
+                    batch_timeout_seconds=60
+                    * float(self.config.get("ecommerce_batch_timeout_minutes") or 60),
                 )
                 self._ecommerce = EcommerceSync(
                     self.client, settings, self.report, self.client.max_connections

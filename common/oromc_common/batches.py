@@ -1,4 +1,4 @@
-"""Mailchimp ``/batches``: submit GET operations, poll, stream the tar.gz results.
+"""Mailchimp ``/batches``: submit operations, poll, stream the tar.gz results (shared by the tap and the target).
 
 A batch is resumable: the caller stores the batch id in state right after submitting it, and a later run
 calls :func:`wait_for_batch` with the same id instead of submitting again.
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
 from oromc_common.http import require_secure_url
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
-LOGGER = logging.getLogger("tap_mailchimp_engagement.batches")
+LOGGER = logging.getLogger("oromc_common.batches")
 
 
 class BatchExpiredError(RuntimeError):
@@ -39,8 +40,15 @@ class OperationResult:
 
 
 def submit_batch(client: MailchimpClient, operations: list[dict[str, Any]]) -> str:
-    """``POST /batches`` and return the batch id."""
-    body = client.post("/batches", {"operations": operations}) or {}
+    """``POST /batches`` and return the batch id (an operation's ``body`` dict is JSON-encoded, as
+    Mailchimp requires a string)."""
+    ops = [
+        {**op, "body": json.dumps(op["body"])}
+        if op.get("body") is not None and not isinstance(op["body"], str)
+        else op
+        for op in operations
+    ]
+    body = client.post("/batches", {"operations": ops}) or {}
     batch_id = body.get("id")
     if not batch_id:
         msg = "Mailchimp accepted the batch but returned no id."
