@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oromc_common.batches import submit_batch
 from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, PermanentMailchimpError
+from oromc_common.report import RunReport
 from oromc_sandbox.testing import RunningSandbox
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
+from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 
 from .conftest import DOMAIN, run_target, writes
 
@@ -151,3 +154,117 @@ def test_ecommerce_without_store_id_fails_clearly(
 
     with pytest.raises(MailchimpConfigError, match="store_id"):
         run_target(config, _lines("ecommerce_orders", [_order("o1")]))
+
+
+# -- /batches for many writes -----------------------------------------------------------------
+BATCHES = "POST /3.0/batches"
+ORDERS_POST = "POST /3.0/ecommerce/stores/{store_id}/orders"
+
+
+def _routes(sb: RunningSandbox) -> dict[str, int]:
+    """Requests per route the Mailchimp sandbox served since the last reset (any status)."""
+    return {
+        route: sum(statuses.values())
+        for route, statuses in sb.stats("mailchimp")["requests"].items()
+    }
+
+
+def _store_orders(api: MailchimpClient) -> dict[str, Any]:
+    """What the store holds per order, without the server-set timestamps and links."""
+    drop = {"_links", "created_at", "updated_at", "processed_at_foreign", "updated_at_foreign"}
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in drop}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return {o["id"]: strip(o) for o in api.paginate(f"/ecommerce/stores/{STORE}/orders", "orders")}
+
+
+def _many(n: int) -> list[dict[str, Any]]:
+    orders = [_order(f"o{i}", order_total=str(10 + i)) for i in range(n)]
+    orders[3]["currency_code"] = "E1"  # passes the target's checks, refused by Mailchimp
+    return orders
+
+
+def test_many_orders_go_as_one_batch_with_per_operation_rejects(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_batch_poll_seconds": 0.2}
+    target, _ = run_target(cfg, _lines("ecommerce_orders", _many(12)))
+    routes = _routes(sb)
+    assert routes.get(BATCHES) == 1  # 12 orders: one /batches call, no POST per order
+    assert ORDERS_POST not in routes
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert summary["created"] == 11
+    assert summary["rejected_by_reason"] == {"bad_request": 1}
+    rejects = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
+    assert [(r["stream"], r["key"], r["field"]) for r in rejects] == [
+        ("ecommerce_orders", "id=o3", "currency_code")
+    ]
+    assert "not a valid currency" in rejects[0]["detail"]
+    batched = _store_orders(api)
+    assert sorted(batched) == sorted(f"o{i}" for i in range(12) if i != 3)
+
+    # The single-call path (threshold above the drain) leaves the same store.
+    sb.reset()
+    sb.set_faults("mailchimp", rate=0)
+    Path(cfg["rejects_path"]).unlink()
+    run_target({**cfg, "ecommerce_batch_threshold": 1000}, _lines("ecommerce_orders", _many(12)))
+    routes = _routes(sb)
+    assert BATCHES not in routes
+    assert routes[ORDERS_POST] == 12
+    single_orders = _store_orders(api)
+    assert single_orders == batched
+    single = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
+    assert [{k: r[k] for k in ("stream", "key", "reason", "field", "detail")} for r in single] == [
+        {k: r[k] for k in ("stream", "key", "reason", "field", "detail")} for r in rejects
+    ]
+
+
+def test_a_trickle_uses_single_calls(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5}
+    run_target(cfg, _lines("ecommerce_orders", [_order(f"o{i}") for i in range(4)]))
+    routes = _routes(sb)
+    assert BATCHES not in routes
+    assert routes[ORDERS_POST] == 4
+
+
+def test_a_killed_runs_batch_is_awaited_not_sent_again(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """A run killed after submitting its batch: the batch keeps running on Mailchimp's side; the next
+    run (the tap replays the window: state had not moved) waits for it, reads the store and sends only
+    what that batch did not write."""
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_batch_poll_seconds": 0.2}
+    orders = [_order(f"o{i}") for i in range(10)]
+    run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
+    base = f"/ecommerce/stores/{STORE}/orders"
+    first = EcommerceSync(api, StoreSettings(STORE, config["list_id"]), RunReport("t"), 1)
+    submitted = submit_batch(
+        api,
+        [
+            {
+                "method": "POST",
+                "path": base,
+                "body": {"id": o["id"], **first._body(RESOURCES["ecommerce_orders"], o)},
+                "operation_id": o["id"],
+            }
+            for o in orders[1:7]
+        ],
+    )
+    assert api.get(f"/batches/{submitted}")["status"] != "finished"  # "killed" here
+    sb.reset_stats()
+    target, _ = run_target(cfg, _lines("ecommerce_orders", orders))
+    routes = _routes(sb)
+    assert api.get(f"/batches/{submitted}")["status"] == "finished"
+    assert routes[ORDERS_POST] == 3  # o7..o9 only: o0..o6 are in the store already
+    assert BATCHES not in routes
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert summary["unchanged"] == 7
+    assert "rejected_by_reason" not in summary or not summary["rejected_by_reason"]
+    assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
