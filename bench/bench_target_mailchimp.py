@@ -1,6 +1,7 @@
 """Benchmark target-mailchimp against the sandbox's realistic latency profile.
 
     .venv/bin/python bench/bench_target_mailchimp.py [--contacts 100000] [--baseline-sample 200]
+    .venv/bin/python bench/bench_target_mailchimp.py --contacts 0 --orders 2000   # e-commerce backfill only
 
 Phases (same sandbox, same run):
   1. initial load of N new contacts (merge fields + 2-3 owned tags each),
@@ -8,6 +9,9 @@ Phases (same sandbox, same run):
   3. re-run with 10 % of the contacts changed (name + customer group, i.e. one tag swapped),
   4. naive baseline: one sequential ``PUT /members/{hash}`` per contact (the classic loop) on a sample,
      extrapolated linearly to N (stated in the output).
+With ``--orders N`` (default 0: skipped), the e-commerce backfill of N orders (N/2 customers, 20
+products, each order naming its customer and two product lines) into two fresh stores: once through
+``/batches`` (``ecommerce_batch_threshold`` default), once with single calls (threshold above the window).
 For each: wall time, API calls (sandbox request counter), calls per 1,000 contacts, peak simultaneous
 connections (sandbox), and the target process's peak RSS. Prints a JSON report (also written to
 ``bench/results/target_mailchimp.json``).
@@ -87,8 +91,53 @@ def write_input(path: Path, records: list[dict[str, Any]]) -> None:
         fh.write(json.dumps({"type": "STATE", "value": {"n": len(records)}}) + "\n")
 
 
+def orders(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        c = i // 2
+        out.append(
+            {
+                "id": f"bench-o{i}",
+                "customer": {
+                    "id": f"bench-c{c}",
+                    "email_address": f"bench.buyer{c}@shop-example.com",
+                    "first_name": f"First{c}",
+                    "last_name": f"Last{c}",
+                },
+                "order_total": "59.90",
+                "financial_status": "paid",
+                "processed_at_foreign": "2024-01-01T00:00:00+00:00",
+                "lines": [
+                    {
+                        "id": f"bench-o{i}-{k}",
+                        "product_id": f"bench-p{(i + k) % 20}",
+                        "quantity": 1 + k,
+                        "price": "19.90" if k else "20.10",
+                        "product_title": f"Product {(i + k) % 20}",
+                    }
+                    for k in range(2)
+                ],
+            }
+        )
+    return out
+
+
+def write_orders(path: Path, records: list[dict[str, Any]]) -> None:
+    from target_mailchimp.contract import ECOMMERCE_SCHEMAS
+
+    stream = "ecommerce_orders"
+    with path.open("w") as fh:
+        schema = {"type": "SCHEMA", "stream": stream, "schema": ECOMMERCE_SCHEMAS[stream], "key_properties": ["id"]}
+        fh.write(json.dumps(schema) + "\n")
+        for n, rec in enumerate(records, start=1):
+            fh.write(json.dumps({"type": "RECORD", "stream": stream, "record": rec}) + "\n")
+            if n % 1000 == 0:
+                fh.write(json.dumps({"type": "STATE", "value": {"n": n}}) + "\n")
+        fh.write(json.dumps({"type": "STATE", "value": {"n": len(records)}}) + "\n")
+
+
 def run_target(
-    sb: RunningSandbox, config: Path, input_path: Path, n: int, label: str
+    sb: RunningSandbox, config: Path, input_path: Path, n: int, label: str, stream: str = "contacts"
 ) -> dict[str, Any]:
     sb.reset_stats()
     started = time.perf_counter()
@@ -117,17 +166,23 @@ def run_target(
         ),
         {},
     )
-    return _phase(sb, label, n, wall, summary, peak_rss_mb=round(rss_kb / 1024, 1))
+    return _phase(sb, label, n, wall, summary, stream, peak_rss_mb=round(rss_kb / 1024, 1))
 
 
 def _phase(
-    sb: RunningSandbox, label: str, n: int, wall: float, summary: dict[str, Any], **extra: Any
+    sb: RunningSandbox,
+    label: str,
+    n: int,
+    wall: float,
+    summary: dict[str, Any],
+    stream: str = "contacts",
+    **extra: Any,
 ) -> dict[str, Any]:
     stats = sb.stats("mailchimp")
     calls = int(stats["total_requests"])
     return {
         "phase": label,
-        "contacts": n,
+        ("contacts" if stream == "contacts" else "records"): n,
         "wall_s": round(wall, 2),
         "api_calls": calls,
         "api_calls_per_1000": round(calls * 1000 / n, 2),
@@ -135,7 +190,7 @@ def _phase(
         "peak_connections": max(stats["connections"]["peak"].values() or [0]),
         "over_limit_429": sum(stats["connections"]["over_limit"].values()),
         "calls_by_route": {k: sum(v.values()) for k, v in stats["requests"].items()},
-        "target_counts": summary.get("streams", {}).get("contacts", {}),
+        "target_counts": summary.get("streams", {}).get(stream, {}),
         **extra,
     }
 
@@ -172,11 +227,34 @@ def naive_baseline(
     return result
 
 
+def ecommerce_backfill(sb: RunningSandbox, tmpdir: Path, base: dict[str, Any], n: int) -> dict[str, Any]:
+    """The same N orders into two fresh stores: through /batches, then with single calls."""
+    from target_mailchimp.ecommerce import DEFAULT_BATCH_THRESHOLD
+
+    path = tmpdir / "orders.jsonl"
+    write_orders(path, orders(n))
+    phases = []
+    for label, threshold in (("orders_batches", DEFAULT_BATCH_THRESHOLD), ("orders_single_calls", 100_000)):
+        config = tmpdir / f"{label}.json"
+        config.write_text(
+            json.dumps({**base, "store_id": f"bench-{label}", "ecommerce_batch_threshold": threshold})
+        )
+        phases.append(run_target(sb, config, path, n, label, "ecommerce_orders"))
+    batches, single = phases
+    return {
+        "orders": n,
+        "phases": phases,
+        "speedup_batches_vs_single_calls": round(single["wall_s"] / max(batches["wall_s"], 0.01), 2),
+        "call_ratio_single_calls_vs_batches": round(single["api_calls"] / max(batches["api_calls"], 1), 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--baseline-sample", type=int, default=200)
     parser.add_argument("--max-connections", type=int, default=8)
+    parser.add_argument("--orders", type=int, default=0)
     args = parser.parse_args()
     n = args.contacts
     results: dict[str, Any] = {
@@ -202,6 +280,11 @@ def main() -> None:
                 }
             )
         )
+        if args.orders:
+            results["ecommerce"] = ecommerce_backfill(sb, tmpdir, json.loads(config.read_text()), args.orders)
+        if not n:
+            print(json.dumps(results, indent=2))
+            return
         first = tmpdir / "first.jsonl"
         write_input(first, contacts(n))
         changed = tmpdir / "changed.jsonl"

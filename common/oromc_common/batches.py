@@ -14,9 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
-from oromc_common.http import require_secure_url
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
 LOGGER = logging.getLogger("oromc_common.batches")
@@ -94,17 +91,12 @@ def wait_for_batch(
         delay = min(delay * 1.5, max_poll_seconds)
 
 
-def iter_results(
-    url: str, *, timeout: float = 300.0, on_call: Any = None
-) -> Iterator[OperationResult]:
-    """Stream the results archive (a pre-signed URL: fetched without the API credentials)."""
+def iter_results(client: MailchimpClient, url: str) -> Iterator[OperationResult]:
+    """Stream the results archive (a pre-signed URL: fetched without the API credentials; opening it is
+    retried and counted like an API call)."""
     if not url:
         return
-    safe = require_secure_url(url, "response_body_url")
-    with requests.get(safe, stream=True, timeout=timeout) as resp:
-        if on_call is not None:
-            on_call("GET", resp.status_code)
-        resp.raise_for_status()
+    with client.open_download(url) as resp:
         resp.raw.decode_content = True
         with tarfile.open(fileobj=resp.raw, mode="r|gz") as archive:
             for member in archive:
@@ -120,6 +112,21 @@ def iter_results(
                 del raw
                 while items:  # parse one operation's response at a time, release it when consumed
                     yield _result(items.pop(0))
+
+
+def run_batch(
+    client: MailchimpClient,
+    operations: list[dict[str, Any]],
+    *,
+    poll_seconds: float = 1.0,
+    timeout_seconds: float = 3600.0,
+) -> Iterator[OperationResult]:
+    """Submit, wait until ``finished`` and stream the per-operation results (nothing for no operations)."""
+    if not operations:
+        return
+    batch_id = submit_batch(client, operations)
+    doc = wait_for_batch(client, batch_id, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    yield from iter_results(client, str(doc.get("response_body_url") or ""))
 
 
 def _result(item: dict[str, Any]) -> OperationResult:

@@ -16,8 +16,8 @@ governor (:mod:`oromc_common.governor`, shared per account by every client in th
 the :class:`~oromc_common.governor.ConnectionBudget`, by every process on the machine or on every machine
 using one PostgreSQL database); each HTTP attempt holds one governor slot; ``get/post/put/patch/delete``
 return parsed JSON (``None`` for 204/empty);
-:meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.run_batch`
-submits ``/batches``, polls and returns parsed results (:func:`parse_batch_results`); every attempt is reported to the
+:meth:`MailchimpClient.paginate` walks ``count``/``offset`` collections; :meth:`MailchimpClient.open_download`
+opens a pre-signed result URL (``/batches`` results, see :mod:`oromc_common.batches`); every attempt is reported to the
 optional ``on_call(method, status)`` hook (e.g. ``RunReport.count_call``; status ``"error"`` when no
 response arrived).
 
@@ -41,12 +41,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 import json
 import logging
 import re
-import tarfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -392,39 +389,6 @@ def connection_budget(config: Mapping[str, Any]) -> ConnectionBudget:
     )
 
 
-def parse_batch_results(blob: bytes) -> list[dict[str, Any]]:
-    """Parse a ``/batches`` result archive (gzipped tar of JSON arrays) into operation results.
-
-    Each result: ``status_code`` (int), ``operation_id`` and ``response`` (parsed JSON, or None when
-    empty or not JSON). Empty files inside the archive are skipped.
-    """
-    results: list[dict[str, Any]] = []
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            handle = tar.extractfile(member)
-            raw = handle.read() if handle else b""
-            if not raw.strip():
-                continue
-            for item in json.loads(raw):
-                response: Any = None
-                text = item.get("response")
-                if text:
-                    try:
-                        response = json.loads(text)
-                    except ValueError:
-                        response = None
-                results.append(
-                    {
-                        "status_code": int(item.get("status_code") or 0),
-                        "operation_id": item.get("operation_id"),
-                        "response": response,
-                    }
-                )
-    return results
-
-
 def _non_json_detail(resp: requests.Response) -> str:
     """What came back instead of Mailchimp's problem document, naming the host."""
     status, host, what = resp.status_code, url_host(resp.url), non_api_answer(resp)
@@ -596,52 +560,17 @@ class MailchimpClient:
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
                 return
 
-    def run_batch(
-        self,
-        operations: list[dict[str, Any]],
-        *,
-        poll_seconds: float = 1.0,
-        max_poll_seconds: float = 30.0,
-        timeout_seconds: float = 3600.0,
-    ) -> list[dict[str, Any]]:
-        """Submit ``POST /batches``, wait until ``finished``, download and return the results.
+    def open_download(self, url: str) -> requests.Response:
+        """Open a pre-signed result URL (``/batches`` results) *without* credentials, streamed.
 
-        ``operations`` items: ``method``, ``path`` (relative to the API root), optional ``params``,
-        ``body`` (a dict here; it is JSON-encoded as Mailchimp requires) and ``operation_id``.
-        Returns one dict per operation: ``status_code``, ``operation_id`` and ``response`` (parsed
-        JSON or None). Polls with a doubling interval (``poll_seconds`` .. ``max_poll_seconds``).
+        Opening is retried like an API call (connection errors, 429, 5xx); the caller reads and closes
+        the response (``with client.open_download(url) as resp``).
         """
-        if not operations:
-            return []
-        ops = [
-            {
-                **{k: v for k, v in op.items() if k != "body"},
-                **({"body": json.dumps(op["body"])} if op.get("body") is not None else {}),
-            }
-            for op in operations
-        ]
-        batch = self.post("/batches", {"operations": ops}) or {}
-        batch_id = batch["id"]
-        deadline = time.monotonic() + timeout_seconds
-        wait = poll_seconds
-        while batch.get("status") != "finished":
-            if time.monotonic() > deadline:
-                msg = f"Mailchimp batch {batch_id} did not finish within {timeout_seconds:.0f} s"
-                raise TimeoutError(msg)
-            time.sleep(wait)
-            wait = min(wait * 2, max_poll_seconds)
-            batch = self.get(f"/batches/{batch_id}") or {}
-        url = batch.get("response_body_url") or ""
-        return parse_batch_results(self.download(url)) if url else []
-
-    def download(self, url: str) -> bytes:
-        """Fetch a pre-signed result URL (e.g. batch results) *without* credentials, with retries."""
         return self._download(require_secure_url(url, "response_body_url"))
 
-    def _download_once(self, url: str) -> bytes:
+    def _download_once(self, url: str) -> requests.Response:
         try:
-            resp = requests.get(url, timeout=self.timeout)
-            content = resp.content
+            resp = requests.get(url, timeout=self.timeout, stream=True)
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -651,8 +580,9 @@ class MailchimpClient:
             raise self._transport_error(exc, "GET", "(batch results)", url) from exc
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
+            resp.close()
             raise make_error(resp.status_code, None, "GET", "(batch results)")
-        return content
+        return resp
 
     def ping(self) -> None:
         """Check credentials and reachability (``GET /ping``); raises on failure."""

@@ -258,9 +258,7 @@ class ActivityReader:
             return
         newest: dict[str, datetime | None] = {cid: parse_ts(self.marks.get(cid)) for cid in plan}
         failed: set[str] = set()
-        for result in iter_results(
-            str(doc.get("response_body_url") or ""), on_call=self.stream.report.count_call
-        ):
+        for result in iter_results(self.mc.client, str(doc.get("response_body_url") or "")):
             cid = result.operation_id.split(":", 1)[0]
             if result.status_code != 200 or not isinstance(result.body, dict):
                 if result.status_code == 404:

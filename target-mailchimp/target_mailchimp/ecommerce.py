@@ -541,9 +541,7 @@ class EcommerceSync:
             msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
             raise RuntimeError(msg) from exc
         done: set[str] = set()
-        for result in iter_results(
-            str(doc.get("response_body_url") or ""), on_call=self.client.on_call
-        ):
+        for result in iter_results(self.client, str(doc.get("response_body_url") or "")):
             if result.operation_id not in by_op or result.operation_id in done:
                 continue
             write = by_op[result.operation_id]

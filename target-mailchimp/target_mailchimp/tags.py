@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from oromc_common.batches import run_batch
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     ErrorKind,
@@ -147,16 +148,15 @@ class TagWrites:
         retry: list[TagDelta] = []
         seen: set[str] = set()
         self.audience.tags_may_have_been_created()
-        for result in self.audience.client.run_batch(ops):
-            delta = by_id.get(str(result.get("operation_id")))
+        for result in run_batch(self.audience.client, ops):
+            delta = by_id.get(result.operation_id)
             if delta is None:
                 continue
             seen.add(delta.contact.hash)
-            status = int(result["status_code"])
-            if status < 400:
+            if result.status_code < 400:
                 self._tag_applied(delta)
                 continue
-            error = make_error(status, result.get("response"), "POST", "(batch) member tags")
+            error = make_error(result.status_code, result.body, "POST", "(batch) member tags")
             if error.kind is ErrorKind.PERMANENT:
                 self._reject_error(delta.contact, error)
             else:
