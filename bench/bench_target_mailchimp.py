@@ -1,7 +1,8 @@
 """Benchmark target-mailchimp against the sandbox's realistic latency profile.
 
     .venv/bin/python bench/bench_target_mailchimp.py [--contacts 100000] [--baseline-sample 200]
-    .venv/bin/python bench/bench_target_mailchimp.py --contacts 0 --orders 2000   # e-commerce backfill only
+    .venv/bin/python bench/bench_target_mailchimp.py --contacts 0 --orders 2000   # e-commerce only,
+        # results in bench/results/target_mailchimp_ecommerce.json
 
 Phases (same sandbox, same run):
   1. initial load of N new contacts (merge fields + 2-3 owned tags each),
@@ -283,6 +284,9 @@ def main() -> None:
         if args.orders:
             results["ecommerce"] = ecommerce_backfill(sb, tmpdir, json.loads(config.read_text()), args.orders)
         if not n:
+            out = ROOT / "bench" / "results"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "target_mailchimp_ecommerce.json").write_text(json.dumps(results, indent=2))
             print(json.dumps(results, indent=2))
             return
         first = tmpdir / "first.jsonl"
