@@ -286,8 +286,10 @@ class EcommerceSync:
     def _await_open_batches(self) -> None:
         """Wait for batches still running on the account (a killed run's batch keeps running
         server-side) before the store is read, so what they write is seen and not sent again."""
-        listing = self.client.get("/batches", {"count": 1000, "fields": "batches.id,batches.status"}) or {}
-        for batch in listing.get("batches") or []:
+        listing = list(
+            self.client.paginate("/batches", "batches", {"fields": "batches.id,batches.status"}, PAGE)
+        )
+        for batch in listing:
             if batch.get("status") == "finished" or not batch.get("id"):
                 continue
             LOGGER.info("Waiting for batch %s (still %s) before reading the store.", batch["id"], batch.get("status"))

@@ -25,6 +25,8 @@ class SyncSettings:
     tag_write_mode: str = "auto"
     skip_merge_validation: bool = False
     max_connections: int = 8
+    batch_poll_seconds: float = 1.0
+    batch_timeout_seconds: float = 3600.0
 
 
 @dataclass

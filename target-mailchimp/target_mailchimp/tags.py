@@ -148,7 +148,12 @@ class TagWrites:
         retry: list[TagDelta] = []
         seen: set[str] = set()
         self.audience.tags_may_have_been_created()
-        for result in run_batch(self.audience.client, ops):
+        for result in run_batch(
+            self.audience.client,
+            ops,
+            poll_seconds=self.settings.batch_poll_seconds,
+            timeout_seconds=self.settings.batch_timeout_seconds,
+        ):
             delta = by_id.get(result.operation_id)
             if delta is None:
                 continue

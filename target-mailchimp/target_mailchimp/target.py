@@ -287,17 +287,18 @@ CONFIG_SCHEMA = th.PropertiesList(
                     "fewer go as single calls. Above batch_size_rows, /batches is never used.",
     ),
     th.Property(
-        "ecommerce_batch_poll_seconds",
+        "batch_poll_seconds",
         th.NumberType(minimum=0, maximum=60),
         default=1,
-        description="E-commerce: first wait between /batches status polls (grows by half each poll, up to 30 s).",
+        description="First wait between /batches status polls (e-commerce and tag batches; grows by half "
+                    "each poll, up to 30 s).",
     ),
     th.Property(
-        "ecommerce_batch_timeout_minutes",
+        "batch_timeout_minutes",
         th.NumberType(minimum=1, maximum=1440),
         default=60,
-        description="E-commerce: stop the run when a /batches call has not finished after this long "
-                    "(state is not advanced; the next run waits for that batch before reading the store).",
+        description="Stop the run when a /batches job has not finished after this long (state is not "
+                    "advanced; the next run waits for that batch before reading the store).",
     ),
     rejects_path_property("target-mailchimp-rejects.jsonl"),
     th.Property(
@@ -440,9 +441,8 @@ class TargetMailchimp(GatedTarget):
                     batch_threshold=int(
                         self.config.get("ecommerce_batch_threshold") or DEFAULT_BATCH_THRESHOLD
                     ),
-                    batch_poll_seconds=float(self.config.get("ecommerce_batch_poll_seconds") or 1),
-                    batch_timeout_seconds=60
-                    * float(self.config.get("ecommerce_batch_timeout_minutes") or 60),
+                    batch_poll_seconds=float(self.config.get("batch_poll_seconds") or 1),
+                    batch_timeout_seconds=60 * float(self.config.get("batch_timeout_minutes") or 60),
                 )
                 self._ecommerce = EcommerceSync(
                     self.client, settings, self.report, self.client.max_connections
@@ -530,6 +530,8 @@ class TargetMailchimp(GatedTarget):
             tag_write_mode=str(cfg.get("tag_write_mode") or "auto"),
             skip_merge_validation=bool(cfg.get("skip_merge_validation")),
             max_connections=self.client.max_connections,
+            batch_poll_seconds=float(cfg.get("batch_poll_seconds") or 1),
+            batch_timeout_seconds=60 * float(cfg.get("batch_timeout_minutes") or 60),
         )
         return ContactSync(
             audience,

@@ -192,7 +192,7 @@ def _many(n: int) -> list[dict[str, Any]]:
 def test_many_orders_go_as_one_batch_with_per_operation_rejects(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_batch_poll_seconds": 0.2}
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
     target, _ = run_target(cfg, _lines("ecommerce_orders", _many(12)))
     routes = _routes(sb)
     assert routes.get(BATCHES) == 1  # 12 orders: one /batches call, no POST per order
@@ -240,7 +240,7 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     """A run killed after submitting its batch: the batch keeps running on Mailchimp's side; the next
     run (the tap replays the window: state had not moved) waits for it, reads the store and sends only
     what that batch did not write."""
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_batch_poll_seconds": 0.2}
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
     orders = [_order(f"o{i}") for i in range(10)]
     run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
     base = f"/ecommerce/stores/{STORE}/orders"
