@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -289,14 +290,18 @@ class EcommerceSync:
         listing = list(
             self.client.paginate("/batches", "batches", {"fields": "batches.id,batches.status"}, PAGE)
         )
+        deadline = time.monotonic() + self.settings.batch_timeout_seconds  # for all of them together
         for batch in listing:
             if batch.get("status") == "finished" or not batch.get("id"):
                 continue
             LOGGER.info("Waiting for batch %s (still %s) before reading the store.", batch["id"], batch.get("status"))
             try:
-                self._wait(str(batch["id"]))
+                self._wait(str(batch["id"]), max(0.0, deadline - time.monotonic()))
             except BatchExpiredError:
                 continue
+            except BatchTimeoutError:
+                # Not ours, or stuck: go on. A write it also makes comes back as a reject at worst.
+                LOGGER.warning("Batch %s still not finished; reading the store anyway.", batch["id"])
 
     def finish(self) -> None:
         """End of run: a backfill's ``is_syncing`` is switched off again."""
@@ -510,12 +515,14 @@ class EcommerceSync:
             )
 
     # -- /batches ------------------------------------------------------------------------
-    def _wait(self, batch_id: str) -> dict[str, Any]:
+    def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
         return wait_for_batch(
             self.client,
             batch_id,
             poll_seconds=self.settings.batch_poll_seconds,
-            timeout_seconds=self.settings.batch_timeout_seconds,
+            timeout_seconds=self.settings.batch_timeout_seconds
+            if timeout_seconds is None
+            else timeout_seconds,
         )
 
     def _run_batch(self, writes: list[Write]) -> None:
