@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -267,4 +270,44 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["unchanged"] == 7
     assert "rejected_by_reason" not in summary or not summary["rejected_by_reason"]
+    assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
+
+
+def test_a_run_killed_mid_batch_converges(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, tmp_path: Path
+) -> None:
+    """The target process killed right after submitting its batch; the re-run (same input: the state
+    had not moved) ends with every order written once, no reject and nothing sent twice."""
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    orders = [_order(f"o{i}") for i in range(8)]
+    lines = _lines("ecommerce_orders", orders)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_mailchimp.target", "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    proc.stdin.write("\n".join(lines) + "\n")
+    proc.stdin.close()
+    for line in proc.stderr:
+        if "Submitted batch" in line:
+            proc.kill()
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    batches = api.get("/batches")["batches"]
+    assert len(batches) == 1
+    assert batches[0]["status"] != "finished"
+    sb.reset_stats()
+    target, _ = run_target(cfg, lines)
+    routes = _routes(sb)
+    assert BATCHES not in routes
+    assert ORDERS_POST not in routes
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert summary["unchanged"] == 8
+    assert not summary.get("rejected_by_reason")
     assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
