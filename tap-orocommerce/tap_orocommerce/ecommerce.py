@@ -6,7 +6,9 @@ Each stream reads one Oro resource with its related records in the same request 
 ``ecommerce_products``   products (+ their default-locale name), one default variant (id = sku row)
 ``ecommerce_customers``  customer users who have at least one order (+ their account name)
 ``ecommerce_orders``     orders + line items + customer user + account
-``ecommerce_carts``      shopping lists + items + customer user (only when Oro exposes them)
+``ecommerce_carts``      shopping lists + items + customer user (only when Oro exposes them); a cart
+                         emitted before and now emptied or deleted (Oro deletes a shopping list when
+                         its checkout becomes an order) is emitted once as ``{"id", "deleted": true}``
 
 Ids are Oro ids as strings: Mailchimp order id = Oro order id, customer id = Oro customer user id,
 product id (and its single variant id) = Oro product id, cart id = shopping list id, line id = Oro
@@ -25,11 +27,12 @@ from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, Field, OroStream
+from tap_orocommerce.idsets import BitMap, decode, encode
 
 S, B, Int, N, DT = th.StringType, th.BooleanType, th.IntegerType, th.NumberType, th.DateTimeType
 Included = dict[tuple[str, str], dict[str, Any]]
 
-# Oro internal order status -> Mailchimp financial / fulfillment status
+# Oro internal order status -> Mailchimp financial status (README "Order statuses")
 FINANCIAL_STATUS = {
     "open": "pending",
     "pending": "pending",
@@ -37,7 +40,24 @@ FINANCIAL_STATUS = {
     "closed": "paid",
     "cancelled": "cancelled",
 }
-FULFILLMENT_STATUS = {"closed": "shipped"}
+# Oro shipping status (ordershippingstatuses) -> Mailchimp fulfillment status; a closed order
+# without a shipping status counts as shipped (stock Oro closes an order once it is delivered)
+FULFILLMENT_STATUS = {"shipped": "shipped", "partially_shipped": "partial"}
+CLOSED_FULFILLMENT = "shipped"
+
+# Storefront routes of stock OroCommerce (README "Storefront links"): ShoppingListBundle's frontend
+# controller (prefix /customer/shoppinglist, route oro_shopping_list_frontend_update) and
+# ProductBundle's (prefix /product, route oro_product_frontend_product_view).
+CART_PATH = "/customer/shoppinglist/update/{id}"
+PRODUCT_PATH = "/product/view/{id}"
+KNOWN_CARTS = "known_cart_ids"
+
+
+def fulfillment_status(internal: str | None, shipping: str | None) -> str | None:
+    """Mailchimp ``fulfillment_status`` from Oro's shipping status (else from a closed order)."""
+    if shipping in FULFILLMENT_STATUS:
+        return FULFILLMENT_STATUS[shipping]
+    return CLOSED_FULFILLMENT if internal == "closed" and shipping is None else None
 
 
 class RowError(ValueError):
@@ -137,6 +157,11 @@ class EcommerceStream(OroStream):
         }
         return super().parse_response(response)
 
+    def storefront_link(self, path: str, rid: Any) -> str:
+        """Absolute storefront URL of ``path`` (``storefront_url``, else ``base_url``)."""
+        base = str(self.config.get("storefront_url") or self.config.get("base_url") or "")
+        return base.rstrip("/") + path.format(id=rid)
+
     def related(self, resource: dict[str, Any], name: str) -> dict[str, Any] | None:
         """The included record of to-one relationship ``name`` (None when null or not included)."""
         data = _rel(resource, name)
@@ -196,7 +221,8 @@ class EcommerceStream(OroStream):
 
 
 class EcommerceProductsStream(EcommerceStream):
-    """Products with one default variant (Oro prices live in price lists: no price here)."""
+    """Products with one default variant and their storefront URL (README "Products": price and
+    image are not read)."""
 
     name = "ecommerce_products"
     resource = "products"
@@ -215,6 +241,11 @@ class EcommerceProductsStream(EcommerceStream):
             th.Property("type", S(), description="Oro product type (simple, configurable, kit)."),
             th.Property("published_at_foreign", DT(), description="Oro createdAt."),
             th.Property("status", S(), description="Oro status (enabled/disabled)."),
+            th.Property(
+                "url",
+                S(),
+                description="Storefront product page (storefront_url + /product/view/<id>).",
+            ),
             UPDATED_AT,
         ).to_dict()
 
@@ -234,6 +265,7 @@ class EcommerceProductsStream(EcommerceStream):
             "type": attrs.get("type"),
             "published_at_foreign": attrs.get("createdAt"),
             "status": attrs.get("status"),
+            "url": self.storefront_link(PRODUCT_PATH, resource["id"]),
         }
 
 
@@ -295,7 +327,7 @@ class EcommerceOrdersStream(_OrderLike):
     own_fields = (
         "identifier", "currency", "totalValue", "totalDiscountsAmount",
         "estimatedShippingCostAmount", "overriddenShippingCostAmount", "createdAt", "updatedAt",
-        "customer", "customerUser", "internalStatus", "lineItems",
+        "customer", "customerUser", "internalStatus", "shippingStatus", "lineItems",
     )  # fmt: skip
     include: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "lineItems": ("orderlineitems", ("productName", "quantity", "value", "product")),
@@ -309,7 +341,9 @@ class EcommerceOrdersStream(_OrderLike):
         return th.PropertiesList(
             *cls.order_properties(),
             th.Property("financial_status", S(), description="From Oro internalStatus."),
-            th.Property("fulfillment_status", S(), description="'shipped' for closed orders."),
+            th.Property(
+                "fulfillment_status", S(), description="From Oro shippingStatus (README table)."
+            ),
             th.Property("discount_total", N()),
             th.Property("shipping_total", N()),
             th.Property("processed_at_foreign", DT(), description="Oro createdAt."),
@@ -325,6 +359,8 @@ class EcommerceOrdersStream(_OrderLike):
             raise RowError("missing_total", "totalValue", "order without a totalValue")
         status_ref = _rel(resource, "internalStatus")
         status = str(status_ref.get("id")) if isinstance(status_ref, dict) else None
+        ship_ref = _rel(resource, "shippingStatus")
+        shipping_status = str(ship_ref.get("id")) if isinstance(ship_ref, dict) else None
         shipping = money(attrs.get("overriddenShippingCostAmount"))
         if shipping is None:
             shipping = money(attrs.get("estimatedShippingCostAmount"))
@@ -335,7 +371,7 @@ class EcommerceOrdersStream(_OrderLike):
             "order_total": total,
             "lines": self.lines_of(resource, "lineItems", "productName"),
             "financial_status": FINANCIAL_STATUS.get(status or ""),
-            "fulfillment_status": FULFILLMENT_STATUS.get(status or ""),
+            "fulfillment_status": fulfillment_status(status, shipping_status),
             "discount_total": money(attrs.get("totalDiscountsAmount")),
             "shipping_total": shipping,
             "processed_at_foreign": attrs.get("createdAt"),
@@ -344,7 +380,15 @@ class EcommerceOrdersStream(_OrderLike):
 
 
 class EcommerceCartsStream(_OrderLike):
-    """Shopping lists as carts (only when the instance exposes them in the back-office API)."""
+    """Shopping lists as carts (only when the instance exposes them in the back-office API).
+
+    ``checkout_url`` opens that shopping list on the storefront. A cart this stream emitted before
+    is emitted once as ``{"id", "deleted": true}`` when its list is found empty (its ``updatedAt``
+    moved) or gone: Oro keeps no trace of a deleted record, so after the incremental read the tap
+    lists the live shopping list ids (one ``fields[shoppinglists]=updatedAt`` listing, only while
+    some cart is known) and compares them with the ids it emitted (state ``known_cart_ids``, kept
+    current record by record, so a resumed run forgets nothing).
+    """
 
     name = "ecommerce_carts"
     resource = "shoppinglists"
@@ -356,15 +400,67 @@ class EcommerceCartsStream(_OrderLike):
         "customer": ("customers", ("name",)),
     }
 
+    def __init__(self, tap: Any) -> None:
+        self.known = BitMap()
+        super().__init__(tap)
+
     @classmethod
     @override
     def build_schema(cls) -> dict[str, Any]:
-        return th.PropertiesList(*cls.order_properties(), UPDATED_AT).to_dict()
+        # only `id` is required: a removed cart is the tombstone {"id", "deleted", "updated_at"}
+        return th.PropertiesList(
+            th.Property("id", S(min_length=1), required=True, description="Oro shopping list id."),
+            th.Property("customer", _customer_schema()),
+            th.Property("currency_code", S()),
+            th.Property("order_total", N()),
+            th.Property("lines", th.ArrayType(_line_schema())),
+            th.Property(
+                "checkout_url",
+                S(),
+                description="Storefront page of the shopping list "
+                "(storefront_url + /customer/shoppinglist/update/<id>).",
+            ),
+            th.Property(
+                "deleted", B(), description="true: emptied or deleted since it was emitted."
+            ),
+            UPDATED_AT,
+        ).to_dict()
+
+    @override
+    def get_records(self, context: Any) -> Any:
+        self.known = decode(self.stream_state.get(KNOWN_CARTS), KNOWN_CARTS)
+        yield from super().get_records(context)
+        if self.skip_reason or not self.known:
+            return
+        live = BitMap(int(r["id"]) for r in self.iter_resource(self.resource, ["updatedAt"]))
+        stamp = self._cursor or self._start_value or self.oro_tap.run_started_at
+        for cid in self.known - live:
+            self.oro_tap.report.count(self.name, "deleted")
+            self._forget(cid)
+            yield {"id": str(cid), "deleted": True, "updated_at": stamp}
+
+    def _forget(self, cid: int) -> None:
+        self.known.discard(cid)
+        self.stream_state[KNOWN_CARTS] = encode(self.known)
+
+    @override
+    def rows(self, data: list[dict[str, Any]]) -> Any:
+        for row in super().rows(data):
+            cid = int(row["id"])
+            if row.get("deleted"):
+                self._forget(cid)
+            elif cid not in self.known:
+                self.known.add(cid)
+                self.stream_state[KNOWN_CARTS] = encode(self.known)
+            yield row
 
     @override
     def build_row(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         attrs = _attrs(resource)
         if not self.related_many(resource, "items"):
+            if int(resource["id"]) in self.known:  # emptied since it was sent: remove it
+                self.oro_tap.report.count(self.name, "emptied")
+                return {"id": str(resource["id"]), "deleted": True}
             # an empty list is no cart (Mailchimp needs lines); counted, not an error
             self.oro_tap.report.count(self.name, "skipped_empty")
             return None
@@ -377,6 +473,7 @@ class EcommerceCartsStream(_OrderLike):
             "currency_code": attrs.get("currency"),
             "order_total": total,
             "lines": self.lines_of(resource, "items", None),
+            "checkout_url": self.storefront_link(CART_PATH, resource["id"]),
         }
 
 

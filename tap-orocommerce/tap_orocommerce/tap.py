@@ -55,6 +55,10 @@ class TapOroCommerce(SeamTap):
                                 "loopback host (127.0.0.1, localhost)."),
         th.Property("api_prefix", th.StringType(), default="/admin/api",
                     description="Path of the back-office JSON:API under base_url."),
+        th.Property("storefront_url", th.StringType(max_length=2048, pattern=r"^https?://[^\s]+$"),
+                    description="Storefront root the links sent to Mailchimp start with (cart "
+                                "checkout_url, product url), e.g. https://shop.example.com or a "
+                                "website's own URL; default: base_url."),
         th.Property("client_id", th.StringType(nullable=False), required=True,
                     description="Client id of the back-office OAuth application."),
         th.Property("client_secret", th.StringType(nullable=False), required=True, secret=True,
