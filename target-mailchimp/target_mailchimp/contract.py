@@ -20,7 +20,7 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "email": {
             "type": ["string", "null"],
             "description": "E-mail address (trimmed; matched case-insensitively). Null only on an "
-            "erase row with customer_user_id.",
+                           "erase row with customer_user_id.",
         },
         "first_name": {**_STR, "description": "-> FNAME by default."},
         "last_name": {**_STR, "description": "-> LNAME by default."},
@@ -52,7 +52,7 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "customer_user_id": {
             "type": ["integer", "string", "null"],
             "description": "Source person id: kept on the member in the identity merge field "
-            "(OROID), which matches the contact before the email; the record key in rejects.",
+                           "(OROID), which matches the contact before the email; the record key in rejects.",
         },
         "updated_at": {
             "type": ["string", "null"],
@@ -67,14 +67,14 @@ CONTACTS_SCHEMA: dict[str, Any] = {
             "type": ["string", "null"],
             "format": "date-time",
             "description": "When marketing_consent took its value at the source (or an upper "
-            "bound). An opt-out wins unless the person opted in in Mailchimp later "
-            "(timestamp_opt); an opt-in is recorded as the member's timestamp_opt.",
+                           "bound). An opt-out wins unless the person opted in in Mailchimp later "
+                           "(timestamp_opt); an opt-in is recorded as the member's timestamp_opt.",
         },
         "erase": {
             **_BOOL,
             "description": "true: the person was deleted at the source; the member carrying "
-            "customer_user_id (or, without an id, the address) is archived or "
-            "permanently deleted (erasure_mode).",
+                           "customer_user_id (or, without an id, the address) is archived or "
+                           "permanently deleted (erasure_mode).",
         },
     },
 }
