@@ -385,9 +385,9 @@ class EcommerceCartsStream(_OrderLike):
     ``checkout_url`` opens that shopping list on the storefront. A cart this stream emitted before
     is emitted once as ``{"id", "deleted": true}`` when its list is found empty (its ``updatedAt``
     moved) or gone: Oro keeps no trace of a deleted record, so after the incremental read the tap
-    lists the live shopping list ids (one ``fields[shoppinglists]=updatedAt`` listing, only while
-    some cart is known) and compares them with the ids it emitted (state ``known_cart_ids``, kept
-    current record by record, so a resumed run forgets nothing).
+    lists the live shopping list ids (one ``fields[shoppinglists]=updatedAt`` listing, only when
+    some cart was known at the start of the run) and compares them with the ids it emitted (state
+    ``known_cart_ids``, kept current record by record, so a resumed run forgets nothing).
     """
 
     name = "ecommerce_carts"
@@ -429,8 +429,9 @@ class EcommerceCartsStream(_OrderLike):
     @override
     def get_records(self, context: Any) -> Any:
         self.known = decode(self.stream_state.get(KNOWN_CARTS), KNOWN_CARTS)
+        known_before = bool(self.known)  # a cart first sent in this run is checked next run
         yield from super().get_records(context)
-        if self.skip_reason or not self.known:
+        if self.skip_reason or not known_before or not self.known:
             return
         live = BitMap(int(r["id"]) for r in self.iter_resource(self.resource, ["updatedAt"]))
         stamp = self._cursor or self._start_value or self.oro_tap.run_started_at
