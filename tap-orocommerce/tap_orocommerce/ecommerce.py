@@ -221,8 +221,8 @@ class EcommerceStream(OroStream):
 
 
 class EcommerceProductsStream(EcommerceStream):
-    """Products with one default variant and their storefront URL (README "Products": price and
-    image are not read)."""
+    """Products with one default variant, their storefront URL and, with ``price_list_id`` set,
+    their price from that Oro price list (one ``productprices`` request per page of products)."""
 
     name = "ecommerce_products"
     resource = "products"
@@ -246,6 +246,12 @@ class EcommerceProductsStream(EcommerceStream):
                 S(),
                 description="Storefront product page (storefront_url + /product/view/<id>).",
             ),
+            th.Property(
+                "price",
+                N(),
+                description="Price in price_currency for the smallest quantity in the Oro price "
+                "list price_list_id (null without that setting or without a price there).",
+            ),
             UPDATED_AT,
         ).to_dict()
 
@@ -267,6 +273,52 @@ class EcommerceProductsStream(EcommerceStream):
             "status": attrs.get("status"),
             "url": self.storefront_link(PRODUCT_PATH, resource["id"]),
         }
+
+    @override
+    def rows(self, data: list[dict[str, Any]]) -> Any:
+        rows = list(super().rows(data))
+        list_id = self.config.get("price_list_id")
+        if list_id is not None and rows:
+            prices = self.prices(int(list_id), [row["id"] for row in rows])
+            for row in rows:
+                row["price"] = prices.get(row["id"])
+                if row["price"] is None:
+                    self.oro_tap.report.count(self.name, "no_price")
+        yield from rows
+
+    def prices(self, price_list: int, product_ids: list[str]) -> dict[str, float]:
+        """Product id -> its price in ``price_currency`` for the smallest quantity (then the lowest
+        value) in the price list: one ``productprices`` listing for these products."""
+        currency = str(self.config.get("price_currency") or "USD")
+        best: dict[str, tuple[float, float]] = {}
+        params: dict[str, Any] | None = {
+            "filter[priceList]": price_list,
+            "filter[product]": ",".join(product_ids),
+            "fields[productprices]": "quantity,currency,value,product",
+            "page[size]": 1000,
+            "sort": "id",
+        }
+        url: str | None = None
+        while True:
+            doc = self.fetch("productprices", params, url=url)._oro_doc  # type: ignore[attr-defined]
+            for price in doc["data"]:
+                attrs, product = _attrs(price), _rel(price, "product")
+                value, qty = money(attrs.get("value")), money(attrs.get("quantity"))
+                if attrs.get("currency") != currency or value is None or qty is None:
+                    continue
+                if not isinstance(product, dict):
+                    continue
+                key, candidate = str(product.get("id")), (qty, value)
+                if key not in best or candidate < best[key]:
+                    best[key] = candidate
+            links = doc.get("links")
+            url = links.get("next") if isinstance(links, dict) else None
+            if not url or not doc["data"]:
+                return {pid: value for pid, (_, value) in best.items()}
+            if not url.startswith(self.url_base + "/"):
+                msg = "GET productprices: links.next points outside the configured API; refusing it"
+                raise FatalAPIError(msg)
+            params = None
 
 
 class _OrderLike(EcommerceStream):

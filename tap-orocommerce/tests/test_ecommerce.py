@@ -176,9 +176,21 @@ def test_storefront_links_statuses_and_removed_carts(sandbox: Any, tmp_path: Pat
 
     oro = Oro(sandbox)
     shop = "https://shop.example.com"
-    config = _config(sandbox, storefront_url=shop + "/")
+    config = _config(sandbox, storefront_url=shop + "/", price_list_id=1, price_currency="USD")
     first = run_tap(tmp_path, config, name="first")
     assert first.returncode == 0, first.stderr[-3000:]
+    # price: the price list's price for the smallest quantity; tiered products (a lower price from
+    # quantity 10) exist, so "smallest quantity" and "lowest value" differ
+    tiers: dict[str, list[tuple[float, float]]] = {}
+    for price in oro.list("productprices", **{"filter[priceList]": "1"}):
+        attrs = price["attributes"]
+        tiers.setdefault(str(_rel_id(price, "product")), []).append(
+            (float(attrs["quantity"]), float(attrs["value"]))
+        )
+    assert any(len(t) > 1 and min(t)[1] > min(v for _, v in t) for t in tiers.values())
+    priced = {p["id"]: p["price"] for p in first.records["ecommerce_products"]}
+    assert set(priced) == {p["id"] for p in oro.list("products")}
+    assert priced == {k: pytest.approx(min(tiers[k])[1]) for k in priced}
     carts = first.records["ecommerce_carts"]
     assert all(c["checkout_url"] == f"{shop}/customer/shoppinglist/update/{c['id']}" for c in carts)
     assert not any(c.get("deleted") for c in carts)
