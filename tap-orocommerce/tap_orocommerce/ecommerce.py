@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, Field, OroStream
@@ -291,34 +290,24 @@ class EcommerceProductsStream(EcommerceStream):
         value) in the price list: one ``productprices`` listing for these products."""
         currency = str(self.config.get("price_currency") or "USD")
         best: dict[str, tuple[float, float]] = {}
-        params: dict[str, Any] | None = {
+        params = {
             "filter[priceList]": price_list,
             "filter[product]": ",".join(product_ids),
             "fields[productprices]": "quantity,currency,value,product",
             "page[size]": 1000,
             "sort": "id",
         }
-        url: str | None = None
-        while True:
-            doc = self.fetch("productprices", params, url=url)._oro_doc  # type: ignore[attr-defined]
-            for price in doc["data"]:
-                attrs, product = _attrs(price), _rel(price, "product")
-                value, qty = money(attrs.get("value")), money(attrs.get("quantity"))
-                if attrs.get("currency") != currency or value is None or qty is None:
-                    continue
-                if not isinstance(product, dict):
-                    continue
-                key, candidate = str(product.get("id")), (qty, value)
-                if key not in best or candidate < best[key]:
-                    best[key] = candidate
-            links = doc.get("links")
-            url = links.get("next") if isinstance(links, dict) else None
-            if not url or not doc["data"]:
-                return {pid: value for pid, (_, value) in best.items()}
-            if not url.startswith(self.url_base + "/"):
-                msg = "GET productprices: links.next points outside the configured API; refusing it"
-                raise FatalAPIError(msg)
-            params = None
+        for price in self.iter_list("productprices", params):
+            attrs, product = _attrs(price), _rel(price, "product")
+            value, qty = money(attrs.get("value")), money(attrs.get("quantity"))
+            if attrs.get("currency") != currency or value is None or qty is None:
+                continue
+            if not isinstance(product, dict):
+                continue
+            key, candidate = str(product.get("id")), (qty, value)
+            if key not in best or candidate < best[key]:
+                best[key] = candidate
+        return {pid: value for pid, (_, value) in best.items()}
 
 
 class _OrderLike(EcommerceStream):
@@ -613,28 +602,18 @@ class EcommerceCustomersStream(EcommerceStream):
 
     def users_with_orders(self, user_ids: list[str]) -> set[str]:
         """Which of these customer users have at least one order (one filtered listing)."""
-        found: set[str] = set()
-        params: dict[str, Any] | None = {
+        params = {
             "filter[customerUser]": ",".join(user_ids),
             "fields[orders]": "customerUser",
             "page[size]": 1000,
             "sort": "id",
         }
-        url: str | None = None
-        while True:
-            doc = self.fetch("orders", params, url=url)._oro_doc  # type: ignore[attr-defined]
-            for order in doc["data"]:
-                ref = _rel(order, "customerUser")
-                if isinstance(ref, dict):
-                    found.add(str(ref.get("id")))
-            links = doc.get("links")
-            url = links.get("next") if isinstance(links, dict) else None
-            if not url or not doc["data"]:
-                return found
-            if not url.startswith(self.url_base + "/"):
-                msg = "GET orders: links.next points outside the configured API; refusing it"
-                raise FatalAPIError(msg)
-            params = None
+        found: set[str] = set()
+        for order in self.iter_list("orders", params):
+            ref = _rel(order, "customerUser")
+            if isinstance(ref, dict):
+                found.add(str(ref.get("id")))
+        return found
 
 
 def ecommerce_stream_classes() -> list[type[OroStream]]:
