@@ -271,6 +271,7 @@ class EcommerceProductsStream(EcommerceStream):
             "published_at_foreign": attrs.get("createdAt"),
             "status": attrs.get("status"),
             "url": self.storefront_link(PRODUCT_PATH, resource["id"]),
+            "price": None,  # from the price list (rows), when price_list_id is set
         }
 
     @override
@@ -516,6 +517,7 @@ class EcommerceCartsStream(_OrderLike):
             "order_total": total,
             "lines": self.lines_of(resource, "items", None),
             "checkout_url": self.storefront_link(CART_PATH, resource["id"]),
+            "deleted": False,
         }
 
 
