@@ -398,14 +398,20 @@ class OroStream(RESTStream[Any]):
 
     def iter_resource(self, resource: str, fields: list[str]) -> Iterator[dict[str, Any]]:
         """Every resource object of ``resource`` (sorted by id, following ``links.next``)."""
-        params: dict[str, Any] | None = {
+        params = {
             f"fields[{resource}]": ",".join(fields),
             "page[size]": self.page_size,
             "sort": "id",
         }
+        return self.iter_list(resource, params)
+
+    def iter_list(self, resource: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every resource object of one list request, following ``links.next`` (which must stay
+        under the configured API)."""
+        query: dict[str, Any] | None = params
         url: str | None = None
         while True:
-            response = self.fetch(resource, params, url=url)
+            response = self.fetch(resource, query, url=url)
             doc = response._oro_doc  # type: ignore[attr-defined]
             yield from doc["data"]
             links = doc.get("links")
@@ -415,7 +421,7 @@ class OroStream(RESTStream[Any]):
             if not url.startswith(self.url_base + "/"):
                 msg = f"GET {resource}: links.next points outside the configured API; refusing it"
                 raise FatalAPIError(msg)
-            params = None
+            query = None
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:

@@ -6,7 +6,9 @@ Each stream reads one Oro resource with its related records in the same request 
 ``ecommerce_products``   products (+ their default-locale name), one default variant (id = sku row)
 ``ecommerce_customers``  customer users who have at least one order (+ their account name)
 ``ecommerce_orders``     orders + line items + customer user + account
-``ecommerce_carts``      shopping lists + items + customer user (only when Oro exposes them)
+``ecommerce_carts``      shopping lists + items + customer user (only when Oro exposes them); a cart
+                         emitted before and now emptied or deleted (Oro deletes a shopping list when
+                         its checkout becomes an order) is emitted once as ``{"id", "deleted": true}``
 
 Ids are Oro ids as strings: Mailchimp order id = Oro order id, customer id = Oro customer user id,
 product id (and its single variant id) = Oro product id, cart id = shopping list id, line id = Oro
@@ -21,15 +23,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, Field, OroStream
+from tap_orocommerce.idsets import BitMap, decode, encode
 
 S, B, Int, N, DT = th.StringType, th.BooleanType, th.IntegerType, th.NumberType, th.DateTimeType
 Included = dict[tuple[str, str], dict[str, Any]]
 
-# Oro internal order status -> Mailchimp financial / fulfillment status
+# Oro internal order status -> Mailchimp financial status (README "Order statuses")
 FINANCIAL_STATUS = {
     "open": "pending",
     "pending": "pending",
@@ -37,7 +39,24 @@ FINANCIAL_STATUS = {
     "closed": "paid",
     "cancelled": "cancelled",
 }
-FULFILLMENT_STATUS = {"closed": "shipped"}
+# Oro shipping status (ordershippingstatuses) -> Mailchimp fulfillment status; a closed order
+# without a shipping status counts as shipped (stock Oro closes an order once it is delivered)
+FULFILLMENT_STATUS = {"shipped": "shipped", "partially_shipped": "partial"}
+CLOSED_FULFILLMENT = "shipped"
+
+# Storefront routes of stock OroCommerce (README "Storefront links"): ShoppingListBundle's frontend
+# controller (prefix /customer/shoppinglist, route oro_shopping_list_frontend_update) and
+# ProductBundle's (prefix /product, route oro_product_frontend_product_view).
+CART_PATH = "/customer/shoppinglist/update/{id}"
+PRODUCT_PATH = "/product/view/{id}"
+KNOWN_CARTS = "known_cart_ids"
+
+
+def fulfillment_status(internal: str | None, shipping: str | None) -> str | None:
+    """Mailchimp ``fulfillment_status`` from Oro's shipping status (else from a closed order)."""
+    if shipping in FULFILLMENT_STATUS:
+        return FULFILLMENT_STATUS[shipping]
+    return CLOSED_FULFILLMENT if internal == "closed" and shipping is None else None
 
 
 class RowError(ValueError):
@@ -137,6 +156,11 @@ class EcommerceStream(OroStream):
         }
         return super().parse_response(response)
 
+    def storefront_link(self, path: str, rid: Any) -> str:
+        """Absolute storefront URL of ``path`` (``storefront_url``, else ``base_url``)."""
+        base = str(self.config.get("storefront_url") or self.config.get("base_url") or "")
+        return base.rstrip("/") + path.format(id=rid)
+
     def related(self, resource: dict[str, Any], name: str) -> dict[str, Any] | None:
         """The included record of to-one relationship ``name`` (None when null or not included)."""
         data = _rel(resource, name)
@@ -196,7 +220,8 @@ class EcommerceStream(OroStream):
 
 
 class EcommerceProductsStream(EcommerceStream):
-    """Products with one default variant (Oro prices live in price lists: no price here)."""
+    """Products with one default variant, their storefront URL and, with ``price_list_id`` set,
+    their price from that Oro price list (one ``productprices`` request per page of products)."""
 
     name = "ecommerce_products"
     resource = "products"
@@ -215,6 +240,17 @@ class EcommerceProductsStream(EcommerceStream):
             th.Property("type", S(), description="Oro product type (simple, configurable, kit)."),
             th.Property("published_at_foreign", DT(), description="Oro createdAt."),
             th.Property("status", S(), description="Oro status (enabled/disabled)."),
+            th.Property(
+                "url",
+                S(),
+                description="Storefront product page (storefront_url + /product/view/<id>).",
+            ),
+            th.Property(
+                "price",
+                N(),
+                description="Price in price_currency for the smallest quantity in the Oro price "
+                "list price_list_id (null without that setting or without a price there).",
+            ),
             UPDATED_AT,
         ).to_dict()
 
@@ -234,7 +270,45 @@ class EcommerceProductsStream(EcommerceStream):
             "type": attrs.get("type"),
             "published_at_foreign": attrs.get("createdAt"),
             "status": attrs.get("status"),
+            "url": self.storefront_link(PRODUCT_PATH, resource["id"]),
+            "price": None,  # from the price list (rows), when price_list_id is set
         }
+
+    @override
+    def rows(self, data: list[dict[str, Any]]) -> Any:
+        rows = list(super().rows(data))
+        list_id = self.config.get("price_list_id")
+        if list_id is not None and rows:
+            prices = self.prices(int(list_id), [row["id"] for row in rows])
+            for row in rows:
+                row["price"] = prices.get(row["id"])
+                if row["price"] is None:
+                    self.oro_tap.report.count(self.name, "no_price")
+        yield from rows
+
+    def prices(self, price_list: int, product_ids: list[str]) -> dict[str, float]:
+        """Product id -> its price in ``price_currency`` for the smallest quantity (then the lowest
+        value) in the price list: one ``productprices`` listing for these products."""
+        currency = str(self.config.get("price_currency") or "USD")
+        best: dict[str, tuple[float, float]] = {}
+        params = {
+            "filter[priceList]": price_list,
+            "filter[product]": ",".join(product_ids),
+            "fields[productprices]": "quantity,currency,value,product",
+            "page[size]": 1000,
+            "sort": "id",
+        }
+        for price in self.iter_list("productprices", params):
+            attrs, product = _attrs(price), _rel(price, "product")
+            value, qty = money(attrs.get("value")), money(attrs.get("quantity"))
+            if attrs.get("currency") != currency or value is None or qty is None:
+                continue
+            if not isinstance(product, dict):
+                continue
+            key, candidate = str(product.get("id")), (qty, value)
+            if key not in best or candidate < best[key]:
+                best[key] = candidate
+        return {pid: value for pid, (_, value) in best.items()}
 
 
 class _OrderLike(EcommerceStream):
@@ -295,7 +369,7 @@ class EcommerceOrdersStream(_OrderLike):
     own_fields = (
         "identifier", "currency", "totalValue", "totalDiscountsAmount",
         "estimatedShippingCostAmount", "overriddenShippingCostAmount", "createdAt", "updatedAt",
-        "customer", "customerUser", "internalStatus", "lineItems",
+        "customer", "customerUser", "internalStatus", "shippingStatus", "lineItems",
     )  # fmt: skip
     include: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "lineItems": ("orderlineitems", ("productName", "quantity", "value", "product")),
@@ -309,7 +383,9 @@ class EcommerceOrdersStream(_OrderLike):
         return th.PropertiesList(
             *cls.order_properties(),
             th.Property("financial_status", S(), description="From Oro internalStatus."),
-            th.Property("fulfillment_status", S(), description="'shipped' for closed orders."),
+            th.Property(
+                "fulfillment_status", S(), description="From Oro shippingStatus (README table)."
+            ),
             th.Property("discount_total", N()),
             th.Property("shipping_total", N()),
             th.Property("processed_at_foreign", DT(), description="Oro createdAt."),
@@ -325,6 +401,8 @@ class EcommerceOrdersStream(_OrderLike):
             raise RowError("missing_total", "totalValue", "order without a totalValue")
         status_ref = _rel(resource, "internalStatus")
         status = str(status_ref.get("id")) if isinstance(status_ref, dict) else None
+        ship_ref = _rel(resource, "shippingStatus")
+        shipping_status = str(ship_ref.get("id")) if isinstance(ship_ref, dict) else None
         shipping = money(attrs.get("overriddenShippingCostAmount"))
         if shipping is None:
             shipping = money(attrs.get("estimatedShippingCostAmount"))
@@ -335,7 +413,7 @@ class EcommerceOrdersStream(_OrderLike):
             "order_total": total,
             "lines": self.lines_of(resource, "lineItems", "productName"),
             "financial_status": FINANCIAL_STATUS.get(status or ""),
-            "fulfillment_status": FULFILLMENT_STATUS.get(status or ""),
+            "fulfillment_status": fulfillment_status(status, shipping_status),
             "discount_total": money(attrs.get("totalDiscountsAmount")),
             "shipping_total": shipping,
             "processed_at_foreign": attrs.get("createdAt"),
@@ -344,7 +422,15 @@ class EcommerceOrdersStream(_OrderLike):
 
 
 class EcommerceCartsStream(_OrderLike):
-    """Shopping lists as carts (only when the instance exposes them in the back-office API)."""
+    """Shopping lists as carts (only when the instance exposes them in the back-office API).
+
+    ``checkout_url`` opens that shopping list on the storefront. A cart this stream emitted before
+    is emitted once as ``{"id", "deleted": true}`` when its list is found empty (its ``updatedAt``
+    moved) or gone: Oro keeps no trace of a deleted record, so after the incremental read the tap
+    lists the live shopping list ids (one ``fields[shoppinglists]=updatedAt`` listing, only when
+    some cart was known at the start of the run) and compares them with the ids it emitted (state
+    ``known_cart_ids``, kept current record by record, so a resumed run forgets nothing).
+    """
 
     name = "ecommerce_carts"
     resource = "shoppinglists"
@@ -356,15 +442,68 @@ class EcommerceCartsStream(_OrderLike):
         "customer": ("customers", ("name",)),
     }
 
+    def __init__(self, tap: Any) -> None:
+        self.known = BitMap()
+        super().__init__(tap)
+
     @classmethod
     @override
     def build_schema(cls) -> dict[str, Any]:
-        return th.PropertiesList(*cls.order_properties(), UPDATED_AT).to_dict()
+        # only `id` is required: a removed cart is the tombstone {"id", "deleted", "updated_at"}
+        return th.PropertiesList(
+            th.Property("id", S(min_length=1), required=True, description="Oro shopping list id."),
+            th.Property("customer", _customer_schema()),
+            th.Property("currency_code", S()),
+            th.Property("order_total", N()),
+            th.Property("lines", th.ArrayType(_line_schema())),
+            th.Property(
+                "checkout_url",
+                S(),
+                description="Storefront page of the shopping list "
+                "(storefront_url + /customer/shoppinglist/update/<id>).",
+            ),
+            th.Property(
+                "deleted", B(), description="true: emptied or deleted since it was emitted."
+            ),
+            UPDATED_AT,
+        ).to_dict()
+
+    @override
+    def get_records(self, context: Any) -> Any:
+        self.known = decode(self.stream_state.get(KNOWN_CARTS), KNOWN_CARTS)
+        known_before = bool(self.known)  # a cart first sent in this run is checked next run
+        yield from super().get_records(context)
+        if self.skip_reason or not known_before or not self.known:
+            return
+        live = BitMap(int(r["id"]) for r in self.iter_resource(self.resource, ["updatedAt"]))
+        stamp = self._cursor or self._start_value or self.oro_tap.run_started_at
+        for cid in self.known - live:
+            self.oro_tap.report.count(self.name, "deleted")
+            self._forget(cid)
+            yield {"id": str(cid), "deleted": True, "updated_at": stamp}
+
+    def _forget(self, cid: int) -> None:
+        self.known.discard(cid)
+        self.stream_state[KNOWN_CARTS] = encode(self.known)
+
+    @override
+    def rows(self, data: list[dict[str, Any]]) -> Any:
+        for row in super().rows(data):
+            cid = int(row["id"])
+            if row.get("deleted"):
+                self._forget(cid)
+            elif cid not in self.known:
+                self.known.add(cid)
+                self.stream_state[KNOWN_CARTS] = encode(self.known)
+            yield row
 
     @override
     def build_row(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         attrs = _attrs(resource)
         if not self.related_many(resource, "items"):
+            if int(resource["id"]) in self.known:  # emptied since it was sent: remove it
+                self.oro_tap.report.count(self.name, "emptied")
+                return {"id": str(resource["id"]), "deleted": True}
             # an empty list is no cart (Mailchimp needs lines); counted, not an error
             self.oro_tap.report.count(self.name, "skipped_empty")
             return None
@@ -377,6 +516,8 @@ class EcommerceCartsStream(_OrderLike):
             "currency_code": attrs.get("currency"),
             "order_total": total,
             "lines": self.lines_of(resource, "items", None),
+            "checkout_url": self.storefront_link(CART_PATH, resource["id"]),
+            "deleted": False,
         }
 
 
@@ -463,28 +604,18 @@ class EcommerceCustomersStream(EcommerceStream):
 
     def users_with_orders(self, user_ids: list[str]) -> set[str]:
         """Which of these customer users have at least one order (one filtered listing)."""
-        found: set[str] = set()
-        params: dict[str, Any] | None = {
+        params = {
             "filter[customerUser]": ",".join(user_ids),
             "fields[orders]": "customerUser",
             "page[size]": 1000,
             "sort": "id",
         }
-        url: str | None = None
-        while True:
-            doc = self.fetch("orders", params, url=url)._oro_doc  # type: ignore[attr-defined]
-            for order in doc["data"]:
-                ref = _rel(order, "customerUser")
-                if isinstance(ref, dict):
-                    found.add(str(ref.get("id")))
-            links = doc.get("links")
-            url = links.get("next") if isinstance(links, dict) else None
-            if not url or not doc["data"]:
-                return found
-            if not url.startswith(self.url_base + "/"):
-                msg = "GET orders: links.next points outside the configured API; refusing it"
-                raise FatalAPIError(msg)
-            params = None
+        found: set[str] = set()
+        for order in self.iter_list("orders", params):
+            ref = _rel(order, "customerUser")
+            if isinstance(ref, dict):
+                found.add(str(ref.get("id")))
+        return found
 
 
 def ecommerce_stream_classes() -> list[type[OroStream]]:

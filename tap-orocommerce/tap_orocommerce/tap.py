@@ -55,6 +55,18 @@ class TapOroCommerce(SeamTap):
                                 "loopback host (127.0.0.1, localhost)."),
         th.Property("api_prefix", th.StringType(), default="/admin/api",
                     description="Path of the back-office JSON:API under base_url."),
+        th.Property("storefront_url", th.StringType(max_length=2048, pattern=r"^https?://[^\s]+$"),
+                    description="Storefront root the links sent to Mailchimp start with (cart "
+                                "checkout_url, product url), e.g. https://shop.example.com or a "
+                                "website's own URL; default: base_url."),
+        th.Property("price_list_id", th.IntegerType(minimum=1),
+                    description="Id of the Oro price list whose prices ecommerce_products carry "
+                                "(PricingBundle productprices; the API user needs View on price "
+                                "lists); unset: no price. A price change alone does not re-send a "
+                                "product (Oro prices have no updatedAt)."),
+        th.Property("price_currency", th.StringType(pattern=r"^[A-Z]{3}$"), default="USD",
+                    description="Currency (ISO 4217) of the price list prices sent as product price; "
+                                "the Mailchimp store's currency."),
         th.Property("client_id", th.StringType(nullable=False), required=True,
                     description="Client id of the back-office OAuth application."),
         th.Property("client_secret", th.StringType(nullable=False), required=True, secret=True,

@@ -167,3 +167,83 @@ def test_unusable_orders_are_rejected_with_reason_and_field(sandbox: Any, tmp_pa
     lines = rejects.read_text().splitlines()
     assert len(lines) == len(lost)
     assert all('"missing_customer"' in ln and '"customerUser"' in ln for ln in lines)
+
+
+def test_storefront_links_statuses_and_removed_carts(sandbox: Any, tmp_path: Path) -> None:
+    """Carts and products link to the storefront; an emptied or deleted cart is removed once; an
+    order whose status or shipping status changes is emitted again with the mapped statuses."""
+    import requests
+
+    oro = Oro(sandbox)
+    shop = "https://shop.example.com"
+    config = _config(sandbox, storefront_url=shop + "/", price_list_id=1, price_currency="USD")
+    first = run_tap(tmp_path, config, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # price: the price list's price for the smallest quantity; tiered products (a lower price from
+    # quantity 10) exist, so "smallest quantity" and "lowest value" differ
+    tiers: dict[str, list[tuple[float, float]]] = {}
+    for price in oro.list("productprices", **{"filter[priceList]": "1"}):
+        attrs = price["attributes"]
+        tiers.setdefault(str(_rel_id(price, "product")), []).append(
+            (float(attrs["quantity"]), float(attrs["value"]))
+        )
+    assert any(len(t) > 1 and min(t)[1] > min(v for _, v in t) for t in tiers.values())
+    priced = {p["id"]: p["price"] for p in first.records["ecommerce_products"]}
+    assert set(priced) == {p["id"] for p in oro.list("products")}
+    assert priced == {k: pytest.approx(min(tiers[k])[1]) for k in priced}
+    carts = first.records["ecommerce_carts"]
+    assert all(c["checkout_url"] == f"{shop}/customer/shoppinglist/update/{c['id']}" for c in carts)
+    assert not any(c.get("deleted") for c in carts)
+    products = first.records["ecommerce_products"]
+    assert all(p["url"] == f"{shop}/product/view/{p['id']}" for p in products)
+    internal = {o["id"]: _rel_id(o, "internalStatus") for o in oro.list("orders")}
+    shipping = {o["id"]: _rel_id(o, "shippingStatus") for o in oro.list("orders")}
+    expect_financial = {"open": "pending", "cancelled": "cancelled", "closed": "paid"}
+    for order in first.records["ecommerce_orders"]:
+        assert order["financial_status"] == expect_financial.get(internal[order["id"]] or "")
+        shipped = {"shipped": "shipped", "not_shipped": None}[shipping[order["id"]] or ""]
+        assert order["fulfillment_status"] == shipped
+
+    emptied, deleted = carts[0]["id"], carts[1]["id"]
+    control = sandbox.oro_base_url + "/_sandbox/oro"
+    for cid, action in ((emptied, "empty"), (deleted, "delete")):
+        r = requests.post(f"{control}/shoppinglists/{cid}", json={"action": action}, timeout=30)
+        assert r.status_code == 204, r.text
+    open_orders = [o for o in first.records["ecommerce_orders"] if internal[o["id"]] == "open"]
+    cancelled, shipped_order = open_orders[0]["id"], open_orders[1]["id"]
+    r = requests.post(
+        f"{control}/orders/{cancelled}", json={"internalStatus": "cancelled"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    body = {"data": {"type": "ordershippingstatuses", "id": "shipped"}}
+    r = oro.session.patch(
+        f"{oro.api}/orders/{shipped_order}/relationships/shippingStatus",
+        json=body,
+        headers=jsonapi_headers(write=True),
+        timeout=30,
+    )
+    assert r.status_code == 204, r.text
+    stamps = {o["id"]: o["updated_at"] for o in first.records["ecommerce_orders"]}
+    now = {o["id"]: o["attributes"]["updatedAt"] for o in oro.list("orders")}
+    assert now[cancelled] > stamps[cancelled]  # a status change moves updatedAt
+    assert now[shipped_order] > stamps[shipped_order]
+
+    time.sleep(2.1)
+    second = run_tap(tmp_path, config, state=first.state, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    removed = second.records.get("ecommerce_carts") or []
+    assert sorted((c["id"], c.get("deleted")) for c in removed) == sorted(
+        [(emptied, True), (deleted, True)]
+    )
+    validator = Draft7Validator(ECOMMERCE_SCHEMAS["ecommerce_carts"])
+    assert all(not list(validator.iter_errors(c)) for c in removed)
+    orders = {o["id"]: o for o in second.records["ecommerce_orders"]}
+    assert set(orders) == {cancelled, shipped_order}
+    assert orders[cancelled]["financial_status"] == "cancelled"
+    assert orders[shipped_order]["fulfillment_status"] == "shipped"
+    assert orders[shipped_order]["financial_status"] == "pending"
+
+    time.sleep(2.1)
+    third = run_tap(tmp_path, config, state=second.state, name="third")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert {s: len(r) for s, r in third.records.items() if r} == {}  # each removal sent once

@@ -170,7 +170,10 @@ ECOMMERCE_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "ecommerce_carts": {
         "type": "object",
-        "required": ["id", "customer", "lines", "order_total"],
+        "required": ["id"],
+        # a live cart carries its contents; a removed one only {"id", "deleted": true}
+        "if": {"required": ["deleted"], "properties": {"deleted": {"const": True}}},
+        "else": {"required": ["customer", "lines", "order_total"]},
         "properties": {
             **_ORDER_LIKE,
             "checkout_url": _STR,

@@ -394,15 +394,16 @@ class EcommerceSync:
             latest[key] = record
         writes: list[Write] = []
         for key, record in latest.items():
+            current = known.get(key)
+            if record.get("deleted") is True and resource.collection == "carts":
+                # a removed cart needs only its id (the tap's tombstone {"id", "deleted": true})
+                if current is not None:
+                    writes.append(Write(resource, key, None, "DELETE"))
+                continue
             try:
                 body = self._body(resource, record)
             except RecordError as exc:
                 self.report.reject(stream, f"id={key}", "invalid_value", str(exc), exc.field)
-                continue
-            current = known.get(key)
-            if record.get("deleted") is True and resource.collection == "carts":
-                if current is not None:
-                    writes.append(Write(resource, key, None, "DELETE"))
                 continue
             if current is None:
                 writes.append(Write(resource, key, body, "CREATE"))

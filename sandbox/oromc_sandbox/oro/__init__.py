@@ -15,6 +15,7 @@ from .extra import (
     control_clients,
     control_marketing_lists,
     control_order,
+    control_shopping_list,
     control_summary,
     marketing_list_action,
     old_rest_not_found,
@@ -86,6 +87,7 @@ def routes() -> list[BaseRoute]:
         Route("/_sandbox/oro/summary", control_summary, methods=["GET"]),
         Route("/_sandbox/oro/marketinglists", control_marketing_lists, methods=["GET"]),
         Route("/_sandbox/oro/orders/{order_id}", control_order, methods=["POST"]),
+        Route("/_sandbox/oro/shoppinglists/{list_id}", control_shopping_list, methods=["POST"]),
     ]
 
 

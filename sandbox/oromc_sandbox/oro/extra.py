@@ -252,6 +252,46 @@ async def control_order(request: Request) -> Response:
     return json_response({"data": order}, media_type=PLAIN)
 
 
+SHOPPING_LIST_ACTIONS = ("empty", "delete")
+
+
+async def control_shopping_list(request: Request) -> Response:
+    """``POST /_sandbox/oro/shoppinglists/{id}`` ``{"action": "empty" | "delete"}``: what a customer
+    user does on the storefront (the back-office exposure is read-only).
+
+    ``empty`` removes every line item; Oro recalculates the list's totals, which moves its
+    ``updatedAt``. ``delete`` removes the list with its line items (ON DELETE CASCADE), as the
+    storefront's delete does and as a checkout does when it becomes an order (the checkout's
+    "Delete this shopping list after submitting order", checked by default). 204 on success.
+    """
+    from . import writes
+    from .schema import RESOURCES
+
+    store = _store(request)
+    raw = request.path_params["list_id"]
+    list_id = int(raw) if raw.isdigit() else None
+    current = store.get("shoppinglists", list_id) if list_id is not None else None
+    if list_id is None or current is None:
+        return json_response({"error": f"shopping list {raw} does not exist"}, 404, media_type=PLAIN)
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+    action = body.get("action") if isinstance(body, dict) else None
+    if action not in SHOPPING_LIST_ACTIONS:
+        return json_response({"error": f"action must be one of {list(SHOPPING_LIST_ACTIONS)}"}, 400,
+                             media_type=PLAIN)
+    items = store.table("shoppinglistitems")
+    for iid in list(items.children("shoppingList", list_id)):
+        items.delete(iid)
+    if action == "delete":
+        store.table("shoppinglists").delete(list_id)
+    else:
+        writes.apply_changes(store, RESOURCES["shoppinglists"], list_id, current,
+                             {"total": "0.0000", "subTotal": "0.0000", "updatedAt": store.now()}, "/data")
+    return Response(status_code=204)
+
+
 async def control_summary(request: Request) -> Response:
     """``GET /_sandbox/oro/summary``: counts per resource, marketing lists, clients."""
     return json_response(_store(request).summary(), media_type=PLAIN)

@@ -186,12 +186,24 @@ async def _list_route(ctx: Ctx) -> Response:
     return _delete_list(ctx, res)
 
 
+def _require_price_list(ctx: Ctx, query: ListQuery) -> None:
+    """PricingBundle's StorePriceListInContextByFilter: a product price list needs filter[priceList]
+    naming an existing price list."""
+    cond = next((c for c in query.conds if c.field == "priceList"), None)
+    if cond is None:
+        raise fail(400, "filter constraint", "priceList filter is required")
+    if not all(ctx.store.table("pricelists").exists(v) for v in cond.values or []):
+        raise fail(400, "filter constraint", "specified priceList does not exist")
+
+
 def _get_list(ctx: Ctx, res: Resource, base_ids: Any = None) -> Response:
     ctx.permit(res, "get_list")
     if res.type == "ordersubtotals":
         return _order_subtotals(ctx, res)
     tbl = ctx.store.table(res.type)
     query = parse_list_query(res, ctx.params, ctx.switches, not isinstance(tbl, StaticTable) or tbl.int_ids)
+    if res.type == "productprices":
+        _require_price_list(ctx, query)
     ids = select(ctx.store, res, query, base_ids)
     page, more = page_of(ids, query)
     if not _wants_jsonapi(ctx.request):

@@ -45,7 +45,7 @@ SEVERAL_VALUES_OPS = ("eq", "neq", "neq_or_null")
 # resources whose ids are strings (enum options, ISO codes, unit codes)
 STRING_ID_TYPES = frozenset({
     "marketingactivitytypes", "orderinternalstatuses", "orderstatuses", "ordershippingstatuses", "customerratings",
-    "countries", "regions", "productunits", "customeruserauthstatuses",
+    "countries", "regions", "productunits", "customeruserauthstatuses", "productprices",
 })
 ACTIONS = ("get", "get_list", "create", "update", "delete", "delete_list")
 READ_ONLY = ("get", "get_list")
@@ -386,6 +386,29 @@ _add(Resource(
     filters={**ID, "fallback": Filter(F_STRING), "string": Filter(F_STRING)},  # indexes fallback, string
     sorters={"id": None, "fallback": None, "string": None},
     actions=READ_ONLY,
+))
+# PricingBundle (orocommerce PricingBundle Resources/config/oro/api.yml, doc/api/product_price.md): prices
+# live in price lists; ProductPrice ids are strings "<uuid>-<price list id>" (sharded table), `id` filter
+# allow_array, `priceList` filter "=" only and required (StorePriceListInContextByFilter). Served here
+# read-only, and PriceList with name/active only (the tap reads prices, never writes them).
+_add(Resource(
+    "pricelists",
+    attrs=(Attr("name", STRING, ro=True), Attr("active", BOOLEAN, ro=True)),
+    filters={**ID, "name": Filter(F_STRING)},
+    sorters={"id": None, "name": None},
+    actions=READ_ONLY,
+))
+_add(Resource(
+    "productprices",
+    attrs=(Attr("quantity", FLOAT, ro=True), Attr("currency", STRING, ro=True), Attr("value", MONEY, ro=True)),
+    # api.yml: get_subresource and get_relationship disabled
+    rels=(Rel("priceList", "pricelists", ro=True, no_subresource=True),
+          Rel("product", "products", ro=True, no_subresource=True),
+          Rel("unit", "productunits", ro=True, no_subresource=True)),
+    filters={"id": Filter(F_ID, array=True), "priceList": Filter(F_ASSOC, array=False, ops=("eq",))},
+    sorters={"id": None},
+    actions=READ_ONLY,
+    meta="no_title",
 ))
 _add(Resource(
     "tags",

@@ -10,7 +10,9 @@ Timestamps are spread over the two years before the sandbox clock's start.
 from __future__ import annotations
 
 import random
+import uuid
 from array import array
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .pools import (
@@ -79,6 +81,10 @@ class Seeder:
             (i, {"name": name, "owner": 1, "organization": 1}) for i, name in enumerate(GROUP_NAMES, 1)
         ))
         t["products"] = self._products(rng, 200 + min(customers // 50, 4800))
+        # PricingBundle: one price list with a quantity-1 price per product (in its unit) and, for every
+        # fifth product, a lower tier from quantity 10; ids are "<uuid>-<price list id>" as in Oro
+        t["pricelists"] = StaticTable("pricelists", ((1, {"name": "Default Price List", "active": True}),))
+        t["productprices"] = StaticTable("productprices", self._product_prices(), int_ids=False)
         t["productnames"] = Table("productnames", derive=self._derive_product_name)
         t["productnames"].append_seeded(self.product_count)
         # one default-locale name per product, name id = product id (answers products.names)
@@ -176,6 +182,14 @@ class Seeder:
         # product must not change (or break) them
         self.seeded_products = {pid: dict(rec) for pid, rec in rows}
         return StaticTable("products", rows)
+
+    def _product_prices(self) -> Iterator[tuple[str, Record]]:
+        for pid, product in self.seeded_products.items():
+            tiers = [(1.0, product["_price"])] + ([(10.0, product["_price"] * 0.9)] if pid % 5 == 0 else [])
+            for qty, value in tiers:
+                uid = uuid.uuid5(uuid.NAMESPACE_OID, f"oro-sandbox-price-{self.seed}-{pid}-{qty}")
+                yield f"{uid}-1", {"quantity": qty, "currency": "USD", "value": f"{value:.4f}", "priceList": 1,
+                                   "product": pid, "unit": product["_unit"]}
 
     def _big_tables(self, t: dict[str, Any], rng: random.Random, customers: int) -> None:
         cust = Table("customers", ("createdAt", "updatedAt", "group", "parent"), self._derive_customer, ("parent",))
