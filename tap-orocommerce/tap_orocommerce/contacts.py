@@ -6,7 +6,10 @@ the moment a change of the customer group's name or of a tag's name was first se
 timestamp on groups; names are fingerprinted in this stream's state). So a contact is emitted again
 whenever any value it carries moves, and only then. Marketing consent comes from ``consent_source``
 (``consent.py``); its ``consent_changed_at`` joins those timestamps, so a consent change (including
-a withdrawn acceptance) re-emits the contact. At the end of each complete scan, customer users the
+a withdrawn acceptance) re-emits the contact. With ``contact_order_stats`` on, every order is read
+once per run (customerUser, totalValue, currency, status, dates) for the purchase-history fields;
+the latest ``updatedAt`` of the user's orders joins the timestamps, so a new, changed or cancelled
+order re-emits its buyer's contact (and nobody else's). At the end of each complete scan, customer users the
 stream emitted before and that no longer exist are reported once as erase rows (``deletions.py``).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
@@ -27,6 +31,21 @@ from tap_orocommerce.consent import consent_reader
 from tap_orocommerce.deletions import DeletionTracker
 
 LOOKUPS = "lookups"
+CANCELLED = "cancelled"
+"""Oro internal order status left out of orders_count and total_spent (the order still re-emits)."""
+
+
+class _OrderStats:
+    """Purchase history of one customer user (orders not cancelled)."""
+
+    __slots__ = ("count", "first", "last", "total", "updated")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = Decimal(0)
+        self.first: str | None = None
+        self.last: str | None = None
+        self.updated = ""
 
 
 class ContactsStream(OroStream):
@@ -49,6 +68,7 @@ class ContactsStream(OroStream):
         self._group_changed: dict[int, str] = {}
         self._customers: dict[int, tuple[str | None, int | None, str]] = {}
         self._addresses: dict[int, list[Any]] = {}
+        self._orders: dict[int, _OrderStats] | None = None
         self._tags: dict[int, str] = {}
         self._tag_changed: dict[int, str] = {}
         self._new_lookups: dict[str, dict[str, list[Any]]] = {}
@@ -70,6 +90,19 @@ class ContactsStream(OroStream):
             th.Property("phone", th.StringType(), description="Phone of the primary address."),
             th.Property("primary_address_id", th.IntegerType(),
                         description="Oro id of the primary address (where the phone lives)."),
+            th.Property("country", th.StringType(),
+                        description="ISO 3166-1 alpha-2 country of the primary address."),
+            th.Property("city", th.StringType(), description="City of the primary address."),
+            th.Property("orders_count", th.IntegerType(),
+                        description="Orders of this customer user, cancelled ones left out "
+                                    "(null: contact_order_stats is off)."),
+            th.Property("total_spent", th.NumberType(),
+                        description="Sum of the totalValue of those orders in price_currency "
+                                    "(null: contact_order_stats is off)."),
+            th.Property("first_order_date", th.DateTimeType(),
+                        description="createdAt of the first of those orders (null: none)."),
+            th.Property("last_order_date", th.DateTimeType(),
+                        description="createdAt of the latest of those orders (null: none)."),
             th.Property("customer_id", th.IntegerType(), description="Oro customer (account) id."),
             th.Property("customer_name", th.StringType(), description="Account name."),
             th.Property("customer_group_id", th.IntegerType()),
@@ -139,22 +172,72 @@ class ContactsStream(OroStream):
                 attrs.get("updatedAt") or "",
             )
 
-        # user id -> [max address updatedAt, primary address id, primary phone]
+        # user id -> [max address updatedAt, primary address id, phone, country, city]
         self._addresses = {}
         for res in self.iter_resource(
-            "customeruseraddresses", ["phone", "primary", "updatedAt", "customerUser"]
+            "customeruseraddresses",
+            ["phone", "primary", "updatedAt", "customerUser", "city", "country"],
         ):
             user = ((res.get("relationships") or {}).get("customerUser") or {}).get("data")
             if not isinstance(user, dict):
                 continue
             attrs = res.get("attributes") or {}
-            entry = self._addresses.setdefault(int(user["id"]), ["", None, None])
+            entry = self._addresses.setdefault(int(user["id"]), ["", None, None, None, None])
             updated = attrs.get("updatedAt") or ""
             if updated > entry[0]:
                 entry[0] = updated
             if attrs.get("primary") and (entry[1] is None or int(res["id"]) < entry[1]):
                 entry[1] = int(res["id"])
                 entry[2] = attrs.get("phone")
+                country = ((res.get("relationships") or {}).get("country") or {}).get("data")
+                entry[3] = str(country["id"]) if isinstance(country, dict) else None
+                entry[4] = attrs.get("city")
+        self._orders = self._read_orders() if self.config.get("contact_order_stats") else None
+
+    def _read_orders(self) -> dict[int, _OrderStats]:
+        """Purchase history per customer user, from one pass over every order."""
+        currency = str(self.config.get("price_currency") or "USD")
+        stats: dict[int, _OrderStats] = {}
+        fields = ["customerUser", "currency", "totalValue", "createdAt", "updatedAt", "internalStatus"]
+        for res in self.iter_resource("orders", fields):
+            rels = res.get("relationships") or {}
+            user = (rels.get("customerUser") or {}).get("data")
+            if not isinstance(user, dict):
+                continue  # a guest order without a customer user: nobody's contact
+            attrs = res.get("attributes") or {}
+            entry = stats.setdefault(int(user["id"]), _OrderStats())
+            updated = attrs.get("updatedAt") or ""
+            if updated > entry.updated:
+                entry.updated = updated
+            status = (rels.get("internalStatus") or {}).get("data")
+            if isinstance(status, dict) and status.get("id") == CANCELLED:
+                continue
+            created = attrs.get("createdAt")
+            try:
+                total = Decimal(str(attrs.get("totalValue")))
+            except InvalidOperation:
+                total = Decimal("NaN")
+            if not isinstance(created, str) or not total.is_finite():
+                field = "createdAt" if not isinstance(created, str) else "totalValue"
+                self.oro_tap.report.reject(
+                    self.name, f"order {res.get('id')}", f"order_missing_{field}",
+                    f"order without a valid {field}: left out of its buyer's purchase history",
+                    field,
+                )  # fmt: skip
+                continue
+            if attrs.get("currency") != currency:
+                self.oro_tap.report.reject(
+                    self.name, f"order {res.get('id')}", "order_other_currency",
+                    f"order in {attrs.get('currency')}, not price_currency {currency}: "
+                    "left out of its buyer's orders_count and total_spent",
+                    "currency",
+                )  # fmt: skip
+                continue
+            entry.count += 1
+            entry.total += total
+            entry.first = created if entry.first is None or created < entry.first else entry.first
+            entry.last = created if entry.last is None or created > entry.last else entry.last
+        return stats
 
     def _change_stamp(self) -> str:
         """Time given to a group/tag name change first seen in this run (just before run start)."""
@@ -268,6 +351,9 @@ class ContactsStream(OroStream):
         stamps = [updated, cupdated]
         if addr:
             stamps.append(addr[0])
+        orders = None if self._orders is None else self._orders.get(uid, _OrderStats())
+        if orders is not None and orders.updated:
+            stamps.append(orders.updated)
         if gid is not None:
             stamps.append(self._group_changed.get(gid, ""))
         stamps.extend(self._tag_changed.get(t, "") for t in tag_ids)
@@ -281,6 +367,12 @@ class ContactsStream(OroStream):
             "last_name": attrs.get("lastName"),
             "phone": addr[2] if addr else None,
             "primary_address_id": addr[1] if addr else None,
+            "country": addr[3] if addr else None,
+            "city": addr[4] if addr else None,
+            "orders_count": orders.count if orders else None,
+            "total_spent": float(orders.total) if orders else None,
+            "first_order_date": orders.first if orders else None,
+            "last_order_date": orders.last if orders else None,
             "customer_id": cid,
             "customer_name": cname,
             "customer_group_id": gid,

@@ -115,6 +115,12 @@ class TapOroCommerce(SeamTap):
                     description="auto: at the end of every complete contacts scan, customer users "
                                 "emitted before and now gone from Oro are emitted once as erase rows "
                                 "(no extra request: the scan reads every id anyway); never: no erase rows."),
+        th.Property("contact_order_stats", th.BooleanType(), default=False,
+                    description="Fill the purchase-history fields of contacts (orders_count, "
+                                "total_spent in price_currency, first_order_date, last_order_date; "
+                                "cancelled orders left out): every order is read once per run "
+                                "(the API user needs View on orders) and a new or changed order "
+                                "re-emits its buyer's contact. Off: those fields are null."),
         th.Property("state_every_records", th.IntegerType(), default=1000,
                     description="Emit a STATE message every this many records, so a killed run "
                                 "resumes close to where it stopped."),

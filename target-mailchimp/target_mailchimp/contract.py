@@ -28,6 +28,27 @@ CONTACTS_SCHEMA: dict[str, Any] = {
             **_STR,
             "description": "-> PHONE by default (coerced to the merge field's phone format).",
         },
+        "country": {**_STR, "description": "Country (ISO 3166-1 alpha-2) of the primary address; map it "
+                                           "to a text merge field (e.g. COUNTRY)."},
+        "city": {**_STR, "description": "City of the primary address; map it to a text merge field."},
+        "orders_count": {
+            "type": ["integer", "null"],
+            "description": "Purchase history: orders placed (map to a number merge field, e.g. ORDERS).",
+        },
+        "total_spent": {
+            "type": ["number", "null"],
+            "description": "Purchase history: total of those orders (map to a number merge field).",
+        },
+        "first_order_date": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "Purchase history: first order (map to a date merge field; sent as its date).",
+        },
+        "last_order_date": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "Purchase history: latest order (map to a date merge field; sent as its date).",
+        },
         "customer_id": {"type": ["integer", "string", "null"], "description": "Source account id."},
         "customer_name": {
             **_STR,
