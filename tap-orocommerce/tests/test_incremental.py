@@ -261,3 +261,72 @@ def test_optional_streams_follow_what_the_instance_exposes(sandbox: Any, tmp_pat
         in default.stderr
     )
     assert any(c["tags"] for c in default.records["contacts"])
+
+
+def _purchase_history(orders: list[dict[str, Any]]) -> dict[int, tuple[int, float, str, str]]:
+    """Per customer user from the Oro API: (orders, total, first, last createdAt), cancelled and
+    non-USD orders left out (the README's definition)."""
+    out: dict[int, tuple[int, float, str, str]] = {}
+    for order in orders:
+        user = order["relationships"]["customerUser"]["data"]
+        status = order["relationships"]["internalStatus"]["data"]
+        attrs = order["attributes"]
+        if not user or (status and status["id"] == "cancelled") or attrs["currency"] != "USD":
+            continue
+        count, total, first, last = out.get(int(user["id"]), (0, 0.0, "9999", ""))
+        created = attrs["createdAt"]
+        out[int(user["id"])] = (
+            count + 1, total + float(attrs["totalValue"]), min(first, created), max(last, created)
+        )  # fmt: skip
+    return out
+
+
+def test_contacts_carry_purchase_history_and_a_new_order_re_emits_its_buyer(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    oro = Oro(sandbox)
+    config = tap_config(sandbox, streams=["contacts"], contact_order_stats=True)
+    first = run_tap(tmp_path, config, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    expected = _purchase_history(oro.list("orders"))
+    assert len(expected) >= 2  # the sandbox has buyers, and
+    contacts = {r["customer_user_id"]: r for r in first.records["contacts"]}
+    assert set(contacts) - set(expected)  # users without orders
+    for uid, row in contacts.items():
+        count, total, first_at, last_at = expected.get(uid, (0, 0.0, None, None))
+        got = (row["orders_count"], row["total_spent"], row["first_order_date"], row["last_order_date"])
+        assert got == (count, pytest.approx(total, abs=1e-6), first_at, last_at), uid
+    addresses = {int(a["id"]): a for a in oro.list("customeruseraddresses")}
+    with_address = [r for r in contacts.values() if r["primary_address_id"] is not None]
+    assert with_address
+    for row in with_address:
+        address = addresses[row["primary_address_id"]]
+        assert address["attributes"]["primary"] is True
+        assert row["city"] == address["attributes"]["city"]
+        assert row["country"] == address["relationships"]["country"]["data"]["id"]
+
+    # a new order (total 25: no lines, shipping cost 25) for a user with orders
+    buyer = next(uid for uid in expected if uid in contacts)
+    user = next(u for u in oro.list("customerusers") if int(u["id"]) == buyer)
+    body = {"data": {"type": "orders", "attributes": {"currency": "USD", "overriddenShippingCostAmount": "25"},
+                     "relationships": {
+                         "customer": {"data": user["relationships"]["customer"]["data"]},
+                         "customerUser": {"data": {"type": "customerusers", "id": str(buyer)}}}}}  # fmt: skip
+    r = oro.session.post(f"{oro.api}/orders", data=json.dumps(body),
+                         headers=jsonapi_headers(write=True), timeout=30)  # fmt: skip
+    assert r.status_code == 201, r.text
+    created = r.json()["data"]["attributes"]
+    assert float(created["totalValue"]) == 25
+    time.sleep(2.1)  # second-precision stamps (see test_incremental_runs_emit_exactly_the_changed_rows)
+    second = run_tap(tmp_path, config, state=first.state, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert [r["customer_user_id"] for r in second.records["contacts"]] == [buyer]
+    row = second.records["contacts"][0]
+    count, total, first_at, _ = expected[buyer]
+    assert row["orders_count"] == count + 1
+    assert row["total_spent"] == pytest.approx(total + 25, abs=1e-6)
+    assert (row["first_order_date"], row["last_order_date"]) == (first_at, created["createdAt"])
+
+    quiet = run_tap(tmp_path, config, state=second.state, name="quiet")
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert {s: len(r) for s, r in quiet.records.items() if r} == {}
