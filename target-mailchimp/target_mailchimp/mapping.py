@@ -254,12 +254,25 @@ def _phone_digits(value: Any) -> str:
     return re.sub(r"\D", "", str(value))
 
 
+def _parse_merge_date(value: Any, fmt: str) -> date | None:
+    """A date merge value: Mailchimp reads and returns ``YYYY-MM-DD`` whatever the field's
+    ``date_format``, and also accepts that format; None when it is neither."""
+    text = str(value).strip()
+    for pattern in ("%Y-%m-%d", fmt.upper().replace("YYYY", "%Y").replace("MM", "%m").replace("DD", "%d")):
+        try:
+            return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar date, no zone
+        except ValueError:
+            continue
+    return None
+
+
 def merge_values_equal(spec: MergeFieldSpec, desired: Any, current: Any) -> bool:
     """True when Mailchimp already holds ``desired`` (so no write is needed).
 
     Values are compared as Mailchimp means them, not byte for byte: numbers by value, addresses part
     by part, phones by their digits (``+1 555-010-0077`` = ``+1 (555) 0100077``), text after Unicode
-    NFC normalisation and whitespace collapsing (see :func:`comparable_text`).
+    NFC normalisation and whitespace collapsing (see :func:`comparable_text`), dates as calendar days
+    (``2026-12-05`` = ``12/05/2026`` in an ``MM/DD/YYYY`` field).
     """
     if current is None:
         current = ""
@@ -279,6 +292,9 @@ def merge_values_equal(spec: MergeFieldSpec, desired: Any, current: Any) -> bool
         return desired == "" and not any(current.values())
     if spec.type == "phone" and _phone_digits(desired) and _phone_digits(current):
         return _phone_digits(desired) == _phone_digits(current)
+    if spec.type == "date" and desired != "" and current != "":
+        fmt = str(spec.options.get("date_format") or "MM/DD/YYYY")
+        return _parse_merge_date(desired, fmt) == _parse_merge_date(current, fmt)
     return comparable_text(desired) == comparable_text(current)
 
 

@@ -85,6 +85,15 @@ def test_values_equal_normalises_numbers_and_addresses() -> None:
     assert not merge_values_equal(MergeFieldSpec("T", "text"), "Ann", "Anne")
 
 
+def test_date_values_equal_as_calendar_days_whatever_the_format() -> None:
+    us = MergeFieldSpec("D", "date", options={"date_format": "MM/DD/YYYY"})
+    assert merge_values_equal(us, "12/05/2026", "2026-12-05")  # Mailchimp returns ISO
+    assert not merge_values_equal(us, "12/06/2026", "2026-12-05")
+    assert not merge_values_equal(us, "12/05/2026", "")
+    eu = MergeFieldSpec("D", "date", options={"date_format": "DD/MM/YYYY"})
+    assert merge_values_equal(eu, "05/12/2026", "2026-12-05")
+
+
 def test_emails() -> None:
     assert is_valid_email("a.b+c@example.co.uk")
     for bad in ("", "plain", "a@b", "a b@example.com", "a@-x.com", "a@@example.com"):

@@ -298,3 +298,35 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
         )
         assert status == expected, (attributes, status)
     assert created  # some people were new to the audience
+
+
+def test_a_new_order_moves_only_its_buyers_purchase_history(project: Project) -> None:
+    """Dev environment: ORDERS/SPENT (number) and FIRSTORDER/LASTORDER (date) merge fields, created
+    by target-mailchimp, follow the buyer's Oro orders; a quiet sync then writes nothing."""
+    mc = project.mailchimp
+    buyer = _new_user(project, True)
+    _sync(project)
+    fields = {f["tag"]: f for f in mc.get(f"lists/{mc.list_id}/merge-fields", count=100)["merge_fields"]}
+    assert {t: fields[t]["type"] for t in ("ORDERS", "SPENT", "FIRSTORDER", "LASTORDER")} == {
+        "ORDERS": "number", "SPENT": "number", "FIRSTORDER": "date", "LASTORDER": "date"}  # fmt: skip
+    merge = _member(project, buyer["attributes"]["email"])["merge_fields"]  # type: ignore[index]
+    assert (merge["ORDERS"], merge["SPENT"], merge["FIRSTORDER"], merge["LASTORDER"]) == (0, 0, "", "")
+
+    before = mc.snapshot()
+    order = project.oro.post("orders", {"data": {
+        "type": "orders", "attributes": {"currency": "USD", "overriddenShippingCostAmount": "25"},
+        "relationships": {"customer": {"data": buyer["relationships"]["customer"]["data"]},
+                          "customerUser": {"data": {"type": "customerusers", "id": buyer["id"]}}},
+    }})["data"]  # fmt: skip
+    summary = _sync(project)
+    after = mc.snapshot()
+    email = buyer["attributes"]["email"].lower()
+    assert {e for e in after if after[e] != before.get(e)} == {email}  # nobody else's member moved
+    assert summary.get("updated") == 1
+    merge = _member(project, email)["merge_fields"]  # type: ignore[index]
+    day = order["attributes"]["createdAt"][:10]  # Mailchimp returns dates as YYYY-MM-DD, any date_format
+    assert (merge["ORDERS"], float(merge["SPENT"]), merge["FIRSTORDER"], merge["LASTORDER"]) == (1, 25.0, day, day)
+
+    quiet = _sync(project)
+    assert quiet.get("updated", 0) == 0
+    assert mc.snapshot() == after
