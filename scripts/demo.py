@@ -300,8 +300,11 @@ def play(
     env: dict[str, str],
     rounds: tuple[int, ...] = tuple(ROUNDS),
     on_line: Callable[[str], None] | None = None,
+    on_raw: Callable[[str], None] | None = None,
 ) -> Played:
-    """The demo's rounds against a running sandbox (also run by tests/e2e/test_no_echo.py)."""
+    """The demo's rounds against a running sandbox (also run by tests/e2e/test_no_echo.py).
+
+    ``on_line`` and ``on_raw`` get each run's log lines (see :func:`pipelines.meltano`)."""
     played = Played()
     for round_no in rounds:
         _say()
@@ -323,7 +326,7 @@ def play(
             _say(f"  -> meltano run {job}   ({direction})")
             sandbox.reset_stats()
             with Progress(sandbox, job):
-                result = meltano("run", job, env=env, on_line=on_line)
+                result = meltano("run", job, env=env, on_line=on_line, on_raw=on_raw)
             oro, mc = sandbox.stats("oro"), sandbox.stats("mailchimp")
             report(job, result, oro, mc)
             if result.returncode != 0:

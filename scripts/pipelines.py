@@ -127,15 +127,19 @@ def meltano(
     on_line: Callable[[str], None] | None = None,
     timeout: float = 900,
     cwd: Path = ROOT,
+    on_raw: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run a meltano command in the project root (or ``cwd``); collect each plugin's RUN SUMMARY line.
+
+    ``on_line`` gets each log event as ``plugin: event``; ``on_raw`` each output line as Meltano
+    wrote it (the whole JSON log record: what a log shipper would store).
 
     Commands are serialised across processes (a lock file under the project's `.meltano/`): Meltano
     keeps a plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one
     project at the same time (e.g. tests in parallel workers) would read each other's files.
     """
     with project_lock(cwd):
-        return _meltano(args, env, on_line, timeout, cwd)
+        return _meltano(args, env, on_line, timeout, cwd, on_raw)
 
 
 @contextlib.contextmanager
@@ -154,6 +158,7 @@ def _meltano(
     on_line: Callable[[str], None] | None,
     timeout: float,
     cwd: Path,
+    on_raw: Callable[[str], None] | None = None,
 ) -> RunResult:
     command = [MELTANO, "--log-format=json", *args]
     started = time.monotonic()
@@ -165,6 +170,8 @@ def _meltano(
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")
+            if on_raw is not None:
+                on_raw(line)
             event, plugin = line, ""
             data: Any = None
             if line.startswith("{"):
