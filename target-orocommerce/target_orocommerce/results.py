@@ -21,7 +21,7 @@ from typing import Any
 from oromc_common.oro import OroClientError
 from oromc_common.report import RunReport
 
-from target_orocommerce.client import OroWriter, all_error_details
+from target_orocommerce.client import PLANNED_ID, OroWriter, all_error_details
 from target_orocommerce.lookups import (
     CAMPAIGN_CODE_RE,
     CAMPAIGN_NAME_MAX,
@@ -99,7 +99,12 @@ class CampaignResultsSync:
         self.fields = dict(fields)
 
     def missing_fields(self, view: CampaignView) -> list[str]:
-        """The configured Oro fields the campaign does not have (none on an instance set up for them)."""
+        """The configured Oro fields the campaign does not have (none on an instance set up for them).
+
+        A campaign a dry run only planned to create has no attributes to tell: its fields are assumed.
+        """
+        if view.id.startswith(PLANNED_ID):
+            return []
         return [f for f in self.fields.values() if f not in view.attributes]
 
     def _apply(self, code: str, record: Mapping[str, Any]) -> str:
