@@ -395,15 +395,20 @@ class CampaignDirectory:
         with self._lock:
             self._cache[view.code] = view
 
-    def upsert(self, code: str, attributes: Mapping[str, Any]) -> tuple[CampaignView, str]:
-        """Create or update the campaign with ``code``; returns (view, "created"|"updated"|"unchanged")."""
+    def upsert(
+        self, code: str, attributes: Mapping[str, Any], plan_as: tuple[str, str] = ("campaigns", "update_campaign")
+    ) -> tuple[CampaignView, str]:
+        """Create or update the campaign with ``code``; returns (view, "created"|"updated"|"unchanged").
+
+        ``plan_as``: the stream and action an update is planned (and counted) under.
+        """
         current = self.resolve([code])[code]
         if current is not None:
             changes = {k: v for k, v in attributes.items() if not same_value(_campaign_attr(current, k), v)}
             if not changes:
                 return current, "unchanged"
             body = {"data": {"type": "campaigns", "id": current.id, "attributes": changes}}
-            self.writer.plan.add("campaigns", "update_campaign", code, fields=sorted(changes))
+            self.writer.plan.add(*plan_as, code, fields=sorted(changes))
             if self.writer.dry_run:
                 view = replace(
                     current,

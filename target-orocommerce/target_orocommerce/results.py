@@ -107,7 +107,7 @@ class CampaignResultsSync:
             return []
         return [f for f in self.fields.values() if f not in view.attributes]
 
-    def _apply(self, code: str, record: Mapping[str, Any]) -> str:
+    def _apply(self, stream: str, code: str, record: Mapping[str, Any]) -> str:
         figures = report_figures(record, self.fields)
         view = self.campaigns.resolve([code])[code]
         if view is None:  # the report came before its campaign: create it, named like CampaignSync does
@@ -116,7 +116,7 @@ class CampaignResultsSync:
         missing = self.missing_fields(view)
         if missing:
             return "missing:" + ",".join(missing)
-        _, outcome = self.campaigns.upsert(code, figures)
+        _, outcome = self.campaigns.upsert(code, figures, plan_as=(stream, "update_campaign_results"))
         return outcome
 
     def process(self, stream: str, records: list[dict[str, Any]]) -> None:
@@ -130,7 +130,7 @@ class CampaignResultsSync:
                 continue
             latest[code] = record  # a report read twice in one batch: its newest figures win
         self.campaigns.resolve(latest)
-        tasks = [functools.partial(self._apply, code, record) for code, record in latest.items()]
+        tasks = [functools.partial(self._apply, stream, code, record) for code, record in latest.items()]
         for code, result in zip(latest, self.writer.run_parallel(tasks), strict=True):
             if isinstance(result, OroClientError):
                 self.report.reject(stream, code, f"oro_{result.status}", all_error_details(result), None)

@@ -74,10 +74,11 @@ def test_report_figures_land_on_the_oro_campaign_and_follow_the_report(
         reports = _reports(sb)
         sb.reset_stats()
         dry, _ = run_target({**config, "dry_run": True}, first)  # plans every campaign, writes nothing
-        assert dry["streams"]["reports"]["updated"] == len(reports)
+        assert dry["streams"]["reports"]["would_update_campaign_results"] == len(reports)
         assert _oro_writes(sb) == {}
         summary, _ = run_target(config, first)
         assert summary["streams"]["reports"]["updated"] == len(reports) > 0
+        assert summary["streams"]["reports"]["planned_update_campaign_results"] == len(reports)
         assert rejects(config) == []
         _assert_oro_matches(oro, reports)
 
