@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 from oromc_sandbox.testing import RunningSandbox
-from target_orocommerce.results import DEFAULT_FIELDS, field_map
+from target_orocommerce.results import DEFAULT_FIELDS, field_map, report_figures
 
 from .conftest import OroProbe, last_state, rejects, run_tap, run_target
 
@@ -131,3 +131,12 @@ def test_field_map_renames_drops_and_refuses_unknown_figures() -> None:
     assert fields["opens"] == DEFAULT_FIELDS["opens"] == "mc_opens"
     with pytest.raises(ValueError, match="unknown figures"):
         field_map({"conversions": "x"})
+
+
+def test_report_figures_sum_bounces_and_leave_out_what_a_report_lacks() -> None:
+    report = {"emails_sent": 10, "bounces": {"hard_bounces": 1, "soft_bounces": 2, "syntax_errors": 5},
+              "opens": {"opens_total": 4, "unique_opens": 3, "open_rate": 3 / 7}, "unsubscribed": None}
+    figures = report_figures(report, field_map(None))
+    assert figures == {"mc_emails_sent": 10, "mc_bounces": 3, "mc_opens": 4, "mc_unique_opens": 3,
+                       "mc_open_rate": 3 / 7}  # no clicks, no e-commerce, a null: nothing written for them
+    assert report_figures({"ecommerce": {"total_revenue": 12.345678}}, {"revenue": "rev"}) == {"rev": 12.3457}
