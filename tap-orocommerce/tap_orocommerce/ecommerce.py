@@ -43,6 +43,22 @@ FINANCIAL_STATUS = {
 # without a shipping status counts as shipped (stock Oro closes an order once it is delivered)
 FULFILLMENT_STATUS = {"shipped": "shipped", "partially_shipped": "partial"}
 CLOSED_FULFILLMENT = "shipped"
+REFUNDED = "refunded"
+DEFAULT_REFUNDED_STATUSES = ("refunded",)
+
+
+def refunded_statuses(config: Any) -> frozenset[str]:
+    """Oro status ids meaning "refunded" (setting ``refunded_order_statuses``)."""
+    value = config.get("refunded_order_statuses")
+    return frozenset(str(s) for s in (DEFAULT_REFUNDED_STATUSES if value is None else value))
+
+
+def financial_status(internal: str | None, external: str | None, refunded: frozenset[str]) -> str | None:
+    """Mailchimp ``financial_status``: ``refunded`` when the external or internal status is one of
+    ``refunded`` (stock Oro has no refunded status), else from the internal status."""
+    if (external is not None and external in refunded) or (internal is not None and internal in refunded):
+        return REFUNDED
+    return FINANCIAL_STATUS.get(internal or "")
 
 # Storefront routes of stock OroCommerce (README "Storefront links"): ShoppingListBundle's frontend
 # controller (prefix /customer/shoppinglist, route oro_shopping_list_frontend_update) and
@@ -369,7 +385,7 @@ class EcommerceOrdersStream(_OrderLike):
     own_fields = (
         "identifier", "currency", "totalValue", "totalDiscountsAmount",
         "estimatedShippingCostAmount", "overriddenShippingCostAmount", "createdAt", "updatedAt",
-        "customer", "customerUser", "internalStatus", "shippingStatus", "lineItems",
+        "customer", "customerUser", "internalStatus", "status", "shippingStatus", "lineItems",
     )  # fmt: skip
     include: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "lineItems": ("orderlineitems", ("productName", "quantity", "value", "product")),
@@ -382,7 +398,12 @@ class EcommerceOrdersStream(_OrderLike):
     def build_schema(cls) -> dict[str, Any]:
         return th.PropertiesList(
             *cls.order_properties(),
-            th.Property("financial_status", S(), description="From Oro internalStatus."),
+            th.Property(
+                "financial_status",
+                S(),
+                description="From Oro internalStatus; refunded when status or internalStatus is "
+                "one of refunded_order_statuses (README table).",
+            ),
             th.Property(
                 "fulfillment_status", S(), description="From Oro shippingStatus (README table)."
             ),
@@ -401,6 +422,8 @@ class EcommerceOrdersStream(_OrderLike):
             raise RowError("missing_total", "totalValue", "order without a totalValue")
         status_ref = _rel(resource, "internalStatus")
         status = str(status_ref.get("id")) if isinstance(status_ref, dict) else None
+        external_ref = _rel(resource, "status")
+        external = str(external_ref.get("id")) if isinstance(external_ref, dict) else None
         ship_ref = _rel(resource, "shippingStatus")
         shipping_status = str(ship_ref.get("id")) if isinstance(ship_ref, dict) else None
         shipping = money(attrs.get("overriddenShippingCostAmount"))
@@ -412,7 +435,7 @@ class EcommerceOrdersStream(_OrderLike):
             "currency_code": attrs.get("currency"),
             "order_total": total,
             "lines": self.lines_of(resource, "lineItems", "productName"),
-            "financial_status": FINANCIAL_STATUS.get(status or ""),
+            "financial_status": financial_status(status, external, refunded_statuses(self.config)),
             "fulfillment_status": fulfillment_status(status, shipping_status),
             "discount_total": money(attrs.get("totalDiscountsAmount")),
             "shipping_total": shipping,

@@ -117,10 +117,23 @@ class TapOroCommerce(SeamTap):
                                 "(no extra request: the scan reads every id anyway); never: no erase rows."),
         th.Property("contact_order_stats", th.BooleanType(), default=False,
                     description="Fill the purchase-history fields of contacts (orders_count, "
-                                "total_spent in price_currency, first_order_date, last_order_date; "
-                                "cancelled orders left out): every order is read once per run "
+                                "total_spent in price_currency, average_order_value, first_order_date, "
+                                "last_order_date; cancelled and refunded orders left out): every order "
+                                "is read once per run "
                                 "(the API user needs View on orders) and a new or changed order "
                                 "re-emits its buyer's contact. Off: those fields are null."),
+        th.Property("contact_last_product", th.BooleanType(), default=False,
+                    description="With contact_order_stats: fill contacts.last_product (product name of "
+                                "the first line of the buyer's latest order) from one more pass over "
+                                "every order line item per run (the API user needs View on orders)."),
+        th.Property("refunded_order_statuses", th.ArrayType(th.StringType(min_length=1)),
+                    default=["refunded"],
+                    description="Oro order status ids that mean the order was refunded: an order whose "
+                                "external status (status, an option the merchant defines under "
+                                "'Enable External Status Management') or internal status "
+                                "(internalStatus) is one of these is sent to Mailchimp with "
+                                "financial_status refunded and left out of its buyer's purchase "
+                                "history. Stock Oro has no refunded status."),
         th.Property("state_every_records", th.IntegerType(), default=1000,
                     description="Emit a STATE message every this many records, so a killed run "
                                 "resumes close to where it stopped."),

@@ -37,8 +37,9 @@ SALT = {"customers": 1, "customerusers": 2, "customeruseraddresses": 3, "orders"
         "shoppinglists": 6, "shoppinglistitems": 7}
 ORDER_INTERNAL_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
                            ("pending", "Pending"), ("processing", "Processing"))
+# + "refunded": an option a merchant adds for refunds (stock Oro has no refunded status of any kind)
 ORDER_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
-                  ("wait_for_approval", "Wait For Approval"))
+                  ("wait_for_approval", "Wait For Approval"), ("refunded", "Refunded"))
 # the external status a seeded order would carry if "Enable External Status Management" were on
 EXTERNAL_STATUS = {"open": "open", "closed": "closed", "cancelled": "cancelled"}
 ORDER_SHIPPING_STATUSES = (
