@@ -67,6 +67,10 @@ class TapOroCommerce(SeamTap):
         th.Property("price_currency", th.StringType(pattern=r"^[A-Z]{3}$"), default="USD",
                     description="Currency (ISO 4217) of the price list prices sent as product price; "
                                 "the Mailchimp store's currency."),
+        th.Property("product_images", th.BooleanType(), default=True,
+                    description="Send each product's main image as ecommerce_products.image_url: one "
+                                "productimages request (files and image types included) per page of "
+                                "products; the API user needs View on products. Off: image_url is null."),
         th.Property("client_id", th.StringType(nullable=False), required=True,
                     description="Client id of the back-office OAuth application."),
         th.Property("client_secret", th.StringType(nullable=False), required=True, secret=True,
