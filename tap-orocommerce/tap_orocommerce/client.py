@@ -408,12 +408,17 @@ class OroStream(RESTStream[Any]):
     def iter_list(self, resource: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every resource object of one list request, following ``links.next`` (which must stay
         under the configured API)."""
+        for doc in self.iter_pages(resource, params):
+            yield from doc["data"]
+
+    def iter_pages(self, resource: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every page (the whole JSON:API document, ``included`` too) of one list request."""
         query: dict[str, Any] | None = params
         url: str | None = None
         while True:
             response = self.fetch(resource, query, url=url)
             doc = response._oro_doc  # type: ignore[attr-defined]
-            yield from doc["data"]
+            yield doc
             links = doc.get("links")
             url = links.get("next") if isinstance(links, dict) else None
             if not url or not doc["data"]:

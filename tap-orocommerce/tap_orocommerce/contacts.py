@@ -29,23 +29,63 @@ from typing_extensions import override
 from tap_orocommerce.client import MODE_SCAN, Field, OroStream, fingerprint, server_now
 from tap_orocommerce.consent import consent_reader
 from tap_orocommerce.deletions import DeletionTracker
+from tap_orocommerce.ecommerce import REFUNDED, financial_status, refunded_statuses
 
 LOOKUPS = "lookups"
 CANCELLED = "cancelled"
-"""Oro internal order status left out of orders_count and total_spent (the order still re-emits)."""
+"""Oro internal order status left out of orders_count and total_spent (the order still re-emits);
+so are refunded orders (``refunded_order_statuses``)."""
 
 
 class _OrderStats:
-    """Purchase history of one customer user (orders not cancelled)."""
+    """Purchase history of one customer user (orders neither cancelled nor refunded)."""
 
-    __slots__ = ("count", "first", "last", "total", "updated")
+    __slots__ = ("count", "first", "last", "last_id", "last_product", "total", "updated")
 
     def __init__(self) -> None:
         self.count = 0
         self.total = Decimal(0)
         self.first: str | None = None
         self.last: str | None = None
+        self.last_id = 0  # Oro id of the latest order (the highest id among equal createdAt)
+        self.last_product: str | None = None
         self.updated = ""
+
+    def average(self) -> float:
+        """Average order value (0 without orders), rounded to cents."""
+        return float(round(self.total / self.count, 2)) if self.count else 0.0
+
+
+class _Address:
+    """The primary address of one customer user (the lowest id among primary ones)."""
+
+    __slots__ = ("address_id", "city", "country", "phone", "postal_code", "region", "street", "street2")
+
+    def __init__(self, address_id: int, attrs: dict[str, Any], rels: dict[str, Any]) -> None:
+        def rel_id(name: str) -> str | None:
+            ref = (rels.get(name) or {}).get("data")
+            return str(ref["id"]) if isinstance(ref, dict) else None
+
+        self.address_id = address_id
+        self.phone: str | None = attrs.get("phone")
+        self.city: str | None = attrs.get("city")
+        self.street: str | None = attrs.get("street")
+        self.street2: str | None = attrs.get("street2")
+        self.postal_code: str | None = attrs.get("postalCode")
+        self.country = rel_id("country")
+        self.region = rel_id("region") or attrs.get("customRegion") or None
+
+    def mailchimp(self) -> dict[str, Any] | None:
+        """The address as Mailchimp's address merge type has it (state: the region code after the
+        country, e.g. ``CA`` of ``US-CA``); None unless street, city, region and postal code are set
+        (Mailchimp requires addr1, city, state and zip)."""
+        state = self.region.split("-", 1)[-1] if self.region else None
+        if not (self.street and self.city and state and self.postal_code):
+            return None
+        return {
+            "addr1": self.street, "addr2": self.street2 or "", "city": self.city, "state": state,
+            "zip": self.postal_code, "country": self.country or "",
+        }  # fmt: skip
 
 
 class ContactsStream(OroStream):
@@ -58,7 +98,7 @@ class ContactsStream(OroStream):
     primary_keys: ClassVar[list[str]] = ["customer_user_id"]
     columns: ClassVar[tuple[Field, ...]] = ()
     user_fields: ClassVar[tuple[str, ...]] = (
-        "email", "firstName", "lastName", "enabled", "confirmed", "isGuest",
+        "email", "firstName", "lastName", "enabled", "confirmed", "isGuest", "birthday",
         "createdAt", "updatedAt", "customer",
     )  # fmt: skip
 
@@ -67,7 +107,7 @@ class ContactsStream(OroStream):
         self._groups: dict[int, str] = {}
         self._group_changed: dict[int, str] = {}
         self._customers: dict[int, tuple[str | None, int | None, str]] = {}
-        self._addresses: dict[int, list[Any]] = {}
+        self._addresses: dict[int, tuple[str, _Address | None]] = {}
         self._orders: dict[int, _OrderStats] | None = None
         self._tags: dict[int, str] = {}
         self._tag_changed: dict[int, str] = {}
@@ -93,6 +133,16 @@ class ContactsStream(OroStream):
             th.Property("country", th.StringType(),
                         description="ISO 3166-1 alpha-2 country of the primary address."),
             th.Property("city", th.StringType(), description="City of the primary address."),
+            th.Property("region", th.StringType(),
+                        description="Region of the primary address: Oro region id (ISO 3166-2, e.g. "
+                                    "US-CA), else its custom region text."),
+            th.Property("address", th.ObjectType(
+                th.Property("addr1", th.StringType()), th.Property("addr2", th.StringType()),
+                th.Property("city", th.StringType()), th.Property("state", th.StringType()),
+                th.Property("zip", th.StringType()), th.Property("country", th.StringType()),
+            ), description="Primary address in Mailchimp's address merge shape (state = region "
+                           "code); null unless street, city, region and postal code are set."),
+            th.Property("birthday", th.DateType(), description="Customer user birthday (YYYY-MM-DD)."),
             th.Property("orders_count", th.IntegerType(),
                         description="Orders of this customer user, cancelled ones left out "
                                     "(null: contact_order_stats is off)."),
@@ -103,6 +153,12 @@ class ContactsStream(OroStream):
                         description="createdAt of the first of those orders (null: none)."),
             th.Property("last_order_date", th.DateTimeType(),
                         description="createdAt of the latest of those orders (null: none)."),
+            th.Property("average_order_value", th.NumberType(),
+                        description="total_spent / orders_count, rounded to cents; 0 without orders "
+                                    "(null: contact_order_stats is off)."),
+            th.Property("last_product", th.StringType(),
+                        description="Product name of the first line of the latest order (null: "
+                                    "none, or contact_last_product is off)."),
             th.Property("customer_id", th.IntegerType(), description="Oro customer (account) id."),
             th.Property("customer_name", th.StringType(), description="Account name."),
             th.Property("customer_group_id", th.IntegerType()),
@@ -172,33 +228,33 @@ class ContactsStream(OroStream):
                 attrs.get("updatedAt") or "",
             )
 
-        # user id -> [max address updatedAt, primary address id, phone, country, city]
+        # user id -> (max address updatedAt, primary address)
         self._addresses = {}
         for res in self.iter_resource(
             "customeruseraddresses",
-            ["phone", "primary", "updatedAt", "customerUser", "city", "country"],
-        ):
-            user = ((res.get("relationships") or {}).get("customerUser") or {}).get("data")
+            ["phone", "primary", "updatedAt", "customerUser", "city", "country", "region",
+             "street", "street2", "postalCode", "customRegion"],
+        ):  # fmt: skip
+            rels = res.get("relationships") or {}
+            user = (rels.get("customerUser") or {}).get("data")
             if not isinstance(user, dict):
                 continue
             attrs = res.get("attributes") or {}
-            entry = self._addresses.setdefault(int(user["id"]), ["", None, None, None, None])
-            updated = attrs.get("updatedAt") or ""
-            if updated > entry[0]:
-                entry[0] = updated
-            if attrs.get("primary") and (entry[1] is None or int(res["id"]) < entry[1]):
-                entry[1] = int(res["id"])
-                entry[2] = attrs.get("phone")
-                country = ((res.get("relationships") or {}).get("country") or {}).get("data")
-                entry[3] = str(country["id"]) if isinstance(country, dict) else None
-                entry[4] = attrs.get("city")
+            stamp, primary = self._addresses.get(int(user["id"]), ("", None))
+            stamp = max(stamp, attrs.get("updatedAt") or "")
+            if attrs.get("primary") and (primary is None or int(res["id"]) < primary.address_id):
+                primary = _Address(int(res["id"]), attrs, rels)
+            self._addresses[int(user["id"])] = (stamp, primary)
         self._orders = self._read_orders() if self.config.get("contact_order_stats") else None
 
     def _read_orders(self) -> dict[int, _OrderStats]:
         """Purchase history per customer user, from one pass over every order."""
         currency = str(self.config.get("price_currency") or "USD")
         stats: dict[int, _OrderStats] = {}
-        fields = ["customerUser", "currency", "totalValue", "createdAt", "updatedAt", "internalStatus"]
+        refunded = refunded_statuses(self.config)
+        fields = [
+            "customerUser", "currency", "totalValue", "createdAt", "updatedAt", "internalStatus", "status",
+        ]  # fmt: skip
         for res in self.iter_resource("orders", fields):
             rels = res.get("relationships") or {}
             user = (rels.get("customerUser") or {}).get("data")
@@ -210,7 +266,10 @@ class ContactsStream(OroStream):
             if updated > entry.updated:
                 entry.updated = updated
             status = (rels.get("internalStatus") or {}).get("data")
-            if isinstance(status, dict) and status.get("id") == CANCELLED:
+            external = (rels.get("status") or {}).get("data")
+            internal_id = str(status.get("id")) if isinstance(status, dict) else None
+            external_id = str(external.get("id")) if isinstance(external, dict) else None
+            if internal_id == CANCELLED or financial_status(internal_id, external_id, refunded) == REFUNDED:
                 continue
             created = attrs.get("createdAt")
             try:
@@ -236,8 +295,22 @@ class ContactsStream(OroStream):
             entry.count += 1
             entry.total += total
             entry.first = created if entry.first is None or created < entry.first else entry.first
-            entry.last = created if entry.last is None or created > entry.last else entry.last
+            if entry.last is None or (created, int(res["id"])) > (entry.last, entry.last_id):
+                entry.last, entry.last_id = created, int(res["id"])
+        if self.config.get("contact_last_product"):
+            self._read_last_products(stats)
         return stats
+
+    def _read_last_products(self, stats: dict[int, _OrderStats]) -> None:
+        """``last_product``: the product name of the first line (lowest id) of each buyer's latest
+        order, from one pass over every order line item."""
+        buyer_of_last = {entry.last_id: entry for entry in stats.values() if entry.last_id}
+        for res in self.iter_resource("orderlineitems", ["productName", "orders"]):
+            refs = ((res.get("relationships") or {}).get("orders") or {}).get("data") or []
+            for ref in refs if isinstance(refs, list) else [refs]:
+                entry = buyer_of_last.get(int(ref["id"])) if isinstance(ref, dict) else None
+                if entry is not None and entry.last_product is None:
+                    entry.last_product = (res.get("attributes") or {}).get("productName") or None
 
     def _change_stamp(self) -> str:
         """Time given to a group/tag name change first seen in this run (just before run start)."""
@@ -346,11 +419,11 @@ class ContactsStream(OroStream):
         cname, gid, cupdated = (
             self._customers.get(cid, (None, None, "")) if cid else (None, None, "")
         )
-        addr = self._addresses.get(uid)
+        addr_stamp, addr = self._addresses.get(uid, ("", None))
         tag_ids = [int(t["id"]) for t in ((rels.get("tags") or {}).get("data") or [])]
         stamps = [updated, cupdated]
-        if addr:
-            stamps.append(addr[0])
+        if addr_stamp:
+            stamps.append(addr_stamp)
         orders = None if self._orders is None else self._orders.get(uid, _OrderStats())
         if orders is not None and orders.updated:
             stamps.append(orders.updated)
@@ -365,14 +438,19 @@ class ContactsStream(OroStream):
             "email": email,
             "first_name": attrs.get("firstName"),
             "last_name": attrs.get("lastName"),
-            "phone": addr[2] if addr else None,
-            "primary_address_id": addr[1] if addr else None,
-            "country": addr[3] if addr else None,
-            "city": addr[4] if addr else None,
+            "phone": addr.phone if addr else None,
+            "primary_address_id": addr.address_id if addr else None,
+            "country": addr.country if addr else None,
+            "city": addr.city if addr else None,
+            "region": addr.region if addr else None,
+            "address": addr.mailchimp() if addr else None,
+            "birthday": attrs.get("birthday"),
             "orders_count": orders.count if orders else None,
             "total_spent": float(orders.total) if orders else None,
+            "average_order_value": orders.average() if orders else None,
             "first_order_date": orders.first if orders else None,
             "last_order_date": orders.last if orders else None,
+            "last_product": orders.last_product if orders else None,
             "customer_id": cid,
             "customer_name": cname,
             "customer_group_id": gid,

@@ -43,6 +43,22 @@ FINANCIAL_STATUS = {
 # without a shipping status counts as shipped (stock Oro closes an order once it is delivered)
 FULFILLMENT_STATUS = {"shipped": "shipped", "partially_shipped": "partial"}
 CLOSED_FULFILLMENT = "shipped"
+REFUNDED = "refunded"
+DEFAULT_REFUNDED_STATUSES = ("refunded",)
+
+
+def refunded_statuses(config: Any) -> frozenset[str]:
+    """Oro status ids meaning "refunded" (setting ``refunded_order_statuses``)."""
+    value = config.get("refunded_order_statuses")
+    return frozenset(str(s) for s in (DEFAULT_REFUNDED_STATUSES if value is None else value))
+
+
+def financial_status(internal: str | None, external: str | None, refunded: frozenset[str]) -> str | None:
+    """Mailchimp ``financial_status``: ``refunded`` when the external or internal status is one of
+    ``refunded`` (stock Oro has no refunded status), else from the internal status."""
+    if (external is not None and external in refunded) or (internal is not None and internal in refunded):
+        return REFUNDED
+    return FINANCIAL_STATUS.get(internal or "")
 
 # Storefront routes of stock OroCommerce (README "Storefront links"): ShoppingListBundle's frontend
 # controller (prefix /customer/shoppinglist, route oro_shopping_list_frontend_update) and
@@ -50,6 +66,13 @@ CLOSED_FULFILLMENT = "shipped"
 CART_PATH = "/customer/shoppinglist/update/{id}"
 PRODUCT_PATH = "/product/view/{id}"
 KNOWN_CARTS = "known_cart_ids"
+# a product image's types, best first (ProductBundle productimagetypes), and the resized versions of an
+# image (AttachmentBundle files.filePath dimensions), largest first
+IMAGE_TYPES = ("main", "listing", "additional")
+IMAGE_DIMENSIONS = (
+    "product_original", "product_extra_large", "product_gallery_main", "product_large",
+    "product_gallery_popup", "product_medium", "product_small",
+)  # fmt: skip
 
 
 def fulfillment_status(internal: str | None, shipping: str | None) -> str | None:
@@ -219,9 +242,26 @@ class EcommerceStream(OroStream):
         raise NotImplementedError
 
 
+def image_path(file_path: Any) -> str | None:
+    """The relative URL of the largest resized version in a ``files.filePath`` value: Oro 5.1+ lists
+    ``{url, dimension, url_webp}`` items; older versions map dimension -> URL."""
+    if isinstance(file_path, dict):
+        items = [{"dimension": k, "url": v} for k, v in file_path.items()]
+    elif isinstance(file_path, list):
+        items = [i for i in file_path if isinstance(i, dict)]
+    else:
+        return None
+    urls = {str(i.get("dimension")): i.get("url") for i in items if isinstance(i.get("url"), str) and i["url"]}
+    for dimension in IMAGE_DIMENSIONS:
+        if dimension in urls:
+            return str(urls[dimension])
+    return next(iter(urls.values()), None)
+
+
 class EcommerceProductsStream(EcommerceStream):
-    """Products with one default variant, their storefront URL and, with ``price_list_id`` set,
-    their price from that Oro price list (one ``productprices`` request per page of products)."""
+    """Products with one default variant, their storefront URL, their main image (one
+    ``productimages`` request per page of products, ``product_images``) and, with ``price_list_id``
+    set, their price from that Oro price list (one ``productprices`` request per page)."""
 
     name = "ecommerce_products"
     resource = "products"
@@ -251,6 +291,12 @@ class EcommerceProductsStream(EcommerceStream):
                 description="Price in price_currency for the smallest quantity in the Oro price "
                 "list price_list_id (null without that setting or without a price there).",
             ),
+            th.Property(
+                "image_url",
+                S(),
+                description="Absolute URL of the product's main image (largest resized version; "
+                "null without an image or with product_images off).",
+            ),
             UPDATED_AT,
         ).to_dict()
 
@@ -272,6 +318,7 @@ class EcommerceProductsStream(EcommerceStream):
             "status": attrs.get("status"),
             "url": self.storefront_link(PRODUCT_PATH, resource["id"]),
             "price": None,  # from the price list (rows), when price_list_id is set
+            "image_url": None,  # from the product images (rows), with product_images on
         }
 
     @override
@@ -284,7 +331,57 @@ class EcommerceProductsStream(EcommerceStream):
                 row["price"] = prices.get(row["id"])
                 if row["price"] is None:
                     self.oro_tap.report.count(self.name, "no_price")
+        if self.config.get("product_images", True) and rows:
+            images = self.images([row["id"] for row in rows])
+            for row in rows:
+                row["image_url"] = images.get(row["id"])
+                if row["image_url"] is None:
+                    self.oro_tap.report.count(self.name, "no_image")
         yield from rows
+
+    def images(self, product_ids: list[str]) -> dict[str, str]:
+        """Product id -> absolute URL of its main image (else listing, else additional; then the
+        lowest image id): one ``productimages`` listing for these products, files and types included."""
+        params = {
+            "filter[product]": ",".join(product_ids),
+            "include": "image,types",
+            "fields[productimages]": "product,types,image",
+            "fields[files]": "filePath",
+            "fields[productimagetypes]": "productImageTypeType",
+            "page[size]": 1000,
+            "sort": "id",
+        }
+        best: dict[str, tuple[int, str]] = {}
+        for doc in self.iter_pages("productimages", params):
+            included = {(str(r.get("type")), str(r.get("id"))): r for r in doc.get("included") or []}
+            for image in doc["data"]:
+                product, file_ref = _rel(image, "product"), _rel(image, "image")
+                if not isinstance(product, dict) or not isinstance(file_ref, dict):
+                    continue
+                file = included.get((str(file_ref.get("type")), str(file_ref.get("id"))))
+                path = image_path(_attrs(file).get("filePath")) if file else None
+                if not path:
+                    continue
+                kinds = {
+                    _attrs(included.get((str(t.get("type")), str(t.get("id")))) or {}).get(
+                        "productImageTypeType"
+                    )
+                    for t in _rel(image, "types") or []
+                    if isinstance(t, dict)
+                }
+                rank = min((IMAGE_TYPES.index(k) for k in kinds if k in IMAGE_TYPES), default=len(IMAGE_TYPES))
+                key = str(product.get("id"))
+                if key not in best or rank < best[key][0]:
+                    best[key] = (rank, self.media_link(path))
+        return {pid: url for pid, (_, url) in best.items()}
+
+    def media_link(self, path: str) -> str:
+        """An absolute media URL: Oro's filePath is relative to the application (an absolute URL,
+        e.g. from a CDN, is kept)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        base = str(self.config.get("storefront_url") or self.config.get("base_url") or "")
+        return base.rstrip("/") + "/" + path.lstrip("/")
 
     def prices(self, price_list: int, product_ids: list[str]) -> dict[str, float]:
         """Product id -> its price in ``price_currency`` for the smallest quantity (then the lowest
@@ -369,7 +466,7 @@ class EcommerceOrdersStream(_OrderLike):
     own_fields = (
         "identifier", "currency", "totalValue", "totalDiscountsAmount",
         "estimatedShippingCostAmount", "overriddenShippingCostAmount", "createdAt", "updatedAt",
-        "customer", "customerUser", "internalStatus", "shippingStatus", "lineItems",
+        "customer", "customerUser", "internalStatus", "status", "shippingStatus", "lineItems",
     )  # fmt: skip
     include: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "lineItems": ("orderlineitems", ("productName", "quantity", "value", "product")),
@@ -382,7 +479,12 @@ class EcommerceOrdersStream(_OrderLike):
     def build_schema(cls) -> dict[str, Any]:
         return th.PropertiesList(
             *cls.order_properties(),
-            th.Property("financial_status", S(), description="From Oro internalStatus."),
+            th.Property(
+                "financial_status",
+                S(),
+                description="From Oro internalStatus; refunded when status or internalStatus is "
+                "one of refunded_order_statuses (README table).",
+            ),
             th.Property(
                 "fulfillment_status", S(), description="From Oro shippingStatus (README table)."
             ),
@@ -401,6 +503,8 @@ class EcommerceOrdersStream(_OrderLike):
             raise RowError("missing_total", "totalValue", "order without a totalValue")
         status_ref = _rel(resource, "internalStatus")
         status = str(status_ref.get("id")) if isinstance(status_ref, dict) else None
+        external_ref = _rel(resource, "status")
+        external = str(external_ref.get("id")) if isinstance(external_ref, dict) else None
         ship_ref = _rel(resource, "shippingStatus")
         shipping_status = str(ship_ref.get("id")) if isinstance(ship_ref, dict) else None
         shipping = money(attrs.get("overriddenShippingCostAmount"))
@@ -412,7 +516,7 @@ class EcommerceOrdersStream(_OrderLike):
             "currency_code": attrs.get("currency"),
             "order_total": total,
             "lines": self.lines_of(resource, "lineItems", "productName"),
-            "financial_status": FINANCIAL_STATUS.get(status or ""),
+            "financial_status": financial_status(status, external, refunded_statuses(self.config)),
             "fulfillment_status": fulfillment_status(status, shipping_status),
             "discount_total": money(attrs.get("totalDiscountsAmount")),
             "shipping_total": shipping,

@@ -67,6 +67,10 @@ class TapOroCommerce(SeamTap):
         th.Property("price_currency", th.StringType(pattern=r"^[A-Z]{3}$"), default="USD",
                     description="Currency (ISO 4217) of the price list prices sent as product price; "
                                 "the Mailchimp store's currency."),
+        th.Property("product_images", th.BooleanType(), default=True,
+                    description="Send each product's main image as ecommerce_products.image_url: one "
+                                "productimages request (files and image types included) per page of "
+                                "products; the API user needs View on products. Off: image_url is null."),
         th.Property("client_id", th.StringType(nullable=False), required=True,
                     description="Client id of the back-office OAuth application."),
         th.Property("client_secret", th.StringType(nullable=False), required=True, secret=True,
@@ -117,10 +121,23 @@ class TapOroCommerce(SeamTap):
                                 "(no extra request: the scan reads every id anyway); never: no erase rows."),
         th.Property("contact_order_stats", th.BooleanType(), default=False,
                     description="Fill the purchase-history fields of contacts (orders_count, "
-                                "total_spent in price_currency, first_order_date, last_order_date; "
-                                "cancelled orders left out): every order is read once per run "
+                                "total_spent in price_currency, average_order_value, first_order_date, "
+                                "last_order_date; cancelled and refunded orders left out): every order "
+                                "is read once per run "
                                 "(the API user needs View on orders) and a new or changed order "
                                 "re-emits its buyer's contact. Off: those fields are null."),
+        th.Property("contact_last_product", th.BooleanType(), default=False,
+                    description="With contact_order_stats: fill contacts.last_product (product name of "
+                                "the first line of the buyer's latest order) from one more pass over "
+                                "every order line item per run (the API user needs View on orders)."),
+        th.Property("refunded_order_statuses", th.ArrayType(th.StringType(min_length=1)),
+                    default=["refunded"],
+                    description="Oro order status ids that mean the order was refunded: an order whose "
+                                "external status (status, an option the merchant defines under "
+                                "'Enable External Status Management') or internal status "
+                                "(internalStatus) is one of these is sent to Mailchimp with "
+                                "financial_status refunded and left out of its buyer's purchase "
+                                "history. Stock Oro has no refunded status."),
         th.Property("state_every_records", th.IntegerType(), default=1000,
                     description="Emit a STATE message every this many records, so a killed run "
                                 "resumes close to where it stopped."),

@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker
 from oromc_common.oro import jsonapi_headers
 from oromc_sandbox.testing import running_sandbox
+from tap_orocommerce.ecommerce import image_path
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 
 from tests.helpers import TapRun, run_tap, tap_config
@@ -196,6 +197,21 @@ def test_storefront_links_statuses_and_removed_carts(sandbox: Any, tmp_path: Pat
     assert not any(c.get("deleted") for c in carts)
     products = first.records["ecommerce_products"]
     assert all(p["url"] == f"{shop}/product/view/{p['id']}" for p in products)
+    # image_url: the main image's largest resized version (product_original), on the storefront host
+    images = {
+        str(_rel_id(i, "product")): str(_rel_id(i, "image")) for i in oro.list("productimages")
+    }
+    assert images
+    assert len(images) < len(products)  # some products have no image
+    for product in products:
+        file_id = images.get(product["id"])
+        if file_id is None:
+            assert product["image_url"] is None
+        else:
+            assert product["image_url"].startswith(
+                f"{shop}/media/cache/attachment/filter/product_original/"
+            )
+            assert product["image_url"].split("/")[-2] == file_id
     internal = {o["id"]: _rel_id(o, "internalStatus") for o in oro.list("orders")}
     shipping = {o["id"]: _rel_id(o, "shippingStatus") for o in oro.list("orders")}
     expect_financial = {"open": "pending", "cancelled": "cancelled", "closed": "paid"}
@@ -247,3 +263,15 @@ def test_storefront_links_statuses_and_removed_carts(sandbox: Any, tmp_path: Pat
     third = run_tap(tmp_path, config, state=second.state, name="third")
     assert third.returncode == 0, third.stderr[-3000:]
     assert {s: len(r) for s, r in third.records.items() if r} == {}  # each removal sent once
+
+
+def test_image_path_reads_both_file_path_shapes() -> None:
+    listed = [
+        {"url": "/m/product_small/a.jpg", "dimension": "product_small"},
+        {"url": "/m/product_original/a.jpg", "dimension": "product_original", "url_webp": "x.webp"},
+    ]
+    assert image_path(listed) == "/m/product_original/a.jpg"  # Oro 5.1+: a list, largest wins
+    assert image_path({"product_small": "/s.jpg", "product_large": "/l.jpg"}) == "/l.jpg"  # older: a map
+    assert image_path({"custom_size": "/c.jpg"}) == "/c.jpg"
+    assert image_path([]) is None
+    assert image_path(None) is None

@@ -281,14 +281,40 @@ def _purchase_history(orders: list[dict[str, Any]]) -> dict[int, tuple[int, floa
     return out
 
 
+def _last_products(
+    orders: list[dict[str, Any]], lines: list[dict[str, Any]]
+) -> dict[int, str]:
+    """Per customer user: productName of the first line (lowest id) of the latest counted order."""
+    latest: dict[int, tuple[str, int]] = {}
+    for order in orders:
+        user = order["relationships"]["customerUser"]["data"]
+        status = order["relationships"]["internalStatus"]["data"]
+        if not user or (status and status["id"] == "cancelled") or order["attributes"]["currency"] != "USD":
+            continue
+        key = (order["attributes"]["createdAt"], int(order["id"]))
+        latest[int(user["id"])] = max(latest.get(int(user["id"]), ("", 0)), key)
+    buyer_of = {oid: uid for uid, (_, oid) in latest.items()}
+    out: dict[int, str] = {}
+    for line in sorted(lines, key=lambda item: int(item["id"])):
+        for ref in line["relationships"]["orders"]["data"]:
+            uid = buyer_of.get(int(ref["id"]))
+            if uid is not None and uid not in out and line["attributes"]["productName"]:
+                out[uid] = line["attributes"]["productName"]
+    return out
+
+
 def test_contacts_carry_purchase_history_and_a_new_order_re_emits_its_buyer(
     sandbox: Any, tmp_path: Path
 ) -> None:
     oro = Oro(sandbox)
-    config = tap_config(sandbox, streams=["contacts"], contact_order_stats=True)
+    config = tap_config(
+        sandbox, streams=["contacts"], contact_order_stats=True, contact_last_product=True
+    )
     first = run_tap(tmp_path, config, name="first")
     assert first.returncode == 0, first.stderr[-3000:]
-    expected = _purchase_history(oro.list("orders"))
+    orders = oro.list("orders")
+    expected = _purchase_history(orders)
+    last_products = _last_products(orders, oro.list("orderlineitems"))
     assert len(expected) >= 2  # the sandbox has buyers, and
     contacts = {r["customer_user_id"]: r for r in first.records["contacts"]}
     assert set(contacts) - set(expected)  # users without orders
@@ -296,6 +322,12 @@ def test_contacts_carry_purchase_history_and_a_new_order_re_emits_its_buyer(
         count, total, first_at, last_at = expected.get(uid, (0, 0.0, None, None))
         got = (row["orders_count"], row["total_spent"], row["first_order_date"], row["last_order_date"])
         assert got == (count, pytest.approx(total, abs=1e-6), first_at, last_at), uid
+        assert row["average_order_value"] == pytest.approx(round(total / count, 2) if count else 0)
+        assert row["last_product"] == last_products.get(uid), uid
+    assert any(r["last_product"] for r in contacts.values())
+    users = {int(u["id"]): u["attributes"] for u in oro.list("customerusers")}
+    assert all(r["birthday"] == users[uid]["birthday"] for uid, r in contacts.items())
+    assert any(r["birthday"] for r in contacts.values())
     addresses = {int(a["id"]): a for a in oro.list("customeruseraddresses")}
     with_address = [r for r in contacts.values() if r["primary_address_id"] is not None]
     assert with_address
@@ -304,6 +336,13 @@ def test_contacts_carry_purchase_history_and_a_new_order_re_emits_its_buyer(
         assert address["attributes"]["primary"] is True
         assert row["city"] == address["attributes"]["city"]
         assert row["country"] == address["relationships"]["country"]["data"]["id"]
+        region = address["relationships"]["region"]["data"]["id"]
+        assert row["region"] == region
+        assert row["address"] == {
+            "addr1": address["attributes"]["street"], "addr2": address["attributes"]["street2"] or "",
+            "city": address["attributes"]["city"], "state": region.split("-")[1],
+            "zip": address["attributes"]["postalCode"], "country": row["country"],
+        }  # fmt: skip
 
     # a new order (total 25: no lines, shipping cost 25) for a user with orders
     buyer = next(uid for uid in expected if uid in contacts)

@@ -31,6 +31,23 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "country": {**_STR, "description": "Country (ISO 3166-1 alpha-2) of the primary address; map it "
                                            "to a text merge field (e.g. COUNTRY)."},
         "city": {**_STR, "description": "City of the primary address; map it to a text merge field."},
+        "region": {
+            **_STR,
+            "description": "Region of the primary address (ISO 3166-2 like US-CA, or free text); map it "
+                           "to a text merge field (e.g. REGION).",
+        },
+        "address": {
+            "type": ["object", "null"],
+            "properties": dict.fromkeys(("addr1", "addr2", "city", "state", "zip", "country"), _STR),
+            "description": "Postal address in Mailchimp's address shape (addr1, city, state and zip "
+                           "required); map it to an address merge field (e.g. ADDRESS).",
+        },
+        "birthday": {
+            **_STR,
+            "format": "date",
+            "description": "Birthday YYYY-MM-DD (the year is dropped); map it to a birthday merge field "
+                           "(e.g. BIRTHDAY, sent as MM/DD).",
+        },
         "orders_count": {
             "type": ["integer", "null"],
             "description": "Purchase history: orders placed (map to a number merge field, e.g. ORDERS).",
@@ -38,6 +55,14 @@ CONTACTS_SCHEMA: dict[str, Any] = {
         "total_spent": {
             "type": ["number", "null"],
             "description": "Purchase history: total of those orders (map to a number merge field).",
+        },
+        "average_order_value": {
+            "type": ["number", "null"],
+            "description": "Purchase history: total_spent / orders_count (map to a number merge field).",
+        },
+        "last_product": {
+            **_STR,
+            "description": "Purchase history: a product of the latest order (map to a text merge field).",
         },
         "first_order_date": {
             "type": ["string", "null"],

@@ -3,7 +3,10 @@
 Input records are Mailchimp-shaped and self-contained (an order carries its ``customer`` and its
 ``lines``), so every window can be written on its own:
 
-* the store (``store_id``) is created for the audience on first use (``is_syncing`` while backfilling);
+* the store (``store_id``) is created for the audience on first use; it is ``is_syncing`` (Mailchimp then
+  fires no e-commerce automation, e.g. no abandoned-cart mail for a historic cart) while a backfill
+  writes: from its creation, from the first drain large enough for ``/batches``, or for the whole run
+  with the ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
   differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``);
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
@@ -278,6 +281,7 @@ class EcommerceSync:
         self._window_lock = threading.Lock()
         self._store_ready = False
         self._in_flight: deque[_InFlight] = deque()
+        self._syncing = False  # this run set the store is_syncing (finish() clears it)
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -298,15 +302,18 @@ class EcommerceSync:
                         "currency_code": self.settings.currency_code,
                         "domain": self.settings.domain,
                         "platform": self.settings.platform,
-                        "is_syncing": self.settings.is_syncing,
+                        "is_syncing": True,  # a new store is filled from history: a backfill
                     }
                 )
                 store = self.client.post("/ecommerce/stores", body) or {}
+                self._syncing = True
             if store.get("list_id") not in (None, self.settings.list_id):
                 msg = f"Setting 'store_id': store '{self.settings.store_id}' belongs to another audience."
                 raise MailchimpConfigError(msg)
             if self.settings.is_syncing and store.get("is_syncing") is False:
                 self.client.patch(self.base, {"is_syncing": True})
+            # (a killed run may have left it syncing: this run's end clears it)
+            self._syncing = self._syncing or self.settings.is_syncing or store.get("is_syncing") is True
             self._await_open_batches()
             self._store_ready = True
 
@@ -332,8 +339,16 @@ class EcommerceSync:
     def finish(self) -> None:
         """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
         self.settle()
-        if self._store_ready and self.settings.is_syncing:
+        if self._store_ready and self._syncing:
             self.client.patch(self.base, {"is_syncing": False})
+            self._syncing = False
+
+    def _start_syncing(self) -> None:
+        """A large drain is a backfill: the store syncs until the end of the run."""
+        with self._lock:
+            if not self._syncing:
+                self.client.patch(self.base, {"is_syncing": True})
+                self._syncing = True
 
     def _collection(self, name: str) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -463,6 +478,7 @@ class EcommerceSync:
     def _run(self, writes: list[Write]) -> None:
         """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections."""
         if len(writes) >= self.settings.batch_threshold:
+            self._start_syncing()
             self._submit(writes)
         elif writes:
             self.settle()  # single calls never overtake a queued batch

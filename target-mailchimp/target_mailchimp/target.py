@@ -223,7 +223,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.BooleanType,
         default=False,
         description="Backfill mode: every tag write (also for new members) carries "
-                    "is_syncing=true so tag-based automations do not fire for historic data.",
+                    "is_syncing=true so tag-based automations do not fire for historic data, and the "
+                    "e-commerce store is is_syncing for the whole run (without it: from the store's "
+                    "creation or a /batches-sized drain to the end of the run).",
     ),
     th.Property(
         "erasure_mode",

@@ -369,3 +369,34 @@ def test_batches_are_pipelined_and_state_waits_for_them(
         arrived = min(j for j, e in enumerate(events[:i]) if e == ("state", value))  # later: deduplicated
         before = [bid for kind2, bid in events[:arrived] if kind2 == "submit"]
         assert all(position[("finished", bid)] < i for bid in before), (value, events)
+
+
+def test_the_store_is_syncing_while_a_backfill_writes_and_not_after(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """Mailchimp fires no e-commerce automation (e.g. abandoned cart) for a store that is syncing:
+    a new store is created syncing, a drain large enough for /batches makes it sync, a trickle does
+    not, and the end of the run clears it."""
+    base = f"/ecommerce/stores/{STORE}"
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], batch_threshold=5, batch_poll_seconds=0.2)
+
+    first = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
+    first.process("ecommerce_orders", [_order("o1")])
+    assert api.get(base)["is_syncing"] is True  # created by this run: a backfill
+    first.finish()
+    assert api.get(base)["is_syncing"] is False
+
+    trickle = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
+    trickle.process("ecommerce_orders", [_order(f"t{i}") for i in range(3)])
+    assert api.get(base)["is_syncing"] is False  # a few live orders: automations stay on
+    trickle.finish()
+
+    backfill = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
+    backfill.process("ecommerce_orders", [_order(f"b{i}") for i in range(8)])  # >= threshold
+    assert api.get(base)["is_syncing"] is True
+    backfill.process("ecommerce_orders", [_order("b9")])
+    assert api.get(base)["is_syncing"] is True  # until the end of the run
+    backfill.finish()
+    assert api.get(base)["is_syncing"] is False
+    assert len(_store_orders(api)) == 1 + 3 + 9

@@ -301,16 +301,33 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
 
 
 def test_a_new_order_moves_only_its_buyers_purchase_history(project: Project) -> None:
-    """Dev environment: ORDERS/SPENT (number) and FIRSTORDER/LASTORDER (date) merge fields, created
-    by target-mailchimp, follow the buyer's Oro orders; a quiet sync then writes nothing."""
+    """Dev environment: ORDERS/SPENT/AOV (number) and FIRSTORDER/LASTORDER (date) merge fields, created
+    by target-mailchimp, follow the buyer's Oro orders; ADDRESS (address), BIRTHDAY (birthday),
+    REGION, CUSTGROUP and ACCOUNT come from Oro; a quiet sync then writes nothing."""
     mc = project.mailchimp
     buyer = _new_user(project, True)
+    _set(project, buyer, birthday="1985-03-07")
+    project.oro.post("customeruseraddresses", {"data": {
+        "type": "customeruseraddresses",
+        "attributes": {"street": "1 Main St", "city": "Springfield", "postalCode": "62701",
+                       "firstName": "Person", "lastName": "Buyer", "primary": True},
+        "relationships": {"customerUser": {"data": {"type": "customerusers", "id": buyer["id"]}},
+                          "country": {"data": {"type": "countries", "id": "US"}},
+                          "region": {"data": {"type": "regions", "id": "US-IL"}}},
+    }})  # fmt: skip
     _sync(project)
     fields = {f["tag"]: f for f in mc.get(f"lists/{mc.list_id}/merge-fields", count=100)["merge_fields"]}
-    assert {t: fields[t]["type"] for t in ("ORDERS", "SPENT", "FIRSTORDER", "LASTORDER")} == {
-        "ORDERS": "number", "SPENT": "number", "FIRSTORDER": "date", "LASTORDER": "date"}  # fmt: skip
+    typed = ("ORDERS", "SPENT", "AOV", "FIRSTORDER", "LASTORDER", "ADDRESS", "BIRTHDAY")
+    assert {t: fields[t]["type"] for t in typed} == {
+        "ORDERS": "number", "SPENT": "number", "AOV": "number", "FIRSTORDER": "date", "LASTORDER": "date",
+        "ADDRESS": "address", "BIRTHDAY": "birthday"}  # fmt: skip
     merge = _member(project, buyer["attributes"]["email"])["merge_fields"]  # type: ignore[index]
     assert (merge["ORDERS"], merge["SPENT"], merge["FIRSTORDER"], merge["LASTORDER"]) == (0, 0, "", "")
+    assert (merge["AOV"], merge["BIRTHDAY"], merge["REGION"]) == (0, "03/07", "US-IL")
+    assert {k: merge["ADDRESS"][k] for k in ("addr1", "city", "state", "zip", "country")} == {
+        "addr1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701", "country": "US"}  # fmt: skip
+    account = project.oro.get(f"customers/{buyer['relationships']['customer']['data']['id']}")["data"]
+    assert merge["ACCOUNT"] == account["attributes"]["name"]
 
     before = mc.snapshot()
     order = project.oro.post("orders", {"data": {
@@ -326,6 +343,7 @@ def test_a_new_order_moves_only_its_buyers_purchase_history(project: Project) ->
     merge = _member(project, email)["merge_fields"]  # type: ignore[index]
     day = order["attributes"]["createdAt"][:10]  # Mailchimp returns dates as YYYY-MM-DD, any date_format
     assert (merge["ORDERS"], float(merge["SPENT"]), merge["FIRSTORDER"], merge["LASTORDER"]) == (1, 25.0, day, day)
+    assert float(merge["AOV"]) == 25.0
 
     quiet = _sync(project)
     assert quiet.get("updated", 0) == 0

@@ -1,4 +1,4 @@
-"""Oro shopping lists and products into a Mailchimp store: storefront links and prices arrive, and a
+"""Oro shopping lists and products into a Mailchimp store: storefront links, images and prices arrive, and a
 shopping list emptied or deleted (as a checkout does) removes its cart from Mailchimp, once."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _pipe(
     return states[-1], records, target.report.summary()["streams"]
 
 
-def test_links_prices_and_removed_carts_reach_the_store(tmp_path: Path) -> None:
+def test_links_images_prices_and_removed_carts_reach_the_store(tmp_path: Path) -> None:
     with running_sandbox(customers=30, seed=5, shoppinglists=True) as sb:
         info, mc = sb.info["oro"], sb.info["mailchimp"]
         api = MailchimpClient(api_key=mc["api_key"], api_url=sb.mailchimp_api_url, max_tries=1)
@@ -79,6 +79,7 @@ def test_links_prices_and_removed_carts_reach_the_store(tmp_path: Path) -> None:
         for product in products[:5]:
             held = api.get(f"{STORE}/products/{product['id']}")
             assert held["url"] == f"{SHOP}/product/view/{product['id']}"
+            assert held["image_url"] == (product["image_url"] or "")
             prices = oro.all(
                 "productprices", **{"filter[priceList]": "1", "filter[product]": product["id"]}
             )
@@ -86,6 +87,11 @@ def test_links_prices_and_removed_carts_reach_the_store(tmp_path: Path) -> None:
             assert held["variants"][0]["price"] == pytest.approx(
                 float(smallest["attributes"]["value"])
             )
+
+        imaged = [p for p in products if p["image_url"]]
+        assert imaged  # the main image of Oro's product reaches Mailchimp
+        held = api.get(f"{STORE}/products/{imaged[0]['id']}")
+        assert held["image_url"].startswith(f"{SHOP}/media/cache/attachment/filter/product_original/")
 
         # a list deleted (as a checkout that became an order does) and one emptied on the storefront
         time.sleep(2.1)  # let the second of the last change end (see tap-orocommerce's tests)

@@ -369,6 +369,7 @@ _add(Resource(
     ),
     rels=(Rel("owner", "businessunits"), Rel("organization", "organizations"),
           Rel("names", "productnames", many=True, ro=True, computed=True, inverse=("productnames", "product")),
+          Rel("images", "productimages", many=True, ro=True, computed=True, inverse=("productimages", "product")),
           Rel("primaryUnitPrecision", "productunits")),
     # Product indexes (orocommerce Entity/Product.php): sku, status, created_at, updated_at, is_featured,
     # is_new_arrival (+ excluded name columns); api.yml: sku allow_array, update_list: true
@@ -386,6 +387,37 @@ _add(Resource(
     filters={**ID, "fallback": Filter(F_STRING), "string": Filter(F_STRING)},  # indexes fallback, string
     sorters={"id": None, "fallback": None, "string": None},
     actions=READ_ONLY,
+))
+# ProductBundle images (orocommerce ProductBundle Resources/doc/api/product_image.md, product_image_type.md,
+# file.md; Tests/Functional/Api/RestJsonApi/ProductImageTest.php + responses/get_product_image_include.yml):
+# a product image links its product, its types (productimagetypes: productImageTypeType main, listing or
+# additional) and its file; AttachmentBundle's `files` carry the computed `filePath`, a list of
+# {url, dimension, url_webp} with relative /media/cache/attachment/filter/<dimension>/<hash>/<file id>/<name>
+# URLs of the resized versions. Served read-only (the tap reads images, never uploads them).
+_add(Resource(
+    "productimages",
+    attrs=(Attr("updatedAt", DATETIME, ro=True),),
+    rels=(Rel("product", "products", ro=True),
+          Rel("types", "productimagetypes", many=True, ro=True, computed=True,
+              inverse=("productimagetypes", "productImage")),
+          Rel("image", "files", ro=True)),
+    filters={**ID, "updatedAt": Filter(F_DATETIME)},
+    sorters={"id": None, "updatedAt": None},
+    actions=READ_ONLY,
+))
+_add(Resource(
+    "productimagetypes",
+    attrs=(Attr("productImageTypeType", STRING, ro=True),),
+    rels=(Rel("productImage", "productimages", ro=True),),
+    filters={**ID},
+    sorters={"id": None},
+    actions=READ_ONLY,
+))
+_add(Resource(
+    "files",
+    attrs=(Attr("mimeType", STRING, ro=True), Attr("originalFilename", STRING, ro=True),
+           Attr("fileSize", INTEGER, ro=True), Attr("filePath", ARRAY, ro=True), *CREATED_UPDATED),
+    actions=("get",),  # AttachmentBundle: a file is read through its owner (no get_list)
 ))
 # PricingBundle (orocommerce PricingBundle Resources/config/oro/api.yml, doc/api/product_price.md): prices
 # live in price lists; ProductPrice ids are strings "<uuid>-<price list id>" (sharded table), `id` filter

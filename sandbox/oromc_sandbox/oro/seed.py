@@ -9,6 +9,7 @@ Timestamps are spread over the two years before the sandbox clock's start.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from array import array
@@ -37,10 +38,15 @@ SALT = {"customers": 1, "customerusers": 2, "customeruseraddresses": 3, "orders"
         "shoppinglists": 6, "shoppinglistitems": 7}
 ORDER_INTERNAL_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
                            ("pending", "Pending"), ("processing", "Processing"))
+# + "refunded": an option a merchant adds for refunds (stock Oro has no refunded status of any kind)
 ORDER_STATUSES = (("open", "Open"), ("cancelled", "Cancelled"), ("closed", "Closed"),
-                  ("wait_for_approval", "Wait For Approval"))
+                  ("wait_for_approval", "Wait For Approval"), ("refunded", "Refunded"))
 # the external status a seeded order would carry if "Enable External Status Management" were on
 EXTERNAL_STATUS = {"open": "open", "closed": "closed", "cancelled": "cancelled"}
+# the resized versions of a main product image (ProductBundle doc/api/file.md: product_original,
+# product_gallery_popup, product_gallery_main, product_large, product_extra_large, product_medium)
+IMAGE_DIMENSIONS = ("product_original", "product_gallery_popup", "product_gallery_main", "product_large",
+                    "product_extra_large", "product_medium")
 ORDER_SHIPPING_STATUSES = (
     ("not_shipped", "Not Shipped"), ("shipped", "Shipped"), ("partially_shipped", "Partially Shipped")
 )
@@ -89,6 +95,7 @@ class Seeder:
         t["productnames"].append_seeded(self.product_count)
         # one default-locale name per product, name id = product id (answers products.names)
         t["productnames"].ranges["product"] = array("I", [0, *range(1, self.product_count + 2)])
+        self._product_images(t)
         t["tags"] = StaticTable("tags", (
             (i, {"name": name, "createdAt": self.start + i * 86400, "updatedAt": self.start + i * 86400,
                  "taxonomy": None, "owner": 1, "organization": 1})
@@ -182,6 +189,49 @@ class Seeder:
         # product must not change (or break) them
         self.seeded_products = {pid: dict(rec) for pid, rec in rows}
         return StaticTable("products", rows)
+
+    def _product_images(self, t: dict[str, Any]) -> None:
+        """One main image per product except every tenth (a product may have none): the product image,
+        its type and its file share one id; the file's filePath lists the resized versions (Oro's
+        ``ProductImageTest`` responses)."""
+        images = Table("productimages", ("product",), self._derive_product_image)
+        types = Table("productimagetypes", ("productImage",), self._derive_product_image_type)
+        files = Table("files", (), self._derive_image_file)
+        starts = array("I", [0])
+        for pid in range(1, self.product_count + 1):
+            starts.append(images.n + 1)
+            if pid % 10:
+                images.append_seeded(1)
+                images.cols["product"].append(pid)
+        starts.append(images.n + 1)
+        images.ranges["product"] = starts
+        types.append_seeded(images.n)
+        types.cols["productImage"].extend(range(1, images.n + 1))
+        types.ranges["productImage"] = array("I", [0, *range(1, images.n + 2)])
+        files.append_seeded(images.n)
+        t.update(productimages=images, productimagetypes=types, files=files)
+
+    def _image_product(self, rid: int) -> Record:
+        pid = self.store.tables["productimages"].cols["product"][rid - 1]
+        return self.store.tables["products"].rows.get(pid) or {}
+
+    def _derive_product_image(self, rid: int) -> Record:
+        return {"updatedAt": self._image_product(rid).get("createdAt"), "image": rid}
+
+    def _derive_product_image_type(self, rid: int) -> Record:
+        return {"productImageTypeType": "main"}
+
+    def _derive_image_file(self, rid: int) -> Record:
+        product = self._image_product(rid)
+        name = f"{str(product.get('sku') or rid).lower()}.jpg"
+        paths = []
+        for dimension in IMAGE_DIMENSIONS:
+            digest = hashlib.md5(f"{self.seed}-{dimension}-{rid}".encode()).hexdigest()  # noqa: S324 - a cache key
+            url = f"/media/cache/attachment/filter/{dimension}/{digest}/{rid}/{name}"
+            paths.append({"url": url, "dimension": dimension, "url_webp": f"{url}.webp"})
+        created = product.get("createdAt")
+        return {"mimeType": "image/jpeg", "originalFilename": name, "fileSize": 20_000 + rid % 50_000,
+                "filePath": paths, "createdAt": created, "updatedAt": created}
 
     def _product_prices(self) -> Iterator[tuple[str, Record]]:
         for pid, product in self.seeded_products.items():
