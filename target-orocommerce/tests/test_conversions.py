@@ -20,8 +20,9 @@ TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailch
 STREAMS = {"campaigns", "attributed_orders"}
 
 
-def _tap_output(sb: RunningSandbox, tmp_path: Path) -> list[str]:
-    """The tap's messages for ``campaigns`` and ``attributed_orders`` (a real run over HTTP)."""
+def _tap_output(sb: RunningSandbox, tmp_path: Path, streams: set[str] = STREAMS) -> list[str]:
+    """The tap's messages for ``streams`` (default ``campaigns`` and ``attributed_orders``; a real run
+    over HTTP)."""
     config = tmp_path / "tap.json"
     config.write_text(json.dumps({
         "api_url": sb.mailchimp_api_url,
@@ -34,7 +35,7 @@ def _tap_output(sb: RunningSandbox, tmp_path: Path) -> list[str]:
     for stream in catalog["streams"]:
         for entry in stream["metadata"]:
             if entry["breadcrumb"] == []:
-                entry["metadata"]["selected"] = stream["tap_stream_id"] in STREAMS
+                entry["metadata"]["selected"] = stream["tap_stream_id"] in streams
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     run = subprocess.run([*TAP, "--config", str(config), "--catalog", str(tmp_path / "catalog.json")],
                          check=True, capture_output=True, text=True, timeout=300)
