@@ -125,7 +125,6 @@ class Automation:
     settings: dict[str, Any]
     status: str = "sending"
     emails: list[AutomationEmail] = field(default_factory=list)
-    scanned_version: int = -1  # audience version at the last welcome scan
 
     def dump(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "emails"}
@@ -145,9 +144,18 @@ class AutomationState:
 
     def __init__(self) -> None:
         self.automations: dict[str, Automation] = {}
+        self.signups: list[tuple[str, str]] = []  # (list id, hash) subscribed since the last run
+
+    def note_subscribe(self, list_id: str, member_hash: str) -> None:
+        """Store hook: a member became `subscribed` (O(1); examined at the next run)."""
+        if self.automations:
+            self.signups.append((list_id, member_hash))
 
     def dump(self) -> dict[str, Any]:
-        return {"automations": [a.dump() for a in self.automations.values()]}
+        return {
+            "automations": [a.dump() for a in self.automations.values()],
+            "signups": [list(s) for s in self.signups],
+        }
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> AutomationState:
@@ -155,6 +163,7 @@ class AutomationState:
         for raw in (data or {}).get("automations", []):
             auto = Automation.load(raw)
             state.automations[auto.id] = auto
+        state.signups = [(str(a), str(b)) for a, b in (data or {}).get("signups", [])]
         return state
 
     def find_email(self, email_id: str) -> tuple[Automation, AutomationEmail] | None:
@@ -227,31 +236,36 @@ class AutomationState:
 
     def run(self, engagement: EngagementState, since: float, until: float) -> None:
         """Queue the triggers seen since the last run, then send what is due by `until`."""
+        signups, self.signups = self.signups, []
         for auto in self.automations.values():
             if auto.status != "sending" or until < auto.start_time:
                 continue
             if auto.workflow_type == WELCOME:
-                self._scan_signups(engagement, auto, since)
+                self._queue_signups(engagement, auto, signups, since)
             elif auto.workflow_type == ABANDONED_CART:
                 self._scan_carts(engagement, auto, since)
             for email in auto.emails:
                 if email.status == "sending":
                     self._send_due(engagement, auto, email, until)
 
-    def _scan_signups(self, engagement: EngagementState, auto: Automation, since: float) -> None:
+    def _queue_signups(
+        self,
+        engagement: EngagementState,
+        auto: Automation,
+        signups: list[tuple[str, str]],
+        since: float,
+    ) -> None:
+        """Queue the members who became subscribed since the last run (store hook, not a scan)."""
         store = engagement.store
-        audience = store.audiences.get(auto.list_id)
-        if audience is None or audience.version == auto.scanned_version:
-            return
-        auto.scanned_version = audience.version
         for email in auto.emails:
             if email.action != "signup":
                 continue
-            for rec in store.iter_members(auto.list_id):
-                opt = rec.get("ts_opt")
-                key = rec["id"]
+            for list_id, key in signups:
+                rec = store.get_member(list_id, key) if list_id == auto.list_id else None
+                opt = rec.get("ts_opt") if rec is not None else None
                 if (
-                    rec["status"] != "subscribed"
+                    rec is None
+                    or rec["status"] != "subscribed"
                     or opt is None
                     or opt < auto.start_time
                     or key in email.done

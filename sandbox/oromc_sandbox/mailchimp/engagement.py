@@ -434,6 +434,7 @@ def _attach(store: Any, state: EngagementState) -> EngagementState:
     """Install `state` as the store's engagement and contribute campaign stats to list stats."""
     store.engagement = state
     store.list_stats_hooks.append(state.list_stats)
+    store.subscribe_hooks.append(state.automations.note_subscribe)
     return state
 
 
