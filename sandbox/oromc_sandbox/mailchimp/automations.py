@@ -28,7 +28,15 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .campaigns import CLICK, DAY, HOUR, Campaign, EngagementProfile, generate_events
+from .campaigns import (
+    CLICK,
+    DAY,
+    HOUR,
+    Campaign,
+    CampaignEvents,
+    EngagementProfile,
+    generate_events,
+)
 from .common import short_id, subscriber_hash
 
 if TYPE_CHECKING:
@@ -299,9 +307,9 @@ class AutomationState:
                     subscriber_hash(address), address, due, key, cart_updated_at=updated
                 )
 
-    def _still_wanted(
-        self, engagement: EngagementState, auto: Automation, email: AutomationEmail, e: QueueEntry
-    ) -> bool:
+    @staticmethod
+    def _still_wanted(engagement: EngagementState, auto: Automation, e: QueueEntry) -> bool:
+        """Whether the queued send still applies: member subscribed, cart there and not converted."""
         rec = engagement.store.get_member(auto.list_id, e.member_hash)
         if rec is None or rec["status"] != "subscribed":
             return False
@@ -326,7 +334,7 @@ class AutomationState:
         for entry in due:
             del email.queue[entry.key]
             email.done.add(entry.key)
-            if campaign is not None and self._still_wanted(engagement, auto, email, entry):
+            if campaign is not None and self._still_wanted(engagement, auto, entry):
                 sends.append((entry.member_hash, entry.email, float(int(entry.next_send))))
         if campaign is not None and sends:
             profile = CART_PROFILE if auto.workflow_type == ABANDONED_CART else WELCOME_PROFILE
@@ -404,8 +412,6 @@ def append_recipients(
     if campaign.send_time is None or first < campaign.send_time:
         campaign.send_time = first
     if events is None:
-        from .campaigns import CampaignEvents
-
         events = CampaignEvents(0, len(campaign.urls), campaign.send_time or first)
         campaign.events = events
     events.n = len(campaign.recipients)

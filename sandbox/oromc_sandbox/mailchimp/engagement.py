@@ -1161,5 +1161,8 @@ ENGAGEMENT_LATENCY: dict[str, tuple[float, float]] = {
     "POST /3.0/ecommerce/stores/{store_id}/products": (300.0, 0.0),
     "GET /3.0/ecommerce/stores/{store_id}/carts": (220.0, 1.0),
     "POST /3.0/ecommerce/stores/{store_id}/carts": (300.0, 0.0),
+    "GET /3.0/automations": (200.0, 3.0),
+    "GET /3.0/automations/{workflow_id}/emails": (200.0, 3.0),
+    "POST /3.0/automations/{workflow_id}/emails/{workflow_email_id}/queue": (280.0, 0.0),
 }
 LATENCY_PROFILE = ENGAGEMENT_LATENCY
