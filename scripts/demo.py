@@ -14,7 +14,10 @@ consent travelling each way.
 6. round 4: both jobs again: the opt-outs do not echo (nothing written),
 7. prints each campaign's results (sends, opens, rates, orders, revenue) read back from OroCommerce
    and checks them against Mailchimp's reports,
-8. stops the sandbox.
+8. an abandoned cart: the clock moves an hour, Mailchimp's abandoned-cart automation emails the carts
+   round 1 pushed, one buyer clicks; `engagement-sync` brings the click to OroCommerce, as an activity
+   of the Oro campaign that mirrors the automation email (:func:`abandoned_cart`),
+9. stops the sandbox.
 """
 
 from __future__ import annotations
@@ -418,6 +421,93 @@ def play(
     return played
 
 
+@dataclass
+class AbandonedCart:
+    """The abandoned-cart step: the cart, its buyer, the automation email and what Oro shows."""
+
+    cart_id: str = ""
+    customer_user_id: str = ""
+    email_id: str = ""
+    sent_to: int = 0  # carts the automation emailed
+    oro_campaign: str = ""
+    reached: bool = False
+    returncode: int = 0
+
+    def line(self) -> str:
+        if not self.email_id:
+            return "abandoned cart: no cart of a subscribed buyer was emailed (NOT as expected)"
+        seen = (
+            f"click activity on customer user {self.customer_user_id} in Oro campaign "
+            f"'{self.oro_campaign}'"
+            if self.reached
+            else "no click activity in OroCommerce (NOT as expected)"
+        )
+        return (
+            f"abandoned cart {self.cart_id}: automation email {self.email_id} sent to {self.sent_to} "
+            f"cart(s), clicked by customer user {self.customer_user_id} -> {seen}"
+        )
+
+
+def abandoned_cart(sandbox: RunningSandbox, env: dict[str, str]) -> AbandonedCart:
+    """An hour passes: the abandoned-cart email reaches the carts round 1 pushed; a buyer clicks it;
+    `engagement-sync` brings the click to OroCommerce (sandbox README, "Automations")."""
+    apis = Apis(sandbox)
+    mc = sandbox.info["mailchimp"]["api_url"]
+    done = AbandonedCart()
+    _say("   an hour passes: Mailchimp's abandoned-cart automation emails the carts older than its delay")
+    sandbox.advance_clock(3600 + 60)
+    workflow = next(
+        a
+        for a in apis.mc.get(f"{mc}/automations", timeout=60).json()["automations"]
+        if a["trigger_settings"]["workflow_type"] == "abandonedCart"
+    )
+    email_id = apis.mc.get(f"{mc}/automations/{workflow['id']}/emails", timeout=60).json()[
+        "emails"
+    ][0]["id"]
+    store = workflow["recipients"]["store_id"]
+    sent = apis.mc.get(
+        f"{mc}/reports/{email_id}/sent-to", params={"count": 1000}, timeout=60
+    ).json()["sent_to"]
+    carts = apis.mc.get(
+        f"{mc}/ecommerce/stores/{store}/carts", params={"count": 1000}, timeout=60
+    ).json()["carts"]
+    by_email = {c["customer"].get("email_address", "").lower(): c for c in carts}
+    clicked = next((r for r in sent if r["email_address"].lower() in by_email), None)
+    done.sent_to = len(sent)
+    if clicked is None:
+        return done
+    cart = by_email[clicked["email_address"].lower()]
+    done.cart_id, done.customer_user_id, done.email_id = cart["id"], cart["customer"]["id"], email_id
+    _say(f"   the buyer of cart {cart['id']} (customer user {done.customer_user_id}) clicks its link")
+    requests.post(
+        f"{sandbox.info['mailchimp']['base_url']}/_sandbox/mailchimp/campaigns/{email_id}/engage",
+        json={"subscriber_hash": clicked["email_id"], "action": "click"},
+        timeout=60,
+    ).raise_for_status()
+    _say("  -> meltano run engagement-sync   (Mailchimp -> OroCommerce)")
+    sandbox.reset_stats()
+    with Progress(sandbox, "engagement-sync"):
+        result = meltano("run", "engagement-sync", env=env)
+    report("engagement-sync", result, sandbox.stats("oro"), sandbox.stats("mailchimp"))
+    done.returncode = result.returncode
+    campaigns = apis.oro("GET", "campaigns", params={"filter[code]": email_id})["data"]
+    if not campaigns:
+        return done
+    campaign = campaigns[0]
+    done.oro_campaign = str(campaign["attributes"]["name"])
+    activities = apis.oro(
+        "GET",
+        "marketingactivities",
+        params={"filter[campaign]": campaign["id"], "page[size]": -1},
+    )["data"]
+    done.reached = any(
+        a["relationships"]["marketingActivityType"]["data"]["id"] == "click"
+        and (a["relationships"]["entity"]["data"] or {}).get("id") == done.customer_user_id
+        for a in activities
+    )
+    return done
+
+
 def main() -> int:
     """Entry point of `make demo`."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -456,6 +546,10 @@ def main() -> int:
         _say()
         _say("== Campaign results in OroCommerce (the campaigns' mc_* fields, read back) ==")
         results_ok = campaign_results(sandbox, played.started["engagement-sync"])
+        _say("== An abandoned cart: the automation email, a click, the click in OroCommerce ==")
+        cart = abandoned_cart(sandbox, env)
+        if cart.returncode != 0:
+            return cart.returncode
         _say()
         _say("== Summary ==")
         for job, _ in JOBS:
@@ -465,6 +559,7 @@ def main() -> int:
             )
         for opt_out in played.opt_outs:
             _say("  " + opt_out.line())
+        _say("  " + cart.line())
         _say(f"  outputs, rejects and Meltano state: {workdir}")
         (workdir / "demo-summary.json").write_text(
             json.dumps(
@@ -479,12 +574,20 @@ def main() -> int:
                         }
                         for o in played.opt_outs
                     ],
+                    "abandoned_cart": {
+                        "cart_id": cart.cart_id,
+                        "customer_user_id": cart.customer_user_id,
+                        "automation_email_id": cart.email_id,
+                        "carts_emailed": cart.sent_to,
+                        "oro_campaign": cart.oro_campaign,
+                        "click_reached_oro": cart.reached,
+                    },
                 },
                 indent=2,
             )
         )
     _say("== Sandbox stopped ==")
-    return 0 if played.ok and results_ok else 1
+    return 0 if played.ok and results_ok and cart.reached else 1
 
 
 if __name__ == "__main__":

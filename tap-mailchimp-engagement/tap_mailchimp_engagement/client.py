@@ -162,6 +162,7 @@ class MailchimpContext:
         self._now: datetime | None = None
         self._lists: list[dict[str, Any]] | None = None
         self._campaigns: list[dict[str, Any]] | None = None
+        self._automations: list[dict[str, Any]] | None = None
         self._member_runs: dict[str, dict[str, Any]] = {}
 
     # -- pool / clock ------------------------------------------------------------------------
@@ -286,12 +287,27 @@ class MailchimpContext:
             ]
         return self._campaigns
 
+    def automations(self) -> list[dict[str, Any]]:
+        """Every classic automation workflow (read once per run)."""
+        if self._automations is None:
+            rows = list(
+                self.paginate("/automations", "automations", {"exclude_fields": "automations._links,_links"})
+            )
+            self._automations = [
+                row
+                for row in rows
+                if not self.config.get("list_ids")
+                or (row.get("recipients") or {}).get("list_id") in set(self.config["list_ids"])
+            ]
+        return self._automations
+
     def engagement_campaigns(self, polled: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Sent campaigns whose engagement is read this run.
 
         A campaign is read while its ``send_time`` is inside the engagement window; a campaign never read
         before (no entry in ``polled``) is read once even when older (backfill), unless it was sent before
-        ``start_date``.
+        ``start_date``. The email of a running automation (``type`` automation, ``status`` sending) keeps
+        sending to new recipients, so it is read on every run whatever its first ``send_time``.
         """
         window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
         horizon = self.now() - window
@@ -303,7 +319,8 @@ class MailchimpContext:
             sent = parse_ts(row.get("send_time"))
             if sent is None or (start is not None and sent < start):
                 continue
-            if sent >= horizon or row["id"] not in polled:
+            running = row.get("type") == "automation" and row.get("status") == "sending"
+            if running or sent >= horizon or row["id"] not in polled:
                 chosen.append(row)
         return chosen
 

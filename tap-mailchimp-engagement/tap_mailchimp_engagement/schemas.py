@@ -326,7 +326,11 @@ CAMPAIGNS = _schema(
     _key("id", "Campaign id."),
     _int("web_id"),
     _str("parent_campaign_id"),
-    _str("type", "regular | plaintext | absplit | rss | variate (unknown values pass through)."),
+    _str(
+        "type",
+        "regular | plaintext | absplit | rss | variate | automation (an email of an automation) "
+        "(unknown values pass through).",
+    ),
     _ts("create_time"),
     _str("archive_url"),
     _str("long_archive_url"),
@@ -409,6 +413,69 @@ CAMPAIGNS = _schema(
             _int("emails_canceled"),
         ),
     ),
+)
+
+REPORT_SUMMARY = th.ObjectType(
+    _int("opens"),
+    _int("unique_opens"),
+    _num("open_rate", "Fraction 0-1 of delivered emails."),
+    _int("clicks"),
+    _int("subscriber_clicks"),
+    _num("click_rate", "Fraction 0-1 of delivered emails."),
+)
+TRIGGER_SETTINGS = th.ObjectType(
+    _str("workflow_type", "welcomeSeries | abandonedCart | api | emailFollowup | ... (passes through)."),
+    _str("workflow_title"),
+    _int("workflow_emails_count"),
+)
+
+AUTOMATIONS = _schema(
+    _key("id", "Workflow id."),
+    _ts("create_time"),
+    _ts("start_time"),
+    _str("status", "save | paused | sending."),
+    _int("emails_sent"),
+    th.Property(
+        "recipients",
+        th.ObjectType(_str("list_id"), _bool("list_is_active"), _str("list_name"), _str("store_id")),
+    ),
+    th.Property(
+        "settings",
+        th.ObjectType(_str("title"), _str("from_name"), _str("reply_to"), _str("to_name")),
+    ),
+    th.Property("trigger_settings", TRIGGER_SETTINGS),
+    th.Property("report_summary", REPORT_SUMMARY),
+)
+
+AUTOMATION_EMAILS = _schema(
+    _key("workflow_id", "Workflow id (= automations.id)."),
+    _key("id", "Automation email id; also the id of the email's campaign (type automation) and report."),
+    _int("web_id"),
+    _int("position"),
+    th.Property(
+        "delay",
+        th.ObjectType(
+            _int("amount"),
+            _str("type", "now | hour | day | week."),
+            _str("direction"),
+            _str("action", "signup | ecomm_abandoned_cart | api | ... (passes through)."),
+            _str("action_description"),
+            _str("full_description"),
+        ),
+    ),
+    _ts("create_time"),
+    _ts("start_time"),
+    _str("status", "save | paused | sending."),
+    _int("emails_sent"),
+    _ts("send_time"),
+    th.Property(
+        "settings",
+        th.ObjectType(
+            _str("subject_line"), _str("preview_text"), _str("title"), _str("from_name"), _str("reply_to")
+        ),
+    ),
+    th.Property("trigger_settings", TRIGGER_SETTINGS),
+    th.Property("report_summary", REPORT_SUMMARY),
 )
 
 REPORTS = _schema(

@@ -530,6 +530,41 @@ class ReportsStream(ChangeDetectedStream):
                 yield row
 
 
+class AutomationsStream(ChangeDetectedStream):
+    """Classic automation workflows (`GET /automations`)."""
+
+    name = "automations"
+    primary_keys: ClassVar[list[str]] = ["id"]
+    schema = schemas.AUTOMATIONS
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        yield from (dict(row) for row in self.mc.automations())
+
+
+class AutomationEmailsStream(ChangeDetectedStream):
+    """The emails of every workflow (`GET /automations/{id}/emails`); each is also a campaign."""
+
+    name = "automation_emails"
+    primary_keys: ClassVar[list[str]] = ["workflow_id", "id"]
+    schema = schemas.AUTOMATION_EMAILS
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        params = {"exclude_fields": "emails._links,emails.tracking,emails.recipients,_links"}
+        for automation in self.mc.automations():
+            wid = automation["id"]
+            try:
+                rows = list(self.mc.paginate(f"/automations/{wid}/emails", "emails", params))
+            except PermanentMailchimpError as exc:
+                if not is_not_found(exc):
+                    raise
+                self.warn_missing(f"emails of automation {wid} (deleted)", exc)
+                continue
+            for row in rows:
+                yield {**row, "workflow_id": row.get("workflow_id") or wid}
+
+
 # -- per-recipient engagement ------------------------------------------------------------------
 
 
@@ -659,6 +694,8 @@ class AttributedOrdersStream(ChangeDetectedStream):
 
 __all__ = [
     "AttributedOrdersStream",
+    "AutomationEmailsStream",
+    "AutomationsStream",
     "CampaignsStream",
     "EmailActivityStream",
     "ForgottenMembersStream",

@@ -39,6 +39,8 @@ STREAM_TYPES: list[type[Stream]] = [
     streams.ForgottenMembersStream,
     streams.CampaignsStream,
     streams.ReportsStream,
+    streams.AutomationsStream,
+    streams.AutomationEmailsStream,
     streams.EmailActivityStream,
     streams.UnsubscribesStream,
     streams.SentToStream,

@@ -1,5 +1,10 @@
 """Mailchimp ``campaigns`` -> Oro ``campaigns`` (``code`` = Mailchimp campaign id).
 
+Automation emails (welcome, abandoned cart, ...) are campaigns of ``type`` ``automation`` in Mailchimp's
+API, each with its own id: each becomes **one Oro campaign per automation email** (not one per
+workflow), so its opens, clicks and conversions stay apart from the workflow's other emails, exactly
+as Mailchimp reports them; the description says it is an automation email.
+
 Existing campaigns are looked up with one ``filter[code]=a,b,...`` call per 50 campaigns; only
 campaigns whose name, description or start date differ are written (PATCH), new ones are created
 with ``meta.upsert: ["code"]`` (so a retried create can never duplicate a campaign).
@@ -28,8 +33,12 @@ def campaign_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     subject = str(settings.get("subject_line") or "").strip()
     name = (title or subject or f"Mailchimp campaign {record.get('id')}")[:CAMPAIGN_NAME_MAX]
     attrs: dict[str, Any] = {"name": name}
+    automation = record.get("type") == "automation"
     if subject:
-        attrs["description"] = f"Mailchimp subject: {subject}"
+        prefix = "Mailchimp automation email. " if automation else ""
+        attrs["description"] = f"{prefix}Mailchimp subject: {subject}"
+    elif automation:
+        attrs["description"] = "Mailchimp automation email."
     send_time = record.get("send_time")
     if isinstance(send_time, datetime):
         attrs["startDate"] = send_time.date().isoformat()

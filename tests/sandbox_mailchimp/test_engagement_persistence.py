@@ -112,3 +112,36 @@ def test_setting_the_clock_back_hides_later_events_but_keeps_member_changes() ->
             timeout=30,
         ).json()
         assert member["status"] == "unsubscribed"
+
+
+def test_automation_queue_and_sends_survive_restart(tmp_path: Path) -> None:
+    """A welcome email queued before the save is sent after the restart, once the delay passed."""
+    data_dir = str(tmp_path / "data")
+    email = "kept.welcome@gmail.com"
+    with running_sandbox(customers=40, data_dir=data_dir) as sb:
+        s = _session(sb)
+        api = sb.mailchimp_api_url
+        list_id = sb.info["mailchimp"]["list_id"]
+        member = s.post(
+            f"{api}/lists/{list_id}/members",
+            json={"email_address": email, "status": "subscribed"},
+            timeout=30,
+        ).json()
+        autos = s.get(f"{api}/automations", timeout=30).json()["automations"]
+        welcome = next(a for a in autos if a["trigger_settings"]["workflow_type"] == "welcomeSeries")
+        email_id = s.get(f"{api}/automations/{welcome['id']}/emails", timeout=30).json()["emails"][
+            0
+        ]["id"]
+        queue = f"{api}/automations/{welcome['id']}/emails/{email_id}/queue/{member['id']}"
+        assert s.get(queue, timeout=30).status_code == 200
+        assert (
+            requests.post(sb.mailchimp_base_url + "/_sandbox/save", timeout=60).status_code == 200
+        )
+    with running_sandbox(customers=40, data_dir=data_dir) as sb:
+        s = _session(sb)
+        assert s.get(queue.replace(api, sb.mailchimp_api_url), timeout=30).status_code == 200
+        sb.advance_clock(86400 + 60)
+        row = s.get(
+            f"{sb.mailchimp_api_url}/reports/{email_id}/email-activity/{member['id']}", timeout=30
+        )
+        assert row.status_code == 200, row.text

@@ -68,8 +68,11 @@ UNSUB_REASONS = (
 )
 
 CAMPAIGN_TYPES = ("regular", "plaintext", "absplit", "rss", "variate")
+# `type` filter of GET /campaigns and /reports: the creatable types plus the emails of automations.
+FILTER_TYPES = (*CAMPAIGN_TYPES, "automation")
 CAMPAIGN_STATUSES = ("save", "paused", "schedule", "sending", "sent")
 REPORT_TYPE = {
+    "automation": "automation",
     "regular": "regular",
     "plaintext": "plain-text",
     "absplit": "ab_split",
@@ -367,7 +370,8 @@ class Campaign:
 
     @property
     def is_sent(self) -> bool:
-        return self.status == "sent"
+        """Sent, or an automation email that has been sent to someone (it keeps `sending`)."""
+        return self.status == "sent" or (self.type == "automation" and self.events is not None)
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -549,7 +553,7 @@ def select_sent(
     q = request.query_params
     type_ = q.get("type")
     if type_:
-        check_enum({"type": type_}, "type", CAMPAIGN_TYPES)
+        check_enum({"type": type_}, "type", FILTER_TYPES)
         campaigns = [c for c in campaigns if c.type == type_]
     since_send = _ts_filter(request, "since_send_time")
     before_send = _ts_filter(request, "before_send_time")
@@ -716,6 +720,8 @@ async def patch_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def delete_campaign(request: Request, ctx: Ctx) -> None:
     state = engagement(ctx)
     campaign = find_campaign(state, request.path_params["campaign_id"])
+    if campaign.type == "automation":
+        raise ApiError.of("InvalidAction", "An automation email cannot be deleted.")
     del state.campaigns[campaign.id]
     ctx.items = 1
 

@@ -1316,7 +1316,7 @@ def _order_doc(
         doc["outreach"] = {
             "id": campaign.id,
             "name": campaign.settings.get("title", ""),
-            "type": "regular",
+            "type": "automation" if campaign.type == "automation" else "regular",
             "published_time": format_epoch(campaign.send_time) if campaign.send_time else "",
         }
     elif outreach_id:
@@ -1428,7 +1428,7 @@ async def post_order(request: Request, ctx: Ctx) -> dict[str, Any]:
         oid, customer_id, body["currency_code"], float(body["order_total"]), lines, now
     )
     _copy_keys(order, body, ORDER_KEYS)
-    order["campaign_id"] = campaign_id
+    order["campaign_id"] = campaign_id or state.automations.attribute(state, shop, customer_id, now)
     outreach = body.get("outreach") or {}
     order["outreach_id"] = str(outreach.get("id", "")) if isinstance(outreach, dict) else ""
     order.pop("outreach", None)

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from . import ecommerce
+from .automations import AutomationState, seed_automations
 from .campaigns import (
     ACTIONS,
     CLICK,
@@ -89,6 +90,7 @@ class EngagementState:
         self.record_activity = True
         self.next_web_id = 4_000_001
         self.ecommerce = ecommerce.EcommerceState()
+        self.automations = AutomationState()
 
     # ------------------------------------------------------------------ clock
 
@@ -103,6 +105,7 @@ class EngagementState:
         if until <= self.applied_until:
             return until
         since = self.applied_until
+        self.automations.run(self, since, until)
         for campaign in self.campaigns.values():
             events = campaign.events
             if events is None:
@@ -250,8 +253,10 @@ class EngagementState:
                 self._apply_status(campaign, e)
 
     def list_stats(self, list_id: str) -> dict[str, Any]:
-        """Hook for the audience's `stats`: campaign counts and average rates (percentages)."""
-        sent = [c for c in self.campaigns.values() if c.is_sent and c.list_id == list_id]
+        """Hook for the audience's `stats`: campaign counts and average rates (percentages).
+
+        Campaigns only: automation emails (always `sending`) are not counted."""
+        sent = [c for c in self.campaigns.values() if c.status == "sent" and c.list_id == list_id]
         if not sent:
             return {}
         now = self.now()
@@ -279,6 +284,7 @@ class EngagementState:
             "next_web_id": self.next_web_id,
             "campaigns": [c.dump() for c in self.campaigns.values()],
             "ecommerce": self.ecommerce.dump(),
+            "automations": self.automations.dump(),
         }
 
     @classmethod
@@ -290,6 +296,7 @@ class EngagementState:
             campaign = Campaign.from_dump(raw)
             state.campaigns[campaign.id] = campaign
         state.ecommerce = ecommerce.EcommerceState.load(data["ecommerce"])
+        state.automations = AutomationState.load(data.get("automations"))
         return state
 
 
@@ -349,6 +356,7 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
     state.sync(now)
     state.record_activity = True
     state.ecommerce.seed_orders(state, store, now, rng)
+    seed_automations(state, list_id, now)
     return state
 
 
@@ -426,6 +434,7 @@ def _attach(store: Any, state: EngagementState) -> EngagementState:
     """Install `state` as the store's engagement and contribute campaign stats to list stats."""
     store.engagement = state
     store.list_stats_hooks.append(state.list_stats)
+    store.subscribe_hooks.append(state.automations.note_subscribe)
     return state
 
 
@@ -1087,30 +1096,10 @@ async def engage(request: Request) -> Response:
 # --------------------------------------------------------------------------- routes
 
 
-AUTOMATION_STATUSES = ("save", "paused", "sending")
-
-
-@mc_endpoint
-async def get_automations(request: Request, ctx: Ctx) -> dict[str, Any]:
-    """`GET /automations` (OpenAPI `getAutomations`): the sandbox account has no classic
-    automations, so an empty collection. The rest of the family is not implemented (README)."""
-    check_enum(
-        {k: v for k, v in request.query_params.items() if k == "status"},
-        "status",
-        AUTOMATION_STATUSES,
-    )
-    for name in (
-        "before_create_time",
-        "since_create_time",
-        "before_start_time",
-        "since_start_time",
-    ):
-        parse_ts_param(request, name)
-    return collection_page(request, ctx, "automations", [], lambda a: a, "/automations")
-
-
 def engagement_routes() -> list[BaseRoute]:
-    """Campaigns, reports, e-commerce and the engagement control route."""
+    """Campaigns, reports, e-commerce, automations and the engagement control route."""
+    from .automation_api import automation_routes  # it renders this module's state
+
     base = "/3.0/reports"
     cid = base + "/{campaign_id}"
     return [
@@ -1137,7 +1126,7 @@ def engagement_routes() -> list[BaseRoute]:
         Route(cid + "/sent-to/{subscriber_hash}", get_sent_to_member, methods=["GET"]),
         Route(cid + "/ecommerce-product-activity", get_product_activity, methods=["GET"]),
         *ecommerce.routes(),
-        Route("/3.0/automations", get_automations, methods=["GET"]),
+        *automation_routes(),
         Route("/_sandbox/mailchimp/campaigns/{campaign_id}/engage", engage, methods=["POST"]),
     ]
 
@@ -1172,5 +1161,8 @@ ENGAGEMENT_LATENCY: dict[str, tuple[float, float]] = {
     "POST /3.0/ecommerce/stores/{store_id}/products": (300.0, 0.0),
     "GET /3.0/ecommerce/stores/{store_id}/carts": (220.0, 1.0),
     "POST /3.0/ecommerce/stores/{store_id}/carts": (300.0, 0.0),
+    "GET /3.0/automations": (200.0, 3.0),
+    "GET /3.0/automations/{workflow_id}/emails": (200.0, 3.0),
+    "POST /3.0/automations/{workflow_id}/emails/{workflow_email_id}/queue": (280.0, 0.0),
 }
 LATENCY_PROFILE = ENGAGEMENT_LATENCY

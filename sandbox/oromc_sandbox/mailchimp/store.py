@@ -89,6 +89,8 @@ class MailchimpStore:
         # Engagement (campaigns, reports) contributes list stats via these hooks:
         # hook(list_id) -> dict merged into the list's `stats` (e.g. campaign_count, open_rate).
         self.list_stats_hooks: list[Callable[[str], dict[str, Any]]] = []
+        # hook(list_id, subscriber_hash) whenever a member becomes `subscribed` (automation triggers).
+        self.subscribe_hooks: list[Callable[[str, str], None]] = []
         # Free slot for the engagement part's own state (dumped if it has `dump()`).
         self.engagement: Any = None
 
@@ -253,6 +255,9 @@ class MailchimpStore:
             aud.status_times[status].append(when)
         aud.version += 1
         aud.membership_version += 1
+        if status == "subscribed":
+            for hook in self.subscribe_hooks:
+                hook(list_id, hash_)
         return rec
 
     def set_member_status(
@@ -283,6 +288,8 @@ class MailchimpStore:
                 aud.status_times[status].append(when)
             if status == "subscribed":
                 rec["ts_opt"] = when
+                for hook in self.subscribe_hooks:
+                    hook(list_id, hash_)
             if status == "unsubscribed":
                 rec["unsubscribe_reason"] = reason or "N/A (Unsubscribed by an admin)"
             elif status != "archived":
