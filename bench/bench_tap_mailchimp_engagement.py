@@ -1,30 +1,34 @@
-"""Benchmark: tap-mailchimp-engagement vs. singer-io tap-mailchimp on the same sandbox data.
+"""Benchmark: tap-mailchimp-engagement against its published peers on the same sandbox data.
 
-Run:  .venv/bin/python bench/bench_tap_mailchimp_engagement.py [--customers 60000] [--extra-campaigns 16]
-          [--skip-singer]
+Run:  .venv/bin/python bench/bench_tap_mailchimp_engagement.py [--customers 20000] [--extra-campaigns 16]
+          [--peers singer,airbyte | --peers none]
 
-What it does:
-1. makes a self-signed certificate (``openssl``) for ``*.api.mailchimp.com``, ``localhost`` and
-   ``127.0.0.1`` and starts the sandbox over HTTPS with it (``--tls-cert/--tls-key``, latency "none");
-2. sends ``--extra-campaigns`` more campaigns through the API and moves the sandbox clock 12 days on, so the
-   account holds >= 1,000,000 email-activity rows and (with 60,000 customers) > 100,000 members;
-3. runs ``tap-mailchimp-engagement`` as a subprocess against ``https://127.0.0.1:<port>/3.0`` with
-   ``REQUESTS_CA_BUNDLE`` = the certificate, three times from empty state: streams lists, members, campaigns,
-   email_activity, unsubscribes with default settings (``/batches`` for this first read) and with paged reads
-   (``use_batches=never``), then lists + members only;
-4. creates ``bench/.venv-tap-mailchimp`` (git-ignored: a ``.gitignore`` with ``*`` inside), installs singer-io
-   ``tap-mailchimp`` 1.3.3 into it from ``requirements/tap-mailchimp-singer.txt`` (hashed lock), and runs it on the
-   equivalent streams (lists, list_members, campaigns, unsubscribes, reports_email_activity, and lists +
-   list_members only). That tap builds ``https://<dc>.api.mailchimp.com`` itself, so a ``sitecustomize.py`` in its
-   venv resolves ``*.api.mailchimp.com`` to the sandbox's 127.0.0.1 port (nothing leaves the machine); the tap's
-   requests are not changed (tests/sandbox_mailchimp/test_singer_tap_mailchimp.py runs it entirely unmodified,
-   on the real host name in a network namespace);
-5. prints and writes ``bench/results/tap_mailchimp_engagement.json``: rows per stream, wall time, rows/s,
-   API calls (sandbox stats), peak RSS of each tap process, and ratios (ours / theirs).
+Two jobs, each run by every tap from empty state on the same sandbox:
 
-The sandbox runs every page of a batch GET operation that names no ``count``/``offset`` (as Mailchimp does: "each
-page counts as a separate operation"), so the published tap, which sends its email-activity operations that way,
-gets every email-activity row and the email-activity comparison is like for like.
+* ``members``: the audience (ours ``lists`` + ``members``; singer-io ``lists`` + ``list_members``;
+  Airbyte ``lists`` + ``list_members``);
+* ``email_activity``: every campaign's email activity (ours ``email_activity``, once through ``/batches``
+  (``use_batches=always``) and once through paged reads (``never``); singer-io ``reports_email_activity``, which
+  uses ``/batches``; Airbyte ``email_activity``, paged, one campaign after another).
+
+The peers are the published singer-io ``tap-mailchimp`` 1.3.3 and Airbyte's ``airbyte-source-mailchimp``
+2.0.37 (airbyte-cdk 4.6.2), each installed into its own venv from its hashed lock by scripts/peer_venvs.py
+(before anything else, with network). Nothing of them is changed: they build ``https://us21.api.mailchimp.com``
+themselves, so the benchmark re-executes itself in a private network and mount namespace (scripts/real_host.py)
+where that name is the loopback address, the sandbox serves HTTPS on port 443 with a certificate from a
+throw-away CA, and every tap trusts that CA (``REQUESTS_CA_BUNDLE``; Airbyte's CDK ignores the variable, so its
+venv's certifi bundle gets the CA through a bind mount of this namespace). Ours runs on the same URL.
+
+The sandbox clock starts in the past (``--epoch``, now minus 30 days plus the campaigns' span) and ends, after
+``--extra-campaigns`` more campaigns are sent and it moves 12 days on, still before the machine's clock: Airbyte's
+incremental streams read up to the machine's now and would skip activity "in the future". The account then holds
+~320,000 email-activity rows and ~37,000 members with the default 20,000 customers (about 20 minutes on a loaded
+2-core machine, 12 of them Airbyte's); 60,000 customers give > 1,000,000 rows and > 100,000 members.
+
+Per run: rows per stream, wall time, rows/s, API calls (the sandbox's stats), peak connections, peak RSS of the
+tap process, and, per job, ratios ours / peer and the rows each side read (a peer that reads fewer rows than
+ours is reported, not hidden). Written to ``bench/results/tap_mailchimp_engagement.json``; a Markdown table
+is printed last.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +49,29 @@ from oromc_sandbox.testing import running_sandbox
 from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 BENCH = Path(__file__).resolve().parent
-SINGER_VENV = BENCH / ".venv-tap-mailchimp"
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from peer_venvs import ensure  # noqa: E402
+from real_host import (  # noqa: E402
+    in_namespace,
+    loopback_up,
+    make_ca_and_cert,
+    point_hosts_at_loopback,
+    reexec_in_namespace,
+    trust_ca_in,
+)
+
 RESULTS = BENCH / "results" / "tap_mailchimp_engagement.json"
-OURS = ["lists", "members", "campaigns", "email_activity", "unsubscribes"]
-THEIRS = ["lists", "list_members", "campaigns", "unsubscribes", "reports_email_activity"]
-SAME = {"lists": "lists", "list_members": "members", "campaigns": "campaigns",
-        "unsubscribes": "unsubscribes", "reports_email_activity": "email_activity"}  # fmt: skip
-
-# Resolve *.api.mailchimp.com to the sandbox (loaded by the singer tap's interpreter at start-up).
-SITECUSTOMIZE = '''
-import os, socket
-_port = os.environ.get("BENCH_MAILCHIMP_PORT")
-_orig = socket.getaddrinfo
-def _getaddrinfo(host, port, *args, **kwargs):
-    if _port and isinstance(host, str) and host.endswith(".api.mailchimp.com"):
-        return _orig("127.0.0.1", int(_port), *args, **kwargs)
-    return _orig(host, port, *args, **kwargs)
-socket.getaddrinfo = _getaddrinfo
-
-'''
+DC = "us21"
+HOST = f"{DC}.api.mailchimp.com"
+PEERS = {"singer": "tap-mailchimp-singer", "airbyte": "airbyte-source-mailchimp"}
+# job -> tap -> streams selected (the first is the job's main stream: its rows are compared)
+JOBS: dict[str, dict[str, list[str]]] = {
+    "members": {"ours": ["members", "lists"], "singer": ["list_members", "lists"],
+                "airbyte": ["list_members", "lists"]},
+    "email_activity": {"ours": ["email_activity"], "singer": ["reports_email_activity"],
+                       "airbyte": ["email_activity"]},
+}  # fmt: skip
 
 # Runs a command and reports its peak RSS (KiB) from getrusage(RUSAGE_CHILDREN) on stderr's last line.
 PEAK_WRAPPER = (
@@ -72,19 +80,6 @@ PEAK_WRAPPER = (
     "sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     "sys.exit(rc)\n"
 )
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A throw-away self-signed certificate (``openssl``) for the sandbox's HTTPS listener."""
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "7", "-subj", "/CN=sandbox.api.mailchimp.com", "-keyout", str(key_path), "-out", str(cert_path),
-         "-addext", "subjectAltName=DNS:*.api.mailchimp.com,DNS:localhost,IP:127.0.0.1",
-         "-addext", "basicConstraints=critical,CA:TRUE"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert_path, key_path
 
 
 def add_campaigns(sb: Any, session: requests.Session, count: int) -> None:
@@ -104,7 +99,7 @@ def add_campaigns(sb: Any, session: requests.Session, count: int) -> None:
 
 
 def select(catalog: dict[str, Any], streams: list[str]) -> dict[str, Any]:
-    """Mark ``streams`` (and every field of them) selected, everything else not."""
+    """A Singer catalog with ``streams`` (and every field of them) selected, everything else not."""
     for entry in catalog["streams"]:
         wanted = entry["tap_stream_id"] in streams
         if not any(meta["breadcrumb"] == [] for meta in entry["metadata"]):
@@ -112,6 +107,16 @@ def select(catalog: dict[str, Any], streams: list[str]) -> dict[str, Any]:
         for meta in entry["metadata"]:
             meta["metadata"]["selected"] = wanted
     return catalog
+
+
+def configure(airbyte_catalog: dict[str, Any], streams: list[str]) -> dict[str, Any]:
+    """An Airbyte configured catalog of ``streams``: incremental where the stream supports it."""
+    chosen = []
+    for stream in airbyte_catalog["streams"]:
+        if stream["name"] in streams:
+            mode = "incremental" if "incremental" in stream["supported_sync_modes"] else "full_refresh"
+            chosen.append({"stream": stream, "sync_mode": mode, "destination_sync_mode": "append"})
+    return {"streams": chosen}
 
 
 def run_tap(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
@@ -132,11 +137,13 @@ def run_tap(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
     counts: dict[str, int] = {}
     with out.open("rb") as handle:
         for line in handle:
-            if line.startswith(b'{"type":"RECORD"') or line.startswith(b'{"type": "RECORD"'):
-                stream = json.loads(line)["stream"]
+            if line.startswith((b'{"type":"RECORD"', b'{"type": "RECORD"')):
+                message = json.loads(line)
+                stream = message.get("stream") or message["record"]["stream"]  # Singer or Airbyte
                 counts[stream] = counts.get(stream, 0) + 1
+    out.unlink()
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 1024, 1), "rows": counts,
-            "rows_total": sum(counts.values()), "stderr_tail": err[-1500:]}  # fmt: skip
+            "stderr_tail": err[-1500:]}  # fmt: skip
 
 
 def api_calls(sb: Any) -> dict[str, Any]:
@@ -146,118 +153,151 @@ def api_calls(sb: Any) -> dict[str, Any]:
         "peak_connections": max((stats["connections"]["peak"] or {"-": 0}).values())}  # fmt: skip
 
 
-def singer_venv() -> Path:
-    """``bench/.venv-tap-mailchimp``: singer-io tap-mailchimp 1.3.3 installed from its hashed lock (made once)."""
-    python = SINGER_VENV / "bin" / "python"
-    if not (SINGER_VENV / "bin" / "tap-mailchimp").exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(SINGER_VENV)
-        lock = BENCH.parent / "requirements" / "tap-mailchimp-singer.txt"
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", str(lock)],
-                       check=True)  # fmt: skip
-    (SINGER_VENV / ".gitignore").write_text("*\n")
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    (Path(site) / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    return SINGER_VENV
+class Runner:
+    """Runs each tap on a job against one sandbox, in a work directory."""
+
+    def __init__(self, sb: Any, work: Path, peers: dict[str, Path]) -> None:
+        self.sb, self.work, self.peers = sb, work, peers
+        self.key = sb.info["mailchimp"]["api_key"]
+        self.env = dict(os.environ)
+
+    def _measure(self, name: str, argv: list[str], main_stream: str) -> dict[str, Any]:
+        self.sb.reset_stats()
+        run = run_tap(argv, self.env, self.work / f"{name}.out")
+        run["api_calls"] = api_calls(self.sb)
+        rows = run["rows"].get(main_stream, 0)
+        run["main_rows"] = rows
+        run["main_rows_per_s"] = round(rows / run["wall_s"], 1) if run["wall_s"] else None
+        if rows:
+            run.pop("stderr_tail", None)
+        return run
+
+    def ours(self, name: str, streams: list[str], **settings: Any) -> dict[str, Any]:
+        cfg = {"api_key": self.key, "api_url": f"https://{HOST}/3.0", **settings}
+        config, catalog = self.work / f"{name}.json", self.work / f"{name}-catalog.json"
+        config.write_text(json.dumps(cfg))
+        tap_catalog = TapMailchimpEngagement(config=cfg, parse_env_config=False).catalog_dict
+        catalog.write_text(json.dumps(select(tap_catalog, streams)))
+        exe = str(Path(sys.executable).parent / "tap-mailchimp-engagement")
+        return self._measure(name, [exe, "--config", str(config), "--catalog", str(catalog)], streams[0])
+
+    def singer(self, name: str, streams: list[str]) -> dict[str, Any]:
+        cfg = {"api_key": self.key, "dc": DC, "start_date": "2000-01-01T00:00:00Z", "page_size": "1000"}
+        config, catalog = self.work / f"{name}.json", self.work / f"{name}-catalog.json"
+        config.write_text(json.dumps(cfg))
+        exe = str(self.peers["singer"])
+        disc = subprocess.run([exe, "--config", str(config), "--discover"], capture_output=True, env=self.env,
+                              check=True)  # fmt: skip
+        catalog.write_text(json.dumps(select(json.loads(disc.stdout), streams)))
+        return self._measure(name, [exe, "--config", str(config), "--catalog", str(catalog)], streams[0])
+
+    def airbyte(self, name: str, streams: list[str]) -> dict[str, Any]:
+        cfg = {"credentials": {"auth_type": "apikey", "apikey": self.key}, "start_date": "2000-01-01T00:00:00.000Z"}
+        config, catalog = self.work / f"{name}.json", self.work / f"{name}-catalog.json"
+        config.write_text(json.dumps(cfg))
+        exe = str(self.peers["airbyte"])
+        disc = subprocess.run([exe, "discover", "--config", str(config)], capture_output=True, env=self.env,
+                              check=True)  # fmt: skip
+        found = next(json.loads(line)["catalog"] for line in disc.stdout.splitlines()
+                     if line.startswith(b'{"type": "CATALOG"') or line.startswith(b'{"type":"CATALOG"'))  # fmt: skip
+        catalog.write_text(json.dumps(configure(found, streams)))
+        return self._measure(name, [exe, "read", "--config", str(config), "--catalog", str(catalog)], streams[0])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=60000)
-    parser.add_argument("--extra-campaigns", type=int, default=16)
-    parser.add_argument("--skip-singer", action="store_true")
-    args = parser.parse_args()
-    home = None if args.skip_singer else singer_venv()  # before the CA bundle below replaces the system one
+def compare(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """Ours / peer on the job's main stream: speed, calls, memory, and the rows each side read."""
+    return {
+        "rows_per_s": round(ours["main_rows_per_s"] / peer["main_rows_per_s"], 2) if peer["main_rows_per_s"] else None,
+        "wall_s": round(ours["wall_s"] / peer["wall_s"], 2),
+        "api_calls": round(ours["api_calls"]["total"] / max(1, peer["api_calls"]["total"]), 3),
+        "peak_rss": round(ours["peak_rss_mb"] / max(0.1, peer["peak_rss_mb"]), 2),
+        "rows_read": {"ours": ours["main_rows"], "peer": peer["main_rows"],
+                      "peer_missed": ours["main_rows"] - peer["main_rows"]},
+    }  # fmt: skip
+
+
+def table(results: dict[str, Any]) -> str:
+    """The runs as a Markdown table."""
+    lines = ["| job | tap | rows | wall s | rows/s | API calls | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|"]
+    for job, runs in results["jobs"].items():
+        for tap, run in runs.items():
+            lines.append(f"| {job} | {tap} | {run['main_rows']:,} | {run['wall_s']} | {run['main_rows_per_s']:,} "
+                         f"| {run['api_calls']['total']:,} | {run['peak_rss_mb']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def bench(args: argparse.Namespace, peers: dict[str, Path]) -> dict[str, Any]:
+    """In the namespace: start the sandbox on the real host name, run every tap on every job."""
+    loopback_up()
     with tempfile.TemporaryDirectory(prefix="bench-mc-") as tmp_name:
-        tmp = Path(tmp_name)
-        cert, key = make_certificate(tmp)
-        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["CURL_CA_BUNDLE"] = str(cert)
+        work = Path(tmp_name)
+        ca, chain, key = make_ca_and_cert(work, HOST)
+        point_hosts_at_loopback(work, [HOST, "login.mailchimp.com"])
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["CURL_CA_BUNDLE"] = str(ca)
+        if "airbyte" in peers:
+            certifi = subprocess.run(
+                [str(peers["airbyte"].with_name("python")), "-c", "import certifi; print(certifi.where())"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            trust_ca_in(Path(certifi), ca, work)
+        epoch = datetime.now(UTC) - timedelta(days=30 + args.extra_campaigns / 2)
         t0 = time.perf_counter()
-        with running_sandbox(customers=args.customers, latency="none", tls_cert=str(cert), tls_key=str(key)) as sb:
+        with running_sandbox(customers=args.customers, latency="none", mailchimp_dc=DC, mailchimp_port=443,
+                             tls_cert=str(chain), tls_key=str(key), epoch=epoch.isoformat()) as sb:  # fmt: skip
             seeded = time.perf_counter() - t0
             session = requests.Session()
             session.auth = ("bench", sb.info["mailchimp"]["api_key"])
             add_campaigns(sb, session, args.extra_campaigns)
-            port = sb.mailchimp_api_url.split(":")[-1].split("/")[0]
-            env = {**os.environ, "BENCH_MAILCHIMP_PORT": port}
+            session.close()
             results: dict[str, Any] = {
                 "sandbox": {"customers": args.customers, "extra_campaigns": args.extra_campaigns,
-                            "start_and_seed_s": round(seeded, 1)},
+                            "start_and_seed_s": round(seeded, 1), "clock_at_end": sb.now(), "host": HOST},
+                "jobs": {}, "ratios_ours_over_peer": {},
             }  # fmt: skip
+            run = Runner(sb, work, peers)
+            for job, taps in JOBS.items():
+                runs: dict[str, Any] = {}
+                if job == "email_activity":
+                    runs["ours_batches"] = run.ours(f"{job}-ours-b", taps["ours"], use_batches="always")
+                    runs["ours_paged"] = run.ours(f"{job}-ours-p", taps["ours"], use_batches="never")
+                else:
+                    runs["ours"] = run.ours(f"{job}-ours", taps["ours"])
+                if "singer" in peers:
+                    runs["singer"] = run.singer(f"{job}-singer", taps["singer"])
+                if "airbyte" in peers:
+                    runs["airbyte"] = run.airbyte(f"{job}-airbyte", taps["airbyte"])
+                results["jobs"][job] = runs
+                for ours_name in (n for n in runs if n.startswith("ours")):
+                    for peer in peers:
+                        results["ratios_ours_over_peer"][f"{job}:{ours_name}/{peer}"] = compare(
+                            runs[ours_name], runs[peer]
+                        )
+    return results
 
-            key = sb.info["mailchimp"]["api_key"]
-            ours_exe = str(Path(sys.executable).parent / "tap-mailchimp-engagement")
 
-            def ours(name: str, streams: list[str], **settings: Any) -> dict[str, Any]:
-                cfg = {"api_key": key, "api_url": sb.mailchimp_api_url, **settings}
-                (tmp / f"{name}.json").write_text(json.dumps(cfg))
-                catalog = TapMailchimpEngagement(config=cfg, parse_env_config=False).catalog_dict
-                (tmp / f"{name}-catalog.json").write_text(json.dumps(select(catalog, streams)))
-                sb.reset_stats()
-                run = run_tap([ours_exe, "--config", str(tmp / f"{name}.json"), "--catalog",
-                               str(tmp / f"{name}-catalog.json")], env, tmp / f"{name}.singer")  # fmt: skip
-                run["api_calls"] = api_calls(sb)
-                return finish(run)
-
-            def theirs(name: str, streams: list[str]) -> dict[str, Any]:
-                assert home is not None
-                cfg = {"api_key": key, "dc": sb.info["mailchimp"]["dc"], "start_date": "2020-01-01T00:00:00Z",
-                       "page_size": "1000"}  # fmt: skip
-                (tmp / f"{name}.json").write_text(json.dumps(cfg))
-                exe = str(home / "bin" / "tap-mailchimp")
-                disc = subprocess.run([exe, "--config", str(tmp / f"{name}.json"), "--discover"],
-                                      capture_output=True, env=env, check=True)  # fmt: skip
-                (tmp / f"{name}-catalog.json").write_text(json.dumps(select(json.loads(disc.stdout), streams)))
-                sb.reset_stats()
-                run = run_tap([exe, "--config", str(tmp / f"{name}.json"), "--catalog",
-                               str(tmp / f"{name}-catalog.json")], env, tmp / f"{name}.singer")  # fmt: skip
-                run["api_calls"] = api_calls(sb)
-                return finish(run)
-
-            # 1. engagement + members, our default settings (auto: /batches for this first read)
-            results["ours_engagement_batches"] = ours("ours-a", OURS)
-            # 2. the same through paged reads with 8 connections
-            results["ours_engagement_paged"] = ours("ours-b", OURS, use_batches="never")
-            # 3. members only
-            results["ours_members_only"] = ours("ours-c", ["lists", "members"])
-            if home is not None:
-                results["theirs_engagement"] = theirs("theirs-a", THEIRS)
-                results["theirs_members_only"] = theirs("theirs-c", ["lists", "list_members"])
-                results["ratios_ours_over_theirs"] = {
-                    "engagement_batches": ratios(results["ours_engagement_batches"], results["theirs_engagement"]),
-                    "engagement_paged": ratios(results["ours_engagement_paged"], results["theirs_engagement"]),
-                    "members_only": ratios(results["ours_members_only"], results["theirs_members_only"]),
-                }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True))
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--customers", type=int, default=20000)
+    parser.add_argument("--extra-campaigns", type=int, default=16)
+    parser.add_argument("--peers", default="singer,airbyte", help="comma-separated: singer, airbyte; or none")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
+    args = parser.parse_args()
+    names = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = sorted(set(names) - set(PEERS))
+    if unknown:
+        parser.error(f"unknown peer(s): {', '.join(unknown)}")
+    if not in_namespace():
+        for name in names:  # venvs first: the namespace has no network
+            ensure(PEERS[name])
+        return reexec_in_namespace([str(Path(__file__).resolve()), *sys.argv[1:]])
+    peers = {name: ensure(PEERS[name]) for name in names}
+    results = bench(args, peers)
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))
-
-
-def finish(run: dict[str, Any]) -> dict[str, Any]:
-    """Add rows/s; keep the stderr tail only when the run produced nothing."""
-    run["rows_per_s"] = round(run["rows_total"] / run["wall_s"], 1) if run["wall_s"] else None
-    if run["rows_total"]:
-        run.pop("stderr_tail", None)
-    return run
-
-
-def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
-    """Ours / theirs for speed, calls and memory, plus rows per matching stream."""
-    ours_rate = ours["rows_total"] / ours["wall_s"]
-    theirs_rate = theirs["rows_total"] / theirs["wall_s"] if theirs["wall_s"] else 0
-    return {
-        "rows_per_s": round(ours_rate / theirs_rate, 2) if theirs_rate else None,
-        "wall_s": round(ours["wall_s"] / theirs["wall_s"], 2),
-        "api_calls": round(ours["api_calls"]["total"] / max(1, theirs["api_calls"]["total"]), 3),
-        "peak_rss": round(ours["peak_rss_mb"] / max(0.1, theirs["peak_rss_mb"]), 2),
-        "rows_by_stream": {
-            f"{theirs_name}->{ours_name}": [theirs["rows"].get(theirs_name, 0), ours["rows"].get(ours_name, 0)]
-            for theirs_name, ours_name in SAME.items()
-        },
-    }
+    print(table(results))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -572,7 +572,8 @@ class EmailActivityStream(MailchimpStream):
     """One row per open/click/bounce, per campaign with ``since`` and a trailing re-read window.
 
     State (``bookmarks.email_activity``): ``campaigns.<id>`` = newest activity timestamp read ("" when the
-    campaign had none yet); ``batch`` = the in-flight ``/batches`` job, if any.
+    campaign had none yet); ``batch`` = the ``/batches`` job being waited for or read, ``next_batch`` = the
+    one submitted as soon as ``batch`` finished (jobs are pipelined), if any.
     """
 
     name = "email_activity"

@@ -132,7 +132,7 @@ class TapMailchimpEngagement(SeamTap):
             "batch_max_operations",
             th.IntegerType,
             default=50,
-            description="Page operations per `/batches` job (one job in flight at a time); smaller jobs "
+            description="Page operations per `/batches` job (jobs pipelined: at most two open); smaller jobs "
             "keep the result archives small.",
         ),
         th.Property(

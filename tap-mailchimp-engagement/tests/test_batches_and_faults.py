@@ -66,6 +66,41 @@ def test_batch_is_resumed_after_a_kill_not_submitted_again(
     assert len(got) > 1000
 
 
+def test_pipelined_jobs_are_both_resumed_after_a_kill(sandbox: Any, tools: Any, tmp_path: Path) -> None:
+    """The next job is submitted as soon as the previous finishes, before its results are read; a kill then
+    leaves both ids in state, and the resumed run reads both without submitting either again."""
+    config = tools.tap_config(sandbox, use_batches="always", batch_max_operations=1, batch_poll_seconds=0.5)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
+    sandbox.reset_stats()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
+         "--catalog", str(tmp_path / "catalog.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
+    )  # fmt: skip
+    state: dict[str, Any] = {}
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        msg = json.loads(raw)
+        bookmarks = msg["value"].get("bookmarks", {}).get("email_activity", {}) if msg["type"] == "STATE" else {}
+        if bookmarks.get("batch") and bookmarks.get("next_batch"):
+            state = msg["value"]
+            proc.send_signal(signal.SIGKILL)  # killed with one job finished (being read) and the next running
+            break
+    proc.wait(timeout=60)
+    both = state["bookmarks"]["email_activity"]
+    posted = sum(sandbox.stats("mailchimp")["requests"]["POST /3.0/batches"].values())
+    assert posted == 2
+
+    resumed = tools.run_tap(config, state=state, streams={"email_activity"})
+    marks = resumed.state["bookmarks"]["email_activity"]
+    assert "batch" not in marks
+    assert "next_batch" not in marks
+    assert set(both["batch"]["campaigns"]) | set(both["next_batch"]["campaigns"]) <= set(marks["campaigns"])
+    posts = sum(sandbox.stats("mailchimp")["requests"]["POST /3.0/batches"].values())
+    assert posts == posted + len(marks["campaigns"]) - 2, "the two jobs in state were not submitted again"
+
+
 def test_storm_of_429_5xx_403_and_resets_changes_nothing(sandbox: Any, tools: Any) -> None:
     config = tools.tap_config(sandbox, use_batches="never", max_tries=10)
     streams = {"members", "campaigns", "merge_fields", "segments", "lists", "sent_to"}
@@ -86,7 +121,7 @@ def test_storm_of_429_5xx_403_and_resets_changes_nothing(sandbox: Any, tools: An
     assert max(peaks.values()) <= 8
 
 
-def test_batches_are_split_into_small_jobs_one_at_a_time(sandbox: Any, tools: Any) -> None:
+def test_batches_are_split_into_small_jobs_at_most_two_open(sandbox: Any, tools: Any) -> None:
     sandbox.reset_stats()
     split = tools.run_tap(
         tools.tap_config(sandbox, use_batches="always", batch_max_operations=1, batch_poll_seconds=0.5),
@@ -95,6 +130,11 @@ def test_batches_are_split_into_small_jobs_one_at_a_time(sandbox: Any, tools: An
     posts = sum(sandbox.stats("mailchimp")["requests"]["POST /3.0/batches"].values())
     campaigns = split.state["bookmarks"]["email_activity"]["campaigns"]
     assert posts == len(campaigns) > 1, "one job per campaign (each fits one page)"
+    jobs = tools.mc_session(sandbox).get(f"{sandbox.mailchimp_api_url}/batches", params={"count": 1000}).json()
+    mine = sorted((b for b in jobs["batches"] if b["total_operations"] == 1), key=lambda b: b["submitted_at"])
+    assert len(mine) >= posts
+    for earlier, later in zip(mine[-posts:], mine[-posts + 1 :], strict=False):
+        assert later["submitted_at"] >= earlier["completed_at"], "the next job waits for the previous one"
     paged = tools.run_tap(tools.tap_config(sandbox, use_batches="never"), streams={"email_activity"})
     stable_until = min(datetime.fromisoformat(v) for v in campaigns.values() if v)
     assert {k for k in paged.keys("email_activity", *KEY) if datetime.fromisoformat(k[3]) <= stable_until} <= (

@@ -1,7 +1,7 @@
 """Run singer-io tap-mailchimp 1.3.3, unmodified, against the sandbox on the real host name.
 
 Executed by test_singer_tap_mailchimp.py inside a private network and mount namespace
-(`unshare -n -m`), as root there: loopback up, `/etc/hosts` replaced (bind mount, this namespace
+(`unshare -n -m`), as root there (scripts/real_host.py): loopback up, `/etc/hosts` replaced (bind mount, this namespace
 only) so that `<dc>.api.mailchimp.com` is 127.0.0.1, the sandbox serving HTTPS on port 443 with a
 certificate for that name signed by a throw-away CA, and the tap trusting that CA through
 `REQUESTS_CA_BUNDLE` (nothing else about the tap changes). Writes a JSON report:
@@ -25,36 +25,10 @@ from typing import Any
 import requests
 from oromc_sandbox.testing import running_sandbox
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from real_host import loopback_up, make_ca_and_cert, point_hosts_at_loopback
+
 CUSTOMERS = 24  # small: a handful of campaigns with more than one default page (10) of recipients
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def make_ca_and_cert(work: Path, host: str) -> tuple[Path, Path, Path]:
-    """A CA and a certificate for `host` it signs (openssl); returns (ca, cert, key)."""
-    ca_key, ca, key, csr, cert = (
-        work / n for n in ("ca.key", "ca.pem", "key.pem", "r.csr", "cert.pem")
-    )
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(ca_key),
-       "-out", str(ca), "-subj", "/CN=oromc sandbox test CA")  # fmt: skip
-    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-       "-subj", f"/CN={host}")  # fmt: skip
-    ext = work / "ext.cnf"
-    ext.write_text(f"subjectAltName=DNS:{host},DNS:login.mailchimp.com,IP:127.0.0.1\n")
-    sh("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-       "-CAcreateserial", "-days", "1", "-out", str(cert), "-extfile", str(ext))  # fmt: skip
-    chain = work / "chain.pem"  # served as the sandbox's certificate: leaf + CA
-    chain.write_text(cert.read_text() + ca.read_text())
-    return ca, chain, key
-
-
-def point_hosts_at_loopback(work: Path, hosts: list[str]) -> None:
-    """This mount namespace's `/etc/hosts` maps `hosts` to 127.0.0.1 (the machine's is untouched)."""
-    replacement = work / "hosts"
-    replacement.write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
-    sh("mount", "--bind", str(replacement), "/etc/hosts")
 
 
 def select_all(catalog: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +110,7 @@ def sandbox_view(sb: Any, session: requests.Session) -> dict[str, Any]:
 
 def main() -> int:
     tap, work, report_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    sh("ip", "link", "set", "lo", "up")
+    loopback_up()
     dc = "us21"
     host = f"{dc}.api.mailchimp.com"
     ca, cert, key = make_ca_and_cert(work, host)

@@ -2,7 +2,8 @@
 sandbox: all its streams, every record the sandbox holds, then a second run from its state.
 
 The tap is installed from `requirements/tap-mailchimp-singer.txt` (hashed lock, `make lock`) into
-`.venv-tap-mailchimp-singer/` (git-ignored; created on first use, reused while the lock is the same).
+`.venv-tap-mailchimp-singer/` (scripts/peer_venvs.py: git-ignored, created on first use, reused while the
+lock is the same).
 It builds `https://<dc>.api.mailchimp.com` itself, so the run happens in a private network and mount
 namespace (`unshare -n -m`) where that name is the loopback address and the sandbox serves HTTPS on
 port 443 with a certificate from a throw-away CA the tap trusts via `REQUESTS_CA_BUNDLE`
@@ -13,10 +14,8 @@ port 443 with a certificate from a throw-away CA the tap trusts via `REQUESTS_CA
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "requirements" / "tap-mailchimp-singer.txt"
-VENV = ROOT / ".venv-tap-mailchimp-singer"
 DRIVER = Path(__file__).with_name("singer_tap_run.py")
+sys.path.insert(0, str(ROOT / "scripts"))
+from peer_venvs import ensure  # noqa: E402
+
 STREAMS = {
     "lists",
     "list_members",
@@ -40,31 +40,9 @@ STREAMS = {
 }
 
 
-def singer_tap() -> Path:
-    """`.venv-tap-mailchimp-singer/bin/tap-mailchimp`, (re)installed when the lock changed."""
-    tap = VENV / "bin" / "tap-mailchimp"
-    stamp = VENV / ".lock-sha256"
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    if tap.exists() and stamp.exists() and stamp.read_text() == digest:
-        return tap
-    uv = Path(sys.executable).with_name("uv")
-    shutil.rmtree(VENV, ignore_errors=True)
-    subprocess.run(
-        [str(uv), "venv", "-q", "--python", sys.executable, str(VENV)], check=True, cwd=ROOT
-    )
-    subprocess.run(
-        [str(uv), "pip", "install", "-q", "--python", str(VENV / "bin" / "python"),
-         "--require-hashes", "--no-deps", "-r", str(LOCK)],
-        check=True, cwd=ROOT,
-    )  # fmt: skip
-    (VENV / ".gitignore").write_text("*\n")
-    stamp.write_text(digest)
-    return tap
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tap = singer_tap()
+    tap = ensure("tap-mailchimp-singer")
     work = tmp_path_factory.mktemp("singer-tap")
     out = work / "report.json"
     proc = subprocess.run(
