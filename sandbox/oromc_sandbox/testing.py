@@ -35,6 +35,7 @@ _BOOL_FLAGS = {
     "shoppinglists",
     "order_campaign_relation",
     "order_external_status_management",
+    "marketingactivities_batch",
 }
 
 

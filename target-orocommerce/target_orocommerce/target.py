@@ -22,7 +22,11 @@ from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_orocommerce.activities import ACTIVITY_TYPES
-from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, MAX_CONNECTIONS
+from target_orocommerce.client import (
+    BACKOFF_FACTOR_SECONDS,
+    DEFAULT_MAX_CONNECTIONS,
+    MAX_CONNECTIONS,
+)
 from target_orocommerce.consent import CONSENT_SOURCES
 from target_orocommerce.members import ARCHIVED_KEEP, ARCHIVED_WITHDRAW
 from target_orocommerce.services import Services
@@ -183,9 +187,11 @@ class TargetOroCommerce(GatedTarget):
         th.Property("conversion_order_match", th.StringType, default="id",
                     allowed_values=["id", "identifier"],
                     description="Oro order field equal to the Mailchimp e-commerce order id."),
-        max_connections_property(4, MAX_CONNECTIONS,
-                                 "Requests in flight at once for resources without a Batch API "
-                                 f"(1-{MAX_CONNECTIONS})."),
+        max_connections_property(DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS,
+                                 "Most requests in flight at once (1-"
+                                 f"{MAX_CONNECTIONS}): the ceiling of the adaptive concurrency, which "
+                                 "starts at 2, grows while Oro answers as fast as before and halves on "
+                                 "a 503/429 or a doubled latency (Oro's worker pool is full)."),
         *connection_properties(
             request_timeout=60, max_tries=6, backoff_factor_seconds=BACKOFF_FACTOR_SECONDS,
             backoff_max_seconds=60, retried="429, 5xx and connection errors",
