@@ -6,8 +6,8 @@ requests than there are free workers only makes them wait in the queue (latency 
 sends fewer leaves workers idle. :class:`AdaptiveLimit` looks for the edge, like TCP's congestion
 window:
 
-* **slow start**: until the first sign of overload the limit grows by one per answered request
-  (it doubles every round trip);
+* **slow start**: from half the ceiling, until the first sign of overload, the limit grows by one
+  per answered write (it doubles every round trip);
 * **additive increase**: afterwards by one per round trip (``1 / limit`` per answer), while the
   latency of a kind of request stays within ``rise`` times the lowest seen for that kind;
 * **multiplicative decrease**: a 503/429 or a latency above ``rise`` times the lowest halves the
@@ -63,7 +63,7 @@ class AdaptiveLimit:
         self.adaptive = adaptive
         self.rise = rise
         self.clock = clock
-        start = min(self.ceiling, 2) if initial is None else initial
+        start = max(1, self.ceiling // 2) if initial is None else initial
         self._limit = float(max(1, min(self.ceiling, start)))
         self._slow_start = adaptive
         self._baseline: dict[str, float] = {}

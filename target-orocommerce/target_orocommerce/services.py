@@ -132,7 +132,8 @@ class Services:
                 self.remember_send_time(code, when)
 
     def close(self) -> None:
-        """Release connections and the rejects file."""
+        """Stop the background writes, release connections and the rejects file."""
+        self.activities.close()
         self.writer.close()
         self.report.close()
 

@@ -190,7 +190,7 @@ class TargetOroCommerce(GatedTarget):
         max_connections_property(DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS,
                                  "Most requests in flight at once (1-"
                                  f"{MAX_CONNECTIONS}): the ceiling of the adaptive concurrency, which "
-                                 "starts at 2, grows while Oro answers as fast as before and halves on "
+                                 "starts at half of it, grows while Oro answers as fast as before and halves on "
                                  "a 503/429 or a doubled latency (Oro's worker pool is full)."),
         *connection_properties(
             request_timeout=60, max_tries=6, backoff_factor_seconds=BACKOFF_FACTOR_SECONDS,
@@ -288,9 +288,10 @@ class TargetOroCommerce(GatedTarget):
 
     @override
     def write_state(self, state: dict[str, Any]) -> None:
-        # Queued member-status opt-outs are written (or, in a dry run, planned) before the state that
-        # covers them.
+        # Activities still being created behind, and queued member-status opt-outs, are written (or,
+        # in a dry run, planned) before the state that covers them.
         if self._services is not None:
+            self._services.activities.flush()
             self._services.members.flush_consent()
         if self.config.get("dry_run"):  # nothing was written: the tap's bookmarks must not move
             return
@@ -300,6 +301,7 @@ class TargetOroCommerce(GatedTarget):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         if self._services is not None:
+            self._services.activities.flush()
             self._services.members.flush_consent()
             self._services.plan.write()
             if self._services.plan.dry_run:

@@ -27,9 +27,9 @@ def answer(limit: AdaptiveLimit, clock: FakeClock, seconds: float, *, overloaded
 
 def test_slow_start_grows_by_one_per_answer_up_to_the_ceiling() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(8, clock=clock)
-    assert limit.limit == 2
-    for expected in (3, 4, 5, 6, 7, 8, 8):
+    limit = AdaptiveLimit(12, clock=clock)
+    assert limit.limit == 6
+    for expected in (7, 8, 9, 10, 11, 12, 12):
         answer(limit, clock, 0.2)
         assert limit.limit == expected
 
