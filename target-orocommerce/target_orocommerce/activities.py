@@ -478,6 +478,7 @@ class ActivityWriter:
         # None = not probed yet; the stock Oro API has no Batch API for marketingactivities (405).
         self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self._behind: list[Future[None]] = []  # creates running in the background, oldest first
         self._pending_keys: set[str] = set()  # their dedupe keys
         self._behind_pool = ThreadPoolExecutor(max_workers=WRITES_BEHIND, thread_name_prefix="oro-behind")
@@ -801,11 +802,14 @@ class ActivityWriter:
         chunks = [todo[n : n + SYNC_BATCH_LIMIT] for n in range(0, len(todo), SYNC_BATCH_LIMIT)]
         created = 0
         fallback: list[tuple[str, ActivityIntent, str]] = []
-        if self.batch_supported is None:
-            first = self._send_batch(chunks[0], campaign_ids)
-            if first is None:
-                return None
-            created, fallback, chunks = created + first[0], fallback + first[1], chunks[1:]
+        with self._probe_lock:  # one probe at a time: the other batches wait for its answer
+            if self.batch_supported is None:
+                first = self._send_batch(chunks[0], campaign_ids)
+                if first is None:
+                    return None
+                created, fallback, chunks = created + first[0], fallback + first[1], chunks[1:]
+        if self.batch_supported is False:
+            return None
         results = self.writer.run_parallel([functools.partial(self._send_batch, c, campaign_ids) for c in chunks])
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException):
