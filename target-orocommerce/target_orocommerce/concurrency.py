@@ -7,7 +7,7 @@ sends fewer leaves workers idle. :class:`AdaptiveLimit` looks for the edge, like
 window:
 
 * **slow start**: from half the ceiling, until the first sign of overload, the limit grows by one
-  per answered write (it doubles every round trip);
+  per answer (it doubles every round trip);
 * **additive increase**: afterwards by one per round trip (``1 / limit`` per answer), while the
   latency of a kind of request stays within ``rise`` times the lowest seen for that kind;
 * **multiplicative decrease**: a 503/429 or a latency above ``rise`` times the lowest halves the
@@ -108,7 +108,8 @@ class AdaptiveLimit:
         """Feed one answer back: whether the server was full and (``measured``) its latency.
 
         An unmeasured answer (a read, whose time depends on the rows it returns, or a broken
-        connection) only counts when it is an overload.
+        connection) says nothing about queueing: it only grows the limit in slow start, and halves
+        it when it is an overload.
         """
         if ticket.done:
             return
@@ -117,7 +118,12 @@ class AdaptiveLimit:
         with self._cond:
             if overloaded:
                 self.overloads += 1
-            if not self.adaptive or not (measured or overloaded):
+            if not self.adaptive:
+                return
+            if not (measured or overloaded):
+                if self._slow_start:  # reads before the first write: grow towards the ceiling
+                    self._increase()
+                    self._cond.notify_all()
                 return
             baseline = self._baseline.get(ticket.kind)
             if measured and not overloaded and (baseline is None or latency < baseline):

@@ -68,14 +68,17 @@ def test_latency_rise_over_the_fastest_seen_means_queueing() -> None:
     assert limit.limit == 4
 
 
-def test_reads_and_broken_connections_only_count_when_overloaded() -> None:
+def test_reads_grow_the_limit_in_slow_start_only_and_never_set_a_baseline() -> None:
     clock = FakeClock()
     limit = AdaptiveLimit(8, initial=4, clock=clock)
     answer(limit, clock, 0.01, kind="GET /marketingactivities 1", measured=False)
     answer(limit, clock, 5.0, kind="GET /marketingactivities 1", measured=False)
-    assert limit.limit == 4  # neither grew nor shrank
+    assert limit.limit == 6  # slow start: +1 each, the slow one is no sign of queueing
     answer(limit, clock, 0.1, kind="GET /marketingactivities 1", measured=False, overloaded=True)
-    assert limit.limit == 2
+    assert limit.limit == 3
+    for _ in range(5):
+        answer(limit, clock, 0.1, kind="GET /marketingactivities 1", measured=False)
+    assert limit.limit == 3  # after the first overload, reads say nothing
 
 
 def test_never_below_one_and_fixed_when_not_adaptive() -> None:
