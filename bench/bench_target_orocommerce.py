@@ -39,6 +39,7 @@ import requests
 from oromc_common.oro import OroOAuth2Authenticator, clear_token_cache
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from tap_mailchimp_engagement import schemas
+from tap_mailchimp_engagement.engagement import activity_event_id
 from target_orocommerce.target import TargetOroCommerce
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,12 +62,12 @@ def _emails(sb: RunningSandbox, n: int) -> list[str]:
     return sorted(set(emails))[:n]
 
 
-def _engagement(emails: list[str], seed: int = 1) -> dict[str, list[dict[str, Any]]]:
+def _engagement(emails: list[str], seed: int = 1, campaign: str = CID) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(seed)
     rows = []
     for email in emails:
         eid = hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
-        base = {"campaign_id": CID, "list_id": "benchlist0", "email_id": eid, "email_address": email,
+        base = {"campaign_id": campaign, "list_id": "benchlist0", "email_id": eid, "email_address": email,
                 "url": "", "bounce_type": None, "ip": ""}
         if rng.random() < 0.015:
             rows.append({**base, "action": "bounce", "bounce_type": rng.choice(["hard", "soft"]),
@@ -81,10 +82,12 @@ def _engagement(emails: list[str], seed: int = 1) -> dict[str, list[dict[str, An
                     at = T0 + timedelta(seconds=rng.randint(120, 3 * 86400))
                     rows.append({**base, "action": "click", "timestamp": at.isoformat(),
                                  "url": f"https://shop.example.com/p/{rng.randint(1, 40)}"})
+    for row in rows:
+        row["event_id"] = activity_event_id(campaign, row["email_id"], row["action"], row["timestamp"], row["url"])
     return {
-        "campaigns": [{"id": CID, "status": "sent", "send_time": T0.isoformat(),
+        "campaigns": [{"id": campaign, "status": "sent", "send_time": T0.isoformat(),
                        "settings": {"title": "Bench campaign", "subject_line": "Hello"}}],
-        "sent_to": [{"campaign_id": CID, "list_id": "benchlist0", "email_address": e, "status": "sent",
+        "sent_to": [{"campaign_id": campaign, "list_id": "benchlist0", "email_address": e, "status": "sent",
                      "email_id": hashlib.md5(e.encode(), usedforsecurity=False).hexdigest()} for e in emails],
         "email_activity": sorted(rows, key=lambda r: r["timestamp"]),
     }
@@ -92,7 +95,7 @@ def _engagement(emails: list[str], seed: int = 1) -> dict[str, list[dict[str, An
 
 def _lines(streams: dict[str, list[dict[str, Any]]]) -> str:
     keys = {"campaigns": ["id"], "sent_to": ["campaign_id", "email_id"],
-            "email_activity": ["campaign_id", "email_id", "action", "timestamp", "url"]}
+            "email_activity": ["event_id"]}
     schema = {"campaigns": schemas.CAMPAIGNS, "sent_to": schemas.SENT_TO, "email_activity": schemas.EMAIL_ACTIVITY}
     out = []
     for stream, records in streams.items():

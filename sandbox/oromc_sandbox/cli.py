@@ -125,6 +125,13 @@ def main() -> None:
     help="Oro's 'Enable External Status Management' order setting: the order 'status' is writable.",
 )
 @click.option(
+    "--marketingactivities-batch/--no-marketingactivities-batch",
+    default=False,
+    show_default=True,
+    help="An api.yml customization enabling the Batch API (update_list) for marketingactivities "
+    "(stock Oro: 405).",
+)
+@click.option(
     "--batch-sync-wait-timeout",
     default=DEFAULTS.batch_sync_wait_timeout,
     show_default=True,

@@ -36,6 +36,7 @@ _BOOL_FLAGS = {
     "order_campaign_relation",
     "campaign_statistics_fields",
     "order_external_status_management",
+    "marketingactivities_batch",
 }
 
 

@@ -24,12 +24,14 @@ Granularity
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -434,6 +436,19 @@ class WriteOutcome:
     created_records: set[str] = field(default_factory=set)
 
 
+@dataclass
+class _Prepared:
+    """A batch ready to create: its counters so far, what to create, the Oro campaign ids."""
+
+    outcome: WriteOutcome
+    todo: list[tuple[str, ActivityIntent, str]]
+    campaign_ids: dict[str, str]
+
+
+#: Batches whose creates may be in flight at once (:meth:`ActivityWriter.write_behind`).
+WRITES_BEHIND = 4
+
+
 class ActivityWriter:
     """Turns intents into Oro records: resolve, dedupe, then create (Batch API or bounded POSTs)."""
 
@@ -463,9 +478,88 @@ class ActivityWriter:
         # None = not probed yet; the stock Oro API has no Batch API for marketingactivities (405).
         self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._behind: list[Future[None]] = []  # creates running in the background, oldest first
+        self._pending_keys: set[str] = set()  # their dedupe keys
+        self._behind_pool = ThreadPoolExecutor(max_workers=WRITES_BEHIND, thread_name_prefix="oro-behind")
 
-    def write(self, intents: Sequence[ActivityIntent]) -> WriteOutcome:  # noqa: C901 - numbered steps (dedupe, resolve, write, report), kept together
-        """Write the intents not yet in Oro; reject (and report) those that cannot be written."""
+    def write(self, intents: Sequence[ActivityIntent]) -> WriteOutcome:
+        """Write the intents not yet in Oro; reject (and report) those that cannot be written.
+
+        Waits for the writes still running behind (:meth:`write_behind`) first.
+        """
+        self.flush()
+        prepared = self._prepare(intents)
+        return self._finish(prepared)
+
+    def write_behind(self, intents: Sequence[ActivityIntent], on_done: Callable[[WriteOutcome], None]) -> None:
+        """Like :meth:`write`, but the creates run in the background while the caller goes on.
+
+        The lookups of this batch run now (while the previous batch's creates are still in flight),
+        then its creates are queued behind them: Oro's workers never wait for the target's
+        preparation. At most :data:`WRITES_BEHIND` batches are in flight; a batch sharing a dedupe
+        key with one of them, or carrying unsubscribes (consent comes first), waits for them and
+        is written in the foreground. ``on_done`` gets the counters once the creates are done (on a
+        background thread). :meth:`flush` waits for everything (before any state is emitted) and
+        raises what failed.
+        """
+        self._raise_failure()
+        if self.writer.dry_run or any(i.type == "unsubscribe" for i in intents):
+            on_done(self.write(intents))
+            return
+        keys = {i.dedupe_key(self.granularity) for i in intents}
+        with self._lock:
+            clash = not keys.isdisjoint(self._pending_keys)
+        if clash:
+            self.flush()
+        prepared = self._prepare(intents)
+        written = {k for k, _, _ in prepared.todo}
+        self._wait_behind(WRITES_BEHIND - 1)
+        with self._lock:
+            self._pending_keys |= written
+        self._behind.append(self._behind_pool.submit(self._write_behind, prepared, written, on_done))
+
+    def _write_behind(self, prepared: _Prepared, written: set[str], on_done: Callable[[WriteOutcome], None]) -> None:
+        try:
+            on_done(self._finish(prepared))
+        finally:
+            with self._lock:
+                self._pending_keys -= written
+
+    def _wait_behind(self, keep: int) -> None:
+        while len(self._behind) > keep:
+            self._behind[0].exception()  # waits for the oldest
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        """Forget the finished background writes; raise the first failure (once all have stopped)."""
+        done = [f for f in self._behind if f.done()]
+        self._behind = [f for f in self._behind if not f.done()]
+        errors = [e for e in (f.exception() for f in done) if e is not None]
+        if errors:
+            with contextlib.suppress(Exception):
+                self.flush()
+            raise errors[0]
+
+    def flush(self) -> None:
+        """Wait for the writes running behind; raise the first failure (after all have stopped)."""
+        futures, self._behind = self._behind, []
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Stop the background writer (waits for what is in flight)."""
+        self._behind_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finish(self, prepared: _Prepared) -> WriteOutcome:
+        outcome, todo = prepared.outcome, prepared.todo
+        outcome.created = self._create(todo, prepared.campaign_ids)
+        outcome.created_records = {i.record_key for k, i, _ in todo if k in self.ledger}
+        return outcome
+
+    def _prepare(self, intents: Sequence[ActivityIntent]) -> _Prepared:  # noqa: C901 - numbered steps (dedupe, resolve, check), kept together
+        """Steps 1-4 of a write: dedupe, resolve users and campaigns, check Oro, anchor opt-outs."""
         outcome = WriteOutcome()
         # 1. Drop duplicates inside the input (and, for first_per_action, later events).
         chosen: dict[str, ActivityIntent] = {}
@@ -532,9 +626,7 @@ class ActivityWriter:
             failed = self.before_opt_outs([(i, u) for _, i, u in opt_outs])
             skip = {opt_outs[f][0] for f in failed}
             todo = [item for n, item in enumerate(todo) if n not in skip]
-        outcome.created = self._create(todo, campaign_ids)
-        outcome.created_records = {i.record_key for k, i, _ in todo if k in self.ledger}
-        return outcome
+        return _Prepared(outcome, todo, campaign_ids)
 
     def _opt_out_recorded(
         self, key: str, intent: ActivityIntent, user_id: str, reported: Sequence[datetime]
@@ -684,7 +776,7 @@ class ActivityWriter:
                 verify=lambda: self.ledger.recheck(scope, intent.action_date, key),
             )
             self.ledger.add(key)
-            self._note_created(intent, user_id, _created_id(response, None))
+            self._note_created(intent, user_id, _created_id(response))
             return True
 
         results = self.writer.run_parallel([functools.partial(post, k, i, u) for k, i, u in todo])
@@ -702,20 +794,40 @@ class ActivityWriter:
     def _create_batched(
         self, todo: list[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
     ) -> int | None:
+        """Chunks of <= 100 in parallel (one probes first while support is unknown); None = no Batch API.
+
+        A chunk Oro refuses as a whole, for reasons not tied to its records, falls back to one POST
+        per record.
+        """
+        chunks = [todo[n : n + SYNC_BATCH_LIMIT] for n in range(0, len(todo), SYNC_BATCH_LIMIT)]
         created = 0
-        for start in range(0, len(todo), SYNC_BATCH_LIMIT):
-            chunk = todo[start : start + SYNC_BATCH_LIMIT]
-            result = self._send_batch(chunk, campaign_ids)
-            if result is None:
-                if start == 0:
+        fallback: list[tuple[str, ActivityIntent, str]] = []
+        with self._probe_lock:  # one probe at a time: the other batches wait for its answer
+            if self.batch_supported is None:
+                first = self._send_batch(chunks[0], campaign_ids)
+                if first is None:
                     return None
-                return created + self._create_single(todo[start:], campaign_ids)
-            created += result
-        return created
+                created, fallback, chunks = created + first[0], fallback + first[1], chunks[1:]
+        if self.batch_supported is False:
+            return None
+        results = self.writer.run_parallel([functools.partial(self._send_batch, c, campaign_ids) for c in chunks])
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            if result is None:  # the Batch API went away (405) while these were in flight
+                fallback += chunk
+                continue
+            created += result[0]
+            fallback += result[1]
+        return created + (self._create_single(fallback, campaign_ids) if fallback else 0)
 
     def _send_batch(
         self, chunk: list[tuple[str, ActivityIntent, str]], campaign_ids: Mapping[str, str]
-    ) -> int | None:
+    ) -> tuple[int, list[tuple[str, ActivityIntent, str]]] | None:
+        """One ``X-Mode: sync`` request (again without the records Oro named as invalid).
+
+        Returns (created, records to send one by one), or None when the instance has no Batch API.
+        """
         while chunk:
             body = {
                 "data": [
@@ -741,8 +853,7 @@ class ActivityWriter:
             except OroClientError as exc:
                 bad = _bad_indexes(exc, len(chunk))
                 if not bad:
-                    # Errors we cannot attribute to a record: fall back to one POST each.
-                    return self._create_single(chunk, campaign_ids)
+                    return 0, chunk  # errors not tied to a record: one POST each
                 for index in sorted(bad):
                     self._reject(chunk[index][1], exc, index=index)
                 chunk = [item for n, item in enumerate(chunk) if n not in bad]
@@ -755,11 +866,12 @@ class ActivityWriter:
             # either way the records land, and a replay's ledger lookup sees them.
             with self._lock:
                 self.batch_supported = True
-            for index, (key, intent, user_id) in enumerate(chunk):
+            ids = _created_ids(response, len(chunk))
+            for (key, intent, user_id), activity_id in zip(chunk, ids, strict=True):
                 self.ledger.add(key)
-                self._note_created(intent, user_id, _created_id(response, index))
-            return len(chunk)
-        return 0
+                self._note_created(intent, user_id, activity_id)
+            return len(chunk), []
+        return 0, []
 
     def _reject(self, intent: ActivityIntent, exc: OroClientError, index: int | None = None) -> None:
         detail = all_error_details(exc)
@@ -769,17 +881,28 @@ class ActivityWriter:
         self.report.reject(intent.stream, intent.record_key, f"oro_{exc.status}", detail, field)
 
 
-def _created_id(response: object, index: int | None) -> str | None:
-    """Id of a created record in a response (``index`` into a Batch API answer), if readable."""
+def _created_id(response: object) -> str | None:
+    """Id of the record a single create made, if readable."""
+    data = _response_data(response)
+    return str(data["id"]) if isinstance(data, dict) and data.get("id") is not None else None
+
+
+def _created_ids(response: object, count: int) -> list[str | None]:
+    """Ids of the records a Batch API request created, in order (None where unreadable); decoded once."""
+    data = _response_data(response)
+    items = data if isinstance(data, list) else []
+    ids = [str(d["id"]) if isinstance(d, dict) and d.get("id") is not None else None for d in items[:count]]
+    return ids + [None] * (count - len(ids))
+
+
+def _response_data(response: object) -> Any:
     if not isinstance(response, requests.Response):
         return None
     try:
-        data = response.json().get("data")
+        doc = response.json()
     except ValueError:
         return None
-    if index is not None:
-        data = data[index] if isinstance(data, list) and index < len(data) else None
-    return str(data["id"]) if isinstance(data, dict) and data.get("id") is not None else None
+    return doc.get("data") if isinstance(doc, dict) else None
 
 
 def _pointer_index(pointer: str) -> int | None:

@@ -15,13 +15,16 @@ needs:
 * a TLS failure retrying cannot fix (untrusted certificate) raised at once as
   :class:`~oromc_common.oro.OroTLSError`, naming the host;
 * every call counted in the run report (``RunReport.count_call``);
-* bounded concurrency (:meth:`OroWriter.run_parallel`) for resources without a Batch API.
+* adaptive concurrency: every request passes one gate (:class:`~target_orocommerce.concurrency.
+  AdaptiveLimit`, AIMD on write latency and 503/429) whose ceiling is ``max_connections``;
+  :meth:`OroWriter.run_parallel` fans work out on ``max_connections`` threads behind that gate.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,13 +50,16 @@ from oromc_common.oro import (
 from oromc_common.report import RunReport
 from requests.adapters import HTTPAdapter
 
+from target_orocommerce.concurrency import OVERLOAD_STATUSES, AdaptiveLimit
+
 T = TypeVar("T")
 
 LOGGER = logging.getLogger("target_orocommerce")
 
 SYNC_BATCH_LIMIT = 100
-#: Requests in flight at once, at most (setting ``max_connections``).
-MAX_CONNECTIONS = 16
+#: Ceiling of requests in flight at once (setting ``max_connections``): default and schema bound.
+DEFAULT_MAX_CONNECTIONS = 8
+MAX_CONNECTIONS = 32
 #: First wait between attempts, seconds (setting ``backoff_factor_seconds``).
 BACKOFF_FACTOR_SECONDS = 0.5
 """Oro's ``sync_processing_limit``: primary records per ``X-Mode: sync`` Batch API request."""
@@ -145,7 +151,7 @@ class OroWriter:
         max_tries: int = 6,
         max_retry_wait: float = 60.0,
         backoff_base: float = BACKOFF_FACTOR_SECONDS,
-        max_concurrency: int = 4,
+        max_concurrency: int = DEFAULT_MAX_CONNECTIONS,
         plan: ActionPlan | None = None,
     ) -> None:
         #: Every write the run plans (``plan.dry_run``: planned only; any non-GET is then refused).
@@ -159,6 +165,8 @@ class OroWriter:
         self.max_retry_wait = max_retry_wait
         self.backoff_base = backoff_base
         self.max_concurrency = max(1, max_concurrency)
+        #: The gate of every request: AIMD between 1 and ``max_concurrency`` in flight.
+        self.limit = AdaptiveLimit(self.max_concurrency)
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_concurrency + 2)
         self.session.mount("http://", adapter)
@@ -251,17 +259,10 @@ class OroWriter:
         all_headers = jsonapi_headers(write=body is not None)
         if headers:
             all_headers.update(headers)
+        kind = _request_kind(method, path, body)
         while True:
             try:
-                response = self.session.request(
-                    method,
-                    self.url(path),
-                    params=params,
-                    json=body,
-                    headers=all_headers,
-                    auth=self.auth,
-                    timeout=self.timeout,
-                )
+                response = self._request(kind, method, path, params, body, all_headers)
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -286,6 +287,38 @@ class OroWriter:
             raise self._permission_error(method, path, response, label)
         raise_for_oro_status(response, label, secrets=self.auth.secrets)
         return response  # pragma: no cover - raise_for_oro_status raised
+
+    def _request(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> requests.Response:
+        """One HTTP exchange through the concurrency gate; its answer is fed back to the limit.
+
+        Writes feed their latency (reads vary with the rows they return); 503/429 and timeouts
+        count as overload.
+        """
+        with self.limit.slot(kind) as ticket:
+            try:
+                response = self.session.request(
+                    method,
+                    self.url(path),
+                    params=params,
+                    json=body,
+                    headers=headers,
+                    auth=self.auth,
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                self.limit.observe(ticket, overloaded=isinstance(exc, requests.Timeout), measured=False)
+                raise
+            overloaded = response.status_code in OVERLOAD_STATUSES
+            self.limit.observe(ticket, overloaded=overloaded, measured=method != "GET")
+            return response
 
     def _permission_error(
         self, method: str, path: str, response: requests.Response, label: str | None
@@ -389,6 +422,16 @@ class OroWriter:
                 self._pool.shutdown(wait=True)
                 self._pool = None
         self.session.close()
+
+
+_ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
+
+
+def _request_kind(method: str, path: str, body: Any) -> str:
+    """``METHOD resource-template records``: requests of one kind take alike without queueing."""
+    route = _ID_SEGMENT.sub("/{id}", "/" + path.split("?", 1)[0].split("://", 1)[-1].strip("/"))
+    data = body.get("data") if isinstance(body, Mapping) else None
+    return f"{method} {route} {len(data) if isinstance(data, list) else 1}"
 
 
 def error_pointer(exc: OroApiError) -> tuple[str, str | None]:

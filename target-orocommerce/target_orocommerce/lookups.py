@@ -235,13 +235,13 @@ class CustomerUserDirectory:
         params = {"page[size]": str(self.index_page_size), "sort": "id", "fields[customerusers]": fields}
         grouped: dict[str, list[CustomerUserView]] = {}
         try:
-            resources = list(self.writer.iter_resources("customerusers", params))
+            resources = self._index_pages(params)
         except OroClientError as exc:
             if exc.status != 400:
                 raise
             # No "tags" field (tagging not enabled for customer users): ask without it.
             params["fields[customerusers]"] = fields.replace(",tags", "")
-            resources = list(self.writer.iter_resources("customerusers", params))
+            resources = self._index_pages(params)
         for resource in resources:
             view = CustomerUserView.from_resource(resource, self.extra_fields)
             grouped.setdefault(view.email, []).append(view)
@@ -249,6 +249,28 @@ class CustomerUserDirectory:
             for email, views in grouped.items():
                 self._cache.setdefault(email, _pick(views))
         self.index_loaded = True
+
+    def _index_pages(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every customer user: the pages the total count announces in parallel (``page[number]``),
+        then ``links.next`` from the last one (users added meanwhile)."""
+        pages = max(1, -(-(self._total or 0) // self.index_page_size))
+
+        def page(number: int) -> dict[str, Any]:
+            return self.writer.get_json("customerusers", {**params, "page[number]": str(number)})
+
+        docs = self.writer.run_parallel([functools.partial(page, n) for n in range(1, pages + 1)])
+        resources: list[dict[str, Any]] = []
+        for doc in docs:
+            if isinstance(doc, BaseException):
+                raise doc
+            resources += [d for d in doc.get("data") or [] if isinstance(d, dict)]
+        last = docs[-1]
+        next_link = ((last.get("links") or {}) if isinstance(last, dict) else {}).get("next")
+        if isinstance(next_link, dict):
+            next_link = next_link.get("href")
+        if next_link and len(resources) >= pages * self.index_page_size:
+            resources += list(self.writer.iter_resources(str(next_link)))
+        return resources
 
     @staticmethod
     def _collect(results: list[list[CustomerUserView] | BaseException], found: dict[str, CustomerUserView]) -> None:

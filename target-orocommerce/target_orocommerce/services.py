@@ -14,7 +14,7 @@ from oromc_common.report import RunReport
 
 from target_orocommerce.activities import ActivityWriter
 from target_orocommerce.campaigns import CampaignSync
-from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, OroWriter
+from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, DEFAULT_MAX_CONNECTIONS, OroWriter
 from target_orocommerce.consent import consent_store
 from target_orocommerce.conversions import ConversionSync
 from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, TagDirectory
@@ -53,7 +53,7 @@ class Services:
             max_tries=int(config.get("max_tries") or 6),
             backoff_base=float(config.get("backoff_factor_seconds", BACKOFF_FACTOR_SECONDS)),
             max_retry_wait=float(config.get("backoff_max_seconds") or 60),
-            max_concurrency=int(config.get("max_connections") or 4),
+            max_concurrency=int(config.get("max_connections") or DEFAULT_MAX_CONNECTIONS),
             plan=self.plan,
         )
         batch_mode = str(config.get("batch_mode") or "auto")
@@ -140,7 +140,8 @@ class Services:
                 self.remember_send_time(code, when)
 
     def close(self) -> None:
-        """Release connections and the rejects file."""
+        """Stop the background writes, release connections and the rejects file."""
+        self.activities.close()
         self.writer.close()
         self.report.close()
 

@@ -15,6 +15,7 @@ from target_orocommerce.activities import (
     ACTIVITY_KEY,
     ActivityIntent,
     MappingError,
+    WriteOutcome,
     intents_from_email_activity,
     intents_from_sent_to,
     intents_from_unsubscribes,
@@ -204,8 +205,12 @@ class ActivitySink(OroSink):
             except MappingError as exc:
                 key = self.key_of(record, ACTIVITY_KEY)
                 services.report.reject(self.stream_name, key, "invalid_record", str(exc), exc.field)
-        outcome = services.activities.write(intents)
-        report = services.report
+        # The creates run behind: the next batch is read and looked up meanwhile; the target waits
+        # for them (ActivityWriter.flush) before it emits any state.
+        services.activities.write_behind(intents, self._count)
+
+    def _count(self, outcome: WriteOutcome) -> None:
+        report = self.services.report
         report.count(self.stream_name, "created", outcome.created)
         report.count(self.stream_name, "unchanged", outcome.duplicates)
         report.count(self.stream_name, "skipped_not_first_of_action", outcome.skipped_granularity)

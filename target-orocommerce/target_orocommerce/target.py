@@ -22,7 +22,11 @@ from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_orocommerce.activities import ACTIVITY_TYPES
-from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, MAX_CONNECTIONS
+from target_orocommerce.client import (
+    BACKOFF_FACTOR_SECONDS,
+    DEFAULT_MAX_CONNECTIONS,
+    MAX_CONNECTIONS,
+)
 from target_orocommerce.consent import CONSENT_SOURCES
 from target_orocommerce.members import ARCHIVED_KEEP, ARCHIVED_WITHDRAW
 from target_orocommerce.results import DEFAULT_FIELDS, FIGURES, field_map
@@ -197,9 +201,11 @@ class TargetOroCommerce(GatedTarget):
                                     for name in FIGURES), additional_properties=False),
                     description="Oro custom field (API name) of each figure, for campaign_results; a figure left "
                     "out keeps its default mc_<figure>, an empty name is not written."),
-        max_connections_property(4, MAX_CONNECTIONS,
-                                 "Requests in flight at once for resources without a Batch API "
-                                 f"(1-{MAX_CONNECTIONS})."),
+        max_connections_property(DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS,
+                                 "Most requests in flight at once (1-"
+                                 f"{MAX_CONNECTIONS}): the ceiling of the adaptive concurrency, which "
+                                 "starts at half of it, grows while Oro answers as fast as before and halves on "
+                                 "a 503/429 or a doubled latency (Oro's worker pool is full)."),
         *connection_properties(
             request_timeout=60, max_tries=6, backoff_factor_seconds=BACKOFF_FACTOR_SECONDS,
             backoff_max_seconds=60, retried="429, 5xx and connection errors",
@@ -297,9 +303,10 @@ class TargetOroCommerce(GatedTarget):
 
     @override
     def write_state(self, state: dict[str, Any]) -> None:
-        # Queued member-status opt-outs are written (or, in a dry run, planned) before the state that
-        # covers them.
+        # Activities still being created behind, and queued member-status opt-outs, are written (or,
+        # in a dry run, planned) before the state that covers them.
         if self._services is not None:
+            self._services.activities.flush()
             self._services.members.flush_consent()
         if self.config.get("dry_run"):  # nothing was written: the tap's bookmarks must not move
             return
@@ -309,6 +316,7 @@ class TargetOroCommerce(GatedTarget):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         if self._services is not None:
+            self._services.activities.flush()
             self._services.members.flush_consent()
             self._services.plan.write()
             if self._services.plan.dry_run:

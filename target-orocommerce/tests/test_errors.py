@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from oromc_sandbox.testing import RunningSandbox
-from target_orocommerce.client import OroPermissionError
+from target_orocommerce.client import DEFAULT_MAX_CONNECTIONS, OroPermissionError
 
 from .conftest import OroProbe, engagement, member, messages, rejects, run_target
 
@@ -57,7 +57,8 @@ def test_missing_permission_fails_fast_and_names_it(
     assert "CREATE" in str(err.value)
     assert "Marketing Activity" in str(err.value)
     posts = sb.stats("oro")["requests"].get("POST /admin/api/marketingactivities", {})
-    assert sum(posts.values()) <= cfg.get("max_connections", 4)  # stopped at the first 403s, no retries
+    # stopped at the first 403s, no retries
+    assert sum(posts.values()) <= cfg.get("max_connections", DEFAULT_MAX_CONNECTIONS)
 
 
 def test_429_and_5xx_storm_still_writes_everything_once(

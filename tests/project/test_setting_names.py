@@ -90,8 +90,8 @@ def test_shared_settings_have_the_same_type_bounds_and_kind_everywhere() -> None
 
 def test_bounds_are_checked_by_the_schema() -> None:
     with pytest.raises(ConfigValidationError) as info:
-        TargetOroCommerce(config={**ORO, "max_connections": 17})
-    assert any("max_connections" in e and "maximum of 16" in e for e in info.value.errors)
+        TargetOroCommerce(config={**ORO, "max_connections": 33})
+    assert any("max_connections" in e and "maximum of 32" in e for e in info.value.errors)
 
 
 def test_renamed_settings_move_with_a_warning_naming_the_new_one(caplog: pytest.LogCaptureFixture) -> None:

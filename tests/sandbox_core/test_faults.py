@@ -262,6 +262,7 @@ def test_oro_capacity_queues_beyond_the_workers_and_refuses_beyond_the_backlog(
     assert capacity["busy"] == 0
     assert capacity["queued"] == 0
     assert capacity["queue_wait_ms_max"] > 0
+    assert 4 * 1500 <= capacity["busy_ms_total"] < 4 * 1500 + 4000  # four served, 1.5 s each in a worker
     assert sb.stats("oro")["requests"]["GET /admin/api/{resource}"] == {"401": 4, "503": 2}
 
 

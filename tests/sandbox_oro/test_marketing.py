@@ -97,6 +97,29 @@ def test_create_marketing_activity_for_each_type(api: Any) -> None:
         assert data["relationships"]["marketingActivityType"]["data"]["id"] == kind
 
 
+def _activity(kind: str) -> dict[str, Any]:
+    return {"type": "marketingactivities", "attributes": {"actionDate": "2025-01-03T10:30:00Z"},
+            "relationships": {"marketingActivityType": {"data": {"type": "marketingactivitytypes", "id": kind}},
+                              "entity": {"data": {"type": "customerusers", "id": "2"}}}}
+
+
+def test_marketing_activity_batch_api_is_405_in_stock_oro_and_served_with_the_switch(api: Any, sb: Any) -> None:
+    body = {"data": [_activity("open"), _activity("click")]}
+    stock = api.patch("/marketingactivities", body, headers={"X-Mode": "sync"})
+    assert stock.status_code == 405
+    assert "PATCH" not in stock.headers["Allow"]
+    sb.set_switches(marketingactivities_batch=True)
+    try:
+        r = api.patch("/marketingactivities", body, headers={"X-Mode": "sync"})
+        assert r.status_code == 200, r.text
+        created = r.json()["data"]
+        assert [d["relationships"]["marketingActivityType"]["data"]["id"] for d in created] == ["open", "click"]
+        for item in created:
+            assert api.get(f"/marketingactivities/{item['id']}").status_code == 200
+    finally:
+        sb.set_switches(marketingactivities_batch=False)
+
+
 def test_marketing_activity_required_fields(api: Any) -> None:
     r = api.post("/marketingactivities", {"data": {"type": "marketingactivities"}})
     assert r.status_code == 400

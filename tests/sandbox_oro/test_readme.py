@@ -26,7 +26,7 @@ def row(res: Resource) -> str:
     actions = (
         "all" if res.actions == ACTIONS else "get, get_list" if res.actions == READ_ONLY else ", ".join(res.actions)
     )
-    batch = "yes" if res.batch else "no"
+    batch = "yes" if res.batch else f"no (yes with switch `{res.batch_switch}`)" if res.batch_switch else "no"
     name = f"`{res.type}`" + (f" (switch `{res.switch}`)" if res.switch else "")
     return f"| {name} | {filters} | {sorts} | {actions} | {batch} |"
 

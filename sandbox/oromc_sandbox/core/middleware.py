@@ -206,12 +206,14 @@ class SandboxMiddleware:
             status_holder["status"] = 503  # the queue is full: the edge gives up on the pool
             await self._send_simple(send, 503, HTML_PAGES[503], b"text/html", request_id)
             return
+        started = time.perf_counter()
         try:
             if fault is None:
                 await self._serve(scope, receive, send, request_id, status_holder)
             else:
                 await self._app_fault(fault, label, scope, receive, send, request_id, status_holder)
         finally:
+            self._capacity_counters().busy_ms_total += (time.perf_counter() - started) * 1000
             self.workers.release(options.oro_workers if limited else 0)
 
     async def _serve(

@@ -37,6 +37,7 @@ SWITCHES = (
     "order_campaign_relation",
     "campaign_statistics_fields",
     "order_external_status_management",
+    "marketingactivities_batch",
     "batch_sync_wait_timeout",
     "batch_queue_delay",
     "consent_source",
@@ -68,6 +69,7 @@ class SandboxOptions:
     order_campaign_relation: bool = False
     campaign_statistics_fields: bool = False
     order_external_status_management: bool = False
+    marketingactivities_batch: bool = False
     batch_sync_wait_timeout: float = 25.0
     batch_queue_delay: float = 0.05
     consent_source: str = "none"
@@ -277,6 +279,7 @@ class CapacityCounters:
     rejected: int = 0
     queue_wait_ms_total: float = 0.0
     queue_wait_ms_max: float = 0.0
+    busy_ms_total: float = 0.0  # worker-slot time spent serving (capacity share = busy / (workers x wall))
 
     def to_json(self, workers: int, backlog: int, busy: int, queued: int) -> dict[str, Any]:
         """JSON view with the pool's settings and live gauges (``workers`` 0 = unlimited)."""
@@ -291,6 +294,7 @@ class CapacityCounters:
             "rejected": self.rejected,
             "queue_wait_ms_total": round(self.queue_wait_ms_total, 1),
             "queue_wait_ms_max": round(self.queue_wait_ms_max, 1),
+            "busy_ms_total": round(self.busy_ms_total, 1),
         }
 
 

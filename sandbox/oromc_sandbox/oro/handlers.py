@@ -35,7 +35,8 @@ from .static import StaticTable
 from .store import Client, OroStore
 
 SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation",
-                "campaign_statistics_fields", "order_external_status_management", "batch_sync_wait_timeout",
+                "campaign_statistics_fields", "order_external_status_management", "marketingactivities_batch",
+                "batch_sync_wait_timeout",
                 "batch_queue_delay", "consent_source", "token_ttl")
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
@@ -82,11 +83,11 @@ def _allow(methods: list[str]) -> dict[str, str]:
     return {"Allow": ", ".join(["OPTIONS", *methods])}
 
 
-def _list_methods(res: Resource) -> list[str]:
+def _list_methods(res: Resource, switches: dict[str, Any]) -> list[str]:
     out = []
     if "get_list" in res.actions:
         out.append("GET")
-    if res.batch:
+    if res.batch or (res.batch_switch is not None and switches.get(res.batch_switch)):
         out.append("PATCH")
     if "create" in res.actions:
         out.append("POST")
@@ -163,7 +164,7 @@ async def list_endpoint(request: Request) -> Response:
 async def _list_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     method = ctx.request.method
-    allowed = _list_methods(res)
+    allowed = _list_methods(res, ctx.switches)
     if method == "OPTIONS":
         return empty_response(200, _allow(allowed))
     if method not in allowed:

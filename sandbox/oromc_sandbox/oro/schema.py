@@ -143,6 +143,7 @@ class Resource:
     sorters: dict[str, str | None] = field(default_factory=dict)  # field -> switch or None
     actions: tuple[str, ...] = ACTIONS
     batch: bool = False
+    batch_switch: str | None = None  # a switch that enables the Batch API (an api.yml customization)
     upsert_fields: tuple[tuple[str, ...], ...] = ()
     switch: str | None = None
     acl_type: str | None = None  # entity name in permission lists (defaults to the type)
@@ -484,6 +485,7 @@ _add(Resource(
     ),
     filters={**ID, "actionDate": Filter(F_DATETIME)},  # index action_date
     sorters={"id": None, "actionDate": None},
+    batch_switch="marketingactivities_batch",  # stock: no update_list (405)
     meta="no_title",
 ))
 _add(Resource(
