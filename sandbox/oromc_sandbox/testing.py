@@ -169,12 +169,14 @@ class RunningSandbox:
         routes: list[str] | None = None,
         methods: list[str] | None = None,
         phase: str = "before",
+        writes: bool = False,
     ) -> dict[str, Any]:
         """Hold ``api``'s ``at``-th request matching ``routes``/``methods`` (None: any) and every later one.
 
         ``phase`` ``before``: the held request is not applied; ``after``: applied, its answer held.
+        ``writes``: count only writes (POST/PUT/PATCH/DELETE except the OAuth token endpoint).
         """
-        body = {"at": at, "routes": routes, "methods": methods, "phase": phase}
+        body = {"at": at, "routes": routes, "methods": methods, "phase": phase, "writes": writes}
         return self._post(api, "/_sandbox/breakpoint", body)
 
     def breakpoint(self, api: str) -> dict[str, Any]:

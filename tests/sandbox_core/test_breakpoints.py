@@ -87,8 +87,24 @@ def test_the_nth_write_is_held_then_dropped(sb: RunningSandbox, phase: str, appl
     assert _add(sb, f"four.{phase}@example.org").status_code == 200  # disarmed
 
 
+def test_writes_only_skip_reads_and_the_token_endpoint(sb: RunningSandbox) -> None:
+    """With ``writes``, Oro's token request and GETs do not count; the 2nd write is held."""
+    sb.set_breakpoint("oro", at=2, writes=True)
+    token = sb.oro_token()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.api+json"}
+    assert requests.get(f"{sb.oro_api_url}/customerusers", headers=headers, timeout=30).status_code == 200
+    state = sb.breakpoint("oro")
+    assert (state["seen"], state["hit"]) == (0, False)
+    sb.release_breakpoint("oro")
+
+
 def test_a_bad_breakpoint_is_refused(sb: RunningSandbox) -> None:
-    bad = [{"at": 0}, {"at": 1, "phase": "during"}, {"at": 1, "routes": ["POST /3.0/nowhere"]}]
+    bad = [
+        {"at": 0},
+        {"at": 1, "phase": "during"},
+        {"at": 1, "routes": ["POST /3.0/nowhere"]},
+        {"at": 1, "writes": "yes"},
+    ]
     for body in bad:
         response = requests.post(f"{sb.mailchimp_base_url}/_sandbox/breakpoint", json=body, timeout=30)
         assert response.status_code == 400, body

@@ -2,7 +2,8 @@
 
 ``POST /_sandbox/breakpoint {"at": 12, "routes": ["POST /3.0/lists/{list_id}"], "methods": null,
 "phase": "before"}`` arms one API's breakpoint: its 12th matching request is held (``before``: not
-applied; ``after``: applied, answer held), and so is every later request to that API. ``GET`` tells
+applied; ``after``: applied, answer held), and so is every later request to that API. ``"writes":
+true`` counts only writes (POST, PUT, PATCH, DELETE; not the OAuth token endpoint, as in the stats). ``GET`` tells
 whether it was hit; ``DELETE`` releases the held requests by closing their connections without an
 answer (the client was killed meanwhile: what it sent before the breakpoint is applied, what it sent
 after is not) and disarms it.
@@ -28,6 +29,7 @@ class Breakpoint:
     phase: str = "before"
     routes: list[str] | None = None
     methods: list[str] | None = None
+    writes: bool = False
     seen: int = 0
     held: int = 0
     hit: bool = False
@@ -44,12 +46,19 @@ class Breakpoint:
         if phase not in PHASES:
             msg = f"phase must be one of {', '.join(PHASES)}"
             raise ValueError(msg)
+        writes = body.get("writes", False)
+        if not isinstance(writes, bool):
+            msg = "writes must be true or false"
+            raise ValueError(msg)
         # the same route/method syntax and normalisation as fault injection
         match = FaultSettings(routes=body.get("routes"), methods=body.get("methods"))
-        return cls(at=at, phase=phase, routes=match.routes, methods=match.methods)
+        return cls(at=at, phase=phase, routes=match.routes, methods=match.methods, writes=writes)
 
     def matches(self, label: str) -> bool:
         """Whether a request labelled ``"METHOD /template"`` counts towards ``at``."""
+        method, _, path = label.partition(" ")
+        if self.writes and (method not in WRITE_METHODS or path.endswith("/oauth2-token")):
+            return False
         return FaultSettings(routes=self.routes, methods=self.methods).applies_to(label)
 
     def decide(self, label: str) -> str | None:
@@ -83,6 +92,7 @@ class Breakpoint:
             "phase": self.phase,
             "routes": self.routes,
             "methods": self.methods,
+            "writes": self.writes,
             "seen": self.seen,
             "hit": self.hit,
             "held": self.held,
