@@ -289,10 +289,13 @@ def run_cycle(
             procs[job] = start_meltano("run", job, env=env, stdout=logs[job])
             begun[job] = time.monotonic()
             sampler.jobs[job] = psutil.Process(procs[job].pid)
-        for job, proc in procs.items():
-            cycle.exit_codes[job] = proc.wait()
-            cycle.seconds[job] = round(time.monotonic() - begun[job], 1)
-            logs[job].close()
+        while len(cycle.exit_codes) < len(procs):  # each job's own duration, whichever ends first
+            for job, proc in procs.items():
+                if job not in cycle.exit_codes and proc.poll() is not None:
+                    cycle.exit_codes[job] = proc.returncode
+                    cycle.seconds[job] = round(time.monotonic() - begun[job], 1)
+                    logs[job].close()
+            time.sleep(0.1)
     cycle.rss_mb = {role: round(mb, 1) for role, mb in sorted(sampler.peak.items())}
     cycle.state_bytes = state_sizes(_workdir(env) / "meltano.db")
     cycle.backlog = world.backlog()
