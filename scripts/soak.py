@@ -295,6 +295,9 @@ def run_cycle(
                     cycle.exit_codes[job] = proc.returncode
                     cycle.seconds[job] = round(time.monotonic() - begun[job], 1)
                     logs[job].close()
+                    if proc.returncode:
+                        tail = (_workdir(env) / f"{job}.log").read_text().splitlines()[-40:]
+                        print(f"{job} failed ({proc.returncode}):", *tail, sep="\n  ", flush=True)
             time.sleep(0.1)
     cycle.rss_mb = {role: round(mb, 1) for role, mb in sorted(sampler.peak.items())}
     cycle.state_bytes = state_sizes(_workdir(env) / "meltano.db")
