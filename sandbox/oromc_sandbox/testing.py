@@ -10,6 +10,9 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
     sb.revoke_oro_tokens()
     sb.set_switches(oro_workers=4, oro_backlog=10)   # Oro capacity; sb.stats("oro")["capacity"]
     sb.stats("mailchimp")["writes"]
+    sb.set_breakpoint("mailchimp", at=3, methods=["POST"])  # hold the 3rd POST and all after it
+    sb.release_breakpoint("mailchimp")                      # ... until released (no answer)
+    sb.save(); sb.load()                                    # with data_dir=...: snapshot, restore
 """
 
 from __future__ import annotations
@@ -152,6 +155,44 @@ class RunningSandbox:
     def revoke_oro_tokens(self) -> dict[str, Any]:
         """Revoke every Oro token issued so far: the next call with one of them gets Oro's 401."""
         return self._post("oro", "/_sandbox/oro/tokens/revoke")
+
+    def save(self) -> str:
+        """Write both stores and the clock to ``--data-dir``; returns the file."""
+        return str(self._post("oro", "/_sandbox/save")["path"])
+
+    def load(self) -> None:
+        """Restore both stores and the clock from the last :meth:`save`; zero the counters."""
+        self._post("oro", "/_sandbox/load")
+
+    def set_breakpoint(
+        self,
+        api: str,
+        at: int,
+        routes: list[str] | None = None,
+        methods: list[str] | None = None,
+        phase: str = "before",
+        writes: bool = False,
+    ) -> dict[str, Any]:
+        """Hold ``api``'s ``at``-th request matching ``routes``/``methods`` (None: any) and every later one.
+
+        ``phase`` ``before``: the held request is not applied; ``after``: applied, its answer held.
+        ``writes``: count only writes (POST/PUT/PATCH/DELETE except the OAuth token endpoint).
+        """
+        body = {"at": at, "routes": routes, "methods": methods, "phase": phase, "writes": writes}
+        return self._post(api, "/_sandbox/breakpoint", body)
+
+    def breakpoint(self, api: str) -> dict[str, Any]:
+        """``api``'s breakpoint: ``hit``, ``seen`` (matching requests so far), ``held``."""
+        return self._get(api, "/_sandbox/breakpoint")
+
+    def release_breakpoint(self, api: str) -> dict[str, Any]:
+        """Close the held requests' connections without an answer and disarm the breakpoint."""
+        response = requests.delete(
+            self._base(api) + "/_sandbox/breakpoint", timeout=60, verify=self.verify
+        )
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
 
     def reset(self, **overrides: Any) -> None:
         """Re-seed both stores (optionally a different seed/customers) and zero the counters."""

@@ -590,6 +590,11 @@ UNSUBSCRIBES = _schema(
 SENT_TO = _schema(
     _key("campaign_id", "Campaign id."),
     _key("email_id", "Subscriber hash (= members.id)."),
+    _ts(
+        "send_time",
+        "The campaign's send time (from the campaign, on every row: dates the `send` even when the "
+        "`campaigns` stream does not emit the campaign again, e.g. in a run resumed after a kill).",
+    ),
     _str("email_address"),
     _str("status", "sent | hard | soft (delivery outcome; unknown values pass through)."),
     _int("open_count"),

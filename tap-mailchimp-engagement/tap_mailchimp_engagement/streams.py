@@ -650,7 +650,12 @@ class SentToStream(MailchimpStream):
             cid = campaign["id"]
             try:
                 for row in self.mc.paginate(f"/reports/{cid}/sent-to", "sent_to", params):
-                    yield {**row, "campaign_id": cid, "absplit_group": row.get("absplit_group") or None}
+                    yield {
+                        **row,
+                        "campaign_id": cid,
+                        "send_time": campaign.get("send_time"),
+                        "absplit_group": row.get("absplit_group") or None,
+                    }
             except PermanentMailchimpError as exc:
                 if not is_not_found(exc):
                     raise

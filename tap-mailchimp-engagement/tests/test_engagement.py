@@ -192,3 +192,25 @@ def test_campaign_deleted_mid_run_is_skipped_with_a_warning(
     assert all(r["campaign_id"] != gone["id"] for r in run.records["email_activity"])
     assert "0000000000" not in run.state["bookmarks"]["email_activity"]["campaigns"]
     assert sandbox.info["mailchimp"]["api_key"] not in caplog.text
+
+
+def test_sent_to_rows_carry_their_campaigns_send_time_also_when_resumed(sandbox: Any, tools: Any) -> None:
+    """A run killed in the middle of a campaign's recipients resumes with the campaign unchanged, so
+    the change-detected `campaigns` stream does not emit it again: each `sent_to` row itself carries
+    the send time that dates its `send` activity (the loader's fallback, the Oro campaign's start
+    date, has no time of day)."""
+    config = tools.tap_config(sandbox)
+    first = tools.run_tap(config, streams={"campaigns", "sent_to"})
+    send_times = {c["id"]: c["send_time"] for c in first.records["campaigns"] if c.get("send_time")}
+    assert first.records["sent_to"]
+    for row in first.records["sent_to"]:
+        assert row["send_time"] == send_times[row["campaign_id"]]
+    # as if killed before the last campaign's recipients were done
+    state = first.state
+    resumed_campaign = first.records["sent_to"][-1]["campaign_id"]
+    del state["bookmarks"]["sent_to"]["campaigns"][resumed_campaign]
+    resumed = tools.run_tap(config, state=state, streams={"campaigns", "sent_to"})
+    assert resumed.records["campaigns"] == []  # unchanged: not emitted again
+    rows = resumed.records["sent_to"]
+    assert {r["campaign_id"] for r in rows} == {resumed_campaign}
+    assert {r["send_time"] for r in rows} == {send_times[resumed_campaign]}

@@ -74,6 +74,23 @@ def test_send_key_has_no_time_and_needs_a_send_time() -> None:
     assert err.value.field == "send_time"
 
 
+def test_a_send_is_dated_by_its_rows_send_time_before_any_fallback() -> None:
+    """tap-mailchimp-engagement puts the campaign's send time on every `sent_to` row: a run resumed
+    after a kill, which sees no `campaigns` record and would fall back to the Oro campaign's start
+    date (midnight), dates the send to the second like the uninterrupted run."""
+    row = {
+        "campaign_id": "abc123",
+        "email_id": "e1",
+        "email_address": "a@example.com",
+        "status": "sent",
+        "send_time": "2030-01-15T09:30:12+00:00",
+    }
+    fallback = {"abc123": datetime(2030, 1, 15, tzinfo=UTC)}
+    intent = intents_from_sent_to("sent_to", row, fallback)[0]
+    assert intent.action_date == datetime(2030, 1, 15, 9, 30, 12, tzinfo=UTC)
+    assert intent.details() == intents_from_sent_to("sent_to", row, {})[0].details()
+
+
 def test_parse_member_reads_merge_fields_and_flags_partial_tag_lists() -> None:
     settings = MemberSettings()
     row = parse_member(

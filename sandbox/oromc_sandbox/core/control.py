@@ -222,6 +222,44 @@ async def save(request: Request) -> Response:
     return _json({"ok": True, "path": str(path)})
 
 
+async def load(request: Request) -> Response:
+    """Restore both stores and the clock from what `/_sandbox/save` wrote; zero the counters."""
+    from oromc_sandbox.core.stores import load_state
+
+    state = _state(request)
+    if not state.options.data_dir:
+        return _error("the sandbox was started without --data-dir", 409)
+    if not load_state(state):
+        return _error("nothing saved yet: POST /_sandbox/save first", 409)
+    state.reset_counters()
+    return _json({"ok": True, "path": state.data_loaded_from, "now": state.clock.now().isoformat()})
+
+
+async def breakpoint_(request: Request) -> Response:
+    """GET this API's breakpoint; POST arms it (see ``oromc_sandbox.core.breakpoints``); DELETE
+    releases what it holds and disarms it."""
+    from oromc_sandbox.core.breakpoints import Breakpoint
+
+    state = _state(request)
+    api = request.app.state.api
+    if request.method == "POST":
+        try:
+            new = Breakpoint.from_json(await _body(request))
+            FaultSettings(routes=new.routes, methods=new.methods).validate(
+                api, request.app.state.known_routes
+            )
+        except (ValueError, TypeError) as exc:
+            return _error(str(exc))
+        state.breakpoints[api].release()
+        state.breakpoints[api] = new
+    elif request.method == "DELETE":
+        old = state.breakpoints[api]
+        old.release()
+        state.breakpoints[api] = Breakpoint()
+        return _json({**old.to_json(), "armed": False})
+    return _json(state.breakpoints[api].to_json())
+
+
 def control_routes(api: str) -> list[Route]:
     """The control routes mounted on ``api``'s server (most on both)."""
     only_oro = [Route("/_sandbox/oro/tokens/revoke", revoke_tokens, methods=["POST"])]
@@ -235,4 +273,6 @@ def control_routes(api: str) -> list[Route]:
         Route("/_sandbox/faults", faults, methods=["GET", "POST"]),
         Route("/_sandbox/config", config, methods=["GET", "POST"]),
         Route("/_sandbox/save", save, methods=["POST"]),
+        Route("/_sandbox/load", load, methods=["POST"]),
+        Route("/_sandbox/breakpoint", breakpoint_, methods=["GET", "POST", "DELETE"]),
     ]

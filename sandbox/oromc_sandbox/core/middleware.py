@@ -168,9 +168,16 @@ class SandboxMiddleware:
         current = counters.in_flight[key]
         counters.peak[key] = max(counters.peak[key], current)
         status_holder: dict[str, Any] = {"status": 0}
-        # the route is matched up front only when faults need it (the router sets it otherwise)
-        label = self._route_label(scope) if self.state.faults[self.api].rate > 0 else ""
+        breakpoint_ = self.state.breakpoints[self.api]
+        # the route is matched up front only when faults or a breakpoint need it (the router sets it
+        # otherwise)
+        needs_label = self.state.faults[self.api].rate > 0 or breakpoint_.at > 0
+        label = self._route_label(scope) if needs_label else ""
         try:
+            held = breakpoint_.decide(label) if label else None
+            if held is not None:
+                await self._held(held, scope, receive, request_id, status_holder)
+                return
             if self.api == "mailchimp" and current > self.state.options.max_connections:
                 counters.over_limit[key] += 1
                 await self._too_many_connections(scope, send, request_id, status_holder)
@@ -388,13 +395,29 @@ class SandboxMiddleware:
         status_holder: dict[str, Any],
     ) -> None:
         """Apply the request, then close the connection without sending a byte of the answer."""
-
-        async def discard(message: Message) -> None:
-            return None
-
-        await self._serve(scope, receive, discard, request_id, status_holder)
+        await self._serve(scope, receive, _discard_send, request_id, status_holder)
         applied = str(status_holder["status"])
         self.state.counters[self.api].lost_responses[label][applied] += 1
+        await self._close_without_answer(receive, status_holder)
+
+    async def _held(
+        self,
+        phase: str,
+        scope: Scope,
+        receive: Receive,
+        request_id: str,
+        status_holder: dict[str, Any],
+    ) -> None:
+        """A request at or after the breakpoint: applied first (phase ``after``) or not at all, then
+        held until `DELETE /_sandbox/breakpoint`, then answered by a closed connection."""
+        if phase == "after":
+            await self._serve(scope, receive, _discard_send, request_id, status_holder)
+        await self.state.breakpoints[self.api].hold()
+        await self._close_without_answer(receive, status_holder)
+        status_holder["status"] = "held"
+
+    async def _close_without_answer(self, receive: Receive, status_holder: dict[str, Any]) -> None:
+        """Close the request's connection without sending a byte of an answer."""
         status_holder["status"] = "lost"
         cycle = getattr(receive, "__self__", None)  # uvicorn's per-request cycle
         transport = getattr(cycle, "transport", None)

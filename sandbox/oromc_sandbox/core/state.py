@@ -313,7 +313,15 @@ class SandboxState:
         default_factory=lambda: {"oro": ApiCounters(), "mailchimp": ApiCounters()}
     )
     data_loaded_from: str | None = None
+    #: per API, a ``oromc_sandbox.core.breakpoints.Breakpoint`` (disarmed until `/_sandbox/breakpoint`)
+    breakpoints: dict[str, Any] = field(default_factory=lambda: _new_breakpoints())
 
     def reset_counters(self) -> None:
         """Zero request counts and connection peaks of both APIs."""
         self.counters = {"oro": ApiCounters(), "mailchimp": ApiCounters()}
+
+
+def _new_breakpoints() -> dict[str, Any]:
+    from oromc_sandbox.core.breakpoints import Breakpoint
+
+    return {"oro": Breakpoint(), "mailchimp": Breakpoint()}
