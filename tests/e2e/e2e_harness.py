@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import sys
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +183,181 @@ class Project:
 
     def run(self, *args: str) -> RunResult:
         return meltano("run", *args, env=self.env).check()
+
+
+# -- the end state of both systems, compared between a fault-free and a faulty run --
+
+VOLATILE = frozenset(
+    {"_links", "created_at", "updated_at", "last_changed", "timestamp_opt", "timestamp_signup",
+     "createdAt", "updatedAt", "stats", "web_id", "unique_email_id", "contact_id", "id_hash"}
+)  # fmt: skip
+"""Keys set from the servers' clocks or their own counters: not what a sync decides."""
+LOOPBACK = re.compile(r"https?://127\.0\.0\.1:\d+")
+
+
+def _stable(value: Any) -> Any:
+    """``value`` without :data:`VOLATILE` keys, as nested sorted tuples (hashable and comparable)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _stable(v)) for k, v in value.items() if k not in VOLATILE))
+    if isinstance(value, list):
+        return _sorted(_stable(v) for v in value)
+    if isinstance(value, str):
+        return LOOPBACK.sub("http://sandbox", value)  # each sandbox has its own ports
+    return value
+
+
+def _sorted(items: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(sorted(items, key=repr))
+
+
+def _multiset(items: list[Any]) -> tuple[tuple[Any, int], ...]:
+    counts: dict[Any, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return _sorted(counts.items())
+
+
+def _mailchimp_all(mc: Mailchimp, path: str, key: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        page = mc.get(path, count=1000, offset=len(out))
+        out += page[key]
+        if len(out) >= page["total_items"] or not page[key]:
+            return out
+
+
+def _mailchimp_state(mc: Mailchimp) -> dict[str, Any]:
+    merge_fields = mc.get(f"lists/{mc.list_id}/merge-fields", count=1000)["merge_fields"]
+    state: dict[str, Any] = {
+        "members": _sorted(mc.snapshot().items()),
+        "merge fields": _stable([{k: f[k] for k in ("tag", "name", "type")} for f in merge_fields]),
+    }
+    for store in _mailchimp_all(mc, "ecommerce/stores", "stores"):
+        base = f"ecommerce/stores/{store['id']}"
+        state[f"store {store['id']}"] = _stable(store)
+        for kind in ("customers", "products", "orders", "carts"):
+            state[f"store {store['id']} {kind}"] = _stable(
+                _mailchimp_all(mc, f"{base}/{kind}", kind)
+            )
+    return state
+
+
+def _activity(
+    row: dict[str, Any], who: str | None, campaign: str | None, runs_from: datetime | None
+) -> Any:
+    """(type, person, campaign code, date, details) of an activity.
+
+    An event the runs themselves caused (a member unsubscribed by audience-sync, read back by
+    engagement-sync) is dated when the run got there: its date, and the time-based key, become
+    ``"during the runs"`` (``runs_from``: the sandbox time the runs started).
+    """
+    kind = (row["relationships"]["marketingActivityType"].get("data") or {}).get("id")
+    date = row["attributes"].get("actionDate")
+    details = json.loads(row["attributes"].get("details") or "{}")
+    if runs_from and date and datetime.fromisoformat(date.replace("Z", "+00:00")) >= runs_from:
+        date = "during the runs"
+        details = {k: v for k, v in details.items() if k not in {"key", "timestamp"}}
+    return (kind, who, campaign, date, _stable(details))
+
+
+def _oro_state(sandbox: RunningSandbox, oro: Oro, runs_from: datetime | None) -> dict[str, Any]:
+    users = {u["id"]: u for u in oro.all("customerusers")}
+    email = {i: u["attributes"]["email"].lower() for i, u in users.items()}
+    tags = {t["id"]: t["attributes"]["name"] for t in oro.all("tags")}
+    campaigns = {c["id"]: c["attributes"]["code"] for c in oro.all("campaigns")}
+
+    def ref(row: dict[str, Any], name: str) -> str | None:
+        data = (row["relationships"].get(name) or {}).get("data")
+        return str(data["id"]) if data else None
+
+    def user_row(u: dict[str, Any]) -> Any:
+        a = u["attributes"]
+        own = (u["relationships"].get("tags") or {}).get("data") or []
+        return (a["email"].lower(), a.get("firstName"), a.get("lastName"), a.get("marketing_consent"),
+                a.get("enabled"), tuple(sorted(tags.get(t["id"], t["id"]) for t in own)))  # fmt: skip
+
+    activities = [
+        _activity(
+            row,
+            email.get(ref(row, "entity") or ""),
+            campaigns.get(ref(row, "campaign") or ""),
+            runs_from,
+        )
+        for row in oro.all("marketingactivities")
+    ]
+    lists = sandbox.control("oro").get("/_sandbox/oro/marketinglists").json()
+    addresses = [
+        (
+            email.get(ref(a, "customerUser") or "", ""),
+            a["attributes"].get("phone"),
+            a["attributes"].get("primary"),
+        )
+        for a in oro.all("customeruseraddresses")
+    ]
+    unsubscribed = [
+        (ml_id, tuple(sorted(email.get(str(e), str(e)) for e in ml["unsubscribed"])))
+        for ml_id, ml in lists.items()
+    ]
+    conversions = [
+        (o["id"], campaigns.get(ref(o, "campaign") or ""))
+        for o in oro.all("orders")
+        if ref(o, "campaign")
+    ]
+    return {
+        "customer users": _sorted(user_row(u) for u in users.values()),
+        "addresses": _sorted(addresses),
+        "campaigns": _sorted(
+            (c["attributes"]["code"], c["attributes"]["name"]) for c in oro.all("campaigns")
+        ),
+        "activities": _multiset(activities),
+        "unsubscribes": _sorted(unsubscribed),
+        "conversions": _sorted(conversions),
+    }
+
+
+def end_state(project: Project, runs_from: str | None = None) -> dict[str, Any]:
+    """What both systems hold that a sync decides, by section (comparable with ``==``).
+
+    Server-set stamps and ids are left out (:data:`VOLATILE`); ``runs_from`` (sandbox time, ISO)
+    makes activities dated after it compare without their date (see :func:`_activity`).
+    """
+    since = datetime.fromisoformat(runs_from) if runs_from else None
+    return {
+        **{f"mailchimp {k}": v for k, v in _mailchimp_state(project.mailchimp).items()},
+        **{f"oro {k}": v for k, v in _oro_state(project.sandbox, project.oro, since).items()},
+    }
+
+
+def diff_states(expected: dict[str, Any], actual: dict[str, Any], limit: int = 12) -> str:
+    """A readable difference: per section, the items missing and the items not expected."""
+    lines = []
+    for section in sorted(set(expected) | set(actual)):
+        want, got = expected.get(section, ()), actual.get(section, ())
+        if want == got:
+            continue
+        want_items = set(want) if isinstance(want, tuple) else {want}
+        got_items = set(got) if isinstance(got, tuple) else {got}
+        missing, extra = (
+            sorted(want_items - got_items, key=repr),
+            sorted(got_items - want_items, key=repr),
+        )
+        lines.append(f"{section}: {len(missing)} missing, {len(extra)} unexpected")
+        lines += [f"  - {item!r:.300}" for item in missing[:limit]]
+        lines += [f"  + {item!r:.300}" for item in extra[:limit]]
+    return "\n".join(lines) or "identical"
+
+
+def run_until_ok(project: Project, job: str, attempts: int = 6) -> list[RunResult]:
+    """`meltano run job` again until it exits 0 (as a scheduler would, next time); every run's result.
+
+    ``--force``: a run that failed hard may still be recorded as running.
+    """
+    results = []
+    for _ in range(attempts):
+        result = meltano("run", "--force", job, env=project.env)
+        results.append(result)
+        if result.returncode == 0:
+            return results
+    tail = "\n".join(results[-1].log_tail[-40:])
+    msg = f"{job} never exited 0 in {attempts} runs; the last one ended with:\n{tail}"
+    raise AssertionError(msg)

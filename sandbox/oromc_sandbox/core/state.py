@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,18 +107,38 @@ class Clock:
     """The sandbox clock: wall time moving forward from ``start``, plus an offset.
 
     ``advance`` moves it forward (never backwards via advance); ``set`` jumps to an instant.
-    Time still flows between calls, so records written one after another get increasing stamps.
+    Time still flows between calls, so records written one after another get increasing stamps;
+    ``paused()`` stops it for a block (seeding), so the same seed and start give the same data
+    however long seeding takes.
     """
 
     def __init__(self, start: datetime | None = None) -> None:
         self._lock = threading.Lock()
         self._base = (start or datetime.now(UTC)).astimezone(UTC)
         self._t0 = time.monotonic()
+        self._paused_at: datetime | None = None
 
     def now(self) -> datetime:
         """Current sandbox time (tz-aware UTC)."""
         with self._lock:
+            if self._paused_at is not None:
+                return self._paused_at
             return self._base + timedelta(seconds=time.monotonic() - self._t0)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[datetime]:
+        """Stop the clock for a block (it reads the same instant throughout), then let it run on
+        from that instant."""
+        when = self.now()
+        with self._lock:
+            self._paused_at = when
+        try:
+            yield when
+        finally:
+            with self._lock:
+                self._paused_at = None
+                self._base = when
+                self._t0 = time.monotonic()
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock forward by ``seconds`` (>= 0) and return the new time."""
