@@ -4,8 +4,10 @@
     .venv/bin/python bench/bench_jobs.py             # `make bench`: 10,000 and 100,000 contacts
     .venv/bin/python bench/bench_jobs.py --sizes 10000 --changes 0,1,10
 
-For each size, a fresh sandbox (`sandbox serve --latency realistic` with the `dev` environment's Oro
-customizations, enough customers for about that many contacts) and fresh Meltano state:
+The full run first seeds the sandbox at 1,000,000 members and customer users in a process of its
+own (`bench_sandbox_scale.py`: seeding time, memory). Then for each size, a fresh sandbox (`sandbox
+serve --latency realistic` with the `dev` environment's Oro customizations, enough customers for
+about that many contacts) and fresh Meltano state:
   1. the full run of `audience-sync` (contacts and the e-commerce backfill), measured by `jobrun.py`;
   2. on the first size only, re-runs after 0 %, 1 % and 10 % (quick: 1 %) of the customer users
      changed in Oro (first name edited through Oro's API): calls and wall time as a fraction of the
@@ -23,6 +25,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
+import profiling  # noqa: E402
 import report  # noqa: E402
 from jobrun import run_job  # noqa: E402
 from oromc_sandbox.testing import RunningSandbox, running_sandbox  # noqa: E402
@@ -136,7 +140,9 @@ def change_customer_users(sandbox: RunningSandbox, percent: float, round_no: int
         sandbox.set_switches(latency="realistic")
 
 
-def run_size(contacts: int, changes: tuple[float, ...], timeout: float) -> dict[str, Any]:
+def run_size(
+    contacts: int, changes: tuple[float, ...], timeout: float, py_spy: str | None = None
+) -> dict[str, Any]:
     """A fresh sandbox and state: the full run, then the incremental re-runs."""
     customers = customers_for(contacts)
     out: dict[str, Any] = {"target_contacts": contacts, "customers": customers}
@@ -155,7 +161,14 @@ def run_size(contacts: int, changes: tuple[float, ...], timeout: float) -> dict[
             env = sandbox_env(sandbox.info, Path(tmp))
             out["audience_members"] = audience_members(sandbox)
             print(f"  {contacts:,} contacts ({customers:,} customers): full run ...", flush=True)
-            full = run_job(sandbox, "audience-sync", env, timeout=timeout)
+            full = run_job(
+                sandbox,
+                "audience-sync",
+                env,
+                timeout=timeout,
+                profile_dir=Path(tmp) if py_spy else None,
+                py_spy=py_spy,
+            )
             out["full"] = full
             print(
                 f"    {full['wall_s']:.0f} s, {full['mailchimp_calls']:,} Mailchimp calls",
@@ -177,6 +190,23 @@ def run_size(contacts: int, changes: tuple[float, ...], timeout: float) -> dict[
                 )
             out["reruns"] = reruns
     return out
+
+
+def sandbox_scale(out: Path) -> dict[str, Any]:
+    """`bench_sandbox_scale.py` in its own process (its peak memory is the sandbox's alone)."""
+    print("  sandbox scale: 1,000,000 members and customer users ...", flush=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "bench_sandbox_scale.py"), "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    result: dict[str, Any] = json.loads((out / "sandbox_scale.json").read_text())
+    print(
+        f"    {result['members']:,} members, {result['customer_users']:,} customer users: "
+        f"{result['peak_rss_mb']:,.0f} MB, seeded in {result['seed_s']} s",
+        flush=True,
+    )
+    return result
 
 
 def machine() -> dict[str, Any]:
@@ -203,6 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=3000, help="seconds per meltano run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--scale",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed the sandbox at 1M members first (default: in the full run only)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy profiles of the tap and the target of each full run (see profiling.py)",
+    )
+    parser.add_argument("--py-spy", help="the py-spy executable (default: from PATH)")
     args = parser.parse_args(argv)
     sizes = (
         tuple(int(x) for x in args.sizes.split(","))
@@ -212,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         else FULL_SIZES
     )
     changes = (
-        tuple(float(x) for x in args.changes.split(","))
-        if args.changes
+        tuple(float(x) for x in args.changes.split(",") if x)
+        if args.changes is not None
         else QUICK_CHANGES
         if args.quick
         else CHANGES
     )
+    py_spy = profiling.py_spy_path(args.py_spy) if args.profile else None
+    if args.profile and py_spy is None:
+        parser.error("--profile needs py-spy (--py-spy PATH, or on PATH)")
     meltano_install(install_env(Path(tempfile.mkdtemp(prefix="bench-install-"))))
     remove_leftover_configs()
     started = dt.datetime.now(dt.UTC)
@@ -228,13 +273,24 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sizes": [],
     }
+    if args.scale or (args.scale is None and not args.quick and not args.sizes):
+        doc["sandbox_scale"] = sandbox_scale(args.out)
+    failed = 0
+    table = ""
     for n, contacts in enumerate(sizes):
-        doc["sizes"].append(run_size(contacts, changes if n == 0 else (), args.timeout))
-    doc["wall_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
-    table = report.write(doc, args.out)
+        try:
+            doc["sizes"].append(
+                run_size(contacts, changes if n == 0 else (), args.timeout, py_spy)
+            )
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # keep what was measured
+            failed += 1
+            note = f"{contacts:,} contacts: the run failed ({str(exc).splitlines()[0][:300]})"
+            doc.setdefault("notes", []).append(note)
+            print(f"  {note}", flush=True)
+        doc["wall_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
+        table = report.write(doc, args.out)  # after each size: a later failure keeps the earlier
     print(table)
-    print(json.dumps(report.goals(doc), indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ under-estimate (at most ``interval`` per process).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -24,8 +25,10 @@ from typing import Any
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+import profiling
 from oromc_sandbox.testing import RunningSandbox
 from pipelines import RunResult, meltano
 
@@ -84,6 +87,10 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     plugin_pids: dict[str, list[int]] = field(default_factory=lambda: {r: [] for r in ROLES})
+    profile_dir: Path | None = None
+    py_spy: str | None = None
+    profiles: dict[str, Path] = field(default_factory=dict)
+    _spies: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._sandbox_proc = psutil.Process(self.sandbox.process.pid)
@@ -120,8 +127,29 @@ class Sampler:
                 continue
             if proc.pid not in self._cpu_by_pid:
                 self.plugin_pids[role].append(proc.pid)
+                self._profile(role, proc.pid)
             self._cpu_by_pid[proc.pid] = (role, cpu)
             self._peak[role] = max(self._peak[role], rss)
+
+    def _profile(self, role: str, pid: int) -> None:
+        if self.profile_dir is None or self.py_spy is None:
+            return
+        path = self.profile_dir / f"{role}-{pid}.txt"
+        self._spies.append(profiling.start(self.py_spy, pid, path))
+        self.profiles[role] = path
+
+    def profile_summaries(self) -> dict[str, Any]:
+        """What dominates each plugin's samples (once its py-spy has written them)."""
+        for spy in self._spies:
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        return {
+            role: profiling.summarize(path.read_text())
+            for role, path in self.profiles.items()
+            if path.exists()
+        }
 
     def snapshot(self) -> Snapshot:
         """The counters now."""
@@ -176,10 +204,15 @@ def run_job(
     env: dict[str, str],
     *extra: str,
     timeout: float = 3600,
+    profile_dir: Path | None = None,
+    py_spy: str | None = None,
 ) -> dict[str, Any]:
-    """`meltano run <job> <extra>`: wall time, calls, connections, 429s, memory and CPU, by phase."""
+    """`meltano run <job> <extra>`: wall time, calls, connections, 429s, memory and CPU, by phase.
+
+    With ``profile_dir`` and ``py_spy``: a py-spy profile of the tap and the target (``profiling``).
+    """
     sandbox.reset_stats()
-    sampler = Sampler(sandbox)
+    sampler = Sampler(sandbox, profile_dir=profile_dir, py_spy=py_spy)
     sampler.start()
     result: RunResult = meltano("run", *extra, job, env=env, timeout=timeout)
     end = sampler.stop()
@@ -193,6 +226,10 @@ def run_job(
     if split is not None:
         phases["ecommerce"] = _phase(split, end, end.peak_rss_mb)
     total = _phase(None, end, whole_peak)
+    latency = {
+        route: round(ms / 1000, 1)
+        for route, ms in sorted(mc.get("latency_ms_by_route", {}).items(), key=lambda kv: -kv[1])
+    }
     return {
         "job": job,
         "args": list(extra),
@@ -209,5 +246,7 @@ def run_job(
         "sandbox_cpu_s": round(end.sandbox_cpu, 2),
         "sandbox_cpu_share": round(end.sandbox_cpu / max(result.seconds, 0.01), 3),
         "phases": phases,
+        "mailchimp_latency_s_by_route": latency,
+        "profiles": sampler.profile_summaries(),
         "summaries": result.summaries,
     }

@@ -289,11 +289,26 @@ def markdown(doc: Mapping[str, Any]) -> str:
                 f"| {i['changed_percent']:g}% | {i['changed_customer_users']:,} | {i['mailchimp_calls']:,} "
                 f"| {i['oro_calls']:,} | {i['calls_fraction']:.1%} | {i['wall_s']:.0f} | {i['wall_fraction']:.0%} |"
             )
+    lines += _profile_lines(doc)
     lines += ["", "| goal | status | figures |", "|---|---|---|"]
     lines += [f"| {g['goal']} | **{g['status']}** | {g['detail']} |" for g in goals(doc)]
     for note in doc.get("notes", []):
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def _profile_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Where each profiled full run's tap and target spent their samples (py-spy, idle included)."""
+    lines: list[str] = []
+    for size in doc.get("sizes", []):
+        for role, prof in sorted((size["full"].get("profiles") or {}).items()):
+            own = ", ".join(f"`{name}` {share:.0%}" for name, share in prof["top_own_frames"][:5])
+            lines += [
+                "",
+                f"Profile of the {role} at {size['full']['figures']['contacts']:,} contacts "
+                f"({prof['samples']:,} samples, waiting included), deepest project frames: {own}",
+            ]
+    return lines
 
 
 def charts(doc: Mapping[str, Any], out: Path) -> list[Path]:

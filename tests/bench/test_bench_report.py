@@ -18,6 +18,7 @@ sys.path.insert(0, str(BENCH))
 
 import bounds  # noqa: E402
 import jobrun  # noqa: E402
+import profiling  # noqa: E402
 import report  # noqa: E402
 
 
@@ -224,3 +225,29 @@ def test_plugin_processes_and_ecommerce_calls_are_told_apart() -> None:
     }
     assert jobrun.ecommerce_calls(stats) == 6
     assert jobrun.count_status(stats, "429") == 1
+
+
+def test_profile_summary_names_what_the_project_waits_on() -> None:
+    site = "/p/.meltano/loaders/target-mailchimp/venv/lib/python3.11/site-packages"
+    text = "\n".join(
+        [
+            f"main (target.py:1);drain ({site}/target_mailchimp/sync.py:10);"
+            f"wait_for_batch ({site}/oromc_common/batches.py:5);sleep (time.py:1) 60",
+            f"main (target.py:1);drain ({site}/target_mailchimp/sync.py:10);loads (json/__init__.py:3) 30",
+            "_bootstrap (threading.py:1);run (threading.py:2) 10",
+            "not a sample line",
+        ]
+    )
+    summary = profiling.summarize(text)
+    assert summary["samples"] == 100
+    assert summary["top_own_frames"][:3] == [
+        ("oromc_common.batches.wait_for_batch", 0.6),
+        ("target_mailchimp.sync.drain", 0.3),
+        ("(outside the project)", 0.1),
+    ]
+    assert ("target_mailchimp.sync.drain", 0.9) in summary["top_inclusive"]
+    doc = _doc()
+    doc["sizes"][0]["full"]["profiles"] = {"target": summary}
+    table = report.markdown(report.enrich(doc))
+    assert "Profile of the target at 100,000 contacts (100 samples" in table
+    assert "`oromc_common.batches.wait_for_batch` 60%" in table
