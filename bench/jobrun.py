@@ -90,6 +90,7 @@ class Sampler:
     profile_dir: Path | None = None
     py_spy: str | None = None
     profiles: dict[str, Path] = field(default_factory=dict)
+    timeline: dict[int, dict[str, Any]] = field(default_factory=dict)
     _spies: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -117,7 +118,8 @@ class Sampler:
     def _sample_processes(self) -> None:
         for proc in psutil.Process().children(recursive=True):
             try:
-                role = role_of(proc.cmdline())
+                cmdline = proc.cmdline()
+                role = role_of(cmdline)
                 if role is None:
                     continue
                 with proc.oneshot():
@@ -125,9 +127,14 @@ class Sampler:
                     cpu = self._cpu_seconds(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
+            now = round(time.monotonic() - self.started, 2)
             if proc.pid not in self._cpu_by_pid:
                 self.plugin_pids[role].append(proc.pid)
-                self._profile(role, proc.pid)
+                discover = "--discover" in cmdline
+                self.timeline[proc.pid] = {"role": role, "discover": discover, "from_s": now}
+                if not discover:
+                    self._profile(role, proc.pid)
+            self.timeline[proc.pid]["to_s"] = now
             self._cpu_by_pid[proc.pid] = (role, cpu)
             self._peak[role] = max(self._peak[role], rss)
 
@@ -247,6 +254,7 @@ def run_job(
         "sandbox_cpu_share": round(end.sandbox_cpu / max(result.seconds, 0.01), 3),
         "phases": phases,
         "mailchimp_latency_s_by_route": latency,
+        "process_timeline": sorted(sampler.timeline.values(), key=lambda t: t["from_s"]),
         "profiles": sampler.profile_summaries(),
         "summaries": result.summaries,
     }

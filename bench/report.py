@@ -200,6 +200,7 @@ def _goal_sandbox(doc: Mapping[str, Any]) -> dict[str, Any]:
     detail = (
         f"{scale['members']:,} members + {scale['customer_users']:,} customer users: "
         f"{scale['peak_rss_mb']:,.0f} MB, seeded in {scale['seed_s']} s"
+        + (f" ({scale['seed_cpu_s']} s CPU)" if "seed_cpu_s" in scale else "")
     )
     return {"goal": goal, "status": _status(ok), "detail": detail}
 
