@@ -251,3 +251,11 @@ def test_profile_summary_names_what_the_project_waits_on() -> None:
     table = report.markdown(report.enrich(doc))
     assert "Profile of the target at 100,000 contacts (100 samples" in table
     assert "`oromc_common.batches.wait_for_batch` 60%" in table
+
+
+def test_archives_are_operations_of_the_serial_batch() -> None:
+    run = _run(100.0, 50, 10, {"received": 1000, "created": 900, "disabled_archived": 100}, {"received": 0})
+    bound = bounds.audience_sync_bound(run, 100_000)  # reading it all costs more: blind writes
+    assert bound["ecommerce"]["contact_archives_in_batch"] == 100
+    assert bound["ecommerce"]["seconds"] == pytest.approx(bounds.batch_seconds(100), abs=0.01)
+    assert bound["contacts"]["calls"] == 2  # 1,000 contacts: two batch subscribes, archives apart
