@@ -1,8 +1,8 @@
 """Whole jobs as a user runs them: `meltano run audience-sync` against the sandbox (realistic latency).
 
     .venv/bin/python bench/bench_jobs.py --quick     # `make bench-quick`: 2,000 contacts, 1 % re-run
-    .venv/bin/python bench/bench_jobs.py             # `make bench`: 10,000 and 100,000 contacts
-    .venv/bin/python bench/bench_jobs.py --sizes 10000 --changes 0,1,10
+    .venv/bin/python bench/bench_jobs.py             # `make bench`: 1M-member sandbox, 10,000 contacts
+    .venv/bin/python bench/bench_jobs.py --sizes 100000 --changes ""   # 100,000 contacts (over an hour)
 
 The full run first seeds the sandbox at 1,000,000 members and customer users in a process of its
 own (`bench_sandbox_scale.py`: seeding time, memory). Then for each size, a fresh sandbox (`sandbox
@@ -56,7 +56,8 @@ JSONAPI = "application/vnd.api+json"
 CONTACTS_PER_CUSTOMER = 1.94
 """Contacts the tap emits per seeded Oro customer (measured: 3,873 contacts from 2,000 customers)."""
 QUICK_SIZES = (2_000,)
-FULL_SIZES = (10_000, 100_000)
+FULL_SIZES = (10_000,)
+"""100,000 (`--sizes 100000`) does not fit the 40 minutes of `make bench` (README, "Benchmarks")."""
 CHANGES = (0.0, 1.0, 10.0)
 QUICK_CHANGES = (1.0,)  # the goal's figure; the 0 % re-run would not fit in 3 minutes
 RESULTS = HERE / "results"
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="2,000 contacts only (`make bench-quick`)"
     )
-    parser.add_argument("--sizes", help="comma-separated contact counts (default 10000,100000)")
+    parser.add_argument("--sizes", help="comma-separated contact counts (default 10000)")
     parser.add_argument(
         "--changes", help="comma-separated %% changed for the re-runs (default 0,1,10)"
     )

@@ -127,7 +127,7 @@ def _goal_bound(doc: Mapping[str, Any]) -> dict[str, Any]:
     if not any(s["target_contacts"] >= 1_000_000 for s in doc.get("sizes", [])):
         detail += "; 1M not run (see README)"
     if not verdicts:
-        detail += "; the goal is judged at 100k (full `make bench`)"
+        detail += "; the goal is judged at 100k (`bench_jobs.py --sizes 100000`)"
     return {
         "goal": f"audience sync <= {BOUND_GOAL}x the lower bound at 100k and 1M",
         "status": _status(ok),

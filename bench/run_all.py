@@ -1,7 +1,7 @@
 """`make bench` / `make bench-quick`: the whole-job benchmark (bench_jobs.py), optionally the connectors'.
 
     .venv/bin/python bench/run_all.py --quick         # `make bench-quick`: 2,000 contacts, < 3 min
-    .venv/bin/python bench/run_all.py                 # `make bench`: 10,000 and 100,000 contacts, < 40 min
+    .venv/bin/python bench/run_all.py                 # `make bench`: 1M-member sandbox, 10,000 contacts
     .venv/bin/python bench/run_all.py --connectors    # also every per-connector benchmark (hours)
 
 bench_jobs.py writes bench/results/<date>.json, latest.json, latest.md and the PNG charts, and prints
