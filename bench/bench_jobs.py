@@ -182,7 +182,14 @@ def run_size(
                     f"  re-run after {percent:g} % changed ({changed:,} customer users) ...",
                     flush=True,
                 )
-                rerun = run_job(sandbox, "audience-sync", env, timeout=timeout)
+                rerun = run_job(
+                    sandbox,
+                    "audience-sync",
+                    env,
+                    timeout=timeout,
+                    profile_dir=Path(tmp) if py_spy else None,
+                    py_spy=py_spy,
+                )
                 rerun.update(changed_percent=percent, changed_customer_users=changed)
                 reruns.append(rerun)
                 print(
@@ -243,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy profiles of the tap and the target of each full run (see profiling.py)",
+        help="py-spy profiles of the tap and the target of each run (see profiling.py)",
     )
     parser.add_argument("--py-spy", help="the py-spy executable (default: from PATH)")
     args = parser.parse_args(argv)

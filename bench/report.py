@@ -299,16 +299,20 @@ def markdown(doc: Mapping[str, Any]) -> str:
 
 
 def _profile_lines(doc: Mapping[str, Any]) -> list[str]:
-    """Where each profiled full run's tap and target spent their samples (py-spy, idle included)."""
+    """Where each profiled run's tap and target spent their samples (py-spy, idle included)."""
     lines: list[str] = []
     for size in doc.get("sizes", []):
-        for role, prof in sorted((size["full"].get("profiles") or {}).items()):
-            own = ", ".join(f"`{name}` {share:.0%}" for name, share in prof["top_own_frames"][:5])
-            lines += [
-                "",
-                f"Profile of the {role} at {size['full']['figures']['contacts']:,} contacts "
-                f"({prof['samples']:,} samples, waiting included), deepest project frames: {own}",
-            ]
+        contacts = size["full"]["figures"]["contacts"]
+        runs = [("full run", size["full"])]
+        runs += [(f"{r['changed_percent']:g}% re-run", r) for r in size.get("reruns", [])]
+        for label, run in runs:
+            for role, prof in sorted((run.get("profiles") or {}).items()):
+                own = ", ".join(f"`{name}` {share:.0%}" for name, share in prof["top_own_frames"][:5])
+                lines += [
+                    "",
+                    f"Profile of the {role}, {label} at {contacts:,} contacts "
+                    f"({prof['samples']:,} samples, waiting included), deepest project frames: {own}",
+                ]
     return lines
 
 

@@ -249,7 +249,7 @@ def test_profile_summary_names_what_the_project_waits_on() -> None:
     doc = _doc()
     doc["sizes"][0]["full"]["profiles"] = {"target": summary}
     table = report.markdown(report.enrich(doc))
-    assert "Profile of the target at 100,000 contacts (100 samples" in table
+    assert "Profile of the target, full run at 100,000 contacts (100 samples" in table
     assert "`oromc_common.batches.wait_for_batch` 60%" in table
 
 
