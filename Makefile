@@ -20,7 +20,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 # pins and only adds or drops what a changed pyproject.toml / requirements/dev.in asks for.
 KEEP ?=
 
-.PHONY: install lock lint typecheck system-packages test demo sandbox sandbox-info bench soak clean
+.PHONY: install lock lint typecheck system-packages test demo sandbox sandbox-info bench bench-quick soak clean
 
 $(STAMP): $(LOCK) requirements/uv.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ required"'
@@ -68,8 +68,12 @@ sandbox-info: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# Whole jobs (`meltano run audience-sync`) against the sandbox with realistic latency: bench/results/.
 bench: install
 	$(BIN)/python bench/run_all.py
+
+bench-quick: install
+	$(BIN)/python bench/run_all.py --quick
 
 # Both jobs every minute for SOAK_MINUTES (default 30) against a changing sandbox (not in `make test`):
 # RSS of every process, state size and backlog per cycle -> bench/results/soak.json and soak.png

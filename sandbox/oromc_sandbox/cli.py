@@ -47,6 +47,14 @@ def common_options(func: Any) -> Any:
             show_default=True,
             help="Number of Oro customers (accounts) to seed; users, orders and the audience scale with it.",
         ),
+        click.option(
+            "--max-audience-members",
+            type=click.IntRange(min=5),
+            default=DEFAULTS.max_audience_members,
+            show_default=True,
+            help="At most this many seeded audience members (a uniform sample of the shop's customer "
+            "users beyond it, plus Mailchimp-only members); memory grows with it (see the README).",
+        ),
         click.option("--host", default=DEFAULTS.host, show_default=True, help="Interface to bind."),
         click.option(
             "--oro-port",

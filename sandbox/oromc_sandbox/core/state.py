@@ -61,6 +61,7 @@ class SandboxOptions:
 
     seed: int = 42
     customers: int = 200
+    max_audience_members: int = 250_000
     host: str = "127.0.0.1"
     oro_port: int = 8801
     mailchimp_port: int = 8802

@@ -555,7 +555,6 @@ STATUS_MIX = [
     ("archived", 3),
 ]
 MAILCHIMP_ONLY_SHARE = 0.1
-MAX_SEEDED_MEMBERS = 250_000  # memory bound (~2 KB per member); larger shops get a uniform sample
 UNSUB_REASONS = [
     "N/A (Unsubscribed by an admin)",
     "I no longer want to receive these emails",
@@ -728,14 +727,16 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     seen: set[str] = set()
     # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
     declined = store.seed_declined  # opted out in Oro: unsubscribed once engagement is seeded
-    for person in _oro_people(oro_store, rng, 0.9, MAX_SEEDED_MEMBERS, declined):
+    # At most `max_audience_members` (`--max-audience-members`): larger shops get a uniform sample.
+    cap = int(getattr(options, "max_audience_members", 250_000))
+    for person in _oro_people(oro_store, rng, 0.9, cap, declined):
         key = person[0].strip().lower()
         if key not in seen:
             seen.add(key)
             people.append(person)
     target = int(getattr(options, "customers", 200))
     extra = max(int(target * MAILCHIMP_ONLY_SHARE), 5) if people else max(target, 5)
-    extra = min(extra, max(MAX_SEEDED_MEMBERS - len(people), 5))
+    extra = min(extra, cap - len(people))  # never more than `cap` members in all
     n = 0
     while extra > 0:
         first, last = firsts[rng.randrange(400)], lasts[rng.randrange(400)]
