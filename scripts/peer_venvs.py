@@ -3,7 +3,8 @@
 The sandbox's conformance suite (tests/sandbox_mailchimp/test_singer_tap_mailchimp.py) and the benchmark
 bench/bench_tap_mailchimp_engagement.py run them unmodified. Their dependencies conflict with ours (old
 pins), so each gets `.venv-<peer>/` at the repository root (git-ignored: a `.gitignore` with `*` inside),
-installed with `uv pip install --require-hashes --no-deps` from its hashed lock `requirements/<peer>.txt`
+installed with `uv pip install --require-hashes --no-deps` (from uv's cache when it holds every package,
+else from the index) from its hashed lock `requirements/<peer>.txt`
 (`make lock` writes it from `requirements/<peer>.in`). A venv is made once and made again only when its lock
 changed (the lock's sha256 is kept in `.venv-<peer>/.lock-sha256`).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -56,11 +58,12 @@ def ensure(peer: str, root: Path = ROOT) -> Path:
     uv = Path(sys.executable).with_name("uv")
     shutil.rmtree(home, ignore_errors=True)
     subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(home)], check=True, cwd=root)
-    subprocess.run(
-        [str(uv), "pip", "install", "-q", "--python", str(home / "bin" / "python"),
-         "--require-hashes", "--no-deps", "-r", str(lock)],
-        check=True, cwd=root,
-    )  # fmt: skip
+    install = [str(uv), "pip", "install", "-q", "--python", str(home / "bin" / "python"),
+               "--require-hashes", "--no-deps", "-r", str(lock)]  # fmt: skip
+    # from uv's cache when it has every package (no network needed), else from the index
+    offline = subprocess.run(install, env={**os.environ, "UV_OFFLINE": "1"}, capture_output=True, check=False, cwd=root)
+    if offline.returncode != 0:
+        subprocess.run(install, check=True, cwd=root)
     (home / ".gitignore").write_text("*\n")
     (home / ".lock-sha256").write_text(hashlib.sha256(lock.read_bytes()).hexdigest())
     return command

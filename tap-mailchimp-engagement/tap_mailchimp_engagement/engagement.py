@@ -94,9 +94,12 @@ class ActivityReader:
         Mailchimp runs the next job while this run downloads and parses the previous one's results, so
         the wait per job (on the sandbox 2 s plus 5 ms per operation; minutes on the real API) overlaps
         the reading. State holds at most two jobs: ``batch`` (finished or running, read first) and
-        ``next_batch`` (submitted while ``batch`` is read). Measured with bench_tap_mailchimp_engagement.py
-        (20,000 customers, ~320,000 activity rows, 50 operations per job, loaded 2-core machine): see the
-        tap README's "Benchmark".
+        ``next_batch`` (submitted while ``batch`` is read). Measured before keeping it: one sandbox of the
+        engagement benchmark (20,000 customers, 320,694 activity rows, 50 operations per job: 14 jobs),
+        sequential and pipelined runs alternating, two rounds, on the loaded 2-core machine (load ~12):
+        123.6 / 112.4 s sequential against 102.0 / 85.5 s pipelined (1.21x / 1.31x the rows/s), 45 against
+        32 API calls (fewer polls: the next job is mostly finished when the previous one is read), same
+        rows, same peak RSS (103-113 MB).
         """
         current = pending[0] if pending else self._submit_next(chunks, "batch")
         following = pending[1] if len(pending) > 1 else None

@@ -7,6 +7,7 @@ bench/bench_tap_mailchimp_engagement.py; here the install decisions and the name
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,15 @@ def test_a_venv_is_made_from_the_lock_once_and_again_when_the_lock_changes(
     root = _fake_root(tmp_path, peer)
     calls: list[list[str]] = []
 
-    def fake_run(cmd: list[str], **_: Any) -> None:
+    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         calls.append(cmd)
         if cmd[1] == "venv":
             (Path(cmd[-1]) / "bin").mkdir(parents=True)
+        elif kwargs.get("env", {}).get("UV_OFFLINE") == "1":  # uv's cache lacks a package
+            return subprocess.CompletedProcess(cmd, 2)
         else:  # the install puts the peer's command into the venv
             (root / f".venv-{peer}" / "bin" / "source-mailchimp").write_text("")
+        return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(peer_venvs.subprocess, "run", fake_run)
     assert not peer_venvs.is_current(peer, root)
@@ -67,7 +71,7 @@ def test_a_venv_is_made_from_the_lock_once_and_again_when_the_lock_changes(
     (root / "requirements" / f"{peer}.txt").write_text("pkg==1.1 --hash=sha256:11\n")
     assert not peer_venvs.is_current(peer, root)
     peer_venvs.ensure(peer, root)
-    assert [c[1] for c in calls] == ["venv", "pip"]  # made again
+    assert [c[1] for c in calls] == ["venv", "pip", "pip"]  # made again (the cache first, then the index)
 
 
 def test_an_unknown_peer_is_refused() -> None:
