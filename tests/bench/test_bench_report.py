@@ -259,3 +259,30 @@ def test_archives_are_operations_of_the_serial_batch() -> None:
     assert bound["ecommerce"]["contact_archives_in_batch"] == 100
     assert bound["ecommerce"]["seconds"] == pytest.approx(bounds.batch_seconds(100), abs=0.01)
     assert bound["contacts"]["calls"] == 2  # 1,000 contacts: two batch subscribes, archives apart
+
+
+def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: Path) -> None:
+    doc = report.enrich(_doc(one_percent_calls=40))
+    unmeasured = {g["goal"].split(" ")[0]: g["status"] for g in report.goals(doc, tmp_path)}
+    assert unmeasured["tap-mailchimp-engagement"] == unmeasured["engagement"] == "not measured"
+    peers = {
+        "ratios_ours_over_peer": {
+            "email_activity:ours/singer": {"rows_per_s": 2.4, "api_calls": 0.5, "rows_read": {"peer_missed": 0}},
+            # a peer that under-reads does not count, however slow it is
+            "email_activity:ours/airbyte": {"rows_per_s": 12.0, "api_calls": 0.2, "rows_read": {"peer_missed": 9}},
+        }
+    }
+    oro = {"recipients": 1000, "stock": {"capacity_share": 0.79, "rows_per_second": 40, "rejects_left": 0}}
+    (tmp_path / "tap_mailchimp_engagement.json").write_text(json.dumps(peers))
+    (tmp_path / "job_engagement_oro.json").write_text(json.dumps(oro))
+    by_goal = {g["goal"].split(" ")[0]: g for g in report.goals(doc, tmp_path)}
+    assert by_goal["tap-mailchimp-engagement"]["status"] == "met"
+    assert "airbyte" not in by_goal["tap-mailchimp-engagement"]["detail"]
+    assert by_goal["engagement"]["status"] == "MISSED"  # 0.79 < 0.8
+    peers["ratios_ours_over_peer"]["email_activity:ours/singer"]["api_calls"] = 8.0  # more calls
+    oro["stock"]["capacity_share"] = 0.85
+    (tmp_path / "tap_mailchimp_engagement.json").write_text(json.dumps(peers))
+    (tmp_path / "job_engagement_oro.json").write_text(json.dumps(oro))
+    by_goal = {g["goal"].split(" ")[0]: g for g in report.goals(doc, tmp_path)}
+    assert by_goal["tap-mailchimp-engagement"]["status"] == "MISSED"
+    assert by_goal["engagement"]["status"] == "met"
