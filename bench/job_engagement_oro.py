@@ -18,9 +18,9 @@ Phases (each its own campaign, so none dedupes against another):
   * ``batch``: Oro with the Batch API enabled for ``marketingactivities`` (sandbox switch
     ``marketingactivities_batch``), the target's defaults.
 Reported per phase: wall seconds, activity rows in, activities written, rows/s, API calls by
-method, 503s received, rejects left (an overload error left unretried is a reject), the capacity
-share and the target's concurrency limit. ``--profile`` profiles each phase's main thread with
-pyinstrument and stores the top frames. JSON to stdout and ``bench/results/<--out>``.
+method, 503s received, rejects left and whether the run stopped (an overload error left unretried
+fails the run), the capacity share and the target's concurrency limit. ``--profile`` profiles each
+phase's main thread with pyinstrument and stores the top frames. JSON to stdout and ``bench/results/<--out>``.
 The machine's load moves these figures: compare phases of one run, not runs of different days.
 """
 
@@ -92,8 +92,12 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         profiler = Profiler(interval=0.005)
         profiler.start()
     started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        target.listen(io.StringIO(lines))
+    failure = None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            target.listen(io.StringIO(lines))
+    except Exception as exc:  # a run the overload stopped is a result too
+        failure = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
@@ -112,7 +116,7 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         "seconds": round(seconds, 2),
         "activity_rows_in": rows,
         "activities_written": written,
-        "rows_per_second": round(rows / seconds, 1),
+        "rows_per_second": round(written / seconds, 1),  # written: a stopped run wrote only some
         "api_calls": sum(calls.values()),
         "api_calls_by_method": calls,
         "overload_503_received": stats["by_status"].get("503", 0),
@@ -122,6 +126,7 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         "peak_queued": capacity["peak_queued"],
         "queue_wait_ms_total": capacity["queue_wait_ms_total"],
         "concurrency": writer.limit.stats(),
+        "run_failed": failure,
     }
     if profiler is not None:
         out["profile_main_thread"] = _profile_summary(profiler)
@@ -165,9 +170,10 @@ def main() -> None:
                 config.setdefault("max_connections", args.workers)
             report[name] = _phase(sb, config, lines, rows, args.workers, fixed=fixed, profile=args.profile)
             share, rejects = report[name]["capacity_share"], report[name]["rejects_left"]
-            report[name]["goal_met"] = share >= GOAL_SHARE and rejects == 0
+            report[name]["goal_met"] = share >= GOAL_SHARE and rejects == 0 and not report[name]["run_failed"]
             print(f"{name}: share {share:.2f}, {report[name]['rows_per_second']} rows/s, "
-                  f"{report[name]['overload_503_received']} x 503, {rejects} rejects", flush=True)
+                  f"{report[name]['overload_503_received']} x 503, {rejects} rejects, "
+                  f"failed: {report[name]['run_failed']}", flush=True)
     out = ROOT / "bench" / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
