@@ -35,6 +35,7 @@ SWITCHES = (
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
+    "campaign_statistics_fields",
     "order_external_status_management",
     "marketingactivities_batch",
     "batch_sync_wait_timeout",
@@ -66,6 +67,7 @@ class SandboxOptions:
     tagging: bool = True
     shoppinglists: bool = False
     order_campaign_relation: bool = False
+    campaign_statistics_fields: bool = False
     order_external_status_management: bool = False
     marketingactivities_batch: bool = False
     batch_sync_wait_timeout: float = 25.0
