@@ -15,7 +15,8 @@ Phases (same sandbox process, re-seeded between phases):
      (``batch_mode=single``, ``max_connections=1``);
   5. members: a name change for every recipient through the Batch API (``PATCH /customerusers``,
      ``X-Mode: sync``, 100 per request) vs 6. one PATCH per member, sequential.
-Oro has no Batch API for ``marketingactivities`` (405, also in the sandbox), so the activity path's
+Stock Oro has no Batch API for ``marketingactivities`` (405; the sandbox too unless its switch
+``marketingactivities_batch`` is on, see ``job_engagement_oro.py``), so the activity path's
 speed-up comes from bounded concurrency and amortised lookups; the Batch API ratio is phase 5 / 6.
 Reported per phase: wall seconds, activities written, activities/s, API calls (sandbox counter) and
 calls per 1,000 activities; plus the ratio phase 1 / phase 4. JSON to stdout and

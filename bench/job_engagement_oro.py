@@ -1,7 +1,7 @@
 """Engagement sync into Oro against Oro's modelled capacity (issue 16, item 3).
 
     .venv/bin/python bench/job_engagement_oro.py [--recipients 10000] [--workers 8] [--backlog 16]
-        [--phases stock,stock_fixed,batch] [--profile]
+        [--max-connections N] [--phases stock,stock_fixed,batch] [--profile] [--out NAME.json]
 
 One campaign sent to ``--recipients`` real Oro customer users, engagement in Mailchimp-like
 proportions (the generator of ``bench_target_orocommerce.py``), every event written
@@ -13,13 +13,14 @@ nginx). Oro publishes no rate limit; this pool is the capacity the target is mea
 
 Phases (each its own campaign, so none dedupes against another):
   * ``stock``: stock Oro (no Batch API for ``marketingactivities``), the target's defaults;
-  * ``stock_fixed``: the same with a fixed concurrency of ``max_connections`` (no adaptation);
+  * ``stock_fixed``: the same with a fixed concurrency of ``max_connections`` (no adaptation;
+    ``--workers`` unless ``--max-connections`` is given);
   * ``batch``: Oro with the Batch API enabled for ``marketingactivities`` (sandbox switch
     ``marketingactivities_batch``), the target's defaults.
 Reported per phase: wall seconds, activity rows in, activities written, rows/s, API calls by
-method, 503s received, rejects left (an overload error left unretried is a reject), the capacity
-share and the target's concurrency limit. ``--profile`` profiles each phase's main thread with
-pyinstrument and stores the top frames. JSON to stdout and ``bench/results/job_engagement_oro.json``.
+method, 503s received, rejects left and whether the run stopped (an overload error left unretried
+fails the run), the capacity share and the target's concurrency limit. ``--profile`` profiles each
+phase's main thread with pyinstrument and stores the top frames. JSON to stdout and ``bench/results/<--out>``.
 The machine's load moves these figures: compare phases of one run, not runs of different days.
 """
 
@@ -49,21 +50,30 @@ def _input(emails: list[str], campaign: str) -> tuple[str, int]:
     return _lines(streams), len(streams["sent_to"]) + len(streams["email_activity"])
 
 
-def _profile_summary(profiler: Any, limit: int = 12) -> list[dict[str, Any]]:
-    """The heaviest frames of the main thread (self time), as (function, file:line, seconds)."""
+def _profile_summary(profiler: Any, limit: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """The main thread's profile: heaviest frames by self time, and the target's own functions by
+    total time (where its wall time goes: reading, lookups, waiting for the creates behind)."""
     session = profiler.last_session
-    totals: dict[str, float] = {}
+    own: dict[str, float] = {}
+    ours: dict[str, float] = {}
     stack = [session.root_frame()]
     while stack:
         frame = stack.pop()
         if frame is None:
             continue
         stack.extend(frame.children)
-        if frame.total_self_time > 0:
-            name = f"{frame.function} ({Path(frame.file_path or '?').name}:{frame.line_no})"
-            totals[name] = totals.get(name, 0.0) + frame.total_self_time
-    top = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
-    return [{"frame": name, "seconds": round(sec, 2)} for name, sec in top]
+        if frame.function.startswith("[") or not frame.file_path:
+            continue
+        name = f"{frame.function} ({Path(frame.file_path).name}:{frame.line_no})"
+        own[name] = own.get(name, 0.0) + frame.total_self_time
+        if "target_orocommerce" in frame.file_path:
+            ours[name] = max(ours.get(name, 0.0), frame.time)  # recursion: the outermost call
+
+    def top(table: dict[str, float]) -> list[dict[str, Any]]:
+        rows = sorted(table.items(), key=lambda kv: -kv[1])[:limit]
+        return [{"frame": name, "seconds": round(sec, 2)} for name, sec in rows]
+
+    return {"self_time": top(own), "target_functions_total_time": top(ours)}
 
 
 def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, workers: int,
@@ -82,8 +92,12 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         profiler = Profiler(interval=0.005)
         profiler.start()
     started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        target.listen(io.StringIO(lines))
+    failure = None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            target.listen(io.StringIO(lines))
+    except Exception as exc:  # a run the overload stopped is a result too
+        failure = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
@@ -102,7 +116,7 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         "seconds": round(seconds, 2),
         "activity_rows_in": rows,
         "activities_written": written,
-        "rows_per_second": round(rows / seconds, 1),
+        "rows_per_second": round(written / seconds, 1),  # written: a stopped run wrote only some
         "api_calls": sum(calls.values()),
         "api_calls_by_method": calls,
         "overload_503_received": stats["by_status"].get("503", 0),
@@ -112,9 +126,10 @@ def _phase(sb: RunningSandbox, config: dict[str, Any], lines: str, rows: int, wo
         "peak_queued": capacity["peak_queued"],
         "queue_wait_ms_total": capacity["queue_wait_ms_total"],
         "concurrency": writer.limit.stats(),
+        "run_failed": failure,
     }
     if profiler is not None:
-        out["profile_main_thread_top"] = _profile_summary(profiler)
+        out["profile_main_thread"] = _profile_summary(profiler)
     return out
 
 
@@ -126,6 +141,7 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=None, help="target setting (default: its own)")
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", default="job_engagement_oro.json", help="file name under bench/results/")
     args = parser.parse_args()
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
@@ -154,10 +170,11 @@ def main() -> None:
                 config.setdefault("max_connections", args.workers)
             report[name] = _phase(sb, config, lines, rows, args.workers, fixed=fixed, profile=args.profile)
             share, rejects = report[name]["capacity_share"], report[name]["rejects_left"]
-            report[name]["goal_met"] = share >= GOAL_SHARE and rejects == 0
+            report[name]["goal_met"] = share >= GOAL_SHARE and rejects == 0 and not report[name]["run_failed"]
             print(f"{name}: share {share:.2f}, {report[name]['rows_per_second']} rows/s, "
-                  f"{report[name]['overload_503_received']} x 503, {rejects} rejects", flush=True)
-    out = ROOT / "bench" / "results" / "job_engagement_oro.json"
+                  f"{report[name]['overload_503_received']} x 503, {rejects} rejects, "
+                  f"failed: {report[name]['run_failed']}", flush=True)
+    out = ROOT / "bench" / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
