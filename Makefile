@@ -53,13 +53,14 @@ test: lint typecheck system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: install
-	@echo "Sandbox as in the demo, with three OroCommerce customizations turned on:"
+	@echo "Sandbox as in the demo, with four OroCommerce customizations turned on:"
 	@echo "  --shoppinglists            shopping lists exposed in the back-office API (abandoned carts)"
 	@echo "  --order-campaign-relation  a custom 'campaign' relation on orders (conversions)"
 	@echo "  --consent-source customer_user_field  marketing consent in a custom boolean field on customer users"
+	@echo "  --campaign-statistics-fields  custom fields mc_* on campaigns (campaign results)"
 	@echo "Stock Oro has none: '$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802' runs without them."
 	$(BIN)/sandbox serve --oro-port 8801 --mailchimp-port 8802 --shoppinglists --order-campaign-relation \
-		--consent-source customer_user_field
+		--consent-source customer_user_field --campaign-statistics-fields
 
 sandbox-info: install
 	@$(BIN)/sandbox info --json

@@ -12,13 +12,16 @@ consent travelling each way.
    Mailchimp (through each system's API, as the storefront and the unsubscribe link would); both
    jobs run and the demo checks that each opt-out reached the other system,
 6. round 4: both jobs again: the opt-outs do not echo (nothing written),
-7. stops the sandbox.
+7. prints each campaign's results (sends, opens, rates, orders, revenue) read back from OroCommerce
+   and checks them against Mailchimp's reports,
+8. stops the sandbox.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import threading
@@ -26,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +202,77 @@ class Apis:
                 return out
 
 
+#: Campaign results: Oro custom field on the campaign (target-orocommerce campaign_results) -> where
+#: Mailchimp's campaign report has the figure.
+RESULT_FIELDS = {
+    "mc_emails_sent": ("emails_sent",),
+    "mc_opens": ("opens", "opens_total"),
+    "mc_unique_opens": ("opens", "unique_opens"),
+    "mc_clicks": ("clicks", "clicks_total"),
+    "mc_bounces": ("bounces", "hard_bounces", "+soft_bounces"),
+    "mc_unsubscribes": ("unsubscribed",),
+    "mc_open_rate": ("opens", "open_rate"),
+    "mc_click_rate": ("clicks", "click_rate"),
+    "mc_orders": ("ecommerce", "total_orders"),
+    "mc_revenue": ("ecommerce", "total_revenue"),
+}
+
+
+def _report_figure(report: dict[str, Any], path: tuple[str, ...]) -> float:
+    if path[-1].startswith("+"):  # a sum of two counters of the same object
+        part = report[path[0]]
+        return float(part[path[1]]) + float(part[path[2][1:]])
+    value: Any = report
+    for key in path:
+        value = value[key]
+    return float(value)
+
+
+def campaign_results(sandbox: RunningSandbox, synced_at: str) -> bool:
+    """Each sent campaign's results as an Oro user sees them (the campaign's ``mc_*`` fields), checked
+    against Mailchimp's ``/reports``. A campaign opened or clicked after the last engagement-sync started
+    (``synced_at``) is listed as moved on since, not as a mismatch."""
+    apis = Apis(sandbox)
+    page = apis.mc.get(f"{sandbox.mailchimp_api_url}/reports", params={"count": 1000}, timeout=60)
+    page.raise_for_status()
+    since = datetime.fromisoformat(synced_at)
+    equal = moved = 0
+    mismatches: list[str] = []
+    for report in sorted(page.json()["reports"], key=lambda r: r["send_time"]):
+        found = apis.oro("GET", "campaigns", params={"filter[code]": report["id"]})["data"]
+        held = found[0]["attributes"] if found else {}
+        differ = [
+            name for name, path in RESULT_FIELDS.items()
+            if held.get(name) is None
+            or not math.isclose(float(held[name]), _report_figure(report, path), abs_tol=1e-4)
+        ]
+        title = held.get("name") or report["id"]
+        if not held or held.get("mc_open_rate") is None:
+            _say(f"   {title}: no results in OroCommerce")
+        else:
+            _say(
+                f"   {title}: sent {held['mc_emails_sent']}, open rate {100 * held['mc_open_rate']:.1f} % "
+                f"({held['mc_unique_opens']} unique, {held['mc_opens']} opens), click rate "
+                f"{100 * held['mc_click_rate']:.1f} % ({held['mc_clicks']} clicks), bounces {held['mc_bounces']}, "
+                f"unsubscribes {held['mc_unsubscribes']}, orders {held['mc_orders']}, "
+                f"revenue {float(held['mc_revenue']):.2f}"
+            )
+        latest = [report["opens"].get("last_open"), report["clicks"].get("last_click")]
+        if not differ:
+            equal += 1
+        elif any(t and datetime.fromisoformat(t) > since for t in latest):
+            moved += 1
+            _say(f"     (Mailchimp's report moved on since the sync: {', '.join(differ)}; the next sync writes it)")
+        else:
+            mismatches.append(f"{report['id']}: {', '.join(differ)}")
+    _say(
+        f"   equal to Mailchimp's /reports: {equal} of {equal + moved + len(mismatches)} campaigns"
+        + (f", {moved} moved on since the sync" if moved else "")
+        + (f"; DIFFERENT: {'; '.join(mismatches)}" if mismatches else "")
+    )
+    return not mismatches
+
+
 @dataclass
 class OptOut:
     """One person's opt-out: where it was made, and whether the other system ended up agreeing."""
@@ -287,6 +362,7 @@ class Played:
     writes: dict[int, dict[str, int]] = field(default_factory=dict)
     opt_outs: list[OptOut] = field(default_factory=list)
     returncode: int = 0
+    started: dict[str, str] = field(default_factory=dict)  # job -> sandbox time its last run started
 
     @property
     def ok(self) -> bool:
@@ -325,6 +401,7 @@ def play(
         for job, direction in JOBS:
             _say(f"  -> meltano run {job}   ({direction})")
             sandbox.reset_stats()
+            played.started[job] = sandbox.now()
             with Progress(sandbox, job):
                 result = meltano("run", job, env=env, on_line=on_line, on_raw=on_raw)
             oro, mc = sandbox.stats("oro"), sandbox.stats("mailchimp")
@@ -377,6 +454,9 @@ def main() -> int:
         if played.returncode != 0:
             return played.returncode
         _say()
+        _say("== Campaign results in OroCommerce (the campaigns' mc_* fields, read back) ==")
+        results_ok = campaign_results(sandbox, played.started["engagement-sync"])
+        _say()
         _say("== Summary ==")
         for job, _ in JOBS:
             _say(
@@ -404,7 +484,7 @@ def main() -> int:
             )
         )
     _say("== Sandbox stopped ==")
-    return 0 if played.ok else 1
+    return 0 if played.ok and results_ok else 1
 
 
 if __name__ == "__main__":

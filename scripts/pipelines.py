@@ -31,10 +31,12 @@ PRIVATE_UMASK = 0o077
 while the plugin runs: started with this umask, those files are readable by their owner only."""
 
 #: The Oro customizations the `dev` environment of meltano.yml expects of its sandbox (shopping lists
-#: and the order campaign relation in the API; marketing consent in a custom field on customer users).
+#: and the order campaign relation in the API; marketing consent in a custom field on customer users;
+#: the campaign results' custom fields on campaigns).
 DEV_SANDBOX_OPTIONS: dict[str, Any] = {
     "shoppinglists": True,
     "order_campaign_relation": True,
+    "campaign_statistics_fields": True,
     "consent_source": "customer_user_field",
 }
 

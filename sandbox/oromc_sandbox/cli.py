@@ -112,6 +112,13 @@ def main() -> None:
     help="Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
 )
 @click.option(
+    "--campaign-statistics-fields/--no-campaign-statistics-fields",
+    default=False,
+    show_default=True,
+    help="Oro campaigns carry custom fields mc_emails_sent, mc_opens, ... mc_revenue (added in Entity "
+    "Management) holding the Mailchimp report's figures.",
+)
+@click.option(
     "--order-external-status-management/--no-order-external-status-management",
     default=False,
     show_default=True,

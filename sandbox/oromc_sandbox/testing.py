@@ -34,6 +34,7 @@ _BOOL_FLAGS = {
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
+    "campaign_statistics_fields",
     "order_external_status_management",
 }
 

@@ -17,6 +17,12 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
   ``POST /batches`` per resource, polls it until ``finished`` and reads the per-operation results: a
   success counts as written, a failure is a reject with the reason and field of the operation's problem
   body, a retryable one (429/5xx) is sent again as a single call; a trickle uses single calls;
+* batches are pipelined: Mailchimp runs an account's batches one at a time in submission order, so the
+  next window's batch is submitted while the previous one runs (at most ``PIPELINE_DEPTH`` in flight)
+  and queues right behind it; the target waits for them (``settle``) before anything that depends on
+  their results: another resource, a key already in flight, single calls, contacts, the end of the run,
+  and the tap's state, which is emitted only once every batch submitted before it has finished
+  (``when_durable``);
 * a killed run: the tap's state moves only after a drain is acknowledged, so the window is replayed; the
   next run first waits for every batch still unfinished on the account (``GET /batches``: the one it had
   submitted keeps running server-side), then reads the store, so what that batch wrote counts as
@@ -29,8 +35,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -54,6 +61,10 @@ from oromc_common.report import RunReport
 
 PAGE = 1000
 DEFAULT_BATCH_THRESHOLD = 50
+# Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
+# queues behind the first: it starts the moment the first ends instead of after the target has polled,
+# downloaded and parsed the first one's results and built the next window. More than two buys nothing.
+PIPELINE_DEPTH = 2
 LOGGER = logging.getLogger("target_mailchimp.ecommerce")
 
 
@@ -196,6 +207,20 @@ class Write:
     quiet: bool = False
 
 
+@dataclass
+class _InFlight:
+    """A submitted ``/batches`` job whose results are not read yet."""
+
+    batch_id: str
+    collection: str
+    by_op: dict[str, Write]
+    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def keys(self) -> set[str]:
+        return {w.key for w in self.by_op.values()}
+
+
 def _clean(value: Any) -> Any:
     """JSON-able, no None values, money as float."""
     if isinstance(value, Mapping):
@@ -255,6 +280,7 @@ class EcommerceSync:
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
+        self._in_flight: deque[_InFlight] = deque()
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
 
     # -- store -------------------------------------------------------------------------
@@ -311,7 +337,8 @@ class EcommerceSync:
                 LOGGER.warning("Batch %s still not finished; reading the store anyway.", batch["id"])
 
     def finish(self) -> None:
-        """End of run: a backfill's ``is_syncing`` is switched off again."""
+        """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
+        self.settle()
         if self._store_ready and self._syncing:
             self.client.patch(self.base, {"is_syncing": False})
             self._syncing = False
@@ -400,13 +427,19 @@ class EcommerceSync:
         resource = RESOURCES[stream]
         self.report.count(stream, "received", len(records))
         self.ensure_store()
-        known = self._collection(resource.collection)
         latest: dict[str, dict[str, Any]] = {}
         for record in records:
             key = str(record.get("id"))
             if key in latest:
                 self.report.count(stream, "duplicates_merged")
             latest[key] = record
+        # What is compared below must include every earlier write of the same records.
+        if any(
+            b.collection != resource.collection or not b.keys.isdisjoint(latest)
+            for b in self._in_flight
+        ):
+            self.settle()
+        known = self._collection(resource.collection)
         writes: list[Write] = []
         for key, record in latest.items():
             current = known.get(key)
@@ -446,8 +479,9 @@ class EcommerceSync:
         """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections."""
         if len(writes) >= self.settings.batch_threshold:
             self._start_syncing()
-            self._run_batch(writes)
-        else:
+            self._submit(writes)
+        elif writes:
+            self.settle()  # single calls never overtake a queued batch
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
@@ -542,12 +576,34 @@ class EcommerceSync:
             else timeout_seconds,
         )
 
-    def _run_batch(self, writes: list[Write]) -> None:
-        """One ``POST /batches`` for the writes; per-operation results become counts or rejects.
+    @property
+    def in_flight(self) -> bool:
+        """True while a submitted batch's results are not read yet."""
+        return bool(self._in_flight)
 
-        Operations whose result is missing or retryable (429, 5xx) are sent again as single calls
-        (with the client's retries); a fatal one (401/403) stops the run like a single call would.
-        """
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every batch submitted so far has finished and its results are read
+        (now, when none is in flight). The target emits the tap's state this way."""
+        if self._in_flight:
+            self._in_flight[-1].on_durable.append(callback)
+        else:
+            callback()
+
+    def settle(self) -> None:
+        """Read the results of every batch in flight, oldest first."""
+        while self._in_flight:
+            self._collect()
+
+    def _submit(self, writes: list[Write]) -> None:
+        """One ``POST /batches`` for the writes, read later (``_collect``) while the next is prepared."""
+        collection = writes[0].resource.collection
+        if any(
+            b.collection != collection or not b.keys.isdisjoint(w.key for w in writes)
+            for b in self._in_flight
+        ):
+            self.settle()
+        while len(self._in_flight) >= PIPELINE_DEPTH:
+            self._collect()
         by_op: dict[str, Write] = {}
         operations = []
         for i, write in enumerate(writes):
@@ -559,13 +615,23 @@ class EcommerceSync:
                 operation["body"] = body
             operations.append(operation)
         batch_id = submit_batch(self.client, operations)
-        LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), writes[0].resource.collection)
+        LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(writes[0].resource.stream, "batched", len(operations))
+        self._in_flight.append(_InFlight(batch_id, collection, by_op))
+
+    def _collect(self) -> None:
+        """Wait for the oldest batch in flight; per-operation results become counts or rejects.
+
+        Operations whose result is missing or retryable (429, 5xx) are sent again as single calls
+        (with the client's retries); a fatal one (401/403) stops the run like a single call would.
+        """
+        batch = self._in_flight[0]
         try:
-            doc = self._wait(batch_id)
+            doc = self._wait(batch.batch_id)
         except (BatchExpiredError, BatchTimeoutError) as exc:
-            msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
+            msg = f"Mailchimp batch {batch.batch_id} did not finish: {exc}"
             raise RuntimeError(msg) from exc
+        by_op = batch.by_op
         done: set[str] = set()
         for result in iter_results(self.client, str(doc.get("response_body_url") or "")):
             if result.operation_id not in by_op or result.operation_id in done:
@@ -585,8 +651,13 @@ class EcommerceSync:
                 done.discard(result.operation_id)  # retryable: sent again below as a single call
         retry = [w for op_id, w in by_op.items() if op_id not in done]
         if retry:
-            LOGGER.warning("Batch %s: %d operations without a final result; sent one by one.", batch_id, len(retry))
+            LOGGER.warning(
+                "Batch %s: %d operations without a final result; sent one by one.", batch.batch_id, len(retry)
+            )
             run_concurrently([partial(self._write, w) for w in retry], self.workers)
+        self._in_flight.popleft()
+        for callback in batch.on_durable:
+            callback()
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""

@@ -569,6 +569,8 @@ class TargetMailchimp(GatedTarget):
     def drain_sinks(self, sinks: list[Sink], parallelism: int) -> None:
         order = [self.config.get("contacts_stream", STREAM), *RESOURCES]
         ordered = sorted((s for s in sinks if s.stream_name in order), key=lambda s: order.index(s.stream_name))
+        if self._ecommerce is not None and any(s.stream_name == order[0] and s.current_size for s in ordered):
+            self._ecommerce.settle()  # contacts (consent) are never written before a queued store write
         super().drain_sinks(ordered, 1)
         super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
 
@@ -597,6 +599,11 @@ class TargetMailchimp(GatedTarget):
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
+        if self._ecommerce is not None and self._ecommerce.in_flight:
+            # Pipelined e-commerce batches: the state is emitted once they have finished.
+            emit, snapshot = super().write_state, copy.deepcopy(state)
+            self._ecommerce.when_durable(lambda: emit(snapshot))
+            return
         super().write_state(state)
 
     @override

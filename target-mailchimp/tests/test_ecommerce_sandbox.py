@@ -13,9 +13,11 @@ import pytest
 from oromc_common.batches import submit_batch
 from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, PermanentMailchimpError
 from oromc_common.report import RunReport
+from oromc_common.sdk_seams import SeamTarget
 from oromc_sandbox.testing import RunningSandbox
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
+from target_mailchimp.target import TargetMailchimp
 
 from .conftest import DOMAIN, run_target, writes
 
@@ -301,6 +303,72 @@ def test_a_run_killed_mid_batch_converges(
     assert summary["unchanged"] == 8
     assert not summary.get("rejected_by_reason")
     assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
+
+
+def test_batches_are_pipelined_and_state_waits_for_them(
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The next window's batch is queued behind the running one; a state is emitted only once every
+    batch submitted before it arrived has finished (a killed run then replays at most those)."""
+    events: list[tuple[str, Any]] = []
+    submit, wait = EcommerceSync._submit, EcommerceSync._wait
+    write_state, emit = TargetMailchimp.write_state, SeamTarget.write_state
+
+    def spy_submit(self: EcommerceSync, batch: list[Any]) -> None:
+        submit(self, batch)
+        events.append(("submit", self._in_flight[-1].batch_id))
+
+    def spy_wait(self: EcommerceSync, batch_id: str, timeout_seconds: float | None = None) -> Any:
+        done = wait(self, batch_id, timeout_seconds)
+        events.append(("finished", batch_id))
+        return done
+
+    def spy_state(self: TargetMailchimp, state: dict[str, Any]) -> None:
+        events.append(("state", json.dumps(state, sort_keys=True)))
+        write_state(self, state)
+
+    def spy_emit(self: Any, state: dict[str, Any]) -> None:
+        events.append(("emit", json.dumps(state, sort_keys=True)))
+        emit(self, state)
+
+    monkeypatch.setattr(EcommerceSync, "_submit", spy_submit)
+    monkeypatch.setattr(EcommerceSync, "_wait", spy_wait)
+    monkeypatch.setattr(TargetMailchimp, "write_state", spy_state)
+    monkeypatch.setattr(SeamTarget, "write_state", spy_emit)
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "batch_size_rows": 10,
+    }
+    orders = [_order(f"o{i}", order_total=str(10 + i)) for i in range(40)]
+    lines = _lines("ecommerce_orders", [])
+    for window in range(4):
+        lines += [
+            json.dumps({"type": "RECORD", "stream": "ecommerce_orders", "record": r})
+            for r in orders[window * 10 : window * 10 + 10]
+        ]
+        lines.append(json.dumps({"type": "STATE", "value": {"window": window}}))
+    _, states = run_target(cfg, lines)
+
+    assert sorted(_store_orders(api)) == sorted(f"o{i}" for i in range(40))
+    assert states[-1] == {"window": 3}
+    submits = [bid for kind, bid in events if kind == "submit"]
+    assert len(submits) == 4
+    position = {event: i for i, event in enumerate(events)}
+    # Pipelined: the second batch was submitted before the target saw the first one finish.
+    assert position[("submit", submits[1])] < position[("finished", submits[0])]
+    # Durable: every batch submitted before a state arrived had finished before that state went out.
+    for i, (kind, value) in enumerate(events):
+        if kind != "emit":
+            continue
+        arrived = min(j for j, e in enumerate(events[:i]) if e == ("state", value))  # later: deduplicated
+        before = [bid for kind2, bid in events[:arrived] if kind2 == "submit"]
+        assert all(position[("finished", bid)] < i for bid in before), (value, events)
 
 
 def test_the_store_is_syncing_while_a_backfill_writes_and_not_after(

@@ -8,6 +8,7 @@ lookup request per 50 distinct emails instead of one GET per record.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -352,6 +353,8 @@ class CampaignView:
     name: str | None
     description: str | None
     start_date: str | None
+    #: Every attribute Oro returned, custom fields included (e.g. the campaign results' ``mc_*``).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class CampaignDirectory:
@@ -392,21 +395,27 @@ class CampaignDirectory:
         with self._lock:
             self._cache[view.code] = view
 
-    def upsert(self, code: str, attributes: Mapping[str, Any]) -> tuple[CampaignView, str]:
-        """Create or update the campaign with ``code``; returns (view, "created"|"updated"|"unchanged")."""
+    def upsert(
+        self, code: str, attributes: Mapping[str, Any], plan_as: tuple[str, str] = ("campaigns", "update_campaign")
+    ) -> tuple[CampaignView, str]:
+        """Create or update the campaign with ``code``; returns (view, "created"|"updated"|"unchanged").
+
+        ``plan_as``: the stream and action an update is planned (and counted) under.
+        """
         current = self.resolve([code])[code]
         if current is not None:
-            changes = {k: v for k, v in attributes.items() if _campaign_attr(current, k) != v}
+            changes = {k: v for k, v in attributes.items() if not same_value(_campaign_attr(current, k), v)}
             if not changes:
                 return current, "unchanged"
             body = {"data": {"type": "campaigns", "id": current.id, "attributes": changes}}
-            self.writer.plan.add("campaigns", "update_campaign", code, fields=sorted(changes))
+            self.writer.plan.add(*plan_as, code, fields=sorted(changes))
             if self.writer.dry_run:
                 view = replace(
                     current,
                     name=changes.get("name", current.name),
                     description=changes.get("description", current.description),
                     start_date=changes.get("startDate", current.start_date),
+                    attributes={**current.attributes, **changes},
                 )
                 self.remember(view)
                 return view, "updated"
@@ -442,7 +451,23 @@ class CampaignDirectory:
 
 
 def _campaign_attr(view: CampaignView, name: str) -> Any:
-    return {"name": view.name, "description": view.description, "startDate": view.start_date}.get(name)
+    known = {"name": view.name, "description": view.description, "startDate": view.start_date}
+    return known[name] if name in known else view.attributes.get(name)
+
+
+def same_value(current: Any, wanted: Any) -> bool:
+    """Whether Oro's ``current`` value already means ``wanted``.
+
+    Numbers are compared by value: Oro returns money as a string with four decimals (``"12.5000"``)
+    and a float column may not give back the last bit of a double.
+    """
+    if isinstance(wanted, bool) or not isinstance(wanted, int | float) or current is None:
+        return bool(current == wanted)
+    try:
+        number = float(current)
+    except (TypeError, ValueError):
+        return False
+    return math.isclose(number, float(wanted), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def _campaign_view(resource: Mapping[str, Any]) -> CampaignView:
@@ -453,4 +478,5 @@ def _campaign_view(resource: Mapping[str, Any]) -> CampaignView:
         name=attrs.get("name"),
         description=attrs.get("description"),
         start_date=attrs.get("startDate"),
+        attributes=dict(attrs),
     )

@@ -19,6 +19,7 @@ from target_orocommerce.consent import consent_store
 from target_orocommerce.conversions import ConversionSync
 from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, TagDirectory
 from target_orocommerce.members import MemberSettings, MemberSync
+from target_orocommerce.results import CampaignResultsSync, field_map
 
 
 class Services:
@@ -99,6 +100,13 @@ class Services:
             batch_mode=batch_mode,
         )
         self.campaign_sync = CampaignSync(self.writer, self.campaigns, self.report)
+        #: ``reports`` -> the campaign's results fields, when ``campaign_results`` is on.
+        fields = field_map(config.get("campaign_results_fields"))
+        self.campaign_results = (
+            CampaignResultsSync(self.writer, self.campaigns, self.report, fields)
+            if config.get("campaign_results")
+            else None
+        )
         self.conversions = ConversionSync(
             writer=self.writer,
             campaigns=self.campaigns,

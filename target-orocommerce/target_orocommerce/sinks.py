@@ -160,19 +160,24 @@ class CampaignsSink(OroSink):
 
 
 class ReportsSink(OroSink):
-    """``reports``: only their ``send_time`` is used (dates ``send`` activities)."""
+    """``reports``: their ``send_time`` dates ``send`` activities; with ``campaign_results`` their figures
+    land on the Oro campaign (:mod:`target_orocommerce.results`)."""
 
     @override
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         send_time = record.get("send_time")
         if isinstance(send_time, datetime) and isinstance(record.get("id"), str):
             self.services.remember_send_time(record["id"], send_time.astimezone(UTC))
+        if self.services.campaign_results is not None:
+            super().process_record(record, context)
+            return
         self.services.report.count(self.stream_name, "read")
         self.services.report.count(self.stream_name, "used_for_send_times")
 
     @override
-    def write(self, records: list[dict[str, Any]]) -> None:  # pragma: no cover - never batched
-        return
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if self.services.campaign_results is not None:
+            self.services.campaign_results.process(self.stream_name, records)
 
 
 class ActivitySink(OroSink):

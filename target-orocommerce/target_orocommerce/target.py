@@ -25,6 +25,7 @@ from target_orocommerce.activities import ACTIVITY_TYPES
 from target_orocommerce.client import BACKOFF_FACTOR_SECONDS, MAX_CONNECTIONS
 from target_orocommerce.consent import CONSENT_SOURCES
 from target_orocommerce.members import ARCHIVED_KEEP, ARCHIVED_WITHDRAW
+from target_orocommerce.results import DEFAULT_FIELDS, FIGURES, field_map
 from target_orocommerce.services import Services
 from target_orocommerce.sinks import (
     ActivitySink,
@@ -183,6 +184,19 @@ class TargetOroCommerce(GatedTarget):
         th.Property("conversion_order_match", th.StringType, default="id",
                     allowed_values=["id", "identifier"],
                     description="Oro order field equal to the Mailchimp e-commerce order id."),
+        th.Property("campaign_results", th.BooleanType, default=False,
+                    description="Write each Mailchimp campaign report's figures (sends, opens, unique opens, "
+                    "clicks, bounces, unsubscribes, open and click rate, orders, revenue) to custom fields of the "
+                    "Oro campaign, only those that changed. Needs the fields in Oro (Entity Management > Campaign, "
+                    "see the README's 'Campaign results'); without them each report is rejected "
+                    "(campaign_results_fields_missing). Off: reports only date send activities."),
+        th.Property("campaign_results_fields",
+                    th.ObjectType(*(th.Property(name, th.StringType(max_length=55),
+                                                description=f"Oro field of the figure {name} (default "
+                                                f"{DEFAULT_FIELDS[name]}); empty = not written.")
+                                    for name in FIGURES), additional_properties=False),
+                    description="Oro custom field (API name) of each figure, for campaign_results; a figure left "
+                    "out keeps its default mc_<figure>, an empty name is not written."),
         max_connections_property(4, MAX_CONNECTIONS,
                                  "Requests in flight at once for resources without a Batch API "
                                  f"(1-{MAX_CONNECTIONS})."),
@@ -222,6 +236,7 @@ class TargetOroCommerce(GatedTarget):
         if unknown:
             msg = f"Setting 'activity_types' has unknown types {unknown}; known: {', '.join(ACTIVITY_TYPES)}."
             raise ValueError(msg)
+        field_map(cfg.get("campaign_results_fields"))  # unknown figures: a clear error before any work
         if cfg.get("base_url"):
             from oromc_common.http import require_secure_url
 

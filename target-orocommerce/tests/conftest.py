@@ -10,6 +10,8 @@ import contextlib
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,6 +176,45 @@ def run_target(config: dict[str, Any], lines: Iterable[str]) -> tuple[dict[str, 
         target.listen(io.StringIO("\n".join(lines) + "\n"))
     states = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     return target.services.report.summary(), states
+
+
+TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; "
+                             "TapMailchimpEngagement.cli()"]
+
+
+def run_tap(
+    sb: RunningSandbox, tmp_path: Path, streams: set[str], state: dict[str, Any] | None = None
+) -> list[str]:
+    """The real tap-mailchimp-engagement's messages for ``streams`` (a run over HTTP), from ``state``."""
+    config = tmp_path / "tap.json"
+    config.write_text(json.dumps({
+        "api_url": sb.mailchimp_api_url,
+        "api_key": sb.info["mailchimp"]["api_key"],
+        "rejects_path": str(tmp_path / "tap-rejects.jsonl"),
+    }))
+    catalog_path = tmp_path / "catalog.json"
+    if not catalog_path.exists():
+        discovered = subprocess.run([*TAP, "--config", str(config), "--discover"], check=True,
+                                    capture_output=True, text=True, timeout=120)
+        catalog = json.loads(discovered.stdout)
+        for stream in catalog["streams"]:
+            for entry in stream["metadata"]:
+                if entry["breadcrumb"] == []:
+                    entry["metadata"]["selected"] = stream["tap_stream_id"] in streams
+        catalog_path.write_text(json.dumps(catalog))
+    args = [*TAP, "--config", str(config), "--catalog", str(catalog_path)]
+    if state is not None:
+        (tmp_path / "tap-state.json").write_text(json.dumps(state))
+        args += ["--state", str(tmp_path / "tap-state.json")]
+    run = subprocess.run(args, check=True, capture_output=True, text=True, timeout=300)
+    return [line for line in run.stdout.splitlines() if line.strip()]
+
+
+def last_state(lines: Iterable[str]) -> dict[str, Any]:
+    """The value of the last STATE message among a tap's ``lines``."""
+    states = [json.loads(line) for line in lines if '"STATE"' in line]
+    value: dict[str, Any] = states[-1]["value"] if states else {}
+    return value
 
 
 def rejects(config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,41 +4,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import requests
 from oromc_sandbox.testing import RunningSandbox
 
-from .conftest import OroProbe, rejects, run_target
+from .conftest import OroProbe, rejects, run_tap, run_target
 
-TAP = [sys.executable, "-c", "from tap_mailchimp_engagement.tap import TapMailchimpEngagement; "
-                             "TapMailchimpEngagement.cli()"]
 STREAMS = {"campaigns", "attributed_orders"}
-
-
-def _tap_output(sb: RunningSandbox, tmp_path: Path) -> list[str]:
-    """The tap's messages for ``campaigns`` and ``attributed_orders`` (a real run over HTTP)."""
-    config = tmp_path / "tap.json"
-    config.write_text(json.dumps({
-        "api_url": sb.mailchimp_api_url,
-        "api_key": sb.info["mailchimp"]["api_key"],
-        "rejects_path": str(tmp_path / "tap-rejects.jsonl"),
-    }))
-    discovered = subprocess.run([*TAP, "--config", str(config), "--discover"], check=True,
-                                capture_output=True, text=True, timeout=120)
-    catalog = json.loads(discovered.stdout)
-    for stream in catalog["streams"]:
-        for entry in stream["metadata"]:
-            if entry["breadcrumb"] == []:
-                entry["metadata"]["selected"] = stream["tap_stream_id"] in STREAMS
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    run = subprocess.run([*TAP, "--config", str(config), "--catalog", str(tmp_path / "catalog.json")],
-                         check=True, capture_output=True, text=True, timeout=300)
-    return [line for line in run.stdout.splitlines() if line.strip()]
 
 
 def _attributed_orders(sb: RunningSandbox) -> dict[str, str]:
@@ -60,7 +34,7 @@ def test_attributed_mailchimp_orders_land_on_the_oro_orders(
     try:
         attributed = _attributed_orders(sb)
         assert attributed, "the seeded store has no attributed order"
-        lines = _tap_output(sb, tmp_path)
+        lines = run_tap(sb, tmp_path, STREAMS)
         summary, _ = run_target(config, lines)
         orders = summary["streams"]["attributed_orders"]
         assert orders["updated"] == len(attributed)

@@ -127,3 +127,69 @@ def test_old_batches_expire(mc: Any, sandbox: Any) -> None:
     sandbox.advance_clock(8 * 86400)
     assert mc.get(f"/batches/{batch['id']}").status_code == 404
     assert requests.get(url, timeout=10).status_code == 404
+
+
+def test_batches_run_one_at_a_time_in_submission_order(mc: Any, fresh: Any, sandbox: Any) -> None:
+    """OpenAPI `deleteBatchesId`: "only one batch request is run at a time"; the next one waits."""
+    sandbox.advance_clock(30)  # whatever earlier tests left queued has finished
+    email = fresh()
+
+    def upsert(name: str) -> dict[str, Any]:
+        body = {
+            "email_address": email,
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": name},
+        }
+        return {
+            "method": "PUT",
+            "path": f"/lists/{mc.list_id}/members/{email}",
+            "body": json.dumps(body),
+        }
+
+    long_ops = [upsert("first")] + [{"method": "GET", "path": "/ping"} for _ in range(1000)]
+    first = mc.post("/batches", json={"operations": long_ops}).json()
+    second = mc.post("/batches", json={"operations": [upsert("second")]}).json()
+    sandbox.advance_clock(2)  # the first is running (1 s .. 6 s); the second waits behind it
+    assert mc.get(f"/batches/{first['id']}").json()["status"] == "started"
+    waiting = mc.get(f"/batches/{second['id']}").json()
+    assert waiting["status"] == "pending"
+    assert waiting["total_operations"] == 0
+    sandbox.advance_clock(30)
+    done_first = mc.get(f"/batches/{first['id']}").json()
+    done_second = mc.get(f"/batches/{second['id']}").json()
+    assert done_first["status"] == done_second["status"] == "finished"
+    assert done_second["completed_at"] > done_first["completed_at"]
+    assert mc.get(f"{mc.members}/{email}").json()["merge_fields"]["FNAME"] == "second"
+
+
+def test_get_of_one_resource_is_one_operation(mc: Any, fresh: Any, sandbox: Any) -> None:
+    """Only collections are paged: a member's `tags` and `_links` arrays are not a page."""
+    email = fresh()
+    tags = [f"t{i}" for i in range(12)]
+    body = {"email_address": email, "status": "subscribed", "tags": tags}
+    assert mc.post(mc.members, json=body).status_code == 200
+    member = f"/lists/{mc.list_id}/members/{email}"
+    ops = [
+        {"method": "GET", "path": member, "operation_id": "whole"},
+        {
+            "method": "GET",
+            "path": member,
+            "operation_id": "some",
+            "params": {"fields": "email_address,tags"},
+        },
+        {"method": "GET", "path": f"{member}/tags", "operation_id": "tags"},
+    ]
+    batch = mc.post("/batches", json={"operations": ops}).json()
+    sandbox.advance_clock(30)
+    done = mc.get(f"/batches/{batch['id']}", timeout=30).json()
+    assert done["status"] == "finished"
+    rows = _results(done["response_body_url"])
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_id.setdefault(row["operation_id"], []).append(row)
+    assert len(by_id["whole"]) == 1
+    assert len(by_id["some"]) == 1
+    assert len(json.loads(by_id["whole"][0]["response"])["tags"]) == 12
+    assert len(by_id["tags"]) == 2  # a collection of 12 in pages of 10: two operations
+    assert sum(len(json.loads(r["response"])["tags"]) for r in by_id["tags"]) == 12
+    assert done["total_operations"] == len(rows)

@@ -35,6 +35,7 @@ SWITCHES = (
     "tagging",
     "shoppinglists",
     "order_campaign_relation",
+    "campaign_statistics_fields",
     "order_external_status_management",
     "batch_sync_wait_timeout",
     "batch_queue_delay",
@@ -65,6 +66,7 @@ class SandboxOptions:
     tagging: bool = True
     shoppinglists: bool = False
     order_campaign_relation: bool = False
+    campaign_statistics_fields: bool = False
     order_external_status_management: bool = False
     batch_sync_wait_timeout: float = 25.0
     batch_queue_delay: float = 0.05

@@ -1,14 +1,17 @@
 """`/batches`: asynchronous batch operations executed in-process against the same routes.
 
-Timeline on the sandbox clock after `submitted_at` (so tests can jump it with `/_sandbox/clock`):
-pending (0.5 s) -> preprocessing (0.5 s) -> started (0.5 s + 5 ms per operation) -> finalizing
-(0.5 s) -> finished. The operations run once the batch reaches `started` (a background task does it
-after the same wall-clock delay, and any read of the batch past that point runs whatever is left),
-so results never depend on polling. Results are a gzipped tar of JSON files, each a JSON array of
-`{"status_code", "operation_id", "response"}`, served without authentication at
+An account's batches run one at a time, in the order they were submitted (OpenAPI
+`deleteBatchesId`: "only one batch request is run at a time"): a batch waits `pending` until the
+batches submitted before it have finished. Timeline on the sandbox clock (so tests can jump it with
+`/_sandbox/clock`) from the later of `submitted_at` and the previous batch's end: pending (0.5 s) ->
+preprocessing (0.5 s) -> started (0.5 s + 5 ms per operation) -> finalizing (0.5 s) -> finished.
+The operations run once the batch reaches `started`, after every batch submitted before it (a
+background task does it after the same wall-clock delay, and any read of the batch past that point
+runs whatever is left), so results never depend on polling. Results are a gzipped tar of JSON
+files, each a JSON array of `{"status_code", "operation_id", "response"}`, served without authentication at
 `/_sandbox/mailchimp/batch-results/<batch_id>.tar.gz` (Mailchimp uses a pre-signed S3 URL).
 A GET operation on a collection without `count`/`offset` returns every page, one result per page,
-each counted as an operation (see `_run_get_pages`).
+each counted as an operation (see `_run_get_pages`); a GET of one resource is one operation.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import gzip
 import io
 import tarfile
 import time
+import weakref
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,25 +61,33 @@ RETENTION_SECONDS = 7 * 86400  # finished batches 404 after a week (sandbox cloc
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESULTS_PATH = "/_sandbox/mailchimp/batch-results"
 
-# Live (non-persisted) execution state per batch id: app, server info, task, lock.
+# Live (non-persisted) execution state per batch id: app, server info, task.
 _RUNTIME: dict[str, dict[str, Any]] = {}
+# One lock per account: its batches execute one at a time, in submission order.
+_QUEUE_LOCKS: weakref.WeakKeyDictionary[MailchimpStore, asyncio.Lock] = weakref.WeakKeyDictionary()
+# Set while a batch's operations run, so an operation reading `/batches` does not wait for itself.
+_IN_BATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("in_batch", default=False)
+
+
+def _queued_from(batch: dict[str, Any]) -> float:
+    """When the batch's own timeline begins: its submission, or the end of the batch before it."""
+    return float(batch.get("_queued", batch["_submitted"]))
 
 
 def _timeline(batch: dict[str, Any]) -> tuple[float, float, float]:
     """(started_at, finalizing_at, finished_at) as POSIX seconds."""
-    t = batch["_submitted"] + sum(d for _, d in PHASES)
+    t = _queued_from(batch) + sum(d for _, d in PHASES)
     started = t
     finalizing = started + STARTED_BASE + PER_OPERATION * len(batch["_operations"])
     return started, finalizing, finalizing + FINALIZING
 
 
 def _phase(batch: dict[str, Any], now: float) -> str:
-    t = batch["_submitted"]
-    for name, duration in PHASES:
-        t += duration
-        if now < t:
-            return name
-    _started, finalizing, finished = _timeline(batch)
+    started, finalizing, finished = _timeline(batch)
+    if now < started - PHASES[-1][1]:
+        return "pending"  # includes the wait for the batches submitted before it
+    if now < started:
+        return PHASES[-1][0]
     if now < finalizing:
         return "started"
     if now < finished or not batch["_done"]:
@@ -109,12 +122,12 @@ async def _run_get_pages(
     if first["status_code"] != 200 or not _paged_by_mailchimp(op):
         return results
     body = orjson.loads(first["response"])
-    if not isinstance(body, dict):
-        return results
+    if not isinstance(body, dict) or not _is_collection(body, op):
+        return results  # one resource (its `_links` and `tags` lists are not a page)
     count, offset, params = DEFAULT_COUNT, 0, dict(op.get("params") or {})
     total = body.get("total_items")
     while True:
-        items = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+        items = _page_items(body)
         more = offset + count < total if isinstance(total, int) else items >= count
         if not more or items == 0:
             return results
@@ -122,12 +135,34 @@ async def _run_get_pages(
         page = await _run_operation(
             runtime, store, {**op, "params": {**params, "count": count, "offset": offset}}
         )
+        if page["response"] == results[-1]["response"]:
+            return results  # the route ignores paging: the same page again ends the collection
         results.append(page)
         if page["status_code"] != 200:
             return results
         body = orjson.loads(page["response"])
         if not isinstance(body, dict):
             return results
+
+
+def _page_items(body: dict[str, Any]) -> int:
+    """Rows in a collection page: its longest array other than `_links`."""
+    return max(
+        (len(v) for k, v in body.items() if k != "_links" and isinstance(v, list)), default=0
+    )
+
+
+def _is_collection(body: dict[str, Any], op: dict[str, Any]) -> bool:
+    """A collection page carries `total_items`, unless `fields`/`exclude_fields` left it out."""
+    if "total_items" in body:
+        return True
+    params = op.get("params") or {}
+    fields = str(params.get("fields") or "")
+    excluded = str(params.get("exclude_fields") or "")
+    hid_total = (bool(fields) and "total_items" not in fields.split(",")) or (
+        "total_items" in excluded.split(",")
+    )
+    return hid_total and _page_items(body) > 0
 
 
 async def _run_operation(
@@ -198,14 +233,34 @@ def _archive(batch_id: str, results: list[dict[str, Any]]) -> bytes:
 
 
 async def _execute(store: MailchimpStore, batch_id: str) -> None:
-    """Run all operations of a batch once (idempotent, concurrency-safe)."""
+    """Run a batch's operations once, after every unfinished batch submitted before it.
+
+    Idempotent and concurrency-safe: the account's queue lock lets one batch run at a time. An
+    operation that itself reads `/batches` does not wait (it would wait for its own batch).
+    """
+    if _IN_BATCH.get():
+        return
+    lock = _QUEUE_LOCKS.setdefault(store, asyncio.Lock())
+    async with lock:
+        for earlier_id in list(store.batches):
+            if earlier_id == batch_id:
+                break
+            earlier = store.batches.get(earlier_id)
+            if earlier is not None and not earlier["_done"]:
+                await _execute_one(store, earlier_id)
+        await _execute_one(store, batch_id)
+
+
+async def _execute_one(store: MailchimpStore, batch_id: str) -> None:
     runtime = _RUNTIME.get(batch_id)
     batch = store.batches.get(batch_id)
-    if runtime is None or batch is None:
+    if batch is None or batch["_done"]:
         return
-    async with runtime["lock"]:
-        if batch["_done"] or batch_id not in store.batches:
-            return
+    if runtime is None:  # loaded from disk: the operations cannot be replayed safely; no results
+        batch["_done"] = True
+        return
+    token = _IN_BATCH.set(True)
+    try:
         results: list[dict[str, Any]] = []
         for op in batch["_operations"]:
             if batch_id not in store.batches:  # deleted while running
@@ -214,11 +269,13 @@ async def _execute(store: MailchimpStore, batch_id: str) -> None:
                 results.extend(await _run_get_pages(runtime, store, op))
             else:
                 results.append(await _run_operation(runtime, store, op))
-        batch["_errored"] = sum(1 for r in results if r["status_code"] >= 400)
-        batch["_results"] = len(results)  # pages of GET collections count as operations
-        batch["_done"] = True
-        if results:
-            store.batch_results[batch_id] = _archive(batch_id, results)
+    finally:
+        _IN_BATCH.reset(token)
+    batch["_errored"] = sum(1 for r in results if r["status_code"] >= 400)
+    batch["_results"] = len(results)  # pages of GET collections count as operations
+    batch["_done"] = True
+    if results:
+        store.batch_results[batch_id] = _archive(batch_id, results)
     _RUNTIME.pop(batch_id, None)  # drop the app reference once the results exist
 
 
@@ -232,10 +289,7 @@ async def _refresh(store: MailchimpStore, batch: dict[str, Any]) -> None:
     now = store.now().timestamp()
     started, _, _ = _timeline(batch)
     if now >= started and not batch["_done"]:
-        if batch["id"] in _RUNTIME:
-            await _execute(store, batch["id"])
-        else:  # loaded from disk: the operations cannot be replayed safely; mark done, no results
-            batch["_done"] = True
+        await _execute(store, batch["id"])
 
 
 def _render(request: Request, store: MailchimpStore, batch: dict[str, Any]) -> dict[str, Any]:
@@ -334,10 +388,13 @@ async def batch_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     batch_id = short_id("batch", store.options.seed, len(store.batches), now, len(ops))
     while batch_id in store.batches:
         batch_id = short_id("batch", batch_id)
+    # One batch at a time: this one's timeline starts when the last one submitted before it ends.
+    previous_end = max((_timeline(b)[2] for b in store.batches.values()), default=now)
     batch = {
         "id": batch_id,
         "_operations": ops,
         "_submitted": now,
+        "_queued": max(now, previous_end),
         "_done": False,
         "_errored": 0,
         "_base": str(request.base_url).rstrip("/"),
@@ -348,7 +405,6 @@ async def batch_create(request: Request, ctx: Ctx) -> dict[str, Any]:
         "scheme": request.url.scheme,
         "host": request.headers.get("host", "127.0.0.1"),
         "server": request.scope.get("server") or ("127.0.0.1", 80),
-        "lock": asyncio.Lock(),
     }
     started, _, _ = _timeline(batch)
     _RUNTIME[batch_id]["task"] = asyncio.get_running_loop().create_task(
@@ -407,7 +463,7 @@ async def batch_results(request: Request) -> Response:
     if batch is None or data is None or _expired(store, batch):
         return Response(
             b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The '
-            b'specified key does not exist.</Message></Error>',
+            b"specified key does not exist.</Message></Error>",
             status_code=404,
             media_type="application/xml",
         )

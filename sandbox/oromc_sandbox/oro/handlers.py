@@ -35,8 +35,8 @@ from .static import StaticTable
 from .store import Client, OroStore
 
 SWITCH_NAMES = ("customeruser_updatedat_filter", "tagging", "shoppinglists", "order_campaign_relation",
-                "order_external_status_management", "batch_sync_wait_timeout", "batch_queue_delay",
-                "consent_source", "token_ttl")
+                "campaign_statistics_fields", "order_external_status_management", "batch_sync_wait_timeout",
+                "batch_queue_delay", "consent_source", "token_ttl")
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
 

@@ -451,6 +451,13 @@ _add(Resource(
     filters={**ID, "name": Filter(F_STRING)},  # index (name, organization_id)
     sorters={"id": None, "name": None},
 ))
+#: Custom fields on Campaign (Entity Management, --campaign-statistics-fields) holding a Mailchimp
+#: campaign's report figures: integers, two percent fields (fractions 0-1) and a money field.
+CAMPAIGN_STATISTICS_FIELDS: dict[str, str] = {
+    "mc_emails_sent": INTEGER, "mc_opens": INTEGER, "mc_unique_opens": INTEGER, "mc_clicks": INTEGER,
+    "mc_bounces": INTEGER, "mc_unsubscribes": INTEGER, "mc_open_rate": FLOAT, "mc_click_rate": FLOAT,
+    "mc_orders": INTEGER, "mc_revenue": MONEY,
+}
 _add(Resource(
     "campaigns",
     attrs=(
@@ -458,6 +465,7 @@ _add(Resource(
         Attr("code", STRING, required=True, max_length=20, regex=r"^[a-zA-Z0-9_\-]*$"),
         Attr("description", TEXT), Attr("startDate", DATE), Attr("endDate", DATE), Attr("budget", MONEY),
         Attr("reportPeriod", STRING, choices=("hour", "day", "month", "year")), *CREATED_UPDATED,
+        *(Attr(name, kind, switch="campaign_statistics_fields") for name, kind in CAMPAIGN_STATISTICS_FIELDS.items()),
     ),
     rels=OWNER_ORG,
     filters={**ID, "code": Filter(F_STRING)},  # code is a unique column (marketing CampaignBundle Entity/Campaign.php)
