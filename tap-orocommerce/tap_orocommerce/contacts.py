@@ -144,8 +144,8 @@ class ContactsStream(OroStream):
                            "code); null unless street, city, region and postal code are set."),
             th.Property("birthday", th.DateType(), description="Customer user birthday (YYYY-MM-DD)."),
             th.Property("orders_count", th.IntegerType(),
-                        description="Orders of this customer user, cancelled ones left out "
-                                    "(null: contact_order_stats is off)."),
+                        description="Orders of this customer user, cancelled and refunded ones left "
+                                    "out (null: contact_order_stats is off)."),
             th.Property("total_spent", th.NumberType(),
                         description="Sum of the totalValue of those orders in price_currency "
                                     "(null: contact_order_stats is off)."),

@@ -103,7 +103,7 @@ def test_order_addresses_are_copies_of_the_buyers_address(api: Any) -> None:
 def test_relationships_to_resources_the_sandbox_does_not_serve(api: Any) -> None:
     assert api.get("/orders/1/discounts").json() == {"data": []}
     assert api.get("/orders/1/relationships/shippingTrackings").json()["data"] == []
-    assert api.get("/orders/1/documents").json() == {"data": []}
+    assert api.get("/orders/1/documents").json()["data"] == []  # `files` is served (product images)
     r = api.get("/orderdiscounts")
     assert r.status_code == 404
     assert r.json()["errors"][0]["title"] == "resource not accessible exception"
