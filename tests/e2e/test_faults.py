@@ -12,7 +12,6 @@ depend on volume, and every write route is still used.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from e2e_harness import Project, diff_states, end_state, run_until_ok
 from oromc_sandbox.core.state import API_FAULTS, FAULT_KINDS
-from oromc_sandbox.testing import RunningSandbox, running_sandbox
+from oromc_sandbox.testing import RunningSandbox, fault_seed_for, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS, RunResult
 
 SIZE = {"customers": 8, "seed": 11, "epoch": "2026-10-01T00:00:00+00:00", **DEV_SANDBOX_OPTIONS}
@@ -107,15 +106,6 @@ def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
     assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
 
 
-def _first_request_lost(seed: int, rate: float, routes: set[str]) -> bool:
-    """Whether the sandbox's fault sequence (seed, route, n) strikes the first request of every route."""
-    for label in routes:
-        digest = hashlib.blake2b(f"{seed}\0{label}\0{0}".encode(), digest_size=16).digest()
-        if int.from_bytes(digest[:8], "big") / 2.0**64 >= rate:
-            return False
-    return True
-
-
 def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
     fault_free: Outcome, tmp_path: Path
 ) -> None:
@@ -124,7 +114,7 @@ def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
     rate = 0.5
     routes = {api: fault_free.write_routes(api) for api in APIS}
     every = routes["oro"] | routes["mailchimp"]
-    seed = next(s for s in range(10_000_000) if _first_request_lost(s, rate, every))
+    seed = fault_seed_for({route: [True] for route in every}, rate)
     faults = {
         api: {"rate": rate, "kinds": ["lost_response"], "seed": seed, "methods": sorted(WRITES)}
         for api in APIS
