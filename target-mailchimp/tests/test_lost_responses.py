@@ -3,12 +3,14 @@ retry finds what the first attempt did instead of failing or writing it twice.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from oromc_common.mailchimp import MailchimpClient
 from oromc_sandbox.testing import RunningSandbox, fault_seed_for
 
 from .conftest import DOMAIN, contact, member, run_target, singer_lines
+from .test_ecommerce_sandbox import _lines, _order
 
 
 def test_a_merge_field_created_with_its_answer_lost_is_read_back(
@@ -33,3 +35,22 @@ def test_a_merge_field_created_with_its_answer_lost_is_read_back(
     got = member(api, config["list_id"], f"person1@{DOMAIN}")
     assert got is not None
     assert got["merge_fields"]["COMPANY"] == "Account 1"
+
+
+def test_a_store_order_created_with_its_answer_lost_is_not_rejected(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, tmp_path: Path
+) -> None:
+    """The retried create gets 400 "already exists": the order is updated, not reported as refused."""
+    route = "POST /3.0/ecommerce/stores/{store_id}/orders"
+    seed = fault_seed_for({route: [True, False, True, False]}, rate=0.5)
+    sb.set_faults("mailchimp", rate=0.5, kinds=["lost_response"], routes=[route], seed=seed)
+    cfg = {**config, "store_id": "oro-shop", "ecommerce_batch_threshold": 5}
+    run_target(cfg, _lines("ecommerce_orders", [_order("o1"), _order("o2", "paid")]))
+    sb.set_faults("mailchimp", rate=0)
+    # the orders go out concurrently: which attempt of which order is struck varies
+    assert sb.stats("mailchimp")["lost_responses"][route].get("200", 0) >= 1
+    rejects = Path(cfg["rejects_path"])
+    assert not rejects.exists() or rejects.read_text() == ""
+    orders = {o["id"]: o for o in api.paginate("/ecommerce/stores/oro-shop/orders", "orders")}
+    assert sorted(orders) == ["o1", "o2"]
+    assert orders["o2"]["financial_status"] == "paid"
