@@ -571,9 +571,9 @@ class EcommerceSync:
             error = make_error(result.status_code, result.body, method, path)
             if isinstance(error, FatalMailchimpError):
                 raise error
-            if isinstance(error, PermanentMailchimpError):
+            if isinstance(error, PermanentMailchimpError) and not (method == "POST" and _already_exists(error)):
                 self._reject(write, error)
-            else:
+            else:  # a create already applied (e.g. by a batch sent twice when its answer was lost) too
                 done.discard(result.operation_id)  # retryable: sent again below as a single call
         retry = [w for op_id, w in by_op.items() if op_id not in done]
         if retry:

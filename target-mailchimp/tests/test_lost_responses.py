@@ -54,3 +54,30 @@ def test_a_store_order_created_with_its_answer_lost_is_not_rejected(
     orders = {o["id"]: o for o in api.paginate("/ecommerce/stores/oro-shop/orders", "orders")}
     assert sorted(orders) == ["o1", "o2"]
     assert orders["o2"]["financial_status"] == "paid"
+
+
+def test_a_batch_submitted_twice_after_a_lost_answer_reports_nothing_refused(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """The first ``POST /batches`` is applied and its answer lost, so the retry submits the same
+    operations again; the creates of the copy that runs second find the orders there: they are
+    updated, not reported as refused."""
+    route = "POST /3.0/batches"
+    seed = fault_seed_for({route: [True, False]}, rate=0.5)
+    sb.set_faults("mailchimp", rate=0.5, kinds=["lost_response"], routes=[route], seed=seed)
+    cfg = {
+        **config,
+        "store_id": "oro-shop",
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+    }
+    run_target(cfg, _lines("ecommerce_orders", [_order(f"o{i}", "paid") for i in range(6)]))
+    sb.set_faults("mailchimp", rate=0)
+    assert sb.stats("mailchimp")["lost_responses"][route] == {"200": 1}
+    rejects = Path(cfg["rejects_path"])
+    assert not rejects.exists() or rejects.read_text() == ""
+    got = {
+        o["id"]: o["financial_status"]
+        for o in api.paginate("/ecommerce/stores/oro-shop/orders", "orders")
+    }
+    assert got == {f"o{i}": "paid" for i in range(6)}
