@@ -12,6 +12,7 @@ depend on volume, and every write route is still used.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class Outcome:
     state: dict[str, Any]
     runs: dict[str, list[RunResult]]
     stats: dict[str, dict[str, Any]]
+    rejects: set[tuple[str, str, str, str]]  # the targets' per-record answers: (kind, stream, key, reason)
 
     def write_routes(self, api: str) -> set[str]:
         return {
@@ -76,7 +78,13 @@ def _cycle(
     stats = {api: sandbox.stats(api) for api in APIS}
     for api in APIS:
         sandbox.set_faults(api, rate=0.0)
-    return Outcome(end_state(project, runs_from), runs, stats)
+    rejects = {
+        (r["kind"], r["stream"], r["key"], r["reason"])
+        for name in ("TARGET_MAILCHIMP_REJECTS_PATH", "TARGET_OROCOMMERCE_REJECTS_PATH")
+        if Path(project.env[name]).exists()
+        for r in map(json.loads, Path(project.env[name]).read_text().splitlines())
+    }  # a set: a job run again reports its records again
+    return Outcome(end_state(project, runs_from), runs, stats, rejects)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,7 @@ def fault_free(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) ->
 def _report(name: str, outcome: Outcome) -> str:
     runs = {job: len(results) for job, results in outcome.runs.items()}
     faults = {api: dict(outcome.stats[api]["faults_injected"]) for api in APIS}
-    return f"{name}: runs per job {runs}; faults injected {faults}"
+    return f"{name}: runs per job {runs}; rejects {len(outcome.rejects)}; faults injected {faults}"
 
 
 @pytest.mark.parametrize("rate", [0.05, 0.2])
@@ -104,6 +112,7 @@ def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
     injected = {kind for api in APIS for kind in outcome.stats[api]["faults_injected"]}
     assert injected, "no fault was injected"
     assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
+    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
 
 
 def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
@@ -126,3 +135,4 @@ def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
         lost = outcome.stats[api]["lost_responses"]
         assert routes[api] <= set(lost), f"{api}: no response lost on {routes[api] - set(lost)}"
     assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
+    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
