@@ -7,6 +7,7 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
     sb.advance_clock(3600)
     sb.set_faults("mailchimp", rate=0.2, kinds=["429", "503"])
     sb.set_faults("mailchimp", rate=0.2, kinds=["lost_response"], routes=["POST /3.0/lists/{list_id}"])
+    seed = fault_seed_for({"POST /3.0/batches": [True, False]}, rate=0.5)  # first lost, retry not
     sb.revoke_oro_tokens()
     sb.set_switches(oro_workers=4, oro_backlog=10)   # Oro capacity; sb.stats("oro")["capacity"]
     sb.stats("mailchimp")["writes"]
@@ -18,6 +19,7 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +56,28 @@ def _flags(options: dict[str, Any]) -> list[str]:
         elif value is not None:
             flags += [flag, str(value)]
     return flags
+
+
+def fault_strikes(seed: int, label: str, n: int, rate: float) -> bool:
+    """Whether the n-th eligible request of route ``label`` (``"METHOD /template"``) gets a fault
+    under ``seed`` and ``rate`` (the sandbox's deterministic choice, see ``SandboxMiddleware``)."""
+    digest = hashlib.blake2b(f"{seed}\0{label}\0{n}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < rate
+
+
+def fault_seed_for(pattern: dict[str, list[bool]], rate: float, limit: int = 10_000_000) -> int:
+    """The smallest fault seed under which each route's first requests get a fault exactly as
+    ``pattern`` says (``{"POST /3.0/batches": [True, False]}``: the first one struck, the second not).
+    """
+    for seed in range(limit):
+        if all(
+            fault_strikes(seed, label, n, rate) == want
+            for label, wants in pattern.items()
+            for n, want in enumerate(wants)
+        ):
+            return seed
+    msg = f"no fault seed below {limit} gives {pattern} at rate {rate}"
+    raise ValueError(msg)
 
 
 class RunningSandbox:

@@ -109,7 +109,15 @@ class Audience:
             "required": False,
             "public": False,
         }
-        created = self.client.post(f"{self.base}/merge-fields", body) or {}
+        try:
+            created = self.client.post(f"{self.base}/merge-fields", body) or {}
+        except PermanentMailchimpError as exc:
+            # A retried create whose first answer was lost finds the field already there
+            # (400 "already exists"): read it back, and use it when it has the type asked for.
+            existing = self.merge_fields().get(tag) if exc.status == 400 else None
+            if existing is None or existing.type != kind:
+                raise
+            return existing
         return MergeFieldSpec.from_api({"tag": tag, "type": kind, **created})
 
     def hide_merge_field(self, spec: MergeFieldSpec) -> MergeFieldSpec:

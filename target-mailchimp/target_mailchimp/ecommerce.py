@@ -532,8 +532,16 @@ class EcommerceSync:
         try:
             result = self.client.request(method, path, json_body=body)
         except PermanentMailchimpError as exc:
-            self._reject(write, exc)
-            return
+            if not (method == "POST" and _already_exists(exc)):
+                self._reject(write, exc)
+                return
+            # A create applied before its answer was lost (the retry got 400 "already exists"),
+            # or one made meanwhile: the record is there, so it is updated to what we send.
+            try:
+                result = self.client.request("PATCH", f"{path}/{write.key}", json_body=write.body)
+            except PermanentMailchimpError as again:
+                self._reject(write, again)
+                return
         self._written(write, result)
 
     def _reject(self, write: Write, exc: PermanentMailchimpError) -> None:
@@ -645,9 +653,9 @@ class EcommerceSync:
             error = make_error(result.status_code, result.body, method, path)
             if isinstance(error, FatalMailchimpError):
                 raise error
-            if isinstance(error, PermanentMailchimpError):
+            if isinstance(error, PermanentMailchimpError) and not (method == "POST" and _already_exists(error)):
                 self._reject(write, error)
-            else:
+            else:  # a create already applied (e.g. by a batch sent twice when its answer was lost) too
                 done.discard(result.operation_id)  # retryable: sent again below as a single call
         retry = [w for op_id, w in by_op.items() if op_id not in done]
         if retry:
@@ -668,3 +676,8 @@ class EcommerceSync:
             if k in current and k not in (body or {})
         }
         return json.loads(json.dumps(fill))
+
+
+def _already_exists(exc: PermanentMailchimpError) -> bool:
+    """Mailchimp's 400 for a create whose id is taken ("A cart with the provided ID already exists")."""
+    return exc.status == 400 and "already exists" in f"{exc.title} {exc.detail}".lower()

@@ -276,6 +276,7 @@ class ActivityLedger:
         self.writer = writer
         self.page_size = page_size
         self._keys: set[str] = set()
+        self._ids: dict[str, str] = {}  # key -> Oro id of the activity holding it (as read back)
         self._full: set[str | None] = set()
         self._windows: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -290,6 +291,18 @@ class ActivityLedger:
         """Remember a key written in this run."""
         with self._lock:
             self._keys.add(key)
+
+    def id_of(self, key: str) -> str | None:
+        """The Oro id of the activity holding ``key``, when it was read from Oro (a create whose
+        answer was lost and that :meth:`recheck` found has no id of its own)."""
+        with self._lock:
+            return self._ids.get(key)
+
+    def _remember(self, resources: list[tuple[str, list[str]]]) -> None:
+        with self._lock:
+            for activity_id, keys in resources:
+                self._keys.update(keys)
+                self._ids.update(dict.fromkeys(keys, activity_id))
 
     def ensure_campaign(self, campaign_id: str) -> None:
         """Load every Mailchimp activity of one Oro campaign (once per run)."""
@@ -334,7 +347,7 @@ class ActivityLedger:
             if self._unsubscribes is not None:
                 return self._unsubscribes
         found: dict[str, list[Unsubscribe]] = defaultdict(list)
-        keys: list[str] = []
+        keys: list[tuple[str, list[str]]] = []
         params = {"filter[marketingActivityType]": "unsubscribe", "page[size]": str(self.page_size), "sort": "id"}
         self.lookup_calls += 1
         for resource in self.writer.iter_resources("marketingactivities", params):
@@ -343,7 +356,7 @@ class ActivityLedger:
             when = _utc((resource.get("attributes") or {}).get("actionDate"))
             if payload is None or entity.get("type") != "customerusers" or when is None:
                 continue
-            keys.extend(keys_of(resource))
+            keys.append((str(resource.get("id")), keys_of(resource)))
             found[str(entity.get("id"))].append(
                 Unsubscribe(
                     activity_id=str(resource.get("id")),
@@ -353,8 +366,8 @@ class ActivityLedger:
                     payload=payload,
                 )
             )
+        self._remember(keys)
         with self._lock:
-            self._keys.update(keys)
             if self._unsubscribes is None:
                 self._unsubscribes = found
             return self._unsubscribes
@@ -392,12 +405,10 @@ class ActivityLedger:
 
     def _load(self, params: Mapping[str, str]) -> None:
         query = {**params, "page[size]": str(self.page_size), "sort": "id"}
-        found = []
         self.lookup_calls += 1
-        for res in self.writer.iter_resources("marketingactivities", query):
-            found.extend(keys_of(res))
-        with self._lock:
-            self._keys.update(found)
+        self._remember(
+            [(str(res.get("id")), keys_of(res)) for res in self.writer.iter_resources("marketingactivities", query)]
+        )
 
 
 def _our_details(resource: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -776,7 +787,8 @@ class ActivityWriter:
                 verify=lambda: self.ledger.recheck(scope, intent.action_date, key),
             )
             self.ledger.add(key)
-            self._note_created(intent, user_id, _created_id(response))
+            # no answer when the create landed but its response was lost: the id read back then
+            self._note_created(intent, user_id, _created_id(response) or self.ledger.id_of(key))
             return True
 
         results = self.writer.run_parallel([functools.partial(post, k, i, u) for k, i, u in todo])
@@ -869,7 +881,7 @@ class ActivityWriter:
             ids = _created_ids(response, len(chunk))
             for (key, intent, user_id), activity_id in zip(chunk, ids, strict=True):
                 self.ledger.add(key)
-                self._note_created(intent, user_id, activity_id)
+                self._note_created(intent, user_id, activity_id or self.ledger.id_of(key))
             return len(chunk), []
         return 0, []
 

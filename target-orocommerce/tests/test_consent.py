@@ -151,3 +151,29 @@ def test_resubscribe_is_sent_once_and_a_new_opt_out_is_recorded_again(
     run_target(cfg, messages({"members": [again]}))
     assert len(_unsubscribes(oro, user["id"])) == 2
     assert int(user["id"]) in _unsubscribed_in(sb, "1")
+
+
+def test_a_member_status_unsubscribe_whose_answer_was_lost_still_gets_the_campaign(
+    sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    """Every activity create is applied and its answer lost: the retry finds the member-status
+    unsubscribe in Oro and takes its id from there, so the report row still gives it the campaign
+    (one activity, not a campaign-less one)."""
+    user = _user(oro, 5)
+    email = user["attributes"]["email"]
+    gone = member(email, status="unsubscribed", timestamp_opt=iso(BASE_TIME - timedelta(days=9)),
+                  last_changed=iso(BASE_TIME + timedelta(hours=5)))
+    streams = {"members": [gone], "unsubscribes": [_report_row(email, iso(BASE_TIME))]}
+    other = _user(oro, 6)["attributes"]["email"]  # creates the campaign (its POST is not the point)
+    run_target(config, messages({"unsubscribes": [_report_row(other, iso(BASE_TIME))]}))
+    sb.set_faults("oro", rate=1.0, kinds=["lost_response"], routes=["POST /admin/api/{resource}"])
+    try:
+        summary, _ = run_target(config, messages(streams, state_every=1))
+    finally:
+        sb.set_faults("oro", rate=0)
+    assert "POST /admin/api/{resource}" in sb.stats("oro")["lost_responses"]
+    assert summary["streams"]["unsubscribes"]["campaign_added_to_member_status_unsubscribe"] == 1
+    unsubs = _unsubscribes(oro, user["id"])
+    assert len(unsubs) == 1
+    assert unsubs[0]["details"]["campaign_id"] == CAMPAIGN
+    assert unsubs[0]["relationships"]["campaign"]["data"] is not None
