@@ -38,7 +38,7 @@ class KillPoint:
     @property
     def name(self) -> str:
         if self.by == "time":
-            return f"kill {self.victim} after {self.at:.1f} s"
+            return f"kill {self.victim} {self.at:.1f} s after it started"
         what = "call" if self.by == "calls" else f"write ({self.phase} applied)"
         return f"kill {self.victim} at {self.api} {what} #{int(self.at)}"
 
@@ -75,7 +75,8 @@ def plan(baseline: Baseline, source: str, destination: str) -> list[KillPoint]:
 
     The victims take turns among those alive at that point: at a call to the source API the tap,
     the target or the whole run; at the destination's calls and writes the target or the run (the
-    tap may have finished reading); by time the tap first (early), then the target and the run.
+    tap may have finished reading); by time the tap 1 s after it started, the target after 2 s, the
+    whole run after 30 % and the target after 20 % of the uninterrupted run's duration.
     """
 
     def spread(total: float, count: int) -> list[int]:
@@ -94,11 +95,14 @@ def plan(baseline: Baseline, source: str, destination: str) -> list[KillPoint]:
             KillPoint("writes", ("target", "run")[i % 2], n, destination, phase)
             for i, n in enumerate(spread(baseline.writes[destination], 5))
         ]
-    seconds = [round(baseline.seconds * f, 1) for f in (0.25, 0.45, 0.65, 0.85)]
-    points += [
-        KillPoint("time", victim, s)
-        for victim, s in zip(("tap", "target", "run", "target"), seconds, strict=True)
-    ]
+    # seconds after the victim started: the tap early, the target and the run later
+    times = (
+        ("tap", 1.0),
+        ("target", 2.0),
+        ("run", baseline.seconds * 0.3),
+        ("target", baseline.seconds * 0.2),
+    )
+    points += [KillPoint("time", victim, round(s, 1)) for victim, s in times]
     return points
 
 
@@ -138,9 +142,33 @@ def _kill(proc: subprocess.Popen[str], victim: str, executables: dict[str, str])
     return bool(targets)
 
 
-def _wait_for(point: KillPoint, sandbox: RunningSandbox, proc: subprocess.Popen[str]) -> bool:
-    """Until the kill point is reached (True) or the run ended first (False)."""
-    deadline = time.monotonic() + (point.at if point.by == "time" else 600)
+def _victim_alive(proc: subprocess.Popen[str], victim: str, executables: dict[str, str]) -> bool:
+    if victim == "run":
+        return proc.poll() is None
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        return False
+    return any(_plugin(c, executables[victim]) for c in children)
+
+
+def _wait_for(
+    point: KillPoint,
+    sandbox: RunningSandbox,
+    proc: subprocess.Popen[str],
+    executables: dict[str, str],
+) -> bool:
+    """Until the kill point is reached (True) or the run ended first (False).
+
+    A time point counts from the moment its victim runs (a plugin starts after Meltano's own
+    start-up, whose length varies with the machine's load)."""
+    deadline = time.monotonic() + 600
+    while point.by == "time" and not _victim_alive(proc, point.victim, executables):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    if point.by == "time":
+        deadline = time.monotonic() + point.at
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
@@ -165,7 +193,7 @@ def killed_run(
         "run", job, env=project.env, stdout=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        reached = _wait_for(point, sandbox, proc)
+        reached = _wait_for(point, sandbox, proc, executables)
         killed = reached and _kill(proc, point.victim, executables)
     finally:
         if point.by != "time":
