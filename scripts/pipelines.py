@@ -130,6 +130,7 @@ def meltano(
     timeout: float = 900,
     cwd: Path = ROOT,
     on_raw: Callable[[str], None] | None = None,
+    lock: bool = True,
 ) -> RunResult:
     """Run a meltano command in the project root (or ``cwd``); collect each plugin's RUN SUMMARY line.
 
@@ -139,7 +140,11 @@ def meltano(
     Commands are serialised across processes (a lock file under the project's `.meltano/`): Meltano
     keeps a plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one
     project at the same time (e.g. tests in parallel workers) would read each other's files.
+    ``lock=False`` skips that for a command whose ``env`` has its own ``MELTANO_SYS_DIR_ROOT``
+    (:func:`private_sys_dir`), whose run files nobody else reads.
     """
+    if not lock:
+        return _meltano(args, env, on_line, timeout, cwd, on_raw)
     with project_lock(cwd):
         return _meltano(args, env, on_line, timeout, cwd, on_raw)
 

@@ -1,61 +1,260 @@
-"""A pipeline killed in the middle and run again ends where an uninterrupted run ends."""
+"""A pipeline SIGKILLed anywhere and resumed with `meltano run` ends where an uninterrupted run ends.
+
+For each job, one small sandbox (latency 0) is prepared and saved; an uninterrupted run from it gives
+the expected end state of both systems and the calls and writes it takes. Then, from the same saved
+state each time (`/_sandbox/load`) and a fresh Meltano state database, 22 kill points
+(tests/e2e/kill_resume.py): the n-th call to the source or destination API, the n-th write to the
+destination held before or after it is applied (a sandbox breakpoint freezes the run there), or a time;
+the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
+end in the expected state, and the writes repeated because of the kill are reported (printed and in
+output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread over the plan
+(a quick look; the suite asserts >= 20 killed mid-run only with the whole plan).
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import signal
-import subprocess
-import time
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from e2e_harness import Project
-from oromc_sandbox.testing import running_sandbox
-from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT, project_lock, write_counts
+from e2e_harness import ROOT, Project
+from kill_resume import Baseline, KillPoint, measure, plan, report_row, run_point
+from oromc_sandbox.testing import RunningSandbox, running_sandbox
+from pipelines import DEV_SANDBOX_OPTIONS
 
-SIZE = {"customers": 120, "seed": 5, **DEV_SANDBOX_OPTIONS}
-SMALL_WINDOWS = {"TARGET_MAILCHIMP_BATCH_SIZE_ROWS": "40"}
+CUSTOMERS, SEED = 30, 11
+REPORTS = ROOT / "output" / "kill_resume"
+VOLATILE = (
+    "_links",
+    "createdAt",
+    "updatedAt",
+    "lastLogin",
+    "last_changed",
+    "stats",
+    "member_rating",
+)
+#: sandbox-generated ids of records a connector creates: compared by a stable key instead
+GENERATED = {"campaigns": "code", "tags": "name"}
 
 
-def _killed_run(project: Project, job: str) -> None:
-    """Start `meltano run job` and SIGKILL the whole process group once Mailchimp took writes."""
-    env = {**project.env, **SMALL_WINDOWS}
-    with project_lock():
-        proc = subprocess.Popen(
-            [MELTANO, "run", job],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+def _stable(value: Any) -> Any:
+    """``value`` without the fields that differ between two equivalent runs (times, links, counters)."""
+    if isinstance(value, dict):
+        return {
+            k: _stable(v)
+            for k, v in sorted(value.items())
+            if k not in VOLATILE
+            and not k.endswith(("_at", "_at_foreign", "_time"))
+            and not k.startswith("timestamp")
+        }
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def mailchimp_state(project: Project) -> dict[str, Any]:
+    """The audience (status, merge fields, tags of every member), merge fields and the e-commerce store."""
+    mc = project.mailchimp
+    state: dict[str, Any] = {"members": mc.snapshot()}
+    fields = mc.get(f"lists/{mc.list_id}/merge-fields", count=1000)["merge_fields"]
+    state["merge_fields"] = sorted((f["tag"], f["type"]) for f in fields)
+    for store in mc.get("ecommerce/stores", count=1000)["stores"]:
+        for kind in ("customers", "products", "orders", "carts"):
+            rows = mc.get(f"ecommerce/stores/{store['id']}/{kind}", count=1000)[kind]
+            state[f"{store['id']}/{kind}"] = sorted(
+                json.dumps(_stable(r), sort_keys=True) for r in rows
+            )
+    return state
+
+
+def oro_state(project: Project) -> dict[str, Any]:
+    """Customer users, addresses, orders, campaigns, marketing activities (a multiset) and lists."""
+    oro = project.oro
+    keys: dict[tuple[str, str], str] = {}
+    for type_, attr in GENERATED.items():
+        for row in oro.all(type_):
+            keys[(type_, row["id"])] = str(row["attributes"].get(attr))
+
+    def rel_ids(row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, rel in sorted((row.get("relationships") or {}).items()):
+            data = rel.get("data")
+            items = data if isinstance(data, list) else [data] if data else []
+            out[name] = sorted(
+                keys.get((d["type"], d["id"]), f"{d['type']}:{d['id']}") for d in items
+            )
+        return out
+
+    def rows(type_: str, stable_id: Callable[[dict[str, Any]], str]) -> list[str]:
+        return sorted(
+            json.dumps(
+                {"id": stable_id(r), "attributes": _stable(r["attributes"]), "rel": rel_ids(r)},
+                sort_keys=True,
+            )
+            for r in oro.all(type_)
         )
-        deadline = time.monotonic() + 300
-        try:
-            while write_counts(project.sandbox.stats("mailchimp")) < 2:
-                assert proc.poll() is None, "the run ended before it could be killed mid-way"
-                assert time.monotonic() < deadline, "no Mailchimp write within 300 s"
-                time.sleep(0.05)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+
+    state: dict[str, Any] = {
+        type_: rows(type_, lambda r: r["id"])
+        for type_ in ("customerusers", "customeruseraddresses", "orders")
+    }
+    state["campaigns"] = rows("campaigns", lambda r: str(r["attributes"]["code"]))
+    state["marketingactivities"] = Counter(rows("marketingactivities", lambda r: ""))
+    state["marketinglists"] = oro.session.get(
+        project.sandbox.oro_base_url + "/_sandbox/oro/marketinglists", timeout=60
+    ).json()
+    return state
+
+
+def both(project: Project) -> dict[str, Any]:
+    return {"oro": oro_state(project), "mailchimp": mailchimp_state(project)}
+
+
+def _diff(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """Readable differences of two end states (first few per part)."""
+    out = []
+    for system in expected:
+        for part, want in expected[system].items():
+            have = got[system].get(part)
+            if have == want:
+                continue
+            if isinstance(want, Counter | list | dict) and isinstance(have, Counter | list | dict):
+                w, h = (
+                    Counter(map(str, want.elements() if isinstance(want, Counter) else want)),
+                    Counter(map(str, have.elements() if isinstance(have, Counter) else have)),
+                )
+                out += [f"{system}/{part} missing: {x[:400]}" for x in list((w - h).elements())[:3]]
+                out += [f"{system}/{part} extra: {x[:400]}" for x in list((h - w).elements())[:3]]
+            else:
+                out.append(f"{system}/{part}: {str(want)[:200]} != {str(have)[:200]}")
+    return out
+
+
+class Pipeline:
+    """One job's saved starting point, its baseline, and a fresh Meltano state per kill point."""
+
+    def __init__(self, sandbox: RunningSandbox, workdir: Path, job: str) -> None:
+        self.sandbox, self.workdir, self.job = sandbox, workdir, job
+        self.base = Project(sandbox, workdir / "base")
+        self.runs = 0
+
+    def project(self) -> Project:
+        """The project with a new, empty state database and rejects files (plugins' catalogs kept)."""
+        self.runs += 1
+        project = Project(self.sandbox, self.workdir / "base")
+        run_dir = self.workdir / f"run-{self.runs}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        project.env["MELTANO_DATABASE_URI"] = f"sqlite:///{run_dir / 'meltano.db'}"
+        for name in ("TARGET_MAILCHIMP_REJECTS_PATH", "TARGET_OROCOMMERCE_REJECTS_PATH"):
+            project.env[name] = str(run_dir / Path(project.env[name]).name)
+        return project
+
+    def baseline(self) -> tuple[Baseline, dict[str, Any]]:
+        """The uninterrupted run (its end state is the expected one), then a re-run's writes."""
+        self.sandbox.load()
+        project = self.project()
+        result = project.run(self.job)
+        calls, writes = measure(self.sandbox)
+        expected = both(self.base)
+        self.sandbox.reset_stats()
+        project.run(self.job)
+        _, again = measure(self.sandbox)
+        return Baseline(calls, writes, result.seconds, sum(again.values())), expected
+
+
+JOBS = {
+    # job: (source API, destination API, plugin executables)
+    "audience-sync": ("oro", "mailchimp", {"tap": "tap-orocommerce", "target": "target-mailchimp"}),
+    "engagement-sync": (
+        "mailchimp",
+        "oro",
+        {"tap": "tap-mailchimp-engagement", "target": "target-orocommerce"},
+    ),
+}
+
+
+@contextmanager
+def _sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    """A small sandbox of the test's own (the two jobs run on two workers), whose clock starts 31
+    days ago (engagement of the seeded campaigns still to come), saving to ``tmp_path``."""
+    epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
+    data = tmp_path / "sandbox-data"
+    with running_sandbox(
+        customers=CUSTOMERS, seed=SEED, epoch=epoch, data_dir=str(data), **DEV_SANDBOX_OPTIONS
+    ) as sb:
+        yield sb
+
+
+def _prepare(sandbox: RunningSandbox, job: str, workdir: Path) -> None:
+    """The starting point of ``job``, saved: the seed for audience-sync; for engagement-sync the
+    audience synced once (members carry their Oro ids) and 30 days of engagement arrived."""
+    if job == "engagement-sync":
+        prep = Project(sandbox, workdir / "prep")
+        prep.run("audience-sync")
+        sandbox.advance_clock(30 * 86400)
+    sandbox.save()
 
 
 @pytest.mark.usefixtures("meltano_ready")
-def test_killed_audience_sync_converges(tmp_path: Path) -> None:
-    """Uninterrupted run on sandbox A; killed + re-run on sandbox B (same seed): same audience."""
-    with running_sandbox(**SIZE) as sandbox_a:
-        a = Project(sandbox_a, tmp_path / "a")
-        a.env.update(SMALL_WINDOWS)
-        a.run("audience-sync")
-        expected = a.mailchimp.snapshot()
+@pytest.mark.parametrize("job", list(JOBS))
+def test_killed_anywhere_the_job_converges(tmp_path: Path, job: str) -> None:
+    with _sandbox(tmp_path) as sandbox:
+        _kill_everywhere(sandbox, tmp_path, job)
 
-    with running_sandbox(latency="realistic", **SIZE) as sandbox_b:
-        b = Project(sandbox_b, tmp_path / "b")
-        _killed_run(b, "audience-sync")
-        partial = b.mailchimp.snapshot()
-        assert partial != expected, "the kill came too late to interrupt anything"
-        b.env.update(SMALL_WINDOWS)
-        # Meltano still records the killed run as running (until it goes stale); the documented
-        # way to resume at once is --force.
-        b.run("--force", "audience-sync")
-        assert b.mailchimp.snapshot() == expected
+
+def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
+    source, destination, executables = JOBS[job]
+    _prepare(sandbox, job, tmp_path)
+    pipeline = Pipeline(sandbox, tmp_path, job)
+    baseline, expected = pipeline.baseline()
+    assert sum(baseline.writes.values()) > 20, "the run writes too little to kill it mid-way"
+    rows, failures = [], []
+    points: list[KillPoint] = plan(baseline, source, destination)
+    limit = int(os.environ.get("KILL_RESUME_POINTS") or len(points))
+    points = points[:: max(1, len(points) // limit)][:limit]
+    for point in points:
+        sandbox.load()
+        project = pipeline.project()
+        outcome = run_point(project, job, point, baseline, executables)
+        got = both(project)
+        differences = _diff(expected, got)
+        rows.append(report_row(outcome, converged=not differences))
+        print(json.dumps(rows[-1]))
+        if outcome.resumed.returncode != 0:
+            failures.append(
+                f"{point.name}: the resumed run failed:\n"
+                + "\n".join(outcome.resumed.log_tail[-30:])
+            )
+        elif differences:
+            failures.append(f"{point.name}: " + "\n  ".join(differences))
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    killed = [r for r in rows if r["killed_mid_run"]]
+    summary = {
+        "job": job,
+        "customers": CUSTOMERS,
+        "baseline": {
+            "calls": baseline.calls,
+            "writes": baseline.writes,
+            "seconds": round(baseline.seconds, 1),
+            "rerun_writes": baseline.rerun_writes,
+        },
+        "kill_points": len(rows),
+        "killed_mid_run": len(killed),
+        "converged": sum(1 for r in rows if r["converged"]),
+        "repeated_writes_total": sum(r["repeated_writes"] for r in rows),
+        "repeated_writes_max": max(r["repeated_writes"] for r in rows),
+        "points": rows,
+    }
+    (REPORTS / f"{job}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    assert not failures, "\n".join(failures)
+    assert len(killed) >= min(20, limit), (
+        f"only {len(killed)} of {len(rows)} kill points interrupted the run"
+    )
