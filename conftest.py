@@ -11,6 +11,9 @@ from __future__ import annotations
 import pytest
 
 SHARED_SCOPES = {"module", "class", "package"}
+#: The longest suites (minutes each) start first, so the rest of the tests fill the other worker around
+#: them instead of both workers waiting at the end for one of them.
+LONGEST_FIRST = ("tests/e2e/test_kill_resume.py", "tests/e2e/test_faults.py")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -25,3 +28,13 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
     if scopes & SHARED_SCOPES:
         item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the longest suites to the front (a stable sort: the rest keep their order)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

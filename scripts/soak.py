@@ -44,6 +44,7 @@ from pipelines import (
     DEV_SANDBOX_OPTIONS,
     ROOT,
     install_env,
+    meltano,
     meltano_install,
     private_sys_dir,
     sandbox_env,
@@ -410,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     with running_sandbox(customers=args.customers, epoch=epoch, **DEV_SANDBOX_OPTIONS) as sandbox:
         env = sandbox_env(sandbox.info, workdir)
         env["MELTANO_SYS_DIR_ROOT"] = str(private_sys_dir(workdir))
+        # Create the system database before the jobs start together: two `meltano run` migrating
+        # a new SQLite database at once collide ("table alembic_version already exists").
+        meltano("state", "list", env=env, lock=False)
         t0 = time.monotonic()
         world: World | None = None
         number = 0

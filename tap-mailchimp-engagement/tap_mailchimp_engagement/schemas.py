@@ -322,6 +322,16 @@ SEGMENTS = _schema(
 
 # -- campaigns and reports -------------------------------------------------------------------
 
+TRACKING = th.ObjectType(
+    _bool("opens"),
+    _bool("html_clicks"),
+    _bool("text_clicks"),
+    _bool("goal_tracking"),
+    _bool("ecomm360"),
+    _str("google_analytics"),
+    _str("clicktale"),
+)
+
 CAMPAIGNS = _schema(
     _key("id", "Campaign id."),
     _int("web_id"),
@@ -379,18 +389,7 @@ CAMPAIGNS = _schema(
             _bool("drag_and_drop"),
         ),
     ),
-    th.Property(
-        "tracking",
-        th.ObjectType(
-            _bool("opens"),
-            _bool("html_clicks"),
-            _bool("text_clicks"),
-            _bool("goal_tracking"),
-            _bool("ecomm360"),
-            _str("google_analytics"),
-            _str("clicktale"),
-        ),
-    ),
+    th.Property("tracking", TRACKING),
     th.Property(
         "report_summary",
         th.ObjectType(
@@ -443,6 +442,7 @@ AUTOMATIONS = _schema(
         "settings",
         th.ObjectType(_str("title"), _str("from_name"), _str("reply_to"), _str("to_name")),
     ),
+    th.Property("tracking", TRACKING),
     th.Property("trigger_settings", TRIGGER_SETTINGS),
     th.Property("report_summary", REPORT_SUMMARY),
 )
@@ -474,6 +474,11 @@ AUTOMATION_EMAILS = _schema(
             _str("subject_line"), _str("preview_text"), _str("title"), _str("from_name"), _str("reply_to")
         ),
     ),
+    _str("archive_url"),
+    _str("content_type", "template | html | ... (passes through)."),
+    _bool("needs_block_refresh"),
+    _bool("has_logo_merge_tag"),
+    th.Property("tracking", TRACKING),
     th.Property("trigger_settings", TRIGGER_SETTINGS),
     th.Property("report_summary", REPORT_SUMMARY),
 )

@@ -7,8 +7,9 @@ state each time (`/_sandbox/load`) and a fresh Meltano state database, 22 kill p
 destination held before or after it is applied (a sandbox breakpoint freezes the run there), or a time;
 the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
 end in the expected state, and the writes repeated because of the kill are reported (printed and in
-output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread over the plan
-(a quick look; the suite asserts >= 20 killed mid-run only with the whole plan).
+output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread evenly over
+the plan, first and last included (`make test` runs 8 per job, `make test-crash` all 22); every point run
+must kill the run mid-way.
 """
 
 from __future__ import annotations
@@ -218,8 +219,9 @@ def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
     assert sum(baseline.writes.values()) > 20, "the run writes too little to kill it mid-way"
     rows, failures = [], []
     points: list[KillPoint] = plan(baseline, source, destination)
-    limit = int(os.environ.get("KILL_RESUME_POINTS") or len(points))
-    points = points[:: max(1, len(points) // limit)][:limit]
+    limit = min(len(points), max(1, int(os.environ.get("KILL_RESUME_POINTS") or len(points))))
+    # spread evenly over the plan, first and last included: every kind of point and victim
+    points = [points[round(i * (len(points) - 1) / max(1, limit - 1))] for i in range(limit)]
     for point in points:
         sandbox.load()
         project = pipeline.project()
