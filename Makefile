@@ -14,8 +14,10 @@ PACKAGES := common sandbox tap-orocommerce target-mailchimp tap-mailchimp-engage
 PYPKGS := common/oromc_common sandbox/oromc_sandbox tap-orocommerce/tap_orocommerce \
           target-mailchimp/target_mailchimp tap-mailchimp-engagement/tap_mailchimp_engagement \
           target-orocommerce/target_orocommerce
-# Two workers (CI has 2 cores); tests sharing a module-scoped fixture stay on one worker (conftest.py).
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# Four workers on the 2-core CI machine: the end-to-end suites mostly wait (backoff, batches, Meltano
+# start-up), so two more workers fill the idle cores; tests sharing a module-scoped fixture stay on one
+# worker (conftest.py).
+PYTEST_ARGS ?= -n 4 --dist loadgroup
 # `make lock` refreshes every pin to the newest version the bounds allow; `make lock KEEP=1` keeps the
 # pins and only adds or drops what a changed pyproject.toml / requirements/dev.in asks for.
 KEEP ?=
