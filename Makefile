@@ -53,7 +53,7 @@ system-packages:
 
 # The crash/resume suite (tests/e2e/test_kill_resume.py) runs KILL_RESUME_POINTS of its 22 kill points
 # per job in `make test` (spread over every kind of point and victim); `make test-crash` runs all 22
-# (about 20 minutes; CI runs it after `make test`).
+# (about 20-25 minutes per job; not part of CI yet).
 KILL_RESUME_POINTS ?= 8
 
 test: lint typecheck system-packages

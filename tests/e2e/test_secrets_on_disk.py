@@ -28,7 +28,8 @@ def test_a_killed_run_leaves_a_private_config_file_that_cleanup_removes(
     try:
         deadline = time.monotonic() + 300
         # one file per plugin invocation: tap.<uuid>.config.json
-        while not (configs := list(run_dir.glob("tap.*.config.json"))):
+        # (and written: the file exists a moment before Meltano has written its content)
+        while not (configs := [c for c in run_dir.glob("tap.*.config.json") if c.stat().st_size]):
             assert proc.poll() is None, "the run ended before its config file was seen"
             assert time.monotonic() < deadline
             time.sleep(0.01)
