@@ -8,7 +8,7 @@ destination held before or after it is applied (a sandbox breakpoint freezes the
 the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
 end in the expected state, and the writes repeated because of the kill are reported (printed and in
 output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread evenly over
-the plan, first and last included (`make test` runs 8 per job, `make test-crash` all 22); every breakpoint
+the plan, first and last included (`make test` runs 5 per job, `make test-crash` all 22); every breakpoint
 must interrupt the run, and the whole plan at least 20 times.
 """
 

@@ -1,4 +1,4 @@
-"""`make test` runs `pytest -n 4 --dist loadgroup`: the tests that share a module-scoped fixture (a
+"""`make test` runs `pytest -n 2 --dist loadgroup`: the tests that share a module-scoped fixture (a
 sandbox, a pipeline run the module's assertions read in order) must stay on one worker.
 
 The grouping is the root `conftest.py`'s; pytest-xdist applies it by renaming node ids, which some
