@@ -14,14 +14,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, request_response
 
 from .common import (
-    ApiError,
     Ctx,
     api_base,
     check_enum,
     check_type,
     collection_links,
-    error,
-    field_error,
     format_epoch,
     item_links,
     json_response,
@@ -33,6 +30,15 @@ from .common import (
     parse_ts_param,
     require_keys,
     require_object,
+)
+from .exceptions import (
+    ApiError,
+    FieldError,
+    ForbiddenError,
+    InvalidActionError,
+    InvalidResourceError,
+    MethodNotAllowedError,
+    ResourceNotFoundError,
 )
 from .store import MEMBER_TAGS_SHOWN, MailchimpStore
 from .validation import (
@@ -55,7 +61,7 @@ ALL_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transaction
 def _list_or_404(store: MailchimpStore, list_id: str) -> dict[str, Any]:
     doc = store.lists.get(list_id)
     if doc is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return doc
 
 
@@ -70,7 +76,7 @@ def _member_or_404(store: MailchimpStore, list_id: str, key: str) -> dict[str, A
     _list_or_404(store, list_id)
     rec = store.get_member(list_id, store.resolve_member(list_id, key))
     if rec is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return rec
 
 
@@ -291,10 +297,8 @@ async def lists_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def lists_create(request: Request, ctx: Ctx) -> Response:
-    return error(
-        request,
-        "Forbidden",
-        "This account has reached its maximum number of audiences (constraints.may_create is false).",
+    raise ForbiddenError(
+        "This account has reached its maximum number of audiences (constraints.may_create is false)."
     )
 
 
@@ -326,7 +330,7 @@ async def list_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     for key, typ in LIST_PATCHABLE.items():
         check_type(body, key, typ)
     if "name" in body and not body["name"].strip():
-        raise field_error("name", "This value should not be blank.")
+        raise FieldError("name", "This value should not be blank.")
     if "visibility" in body:
         check_enum(body, "visibility", ("pub", "prv"))
         doc["visibility"] = body["visibility"]
@@ -368,9 +372,9 @@ def _by_number(items: dict[int, dict[str, Any]], raw_id: str) -> dict[str, Any]:
     try:
         item = items.get(int(raw_id))
     except ValueError:
-        raise ApiError.of("ResourceNotFound") from None
+        raise ResourceNotFoundError() from None
     if item is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return item
 
 
@@ -398,12 +402,12 @@ def _check_mf_body(body: dict[str, Any]) -> None:
     check_enum(body, "type", MERGE_TYPES)
     opts = body.get("options") or {}
     if "phone_format" in opts and opts["phone_format"] not in ("US", "International"):
-        raise field_error(
+        raise FieldError(
             "options.phone_format",
             "Model presented is not one of the accepted values: US, International.",
         )
     if "choices" in opts and not isinstance(opts["choices"], list):
-        raise field_error("options.choices", "Schema describes array, object found instead")
+        raise FieldError("options.choices", "Schema describes array, object found instead")
 
 
 def _default_options(type_: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -448,13 +452,13 @@ async def merge_field_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     mid = aud.next_merge_id
     tag = (body.get("tag") or f"MERGE{mid}").strip().upper()
     if not TAG_RE.match(tag):
-        raise field_error(
+        raise FieldError(
             "tag",
             "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
         )
     if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-        raise ApiError.of(
-            "InvalidResource", f'A Merge Field with the tag "{tag}" already exists for this list.'
+        raise InvalidResourceError(
+            f'A Merge Field with the tag "{tag}" already exists for this list.'
         )
     aud.next_merge_id += 1
     mf = {
@@ -489,19 +493,18 @@ async def merge_field_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     require_keys(body, ["name"])
     _check_mf_body(body)
     if "type" in body and body["type"] != mf["type"]:
-        raise field_error("type", "The type of a merge field cannot be changed.")
+        raise FieldError("type", "The type of a merge field cannot be changed.")
     if "tag" in body:
         tag = body["tag"].strip().upper()
         if not TAG_RE.match(tag):
-            raise field_error(
+            raise FieldError(
                 "tag",
                 "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
             )
         aud = ctx.store.audiences[list_id]
         if tag != mf["tag"]:
             if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-                raise ApiError.of(
-                    "InvalidResource",
+                raise InvalidResourceError(
                     f'A Merge Field with the tag "{tag}" already exists for this list.',
                 )
             old = mf["tag"]
@@ -612,19 +615,16 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:  # n
             )
     unsub_since = parse_ts_param(request, "unsubscribed_since")
     if unsub_since is not None and status != "unsubscribed":
-        raise ApiError.of(
-            "InvalidResource",
+        raise InvalidResourceError(
             "The unsubscribed_since parameter can only be used with status=unsubscribed.",
         )
     since_last_campaign = parse_bool(request, "since_last_campaign")
     if since_last_campaign and status is None:
-        raise ApiError.of("InvalidResource", "The since_last_campaign parameter requires a status.")
+        raise InvalidResourceError("The since_last_campaign parameter requires a status.")
     vip_only = parse_bool(request, "vip_only")
     for name in ("interest_category_id", "interest_ids"):
         if q.get(name):
-            raise ApiError.of(
-                "ResourceNotFound", "This audience has no interest categories (groups)."
-            )
+            raise ResourceNotFoundError("This audience has no interest categories (groups).")
     uid = q.get("unique_email_id")
 
     preds: list[Callable[[dict[str, Any]], bool]] = []
@@ -757,7 +757,7 @@ async def member_archive(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
     rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     if rec["status"] in ("archived", "cleaned", "pending"):
-        raise ApiError(405, "Method Not Allowed", ARCHIVE_REFUSED, headers={"Allow": "GET, PUT"})
+        raise MethodNotAllowedError(ARCHIVE_REFUSED, headers={"Allow": "GET, PUT"})
     ctx.store.set_member_status(list_id, rec["id"], "archived", ctx.now(), None, "API - Generic")
     ctx.items = 1
 
@@ -767,7 +767,7 @@ async def member_delete_permanent(request: Request, ctx: Ctx) -> None:
     list_id = _path_list_id(ctx)
     key = request.path_params["subscriber_hash"].lower()
     if key not in ctx.store.members[list_id]:  # md5 only (no email / contact_id here)
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     ctx.store.forget_member(list_id, key)
     ctx.items = 1
 
@@ -804,14 +804,14 @@ async def member_tags_post(request: Request, ctx: Ctx) -> None:
     items = body["tags"]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise field_error(f"tags.{i}", "Schema describes object, string found instead")
+            raise FieldError(f"tags.{i}", "Schema describes object, string found instead")
         require_keys(item, ["name", "status"])
         check_type(item, "name", "string", f"tags.{i}.")
         check_enum(item, "status", ("active", "inactive"), f"tags.{i}.")
         if not item["name"].strip():
-            raise field_error(f"tags.{i}.name", "This value should not be blank.")
+            raise FieldError(f"tags.{i}.name", "This value should not be blank.")
         if len(item["name"].strip()) > 100:
-            raise field_error(f"tags.{i}.name", "Tag names can be at most 100 characters.")
+            raise FieldError(f"tags.{i}.name", "Tag names can be at most 100 characters.")
     now = ctx.now().timestamp()
     aud = ctx.store.audiences[list_id]
     for item in items:
@@ -856,11 +856,11 @@ async def member_events_post(request: Request, ctx: Ctx) -> None:
     check_type(body, "occurred_at", "string")
     name = body["name"]
     if not 2 <= len(name) <= 30:
-        raise field_error("name", "Event name must be 2-30 characters in length.")
+        raise FieldError("name", "Event name must be 2-30 characters in length.")
     props = body.get("properties") or {}
     bad = [k for k, v in props.items() if not isinstance(v, str)]
     if bad:
-        raise field_error(
+        raise FieldError(
             f"properties.{bad[0]}", "Schema describes string, non-string found instead"
         )
     occurred = ctx.now()
@@ -868,7 +868,7 @@ async def member_events_post(request: Request, ctx: Ctx) -> None:
         try:
             occurred = parse_ts(body["occurred_at"]) or occurred
         except ValueError:
-            raise field_error(
+            raise FieldError(
                 "occurred_at", "This value is not a valid date-time (ISO 8601)."
             ) from None
     if rec["events"] is None:
@@ -921,7 +921,7 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
     check_type(body, "sync_tags", "boolean")
     members = body["members"]
     if len(members) > MAX_BATCH_MEMBERS:
-        raise field_error(
+        raise FieldError(
             "members",
             f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent.",
         )
@@ -952,7 +952,7 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
         seen.add(key)
         try:
             if not isinstance(item, dict):
-                raise field_error("members", "Schema describes object, non-object found instead")
+                raise FieldError("members", "Schema describes object, non-object found instead")
             rec, was_created = write_member(
                 store,
                 list_id,
@@ -971,7 +971,7 @@ async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
                     if not exc.errors
                     or exc.detail
                     != "The resource submitted could not be validated. For field-specific "
-                       "details, see the 'errors' array."
+                    "details, see the 'errors' array."
                     else field_err.get("message", exc.detail),
                     "error_code": ERROR_CODES.get(exc.title, "ERROR_GENERIC"),
                     "field": field_err.get("field", ""),
@@ -1068,15 +1068,13 @@ async def segment_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     check_type(body, "static_segment", "array")
     check_type(body, "options", "object")
     if "static_segment" in body and "options" in body:
-        raise field_error(
+        raise FieldError(
             "static_segment", "static_segment cannot be provided with the options field."
         )
     now = ctx.now().timestamp()
     if "static_segment" in body:
         if store.audiences[list_id].tag_by_name(body["name"]) is not None:
-            raise ApiError.of(
-                "InvalidResource", f'A tag with the name "{body["name"]}" already exists.'
-            )
+            raise InvalidResourceError(f'A tag with the name "{body["name"]}" already exists.')
         seg = store.new_segment(list_id, body["name"].strip(), "static", now)
         for h in _emails_to_hashes(store, list_id, body["static_segment"]):
             store.add_tag(list_id, h, seg, now)
@@ -1109,9 +1107,7 @@ async def segment_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     new_name = body["name"].strip()
     if seg["type"] == "static" and new_name.lower() != seg["name"].lower():
         if aud.tag_by_name(new_name) is not None:
-            raise ApiError.of(
-                "InvalidResource", f'A tag with the name "{new_name}" already exists.'
-            )
+            raise InvalidResourceError(f'A tag with the name "{new_name}" already exists.')
         aud.tag_index.pop(seg["name"].lower(), None)
         aud.tag_index[new_name.lower()] = seg["id"]
     seg["name"] = new_name
@@ -1147,10 +1143,10 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     to_remove = body.get("members_to_remove") or []
     for key, values in (("members_to_add", to_add), ("members_to_remove", to_remove)):
         if len(values) > MAX_SEGMENT_MEMBERS:
-            raise field_error(key, f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.")
+            raise FieldError(key, f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.")
     if seg["type"] != "static":
-        raise ApiError.of(
-            "InvalidAction", "Members can only be added to or removed from static segments (tags)."
+        raise InvalidActionError(
+            "Members can only be added to or removed from static segments (tags)."
         )
     from .common import subscriber_hash
 
@@ -1230,13 +1226,13 @@ async def segment_member_add(request: Request, ctx: Ctx) -> dict[str, Any]:
     body = require_object(ctx.json)
     require_keys(body, ["email_address"])
     if seg["type"] != "static":
-        raise ApiError.of("InvalidAction", "Members can only be added to static segments (tags).")
+        raise InvalidActionError("Members can only be added to static segments (tags).")
     from .common import subscriber_hash
 
     h = subscriber_hash(str(body["email_address"]))
     rec = store.members[list_id].get(h)
     if rec is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     store.add_tag(list_id, h, seg, ctx.now().timestamp())
     return MemberRenderer(request, store, list_id)(rec)
 
@@ -1248,7 +1244,7 @@ async def segment_member_remove(request: Request, ctx: Ctx) -> None:
     seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
     h = store.resolve_member(list_id, request.path_params["subscriber_hash"])
     if h not in seg["members"]:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     store.remove_tag(list_id, h, seg, ctx.now().timestamp())
 
 
@@ -1286,13 +1282,13 @@ def _check_webhook_body(body: dict[str, Any]) -> None:
     check_type(body, "events", "object")
     check_type(body, "sources", "object")
     if "url" in body and not re.match(r"^https?://\S+$", body["url"]):
-        raise field_error("url", "This value should be a valid URL.")
+        raise FieldError("url", "This value should be a valid URL.")
     for group, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
         for key, val in (body.get(group) or {}).items():
             if key not in names:
-                raise field_error(f"{group}.{key}", "Unknown property.")
+                raise FieldError(f"{group}.{key}", "Unknown property.")
             if not isinstance(val, bool):
-                raise field_error(
+                raise FieldError(
                     f"{group}.{key}", "Schema describes boolean, non-boolean found instead"
                 )
 
@@ -1301,7 +1297,7 @@ def _webhook_or_404(store: MailchimpStore, list_id: str, webhook_id: str) -> dic
     _list_or_404(store, list_id)
     hook = store.audiences[list_id].webhooks.get(webhook_id)
     if hook is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return hook
 
 
@@ -1328,9 +1324,7 @@ async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
     _check_webhook_body(body)
     aud = ctx.store.audiences[list_id]
     if any(h["url"] == body["url"] for h in aud.webhooks.values()):
-        raise ApiError.of(
-            "InvalidResource", "Sorry, you can't use the same webhook URL more than once."
-        )
+        raise InvalidResourceError("Sorry, you can't use the same webhook URL more than once.")
     hook_id = short_id("webhook", list_id, body["url"], len(aud.webhooks))
     hook = {
         "id": hook_id,
@@ -1385,7 +1379,7 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
     query = (ctx.q("query") or "").strip()
     if not query:
-        raise field_error("query", "Required parameter missing: query")
+        raise FieldError("query", "Required parameter missing: query")
     only = ctx.q("list_id")
     exact: list[dict[str, Any]] = []
     full: list[dict[str, Any]] = []
@@ -1431,8 +1425,10 @@ async def not_found_fallback(request: Request) -> Response:
             if match == Match.PARTIAL and route.methods:
                 allowed |= route.methods - {"HEAD"}
     if allowed:
-        return error(request, "MethodNotAllowed", headers={"Allow": ", ".join(sorted(allowed))})
-    return error(request, "ResourceNotFound")
+        return MethodNotAllowedError(headers={"Allow": ", ".join(sorted(allowed))}).response(
+            request
+        )
+    return ResourceNotFoundError().response(request)
 
 
 class _AnyMethodFallback:
@@ -1453,8 +1449,8 @@ async def http_exception_problem(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     headers = dict(getattr(exc, "headers", None) or {})
     if status == 405:
-        return error(request, "MethodNotAllowed", headers=headers)
-    return error(request, "ResourceNotFound")
+        return MethodNotAllowedError(headers=headers).response(request)
+    return ResourceNotFoundError().response(request)
 
 
 def audience_routes() -> list[BaseRoute]:

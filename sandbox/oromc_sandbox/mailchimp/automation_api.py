@@ -11,11 +11,9 @@ from starlette.routing import BaseRoute, Route
 from .automations import Automation, AutomationEmail, QueueEntry
 from .campaigns import Campaign, engagement, list_info
 from .common import (
-    ApiError,
     Ctx,
     check_enum,
     collection_page,
-    field_error,
     format_epoch,
     links,
     mc_endpoint,
@@ -25,6 +23,7 @@ from .common import (
     subscriber_hash,
 )
 from .engagement import EngagementState
+from .exceptions import FieldError, ResourceNotFoundError
 
 AUTOMATION_STATUSES = ("save", "paused", "sending")
 WEEK = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
@@ -215,7 +214,7 @@ def _automation(ctx: Ctx) -> tuple[EngagementState, Automation]:
     state = engagement(ctx)
     auto = state.automations.automations.get(ctx.request.path_params["workflow_id"])
     if auto is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return state, auto
 
 
@@ -225,7 +224,7 @@ def _email(ctx: Ctx) -> tuple[EngagementState, Automation, AutomationEmail]:
     for email in auto.emails:
         if email.id == eid:
             return state, auto, email
-    raise ApiError.of("ResourceNotFound")
+    raise ResourceNotFoundError()
 
 
 def _time_filter(request: Request, items: list[Automation]) -> list[Automation]:
@@ -351,7 +350,7 @@ async def get_queue_member(request: Request, ctx: Ctx) -> dict[str, Any]:
         if entry.member_hash == hash_:
             ctx.items = 1
             return queue_doc(request, state, auto, email, entry)
-    raise ApiError.of("ResourceNotFound")
+    raise ResourceNotFoundError()
 
 
 @mc_endpoint(paged=False)
@@ -366,7 +365,7 @@ async def post_queue(request: Request, ctx: Ctx) -> dict[str, Any]:
     address = str(body["email_address"]).strip()
     rec = state.store.get_member(auto.list_id, subscriber_hash(address.lower()))
     if rec is None or rec["status"] != "subscribed":
-        raise field_error("email_address", "The subscriber is not subscribed to the list.")
+        raise FieldError("email_address", "The subscriber is not subscribed to the list.")
     entry = state.automations.queue_member(auto, email, rec, state.read_now)
     ctx.items = 1
     return queue_doc(request, state, auto, email, entry)

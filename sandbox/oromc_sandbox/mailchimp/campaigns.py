@@ -20,12 +20,10 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from .common import (
-    ApiError,
     Ctx,
     check_enum,
     check_type,
     collection_page,
-    field_error,
     format_epoch,
     links,
     mc_endpoint,
@@ -36,6 +34,7 @@ from .common import (
     short_id,
     subscriber_hash,
 )
+from .exceptions import CampaignNotReadyError, FieldError, InvalidActionError, ResourceNotFoundError
 
 if TYPE_CHECKING:
     from .engagement import EngagementState
@@ -431,7 +430,7 @@ def engagement(ctx: Ctx) -> EngagementState:
 def find_campaign(state: EngagementState, campaign_id: str) -> Campaign:
     campaign = state.get(campaign_id)
     if campaign is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return campaign
 
 
@@ -632,14 +631,14 @@ def _check_list(store: Any, body: dict[str, Any], required: bool) -> str | None:
     recipients = body.get("recipients")
     if recipients is None:
         if required:
-            raise field_error("recipients.list_id", "This value should not be blank.")
+            raise FieldError("recipients.list_id", "This value should not be blank.")
         return None
     check_type(body, "recipients", "object")
     list_id = recipients.get("list_id")
     if not isinstance(list_id, str) or not list_id:
-        raise field_error("recipients.list_id", "Required fields were not provided: list_id")
+        raise FieldError("recipients.list_id", "Required fields were not provided: list_id")
     if list_id not in store.lists:
-        raise field_error("recipients.list_id", "The requested list does not exist.")
+        raise FieldError("recipients.list_id", "The requested list does not exist.")
     return list_id
 
 
@@ -707,7 +706,7 @@ async def patch_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
     campaign = find_campaign(state, request.path_params["campaign_id"])
     body = require_object(ctx.json)
     if campaign.status != "save":
-        raise ApiError.of("InvalidAction", "A campaign that has been sent cannot be updated.")
+        raise InvalidActionError("A campaign that has been sent cannot be updated.")
     list_id = _check_list(ctx.store, body, required=False)
     if list_id is not None:
         campaign.list_id = list_id
@@ -721,7 +720,7 @@ async def delete_campaign(request: Request, ctx: Ctx) -> None:
     state = engagement(ctx)
     campaign = find_campaign(state, request.path_params["campaign_id"])
     if campaign.type == "automation":
-        raise ApiError.of("InvalidAction", "An automation email cannot be deleted.")
+        raise InvalidActionError("An automation email cannot be deleted.")
     del state.campaigns[campaign.id]
     ctx.items = 1
 
@@ -731,9 +730,7 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
     state = engagement(ctx)
     campaign = find_campaign(state, request.path_params["campaign_id"])
     if campaign.status != "save":
-        raise ApiError.of(
-            "InvalidAction", "This campaign has already been sent and cannot be sent again."
-        )
+        raise InvalidActionError("This campaign has already been sent and cannot be sent again.")
     settings = campaign.settings
     missing = [k for k in ("subject_line", "from_name", "reply_to") if not settings.get(k)]
     sid = campaign.segment_opts.get("saved_segment_id")
@@ -742,7 +739,7 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
         audience is None or not isinstance(sid, int) or sid not in audience.segments
     )
     if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing or bad_segment:
-        raise ApiError(400, "Bad Request", "Your Campaign is not ready to send.")
+        raise CampaignNotReadyError()
     state.send(campaign, state.read_now)
     ctx.items = len(campaign.recipients)
 

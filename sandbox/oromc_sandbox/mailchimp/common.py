@@ -12,7 +12,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,80 +22,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .exceptions import (
+    BY_SLUG,
+    APIKeyInvalidError,
+    APIKeyMissingError,
+    FieldError,
+    InvalidMethodOverrideError,
+    InvalidResourceError,
+    JSONParseError,
+    RequestedFieldsInvalidError,
+    ResourceNotFoundError,
+    WrongDatacenterError,
+    response_headers,
+)
+from .exceptions import (
+    ApiError as ApiError,  # re-exported: handlers raise it from here
+)
+
 if TYPE_CHECKING:
     from .store import MailchimpStore
 
-ERROR_TYPE_URL = "https://mailchimp.com/developer/marketing/docs/errors/"
+
 JSON_MEDIA = "application/json; charset=utf-8"
-PROBLEM_MEDIA = "application/problem+json; charset=utf-8"
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
 API_PREFIX = "/3.0"
-
-# The error catalogue (reference §12.2): slug -> (status, human title, detail).
-ERRORS: dict[str, tuple[int, str, str]] = {
-    "BadRequest": (400, "Bad Request", "Your request could not be processed."),
-    "InvalidAction": (
-        400,
-        "Invalid Action",
-        "The action requested was not valid for this resource.",
-    ),
-    "InvalidResource": (
-        400,
-        "Invalid Resource",
-        "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-    ),
-    "JSONParseError": (
-        400,
-        "JSON Parse Error",
-        "We encountered an unspecified JSON parsing error.",
-    ),
-    "APIKeyMissing": (401, "API Key Missing", "Your request did not include an API key."),
-    "APIKeyInvalid": (
-        401,
-        "API Key Invalid",
-        "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
-    ),
-    "Forbidden": (403, "Forbidden", "You are not permitted to access this resource."),
-    "UserDisabled": (403, "User Disabled", "This account has been disabled."),
-    "WrongDatacenter": (
-        403,
-        "Wrong Datacenter",
-        "The API key provided is linked to a different data center.",
-    ),
-    "ResourceNotFound": (404, "Resource Not Found", "The requested resource could not be found."),
-    "MethodNotAllowed": (
-        405,
-        "Method Not Allowed",
-        "The requested method and resource are not compatible. See the Allow header for this "
-        "resource's available methods.",
-    ),
-    "ResourceNestingTooDeep": (
-        414,
-        "Resource Nesting Too Deep",
-        "The sub-resource requested is nested too deeply.",
-    ),
-    "InvalidMethodOverride": (
-        422,
-        "Invalid Method Override",
-        "You can only use the X-HTTP-Method-Override header with the POST method.",
-    ),
-    "RequestedFieldsInvalid": (
-        422,
-        "Requested Fields Invalid",
-        "The fields requested from this resource are invalid.",
-    ),
-    "TooManyRequests": (
-        429,
-        "Too Many Requests",
-        "You have exceeded the limit of 10 simultaneous connections.",
-    ),
-    "InternalServerError": (
-        500,
-        "Internal Server Error",
-        "An unexpected internal error has occurred.",
-    ),
-}
 
 # Keys whose children are data (merge tags, interest ids, event properties), not schema fields:
 # `fields` paths below them are not validated.
@@ -151,27 +101,10 @@ def short_id(*parts: object, length: int = 10) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:length]
 
 
-def request_id(request: Request) -> str:
-    """The request's id (set by the core middleware; generated here when absent)."""
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = str(uuid.uuid4())
-        request.state.request_id = rid
-    return str(rid)
-
-
 # --------------------------------------------------------------------------- responses
 
 
-def _headers(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
-    headers = {
-        "X-Request-Id": request_id(request),
-        "Server": "openresty",
-        "Vary": "Accept-Encoding",
-    }
-    if extra:
-        headers.update(extra)
-    return headers
+_headers = response_headers
 
 
 def json_response(
@@ -196,39 +129,6 @@ def no_content(request: Request) -> Response:
     return resp
 
 
-def problem(
-    request: Request,
-    status: int,
-    title: str,
-    detail: str,
-    errors: list[dict[str, Any]] | None = None,
-    type_slug: str | None = None,
-    *,
-    omit_type: bool = False,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """A Problem Detail Document (`application/problem+json; charset=utf-8`).
-
-    `instance` equals the `X-Request-Id` header. `type` is Mailchimp's error-docs URL (with
-    `#<type_slug>` appended when given); `omit_type=True` reproduces bodies recorded without `type`
-    (Member Exists, Member In Compliance State).
-    """
-    body: dict[str, Any] = {}
-    if not omit_type:
-        body["type"] = ERROR_TYPE_URL + (f"#{type_slug}" if type_slug else "")
-    body.update(
-        {"title": title, "status": status, "detail": detail, "instance": request_id(request)}
-    )
-    if errors is not None:
-        body["errors"] = errors
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        headers=_headers(request, headers),
-        media_type=PROBLEM_MEDIA,
-    )
-
-
 def error(
     request: Request,
     slug: str,
@@ -237,64 +137,23 @@ def error(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Problem response for a catalogue entry (`ERRORS[slug]`), optionally with a specific detail."""
-    status, title, default_detail = ERRORS[slug]
-    return problem(request, status, title, detail or default_detail, errors, headers=headers)
+    return BY_SLUG[slug](detail, errors, headers=headers).response(request)
 
 
 def not_found(request: Request) -> Response:
-    return error(request, "ResourceNotFound")
+    return ResourceNotFoundError().response(request)
 
 
 def invalid_resource(
     request: Request, errors: list[dict[str, Any]] | None = None, detail: str | None = None
 ) -> Response:
     """400 Invalid Resource with field errors (generic detail unless one is given)."""
-    return error(request, "InvalidResource", detail, errors if errors is not None else [])
-
-
-class ApiError(Exception):
-    """Raise from anywhere inside an `@mc_endpoint` handler to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        errors: list[dict[str, Any]] | None = None,
-        *,
-        omit_type: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.errors = errors
-        self.omit_type = omit_type
-        self.headers = headers
-
-    @classmethod
-    def of(
-        cls, slug: str, detail: str | None = None, errors: list[dict[str, Any]] | None = None
-    ) -> ApiError:
-        status, title, default_detail = ERRORS[slug]
-        return cls(status, title, detail or default_detail, errors)
-
-    def response(self, request: Request) -> Response:
-        return problem(
-            request,
-            self.status,
-            self.title,
-            self.detail,
-            self.errors,
-            omit_type=self.omit_type,
-            headers=self.headers,
-        )
+    return InvalidResourceError(detail, errors if errors is not None else []).response(request)
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> ApiError:
     """400 Invalid Resource with one field error (generic detail unless one is given)."""
-    return ApiError.of("InvalidResource", detail, errors=[{"field": field, "message": message}])
+    return FieldError(field, message, detail)
 
 
 # --------------------------------------------------------------------------- auth
@@ -316,7 +175,7 @@ def authenticate(request: Request) -> Response | None:
     store = get_store(request)
     header = request.headers.get("authorization", "").strip()
     if not header:
-        return error(request, "APIKeyMissing")
+        return APIKeyMissingError().response(request)
     scheme, _, credentials = header.partition(" ")
     scheme = scheme.lower()
     credentials = credentials.strip()
@@ -324,21 +183,21 @@ def authenticate(request: Request) -> Response | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return error(request, "APIKeyInvalid")
+            return APIKeyInvalidError().response(request)
         _, sep, key = decoded.partition(":")
         if not sep or not key:
-            return error(request, "APIKeyMissing")
+            return APIKeyMissingError().response(request)
         secret, dash, dc = key.rpartition("-")
         if not dash or secret != store.api_secret:
-            return error(request, "APIKeyInvalid")
+            return APIKeyInvalidError().response(request)
         if dc != store.dc:
-            return error(request, "WrongDatacenter")
+            return WrongDatacenterError().response(request)
         return None
     if scheme in ("bearer", "oauth"):
         if credentials and credentials == store.oauth_token:
             return None
-        return error(request, "APIKeyInvalid")
-    return error(request, "APIKeyInvalid")
+        return APIKeyInvalidError().response(request)
+    return APIKeyInvalidError().response(request)
 
 
 # --------------------------------------------------------------------------- fields / paging
@@ -413,7 +272,7 @@ def apply_fields(body: Any, fields: str | None, exclude_fields: str | None) -> A
     Paths that name nothing in this document are ignored: production clients send, on every
     collection, paths only some resources have (singer-io tap-mailchimp 1.3.3 `format_selected_fields`
     adds `_links,total_items,constraints,<key>._links`; Airbyte sends `exclude_fields=<key>._links`,
-    also on `tag-search`) and the real API answers them. Raises ApiError(422 RequestedFieldsInvalid)
+    also on `tag-search`) and the real API answers them. Raises ApiError(422 RequestedFieldsInvalidError)
     only when `fields` is given and none of its paths names anything (e.g. an un-prefixed
     `email_address` on a collection); `exclude_fields` never fails.
     """
@@ -422,7 +281,7 @@ def apply_fields(body: Any, fields: str | None, exclude_fields: str | None) -> A
     if fields:
         paths = [p for p in _parse_paths(fields) if _path_exists(body, p)]
         if not paths:
-            raise ApiError.of("RequestedFieldsInvalid")
+            raise RequestedFieldsInvalidError()
         body = _include(body, _tree(paths))
     if exclude_fields:
         paths = _parse_paths(exclude_fields)
@@ -609,7 +468,7 @@ async def method_override(request: Request) -> Response | None:
     if not override:
         return None
     if request.method != "POST" or override not in OVERRIDABLE:
-        return error(request, "InvalidMethodOverride")
+        return InvalidMethodOverrideError().response(request)
     body = await request.body()
     scope = {
         k: v
@@ -687,7 +546,7 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                         try:
                             payload = orjson.loads(raw)
                         except orjson.JSONDecodeError:
-                            raise ApiError.of("JSONParseError") from None
+                            raise JSONParseError() from None
                     route = request.scope.get("route")
                     if payload is not None and route is not None:
                         from .schemas import check_body

@@ -51,7 +51,6 @@ from .campaigns import (
     sort_params,
 )
 from .common import (
-    ApiError,
     Ctx,
     check_enum,
     collection_links,
@@ -65,6 +64,7 @@ from .common import (
     short_id,
     subscriber_hash,
 )
+from .exceptions import ResourceNotFoundError
 
 SEEDED_CAMPAIGNS = (
     # (days before now, title, subject, open rate)
@@ -445,7 +445,7 @@ def _campaign_for_report(ctx: Ctx) -> tuple[EngagementState, Campaign, CampaignE
     state = engagement(ctx)
     campaign = find_campaign(state, ctx.request.path_params["campaign_id"])
     if not campaign.is_sent or campaign.events is None:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     return state, campaign, campaign.events
 
 
@@ -544,7 +544,7 @@ class Rows:
         low = key.strip().lower()
         who = self.campaign.recipient_index(subscriber_hash(low) if "@" in low else low)
         if who is None:
-            raise ApiError.of("ResourceNotFound")
+            raise ResourceNotFoundError()
         return who
 
 
@@ -796,7 +796,7 @@ async def get_open_details_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     state, campaign, events, rows, who = _recipient(ctx)
     row = _open_row(rows, events, who, None, events.visible(state.read_now))
     if not row["opens_count"]:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     ctx.items = 1
     row["_links"] = links(request, ("parent", f"/reports/{campaign.id}/open-details"))
     return row
@@ -810,7 +810,7 @@ def _url_index(campaign: Campaign, link: str) -> int:
     for i in range(len(campaign.urls)):
         if link_id(campaign, i) == link:
             return i
-    raise ApiError.of("ResourceNotFound")
+    raise ResourceNotFoundError()
 
 
 def _url_doc(request: Request, campaign: Campaign, agg: Aggregates, u: int) -> dict[str, Any]:
@@ -926,7 +926,7 @@ async def get_click_member(request: Request, ctx: Ctx) -> dict[str, Any]:
     who = rows.who_of(request.path_params["subscriber_hash"])
     clicks = _clickers(events, u, events.visible(state.read_now)).get(who)
     if not clicks:
-        raise ApiError.of("ResourceNotFound")
+        raise ResourceNotFoundError()
     ctx.items = 1
     return _clicker_row(rows, campaign, who, clicks, lid)
 
@@ -962,7 +962,7 @@ async def get_unsubscribed_member(request: Request, ctx: Ctx) -> dict[str, Any]:
         if events.who[e] == who:
             ctx.items = 1
             return _unsub_row(rows, campaign, e)
-    raise ApiError.of("ResourceNotFound")
+    raise ResourceNotFoundError()
 
 
 def _sent_row(

@@ -10,13 +10,21 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from .common import (
-    ApiError,
     check_enum,
     check_type,
-    field_error,
     json_type,
     parse_ts,
     subscriber_hash,
+)
+from .exceptions import (
+    BatchMemberExistsError,
+    FieldError,
+    ForgottenEmailNotSubscribedError,
+    InvalidEmailError,
+    InvalidResourceError,
+    MemberExistsError,
+    MemberInComplianceStateError,
+    ResourceNotFoundError,
 )
 from .store import Audience, MailchimpStore
 
@@ -92,12 +100,12 @@ def email_problem(email: str, *, new: bool) -> str | None:
 
 def check_email(email: Any, *, new: bool) -> str:
     if not isinstance(email, str):
-        raise field_error(
+        raise FieldError(
             "email_address", f"Schema describes string, {json_type(email)} found instead"
         )
     problem = email_problem(email, new=new)
     if problem:
-        raise ApiError.of("InvalidResource", problem)
+        raise InvalidEmailError(problem)
     return email.strip()
 
 
@@ -202,7 +210,7 @@ def validate_merge_fields(
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise field_error(
+        raise FieldError(
             "merge_fields", f"Schema describes object, {json_type(values)} found instead"
         )
     by_tag = {mf["tag"]: mf for mf in aud.merge_fields.values()}
@@ -232,45 +240,18 @@ def validate_merge_fields(
             if missing and not any(e["field"] == tag for e in errors):
                 errors.append({"field": tag, "message": MERGE_MESSAGES["required"]})
     if errors:
-        raise ApiError.of("InvalidResource", MERGE_INVALID_DETAIL, errors)
+        raise InvalidResourceError(MERGE_INVALID_DETAIL, errors)
     return out
 
 
 # --------------------------------------------------------------------------- status machine
 
 
-def compliance_error(email: str) -> ApiError:
-    return ApiError(
-        400,
-        "Member In Compliance State",
-        f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
-        omit_type=True,
-    )
-
-
-def forgotten_error(email: str) -> ApiError:
-    return ApiError(
-        400,
-        "Forgotten Email Not Subscribed",
-        f"{email} was permanently deleted and cannot be re-imported. The contact must "
-        "re-subscribe to get back on the list.",
-    )
-
-
-def member_exists_error(email: str) -> ApiError:
-    return ApiError(
-        400,
-        "Member Exists",
-        f"{email} is already a list member. Use PUT to insert or update list members.",
-        omit_type=True,
-    )
-
-
 def check_transition(rec: dict[str, Any], new_status: str) -> None:
     """Refuse `unsubscribed|cleaned -> subscribed` (compliance); everything else is allowed."""
     old = rec["status"]
     if new_status == "subscribed" and old in ("unsubscribed", "cleaned"):
-        raise compliance_error(rec["email_address"])
+        raise MemberInComplianceStateError(rec["email_address"])
 
 
 # --------------------------------------------------------------------------- body checks
@@ -300,16 +281,16 @@ def _check_member_body(body: dict[str, Any], statuses: tuple[str, ...]) -> None:
     check_enum(body, "email_type", EMAIL_TYPES)
     if body.get("interests"):
         bad = next(iter(body["interests"]))
-        raise ApiError.of("InvalidResource", f"Invalid interest ID: '{bad}'.")
+        raise InvalidResourceError(f"Invalid interest ID: '{bad}'.")
     for key in ("timestamp_signup", "timestamp_opt"):
         if body.get(key):
             try:
                 parse_ts(body[key])
             except ValueError:
-                raise field_error(key, "This value is not a valid date-time (ISO 8601).") from None
+                raise FieldError(key, "This value is not a valid date-time (ISO 8601).") from None
     tags = body.get("tags")
     if tags is not None and not all(isinstance(t, str) and t.strip() for t in tags):
-        raise field_error("tags", "Tag names must be non-empty strings.")
+        raise FieldError("tags", "Tag names must be non-empty strings.")
 
 
 def _plain_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -362,7 +343,7 @@ def write_member(
 ) -> tuple[dict[str, Any], bool]:
     """Create or update one member. mode: "post" | "put" | "patch" | "batch".
 
-    Returns (record, created). Raises ApiError with Mailchimp's error for the situation.
+    Returns (record, created). Raises the `exceptions` class of Mailchimp's error for the situation.
     """
     now = store.now().timestamp()
     aud = store.audiences[list_id]
@@ -373,7 +354,7 @@ def write_member(
         required = ["email_address", "status"] if mode == "post" else ["email_address"]
         missing = [k for k in required if k not in body]
         if missing:
-            raise field_error("", "Required fields were not provided: " + ", ".join(missing))
+            raise FieldError("", "Required fields were not provided: " + ", ".join(missing))
         email = str(body["email_address"]).strip()
         hash_ = subscriber_hash(email)
     else:
@@ -384,21 +365,16 @@ def write_member(
     rec = members.get(hash_)
     if rec is None:
         if mode == "patch":
-            raise ApiError.of("ResourceNotFound")
+            raise ResourceNotFoundError()
         return _create(
             store, list_id, body, hash_, email, mode, skip_merge_validation, sync_tags, now
         ), True
 
     # ---- existing member
     if mode == "post" and rec["status"] != "archived":
-        raise member_exists_error(rec["email_address"])
+        raise MemberExistsError(rec["email_address"])
     if mode == "batch" and not update_existing and rec["status"] != "archived":
-        raise ApiError(
-            400,
-            "Member Exists",
-            f"{rec['email_address']} is already a list member, do you want to update? please "
-            "provide update_existing:true in the request body",
-        )
+        raise BatchMemberExistsError(rec["email_address"])
     new_status = body.get("status")
     if new_status:
         check_transition(rec, new_status)
@@ -413,7 +389,7 @@ def write_member(
         check_email(new_email, new=False)
         other = members.get(subscriber_hash(new_email))
         if other is not None:
-            raise field_error(
+            raise FieldError(
                 "email_address",
                 f'{new_email.strip()} is already in this list with a status of "{other["status"]}".',
             )
@@ -445,10 +421,10 @@ def _create(
 ) -> dict[str, Any]:
     aud = store.audiences[list_id]
     if not email:
-        raise field_error("", "Required fields were not provided: email_address")
+        raise FieldError("", "Required fields were not provided: email_address")
     email = check_email(email, new=True)
     if subscriber_hash(email) != hash_:
-        raise field_error(
+        raise FieldError(
             "email_address", "The email address does not match the subscriber hash in the URL."
         )
     status = body.get("status_if_new") if mode == "put" else None
@@ -457,9 +433,9 @@ def _create(
     )
     if not status:
         missing = "status_if_new" if mode == "put" else "status"
-        raise field_error("", f"Required fields were not provided: {missing}")
+        raise FieldError("", f"Required fields were not provided: {missing}")
     if hash_ in aud.forgotten and status != "pending":
-        raise forgotten_error(email)
+        raise ForgottenEmailNotSubscribedError(email)
     merge = validate_merge_fields(
         aud, body.get("merge_fields"), current=None, skip_required=skip_merge_validation
     )
