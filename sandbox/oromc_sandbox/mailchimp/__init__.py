@@ -8,22 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from starlette.routing import BaseRoute
-
+from .engagement import ENGAGEMENT_LATENCY, load_engagement, seed_engagement
 from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
-
-seed_engagement: Callable[..., Any] | None
-engagement_routes: Callable[..., list[BaseRoute]] | None
-engagement_latency: dict[str, tuple[float, float]]
-try:  # the engagement half (campaigns, reports, e-commerce) is built in parallel
-    from .engagement import engagement_routes, seed_engagement
-except ImportError:  # pragma: no cover - only before the engagement part exists
-    seed_engagement = None
-    engagement_routes = None
-try:
-    from .engagement import LATENCY_PROFILE as engagement_latency  # noqa: N811
-except ImportError:  # pragma: no cover
-    engagement_latency = {}
+from .urls import routes
 
 __all__ = [
     "LATENCY_PROFILE",
@@ -40,8 +27,7 @@ def create_store(options: Any, clock: Any, oro_store: Any = None) -> MailchimpSt
     store = MailchimpStore(options, clock)
     store.oro_source = oro_store  # the e-commerce seed mirrors Oro's orders (ecommerce.OroMirror)
     seed_audience(store, options, clock, oro_store)
-    if seed_engagement is not None:
-        seed_engagement(store, options, clock)
+    seed_engagement(store, options, clock)
     apply_oro_opt_outs(store, clock)
     return store
 
@@ -51,24 +37,8 @@ def create_store_from_dump(
 ) -> MailchimpStore:
     """Rebuild a store saved with `MailchimpStore.dump()`."""
     store = MailchimpStore.load(data, options, clock)
-    try:
-        from .engagement import load_engagement
-    except ImportError:  # pragma: no cover
-        return store
     load_engagement(store, data.get("engagement"), options, clock)
     return store
-
-
-def routes() -> list[BaseRoute]:
-    """All Mailchimp routes (absolute paths on the Mailchimp server)."""
-    from .audience import audience_routes, fallback_routes
-    from .batches import batch_routes
-
-    out: list[BaseRoute] = [*audience_routes(), *batch_routes()]
-    if engagement_routes is not None:
-        out.extend(engagement_routes())
-    out.extend(fallback_routes())  # problem+json 404/405 for anything else under /3.0
-    return out
 
 
 def exception_handlers() -> dict[Any, Callable[..., Any]]:
@@ -113,4 +83,4 @@ LATENCY_PROFILE: dict[str, tuple[float, float]] = {
     "POST /3.0/batches": (250.0, 0.2),
     "GET /3.0/batches/{batch_id}": (120.0, 0.0),
 }
-LATENCY_PROFILE.update(engagement_latency)
+LATENCY_PROFILE.update(ENGAGEMENT_LATENCY)

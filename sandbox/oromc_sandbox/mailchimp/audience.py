@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route, request_response
+from starlette.routing import Match, Route, request_response
 
 from .common import (
     Ctx,
@@ -24,7 +24,6 @@ from .common import (
     json_response,
     link,
     mc_endpoint,
-    method_routes,
     parse_bool,
     parse_ts,
     parse_ts_param,
@@ -1420,7 +1419,7 @@ async def not_found_fallback(request: Request) -> Response:
         return early
     allowed: set[str] = set()
     for route in request.app.router.routes:
-        if isinstance(route, Route) and route.endpoint is not _FALLBACK_APP:
+        if isinstance(route, Route) and route.endpoint is not FALLBACK_APP:
             match, _ = route.matches({**request.scope, "method": "__NONE__"})
             if match == Match.PARTIAL and route.methods:
                 allowed |= route.methods - {"HEAD"}
@@ -1441,7 +1440,7 @@ class _AnyMethodFallback:
         await self.app(scope, receive, send)
 
 
-_FALLBACK_APP = _AnyMethodFallback()
+FALLBACK_APP = _AnyMethodFallback()
 
 
 async def http_exception_problem(request: Request, exc: Exception) -> Response:
@@ -1453,63 +1452,9 @@ async def http_exception_problem(request: Request, exc: Exception) -> Response:
     return ResourceNotFoundError().response(request)
 
 
-def audience_routes() -> list[BaseRoute]:
-    lst = P + "/lists/{list_id}"
-    mem = lst + "/members/{subscriber_hash}"
-    seg = lst + "/segments/{segment_id}"
-    return [
-        Route(P + "/ping", ping, methods=["GET"]),
-        Route(P + "/", root, methods=["GET"]),
-        Route("/oauth2/metadata", oauth_metadata, methods=["GET"]),
-        *method_routes(P + "/lists", get=lists_collection, post=lists_create),
-        *method_routes(lst, get=list_one, patch=list_patch, post=batch_subscribe),
-        *method_routes(lst + "/merge-fields", get=merge_fields_collection, post=merge_field_create),
-        *method_routes(
-            lst + "/merge-fields/{merge_id}",
-            get=merge_field_one,
-            patch=merge_field_patch,
-            delete=merge_field_delete,
-        ),
-        *method_routes(lst + "/members", get=members_collection, post=member_create),
-        *method_routes(
-            mem, get=member_one, put=member_put, patch=member_patch, delete=member_archive
-        ),
-        Route(mem + "/actions/delete-permanent", member_delete_permanent, methods=["POST"]),
-        *method_routes(mem + "/tags", get=member_tags, post=member_tags_post),
-        *method_routes(mem + "/events", get=member_events, post=member_events_post),
-        Route(mem + "/activity", member_activity, methods=["GET"]),
-        *method_routes(lst + "/segments", get=segments_collection, post=segment_create),
-        *method_routes(
-            seg, get=segment_one, patch=segment_patch, post=segment_batch, delete=segment_delete
-        ),
-        *method_routes(seg + "/members", get=segment_members, post=segment_member_add),
-        Route(seg + "/members/{subscriber_hash}", segment_member_remove, methods=["DELETE"]),
-        Route(lst + "/tag-search", tag_search, methods=["GET"]),
-        *method_routes(lst + "/webhooks", get=webhooks_collection, post=webhook_create),
-        *method_routes(
-            lst + "/webhooks/{webhook_id}",
-            get=webhook_one,
-            patch=webhook_patch,
-            delete=webhook_delete,
-        ),
-        Route(P + "/search-members", search_members, methods=["GET"]),
-    ]
-
-
-def fallback_routes() -> list[BaseRoute]:
-    """Must come last: problem+json 404/405 for everything else under `/3.0`."""
-    return [
-        # An ASGI app without a method list matches every method, so OPTIONS, TRACE or any other
-        # method on a known path reach it (a full match) instead of Starlette's text/plain 405.
-        Route(P + "/{rest:path}", _FALLBACK_APP)
-    ]
-
-
 __all__ = [
     "MemberRenderer",
-    "audience_routes",
     "email_problem",
-    "fallback_routes",
     "http_exception_problem",
     "render_list",
 ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Route
 
 from .automations import Automation, AutomationEmail, QueueEntry
 from .campaigns import Campaign, engagement, list_info
@@ -369,22 +368,3 @@ async def post_queue(request: Request, ctx: Ctx) -> dict[str, Any]:
     entry = state.automations.queue_member(auto, email, rec, state.read_now)
     ctx.items = 1
     return queue_doc(request, state, auto, email, entry)
-
-
-def automation_routes() -> list[BaseRoute]:
-    base = "/3.0/automations"
-    wid = base + "/{workflow_id}"
-    eid = wid + "/emails/{workflow_email_id}"
-    return [
-        Route(base, get_automations, methods=["GET"]),
-        Route(wid, get_automation, methods=["GET"]),
-        Route(wid + "/actions/start-all-emails", start_all, methods=["POST"]),
-        Route(wid + "/actions/pause-all-emails", pause_all, methods=["POST"]),
-        Route(wid + "/emails", get_emails, methods=["GET"]),
-        Route(eid, get_email, methods=["GET"]),
-        Route(eid + "/actions/start", start_email, methods=["POST"]),
-        Route(eid + "/actions/pause", pause_email, methods=["POST"]),
-        Route(eid + "/queue", get_queue, methods=["GET"]),
-        Route(eid + "/queue", post_queue, methods=["POST"]),
-        Route(eid + "/queue/{subscriber_hash}", get_queue_member, methods=["GET"]),
-    ]

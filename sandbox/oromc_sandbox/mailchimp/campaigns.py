@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Route
 
 from .common import (
     Ctx,
@@ -27,7 +26,6 @@ from .common import (
     format_epoch,
     links,
     mc_endpoint,
-    method_routes,
     parse_ts_param,
     require_keys,
     require_object,
@@ -742,14 +740,3 @@ async def send_campaign(request: Request, ctx: Ctx) -> None:
         raise CampaignNotReadyError()
     state.send(campaign, state.read_now)
     ctx.items = len(campaign.recipients)
-
-
-def campaign_routes() -> list[BaseRoute]:
-    base = "/3.0/campaigns"
-    return [
-        *method_routes(base, get=get_campaigns, post=post_campaigns),
-        *method_routes(
-            base + "/{campaign_id}", get=get_campaign, patch=patch_campaign, delete=delete_campaign
-        ),
-        Route(base + "/{campaign_id}/actions/send", send_campaign, methods=["POST"]),
-    ]

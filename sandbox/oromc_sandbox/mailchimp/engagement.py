@@ -18,7 +18,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from . import ecommerce
 from .automations import AutomationState, seed_automations
@@ -40,7 +39,6 @@ from .campaigns import (
     Campaign,
     CampaignEvents,
     EngagementProfile,
-    campaign_routes,
     engagement,
     find_campaign,
     generate_events,
@@ -1091,44 +1089,6 @@ async def engage(request: Request) -> Response:
             "at": format_epoch(at),
         }
     )
-
-
-# --------------------------------------------------------------------------- routes
-
-
-def engagement_routes() -> list[BaseRoute]:
-    """Campaigns, reports, e-commerce, automations and the engagement control route."""
-    from .automation_api import automation_routes  # it renders this module's state
-
-    base = "/3.0/reports"
-    cid = base + "/{campaign_id}"
-    return [
-        *campaign_routes(),
-        Route(base, get_reports, methods=["GET"]),
-        Route(cid, get_report, methods=["GET"]),
-        Route(cid + "/email-activity", get_email_activity, methods=["GET"]),
-        Route(
-            cid + "/email-activity/{subscriber_hash}", get_email_activity_member, methods=["GET"]
-        ),
-        Route(cid + "/open-details", get_open_details, methods=["GET"]),
-        Route(cid + "/open-details/{subscriber_hash}", get_open_details_member, methods=["GET"]),
-        Route(cid + "/click-details", get_click_details, methods=["GET"]),
-        Route(cid + "/click-details/{link_id}", get_click_detail, methods=["GET"]),
-        Route(cid + "/click-details/{link_id}/members", get_click_members, methods=["GET"]),
-        Route(
-            cid + "/click-details/{link_id}/members/{subscriber_hash}",
-            get_click_member,
-            methods=["GET"],
-        ),
-        Route(cid + "/unsubscribed", get_unsubscribed, methods=["GET"]),
-        Route(cid + "/unsubscribed/{subscriber_hash}", get_unsubscribed_member, methods=["GET"]),
-        Route(cid + "/sent-to", get_sent_to, methods=["GET"]),
-        Route(cid + "/sent-to/{subscriber_hash}", get_sent_to_member, methods=["GET"]),
-        Route(cid + "/ecommerce-product-activity", get_product_activity, methods=["GET"]),
-        *ecommerce.routes(),
-        *automation_routes(),
-        Route("/_sandbox/mailchimp/campaigns/{campaign_id}/engage", engage, methods=["POST"]),
-    ]
 
 
 # "METHOD /route/template" -> (base_ms, per_item_ms); merged into the Mailchimp LATENCY_PROFILE.

@@ -1,0 +1,34 @@
+"""The Mailchimp sandbox's shape: one route table, routes unique, the catch-all last."""
+
+from __future__ import annotations
+
+from oromc_sandbox import mailchimp
+from oromc_sandbox.mailchimp import urls
+from starlette.routing import Route
+
+
+def test_route_table_is_unique_and_ends_with_the_catch_all() -> None:
+    routes = mailchimp.routes()
+    seen: set[tuple[str, str]] = set()
+    for route in routes[:-1]:
+        assert isinstance(route, Route)
+        for method in route.methods or ():
+            key = (method, route.path)
+            assert key not in seen, key
+            seen.add(key)
+    last = routes[-1]
+    assert isinstance(last, Route)
+    assert last.path == "/3.0/{rest:path}"
+    assert last.methods is None  # every method reaches the problem+json 404/405
+
+
+def test_table_rows_are_served() -> None:
+    served = {
+        (method, r.path)
+        for r in mailchimp.routes()
+        if isinstance(r, Route)
+        for method in r.methods or ()
+    }
+    for table in (urls.AUDIENCE, urls.CAMPAIGNS_AND_REPORTS, urls.AUTOMATIONS):
+        for method, path, _handler in table:
+            assert (method, path) in served
