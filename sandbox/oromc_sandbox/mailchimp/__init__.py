@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .engagement import ENGAGEMENT_LATENCY, load_engagement, seed_engagement
+from .engagement import ENGAGEMENT_LATENCY, load_engagement
+from .engagement_seed import seed_engagement
 from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
 from .urls import routes
 

@@ -16,21 +16,10 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-
 from .common import (
-    Ctx,
     check_enum,
     check_type,
-    collection_page,
-    format_epoch,
-    links,
-    mc_endpoint,
-    parse_ts_param,
     require_keys,
-    require_object,
-    short_id,
-    subscriber_hash,
 )
 from .exceptions import CampaignNotReadyError, FieldError, InvalidActionError, ResourceNotFoundError
 
@@ -413,16 +402,7 @@ class Campaign:
         )
 
 
-# =========================================================================== documents & routes
-
-
-def engagement(ctx: Ctx) -> EngagementState:
-    """The account's engagement state with every due event applied."""
-    from .engagement import engagement_of
-
-    state = engagement_of(ctx.store)
-    state.sync()
-    return state
+# =========================================================================== rules
 
 
 def find_campaign(state: EngagementState, campaign_id: str) -> Campaign:
@@ -448,172 +428,7 @@ def rates(campaign: Campaign, agg: Aggregates) -> tuple[float, float]:
     return agg.unique_opens / delivered, agg.unique_subscriber_clicks / delivered
 
 
-def campaign_doc(
-    request: Request, state: EngagementState, campaign: Campaign, now: float
-) -> dict[str, Any]:
-    """The Campaign document (reference §10.1)."""
-    store = state.store
-    list_name, active = list_info(store, campaign.list_id)
-    cid = campaign.id
-    sent = campaign.is_sent
-    if sent:
-        recipient_count = len(campaign.recipients)
-    elif campaign.list_id in store.audiences:
-        segment = state.segment_members(campaign)
-        audience = store.audiences[campaign.list_id]
-        recipient_count = audience.counts["subscribed"] if segment is None else len(segment)
-    else:
-        recipient_count = 0
-    doc: dict[str, Any] = {
-        "id": cid,
-        "web_id": campaign.web_id,
-        "parent_campaign_id": "",
-        "type": campaign.type,
-        "create_time": format_epoch(campaign.create_time),
-        "archive_url": f"http://eepurl.com/{short_id('eepurl', cid, length=6)}",
-        "long_archive_url": f"https://{store.dc}.campaign-archive.com/?u={store.account_id}&id={cid}",
-        "status": campaign.status,
-        "emails_sent": len(campaign.recipients) if sent else 0,
-        "send_time": format_epoch(campaign.send_time) if campaign.send_time is not None else "",
-        "content_type": campaign.content_type,
-        "needs_block_refresh": False,
-        "resendable": sent,
-        "recipients": {
-            "list_id": campaign.list_id,
-            "list_is_active": active,
-            "list_name": list_name,
-            "segment_text": "",
-            "recipient_count": recipient_count,
-            "segment_opts": {"match": "all", "conditions": [], **campaign.segment_opts},
-        },
-        "settings": campaign.settings,
-        "tracking": campaign.tracking,
-        "delivery_status": {"enabled": False},
-    }
-    if campaign.social_card:
-        doc["social_card"] = campaign.social_card
-    if sent and campaign.events is not None:
-        agg = campaign.events.aggregates(now)
-        open_rate, click_rate = rates(campaign, agg)
-        totals = state.ecommerce.campaign_totals(cid)
-        doc["report_summary"] = {
-            "opens": agg.opens_total,
-            "unique_opens": agg.unique_opens,
-            "open_rate": open_rate,
-            "clicks": agg.clicks_total,
-            "subscriber_clicks": agg.unique_subscriber_clicks,
-            "click_rate": click_rate,
-            "ecommerce": {
-                "total_orders": totals["total_orders"],
-                "total_spent": totals["total_spent"],
-                "total_revenue": totals["total_revenue"],
-            },
-        }
-        doc["delivery_status"] = {
-            "enabled": True,
-            "can_cancel": False,
-            "status": "delivered",
-            "emails_sent": len(campaign.recipients),
-            "emails_canceled": 0,
-        }
-    path = f"/campaigns/{cid}"
-    doc["_links"] = links(
-        request,
-        ("parent", "/campaigns"),
-        ("self", path),
-        ("delete", path, "DELETE"),
-        ("update", path, "PATCH"),
-        ("send", path + "/actions/send", "POST"),
-        ("content", path + "/content"),
-    )
-    return doc
-
-
-def _ts_filter(request: Request, name: str) -> float | None:
-    value = parse_ts_param(request, name)
-    return value.timestamp() if value is not None else None
-
-
-def sort_params(request: Request, allowed: tuple[str, ...]) -> tuple[str | None, bool]:
-    field_ = request.query_params.get("sort_field") or None
-    direction = request.query_params.get("sort_dir") or "ASC"
-    if field_ is not None:
-        check_enum({"sort_field": field_}, "sort_field", allowed)
-    check_enum({"sort_dir": direction}, "sort_dir", ("ASC", "DESC"))
-    return field_, direction == "DESC"
-
-
-def select_sent(
-    request: Request, campaigns: list[Campaign], *, sort_allowed: tuple[str, ...]
-) -> list[Campaign]:
-    """Apply the shared campaign/report filters: type, send/create time windows, sort."""
-    q = request.query_params
-    type_ = q.get("type")
-    if type_:
-        check_enum({"type": type_}, "type", FILTER_TYPES)
-        campaigns = [c for c in campaigns if c.type == type_]
-    since_send = _ts_filter(request, "since_send_time")
-    before_send = _ts_filter(request, "before_send_time")
-    if since_send is not None:
-        campaigns = [c for c in campaigns if c.send_time is not None and c.send_time > since_send]
-    if before_send is not None:
-        campaigns = [c for c in campaigns if c.send_time is not None and c.send_time <= before_send]
-    field_, desc = sort_params(request, sort_allowed)
-    if field_ == "create_time":
-        campaigns = sorted(campaigns, key=lambda c: c.create_time, reverse=desc)
-    elif field_ == "send_time":
-        campaigns = sorted(campaigns, key=lambda c: c.send_time or 0.0, reverse=desc)
-    elif desc:
-        campaigns = list(reversed(campaigns))
-    return campaigns
-
-
-@mc_endpoint
-async def get_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state = engagement(ctx)
-    now = state.read_now
-    q = request.query_params
-    campaigns = list(state.campaigns.values())
-    status = q.get("status")
-    if status:
-        check_enum({"status": status}, "status", CAMPAIGN_STATUSES)
-        campaigns = [c for c in campaigns if c.status == status]
-    list_id = q.get("list_id")
-    if list_id:
-        campaigns = [c for c in campaigns if c.list_id == list_id]
-    since_create = _ts_filter(request, "since_create_time")
-    before_create = _ts_filter(request, "before_create_time")
-    if since_create is not None:
-        campaigns = [c for c in campaigns if c.create_time > since_create]
-    if before_create is not None:
-        campaigns = [c for c in campaigns if c.create_time <= before_create]
-    member_id = q.get("member_id")
-    if member_id:
-        key = member_id.strip().lower()
-        hash_ = subscriber_hash(key) if "@" in key else key
-        campaigns = [c for c in campaigns if c.recipient_index(hash_) is not None]
-    campaigns = select_sent(request, campaigns, sort_allowed=("create_time", "send_time"))
-    return collection_page(
-        request,
-        ctx,
-        "campaigns",
-        campaigns,
-        lambda c: campaign_doc(request, state, c, now),
-        "/campaigns",
-        None,
-        ("POST",),
-    )
-
-
-@mc_endpoint(paged=False)
-async def get_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state = engagement(ctx)
-    campaign = find_campaign(state, request.path_params["campaign_id"])
-    ctx.items = 1
-    return campaign_doc(request, state, campaign, state.read_now)
-
-
-def _merge_settings(campaign: Campaign, body: dict[str, Any]) -> None:
+def merge_settings(campaign: Campaign, body: dict[str, Any]) -> None:
     for key in ("settings", "tracking", "social_card"):
         if key in body:
             check_type(body, key, "object")
@@ -625,7 +440,7 @@ def _merge_settings(campaign: Campaign, body: dict[str, Any]) -> None:
             campaign.segment_opts = segment_opts
 
 
-def _check_list(store: Any, body: dict[str, Any], required: bool) -> str | None:
+def check_list(store: Any, body: dict[str, Any], required: bool) -> str | None:
     recipients = body.get("recipients")
     if recipients is None:
         if required:
@@ -671,18 +486,16 @@ def new_settings(
     }
 
 
-@mc_endpoint(paged=False)
-async def post_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state = engagement(ctx)
-    body = require_object(ctx.json)
+def create_campaign(state: EngagementState, store: Any, body: dict[str, Any]) -> Campaign:
+    """`POST /campaigns`: a draft (`save`) campaign; settings default from the audience's."""
     require_keys(body, ("type",))
     check_enum(body, "type", CAMPAIGN_TYPES)
-    list_id = _check_list(ctx.store, body, required=False) or ""
+    list_id = check_list(store, body, required=False) or ""
     content_type = body.get("content_type", "template")
     check_enum(
         {"content_type": content_type}, "content_type", ("template", "multichannel", "html", "url")
     )
-    defaults = (ctx.store.lists.get(list_id) or {}).get("campaign_defaults") or {}
+    defaults = (store.lists.get(list_id) or {}).get("campaign_defaults") or {}
     settings = new_settings(
         title="",
         subject_line="",
@@ -693,50 +506,37 @@ async def post_campaigns(request: Request, ctx: Ctx) -> dict[str, Any]:
     )
     campaign = state.new_campaign(body["type"], list_id, state.now(), settings)
     campaign.content_type = content_type
-    _merge_settings(campaign, body)
-    ctx.items = 1
-    return campaign_doc(request, state, campaign, state.read_now)
+    merge_settings(campaign, body)
+    return campaign
 
 
-@mc_endpoint(paged=False)
-async def patch_campaign(request: Request, ctx: Ctx) -> dict[str, Any]:
-    state = engagement(ctx)
-    campaign = find_campaign(state, request.path_params["campaign_id"])
-    body = require_object(ctx.json)
+def update_campaign(store: Any, campaign: Campaign, body: dict[str, Any]) -> None:
+    """`PATCH /campaigns/{id}`: only drafts change."""
     if campaign.status != "save":
         raise InvalidActionError("A campaign that has been sent cannot be updated.")
-    list_id = _check_list(ctx.store, body, required=False)
+    list_id = check_list(store, body, required=False)
     if list_id is not None:
         campaign.list_id = list_id
-    _merge_settings(campaign, body)
-    ctx.items = 1
-    return campaign_doc(request, state, campaign, state.read_now)
+    merge_settings(campaign, body)
 
 
-@mc_endpoint(paged=False)
-async def delete_campaign(request: Request, ctx: Ctx) -> None:
-    state = engagement(ctx)
-    campaign = find_campaign(state, request.path_params["campaign_id"])
+def remove_campaign(state: EngagementState, campaign: Campaign) -> None:
     if campaign.type == "automation":
         raise InvalidActionError("An automation email cannot be deleted.")
     del state.campaigns[campaign.id]
-    ctx.items = 1
 
 
-@mc_endpoint(paged=False)
-async def send_campaign(request: Request, ctx: Ctx) -> None:
-    state = engagement(ctx)
-    campaign = find_campaign(state, request.path_params["campaign_id"])
+def send_draft(state: EngagementState, store: Any, campaign: Campaign) -> None:
+    """Send a draft now: needs an existing audience, subject, sender and a known saved segment."""
     if campaign.status != "save":
         raise InvalidActionError("This campaign has already been sent and cannot be sent again.")
     settings = campaign.settings
     missing = [k for k in ("subject_line", "from_name", "reply_to") if not settings.get(k)]
     sid = campaign.segment_opts.get("saved_segment_id")
-    audience = ctx.store.audiences.get(campaign.list_id)
+    audience = store.audiences.get(campaign.list_id)
     bad_segment = bool(sid) and (
         audience is None or not isinstance(sid, int) or sid not in audience.segments
     )
-    if not campaign.list_id or campaign.list_id not in ctx.store.lists or missing or bad_segment:
+    if not campaign.list_id or campaign.list_id not in store.lists or missing or bad_segment:
         raise CampaignNotReadyError()
     state.send(campaign, state.read_now)
-    ctx.items = len(campaign.recipients)

@@ -651,7 +651,7 @@ def _variant(product: dict[str, Any], variant_id: str) -> dict[str, Any] | None:
 
 
 def _state(ctx: Ctx) -> EngagementState:
-    from .campaigns import engagement
+    from .engagement import engagement
 
     return engagement(ctx)
 

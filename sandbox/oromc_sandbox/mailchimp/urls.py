@@ -13,8 +13,9 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from . import audience, automation_api, batches, campaigns, ecommerce, engagement
+from . import audience, batches, ecommerce
 from .common import API_PREFIX
+from .responses import automations, campaigns, reports
 
 P = API_PREFIX
 LIST = P + "/lists/{list_id}"
@@ -78,41 +79,41 @@ CAMPAIGNS_AND_REPORTS: tuple[RouteRow, ...] = (
     ("PATCH", CAMPAIGN, campaigns.patch_campaign),
     ("DELETE", CAMPAIGN, campaigns.delete_campaign),
     ("POST", CAMPAIGN + "/actions/send", campaigns.send_campaign),
-    ("GET", P + "/reports", engagement.get_reports),
-    ("GET", REPORT, engagement.get_report),
-    ("GET", REPORT + "/email-activity", engagement.get_email_activity),
-    ("GET", REPORT + "/email-activity/{subscriber_hash}", engagement.get_email_activity_member),
-    ("GET", REPORT + "/open-details", engagement.get_open_details),
-    ("GET", REPORT + "/open-details/{subscriber_hash}", engagement.get_open_details_member),
-    ("GET", REPORT + "/click-details", engagement.get_click_details),
-    ("GET", REPORT + "/click-details/{link_id}", engagement.get_click_detail),
-    ("GET", REPORT + "/click-details/{link_id}/members", engagement.get_click_members),
+    ("GET", P + "/reports", reports.get_reports),
+    ("GET", REPORT, reports.get_report),
+    ("GET", REPORT + "/email-activity", reports.get_email_activity),
+    ("GET", REPORT + "/email-activity/{subscriber_hash}", reports.get_email_activity_member),
+    ("GET", REPORT + "/open-details", reports.get_open_details),
+    ("GET", REPORT + "/open-details/{subscriber_hash}", reports.get_open_details_member),
+    ("GET", REPORT + "/click-details", reports.get_click_details),
+    ("GET", REPORT + "/click-details/{link_id}", reports.get_click_detail),
+    ("GET", REPORT + "/click-details/{link_id}/members", reports.get_click_members),
     (
         "GET",
         REPORT + "/click-details/{link_id}/members/{subscriber_hash}",
-        engagement.get_click_member,
+        reports.get_click_member,
     ),
-    ("GET", REPORT + "/unsubscribed", engagement.get_unsubscribed),
-    ("GET", REPORT + "/unsubscribed/{subscriber_hash}", engagement.get_unsubscribed_member),
-    ("GET", REPORT + "/sent-to", engagement.get_sent_to),
-    ("GET", REPORT + "/sent-to/{subscriber_hash}", engagement.get_sent_to_member),
-    ("GET", REPORT + "/ecommerce-product-activity", engagement.get_product_activity),
+    ("GET", REPORT + "/unsubscribed", reports.get_unsubscribed),
+    ("GET", REPORT + "/unsubscribed/{subscriber_hash}", reports.get_unsubscribed_member),
+    ("GET", REPORT + "/sent-to", reports.get_sent_to),
+    ("GET", REPORT + "/sent-to/{subscriber_hash}", reports.get_sent_to_member),
+    ("GET", REPORT + "/ecommerce-product-activity", reports.get_product_activity),
 )
 
 AUTOMATIONS: tuple[RouteRow, ...] = (
-    ("GET", P + "/automations", automation_api.get_automations),
-    ("GET", WORKFLOW, automation_api.get_automation),
-    ("POST", WORKFLOW + "/actions/start-all-emails", automation_api.start_all),
-    ("POST", WORKFLOW + "/actions/pause-all-emails", automation_api.pause_all),
-    ("GET", WORKFLOW + "/emails", automation_api.get_emails),
-    ("GET", WORKFLOW_EMAIL, automation_api.get_email),
-    ("POST", WORKFLOW_EMAIL + "/actions/start", automation_api.start_email),
-    ("POST", WORKFLOW_EMAIL + "/actions/pause", automation_api.pause_email),
-    ("GET", WORKFLOW_EMAIL + "/queue", automation_api.get_queue),
-    ("POST", WORKFLOW_EMAIL + "/queue", automation_api.post_queue),
-    ("GET", WORKFLOW_EMAIL + "/queue/{subscriber_hash}", automation_api.get_queue_member),
+    ("GET", P + "/automations", automations.get_automations),
+    ("GET", WORKFLOW, automations.get_automation),
+    ("POST", WORKFLOW + "/actions/start-all-emails", automations.start_all),
+    ("POST", WORKFLOW + "/actions/pause-all-emails", automations.pause_all),
+    ("GET", WORKFLOW + "/emails", automations.get_emails),
+    ("GET", WORKFLOW_EMAIL, automations.get_email),
+    ("POST", WORKFLOW_EMAIL + "/actions/start", automations.start_email),
+    ("POST", WORKFLOW_EMAIL + "/actions/pause", automations.pause_email),
+    ("GET", WORKFLOW_EMAIL + "/queue", automations.get_queue),
+    ("POST", WORKFLOW_EMAIL + "/queue", automations.post_queue),
+    ("GET", WORKFLOW_EMAIL + "/queue/{subscriber_hash}", automations.get_queue_member),
     # sandbox control (not Mailchimp): make recipients of a sent campaign open/click/unsubscribe
-    ("POST", "/_sandbox/mailchimp/campaigns/{campaign_id}/engage", engagement.engage),
+    ("POST", "/_sandbox/mailchimp/campaigns/{campaign_id}/engage", reports.engage),
 )
 
 

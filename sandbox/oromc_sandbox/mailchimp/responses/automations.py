@@ -7,9 +7,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .automations import Automation, AutomationEmail, QueueEntry
-from .campaigns import Campaign, engagement, list_info
-from .common import (
+from ..automations import Automation, AutomationEmail, QueueEntry
+from ..campaigns import Campaign, list_info
+from ..common import (
     Ctx,
     check_enum,
     collection_page,
@@ -21,8 +21,8 @@ from .common import (
     require_object,
     subscriber_hash,
 )
-from .engagement import EngagementState
-from .exceptions import FieldError, ResourceNotFoundError
+from ..engagement import EngagementState, engagement
+from ..exceptions import FieldError, ResourceNotFoundError
 
 AUTOMATION_STATUSES = ("save", "paused", "sending")
 WEEK = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
