@@ -46,7 +46,7 @@ def exception_handlers() -> dict[Any, Callable[..., Any]]:
     """Starlette exception handlers of the Mailchimp app: its own 404/405 become problem+json."""
     from starlette.exceptions import HTTPException
 
-    from .audience import http_exception_problem
+    from .responses.audience import http_exception_problem
 
     return {HTTPException: http_exception_problem}
 

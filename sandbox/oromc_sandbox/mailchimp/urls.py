@@ -13,9 +13,9 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from . import audience, batches, ecommerce
+from . import batches, ecommerce
 from .common import API_PREFIX
-from .responses import automations, campaigns, reports
+from .responses import audience, automations, campaigns, reports
 
 P = API_PREFIX
 LIST = P + "/lists/{list_id}"

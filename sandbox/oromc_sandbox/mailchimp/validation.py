@@ -6,6 +6,7 @@ Shared by the single-member endpoints, batch subscribe (`POST /lists/{id}`) and 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -112,87 +113,108 @@ def check_email(email: Any, *, new: bool) -> str:
 # --------------------------------------------------------------------------- merge fields
 
 
-def _check_value(mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:  # noqa: C901 - one branch per documented merge field type; split with the sandbox models (issue 11 item 5)
+# One checker per documented merge field type: the normalised value, or None when it is invalid.
+ValueCheck = Callable[[Any, dict[str, Any]], Any]
+ADDRESS_KEYS = ("addr1", "addr2", "city", "state", "zip", "country")
+ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
+
+
+def _address(value: Any, opts: dict[str, Any]) -> Any:
+    if isinstance(value, str):  # "addr1  addr2  city  state  zip  country" (double spaces)
+        parts = [p.strip() for p in value.split("  ")]
+        if len(parts) < 4:
+            return None
+        keys = ADDRESS_KEYS if len(parts) >= 5 else ADDRESS_REQUIRED
+        value = dict(zip(keys, parts, strict=False))
+    if not isinstance(value, dict):
+        return None
+    addr = {k: str(value.get(k, "") or "").strip() for k in ADDRESS_KEYS}
+    if not all(addr[k] for k in ADDRESS_REQUIRED):
+        return None
+    if not addr["country"]:
+        addr["country"] = "US"
+    return addr
+
+
+def _number(value: Any, opts: dict[str, Any]) -> Any:
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        num = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(num) if num.is_integer() and "." not in str(value) else num
+
+
+def _phone(value: Any, opts: dict[str, Any]) -> Any:
+    text = str(value).strip()
+    pattern = US_PHONE_RE if opts.get("phone_format") == "US" else INTL_PHONE_RE
+    digits = sum(ch.isdigit() for ch in text)
+    return text if pattern.match(text) and digits >= 6 else None
+
+
+def _matching(pattern: re.Pattern[str]) -> ValueCheck:
+    def check(value: Any, opts: dict[str, Any]) -> Any:
+        text = str(value).strip()
+        return text if pattern.match(text) else None
+
+    return check
+
+
+def _choice(value: Any, opts: dict[str, Any]) -> Any:
+    text = str(value).strip()
+    return text if text in (opts.get("choices") or []) else None
+
+
+def _birthday(value: Any, opts: dict[str, Any]) -> Any:
+    day_first = (opts.get("date_format") or "MM/DD").upper() == "DD/MM"
+    m = re.match(r"^(\d{1,2})/(\d{1,2})$", str(value).strip())
+    if not m:
+        return None
+    a, b = int(m.group(1)), int(m.group(2))
+    month, day = (b, a) if day_first else (a, b)
+    try:
+        date(2000, month, day)
+    except ValueError:
+        return None
+    return f"{day:02d}/{month:02d}" if day_first else f"{month:02d}/{day:02d}"
+
+
+def _date(value: Any, opts: dict[str, Any]) -> Any:
+    text = str(value).strip()
+    fmt = (opts.get("date_format") or "MM/DD/YYYY").upper()
+    for pattern in ("%Y-%m-%d", fmt.replace("MM", "%m").replace("DD", "%d").replace("YYYY", "%Y")):
+        try:  # ISO is always accepted, then the field's own format
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+VALUE_CHECKS: dict[str, ValueCheck] = {
+    "address": _address,
+    "number": _number,
+    "text": lambda value, opts: str(value),
+    "phone": _phone,
+    "zip": _matching(ZIP_RE),
+    "url": _matching(URL_RE),
+    "imageurl": _matching(URL_RE),
+    "radio": _choice,
+    "dropdown": _choice,
+    "birthday": _birthday,
+    "date": _date,
+}
+
+
+def _check_value(mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
     """(normalised value, error message) for one merge value."""
     type_ = mf["type"]
-    opts = mf.get("options") or {}
     msg = MERGE_MESSAGES[type_]
-    if isinstance(value, (bool, list)):
+    if isinstance(value, (bool, list)) or (isinstance(value, dict) and type_ != "address"):
         return None, msg
-    if type_ == "address":
-        if isinstance(value, str):
-            parts = [p.strip() for p in value.split("  ")]
-            if len(parts) < 4:
-                return None, msg
-            keys = (
-                ("addr1", "addr2", "city", "state", "zip", "country")
-                if len(parts) >= 5
-                else ("addr1", "city", "state", "zip")
-            )
-            value = dict(zip(keys, parts, strict=False))
-        if not isinstance(value, dict):
-            return None, msg
-        addr = {
-            k: str(value.get(k, "") or "").strip()
-            for k in ("addr1", "addr2", "city", "state", "zip", "country")
-        }
-        if not all(addr[k] for k in ("addr1", "city", "state", "zip")):
-            return None, msg
-        if not addr["country"]:
-            addr["country"] = "US"
-        return addr, None
-    if isinstance(value, dict):
-        return None, msg
-    if type_ == "number":
-        if isinstance(value, (int, float)):
-            return value, None
-        try:
-            num = float(str(value).strip())
-        except ValueError:
-            return None, msg
-        return (int(num) if num.is_integer() and "." not in str(value) else num), None
-    text = str(value).strip()
-    if type_ == "text":
-        return str(value), None
-    if type_ == "phone":
-        pattern = US_PHONE_RE if opts.get("phone_format") == "US" else INTL_PHONE_RE
-        digits = sum(ch.isdigit() for ch in text)
-        return (text, None) if pattern.match(text) and digits >= 6 else (None, msg)
-    if type_ == "zip":
-        return (text, None) if ZIP_RE.match(text) else (None, msg)
-    if type_ in ("url", "imageurl"):
-        return (text, None) if URL_RE.match(text) else (None, msg)
-    if type_ in ("radio", "dropdown"):
-        return (text, None) if text in (opts.get("choices") or []) else (None, msg)
-    if type_ == "birthday":
-        fmt = opts.get("date_format") or "MM/DD"
-        m = re.match(r"^(\d{1,2})/(\d{1,2})$", text)
-        if not m:
-            return None, msg
-        a, b = int(m.group(1)), int(m.group(2))
-        month, day = (b, a) if fmt.upper() == "DD/MM" else (a, b)
-        try:
-            date(2000, month, day)
-        except ValueError:
-            return None, msg
-        return (
-            f"{day:02d}/{month:02d}" if fmt.upper() == "DD/MM" else f"{month:02d}/{day:02d}"
-        ), None
-    if type_ == "date":
-        fmt = (opts.get("date_format") or "MM/DD/YYYY").upper()
-        parsed: date | None = None
-        try:
-            parsed = (
-                datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).date()
-            )  # ISO is always accepted
-        except ValueError:
-            py = fmt.replace("MM", "%m").replace("DD", "%d").replace("YYYY", "%Y")
-            try:
-                parsed = datetime.strptime(text, py).replace(tzinfo=UTC).date()
-            except ValueError:
-                return None, msg
-        return parsed.isoformat(), None
-    return text, None
+    check = VALUE_CHECKS.get(type_)
+    out = check(value, mf.get("options") or {}) if check else str(value).strip()
+    return (None, msg) if out is None else (out, None)
 
 
 def validate_merge_fields(

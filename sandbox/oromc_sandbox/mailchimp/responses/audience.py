@@ -3,9 +3,7 @@ tag search and list webhooks of the Mailchimp Marketing API v3."""
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -13,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route, request_response
 
-from .common import (
+from ..common import (
     Ctx,
     api_base,
     check_enum,
@@ -27,10 +25,13 @@ from .common import (
     parse_bool,
     parse_ts,
     parse_ts_param,
+    preflight,
     require_keys,
     require_object,
+    short_id,
+    subscriber_hash,
 )
-from .exceptions import (
+from ..exceptions import (
     ApiError,
     FieldError,
     ForbiddenError,
@@ -39,8 +40,9 @@ from .exceptions import (
     MethodNotAllowedError,
     ResourceNotFoundError,
 )
-from .store import MEMBER_TAGS_SHOWN, MailchimpStore
-from .validation import (
+from ..members import ALL_STATUSES, SORT_FIELDS, WINDOWS, MemberQuery, select_members
+from ..store import MEMBER_TAGS_SHOWN, MailchimpStore
+from ..validation import (
     MERGE_TYPES,
     apply_tags,
     email_problem,
@@ -50,8 +52,6 @@ from .validation import (
 P = "/3.0"
 MAX_BATCH_MEMBERS = 500
 MAX_SEGMENT_MEMBERS = 500
-SORT_FIELDS = {"timestamp_opt": "ts_opt", "timestamp_signup": "ts_signup", "last_changed": "lc"}
-ALL_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
 
 
 # =========================================================================== helpers
@@ -274,8 +274,6 @@ async def lists_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
             docs = keep
     email = ctx.q("email")
     if email:
-        from .common import subscriber_hash
-
         h = subscriber_hash(email)
         docs = [d for d in docs if h in store.members[d["id"]]]
     sort_field = ctx.q("sort_field")
@@ -534,63 +532,8 @@ async def merge_field_delete(request: Request, ctx: Ctx) -> None:
 # =========================================================================== members
 
 
-class SortedView:
-    """Members sorted by one time attribute (unset first), with per-status key lists for counting."""
-
-    def __init__(self, recs: list[dict[str, Any]], attr: str) -> None:
-        self.recs = recs
-        self.keys: list[float] = [-1.0 if r[attr] is None else r[attr] for r in recs]
-        self.by_status: dict[str, list[float]] = {}
-        for r, k in zip(recs, self.keys, strict=True):
-            self.by_status.setdefault(r["status"], []).append(k)
-
-    def count(self, statuses: Iterable[str], lo_key: float | None, hi_key: float | None) -> int:
-        total = 0
-        for status in statuses:
-            keys = self.by_status.get(status, [])
-            lo_i = bisect.bisect_right(keys, lo_key) if lo_key is not None else 0
-            hi_i = bisect.bisect_right(keys, hi_key) if hi_key is not None else len(keys)
-            total += max(hi_i - lo_i, 0)
-        return total
-
-
-def _sorted_view(store: MailchimpStore, list_id: str, attr: str) -> SortedView:
-    """Cached until the audience changes; a rebuild re-sorts the previous order (nearly sorted)."""
-    aud = store.audiences[list_id]
-    cached = aud.sort_cache.get(attr)
-    if cached is not None and cached[0] == aud.version:
-        view: SortedView = cached[1]
-        return view
-    members = store.members[list_id]
-    if cached is not None and cached[2] == aud.membership_version:  # noqa: SIM108 - two cases, clearer apart
-        recs = cached[1].recs  # same records, some keys moved: Timsort on a nearly sorted list
-    else:
-        recs = list(members.values())
-    recs.sort(key=lambda r: -1.0 if r[attr] is None else r[attr])
-    view = SortedView(recs, attr)
-    aud.sort_cache[attr] = (aud.version, view, aud.membership_version)
-    return view
-
-
-def _above(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
-    def pred(r: dict[str, Any]) -> bool:
-        return r[attr] is not None and r[attr] > bound
-
-    return pred
-
-
-def _at_most(attr: str, bound: float) -> Callable[[dict[str, Any]], bool]:
-    def pred(r: dict[str, Any]) -> bool:
-        return r[attr] is not None and r[attr] <= bound
-
-    return pred
-
-
-@mc_endpoint
-async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:  # noqa: C901 - parse/filter/render of one endpoint; split when the Mailchimp sandbox separates rules from HTTP (issue 11 item 5)
-    store = ctx.store
-    list_id = _path_list_id(ctx)
-    aud = store.audiences[list_id]
+def parse_member_query(request: Request) -> MemberQuery:
+    """The member-list query string, checked in Mailchimp's order (the first problem answers)."""
     q = request.query_params
     status = q.get("status")
     if status is not None:
@@ -604,7 +547,7 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:  # n
     sort_dir = q.get("sort_dir", "ASC")
     check_enum({"sort_dir": sort_dir}, "sort_dir", ("ASC", "DESC"))
     bounds: dict[str, tuple[float | None, float | None]] = {}
-    for name, attr in (("last_changed", "lc"), ("timestamp_opt", "ts_opt")):
+    for name, attr in WINDOWS:
         since = parse_ts_param(request, f"since_{name}")
         before = parse_ts_param(request, f"before_{name}")
         if since or before:
@@ -624,85 +567,25 @@ async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:  # n
     for name in ("interest_category_id", "interest_ids"):
         if q.get(name):
             raise ResourceNotFoundError("This audience has no interest categories (groups).")
-    uid = q.get("unique_email_id")
+    return MemberQuery(
+        status=status,
+        email_type=email_type,
+        sort_field=sort_field,
+        descending=sort_dir == "DESC",
+        bounds=bounds,
+        unsubscribed_since=unsub_since.timestamp() if unsub_since is not None else None,
+        since_last_campaign=since_last_campaign,
+        vip_only=vip_only,
+        unique_email_id=q.get("unique_email_id"),
+    )
 
-    preds: list[Callable[[dict[str, Any]], bool]] = []
-    if status is not None:
-        preds.append(lambda r: r["status"] == status)
-    else:
-        preds.append(lambda r: r["status"] != "archived")
-    if email_type:
-        preds.append(lambda r: r["email_type"] == email_type)
-    if vip_only:
-        preds.append(lambda r: bool(r["vip"]))
-    if unsub_since is not None:
-        ts = unsub_since.timestamp()
-        preds.append(lambda r: r["lc"] > ts)
-    if since_last_campaign:
-        last = parse_ts(store.list_stats(list_id).get("campaign_last_sent") or "")
-        ts_last = last.timestamp() if last else 0.0
-        preds.append(lambda r: r["lc"] > ts_last)
-    sort_attr = SORT_FIELDS.get(sort_field or "")
-    for attr, (lo, hi) in bounds.items():
-        if attr == sort_attr:
-            continue  # applied by bisect below
-        if lo is not None:
-            preds.append(_above(attr, lo))
-        if hi is not None:
-            preds.append(_at_most(attr, hi))
 
-    if len(preds) == 1:
-        ok = preds[0]
-    else:
-
-        def ok(r: dict[str, Any]) -> bool:
-            return all(p(r) for p in preds)
-
-    if uid:
-        h = aud.uid_index.get(uid)
-        rec = store.members[list_id].get(h) if h else None
-        matched = [rec] if rec is not None and ok(rec) else []
-        page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
-    elif sort_attr is not None:
-        view = _sorted_view(store, list_id, sort_attr)
-        lo_key: float | None = None
-        hi_key: float | None = None
-        if sort_attr in bounds:
-            lo, hi = bounds[sort_attr]
-            lo_key = -1.0 if lo is None else max(lo, -1.0)  # a bound excludes unset values
-            hi_key = hi
-        lo_i = bisect.bisect_right(view.keys, lo_key) if lo_key is not None else 0
-        hi_i = bisect.bisect_right(view.keys, hi_key) if hi_key is not None else len(view.keys)
-        indices = range(lo_i, hi_i) if sort_dir == "ASC" else range(hi_i - 1, lo_i - 1, -1)
-        recs = view.recs
-        window = (recs[i] for i in indices)
-        if len(preds) == 1:  # status only: count from the per-status key lists, page lazily
-            statuses = (
-                [status] if status is not None else [x for x in ALL_STATUSES if x != "archived"]
-            )
-            total = view.count(statuses, lo_key, hi_key)
-            page = list(islice(filter(ok, window), ctx.offset, ctx.offset + ctx.count))
-        else:
-            matched = [r for r in window if ok(r)]
-            page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
-    elif len(preds) == 1:
-        # fast path: status filter only -> totals from counters, page by iteration
-        total = (
-            aud.counts[status]
-            if status is not None
-            else sum(v for k, v in aud.counts.items() if k != "archived")
-        )
-        page = list(
-            islice(
-                filter(preds[0], store.members[list_id].values()),
-                ctx.offset,
-                ctx.offset + ctx.count,
-            )
-        )
-    else:
-        matched = [r for r in store.members[list_id].values() if ok(r)]
-        page, total = matched[ctx.offset : ctx.offset + ctx.count], len(matched)
-    render = MemberRenderer(request, store, list_id)
+@mc_endpoint
+async def members_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
+    list_id = _path_list_id(ctx)
+    query = parse_member_query(request)
+    page, total = select_members(ctx.store, list_id, query, ctx.offset, ctx.count)
+    render = MemberRenderer(request, ctx.store, list_id)
     ctx.items = len(page)
     return _list_collection(request, list_id, "members", [render(r) for r in page], total)
 
@@ -1051,8 +934,6 @@ async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 
 def _emails_to_hashes(store: MailchimpStore, list_id: str, emails: list[Any]) -> list[str]:
-    from .common import subscriber_hash
-
     members = store.members[list_id]
     return [h for e in emails if isinstance(e, str) and (h := subscriber_hash(e)) in members]
 
@@ -1147,8 +1028,6 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
         raise InvalidActionError(
             "Members can only be added to or removed from static segments (tags)."
         )
-    from .common import subscriber_hash
-
     now = ctx.now().timestamp()
     members = store.members[list_id]
     render = MemberRenderer(request, store, list_id)
@@ -1226,8 +1105,6 @@ async def segment_member_add(request: Request, ctx: Ctx) -> dict[str, Any]:
     require_keys(body, ["email_address"])
     if seg["type"] != "static":
         raise InvalidActionError("Members can only be added to static segments (tags).")
-    from .common import subscriber_hash
-
     h = subscriber_hash(str(body["email_address"]))
     rec = store.members[list_id].get(h)
     if rec is None:
@@ -1315,8 +1192,6 @@ async def webhooks_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
-    from .common import short_id
-
     list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
     require_keys(body, ["url"])
@@ -1374,8 +1249,6 @@ async def webhook_delete(request: Request, ctx: Ctx) -> None:
 
 @mc_endpoint(paged=False)
 async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
-    from .common import subscriber_hash
-
     query = (ctx.q("query") or "").strip()
     if not query:
         raise FieldError("query", "Required parameter missing: query")
@@ -1412,8 +1285,6 @@ async def search_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 async def not_found_fallback(request: Request) -> Response:
     """Any other `/3.0/...` path: 405 with `Allow` when the path exists for other methods, else 404."""
-    from .common import preflight
-
     early = await preflight(request)
     if early is not None:
         return early
