@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .engagement import ENGAGEMENT_LATENCY, load_engagement
+from .engagement import load_engagement
 from .engagement_seed import seed_engagement
 from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
 from .urls import routes
@@ -59,6 +59,42 @@ def sandbox_info(store: MailchimpStore) -> dict[str, Any]:
         "list_id": store.default_list_id(),
         "oauth_token": store.oauth_token,
     }
+
+
+# "METHOD /route/template" -> (base_ms, per_item_ms); merged into LATENCY_PROFILE below.
+# Estimates (Mailchimp publishes none): report reads are heavier than member reads, email-activity
+# pages cost per row; e-commerce writes are moderately slow.
+ENGAGEMENT_LATENCY: dict[str, tuple[float, float]] = {
+    "GET /3.0/campaigns": (220.0, 3.0),
+    "GET /3.0/campaigns/{campaign_id}": (170.0, 0.0),
+    "POST /3.0/campaigns": (350.0, 0.0),
+    "PATCH /3.0/campaigns/{campaign_id}": (300.0, 0.0),
+    "DELETE /3.0/campaigns/{campaign_id}": (300.0, 0.0),
+    "POST /3.0/campaigns/{campaign_id}/actions/send": (600.0, 0.0),
+    "GET /3.0/reports": (300.0, 5.0),
+    "GET /3.0/reports/{campaign_id}": (250.0, 0.0),
+    "GET /3.0/reports/{campaign_id}/email-activity": (300.0, 0.8),
+    "GET /3.0/reports/{campaign_id}/email-activity/{subscriber_hash}": (180.0, 0.0),
+    "GET /3.0/reports/{campaign_id}/open-details": (280.0, 0.6),
+    "GET /3.0/reports/{campaign_id}/click-details": (220.0, 1.0),
+    "GET /3.0/reports/{campaign_id}/click-details/{link_id}/members": (250.0, 0.5),
+    "GET /3.0/reports/{campaign_id}/unsubscribed": (220.0, 0.5),
+    "GET /3.0/reports/{campaign_id}/sent-to": (280.0, 0.6),
+    "GET /3.0/reports/{campaign_id}/ecommerce-product-activity": (250.0, 1.0),
+    "GET /3.0/ecommerce/stores": (180.0, 1.0),
+    "GET /3.0/ecommerce/orders": (260.0, 1.5),
+    "GET /3.0/ecommerce/stores/{store_id}/orders": (250.0, 1.5),
+    "POST /3.0/ecommerce/stores/{store_id}/orders": (320.0, 0.0),
+    "GET /3.0/ecommerce/stores/{store_id}/customers": (220.0, 1.0),
+    "PUT /3.0/ecommerce/stores/{store_id}/customers/{customer_id}": (280.0, 0.0),
+    "GET /3.0/ecommerce/stores/{store_id}/products": (220.0, 1.5),
+    "POST /3.0/ecommerce/stores/{store_id}/products": (300.0, 0.0),
+    "GET /3.0/ecommerce/stores/{store_id}/carts": (220.0, 1.0),
+    "POST /3.0/ecommerce/stores/{store_id}/carts": (300.0, 0.0),
+    "GET /3.0/automations": (200.0, 3.0),
+    "GET /3.0/automations/{workflow_id}/emails": (200.0, 3.0),
+    "POST /3.0/automations/{workflow_id}/emails/{workflow_email_id}/queue": (280.0, 0.0),
+}
 
 
 # "METHOD /route/template" -> (base_ms, per_item_ms). Mailchimp publishes no latency figures; these
