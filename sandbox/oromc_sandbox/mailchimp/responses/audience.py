@@ -3,7 +3,6 @@ tag search and list webhooks of the Mailchimp Marketing API v3."""
 
 from __future__ import annotations
 
-import re
 from itertools import islice
 from typing import Any
 
@@ -11,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route, request_response
 
+from .. import lists
 from ..common import (
     Ctx,
     api_base,
@@ -26,57 +26,41 @@ from ..common import (
     parse_ts,
     parse_ts_param,
     preflight,
-    require_keys,
     require_object,
-    short_id,
     subscriber_hash,
 )
 from ..exceptions import (
-    ApiError,
     FieldError,
     ForbiddenError,
-    InvalidActionError,
     InvalidResourceError,
     MethodNotAllowedError,
     ResourceNotFoundError,
 )
+from ..lists import (
+    list_or_404,
+    member_or_404,
+    merge_field_or_404,
+    segment_or_404,
+    webhook_or_404,
+)
 from ..members import ALL_STATUSES, SORT_FIELDS, WINDOWS, MemberQuery, select_members
 from ..store import MEMBER_TAGS_SHOWN, MailchimpStore
 from ..validation import (
-    MERGE_TYPES,
-    apply_tags,
     email_problem,
     write_member,
 )
 
 P = "/3.0"
-MAX_BATCH_MEMBERS = 500
-MAX_SEGMENT_MEMBERS = 500
 
 
 # =========================================================================== helpers
 
 
-def _list_or_404(store: MailchimpStore, list_id: str) -> dict[str, Any]:
-    doc = store.lists.get(list_id)
-    if doc is None:
-        raise ResourceNotFoundError()
-    return doc
-
-
 def _path_list_id(ctx: Ctx) -> str:
     """The `{list_id}` of the request path (404 when there is no such audience)."""
     list_id: str = ctx.request.path_params["list_id"]
-    _list_or_404(ctx.store, list_id)
+    list_or_404(ctx.store, list_id)
     return list_id
-
-
-def _member_or_404(store: MailchimpStore, list_id: str, key: str) -> dict[str, Any]:
-    _list_or_404(store, list_id)
-    rec = store.get_member(list_id, store.resolve_member(list_id, key))
-    if rec is None:
-        raise ResourceNotFoundError()
-    return rec
 
 
 def render_list(
@@ -301,7 +285,7 @@ async def lists_create(request: Request, ctx: Ctx) -> Response:
 
 @mc_endpoint(paged=False)
 async def list_one(request: Request, ctx: Ctx) -> dict[str, Any]:
-    doc = _list_or_404(ctx.store, request.path_params["list_id"])
+    doc = list_or_404(ctx.store, request.path_params["list_id"])
     ctx.items = 1
     return render_list(request, ctx.store, doc, parse_bool(request, "include_total_contacts"))
 
@@ -322,7 +306,7 @@ LIST_PATCHABLE = {
 
 @mc_endpoint(paged=False)
 async def list_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
-    doc = _list_or_404(ctx.store, request.path_params["list_id"])
+    doc = list_or_404(ctx.store, request.path_params["list_id"])
     body = require_object(ctx.json)
     for key, typ in LIST_PATCHABLE.items():
         check_type(body, key, typ)
@@ -364,65 +348,6 @@ def _render_mf(request: Request, mf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _by_number(items: dict[int, dict[str, Any]], raw_id: str) -> dict[str, Any]:
-    """The item whose integer id is `raw_id` (404 when it is not a number or not there)."""
-    try:
-        item = items.get(int(raw_id))
-    except ValueError:
-        raise ResourceNotFoundError() from None
-    if item is None:
-        raise ResourceNotFoundError()
-    return item
-
-
-def _mf_or_404(store: MailchimpStore, list_id: str, merge_id: str) -> dict[str, Any]:
-    _list_or_404(store, list_id)
-    return _by_number(store.audiences[list_id].merge_fields, merge_id)
-
-
-TAG_RE = re.compile(r"^[A-Z0-9_]{1,10}$")
-
-
-def _check_mf_body(body: dict[str, Any]) -> None:
-    for key, typ in (
-        ("tag", "string"),
-        ("name", "string"),
-        ("type", "string"),
-        ("required", "boolean"),
-        ("default_value", "string"),
-        ("public", "boolean"),
-        ("display_order", "integer"),
-        ("options", "object"),
-        ("help_text", "string"),
-    ):
-        check_type(body, key, typ)
-    check_enum(body, "type", MERGE_TYPES)
-    opts = body.get("options") or {}
-    if "phone_format" in opts and opts["phone_format"] not in ("US", "International"):
-        raise FieldError(
-            "options.phone_format",
-            "Model presented is not one of the accepted values: US, International.",
-        )
-    if "choices" in opts and not isinstance(opts["choices"], list):
-        raise FieldError("options.choices", "Schema describes array, object found instead")
-
-
-def _default_options(type_: str, opts: dict[str, Any]) -> dict[str, Any]:
-    if type_ == "text":
-        return {"size": opts.get("size", 25)}
-    if type_ == "address":
-        return {"default_country": opts.get("default_country", 164)}
-    if type_ == "phone":
-        return {"phone_format": opts.get("phone_format", "US")}
-    if type_ == "date":
-        return {"date_format": opts.get("date_format", "MM/DD/YYYY")}
-    if type_ == "birthday":
-        return {"date_format": opts.get("date_format", "MM/DD")}
-    if type_ in ("radio", "dropdown"):
-        return {"choices": list(opts.get("choices", []))}
-    return {}
-
-
 @mc_endpoint
 async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = _path_list_id(ctx)
@@ -441,92 +366,32 @@ async def merge_fields_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def merge_field_create(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = _path_list_id(ctx)
-    body = require_object(ctx.json)
-    require_keys(body, ["name", "type"])
-    _check_mf_body(body)
-    aud = ctx.store.audiences[list_id]
-    mid = aud.next_merge_id
-    tag = (body.get("tag") or f"MERGE{mid}").strip().upper()
-    if not TAG_RE.match(tag):
-        raise FieldError(
-            "tag",
-            "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
-        )
-    if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-        raise InvalidResourceError(
-            f'A Merge Field with the tag "{tag}" already exists for this list.'
-        )
-    aud.next_merge_id += 1
-    mf = {
-        "merge_id": mid,
-        "tag": tag,
-        "name": body["name"],
-        "type": body["type"],
-        "required": bool(body.get("required", False)),
-        "default_value": body.get("default_value", ""),
-        "public": bool(body.get("public", False)),
-        "display_order": body.get("display_order", mid + 1),
-        "options": _default_options(body["type"], body.get("options") or {}),
-        "help_text": body.get("help_text", ""),
-        "list_id": list_id,
-    }
-    aud.merge_fields[mid] = mf
+    mf = lists.create_merge_field(ctx.store, _path_list_id(ctx), require_object(ctx.json))
     ctx.items = 1
     return _render_mf(request, mf)
 
 
 @mc_endpoint(paged=False)
 async def merge_field_one(request: Request, ctx: Ctx) -> dict[str, Any]:
-    mf = _mf_or_404(ctx.store, request.path_params["list_id"], request.path_params["merge_id"])
+    mf = merge_field_or_404(
+        ctx.store, request.path_params["list_id"], request.path_params["merge_id"]
+    )
     return _render_mf(request, mf)
 
 
 @mc_endpoint(paged=False)
 async def merge_field_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    mf = _mf_or_404(ctx.store, list_id, request.path_params["merge_id"])
-    body = require_object(ctx.json)
-    require_keys(body, ["name"])
-    _check_mf_body(body)
-    if "type" in body and body["type"] != mf["type"]:
-        raise FieldError("type", "The type of a merge field cannot be changed.")
-    if "tag" in body:
-        tag = body["tag"].strip().upper()
-        if not TAG_RE.match(tag):
-            raise FieldError(
-                "tag",
-                "Merge tags may contain only letters, numbers and underscores, up to 10 characters.",
-            )
-        aud = ctx.store.audiences[list_id]
-        if tag != mf["tag"]:
-            if tag == "EMAIL" or any(m["tag"] == tag for m in aud.merge_fields.values()):
-                raise InvalidResourceError(
-                    f'A Merge Field with the tag "{tag}" already exists for this list.',
-                )
-            old = mf["tag"]
-            for rec in ctx.store.iter_members(list_id):
-                if old in rec["merge_fields"]:
-                    rec["merge_fields"][tag] = rec["merge_fields"].pop(old)
-            mf["tag"] = tag
-    for key in ("name", "required", "default_value", "public", "display_order", "help_text"):
-        if key in body:
-            mf[key] = body[key]
-    if "options" in body:
-        mf["options"] = {
-            **mf["options"],
-            **_default_options(mf["type"], {**mf["options"], **body["options"]}),
-        }
+    mf = merge_field_or_404(ctx.store, list_id, request.path_params["merge_id"])
+    lists.update_merge_field(ctx.store, list_id, mf, require_object(ctx.json))
     return _render_mf(request, mf)
 
 
 @mc_endpoint(paged=False)
 async def merge_field_delete(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    mf = _mf_or_404(ctx.store, list_id, request.path_params["merge_id"])
-    del ctx.store.audiences[list_id].merge_fields[mf["merge_id"]]
-    for rec in ctx.store.iter_members(list_id):
-        rec["merge_fields"].pop(mf["tag"], None)
+    mf = merge_field_or_404(ctx.store, list_id, request.path_params["merge_id"])
+    lists.delete_merge_field(ctx.store, list_id, mf)
 
 
 # =========================================================================== members
@@ -616,7 +481,7 @@ async def member_create(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def member_one(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     ctx.items = 1
     return MemberRenderer(request, ctx.store, list_id)(rec)
 
@@ -631,26 +496,18 @@ async def member_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
     return _member_write(request, ctx, "patch", request.path_params["subscriber_hash"])
 
 
-ARCHIVE_REFUSED = "This list member cannot be removed. Can not archive a contact that is bounced, pending or archived"
-
-
 @mc_endpoint(paged=False)
 async def member_archive(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
-    if rec["status"] in ("archived", "cleaned", "pending"):
-        raise MethodNotAllowedError(ARCHIVE_REFUSED, headers={"Allow": "GET, PUT"})
-    ctx.store.set_member_status(list_id, rec["id"], "archived", ctx.now(), None, "API - Generic")
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    lists.archive_member(ctx.store, list_id, rec, ctx.now())
     ctx.items = 1
 
 
 @mc_endpoint(paged=False)
 async def member_delete_permanent(request: Request, ctx: Ctx) -> None:
     list_id = _path_list_id(ctx)
-    key = request.path_params["subscriber_hash"].lower()
-    if key not in ctx.store.members[list_id]:  # md5 only (no email / contact_id here)
-        raise ResourceNotFoundError()
-    ctx.store.forget_member(list_id, key)
+    lists.delete_member_permanently(ctx.store, list_id, request.path_params["subscriber_hash"])
     ctx.items = 1
 
 
@@ -660,7 +517,7 @@ async def member_delete_permanent(request: Request, ctx: Ctx) -> None:
 @mc_endpoint
 async def member_tags(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     tags = ctx.store.member_tag_list(list_id, rec)
     page = tags[ctx.offset : ctx.offset + ctx.count]
     ctx.items = len(page)
@@ -678,32 +535,9 @@ async def member_tags(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def member_tags_post(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     body = require_object(ctx.json)
-    require_keys(body, ["tags"])
-    check_type(body, "tags", "array")
-    check_type(body, "is_syncing", "boolean")
-    items = body["tags"]
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise FieldError(f"tags.{i}", "Schema describes object, string found instead")
-        require_keys(item, ["name", "status"])
-        check_type(item, "name", "string", f"tags.{i}.")
-        check_enum(item, "status", ("active", "inactive"), f"tags.{i}.")
-        if not item["name"].strip():
-            raise FieldError(f"tags.{i}.name", "This value should not be blank.")
-        if len(item["name"].strip()) > 100:
-            raise FieldError(f"tags.{i}.name", "Tag names can be at most 100 characters.")
-    now = ctx.now().timestamp()
-    aud = ctx.store.audiences[list_id]
-    for item in items:
-        if item["status"] == "active":
-            apply_tags(ctx.store, list_id, rec["id"], [item["name"]], now, sync=False)
-        else:
-            seg = aud.tag_by_name(item["name"])
-            if seg is not None:
-                ctx.store.remove_tag(list_id, rec["id"], seg, now)
-    ctx.items = len(items)
+    ctx.items = lists.set_member_tags(ctx.store, list_id, rec, body, ctx.now().timestamp())
 
 
 # --------------------------------------------------------------------------- events, activity
@@ -712,7 +546,7 @@ async def member_tags_post(request: Request, ctx: Ctx) -> None:
 @mc_endpoint
 async def member_events(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     events = list(reversed(rec["events"] or []))
     page = events[ctx.offset : ctx.offset + ctx.count]
     ctx.items = len(page)
@@ -729,47 +563,15 @@ async def member_events(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def member_events_post(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
-    body = require_object(ctx.json)
-    require_keys(body, ["name"])
-    check_type(body, "name", "string")
-    check_type(body, "properties", "object")
-    check_type(body, "is_syncing", "boolean")
-    check_type(body, "occurred_at", "string")
-    name = body["name"]
-    if not 2 <= len(name) <= 30:
-        raise FieldError("name", "Event name must be 2-30 characters in length.")
-    props = body.get("properties") or {}
-    bad = [k for k, v in props.items() if not isinstance(v, str)]
-    if bad:
-        raise FieldError(
-            f"properties.{bad[0]}", "Schema describes string, non-string found instead"
-        )
-    occurred = ctx.now()
-    if body.get("occurred_at"):
-        try:
-            occurred = parse_ts(body["occurred_at"]) or occurred
-        except ValueError:
-            raise FieldError(
-                "occurred_at", "This value is not a valid date-time (ISO 8601)."
-            ) from None
-    if rec["events"] is None:
-        rec["events"] = []
-    rec["events"].append(
-        {
-            "name": name,
-            "properties": props,
-            "occurred_at": format_epoch(occurred.timestamp()),
-            "is_syncing": bool(body.get("is_syncing", False)),
-        }
-    )
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    lists.add_member_event(rec, require_object(ctx.json), ctx.now())
     ctx.items = 1
 
 
 @mc_endpoint(paged=False)
 async def member_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    rec = _member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
+    rec = member_or_404(ctx.store, list_id, request.path_params["subscriber_hash"])
     acts = list(reversed(rec["activity"] or []))
     actions = ctx.q("action")
     if actions:
@@ -789,87 +591,26 @@ async def member_activity(request: Request, ctx: Ctx) -> dict[str, Any]:
 # =========================================================================== batch subscribe
 
 
-ERROR_CODES = {"Member Exists": "ERROR_CONTACT_EXISTS"}
-
-
 @mc_endpoint(paged=False)
 async def batch_subscribe(request: Request, ctx: Ctx) -> dict[str, Any]:
-    store = ctx.store
     list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
-    require_keys(body, ["members"])
-    check_type(body, "members", "array")
-    check_type(body, "update_existing", "boolean")
-    check_type(body, "sync_tags", "boolean")
-    members = body["members"]
-    if len(members) > MAX_BATCH_MEMBERS:
-        raise FieldError(
-            "members",
-            f"Up to {MAX_BATCH_MEMBERS} members may be added or updated with each API call; {len(members)} were sent.",
-        )
-    skip_dup = parse_bool(request, "skip_duplicate_check")
-    skip_merge = _skip_merge(request)
-    update_existing = bool(body.get("update_existing", False))
-    sync_tags = bool(body.get("sync_tags", False))
-    render = MemberRenderer(request, store, list_id)
-    created: list[dict[str, Any]] = []
-    updated: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for item in members:
-        email = item.get("email_address", "") if isinstance(item, dict) else ""
-        key = str(email).strip().lower()
-        if key and key in seen:
-            if not skip_dup:
-                errors.append(
-                    {
-                        "email_address": email,
-                        "error": f"{email} was included more than once in this request.",
-                        "error_code": "ERROR_GENERIC",
-                        "field": "email_address",
-                        "field_message": "Duplicate email address",
-                    }
-                )
-            continue
-        seen.add(key)
-        try:
-            if not isinstance(item, dict):
-                raise FieldError("members", "Schema describes object, non-object found instead")
-            rec, was_created = write_member(
-                store,
-                list_id,
-                item,
-                mode="batch",
-                skip_merge_validation=skip_merge,
-                update_existing=update_existing,
-                sync_tags=sync_tags,
-            )
-        except ApiError as exc:
-            field_err = (exc.errors or [{}])[0]
-            errors.append(
-                {
-                    "email_address": email,
-                    "error": exc.detail
-                    if not exc.errors
-                    or exc.detail
-                    != "The resource submitted could not be validated. For field-specific "
-                    "details, see the 'errors' array."
-                    else field_err.get("message", exc.detail),
-                    "error_code": ERROR_CODES.get(exc.title, "ERROR_GENERIC"),
-                    "field": field_err.get("field", ""),
-                    "field_message": field_err.get("message", ""),
-                }
-            )
-            continue
-        (created if was_created else updated).append(render(rec))
-    ctx.items = len(members)
+    result = lists.batch_subscribe(
+        ctx.store,
+        list_id,
+        body,
+        skip_duplicate_check=parse_bool(request, "skip_duplicate_check"),
+        skip_merge_validation=_skip_merge(request),
+    )
+    render = MemberRenderer(request, ctx.store, list_id)
+    ctx.items = len(body["members"])
     return {
-        "new_members": created,
-        "updated_members": updated,
-        "errors": errors,
-        "total_created": len(created),
-        "total_updated": len(updated),
-        "error_count": len(errors),
+        "new_members": [render(r) for r in result.created],
+        "updated_members": [render(r) for r in result.updated],
+        "errors": result.errors,
+        "total_created": len(result.created),
+        "total_updated": len(result.updated),
+        "error_count": len(result.errors),
         "_links": [link(request, "self", f"/lists/{list_id}"), link(request, "parent", "/lists")],
     }
 
@@ -904,11 +645,6 @@ def _segment_doc(
     return doc
 
 
-def _segment_or_404(store: MailchimpStore, list_id: str, segment_id: str) -> dict[str, Any]:
-    _list_or_404(store, list_id)
-    return _by_number(store.audiences[list_id].segments, segment_id)
-
-
 @mc_endpoint
 async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = _path_list_id(ctx)
@@ -933,136 +669,69 @@ async def segments_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
     return _list_collection(request, list_id, "segments", docs, len(segs))
 
 
-def _emails_to_hashes(store: MailchimpStore, list_id: str, emails: list[Any]) -> list[str]:
-    members = store.members[list_id]
-    return [h for e in emails if isinstance(e, str) and (h := subscriber_hash(e)) in members]
-
-
 @mc_endpoint(paged=False)
 async def segment_create(request: Request, ctx: Ctx) -> dict[str, Any]:
-    store = ctx.store
     list_id = _path_list_id(ctx)
     body = require_object(ctx.json)
-    require_keys(body, ["name"])
-    check_type(body, "name", "string")
-    check_type(body, "static_segment", "array")
-    check_type(body, "options", "object")
-    if "static_segment" in body and "options" in body:
-        raise FieldError(
-            "static_segment", "static_segment cannot be provided with the options field."
-        )
-    now = ctx.now().timestamp()
-    if "static_segment" in body:
-        if store.audiences[list_id].tag_by_name(body["name"]) is not None:
-            raise InvalidResourceError(f'A tag with the name "{body["name"]}" already exists.')
-        seg = store.new_segment(list_id, body["name"].strip(), "static", now)
-        for h in _emails_to_hashes(store, list_id, body["static_segment"]):
-            store.add_tag(list_id, h, seg, now)
-    else:
-        opts = body.get("options") or {"match": "any", "conditions": []}
-        check_enum(opts, "match", ("any", "all"), "options.")
-        seg = store.new_segment(list_id, body["name"].strip(), "saved", now, opts)
+    seg = lists.create_segment(ctx.store, list_id, body, ctx.now().timestamp())
     ctx.items = 1
-    return _segment_doc(request, store, list_id, seg)
+    return _segment_doc(request, ctx.store, list_id, seg)
 
 
 @mc_endpoint(paged=False)
 async def segment_one(request: Request, ctx: Ctx) -> dict[str, Any]:
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
     return _segment_doc(request, ctx.store, list_id, seg)
 
 
 @mc_endpoint(paged=False)
 async def segment_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
-    store = ctx.store
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
     body = require_object(ctx.json)
-    require_keys(body, ["name"])
-    check_type(body, "name", "string")
-    check_type(body, "static_segment", "array")
-    now = ctx.now().timestamp()
-    aud = store.audiences[list_id]
-    new_name = body["name"].strip()
-    if seg["type"] == "static" and new_name.lower() != seg["name"].lower():
-        if aud.tag_by_name(new_name) is not None:
-            raise InvalidResourceError(f'A tag with the name "{new_name}" already exists.')
-        aud.tag_index.pop(seg["name"].lower(), None)
-        aud.tag_index[new_name.lower()] = seg["id"]
-    seg["name"] = new_name
-    seg["updated_at"] = now
-    if "static_segment" in body and seg["type"] == "static":
-        wanted = set(_emails_to_hashes(store, list_id, body["static_segment"]))
-        for h in list(seg["members"] - wanted):
-            store.remove_tag(list_id, h, seg, now)
-        for h in wanted - seg["members"]:
-            store.add_tag(list_id, h, seg, now)
-    if "options" in body and seg["type"] == "saved":
-        seg["options"] = body["options"]
-    return _segment_doc(request, store, list_id, seg)
+    lists.update_segment(ctx.store, list_id, seg, body, ctx.now().timestamp())
+    return _segment_doc(request, ctx.store, list_id, seg)
 
 
 @mc_endpoint(paged=False)
 async def segment_delete(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
     ctx.store.delete_segment(list_id, seg["id"], ctx.now().timestamp())
 
 
 @mc_endpoint(paged=False)
 async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     """`POST /lists/{id}/segments/{sid}`: members_to_add / members_to_remove (≤500 each)."""
-    store = ctx.store
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
     body = require_object(ctx.json)
-    check_type(body, "members_to_add", "array")
-    check_type(body, "members_to_remove", "array")
-    to_add = body.get("members_to_add") or []
-    to_remove = body.get("members_to_remove") or []
-    for key, values in (("members_to_add", to_add), ("members_to_remove", to_remove)):
-        if len(values) > MAX_SEGMENT_MEMBERS:
-            raise FieldError(key, f"A maximum of {MAX_SEGMENT_MEMBERS} members can be sent.")
-    if seg["type"] != "static":
-        raise InvalidActionError(
-            "Members can only be added to or removed from static segments (tags)."
-        )
-    now = ctx.now().timestamp()
-    members = store.members[list_id]
-    render = MemberRenderer(request, store, list_id)
-    added, removed, missing_add, missing_remove = [], [], [], []
-    for email in to_add:
-        h = subscriber_hash(str(email))
-        if h not in members:
-            missing_add.append(email)
-            continue
-        store.add_tag(list_id, h, seg, now)
-        added.append(render(members[h]))
-    for email in to_remove:
-        h = subscriber_hash(str(email))
-        if h not in members or h not in seg["members"]:
-            missing_remove.append(email)
-            continue
-        store.remove_tag(list_id, h, seg, now)
-        removed.append(render(members[h]))
+    change = lists.change_segment_members(ctx.store, list_id, seg, body, ctx.now().timestamp())
+    render = MemberRenderer(request, ctx.store, list_id)
     errors = []
-    if missing_add:
+    if change.missing_add:
         errors.append(
-            {"email_addresses": missing_add, "error": "Email addresses do not belong to this list."}
+            {
+                "email_addresses": change.missing_add,
+                "error": "Email addresses do not belong to this list.",
+            }
         )
-    if missing_remove:
+    if change.missing_remove:
         errors.append(
-            {"email_addresses": missing_remove, "error": "Email addresses are not in this segment."}
+            {
+                "email_addresses": change.missing_remove,
+                "error": "Email addresses are not in this segment.",
+            }
         )
-    ctx.items = len(to_add) + len(to_remove)
+    ctx.items = len(body.get("members_to_add") or []) + len(body.get("members_to_remove") or [])
     return {
-        "members_added": added,
-        "members_removed": removed,
+        "members_added": [render(r) for r in change.added],
+        "members_removed": [render(r) for r in change.removed],
         "errors": errors,
-        "total_added": len(added),
-        "total_removed": len(removed),
-        "error_count": len(missing_add) + len(missing_remove),
+        "total_added": len(change.added),
+        "total_removed": len(change.removed),
+        "error_count": len(change.missing_add) + len(change.missing_remove),
         "_links": [link(request, "self", f"/lists/{list_id}/segments/{seg['id']}")],
     }
 
@@ -1071,7 +740,7 @@ async def segment_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def segment_members(request: Request, ctx: Ctx) -> dict[str, Any]:
     store = ctx.store
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(store, list_id, request.path_params["segment_id"])
     include = {"subscribed", "pending"}
     for status, param in (
         ("cleaned", "include_cleaned"),
@@ -1098,30 +767,19 @@ async def segment_members(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def segment_member_add(request: Request, ctx: Ctx) -> dict[str, Any]:
-    store = ctx.store
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
     body = require_object(ctx.json)
-    require_keys(body, ["email_address"])
-    if seg["type"] != "static":
-        raise InvalidActionError("Members can only be added to static segments (tags).")
-    h = subscriber_hash(str(body["email_address"]))
-    rec = store.members[list_id].get(h)
-    if rec is None:
-        raise ResourceNotFoundError()
-    store.add_tag(list_id, h, seg, ctx.now().timestamp())
-    return MemberRenderer(request, store, list_id)(rec)
+    rec = lists.add_segment_member(ctx.store, list_id, seg, body, ctx.now().timestamp())
+    return MemberRenderer(request, ctx.store, list_id)(rec)
 
 
 @mc_endpoint(paged=False)
 async def segment_member_remove(request: Request, ctx: Ctx) -> None:
-    store = ctx.store
     list_id = request.path_params["list_id"]
-    seg = _segment_or_404(store, list_id, request.path_params["segment_id"])
-    h = store.resolve_member(list_id, request.path_params["subscriber_hash"])
-    if h not in seg["members"]:
-        raise ResourceNotFoundError()
-    store.remove_tag(list_id, h, seg, ctx.now().timestamp())
+    seg = segment_or_404(ctx.store, list_id, request.path_params["segment_id"])
+    key = request.path_params["subscriber_hash"]
+    lists.remove_segment_member(ctx.store, list_id, seg, key, ctx.now().timestamp())
 
 
 @mc_endpoint
@@ -1141,40 +799,12 @@ async def tag_search(request: Request, ctx: Ctx) -> dict[str, Any]:
 # =========================================================================== webhooks
 
 
-WEBHOOK_EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
-WEBHOOK_SOURCES = ("user", "admin", "api")
-
-
 def _webhook_doc(request: Request, hook: dict[str, Any]) -> dict[str, Any]:
     path = f"/lists/{hook['list_id']}/webhooks/{hook['id']}"
     return {
         **hook,
         "_links": item_links(request, path, f"/lists/{hook['list_id']}/webhooks"),
     }
-
-
-def _check_webhook_body(body: dict[str, Any]) -> None:
-    check_type(body, "url", "string")
-    check_type(body, "events", "object")
-    check_type(body, "sources", "object")
-    if "url" in body and not re.match(r"^https?://\S+$", body["url"]):
-        raise FieldError("url", "This value should be a valid URL.")
-    for group, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
-        for key, val in (body.get(group) or {}).items():
-            if key not in names:
-                raise FieldError(f"{group}.{key}", "Unknown property.")
-            if not isinstance(val, bool):
-                raise FieldError(
-                    f"{group}.{key}", "Schema describes boolean, non-boolean found instead"
-                )
-
-
-def _webhook_or_404(store: MailchimpStore, list_id: str, webhook_id: str) -> dict[str, Any]:
-    _list_or_404(store, list_id)
-    hook = store.audiences[list_id].webhooks.get(webhook_id)
-    if hook is None:
-        raise ResourceNotFoundError()
-    return hook
 
 
 @mc_endpoint(paged=False)
@@ -1192,32 +822,13 @@ async def webhooks_collection(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def webhook_create(request: Request, ctx: Ctx) -> dict[str, Any]:
-    list_id = _path_list_id(ctx)
-    body = require_object(ctx.json)
-    require_keys(body, ["url"])
-    _check_webhook_body(body)
-    aud = ctx.store.audiences[list_id]
-    if any(h["url"] == body["url"] for h in aud.webhooks.values()):
-        raise InvalidResourceError("Sorry, you can't use the same webhook URL more than once.")
-    hook_id = short_id("webhook", list_id, body["url"], len(aud.webhooks))
-    hook = {
-        "id": hook_id,
-        "url": body["url"],
-        "events": {
-            e: bool((body.get("events") or {}).get(e, e != "campaign")) for e in WEBHOOK_EVENTS
-        },
-        "sources": {
-            s: bool((body.get("sources") or {}).get(s, s != "api")) for s in WEBHOOK_SOURCES
-        },
-        "list_id": list_id,
-    }
-    aud.webhooks[hook_id] = hook
+    hook = lists.create_webhook(ctx.store, _path_list_id(ctx), require_object(ctx.json))
     return _webhook_doc(request, hook)
 
 
 @mc_endpoint(paged=False)
 async def webhook_one(request: Request, ctx: Ctx) -> dict[str, Any]:
-    hook = _webhook_or_404(
+    hook = webhook_or_404(
         ctx.store, request.path_params["list_id"], request.path_params["webhook_id"]
     )
     return _webhook_doc(request, hook)
@@ -1225,22 +836,17 @@ async def webhook_one(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 @mc_endpoint(paged=False)
 async def webhook_patch(request: Request, ctx: Ctx) -> dict[str, Any]:
-    hook = _webhook_or_404(
+    hook = webhook_or_404(
         ctx.store, request.path_params["list_id"], request.path_params["webhook_id"]
     )
-    body = require_object(ctx.json)
-    _check_webhook_body(body)
-    if "url" in body:
-        hook["url"] = body["url"]
-    for group in ("events", "sources"):
-        hook[group].update(body.get(group) or {})
+    lists.update_webhook(hook, require_object(ctx.json))
     return _webhook_doc(request, hook)
 
 
 @mc_endpoint(paged=False)
 async def webhook_delete(request: Request, ctx: Ctx) -> None:
     list_id = request.path_params["list_id"]
-    hook = _webhook_or_404(ctx.store, list_id, request.path_params["webhook_id"])
+    hook = webhook_or_404(ctx.store, list_id, request.path_params["webhook_id"])
     del ctx.store.audiences[list_id].webhooks[hook["id"]]
 
 
