@@ -1,7 +1,8 @@
 """Shared plumbing for the Mailchimp Marketing API v3 emulation.
 
-Everything a Mailchimp handler needs besides its own semantics lives here: problem+json errors,
-JSON responses with Mailchimp's headers, authentication, `count`/`offset` parsing, root-relative
+Everything a Mailchimp handler needs besides its own semantics lives here (the errors themselves
+are `exceptions.py`; `error`/`field_error` below name them the older way): JSON responses with
+Mailchimp's headers, authentication, `count`/`offset` parsing, root-relative
 `fields`/`exclude_fields`, pagination, `_links` and timestamp helpers.
 """
 
@@ -28,10 +29,8 @@ from .exceptions import (
     APIKeyMissingError,
     FieldError,
     InvalidMethodOverrideError,
-    InvalidResourceError,
     JSONParseError,
     RequestedFieldsInvalidError,
-    ResourceNotFoundError,
     WrongDatacenterError,
     response_headers,
 )
@@ -140,19 +139,8 @@ def error(
     return BY_SLUG[slug](detail, errors, headers=headers).response(request)
 
 
-def not_found(request: Request) -> Response:
-    return ResourceNotFoundError().response(request)
-
-
-def invalid_resource(
-    request: Request, errors: list[dict[str, Any]] | None = None, detail: str | None = None
-) -> Response:
-    """400 Invalid Resource with field errors (generic detail unless one is given)."""
-    return InvalidResourceError(detail, errors if errors is not None else []).response(request)
-
-
 def field_error(field: str, message: str, detail: str | None = None) -> ApiError:
-    """400 Invalid Resource with one field error (generic detail unless one is given)."""
+    """400 Invalid Resource with one field error (kept for callers not yet on `FieldError`)."""
     return FieldError(field, message, detail)
 
 
@@ -302,10 +290,10 @@ def parse_int(request: Request, name: str, default: int, minimum: int, maximum: 
     try:
         value = int(raw)
     except ValueError:
-        raise field_error(name, "Schema describes integer, string found instead") from None
+        raise FieldError(name, "Schema describes integer, string found instead") from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise field_error(name, f"Value must be {bound}.")
+        raise FieldError(name, f"Value must be {bound}.")
     return value
 
 
@@ -318,7 +306,7 @@ def parse_bool(request: Request, name: str, default: bool = False) -> bool:
         return True
     if low in ("false", "0", "no"):
         return False
-    raise field_error(name, "Schema describes boolean, string found instead")
+    raise FieldError(name, "Schema describes boolean, string found instead")
 
 
 def parse_ts_param(request: Request, name: str) -> datetime | None:
@@ -330,7 +318,7 @@ def parse_ts_param(request: Request, name: str) -> datetime | None:
     try:
         return parse_ts(raw)
     except ValueError:
-        raise field_error(name, "This value is not a valid date-time (ISO 8601).") from None
+        raise FieldError(name, "This value is not a valid date-time (ISO 8601).") from None
 
 
 def api_base(request: Request) -> str:
@@ -578,9 +566,9 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
 def require_object(payload: Any) -> dict[str, Any]:
     """The JSON body as an object, else 400 Invalid Resource (as Mailchimp's schema check does)."""
     if payload is None:
-        raise field_error("", "Required fields were not provided: body")
+        raise FieldError("", "Required fields were not provided: body")
     if not isinstance(payload, dict):
-        raise field_error("", f"Schema describes object, {json_type(payload)} found instead")
+        raise FieldError("", f"Schema describes object, {json_type(payload)} found instead")
     return payload
 
 
@@ -607,12 +595,12 @@ def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") 
     actual = json_type(body[key])
     ok = actual == expected or (expected == "number" and actual == "integer")
     if not ok:
-        raise field_error(prefix + key, f"Schema describes {expected}, {actual} found instead")
+        raise FieldError(prefix + key, f"Schema describes {expected}, {actual} found instead")
 
 
 def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: str = "") -> None:
     if key in body and body[key] not in allowed:
-        raise field_error(
+        raise FieldError(
             prefix + key,
             "Model presented is not one of the accepted values: " + ", ".join(allowed) + ".",
         )
@@ -621,4 +609,4 @@ def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: s
 def require_keys(body: dict[str, Any], keys: Sequence[str]) -> None:
     missing = [k for k in keys if k not in body]
     if missing:
-        raise field_error("", "Required fields were not provided: " + ", ".join(missing))
+        raise FieldError("", "Required fields were not provided: " + ", ".join(missing))
