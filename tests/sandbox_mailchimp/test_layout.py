@@ -32,3 +32,34 @@ def test_table_rows_are_served() -> None:
     for table in (urls.AUDIENCE, urls.CAMPAIGNS_AND_REPORTS, urls.AUTOMATIONS):
         for method, path, _handler in table:
             assert (method, path) in served
+
+
+MODELS = (
+    "validation",
+    "members",
+    "lists",
+    "campaigns",
+    "engagement",
+    "engagement_seed",
+    "automations",
+)
+
+
+def test_models_know_nothing_of_http() -> None:
+    """Rules and state modules import neither Starlette nor the handlers nor the route table."""
+    import ast
+    from pathlib import Path
+
+    package = Path(mailchimp.__file__).parent
+    for name in MODELS:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                mods = [("." * node.level) + (node.module or "")]
+            else:
+                continue
+            for mod in mods:
+                assert not mod.startswith("starlette"), (name, mod)
+                assert mod.lstrip(".").split(".")[0] not in ("responses", "urls"), (name, mod)
