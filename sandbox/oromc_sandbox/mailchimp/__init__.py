@@ -10,7 +10,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
+from .seed_audience import apply_oro_opt_outs, seed_audience
+from .store import MailchimpStore
 
 seed_engagement: Callable[..., Any] | None
 engagement_routes: Callable[..., list[BaseRoute]] | None
