@@ -9,10 +9,11 @@ report (`ecommerce` totals, `ecommerce-product-activity`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
-from ..common import ApiError
+from ..common import ApiError, check_type, field_error, require_keys, subscriber_hash
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -267,3 +268,651 @@ def find_variant(product: dict[str, Any], variant_id: str) -> dict[str, Any] | N
         if v["id"] == variant_id:
             return v
     return None
+
+
+class EcommerceHost(Protocol):
+    """What the e-commerce rules need from the account (the engagement state provides it)."""
+
+    @property
+    def store(self) -> Any:
+        """The `MailchimpStore` (audience members are created and upgraded through it)."""
+
+    @property
+    def ecommerce(self) -> EcommerceState: ...
+
+    @property
+    def campaigns(self) -> Mapping[str, Any]:
+        """Campaigns by id (`id`, `list_id`, `settings`, `type`, `send_time`)."""
+
+    @property
+    def automations(self) -> Any:
+        """The automations (`attribute(host, shop, customer_id, now)` -> email id or "")."""
+
+    @property
+    def read_now(self) -> float: ...
+
+
+# =========================================================================== shared rules
+
+
+def now_of(host: EcommerceHost) -> float:
+    """The time writes are stamped with: the account clock at the last sync, whole seconds."""
+    return float(int(host.read_now))
+
+
+def get_or_404(items: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    item = items.get(key)
+    if item is None:
+        raise ApiError.of("ResourceNotFound")
+    return item
+
+
+def find_shop(host: EcommerceHost, store_id: str) -> Shop:
+    shop = host.ecommerce.shops.get(store_id)
+    if shop is None:
+        raise ApiError.of("ResourceNotFound")
+    return shop
+
+
+def copy_keys(target: dict[str, Any], body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in body:
+            target[key] = body[key]
+
+
+def check_id(body: dict[str, Any], key: str = "id", max_len: int = 50) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise field_error(key, "This value should not be blank.")
+    if len(value) > max_len:
+        raise field_error(
+            key, f"This value is too long. It should have {max_len} characters or less."
+        )
+    return value
+
+
+def check_number(body: dict[str, Any], key: str, prefix: str = "") -> None:
+    check_type(body, key, "number", prefix)
+
+
+def check_currency(body: dict[str, Any]) -> None:
+    code = body.get("currency_code")
+    if "currency_code" in body and (not isinstance(code, str) or not CURRENCY_RE.match(code)):
+        raise field_error("currency_code", "This value is not a valid currency.")
+
+
+def delete_item(items: dict[str, dict[str, Any]], key: str) -> None:
+    """Remove `items[key]` (404 when absent)."""
+    get_or_404(items, key)
+    del items[key]
+
+
+# =========================================================================== member rules
+
+
+def sync_member(store: Any, list_id: str, email: str, opt_in: bool, at: float) -> None:
+    """Apply the e-commerce opt-in rules to the audience member behind a customer."""
+    hash_ = subscriber_hash(email)
+    rec = store.get_member(list_id, hash_)
+    if rec is None:
+        audience = store.audiences.get(list_id)
+        if audience is None or hash_ in audience.forgotten:
+            return
+        store.create_member(
+            list_id, email, "subscribed" if opt_in else "transactional", at, source="E-Commerce"
+        )
+    elif opt_in and rec["status"] == "transactional":
+        store.set_member_status(list_id, hash_, "subscribed", at, source="E-Commerce")
+
+
+# =========================================================================== stores
+
+
+def validate_store(body: dict[str, Any]) -> None:
+    for key in (
+        "name",
+        "platform",
+        "domain",
+        "email_address",
+        "money_format",
+        "primary_locale",
+        "timezone",
+        "phone",
+    ):
+        check_type(body, key, "string")
+    check_type(body, "is_syncing", "boolean")
+    if "address" in body:
+        check_type(body, "address", "object")
+    check_currency(body)
+
+
+def create_store(host: EcommerceHost, body: dict[str, Any]) -> Shop:
+    """POST /ecommerce/stores: a new store on an existing list (ids are unique in the account)."""
+    require_keys(body, ("id", "list_id", "name", "currency_code"))
+    sid = check_id(body)
+    validate_store(body)
+    if body["list_id"] not in host.store.lists:
+        raise field_error("list_id", "The requested list does not exist.")
+    if sid in host.ecommerce.shops:
+        raise duplicate_error("store")
+    now = now_of(host)
+    doc: dict[str, Any] = {
+        "id": sid,
+        "list_id": body["list_id"],
+        "name": "",
+        "platform": "",
+        "domain": "",
+        "is_syncing": False,
+        "email_address": "",
+        "currency_code": "",
+        "money_format": "",
+        "primary_locale": "",
+        "timezone": "",
+        "phone": "",
+        "address": store_address(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    copy_keys(doc, body, STORE_KEYS)
+    shop = Shop(doc=doc)
+    host.ecommerce.shops[sid] = shop
+    return shop
+
+
+def update_store(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> None:
+    """PATCH a store: any field but `list_id`."""
+    validate_store(body)
+    if "list_id" in body and body["list_id"] != shop.doc["list_id"]:
+        raise field_error("list_id", "A store's list_id cannot be changed.")
+    copy_keys(shop.doc, body, STORE_KEYS)
+    shop.doc["updated_at"] = now_of(host)
+
+
+def delete_store(host: EcommerceHost, shop: Shop) -> None:
+    """Delete a store and everything in it."""
+    del host.ecommerce.shops[shop.doc["id"]]
+
+
+# =========================================================================== customers
+
+
+def customer_totals(shop: Shop) -> dict[str, tuple[int, float]]:
+    """(orders, money spent) per customer id of `shop`: one pass over its orders."""
+    totals: dict[str, tuple[int, float]] = {}
+    for order in shop.orders.values():
+        count, spent = totals.get(order["customer_id"], (0, 0.0))
+        totals[order["customer_id"]] = (count + 1, spent + float(order.get("order_total") or 0))
+    return totals
+
+
+def find_customers(shop: Shop, email: str | None) -> list[dict[str, Any]]:
+    """The store's customers, only those with address `email` (case-insensitive) when given."""
+    customers = list(shop.customers.values())
+    if email:
+        low = email.strip().lower()
+        customers = [c for c in customers if c["email_address"].lower() == low]
+    return customers
+
+
+def validate_customer(body: dict[str, Any], prefix: str = "") -> None:
+    for key in ("company", "first_name", "last_name"):
+        check_type(body, key, "string", prefix)
+    check_type(body, "opt_in_status", "boolean", prefix)
+    if "address" in body:
+        check_type(body, "address", "object", prefix)
+    if "email_address" in body:
+        email = body["email_address"]
+        if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
+            raise field_error(prefix + "email_address", "Please provide a valid email address.")
+
+
+def upsert_customer(
+    host: EcommerceHost,
+    shop: Shop,
+    cid: str,
+    body: dict[str, Any],
+    *,
+    create_only: bool = False,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Create or update a customer and apply the member opt-in rules."""
+    validate_customer(body, prefix)
+    now = now_of(host)
+    customer = shop.customers.get(cid)
+    if customer is None:
+        if "email_address" not in body:
+            raise field_error(prefix + "email_address", "This value should not be blank.")
+        customer = {
+            "id": cid,
+            "email_address": "",
+            "opt_in_status": False,
+            "company": "",
+            "first_name": "",
+            "last_name": "",
+            "address": dict.fromkeys(ADDRESS_KEYS, ""),
+            "created_at": now,
+            "updated_at": now,
+        }
+        shop.customers[cid] = customer
+    elif create_only:
+        raise duplicate_error("customer")
+    copy_keys(customer, body, CUSTOMER_KEYS)
+    customer["email_address"] = str(customer["email_address"]).strip()
+    customer["updated_at"] = now
+    sync_member(
+        host.store,
+        shop.doc["list_id"],
+        customer["email_address"],
+        bool(customer["opt_in_status"]),
+        now,
+    )
+    return customer
+
+
+def create_customer(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a customer (400 when the id exists)."""
+    require_keys(body, ("id", "email_address", "opt_in_status"))
+    return upsert_customer(host, shop, check_id(body), body, create_only=True)
+
+
+def put_customer(host: EcommerceHost, shop: Shop, cid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """PUT (upsert) the customer `cid`: the body's id must be the path's."""
+    require_keys(body, ("id", "email_address", "opt_in_status"))
+    if body["id"] != cid:
+        raise field_error("id", "The customer id in the body does not match the URL.")
+    return upsert_customer(host, shop, cid, body)
+
+
+def patch_customer(
+    host: EcommerceHost, shop: Shop, cid: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """PATCH an existing customer (`email_address` is not patchable and is ignored)."""
+    get_or_404(shop.customers, cid)
+    body = {k: v for k, v in body.items() if k != "email_address"}
+    return upsert_customer(host, shop, cid, body)
+
+
+# =========================================================================== products and variants
+
+
+def new_variant(body: dict[str, Any], now: float, prefix: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise field_error(prefix.rstrip("."), "Schema describes object")
+    for key in ("id", "title"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise field_error(prefix + key, "This value should not be blank.")
+    check_number(body, "price", prefix)
+    check_type(body, "inventory_quantity", "integer", prefix)
+    variant: dict[str, Any] = {
+        "id": body["id"],
+        "title": "",
+        "url": "",
+        "sku": "",
+        "price": 0,
+        "inventory_quantity": 0,
+        "image_url": "",
+        "backorders": "",
+        "visibility": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+    copy_keys(variant, body, VARIANT_KEYS)
+    return variant
+
+
+def create_product(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a product with at least one variant."""
+    require_keys(body, ("id", "title", "variants"))
+    pid = check_id(body)
+    check_type(body, "variants", "array")
+    if not body["variants"]:
+        raise field_error("variants", "A product must have at least one variant.")
+    if pid in shop.products:
+        raise duplicate_error("product")
+    now = now_of(host)
+    variants = [new_variant(v, now, f"variants.item:{i}.") for i, v in enumerate(body["variants"])]
+    product: dict[str, Any] = {
+        "id": pid,
+        "title": "",
+        "handle": "",
+        "url": "",
+        "description": "",
+        "type": "",
+        "vendor": "",
+        "image_url": "",
+        "images": [],
+        "published_at_foreign": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+    copy_keys(product, body, PRODUCT_KEYS)
+    product["variants"] = variants
+    shop.products[pid] = product
+    return product
+
+
+def update_product(host: EcommerceHost, product: dict[str, Any], body: dict[str, Any]) -> None:
+    """PATCH a product: its fields, and `variants` updated by id or added."""
+    now = now_of(host)
+    copy_keys(product, body, PRODUCT_KEYS)
+    if "variants" in body:
+        check_type(body, "variants", "array")
+        for i, raw in enumerate(body["variants"]):
+            existing = find_variant(product, raw.get("id", "")) if isinstance(raw, dict) else None
+            if existing is not None:
+                copy_keys(existing, raw, VARIANT_KEYS)
+                existing["updated_at"] = now
+            else:
+                product["variants"].append(new_variant(raw, now, f"variants.item:{i}."))
+    product["updated_at"] = now
+
+
+def variant_or_404(product: dict[str, Any], variant_id: str) -> dict[str, Any]:
+    variant = find_variant(product, variant_id)
+    if variant is None:
+        raise ApiError.of("ResourceNotFound")
+    return variant
+
+
+def add_variant(
+    host: EcommerceHost, product: dict[str, Any], body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST a variant (400 when the id exists)."""
+    require_keys(body, ("id", "title"))
+    if find_variant(product, body["id"]) is not None:
+        raise duplicate_error("variant")
+    variant = new_variant(body, now_of(host), "")
+    product["variants"].append(variant)
+    return variant
+
+
+def put_variant(
+    host: EcommerceHost, product: dict[str, Any], vid: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """PUT (upsert) the variant `vid`."""
+    require_keys(body, ("id", "title"))
+    variant = find_variant(product, vid)
+    if variant is None:
+        variant = new_variant({**body, "id": vid}, now_of(host), "")
+        product["variants"].append(variant)
+    else:
+        copy_keys(variant, body, VARIANT_KEYS)
+        variant["updated_at"] = now_of(host)
+    return variant
+
+
+def update_variant(host: EcommerceHost, variant: dict[str, Any], body: dict[str, Any]) -> None:
+    check_number(body, "price")
+    copy_keys(variant, body, VARIANT_KEYS)
+    variant["updated_at"] = now_of(host)
+
+
+def delete_variant(product: dict[str, Any], variant_id: str) -> None:
+    """Remove a variant; the last one cannot go (400 Invalid Action)."""
+    variant = variant_or_404(product, variant_id)
+    if len(product["variants"]) == 1:
+        raise ApiError.of("InvalidAction", "A product must have at least one variant.")
+    product["variants"].remove(variant)
+
+
+# =========================================================================== orders, carts, lines
+
+
+def check_lines(shop: Shop, lines: Any, prefix: str = "lines") -> list[dict[str, Any]]:
+    if not isinstance(lines, list):
+        raise field_error(prefix, "Schema describes array")
+    out = []
+    for i, raw in enumerate(lines):
+        where = f"{prefix}.item:{i}."
+        if not isinstance(raw, dict):
+            raise field_error(where.rstrip("."), "Schema describes object")
+        out.append(check_line(shop, raw, where))
+    return out
+
+
+def check_line(
+    shop: Shop, raw: dict[str, Any], where: str, partial: bool = False
+) -> dict[str, Any]:
+    required = () if partial else ("id", "product_id", "product_variant_id", "quantity", "price")
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise field_error(where + missing[0], "This value should not be blank.")
+    check_type(raw, "quantity", "integer", where)
+    check_number(raw, "price", where)
+    check_number(raw, "discount", where)
+    if "product_id" in raw or "product_variant_id" in raw:
+        product = shop.products.get(raw.get("product_id", ""))
+        if product is None:
+            raise field_error(
+                where + "product_id",
+                "Product not found.",
+                "A product with the provided ID does not exist in the account for this list.",
+            )
+        if find_variant(product, raw.get("product_variant_id", "")) is None:
+            raise field_error(
+                where + "product_variant_id",
+                "Variant not found.",
+                "A product variant with the provided ID does not exist in the account for this list.",
+            )
+    line: dict[str, Any] = {"id": raw.get("id", "")}
+    copy_keys(line, raw, LINE_KEYS)
+    line.setdefault("discount", 0)
+    return line
+
+
+def check_campaign(host: EcommerceHost, shop: Shop, campaign_id: Any) -> str:
+    """The id of a campaign of the store's audience ("" for none); 400 for any other."""
+    if campaign_id in (None, ""):
+        return ""
+    campaign = host.campaigns.get(str(campaign_id))
+    if campaign is None or campaign.list_id != shop.doc["list_id"]:
+        raise field_error(
+            "campaign_id",
+            "Campaign not found.",
+            "A campaign with the provided ID does not exist in the account for this list.",
+        )
+    return str(campaign.id)
+
+
+def validate_order_fields(body: dict[str, Any]) -> None:
+    for key in ("order_total", "discount_total", "tax_total", "shipping_total"):
+        check_number(body, key)
+    for key in (
+        "financial_status",
+        "fulfillment_status",
+        "landing_site",
+        "order_url",
+        "processed_at_foreign",
+        "cancelled_at_foreign",
+        "updated_at_foreign",
+    ):
+        check_type(body, key, "string")
+    check_currency(body)
+    if "outreach" in body:
+        check_type(body, "outreach", "object")
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """The query filters of the order collections (empty = not filtered)."""
+
+    campaign_id: str = ""
+    outreach_id: str = ""
+    customer_id: str = ""
+    has_outreach: bool | None = None
+
+
+def _outreach_of(order: dict[str, Any]) -> str:
+    return str(order.get("outreach_id") or order.get("campaign_id") or "")
+
+
+def filter_orders(
+    pairs: list[tuple[Shop, dict[str, Any]]], wanted: OrderFilter
+) -> list[tuple[Shop, dict[str, Any]]]:
+    if wanted.campaign_id:
+        pairs = [p for p in pairs if p[1].get("campaign_id") == wanted.campaign_id]
+    if wanted.outreach_id:
+        pairs = [p for p in pairs if _outreach_of(p[1]) == wanted.outreach_id]
+    if wanted.customer_id:
+        pairs = [p for p in pairs if p[1]["customer_id"] == wanted.customer_id]
+    if wanted.has_outreach is not None:
+        pairs = [p for p in pairs if bool(_outreach_of(p[1])) == wanted.has_outreach]
+    return pairs
+
+
+def _order_customer(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> str:
+    raw = body["customer"]
+    if not isinstance(raw, dict):
+        raise field_error("customer", "Schema describes object")
+    cid = check_id(raw, "id")
+    fields = {k: v for k, v in raw.items() if k in CUSTOMER_KEYS}
+    if cid in shop.customers and not fields:
+        return cid
+    upsert_customer(host, shop, cid, fields, prefix="customer.")
+    return cid
+
+
+def _order_parts(
+    host: EcommerceHost, shop: Shop, body: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]], str]:
+    """(campaign id, lines, customer id) of a new order or cart, checked in that order."""
+    campaign_id = check_campaign(host, shop, body.get("campaign_id"))
+    lines = check_lines(shop, body["lines"])
+    return campaign_id, lines, _order_customer(host, shop, body)
+
+
+def create_order(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
+    """POST an order: checks, its customer upserted, attribution (sent campaign or automation)."""
+    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
+    oid = check_id(body)
+    validate_order_fields(body)
+    if oid in shop.orders:
+        raise duplicate_error("order")
+    campaign_id, lines, customer_id = _order_parts(host, shop, body)
+    now = now_of(host)
+    order = new_order(
+        oid, customer_id, body["currency_code"], float(body["order_total"]), lines, now
+    )
+    copy_keys(order, body, ORDER_KEYS)
+    order["campaign_id"] = campaign_id or host.automations.attribute(host, shop, customer_id, now)
+    outreach = body.get("outreach") or {}
+    order["outreach_id"] = str(outreach.get("id", "")) if isinstance(outreach, dict) else ""
+    order.pop("outreach", None)
+    shop.orders[oid] = order
+    return order
+
+
+def update_order(
+    host: EcommerceHost, shop: Shop, order: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """PATCH an order: fields, lines updated by id or added, the customer's opt-in."""
+    validate_order_fields(body)
+    if "campaign_id" in body:
+        order["campaign_id"] = check_campaign(host, shop, body["campaign_id"])
+    if "lines" in body:
+        check_type(body, "lines", "array")
+        for i, raw in enumerate(body["lines"]):
+            line = check_line(shop, raw, f"lines.item:{i}.", partial=True)
+            existing = next((x for x in order["lines"] if x["id"] == line["id"]), None)
+            if existing is not None:
+                existing.update({k: v for k, v in line.items() if k != "id"})
+            else:
+                order["lines"].append(check_line(shop, raw, f"lines.item:{i}."))
+    copy_keys(
+        order, {k: v for k, v in body.items() if k not in ("campaign_id", "outreach")}, ORDER_KEYS
+    )
+    if isinstance(body.get("outreach"), dict):
+        order["outreach_id"] = str(body["outreach"].get("id", ""))
+    if isinstance(body.get("customer"), dict) and "opt_in_status" in body["customer"]:
+        upsert_customer(
+            host,
+            shop,
+            order["customer_id"],
+            {"opt_in_status": body["customer"]["opt_in_status"]},
+            prefix="customer.",
+        )
+    order["updated_at"] = now_of(host)
+
+
+def validate_cart_fields(body: dict[str, Any]) -> None:
+    validate_order_fields(
+        {k: v for k, v in body.items() if k in ("currency_code", "order_total", "tax_total")}
+    )
+    check_type(body, "checkout_url", "string")
+
+
+def create_cart(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a cart (same checks as an order; carts are not attributed)."""
+    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
+    cart_id = check_id(body)
+    validate_cart_fields(body)
+    if cart_id in shop.carts:
+        raise duplicate_error("cart")
+    campaign_id, lines, customer_id = _order_parts(host, shop, body)
+    now = now_of(host)
+    cart: dict[str, Any] = {
+        "id": cart_id,
+        "customer_id": customer_id,
+        "campaign_id": "",
+        "checkout_url": "",
+        "currency_code": "",
+        "order_total": 0,
+        "tax_total": 0,
+        "lines": lines,
+        "created_at": now,
+        "updated_at": now,
+    }
+    copy_keys(cart, body, CART_KEYS)
+    cart["campaign_id"] = campaign_id
+    shop.carts[cart_id] = cart
+    return cart
+
+
+def update_cart(
+    host: EcommerceHost, shop: Shop, cart: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """PATCH a cart: fields, `lines` replaced as a whole."""
+    validate_cart_fields(body)
+    if "campaign_id" in body:
+        cart["campaign_id"] = check_campaign(host, shop, body["campaign_id"])
+    if "lines" in body:
+        cart["lines"] = check_lines(shop, body["lines"])
+    copy_keys(cart, {k: v for k, v in body.items() if k != "campaign_id"}, CART_KEYS)
+    cart["updated_at"] = now_of(host)
+
+
+def line_or_404(owner: dict[str, Any], line_id: str) -> dict[str, Any]:
+    line = next((x for x in owner["lines"] if x["id"] == line_id), None)
+    if line is None:
+        raise ApiError.of("ResourceNotFound")
+    return line
+
+
+def add_line(
+    host: EcommerceHost, shop: Shop, owner: dict[str, Any], kind: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST a line to an order or cart (`kind` names it in the duplicate error)."""
+    line = check_line(shop, body, "")
+    if any(x["id"] == line["id"] for x in owner["lines"]):
+        raise duplicate_error(f"{kind} line")
+    owner["lines"].append(line)
+    owner["updated_at"] = now_of(host)
+    return line
+
+
+def update_line(
+    host: EcommerceHost,
+    shop: Shop,
+    owner: dict[str, Any],
+    line: dict[str, Any],
+    body: dict[str, Any],
+) -> None:
+    """PATCH a line of `owner` (an order or cart): the merged line is checked like a new one."""
+    merged = {**line, **{k: v for k, v in body.items() if k in LINE_KEYS}}
+    line.update(check_line(shop, merged, ""))
+    owner["updated_at"] = now_of(host)
+
+
+def delete_line(host: EcommerceHost, owner: dict[str, Any], line_id: str) -> None:
+    owner["lines"].remove(line_or_404(owner, line_id))
+    owner["updated_at"] = now_of(host)
