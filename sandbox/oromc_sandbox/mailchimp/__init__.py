@@ -10,8 +10,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from .seed_audience import apply_oro_opt_outs, seed_audience
-from .store import MailchimpStore
+from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
 
 seed_engagement: Callable[..., Any] | None
 engagement_routes: Callable[..., list[BaseRoute]] | None

@@ -4,10 +4,10 @@ The names the engagement half uses, gathered from where they live:
 - `models/ecommerce.py`: state (`Shop`, `EcommerceState`: stores, attribution, report totals) and
   rules (validation, create/update/upsert, the customers' audience opt-in rules), no HTTP;
 - `responses/ecommerce.py`: the handlers (parse -> model -> render) and `routes()`;
-- `seed_ecommerce.py`: the seeded store, run once at start-up.
+- `ecommerce_seed.py`: the seeded store, run once at start-up.
 
 `EcommerceState` here adds the seed entry points `engagement.seed_engagement` calls
-(`seed_store`, `seed_orders`); once the engagement half calls `seed_ecommerce` itself, this module
+(`seed_store`, `seed_orders`); once the engagement half calls `ecommerce_seed` itself, this module
 can re-export the model's class unchanged.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from . import seed_ecommerce
+from . import ecommerce_seed
 from .models import ecommerce as model
 from .models.ecommerce import Shop
 from .responses.ecommerce import routes
@@ -28,7 +28,7 @@ class EcommerceState(model.EcommerceState):
     """The account's stores, plus the seed entry points `engagement.seed_engagement` calls."""
 
     def seed_store(self, store: Any, list_id: str, now: float, rng: random.Random) -> Shop:
-        return seed_ecommerce.seed_store(self, store, list_id, now, rng)
+        return ecommerce_seed.seed_store(self, store, list_id, now, rng)
 
     def seed_orders(self, state: Any, store: Any, now: float, rng: random.Random) -> None:
-        seed_ecommerce.seed_orders(self, state, store, now, rng)
+        ecommerce_seed.seed_orders(self, state, store, now, rng)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
 from .common import short_id, subscriber_hash
-from .store import MailchimpStore
+
+if TYPE_CHECKING:
+    from .store import MailchimpStore
 
 DEFAULT_MERGE_FIELDS: list[dict[str, Any]] = [
     {"tag": "FNAME", "name": "First Name", "type": "text", "options": {"size": 25}},
