@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
 from ..common import ApiError, check_type, field_error, require_keys, subscriber_hash
+from ..schemas import request_fields
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -27,65 +28,16 @@ ADDRESS_KEYS = (
     "country",
     "country_code",
 )
-STORE_KEYS = (
-    "name",
-    "platform",
-    "domain",
-    "is_syncing",
-    "email_address",
-    "currency_code",
-    "money_format",
-    "primary_locale",
-    "timezone",
-    "phone",
-    "address",
-)
-CUSTOMER_KEYS = ("email_address", "opt_in_status", "company", "first_name", "last_name", "address")
-PRODUCT_KEYS = (
-    "title",
-    "handle",
-    "url",
-    "description",
-    "type",
-    "vendor",
-    "image_url",
-    "images",
-    "published_at_foreign",
-)
-VARIANT_KEYS = (
-    "title",
-    "url",
-    "sku",
-    "price",
-    "inventory_quantity",
-    "image_url",
-    "backorders",
-    "visibility",
-)
-ORDER_KEYS = (
-    "campaign_id",
-    "landing_site",
-    "financial_status",
-    "fulfillment_status",
-    "currency_code",
-    "order_total",
-    "order_url",
-    "discount_total",
-    "tax_total",
-    "shipping_total",
-    "tracking_code",
-    "processed_at_foreign",
-    "cancelled_at_foreign",
-    "updated_at_foreign",
-    "shipping_address",
-    "billing_address",
-    "promos",
-    "outreach",
-    "tracking_number",
-    "tracking_carrier",
-    "tracking_url",
-)
-CART_KEYS = ("campaign_id", "checkout_url", "currency_code", "order_total", "tax_total")
+# The fields a write copies from its body, as Mailchimp's OpenAPI description lists them.
+_STORE = "/ecommerce/stores/{store_id}"
+STORE_KEYS = request_fields("PATCH", _STORE)
+CUSTOMER_KEYS = request_fields("POST", _STORE + "/customers", exclude=("id",))
+PRODUCT_KEYS = request_fields("PATCH", _STORE + "/products/{product_id}", exclude=("variants",))
+VARIANT_KEYS = request_fields("PATCH", _STORE + "/products/{product_id}/variants/{variant_id}")
+ORDER_KEYS = request_fields("PATCH", _STORE + "/orders/{order_id}", exclude=("customer", "lines"))
+CART_KEYS = request_fields("PATCH", _STORE + "/carts/{cart_id}", exclude=("customer", "lines"))
+# Spelled out, in this order, because a new line is built from it (its documents keep the order);
+# tests/sandbox_mailchimp/test_ecommerce_fields.py checks it against the OpenAPI description.
 LINE_KEYS = ("product_id", "product_variant_id", "quantity", "price", "discount")
 SEED_DOMAIN = "shop.example.com"  # the seeded store's domain; links of a store-less account use it
 
