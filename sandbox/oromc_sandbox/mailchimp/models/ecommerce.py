@@ -9,7 +9,7 @@ report (`ecommerce` totals, `ecommerce-product-activity`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -724,23 +724,33 @@ def _order_customer(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> st
     return cid
 
 
-def _order_parts(
-    host: EcommerceHost, shop: Shop, body: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]], str]:
-    """(campaign id, lines, customer id) of a new order or cart, checked in that order."""
+def _checkout_parts(
+    host: EcommerceHost,
+    shop: Shop,
+    body: dict[str, Any],
+    kind: str,
+    existing: dict[str, dict[str, Any]],
+    validate: Callable[[dict[str, Any]], None],
+) -> tuple[str, str, list[dict[str, Any]], str]:
+    """(id, campaign id, lines, customer id) of a new order or cart (`kind`), checked in that order.
+
+    The customer is created or updated last, once everything else in the body is valid.
+    """
+    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
+    new_id = check_id(body)
+    validate(body)
+    if new_id in existing:
+        raise duplicate_error(kind)
     campaign_id = check_campaign(host, shop, body.get("campaign_id"))
     lines = check_lines(shop, body["lines"])
-    return campaign_id, lines, _order_customer(host, shop, body)
+    return new_id, campaign_id, lines, _order_customer(host, shop, body)
 
 
 def create_order(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
     """POST an order: checks, its customer upserted, attribution (sent campaign or automation)."""
-    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
-    oid = check_id(body)
-    validate_order_fields(body)
-    if oid in shop.orders:
-        raise duplicate_error("order")
-    campaign_id, lines, customer_id = _order_parts(host, shop, body)
+    oid, campaign_id, lines, customer_id = _checkout_parts(
+        host, shop, body, "order", shop.orders, validate_order_fields
+    )
     now = now_of(host)
     order = new_order(
         oid, customer_id, body["currency_code"], float(body["order_total"]), lines, now
@@ -795,12 +805,9 @@ def validate_cart_fields(body: dict[str, Any]) -> None:
 
 def create_cart(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
     """POST a cart (same checks as an order; carts are not attributed)."""
-    require_keys(body, ("id", "customer", "currency_code", "order_total", "lines"))
-    cart_id = check_id(body)
-    validate_cart_fields(body)
-    if cart_id in shop.carts:
-        raise duplicate_error("cart")
-    campaign_id, lines, customer_id = _order_parts(host, shop, body)
+    cart_id, campaign_id, lines, customer_id = _checkout_parts(
+        host, shop, body, "cart", shop.carts, validate_cart_fields
+    )
     now = now_of(host)
     cart: dict[str, Any] = {
         "id": cart_id,
