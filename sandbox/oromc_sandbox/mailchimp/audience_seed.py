@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from faker import Faker
@@ -17,7 +18,7 @@ from faker import Faker
 from .common import short_id, subscriber_hash
 
 if TYPE_CHECKING:
-    from .store import MailchimpStore
+    from .store import Audience, MailchimpStore
 
 DEFAULT_MERGE_FIELDS: list[dict[str, Any]] = [
     {"tag": "FNAME", "name": "First Name", "type": "text", "options": {"size": 25}},
@@ -106,7 +107,36 @@ def _oro_people(
         yield str(email), str(first), str(last), "", None
 
 
-def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: Any) -> None:  # noqa: C901 - seeding moves apart from serving (issue 11 item 5)
+# Statuses of seeded members and their cumulative weights (a draw below `cum[i]` is `statuses[i]`).
+_STATUSES = [s for s, _ in STATUS_MIX]
+_CUMULATIVE = [sum(w for _, w in STATUS_MIX[: i + 1]) for i in range(len(STATUS_MIX))]
+_DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me"]
+Person = tuple[str, str, str, str, dict[str, str] | None]  # email, first, last, phone, address
+
+
+@dataclass(frozen=True)
+class _Pools:
+    """Pools of Faker values, combined with the seeded RNG (Faker per row is far too slow)."""
+
+    firsts: list[str]
+    lasts: list[str]
+    streets: list[str]
+    cities: list[tuple[str, str, str]]
+    phones: list[str]
+    ips: list[str]
+
+    @classmethod
+    def make(cls, fake: Faker) -> _Pools:
+        firsts = [fake.first_name() for _ in range(400)]
+        lasts = [fake.last_name() for _ in range(400)]
+        streets = [fake.street_address() for _ in range(300)]
+        cities = [(fake.city(), fake.state_abbr(), fake.zipcode()) for _ in range(200)]
+        phones = [fake.numerify("+1 ###-###-####") for _ in range(300)]
+        ips = [fake.ipv4_public() for _ in range(200)]
+        return cls(firsts, lasts, streets, cities, phones, ips)
+
+
+def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: Any) -> None:
     """Create the account, the audience, its merge fields, tags and members."""
     seed = int(getattr(options, "seed", 42))
     rng = random.Random(seed * 7919 + 17)
@@ -116,7 +146,32 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     now_ts = now.timestamp()
     two_years = 2 * 365 * 86400.0
     created = now - timedelta(days=2 * 365 + 30)
-    store.account = {
+    store.account = _account_doc(store, seed, now, created)
+    list_id = short_id("list", seed)
+    _add_list(store, list_id, seed, created)
+    aud = store.audiences[list_id]
+    _add_merge_fields(aud, list_id)
+    created_ts = created.timestamp()
+    tag_segs = [
+        store.new_segment(list_id, name, "static", created_ts + 86400 * i)
+        for i, name in enumerate(SEED_TAGS)
+    ]
+    pools = _Pools.make(fake)
+    people = _people(store, options, oro_store, rng, pools)
+    # Sorted signup times so insertion order follows time (like a real audience's growth).
+    times = sorted(float(int(now_ts - two_years * rng.random())) for _ in people)
+    for person, signup in zip(people, times, strict=True):
+        _add_member(store, list_id, person, signup, now_ts, rng, pools, tag_segs)
+    for times_list in aud.status_times.values():
+        times_list.sort()
+    for seg in tag_segs:
+        seg["updated_at"] = now_ts - 86400
+
+
+def _account_doc(
+    store: MailchimpStore, seed: int, now: datetime, created: datetime
+) -> dict[str, Any]:
+    return {
         "account_id": store.account_id,
         "login_id": str(1000 + seed),
         "account_name": "Oro Demo Shop",
@@ -144,7 +199,9 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
         "last_login": now.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
         "industry_stats": {"open_rate": 0.2, "bounce_rate": 0.01, "click_rate": 0.025},
     }
-    list_id = short_id("list", seed)
+
+
+def _add_list(store: MailchimpStore, list_id: str, seed: int, created: datetime) -> None:
     store.add_list(
         {
             "id": list_id,
@@ -186,8 +243,9 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
             "_target_sub_rate": 8,
         }
     )
-    aud = store.audiences[list_id]
-    created_ts = created.timestamp()
+
+
+def _add_merge_fields(aud: Audience, list_id: str) -> None:
     for i, spec in enumerate(DEFAULT_MERGE_FIELDS, start=1):
         aud.merge_fields[i] = {
             "merge_id": i,
@@ -203,34 +261,21 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
             "list_id": list_id,
         }
     aud.next_merge_id = len(DEFAULT_MERGE_FIELDS) + 1
-    tag_segs = [
-        store.new_segment(list_id, name, "static", created_ts + 86400 * i)
-        for i, name in enumerate(SEED_TAGS)
-    ]
 
-    # Pools of Faker values, combined with the seeded RNG (Faker per row is far too slow).
-    firsts = [fake.first_name() for _ in range(400)]
-    lasts = [fake.last_name() for _ in range(400)]
-    streets = [fake.street_address() for _ in range(300)]
-    cities = [(fake.city(), fake.state_abbr(), fake.zipcode()) for _ in range(200)]
-    phones = [fake.numerify("+1 ###-###-####") for _ in range(300)]
-    domains = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me"]
-    ips = [fake.ipv4_public() for _ in range(200)]
-    statuses = [s for s, _ in STATUS_MIX]
-    weights = [w for _, w in STATUS_MIX]
-    cum = []
-    acc = 0
-    for w in weights:
-        acc += w
-        cum.append(acc)
 
-    people: list[tuple[str, str, str, str, dict[str, str] | None]] = []
+def _people(
+    store: MailchimpStore, options: Any, oro_store: Any, rng: random.Random, pools: _Pools
+) -> list[Person]:
+    """Who is on the list: ~90 % of the Oro customer users, then Mailchimp-only people.
+
+    Huge shops get a uniform sample: at most `max_audience_members` (`--max-audience-members`)
+    people in all. The addresses whose Oro consent is declined go to `store.seed_declined`
+    (unsubscribed once engagement is seeded).
+    """
+    people: list[Person] = []
     seen: set[str] = set()
-    # Not every shop customer is on the list (~90 %); huge shops get a bounded sample.
-    declined = store.seed_declined  # opted out in Oro: unsubscribed once engagement is seeded
-    # At most `max_audience_members` (`--max-audience-members`): larger shops get a uniform sample.
     cap = int(getattr(options, "max_audience_members", 250_000))
-    for person in _oro_people(oro_store, rng, 0.9, cap, declined):
+    for person in _oro_people(oro_store, rng, 0.9, cap, store.seed_declined):
         key = person[0].strip().lower()
         if key not in seen:
             seen.add(key)
@@ -240,81 +285,84 @@ def seed_audience(store: MailchimpStore, options: Any, clock: Any, oro_store: An
     extra = min(extra, cap - len(people))  # never more than `cap` members in all
     n = 0
     while extra > 0:
-        first, last = firsts[rng.randrange(400)], lasts[rng.randrange(400)]
-        email = f"{first.lower()}.{last.lower()}{n}@{domains[rng.randrange(len(domains))]}"
+        first, last = pools.firsts[rng.randrange(400)], pools.lasts[rng.randrange(400)]
+        email = f"{first.lower()}.{last.lower()}{n}@{_DOMAINS[rng.randrange(len(_DOMAINS))]}"
         n += 1
         if email in seen:
             continue
         seen.add(email)
         people.append((email, first, last, "", None))
         extra -= 1
+    return people
 
-    members = store.members[list_id]
 
-    # Sorted signup times so insertion order follows time (like a real audience's growth).
-    times = sorted(float(int(now_ts - two_years * rng.random())) for _ in people)
-    for (email, first, last, phone, address), signup in zip(people, times, strict=True):
-        r = rng.random() * acc
-        status = statuses[next(i for i, c in enumerate(cum) if r < c)]
-        mf: dict[str, Any] = {}
-        if first:
-            mf["FNAME"] = first
-        if last:
-            mf["LNAME"] = last
-        if phone or rng.random() < 0.4:
-            mf["PHONE"] = phone or phones[rng.randrange(300)]
-        if address or rng.random() < 0.3:
-            city, state, zip_ = cities[rng.randrange(200)]
-            mf["ADDRESS"] = address or {
-                "addr1": streets[rng.randrange(300)],
-                "addr2": "",
-                "city": city,
-                "state": state,
-                "zip": zip_,
-                "country": "US",
-            }
-        if rng.random() < 0.25:
-            mf["BIRTHDAY"] = f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}"
-        stored_status = "subscribed" if status == "archived" else status
-        changed = float(int(signup + rng.random() * max(now_ts - signup, 1.0) * 0.5))
-        if subscriber_hash(email) in members:
-            continue
-        rec = store.create_member(
+def _add_member(
+    store: MailchimpStore,
+    list_id: str,
+    person: Person,
+    signup: float,
+    now_ts: float,
+    rng: random.Random,
+    pools: _Pools,
+    tag_segs: list[dict[str, Any]],
+) -> None:
+    """One seeded member: status, merge fields, history and tags (skipped if already there)."""
+    email, first, last, phone, address = person
+    r = rng.random() * _CUMULATIVE[-1]
+    status = _STATUSES[next(i for i, c in enumerate(_CUMULATIVE) if r < c)]
+    mf: dict[str, Any] = {}
+    if first:
+        mf["FNAME"] = first
+    if last:
+        mf["LNAME"] = last
+    if phone or rng.random() < 0.4:
+        mf["PHONE"] = phone or pools.phones[rng.randrange(300)]
+    if address or rng.random() < 0.3:
+        city, state, zip_ = pools.cities[rng.randrange(200)]
+        mf["ADDRESS"] = address or {
+            "addr1": pools.streets[rng.randrange(300)],
+            "addr2": "",
+            "city": city,
+            "state": state,
+            "zip": zip_,
+            "country": "US",
+        }
+    if rng.random() < 0.25:
+        mf["BIRTHDAY"] = f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}"
+    stored_status = "subscribed" if status == "archived" else status
+    changed = float(int(signup + rng.random() * max(now_ts - signup, 1.0) * 0.5))
+    if store.get_member(list_id, subscriber_hash(email)) is not None:
+        return
+    rec = store.create_member(
+        list_id,
+        email,
+        stored_status,
+        signup,
+        merge_fields=mf,
+        source=rng.choice(["API - Generic", "Import", "Hosted Signup Form", "Admin Add"]),
+        language="en",
+        vip=rng.random() < 0.02,
+        ip_signup=pools.ips[rng.randrange(200)] if rng.random() < 0.5 else "",
+        ts_signup=signup if rng.random() < 0.5 else None,
+        ip_opt=pools.ips[rng.randrange(200)],
+        ts_opt=signup if status != "pending" and status != "transactional" else None,
+        member_rating=rng.randint(1, 5),
+    )
+    rec["avg_open_rate"] = round(rng.random() * 0.6, 2)
+    rec["avg_click_rate"] = round(rec["avg_open_rate"] * rng.random() * 0.4, 2)
+    if status in ("unsubscribed", "cleaned", "archived"):
+        store.set_member_status(
             list_id,
-            email,
-            stored_status,
-            signup,
-            merge_fields=mf,
-            source=rng.choice(["API - Generic", "Import", "Hosted Signup Form", "Admin Add"]),
-            language="en",
-            vip=rng.random() < 0.02,
-            ip_signup=ips[rng.randrange(200)] if rng.random() < 0.5 else "",
-            ts_signup=signup if rng.random() < 0.5 else None,
-            ip_opt=ips[rng.randrange(200)],
-            ts_opt=signup if status != "pending" and status != "transactional" else None,
-            member_rating=rng.randint(1, 5),
+            rec["id"],
+            status,
+            changed,
+            UNSUB_REASONS[rng.randrange(len(UNSUB_REASONS))] if status == "unsubscribed" else None,
         )
-        rec["avg_open_rate"] = round(rng.random() * 0.6, 2)
-        rec["avg_click_rate"] = round(rec["avg_open_rate"] * rng.random() * 0.4, 2)
-        if status in ("unsubscribed", "cleaned", "archived"):
-            store.set_member_status(
-                list_id,
-                rec["id"],
-                status,
-                changed,
-                UNSUB_REASONS[rng.randrange(len(UNSUB_REASONS))]
-                if status == "unsubscribed"
-                else None,
-            )
-        rec["lc"] = changed
-        k = rng.choices((0, 1, 2, 3), weights=(55, 25, 15, 5))[0]
-        for seg in rng.sample(tag_segs, k):
-            rec["tags"][seg["id"]] = max(changed - 3600 * rng.random(), signup)
-            seg["members"].add(rec["id"])
-    for times_list in aud.status_times.values():
-        times_list.sort()
-    for seg in tag_segs:
-        seg["updated_at"] = now_ts - 86400
+    rec["lc"] = changed
+    k = rng.choices((0, 1, 2, 3), weights=(55, 25, 15, 5))[0]
+    for seg in rng.sample(tag_segs, k):
+        rec["tags"][seg["id"]] = max(changed - 3600 * rng.random(), signup)
+        seg["members"].add(rec["id"])
 
 
 def apply_oro_opt_outs(store: MailchimpStore, clock: Any) -> None:
