@@ -6,7 +6,8 @@ e-commerce stores and the campaigns orders are attributed to), synced to the san
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -284,32 +285,135 @@ async def delete_store(request: Request, ctx: Ctx) -> None:
     ctx.items = 1
 
 
-# =========================================================================== customers
+# =========================================================================== a store's collections
+
+Render = Callable[[Request, EcommerceHost, Shop, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Request, Ctx], Awaitable[Any]]
 
 
-@mc_endpoint
-async def get_customers(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    customers = model.find_customers(shop, request.query_params.get("email_address"))
-    return _shop_page(
-        request, ctx, shop, "customers", customers, lambda c: _customer_doc(request, shop, c)
-    )
+@dataclass(frozen=True)
+class _Kind:
+    """One collection of a store: its `Shop` attribute (= collection key), path parameter, document."""
+
+    name: str
+    param: str
+    render: Render
+
+    def items(self, shop: Shop) -> dict[str, dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = getattr(shop, self.name)
+        return items
 
 
-@mc_endpoint(paged=False)
-async def post_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    customer = model.create_customer(host, shop, require_object(ctx.json))
-    ctx.items = 1
-    return _customer_doc(request, shop, customer)
+CUSTOMERS = _Kind("customers", "customer_id", lambda r, _h, s, x: _customer_doc(r, s, x))
+PRODUCTS = _Kind("products", "product_id", lambda r, _h, s, x: _product_doc(r, s, x))
+ORDERS = _Kind("orders", "order_id", _order_doc)
+CARTS = _Kind("carts", "cart_id", lambda r, _h, s, x: _cart_doc(r, s, x))
 
 
-@mc_endpoint(paged=False)
-async def get_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    ctx.items = 1
-    customer = get_or_404(shop.customers, request.path_params["customer_id"])
-    return _customer_doc(request, shop, customer)
+def _endpoint(name: str, handler: Handler, *, paged: bool = False) -> Any:
+    handler.__name__ = handler.__qualname__ = name
+    return mc_endpoint(handler, paged=paged)
+
+
+def _list_of(kind: _Kind, select: Callable[[Request, Shop], list[Any]]) -> Any:
+    """GET the collection: the items `select` keeps, one page."""
+
+    async def handler(request: Request, ctx: Ctx) -> dict[str, Any]:
+        host, shop = _shop(ctx)
+        items = select(request, shop)
+        return _shop_page(
+            request, ctx, shop, kind.name, items, lambda x: kind.render(request, host, shop, x)
+        )
+
+    return _endpoint(f"get_{kind.name}", handler, paged=True)
+
+
+def _create_in(kind: _Kind, create: Callable[[EcommerceHost, Shop, dict[str, Any]], Any]) -> Any:
+    """POST to the collection: the model's `create` with the body."""
+
+    async def handler(request: Request, ctx: Ctx) -> dict[str, Any]:
+        host, shop = _shop(ctx)
+        item = create(host, shop, require_object(ctx.json))
+        ctx.items = 1
+        return kind.render(request, host, shop, item)
+
+    return _endpoint(f"post_{kind.name}", handler)
+
+
+def _get_in(kind: _Kind) -> Any:
+    """GET one item (404 when absent)."""
+
+    async def handler(request: Request, ctx: Ctx) -> dict[str, Any]:
+        host, shop = _shop(ctx)
+        ctx.items = 1
+        item = get_or_404(kind.items(shop), request.path_params[kind.param])
+        return kind.render(request, host, shop, item)
+
+    return _endpoint(f"get_{kind.name}_item", handler)
+
+
+def _patch_in(
+    kind: _Kind, update: Callable[[EcommerceHost, Shop, dict[str, Any], dict[str, Any]], None]
+) -> Any:
+    """PATCH one item (404 before the body is read): the model's `update` with the body."""
+
+    async def handler(request: Request, ctx: Ctx) -> dict[str, Any]:
+        host, shop = _shop(ctx)
+        item = get_or_404(kind.items(shop), request.path_params[kind.param])
+        update(host, shop, item, require_object(ctx.json))
+        ctx.items = 1
+        return kind.render(request, host, shop, item)
+
+    return _endpoint(f"patch_{kind.name}_item", handler)
+
+
+def _delete_in(kind: _Kind) -> Any:
+    """DELETE one item (404 when absent)."""
+
+    async def handler(request: Request, ctx: Ctx) -> None:
+        _, shop = _shop(ctx)
+        _delete(ctx, kind.items(shop), kind.param)
+
+    return _endpoint(f"delete_{kind.name}_item", handler)
+
+
+def _all(kind: _Kind) -> Callable[[Request, Shop], list[Any]]:
+    return lambda _request, shop: list(kind.items(shop).values())
+
+
+def _customers_by_email(request: Request, shop: Shop) -> list[Any]:
+    return model.find_customers(shop, request.query_params.get("email_address"))
+
+
+def _filtered_orders(request: Request, shop: Shop) -> list[Any]:
+    pairs = model.filter_orders([(shop, o) for o in shop.orders.values()], _order_filter(request))
+    return [order for _, order in pairs]
+
+
+get_customers = _list_of(CUSTOMERS, _customers_by_email)
+post_customer = _create_in(CUSTOMERS, model.create_customer)
+get_customer = _get_in(CUSTOMERS)
+delete_customer = _delete_in(CUSTOMERS)
+get_products = _list_of(PRODUCTS, _all(PRODUCTS))
+post_product = _create_in(PRODUCTS, model.create_product)
+get_product = _get_in(PRODUCTS)
+patch_product = _patch_in(
+    PRODUCTS, lambda h, _s, product, body: model.update_product(h, product, body)
+)
+delete_product = _delete_in(PRODUCTS)
+get_orders = _list_of(ORDERS, _filtered_orders)
+post_order = _create_in(ORDERS, model.create_order)
+get_order = _get_in(ORDERS)
+patch_order = _patch_in(ORDERS, model.update_order)
+delete_order = _delete_in(ORDERS)
+get_carts = _list_of(CARTS, _all(CARTS))
+post_cart = _create_in(CARTS, model.create_cart)
+get_cart = _get_in(CARTS)
+patch_cart = _patch_in(CARTS, model.update_cart)
+delete_cart = _delete_in(CARTS)
+
+
+# =========================================================================== customers (upserts)
 
 
 @mc_endpoint(paged=False)
@@ -330,51 +434,7 @@ async def patch_customer(request: Request, ctx: Ctx) -> dict[str, Any]:
     return _customer_doc(request, shop, customer)
 
 
-@mc_endpoint(paged=False)
-async def delete_customer(request: Request, ctx: Ctx) -> None:
-    _, shop = _shop(ctx)
-    _delete(ctx, shop.customers, "customer_id")
-
-
-# =========================================================================== products and variants
-
-
-@mc_endpoint
-async def get_products(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    products = list(shop.products.values())
-    return _shop_page(
-        request, ctx, shop, "products", products, lambda p: _product_doc(request, shop, p)
-    )
-
-
-@mc_endpoint(paged=False)
-async def post_product(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    product = model.create_product(host, shop, require_object(ctx.json))
-    ctx.items = 1
-    return _product_doc(request, shop, product)
-
-
-@mc_endpoint(paged=False)
-async def get_product(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop, product = _product(ctx)
-    ctx.items = 1
-    return _product_doc(request, shop, product)
-
-
-@mc_endpoint(paged=False)
-async def patch_product(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop, product = _product(ctx)
-    model.update_product(host, product, require_object(ctx.json))
-    ctx.items = 1
-    return _product_doc(request, shop, product)
-
-
-@mc_endpoint(paged=False)
-async def delete_product(request: Request, ctx: Ctx) -> None:
-    _, shop = _shop(ctx)
-    _delete(ctx, shop.products, "product_id")
+# =========================================================================== variants
 
 
 @mc_endpoint
@@ -435,16 +495,7 @@ async def delete_variant(request: Request, ctx: Ctx) -> None:
     ctx.items = 1
 
 
-# =========================================================================== orders
-
-
-@mc_endpoint
-async def get_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    pairs = model.filter_orders([(shop, o) for o in shop.orders.values()], _order_filter(request))
-    return _shop_page(
-        request, ctx, shop, "orders", pairs, lambda p: _order_doc(request, host, p[0], p[1])
-    )
+# =========================================================================== orders of every store
 
 
 @mc_endpoint
@@ -462,77 +513,6 @@ async def get_account_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
         lambda p: _order_doc(request, host, p[0], p[1]),
         "/ecommerce/orders",
     )
-
-
-@mc_endpoint(paged=False)
-async def post_order(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    order = model.create_order(host, shop, require_object(ctx.json))
-    ctx.items = 1
-    return _order_doc(request, host, shop, order)
-
-
-@mc_endpoint(paged=False)
-async def get_order(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    ctx.items = 1
-    order = get_or_404(shop.orders, request.path_params["order_id"])
-    return _order_doc(request, host, shop, order)
-
-
-@mc_endpoint(paged=False)
-async def patch_order(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    order = get_or_404(shop.orders, request.path_params["order_id"])
-    model.update_order(host, shop, order, require_object(ctx.json))
-    ctx.items = 1
-    return _order_doc(request, host, shop, order)
-
-
-@mc_endpoint(paged=False)
-async def delete_order(request: Request, ctx: Ctx) -> None:
-    _, shop = _shop(ctx)
-    _delete(ctx, shop.orders, "order_id")
-
-
-# =========================================================================== carts
-
-
-@mc_endpoint
-async def get_carts(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    carts = list(shop.carts.values())
-    return _shop_page(request, ctx, shop, "carts", carts, lambda c: _cart_doc(request, shop, c))
-
-
-@mc_endpoint(paged=False)
-async def post_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    cart = model.create_cart(host, shop, require_object(ctx.json))
-    ctx.items = 1
-    return _cart_doc(request, shop, cart)
-
-
-@mc_endpoint(paged=False)
-async def get_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
-    _, shop = _shop(ctx)
-    ctx.items = 1
-    return _cart_doc(request, shop, get_or_404(shop.carts, request.path_params["cart_id"]))
-
-
-@mc_endpoint(paged=False)
-async def patch_cart(request: Request, ctx: Ctx) -> dict[str, Any]:
-    host, shop = _shop(ctx)
-    cart = get_or_404(shop.carts, request.path_params["cart_id"])
-    model.update_cart(host, shop, cart, require_object(ctx.json))
-    ctx.items = 1
-    return _cart_doc(request, shop, cart)
-
-
-@mc_endpoint(paged=False)
-async def delete_cart(request: Request, ctx: Ctx) -> None:
-    _, shop = _shop(ctx)
-    _delete(ctx, shop.carts, "cart_id")
 
 
 # =========================================================================== lines of orders and carts
