@@ -666,6 +666,14 @@ def check_campaign(host: EcommerceHost, shop: Shop, campaign_id: Any) -> str:
     return str(campaign.id)
 
 
+def _patch_campaign(
+    host: EcommerceHost, shop: Shop, target: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """A PATCH's `campaign_id` (an order's or a cart's), checked like a new one's."""
+    if "campaign_id" in body:
+        target["campaign_id"] = check_campaign(host, shop, body["campaign_id"])
+
+
 def validate_order_fields(body: dict[str, Any]) -> None:
     for key in ("order_total", "discount_total", "tax_total", "shipping_total"):
         check_number(body, key)
@@ -769,8 +777,7 @@ def update_order(
 ) -> None:
     """PATCH an order: fields, lines updated by id or added, the customer's opt-in."""
     validate_order_fields(body)
-    if "campaign_id" in body:
-        order["campaign_id"] = check_campaign(host, shop, body["campaign_id"])
+    _patch_campaign(host, shop, order, body)
     if "lines" in body:
         check_type(body, "lines", "array")
         for i, raw in enumerate(body["lines"]):
@@ -832,8 +839,7 @@ def update_cart(
 ) -> None:
     """PATCH a cart: fields, `lines` replaced as a whole."""
     validate_cart_fields(body)
-    if "campaign_id" in body:
-        cart["campaign_id"] = check_campaign(host, shop, body["campaign_id"])
+    _patch_campaign(host, shop, cart, body)
     if "lines" in body:
         cart["lines"] = check_lines(shop, body["lines"])
     copy_keys(cart, {k: v for k, v in body.items() if k != "campaign_id"}, CART_KEYS)
