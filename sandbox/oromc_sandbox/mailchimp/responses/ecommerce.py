@@ -293,21 +293,24 @@ Handler = Callable[[Request, Ctx], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class _Kind:
-    """One collection of a store: its `Shop` attribute (= collection key), path parameter, document."""
+    """One collection of a store (customers, products, orders, carts)."""
 
-    name: str
-    param: str
-    render: Render
+    name: str  # the `Shop` attribute and the collection's key in its page
+    one: str  # one item, as handler names spell it (`get_customer`)
+    param: str  # the path parameter naming an item
+    render: Render  # an item's document
 
     def items(self, shop: Shop) -> dict[str, dict[str, Any]]:
         items: dict[str, dict[str, Any]] = getattr(shop, self.name)
         return items
 
 
-CUSTOMERS = _Kind("customers", "customer_id", lambda r, _h, s, x: _customer_doc(r, s, x))
-PRODUCTS = _Kind("products", "product_id", lambda r, _h, s, x: _product_doc(r, s, x))
-ORDERS = _Kind("orders", "order_id", _order_doc)
-CARTS = _Kind("carts", "cart_id", lambda r, _h, s, x: _cart_doc(r, s, x))
+CUSTOMERS = _Kind(
+    "customers", "customer", "customer_id", lambda r, _h, s, x: _customer_doc(r, s, x)
+)
+PRODUCTS = _Kind("products", "product", "product_id", lambda r, _h, s, x: _product_doc(r, s, x))
+ORDERS = _Kind("orders", "order", "order_id", _order_doc)
+CARTS = _Kind("carts", "cart", "cart_id", lambda r, _h, s, x: _cart_doc(r, s, x))
 
 
 def _endpoint(name: str, handler: Handler, *, paged: bool = False) -> Any:
@@ -337,7 +340,7 @@ def _create_in(kind: _Kind, create: Callable[[EcommerceHost, Shop, dict[str, Any
         ctx.items = 1
         return kind.render(request, host, shop, item)
 
-    return _endpoint(f"post_{kind.name}", handler)
+    return _endpoint(f"post_{kind.one}", handler)
 
 
 def _get_in(kind: _Kind) -> Any:
@@ -349,7 +352,7 @@ def _get_in(kind: _Kind) -> Any:
         item = get_or_404(kind.items(shop), request.path_params[kind.param])
         return kind.render(request, host, shop, item)
 
-    return _endpoint(f"get_{kind.name}_item", handler)
+    return _endpoint(f"get_{kind.one}", handler)
 
 
 def _patch_in(
@@ -364,7 +367,7 @@ def _patch_in(
         ctx.items = 1
         return kind.render(request, host, shop, item)
 
-    return _endpoint(f"patch_{kind.name}_item", handler)
+    return _endpoint(f"patch_{kind.one}", handler)
 
 
 def _delete_in(kind: _Kind) -> Any:
@@ -374,7 +377,7 @@ def _delete_in(kind: _Kind) -> Any:
         _, shop = _shop(ctx)
         _delete(ctx, kind.items(shop), kind.param)
 
-    return _endpoint(f"delete_{kind.name}_item", handler)
+    return _endpoint(f"delete_{kind.one}", handler)
 
 
 def _all(kind: _Kind) -> Callable[[Request, Shop], list[Any]]:
