@@ -26,7 +26,9 @@ from ..common import (
     require_object,
 )
 from ..models import ecommerce as model
-from ..models.ecommerce import EcommerceHost, OrderFilter, Shop, find_variant, get_or_404
+from ..models import ecommerce_orders as orders
+from ..models.ecommerce import EcommerceHost, Shop, find_variant, get_or_404
+from ..models.ecommerce_orders import OrderFilter
 
 # =========================================================================== request -> state
 
@@ -389,7 +391,7 @@ def _customers_by_email(request: Request, shop: Shop) -> list[Any]:
 
 
 def _filtered_orders(request: Request, shop: Shop) -> list[Any]:
-    pairs = model.filter_orders([(shop, o) for o in shop.orders.values()], _order_filter(request))
+    pairs = orders.filter_orders([(shop, o) for o in shop.orders.values()], _order_filter(request))
     return [order for _, order in pairs]
 
 
@@ -405,14 +407,14 @@ patch_product = _patch_in(
 )
 delete_product = _delete_in(PRODUCTS)
 get_orders = _list_of(ORDERS, _filtered_orders)
-post_order = _create_in(ORDERS, model.create_order)
+post_order = _create_in(ORDERS, orders.create_order)
 get_order = _get_in(ORDERS)
-patch_order = _patch_in(ORDERS, model.update_order)
+patch_order = _patch_in(ORDERS, orders.update_order)
 delete_order = _delete_in(ORDERS)
 get_carts = _list_of(CARTS, _all(CARTS))
-post_cart = _create_in(CARTS, model.create_cart)
+post_cart = _create_in(CARTS, orders.create_cart)
 get_cart = _get_in(CARTS)
-patch_cart = _patch_in(CARTS, model.update_cart)
+patch_cart = _patch_in(CARTS, orders.update_cart)
 delete_cart = _delete_in(CARTS)
 
 
@@ -504,7 +506,7 @@ async def delete_variant(request: Request, ctx: Ctx) -> None:
 @mc_endpoint
 async def get_account_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
     host = _host(ctx)
-    pairs = model.filter_orders(
+    pairs = orders.filter_orders(
         [(s, o) for s in host.ecommerce.shops.values() for o in s.orders.values()],
         _order_filter(request),
     )
@@ -540,7 +542,7 @@ async def get_lines(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def post_line(request: Request, ctx: Ctx) -> dict[str, Any]:
     host, shop, owner, path, kind = _lines_owner(ctx)
-    line = model.add_line(host, shop, owner, kind, require_object(ctx.json))
+    line = orders.add_line(host, shop, owner, kind, require_object(ctx.json))
     ctx.items = 1
     return _line_doc(request, shop, line, path)
 
@@ -549,14 +551,14 @@ async def post_line(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def get_line(request: Request, ctx: Ctx) -> dict[str, Any]:
     _, shop, owner, path, _ = _lines_owner(ctx)
     ctx.items = 1
-    return _line_doc(request, shop, model.line_or_404(owner, request.path_params["line_id"]), path)
+    return _line_doc(request, shop, orders.line_or_404(owner, request.path_params["line_id"]), path)
 
 
 @mc_endpoint(paged=False)
 async def patch_line(request: Request, ctx: Ctx) -> dict[str, Any]:
     host, shop, owner, path, _ = _lines_owner(ctx)
-    line = model.line_or_404(owner, request.path_params["line_id"])
-    model.update_line(host, shop, owner, line, require_object(ctx.json))
+    line = orders.line_or_404(owner, request.path_params["line_id"])
+    orders.update_line(host, shop, owner, line, require_object(ctx.json))
     ctx.items = 1
     return _line_doc(request, shop, line, path)
 
@@ -564,7 +566,7 @@ async def patch_line(request: Request, ctx: Ctx) -> dict[str, Any]:
 @mc_endpoint(paged=False)
 async def delete_line(request: Request, ctx: Ctx) -> None:
     host, _, owner, _, _ = _lines_owner(ctx)
-    model.delete_line(host, owner, request.path_params["line_id"])
+    orders.delete_line(host, owner, request.path_params["line_id"])
     ctx.items = 1
 
 
