@@ -85,3 +85,15 @@ def check_body(method: str, template: str, body: Any) -> None:
     errors = type_errors(method, template, body)
     if errors:
         raise ApiError.of("InvalidResource", errors=errors)
+
+
+def request_fields(method: str, template: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The top-level fields of an operation's request body (in the types file's order), minus `exclude`.
+
+    One source for the fields a handler copies from a body: e.g. the writable fields of an
+    e-commerce store are those of `PATCH /ecommerce/stores/{store_id}`.
+    """
+    schema = schema_for("requests", method, template)
+    if schema is None:
+        raise LookupError(f"{TYPES_FILE.name} has no request schema for {method} {template}")
+    return tuple(key for key in schema.get("properties", {}) if key not in exclude)
