@@ -169,16 +169,20 @@ async def _control_body(request: Request) -> Any:
         return _control_error(400, "body must be JSON")
 
 
-def _control_record(
+async def _control_target(
     request: Request, table: str, param: str, label: str
-) -> tuple[int, dict[str, Any]] | Response:
-    """The record of ``table`` whose id is the path parameter ``param``, or a 404 naming the ``label``."""
+) -> tuple[int, dict[str, Any], Any] | Response:
+    """``(id, record, JSON body)`` of a control route acting on the record of ``table`` whose id is the
+    path parameter ``param``; else the answer: 404 naming the ``label``, or 400 for a body that is not JSON."""
     raw = request.path_params[param]
     rid = int(raw) if raw.isdigit() else None
     record = _store(request).get(table, rid) if rid is not None else None
     if rid is None or record is None:
         return _control_error(404, f"{label} {raw} does not exist")
-    return rid, record
+    body = await _control_body(request)
+    if isinstance(body, Response):
+        return body
+    return rid, record, body
 
 
 async def control_clients(request: Request) -> Response:
@@ -227,13 +231,10 @@ async def control_order(request: Request) -> Response:
     from .schema import RESOURCES
 
     store = _store(request)
-    found = _control_record(request, "orders", "order_id", "order")
+    found = await _control_target(request, "orders", "order_id", "order")
     if isinstance(found, Response):
         return found
-    order_id, order = found
-    body = await _control_body(request)
-    if isinstance(body, Response):
-        return body
+    order_id, order, body = found
     if not isinstance(body, dict):
         return _control_error(400, "body must be a JSON object")
     unknown = sorted(set(body) - set(ORDER_CONTROL_FIELDS) - {"totalDiscountsAmount"})
@@ -283,13 +284,10 @@ async def control_shopping_list(request: Request) -> Response:
     from .schema import RESOURCES
 
     store = _store(request)
-    found = _control_record(request, "shoppinglists", "list_id", "shopping list")
+    found = await _control_target(request, "shoppinglists", "list_id", "shopping list")
     if isinstance(found, Response):
         return found
-    list_id, current = found
-    body = await _control_body(request)
-    if isinstance(body, Response):
-        return body
+    list_id, current, body = found
     action = body.get("action") if isinstance(body, dict) else None
     if action not in SHOPPING_LIST_ACTIONS:
         return _control_error(400, f"action must be one of {list(SHOPPING_LIST_ACTIONS)}")
