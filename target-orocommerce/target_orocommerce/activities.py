@@ -151,21 +151,55 @@ def _email_id(record: Mapping[str, Any], email: str) -> str:
     return hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
 
 
-def _common(record: Mapping[str, Any]) -> tuple[str, str, str | None]:
-    email = normalize_email(record.get("email_address"))
-    if email is None:
-        raise MappingError("missing or invalid email address", "email_address")
-    campaign = record.get("campaign_id")
-    if not isinstance(campaign, str) or not campaign:
-        raise MappingError("missing campaign_id", "campaign_id")
-    return email, _email_id(record, email), campaign
+@dataclass(frozen=True)
+class _Row:
+    """What every activity of one input row shares: its member and its campaign."""
+
+    record: Mapping[str, Any]
+    email: str
+    email_id: str
+    campaign: str
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> _Row:
+        email = normalize_email(record.get("email_address"))
+        if email is None:
+            raise MappingError("missing or invalid email address", "email_address")
+        campaign = record.get("campaign_id")
+        if not isinstance(campaign, str) or not campaign:
+            raise MappingError("missing campaign_id", "campaign_id")
+        return cls(record, email, _email_id(record, email), campaign)
+
+    def intent(
+        self,
+        stream: str,
+        key: str | None,
+        kind: str,
+        when: datetime,
+        *,
+        url: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ActivityIntent:
+        """The row's ``kind`` activity at ``when``."""
+        return ActivityIntent(
+            stream=stream,
+            record_key=_record_key(self.record, when, kind, key),
+            type=kind,
+            email=self.email,
+            email_id=self.email_id,
+            campaign_code=self.campaign,
+            list_id=self.record.get("list_id"),
+            action_date=when,
+            url=url,
+            extra=extra or {},
+        )
 
 
 def intents_from_email_activity(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``email_activity`` (one event per row, or Mailchimp's nested ``activity`` list)."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     events = record.get("activity")
     rows: Iterable[Mapping[str, Any]] = events if isinstance(events, list) else [record]
     out = []
@@ -183,20 +217,7 @@ def intents_from_email_activity(
             raise MappingError("missing or invalid timestamp", "timestamp")
         url = (event.get("url") or None) if kind == "click" else None
         extra = {"bounce_type": bounce} if action == "bounce" else {}
-        out.append(
-            ActivityIntent(
-                stream=stream,
-                record_key=_record_key(record, when, kind, key),
-                type=kind,
-                email=email,
-                email_id=email_id,
-                campaign_code=campaign,
-                list_id=record.get("list_id"),
-                action_date=when,
-                url=str(url) if url else None,
-                extra=extra,
-            )
-        )
+        out.append(row.intent(stream, key, kind, when, url=str(url) if url else None, extra=extra))
     return out
 
 
@@ -204,50 +225,26 @@ def intents_from_sent_to(
     stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     when = _utc(record.get("timestamp")) or _utc(record.get("send_time"))
-    when = when or send_times.get(campaign or "")
+    when = when or send_times.get(row.campaign)
     if when is None:
         raise MappingError(
             "no send time: neither the row nor the campaigns stream gives one", "send_time"
         )
     extra = {"status": record.get("status")} if record.get("status") not in (None, "sent") else {}
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "send", key),
-            type="send",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra=extra,
-        )
-    ]
+    return [row.intent(stream, key, "send", when, extra=extra)]
 
 
 def intents_from_unsubscribes(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     when = _utc(record.get("timestamp"))
     if when is None:
         raise MappingError("missing or invalid timestamp", "timestamp")
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "unsubscribe", key),
-            type="unsubscribe",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra={"reason": record.get("reason")},
-        )
-    ]
+    return [row.intent(stream, key, "unsubscribe", when, extra={"reason": record.get("reason")})]
 
 
 ACTIVITY_KEY = ("campaign_id", "email_id")  # names an activity record in rejects: ``<campaign>/<hash>``
