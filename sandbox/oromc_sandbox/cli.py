@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from oromc_sandbox.core.state import CONSENT_SOURCES, FAULT_KINDS, SandboxOptions
 
 DEFAULTS = SandboxOptions()
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -35,51 +37,144 @@ def _options(**kwargs: Any) -> SandboxOptions:
     )
 
 
-def common_options(func: Any) -> Any:
-    """Flags shared by `serve` and `info` (they decide URLs, credentials and data)."""
-    flags = [
-        click.option(
-            "--seed", default=DEFAULTS.seed, show_default=True, help="Seed of the generated data."
-        ),
-        click.option(
-            "--customers",
-            default=DEFAULTS.customers,
-            show_default=True,
-            help="Number of Oro customers (accounts) to seed; users, orders and the audience scale with it.",
-        ),
-        click.option(
-            "--max-audience-members",
-            type=click.IntRange(min=5),
-            default=DEFAULTS.max_audience_members,
-            show_default=True,
-            help="At most this many seeded audience members (a uniform sample of the shop's customer "
-            "users beyond it, plus Mailchimp-only members); memory grows with it (see the README).",
-        ),
-        click.option("--host", default=DEFAULTS.host, show_default=True, help="Interface to bind."),
-        click.option(
-            "--oro-port",
-            default=DEFAULTS.oro_port,
-            show_default=True,
-            help="OroCommerce API port (0 = any free port).",
-        ),
-        click.option(
-            "--mailchimp-port",
-            default=DEFAULTS.mailchimp_port,
-            show_default=True,
-            help="Mailchimp API port (0 = any free port).",
-        ),
-        click.option(
-            "--mailchimp-dc",
-            default=DEFAULTS.mailchimp_dc,
-            show_default=True,
-            help="Data center this Mailchimp emulates (API keys end in -<dc>).",
-        ),
-        click.option("--tls-cert", default=None, help="Serve HTTPS with this certificate (PEM)."),
-        click.option("--tls-key", default=None, help="Private key (PEM) for --tls-cert."),
-    ]
-    for flag in reversed(flags):
-        func = flag(func)
-    return func
+def _default(flag: str, text: str, **extra: Any) -> Callable[[F], F]:
+    """``--flag`` (help ``text``) defaulting to the :class:`SandboxOptions` field of the same name."""
+    default = getattr(DEFAULTS, flag.removeprefix("--").replace("-", "_"))
+    return click.option(flag, default=default, show_default=True, help=text, **extra)
+
+
+def _switch(name: str, default: bool, text: str) -> Callable[[F], F]:
+    """An on/off ``--name/--no-name`` flag (help ``text``)."""
+    return click.option(f"--{name}/--no-{name}", default=default, show_default=True, help=text)
+
+
+def _stack(flags: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """The flags as one decorator, listed in the order ``--help`` shows them."""
+
+    def apply(func: F) -> F:
+        for flag in reversed(flags):
+            func = flag(func)
+        return func
+
+    return apply
+
+
+# Flags shared by `serve` and `info` (they decide URLs, credentials and data).
+common_options = _stack([
+    _default("--seed", "Seed of the generated data."),
+    _default(
+        "--customers",
+        "Number of Oro customers (accounts) to seed; users, orders and the audience scale with it.",
+    ),
+    _default(
+        "--max-audience-members",
+        "At most this many seeded audience members (a uniform sample of the shop's customer "
+        "users beyond it, plus Mailchimp-only members); memory grows with it (see the README).",
+        type=click.IntRange(min=5),
+    ),
+    _default("--host", "Interface to bind."),
+    _default("--oro-port", "OroCommerce API port (0 = any free port)."),
+    _default("--mailchimp-port", "Mailchimp API port (0 = any free port)."),
+    _default("--mailchimp-dc", "Data center this Mailchimp emulates (API keys end in -<dc>)."),
+    click.option("--tls-cert", default=None, help="Serve HTTPS with this certificate (PEM)."),
+    click.option("--tls-key", default=None, help="Private key (PEM) for --tls-cert."),
+])
+
+# The Oro instance `serve` emulates: its customizations and settings.
+oro_options = _stack([
+    _default("--token-ttl", "Oro access token lifetime (s)."),
+    _switch(
+        "customeruser-updatedat-filter",
+        False,
+        "Simulate an Oro instance customized to filter/sort customer users by updatedAt.",
+    ),
+    _switch("tagging", True, "Tagging enabled for customer users in Oro."),
+    _switch(
+        "shoppinglists",
+        False,
+        "Expose shoppinglists in the Oro back-office API (a common customization).",
+    ),
+    _switch(
+        "order-campaign-relation",
+        False,
+        "Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
+    ),
+    _switch(
+        "campaign-statistics-fields",
+        False,
+        "Oro campaigns carry custom fields mc_emails_sent, mc_opens, ... mc_revenue (added in Entity "
+        "Management) holding the Mailchimp report's figures.",
+    ),
+    _switch(
+        "order-external-status-management",
+        False,
+        "Oro's 'Enable External Status Management' order setting: the order 'status' is writable.",
+    ),
+    _switch(
+        "marketingactivities-batch",
+        False,
+        "An api.yml customization enabling the Batch API (update_list) for marketingactivities "
+        "(stock Oro: 405).",
+    ),
+    _default(
+        "--batch-sync-wait-timeout",
+        "Oro Batch API: seconds an X-Mode: sync request waits before it answers 202 (async).",
+    ),
+    _default(
+        "--batch-queue-delay",
+        "Oro Batch API: seconds before the message queue starts processing a batch operation.",
+    ),
+    _default(
+        "--consent-source",
+        "Where Oro keeps marketing consent: none (stock), customer_user_field (a boolean custom "
+        "field 'marketing_consent' on customer users) or consent_acceptances (OroConsentBundle "
+        "acceptances exposed by an api.yml customization).",
+        type=click.Choice(list(CONSENT_SOURCES)),
+    ),
+])
+
+# Latency, faults and capacity of `serve`.
+fault_options = _stack([
+    click.option(
+        "--latency",
+        type=click.Choice(["none", "realistic"]),
+        default="none",
+        show_default=True,
+        help="Add the documented per-endpoint latency profile.",
+    ),
+    click.option(
+        "--fault-rate", default=0.0, show_default=True, help="Fraction of API requests that fail (0..1)."
+    ),
+    click.option(
+        "--fault-kinds",
+        default=",".join(DEFAULTS.fault_kinds),
+        show_default=True,
+        help=f"Comma-separated fault kinds from: {', '.join(FAULT_KINDS)}.",
+    ),
+    _default("--fault-seed", "Seed of the fault sequence."),
+    _default("--slow-seconds", "Delay of a 'slow' fault."),
+    click.option(
+        "--fault-routes",
+        default=None,
+        help="Comma-separated routes the faults strike, as 'METHOD /template' or '/template' "
+        "(e.g. 'POST /3.0/lists/{list_id}'); default: every route.",
+    ),
+    click.option(
+        "--fault-methods",
+        default=None,
+        help="Comma-separated HTTP methods the faults strike (e.g. POST,PUT,PATCH,DELETE); default: all.",
+    ),
+    _default(
+        "--oro-workers",
+        "Oro requests processed at once, like PHP-FPM's pm.max_children (0 = unlimited); "
+        "more wait in a queue.",
+    ),
+    _default("--oro-backlog", "Oro requests that may wait for a worker; beyond it they get 503."),
+    _default(
+        "--max-connections",
+        "Mailchimp simultaneous connections allowed per API key (the next one gets 429).",
+    ),
+])
 
 
 @click.group()
@@ -89,138 +184,8 @@ def main() -> None:
 
 @main.command()
 @common_options
-@click.option(
-    "--token-ttl",
-    default=DEFAULTS.token_ttl,
-    show_default=True,
-    help="Oro access token lifetime (s).",
-)
-@click.option(
-    "--customeruser-updatedat-filter/--no-customeruser-updatedat-filter",
-    default=False,
-    show_default=True,
-    help="Simulate an Oro instance customized to filter/sort customer users by updatedAt.",
-)
-@click.option(
-    "--tagging/--no-tagging",
-    default=True,
-    show_default=True,
-    help="Tagging enabled for customer users in Oro.",
-)
-@click.option(
-    "--shoppinglists/--no-shoppinglists",
-    default=False,
-    show_default=True,
-    help="Expose shoppinglists in the Oro back-office API (a common customization).",
-)
-@click.option(
-    "--order-campaign-relation/--no-order-campaign-relation",
-    default=False,
-    show_default=True,
-    help="Oro orders carry a custom many-to-one 'campaign' relation (added in Entity Management).",
-)
-@click.option(
-    "--campaign-statistics-fields/--no-campaign-statistics-fields",
-    default=False,
-    show_default=True,
-    help="Oro campaigns carry custom fields mc_emails_sent, mc_opens, ... mc_revenue (added in Entity "
-    "Management) holding the Mailchimp report's figures.",
-)
-@click.option(
-    "--order-external-status-management/--no-order-external-status-management",
-    default=False,
-    show_default=True,
-    help="Oro's 'Enable External Status Management' order setting: the order 'status' is writable.",
-)
-@click.option(
-    "--marketingactivities-batch/--no-marketingactivities-batch",
-    default=False,
-    show_default=True,
-    help="An api.yml customization enabling the Batch API (update_list) for marketingactivities "
-    "(stock Oro: 405).",
-)
-@click.option(
-    "--batch-sync-wait-timeout",
-    default=DEFAULTS.batch_sync_wait_timeout,
-    show_default=True,
-    help="Oro Batch API: seconds an X-Mode: sync request waits before it answers 202 (async).",
-)
-@click.option(
-    "--batch-queue-delay",
-    default=DEFAULTS.batch_queue_delay,
-    show_default=True,
-    help="Oro Batch API: seconds before the message queue starts processing a batch operation.",
-)
-@click.option(
-    "--consent-source",
-    type=click.Choice(list(CONSENT_SOURCES)),
-    default=DEFAULTS.consent_source,
-    show_default=True,
-    help="Where Oro keeps marketing consent: none (stock), customer_user_field (a boolean custom "
-    "field 'marketing_consent' on customer users) or consent_acceptances (OroConsentBundle "
-    "acceptances exposed by an api.yml customization).",
-)
-@click.option(
-    "--latency",
-    type=click.Choice(["none", "realistic"]),
-    default="none",
-    show_default=True,
-    help="Add the documented per-endpoint latency profile.",
-)
-@click.option(
-    "--fault-rate",
-    default=0.0,
-    show_default=True,
-    help="Fraction of API requests that fail (0..1).",
-)
-@click.option(
-    "--fault-kinds",
-    default=",".join(DEFAULTS.fault_kinds),
-    show_default=True,
-    help=f"Comma-separated fault kinds from: {', '.join(FAULT_KINDS)}.",
-)
-@click.option(
-    "--fault-seed",
-    default=DEFAULTS.fault_seed,
-    show_default=True,
-    help="Seed of the fault sequence.",
-)
-@click.option(
-    "--slow-seconds",
-    default=DEFAULTS.slow_seconds,
-    show_default=True,
-    help="Delay of a 'slow' fault.",
-)
-@click.option(
-    "--fault-routes",
-    default=None,
-    help="Comma-separated routes the faults strike, as 'METHOD /template' or '/template' "
-    "(e.g. 'POST /3.0/lists/{list_id}'); default: every route.",
-)
-@click.option(
-    "--fault-methods",
-    default=None,
-    help="Comma-separated HTTP methods the faults strike (e.g. POST,PUT,PATCH,DELETE); default: all.",
-)
-@click.option(
-    "--oro-workers",
-    default=DEFAULTS.oro_workers,
-    show_default=True,
-    help="Oro requests processed at once, like PHP-FPM's pm.max_children (0 = unlimited); "
-    "more wait in a queue.",
-)
-@click.option(
-    "--oro-backlog",
-    default=DEFAULTS.oro_backlog,
-    show_default=True,
-    help="Oro requests that may wait for a worker; beyond it they get 503.",
-)
-@click.option(
-    "--max-connections",
-    default=DEFAULTS.max_connections,
-    show_default=True,
-    help="Mailchimp simultaneous connections allowed per API key (the next one gets 429).",
-)
+@oro_options
+@fault_options
 @click.option(
     "--epoch", default=None, help="Start the sandbox clock at this ISO time (default: now)."
 )

@@ -240,6 +240,55 @@ def _money(body: dict[str, Any], key: str, where: str) -> None:
             raise RecordError(where + key, "expected a number") from None
 
 
+def _order_customer(customer: Any) -> dict[str, Any]:
+    """An order's or cart's customer: an id is required; never an opt-in (consent travels only in contacts)."""
+    if not isinstance(customer, Mapping) or not customer.get("id"):
+        raise RecordError("customer.id", "required")
+    out = {k: customer[k] for k in CUSTOMER_KEYS if k in customer}
+    if "opt_in_status" in out:
+        out["opt_in_status"] = False
+    return out
+
+
+def _order_line(i: int, line: Mapping[str, Any]) -> dict[str, Any]:
+    """Line ``i`` of an order or cart: ids required, the variant defaults to the product, numbers checked."""
+    out = {k: line[k] for k in LINE_KEYS if k in line}
+    for key in ("id", "product_id"):
+        if not out.get(key):
+            raise RecordError(f"lines.{i}.{key}", "required")
+    out.setdefault("product_variant_id", out["product_id"])
+    for key in ("price", "discount"):
+        _money(out, key, f"lines.{i}.")
+    if "quantity" in out:
+        try:
+            out["quantity"] = int(out["quantity"])
+        except (TypeError, ValueError):
+            raise RecordError(f"lines.{i}.quantity", "expected an integer") from None
+    return out
+
+
+def _only_variant(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The single variant of a product record that lists none: the product itself."""
+    return {
+        "id": record["id"],
+        "title": record["title"],
+        "sku": record.get("sku"),
+        "price": record.get("price"),
+        "url": record.get("url"),
+        "inventory_quantity": record.get("inventory_quantity"),
+    }
+
+
+def _variant(i: int, variant: Mapping[str, Any], product_title: str) -> dict[str, Any]:
+    """Variant ``i`` of a product: an id is required, the title defaults to the product's."""
+    out = _clean({k: variant.get(k) for k in VARIANT_KEYS})
+    out.setdefault("title", product_title)
+    if not out.get("id"):
+        raise RecordError(f"variants.{i}.id", "required")
+    _money(out, "price", f"variants.{i}.")
+    return out
+
+
 def _same(sent: Any, current: Any) -> bool:
     if isinstance(sent, Mapping):
         return isinstance(current, Mapping) and all(
@@ -358,7 +407,8 @@ class EcommerceSync:
             return self._known[name]
 
     # -- records -----------------------------------------------------------------------
-    def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901 - one check per documented field rule of the e-commerce resources
+    def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The request body of one record: its resource's fields, each checked by its documented rule."""
         missing = [k for k in resource.required if record.get(k) in (None, "", [])]
         if missing:
             raise RecordError(missing[0], "required")
@@ -368,47 +418,13 @@ class EcommerceSync:
             _money(body, key, "")
         if resource.collection in {"orders", "carts"}:
             body.setdefault("currency_code", self.settings.currency_code)
-            customer = body.get("customer")
-            if not isinstance(customer, Mapping) or not customer.get("id"):
-                raise RecordError("customer.id", "required")
-            body["customer"] = {k: customer[k] for k in CUSTOMER_KEYS if k in customer}
-            if "opt_in_status" in body["customer"]:
-                body["customer"]["opt_in_status"] = False  # consent travels only in contacts
-            lines = []
-            for i, line in enumerate(body.get("lines") or []):
-                out = {k: line[k] for k in LINE_KEYS if k in line}
-                for key in ("id", "product_id"):
-                    if not out.get(key):
-                        raise RecordError(f"lines.{i}.{key}", "required")
-                out.setdefault("product_variant_id", out["product_id"])
-                for key in ("price", "discount"):
-                    _money(out, key, f"lines.{i}.")
-                if "quantity" in out:
-                    try:
-                        out["quantity"] = int(out["quantity"])
-                    except (TypeError, ValueError):
-                        raise RecordError(f"lines.{i}.quantity", "expected an integer") from None
-                lines.append(out)
-            body["lines"] = lines
+            body["customer"] = _order_customer(body.get("customer"))
+            body["lines"] = [_order_line(i, line) for i, line in enumerate(body.get("lines") or [])]
         if resource.collection == "products":
-            variants = body.get("variants") or [
-                {
-                    "id": record["id"],
-                    "title": record["title"],
-                    "sku": record.get("sku"),
-                    "price": record.get("price"),
-                    "url": record.get("url"),
-                    "inventory_quantity": record.get("inventory_quantity"),
-                }
+            body["variants"] = [
+                _variant(i, variant, body["title"])
+                for i, variant in enumerate(body.get("variants") or [_only_variant(record)])
             ]
-            body["variants"] = []
-            for i, variant in enumerate(variants):
-                out = _clean({k: variant.get(k) for k in VARIANT_KEYS})
-                out.setdefault("title", body["title"])
-                if not out.get("id"):
-                    raise RecordError(f"variants.{i}.id", "required")
-                _money(out, "price", f"variants.{i}.")
-                body["variants"].append(out)
         if resource.collection == "customers":
             # Never an opt-in: consent reaches Mailchimp only through the contacts stream and its
             # rules (double opt-in, disabled users, Oro opt-outs). Mailchimp adds a person first met

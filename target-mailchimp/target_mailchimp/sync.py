@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -69,6 +70,21 @@ def facts(state: MemberState, *, linked: bool = True) -> MemberFacts:
         last_changed=state.last_changed,
         linked=linked,
     )
+
+
+@dataclass
+class _Resolution:
+    """What :meth:`ContactSync._resolve` decides for one window, and which member each identity claimed."""
+
+    plan: list[tuple[Contact, MemberState | None, bool]] = field(default_factory=list)
+    moves: list[tuple[Contact, str]] = field(default_factory=list)
+    erasures: list[tuple[Contact, str, MemberState]] = field(default_factory=list)
+    taken: dict[str, str] = field(default_factory=dict)  # member hash -> the identity that claimed it
+
+    def claim(self, hash_: str, contact: Contact) -> bool:
+        """False when another identity (source id, else address) already claimed this member."""
+        identity = contact.oro_id or contact.hash
+        return self.taken.setdefault(hash_, identity) == identity
 
 
 class ContactSync(TagWrites):
@@ -301,7 +317,7 @@ class ContactSync(TagWrites):
         state = states.get(contact.hash) if contact.hash else None
         return state is None or state.oro_id != contact.oro_id
 
-    def _resolve(  # noqa: C901 - one pass deciding each contact's write, skip or reject; the cases are listed in order in the body
+    def _resolve(
         self, contacts: list[Contact], states: Mapping[str, MemberState | None]
     ) -> tuple[
         list[tuple[Contact, MemberState | None, bool]],
@@ -310,54 +326,57 @@ class ContactSync(TagWrites):
     ]:
         """Each contact's member: ``(contact, state or None to create, linked)``, plus the members
         to move to a new address and the erasures. Conflicts are rejected here."""
-        plan: list[tuple[Contact, MemberState | None, bool]] = []
-        moves: list[tuple[Contact, str]] = []
-        erasures: list[tuple[Contact, str, MemberState]] = []
-        taken: dict[str, str] = {}  # member hash -> the identity that claimed it in this window
-
-        def claim(hash_: str, contact: Contact) -> bool:
-            owner = taken.setdefault(hash_, contact.oro_id or contact.hash)
-            if owner != (contact.oro_id or contact.hash):
-                self._conflict(contact, "another contact of this window has the same address")
-                return False
-            return True
-
+        resolution = _Resolution()
         for contact in contacts:
             at_email = states.get(contact.hash) if contact.hash else None
             if contact.oro_id is None:  # no source id: the address is the identity
-                if contact.erase:
-                    self._plan_erasure(contact, contact.hash if at_email else None, erasures)
-                elif claim(contact.hash, contact):
-                    plan.append((contact, at_email, True))
-                continue
-            if self.audience.loaded:
-                by_id = self.audience.find_id(contact.oro_id)
+                self._resolve_by_address(resolution, contact, at_email)
             else:
-                by_id = contact.hash if at_email is not None and at_email.oro_id == contact.oro_id else None
-            if contact.erase:
-                if by_id is None and at_email is not None:
-                    self._count("erase_not_owned")  # a member without this source id: not ours
-                self._plan_erasure(contact, by_id, erasures)
-                continue
-            if by_id is not None and by_id != contact.hash:  # the address changed at the source
-                if at_email is not None:
-                    self._conflict(contact, "the new address already belongs to another member")
-                elif claim(by_id, contact) and claim(contact.hash, contact):
-                    moves.append((contact, by_id))
-                continue
-            if by_id is not None:
-                if claim(contact.hash, contact):
-                    plan.append((contact, at_email, True))
-            elif at_email is None:
-                if claim(contact.hash, contact):
-                    plan.append((contact, None, True))
-            elif not at_email.oro_id:  # a member the source has not linked yet: link it
-                if claim(contact.hash, contact):
-                    self._count("ids_linked")
-                    plan.append((contact, at_email, False))
-            else:
-                self._conflict(contact, "the address belongs to the member of another source id")
-        return plan, moves, erasures
+                self._resolve_by_id(resolution, contact, contact.oro_id, at_email)
+        return resolution.plan, resolution.moves, resolution.erasures
+
+    def _resolve_by_address(
+        self, resolution: _Resolution, contact: Contact, at_email: MemberState | None
+    ) -> None:
+        """A contact without a source id: its member is the one at its address (or a new one)."""
+        if contact.erase:
+            self._plan_erasure(contact, contact.hash if at_email else None, resolution.erasures)
+        elif self._claim(resolution, contact.hash, contact):
+            resolution.plan.append((contact, at_email, True))
+
+    def _resolve_by_id(
+        self, resolution: _Resolution, contact: Contact, oro_id: str, at_email: MemberState | None
+    ) -> None:
+        """A contact with a source id: the member carrying that id first, then the one at its address."""
+        if self.audience.loaded:
+            by_id = self.audience.find_id(oro_id)
+        else:
+            by_id = contact.hash if at_email is not None and at_email.oro_id == oro_id else None
+        if contact.erase:
+            if by_id is None and at_email is not None:
+                self._count("erase_not_owned")  # a member without this source id: not ours
+            self._plan_erasure(contact, by_id, resolution.erasures)
+        elif by_id is not None and by_id != contact.hash:  # the address changed at the source
+            if at_email is not None:
+                self._conflict(contact, "the new address already belongs to another member")
+            elif self._claim(resolution, by_id, contact) and self._claim(resolution, contact.hash, contact):
+                resolution.moves.append((contact, by_id))
+        elif by_id is not None or at_email is None:  # its own member, or a new one
+            if self._claim(resolution, contact.hash, contact):
+                resolution.plan.append((contact, at_email, True))
+        elif not at_email.oro_id:  # a member the source has not linked yet: link it
+            if self._claim(resolution, contact.hash, contact):
+                self._count("ids_linked")
+                resolution.plan.append((contact, at_email, False))
+        else:
+            self._conflict(contact, "the address belongs to the member of another source id")
+
+    def _claim(self, resolution: _Resolution, hash_: str, contact: Contact) -> bool:
+        """Claim a member for the contact; a second identity claiming it in this window is a conflict."""
+        if resolution.claim(hash_, contact):
+            return True
+        self._conflict(contact, "another contact of this window has the same address")
+        return False
 
     def _conflict(self, contact: Contact, detail: str) -> None:
         self._reject(contact.key, EMAIL_CONFLICT, f"{detail}; nothing was merged", "email")

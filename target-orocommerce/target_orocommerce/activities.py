@@ -151,21 +151,55 @@ def _email_id(record: Mapping[str, Any], email: str) -> str:
     return hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
 
 
-def _common(record: Mapping[str, Any]) -> tuple[str, str, str | None]:
-    email = normalize_email(record.get("email_address"))
-    if email is None:
-        raise MappingError("missing or invalid email address", "email_address")
-    campaign = record.get("campaign_id")
-    if not isinstance(campaign, str) or not campaign:
-        raise MappingError("missing campaign_id", "campaign_id")
-    return email, _email_id(record, email), campaign
+@dataclass(frozen=True)
+class _Row:
+    """What every activity of one input row shares: its member and its campaign."""
+
+    record: Mapping[str, Any]
+    email: str
+    email_id: str
+    campaign: str
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> _Row:
+        email = normalize_email(record.get("email_address"))
+        if email is None:
+            raise MappingError("missing or invalid email address", "email_address")
+        campaign = record.get("campaign_id")
+        if not isinstance(campaign, str) or not campaign:
+            raise MappingError("missing campaign_id", "campaign_id")
+        return cls(record, email, _email_id(record, email), campaign)
+
+    def intent(
+        self,
+        stream: str,
+        key: str | None,
+        kind: str,
+        when: datetime,
+        *,
+        url: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ActivityIntent:
+        """The row's ``kind`` activity at ``when``."""
+        return ActivityIntent(
+            stream=stream,
+            record_key=_record_key(self.record, when, kind, key),
+            type=kind,
+            email=self.email,
+            email_id=self.email_id,
+            campaign_code=self.campaign,
+            list_id=self.record.get("list_id"),
+            action_date=when,
+            url=url,
+            extra=extra or {},
+        )
 
 
 def intents_from_email_activity(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``email_activity`` (one event per row, or Mailchimp's nested ``activity`` list)."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     events = record.get("activity")
     rows: Iterable[Mapping[str, Any]] = events if isinstance(events, list) else [record]
     out = []
@@ -183,20 +217,7 @@ def intents_from_email_activity(
             raise MappingError("missing or invalid timestamp", "timestamp")
         url = (event.get("url") or None) if kind == "click" else None
         extra = {"bounce_type": bounce} if action == "bounce" else {}
-        out.append(
-            ActivityIntent(
-                stream=stream,
-                record_key=_record_key(record, when, kind, key),
-                type=kind,
-                email=email,
-                email_id=email_id,
-                campaign_code=campaign,
-                list_id=record.get("list_id"),
-                action_date=when,
-                url=str(url) if url else None,
-                extra=extra,
-            )
-        )
+        out.append(row.intent(stream, key, kind, when, url=str(url) if url else None, extra=extra))
     return out
 
 
@@ -204,50 +225,26 @@ def intents_from_sent_to(
     stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     when = _utc(record.get("timestamp")) or _utc(record.get("send_time"))
-    when = when or send_times.get(campaign or "")
+    when = when or send_times.get(row.campaign)
     if when is None:
         raise MappingError(
             "no send time: neither the row nor the campaigns stream gives one", "send_time"
         )
     extra = {"status": record.get("status")} if record.get("status") not in (None, "sent") else {}
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "send", key),
-            type="send",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra=extra,
-        )
-    ]
+    return [row.intent(stream, key, "send", when, extra=extra)]
 
 
 def intents_from_unsubscribes(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
-    email, email_id, campaign = _common(record)
+    row = _Row.of(record)
     when = _utc(record.get("timestamp"))
     if when is None:
         raise MappingError("missing or invalid timestamp", "timestamp")
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "unsubscribe", key),
-            type="unsubscribe",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra={"reason": record.get("reason")},
-        )
-    ]
+    return [row.intent(stream, key, "unsubscribe", when, extra={"reason": record.get("reason")})]
 
 
 ACTIVITY_KEY = ("campaign_id", "email_id")  # names an activity record in rejects: ``<campaign>/<hash>``
@@ -569,10 +566,18 @@ class ActivityWriter:
         outcome.created_records = {i.record_key for k, i, _ in todo if k in self.ledger}
         return outcome
 
-    def _prepare(self, intents: Sequence[ActivityIntent]) -> _Prepared:  # noqa: C901 - numbered steps (dedupe, resolve, check), kept together
+    def _prepare(self, intents: Sequence[ActivityIntent]) -> _Prepared:
         """Steps 1-4 of a write: dedupe, resolve users and campaigns, check Oro, anchor opt-outs."""
         outcome = WriteOutcome()
-        # 1. Drop duplicates inside the input (and, for first_per_action, later events).
+        chosen = self._dedupe(intents, outcome)
+        ready, campaign_ids = self._resolve_users(chosen)
+        todo = self._not_in_oro(ready, campaign_ids, outcome)
+        return _Prepared(outcome, self._anchor_opt_outs(todo), campaign_ids)
+
+    def _dedupe(
+        self, intents: Sequence[ActivityIntent], outcome: WriteOutcome
+    ) -> dict[str, ActivityIntent]:
+        """1. Drop duplicates inside the input (and, for first_per_action, later events)."""
         chosen: dict[str, ActivityIntent] = {}
         for intent in sorted(intents, key=lambda i: i.action_date):
             if intent.type not in self.types:
@@ -586,7 +591,12 @@ class ActivityWriter:
                     outcome.skipped_granularity += 1  # a later open/click of the same member
                 continue
             chosen[key] = intent
-        # 2. Customer users and campaigns.
+        return chosen
+
+    def _resolve_users(
+        self, chosen: Mapping[str, ActivityIntent]
+    ) -> tuple[list[tuple[str, ActivityIntent, str]], dict[str, str]]:
+        """2. Customer users (an intent without one is rejected) and campaigns."""
         users = self.customers.resolve({i.email for i in chosen.values()})
         campaign_ids: dict[str, str] = {}
         for code in sorted({i.campaign_code for i in chosen.values() if i.campaign_code}):
@@ -604,7 +614,15 @@ class ActivityWriter:
                 )
                 continue
             ready.append((key, intent, user.id))
-        # 3. What does Oro already hold?
+        return ready, campaign_ids
+
+    def _not_in_oro(
+        self,
+        ready: list[tuple[str, ActivityIntent, str]],
+        campaign_ids: Mapping[str, str],
+        outcome: WriteOutcome,
+    ) -> list[tuple[str, ActivityIntent, str]]:
+        """3. What does Oro already hold? The rest is to create."""
         self._prepare_ledger([(k, i) for k, i, _ in ready], campaign_ids)
         reported: dict[str, list[datetime]] = defaultdict(list)  # report-row unsubscribes here
         for _, intent, user_id in ready:
@@ -616,28 +634,29 @@ class ActivityWriter:
                 found = self._opt_out_recorded(key, intent, user_id, reported.get(user_id, []))
                 if found is None:
                     todo.append((key, intent, user_id))
-                elif isinstance(found, Unsubscribe):
-                    if self._enrich(key, intent, found, campaign_ids):
-                        outcome.enriched += 1
-                    else:
-                        outcome.duplicates += 1  # recorded, without the campaign
+                elif isinstance(found, Unsubscribe) and self._enrich(key, intent, found, campaign_ids):
+                    outcome.enriched += 1
                 else:
-                    outcome.duplicates += 1
-                continue
-            if key in self.ledger:
-                if key.startswith("F:") and f"E:{intent.key}" not in self.ledger:
-                    outcome.skipped_granularity += 1  # Oro holds an earlier event of this kind
-                else:
-                    outcome.duplicates += 1  # this very event is already in Oro
-                continue
-            todo.append((key, intent, user_id))
-        # 4. Opt-outs: the marketing lists first (the activity is the anchor), then create.
+                    outcome.duplicates += 1  # recorded (an unsubscribe left without the campaign)
+            elif key not in self.ledger:
+                todo.append((key, intent, user_id))
+            elif key.startswith("F:") and f"E:{intent.key}" not in self.ledger:
+                outcome.skipped_granularity += 1  # Oro holds an earlier event of this kind
+            else:
+                outcome.duplicates += 1  # this very event is already in Oro
+        return todo
+
+    def _anchor_opt_outs(
+        self, todo: list[tuple[str, ActivityIntent, str]]
+    ) -> list[tuple[str, ActivityIntent, str]]:
+        """4. Opt-outs: the marketing lists first (the activity is the anchor), then create; an
+        opt-out whose lists failed is not created."""
         opt_outs = [(n, i, u) for n, (_, i, u) in enumerate(todo) if i.type == "unsubscribe"]
-        if opt_outs and self.before_opt_outs is not None:
-            failed = self.before_opt_outs([(i, u) for _, i, u in opt_outs])
-            skip = {opt_outs[f][0] for f in failed}
-            todo = [item for n, item in enumerate(todo) if n not in skip]
-        return _Prepared(outcome, todo, campaign_ids)
+        if not opt_outs or self.before_opt_outs is None:
+            return todo
+        failed = self.before_opt_outs([(i, u) for _, i, u in opt_outs])
+        skip = {opt_outs[f][0] for f in failed}
+        return [item for n, item in enumerate(todo) if n not in skip]
 
     def _opt_out_recorded(
         self, key: str, intent: ActivityIntent, user_id: str, reported: Sequence[datetime]

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -567,39 +567,11 @@ class MemberSync:
     def _owned(self, name: str) -> bool:
         return name.lower().startswith(self.settings.tag_prefix.lower())
 
-    def _write_tags(self, members: list[MemberRow]) -> None:  # noqa: C901 - one owned-tag diff per member, then one fan-out
+    def _write_tags(self, members: list[MemberRow]) -> None:
+        """One owned-tag diff per member, then one fan-out of the changes."""
         if not self.settings.sync_tags:
             return
-        tasks = []
-        for member in members:
-            user = member.user
-            if user is None or member.tags is None:
-                continue
-            if user.tag_ids is None:
-                if not self._warned_tags:
-                    self._warned_tags = True
-                    self.report.count(self.stream, "tags_not_enabled_in_oro")
-                continue
-            desired: dict[str, str] = {}
-            for tag in member.tags:
-                if any(tag.lower().startswith(p.lower()) for p in self.settings.exclude_tag_prefixes):
-                    continue
-                name = f"{self.settings.tag_prefix}{tag}"
-                if len(name) > TAG_NAME_MAX:
-                    self.report.count(self.stream, "tags_skipped_name_too_long")
-                    continue
-                desired[name.lower()] = name
-            current: dict[str, str] = {}
-            for tag_id in user.tag_ids:
-                owned = self.tags.name_of(tag_id)
-                if owned and self._owned(owned):
-                    current[owned.lower()] = tag_id
-            add = [desired[n] for n in desired if n not in current]
-            remove = [current[n] for n in current if n not in desired] if member.tags_complete else []
-            if add or remove:
-                tasks.append((member, add, remove))
-                self._plan(member, "re-tag", customer_user=user.id, add=sorted(add),
-                           remove=sorted(self.tags.name_of(t) or t for t in remove))
+        tasks = [task for task in map(self._tag_task, members) if task is not None]
         if not tasks:
             return
         # Create missing tags first (serially: names are unique per organization).
@@ -612,6 +584,44 @@ class MemberSync:
                 self._reject_oro(member, result)
             elif isinstance(result, BaseException):
                 raise result
+
+    def _tag_task(self, member: MemberRow) -> tuple[MemberRow, list[str], list[str]] | None:
+        """One member's owned-tag diff ``(member, names to add, tag ids to remove)``, planned;
+        None when nothing changes."""
+        user = member.user
+        if user is None or member.tags is None:
+            return None
+        if user.tag_ids is None:
+            if not self._warned_tags:
+                self._warned_tags = True
+                self.report.count(self.stream, "tags_not_enabled_in_oro")
+            return None
+        desired = self._desired_tags(member.tags)
+        current: dict[str, str] = {}
+        for tag_id in user.tag_ids:
+            owned = self.tags.name_of(tag_id)
+            if owned and self._owned(owned):
+                current[owned.lower()] = tag_id
+        add = [desired[n] for n in desired if n not in current]
+        remove = [current[n] for n in current if n not in desired] if member.tags_complete else []
+        if not add and not remove:
+            return None
+        self._plan(member, "re-tag", customer_user=user.id, add=sorted(add),
+                   remove=sorted(self.tags.name_of(t) or t for t in remove))
+        return member, add, remove
+
+    def _desired_tags(self, tags: Iterable[str]) -> dict[str, str]:
+        """The Oro tag names (by lower-case name) a member's Mailchimp tags map to, minus excluded ones."""
+        desired: dict[str, str] = {}
+        for tag in tags:
+            if any(tag.lower().startswith(p.lower()) for p in self.settings.exclude_tag_prefixes):
+                continue
+            name = f"{self.settings.tag_prefix}{tag}"
+            if len(name) > TAG_NAME_MAX:
+                self.report.count(self.stream, "tags_skipped_name_too_long")
+                continue
+            desired[name.lower()] = name
+        return desired
 
     def _apply_tags(self, member: MemberRow, add: list[str], remove: list[str]) -> None:
         user = member.user

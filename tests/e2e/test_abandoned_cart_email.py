@@ -1,6 +1,6 @@
 """An Oro shopping list left behind becomes a Mailchimp cart, receives the abandoned-cart email once it is
 an hour old, and the buyer's click on that email comes back to Oro as a marketing activity of the Oro
-campaign that mirrors the automation email (both connector pairs, no Meltano: see test_store_carts_and_links).
+campaign that mirrors the automation email (both connector pairs, no Meltano: see store_pipe).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from target_orocommerce.target import TargetOroCommerce
 
 from tests.e2e.e2e_harness import Oro
-from tests.e2e.test_store_carts_and_links import STREAMS, _pipe
+from tests.e2e.store_pipe import STREAMS, StorePipe
 
 ENGAGEMENT_TAP = str(Path(sys.executable).parent / "tap-mailchimp-engagement")
 ENGAGEMENT_STREAMS = {"campaigns", "email_activity"}
@@ -60,23 +60,11 @@ def _engagement_to_oro(sb: RunningSandbox, tmp: Path) -> dict[str, Any]:
 
 def test_abandoned_cart_email_is_sent_and_its_click_reaches_oro(tmp_path: Path) -> None:
     with running_sandbox(customers=40, seed=11, shoppinglists=True) as sb:
-        info, mc = sb.info["oro"], sb.info["mailchimp"]
-        tap_config = {
-            "base_url": sb.oro_base_url,
-            "client_id": info["client_id"],
-            "client_secret": info["client_secret"],
-            "streams": STREAMS,
-            "storefront_url": "https://shop.example.com",
-            "price_list_id": 1,
-        }
-        target_config = {
-            "api_key": mc["api_key"],
-            "api_url": sb.mailchimp_api_url,
-            "list_id": mc["list_id"],
-            "store_id": "sandbox-store",
-            "rejects_path": str(tmp_path / "rejects.jsonl"),
-        }
-        _, records, _ = _pipe(tmp_path, tap_config, target_config, None)
+        mc = sb.info["mailchimp"]
+        pipe = StorePipe.of(
+            sb, tmp_path, STREAMS, {"storefront_url": "https://shop.example.com", "price_list_id": 1}
+        )
+        _, records, _ = pipe.run()
         session = requests.Session()
         session.auth = ("test", mc["api_key"])
         api = sb.mailchimp_api_url

@@ -8,35 +8,21 @@ import time
 from pathlib import Path
 
 import requests
-from oromc_common.mailchimp import MailchimpClient
 from oromc_sandbox.testing import running_sandbox
 
 from tests.e2e.e2e_harness import Oro
-from tests.e2e.test_store_carts_and_links import STORE, _pipe
+from tests.e2e.store_pipe import STORE, StorePipe, store_api
 
 STREAMS = ["ecommerce_products", "ecommerce_customers", "ecommerce_orders"]
 
 
 def test_cancelled_and_refunded_orders_update_mailchimp(tmp_path: Path) -> None:
     with running_sandbox(customers=20, seed=7, order_external_status_management=True) as sb:
-        info, mc = sb.info["oro"], sb.info["mailchimp"]
-        api = MailchimpClient(api_key=mc["api_key"], api_url=sb.mailchimp_api_url, max_tries=1)
-        tap_config = {
-            "base_url": sb.oro_base_url,
-            "client_id": info["client_id"],
-            "client_secret": info["client_secret"],
-            "streams": STREAMS,
-            "refunded_order_statuses": ["refunded"],
-        }
-        target_config = {
-            "api_key": mc["api_key"],
-            "api_url": sb.mailchimp_api_url,
-            "list_id": mc["list_id"],
-            "store_id": "sandbox-store",
-            "rejects_path": str(tmp_path / "rejects.jsonl"),
-            "is_syncing": True,
-        }
-        state, records, _ = _pipe(tmp_path, tap_config, target_config, None)
+        api = store_api(sb)
+        pipe = StorePipe.of(
+            sb, tmp_path, STREAMS, {"refunded_order_statuses": ["refunded"]}, {"is_syncing": True}
+        )
+        state, records, _ = pipe.run()
         assert api.get(STORE)["is_syncing"] is False  # a backfill's is_syncing is switched off at the end
         sent = {r["record"]["id"]: r["record"] for r in records if r["stream"] == "ecommerce_orders"}
         open_ids = [oid for oid, o in sent.items() if o["financial_status"] == "pending"]
@@ -53,7 +39,7 @@ def test_cancelled_and_refunded_orders_update_mailchimp(tmp_path: Path) -> None:
                 "status": {"data": {"type": "orderstatuses", "id": "refunded"}}}}},
         )  # fmt: skip
         time.sleep(2.1)
-        state, records, summary = _pipe(tmp_path, tap_config, target_config, state)
+        state, records, summary = pipe.run(state)
         assert sorted(r["record"]["id"] for r in records if r["stream"] == "ecommerce_orders") == sorted(
             [cancelled, refunded]
         )
@@ -62,6 +48,6 @@ def test_cancelled_and_refunded_orders_update_mailchimp(tmp_path: Path) -> None:
         assert api.get(f"{STORE}/orders/{refunded}")["financial_status"] == "refunded"
 
         time.sleep(2.1)
-        _, records, summary = _pipe(tmp_path, tap_config, target_config, state)
+        _, records, summary = pipe.run(state)
         assert records == []
         assert not any(summary.get(s, {}).get(k) for s in STREAMS for k in ("created", "updated"))

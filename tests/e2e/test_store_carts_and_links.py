@@ -3,71 +3,25 @@ shopping list emptied or deleted (as a checkout does) removes its cart from Mail
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
+from oromc_common.mailchimp import PermanentMailchimpError
 from oromc_sandbox.testing import running_sandbox
-from target_mailchimp.target import TargetMailchimp
 
 from tests.e2e.e2e_harness import Oro
+from tests.e2e.store_pipe import STORE, STREAMS, StorePipe, store_api
 
-TAP = str(Path(sys.executable).parent / "tap-orocommerce")
-STREAMS = ["ecommerce_products", "ecommerce_customers", "ecommerce_orders", "ecommerce_carts"]
 SHOP = "https://shop.example.com"
-STORE = "/ecommerce/stores/sandbox-store"
-
-
-def _pipe(
-    tmp: Path,
-    tap_config: dict[str, Any],
-    target_config: dict[str, Any],
-    state: dict[str, Any] | None,
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """One tap run piped into target-mailchimp: (last state, records, the target's per-stream counters)."""
-    (tmp / "tap.json").write_text(json.dumps(tap_config))
-    cmd = [TAP, "--config", str(tmp / "tap.json")]
-    if state:
-        (tmp / "state.json").write_text(json.dumps(state))
-        cmd += ["--state", str(tmp / "state.json")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-    messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    target = TargetMailchimp(config=target_config)
-    with contextlib.redirect_stdout(io.StringIO()):
-        target.listen(file_input=io.StringIO(proc.stdout))
-    states = [m["value"] for m in messages if m["type"] == "STATE"]
-    records = [m for m in messages if m["type"] == "RECORD"]
-    return states[-1], records, target.report.summary()["streams"]
 
 
 def test_links_images_prices_and_removed_carts_reach_the_store(tmp_path: Path) -> None:
     with running_sandbox(customers=30, seed=5, shoppinglists=True) as sb:
-        info, mc = sb.info["oro"], sb.info["mailchimp"]
-        api = MailchimpClient(api_key=mc["api_key"], api_url=sb.mailchimp_api_url, max_tries=1)
-        tap_config = {
-            "base_url": sb.oro_base_url,
-            "client_id": info["client_id"],
-            "client_secret": info["client_secret"],
-            "streams": STREAMS,
-            "storefront_url": SHOP,
-            "price_list_id": 1,
-        }
-        target_config = {
-            "api_key": mc["api_key"],
-            "api_url": sb.mailchimp_api_url,
-            "list_id": mc["list_id"],
-            "store_id": "sandbox-store",
-            "rejects_path": str(tmp_path / "rejects.jsonl"),
-        }
-        state, records, _ = _pipe(tmp_path, tap_config, target_config, None)
+        api = store_api(sb)
+        pipe = StorePipe.of(sb, tmp_path, STREAMS, {"storefront_url": SHOP, "price_list_id": 1})
+        state, records, _ = pipe.run()
         carts = [r["record"] for r in records if r["stream"] == "ecommerce_carts"]
         products = [r["record"] for r in records if r["stream"] == "ecommerce_products"]
         assert len(carts) >= 3
@@ -104,7 +58,7 @@ def test_links_images_prices_and_removed_carts_reach_the_store(tmp_path: Path) -
             )
         assert oro._send("GET", f"shoppinglists/{converted}").status_code == 404
         time.sleep(2.1)
-        state, records, summary = _pipe(tmp_path, tap_config, target_config, state)
+        state, records, summary = pipe.run(state)
         assert sorted((r["record"]["id"], r["record"].get("deleted")) for r in records) == sorted(
             [(converted, True), (emptied, True)]
         )
@@ -116,5 +70,5 @@ def test_links_images_prices_and_removed_carts_reach_the_store(tmp_path: Path) -
         assert api.get(f"{STORE}/carts/{kept}")["id"] == kept
 
         time.sleep(2.1)
-        _, records, _ = _pipe(tmp_path, tap_config, target_config, state)
+        _, records, _ = pipe.run(state)
         assert records == []  # each removal is sent once

@@ -16,15 +16,6 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 
-def _advance(sandbox: Any, seconds: float) -> None:
-    resp = requests.post(
-        sandbox.mailchimp_base_url + "/_sandbox/clock",
-        json={"advance_seconds": seconds},
-        timeout=10,
-    )
-    assert resp.status_code == 200
-
-
 def _automation(mc: Any, workflow_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(automation, its first email) of the seeded workflow of that type."""
     autos = mc.get("/automations").json()["automations"]
@@ -124,7 +115,7 @@ def test_welcome_email_reaches_a_new_subscribed_member_after_its_delay(
     assert entry["email_address"] == member["email_address"]
     assert mc.get(f"{queue}/{pending['id']}").status_code == 404
     assert not _received(mc, email["id"], member)
-    _advance(sandbox, DAY + 60)
+    sandbox.advance_clock(DAY + 60)
     assert _received(mc, email["id"], member)
     assert not _received(mc, email["id"], pending)
     campaigns = mc.get(
@@ -136,7 +127,7 @@ def test_welcome_email_reaches_a_new_subscribed_member_after_its_delay(
     assert report["type"] == "automation"
     assert report["emails_sent"] >= 1
     # sent once: a later clock move does not send it again
-    _advance(sandbox, DAY)
+    sandbox.advance_clock(DAY)
     sent_to = mc.get(f"/reports/{email['id']}/sent-to", params={"count": 1000}).json()
     assert [r["email_address"] for r in sent_to["sent_to"]].count(member["email_address"]) == 1
 
@@ -153,13 +144,13 @@ def test_abandoned_cart_sends_after_delay_once_and_not_for_removed_or_converted_
     assert mc.delete(f"/ecommerce/stores/{shop['id']}/carts/{removed_cart}").status_code == 204
     order = _order_of_cart(mc, shop, converted_cart)
     assert mc.post(f"/ecommerce/stores/{shop['id']}/orders", json=order).status_code == 200
-    _advance(sandbox, 30 * 60)
+    sandbox.advance_clock(30 * 60)
     assert not _received(mc, email["id"], abandoned)  # younger than the 1-hour delay
-    _advance(sandbox, 31 * 60)
+    sandbox.advance_clock(31 * 60)
     assert _received(mc, email["id"], abandoned)
     assert not _received(mc, email["id"], removed)
     assert not _received(mc, email["id"], converted)
-    _advance(sandbox, 2 * HOUR)
+    sandbox.advance_clock(2 * HOUR)
     sent_to = mc.get(f"/reports/{email['id']}/sent-to", params={"count": 1000}).json()
     assert [r["email_address"] for r in sent_to["sent_to"]].count(abandoned["email_address"]) == 1
 
@@ -171,7 +162,7 @@ def test_abandoned_cart_click_is_activity_and_attributes_the_next_order(
     member = _subscribed(mc)
     cart_id = _cart(mc, shop, member)
     mc.get("/ping")
-    _advance(sandbox, HOUR + 60)
+    sandbox.advance_clock(HOUR + 60)
     assert _received(mc, email["id"], member)
     resp = requests.post(
         f"{sandbox.mailchimp_base_url}/_sandbox/mailchimp/campaigns/{email['id']}/engage",
@@ -202,10 +193,10 @@ def test_queue_post_and_pause_all_emails(mc: Any, sandbox: Any) -> None:
     assert mc.post(f"/automations/{auto['id']}/actions/pause-all-emails").status_code == 204
     try:
         assert mc.get(f"/automations/{auto['id']}").json()["status"] == "paused"
-        _advance(sandbox, DAY + 60)
+        sandbox.advance_clock(DAY + 60)
         assert not _received(mc, email["id"], member)  # paused: the queue waits
     finally:
         assert mc.post(f"/automations/{auto['id']}/actions/start-all-emails").status_code == 204
     mc.get("/ping")
-    _advance(sandbox, 60)
+    sandbox.advance_clock(60)
     assert _received(mc, email["id"], member)

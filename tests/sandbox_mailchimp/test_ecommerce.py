@@ -59,6 +59,19 @@ def _sent_campaign(mc: Any) -> str:
     return cid
 
 
+def _line(
+    product: dict[str, Any], line_id: str, variant: str, quantity: int, price: float
+) -> dict[str, Any]:
+    """An order or cart line: ``quantity`` of ``product``'s ``variant`` at ``price``."""
+    return {
+        "id": line_id,
+        "product_id": product["id"],
+        "product_variant_id": variant,
+        "quantity": quantity,
+        "price": price,
+    }
+
+
 def _order(
     store: dict[str, Any], product: dict[str, Any], customer: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
@@ -68,20 +81,8 @@ def _order(
         "currency_code": "EUR",
         "order_total": 165.0,
         "lines": [
-            {
-                "id": "l1",
-                "product_id": product["id"],
-                "product_variant_id": "v1",
-                "quantity": 1,
-                "price": 80.0,
-            },
-            {
-                "id": "l2",
-                "product_id": product["id"],
-                "product_variant_id": "v2",
-                "quantity": 1,
-                "price": 85.0,
-            },
+            _line(product, "l1", "v1", 1, 80.0),
+            _line(product, "l2", "v2", 1, 85.0),
         ],
         **extra,
     }
@@ -377,26 +378,14 @@ def test_order_patch_lines_and_delete(
     assert mc.get(f"{base}/{order['id']}/lines/l2").json()["price"] == 85.0
     added = mc.post(
         f"{base}/{order['id']}/lines",
-        json={
-            "id": "l3",
-            "product_id": product["id"],
-            "product_variant_id": "v1",
-            "quantity": 4,
-            "price": 80.0,
-        },
+        json=_line(product, "l3", "v1", 4, 80.0),
     )
     assert added.status_code == 200
     assert added.json()["product_variant_title"] == "Size 42"
     assert (
         mc.post(
             f"{base}/{order['id']}/lines",
-            json={
-                "id": "l3",
-                "product_id": product["id"],
-                "product_variant_id": "v1",
-                "quantity": 1,
-                "price": 80.0,
-            },
+            json=_line(product, "l3", "v1", 1, 80.0),
         ).status_code
         == 400
     )
@@ -423,15 +412,7 @@ def test_cart_with_checkout_url_and_lines(
         "currency_code": "EUR",
         "order_total": 80.0,
         "checkout_url": "https://test-shop.example.com/checkout/abc",
-        "lines": [
-            {
-                "id": "l1",
-                "product_id": product["id"],
-                "product_variant_id": "v1",
-                "quantity": 1,
-                "price": 80.0,
-            }
-        ],
+        "lines": [_line(product, "l1", "v1", 1, 80.0)],
     }
     resp = mc.post(base, json=body)
     assert resp.status_code == 200, resp.text
@@ -441,13 +422,7 @@ def test_cart_with_checkout_url_and_lines(
     assert cart["created_at"]
     line = mc.post(
         f"{base}/{cart_id}/lines",
-        json={
-            "id": "l2",
-            "product_id": product["id"],
-            "product_variant_id": "v2",
-            "quantity": 2,
-            "price": 85.0,
-        },
+        json=_line(product, "l2", "v2", 2, 85.0),
     )
     assert line.status_code == 200
     assert mc.patch(f"{base}/{cart_id}/lines/l2", json={"quantity": 3}).json()["quantity"] == 3

@@ -17,17 +17,7 @@ HOUR = 3600
 
 
 def _now(sandbox: Any) -> datetime:
-    resp = requests.get(sandbox.mailchimp_base_url + "/_sandbox/clock", timeout=10)
-    return datetime.fromisoformat(resp.json()["now"])
-
-
-def _advance(sandbox: Any, seconds: float) -> None:
-    resp = requests.post(
-        sandbox.mailchimp_base_url + "/_sandbox/clock",
-        json={"advance_seconds": seconds},
-        timeout=10,
-    )
-    assert resp.status_code == 200
+    return datetime.fromisoformat(sandbox.now())
 
 
 def _iso(dt: datetime) -> str:
@@ -114,7 +104,7 @@ def test_nothing_but_sends_at_send_time(mc: Any, sent: dict[str, Any]) -> None:
 
 def test_opens_arrive_as_the_clock_moves(mc: Any, sandbox: Any, sent: dict[str, Any]) -> None:
     t0 = _now(sandbox)
-    _advance(sandbox, 24 * HOUR)
+    sandbox.advance_clock(24 * HOUR)
     first = mc.get(f"/reports/{sent['id']}").json()
     assert first["opens"]["opens_total"] > 0
     window1 = _activity(mc, sent["id"], since=_iso(t0))
@@ -122,7 +112,7 @@ def test_opens_arrive_as_the_clock_moves(mc: Any, sandbox: Any, sent: dict[str, 
     assert stamps1
     assert all(_iso(t0) < s <= _iso(_now(sandbox)) for s in stamps1)
     t1 = _now(sandbox)
-    _advance(sandbox, 10 * 24 * HOUR)
+    sandbox.advance_clock(10 * 24 * HOUR)
     later = mc.get(f"/reports/{sent['id']}").json()
     assert later["opens"]["opens_total"] >= first["opens"]["opens_total"]
     window2 = _activity(mc, sent["id"], since=_iso(t1))
@@ -218,7 +208,7 @@ def test_future_event_applies_only_when_the_clock_passes_it(
     )
     assert mc.get(f"/reports/{sent['id']}/unsubscribed/{email}").status_code == 404
     assert mc.get(f"{mc.members}/{email}").json()["status"] == "subscribed"
-    _advance(sandbox, 3 * HOUR)
+    sandbox.advance_clock(3 * HOUR)
     assert mc.get(f"/reports/{sent['id']}/unsubscribed/{email}").json()["timestamp"] == _iso(at)
     member = mc.get(f"{mc.members}/{email}").json()
     assert member["status"] == "unsubscribed"
@@ -238,7 +228,7 @@ def test_member_reads_see_due_events_without_reading_reports_first(
         ).status_code
         == 200
     )
-    _advance(sandbox, 2 * HOUR)
+    sandbox.advance_clock(2 * HOUR)
     changed = mc.get(mc.members, params={"since_last_changed": _iso(mark), "count": 1000}).json()[
         "members"
     ]

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
@@ -112,6 +113,18 @@ def connection_key(scope: Scope, api: str) -> str:
     return f"...{secret[-6:]}"
 
 
+@dataclass
+class _Exchange:
+    """One request on its way through the middleware: the ASGI triple, its id, and the status it is
+    counted under (0 until answered; "lost" or "held" when no answer is sent)."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    request_id: str
+    status: int | str = 0
+
+
 class SandboxMiddleware:
     """Wraps one API's Starlette app."""
 
@@ -161,13 +174,12 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         counters = self.state.counters[self.api]
-        request_id = str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
+        ex = _Exchange(scope, receive, send, str(uuid.uuid4()))
+        scope.setdefault("state", {})["request_id"] = ex.request_id
         key = connection_key(scope, self.api)
         counters.in_flight[key] += 1
         current = counters.in_flight[key]
         counters.peak[key] = max(counters.peak[key], current)
-        status_holder: dict[str, Any] = {"status": 0}
         breakpoint_ = self.state.breakpoints[self.api]
         # the route is matched up front only when faults or a breakpoint need it (the router sets it
         # otherwise)
@@ -176,71 +188,58 @@ class SandboxMiddleware:
         try:
             held = breakpoint_.decide(label) if label else None
             if held is not None:
-                await self._held(held, scope, receive, request_id, status_holder)
+                await self._held(held, ex)
                 return
             if self.api == "mailchimp" and current > self.state.options.max_connections:
                 counters.over_limit[key] += 1
-                await self._too_many_connections(scope, send, request_id, status_holder)
+                await self._too_many_connections(ex)
                 return
             fault = self._pick_fault(label) if label else None
             if fault is not None:
                 counters.faults[fault] += 1
             if fault in EDGE_FAULTS:
-                await self._edge_fault(str(fault), send, request_id, status_holder)
+                await self._edge_fault(str(fault), ex)
                 return
-            await self._in_worker(fault, label, scope, receive, send, request_id, status_holder)
+            await self._in_worker(fault, label, ex)
         finally:
             counters.in_flight[key] -= 1
             self.state.counters[self.api].requests[label or self._route_label(scope)][
-                str(status_holder["status"] or "reset")
+                str(ex.status or "reset")
             ] += 1
 
-    async def _in_worker(
-        self,
-        fault: str | None,
-        label: str,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        status_holder: dict[str, Any],
-    ) -> None:
+    async def _in_worker(self, fault: str | None, label: str, ex: _Exchange) -> None:
         """Run the request in a worker slot (Oro's capacity; unlimited on Mailchimp)."""
         options = self.state.options
         limited = self.api == "oro"
         workers = options.oro_workers if limited else 0
         if not await self.workers.acquire(workers, options.oro_backlog):
-            status_holder["status"] = 503  # the queue is full: the edge gives up on the pool
-            await self._send_simple(send, 503, HTML_PAGES[503], b"text/html", request_id)
+            ex.status = 503  # the queue is full: the edge gives up on the pool
+            await self._send_simple(ex, 503, HTML_PAGES[503], b"text/html")
             return
         started = time.perf_counter()
         try:
             if fault is None:
-                await self._serve(scope, receive, send, request_id, status_holder)
+                await self._serve(ex)
             else:
-                await self._app_fault(fault, label, scope, receive, send, request_id, status_holder)
+                await self._app_fault(fault, label, ex)
         finally:
             self._capacity_counters().busy_ms_total += (time.perf_counter() - started) * 1000
             self.workers.release(options.oro_workers if limited else 0)
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        status_holder: dict[str, Any],
-    ) -> None:
+    async def _serve(self, ex: _Exchange, send: Send | None = None) -> None:
+        """The real handler, answering through ``send`` (default: the client's)."""
+        send = send or ex.send
+        scope = ex.scope
         started = time.perf_counter()
         buffered: list[Message] = []
         realistic = self.state.options.latency == "realistic"
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                ex.status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(k == b"x-request-id" for k, _ in headers):
-                    headers.append((b"x-request-id", request_id.encode()))
+                    headers.append((b"x-request-id", ex.request_id.encode()))
                 headers.append((b"date", self._date()))
                 message["headers"] = headers
             if not realistic:
@@ -259,7 +258,7 @@ class SandboxMiddleware:
                     await send(item)
                 buffered.clear()
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, ex.receive, capture)
 
     def _date(self) -> bytes:
         """The HTTP ``Date`` header from the sandbox clock (servers report their own time)."""
@@ -285,77 +284,57 @@ class SandboxMiddleware:
         items = int(scope.get("state", {}).get("items", 0) or 0)
         return (base_ms + per_item_ms * items) / 1000.0
 
-    async def _too_many_connections(
-        self, scope: Scope, send: Send, request_id: str, status_holder: dict[str, Any]
-    ) -> None:
+    async def _too_many_connections(self, ex: _Exchange) -> None:
         limit = self.state.options.max_connections
         detail = f"You have exceeded the limit of {limit} simultaneous connections."
-        body = _problem(429, "Too Many Requests", detail, request_id)
-        await self._send_simple(
-            send, 429, body, b"application/problem+json; charset=utf-8", request_id
-        )
-        status_holder["status"] = 429
+        body = _problem(429, "Too Many Requests", detail, ex.request_id)
+        await self._send_simple(ex, 429, body, b"application/problem+json; charset=utf-8")
+        ex.status = 429
 
-    async def _edge_fault(
-        self, fault: str, send: Send, request_id: str, status_holder: dict[str, Any]
-    ) -> None:
+    async def _edge_fault(self, fault: str, ex: _Exchange) -> None:
         """A fault answered in front of the application: 429/403 (API-shaped, empty or HTML), 502/503."""
         status_text, _, shape = fault.partition("_")
         status = int(status_text)
-        status_holder["status"] = status
+        ex.status = status
         if shape == "html" or status in {502, 503}:
-            await self._send_simple(send, status, HTML_PAGES[status], b"text/html", request_id)
+            await self._send_simple(ex, status, HTML_PAGES[status], b"text/html")
             return
         if status == 403 or shape == "empty":  # body-less, as Mailchimp's edge sends under load
-            await self._send_simple(send, status, b"", b"text/html", request_id)
+            await self._send_simple(ex, status, b"", b"text/html")
             return
         if self.api == "mailchimp":  # 429: Mailchimp's own problem document
             await self._send_simple(
-                send,
+                ex,
                 429,
-                _problem(429, "Too Many Requests", _TOO_MANY, request_id),
+                _problem(429, "Too Many Requests", _TOO_MANY, ex.request_id),
                 b"application/problem+json; charset=utf-8",
-                request_id,
             )
             return
         # Oro has no rate limiter: a 429 comes from hosting infrastructure, with Retry-After.
-        await self._send_simple(
-            send, 429, b"Too Many Requests", b"text/plain", request_id, [(b"retry-after", b"1")]
-        )
+        await self._send_simple(ex, 429, b"Too Many Requests", b"text/plain", [(b"retry-after", b"1")])
 
-    async def _app_fault(
-        self,
-        fault: str,
-        label: str,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        status_holder: dict[str, Any],
-    ) -> None:
+    async def _app_fault(self, fault: str, label: str, ex: _Exchange) -> None:
         """A fault inside the application (the request holds a worker)."""
         if fault == "slow":
             await asyncio.sleep(self.state.faults[self.api].slow_seconds)
-            await self._serve(scope, receive, send, request_id, status_holder)
+            await self._serve(ex)
             return
         if fault == "revoke_tokens":
             from oromc_sandbox.core.control import revoke_oro_tokens
 
             revoke_oro_tokens(self.state)
-            await self._serve(scope, receive, send, request_id, status_holder)
+            await self._serve(ex)
             return
         if fault == "lost_response":
-            await self._lose_response(label, scope, receive, request_id, status_holder)
+            await self._lose_response(label, ex)
             return
         if fault == "reset":
-            await self._partial_response_then_reset(send, status_holder)
+            await self._partial_response_then_reset(ex, ex.send)
         # 500
-        status_holder["status"] = 500
+        ex.status = 500
         if self.api == "mailchimp":
-            body = _problem(500, "Internal Server Error", _INTERNAL, request_id)
-            await self._send_simple(
-                send, 500, body, b"application/problem+json; charset=utf-8", request_id
-            )
+            body = _problem(500, "Internal Server Error", _INTERNAL, ex.request_id)
+            await self._send_simple(ex, 500, body, b"application/problem+json; charset=utf-8")
             return
         body = orjson.dumps(
             {
@@ -368,10 +347,10 @@ class SandboxMiddleware:
                 ]
             }
         )
-        await self._send_simple(send, 500, body, b"application/vnd.api+json", request_id)
+        await self._send_simple(ex, 500, body, b"application/vnd.api+json")
 
-    async def _partial_response_then_reset(self, send: Send, status_holder: dict[str, Any]) -> None:
-        """Send the start of a response, then drop the connection (raises)."""
+    async def _partial_response_then_reset(self, ex: _Exchange, send: Send) -> None:
+        """Send the start of a response through ``send``, then drop the connection (raises)."""
         await send(
             {
                 "type": "http.response.start",
@@ -383,46 +362,32 @@ class SandboxMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
-        status_holder["status"] = 0
+        ex.status = 0
         raise InjectedResetError("sandbox: injected connection reset")
 
-    async def _lose_response(
-        self,
-        label: str,
-        scope: Scope,
-        receive: Receive,
-        request_id: str,
-        status_holder: dict[str, Any],
-    ) -> None:
+    async def _lose_response(self, label: str, ex: _Exchange) -> None:
         """Apply the request, then close the connection without sending a byte of the answer."""
-        await self._serve(scope, receive, _discard_send, request_id, status_holder)
-        applied = str(status_holder["status"])
+        await self._serve(ex, _discard_send)
+        applied = str(ex.status)
         self.state.counters[self.api].lost_responses[label][applied] += 1
-        await self._close_without_answer(receive, status_holder)
+        await self._close_without_answer(ex)
 
-    async def _held(
-        self,
-        phase: str,
-        scope: Scope,
-        receive: Receive,
-        request_id: str,
-        status_holder: dict[str, Any],
-    ) -> None:
+    async def _held(self, phase: str, ex: _Exchange) -> None:
         """A request at or after the breakpoint: applied first (phase ``after``) or not at all, then
         held until `DELETE /_sandbox/breakpoint`, then answered by a closed connection."""
         if phase == "after":
-            await self._serve(scope, receive, _discard_send, request_id, status_holder)
+            await self._serve(ex, _discard_send)
         await self.state.breakpoints[self.api].hold()
-        await self._close_without_answer(receive, status_holder)
-        status_holder["status"] = "held"
+        await self._close_without_answer(ex)
+        ex.status = "held"
 
-    async def _close_without_answer(self, receive: Receive, status_holder: dict[str, Any]) -> None:
+    async def _close_without_answer(self, ex: _Exchange) -> None:
         """Close the request's connection without sending a byte of an answer."""
-        status_holder["status"] = "lost"
-        cycle = getattr(receive, "__self__", None)  # uvicorn's per-request cycle
+        ex.status = "lost"
+        cycle = getattr(ex.receive, "__self__", None)  # uvicorn's per-request cycle
         transport = getattr(cycle, "transport", None)
         if transport is None:  # pragma: no cover - not under uvicorn: a reset is the closest
-            await self._partial_response_then_reset(_discard_send, status_holder)
+            await self._partial_response_then_reset(ex, _discard_send)
             return
         transport.close()
         for _ in range(100):  # let the server notice, so it does not answer a 500 for us
@@ -432,19 +397,18 @@ class SandboxMiddleware:
 
     async def _send_simple(
         self,
-        send: Send,
+        ex: _Exchange,
         status: int,
         body: bytes,
         content_type: bytes,
-        request_id: str,
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         headers = [
             (b"date", self._date()),
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
+            (b"x-request-id", ex.request_id.encode()),
             *(extra or []),
         ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await ex.send({"type": "http.response.start", "status": status, "headers": headers})
+        await ex.send({"type": "http.response.body", "body": body})

@@ -34,14 +34,21 @@ def _ids(request: Request) -> tuple[int, int] | None:
     return int(raw_list), int(raw_entity)
 
 
-def _old_rest_client(request: Request) -> Client | Response:
-    """Bearer authentication for the old REST API (401 empty; 403 for JSON:API-only clients)."""
+def _old_rest_client(request: Request, method: str, verb: str | None = None) -> Client | Response:
+    """The old REST API's checks, in Oro's order: the route's ``method`` (FOSRest's plain 405), bearer
+    authentication (401 empty; 403 for JSON:API-only clients), then, with ``verb``, the client's
+    permission on unsubscribed items (403)."""
+    wrong = _wrong_method(request, method)
+    if wrong is not None:
+        return wrong
     try:
         client = authenticate(request)
     except EmptyError as exc:
         return empty_response(exc.status, exc.headers)
     if not client.old_api:
         return _plain_error(403, "This API is not accessible via the current OAuth2 token.")
+    if verb is not None and not client.allows("marketinglistunsubscribeditems", verb):
+        return _plain_error(403, "Forbidden")
     return client
 
 
@@ -69,10 +76,7 @@ async def marketing_list_action(request: Request) -> Response:
     fails the (entityId, marketingList) uniqueness; subscribing an entity that is not unsubscribed
     succeeds and changes nothing.
     """
-    wrong = _wrong_method(request, "POST")
-    if wrong is not None:
-        return wrong
-    client = _old_rest_client(request)
+    client = _old_rest_client(request, "POST")
     if isinstance(client, Response):
         return client
     action = request.path_params["action"]
@@ -113,14 +117,9 @@ def _violations(path: str, message: str, value: Any) -> dict[str, Any]:
 
 async def unsubscribed_item_create(request: Request) -> Response:
     """``POST /admin/api/rest/{v}/marketinglists/unsubscribeditems`` ``{"entityId", "marketingList"}``."""
-    wrong = _wrong_method(request, "POST")
-    if wrong is not None:
-        return wrong
-    client = _old_rest_client(request)
+    client = _old_rest_client(request, "POST", "create")
     if isinstance(client, Response):
         return client
-    if not client.allows("marketinglistunsubscribeditems", "create"):
-        return _plain_error(403, "Forbidden")
     try:
         body = orjson.loads(await request.body() or b"{}")
     except orjson.JSONDecodeError:
@@ -144,14 +143,9 @@ async def unsubscribed_item_create(request: Request) -> Response:
 
 async def unsubscribed_item_delete(request: Request) -> Response:
     """``DELETE /admin/api/rest/{v}/marketinglists/{id}/unsubscribeditem``."""
-    wrong = _wrong_method(request, "DELETE")
-    if wrong is not None:
-        return wrong
-    client = _old_rest_client(request)
+    client = _old_rest_client(request, "DELETE", "delete")
     if isinstance(client, Response):
         return client
-    if not client.allows("marketinglistunsubscribeditems", "delete"):
-        return _plain_error(403, "Forbidden")
     raw = request.path_params["item_id"]
     store = _store(request)
     item = store.list_items.get(int(raw)) if raw.isdigit() else None
@@ -162,19 +156,47 @@ async def unsubscribed_item_delete(request: Request) -> Response:
 
 
 # ---- control ----------------------------------------------------------------------------------
+def _control_error(status: int, message: str) -> Response:
+    """A control route's error: ``{"error": message}`` as plain JSON."""
+    return json_response({"error": message}, status, media_type=PLAIN)
+
+
+async def _control_body(request: Request) -> Any:
+    """A control request's JSON body (``{}`` when empty), or the 400 answer to one that is not JSON."""
+    try:
+        return orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return _control_error(400, "body must be JSON")
+
+
+async def _control_target(
+    request: Request, table: str, param: str, label: str
+) -> tuple[int, dict[str, Any], Any] | Response:
+    """``(id, record, JSON body)`` of a control route acting on the record of ``table`` whose id is the
+    path parameter ``param``; else the answer: 404 naming the ``label``, or 400 for a body that is not JSON."""
+    raw = request.path_params[param]
+    rid = int(raw) if raw.isdigit() else None
+    record = _store(request).get(table, rid) if rid is not None else None
+    if rid is None or record is None:
+        return _control_error(404, f"{label} {raw} does not exist")
+    body = await _control_body(request)
+    if isinstance(body, Response):
+        return body
+    return rid, record, body
+
+
 async def control_clients(request: Request) -> Response:
     """``POST /_sandbox/oro/clients`` creates an OAuth client with denied permissions; GET lists them."""
     store = _store(request)
     if request.method == "POST":
-        try:
-            body = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+        body = await _control_body(request)
+        if isinstance(body, Response):
+            return body
         if not isinstance(body, dict) or not body.get("client_id") or not body.get("client_secret"):
-            return json_response({"error": "client_id and client_secret are required"}, 400, media_type=PLAIN)
+            return _control_error(400, "client_id and client_secret are required")
         denied = body.get("denied") or {}
         if not isinstance(denied, dict) or not all(isinstance(v, list) for v in denied.values()):
-            return json_response({"error": "denied must map entity types to lists of actions"}, 400, media_type=PLAIN)
+            return _control_error(400, "denied must map entity types to lists of actions")
         grants = tuple(body.get("grants") or ("client_credentials", "password"))
         client = Client(str(body["client_id"]), str(body["client_secret"]), grants,
                         {str(k): {str(a) for a in v} for k, v in denied.items()}, bool(body.get("old_api", True)))
@@ -209,39 +231,33 @@ async def control_order(request: Request) -> Response:
     from .schema import RESOURCES
 
     store = _store(request)
-    raw = request.path_params["order_id"]
-    order_id = int(raw) if raw.isdigit() else None
-    order = store.get("orders", order_id) if order_id is not None else None
-    if order_id is None or order is None:
-        return json_response({"error": f"order {raw} does not exist"}, 404, media_type=PLAIN)
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
-        return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+    found = await _control_target(request, "orders", "order_id", "order")
+    if isinstance(found, Response):
+        return found
+    order_id, order, body = found
     if not isinstance(body, dict):
-        return json_response({"error": "body must be a JSON object"}, 400, media_type=PLAIN)
+        return _control_error(400, "body must be a JSON object")
     unknown = sorted(set(body) - set(ORDER_CONTROL_FIELDS) - {"totalDiscountsAmount"})
     if unknown:
         known = ", ".join([*ORDER_CONTROL_FIELDS, "totalDiscountsAmount"])
-        return json_response({"error": f"unknown fields {unknown}; known: {known}"}, 400, media_type=PLAIN)
+        return _control_error(400, f"unknown fields {unknown}; known: {known}")
     changes: dict[str, Any] = {}
     for name, table in ORDER_CONTROL_FIELDS.items():
         if name in body:
             value = body[name]
             if not isinstance(value, str) or store.get(table, value) is None:
-                return json_response({"error": f"{name} must be one of {sorted(store.table(table).ids())}"}, 400,
-                                     media_type=PLAIN)
+                return _control_error(400, f"{name} must be one of {sorted(store.table(table).ids())}")
             changes[name] = value
     if "totalDiscountsAmount" in body:
         amount = body["totalDiscountsAmount"]
         if isinstance(amount, bool) or not isinstance(amount, int | float | str):
-            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+            return _control_error(400, "totalDiscountsAmount must be a number")
         try:
             number = float(amount)
         except ValueError:
-            return json_response({"error": "totalDiscountsAmount must be a number"}, 400, media_type=PLAIN)
+            return _control_error(400, "totalDiscountsAmount must be a number")
         if not 0 <= number < 1e12:
-            return json_response({"error": "totalDiscountsAmount must be >= 0"}, 400, media_type=PLAIN)
+            return _control_error(400, "totalDiscountsAmount must be >= 0")
         changes["totalDiscountsAmount"] = f"{number:.4f}"
     writes.apply_changes(store, RESOURCES["orders"], order_id, order, changes, "/data")
     base = f"{request.url.scheme}://{request.url.netloc}/admin/api"
@@ -268,19 +284,13 @@ async def control_shopping_list(request: Request) -> Response:
     from .schema import RESOURCES
 
     store = _store(request)
-    raw = request.path_params["list_id"]
-    list_id = int(raw) if raw.isdigit() else None
-    current = store.get("shoppinglists", list_id) if list_id is not None else None
-    if list_id is None or current is None:
-        return json_response({"error": f"shopping list {raw} does not exist"}, 404, media_type=PLAIN)
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
-        return json_response({"error": "body must be JSON"}, 400, media_type=PLAIN)
+    found = await _control_target(request, "shoppinglists", "list_id", "shopping list")
+    if isinstance(found, Response):
+        return found
+    list_id, current, body = found
     action = body.get("action") if isinstance(body, dict) else None
     if action not in SHOPPING_LIST_ACTIONS:
-        return json_response({"error": f"action must be one of {list(SHOPPING_LIST_ACTIONS)}"}, 400,
-                             media_type=PLAIN)
+        return _control_error(400, f"action must be one of {list(SHOPPING_LIST_ACTIONS)}")
     items = store.table("shoppinglistitems")
     for iid in list(items.children("shoppingList", list_id)):
         items.delete(iid)
