@@ -5,7 +5,7 @@
   backoff hooks with :class:`~oromc_common.mailchimp.MailchimpClient`'s retry policy, partitions), each
   attempt through :class:`GovernedAdapter` (the account's connection budget).
 * :class:`MailchimpStream`: the heavy readers (members' keyset windows, email activity through pages or
-  ``/batches``, reports, sent-to, unsubscribes, orders) read through :class:`MailchimpContext`, whose
+  ``/batches``, reports, sent-to, orders) read through :class:`MailchimpContext`, whose
   :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there).
 """
 

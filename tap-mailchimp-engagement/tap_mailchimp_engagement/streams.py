@@ -619,44 +619,51 @@ class EmailActivityStream(MailchimpStream):
         return row  # rows are built by flatten_activity, already clean
 
 
-class UnsubscribesStream(MailchimpStream):
-    """Campaign unsubscribes with reason; per-campaign bookmark on ``timestamp``."""
+class UnsubscribesStream(MailchimpRESTStream):
+    """Campaign unsubscribes with reason; per-campaign bookmark on ``timestamp``.
+
+    One partition per campaign inside the engagement window; an unsubscribe list is small (a fraction of
+    the recipients), so its pages are read one after another.
+    """
 
     name = "unsubscribes"
     primary_keys: ClassVar[list[str]] = ["campaign_id", "email_id"]
     schema = schemas.UNSUBSCRIBES
+    path = "/reports/{campaign_id}/unsubscribed"
+    items_key = "unsubscribes"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "unsubscribes._links,_links"}
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"campaign_id": c["id"]} for c in self.mc.engagement_campaigns(self.bucket("campaigns"))]
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if not context:
+            return
+        cid = context["campaign_id"]
         marks = self.bucket("campaigns")
         lookback = timedelta(minutes=float(self.config.get("activity_lookback_minutes", 10)))
-        for campaign in self.mc.engagement_campaigns(marks):
-            cid = campaign["id"]
-            mark = parse_ts(marks.get(cid))
-            floor = mark - lookback if mark else None
-            newest = mark
-            try:
-                rows = list(
-                    self.mc.paginate(
-                        f"/reports/{cid}/unsubscribed",
-                        "unsubscribes",
-                        {"exclude_fields": "unsubscribes._links,_links"},
-                    )
-                )
-            except PermanentMailchimpError as exc:
-                if not is_not_found(exc):
-                    raise
-                self.warn_missing(f"unsubscribes of campaign {cid} (deleted)", exc)
+        mark = parse_ts(marks.get(cid))
+        floor = mark - lookback if mark else None
+        newest = mark
+        try:
+            rows = list(super().get_records(context))
+        except PermanentMailchimpError as exc:
+            if not is_not_found(exc):
+                raise
+            self.warn_missing(f"unsubscribes of campaign {cid} (deleted)", exc)
+            return
+        for row in rows:
+            when = parse_ts(row.get("timestamp"))
+            if floor is not None and when is not None and when <= floor:
                 continue
-            for row in rows:
-                when = parse_ts(row.get("timestamp"))
-                if floor is not None and when is not None and when <= floor:
-                    continue
-                if when is not None and (newest is None or when > newest):
-                    newest = when
-                yield {**row, "campaign_id": cid, "reason": row.get("reason") or None}
-            marks[cid] = format_ts(newest) if newest else ""
-            self.flush_state()
+            if when is not None and (newest is None or when > newest):
+                newest = when
+            yield {**row, "campaign_id": cid, "reason": row.get("reason") or None}
+        marks[cid] = format_ts(newest) if newest else ""
+        self.flush_state()
 
 
 class SentToStream(MailchimpStream):
