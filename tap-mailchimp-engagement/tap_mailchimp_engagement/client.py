@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -396,6 +397,7 @@ class MailchimpContext:
         """Values redacted from error messages."""
         return (self.config.get("api_key"), self.config.get("access_token"))
 
+    @cached_property
     def authenticator(self) -> APIAuthenticatorBase:
         """The SDK authenticator for the configured credential: HTTP Basic for an API key, else Bearer."""
         api_key = self.config.get("api_key")
@@ -612,7 +614,7 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
     @property
     @override
     def authenticator(self) -> APIAuthenticatorBase:
-        return self.mc.authenticator()
+        return self.mc.authenticator
 
     @property
     @override
