@@ -15,6 +15,7 @@ from tap_mailchimp_engagement import identity, schemas
 from tap_mailchimp_engagement.client import (
     ChangeDetectedStream,
     MailchimpContext,
+    MailchimpRESTStream,
     MailchimpStream,
     format_ts,
     is_not_found,
@@ -33,48 +34,51 @@ TIE_MARGIN = 10  # re-read this many rows of a same-second group to survive rows
 # -- audiences ---------------------------------------------------------------------------------
 
 
-class ListsStream(ChangeDetectedStream):
-    """Audiences."""
+class ListsStream(ChangeDetectedStream, MailchimpRESTStream):
+    """Audiences (read once per run, shared with the streams that go through every audience)."""
 
     name = "lists"
     primary_keys: ClassVar[list[str]] = ["id"]
     schema = schemas.LISTS
+    path = "/lists"
+    items_key = "lists"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "lists._links,_links"}
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         yield from (dict(row) for row in self.mc.lists())
 
 
-class MergeFieldsStream(ChangeDetectedStream):
+class MergeFieldsStream(ChangeDetectedStream, MailchimpRESTStream):
     """Audience fields (merge fields) of every audience."""
 
     name = "merge_fields"
     primary_keys: ClassVar[list[str]] = ["list_id", "merge_id"]
     schema = schemas.MERGE_FIELDS
+    path = "/lists/{list_id}/merge-fields"
+    items_key = "merge_fields"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "merge_fields._links,_links"}
 
+    @property
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        for audience in self.mc.lists():
-            list_id = audience["id"]
-            params = {"exclude_fields": "merge_fields._links,_links"}
-            for row in self.mc.paginate(f"/lists/{list_id}/merge-fields", "merge_fields", params):
-                yield {**row, "list_id": list_id}
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"list_id": audience["id"]} for audience in self.mc.lists()]
 
 
-class SegmentsStream(ChangeDetectedStream):
+class SegmentsStream(ChangeDetectedStream, MailchimpRESTStream):
     """Saved segments and tags (static segments) of every audience."""
 
     name = "segments"
     primary_keys: ClassVar[list[str]] = ["list_id", "id"]
     schema = schemas.SEGMENTS
+    path = "/lists/{list_id}/segments"
+    items_key = "segments"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "segments._links,_links"}
 
+    @property
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        for audience in self.mc.lists():
-            list_id = audience["id"]
-            params = {"exclude_fields": "segments._links,_links"}
-            for row in self.mc.paginate(f"/lists/{list_id}/segments", "segments", params):
-                yield {**row, "list_id": list_id}
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"list_id": audience["id"]} for audience in self.mc.lists()]
 
 
 # -- members -----------------------------------------------------------------------------------
@@ -491,12 +495,19 @@ class ForgottenMembersStream(MailchimpStream):
 # -- campaigns and reports -------------------------------------------------------------------
 
 
-class CampaignsStream(ChangeDetectedStream):
-    """Campaigns (all statuses)."""
+class CampaignsStream(ChangeDetectedStream, MailchimpRESTStream):
+    """Campaigns (all statuses; read once per run, shared with the engagement streams)."""
 
     name = "campaigns"
     primary_keys: ClassVar[list[str]] = ["id"]
     schema = schemas.CAMPAIGNS
+    path = "/campaigns"
+    items_key = "campaigns"
+    url_params: ClassVar[dict[str, str]] = {
+        "exclude_fields": "campaigns._links,_links",
+        "sort_field": "create_time",
+        "sort_dir": "ASC",
+    }
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -530,39 +541,55 @@ class ReportsStream(ChangeDetectedStream):
                 yield row
 
 
-class AutomationsStream(ChangeDetectedStream):
-    """Classic automation workflows (`GET /automations`)."""
+class AutomationsStream(ChangeDetectedStream, MailchimpRESTStream):
+    """Classic automation workflows (`GET /automations`; read once per run, shared with their emails)."""
 
     name = "automations"
     primary_keys: ClassVar[list[str]] = ["id"]
     schema = schemas.AUTOMATIONS
+    path = "/automations"
+    items_key = "automations"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "automations._links,_links"}
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         yield from (dict(row) for row in self.mc.automations())
 
 
-class AutomationEmailsStream(ChangeDetectedStream):
+class AutomationEmailsStream(ChangeDetectedStream, MailchimpRESTStream):
     """The emails of every workflow (`GET /automations/{id}/emails`); each is also a campaign."""
 
     name = "automation_emails"
     primary_keys: ClassVar[list[str]] = ["workflow_id", "id"]
     schema = schemas.AUTOMATION_EMAILS
+    path = "/automations/{workflow_id}/emails"
+    items_key = "emails"
+    url_params: ClassVar[dict[str, str]] = {
+        "exclude_fields": "emails._links,emails.tracking,emails.recipients,_links"
+    }
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"workflow_id": automation["id"]} for automation in self.mc.automations()]
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        params = {"exclude_fields": "emails._links,emails.tracking,emails.recipients,_links"}
-        for automation in self.mc.automations():
-            wid = automation["id"]
-            try:
-                rows = list(self.mc.paginate(f"/automations/{wid}/emails", "emails", params))
-            except PermanentMailchimpError as exc:
-                if not is_not_found(exc):
-                    raise
-                self.warn_missing(f"emails of automation {wid} (deleted)", exc)
-                continue
-            for row in rows:
-                yield {**row, "workflow_id": row.get("workflow_id") or wid}
+        wid = (context or {}).get("workflow_id")
+        try:
+            rows = list(super().get_records(context))
+        except PermanentMailchimpError as exc:
+            if not is_not_found(exc):
+                raise
+            self.warn_missing(f"emails of automation {wid} (deleted)", exc)
+            return
+        yield from rows
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        # The row's own workflow_id wins; the partition's only fills a missing one.
+        workflow = {"workflow_id": row.get("workflow_id") or (context or {}).get("workflow_id")}
+        return super().post_process({**row, **workflow}, workflow)
 
 
 # -- per-recipient engagement ------------------------------------------------------------------
@@ -592,44 +619,51 @@ class EmailActivityStream(MailchimpStream):
         return row  # rows are built by flatten_activity, already clean
 
 
-class UnsubscribesStream(MailchimpStream):
-    """Campaign unsubscribes with reason; per-campaign bookmark on ``timestamp``."""
+class UnsubscribesStream(MailchimpRESTStream):
+    """Campaign unsubscribes with reason; per-campaign bookmark on ``timestamp``.
+
+    One partition per campaign inside the engagement window; an unsubscribe list is small (a fraction of
+    the recipients), so its pages are read one after another.
+    """
 
     name = "unsubscribes"
     primary_keys: ClassVar[list[str]] = ["campaign_id", "email_id"]
     schema = schemas.UNSUBSCRIBES
+    path = "/reports/{campaign_id}/unsubscribed"
+    items_key = "unsubscribes"
+    url_params: ClassVar[dict[str, str]] = {"exclude_fields": "unsubscribes._links,_links"}
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"campaign_id": c["id"]} for c in self.mc.engagement_campaigns(self.bucket("campaigns"))]
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if not context:
+            return
+        cid = context["campaign_id"]
         marks = self.bucket("campaigns")
         lookback = timedelta(minutes=float(self.config.get("activity_lookback_minutes", 10)))
-        for campaign in self.mc.engagement_campaigns(marks):
-            cid = campaign["id"]
-            mark = parse_ts(marks.get(cid))
-            floor = mark - lookback if mark else None
-            newest = mark
-            try:
-                rows = list(
-                    self.mc.paginate(
-                        f"/reports/{cid}/unsubscribed",
-                        "unsubscribes",
-                        {"exclude_fields": "unsubscribes._links,_links"},
-                    )
-                )
-            except PermanentMailchimpError as exc:
-                if not is_not_found(exc):
-                    raise
-                self.warn_missing(f"unsubscribes of campaign {cid} (deleted)", exc)
+        mark = parse_ts(marks.get(cid))
+        floor = mark - lookback if mark else None
+        newest = mark
+        try:
+            rows = list(super().get_records(context))
+        except PermanentMailchimpError as exc:
+            if not is_not_found(exc):
+                raise
+            self.warn_missing(f"unsubscribes of campaign {cid} (deleted)", exc)
+            return
+        for row in rows:
+            when = parse_ts(row.get("timestamp"))
+            if floor is not None and when is not None and when <= floor:
                 continue
-            for row in rows:
-                when = parse_ts(row.get("timestamp"))
-                if floor is not None and when is not None and when <= floor:
-                    continue
-                if when is not None and (newest is None or when > newest):
-                    newest = when
-                yield {**row, "campaign_id": cid, "reason": row.get("reason") or None}
-            marks[cid] = format_ts(newest) if newest else ""
-            self.flush_state()
+            if when is not None and (newest is None or when > newest):
+                newest = when
+            yield {**row, "campaign_id": cid, "reason": row.get("reason") or None}
+        marks[cid] = format_ts(newest) if newest else ""
+        self.flush_state()
 
 
 class SentToStream(MailchimpStream):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
+from typing import Any
 
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
@@ -26,7 +28,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_mailchimp_engagement import streams
-from tap_mailchimp_engagement.client import PAGE_SIZE, MailchimpContext
+from tap_mailchimp_engagement.client import PAGE_SIZE, MailchimpContext, MailchimpRESTStream
 
 STREAM_TYPES: list[type[Stream]] = [
     streams.ListsStream,
@@ -209,9 +211,17 @@ class TapMailchimpEngagement(SeamTap):
     def mailchimp(self) -> MailchimpContext:
         """Shared client, clock and caches for every stream of this run."""
         try:
-            return MailchimpContext(self.config, self.report)
+            return MailchimpContext(self.config, self.report, self._read_collection)
         except MailchimpConfigError as exc:  # errors= is what the SDK prints
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+
+    def _read_collection(self, stream_name: str) -> Iterable[dict[str, Any]]:
+        """Every row of a REST stream's collection, through the stream's SDK request path."""
+        stream = self.streams[stream_name]
+        if not isinstance(stream, MailchimpRESTStream):
+            msg = f"{stream_name} is not a REST stream"
+            raise TypeError(msg)
+        return stream.request_records(None)
 
     def finish_run(self) -> None:
         """Release connections and log the run summary (called once, after the last stream)."""
