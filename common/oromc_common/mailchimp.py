@@ -24,7 +24,8 @@ response arrived).
 Errors (:func:`classify`): every outcome maps to one :class:`ErrorKind`:
     * ``RETRYABLE``: 429, 5xx (incl. HTML 502/503 edge pages), 403/429 without a JSON body (Mailchimp's
       edge at high volume, or a proxy/WAF in between: empty or HTML), connection resets, timeouts ->
-      retried with jittered exponential backoff (``backoff``), then raised as
+      retried (:class:`oromc_common.retry.RetryPolicy`: ``Retry-After`` when sent, else a fully
+      jittered doubling wait), then raised as
       :class:`RetryableMailchimpError` when tries are exhausted (the message says what came back
       and from which host);
     * ``PERMANENT``: a per-record failure (invalid or fake email, Member In Compliance State, Forgotten
@@ -49,13 +50,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 
 from oromc_common import settings
 from oromc_common.dryrun import DryRunWriteError
+from oromc_common.emails import normalize_email  # noqa: F401 - the address to send, re-exported
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -65,7 +66,15 @@ from oromc_common.governor import (
     default_budget_dir,
     get_governor,
 )
-from oromc_common.http import non_api_answer, redact, require_secure_url, tls_failure, url_host
+from oromc_common.http import (
+    non_api_answer,
+    redact,
+    require_secure_url,
+    retry_after_seconds,
+    tls_failure,
+    url_host,
+)
+from oromc_common.retry import RetryPolicy, full_jitter
 
 LOGGER = logging.getLogger("oromc_common.mailchimp")
 
@@ -123,6 +132,8 @@ class MailchimpError(Exception):
     title: str = ""
     detail: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)
+    #: Seconds the server asked to wait (``Retry-After``), honoured by the retry policy.
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         """Initialise the exception message."""
@@ -185,11 +196,6 @@ def api_url_for_dc(dc: str) -> str:
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: md5 hex of the trimmed, lower-cased e-mail address."""
     return hashlib.md5(email.strip().lower().encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def normalize_email(email: str) -> str:
-    """Trim an e-mail address (Mailchimp keeps the case of the local part but matches case-insensitively)."""
-    return email.strip()
 
 
 def redact_pii(text: str, secrets: tuple[str | None, ...] = ()) -> str:
@@ -281,6 +287,7 @@ def make_error(
     path: str,
     secrets: tuple[str | None, ...] = (),
     fallback_detail: str = "",
+    retry_after: float | None = None,
 ) -> MailchimpError:
     """Build the right :class:`MailchimpError` subclass for an outcome, PII-redacted."""
     kind, reason = classify(status, body)
@@ -298,6 +305,7 @@ def make_error(
         title=redact_pii(str(problem.get("title", "")), secrets),
         detail=redact_pii(str(problem.get("detail", "")) or fallback_detail, secrets),
         errors=errors,
+        retry_after=retry_after,
     )
 
 
@@ -478,25 +486,8 @@ class MailchimpClient:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.governor.limit, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._send = backoff.on_exception(
-            backoff.expo,
-            RetryableMailchimpError,
-            max_tries=max(1, max_tries),
-            factor=backoff_factor,
-            max_value=backoff_max,
-            jitter=backoff.full_jitter,
-            on_backoff=self._log_backoff,
-            logger=None,
-        )(self._send_once)
-        self._download = backoff.on_exception(
-            backoff.expo,
-            RetryableMailchimpError,
-            max_tries=max(1, max_tries),
-            factor=backoff_factor,
-            max_value=backoff_max,
-            jitter=backoff.full_jitter,
-            logger=None,
-        )(self._download_once)
+        #: 429/5xx/403 without a body/no answer: ``Retry-After`` or a fully jittered doubling wait.
+        self.retry = RetryPolicy(max_tries, backoff_factor, backoff_max, jitter=full_jitter)
 
     # -- public API --------------------------------------------------------------------------
     def request(
@@ -511,7 +502,11 @@ class MailchimpClient:
         if self.read_only and method.upper() != "GET":
             msg = f"dry run: {method.upper()} {path} refused (nothing is written in a dry run)"
             raise DryRunWriteError(msg)
-        return self._send(method.upper(), path, params, json_body)
+        return self.retry.call(
+            lambda: self._send_once(method.upper(), path, params, json_body),
+            retry_on=(RetryableMailchimpError,),
+            on_retry=self._log_retry,
+        )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` (relative to the API root, e.g. ``/lists/abc/members``)."""
@@ -566,7 +561,10 @@ class MailchimpClient:
         Opening is retried like an API call (connection errors, 429, 5xx); the caller reads and closes
         the response (``with client.open_download(url) as resp``).
         """
-        return self._download(require_secure_url(url, "response_body_url"))
+        safe_url = require_secure_url(url, "response_body_url")
+        return self.retry.call(
+            lambda: self._download_once(safe_url), retry_on=(RetryableMailchimpError,)
+        )
 
     def _download_once(self, url: str) -> requests.Response:
         try:
@@ -581,7 +579,13 @@ class MailchimpClient:
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             resp.close()
-            raise make_error(resp.status_code, None, "GET", "(batch results)")
+            raise make_error(
+                resp.status_code,
+                None,
+                "GET",
+                "(batch results)",
+                retry_after=retry_after_seconds(resp),
+            )
         return resp
 
     def ping(self) -> None:
@@ -625,7 +629,13 @@ class MailchimpClient:
         if status < 400:
             return body
         raise make_error(
-            status, body, method, path, (self._secret,), fallback_detail=_non_json_detail(resp)
+            status,
+            body,
+            method,
+            path,
+            (self._secret,),
+            fallback_detail=_non_json_detail(resp),
+            retry_after=retry_after_seconds(resp),
         )
 
     def _transport_error(
@@ -646,11 +656,11 @@ class MailchimpClient:
             None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
         )
 
-    def _log_backoff(self, details: Any) -> None:
-        exc = details.get("exception")
+    @staticmethod
+    def _log_retry(error: BaseException, attempt: int, wait: float) -> None:
         LOGGER.warning(
             "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{exc.status} {exc.reason}" if isinstance(exc, MailchimpError) else exc,
-            details.get("tries", 0),
-            details.get("wait", 0.0),
+            f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
+            attempt,
+            wait,
         )

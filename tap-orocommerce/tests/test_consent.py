@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import requests
+from oromc_common.idsets import BitMap, decode, encode
 from oromc_common.oro import OroOAuth2Authenticator, jsonapi_headers
 from oromc_sandbox.testing import running_sandbox
 from tap_orocommerce.consent import AcceptanceConsent
-from tap_orocommerce.idsets import BitMap, decode, encode
 
 from tests.helpers import TapRun, run_tap, tap_config
 

@@ -33,12 +33,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
+from oromc_common.dates import parse_utc
 from oromc_common.keys import record_key
-from oromc_common.oro import OroClientError, format_oro_datetime, parse_oro_datetime
+from oromc_common.oro import OroClientError, format_oro_datetime
 from oromc_common.report import RunReport
 
 from target_orocommerce.client import (
@@ -54,17 +55,6 @@ FIRST_ONLY_TYPES = frozenset({"open", "click"})
 ONE_PER_MEMBER_TYPES = frozenset({"send", "unsubscribe"})
 EVERY_EVENT = "every_event"
 FIRST_PER_ACTION = "first_per_action"
-
-
-def _utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    if isinstance(value, str) and value.strip():
-        try:
-            return parse_oro_datetime(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass
@@ -178,7 +168,7 @@ def intents_from_email_activity(
             kind = str(action)
         else:
             raise MappingError(f"unsupported action {action!r} (open, click, bounce)", "action")
-        when = _utc(event.get("timestamp"))
+        when = parse_utc(event.get("timestamp"))
         if when is None:
             raise MappingError("missing or invalid timestamp", "timestamp")
         url = (event.get("url") or None) if kind == "click" else None
@@ -205,7 +195,7 @@ def intents_from_sent_to(
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
     email, email_id, campaign = _common(record)
-    when = _utc(record.get("timestamp")) or _utc(record.get("send_time"))
+    when = parse_utc(record.get("timestamp")) or parse_utc(record.get("send_time"))
     when = when or send_times.get(campaign or "")
     if when is None:
         raise MappingError(
@@ -232,7 +222,7 @@ def intents_from_unsubscribes(
 ) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
     email, email_id, campaign = _common(record)
-    when = _utc(record.get("timestamp"))
+    when = parse_utc(record.get("timestamp"))
     if when is None:
         raise MappingError("missing or invalid timestamp", "timestamp")
     return [
@@ -353,7 +343,7 @@ class ActivityLedger:
         for resource in self.writer.iter_resources("marketingactivities", params):
             payload = _our_details(resource)
             entity = ((resource.get("relationships") or {}).get("entity") or {}).get("data") or {}
-            when = _utc((resource.get("attributes") or {}).get("actionDate"))
+            when = parse_utc((resource.get("attributes") or {}).get("actionDate"))
             if payload is None or entity.get("type") != "customerusers" or when is None:
                 continue
             keys.append((str(resource.get("id")), keys_of(resource)))
@@ -362,7 +352,7 @@ class ActivityLedger:
                     activity_id=str(resource.get("id")),
                     when=when,
                     campaign_code=payload.get("campaign_id") or None,
-                    resubscribed_at=_utc(payload.get("resubscribed_at")),
+                    resubscribed_at=parse_utc(payload.get("resubscribed_at")),
                     payload=payload,
                 )
             )
