@@ -41,6 +41,7 @@ redacted, plus a short machine ``reason`` (see :data:`REASONS`) for rejects repo
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import logging
@@ -65,6 +66,7 @@ from oromc_common.governor import (
     clamp_connections,
     default_budget_dir,
     get_governor,
+    run_concurrently,
 )
 from oromc_common.http import (
     non_api_answer,
@@ -541,19 +543,55 @@ class MailchimpClient:
         automatically when ``fields`` is used.
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        query = dict(params or {})
-        if "fields" in query and "total_items" not in str(query["fields"]).split(","):
-            query["fields"] = f"{query['fields']},total_items"
         offset = 0
         while True:
-            query.update({"count": page_size, "offset": offset})
-            page = self.get(path, query) or {}
+            page = self.page(path, params, offset, page_size)
             items = page.get(items_key) or []
             yield from items
             offset += len(items)
             total = page.get("total_items")
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
                 return
+
+    def page(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        offset: int,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> dict[str, Any]:
+        """One page of an offset-paged collection (``count``/``offset``; ``total_items`` is added
+        to a ``fields`` list), ``{}`` for an empty answer."""
+        query = dict(params or {})
+        if "fields" in query and "total_items" not in str(query["fields"]).split(","):
+            query["fields"] = f"{query['fields']},total_items"
+        query.update({"count": max(1, min(page_size, MAX_PAGE_SIZE)), "offset": offset})
+        page = self.get(path, query)
+        return page if isinstance(page, dict) else {}
+
+    def each_page(
+        self,
+        path: str,
+        handle: Callable[[dict[str, Any]], Any],
+        params: Mapping[str, Any] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_workers: int = 1,
+    ) -> int:
+        """Read every page of a collection and give each to ``handle`` as it arrives: the first
+        alone (its ``total_items`` says how many follow), the others ``max_workers`` at a time
+        (``handle`` then runs on worker threads). Returns ``total_items``."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+
+        def read(offset: int) -> int:
+            page = self.page(path, params, offset, page_size)
+            handle(page)
+            total = page.get("total_items")
+            return total if isinstance(total, int) else 0
+
+        total = read(0)
+        offsets = range(page_size, total, page_size)
+        run_concurrently([functools.partial(read, offset) for offset in offsets], max_workers)
+        return total
 
     def open_download(self, url: str) -> requests.Response:
         """Open a pre-signed result URL (``/batches`` results) *without* credentials, streamed.
