@@ -35,20 +35,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {
-    "customeruser_updatedat_filter",
-    "tagging",
-    "shoppinglists",
-    "order_campaign_relation",
-    "campaign_statistics_fields",
-    "order_external_status_management",
-    "marketingactivities_batch",
-}
+from oromc_sandbox.core.state import SandboxOptions
+
+#: The `sandbox serve` options given as ``--name``/``--no-name`` and as comma-separated lists.
+_BOOL_FLAGS = {f.name for f in fields(SandboxOptions) if f.type == "bool"}
+_LIST_FLAGS = {f.name for f in fields(SandboxOptions) if str(f.type).startswith("list[")}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -57,7 +54,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if name in _BOOL_FLAGS:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif name in {"fault_kinds", "fault_routes", "fault_methods"}:
+        elif name in _LIST_FLAGS:
             flags += [flag, ",".join(value)]
         elif value is not None:
             flags += [flag, str(value)]

@@ -42,6 +42,7 @@ from oromc_common.keys import record_key
 from oromc_common.oro import OroClientError, format_oro_datetime
 from oromc_common.report import RunReport
 
+from target_orocommerce.bulk import BATCH_MODES, note_batch_answer
 from target_orocommerce.client import (
     PLANNED_ID,
     SYNC_BATCH_LIMIT,
@@ -151,11 +152,38 @@ def _common(record: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return email, _email_id(record, email), campaign
 
 
+def _intent(
+    stream: str,
+    record: Mapping[str, Any],
+    key: str | None,
+    row: tuple[str, str, str | None],
+    kind: str,
+    when: datetime,
+    *,
+    url: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ActivityIntent:
+    """The activity ``kind`` at ``when`` of a campaign row (``row``: its :func:`_common` part)."""
+    email, email_id, campaign = row
+    return ActivityIntent(
+        stream=stream,
+        record_key=_record_key(record, when, kind, key),
+        type=kind,
+        email=email,
+        email_id=email_id,
+        campaign_code=campaign,
+        list_id=record.get("list_id"),
+        action_date=when,
+        url=url,
+        extra=extra or {},
+    )
+
+
 def intents_from_email_activity(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``email_activity`` (one event per row, or Mailchimp's nested ``activity`` list)."""
-    email, email_id, campaign = _common(record)
+    row = _common(record)
     events = record.get("activity")
     rows: Iterable[Mapping[str, Any]] = events if isinstance(events, list) else [record]
     out = []
@@ -174,18 +202,7 @@ def intents_from_email_activity(
         url = (event.get("url") or None) if kind == "click" else None
         extra = {"bounce_type": bounce} if action == "bounce" else {}
         out.append(
-            ActivityIntent(
-                stream=stream,
-                record_key=_record_key(record, when, kind, key),
-                type=kind,
-                email=email,
-                email_id=email_id,
-                campaign_code=campaign,
-                list_id=record.get("list_id"),
-                action_date=when,
-                url=str(url) if url else None,
-                extra=extra,
-            )
+            _intent(stream, record, key, row, kind, when, url=str(url) if url else None, extra=extra)
         )
     return out
 
@@ -194,50 +211,27 @@ def intents_from_sent_to(
     stream: str, record: Mapping[str, Any], send_times: Mapping[str, datetime], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
-    email, email_id, campaign = _common(record)
+    row = _common(record)
     when = parse_utc(record.get("timestamp")) or parse_utc(record.get("send_time"))
-    when = when or send_times.get(campaign or "")
+    when = when or send_times.get(row[2] or "")
     if when is None:
         raise MappingError(
             "no send time: neither the row nor the campaigns stream gives one", "send_time"
         )
     extra = {"status": record.get("status")} if record.get("status") not in (None, "sent") else {}
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "send", key),
-            type="send",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra=extra,
-        )
-    ]
+    return [_intent(stream, record, key, row, "send", when, extra=extra)]
 
 
 def intents_from_unsubscribes(
     stream: str, record: Mapping[str, Any], key: str | None = None
 ) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
-    email, email_id, campaign = _common(record)
+    row = _common(record)
     when = parse_utc(record.get("timestamp"))
     if when is None:
         raise MappingError("missing or invalid timestamp", "timestamp")
-    return [
-        ActivityIntent(
-            stream=stream,
-            record_key=_record_key(record, when, "unsubscribe", key),
-            type="unsubscribe",
-            email=email,
-            email_id=email_id,
-            campaign_code=campaign,
-            list_id=record.get("list_id"),
-            action_date=when,
-            extra={"reason": record.get("reason")},
-        )
-    ]
+    reason = {"reason": record.get("reason")}
+    return [_intent(stream, record, key, row, "unsubscribe", when, extra=reason)]
 
 
 ACTIVITY_KEY = ("campaign_id", "email_id")  # names an activity record in rejects: ``<campaign>/<hash>``
@@ -477,7 +471,7 @@ class ActivityWriter:
         self.granularity = granularity
         self.ledger = ActivityLedger(writer, page_size=page_size)
         # None = not probed yet; the stock Oro API has no Batch API for marketingactivities (405).
-        self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
+        self.batch_supported = BATCH_MODES[batch_mode]
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._behind: list[Future[None]] = []  # creates running in the background, oldest first
@@ -860,14 +854,10 @@ class ActivityWriter:
                     self._reject(chunk[index][1], exc, index=index)
                 chunk = [item for n, item in enumerate(chunk) if n not in bad]
                 continue
-            if isinstance(response, requests.Response) and response.status_code == 405:
-                with self._lock:
-                    self.batch_supported = False
-                return None
             # 200, or 202 when Oro turned a slow sync request into an async operation (> 25 s):
             # either way the records land, and a replay's ledger lookup sees them.
-            with self._lock:
-                self.batch_supported = True
+            if not note_batch_answer(self, response):
+                return None
             ids = _created_ids(response, len(chunk))
             for (key, intent, user_id), activity_id in zip(chunk, ids, strict=True):
                 self.ledger.add(key)
