@@ -44,13 +44,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from filelock import FileLock, Timeout
+
+from oromc_common.fanout import run_bounded
 
 DEFAULT_MAX_CONNECTIONS = 8
 HARD_MAX_CONNECTIONS = 10
@@ -411,26 +412,4 @@ def run_concurrently(calls: Iterable[Callable[[], T]], max_workers: int) -> list
     threads. The first exception raised by a call is re-raised after all started calls have finished;
     calls not yet started are cancelled.
     """
-    call_list = list(calls)
-    if not call_list:
-        return []
-    workers = min(clamp_connections(max_workers), len(call_list))
-    if workers == 1:
-        return [call() for call in call_list]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mc-governor") as pool:
-        futures = [pool.submit(call) for call in call_list]
-        results: list[T] = []
-        first_error: BaseException | None = None
-        for fut in futures:
-            if first_error is not None:
-                fut.cancel()
-                continue
-            try:
-                results.append(fut.result())
-            except BaseException as exc:
-                first_error = exc
-                for other in futures:
-                    other.cancel()
-        if first_error is not None:
-            raise first_error
-        return results
+    return run_bounded(calls, clamp_connections(max_workers), name="mc-governor")

@@ -3,7 +3,6 @@ Retry-After, redaction."""
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import os
 import re
@@ -13,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import requests
+
+from oromc_common.dates import parse_http_date
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -150,9 +151,8 @@ def retry_after_seconds(response: requests.Response | None, *, cap: float = 300.
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        when = parse_http_date(value)
+        if when is None:
             return None
         seconds = when.timestamp() - time.time()
     return max(0.0, min(seconds, cap))

@@ -24,7 +24,8 @@ response arrived).
 Errors (:func:`classify`): every outcome maps to one :class:`ErrorKind`:
     * ``RETRYABLE``: 429, 5xx (incl. HTML 502/503 edge pages), 403/429 without a JSON body (Mailchimp's
       edge at high volume, or a proxy/WAF in between: empty or HTML), connection resets, timeouts ->
-      retried with jittered exponential backoff (``backoff``), then raised as
+      retried (:class:`oromc_common.retry.RetryPolicy`: ``Retry-After`` when sent, else a fully
+      jittered doubling wait), then raised as
       :class:`RetryableMailchimpError` when tries are exhausted (the message says what came back
       and from which host);
     * ``PERMANENT``: a per-record failure (invalid or fake email, Member In Compliance State, Forgotten
@@ -40,6 +41,7 @@ redacted, plus a short machine ``reason`` (see :data:`REASONS`) for rejects repo
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import logging
@@ -49,13 +51,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 
 from oromc_common import settings
 from oromc_common.dryrun import DryRunWriteError
+from oromc_common.emails import normalize_email  # noqa: F401 - the address to send, re-exported
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -64,8 +66,17 @@ from oromc_common.governor import (
     clamp_connections,
     default_budget_dir,
     get_governor,
+    run_concurrently,
 )
-from oromc_common.http import non_api_answer, redact, require_secure_url, tls_failure, url_host
+from oromc_common.http import (
+    non_api_answer,
+    redact,
+    require_secure_url,
+    retry_after_seconds,
+    tls_failure,
+    url_host,
+)
+from oromc_common.retry import RetryPolicy, full_jitter
 
 LOGGER = logging.getLogger("oromc_common.mailchimp")
 
@@ -123,6 +134,8 @@ class MailchimpError(Exception):
     title: str = ""
     detail: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)
+    #: Seconds the server asked to wait (``Retry-After``), honoured by the retry policy.
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         """Initialise the exception message."""
@@ -185,11 +198,6 @@ def api_url_for_dc(dc: str) -> str:
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: md5 hex of the trimmed, lower-cased e-mail address."""
     return hashlib.md5(email.strip().lower().encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def normalize_email(email: str) -> str:
-    """Trim an e-mail address (Mailchimp keeps the case of the local part but matches case-insensitively)."""
-    return email.strip()
 
 
 def redact_pii(text: str, secrets: tuple[str | None, ...] = ()) -> str:
@@ -281,6 +289,7 @@ def make_error(
     path: str,
     secrets: tuple[str | None, ...] = (),
     fallback_detail: str = "",
+    retry_after: float | None = None,
 ) -> MailchimpError:
     """Build the right :class:`MailchimpError` subclass for an outcome, PII-redacted."""
     kind, reason = classify(status, body)
@@ -298,6 +307,7 @@ def make_error(
         title=redact_pii(str(problem.get("title", "")), secrets),
         detail=redact_pii(str(problem.get("detail", "")) or fallback_detail, secrets),
         errors=errors,
+        retry_after=retry_after,
     )
 
 
@@ -478,25 +488,8 @@ class MailchimpClient:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.governor.limit, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._send = backoff.on_exception(
-            backoff.expo,
-            RetryableMailchimpError,
-            max_tries=max(1, max_tries),
-            factor=backoff_factor,
-            max_value=backoff_max,
-            jitter=backoff.full_jitter,
-            on_backoff=self._log_backoff,
-            logger=None,
-        )(self._send_once)
-        self._download = backoff.on_exception(
-            backoff.expo,
-            RetryableMailchimpError,
-            max_tries=max(1, max_tries),
-            factor=backoff_factor,
-            max_value=backoff_max,
-            jitter=backoff.full_jitter,
-            logger=None,
-        )(self._download_once)
+        #: 429/5xx/403 without a body/no answer: ``Retry-After`` or a fully jittered doubling wait.
+        self.retry = RetryPolicy(max_tries, backoff_factor, backoff_max, jitter=full_jitter)
 
     # -- public API --------------------------------------------------------------------------
     def request(
@@ -511,7 +504,11 @@ class MailchimpClient:
         if self.read_only and method.upper() != "GET":
             msg = f"dry run: {method.upper()} {path} refused (nothing is written in a dry run)"
             raise DryRunWriteError(msg)
-        return self._send(method.upper(), path, params, json_body)
+        return self.retry.call(
+            lambda: self._send_once(method.upper(), path, params, json_body),
+            retry_on=(RetryableMailchimpError,),
+            on_retry=self._log_retry,
+        )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` (relative to the API root, e.g. ``/lists/abc/members``)."""
@@ -546,13 +543,9 @@ class MailchimpClient:
         automatically when ``fields`` is used.
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        query = dict(params or {})
-        if "fields" in query and "total_items" not in str(query["fields"]).split(","):
-            query["fields"] = f"{query['fields']},total_items"
         offset = 0
         while True:
-            query.update({"count": page_size, "offset": offset})
-            page = self.get(path, query) or {}
+            page = self.page(path, params, offset, page_size)
             items = page.get(items_key) or []
             yield from items
             offset += len(items)
@@ -560,13 +553,56 @@ class MailchimpClient:
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
                 return
 
+    def page(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        offset: int,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> dict[str, Any]:
+        """One page of an offset-paged collection (``count``/``offset``; ``total_items`` is added
+        to a ``fields`` list), ``{}`` for an empty answer."""
+        query = dict(params or {})
+        if "fields" in query and "total_items" not in str(query["fields"]).split(","):
+            query["fields"] = f"{query['fields']},total_items"
+        query.update({"count": max(1, min(page_size, MAX_PAGE_SIZE)), "offset": offset})
+        page = self.get(path, query)
+        return page if isinstance(page, dict) else {}
+
+    def each_page(
+        self,
+        path: str,
+        handle: Callable[[dict[str, Any]], Any],
+        params: Mapping[str, Any] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_workers: int = 1,
+    ) -> int:
+        """Read every page of a collection and give each to ``handle`` as it arrives: the first
+        alone (its ``total_items`` says how many follow), the others ``max_workers`` at a time
+        (``handle`` then runs on worker threads). Returns ``total_items``."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+
+        def read(offset: int) -> int:
+            page = self.page(path, params, offset, page_size)
+            handle(page)
+            total = page.get("total_items")
+            return total if isinstance(total, int) else 0
+
+        total = read(0)
+        offsets = range(page_size, total, page_size)
+        run_concurrently([functools.partial(read, offset) for offset in offsets], max_workers)
+        return total
+
     def open_download(self, url: str) -> requests.Response:
         """Open a pre-signed result URL (``/batches`` results) *without* credentials, streamed.
 
         Opening is retried like an API call (connection errors, 429, 5xx); the caller reads and closes
         the response (``with client.open_download(url) as resp``).
         """
-        return self._download(require_secure_url(url, "response_body_url"))
+        safe_url = require_secure_url(url, "response_body_url")
+        return self.retry.call(
+            lambda: self._download_once(safe_url), retry_on=(RetryableMailchimpError,)
+        )
 
     def _download_once(self, url: str) -> requests.Response:
         try:
@@ -581,7 +617,13 @@ class MailchimpClient:
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             resp.close()
-            raise make_error(resp.status_code, None, "GET", "(batch results)")
+            raise make_error(
+                resp.status_code,
+                None,
+                "GET",
+                "(batch results)",
+                retry_after=retry_after_seconds(resp),
+            )
         return resp
 
     def ping(self) -> None:
@@ -625,7 +667,13 @@ class MailchimpClient:
         if status < 400:
             return body
         raise make_error(
-            status, body, method, path, (self._secret,), fallback_detail=_non_json_detail(resp)
+            status,
+            body,
+            method,
+            path,
+            (self._secret,),
+            fallback_detail=_non_json_detail(resp),
+            retry_after=retry_after_seconds(resp),
         )
 
     def _transport_error(
@@ -646,11 +694,11 @@ class MailchimpClient:
             None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
         )
 
-    def _log_backoff(self, details: Any) -> None:
-        exc = details.get("exception")
+    @staticmethod
+    def _log_retry(error: BaseException, attempt: int, wait: float) -> None:
         LOGGER.warning(
             "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{exc.status} {exc.reason}" if isinstance(exc, MailchimpError) else exc,
-            details.get("tries", 0),
-            details.get("wait", 0.0),
+            f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
+            attempt,
+            wait,
         )

@@ -51,12 +51,19 @@ from typing import Any
 import requests
 from typing_extensions import override
 
+from oromc_common.dates import parse_iso_datetime
 from oromc_common.http import (
     non_api_answer,
     redact,
     retry_after_seconds,
     tls_failure,
     url_host,
+)
+from oromc_common.retry import (
+    TRANSIENT_STATUSES,
+    TRANSPORT_ERRORS,
+    RetryPolicy,
+    is_transient_status,
 )
 
 __all__ = [
@@ -90,8 +97,11 @@ __all__ = [
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
 """The JSON:API media type Oro requires in ``Accept`` (reads) and ``Content-Type`` (writes)."""
 
-RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRIABLE_STATUSES = TRANSIENT_STATUSES
 """HTTP statuses worth retrying against Oro (Oro itself never sends 429; proxies may)."""
+
+TOKEN_BACKOFF_SECONDS = 0.5
+"""First wait between token requests (then doubling, at most 60 s, ``Retry-After`` honoured)."""
 
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
 _MAX_MESSAGE = 500
@@ -144,6 +154,15 @@ class OroRetriableError(OroApiError):
 
 class OroTLSError(OroApiError):
     """The TLS connection failed in a way retrying cannot fix (e.g. an untrusted certificate)."""
+
+
+class _TokenRetryError(OroAuthError):
+    """A transient token-endpoint failure (429/5xx, proxy 403, no answer): tried again, and raised
+    as the :class:`OroAuthError` when the tries run out."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 def tls_error(exc: BaseException, url: str, resource: str) -> OroTLSError | None:
@@ -283,7 +302,7 @@ def raise_for_oro_status(
         errors = []
     clean = [{k: scrub(str(v)) if isinstance(v, str) else v for k, v in e.items()} for e in errors]
     label = resource or describe_request(response)
-    if status in RETRIABLE_STATUSES or status >= 500:
+    if is_transient_status(status):
         raise OroRetriableError(
             message,
             status=status,
@@ -355,13 +374,7 @@ def format_oro_datetime(value: datetime) -> str:
 
 def parse_oro_datetime(value: str) -> datetime:
     """Parse an Oro/ISO-8601 datetime (``Z`` or offset; naive = UTC) into an aware UTC datetime."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parse_iso_datetime(value).astimezone(UTC)
 
 
 def relationship_ids(resource: Mapping[str, Any], name: str) -> list[str]:
@@ -606,44 +619,34 @@ class OroOAuth2Authenticator(requests.auth.AuthBase):
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
         secrets = (self._client_secret, self._password)
-        last_error: Exception | None = None
-        for attempt in range(1, self.max_tries + 1):
+
+        def once() -> _Token:
             try:
                 response = session.post(
                     self.token_url, json=self._body(), headers=headers, timeout=self.timeout
                 )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ) as exc:
+            except TRANSPORT_ERRORS as exc:
                 tls = tls_error(exc, self.token_url, "POST oauth2-token")
                 if tls is not None:
                     raise tls from exc
-                last_error = OroAuthError(
-                    f"POST oauth2-token failed: {type(exc).__name__}", resource="POST oauth2-token"
-                )
-                wait = None
-            else:
-                if response.status_code == 200:
-                    return self._store_locked(response)
-                message = oro_error_message(response, "POST oauth2-token", secrets=secrets)
-                edge = response.status_code == 403 and not is_oro_error_document(response)
-                if edge:
-                    message = edge_error_message(response, "POST oauth2-token")
-                elif response.status_code not in RETRIABLE_STATUSES:
-                    raise OroAuthError(
-                        message, status=response.status_code, resource="POST oauth2-token"
-                    )
-                last_error = OroAuthError(
-                    message, status=response.status_code, resource="POST oauth2-token"
-                )
-                wait = retry_after_seconds(response)
-            if attempt < self.max_tries:
-                time.sleep(min(60.0, wait if wait is not None else 0.5 * 2 ** (attempt - 1)))
-        assert last_error is not None
-        raise last_error
+                msg = f"POST oauth2-token failed: {type(exc).__name__}"
+                raise _TokenRetryError(msg, resource="POST oauth2-token") from exc
+            if response.status_code == 200:
+                return self._store_locked(response)
+            message = oro_error_message(response, "POST oauth2-token", secrets=secrets)
+            edge = response.status_code == 403 and not is_oro_error_document(response)
+            if edge:
+                message = edge_error_message(response, "POST oauth2-token")
+            elif response.status_code not in RETRIABLE_STATUSES:
+                raise OroAuthError(message, status=response.status_code, resource="POST oauth2-token")
+            raise _TokenRetryError(
+                message,
+                status=response.status_code,
+                resource="POST oauth2-token",
+                retry_after=retry_after_seconds(response),
+            )
+
+        return RetryPolicy(self.max_tries, TOKEN_BACKOFF_SECONDS).call(once, retry_on=(_TokenRetryError,))
 
     def _store_locked(self, response: requests.Response) -> _Token:
         try:

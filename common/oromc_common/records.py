@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import jsonschema
@@ -35,6 +35,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
+from oromc_common.dates import parse_iso_datetime
 from oromc_common.keys import record_key
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
@@ -51,7 +52,7 @@ def _is_datetime(value: object) -> bool:
     text = value.strip()
     if "T" not in text.upper() and " " not in text:
         raise ValueError("not a date-time")
-    datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+    parse_iso_datetime(text)
     return True
 
 

@@ -47,14 +47,6 @@ def describe_value(value: Any = _MISSING) -> str | None:
     """
     if value is _MISSING:
         return None
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
     if isinstance(value, str):
         text = f"string, {len(value)} chars"
         found = {f"U+{ord(c):04X}" for c in value if ord(c) < 32 or 127 <= ord(c) < 160}
@@ -66,7 +58,11 @@ def describe_value(value: Any = _MISSING) -> str | None:
         return f"object, {len(value)} key{'s' if len(value) != 1 else ''}"
     if isinstance(value, list | tuple):
         return f"array, {len(value)} item{'s' if len(value) != 1 else ''}"
-    return type(value).__name__
+    return _SCALAR_TYPES.get(type(value), type(value).__name__)
+
+
+#: JSON type names of the scalars (``bool`` before ``int``: a bool is an int in Python).
+_SCALAR_TYPES: dict[type, str] = {type(None): "null", bool: "boolean", int: "integer", float: "number"}
 
 
 class RunReport:

@@ -14,6 +14,12 @@ with running_sandbox(customers=50, token_ttl=5) as sb:
     sb.set_breakpoint("mailchimp", at=3, methods=["POST"])  # hold the 3rd POST and all after it
     sb.release_breakpoint("mailchimp")                      # ... until released (no answer)
     sb.save(); sb.load()                                    # with data_dir=...: snapshot, restore
+    oro = sb.oro_client(); oro.all("customerusers"); oro.write("PATCH", "customerusers/1", doc)
+    mc = sb.mailchimp_client(); mc.get_json(f"lists/{mc.list_id}/members/{mc.hash(email)}")
+
+The two test clients (:class:`OroTestClient`, :class:`MailchimpTestClient`) are the one way tests
+and benchmarks talk to the sandbox's APIs directly (to prepare data and check results): no retries,
+so a test sees every answer; the connectors use their own clients.
 """
 
 from __future__ import annotations
@@ -29,20 +35,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import requests
 
-_BOOL_FLAGS = {
-    "customeruser_updatedat_filter",
-    "tagging",
-    "shoppinglists",
-    "order_campaign_relation",
-    "campaign_statistics_fields",
-    "order_external_status_management",
-    "marketingactivities_batch",
-}
+from oromc_sandbox.core.state import SandboxOptions
+
+#: The `sandbox serve` options given as ``--name``/``--no-name`` and as comma-separated lists.
+_BOOL_FLAGS = {f.name for f in fields(SandboxOptions) if f.type == "bool"}
+_LIST_FLAGS = {f.name for f in fields(SandboxOptions) if str(f.type).startswith("list[")}
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -51,7 +54,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if name in _BOOL_FLAGS:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif name in {"fault_kinds", "fault_routes", "fault_methods"}:
+        elif name in _LIST_FLAGS:
             flags += [flag, ",".join(value)]
         elif value is not None:
             flags += [flag, str(value)]
@@ -163,18 +166,7 @@ class RunningSandbox:
 
     def oro_token(self) -> str:
         """A fresh Oro access token for the default OAuth client (client credentials)."""
-        response = requests.post(
-            self.info["oro"]["token_url"],
-            json={
-                "grant_type": "client_credentials",
-                "client_id": self.info["oro"]["client_id"],
-                "client_secret": self.info["oro"]["client_secret"],
-            },
-            timeout=60,
-            verify=self.verify,
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return OroTestClient(self).refresh()
 
     def revoke_oro_tokens(self) -> dict[str, Any]:
         """Revoke every Oro token issued so far: the next call with one of them gets Oro's 401."""
@@ -222,6 +214,14 @@ class RunningSandbox:
         """Re-seed both stores (optionally a different seed/customers) and zero the counters."""
         self._post("oro", "/_sandbox/reset", overrides)
 
+    def oro_client(self, **kwargs: Any) -> OroTestClient:
+        """A test client of this sandbox's Oro API (see :class:`OroTestClient`)."""
+        return OroTestClient(self, **kwargs)
+
+    def mailchimp_client(self, **kwargs: Any) -> MailchimpTestClient:
+        """A test client of this sandbox's Mailchimp API (see :class:`MailchimpTestClient`)."""
+        return MailchimpTestClient(self, **kwargs)
+
     def stop(self) -> None:
         """Stop the subprocess (SIGTERM, then kill)."""
         if self.process.poll() is None:
@@ -231,6 +231,172 @@ class RunningSandbox:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
+
+
+class OroTestClient:
+    """The sandbox's Oro back-office API for tests: a client-credentials token (fetched again once
+    when a request answers 401, e.g. after the sandbox clock moved past its expiry) and JSON:API
+    headers. Paths are relative to the API root (``customerusers/7``) or absolute URLs.
+
+    ``auth`` replaces the client's own token (e.g. the connectors' ``OroOAuth2Authenticator``, whose
+    token the process shares with the connector under test)."""
+
+    def __init__(
+        self,
+        sandbox: RunningSandbox,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        timeout: float = 60.0,
+        auth: requests.auth.AuthBase | None = None,
+    ) -> None:
+        info = sandbox.info["oro"]
+        self.sandbox = sandbox
+        self.api_url: str = sandbox.oro_api_url
+        self.token_url: str = info["token_url"]
+        self.client_id: str = client_id or info["client_id"]
+        self.client_secret: str = client_secret or info["client_secret"]
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.verify = sandbox.verify
+        self.session.headers["Accept"] = JSONAPI_MEDIA_TYPE
+        self.session.auth = auth
+        self.token = ""
+
+    def refresh(self) -> str:
+        """Fetch a new access token (raises for an error answer) and use it from now on."""
+        response = self.session.post(
+            self.token_url,
+            json={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
+            headers={"Accept": "application/json"},
+            timeout=self.timeout,
+        )
+        response.raise_for_status()
+        self.token = str(response.json()["access_token"])
+        return self.token
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path."""
+        return path if path.startswith(("http://", "https://")) else f"{self.api_url}/{path.lstrip('/')}"
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        """Send one request (``body`` as a JSON:API document); the answer is returned as it came."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        data = None
+        if body is not None:
+            headers.setdefault("Content-Type", JSONAPI_MEDIA_TYPE)
+            data = json.dumps(body)
+        kwargs.setdefault("timeout", self.timeout)
+        if self.session.auth is not None:
+            return self.session.request(method, self.url(path), data=data, headers=headers, **kwargs)
+        for attempt in (1, 2):
+            if not self.token or attempt == 2:
+                self.refresh()
+            headers["Authorization"] = f"Bearer {self.token}"
+            response = self.session.request(
+                method, self.url(path), data=data, headers=headers, **kwargs
+            )
+            if response.status_code != 401:
+                break
+        return response
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET a document; anything but 200 fails the test."""
+        response = self.request("GET", path, params=params)
+        assert response.status_code == 200, response.text
+        doc: dict[str, Any] = response.json()
+        return doc
+
+    def all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
+        """Every resource of a list (``page[size]`` 500 unless given), following ``links.next``."""
+        params.setdefault("page[size]", "500")
+        doc = self.get(resource, **params)
+        out: list[dict[str, Any]] = list(doc["data"])
+        while (doc.get("links") or {}).get("next"):
+            doc = self.get(str(doc["links"]["next"]))
+            out.extend(doc["data"])
+        return out
+
+    def write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """POST/PATCH/DELETE a JSON:API document; an error answer fails the test."""
+        response = self.request(method, path, body=body)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else {}
+
+
+class MailchimpTestClient:
+    """The sandbox's Mailchimp Marketing API for tests: the sandbox's API key (HTTP Basic). Paths
+    are relative to ``/3.0`` (``lists/{id}/members``, a leading ``/`` is fine)."""
+
+    def __init__(self, sandbox: RunningSandbox, timeout: float = 60.0) -> None:
+        info = sandbox.info["mailchimp"]
+        self.sandbox = sandbox
+        self.api_url: str = sandbox.mailchimp_api_url
+        self.api_key: str = info["api_key"]
+        self.list_id: str = info["list_id"]
+        self.dc: str = info["dc"]
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.verify = sandbox.verify
+        self.session.auth = ("test", self.api_key)
+
+    @staticmethod
+    def hash(email: str) -> str:
+        """Mailchimp's member id: md5 of the trimmed, lower-cased address."""
+        return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+    @property
+    def members(self) -> str:
+        """The path of the default audience's members."""
+        return f"/lists/{self.list_id}/members"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path."""
+        return path if path.startswith(("http://", "https://")) else f"{self.api_url}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; the answer is returned as it came."""
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET ``path``."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        """POST to ``path``."""
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        """PUT to ``path``."""
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        """PATCH ``path``."""
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        """DELETE ``path``."""
+        return self.request("DELETE", path, **kwargs)
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        """GET a document; anything but 200 fails the test."""
+        response = self.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def member(self, email: str) -> dict[str, Any]:
+        """The default audience's member with this address (it must exist)."""
+        doc: dict[str, Any] = self.get_json(f"{self.members}/{self.hash(email)}")
+        return doc
 
 
 class _BoundSession(requests.Session):

@@ -25,15 +25,14 @@ import hashlib
 import random
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 import requests
-from oromc_common.http import honour_env_ca_bundle, retry_after_seconds, tls_failure
+from oromc_common.dates import parse_http_date
+from oromc_common.http import honour_env_ca_bundle, tls_failure
 from oromc_common.oro import (
-    RETRIABLE_STATUSES,
     OroOAuth2Authenticator,
     edge_error_message,
     format_oro_datetime,
@@ -41,6 +40,7 @@ from oromc_common.oro import (
     jsonapi_headers,
     oro_error_message,
 )
+from oromc_common.retry import RetryPolicy, is_transient_status
 from singer_sdk import RESTStream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -108,13 +108,8 @@ def _as_id(value: Any, *, int_id: bool) -> Any:
 
 def server_now(response: requests.Response) -> str | None:
     """The server's clock from the ``Date`` header, in Oro's format (None if absent)."""
-    value = response.headers.get("Date")
-    if not value:
-        return None
-    try:
-        return format_oro_datetime(parsedate_to_datetime(value))
-    except (TypeError, ValueError):
-        return None
+    when = parse_http_date(response.headers.get("Date"))
+    return format_oro_datetime(when) if when is not None else None
 
 
 def fingerprint(row: dict[str, Any]) -> str:
@@ -337,7 +332,7 @@ class OroStream(RESTStream[Any]):
             self.authenticator.invalidate(response.request)
             msg = f"GET {self.resource} -> 401 (token expired or revoked); refreshing the token"
             raise RetriableAPIError(msg, response)
-        if status in RETRIABLE_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        if is_transient_status(status):
             raise RetriableAPIError(self._message(response), response)
         if status == HTTPStatus.FORBIDDEN and not is_oro_error_document(response):
             raise RetriableAPIError(edge_error_message(response), response)  # a proxy/WAF
@@ -650,16 +645,22 @@ class OroStream(RESTStream[Any]):
 
         return super().request_decorator(no_lasting_tls_failure)
 
-    @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return _retry_waits(
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The shared retry policy with this tap's settings (the SDK's backoff_* hooks use it)."""
+        return RetryPolicy(
+            int(self.config.get("max_tries", 9)),
             float(self.config.get("backoff_factor_seconds", 0.5)),
             float(self.config.get("backoff_max_seconds", 60.0)),
         )
 
     @override
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        return self.retry_policy.waits()
+
+    @override
     def backoff_max_tries(self) -> int:
-        return int(self.config.get("max_tries", 9))
+        return self.retry_policy.max_tries
 
     @override
     def backoff_jitter(self, value: float) -> float:
@@ -688,14 +689,7 @@ def _attr(resource: dict[str, Any], name: str) -> str | None:
 
 def _retry_waits(base: float, cap: float) -> Generator[float, Any, None]:
     """Exponential waits; a ``Retry-After`` on the failed response wins (capped)."""
-    attempt = 0
-    exc = yield 0.0  # primed by backoff with send(None)
-    while True:
-        attempt += 1
-        response = getattr(exc, "response", None)
-        hinted = retry_after_seconds(response, cap=cap) if response is not None else None
-        wait = hinted if hinted is not None else min(cap, base * 2 ** (attempt - 1))
-        exc = yield wait
+    return RetryPolicy(backoff_factor_seconds=base, backoff_max_seconds=cap).waits()
 
 
 __all__ = [

@@ -24,9 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from oromc_common.idsets import BitMap, decode, encode
 from singer_sdk.exceptions import ConfigValidationError
-
-from tap_orocommerce.idsets import BitMap, decode, encode
 
 if TYPE_CHECKING:
     from tap_orocommerce.client import OroStream

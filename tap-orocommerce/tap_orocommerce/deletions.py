@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tap_orocommerce.idsets import BitMap, decode, encode
+from oromc_common.idsets import BitMap, decode, encode
 
 STATE_KEY = "known_ids"
 DELETION_CHECKS = ("auto", "never")

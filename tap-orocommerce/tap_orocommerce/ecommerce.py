@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from oromc_common.idsets import BitMap, decode, encode
 from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_orocommerce.client import MODE_SCAN, MODE_SEEK, Field, OroStream
-from tap_orocommerce.idsets import BitMap, decode, encode
 
 S, B, Int, N, DT = th.StringType, th.BooleanType, th.IntegerType, th.NumberType, th.DateTimeType
 Included = dict[tuple[str, str], dict[str, Any]]

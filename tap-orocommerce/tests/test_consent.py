@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from oromc_common.oro import OroOAuth2Authenticator, jsonapi_headers
-from oromc_sandbox.testing import running_sandbox
+from oromc_common.idsets import BitMap, decode, encode
+from oromc_sandbox.testing import OroTestClient, running_sandbox
 from tap_orocommerce.consent import AcceptanceConsent
-from tap_orocommerce.idsets import BitMap, decode, encode
 
 from tests.helpers import TapRun, run_tap, tap_config
 
@@ -25,21 +22,11 @@ def sandbox() -> Iterator[Any]:
         yield sb
 
 
-class Oro:
+class Oro(OroTestClient):
     """Changes made in Oro the way an admin (or target-orocommerce) makes them."""
 
-    def __init__(self, sb: Any) -> None:
-        info = sb.info["oro"]
-        self.api = sb.oro_api_url
-        self.session = requests.Session()
-        self.session.auth = OroOAuth2Authenticator(
-            base_url=sb.oro_base_url, client_id=info["client_id"], client_secret=info["client_secret"]
-        )
-
     def send(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        r = self.session.request(method, f"{self.api}/{path}", params=params or None,
-                                 data=None if body is None else json.dumps(body),
-                                 headers=jsonapi_headers(write=body is not None), timeout=30)
+        r = self.request(method, path, body=body, params=params or None)
         assert r.status_code < 300, r.text
         return r.json() if r.content else None
 

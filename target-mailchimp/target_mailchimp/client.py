@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -191,27 +191,17 @@ class Audience:
             params: dict[str, Any] = {"fields": self._member_fields("members.") + ",total_items"}
             if status:
                 params["status"] = status
-            total = self._load_page(params, 0)
-            calls: list[Callable[[], int]] = [
-                partial(self._load_page, params, offset)
-                for offset in range(PAGE_SIZE, total, PAGE_SIZE)
-            ]
-            run_concurrently(calls, max_workers)
+            self.client.each_page(
+                f"{self.base}/members", self._load_page, params, PAGE_SIZE, max_workers
+            )
         self.loaded = True
 
-    def _load_page(self, params: dict[str, Any], offset: int) -> int:
-        page = (
-            self.client.get(
-                f"{self.base}/members", {**params, "count": PAGE_SIZE, "offset": offset}
-            )
-            or {}
-        )
+    def _load_page(self, page: dict[str, Any]) -> None:
         states = {str(item["id"]): self.state_from(item) for item in page.get("members") or []}
         with self._members_lock:
             for hash_, state in states.items():
                 if self.members.setdefault(hash_, state) is state and state.oro_id:
                     self.by_id.setdefault(state.oro_id, hash_)
-        return int(page.get("total_items") or 0)
 
     def _get_one(self, hash_: str) -> MemberState | None:
         try:

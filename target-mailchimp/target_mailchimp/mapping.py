@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from oromc_common.dates import parse_date, parse_utc
 from oromc_common.records import CONTROL_CHARS
 
 #: What Mailchimp accepts as an address (see :func:`is_valid_email` for the sources): an ASCII
@@ -110,18 +111,6 @@ def is_valid_email(email: str) -> bool:
     )
 
 
-def _to_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value).strip()
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-    except ValueError:
-        return date.fromisoformat(text[:10])
-
-
 def _format_date(day: date, fmt: str) -> str:
     fmt = (fmt or "").upper()
     if not fmt or fmt == "YYYY-MM-DD":
@@ -177,7 +166,7 @@ def _coerce_phone(spec: MergeFieldSpec, value: Any) -> Any:
 
 def _coerce_date(spec: MergeFieldSpec, value: Any) -> Any:
     try:
-        day = _to_date(value)
+        day = parse_date(value)
     except ValueError as exc:
         raise _UnfitError(f"not a {spec.type}") from exc
     default_format = "MM/DD" if spec.type == "birthday" else ""
@@ -421,18 +410,6 @@ def new_member_status(record: Mapping[str, Any], policy: ConsentPolicy) -> str:
     return policy.status_if_new
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def mailchimp_opt_in_after(member: MemberFacts, changed_at: Any) -> bool:
     """True when the member opted in (or signed up) in Mailchimp after the source's change.
 
@@ -441,10 +418,10 @@ def mailchimp_opt_in_after(member: MemberFacts, changed_at: Any) -> bool:
     is no use here: every merge-field or tag write (ours included) moves it, so it would hide an
     opt-out that arrives after a profile update. A source change with no time counts as the latest.
     """
-    source = _as_datetime(changed_at)
+    source = parse_utc(changed_at)
     if source is None:
         return False
-    stamps = [_as_datetime(member.timestamp_opt), _as_datetime(member.timestamp_signup)]
+    stamps = [parse_utc(member.timestamp_opt), parse_utc(member.timestamp_signup)]
     return any(stamp is not None and stamp > source for stamp in stamps)
 
 
@@ -484,7 +461,7 @@ def consent_change(record: Mapping[str, Any], member: MemberFacts, policy: Conse
     if status == "transactional":
         return ConsentDecision(policy.opt_in, counter="opted_in")
     if status == "unsubscribed" and policy.resubscribe_with_pending:
-        source, last = _as_datetime(changed_at), _as_datetime(member.last_changed)
+        source, last = parse_utc(changed_at), parse_utc(member.last_changed)
         if source is not None and (last is None or source > last):
             return ConsentDecision("pending", counter="asked_to_reconfirm")
     if status in {"unsubscribed", "cleaned"}:
@@ -498,7 +475,7 @@ def opt_in_times(record: Mapping[str, Any], status: str) -> dict[str, str]:
     person consented and a later opt-out at the source compares correctly."""
     if record.get("marketing_consent") is not True:
         return {}
-    when = _as_datetime(record.get("consent_changed_at"))
+    when = parse_utc(record.get("consent_changed_at"))
     if when is None or status not in MARKETING:
         return {}
     key = "timestamp_opt" if status == "subscribed" else "timestamp_signup"

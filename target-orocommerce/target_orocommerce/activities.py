@@ -33,14 +33,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
+from oromc_common.dates import parse_utc
 from oromc_common.keys import record_key
-from oromc_common.oro import OroClientError, format_oro_datetime, parse_oro_datetime
+from oromc_common.oro import OroClientError, format_oro_datetime
 from oromc_common.report import RunReport
 
+from target_orocommerce.bulk import BATCH_MODES, note_batch_answer
 from target_orocommerce.client import (
     PLANNED_ID,
     SYNC_BATCH_LIMIT,
@@ -54,17 +56,6 @@ FIRST_ONLY_TYPES = frozenset({"open", "click"})
 ONE_PER_MEMBER_TYPES = frozenset({"send", "unsubscribe"})
 EVERY_EVENT = "every_event"
 FIRST_PER_ACTION = "first_per_action"
-
-
-def _utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    if isinstance(value, str) and value.strip():
-        try:
-            return parse_oro_datetime(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass
@@ -212,7 +203,7 @@ def intents_from_email_activity(
             kind = str(action)
         else:
             raise MappingError(f"unsupported action {action!r} (open, click, bounce)", "action")
-        when = _utc(event.get("timestamp"))
+        when = parse_utc(event.get("timestamp"))
         if when is None:
             raise MappingError("missing or invalid timestamp", "timestamp")
         url = (event.get("url") or None) if kind == "click" else None
@@ -226,7 +217,7 @@ def intents_from_sent_to(
 ) -> list[ActivityIntent]:
     """Rows of ``sent_to``: one ``send`` per recipient, dated by the campaign's send time."""
     row = _Row.of(record)
-    when = _utc(record.get("timestamp")) or _utc(record.get("send_time"))
+    when = parse_utc(record.get("timestamp")) or parse_utc(record.get("send_time"))
     when = when or send_times.get(row.campaign)
     if when is None:
         raise MappingError(
@@ -241,7 +232,7 @@ def intents_from_unsubscribes(
 ) -> list[ActivityIntent]:
     """Rows of ``unsubscribes`` (campaign reports): one ``unsubscribe`` each."""
     row = _Row.of(record)
-    when = _utc(record.get("timestamp"))
+    when = parse_utc(record.get("timestamp"))
     if when is None:
         raise MappingError("missing or invalid timestamp", "timestamp")
     return [row.intent(stream, key, "unsubscribe", when, extra={"reason": record.get("reason")})]
@@ -350,7 +341,7 @@ class ActivityLedger:
         for resource in self.writer.iter_resources("marketingactivities", params):
             payload = _our_details(resource)
             entity = ((resource.get("relationships") or {}).get("entity") or {}).get("data") or {}
-            when = _utc((resource.get("attributes") or {}).get("actionDate"))
+            when = parse_utc((resource.get("attributes") or {}).get("actionDate"))
             if payload is None or entity.get("type") != "customerusers" or when is None:
                 continue
             keys.append((str(resource.get("id")), keys_of(resource)))
@@ -359,7 +350,7 @@ class ActivityLedger:
                     activity_id=str(resource.get("id")),
                     when=when,
                     campaign_code=payload.get("campaign_id") or None,
-                    resubscribed_at=_utc(payload.get("resubscribed_at")),
+                    resubscribed_at=parse_utc(payload.get("resubscribed_at")),
                     payload=payload,
                 )
             )
@@ -484,7 +475,7 @@ class ActivityWriter:
         self.granularity = granularity
         self.ledger = ActivityLedger(writer, page_size=page_size)
         # None = not probed yet; the stock Oro API has no Batch API for marketingactivities (405).
-        self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
+        self.batch_supported = BATCH_MODES[batch_mode]
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._behind: list[Future[None]] = []  # creates running in the background, oldest first
@@ -889,14 +880,10 @@ class ActivityWriter:
                     self._reject(chunk[index][1], exc, index=index)
                 chunk = [item for n, item in enumerate(chunk) if n not in bad]
                 continue
-            if isinstance(response, requests.Response) and response.status_code == 405:
-                with self._lock:
-                    self.batch_supported = False
-                return None
             # 200, or 202 when Oro turned a slow sync request into an async operation (> 25 s):
             # either way the records land, and a replay's ledger lookup sees them.
-            with self._lock:
-                self.batch_supported = True
+            if not note_batch_answer(self, response):
+                return None
             ids = _created_ids(response, len(chunk))
             for (key, intent, user_id), activity_id in zip(chunk, ids, strict=True):
                 self.ledger.add(key)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from oromc_common.oro import OroClientError
@@ -147,13 +147,34 @@ def operation_errors(writer: OroWriter, accepted: requests.Response) -> list[dic
     return errors
 
 
+#: ``batch_mode`` -> whether the Batch API is used: True, False, or None (auto: the first answer tells).
+BATCH_MODES: dict[str, bool | None] = {"auto": None, "batch": True, "single": False}
+
+
+class BatchUser(Protocol):
+    """A writer that finds out from Oro's answers whether the Batch API serves its resource."""
+
+    batch_supported: bool | None
+    _lock: threading.Lock
+
+
+def note_batch_answer(user: BatchUser, response: Any) -> bool:
+    """Record on ``user`` whether a Batch API request's answer shows the API serves the resource
+    (405: it does not, from now on; a 200, a 202 for a sync request Oro made asynchronous, or any
+    other answer: it does) and return it."""
+    supported = not (isinstance(response, requests.Response) and response.status_code == 405)
+    with user._lock:
+        user.batch_supported = supported
+    return supported
+
+
 class BulkUpdater:
     """Update many records of one resource with as few requests as the API allows."""
 
     def __init__(self, writer: OroWriter, resource: str, *, batch_mode: str = "auto") -> None:
         self.writer = writer
         self.resource = resource
-        self.batch_supported: bool | None = {"auto": None, "batch": True, "single": False}[batch_mode]
+        self.batch_supported = BATCH_MODES[batch_mode]
         self._lock = threading.Lock()
 
     def update(self, updates: Sequence[Update], reject: RejectFn, drop: DropFn | None = None) -> list[Update]:
@@ -208,12 +229,8 @@ class BulkUpdater:
                     return self._single(chunk, reject, drop)
                 chunk = self._regroup(chunk, grouped, reject, drop)
                 continue
-            if isinstance(response, requests.Response) and response.status_code == 405:
-                with self._lock:
-                    self.batch_supported = False
+            if not note_batch_answer(self, response):
                 return None
-            with self._lock:
-                self.batch_supported = True
             if isinstance(response, requests.Response) and response.status_code == 202:
                 op_errors = operation_errors(self.writer, response)
                 if op_errors:

@@ -4,7 +4,7 @@ One :class:`OroWriter` per target run, shared by every sink. It adds to the shar
 ``oromc_common.oro`` (OAuth2 token cache, error classification, JSON:API helpers) what a *writer*
 needs:
 
-* retries with backoff (``backoff`` library) on 429/5xx/connection errors, honouring
+* retries (:class:`oromc_common.retry.RetryPolicy`) on 429/5xx/connection errors, honouring
   ``Retry-After``; one token refresh + retry on 401;
 * **safe retries of non-idempotent creates**: before re-sending a POST that may already have been
   applied (5xx or a lost connection), the caller's ``verify`` callback is asked whether the write
@@ -23,16 +23,13 @@ needs:
 from __future__ import annotations
 
 import logging
-import random
 import re
-import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import backoff
 import requests
 from oromc_common.dryrun import ActionPlan, DryRunWriteError
+from oromc_common.fanout import BoundedPool
 from oromc_common.oro import (
     OroApiError,
     OroAuthError,
@@ -48,6 +45,7 @@ from oromc_common.oro import (
     tls_error,
 )
 from oromc_common.report import RunReport
+from oromc_common.retry import TRANSPORT_ERRORS, RetryPolicy, half_jitter
 from requests.adapters import HTTPAdapter
 
 from target_orocommerce.concurrency import OVERLOAD_STATUSES, AdaptiveLimit
@@ -116,23 +114,6 @@ def permission_hint(method: str, path: str) -> str:
     return f"{action} on {label}"
 
 
-def _retry_waits(base: float, cap: float) -> Generator[float, Any, None]:
-    """Backoff wait generator: ``Retry-After`` when the server sent one, else capped jittered expo.
-
-    ``backoff`` primes the generator with ``next()`` and then sends each exception in.
-    """
-    attempt = 0
-    error: Any = yield 0.0
-    while True:
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            value = min(float(retry_after), cap)
-        else:
-            value = min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
-        attempt += 1
-        error = yield value
-
-
 class _TransportError(OroRetriableError):
     """No response (connection reset, timeout): retriable; a create may or may not have landed."""
 
@@ -161,9 +142,8 @@ class OroWriter:
         self.auth = auth
         self.report = report
         self.timeout = timeout
-        self.max_tries = max(1, max_tries)
-        self.max_retry_wait = max_retry_wait
-        self.backoff_base = backoff_base
+        #: 429/5xx/transport errors: ``Retry-After`` or a jittered doubling wait, ``max_tries`` in all.
+        self.retry = RetryPolicy(max_tries, backoff_base, max_retry_wait, jitter=half_jitter)
         self.max_concurrency = max(1, max_concurrency)
         #: The gate of every request: AIMD between 1 and ``max_concurrency`` in flight.
         self.limit = AdaptiveLimit(self.max_concurrency)
@@ -172,8 +152,8 @@ class OroWriter:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "target-orocommerce/0.1"
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        #: :meth:`run_parallel`'s threads (``max_concurrency``), started on first use.
+        self._fan_out = BoundedPool(self.max_concurrency, name="oro-write")
 
     @property
     def dry_run(self) -> bool:
@@ -234,16 +214,7 @@ class OroWriter:
                 return ALREADY_APPLIED
             return self._send(method, path, params, body, headers, ok_statuses, label, attempts)
 
-        retrying = backoff.on_exception(
-            _retry_waits,
-            OroRetriableError,
-            max_tries=self.max_tries,
-            jitter=None,
-            on_backoff=self._log_backoff,
-            base=self.backoff_base,
-            cap=self.max_retry_wait,
-        )(once)
-        return retrying()
+        return self.retry.call(once, retry_on=(OroRetriableError,), on_retry=self._log_retry)
 
     def _send(
         self,
@@ -263,12 +234,7 @@ class OroWriter:
         while True:
             try:
                 response = self._request(kind, method, path, params, body, all_headers)
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ) as exc:
+            except TRANSPORT_ERRORS as exc:
                 self.report.count_call(method, "error")
                 tls = tls_error(exc, self.url(path), label or method)
                 if tls is not None:
@@ -335,13 +301,9 @@ class OroWriter:
         return OroPermissionError(msg, status=403, resource=label or "")
 
     @staticmethod
-    def _log_backoff(details: Any) -> None:
-        exc = details.get("exception")
+    def _log_retry(error: BaseException, attempt: int, wait: float) -> None:
         LOGGER.warning(
-            "Retrying after %s (attempt %s, waiting %.1fs)",
-            scrub(str(exc)) if exc else "error",
-            details.get("tries"),
-            details.get("wait") or 0.0,
+            "Retrying after %s (attempt %s, waiting %.1fs)", scrub(str(error)), attempt, wait
         )
 
     # -- JSON helpers ---------------------------------------------------------------------
@@ -379,49 +341,20 @@ class OroWriter:
         :class:`OroPermissionError`, :class:`OroAuthError` and :class:`OroTLSError`, which are
         re-raised (fail fast).
         """
-        if not tasks:
-            return []
-        if len(tasks) == 1 or self.max_concurrency == 1:
-            results: list[T | BaseException] = []
-            for task in tasks:
-                try:
-                    results.append(task())
-                except (OroPermissionError, OroAuthError, OroTLSError):
-                    raise
-                except OroApiError as exc:
-                    results.append(exc)
-            return results
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.max_concurrency, thread_name_prefix="oro-write"
-                )
-            pool = self._pool
-        futures = [pool.submit(task) for task in tasks]
-        out: list[T | BaseException] = []
-        fatal: BaseException | None = None
-        for future in futures:
-            error = future.exception()
-            if error is None:
-                out.append(future.result())
-            elif isinstance(error, OroPermissionError | OroAuthError | OroTLSError):
-                fatal = fatal or error
-                out.append(error)
-            elif isinstance(error, OroApiError):
-                out.append(error)
-            else:
-                raise error
-        if fatal is not None:
-            raise fatal
-        return out
+        return self._fan_out.run(tasks, keep=_kept_error)
 
     def close(self) -> None:
         """Release the worker threads and the connection pool."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        self._fan_out.close()
         self.session.close()
+
+
+def _kept_error(error: BaseException) -> bool:
+    """An Oro error takes its task's slot in :meth:`OroWriter.run_parallel`; a permission,
+    credentials or TLS error (and anything that is not an Oro error) stops the run."""
+    return isinstance(error, OroApiError) and not isinstance(
+        error, OroPermissionError | OroAuthError | OroTLSError
+    )
 
 
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")

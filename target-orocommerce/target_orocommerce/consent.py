@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from oromc_common.oro import OroClientError, build_filters, consents_by_name, parse_oro_datetime
+from oromc_common.dates import parse_utc
+from oromc_common.oro import OroClientError, build_filters, consents_by_name
 
 from target_orocommerce.bulk import BulkUpdater, RejectFn, Update
 from target_orocommerce.client import ALREADY_APPLIED, OroWriter, all_error_details, error_pointer
@@ -249,13 +250,7 @@ class AcceptanceConsentStore(ConsentStore):
 
 
 def _parse(resource: Mapping[str, Any]) -> datetime | None:
-    value = (resource.get("attributes") or {}).get("createdAt")
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_oro_datetime(value)
-    except ValueError:
-        return None
+    return parse_utc((resource.get("attributes") or {}).get("createdAt"))
 
 
 def consent_store(config: Mapping[str, Any], writer: OroWriter, batch_mode: str = "auto") -> ConsentStore:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from oromc_common.dates import parse_utc
+from oromc_common.emails import email_key
 from oromc_common.oro import (
     OroClientError,
     build_filters,
-    parse_oro_datetime,
     relationship_ids,
 )
 
@@ -30,25 +31,8 @@ TAG_NAME_MAX = 50
 CAMPAIGN_NAME_MAX = 100
 
 
-def normalize_email(value: Any) -> str | None:
-    """Lower-cased, trimmed email, or None when it does not look like one."""
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
-    if "@" not in email or " " in email or len(email) > 254:
-        return None
-    return email
-
-
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return parse_oro_datetime(value)
-        except ValueError:
-            return None
-    return None
+#: Lower-cased, trimmed email, or None when it does not look like one (the lookup key).
+normalize_email = email_key
 
 
 @dataclass
@@ -78,7 +62,7 @@ class CustomerUserView:
             email=str(attrs.get("email") or "").strip().lower(),
             first_name=attrs.get("firstName"),
             last_name=attrs.get("lastName"),
-            updated_at=_parse_dt(attrs.get("updatedAt")),
+            updated_at=parse_utc(attrs.get("updatedAt")),
             is_guest=bool(attrs.get("isGuest")),
             tag_ids=tags,
             address_ids=relationship_ids(resource, "addresses"),

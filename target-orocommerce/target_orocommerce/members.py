@@ -28,12 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from oromc_common.dates import parse_utc
 from oromc_common.keys import record_key
 from oromc_common.oro import (
     OroClientError,
     build_filters,
     format_oro_datetime,
-    parse_oro_datetime,
     relationship_id,
 )
 from oromc_common.report import RunReport
@@ -63,17 +63,6 @@ MEMBER_KEY = ("list_id", "id")  # names a ``members`` record in rejects: ``<list
 def phone_digits(value: Any) -> str:
     """Comparable form of a phone number: digits and ``+`` only."""
     return _PHONE_CHARS.sub("", str(value or ""))
-
-
-def _utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    if isinstance(value, str) and value:
-        try:
-            return parse_oro_datetime(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass
@@ -148,7 +137,7 @@ def parse_forgotten(record: Mapping[str, Any], key: str | None = None) -> Forgot
         key = forgotten_key(record)
     if not oro_id.isdigit():
         raise MemberError("oro_id must be an Oro customer-user id (digits)", "oro_id")
-    detected = _utc(record.get("detected_at"))
+    detected = parse_utc(record.get("detected_at"))
     if detected is None:
         raise MemberError("missing or invalid detected_at", "detected_at")
     return ForgottenRow(
@@ -156,7 +145,7 @@ def parse_forgotten(record: Mapping[str, Any], key: str | None = None) -> Forgot
         list_id=record.get("list_id"),
         oro_id=oro_id,
         detected_at=detected,
-        previous_sweep_at=_utc(record.get("previous_sweep_at")),
+        previous_sweep_at=parse_utc(record.get("previous_sweep_at")),
     )
 
 
@@ -248,8 +237,8 @@ def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str |
         field_problems=problems,
         tags=tags,
         tags_complete=complete,
-        last_changed=_utc(record.get("last_changed")),
-        opted_in_at=_utc(record.get("timestamp_opt")),
+        last_changed=parse_utc(record.get("last_changed")),
+        opted_in_at=parse_utc(record.get("timestamp_opt")),
         oro_id=oro_id,
     )
 
@@ -540,7 +529,7 @@ class MemberSync:
             attrs = address.get("attributes") or {}
             if phone_digits(attrs.get("phone")) == phone_digits(member.phone):
                 continue
-            if not self._mailchimp_may_write(member, _utc(attrs.get("updatedAt"))):
+            if not self._mailchimp_may_write(member, parse_utc(attrs.get("updatedAt"))):
                 self.report.count(self.stream, "conflict_kept_oro")
                 continue
             updates.append(Update(member, str(address["id"]), {"phone": member.phone}, optional=frozenset({"phone"})))

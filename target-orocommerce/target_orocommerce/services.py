@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from oromc_common.dates import parse_utc
 from oromc_common.dryrun import ActionPlan
 from oromc_common.http import require_secure_url
 from oromc_common.oro import OroOAuth2Authenticator
@@ -136,8 +137,9 @@ class Services:
             return
         for code, view in self.campaigns.resolve(missing).items():
             if view is not None and view.start_date:
-                when = datetime.fromisoformat(view.start_date[:10]).replace(tzinfo=UTC)
-                self.remember_send_time(code, when)
+                when = parse_utc(view.start_date[:10])
+                if when is not None:
+                    self.remember_send_time(code, when)
 
     def close(self) -> None:
         """Stop the background writes, release connections and the rejects file."""

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from oromc_common.oro import OroOAuth2Authenticator, clear_token_cache
-from oromc_sandbox.testing import RunningSandbox, running_sandbox
+from oromc_sandbox.testing import OroTestClient, RunningSandbox, running_sandbox
 from tap_mailchimp_engagement import schemas
 from tap_mailchimp_engagement.engagement import activity_event_id
 from target_orocommerce.target import TargetOroCommerce
@@ -76,43 +75,16 @@ def config(sb: RunningSandbox, tmp_path: Path) -> dict[str, Any]:
     }
 
 
-class OroProbe:
-    """A direct JSON:API client used by the tests to prepare and inspect Oro."""
+class OroProbe(OroTestClient):
+    """The sandbox's Oro API, to prepare and inspect Oro (its token shared with the target)."""
 
     def __init__(self, sb: RunningSandbox) -> None:
         oro = sb.info["oro"]
-        self.api = sb.oro_base_url + "/admin/api"
-        self.session = requests.Session()
-        self.session.auth = OroOAuth2Authenticator(
+        auth = OroOAuth2Authenticator(
             base_url=sb.oro_base_url, client_id=oro["client_id"], client_secret=oro["client_secret"]
         )
-        self.session.headers.update({"Accept": "application/vnd.api+json"})
-
-    def get(self, path: str, **params: str) -> dict[str, Any]:
-        response = self.session.get(f"{self.api}/{path}", params=params, timeout=30)
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
-
-    def all(self, path: str, **params: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        params.setdefault("page[size]", "500")
-        doc = self.get(path, **params)
-        out.extend(doc["data"])
-        while doc.get("links", {}).get("next"):
-            response = self.session.get(doc["links"]["next"], timeout=30)
-            response.raise_for_status()
-            doc = response.json()
-            out.extend(doc["data"])
-        return out
-
-    def write(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.session.request(
-            method, f"{self.api}/{path}", json=body, timeout=30,
-            headers={"Content-Type": "application/vnd.api+json"},
-        )
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else {}
+        super().__init__(sb, timeout=30, auth=auth)
+        self.api = self.api_url
 
     def users_with_primary_phone_address(self, n: int) -> list[dict[str, Any]]:
         """``n`` registered customer users that have a primary address."""

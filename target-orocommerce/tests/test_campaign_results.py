@@ -21,9 +21,7 @@ TWO_DAYS = 2 * 86400  # the newest seeded campaign's engagement is over, it is s
 
 
 def _mailchimp(sb: RunningSandbox) -> requests.Session:
-    session = requests.Session()
-    session.auth = ("test", sb.info["mailchimp"]["api_key"])
-    return session
+    return sb.mailchimp_client().session
 
 
 def _reports(sb: RunningSandbox) -> dict[str, dict[str, Any]]:

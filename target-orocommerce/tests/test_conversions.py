@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import requests
 from oromc_sandbox.testing import RunningSandbox
 
 from .conftest import OroProbe, rejects, run_tap, run_target
@@ -17,8 +16,7 @@ STREAMS = {"campaigns", "attributed_orders"}
 
 def _attributed_orders(sb: RunningSandbox) -> dict[str, str]:
     """Mailchimp order id -> campaign id, read from the Mailchimp API."""
-    session = requests.Session()
-    session.auth = ("test", sb.info["mailchimp"]["api_key"])
+    session = sb.mailchimp_client().session
     out = {}
     for store in session.get(f"{sb.mailchimp_api_url}/ecommerce/stores", timeout=30).json()["stores"]:
         page = session.get(f"{sb.mailchimp_api_url}/ecommerce/stores/{store['id']}/orders",

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
-from oromc_common.oro import OroOAuth2Authenticator, clear_token_cache
-from oromc_sandbox.testing import RunningSandbox, running_sandbox
+from oromc_common.oro import clear_token_cache
+from oromc_sandbox.testing import OroTestClient, RunningSandbox, running_sandbox
 from tap_mailchimp_engagement import schemas as mc_schemas
 from target_mailchimp.client import email_hash
 from target_mailchimp.contract import CONTACTS_KEY_PROPERTIES, CONTACTS_SCHEMA
@@ -203,21 +202,7 @@ def test_target_mailchimp_answers_every_bad_contact(sandbox: RunningSandbox, tmp
     assert not TALLY.misses, "\n".join(TALLY.misses)
 
 
-class Oro:
-    def __init__(self, sb: RunningSandbox) -> None:
-        oro = sb.info["oro"]
-        self.api = sb.oro_base_url + "/admin/api"
-        self.session = requests.Session()
-        self.session.auth = OroOAuth2Authenticator(
-            base_url=sb.oro_base_url, client_id=oro["client_id"], client_secret=oro["client_secret"]
-        )
-        self.session.headers.update({"Accept": "application/vnd.api+json"})
-
-    def all(self, path: str) -> list[dict[str, Any]]:
-        response = self.session.get(f"{self.api}/{path}", params={"page[size]": "1000"}, timeout=30)
-        response.raise_for_status()
-        return list(response.json()["data"])
-
+class Oro(OroTestClient):
     def users(self, n: int) -> list[dict[str, Any]]:
         primary = {
             a["relationships"]["customerUser"]["data"]["id"]
@@ -229,9 +214,7 @@ class Oro:
         return users[:n]
 
     def user(self, user_id: str) -> dict[str, Any]:
-        response = self.session.get(f"{self.api}/customerusers/{user_id}", timeout=30)
-        response.raise_for_status()
-        return dict(response.json()["data"]["attributes"])
+        return dict(self.get(f"customerusers/{user_id}")["data"]["attributes"])
 
 
 def test_target_orocommerce_answers_every_bad_member(sandbox: RunningSandbox, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import requests
-from oromc_sandbox.testing import running_sandbox
+from oromc_sandbox.testing import MailchimpTestClient, running_sandbox
+from typing_extensions import override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openapi_check import check_response
@@ -23,46 +24,21 @@ from openapi_check import check_response
 _counter = itertools.count()
 
 
-class MailchimpClient:
-    """A requests.Session bound to `/3.0` with the sandbox API key (no retries, no magic)."""
+class MailchimpClient(MailchimpTestClient):
+    """The sandbox's test client; every answer must conform (no retries, no magic)."""
 
     def __init__(self, sb: Any) -> None:
+        super().__init__(sb, timeout=30)
         self.sb = sb
-        self.base = sb.mailchimp_api_url
-        self.api_key: str = sb.info["mailchimp"]["api_key"]
-        self.list_id: str = sb.info["mailchimp"]["list_id"]
-        self.dc: str = sb.info["mailchimp"]["dc"]
-        self.session = requests.Session()
+        self.base = self.api_url
         self.session.auth = ("anystring", self.api_key)
 
-    def url(self, path: str) -> str:
-        return self.base + path
-
+    @override
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; its answer must conform (`openapi_check.check_response`)."""
-        kwargs.setdefault("timeout", 30)
-        resp = self.session.request(method, self.url(path), **kwargs)
+        resp = super().request(method, path, **kwargs)
         check_response(method, path, resp)
         return resp
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("DELETE", path, **kwargs)
-
-    @property
-    def members(self) -> str:
-        return f"/lists/{self.list_id}/members"
 
     def add(
         self, email: str | None = None, status: str = "subscribed", **fields: Any

@@ -1,0 +1,72 @@
+"""MailchimpClient: the one offset pager (in turn and concurrent) and Retry-After on a 429."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from oromc_common.governor import ConnectionBudget
+from oromc_common.mailchimp import MailchimpClient
+
+API = "http://127.0.0.1:9/3.0"
+KEY = "0123456789abcdef0123456789abcdef-us1"
+
+
+@pytest.fixture
+def client(tmp_path: Any) -> MailchimpClient:
+    return MailchimpClient(
+        api_key=KEY,
+        api_url=API,
+        max_tries=3,
+        backoff_factor=5.0,
+        connection_budget=ConnectionBudget(directory=str(tmp_path)),
+    )
+
+
+def _collection(total: int) -> Any:
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(str(request.url)).query)
+        offset, count = int(query["offset"][0]), int(query["count"][0])
+        assert "total_items" in query["fields"][0].split(",")
+        items = [{"id": n} for n in range(offset, min(total, offset + count))]
+        return 200, {}, json.dumps({"items": items, "total_items": total})
+
+    return answer
+
+
+@responses.activate
+def test_paginate_and_each_page_read_every_item_once(client: MailchimpClient) -> None:
+    responses.add_callback(responses.GET, API + "/things", callback=_collection(23))
+    assert [i["id"] for i in client.paginate("/things", "items", {"fields": "items.id"}, 5)] == list(
+        range(23)
+    )
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handle(page: dict[str, Any]) -> None:
+        with lock:
+            seen.extend(i["id"] for i in page["items"])
+
+    total = client.each_page("/things", handle, {"fields": "items.id"}, page_size=5, max_workers=3)
+    assert total == 23
+    assert sorted(seen) == list(range(23))
+    offsets = [parse_qs(urlsplit(str(c.request.url)).query)["offset"][0] for c in responses.calls]
+    assert sorted(offsets[-5:], key=int) == ["0", "5", "10", "15", "20"]
+
+
+@responses.activate
+def test_a_429_waits_what_retry_after_says(
+    client: MailchimpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    responses.add(responses.GET, API + "/ping", status=429, headers={"Retry-After": "0"}, json={})
+    responses.add(responses.GET, API + "/ping", json={"health_status": "Everything's Chimpy!"})
+    with caplog.at_level(logging.WARNING, logger="oromc_common.mailchimp"):
+        assert client.get("/ping") == {"health_status": "Everything's Chimpy!"}
+    # the backoff alone (factor 5 s, fully jittered) would wait 0-5 s; Retry-After: 0 says now
+    assert "retry 1 in 0.0s" in caplog.text
