@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Project, diff_states, end_state, run_until_ok
+import yaml
+from e2e_harness import ROOT, Project, diff_states, end_state, run_until_ok
 from oromc_sandbox.core.state import API_FAULTS, FAULT_KINDS
 from oromc_sandbox.testing import RunningSandbox, fault_seed_for, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS, RunResult
@@ -28,18 +29,33 @@ SIZE = {"customers": 8, "seed": 11, "epoch": "2026-10-01T00:00:00+00:00", **DEV_
 JOBS = ("audience-sync", "engagement-sync")
 APIS = ("oro", "mailchimp")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-# More attempts per request, so a run rarely gives up on a request that a storm hits several times.
-# (Shorter waits would need BACKOFF_FACTOR_SECONDS, a decimal setting: Meltano 4.4.1 cannot pass a
-# decimal from an environment variable, see README "Known Meltano issues".)
-MORE_TRIES = {
-    f"{plugin}_MAX_TRIES": "12"
-    for plugin in (
-        "TAP_OROCOMMERCE",
-        "TARGET_MAILCHIMP",
-        "TAP_MAILCHIMP_ENGAGEMENT",
-        "TARGET_OROCOMMERCE",
-    )
-}
+#: Test-only retry settings of every connector: more attempts per request (a run rarely gives up on a
+#: request that a storm hits several times) and short waits between them (the faults are the sandbox's,
+#: nothing needs time to recover). Written into the `dev` environment of a copy of meltano.yml:
+#: Meltano 4.4.1 cannot pass a decimal setting from an environment variable (README "Known Meltano
+#: issues").
+FAST_RETRIES = {"max_tries": 12, "backoff_factor_seconds": 0.05, "backoff_max_seconds": 0.5}
+CONNECTORS = ("tap-orocommerce", "tap-mailchimp-engagement", "target-mailchimp", "target-orocommerce")
+
+
+def fast_retry_project(folder: Path) -> Path:
+    """A copy of the project's meltano.yml in ``folder`` whose `dev` environment sets
+    :data:`FAST_RETRIES` on every connector (each setting the connector declares)."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    declared = {
+        plugin["name"]: {setting["name"] for setting in plugin.get("settings", [])}
+        for plugins in project["plugins"].values()
+        for plugin in plugins
+    }
+    dev = next(env for env in project["environments"] if env["name"] == "dev")
+    configs = {p["name"]: p for plugins in dev["config"]["plugins"].values() for p in plugins}
+    for name in CONNECTORS:
+        assert {"max_tries", "backoff_factor_seconds"} <= declared[name], name
+        config = configs[name].setdefault("config", {})
+        config.update({k: v for k, v in FAST_RETRIES.items() if k in declared[name]})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return folder
 
 
 @dataclass
@@ -67,8 +83,7 @@ def _cycle(
     sandbox: RunningSandbox, workdir: Path, faults: dict[str, dict[str, Any]] | None = None
 ) -> Outcome:
     """Let the seeded engagement arrive, run both jobs (each until it exits 0), read both systems."""
-    project = Project(sandbox, workdir)
-    project.env.update(MORE_TRIES)
+    project = Project(sandbox, workdir, root=fast_retry_project(workdir / "project"))
     sandbox.advance_clock(30 * 86400)
     runs_from = sandbox.now()
     sandbox.reset_stats()
