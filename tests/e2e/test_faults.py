@@ -12,8 +12,12 @@ depend on volume, and every write route is still used.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pickle
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,10 +106,35 @@ def _cycle(
     return Outcome(end_state(project, runs_from), runs, stats, rejects)
 
 
-@pytest.fixture(scope="module")
-def fault_free(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    with running_sandbox(**SIZE) as sandbox:
-        yield _cycle(sandbox, tmp_path_factory.mktemp("fault-free"))
+def _fault_free_once(folder: Path) -> Outcome:
+    """The fault-free cycle, run by the first process of the test session to get here; the other
+    (parallel xdist workers) wait for it and read its result from ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "outcome.pickle"
+        if done.exists():
+            outcome: Outcome = pickle.loads(done.read_bytes())  # noqa: S301 - written by this session
+            return outcome
+        with running_sandbox(**SIZE) as sandbox:
+            outcome = _cycle(sandbox, folder / "run")
+        done.write_bytes(pickle.dumps(outcome))
+        return outcome
+
+
+@pytest.fixture(scope="session")
+def fault_free(
+    meltano_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Future[Outcome]]:
+    """The fault-free outcome, computed once per test session in the background: a test starts its
+    faulty cycle meanwhile and waits for this one only to compare. Session-scoped (not module), so the
+    tests of this file spread over the xdist workers; they share the one fault-free run through a
+    folder of the session's base temp directory, common to all workers."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base temp is in the session's
+        shared = shared.parent
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(_fault_free_once, shared / "faults-fault-free")
 
 
 def _report(name: str, outcome: Outcome) -> str:
@@ -116,7 +145,7 @@ def _report(name: str, outcome: Outcome) -> str:
 
 @pytest.mark.parametrize("rate", [0.05, 0.2])
 def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
-    rate: float, fault_free: Outcome, tmp_path: Path
+    rate: float, fault_free: Future[Outcome], tmp_path: Path
 ) -> None:
     faults = {
         api: {"rate": rate, "kinds": _kinds(api), "seed": 3, "slow_seconds": 0.3} for api in APIS
@@ -124,19 +153,21 @@ def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
     with running_sandbox(**SIZE) as sandbox:
         outcome = _cycle(sandbox, tmp_path, faults)
     print(_report(f"{rate:.0%} faults", outcome))
+    expected = fault_free.result()
     injected = {kind for api in APIS for kind in outcome.stats[api]["faults_injected"]}
     assert injected, "no fault was injected"
-    assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
-    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
+    assert outcome.state == expected.state, diff_states(expected.state, outcome.state)
+    assert outcome.rejects == expected.rejects, outcome.rejects ^ expected.rejects
 
 
 def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
-    fault_free: Outcome, tmp_path: Path
+    fault_free: Future[Outcome], tmp_path: Path
 ) -> None:
     """Every write is applied and its answer dropped at the first request of each write route the
     pipelines use (and at random later on): the end state is the fault-free one."""
     rate = 0.5
-    routes = {api: fault_free.write_routes(api) for api in APIS}
+    expected = fault_free.result()  # its write routes choose the seed
+    routes = {api: expected.write_routes(api) for api in APIS}
     every = routes["oro"] | routes["mailchimp"]
     seed = fault_seed_for({route: [True] for route in every}, rate)
     faults = {
@@ -149,5 +180,5 @@ def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
     for api in APIS:
         lost = outcome.stats[api]["lost_responses"]
         assert routes[api] <= set(lost), f"{api}: no response lost on {routes[api] - set(lost)}"
-    assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
-    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
+    assert outcome.state == expected.state, diff_states(expected.state, outcome.state)
+    assert outcome.rejects == expected.rejects, outcome.rejects ^ expected.rejects
