@@ -18,7 +18,7 @@ import os
 import pickle
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +113,11 @@ def _fault_free_once(folder: Path) -> Outcome:
     with (folder / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = folder / "outcome.pickle"
-        if done.exists():
-            outcome: Outcome = pickle.loads(done.read_bytes())  # noqa: S301 - written by this session
-            return outcome
+        if done.exists():  # its fields (plain data and pipelines.RunResult), not this module's class
+            return Outcome(*pickle.loads(done.read_bytes()))  # noqa: S301 - written by this session
         with running_sandbox(**SIZE) as sandbox:
             outcome = _cycle(sandbox, folder / "run")
-        done.write_bytes(pickle.dumps(outcome))
+        done.write_bytes(pickle.dumps(tuple(getattr(outcome, f.name) for f in fields(Outcome))))
         return outcome
 
 
