@@ -37,7 +37,9 @@ def _own_setup(item: pytest.Item, shared: set[str]) -> str:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if not shared <= set(params):
         return ""
-    return "[" + ",".join(f"{name}={params[name]}" for name in sorted(shared)) + "]"
+    # no "]" after the "@" xdist puts before a group name, or it takes the name for a test id's end
+    own = ",".join(f"{name}={params[name]}" for name in sorted(shared))
+    return "::" + own.replace("[", "(").replace("]", ")")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
