@@ -14,7 +14,14 @@ import pytest
 SHARED_SCOPES = {"module", "class", "package"}
 #: The longest suites (minutes each) start first, so the rest of the tests fill the other worker around
 #: them instead of both workers waiting at the end for one of them.
-LONGEST_FIRST = ("tests/e2e/test_kill_resume.py", "tests/e2e/test_faults.py")
+LONGEST_FIRST = (
+    "tests/e2e/test_kill_resume.py",
+    "tests/e2e/test_no_echo.py",  # eight jobs in one module fixture
+    "tests/e2e/test_own_project.py",  # a `meltano install` of four plugins from git
+    "tests/e2e/test_round_trip.py",
+    "tests/e2e/test_consent_oro_to_mailchimp.py",
+    "tests/e2e/test_faults.py",
+)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
