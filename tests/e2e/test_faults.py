@@ -33,18 +33,23 @@ SIZE = {"customers": 8, "seed": 11, "epoch": "2026-10-01T00:00:00+00:00", **DEV_
 JOBS = ("audience-sync", "engagement-sync")
 APIS = ("oro", "mailchimp")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-#: Test-only retry settings of every connector: more attempts per request (a run rarely gives up on a
-#: request that a storm hits several times) and short waits between them (the faults are the sandbox's,
-#: nothing needs time to recover). Written into the `dev` environment of a copy of meltano.yml:
-#: Meltano 4.4.1 cannot pass a decimal setting from an environment variable (README "Known Meltano
-#: issues").
-FAST_RETRIES = {"max_tries": 12, "backoff_factor_seconds": 0.05, "backoff_max_seconds": 0.5}
+#: Test-only settings of every connector: more attempts per request (a run rarely gives up on a
+#: request that a storm hits several times), short waits between them (the faults are the sandbox's,
+#: nothing needs time to recover) and between /batches status polls (the sandbox's batches finish in
+#: a second or two). Written into the `dev` environment of a copy of meltano.yml: Meltano 4.4.1
+#: cannot pass a decimal setting from an environment variable (README "Known Meltano issues").
+FAST_WAITS = {
+    "max_tries": 12,
+    "backoff_factor_seconds": 0.05,
+    "backoff_max_seconds": 0.5,
+    "batch_poll_seconds": 0.2,
+}
 CONNECTORS = ("tap-orocommerce", "tap-mailchimp-engagement", "target-mailchimp", "target-orocommerce")
 
 
-def fast_retry_project(folder: Path) -> Path:
+def fast_project(folder: Path) -> Path:
     """A copy of the project's meltano.yml in ``folder`` whose `dev` environment sets
-    :data:`FAST_RETRIES` on every connector (each setting the connector declares)."""
+    :data:`FAST_WAITS` on every connector (each setting the connector declares)."""
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     declared = {
         plugin["name"]: {setting["name"] for setting in plugin.get("settings", [])}
@@ -56,7 +61,7 @@ def fast_retry_project(folder: Path) -> Path:
     for name in CONNECTORS:
         assert {"max_tries", "backoff_factor_seconds"} <= declared[name], name
         config = configs[name].setdefault("config", {})
-        config.update({k: v for k, v in FAST_RETRIES.items() if k in declared[name]})
+        config.update({k: v for k, v in FAST_WAITS.items() if k in declared[name]})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
     return folder
@@ -87,7 +92,7 @@ def _cycle(
     sandbox: RunningSandbox, workdir: Path, faults: dict[str, dict[str, Any]] | None = None
 ) -> Outcome:
     """Let the seeded engagement arrive, run both jobs (each until it exits 0), read both systems."""
-    project = Project(sandbox, workdir, root=fast_retry_project(workdir / "project"))
+    project = Project(sandbox, workdir, root=fast_project(workdir / "project"))
     sandbox.advance_clock(30 * 86400)
     runs_from = sandbox.now()
     sandbox.reset_stats()
