@@ -84,7 +84,7 @@ def has_private_sys_dir(env: dict[str, str]) -> bool:
     (e.g. :func:`private_sys_dir`'s): its `run/` folder is not shared with other commands."""
     own = env.get("MELTANO_SYS_DIR_ROOT")
     shared = os.environ.get("MELTANO_SYS_DIR_ROOT") or ROOT / ".meltano"
-    return bool(own) and Path(own).resolve() != Path(shared).resolve()
+    return own is not None and own != "" and Path(own).resolve() != Path(shared).resolve()
 
 
 def sandbox_env(info: dict[str, Any], workdir: Path) -> dict[str, str]:
