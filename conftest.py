@@ -3,7 +3,8 @@
 A test that uses a module- or class-scoped fixture (a sandbox, a pipeline run shared by the module's
 assertions) joins its module's xdist group, so that fixture runs once on one worker; every other test is
 scheduled on its own, so a module of independent slow tests (README snippets, each with its own sandbox)
-spreads over both workers.
+spreads over both workers. A module fixture set up once per parameter (the consent sources of
+tests/e2e/test_mailchimp_to_oro.py) makes a group per parameter.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import pytest
 SHARED_SCOPES = {"module", "class", "package"}
 #: The longest suites (minutes each) start first, so the rest of the tests fill the other worker around
 #: them instead of both workers waiting at the end for one of them.
-LONGEST_FIRST = ("tests/e2e/test_kill_resume.py", "tests/e2e/test_faults.py")
+LONGEST_FIRST = (
+    "tests/e2e/test_kill_resume.py",
+    "tests/e2e/test_no_echo.py",  # eight jobs in one module fixture
+    "tests/e2e/test_own_project.py",  # a `meltano install` of four plugins from git
+    "tests/e2e/test_round_trip.py",
+    "tests/e2e/test_consent_oro_to_mailchimp.py",
+    "tests/e2e/test_faults.py",
+)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -25,9 +33,20 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return
-    scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
-    if scopes & SHARED_SCOPES:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    shared = {name for name, defs in info.name2fixturedefs.items() if defs[-1].scope in SHARED_SCOPES}
+    if shared:
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0] + _own_setup(item, shared)))
+
+
+def _own_setup(item: pytest.Item, shared: set[str]) -> str:
+    """When every shared fixture of the test is parametrized (set up once per parameter), the
+    parameters: each parameter's tests are a group of their own and may run on another worker."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if not shared <= set(params):
+        return ""
+    # no "]" after the "@" xdist puts before a group name, or it takes the name for a test id's end
+    own = ",".join(f"{name}={params[name]}" for name in sorted(shared))
+    return "::" + own.replace("[", "(").replace("]", ")")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

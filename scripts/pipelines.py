@@ -79,6 +79,14 @@ def private_sys_dir(workdir: Path) -> Path:
     return sys_dir
 
 
+def has_private_sys_dir(env: dict[str, str]) -> bool:
+    """True when ``env`` points Meltano at another system directory than the project's shared one
+    (e.g. :func:`private_sys_dir`'s): its `run/` folder is not shared with other commands."""
+    own = env.get("MELTANO_SYS_DIR_ROOT")
+    shared = os.environ.get("MELTANO_SYS_DIR_ROOT") or ROOT / ".meltano"
+    return own is not None and own != "" and Path(own).resolve() != Path(shared).resolve()
+
+
 def sandbox_env(info: dict[str, Any], workdir: Path) -> dict[str, str]:
     """Environment that points every plugin of the `dev` environment at ``info``'s sandbox.
 
@@ -130,7 +138,7 @@ def meltano(
     timeout: float = 900,
     cwd: Path = ROOT,
     on_raw: Callable[[str], None] | None = None,
-    lock: bool = True,
+    lock: bool | None = None,
 ) -> RunResult:
     """Run a meltano command in the project root (or ``cwd``); collect each plugin's RUN SUMMARY line.
 
@@ -140,9 +148,12 @@ def meltano(
     Commands are serialised across processes (a lock file under the project's `.meltano/`): Meltano
     keeps a plugin's run files in `.meltano/run/<plugin>/`, so two runs of the same plugin in one
     project at the same time (e.g. tests in parallel workers) would read each other's files.
-    ``lock=False`` skips that for a command whose ``env`` has its own ``MELTANO_SYS_DIR_ROOT``
-    (:func:`private_sys_dir`), whose run files nobody else reads.
+    A command whose ``env`` has a system directory of its own (:func:`private_sys_dir`, see
+    :func:`has_private_sys_dir`) takes no lock: nobody else reads its run files. ``lock`` forces
+    either way.
     """
+    if lock is None:
+        lock = not has_private_sys_dir(env)
     if not lock:
         return _meltano(args, env, on_line, timeout, cwd, on_raw)
     with project_lock(cwd):

@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -195,5 +196,7 @@ def test_illustrative_block_parses_and_its_commands_exist(block: Snippet, tmp_pa
     )
     commands = _commands(block.text)
     assert commands, block.key
-    for command in commands:
-        _check(command, env)
+    # the probes at once (each mostly a Meltano or Python start-up); the first failure is raised
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        for done in [pool.submit(_check, command, env) for command in commands]:
+            done.result()

@@ -170,11 +170,17 @@ class Mailchimp:
 
 
 class Project:
-    """The Meltano project pointed at one sandbox, with state and outputs in a temporary folder."""
+    """The Meltano project pointed at one sandbox, with state and outputs in a temporary folder.
 
-    def __init__(self, sandbox: RunningSandbox, workdir: Path) -> None:
+    ``root``: the folder holding the `meltano.yml` to run (the repository's, or a test's copy of it).
+    Runs take no project lock: each project has its own system directory (`MELTANO_SYS_DIR_ROOT`),
+    so tests on parallel workers run their jobs at the same time.
+    """
+
+    def __init__(self, sandbox: RunningSandbox, workdir: Path, root: Path = ROOT) -> None:
         self.sandbox = sandbox
         self.workdir = workdir
+        self.root = root
         self.env = sandbox_env(sandbox.info, workdir)
         # its own `.meltano/run`: tests on the other worker run the same plugins at the same time
         self.env["MELTANO_SYS_DIR_ROOT"] = str(private_sys_dir(workdir))
@@ -182,7 +188,7 @@ class Project:
         self.mailchimp = Mailchimp(sandbox)
 
     def run(self, *args: str) -> RunResult:
-        return meltano("run", *args, env=self.env).check()
+        return meltano("run", *args, env=self.env, cwd=self.root, lock=False).check()
 
 
 # -- the end state of both systems, compared between a fault-free and a faulty run --
@@ -354,7 +360,7 @@ def run_until_ok(project: Project, job: str, attempts: int = 6) -> list[RunResul
     """
     results = []
     for _ in range(attempts):
-        result = meltano("run", "--force", job, env=project.env)
+        result = meltano("run", "--force", job, env=project.env, cwd=project.root, lock=False)
         results.append(result)
         if result.returncode == 0:
             return results

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from e2e_harness import Project
 from oromc_sandbox.testing import running_sandbox
-from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT, project_lock
+from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT
 from target_mailchimp.ecommerce import EcommerceSync
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.target import TargetMailchimp
@@ -219,12 +219,13 @@ def test_deleted_user_and_deleted_account_are_erased_hand_added_member_survives(
 
 
 def _tap_output(project: Project) -> list[str]:
-    """The Singer messages `meltano invoke tap-orocommerce--audience` writes (contacts and store)."""
-    with project_lock():
-        proc = subprocess.run(
-            [MELTANO, "invoke", "tap-orocommerce--audience"], cwd=ROOT, env=project.env,
-            capture_output=True, text=True, timeout=600, check=True,
-        )
+    """The Singer messages `meltano invoke tap-orocommerce--audience` writes (contacts and store).
+
+    No project lock: the project's system directory is its own (its run files are not shared)."""
+    proc = subprocess.run(
+        [MELTANO, "invoke", "tap-orocommerce--audience"], cwd=ROOT, env=project.env,
+        capture_output=True, text=True, timeout=600, check=True,
+    )
     return [line for line in proc.stdout.splitlines() if line.startswith("{")]
 
 

@@ -12,14 +12,19 @@ depend on volume, and every write route is still used.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Project, diff_states, end_state, run_until_ok
+import yaml
+from e2e_harness import ROOT, Project, diff_states, end_state, run_until_ok
 from oromc_sandbox.core.state import API_FAULTS, FAULT_KINDS
 from oromc_sandbox.testing import RunningSandbox, fault_seed_for, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS, RunResult
@@ -28,18 +33,38 @@ SIZE = {"customers": 8, "seed": 11, "epoch": "2026-10-01T00:00:00+00:00", **DEV_
 JOBS = ("audience-sync", "engagement-sync")
 APIS = ("oro", "mailchimp")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-# More attempts per request, so a run rarely gives up on a request that a storm hits several times.
-# (Shorter waits would need BACKOFF_FACTOR_SECONDS, a decimal setting: Meltano 4.4.1 cannot pass a
-# decimal from an environment variable, see README "Known Meltano issues".)
-MORE_TRIES = {
-    f"{plugin}_MAX_TRIES": "12"
-    for plugin in (
-        "TAP_OROCOMMERCE",
-        "TARGET_MAILCHIMP",
-        "TAP_MAILCHIMP_ENGAGEMENT",
-        "TARGET_OROCOMMERCE",
-    )
+#: Test-only settings of every connector: more attempts per request (a run rarely gives up on a
+#: request that a storm hits several times), short waits between them (the faults are the sandbox's,
+#: nothing needs time to recover) and between /batches status polls (the sandbox's batches finish in
+#: a second or two). Written into the `dev` environment of a copy of meltano.yml: Meltano 4.4.1
+#: cannot pass a decimal setting from an environment variable (README "Known Meltano issues").
+FAST_WAITS = {
+    "max_tries": 12,
+    "backoff_factor_seconds": 0.05,
+    "backoff_max_seconds": 0.5,
+    "batch_poll_seconds": 0.2,
 }
+CONNECTORS = ("tap-orocommerce", "tap-mailchimp-engagement", "target-mailchimp", "target-orocommerce")
+
+
+def fast_project(folder: Path) -> Path:
+    """A copy of the project's meltano.yml in ``folder`` whose `dev` environment sets
+    :data:`FAST_WAITS` on every connector (each setting the connector declares)."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    declared = {
+        plugin["name"]: {setting["name"] for setting in plugin.get("settings", [])}
+        for plugins in project["plugins"].values()
+        for plugin in plugins
+    }
+    dev = next(env for env in project["environments"] if env["name"] == "dev")
+    configs = {p["name"]: p for plugins in dev["config"]["plugins"].values() for p in plugins}
+    for name in CONNECTORS:
+        assert {"max_tries", "backoff_factor_seconds"} <= declared[name], name
+        config = configs[name].setdefault("config", {})
+        config.update({k: v for k, v in FAST_WAITS.items() if k in declared[name]})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return folder
 
 
 @dataclass
@@ -67,8 +92,7 @@ def _cycle(
     sandbox: RunningSandbox, workdir: Path, faults: dict[str, dict[str, Any]] | None = None
 ) -> Outcome:
     """Let the seeded engagement arrive, run both jobs (each until it exits 0), read both systems."""
-    project = Project(sandbox, workdir)
-    project.env.update(MORE_TRIES)
+    project = Project(sandbox, workdir, root=fast_project(workdir / "project"))
     sandbox.advance_clock(30 * 86400)
     runs_from = sandbox.now()
     sandbox.reset_stats()
@@ -87,10 +111,34 @@ def _cycle(
     return Outcome(end_state(project, runs_from), runs, stats, rejects)
 
 
-@pytest.fixture(scope="module")
-def fault_free(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    with running_sandbox(**SIZE) as sandbox:
-        yield _cycle(sandbox, tmp_path_factory.mktemp("fault-free"))
+def _fault_free_once(folder: Path) -> Outcome:
+    """The fault-free cycle, run by the first process of the test session to get here; the other
+    (parallel xdist workers) wait for it and read its result from ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "outcome.pickle"
+        if done.exists():  # its fields (plain data and pipelines.RunResult), not this module's class
+            return Outcome(*pickle.loads(done.read_bytes()))  # noqa: S301 - written by this session
+        with running_sandbox(**SIZE) as sandbox:
+            outcome = _cycle(sandbox, folder / "run")
+        done.write_bytes(pickle.dumps(tuple(getattr(outcome, f.name) for f in fields(Outcome))))
+        return outcome
+
+
+@pytest.fixture(scope="session")
+def fault_free(
+    meltano_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Future[Outcome]]:
+    """The fault-free outcome, computed once per test session in the background: a test starts its
+    faulty cycle meanwhile and waits for this one only to compare. Session-scoped (not module), so the
+    tests of this file spread over the xdist workers; they share the one fault-free run through a
+    folder of the session's base temp directory, common to all workers."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base temp is in the session's
+        shared = shared.parent
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(_fault_free_once, shared / "faults-fault-free")
 
 
 def _report(name: str, outcome: Outcome) -> str:
@@ -101,7 +149,7 @@ def _report(name: str, outcome: Outcome) -> str:
 
 @pytest.mark.parametrize("rate", [0.05, 0.2])
 def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
-    rate: float, fault_free: Outcome, tmp_path: Path
+    rate: float, fault_free: Future[Outcome], tmp_path: Path
 ) -> None:
     faults = {
         api: {"rate": rate, "kinds": _kinds(api), "seed": 3, "slow_seconds": 0.3} for api in APIS
@@ -109,19 +157,21 @@ def test_every_fault_kind_on_both_apis_ends_in_the_fault_free_state(
     with running_sandbox(**SIZE) as sandbox:
         outcome = _cycle(sandbox, tmp_path, faults)
     print(_report(f"{rate:.0%} faults", outcome))
+    expected = fault_free.result()
     injected = {kind for api in APIS for kind in outcome.stats[api]["faults_injected"]}
     assert injected, "no fault was injected"
-    assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
-    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
+    assert outcome.state == expected.state, diff_states(expected.state, outcome.state)
+    assert outcome.rejects == expected.rejects, outcome.rejects ^ expected.rejects
 
 
 def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
-    fault_free: Outcome, tmp_path: Path
+    fault_free: Future[Outcome], tmp_path: Path
 ) -> None:
     """Every write is applied and its answer dropped at the first request of each write route the
     pipelines use (and at random later on): the end state is the fault-free one."""
     rate = 0.5
-    routes = {api: fault_free.write_routes(api) for api in APIS}
+    expected = fault_free.result()  # its write routes choose the seed
+    routes = {api: expected.write_routes(api) for api in APIS}
     every = routes["oro"] | routes["mailchimp"]
     seed = fault_seed_for({route: [True] for route in every}, rate)
     faults = {
@@ -134,5 +184,5 @@ def test_lost_responses_on_every_write_route_lose_nothing_and_duplicate_nothing(
     for api in APIS:
         lost = outcome.stats[api]["lost_responses"]
         assert routes[api] <= set(lost), f"{api}: no response lost on {routes[api] - set(lost)}"
-    assert outcome.state == fault_free.state, diff_states(fault_free.state, outcome.state)
-    assert outcome.rejects == fault_free.rejects, outcome.rejects ^ fault_free.rejects
+    assert outcome.state == expected.state, diff_states(expected.state, outcome.state)
+    assert outcome.rejects == expected.rejects, outcome.rejects ^ expected.rejects
