@@ -19,19 +19,24 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import pytest
-from e2e_harness import ROOT, Project
+from e2e_harness import LOOPBACK, ROOT, Project
 from kill_resume import Baseline, KillPoint, measure, plan, report_row, run_point
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS
 
 CUSTOMERS, SEED = 30, 11
 REPORTS = ROOT / "output" / "kill_resume"
+#: kill points run at once, each in a slot of its own (a sandbox started from the saved state, a
+#: Meltano project directory): the runs mostly wait (Meltano's start-up, the APIs, the kills)
+PARALLEL = max(1, int(os.environ.get("KILL_RESUME_PARALLEL") or 3))
 VOLATILE = (
     "_links",
     "createdAt",
@@ -57,6 +62,18 @@ def _stable(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_stable(v) for v in value]
+    return _unported(value)
+
+
+def _unported(value: Any) -> Any:
+    """``value`` with the sandbox's loopback URLs without their port (each slot's sandbox has its own
+    ports; the expected state comes from another one)."""
+    if isinstance(value, str):
+        return LOOPBACK.sub("http://sandbox", value)
+    if isinstance(value, dict):
+        return {k: _unported(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unported(v) for v in value]
     return value
 
 
@@ -108,9 +125,11 @@ def oro_state(project: Project) -> dict[str, Any]:
     }
     state["campaigns"] = rows("campaigns", lambda r: str(r["attributes"]["code"]))
     state["marketingactivities"] = Counter(rows("marketingactivities", lambda r: ""))
-    state["marketinglists"] = oro.session.get(
-        project.sandbox.oro_base_url + "/_sandbox/oro/marketinglists", timeout=60
-    ).json()
+    state["marketinglists"] = _unported(
+        oro.session.get(
+            project.sandbox.oro_base_url + "/_sandbox/oro/marketinglists", timeout=60
+        ).json()
+    )
     return state
 
 
@@ -183,11 +202,11 @@ JOBS = {
 
 
 @contextmanager
-def _sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+def _sandbox(data: Path) -> Iterator[RunningSandbox]:
     """A small sandbox of the test's own (the two jobs run on two workers), whose clock starts 31
-    days ago (engagement of the seeded campaigns still to come), saving to ``tmp_path``."""
+    days ago (engagement of the seeded campaigns still to come), saving to ``data`` (a sandbox
+    started on a folder holding a saved state starts from that state)."""
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
-    data = tmp_path / "sandbox-data"
     with running_sandbox(
         customers=CUSTOMERS, seed=SEED, epoch=epoch, data_dir=str(data), **DEV_SANDBOX_OPTIONS
     ) as sb:
@@ -207,41 +226,69 @@ def _prepare(sandbox: RunningSandbox, job: str, workdir: Path) -> None:
 @pytest.mark.usefixtures("meltano_ready")
 @pytest.mark.parametrize("job", list(JOBS))
 def test_killed_anywhere_the_job_converges(tmp_path: Path, job: str) -> None:
-    with _sandbox(tmp_path) as sandbox:
-        _kill_everywhere(sandbox, tmp_path, job)
+    data = tmp_path / "sandbox-data"
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(_sandbox(data))
+        _prepare(sandbox, job, tmp_path)
+        # the other slots' sandboxes start from the saved state while the baseline runs
+        with ThreadPoolExecutor(max(1, PARALLEL - 1)) as starter:
+            others = [
+                starter.submit(stack.enter_context, _sandbox(data)) for _ in range(PARALLEL - 1)
+            ]
+            pipeline = Pipeline(sandbox, tmp_path / "slot-0", job)
+            baseline, expected = pipeline.baseline()
+            slots = [pipeline] + [
+                Pipeline(f.result(), tmp_path / f"slot-{i + 1}", job) for i, f in enumerate(others)
+            ]
+        _kill_everywhere(slots, baseline, expected, job)
 
 
-def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
-    source, destination, executables = JOBS[job]
-    _prepare(sandbox, job, tmp_path)
-    pipeline = Pipeline(sandbox, tmp_path, job)
-    baseline, expected = pipeline.baseline()
+def _check_point(
+    slots: Queue[Pipeline], point: KillPoint, baseline: Baseline, expected: dict[str, Any], job: str
+) -> tuple[dict[str, Any], str | None]:
+    """One kill point in a free slot (its own sandbox and Meltano project): its report row and
+    what went wrong, if anything."""
+    _, _, executables = JOBS[job]
+    pipeline = slots.get()
+    try:
+        pipeline.sandbox.load()
+        project = pipeline.project()
+        outcome = run_point(project, job, point, baseline, executables)
+        differences = _diff(expected, both(project))
+    finally:
+        slots.put(pipeline)
+    row = report_row(outcome, converged=not differences)
+    print(json.dumps(row))
+    if outcome.resumed.returncode != 0:
+        tail = "\n".join(outcome.resumed.log_tail[-30:])
+        return row, f"{point.name}: the resumed run failed:\n{tail}"
+    if differences:
+        return row, f"{point.name}: " + "\n  ".join(differences)
+    return row, None
+
+
+def _kill_everywhere(
+    slots: list[Pipeline], baseline: Baseline, expected: dict[str, Any], job: str
+) -> None:
+    source, destination, _ = JOBS[job]
     assert sum(baseline.writes.values()) > 20, "the run writes too little to kill it mid-way"
-    rows, failures = [], []
     planned: list[KillPoint] = plan(baseline, source, destination)
     limit = min(len(planned), max(1, int(os.environ.get("KILL_RESUME_POINTS") or len(planned))))
     # spread evenly over the plan, first and last included: every kind of point and victim
     points = [planned[round(i * (len(planned) - 1) / max(1, limit - 1))] for i in range(limit)]
-    for point in points:
-        sandbox.load()
-        project = pipeline.project()
-        outcome = run_point(project, job, point, baseline, executables)
-        got = both(project)
-        differences = _diff(expected, got)
-        rows.append(report_row(outcome, converged=not differences))
-        print(json.dumps(rows[-1]))
-        if outcome.resumed.returncode != 0:
-            failures.append(
-                f"{point.name}: the resumed run failed:\n"
-                + "\n".join(outcome.resumed.log_tail[-30:])
-            )
-        elif differences:
-            failures.append(f"{point.name}: " + "\n  ".join(differences))
+    free: Queue[Pipeline] = Queue()
+    for slot in slots:
+        free.put(slot)
+    with ThreadPoolExecutor(len(slots)) as pool:
+        done = list(pool.map(lambda p: _check_point(free, p, baseline, expected, job), points))
+    rows = [row for row, _ in done]
+    failures = [failure for _, failure in done if failure]
     REPORTS.mkdir(parents=True, exist_ok=True)
     killed = [r for r in rows if r["killed_mid_run"]]
     summary = {
         "job": job,
         "customers": CUSTOMERS,
+        "parallel": len(slots),
         "baseline": {
             "calls": baseline.calls,
             "writes": baseline.writes,
@@ -259,7 +306,13 @@ def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
     assert not failures, "\n".join(failures)
     # A breakpoint freezes the run at its call, so it always interrupts it; a time point may come
     # after a fast run has ended (it then checks only that a finished run is left alone).
-    missed = [p.name for p, r in zip(points, rows, strict=True) if p.by != "time" and not r["killed_mid_run"]]
+    missed = [
+        p.name
+        for p, r in zip(points, rows, strict=True)
+        if p.by != "time" and not r["killed_mid_run"]
+    ]
     assert not missed, f"breakpoints that did not interrupt the run: {missed}"
     if len(points) == len(planned):
-        assert len(killed) >= 20, f"only {len(killed)} of {len(rows)} kill points interrupted the run"
+        assert len(killed) >= 20, (
+            f"only {len(killed)} of {len(rows)} kill points interrupted the run"
+        )
