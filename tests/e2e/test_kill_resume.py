@@ -8,8 +8,10 @@ destination held before or after it is applied (a sandbox breakpoint freezes the
 the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
 end in the expected state, and the writes repeated because of the kill are reported (printed and in
 output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread evenly over
-the plan, first and last included (`make test` runs 5 per job, `make test-crash` all 22); every breakpoint
-must interrupt the run, and the whole plan at least 20 times.
+the plan, first and last included (`make test` runs all 22); every breakpoint must interrupt the run,
+and the whole plan at least 20 times. `KILL_RESUME_PARALLEL` (default 3) points run at once, each in a
+slot of its own: a sandbox started from the saved state and a Meltano project directory (the runs
+mostly wait: Meltano's start-up, the APIs, the kills).
 """
 
 from __future__ import annotations
