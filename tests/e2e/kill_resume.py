@@ -139,7 +139,7 @@ def plan(baseline: Baseline, source: str, destination: str) -> list[KillPoint]:
     # seconds after the victim started, as a share of how long it lived in the uninterrupted run
     # (fixed times missed a fast tap; the same shares hold when the machine is faster or slower)
     life = {"run": baseline.seconds, **baseline.lifetimes}
-    times = (("tap", 0.4), ("target", 0.2), ("run", 0.3), ("target", 0.4))
+    times = (("tap", 0.2), ("target", 0.2), ("run", 0.3), ("target", 0.4))
     points += [
         KillPoint("time", victim, max(0.1, round(share * life.get(victim, 0.0), 1)))
         for victim, share in times
