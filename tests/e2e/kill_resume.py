@@ -12,8 +12,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,46 @@ class Baseline:
     writes: dict[str, int]
     seconds: float
     rerun_writes: int = 0
+    #: how long the tap and the target ran (their syncs, not discovery), seconds
+    lifetimes: dict[str, float] = field(default_factory=dict)
+
+
+class LifetimeWatch:
+    """How long each plugin of one project's runs lives (a thread polling the processes).
+
+    A plugin is recognised by its executable and an argument under ``workdir`` (its config file in
+    the project's own Meltano system directory); discovery (``--discover``) does not count.
+    """
+
+    def __init__(self, workdir: Path, executables: dict[str, str]) -> None:
+        self.workdir, self.executables = str(workdir), executables
+        self.seen: dict[str, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> LifetimeWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for proc in psutil.process_iter(["cmdline"]):
+                args = proc.info["cmdline"] or []
+                if "--discover" in args or not any(self.workdir in a for a in args):
+                    continue
+                for victim, executable in self.executables.items():
+                    if any(Path(a).name == executable for a in args[:2]):
+                        first, _ = self.seen.get(victim, (now, now))
+                        self.seen[victim] = (first, now)
+            self._stop.wait(0.02)
+
+    def lifetimes(self) -> dict[str, float]:
+        return {victim: last - first for victim, (first, last) in self.seen.items()}
 
 
 def measure(sandbox: RunningSandbox) -> tuple[dict[str, int], dict[str, int]]:
@@ -95,14 +136,14 @@ def plan(baseline: Baseline, source: str, destination: str) -> list[KillPoint]:
             KillPoint("writes", ("target", "run")[i % 2], n, destination, phase)
             for i, n in enumerate(spread(baseline.writes[destination], 5))
         ]
-    # seconds after the victim started: the tap early, the target and the run later
-    times = (
-        ("tap", 1.0),
-        ("target", 2.0),
-        ("run", baseline.seconds * 0.3),
-        ("target", baseline.seconds * 0.2),
-    )
-    points += [KillPoint("time", victim, round(s, 1)) for victim, s in times]
+    # seconds after the victim started, as a share of how long it lived in the uninterrupted run
+    # (fixed times missed a fast tap; the same shares hold when the machine is faster or slower)
+    life = {"run": baseline.seconds, **baseline.lifetimes}
+    times = (("tap", 0.2), ("target", 0.2), ("run", 0.3), ("target", 0.4))
+    points += [
+        KillPoint("time", victim, max(0.1, round(share * life.get(victim, 0.0), 1)))
+        for victim, share in times
+    ]
     return points
 
 

@@ -8,8 +8,10 @@ destination held before or after it is applied (a sandbox breakpoint freezes the
 the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
 end in the expected state, and the writes repeated because of the kill are reported (printed and in
 output/kill_resume/<job>.json). `KILL_RESUME_POINTS=n` runs only n of the points, spread evenly over
-the plan, first and last included (`make test` runs 5 per job, `make test-crash` all 22); every breakpoint
-must interrupt the run, and the whole plan at least 20 times.
+the plan, first and last included (`make test` runs all 22); every breakpoint must interrupt the run,
+and the whole plan at least 20 times. `KILL_RESUME_PARALLEL` (default 3) points run at once, each in a
+slot of its own: a sandbox started from the saved state and a Meltano project directory (the runs
+mostly wait: Meltano's start-up, the APIs, the kills).
 """
 
 from __future__ import annotations
@@ -17,21 +19,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import pytest
-from e2e_harness import ROOT, Project
-from kill_resume import Baseline, KillPoint, measure, plan, report_row, run_point
+from e2e_harness import LOOPBACK, ROOT, Project
+from kill_resume import Baseline, KillPoint, LifetimeWatch, measure, plan, report_row, run_point
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS
 
 CUSTOMERS, SEED = 30, 11
 REPORTS = ROOT / "output" / "kill_resume"
+#: kill points run at once, each in a slot of its own (a sandbox started from the saved state, a
+#: Meltano project directory): the runs mostly wait (Meltano's start-up, the APIs, the kills)
+PARALLEL = max(1, int(os.environ.get("KILL_RESUME_PARALLEL") or 3))
 VOLATILE = (
     "_links",
     "createdAt",
@@ -57,6 +65,18 @@ def _stable(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_stable(v) for v in value]
+    return _unported(value)
+
+
+def _unported(value: Any) -> Any:
+    """``value`` with the sandbox's loopback URLs without their port (each slot's sandbox has its own
+    ports; the expected state comes from another one)."""
+    if isinstance(value, str):
+        return LOOPBACK.sub("http://sandbox", value)
+    if isinstance(value, dict):
+        return {k: _unported(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unported(v) for v in value]
     return value
 
 
@@ -108,9 +128,11 @@ def oro_state(project: Project) -> dict[str, Any]:
     }
     state["campaigns"] = rows("campaigns", lambda r: str(r["attributes"]["code"]))
     state["marketingactivities"] = Counter(rows("marketingactivities", lambda r: ""))
-    state["marketinglists"] = oro.session.get(
-        project.sandbox.oro_base_url + "/_sandbox/oro/marketinglists", timeout=60
-    ).json()
+    state["marketinglists"] = _unported(
+        oro.session.get(
+            project.sandbox.oro_base_url + "/_sandbox/oro/marketinglists", timeout=60
+        ).json()
+    )
     return state
 
 
@@ -138,6 +160,16 @@ def _diff(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     return out
 
 
+def _bytecode_cached(env: dict[str, str]) -> None:
+    """Let Meltano and the plugins keep their compiled bytecode, in a cache outside the source tree.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (and no bytecode installed: uv does not compile it), every
+    `meltano run` compiled Meltano's and both plugins' sources again: about 3 of its 7 CPU seconds.
+    """
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
+
+
 class Pipeline:
     """One job's saved starting point, its baseline, and a fresh Meltano state per kill point."""
 
@@ -154,6 +186,7 @@ class Pipeline:
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         project.env["MELTANO_DATABASE_URI"] = f"sqlite:///{run_dir / 'meltano.db'}"
+        _bytecode_cached(project.env)
         for name in ("TARGET_MAILCHIMP_REJECTS_PATH", "TARGET_OROCOMMERCE_REJECTS_PATH"):
             project.env[name] = str(run_dir / Path(project.env[name]).name)
         return project
@@ -162,13 +195,15 @@ class Pipeline:
         """The uninterrupted run (its end state is the expected one), then a re-run's writes."""
         self.sandbox.load()
         project = self.project()
-        result = project.run(self.job)
+        with LifetimeWatch(project.workdir, JOBS[self.job][2]) as watch:
+            result = project.run(self.job)
         calls, writes = measure(self.sandbox)
         expected = both(self.base)
         self.sandbox.reset_stats()
         project.run(self.job)
         _, again = measure(self.sandbox)
-        return Baseline(calls, writes, result.seconds, sum(again.values())), expected
+        baseline = Baseline(calls, writes, result.seconds, sum(again.values()), watch.lifetimes())
+        return baseline, expected
 
 
 JOBS = {
@@ -183,11 +218,11 @@ JOBS = {
 
 
 @contextmanager
-def _sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+def _sandbox(data: Path) -> Iterator[RunningSandbox]:
     """A small sandbox of the test's own (the two jobs run on two workers), whose clock starts 31
-    days ago (engagement of the seeded campaigns still to come), saving to ``tmp_path``."""
+    days ago (engagement of the seeded campaigns still to come), saving to ``data`` (a sandbox
+    started on a folder holding a saved state starts from that state)."""
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
-    data = tmp_path / "sandbox-data"
     with running_sandbox(
         customers=CUSTOMERS, seed=SEED, epoch=epoch, data_dir=str(data), **DEV_SANDBOX_OPTIONS
     ) as sb:
@@ -207,45 +242,76 @@ def _prepare(sandbox: RunningSandbox, job: str, workdir: Path) -> None:
 @pytest.mark.usefixtures("meltano_ready")
 @pytest.mark.parametrize("job", list(JOBS))
 def test_killed_anywhere_the_job_converges(tmp_path: Path, job: str) -> None:
-    with _sandbox(tmp_path) as sandbox:
-        _kill_everywhere(sandbox, tmp_path, job)
+    data = tmp_path / "sandbox-data"
+    started = time.monotonic()
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(_sandbox(data))
+        _prepare(sandbox, job, tmp_path)
+        # the other slots' sandboxes start from the saved state while the baseline runs
+        with ThreadPoolExecutor(max(1, PARALLEL - 1)) as starter:
+            others = [
+                starter.submit(stack.enter_context, _sandbox(data)) for _ in range(PARALLEL - 1)
+            ]
+            pipeline = Pipeline(sandbox, tmp_path / "slot-0", job)
+            baseline, expected = pipeline.baseline()
+            slots = [pipeline] + [
+                Pipeline(f.result(), tmp_path / f"slot-{i + 1}", job) for i, f in enumerate(others)
+            ]
+        _kill_everywhere(slots, baseline, expected, job, started)
 
 
-def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
-    source, destination, executables = JOBS[job]
-    _prepare(sandbox, job, tmp_path)
-    pipeline = Pipeline(sandbox, tmp_path, job)
-    baseline, expected = pipeline.baseline()
+def _check_point(
+    slots: Queue[Pipeline], point: KillPoint, baseline: Baseline, expected: dict[str, Any], job: str
+) -> tuple[dict[str, Any], str | None]:
+    """One kill point in a free slot (its own sandbox and Meltano project): its report row and
+    what went wrong, if anything."""
+    _, _, executables = JOBS[job]
+    pipeline = slots.get()
+    try:
+        pipeline.sandbox.load()
+        project = pipeline.project()
+        outcome = run_point(project, job, point, baseline, executables)
+        differences = _diff(expected, both(project))
+    finally:
+        slots.put(pipeline)
+    row = report_row(outcome, converged=not differences)
+    print(json.dumps(row))
+    if outcome.resumed.returncode != 0:
+        tail = "\n".join(outcome.resumed.log_tail[-30:])
+        return row, f"{point.name}: the resumed run failed:\n{tail}"
+    if differences:
+        return row, f"{point.name}: " + "\n  ".join(differences)
+    return row, None
+
+
+def _kill_everywhere(
+    slots: list[Pipeline], baseline: Baseline, expected: dict[str, Any], job: str, started: float
+) -> None:
+    source, destination, _ = JOBS[job]
     assert sum(baseline.writes.values()) > 20, "the run writes too little to kill it mid-way"
-    rows, failures = [], []
     planned: list[KillPoint] = plan(baseline, source, destination)
     limit = min(len(planned), max(1, int(os.environ.get("KILL_RESUME_POINTS") or len(planned))))
     # spread evenly over the plan, first and last included: every kind of point and victim
     points = [planned[round(i * (len(planned) - 1) / max(1, limit - 1))] for i in range(limit)]
-    for point in points:
-        sandbox.load()
-        project = pipeline.project()
-        outcome = run_point(project, job, point, baseline, executables)
-        got = both(project)
-        differences = _diff(expected, got)
-        rows.append(report_row(outcome, converged=not differences))
-        print(json.dumps(rows[-1]))
-        if outcome.resumed.returncode != 0:
-            failures.append(
-                f"{point.name}: the resumed run failed:\n"
-                + "\n".join(outcome.resumed.log_tail[-30:])
-            )
-        elif differences:
-            failures.append(f"{point.name}: " + "\n  ".join(differences))
+    free: Queue[Pipeline] = Queue()
+    for slot in slots:
+        free.put(slot)
+    with ThreadPoolExecutor(len(slots)) as pool:
+        done = list(pool.map(lambda p: _check_point(free, p, baseline, expected, job), points))
+    rows = [row for row, _ in done]
+    failures = [failure for _, failure in done if failure]
     REPORTS.mkdir(parents=True, exist_ok=True)
     killed = [r for r in rows if r["killed_mid_run"]]
     summary = {
         "job": job,
         "customers": CUSTOMERS,
+        "parallel": len(slots),
+        "suite_seconds": round(time.monotonic() - started),
         "baseline": {
             "calls": baseline.calls,
             "writes": baseline.writes,
             "seconds": round(baseline.seconds, 1),
+            "lifetimes": {k: round(v, 1) for k, v in baseline.lifetimes.items()},
             "rerun_writes": baseline.rerun_writes,
         },
         "kill_points": len(rows),
@@ -259,7 +325,13 @@ def _kill_everywhere(sandbox: RunningSandbox, tmp_path: Path, job: str) -> None:
     assert not failures, "\n".join(failures)
     # A breakpoint freezes the run at its call, so it always interrupts it; a time point may come
     # after a fast run has ended (it then checks only that a finished run is left alone).
-    missed = [p.name for p, r in zip(points, rows, strict=True) if p.by != "time" and not r["killed_mid_run"]]
+    missed = [
+        p.name
+        for p, r in zip(points, rows, strict=True)
+        if p.by != "time" and not r["killed_mid_run"]
+    ]
     assert not missed, f"breakpoints that did not interrupt the run: {missed}"
     if len(points) == len(planned):
-        assert len(killed) >= 20, f"only {len(killed)} of {len(rows)} kill points interrupted the run"
+        assert len(killed) >= 20, (
+            f"only {len(killed)} of {len(rows)} kill points interrupted the run"
+        )
