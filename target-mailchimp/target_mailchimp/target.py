@@ -292,8 +292,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         "batch_poll_seconds",
         th.NumberType(minimum=0, maximum=60),
         default=1,
-        description="First wait between /batches status polls (e-commerce and tag batches; grows by half "
-                    "each poll, up to 30 s).",
+        description="Shortest wait between /batches status polls (e-commerce, tag and archive batches; "
+                    "grows by half each poll, up to 30 s, until the batches' progress gives a rate, then "
+                    "the remaining operations at that rate).",
     ),
     th.Property(
         "batch_timeout_minutes",
