@@ -70,6 +70,9 @@ DEFAULT_BATCH_THRESHOLD = 50
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
 PIPELINE_DEPTH = 2
+# The most a ``POST /batches`` body carries. Mailchimp states no operation limit per batch (the reference
+# found none either for the body); a window's writes beyond this go as further batches, queued behind.
+MAX_BATCH_BYTES = 8 * 2**20
 LOGGER = logging.getLogger("target_mailchimp.ecommerce")
 
 
@@ -626,26 +629,39 @@ class EcommerceSync:
             self._collect()
 
     def _submit(self, writes: list[Write]) -> None:
-        """One ``POST /batches`` for the writes, read later (``_collect``) while the next is prepared."""
+        """``POST /batches`` for the writes (one, unless its body would pass ``MAX_BATCH_BYTES``),
+        read later (``_collect``) while the next is prepared."""
         collection = writes[0].resource.collection
         if self._overlaps(collection, {w.key for w in writes}):
             self.settle()
-        while len(self._in_flight) >= PIPELINE_DEPTH:
-            self._collect()
         by_op: dict[str, Write] = {}
-        operations = []
+        operations: list[dict[str, Any]] = []
+        size = 0
         for i, write in enumerate(writes):
             method, path, body = self._request(write)
             op_id = f"{write.resource.collection}:{i}:{write.key}"
-            by_op[op_id] = write
             operation: dict[str, Any] = {"method": method, "path": path, "operation_id": op_id}
             if body is not None:
-                operation["body"] = body
+                operation["body"] = json.dumps(body, separators=(",", ":"))  # a string, as Mailchimp wants
+            text = operation.get("body", "")
+            op_size = len(path) + len(op_id) + len(text) + text.count('"') + 64  # quotes escaped
+            if operations and size + op_size > MAX_BATCH_BYTES:
+                self._submit_operations(collection, writes[0].resource.stream, operations, by_op)
+                by_op, operations, size = {}, [], 0
+            by_op[op_id] = write
             operations.append(operation)
+            size += op_size
+        self._submit_operations(collection, writes[0].resource.stream, operations, by_op)
+
+    def _submit_operations(
+        self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
+    ) -> None:
+        while len(self._in_flight) >= PIPELINE_DEPTH:
+            self._collect()
         batch_id = submit_batch(self.client, operations)
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
-        self.report.count(writes[0].resource.stream, "batched", len(operations))
+        self.report.count(stream, "batched", len(operations))
         self._in_flight.append(_InFlight(batch_id, collection, by_op))
 
     def _collect(self) -> None:

@@ -286,7 +286,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=DEFAULT_BATCH_THRESHOLD,
         description="E-commerce: a drain with at least this many writes of one resource sends them as one "
                     "POST /batches (per-operation results read back; failures go to the rejects report); "
-                    "fewer go as single calls. Above batch_size_rows, /batches is never used.",
+                    "fewer go as single calls when no batch is in flight. Above batch_size_rows, /batches "
+                    "is never used.",
     ),
     th.Property(
         "batch_poll_seconds",

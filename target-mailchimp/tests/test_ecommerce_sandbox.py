@@ -15,6 +15,7 @@ from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, Perman
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp import ecommerce as ecommerce_module
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.target import TargetMailchimp
@@ -453,3 +454,18 @@ def test_batches_of_other_resources_and_the_tail_queue_without_waiting(
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["created"] == 12
     assert not summary.get("rejected_by_reason")
+
+
+def test_a_window_too_large_for_one_body_goes_as_several_batches(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ecommerce_module, "MAX_BATCH_BYTES", 3000)  # a few orders a batch
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    orders = [_order(f"o{i}", order_total=str(10 + i)) for i in range(12)]
+    target, _ = run_target(cfg, _lines("ecommerce_orders", orders))
+    routes = _routes(sb)
+    assert routes.get(BATCHES, 0) >= 2  # one without the limit
+    assert ORDERS_POST not in routes
+    assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert (summary["created"], summary["batched"]) == (12, 12)
