@@ -155,6 +155,7 @@ RESOURCES = {
         ),
     )
 }
+BY_COLLECTION = {r.collection: r for r in RESOURCES.values()}
 MONEY = ("order_total", "discount_total", "tax_total", "shipping_total", "price", "discount")
 CUSTOMER_KEYS = (
     "id",
@@ -362,8 +363,10 @@ class EcommerceSync:
     def _collection(self, name: str) -> dict[str, dict[str, Any]]:
         with self._lock:
             if name not in self._known:
-                items = self.client.paginate(f"{self.base}/{name}", name, page_size=PAGE)
-                self._known[name] = {str(i["id"]): i for i in items}
+                items = self.client.paginate(
+                    f"{self.base}/{name}", name, {"exclude_fields": f"{name}._links"}, PAGE
+                )
+                self._known[name] = {str(i["id"]): _slim(name, i) for i in items}
             return self._known[name]
 
     # -- records -----------------------------------------------------------------------
@@ -587,10 +590,11 @@ class EcommerceSync:
         if write.action == "DELETE":
             known.pop(write.key, None)
         else:
-            known[write.key] = (
+            known[write.key] = _slim(
+                write.resource.collection,
                 result
                 if isinstance(result, dict) and result.get("id")
-                else {**known.get(write.key, {}), **(write.body or {})}
+                else {**known.get(write.key, {}), **(write.body or {})},
             )
         if not write.quiet:
             self.report.count(
@@ -713,6 +717,23 @@ class EcommerceSync:
             if k in current and k not in (body or {})
         }
         return json.loads(json.dumps(fill))
+
+
+def _slim(collection: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What the target compares of a store record (its id and the fields it sends; lines, variants and
+    the order's customer with their own keys): a store read whole stays small in memory."""
+    resource = BY_COLLECTION[collection]
+    out: dict[str, Any] = {k: doc[k] for k in ("id", *resource.fields) if k in doc}
+    nested = {"lines": LINE_KEYS, "variants": VARIANT_KEYS}
+    for key, keys in nested.items():
+        if isinstance(out.get(key), list):
+            out[key] = [
+                {k: item[k] for k in keys if k in item} if isinstance(item, Mapping) else item
+                for item in out[key]
+            ]
+    if isinstance(out.get("customer"), Mapping):
+        out["customer"] = {k: out["customer"][k] for k in CUSTOMER_KEYS if k in out["customer"]}
+    return out
 
 
 def _already_exists(exc: PermanentMailchimpError) -> bool:
