@@ -10,7 +10,7 @@ import json
 import logging
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +60,14 @@ def wait_for_batch(
     poll_seconds: float = 1.0,
     max_poll_seconds: float = 30.0,
     timeout_seconds: float = 3600.0,
+    pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> dict[str, Any]:
     """Poll ``GET /batches/{id}`` until it is ``finished``; return the batch document.
 
-    Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after ``timeout_seconds``.
+    The wait before the next poll grows 1.5x from ``poll_seconds`` up to ``max_poll_seconds``, unless
+    ``pace`` (given the batch document and that default) says otherwise, e.g. from the batch's
+    progress. Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after
+    ``timeout_seconds``.
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
@@ -87,8 +91,9 @@ def wait_for_batch(
             doc.get("finished_operations"),
             doc.get("total_operations"),
         )
-        time.sleep(delay)
-        delay = min(delay * 1.5, max_poll_seconds)
+        wait = delay if pace is None else min(pace(dict(doc), delay), deadline - time.monotonic())
+        time.sleep(max(wait, 0.0))
+        delay = min(max(delay, wait) * 1.5, max_poll_seconds)
 
 
 def iter_results(client: MailchimpClient, url: str) -> Iterator[OperationResult]:
@@ -120,12 +125,15 @@ def run_batch(
     *,
     poll_seconds: float = 1.0,
     timeout_seconds: float = 3600.0,
+    pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
     """Submit, wait until ``finished`` and stream the per-operation results (nothing for no operations)."""
     if not operations:
         return
     batch_id = submit_batch(client, operations)
-    doc = wait_for_batch(client, batch_id, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    doc = wait_for_batch(
+        client, batch_id, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, pace=pace
+    )
     yield from iter_results(client, str(doc.get("response_body_url") or ""))
 
 

@@ -18,11 +18,14 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
   success counts as written, a failure is a reject with the reason and field of the operation's problem
   body, a retryable one (429/5xx) is sent again as a single call; a trickle uses single calls;
 * batches are pipelined: Mailchimp runs an account's batches one at a time in submission order, so the
-  next window's batch is submitted while the previous one runs (at most ``PIPELINE_DEPTH`` in flight)
-  and queues right behind it; the target waits for them (``settle``) before anything that depends on
-  their results: another resource, a key already in flight, single calls, contacts, the end of the run,
-  and the tap's state, which is emitted only once every batch submitted before it has finished
-  (``when_durable``);
+  next window's batch (of any resource) is submitted while the previous one runs (at most
+  ``PIPELINE_DEPTH`` in flight) and queues right behind it; a few writes while batches are in flight
+  join the queue as a batch too (single calls are for a trickle, with nothing in flight); an order
+  line's product created by a queued batch counts as there (that batch runs first). The target waits
+  for them (``settle``) before anything that depends on their results: a key of the same resource
+  already in flight, contacts, the end of the run, and the tap's state, which is emitted only once
+  every batch submitted before it has finished (``when_durable``); it polls a running batch when its
+  progress says it should be done (``pacing``);
 * a killed run: the tap's state moves only after a drain is acknowledged, so the window is replayed; the
   next run first waits for every batch still unfinished on the account (``GET /batches``: the one it had
   submitted keeps running server-side), then reads the store, so what that batch wrote counts as
@@ -59,12 +62,17 @@ from oromc_common.mailchimp import (
 )
 from oromc_common.report import RunReport
 
+from target_mailchimp.pacing import BatchPace
+
 PAGE = 1000
 DEFAULT_BATCH_THRESHOLD = 50
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
 PIPELINE_DEPTH = 2
+# The most a ``POST /batches`` body carries. Mailchimp states no operation limit per batch (the reference
+# found none either for the body); a window's writes beyond this go as further batches, queued behind.
+MAX_BATCH_BYTES = 8 * 2**20
 LOGGER = logging.getLogger("target_mailchimp.ecommerce")
 
 
@@ -147,6 +155,7 @@ RESOURCES = {
         ),
     )
 }
+BY_COLLECTION = {r.collection: r for r in RESOURCES.values()}
 MONEY = ("order_total", "discount_total", "tax_total", "shipping_total", "price", "discount")
 CUSTOMER_KEYS = (
     "id",
@@ -331,6 +340,7 @@ class EcommerceSync:
         self._store_ready = False
         self._in_flight: deque[_InFlight] = deque()
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
+        self._pace = BatchPace(settings.batch_poll_seconds)
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -402,8 +412,10 @@ class EcommerceSync:
     def _collection(self, name: str) -> dict[str, dict[str, Any]]:
         with self._lock:
             if name not in self._known:
-                items = self.client.paginate(f"{self.base}/{name}", name, page_size=PAGE)
-                self._known[name] = {str(i["id"]): i for i in items}
+                items = self.client.paginate(
+                    f"{self.base}/{name}", name, {"exclude_fields": f"{name}._links"}, PAGE
+                )
+                self._known[name] = {str(i["id"]): _slim(name, i) for i in items}
             return self._known[name]
 
     # -- records -----------------------------------------------------------------------
@@ -450,10 +462,7 @@ class EcommerceSync:
                 self.report.count(stream, "duplicates_merged")
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
-        if any(
-            b.collection != resource.collection or not b.keys.isdisjoint(latest)
-            for b in self._in_flight
-        ):
+        if self._overlaps(resource.collection, latest):
             self.settle()
         known = self._collection(resource.collection)
         writes: list[Write] = []
@@ -492,17 +501,34 @@ class EcommerceSync:
         self._run(writes)
 
     def _run(self, writes: list[Write]) -> None:
-        """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections."""
+        """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections.
+
+        A few writes while batches are in flight (the tail of a backfill) join the queue as a batch
+        of their own instead of waiting for it and going one call each.
+        """
         if len(writes) >= self.settings.batch_threshold:
             self._start_syncing()
             self._submit(writes)
+        elif writes and self._in_flight:
+            self._submit(writes)
         elif writes:
-            self.settle()  # single calls never overtake a queued batch
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
+
+    def _overlaps(self, collection: str, keys: set[str] | Mapping[str, Any]) -> bool:
+        """True when a batch in flight writes one of ``keys`` of ``collection``: what it wrote must be
+        known before they are compared or written again. Other batches may stay queued: Mailchimp
+        runs them in submission order, before anything submitted later."""
+        return any(b.collection == collection and not b.keys.isdisjoint(keys) for b in self._in_flight)
 
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
         """Create placeholder products/variants for lines that reference unknown ones."""
         products = self._collection("products")
+        queued: dict[str, set[str]] = {}  # product id -> variant ids of product writes in flight
+        for batch in self._in_flight:
+            if batch.collection == "products":
+                for write in batch.by_op.values():
+                    variants = (write.body or {}).get("variants") or []
+                    queued.setdefault(write.key, set()).update(str(v.get("id")) for v in variants)
         wanted: dict[str, dict[str, str]] = {}
         for body in bodies:
             for line in body.get("lines") or []:
@@ -510,13 +536,15 @@ class EcommerceSync:
                     str(line["product_id"]),
                     str(line.get("product_variant_id") or line["product_id"]),
                 )
+                if vid in queued.get(pid, ()):
+                    continue  # created by a batch that runs before this window's
                 have = products.get(pid)
                 if have is None or all(str(v.get("id")) != vid for v in have.get("variants") or []):
                     wanted.setdefault(pid, {})[vid] = titles.get(pid) or pid
         writes = []
         for pid, variants in wanted.items():
             body = {"variants": [{"id": vid, "title": title} for vid, title in variants.items()]}
-            if pid in products:
+            if pid in products or pid in queued:
                 writes.append(Write(RESOURCES["ecommerce_products"], pid, body, "UPDATE", quiet=True))
             else:
                 title = next(iter(variants.values()))
@@ -578,10 +606,11 @@ class EcommerceSync:
         if write.action == "DELETE":
             known.pop(write.key, None)
         else:
-            known[write.key] = (
+            known[write.key] = _slim(
+                write.resource.collection,
                 result
                 if isinstance(result, dict) and result.get("id")
-                else {**known.get(write.key, {}), **(write.body or {})}
+                else {**known.get(write.key, {}), **(write.body or {})},
             )
         if not write.quiet:
             self.report.count(
@@ -598,6 +627,7 @@ class EcommerceSync:
             timeout_seconds=self.settings.batch_timeout_seconds
             if timeout_seconds is None
             else timeout_seconds,
+            pace=self._pace,
         )
 
     @property
@@ -619,28 +649,39 @@ class EcommerceSync:
             self._collect()
 
     def _submit(self, writes: list[Write]) -> None:
-        """One ``POST /batches`` for the writes, read later (``_collect``) while the next is prepared."""
+        """``POST /batches`` for the writes (one, unless its body would pass ``MAX_BATCH_BYTES``),
+        read later (``_collect``) while the next is prepared."""
         collection = writes[0].resource.collection
-        if any(
-            b.collection != collection or not b.keys.isdisjoint(w.key for w in writes)
-            for b in self._in_flight
-        ):
+        if self._overlaps(collection, {w.key for w in writes}):
             self.settle()
-        while len(self._in_flight) >= PIPELINE_DEPTH:
-            self._collect()
         by_op: dict[str, Write] = {}
-        operations = []
+        operations: list[dict[str, Any]] = []
+        size = 0
         for i, write in enumerate(writes):
             method, path, body = self._request(write)
             op_id = f"{write.resource.collection}:{i}:{write.key}"
-            by_op[op_id] = write
             operation: dict[str, Any] = {"method": method, "path": path, "operation_id": op_id}
             if body is not None:
-                operation["body"] = body
+                operation["body"] = json.dumps(body, separators=(",", ":"))  # a string, as Mailchimp wants
+            text = operation.get("body", "")
+            op_size = len(path) + len(op_id) + len(text) + text.count('"') + 64  # quotes escaped
+            if operations and size + op_size > MAX_BATCH_BYTES:
+                self._submit_operations(collection, writes[0].resource.stream, operations, by_op)
+                by_op, operations, size = {}, [], 0
+            by_op[op_id] = write
             operations.append(operation)
+            size += op_size
+        self._submit_operations(collection, writes[0].resource.stream, operations, by_op)
+
+    def _submit_operations(
+        self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
+    ) -> None:
+        while len(self._in_flight) >= PIPELINE_DEPTH:
+            self._collect()
         batch_id = submit_batch(self.client, operations)
+        self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
-        self.report.count(writes[0].resource.stream, "batched", len(operations))
+        self.report.count(stream, "batched", len(operations))
         self._in_flight.append(_InFlight(batch_id, collection, by_op))
 
     def _collect(self) -> None:
@@ -692,6 +733,23 @@ class EcommerceSync:
             if k in current and k not in (body or {})
         }
         return json.loads(json.dumps(fill))
+
+
+def _slim(collection: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What the target compares of a store record (its id and the fields it sends; lines, variants and
+    the order's customer with their own keys): a store read whole stays small in memory."""
+    resource = BY_COLLECTION[collection]
+    out: dict[str, Any] = {k: doc[k] for k in ("id", *resource.fields) if k in doc}
+    nested = {"lines": LINE_KEYS, "variants": VARIANT_KEYS}
+    for key, keys in nested.items():
+        if isinstance(out.get(key), list):
+            out[key] = [
+                {k: item[k] for k in keys if k in item} if isinstance(item, Mapping) else item
+                for item in out[key]
+            ]
+    if isinstance(out.get("customer"), Mapping):
+        out["customer"] = {k: out["customer"][k] for k in CUSTOMER_KEYS if k in out["customer"]}
+    return out
 
 
 def _already_exists(exc: PermanentMailchimpError) -> bool:

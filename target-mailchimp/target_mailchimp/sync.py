@@ -4,7 +4,8 @@ Per window: normalise and de-duplicate records, learn what Mailchimp has for the
 match each contact to its member (by the source id in the identity merge field first, then by email;
 see the README, "Identity"), move members whose address changed at the source, diff, then write
 concurrently through the governor: creates and updates with batch subscribe (500 per call), tag
-changes per member or per tag (whichever costs fewer calls), archives and erasures per member.
+changes per member or per tag (whichever costs fewer calls), archives per member or, when many, as
+one ``/batches`` job, erasures per member.
 Unchanged contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal
 errors stop the run (so the window's state is never emitted).
 """
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from oromc_common.batches import run_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
+    ErrorKind,
     PermanentMailchimpError,
     classify_member_error,
+    make_error,
 )
 from oromc_common.report import RunReport
 
@@ -45,7 +49,8 @@ from target_mailchimp.mapping import (
     opt_in_times,
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
-from target_mailchimp.tags import TagWrites
+from target_mailchimp.pacing import BatchPace
+from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER, TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
@@ -109,6 +114,7 @@ class ContactSync(TagWrites):
         self.workers = settings.max_connections
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
+        self.pace = BatchPace(settings.batch_poll_seconds)
         self.plan = plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
 
     # -- preparation -----------------------------------------------------------------------
@@ -653,7 +659,12 @@ class ContactSync(TagWrites):
 
     # -- archives and erasure --------------------------------------------------------------
     def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:
-        """Members archived because their source user is disabled (``disabled_user_policy``)."""
+        """Members archived because their source user is disabled (``disabled_user_policy``): one
+        ``DELETE`` each, or one ``/batches`` job when they would take more than 50 calls."""
+
+        def archived(contact: Contact, state: MemberState) -> None:
+            state.status = "archived"
+            self.audience.remember(contact.hash, state)
 
         def archive(contact: Contact, state: MemberState) -> None:
             try:
@@ -661,10 +672,45 @@ class ContactSync(TagWrites):
             except PermanentMailchimpError as exc:
                 self._reject_error(contact, exc)
                 return
-            state.status = "archived"
-            self.audience.remember(contact.hash, state)
+            archived(contact, state)
 
+        if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
+            archives = self._archives_by_batch(archives, archived)
         run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
+
+    def _archives_by_batch(
+        self,
+        archives: list[tuple[Contact, MemberState]],
+        archived: Callable[[Contact, MemberState], None],
+    ) -> list[tuple[Contact, MemberState]]:
+        """One ``/batches`` job of ``DELETE`` operations; each result is parsed: a refusal is a
+        reject, as for a single call; what has no final result (retryable, missing) is returned to
+        be archived one call each."""
+        by_hash = {c.hash: (c, st) for c, st in archives}
+        ops = [
+            {"method": "DELETE", "path": f"{self.audience.base}/members/{h}", "operation_id": h}
+            for h in by_hash
+        ]
+        done: set[str] = set()
+        for result in run_batch(
+            self.audience.client,
+            ops,
+            poll_seconds=self.settings.batch_poll_seconds,
+            timeout_seconds=self.settings.batch_timeout_seconds,
+            pace=self.pace,
+        ):
+            item = by_hash.get(result.operation_id)
+            if item is None or result.operation_id in done:
+                continue
+            if result.status_code < 400:
+                archived(*item)
+            else:
+                error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
+                if error.kind is not ErrorKind.PERMANENT:
+                    continue  # sent again as a single call
+                self._reject_error(item[0], error)
+            done.add(result.operation_id)
+        return [item for h, item in by_hash.items() if h not in done]
 
     def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
         def erase(contact: Contact, hash_: str, state: MemberState) -> None:

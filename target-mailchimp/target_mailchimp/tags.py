@@ -31,6 +31,7 @@ from oromc_common.report import RunReport
 from target_mailchimp.client import SEGMENT_MEMBERS_MAX, Audience, email_hash
 from target_mailchimp.mapping import tag_key
 from target_mailchimp.models import Contact, SyncSettings, TagDelta
+from target_mailchimp.pacing import BatchPace
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
 #: Mailchimp refusals that are about the address itself (named ``email`` in rejects without a field).
@@ -48,6 +49,7 @@ class TagWrites:
     report: RunReport
     stream: str
     workers: int
+    pace: BatchPace
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -153,6 +155,7 @@ class TagWrites:
             ops,
             poll_seconds=self.settings.batch_poll_seconds,
             timeout_seconds=self.settings.batch_timeout_seconds,
+            pace=self.pace,
         ):
             delta = by_id.get(result.operation_id)
             if delta is None:

@@ -286,14 +286,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=DEFAULT_BATCH_THRESHOLD,
         description="E-commerce: a drain with at least this many writes of one resource sends them as one "
                     "POST /batches (per-operation results read back; failures go to the rejects report); "
-                    "fewer go as single calls. Above batch_size_rows, /batches is never used.",
+                    "fewer go as single calls when no batch is in flight. Above batch_size_rows, /batches "
+                    "is never used.",
     ),
     th.Property(
         "batch_poll_seconds",
         th.NumberType(minimum=0, maximum=60),
         default=1,
-        description="First wait between /batches status polls (e-commerce and tag batches; grows by half "
-                    "each poll, up to 30 s).",
+        description="Shortest wait between /batches status polls (e-commerce, tag and archive batches; "
+                    "grows by half each poll, up to 30 s, until the batches' progress gives a rate, then "
+                    "the remaining operations at that rate).",
     ),
     th.Property(
         "batch_timeout_minutes",

@@ -15,6 +15,7 @@ from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, Perman
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp import ecommerce as ecommerce_module
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.target import TargetMailchimp
@@ -400,3 +401,71 @@ def test_the_store_is_syncing_while_a_backfill_writes_and_not_after(
     backfill.finish()
     assert api.get(base)["is_syncing"] is False
     assert len(_store_orders(api)) == 1 + 3 + 9
+
+
+def test_batches_of_other_resources_and_the_tail_queue_without_waiting(
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Orders naming new products: the placeholder products' batch and the orders' batch are queued
+    one behind the other (Mailchimp runs them in that order), and the last few orders, while batches
+    are in flight, join the queue as a batch instead of waiting and going one call each."""
+    events: list[tuple[str, str]] = []
+    submit, wait = EcommerceSync._submit, EcommerceSync._wait
+
+    def spy_submit(self: EcommerceSync, batch: list[Any]) -> None:
+        submit(self, batch)
+        events.append(("submit " + batch[0].resource.collection, self._in_flight[-1].batch_id))
+
+    def spy_wait(self: EcommerceSync, batch_id: str, timeout_seconds: float | None = None) -> Any:
+        done = wait(self, batch_id, timeout_seconds)
+        events.append(("finished", batch_id))
+        return done
+
+    monkeypatch.setattr(EcommerceSync, "_submit", spy_submit)
+    monkeypatch.setattr(EcommerceSync, "_wait", spy_wait)
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "batch_size_rows": 10,
+    }
+    orders = []
+    for i in range(12):
+        order = _order(f"o{i}")
+        order["lines"][0].update(product_id=f"p{i}", product_variant_id=f"p{i}", product_title=f"W{i}")
+        orders.append(order)
+    target, _ = run_target(cfg, _lines("ecommerce_orders", orders))
+
+    routes = _routes(sb)
+    assert ORDERS_POST not in routes
+    assert "POST /3.0/ecommerce/stores/{store_id}/products" not in routes
+    kinds = [kind for kind, _ in events if kind.startswith("submit")]
+    assert kinds == ["submit products", "submit orders", "submit products", "submit orders"]
+    position = {event: i for i, event in enumerate(events)}
+    first_products, first_orders = events[0][1], events[1][1]
+    assert position[("submit orders", first_orders)] < position[("finished", first_products)]
+    assert sorted(_store_orders(api)) == sorted(f"o{i}" for i in range(12))
+    products = api.get(f"/ecommerce/stores/{STORE}/products", {"count": 100})["products"]
+    assert sorted(p["id"] for p in products) == sorted(f"p{i}" for i in range(12))
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert summary["created"] == 12
+    assert not summary.get("rejected_by_reason")
+
+
+def test_a_window_too_large_for_one_body_goes_as_several_batches(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ecommerce_module, "MAX_BATCH_BYTES", 3000)  # a few orders a batch
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    orders = [_order(f"o{i}", order_total=str(10 + i)) for i in range(12)]
+    target, _ = run_target(cfg, _lines("ecommerce_orders", orders))
+    routes = _routes(sb)
+    assert routes.get(BATCHES, 0) >= 2  # one without the limit
+    assert ORDERS_POST not in routes
+    assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
+    summary = target.report.summary()["streams"]["ecommerce_orders"]
+    assert (summary["created"], summary["batched"]) == (12, 12)

@@ -1,0 +1,47 @@
+"""The /batches poll delay from the batches' progress (no sandbox)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from oromc_common import batches
+from target_mailchimp import pacing
+from target_mailchimp.pacing import BatchPace
+
+
+def _doc(status: str, finished: int, total: int, batch_id: str = "b1") -> dict[str, Any]:
+    return {"id": batch_id, "status": status, "finished_operations": finished, "total_operations": total}
+
+
+def test_the_back_off_applies_until_a_rate_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: clock[0])
+    pace = BatchPace(poll_seconds=0.5, max_seconds=30)
+    pace.expect("b1", 1000)
+    assert pace(_doc("pending", 0, 0), 1.0) == 1.0  # nothing measured yet: the caller's back-off
+    assert pace(_doc("started", 100, 1000), 1.5) == 1.5  # one sample: no rate yet
+    clock[0] += 2.0
+    # 200 operations in 2 s: 100/s; 700 left -> 7 s
+    assert pace(_doc("started", 300, 1000), 2.25) == pytest.approx(7.0)
+    # the rate is kept: a new pending batch of 2,000 -> 20 s; a huge one is capped at 30 s
+    pace.expect("b2", 2000)
+    assert pace(_doc("pending", 0, 0, "b2"), 1.0) == pytest.approx(20.0)
+    pace.expect("b3", 10_000)
+    assert pace(_doc("pending", 0, 0, "b3"), 1.0) == 30
+    # nearly done: never sooner than poll_seconds
+    assert pace(_doc("finalizing", 1000, 1000), 1.0) == 0.5
+
+
+def test_wait_for_batch_sleeps_what_the_pace_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = iter([_doc("started", 10, 100), _doc("started", 50, 100), _doc("finished", 100, 100)])
+    slept: list[float] = []
+
+    class Client:
+        def get(self, path: str) -> dict[str, Any]:
+            return next(docs)
+
+    monkeypatch.setattr(batches.time, "sleep", slept.append)
+    doc = batches.wait_for_batch(Client(), "b1", poll_seconds=1.0, pace=lambda d, default: 0.25)
+    assert doc["status"] == "finished"
+    assert slept == [0.25, 0.25]
