@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .constants import API_PREFIX
 from .exceptions import (
     BY_SLUG,
     APIKeyInvalidError,
@@ -37,6 +38,7 @@ from .exceptions import (
 from .exceptions import (
     ApiError as ApiError,  # re-exported: handlers raise it from here
 )
+from .schemas import check_body, json_type
 
 if TYPE_CHECKING:
     from .store import MailchimpStore
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
 JSON_MEDIA = "application/json; charset=utf-8"
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
-API_PREFIX = "/3.0"
 
 # Keys whose children are data (merge tags, interest ids, event properties), not schema fields:
 # `fields` paths below them are not validated.
@@ -537,8 +538,6 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                             raise JSONParseError() from None
                     route = request.scope.get("route")
                     if payload is not None and route is not None:
-                        from .schemas import check_body
-
                         check_body(request.method, route.path, payload)
                 ctx = Ctx(request=request, store=store, count=count, offset=offset, json=payload)
                 result = await handler(request, ctx)
@@ -570,22 +569,6 @@ def require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise FieldError("", f"Schema describes object, {json_type(payload)} found instead")
     return payload
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") -> None:

@@ -19,7 +19,8 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from .common import API_PREFIX, ApiError, json_type
+from .constants import API_PREFIX
+from .exceptions import InvalidResourceError
 
 TYPES_FILE = Path(__file__).with_name("openapi_types.json")
 _PARAM = re.compile(r"\{[^}]*\}")
@@ -55,6 +56,23 @@ def schema_for(kind: str, method: str, template: str) -> dict[str, Any] | None:
     return _index(kind).get(operation_key(method, template))
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded JSON value (`null`, `boolean`, `integer`, ... `object`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def _json_name(value: Any) -> str:
     """The JSON type of a value as Mailchimp names it in type errors (null is `NULL`)."""
     return "NULL" if value is None else json_type(value)
@@ -84,7 +102,7 @@ def check_body(method: str, template: str, body: Any) -> None:
     """Raise 400 Invalid Resource when a write body has a value of the wrong JSON type."""
     errors = type_errors(method, template, body)
     if errors:
-        raise ApiError.of("InvalidResource", errors=errors)
+        raise InvalidResourceError(errors=errors)
 
 
 def request_fields(method: str, template: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:

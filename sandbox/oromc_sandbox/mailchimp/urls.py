@@ -14,7 +14,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from . import batches, ecommerce
-from .common import API_PREFIX
+from .constants import API_PREFIX
 from .responses import audience, automations, campaigns, reports
 
 P = API_PREFIX

@@ -13,7 +13,6 @@ from typing import Any
 from .common import (
     check_enum,
     check_type,
-    json_type,
     parse_ts,
     subscriber_hash,
 )
@@ -27,6 +26,7 @@ from .exceptions import (
     MemberInComplianceStateError,
     ResourceNotFoundError,
 )
+from .schemas import json_type
 from .store import Audience, MailchimpStore
 
 MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")

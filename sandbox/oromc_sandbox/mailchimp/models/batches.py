@@ -31,7 +31,6 @@ from urllib.parse import urlencode
 import orjson
 
 from ..common import (
-    API_PREFIX,
     DEFAULT_COUNT,
     ApiError,
     check_type,
@@ -40,6 +39,7 @@ from ..common import (
     require_keys,
     short_id,
 )
+from ..constants import API_PREFIX
 from ..store import MailchimpStore
 
 PHASES = (("pending", 0.5), ("preprocessing", 0.5))

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..common import API_PREFIX, Ctx, format_epoch, link, mc_endpoint, method_routes, require_object
+from ..common import Ctx, format_epoch, link, mc_endpoint, method_routes, require_object
+from ..constants import API_PREFIX
 from ..models import batches as model
 from ..store import MailchimpStore
 
