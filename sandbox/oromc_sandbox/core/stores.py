@@ -12,6 +12,7 @@ from typing import Any
 
 from oromc_sandbox import mailchimp, oro
 from oromc_sandbox.core.apis import APIS, known_routes
+from oromc_sandbox.core.routes import route_known
 from oromc_sandbox.core.state import (
     API_FAULTS,
     FAULT_KINDS,
@@ -19,7 +20,6 @@ from oromc_sandbox.core.state import (
     FaultSettings,
     SandboxOptions,
     SandboxState,
-    route_known,
 )
 
 log = logging.getLogger("sandbox")
