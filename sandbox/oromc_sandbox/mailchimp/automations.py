@@ -40,8 +40,8 @@ from .campaigns import (
 from .common import short_id, subscriber_hash
 
 if TYPE_CHECKING:
-    from .ecommerce import Shop
     from .engagement import EngagementState
+    from .models.ecommerce import Shop
 
 WELCOME = "welcomeSeries"
 ABANDONED_CART = "abandonedCart"

@@ -1,10 +1,10 @@
 """Seeding of the e-commerce store: the sandbox shop, its catalogue, customers and orders.
 
-Called once when the sandbox starts (`engagement.seed_engagement`, through the
-`ecommerce.EcommerceState` facade), never while serving. With an Oro store next to the Mailchimp
-store (`store.oro_source`) the shop mirrors Oro's products and recent orders (`OroMirror`), as if
-an earlier tap-orocommerce -> target-mailchimp sync had pushed them; otherwise it has a small
-generated catalogue and orders from the clickers of the seeded campaigns.
+Called once when the sandbox starts (`engagement_seed.seed_engagement`), never while serving.
+With an Oro store next to the Mailchimp store (`store.oro_source`) the shop mirrors Oro's products
+and recent orders (`OroMirror`), as if an earlier tap-orocommerce -> target-mailchimp sync had
+pushed them; otherwise it has a small generated catalogue and orders from the clickers of the
+seeded campaigns.
 """
 
 from __future__ import annotations
