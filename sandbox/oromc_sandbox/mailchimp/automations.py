@@ -37,7 +37,7 @@ from .campaigns import (
     EngagementProfile,
     generate_events,
 )
-from .common import short_id, subscriber_hash
+from .values import short_id, subscriber_hash
 
 if TYPE_CHECKING:
     from .engagement import EngagementState

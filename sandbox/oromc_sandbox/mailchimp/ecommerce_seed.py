@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .common import format_epoch, subscriber_hash
 from .models.ecommerce import (
     ADDRESS_KEYS,
     SEED_DOMAIN,
@@ -21,6 +20,7 @@ from .models.ecommerce import (
     new_order,
     store_address,
 )
+from .values import format_epoch, subscriber_hash
 
 SEED_STORE_ID = "sandbox-store"
 ORO_ORDER_DAYS = 180  # Oro orders of the last 180 days are in the seeded store ...

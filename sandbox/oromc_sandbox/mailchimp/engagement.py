@@ -28,11 +28,8 @@ from .campaigns import (
     EngagementProfile,
     generate_events,
 )
-from .common import (
-    format_epoch,
-    short_id,
-)
 from .models.ecommerce import EcommerceState
+from .values import format_epoch, short_id
 
 LINK_PATHS = ("/", "/catalog/new", "/catalog/sale", "/account/orders", "/contact")
 

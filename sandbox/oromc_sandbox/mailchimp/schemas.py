@@ -21,6 +21,7 @@ from jsonschema import Draft7Validator
 
 from .constants import API_PREFIX
 from .exceptions import InvalidResourceError
+from .values import json_type
 
 TYPES_FILE = Path(__file__).with_name("openapi_types.json")
 _PARAM = re.compile(r"\{[^}]*\}")
@@ -54,23 +55,6 @@ def _validator(kind: str, key: str) -> Draft7Validator | None:
 def schema_for(kind: str, method: str, template: str) -> dict[str, Any] | None:
     """The request (`kind="requests"`) or 200-response schema of an operation, if the file has one."""
     return _index(kind).get(operation_key(method, template))
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a decoded JSON value (`null`, `boolean`, `integer`, ... `object`)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _json_name(value: Any) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .common import format_epoch, parse_ts, short_id, subscriber_hash
+from .values import format_epoch, parse_ts, short_id, subscriber_hash
 
 __all__ = ["Audience", "MailchimpStore"]
 
