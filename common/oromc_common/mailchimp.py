@@ -399,7 +399,7 @@ def connection_budget(config: Mapping[str, Any]) -> ConnectionBudget:
     )
 
 
-def _non_json_detail(resp: requests.Response) -> str:
+def non_json_detail(resp: requests.Response) -> str:
     """What came back instead of Mailchimp's problem document, naming the host."""
     status, host, what = resp.status_code, url_host(resp.url), non_api_answer(resp)
     if status in {403, 429}:
@@ -507,7 +507,7 @@ class MailchimpClient:
         return self.retry.call(
             lambda: self._send_once(method.upper(), path, params, json_body),
             retry_on=(RetryableMailchimpError,),
-            on_retry=self._log_retry,
+            on_retry=log_retry,
         )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -613,7 +613,7 @@ class MailchimpClient:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count("GET", "error")
-            raise self._transport_error(exc, "GET", "(batch results)", url) from exc
+            raise self.transport_error(exc, "GET", "(batch results)", url) from exc
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             resp.close()
@@ -656,7 +656,7 @@ class MailchimpClient:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count(method, "error")
-            raise self._transport_error(exc, method, path, url) from exc
+            raise self.transport_error(exc, method, path, url) from exc
         self._count(method, status)
         body: Any = None
         if content:
@@ -672,14 +672,16 @@ class MailchimpClient:
             method,
             path,
             (self._secret,),
-            fallback_detail=_non_json_detail(resp),
+            fallback_detail=non_json_detail(resp),
             retry_after=retry_after_seconds(resp),
         )
 
-    def _transport_error(
+    def transport_error(
         self, exc: BaseException, method: str, path: str, url: str
     ) -> MailchimpError:
-        """No answer: a lasting TLS failure is fatal (never retried); anything else retryable."""
+        """The error for a call to ``url`` that got no answer (``exc``): a lasting TLS failure is fatal
+        (never retried), anything else retryable. Also used by transports other than this client's
+        (tap-mailchimp-engagement's ``GovernedAdapter``), so every Mailchimp connector words it alike."""
         tls = tls_failure(exc, url)
         if tls is not None:
             return FatalMailchimpError(
@@ -694,11 +696,12 @@ class MailchimpClient:
             None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
         )
 
-    @staticmethod
-    def _log_retry(error: BaseException, attempt: int, wait: float) -> None:
-        LOGGER.warning(
-            "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
-            attempt,
-            wait,
-        )
+
+def log_retry(error: BaseException, attempt: int, wait: float) -> None:
+    """Log one retry of a Mailchimp call (what failed, which try, how long the wait); no PII."""
+    LOGGER.warning(
+        "Mailchimp call failed (%s), retry %d in %.1fs",
+        f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
+        attempt,
+        wait,
+    )

@@ -2,38 +2,43 @@
 
 * :class:`MailchimpRESTStream`: the streams that read one collection (per audience or workflow) are SDK
   ``RESTStream`` s made of SDK overrides only (:class:`MailchimpPaginator`, the SDK's authenticators and
-  backoff hooks with :class:`~oromc_common.mailchimp.MailchimpClient`'s retry policy, partitions), each
+  backoff hooks with :class:`~oromc_common.mailchimp.MailchimpClient`'s :class:`~oromc_common.retry.RetryPolicy`,
+  partitions), each
   attempt through :class:`GovernedAdapter` (the account's connection budget).
 * :class:`MailchimpStream`: the heavy readers (members' keyset windows, email activity through pages or
   ``/batches``, reports, sent-to, orders) read through :class:`MailchimpContext`, whose
-  :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there).
+  :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there)
+  through :meth:`oromc_common.fanout.BoundedPool.stream`.
 """
 
 from __future__ import annotations
 
 import email.utils
 import hashlib
+import itertools
 import json
-import logging
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import backoff
 import requests
+from oromc_common.dates import parse_utc
+from oromc_common.fanout import BoundedPool
+from oromc_common.http import retry_after_seconds
 from oromc_common.mailchimp import (
     MailchimpClient,
     PermanentMailchimpError,
     RetryableMailchimpError,
-    _non_json_detail,
     connection_budget,
+    log_retry,
     make_error,
+    non_json_detail,
 )
 from oromc_common.report import RunReport
+from oromc_common.retry import no_jitter
 from oromc_common.sdk_seams import emit_stream_state, tap_of
 from requests.adapters import HTTPAdapter
 from singer_sdk import Tap
@@ -53,26 +58,11 @@ if TYPE_CHECKING:
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
 
-LOGGER = logging.getLogger("tap_mailchimp_engagement")
-T = TypeVar("T")
 PAGE_SIZE = 1000
 USER_AGENT = "tap-mailchimp-engagement"
-#: Longest wait between two tries of a call (MailchimpClient's ``backoff_max``).
-BACKOFF_MAX_SECONDS = 60.0
 
 
 # -- timestamps ------------------------------------------------------------------------------
-
-
-def parse_ts(value: Any) -> datetime | None:
-    """Parse a Mailchimp timestamp (``""``/None -> None); naive values are UTC."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_ts(value: datetime) -> str:
@@ -137,33 +127,6 @@ def fingerprint(record: Mapping[str, Any]) -> str:
     return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
 
 
-# -- concurrency -----------------------------------------------------------------------------
-
-
-def ordered_prefetch(
-    calls: Iterable[Callable[[], T]], pool: ThreadPoolExecutor, window: int
-) -> Iterator[T]:
-    """Run ``calls`` on ``pool`` with at most ``window`` pending, yielding results in input order."""
-    pending: deque[Future[T]] = deque()
-    iterator = iter(calls)
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    call = next(iterator)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(pool.submit(call))
-            if not pending:
-                return
-            yield pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-
-
 # -- run context -----------------------------------------------------------------------------
 
 
@@ -203,7 +166,7 @@ class MailchimpContext:
         self.page_size = max(1, min(int(config.get("page_size") or PAGE_SIZE), PAGE_SIZE))
         merge = config.get("identity_merge_field")
         self.identity_merge_field = "OROID" if merge is None else str(merge)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: BoundedPool | None = None
         self._session: requests.Session | None = None
         self._now: datetime | None = None
         self._lists: list[dict[str, Any]] | None = None
@@ -218,10 +181,10 @@ class MailchimpContext:
         return max(1, min(self.max_connections, self.client.governor.limit))
 
     @property
-    def pool(self) -> ThreadPoolExecutor:
-        """A thread pool sized to the connection limit."""
+    def pool(self) -> BoundedPool:
+        """A thread pool sized to the connection limit (its ``stream`` keeps twice that pending)."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mc-tap")
+            self._pool = BoundedPool(self.workers, name="mc-tap")
         return self._pool
 
     def now(self) -> datetime:
@@ -298,7 +261,7 @@ class MailchimpContext:
         calls = [
             (lambda off=off: self.page(path, items_key, off, params)[0]) for off in offsets
         ]
-        for items in ordered_prefetch(calls, self.pool, self.workers * 2):
+        for items in self.pool.stream(calls):
             yield from items
 
     def count(self, path: str, items_key: str, params: Mapping[str, Any] | None = None) -> int:
@@ -358,12 +321,12 @@ class MailchimpContext:
         """
         window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
         horizon = self.now() - window
-        start = parse_ts(self.config.get("start_date"))
+        start = parse_utc(self.config.get("start_date"))
         chosen = []
         for row in self.campaigns():
             if row.get("status") not in {"sent", "sending"}:
                 continue
-            sent = parse_ts(row.get("send_time"))
+            sent = parse_utc(row.get("send_time"))
             if sent is None or (start is not None and sent < start):
                 continue
             running = row.get("type") == "automation" and row.get("status") == "sending"
@@ -408,7 +371,7 @@ class MailchimpContext:
     def close(self) -> None:
         """Release threads and connections."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
         if self._session is not None:
             self._session.close()
@@ -462,7 +425,7 @@ class GovernedAdapter(HTTPAdapter):
         ) as exc:
             self._report.count_call(method, "error")
             path = api_path(self._client.api_url, url)
-            raise self._client._transport_error(exc, method, path, url) from exc
+            raise self._client.transport_error(exc, method, path, url) from exc
         self._report.count_call(method, response.status_code)
         return response
 
@@ -662,8 +625,15 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
                 body = None
         method = response.request.method or "GET"
         path = api_path(self.mc.client.api_url, response.url)
-        detail = _non_json_detail(response)
-        raise make_error(response.status_code, body, method, path, self.mc.secrets, fallback_detail=detail)
+        raise make_error(
+            response.status_code,
+            body,
+            method,
+            path,
+            self.mc.secrets,
+            fallback_detail=non_json_detail(response),
+            retry_after=retry_after_seconds(response),
+        )
 
     # -- retries: the SDK's backoff hooks, with MailchimpClient's policy --------------------------
     @override
@@ -680,25 +650,24 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
 
     @override
     def backoff_wait_generator(self) -> Generator[float, None, None]:
-        return backoff.expo(factor=self.mc.backoff_factor, max_value=BACKOFF_MAX_SECONDS)
+        """The client's policy, per failed try: the error's ``Retry-After``, else its jittered wait."""
+        policy = self.mc.client.retry
+        attempts = itertools.count(1)
+        return self.backoff_runtime(value=lambda error: policy.wait_after(error, next(attempts)))
 
     @override
     def backoff_max_tries(self) -> int:
-        return max(1, self.mc.max_tries)
+        return self.mc.client.retry.max_tries
 
     @override
     def backoff_jitter(self, value: float) -> float:
-        return backoff.full_jitter(value)
+        return no_jitter(value)  # the policy jitters its computed waits, never a Retry-After
 
     @override
     def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        LOGGER.warning(
-            "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{exc.status} {exc.reason}" if isinstance(exc, RetryableMailchimpError) else exc,
-            details.get("tries", 0),
-            details.get("wait", 0.0),
-        )
+        exc = details.get("exception")  # always set by backoff.on_exception
+        if isinstance(exc, BaseException):
+            log_retry(exc, details.get("tries", 0), details.get("wait", 0.0))
 
 
 def is_not_found(exc: PermanentMailchimpError) -> bool:
