@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,19 +125,16 @@ def test_stream_yields_in_order_reads_calls_lazily_and_keeps_at_most_window_pend
 def test_stream_raises_in_turn_and_cancels_what_has_not_started() -> None:
     started: list[int] = []
 
-    def call(n: int) -> Callable[[], int]:
-        def run() -> int:
-            started.append(n)
-            time.sleep(0.02)
-            if n == 1:
-                raise ValueError("stop 1")
-            return n
-
-        return run
+    def run(n: int) -> int:
+        started.append(n)
+        time.sleep(0.02)
+        if n == 1:
+            raise ValueError("stop 1")
+        return n
 
     pool = BoundedPool(1, name="t")
     try:
-        results = pool.stream(call(n) for n in range(10))  # default window: 2 per worker
+        results = pool.stream(functools.partial(run, n) for n in range(10))  # default window: 2 per worker
         assert next(results) == 0
         with pytest.raises(ValueError, match="stop 1"):
             next(results)
