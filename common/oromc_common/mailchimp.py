@@ -58,6 +58,7 @@ from singer_sdk import typing as th
 from oromc_common import settings
 from oromc_common.dryrun import DryRunWriteError
 from oromc_common.emails import normalize_email  # noqa: F401 - the address to send, re-exported
+from oromc_common.fanout import BoundedPool
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -534,13 +535,16 @@ class MailchimpClient:
         self,
         path: str,
         items_key: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         page_size: int = MAX_PAGE_SIZE,
+        pool: BoundedPool | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every item of an offset-paged collection (``count``/``offset``/``total_items``).
+        """Yield every item of an offset-paged collection (``count``/``offset``/``total_items``), in order.
 
         ``fields`` in ``params`` must be root-relative (``members.id,...``); ``total_items`` is added
-        automatically when ``fields`` is used.
+        automatically when ``fields`` is used. Pages are read in turn; with ``pool``, once the first
+        page has said how many items there are, the other pages are read ahead on it
+        (:meth:`~oromc_common.fanout.BoundedPool.stream`: in order, a bounded number pending).
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         offset = 0
@@ -551,6 +555,12 @@ class MailchimpClient:
             offset += len(items)
             total = page.get("total_items")
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
+                return
+            if pool is not None and isinstance(total, int):
+                offsets = range(offset, total, page_size)
+                calls = [functools.partial(self.page, path, params, off, page_size) for off in offsets]
+                for page in pool.stream(calls):
+                    yield from page.get(items_key) or []
                 return
 
     def page(
