@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import itertools
 import json
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-from oromc_common.dates import parse_utc
+from oromc_common.dates import parse_http_date, parse_utc
 from oromc_common.fanout import BoundedPool
 from oromc_common.http import retry_after_seconds
 from oromc_common.mailchimp import (
@@ -209,13 +208,8 @@ class MailchimpContext:
         except Exception:  # the clock is best effort; the local clock is the fallback
             return None
         self.report.count_call("GET", resp.status_code)
-        header = resp.headers.get("Date")
-        if not header:
-            return None
-        try:
-            return email.utils.parsedate_to_datetime(header).astimezone(UTC)
-        except (TypeError, ValueError):
-            return None
+        when = parse_http_date(resp.headers.get("Date"))
+        return when.astimezone(UTC) if when else None
 
     # -- paging ------------------------------------------------------------------------------
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
