@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -625,11 +624,9 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
         return decorator(func)
 
     @override
-    def backoff_wait_generator(self) -> Generator[float, None, None]:
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
         """The client's policy, per failed try: the error's ``Retry-After``, else its jittered wait."""
-        policy = self.mc.client.retry
-        attempts = itertools.count(1)
-        return self.backoff_runtime(value=lambda error: policy.wait_after(error, next(attempts)))
+        return self.mc.client.retry.waits(jittered=True)
 
     @override
     def backoff_max_tries(self) -> int:
