@@ -412,6 +412,33 @@ def non_json_detail(resp: requests.Response) -> str:
     return f"HTTP {status} from {host} ({what})"
 
 
+def json_or_none(content: bytes) -> Any:
+    """A response body as parsed JSON; None when it is empty or not JSON."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def response_error(
+    resp: requests.Response, method: str, path: str, secrets: tuple[str | None, ...] = ()
+) -> MailchimpError:
+    """The :class:`MailchimpError` for an answer of status 400 or more: its problem document (or
+    what came back instead, see :func:`non_json_detail`) and its ``Retry-After``, redacted.
+    ``path`` is the call's path below the API root, for the message."""
+    return make_error(
+        resp.status_code,
+        json_or_none(resp.content),
+        method,
+        path,
+        secrets,
+        fallback_detail=non_json_detail(resp),
+        retry_after=retry_after_seconds(resp),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------------------------
@@ -668,23 +695,9 @@ class MailchimpClient:
             self._count(method, "error")
             raise self.transport_error(exc, method, path, url) from exc
         self._count(method, status)
-        body: Any = None
-        if content:
-            try:
-                body = json.loads(content)
-            except ValueError:
-                body = None
         if status < 400:
-            return body
-        raise make_error(
-            status,
-            body,
-            method,
-            path,
-            (self._secret,),
-            fallback_detail=non_json_detail(resp),
-            retry_after=retry_after_seconds(resp),
-        )
+            return json_or_none(content)
+        raise response_error(resp, method, path, (self._secret,))
 
     def transport_error(
         self, exc: BaseException, method: str, path: str, url: str

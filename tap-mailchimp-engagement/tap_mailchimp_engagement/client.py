@@ -25,15 +25,13 @@ import backoff
 import requests
 from oromc_common.dates import parse_http_date, parse_utc
 from oromc_common.fanout import BoundedPool
-from oromc_common.http import retry_after_seconds
 from oromc_common.mailchimp import (
     MailchimpClient,
     PermanentMailchimpError,
     RetryableMailchimpError,
     connection_budget,
     log_retry,
-    make_error,
-    non_json_detail,
+    response_error,
 )
 from oromc_common.report import RunReport
 from oromc_common.retry import no_jitter
@@ -590,25 +588,9 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        if response.status_code < 400:
-            return
-        body: Any = None
-        if response.content:
-            try:
-                body = json.loads(response.content)
-            except ValueError:
-                body = None
-        method = response.request.method or "GET"
-        path = api_path(self.mc.client.api_url, response.url)
-        raise make_error(
-            response.status_code,
-            body,
-            method,
-            path,
-            self.mc.secrets,
-            fallback_detail=non_json_detail(response),
-            retry_after=retry_after_seconds(response),
-        )
+        if response.status_code >= 400:
+            path = api_path(self.mc.client.api_url, response.url)
+            raise response_error(response, response.request.method or "GET", path, self.mc.secrets)
 
     # -- retries: the SDK's backoff hooks, with MailchimpClient's policy --------------------------
     @override
