@@ -676,17 +676,17 @@ class MailchimpClient:
         if self.on_call is not None:
             self.on_call(method, status)
 
-    def _send_once(
-        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
-    ) -> Any:
-        url = f"{self.api_url}/{path.lstrip('/')}"
+    def attempt(
+        self, method: str, path: str, url: str, send: Callable[[], requests.Response]
+    ) -> requests.Response:
+        """One HTTP attempt ``send()`` to ``url`` (``path`` below the API root, for messages): it
+        holds a slot of the account's connection governor until the body is read, is reported to
+        ``on_call``, and no answer raises :meth:`transport_error`. The client's own requests and
+        tap-mailchimp-engagement's ``GovernedAdapter`` (the SDK streams' transport) go through it."""
         try:
             with self.governor.slot():
-                resp = self.session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout
-                )
-                status = resp.status_code
-                content = resp.content
+                resp = send()
+                _ = resp.content  # read the body while holding the slot
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -694,9 +694,21 @@ class MailchimpClient:
         ) as exc:
             self._count(method, "error")
             raise self.transport_error(exc, method, path, url) from exc
-        self._count(method, status)
-        if status < 400:
-            return json_or_none(content)
+        self._count(method, resp.status_code)
+        return resp
+
+    def _send_once(
+        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
+    ) -> Any:
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        resp = self.attempt(
+            method,
+            path,
+            url,
+            lambda: self.session.request(method, url, params=params, json=json_body, timeout=self.timeout),
+        )
+        if resp.status_code < 400:
+            return json_or_none(resp.content)
         raise response_error(resp, method, path, (self._secret,))
 
     def transport_error(

@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -200,11 +200,11 @@ class MailchimpContext:
     def _server_date(self) -> datetime | None:
         url = f"{self.client.api_url}/ping"
         try:
-            with self.client.governor.slot():
-                resp = self.client.session.get(url, timeout=self.client.timeout)
+            resp = self.client.attempt(
+                "GET", "/ping", url, lambda: self.client.session.get(url, timeout=self.client.timeout)
+            )
         except Exception:  # the clock is best effort; the local clock is the fallback
             return None
-        self.report.count_call("GET", resp.status_code)
         when = parse_http_date(resp.headers.get("Date"))
         return when.astimezone(UTC) if when else None
 
@@ -322,7 +322,7 @@ class MailchimpContext:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE: take it here, as Session.request would.
             env = session.merge_environment_settings(self.client.api_url, {}, None, None, None)
             session.verify = env["verify"]
-            adapter = GovernedAdapter(self.client, self.report)
+            adapter = GovernedAdapter(self.client)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -333,7 +333,7 @@ class MailchimpContext:
         """Values redacted from error messages."""
         return (self.config.get("api_key"), self.config.get("access_token"))
 
-    @cached_property
+    @functools.cached_property
     def authenticator(self) -> APIAuthenticatorBase:
         """The SDK authenticator for the configured credential: HTTP Basic for an API key, else Bearer."""
         api_key = self.config.get("api_key")
@@ -360,17 +360,16 @@ def api_path(api_url: str, url: str) -> str:
 
 
 class GovernedAdapter(HTTPAdapter):
-    """The REST streams' transport: each attempt holds one slot of the account's connection governor
-    (as :class:`~oromc_common.mailchimp.MailchimpClient` does), is counted in the run report, and a
-    connection failure becomes the project's :class:`~oromc_common.mailchimp.MailchimpError`
-    (retryable, or fatal for a lasting TLS failure).
+    """The REST streams' transport: each attempt is one :meth:`~oromc_common.mailchimp.MailchimpClient.attempt`
+    of the run's client (a slot of the account's connection governor, counted in the run report, a
+    connection failure raised as the project's :class:`~oromc_common.mailchimp.MailchimpError`:
+    retryable, or fatal for a lasting TLS failure).
     """
 
-    def __init__(self, client: MailchimpClient, report: RunReport) -> None:
+    def __init__(self, client: MailchimpClient) -> None:
         """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff)."""
         super().__init__(pool_connections=2, pool_maxsize=client.governor.limit, max_retries=0)
         self._client = client
-        self._report = report
 
     @override
     def send(
@@ -385,22 +384,11 @@ class GovernedAdapter(HTTPAdapter):
         # The client's (connect, read) timeout: the SDK's single number would also be the connect timeout.
         method = request.method or "GET"
         url = request.url or ""
-        try:
-            with self._client.governor.slot():
-                response = super().send(
-                    request, stream=stream, timeout=self._client.timeout, verify=verify, cert=cert, proxies=proxies
-                )
-                _ = response.content  # read the body while holding the slot
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            self._report.count_call(method, "error")
-            path = api_path(self._client.api_url, url)
-            raise self._client.transport_error(exc, method, path, url) from exc
-        self._report.count_call(method, response.status_code)
-        return response
+        timeout = self._client.timeout
+        send = functools.partial(
+            super().send, request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+        return self._client.attempt(method, api_path(self._client.api_url, url), url, send)
 
 
 class MailchimpPaginator(OffsetPaginator):
