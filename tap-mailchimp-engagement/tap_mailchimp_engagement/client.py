@@ -2,9 +2,10 @@
 
 * :class:`MailchimpRESTStream`: the streams that read one collection (per audience or workflow) are SDK
   ``RESTStream`` s made of SDK overrides only (:class:`MailchimpPaginator`, the SDK's authenticators and
-  backoff hooks with :class:`~oromc_common.mailchimp.MailchimpClient`'s :class:`~oromc_common.retry.RetryPolicy`,
-  partitions), each
-  attempt through :class:`GovernedAdapter` (the account's connection budget).
+  backoff hooks with the :class:`~oromc_common.retry.RetryPolicy` of
+  :class:`~oromc_common.mailchimp.MailchimpClient`, partitions), each attempt through
+  :class:`GovernedAdapter` (a :meth:`~oromc_common.mailchimp.MailchimpClient.attempt`: the account's
+  connection budget).
 * :class:`MailchimpStream`: the heavy readers (members' keyset windows, email activity through pages or
   ``/batches``, reports, sent-to, orders) read through :class:`MailchimpContext`, whose
   :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there)
