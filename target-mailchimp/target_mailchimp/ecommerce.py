@@ -5,15 +5,17 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
 
 * the store (``store_id``) is created for the audience on first use; it is ``is_syncing`` (Mailchimp then
   fires no e-commerce automation, e.g. no abandoned-cart mail for a historic cart) while a backfill
-  writes: from its creation, from the first drain large enough for ``/batches``, or for the whole run
-  with the ``is_syncing`` setting; the end of the run sets it back to ``false``;
+  writes: from its creation, from the first drain of a backfill's size (``backfill_threshold``, 50
+  writes of one resource; not the smaller batch threshold), or for the whole run with the
+  ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
   differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``);
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
 * per-record failures are rejected (rejects report) and the run continues;
-* a drain with many writes (``batch_threshold``, setting ``ecommerce_batch_threshold``) sends them as one
+* a drain with more than a handful of writes (``batch_threshold``, setting ``ecommerce_batch_threshold``,
+  default 8: where one batch, ~1 POST + polls + 1 download, costs fewer calls) sends them as one
   ``POST /batches`` per resource, polls it until ``finished`` and reads the per-operation results: a
   success counts as written, a failure is a reject with the reason and field of the operation's problem
   body, a retryable one (429/5xx) is sent again as a single call; a trickle uses single calls;
@@ -65,7 +67,15 @@ from oromc_common.report import RunReport
 from target_mailchimp.pacing import BatchPace
 
 PAGE = 1000
-DEFAULT_BATCH_THRESHOLD = 50
+# What a small ``/batches`` job costs in calls: 1 ``POST /batches`` + the status polls (a small batch
+# is done after 1-2 on the sandbox's realistic profile; Mailchimp's back-off from 1 s reaches ~30 s of
+# waiting in 7) + 1 results download. A drain of at least this many writes costs fewer calls as one
+# batch than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
+DEFAULT_BATCH_THRESHOLD = 8
+# A drain of at least this many writes of one resource is a backfill: the store syncs (no e-commerce
+# automations) until the end of the run. Independent of the batch threshold: a live change of a few
+# dozen customers goes as one batch but must still fire the store's automations.
+DEFAULT_BACKFILL_THRESHOLD = 50
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -201,6 +211,7 @@ class StoreSettings:
     platform: str | None = None
     is_syncing: bool = False
     batch_threshold: int = DEFAULT_BATCH_THRESHOLD
+    backfill_threshold: int = DEFAULT_BACKFILL_THRESHOLD
     batch_poll_seconds: float = 1.0
     batch_timeout_seconds: float = 3600.0
 
@@ -506,8 +517,9 @@ class EcommerceSync:
         A few writes while batches are in flight (the tail of a backfill) join the queue as a batch
         of their own instead of waiting for it and going one call each.
         """
-        if len(writes) >= self.settings.batch_threshold:
+        if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
+        if len(writes) >= self.settings.batch_threshold:
             self._submit(writes)
         elif writes and self._in_flight:
             self._submit(writes)
