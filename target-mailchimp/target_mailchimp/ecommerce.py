@@ -519,9 +519,7 @@ class EcommerceSync:
         """
         if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-        if len(writes) >= self.settings.batch_threshold:
-            self._submit(writes)
-        elif writes and self._in_flight:
+        if len(writes) >= self.settings.batch_threshold or (writes and self._in_flight):
             self._submit(writes)
         elif writes:
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
