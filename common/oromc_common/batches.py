@@ -18,6 +18,13 @@ from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
 LOGGER = logging.getLogger("oromc_common.batches")
 
+SMALL_BATCH_CALLS = 5
+"""What a small ``/batches`` job costs in API calls: the ``POST /batches``, ~3 status polls (the first
+right after submitting; a few hundred operations are done within seconds) and the results download."""
+WORTH_A_BATCH = 8
+"""From this many single calls on, one small ``/batches`` job is fewer calls (``SMALL_BATCH_CALLS``, with
+a margin for a job that waits in Mailchimp's queue and takes more polls)."""
+
 
 class BatchExpiredError(RuntimeError):
     """The batch id in state is unknown to Mailchimp (expired or deleted)."""

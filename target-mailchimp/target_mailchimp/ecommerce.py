@@ -47,6 +47,7 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
+    WORTH_A_BATCH,
     BatchExpiredError,
     BatchTimeoutError,
     iter_results,
@@ -67,11 +68,9 @@ from oromc_common.report import RunReport
 from target_mailchimp.pacing import BatchPace
 
 PAGE = 1000
-# What a small ``/batches`` job costs in calls: 1 ``POST /batches`` + the status polls (a small batch
-# is done after 1-2 on the sandbox's realistic profile; Mailchimp's back-off from 1 s reaches ~30 s of
-# waiting in 7) + 1 results download. A drain of at least this many writes costs fewer calls as one
-# batch than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
-DEFAULT_BATCH_THRESHOLD = 8
+# A drain of at least this many writes costs fewer calls as one batch (1 POST + polls + 1 download)
+# than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
+DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
 # A drain of at least this many writes of one resource is a backfill: the store syncs (no e-commerce
 # automations) until the end of the run. Independent of the batch threshold: a live change of a few
 # dozen customers goes as one batch but must still fire the store's automations.
