@@ -234,6 +234,7 @@ class _InFlight:
     collection: str
     by_op: dict[str, Write]
     on_durable: list[Callable[[], None]] = field(default_factory=list)
+    submitted: float = field(default_factory=time.monotonic)
 
     @property
     def keys(self) -> set[str]:
@@ -629,14 +630,18 @@ class EcommerceSync:
 
     # -- /batches ------------------------------------------------------------------------
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
+        poll = self.settings.batch_poll_seconds
+        # One of ours submitted less than a poll interval ago is not done yet: no poll before then.
+        submitted = next((b.submitted for b in self._in_flight if b.batch_id == batch_id), None)
         return wait_for_batch(
             self.client,
             batch_id,
-            poll_seconds=self.settings.batch_poll_seconds,
+            poll_seconds=poll,
             timeout_seconds=self.settings.batch_timeout_seconds
             if timeout_seconds is None
             else timeout_seconds,
             pace=self._pace,
+            first_wait=0.0 if submitted is None else submitted + poll - time.monotonic(),
         )
 
     @property
