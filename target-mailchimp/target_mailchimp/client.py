@@ -27,6 +27,10 @@ from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
 LOGGER = logging.getLogger("target_mailchimp.client")
 
 PAGE_SIZE = 1000
+# A window whose unknown contacts are more than this share of the audience reads the audience's pages
+# instead of a /batches job of GETs: a big run's first window (the next ones need the read too), and
+# a job of thousands of GETs runs longer at Mailchimp than the concurrent page reads.
+BATCH_LOOKUP_MAX_SHARE = 0.1
 BATCH_SUBSCRIBE_MAX = 500
 SEGMENT_MEMBERS_MAX = 500
 MEMBER_TAGS_EMBEDDED_MAX = 50
@@ -226,14 +230,17 @@ class Audience:
         """Member state for each hash (None = not in the audience), choosing the cheaper read.
 
         Per-contact reads (one GET each, or with ``batch`` one ``/batches`` job of those GETs once
-        there are ``WORTH_A_BATCH`` of them) while their calls so far stay under one read of the
-        whole audience; then that read, once (what the run reads later is then known too).
+        there are ``WORTH_A_BATCH`` of them, up to ``BATCH_LOOKUP_MAX_SHARE`` of the audience) while
+        their calls so far stay under one read of the whole audience; then that read, once (what the
+        run reads later is then known too).
         """
         if not self.loaded:
             pages = math.ceil(self.estimated_size / PAGE_SIZE) + 2
             unknown = [h for h in hashes if h not in self.members]
             by_batch = (
-                batch is not None and self.lookup_mode == "auto" and len(unknown) >= WORTH_A_BATCH
+                batch is not None
+                and self.lookup_mode == "auto"
+                and WORTH_A_BATCH <= len(unknown) <= BATCH_LOOKUP_MAX_SHARE * self.estimated_size
             )
             cost = SMALL_BATCH_CALLS if by_batch else len(unknown)
             if self.lookup_mode == "per_member" or (

@@ -58,6 +58,24 @@ def test_many_contacts_of_a_big_audience_are_read_as_one_batch_of_gets(
     assert routes[MEMBER_GET] == WORTH_A_BATCH - 1
 
 
+def test_a_window_of_a_large_share_of_the_audience_reads_its_pages(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """A big run's first window (here 24 contacts of a 100-member audience): the audience's pages,
+    which later windows need too, not a /batches job of GETs."""
+    run_target(config, singer_lines([contact(i) for i in range(20)]))
+    hashes = [subscriber_hash(f"person{i}@{DOMAIN}") for i in range(24)]
+    audience = _audience(config, api)
+    audience.estimated_size = 100
+    sb.reset_stats()
+    got = audience.lookup(hashes, 4, lambda ops: run_batch(api, ops, poll_seconds=0.2))
+    routes = _routes(sb)
+    assert BATCHES not in routes
+    assert routes.get(MEMBER_PAGES, 0) >= 1
+    assert audience.loaded
+    assert sum(state is not None for state in got.values()) == 20
+
+
 def test_a_batch_result_that_is_not_final_is_read_again_by_a_single_get(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
