@@ -329,7 +329,8 @@ class ContactSync(TagWrites):
         """True when only the audience-wide source-id index can tell which member is the contact's:
         it has a source id and no member at its address already carries it. Not for an archived
         member at its address (not an erase row): archived members are never brought back, so
-        nothing is written whichever member carries the id."""
+        nothing is written whichever member carries the id (an address change onto that archived
+        member's address is then counted ``archived_skipped``, not rejected as ``email_conflict``)."""
         if contact.oro_id is None:
             return False
         state = states.get(contact.hash) if contact.hash else None
