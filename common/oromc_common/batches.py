@@ -18,6 +18,13 @@ from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
 LOGGER = logging.getLogger("oromc_common.batches")
 
+SMALL_BATCH_CALLS = 5
+"""What a small ``/batches`` job costs in API calls: the ``POST /batches``, 2-3 status polls (a few hundred
+operations are done within seconds) and the results download."""
+WORTH_A_BATCH = 8
+"""From this many single calls on, one small ``/batches`` job is fewer calls (``SMALL_BATCH_CALLS``, with
+a margin for a job that waits in Mailchimp's queue and takes more polls)."""
+
 
 class BatchExpiredError(RuntimeError):
     """The batch id in state is unknown to Mailchimp (expired or deleted)."""
@@ -61,16 +68,20 @@ def wait_for_batch(
     max_poll_seconds: float = 30.0,
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
+    first_wait: float = 0.0,
 ) -> dict[str, Any]:
     """Poll ``GET /batches/{id}`` until it is ``finished``; return the batch document.
 
-    The wait before the next poll grows 1.5x from ``poll_seconds`` up to ``max_poll_seconds``, unless
-    ``pace`` (given the batch document and that default) says otherwise, e.g. from the batch's
-    progress. Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after
-    ``timeout_seconds``.
+    The first poll comes after ``first_wait`` seconds (a batch submitted a moment ago is never done:
+    Mailchimp queues it, then preprocesses it, so polling at once is a call for nothing). The wait
+    before the next poll grows 1.5x from ``poll_seconds`` up to ``max_poll_seconds``, unless ``pace``
+    (given the batch document and that default) says otherwise, e.g. from the batch's progress.
+    Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after ``timeout_seconds``.
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
+    if first_wait > 0:
+        time.sleep(min(first_wait, timeout_seconds))
     while True:
         try:
             doc = client.get(f"/batches/{batch_id}") or {}
@@ -127,12 +138,18 @@ def run_batch(
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
-    """Submit, wait until ``finished`` and stream the per-operation results (nothing for no operations)."""
+    """Submit, wait until ``finished`` (first poll after ``poll_seconds``) and stream the per-operation
+    results (nothing for no operations)."""
     if not operations:
         return
     batch_id = submit_batch(client, operations)
     doc = wait_for_batch(
-        client, batch_id, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, pace=pace
+        client,
+        batch_id,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        pace=pace,
+        first_wait=poll_seconds,
     )
     yield from iter_results(client, str(doc.get("response_body_url") or ""))
 
