@@ -63,6 +63,7 @@ from oromc_common.mailchimp import (
 from oromc_common.report import RunReport
 
 from target_mailchimp.pacing import BatchPace
+from target_mailchimp.storecache import CollectionView, StoreCache
 
 PAGE = 1000
 DEFAULT_BATCH_THRESHOLD = 50
@@ -334,7 +335,7 @@ class EcommerceSync:
         self.report = report
         self.workers = workers
         self.base = f"/ecommerce/stores/{settings.store_id}"
-        self._known: dict[str, dict[str, dict[str, Any]]] = {}
+        self._known = StoreCache()  # what the store holds, on disk (flat memory at any store size)
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
@@ -409,14 +410,14 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
                 self._syncing = True
 
-    def _collection(self, name: str) -> dict[str, dict[str, Any]]:
+    def _collection(self, name: str) -> CollectionView:
         with self._lock:
-            if name not in self._known:
+            if not self._known.loaded(name):
                 items = self.client.paginate(
                     f"{self.base}/{name}", name, {"exclude_fields": f"{name}._links"}, PAGE
                 )
-                self._known[name] = {str(i["id"]): _slim(name, i) for i in items}
-            return self._known[name]
+                self._known.load(name, (_slim(name, i) for i in items))
+            return self._known.view(name)
 
     # -- records -----------------------------------------------------------------------
     def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -602,16 +603,14 @@ class EcommerceSync:
         )
 
     def _written(self, write: Write, result: Any) -> None:
-        known = self._known.setdefault(write.resource.collection, {})
+        collection = write.resource.collection
         if write.action == "DELETE":
-            known.pop(write.key, None)
+            self._known.delete(collection, write.key)
+        elif isinstance(result, dict) and result.get("id"):
+            self._known.put(collection, write.key, _slim(collection, result))
         else:
-            known[write.key] = _slim(
-                write.resource.collection,
-                result
-                if isinstance(result, dict) and result.get("id")
-                else {**known.get(write.key, {}), **(write.body or {})},
-            )
+            before = self._known.get(collection, write.key) or {}
+            self._known.put(collection, write.key, _slim(collection, {**before, **(write.body or {})}))
         if not write.quiet:
             self.report.count(
                 write.resource.stream,
@@ -726,7 +725,7 @@ class EcommerceSync:
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""
-        current = self._known.get("customers", {}).get(key, {})
+        current = self._known.get("customers", key) or {}
         fill = {
             k: current[k]
             for k in ("email_address", "opt_in_status")
