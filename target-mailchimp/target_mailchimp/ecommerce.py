@@ -413,10 +413,15 @@ class EcommerceSync:
     def _collection(self, name: str) -> CollectionView:
         with self._lock:
             if not self._known.loaded(name):
-                items = self.client.paginate(
-                    f"{self.base}/{name}", name, {"exclude_fields": f"{name}._links"}, PAGE
+                # pages after the first read in parallel on the allowed connections
+                self.client.each_page(
+                    f"{self.base}/{name}",
+                    lambda page: self._known.add(name, (_slim(name, i) for i in page.get(name) or [])),
+                    {"exclude_fields": f"{name}._links"},
+                    PAGE,
+                    self.workers,
                 )
-                self._known.load(name, (_slim(name, i) for i in items))
+                self._known.mark_loaded(name)
             return self._known.view(name)
 
     # -- records -----------------------------------------------------------------------

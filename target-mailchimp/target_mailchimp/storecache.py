@@ -62,6 +62,15 @@ class StoreCache:
                 self._insert(rows)
                 rows = []
         self._insert(rows)
+        self.mark_loaded(collection)
+
+    def add(self, collection: str, docs: Iterable[dict[str, Any]]) -> None:
+        """Add ``docs`` to ``collection`` in one transaction (safe from several threads, e.g. one per
+        page read); the collection counts as loaded only after :meth:`mark_loaded`."""
+        self._insert([(collection, str(doc["id"]), _dumps(doc)) for doc in docs])
+
+    def mark_loaded(self, collection: str) -> None:
+        """Every record of ``collection`` is in."""
         self._loaded.add(collection)
 
     def _insert(self, rows: list[tuple[str, str, str]]) -> None:
