@@ -40,6 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -342,6 +343,9 @@ class EcommerceSync:
         self._in_flight: deque[_InFlight] = deque()
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
         self._pace = BatchPace(settings.batch_poll_seconds)
+        self._prefetched: set[str] = set()
+        self._prefetch_lock = threading.Lock()
+        self._prefetcher: ThreadPoolExecutor | None = None
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -387,6 +391,8 @@ class EcommerceSync:
         for batch in listing:
             if batch.get("status") == "finished" or not batch.get("id"):
                 continue
+            if str(batch["id"]) in self.client.submitted_batches:
+                continue  # this run's own (e.g. contacts' tags): awaited by whoever submitted it
             LOGGER.info("Waiting for batch %s (still %s) before reading the store.", batch["id"], batch.get("status"))
             try:
                 self._wait(str(batch["id"]), max(0.0, deadline - time.monotonic()))
@@ -398,6 +404,8 @@ class EcommerceSync:
 
     def finish(self) -> None:
         """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True)
         self.settle()
         if self._store_ready and self._syncing:
             self.client.patch(self.base, {"is_syncing": False})
@@ -409,6 +417,31 @@ class EcommerceSync:
             if not self._syncing:
                 self.client.patch(self.base, {"is_syncing": True})
                 self._syncing = True
+
+    def prefetch(self, stream: str) -> None:
+        """Read the store's collection of ``stream`` (and the products an order or cart line names)
+        in the background, as soon as its first record arrives: while the target still writes
+        contacts or waits for a batch, instead of when the stream's first window is drained. The
+        same reads as without it (only collections a record arrived for), just earlier; a failure
+        is left to the drain, which reads again and raises."""
+        collection = RESOURCES[stream].collection
+        wanted = [collection, *(["products"] if collection in {"orders", "carts"} else [])]
+        with self._prefetch_lock:  # not self._lock: a read ahead holds that one while it reads
+            todo = [c for c in wanted if c not in self._prefetched]
+            if not todo:
+                return
+            self._prefetched.update(todo)
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="store-prefetch")
+        self._prefetcher.submit(self._prefetch, todo)
+
+    def _prefetch(self, collections: list[str]) -> None:
+        try:
+            self.ensure_store()
+            for name in collections:
+                self._collection(name)
+        except Exception as exc:  # the drain reads again and raises it
+            LOGGER.info("Store read ahead failed (%s); the drain reads it again.", type(exc).__name__)
 
     def _collection(self, name: str) -> CollectionView:
         with self._lock:
