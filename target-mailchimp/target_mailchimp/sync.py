@@ -13,6 +13,7 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -115,6 +116,8 @@ class ContactSync(TagWrites):
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
         self.pace = BatchPace(settings.batch_poll_seconds)
+        self.defer_tag_batches = False
+        self._pending_tags = deque()
         self.plan = plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
 
     # -- preparation -----------------------------------------------------------------------
@@ -236,6 +239,7 @@ class ContactSync(TagWrites):
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))
+        self.settle_tags()  # the members' tags as the last window left them
         contacts = self.prepare(records)
         if not contacts:
             return

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import run_batch
+from oromc_common.batches import iter_results, submit_batch, wait_for_batch
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     ErrorKind,
@@ -41,8 +42,24 @@ EMAIL_REASONS = frozenset(
 LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
+@dataclass
+class PendingTags:
+    """A submitted tag ``/batches`` job whose results are not read yet."""
+
+    batch_id: str
+    deltas: list[TagDelta]
+    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+
 class TagWrites:
-    """Mixin of ``ContactSync``: report helpers and the tag-writing strategies."""
+    """Mixin of ``ContactSync``: report helpers and the tag-writing strategies.
+
+    With ``defer_tag_batches`` (the target sets it) a window's tag ``/batches`` job is submitted and
+    its results are read later (``settle_tags``: before the next window is looked up, and at the end
+    of the run) instead of waiting for it inside the window: the target goes on reading records
+    (and the tap on reading Oro) while Mailchimp runs the job. The tap's state waits for it
+    (``when_tags_durable``).
+    """
 
     audience: Audience
     settings: SyncSettings
@@ -50,6 +67,8 @@ class TagWrites:
     stream: str
     workers: int
     pace: BatchPace
+    defer_tag_batches: bool
+    _pending_tags: deque[PendingTags]
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -136,8 +155,7 @@ class TagWrites:
 
     def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
         """Member tag writes as one ``/batches`` job per window; failed operations are retried
-        directly (retryable) or rejected (permanent)."""
-        by_id = {d.contact.hash: d for d in deltas}
+        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
         ops = [
             {
                 "method": "POST",
@@ -147,16 +165,48 @@ class TagWrites:
             }
             for d in deltas
         ]
-        retry: list[TagDelta] = []
-        seen: set[str] = set()
         self.audience.tags_may_have_been_created()
-        for result in run_batch(
-            self.audience.client,
-            ops,
+        pending = PendingTags(submit_batch(self.audience.client, ops), deltas)
+        if self.defer_tag_batches:
+            LOGGER.info("Submitted batch %s: %d member tag writes", pending.batch_id, len(ops))
+            self._pending_tags.append(pending)
+            return
+        self._collect_tags(pending)
+
+    @property
+    def tags_pending(self) -> bool:
+        """True while a submitted tag batch's results are not read yet."""
+        return bool(self._pending_tags)
+
+    def when_tags_durable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every tag batch submitted so far is read (now, when none is)."""
+        if self._pending_tags:
+            self._pending_tags[-1].on_durable.append(callback)
+        else:
+            callback()
+
+    def settle_tags(self) -> None:
+        """Read the results of every tag batch submitted, oldest first."""
+        while self._pending_tags:
+            pending = self._pending_tags[0]
+            self._collect_tags(pending)
+            self._pending_tags.popleft()
+            for callback in pending.on_durable:
+                callback()
+
+    def _collect_tags(self, pending: PendingTags) -> None:
+        client = self.audience.client
+        doc = wait_for_batch(
+            client,
+            pending.batch_id,
             poll_seconds=self.settings.batch_poll_seconds,
             timeout_seconds=self.settings.batch_timeout_seconds,
             pace=self.pace,
-        ):
+        )
+        by_id = {d.contact.hash: d for d in pending.deltas}
+        retry: list[TagDelta] = []
+        seen: set[str] = set()
+        for result in iter_results(client, str(doc.get("response_body_url") or "")):
             delta = by_id.get(result.operation_id)
             if delta is None:
                 continue
@@ -169,7 +219,7 @@ class TagWrites:
                 self._reject_error(delta.contact, error)
             else:
                 retry.append(delta)
-        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: do it directly
+        retry += [d for d in pending.deltas if d.contact.hash not in seen]  # no result: directly
         self._tags_by_member(retry)
 
     def _tag_applied(self, delta: TagDelta) -> None:
