@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import run_batch
+from oromc_common.batches import OperationResult, run_batch, submit_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
@@ -116,8 +116,8 @@ class ContactSync(TagWrites):
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
         self.pace = BatchPace(settings.batch_poll_seconds)
-        self.defer_tag_batches = False
-        self._pending_tags = deque()
+        self.defer_batches = False
+        self._pending_batches = deque()
         self.plan = plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
 
     # -- preparation -----------------------------------------------------------------------
@@ -239,7 +239,7 @@ class ContactSync(TagWrites):
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))
-        self.settle_tags()  # the members' tags as the last window left them
+        self.settle_batches()  # the members' tags and statuses as the last window left them
         contacts = self.prepare(records)
         if not contacts:
             return
@@ -679,42 +679,55 @@ class ContactSync(TagWrites):
             archived(contact, state)
 
         if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
-            archives = self._archives_by_batch(archives, archived)
+            self._archives_by_batch(archives, archived, archive)
+            return
         run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
 
     def _archives_by_batch(
         self,
         archives: list[tuple[Contact, MemberState]],
         archived: Callable[[Contact, MemberState], None],
-    ) -> list[tuple[Contact, MemberState]]:
-        """One ``/batches`` job of ``DELETE`` operations; each result is parsed: a refusal is a
-        reject, as for a single call; what has no final result (retryable, missing) is returned to
-        be archived one call each."""
+        archive: Callable[[Contact, MemberState], None],
+    ) -> None:
+        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``); each
+        result is parsed: a refusal is a reject, as for a single call; what has no final result
+        (retryable, missing) is archived one call each."""
         by_hash = {c.hash: (c, st) for c, st in archives}
         ops = [
             {"method": "DELETE", "path": f"{self.audience.base}/members/{h}", "operation_id": h}
             for h in by_hash
         ]
-        done: set[str] = set()
-        for result in run_batch(
-            self.audience.client,
-            ops,
-            poll_seconds=self.settings.batch_poll_seconds,
-            timeout_seconds=self.settings.batch_timeout_seconds,
-            pace=self.pace,
-        ):
-            item = by_hash.get(result.operation_id)
-            if item is None or result.operation_id in done:
-                continue
-            if result.status_code < 400:
-                archived(*item)
-            else:
-                error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
-                if error.kind is not ErrorKind.PERMANENT:
-                    continue  # sent again as a single call
-                self._reject_error(item[0], error)
-            done.add(result.operation_id)
-        return [item for h, item in by_hash.items() if h not in done]
+
+        def apply(results: Iterable[OperationResult]) -> None:
+            done: set[str] = set()
+            for result in results:
+                item = by_hash.get(result.operation_id)
+                if item is None or result.operation_id in done:
+                    continue
+                if result.status_code < 400:
+                    archived(*item)
+                else:
+                    error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
+                    if error.kind is not ErrorKind.PERMANENT:
+                        continue  # sent again as a single call
+                    self._reject_error(item[0], error)
+                done.add(result.operation_id)
+            left = [item for h, item in by_hash.items() if h not in done]
+            run_concurrently([partial(archive, c, st) for c, st in left], self.workers)
+
+        if not self.defer_batches:
+            apply(
+                run_batch(
+                    self.audience.client,
+                    ops,
+                    poll_seconds=self.settings.batch_poll_seconds,
+                    timeout_seconds=self.settings.batch_timeout_seconds,
+                    pace=self.pace,
+                )
+            )
+            return
+        batch_id = submit_batch(self.audience.client, ops)
+        self._read_later(batch_id, lambda: apply(self._wait_results(batch_id)), f"{len(ops)} member archives")
 
     def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
         def erase(contact: Contact, hash_: str, state: MemberState) -> None:

@@ -424,8 +424,8 @@ class TargetMailchimp(GatedTarget):
         with self._sync_lock:
             if self._sync is None:
                 self._sync = self._build_sync()
-                # a window's tag /batches job is read later: records keep flowing meanwhile
-                self._sync.defer_tag_batches = not self.dry_run
+                # a window's /batches jobs are read later: records keep flowing meanwhile
+                self._sync.defer_batches = not self.dry_run
             return self._sync
 
     def ecommerce_sync(self) -> EcommerceSync:
@@ -603,11 +603,11 @@ class TargetMailchimp(GatedTarget):
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
-        # Batches still running (tags of a contacts window, pipelined e-commerce): the state is
+        # Batches still running (tags, archives of a contacts window; e-commerce): the state is
         # emitted once every batch submitted before it has finished and its results are read.
         waits: list[Callable[[Callable[[], None]], None]] = []
-        if self._sync is not None and self._sync.tags_pending:
-            waits.append(self._sync.when_tags_durable)
+        if self._sync is not None and self._sync.batches_pending:
+            waits.append(self._sync.when_batches_durable)
         if self._ecommerce is not None and self._ecommerce.in_flight:
             waits.append(self._ecommerce.when_durable)
         if not waits:
@@ -627,7 +627,7 @@ class TargetMailchimp(GatedTarget):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         if self._sync is not None:
-            self._sync.settle_tags()
+            self._sync.settle_batches()
         if self._ecommerce is not None:
             self._ecommerce.finish()
         self.plan.write()

@@ -211,7 +211,7 @@ def test_tag_batches_are_read_later_and_the_state_waits_for_them(
     assert len(emitted[-1][1]) >= 2  # one tag batch per window
     assert not target.report.rejected_by_reason("contacts")
     assert _summary_count(target, "tagged") == 8
-    assert not target.contact_sync().tags_pending
+    assert not target.contact_sync().batches_pending
     for i in range(1, 9):
         got = member(api, list_id, f"person{i}@{DOMAIN}")
         assert got is not None
