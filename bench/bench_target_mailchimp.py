@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_target_mailchimp.py [--contacts 100000] [--baseline-sample 200]
     .venv/bin/python bench/bench_target_mailchimp.py --contacts 0 --orders 2000   # e-commerce only,
         # results in bench/results/target_mailchimp_ecommerce.json
+    .venv/bin/python bench/bench_target_mailchimp.py --memory 5000,20000   # the target's memory slope
+        # (sandbox latency none), results in bench/results/target_mailchimp_memory.json
 
 Phases (same sandbox, same run):
   1. initial load of N new contacts (merge fields + 2-3 owned tags each),
@@ -16,6 +18,10 @@ products, each order naming its customer and two product lines) into two fresh s
 For each: wall time, API calls (sandbox request counter), calls per 1,000 contacts, peak simultaneous
 connections (sandbox), and the target process's peak RSS. Prints a JSON report (also written to
 ``bench/results/target_mailchimp.json``).
+With ``--memory N,M,...`` (instead of the above): for each N, a fresh store gets the backfill of N orders
+through ``/batches`` and then a re-run of the same input (every order compared with the store's, none
+written), sandbox latency ``none`` (memory, not waiting, is measured): the target's peak RSS of each, and
+its slope per 1,000 orders between the smallest and the largest N.
 """
 
 from __future__ import annotations
@@ -250,13 +256,49 @@ def ecommerce_backfill(sb: RunningSandbox, tmpdir: Path, base: dict[str, Any], n
     }
 
 
+def memory_slope(sizes: list[int]) -> dict[str, Any]:
+    """Peak RSS of an orders backfill and of its re-run (nothing to write) at each size, latency none."""
+    runs = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_sandbox(latency="none", customers=50, seed=5) as sb,
+    ):
+        tmpdir = Path(tmp)
+        mc = sb.info["mailchimp"]
+        for n in sizes:
+            path = tmpdir / f"orders-{n}.jsonl"
+            write_orders(path, orders(n))
+            config = tmpdir / f"memory-{n}.json"
+            base = {"api_key": mc["api_key"], "api_url": sb.mailchimp_api_url, "list_id": mc["list_id"]}
+            config.write_text(json.dumps({**base, "store_id": f"bench-memory-{n}"}))
+            for label in ("backfill", "rerun"):
+                phase = run_target(sb, config, path, n, label, "ecommerce_orders")
+                runs.append({k: phase[k] for k in ("phase", "records", "wall_s", "api_calls", "peak_rss_mb")})
+                print(json.dumps(runs[-1]), flush=True)
+    low, high = min(sizes), max(sizes)
+    slopes = {}
+    if high > low:
+        for label in ("backfill", "rerun"):
+            rss = {r["records"]: r["peak_rss_mb"] for r in runs if r["phase"] == label}
+            slopes[label] = round((rss[high] - rss[low]) * 1000 / (high - low), 2)
+    return {"latency": "none", "runs": runs, "mb_per_1000_orders": slopes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--baseline-sample", type=int, default=200)
     parser.add_argument("--max-connections", type=int, default=8)
     parser.add_argument("--orders", type=int, default=0)
+    parser.add_argument("--memory", help="comma-separated order counts: the target's memory slope only")
     args = parser.parse_args()
+    if args.memory:
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        memory = memory_slope(sorted(int(x) for x in args.memory.split(",")))
+        (out / "target_mailchimp_memory.json").write_text(json.dumps(memory, indent=2))
+        print(json.dumps(memory, indent=2))
+        return
     n = args.contacts
     results: dict[str, Any] = {
         "contacts": n,

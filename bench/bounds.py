@@ -9,7 +9,9 @@ plus a time per item), under Mailchimp's documented limits:
 * **contacts**: batch subscribe, 500 members per `POST /lists/{id}` call. Two ways, the cheaper counts:
   *blind* (write every contact, read nothing) or *diff* (read the audience 1,000 members a page, then
   write only the contacts that differ). Tag changes: the calls the tags need at the best case of one
-  `POST /segments/{id}` per 500 tagged members (``tag_writes`` member-tag changes);
+  `POST /segments/{id}` per 500 tagged members (``tag_writes``: the target's ``tags_added`` plus
+  ``tags_removed``; until 2026-12-06 the bound read a ``tags_changed`` count the target never wrote,
+  so it left the tag writes out);
 * **e-commerce**: one `POST /batches` holding every operation, executed server-side outside the
   connection limit but **one batch at a time per account** (Mailchimp's `DELETE /batches/{id}`:
   "only one batch request is run at a time"), at the sandbox's batch timeline (``batches.PHASES``,
@@ -51,6 +53,8 @@ ECOMMERCE_STREAMS = (
     "ecommerce_carts",
 )
 WRITTEN = ("created", "updated", "deleted", "archived", "unsubscribed", "erased")
+TAG_WRITES = ("tags_added", "tags_removed")
+"""The target's counts of member-tag changes (``tags.py``); each is a member in a segment call at best."""
 ARCHIVES = ("archived", "disabled_archived", "deleted", "erased")
 """Contacts' counts that are one `DELETE` (archive) or erasure each: no batch subscribe can do them."""
 
@@ -170,7 +174,7 @@ def audience_sync_bound(run: Mapping[str, Any], audience: int | None = None) -> 
         n_contacts,
         int(contacts.get("created", 0)) + int(contacts.get("updated", 0)),
         n_contacts if audience is None else audience,
-        int(contacts.get("tags_changed", 0)),
+        sum(int(contacts.get(k, 0)) for k in TAG_WRITES),
     )
     eco = [stream_counts(summary, s) for s in ECOMMERCE_STREAMS]
     n_eco = sum(records_of(c) for c in eco)

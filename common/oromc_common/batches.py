@@ -57,6 +57,7 @@ def submit_batch(client: MailchimpClient, operations: list[dict[str, Any]]) -> s
     if not batch_id:
         msg = "Mailchimp accepted the batch but returned no id."
         raise RuntimeError(msg)
+    client.submitted_batches.add(str(batch_id))
     return str(batch_id)
 
 

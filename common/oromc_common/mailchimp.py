@@ -487,6 +487,8 @@ class MailchimpClient:
             msg = "Set exactly one of the settings 'api_key' or 'access_token'."
             raise MailchimpConfigError(msg)
         self._secret = str(api_key or access_token)
+        self.submitted_batches: set[str] = set()
+        """Ids of the ``/batches`` jobs this client submitted (``batches.submit_batch``): this run's own."""
         auth: requests.auth.AuthBase
         if api_key:
             _, dc = parse_api_key(api_key)

@@ -42,6 +42,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -66,6 +67,7 @@ from oromc_common.mailchimp import (
 from oromc_common.report import RunReport
 
 from target_mailchimp.pacing import BatchPace
+from target_mailchimp.storecache import CollectionView, StoreCache
 
 PAGE = 1000
 # A drain of at least this many writes costs fewer calls as one batch (1 POST + polls + 1 download)
@@ -345,13 +347,16 @@ class EcommerceSync:
         self.report = report
         self.workers = workers
         self.base = f"/ecommerce/stores/{settings.store_id}"
-        self._known: dict[str, dict[str, dict[str, Any]]] = {}
+        self._known = StoreCache()  # what the store holds, on disk (flat memory at any store size)
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
         self._in_flight: deque[_InFlight] = deque()
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
         self._pace = BatchPace(settings.batch_poll_seconds)
+        self._prefetched: set[str] = set()
+        self._prefetch_lock = threading.Lock()
+        self._prefetcher: ThreadPoolExecutor | None = None
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -397,6 +402,8 @@ class EcommerceSync:
         for batch in listing:
             if batch.get("status") == "finished" or not batch.get("id"):
                 continue
+            if str(batch["id"]) in self.client.submitted_batches:
+                continue  # this run's own (e.g. contacts' tags): awaited by whoever submitted it
             LOGGER.info("Waiting for batch %s (still %s) before reading the store.", batch["id"], batch.get("status"))
             try:
                 self._wait(str(batch["id"]), max(0.0, deadline - time.monotonic()))
@@ -408,6 +415,8 @@ class EcommerceSync:
 
     def finish(self) -> None:
         """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True)
         self.settle()
         if self._store_ready and self._syncing:
             self.client.patch(self.base, {"is_syncing": False})
@@ -420,14 +429,44 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
                 self._syncing = True
 
-    def _collection(self, name: str) -> dict[str, dict[str, Any]]:
+    def prefetch(self, stream: str) -> None:
+        """Read the store's collection of ``stream`` (and the products an order or cart line names)
+        in the background, as soon as its first record arrives: while the target still writes
+        contacts or waits for a batch, instead of when the stream's first window is drained. The
+        same reads as without it (only collections a record arrived for), just earlier; a failure
+        is left to the drain, which reads again and raises."""
+        collection = RESOURCES[stream].collection
+        wanted = [collection, *(["products"] if collection in {"orders", "carts"} else [])]
+        with self._prefetch_lock:  # not self._lock: a read ahead holds that one while it reads
+            todo = [c for c in wanted if c not in self._prefetched]
+            if not todo:
+                return
+            self._prefetched.update(todo)
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="store-prefetch")
+        self._prefetcher.submit(self._prefetch, todo)
+
+    def _prefetch(self, collections: list[str]) -> None:
+        try:
+            self.ensure_store()
+            for name in collections:
+                self._collection(name)
+        except Exception as exc:  # the drain reads again and raises it
+            LOGGER.info("Store read ahead failed (%s); the drain reads it again.", type(exc).__name__)
+
+    def _collection(self, name: str) -> CollectionView:
         with self._lock:
-            if name not in self._known:
-                items = self.client.paginate(
-                    f"{self.base}/{name}", name, {"exclude_fields": f"{name}._links"}, PAGE
+            if not self._known.loaded(name):
+                # pages after the first read in parallel on the allowed connections
+                self.client.each_page(
+                    f"{self.base}/{name}",
+                    lambda page: self._known.add(name, (_slim(name, i) for i in page.get(name) or [])),
+                    {"exclude_fields": f"{name}._links"},
+                    PAGE,
+                    self.workers,
                 )
-                self._known[name] = {str(i["id"]): _slim(name, i) for i in items}
-            return self._known[name]
+                self._known.mark_loaded(name)
+            return self._known.view(name)
 
     # -- records -----------------------------------------------------------------------
     def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -612,16 +651,14 @@ class EcommerceSync:
         )
 
     def _written(self, write: Write, result: Any) -> None:
-        known = self._known.setdefault(write.resource.collection, {})
+        collection = write.resource.collection
         if write.action == "DELETE":
-            known.pop(write.key, None)
+            self._known.delete(collection, write.key)
+        elif isinstance(result, dict) and result.get("id"):
+            self._known.put(collection, write.key, _slim(collection, result))
         else:
-            known[write.key] = _slim(
-                write.resource.collection,
-                result
-                if isinstance(result, dict) and result.get("id")
-                else {**known.get(write.key, {}), **(write.body or {})},
-            )
+            before = self._known.get(collection, write.key) or {}
+            self._known.put(collection, write.key, _slim(collection, {**before, **(write.body or {})}))
         if not write.quiet:
             self.report.count(
                 write.resource.stream,
@@ -740,7 +777,7 @@ class EcommerceSync:
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""
-        current = self._known.get("customers", {}).get(key, {})
+        current = self._known.get("customers", key) or {}
         fill = {
             k: current[k]
             for k in ("email_address", "opt_in_status")

@@ -13,12 +13,13 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import OperationResult, run_batch
+from oromc_common.batches import OperationResult, run_batch, submit_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
@@ -84,7 +85,9 @@ class _Resolution:
     plan: list[tuple[Contact, MemberState | None, bool]] = field(default_factory=list)
     moves: list[tuple[Contact, str]] = field(default_factory=list)
     erasures: list[tuple[Contact, str, MemberState]] = field(default_factory=list)
-    taken: dict[str, str] = field(default_factory=dict)  # member hash -> the identity that claimed it
+    taken: dict[str, str] = field(
+        default_factory=dict
+    )  # member hash -> the identity that claimed it
 
     def claim(self, hash_: str, contact: Contact) -> bool:
         """False when another identity (source id, else address) already claimed this member."""
@@ -115,7 +118,11 @@ class ContactSync(TagWrites):
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
         self.pace = BatchPace(settings.batch_poll_seconds)
-        self.plan = plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
+        self.defer_batches = False
+        self._pending_batches = deque()
+        self.plan = (
+            plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
+        )
 
     # -- preparation -----------------------------------------------------------------------
     def prepare(self, records: list[dict[str, Any]]) -> list[Contact]:
@@ -191,7 +198,9 @@ class ContactSync(TagWrites):
                 coerce_merge_value(self.specs[tag], source, record.get(source))
             except MergeValueError as exc:
                 value = record.pop(source)
-                self._reject_field(key, "invalid_merge_value", source, value, f"{exc}; the field was left out")
+                self._reject_field(
+                    key, "invalid_merge_value", source, value, f"{exc}; the field was left out"
+                )
 
     # -- the window ------------------------------------------------------------------------
     def settle_if_unchanged(self, record: dict[str, Any], pending: set[str]) -> bool:
@@ -211,7 +220,9 @@ class ContactSync(TagWrites):
         if state is None or state.status == "archived" or not state.tags_complete:
             return False
         oro_id = source_id(record) if self.identity else None
-        if oro_id is not None and (state.oro_id != oro_id or self.audience.find_id(oro_id) != hash_):
+        if oro_id is not None and (
+            state.oro_id != oro_id or self.audience.find_id(oro_id) != hash_
+        ):
             return False  # a member to link, move or refuse: the window decides
         self._count("received")
         contacts = self.prepare([record])
@@ -236,6 +247,7 @@ class ContactSync(TagWrites):
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))
+        self.settle_batches()  # the members' tags and statuses as the last window left them
         contacts = self.prepare(records)
         if not contacts:
             return
@@ -250,7 +262,9 @@ class ContactSync(TagWrites):
         plan, moves, erasures = self._resolve(contacts, states)
         for contact, _ in moves:
             self.plan.add(self.stream, "change_email", contact.key)
-        if self.plan.dry_run:  # the moved members' further changes show once their address has moved
+        if (
+            self.plan.dry_run
+        ):  # the moved members' further changes show once their address has moved
             self._count("dry_run_not_planned_after_email_change", len(moves))
         else:
             plan += self._run_moves(moves)
@@ -268,7 +282,9 @@ class ContactSync(TagWrites):
             if state.status == "archived":
                 self._count("archived_skipped")  # archived members are never brought back
                 continue
-            decision = consent_change(contact.record, facts(state, linked=linked), self.settings.consent)
+            decision = consent_change(
+                contact.record, facts(state, linked=linked), self.settings.consent
+            )
             self._note(decision)
             if decision.archive:
                 archives.append((contact, state))
@@ -303,17 +319,38 @@ class ContactSync(TagWrites):
             status = write.item.get("status")
             if write.created:
                 tags = len(write.item.get("tags") or [])
-                self.plan.add(self.stream, "create", write.contact.key, status=status, merge_fields=fields, tags=tags)
+                self.plan.add(
+                    self.stream,
+                    "create",
+                    write.contact.key,
+                    status=status,
+                    merge_fields=fields,
+                    tags=tags,
+                )
             elif status == "unsubscribed":
                 self.plan.add(self.stream, "unsubscribe", write.contact.key, merge_fields=fields)
             else:
-                self.plan.add(self.stream, "update", write.contact.key, status=status, merge_fields=fields)
+                self.plan.add(
+                    self.stream, "update", write.contact.key, status=status, merge_fields=fields
+                )
         for contact, state in archives:
             self.plan.add(self.stream, "archive", contact.key, status=state.status)
         for delta in deltas:
-            self.plan.add(self.stream, "re-tag", delta.contact.key, add=sorted(delta.add), remove=sorted(delta.remove))
+            self.plan.add(
+                self.stream,
+                "re-tag",
+                delta.contact.key,
+                add=sorted(delta.add),
+                remove=sorted(delta.remove),
+            )
         for contact, _, state in erasures:
-            self.plan.add(self.stream, "erase", contact.key, status=state.status, mode=self.settings.erasure_mode)
+            self.plan.add(
+                self.stream,
+                "erase",
+                contact.key,
+                status=state.status,
+                mode=self.settings.erasure_mode,
+            )
 
     def _batch(self, operations: list[dict[str, Any]]) -> Iterator[OperationResult]:
         """One ``/batches`` job of ``operations`` with this run's poll settings: its results."""
@@ -380,7 +417,9 @@ class ContactSync(TagWrites):
         elif by_id is not None and by_id != contact.hash:  # the address changed at the source
             if at_email is not None:
                 self._conflict(contact, "the new address already belongs to another member")
-            elif self._claim(resolution, by_id, contact) and self._claim(resolution, contact.hash, contact):
+            elif self._claim(resolution, by_id, contact) and self._claim(
+                resolution, contact.hash, contact
+            ):
                 resolution.moves.append((contact, by_id))
         elif by_id is not None or at_email is None:  # its own member, or a new one
             if self._claim(resolution, contact.hash, contact):
@@ -481,7 +520,9 @@ class ContactSync(TagWrites):
         """``PATCH email_address`` of members whose address changed at the source (before any other
         write of the window, which addresses them by their new address)."""
 
-        def move(contact: Contact, old_hash: str) -> tuple[Contact, MemberState | None, bool] | None:
+        def move(
+            contact: Contact, old_hash: str
+        ) -> tuple[Contact, MemberState | None, bool] | None:
             try:
                 member = self.audience.change_email(old_hash, contact.email)
             except PermanentMailchimpError as exc:
@@ -563,7 +604,9 @@ class ContactSync(TagWrites):
             ):
                 retry.append(write)  # again without the refused value, as a single PUT
                 continue
-            self._reject(write.contact.key, reason, detail, self._record_field(error.get("field"), reason))
+            self._reject(
+                write.contact.key, reason, detail, self._record_field(error.get("field"), reason)
+            )
         return retry
 
     def _drop_refused_merge(
@@ -581,7 +624,10 @@ class ContactSync(TagWrites):
                 contact.merge.pop(tag, None)
                 source = self.settings.merge_fields.get(tag, tag)
                 self._reject_field(
-                    contact.key, "invalid_merge_value", source, contact.record.get(source),
+                    contact.key,
+                    "invalid_merge_value",
+                    source,
+                    contact.record.get(source),
                     f"Mailchimp refused {source} -> {tag}: {detail}; the field was left out",
                 )
                 dropped = True
@@ -661,7 +707,9 @@ class ContactSync(TagWrites):
                     contact.hash, body, skip_merge_validation=self.settings.skip_merge_validation
                 )
             except PermanentMailchimpError as exc:
-                detail = "; ".join(filter(None, [exc.detail, *(e.get("message", "") for e in exc.errors)]))
+                detail = "; ".join(
+                    filter(None, [exc.detail, *(e.get("message", "") for e in exc.errors)])
+                )
                 if exc.reason == "invalid_merge_fields" and self._drop_refused_merge(
                     contact, body, exc.error_fields, detail
                 ):
@@ -690,43 +738,58 @@ class ContactSync(TagWrites):
             archived(contact, state)
 
         if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
-            archives = self._archives_by_batch(archives, archived)
+            self._archives_by_batch(archives, archived, archive)
+            return
         run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
 
     def _archives_by_batch(
         self,
         archives: list[tuple[Contact, MemberState]],
         archived: Callable[[Contact, MemberState], None],
-    ) -> list[tuple[Contact, MemberState]]:
-        """One ``/batches`` job of ``DELETE`` operations; each result is parsed: a refusal is a
-        reject, as for a single call; what has no final result (retryable, missing) is returned to
-        be archived one call each."""
+        archive: Callable[[Contact, MemberState], None],
+    ) -> None:
+        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``); each
+        result is parsed: a refusal is a reject, as for a single call; what has no final result
+        (retryable, missing) is archived one call each."""
         by_hash = {c.hash: (c, st) for c, st in archives}
         ops = [
             {"method": "DELETE", "path": f"{self.audience.base}/members/{h}", "operation_id": h}
             for h in by_hash
         ]
-        done: set[str] = set()
-        for result in self._batch(ops):
-            item = by_hash.get(result.operation_id)
-            if item is None or result.operation_id in done:
-                continue
-            if result.status_code < 400:
-                archived(*item)
-            else:
-                error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
-                if error.kind is not ErrorKind.PERMANENT:
-                    continue  # sent again as a single call
-                self._reject_error(item[0], error)
-            done.add(result.operation_id)
-        return [item for h, item in by_hash.items() if h not in done]
+
+        def apply(results: Iterable[OperationResult]) -> None:
+            done: set[str] = set()
+            for result in results:
+                item = by_hash.get(result.operation_id)
+                if item is None or result.operation_id in done:
+                    continue
+                if result.status_code < 400:
+                    archived(*item)
+                else:
+                    error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
+                    if error.kind is not ErrorKind.PERMANENT:
+                        continue  # sent again as a single call
+                    self._reject_error(item[0], error)
+                done.add(result.operation_id)
+            left = [item for h, item in by_hash.items() if h not in done]
+            run_concurrently([partial(archive, c, st) for c, st in left], self.workers)
+
+        if not self.defer_batches:
+            apply(self._batch(ops))
+            return
+        batch_id = submit_batch(self.audience.client, ops)
+        self._read_later(
+            batch_id, lambda: apply(self._wait_results(batch_id)), f"{len(ops)} member archives"
+        )
 
     def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
         def erase(contact: Contact, hash_: str, state: MemberState) -> None:
             try:
                 if self.settings.erasure_mode == "delete_permanent":
                     self.audience.delete_permanent(hash_)
-                elif state.status == "pending":  # cannot be archived: no confirmation may subscribe them
+                elif (
+                    state.status == "pending"
+                ):  # cannot be archived: no confirmation may subscribe them
                     member = self.audience.patch_member(hash_, {"status": "unsubscribed"})
                     state = self.audience.state_from(member) if member.get("status") else state
                 else:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import run_batch
+from oromc_common.batches import OperationResult, iter_results, submit_batch, wait_for_batch
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     ErrorKind,
@@ -41,8 +42,25 @@ EMAIL_REASONS = frozenset(
 LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
+@dataclass
+class PendingBatch:
+    """A submitted ``/batches`` job of a contacts window (tags, archives) whose results are not read
+    yet: ``read`` waits for it and applies its results."""
+
+    batch_id: str
+    read: Callable[[], None]
+    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+
 class TagWrites:
-    """Mixin of ``ContactSync``: report helpers and the tag-writing strategies."""
+    """Mixin of ``ContactSync``: report helpers and the tag-writing strategies.
+
+    With ``defer_batches`` (the target sets it) a window's ``/batches`` jobs (tags, archives) are
+    submitted and their results are read later (``settle_batches``: before the next window is looked
+    up, and at the end of the run) instead of waiting for them inside the window: the target goes on
+    reading records (and the tap on reading Oro) while Mailchimp runs them. The tap's state waits
+    for them (``when_batches_durable``).
+    """
 
     audience: Audience
     settings: SyncSettings
@@ -50,6 +68,8 @@ class TagWrites:
     stream: str
     workers: int
     pace: BatchPace
+    defer_batches: bool
+    _pending_batches: deque[PendingBatch]
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -136,8 +156,7 @@ class TagWrites:
 
     def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
         """Member tag writes as one ``/batches`` job per window; failed operations are retried
-        directly (retryable) or rejected (permanent)."""
-        by_id = {d.contact.hash: d for d in deltas}
+        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
         ops = [
             {
                 "method": "POST",
@@ -147,16 +166,56 @@ class TagWrites:
             }
             for d in deltas
         ]
-        retry: list[TagDelta] = []
-        seen: set[str] = set()
         self.audience.tags_may_have_been_created()
-        for result in run_batch(
-            self.audience.client,
-            ops,
+        batch_id = submit_batch(self.audience.client, ops)
+        self._read_later(batch_id, partial(self._read_tags, batch_id, deltas), f"{len(ops)} member tag writes")
+
+    def _read_later(self, batch_id: str, read: Callable[[], None], what: str) -> None:
+        """Read a submitted batch now, or later when batches are deferred."""
+        if not self.defer_batches:
+            read()
+            return
+        LOGGER.info("Submitted batch %s: %s", batch_id, what)
+        self._pending_batches.append(PendingBatch(batch_id, read))
+
+    @property
+    def batches_pending(self) -> bool:
+        """True while a submitted batch's results are not read yet."""
+        return bool(self._pending_batches)
+
+    def when_batches_durable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every batch submitted so far is read (now, when none is)."""
+        if self._pending_batches:
+            self._pending_batches[-1].on_durable.append(callback)
+        else:
+            callback()
+
+    def settle_batches(self) -> None:
+        """Read the results of every batch submitted, oldest first."""
+        while self._pending_batches:
+            pending = self._pending_batches[0]
+            pending.read()
+            self._pending_batches.popleft()
+            for callback in pending.on_durable:
+                callback()
+
+    def _wait_results(self, batch_id: str) -> Iterator[OperationResult]:
+        """Wait for a submitted batch and stream its per-operation results."""
+        client = self.audience.client
+        doc = wait_for_batch(
+            client,
+            batch_id,
             poll_seconds=self.settings.batch_poll_seconds,
             timeout_seconds=self.settings.batch_timeout_seconds,
             pace=self.pace,
-        ):
+        )
+        yield from iter_results(client, str(doc.get("response_body_url") or ""))
+
+    def _read_tags(self, batch_id: str, deltas: list[TagDelta]) -> None:
+        by_id = {d.contact.hash: d for d in deltas}
+        retry: list[TagDelta] = []
+        seen: set[str] = set()
+        for result in self._wait_results(batch_id):
             delta = by_id.get(result.operation_id)
             if delta is None:
                 continue
@@ -169,7 +228,7 @@ class TagWrites:
                 self._reject_error(delta.contact, error)
             else:
                 retry.append(delta)
-        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: do it directly
+        retry += [d for d in deltas if d.contact.hash not in seen]  # no result: directly
         self._tags_by_member(retry)
 
     def _tag_applied(self, delta: TagDelta) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from oromc_common.dryrun import ActionPlan
@@ -426,6 +426,8 @@ class TargetMailchimp(GatedTarget):
         with self._sync_lock:
             if self._sync is None:
                 self._sync = self._build_sync()
+                # a window's /batches jobs are read later: records keep flowing meanwhile
+                self._sync.defer_batches = not self.dry_run
             return self._sync
 
     def ecommerce_sync(self) -> EcommerceSync:
@@ -603,16 +605,31 @@ class TargetMailchimp(GatedTarget):
         if state == self._last_emitted_state:
             return
         self._last_emitted_state = copy.deepcopy(state)
+        # Batches still running (tags, archives of a contacts window; e-commerce): the state is
+        # emitted once every batch submitted before it has finished and its results are read.
+        waits: list[Callable[[Callable[[], None]], None]] = []
+        if self._sync is not None and self._sync.batches_pending:
+            waits.append(self._sync.when_batches_durable)
         if self._ecommerce is not None and self._ecommerce.in_flight:
-            # Pipelined e-commerce batches: the state is emitted once they have finished.
-            emit, snapshot = super().write_state, copy.deepcopy(state)
-            self._ecommerce.when_durable(lambda: emit(snapshot))
+            waits.append(self._ecommerce.when_durable)
+        if not waits:
+            super().write_state(state)
             return
-        super().write_state(state)
+        emit, snapshot, left = super().write_state, copy.deepcopy(state), [len(waits)]
+
+        def one_done() -> None:
+            left[0] -= 1
+            if not left[0]:
+                emit(snapshot)
+
+        for wait in waits:
+            wait(one_done)
 
     @override
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        if self._sync is not None:
+            self._sync.settle_batches()
         if self._ecommerce is not None:
             self._ecommerce.finish()
         self.plan.finish(self.logger)

@@ -179,3 +179,40 @@ def test_tag_deleted_mid_run_is_written_per_member(
     assert not target.report.rejected_by_reason("contacts")
     for i in range(5, 9):
         assert "oro:tag:First" in member(api, list_id, f"person{i}@{DOMAIN}")["all_tags"]  # type: ignore[index]
+
+
+def test_tag_batches_are_read_later_and_the_state_waits_for_them(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any
+) -> None:
+    """A window's tag ``/batches`` job is not awaited inside the window (the next records are read
+    meanwhile); its results are read before the next window and at the end, and a STATE is only
+    written once every batch submitted before it has finished."""
+    from singer_sdk.target_base import Target
+
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 9)]))
+    emitted: list[tuple[dict[str, Any], list[str]]] = []
+    original = Target._write_state_message
+
+    def recording(self: Target, state: dict[str, Any]) -> None:  # what reaches stdout, when
+        statuses = [b["status"] for b in api.get("/batches", {"count": 1000})["batches"]]
+        emitted.append((state, statuses))
+        original(self, state)
+
+    monkeypatch.setattr(Target, "_write_state_message", recording)
+    cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "batches", "batch_poll_seconds": 0.2}
+    records = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
+    records += [contact(i, tags=["Second"], **ACCOUNT) for i in range(5, 9)]
+    target, states = run_target(cfg, singer_lines(records, state_every=4))
+
+    assert states == [{"n": 4}, {"n": 8}]
+    assert [s for s, _ in emitted] == [{"n": 4}, {"n": 8}]
+    assert all(status == "finished" for _, statuses in emitted for status in statuses)
+    assert len(emitted[-1][1]) >= 2  # one tag batch per window
+    assert not target.report.rejected_by_reason("contacts")
+    assert _summary_count(target, "tagged") == 8
+    assert not target.contact_sync().batches_pending
+    for i in range(1, 9):
+        got = member(api, list_id, f"person{i}@{DOMAIN}")
+        assert got is not None
+        assert ("oro:tag:First" if i < 5 else "oro:tag:Second") in got["all_tags"]

@@ -286,3 +286,15 @@ def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: P
     by_goal = {g["goal"].split(" ")[0]: g for g in report.goals(doc, tmp_path)}
     assert by_goal["tap-mailchimp-engagement"]["status"] == "MISSED"
     assert by_goal["engagement"]["status"] == "met"
+
+
+def test_tag_writes_count_in_the_contacts_bound() -> None:
+    counts = {"received": 1000, "updated": 1000, "tagged": 1000, "tags_added": 1500, "tags_removed": 500}
+    run = _run(100.0, 50, 10, counts, {"received": 0})
+    bound = bounds.audience_sync_bound(run, 100_000)
+    plain = _run(100.0, 50, 10, {"received": 1000, "updated": 1000}, {"received": 0})
+    untagged = bounds.audience_sync_bound(plain, 100_000)
+    assert bound["contacts"]["calls"] == untagged["contacts"]["calls"] + 4  # 2,000 tag changes, 500 a call
+    assert bound["contacts"]["connection_seconds"] == pytest.approx(
+        untagged["contacts"]["connection_seconds"] + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500), abs=0.01
+    )

@@ -431,3 +431,16 @@ def test_cart_with_checkout_url_and_lines(
     assert mc.patch(f"{base}/{cart_id}", json={"order_total": 255.0}).json()["order_total"] == 255.0
     assert mc.delete(f"{base}/{cart_id}").status_code == 204
     assert mc.get(f"{base}/{cart_id}").status_code == 404
+
+
+def test_one_customers_totals_match_the_totals_of_every_customer() -> None:
+    """An order create's response counts its customer alone; the same figures as the one-pass
+    totals a page uses."""
+    from oromc_sandbox.mailchimp.models.ecommerce import Shop, customer_totals, customer_totals_of
+
+    shop = Shop(doc={"id": "s"})
+    for i in range(30):
+        shop.orders[f"o{i}"] = {"customer_id": f"c{i % 4}", "order_total": 10.5 + i}
+    every = customer_totals(shop)
+    assert {c: customer_totals_of(shop, c) for c in every} == every
+    assert customer_totals_of(shop, "nobody") == (0, 0.0)

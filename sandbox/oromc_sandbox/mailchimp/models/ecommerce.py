@@ -399,6 +399,17 @@ def customer_totals(shop: Shop) -> dict[str, tuple[int, float]]:
     return totals
 
 
+def customer_totals_of(shop: Shop, customer_id: str) -> tuple[int, float]:
+    """(orders, money spent) of one customer of `shop`: a pass that only compares each order's
+    customer id (several times cheaper per order than `customer_totals`)."""
+    count, spent = 0, 0.0
+    for order in shop.orders.values():
+        if order["customer_id"] == customer_id:
+            count += 1
+            spent += float(order.get("order_total") or 0)
+    return count, spent
+
+
 def find_customers(shop: Shop, email: str | None) -> list[dict[str, Any]]:
     """The store's customers, only those with address `email` (case-insensitive) when given."""
     customers = list(shop.customers.values())

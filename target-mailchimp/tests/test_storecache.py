@@ -1,0 +1,55 @@
+"""The store's comparison records live in a temporary sqlite file, not in RAM."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from target_mailchimp.storecache import StoreCache
+
+
+def test_records_round_trip_by_collection_and_id() -> None:
+    cache = StoreCache()
+    assert not cache.loaded("orders")
+    cache.load("orders", ({"id": str(i), "order_total": i * 1.5, "lines": [{"id": f"l{i}"}]} for i in range(2500)))
+    assert cache.loaded("orders")
+    assert not cache.loaded("customers")
+    assert cache.get("orders", "7") == {"id": "7", "order_total": 10.5, "lines": [{"id": "l7"}]}
+    assert cache.get("customers", "7") is None  # another collection
+    cache.put("orders", "7", {"id": "7", "order_total": 1.0})
+    assert cache.get("orders", "7") == {"id": "7", "order_total": 1.0}
+    view = cache.view("orders")
+    assert "7" in view
+    assert "9999" not in view
+    assert view.get("8") is not None
+    cache.delete("orders", "7")
+    assert cache.get("orders", "7") is None
+    assert "7" not in view
+    cache.delete("orders", "7")  # absent: nothing happens
+    cache.close()
+
+
+def test_the_temporary_directory_is_removed() -> None:
+    cache = StoreCache()
+    directory = Path(cache._dir)
+    assert directory.is_dir()
+    cache.close()
+    assert not directory.exists()
+    cache.close()  # idempotent
+
+
+def test_writes_from_worker_threads() -> None:
+    cache = StoreCache()
+    cache.load("customers", [])
+
+    def put(start: int) -> None:
+        for i in range(start, start + 200):
+            cache.put("customers", str(i), {"id": str(i)})
+
+    threads = [threading.Thread(target=put, args=(n * 200,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(cache.get("customers", str(i)) == {"id": str(i)} for i in range(800))
+    cache.close()
