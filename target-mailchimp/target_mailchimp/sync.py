@@ -85,9 +85,8 @@ class _Resolution:
     plan: list[tuple[Contact, MemberState | None, bool]] = field(default_factory=list)
     moves: list[tuple[Contact, str]] = field(default_factory=list)
     erasures: list[tuple[Contact, str, MemberState]] = field(default_factory=list)
-    taken: dict[str, str] = field(
-        default_factory=dict
-    )  # member hash -> the identity that claimed it
+    #: member hash -> the identity that claimed it
+    taken: dict[str, str] = field(default_factory=dict)
 
     def claim(self, hash_: str, contact: Contact) -> bool:
         """False when another identity (source id, else address) already claimed this member."""

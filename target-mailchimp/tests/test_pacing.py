@@ -57,6 +57,8 @@ def test_a_batch_just_submitted_is_first_polled_after_the_poll_interval(
     slept: list[float] = []
 
     class Client:
+        submitted_batches: set[str] = set()  # as MailchimpClient records its batches
+
         def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
             return {"id": "b1"}
 
