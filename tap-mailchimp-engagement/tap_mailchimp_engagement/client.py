@@ -15,6 +15,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,6 +207,7 @@ class MailchimpContext:
         self._pool: ThreadPoolExecutor | None = None
         self._session: requests.Session | None = None
         self._now: datetime | None = None
+        self._date_seen: tuple[datetime, float] | None = None
         self._lists: list[dict[str, Any]] | None = None
         self._campaigns: list[dict[str, Any]] | None = None
         self._automations: list[dict[str, Any]] | None = None
@@ -225,18 +227,34 @@ class MailchimpContext:
         return self._pool
 
     def now(self) -> datetime:
-        """The run cut-off: the server's time, from the ``Date`` header of a ``GET /ping``.
+        """The run cut-off: the server's time, from the ``Date`` header of an API response.
 
         Member ``last_changed`` values are stamped by the server, so windows and bookmarks must be
         on the server's clock: with this machine's clock ahead of the server's, a bookmark taken
-        from the local clock would lie in the server's future and skip every later change. The
-        local clock is only the fallback when the server sends no usable ``Date``.
+        from the local clock would lie in the server's future and skip every later change.
+        The ``Date`` of the last REST-stream response (:meth:`note_server_date`) plus the time
+        elapsed since (monotonic clock) when there was one, else the ``Date`` of a ``GET /ping``;
+        both are whole seconds cut down, so never after the server's time. The local clock is only
+        the fallback when the server sends no usable ``Date``.
         Fixed at first use, so every window of the run ends at the same instant.
         """
         if self._now is None:
-            server = self._server_date()
+            server = self._seen_server_time() or self._server_date()
             self._now = server or datetime.now(UTC).replace(microsecond=0)
         return self._now
+
+    def note_server_date(self, response: requests.Response) -> None:
+        """Keep the ``Date`` of an API response for :meth:`now` (until the cut-off is fixed)."""
+        if self._now is None:
+            date = _date_header(response)
+            if date is not None:
+                self._date_seen = (date, time.monotonic())
+
+    def _seen_server_time(self) -> datetime | None:
+        if self._date_seen is None:
+            return None
+        date, at = self._date_seen
+        return (date + timedelta(seconds=time.monotonic() - at)).replace(microsecond=0)
 
     def _server_date(self) -> datetime | None:
         url = f"{self.client.api_url}/ping"
@@ -246,13 +264,7 @@ class MailchimpContext:
         except Exception:  # the clock is best effort; the local clock is the fallback
             return None
         self.report.count_call("GET", resp.status_code)
-        header = resp.headers.get("Date")
-        if not header:
-            return None
-        try:
-            return email.utils.parsedate_to_datetime(header).astimezone(UTC)
-        except (TypeError, ValueError):
-            return None
+        return _date_header(resp)
 
     # -- paging ------------------------------------------------------------------------------
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -324,16 +336,17 @@ class MailchimpContext:
         return self._lists
 
     def campaigns(self) -> list[dict[str, Any]]:
-        """Every campaign of the account (of the selected audiences), oldest first."""
+        """Every campaign of the account (of the selected audiences), oldest first.
+
+        The audiences are read only when ``list_ids`` selects some (an email-activity run reads
+        no audience).
+        """
         if self._campaigns is None:
-            list_ids = {row["id"] for row in self.lists()}
             rows = self.read_collection("campaigns")
-            self._campaigns = [
-                row
-                for row in rows
-                if not self.config.get("list_ids")
-                or (row.get("recipients") or {}).get("list_id") in list_ids
-            ]
+            if self.config.get("list_ids"):
+                list_ids = {row["id"] for row in self.lists()}
+                rows = [row for row in rows if (row.get("recipients") or {}).get("list_id") in list_ids]
+            self._campaigns = rows
         return self._campaigns
 
     def automations(self) -> list[dict[str, Any]]:
@@ -357,10 +370,11 @@ class MailchimpContext:
         sending to new recipients, so it is read on every run whatever its first ``send_time``.
         """
         window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
+        campaigns = self.campaigns()  # first: its response's Date can give the cut-off (no ping)
         horizon = self.now() - window
         start = parse_ts(self.config.get("start_date"))
         chosen = []
-        for row in self.campaigns():
+        for row in campaigns:
             if row.get("status") not in {"sent", "sending"}:
                 continue
             sent = parse_ts(row.get("send_time"))
@@ -386,7 +400,7 @@ class MailchimpContext:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE: take it here, as Session.request would.
             env = session.merge_environment_settings(self.client.api_url, {}, None, None, None)
             session.verify = env["verify"]
-            adapter = GovernedAdapter(self.client, self.report)
+            adapter = GovernedAdapter(self.client, self.report, on_response=self.note_server_date)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -416,6 +430,17 @@ class MailchimpContext:
         self.client.close()
 
 
+def _date_header(response: requests.Response) -> datetime | None:
+    """A response's ``Date`` header as an aware UTC datetime (None when absent or unreadable)."""
+    header = response.headers.get("Date")
+    if not header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(header).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
 def api_path(api_url: str, url: str) -> str:
     """The path of ``url`` below the API root ``api_url`` (``/lists/abc/members``), for error messages."""
     root = urlsplit(api_url).path.rstrip("/")
@@ -430,11 +455,18 @@ class GovernedAdapter(HTTPAdapter):
     (retryable, or fatal for a lasting TLS failure).
     """
 
-    def __init__(self, client: MailchimpClient, report: RunReport) -> None:
-        """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff)."""
+    def __init__(
+        self,
+        client: MailchimpClient,
+        report: RunReport,
+        on_response: Callable[[requests.Response], None] | None = None,
+    ) -> None:
+        """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff);
+        ``on_response`` sees every response (e.g. :meth:`MailchimpContext.note_server_date`)."""
         super().__init__(pool_connections=2, pool_maxsize=client.governor.limit, max_retries=0)
         self._client = client
         self._report = report
+        self._on_response = on_response
 
     @override
     def send(
@@ -464,6 +496,8 @@ class GovernedAdapter(HTTPAdapter):
             path = api_path(self._client.api_url, url)
             raise self._client._transport_error(exc, method, path, url) from exc
         self._report.count_call(method, response.status_code)
+        if self._on_response is not None:
+            self._on_response(response)
         return response
 
 

@@ -133,15 +133,16 @@ class TapMailchimpEngagement(SeamTap):
         th.Property(
             "batch_max_operations",
             th.IntegerType,
-            default=50,
-            description="Page operations per `/batches` job (jobs pipelined: at most two open); smaller jobs "
-            "keep the result archives small.",
+            default=1000,
+            description="Page operations (of 1,000 recipients) per `/batches` job; more are split into jobs "
+            "pipelined, at most two open. Results are read one operation at a time whatever the job's size.",
         ),
         th.Property(
             "batch_poll_seconds",
             th.NumberType,
             default=1,
-            description="First wait between batch status polls (grows by half each poll, up to 30 s).",
+            description="Wait between batch status polls after the first (grows by half each poll, up to "
+            "30 s); the first poll comes when the job should be finished (from the last job's duration).",
         ),
         th.Property(
             "batch_timeout_minutes",
