@@ -78,7 +78,8 @@ def wait_for_batch(
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
-    time.sleep(max(min(first_wait, timeout_seconds), 0.0))
+    if first_wait > 0:
+        time.sleep(min(first_wait, timeout_seconds))
     while True:
         try:
             doc = client.get(f"/batches/{batch_id}") or {}
