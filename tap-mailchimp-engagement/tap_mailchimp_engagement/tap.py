@@ -13,6 +13,7 @@ from oromc_common.mailchimp import (
     connection_budget_properties,
     max_connections_property,
 )
+from oromc_common.output import GatheringWriter
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTap
 from oromc_common.settings import (
@@ -23,7 +24,6 @@ from oromc_common.settings import (
 )
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
@@ -54,7 +54,7 @@ class TapMailchimpEngagement(SeamTap):
     """Mailchimp members, consent and campaign engagement, incrementally."""
 
     name = "tap-mailchimp-engagement"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = GatheringWriter
     renamed_settings = (Renamed("request_timeout_seconds", "request_timeout"),)
 
     config_jsonschema = th.PropertiesList(
