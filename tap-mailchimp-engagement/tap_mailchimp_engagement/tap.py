@@ -126,7 +126,7 @@ class TapMailchimpEngagement(SeamTap):
         th.Property(
             "batch_threshold_emails",
             th.IntegerType,
-            default=200000,
+            default=20000,
             description="Recipients (sum of `emails_sent` of first-time campaigns) from which `auto` uses "
             "`/batches`.",
         ),
