@@ -34,8 +34,9 @@ _json_string = encode_basestring_ascii  # a str as json.dumps writes it (ensure_
 BATCH_THRESHOLD_EMAILS = 20_000
 #: Page operations per ``/batches`` job by default (``batch_max_operations``): 1,000,000 recipients.
 BATCH_MAX_OPERATIONS = 1000
-#: Expected duration of a job before one has been seen finishing (no ``batch_seconds_per_operation``
-#: in state yet): this base plus this much per operation. The sandbox's own is 2 s + 5 ms per operation.
+#: Expected duration of a job: this base plus, per operation, ``batch_seconds_per_operation`` (state: what
+#: the last finished job took beyond the base, per operation) or, before any, the default below. The
+#: sandbox's own is 2 s + 5 ms per operation.
 FIRST_POLL_BASE_SECONDS = 2.0
 FIRST_POLL_SECONDS_PER_OPERATION = 0.01
 
@@ -309,29 +310,29 @@ class ActivityReader:
 
     def _expected_wait(self, batch_id: str) -> float:
         """Seconds until a job this run submitted should be finished, so that one poll finds it so
-        (each poll is an API call): its operations times ``batch_seconds_per_operation`` (state: the
-        last finished job's), else ``FIRST_POLL_BASE_SECONDS`` plus ``FIRST_POLL_SECONDS_PER_OPERATION``
-        per operation. 0 for a job resumed from state (it may be finished already)."""
+        (each poll is an API call): ``FIRST_POLL_BASE_SECONDS`` plus its operations times
+        ``batch_seconds_per_operation`` (state, see :meth:`_learn_duration`), or times
+        ``FIRST_POLL_SECONDS_PER_OPERATION`` before any job finished. 0 for a job resumed from state
+        (it may be finished already)."""
         submitted = self._submitted.get(batch_id)
         if submitted is None:
             return 0.0
         at, operations = submitted
-        per_operation = float(self.stream.stream_state.get("batch_seconds_per_operation") or 0)
-        if per_operation > 0:
-            expected = per_operation * operations
-        else:
-            expected = FIRST_POLL_BASE_SECONDS + FIRST_POLL_SECONDS_PER_OPERATION * operations
+        learned = self.stream.stream_state.get("batch_seconds_per_operation")
+        per_operation = FIRST_POLL_SECONDS_PER_OPERATION if learned is None else float(learned)
+        expected = FIRST_POLL_BASE_SECONDS + per_operation * operations
         return max(0.0, at + expected - time.monotonic())
 
     def _learn_duration(self, doc: dict[str, Any]) -> None:
-        """Keep a finished job's seconds per operation (Mailchimp's ``submitted_at`` to ``completed_at``,
-        plus one second for their whole-second resolution) for the next job's first poll."""
+        """Keep what a finished job took per operation beyond ``FIRST_POLL_BASE_SECONDS`` (Mailchimp's
+        ``submitted_at`` to ``completed_at``, plus one second for their whole-second resolution) for the
+        next job's first poll."""
         submitted, completed = parse_ts(doc.get("submitted_at")), parse_ts(doc.get("completed_at"))
         operations = int(doc.get("total_operations") or 0)
         if submitted is None or completed is None or operations <= 0:
             return
-        seconds = (completed - submitted).total_seconds() + 1.0
-        self.stream.stream_state["batch_seconds_per_operation"] = round(seconds / operations, 6)
+        seconds = (completed - submitted).total_seconds() + 1.0 - FIRST_POLL_BASE_SECONDS
+        self.stream.stream_state["batch_seconds_per_operation"] = round(max(seconds, 0.0) / operations, 6)
 
     def _retire(self) -> None:
         """The job in ``batch`` is done: ``next_batch`` (if any) takes its place."""
