@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oromc_sandbox.mailchimp import LATENCY_PROFILE
-from oromc_sandbox.mailchimp import batches as sandbox_batches
+from oromc_sandbox.mailchimp.models import batches as sandbox_batches
 
 CONNECTIONS = 10
 BATCH_SUBSCRIBE_MAX = 500

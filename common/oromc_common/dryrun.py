@@ -15,6 +15,7 @@ the samples: ``{"dry_run", "component", "actions": {action: {"count", "sample": 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter
 from pathlib import Path
@@ -69,6 +70,12 @@ class ActionPlan:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.document(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def finish(self, logger: logging.Logger) -> None:
+        """At the end of a run: write the report file and, in a dry run, say so with the counts."""
+        self.write()
+        if self.dry_run:
+            logger.info("DRY RUN: nothing was written; planned actions: %s", self.counts())
 
 
 class DryRunWriteError(RuntimeError):

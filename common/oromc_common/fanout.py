@@ -1,7 +1,9 @@
 """The one bounded fan-out: run many calls on at most ``max_workers`` threads, results in order.
 
 :class:`BoundedPool` keeps its threads for reuse (target-orocommerce's ``OroWriter.run_parallel``
-fans out every lookup and write batch of a run through one); :func:`run_bounded` is the one-shot
+fans out every lookup and write batch of a run through one; tap-mailchimp-engagement's
+``MailchimpContext.pool`` reads pages ahead with :meth:`BoundedPool.stream`, which yields each result
+as soon as the ones before it are in, with a bounded number of calls pending); :func:`run_bounded` is the one-shot
 form (:func:`oromc_common.governor.run_concurrently`, the Mailchimp side). The calls are expected to
 take their own connection slot (the Mailchimp governor, Oro's adaptive limit): the pool only bounds
 threads.
@@ -14,7 +16,8 @@ the first stopping error (in input order) is raised.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -44,6 +47,33 @@ class BoundedPool:
             return _run_in_turn(call_list, keep)
         futures = [self._pool().submit(call) for call in call_list]
         return _collect(futures, keep)
+
+    def stream(self, calls: Iterable[Callable[[], T]], window: int | None = None) -> Iterator[T]:
+        """Yield the results of ``calls`` in input order while later calls run ahead.
+
+        At most ``window`` calls (default: twice ``max_workers``) are pending at a time, and ``calls``
+        is read lazily, so a long or endless iterable is fine. An error is raised when its result's
+        turn comes; calls not started yet are then cancelled, as they are when the consumer stops
+        early (closing the generator).
+        """
+        limit = max(1, window if window is not None else 2 * self.max_workers)
+        pending: deque[Future[T]] = deque()
+        iterator = iter(calls)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < limit:
+                    call = next(iterator, None)
+                    if call is None:
+                        exhausted = True
+                        break
+                    pending.append(self._pool().submit(call))
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
         """Stop the threads (after the calls in flight finish)."""

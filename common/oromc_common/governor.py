@@ -377,7 +377,9 @@ _REGISTRY: dict[tuple[str, ConnectionBudget | None], ConnectionGovernor] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def _fingerprint(key: str) -> str:
+def account_fingerprint(key: str) -> str:
+    """The name an account key's shared slots go by (lock files, advisory locks): its SHA-256 hex,
+    so no credential is written anywhere."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -390,7 +392,7 @@ def get_governor(
     the limit but never raise it. With ``budget``, its slots are shared with the other processes that
     use the same budget for the same key.
     """
-    fp = _fingerprint(key)
+    fp = account_fingerprint(key)
     limit = clamp_connections(max_connections)
     registry_key = (fp, budget)
     with _REGISTRY_LOCK:

@@ -58,6 +58,7 @@ from singer_sdk import typing as th
 from oromc_common import settings
 from oromc_common.dryrun import DryRunWriteError
 from oromc_common.emails import normalize_email  # noqa: F401 - the address to send, re-exported
+from oromc_common.fanout import BoundedPool
 from oromc_common.governor import (
     HARD_MAX_CONNECTIONS,
     ConnectionBudget,
@@ -399,7 +400,7 @@ def connection_budget(config: Mapping[str, Any]) -> ConnectionBudget:
     )
 
 
-def _non_json_detail(resp: requests.Response) -> str:
+def non_json_detail(resp: requests.Response) -> str:
     """What came back instead of Mailchimp's problem document, naming the host."""
     status, host, what = resp.status_code, url_host(resp.url), non_api_answer(resp)
     if status in {403, 429}:
@@ -409,6 +410,33 @@ def _non_json_detail(resp: requests.Response) -> str:
             "Mailchimp when it blocks or rate-limits the request; retried with backoff as transient"
         )
     return f"HTTP {status} from {host} ({what})"
+
+
+def json_or_none(content: bytes) -> Any:
+    """A response body as parsed JSON; None when it is empty or not JSON."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def response_error(
+    resp: requests.Response, method: str, path: str, secrets: tuple[str | None, ...] = ()
+) -> MailchimpError:
+    """The :class:`MailchimpError` for an answer of status 400 or more: its problem document (or
+    what came back instead, see :func:`non_json_detail`) and its ``Retry-After``, redacted.
+    ``path`` is the call's path below the API root, for the message."""
+    return make_error(
+        resp.status_code,
+        json_or_none(resp.content),
+        method,
+        path,
+        secrets,
+        fallback_detail=non_json_detail(resp),
+        retry_after=retry_after_seconds(resp),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,7 +535,7 @@ class MailchimpClient:
         return self.retry.call(
             lambda: self._send_once(method.upper(), path, params, json_body),
             retry_on=(RetryableMailchimpError,),
-            on_retry=self._log_retry,
+            on_retry=log_retry,
         )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -534,13 +562,16 @@ class MailchimpClient:
         self,
         path: str,
         items_key: str,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         page_size: int = MAX_PAGE_SIZE,
+        pool: BoundedPool | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every item of an offset-paged collection (``count``/``offset``/``total_items``).
+        """Yield every item of an offset-paged collection (``count``/``offset``/``total_items``), in order.
 
         ``fields`` in ``params`` must be root-relative (``members.id,...``); ``total_items`` is added
-        automatically when ``fields`` is used.
+        automatically when ``fields`` is used. Pages are read in turn; with ``pool``, once the first
+        page has said how many items there are, the other pages are read ahead on it
+        (:meth:`~oromc_common.fanout.BoundedPool.stream`: in order, a bounded number pending).
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         offset = 0
@@ -551,6 +582,12 @@ class MailchimpClient:
             offset += len(items)
             total = page.get("total_items")
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
+                return
+            if pool is not None and isinstance(total, int):
+                offsets = range(offset, total, page_size)
+                calls = [functools.partial(self.page, path, params, off, page_size) for off in offsets]
+                for page in pool.stream(calls):
+                    yield from page.get(items_key) or []
                 return
 
     def page(
@@ -613,7 +650,7 @@ class MailchimpClient:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count("GET", "error")
-            raise self._transport_error(exc, "GET", "(batch results)", url) from exc
+            raise self.transport_error(exc, "GET", "(batch results)", url) from exc
         self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             resp.close()
@@ -639,47 +676,47 @@ class MailchimpClient:
         if self.on_call is not None:
             self.on_call(method, status)
 
-    def _send_once(
-        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
-    ) -> Any:
-        url = f"{self.api_url}/{path.lstrip('/')}"
+    def attempt(
+        self, method: str, path: str, url: str, send: Callable[[], requests.Response]
+    ) -> requests.Response:
+        """One HTTP attempt ``send()`` to ``url`` (``path`` below the API root, for messages): it
+        holds a slot of the account's connection governor until the body is read, is reported to
+        ``on_call``, and no answer raises :meth:`transport_error`. The client's own requests and
+        tap-mailchimp-engagement's ``GovernedAdapter`` (the SDK streams' transport) go through it."""
         try:
             with self.governor.slot():
-                resp = self.session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout
-                )
-                status = resp.status_code
-                content = resp.content
+                resp = send()
+                _ = resp.content  # read the body while holding the slot
         except (
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             self._count(method, "error")
-            raise self._transport_error(exc, method, path, url) from exc
-        self._count(method, status)
-        body: Any = None
-        if content:
-            try:
-                body = json.loads(content)
-            except ValueError:
-                body = None
-        if status < 400:
-            return body
-        raise make_error(
-            status,
-            body,
+            raise self.transport_error(exc, method, path, url) from exc
+        self._count(method, resp.status_code)
+        return resp
+
+    def _send_once(
+        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
+    ) -> Any:
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        resp = self.attempt(
             method,
             path,
-            (self._secret,),
-            fallback_detail=_non_json_detail(resp),
-            retry_after=retry_after_seconds(resp),
+            url,
+            lambda: self.session.request(method, url, params=params, json=json_body, timeout=self.timeout),
         )
+        if resp.status_code < 400:
+            return json_or_none(resp.content)
+        raise response_error(resp, method, path, (self._secret,))
 
-    def _transport_error(
+    def transport_error(
         self, exc: BaseException, method: str, path: str, url: str
     ) -> MailchimpError:
-        """No answer: a lasting TLS failure is fatal (never retried); anything else retryable."""
+        """The error for a call to ``url`` that got no answer (``exc``): a lasting TLS failure is fatal
+        (never retried), anything else retryable. Also used by transports other than this client's
+        (tap-mailchimp-engagement's ``GovernedAdapter``), so every Mailchimp connector words it alike."""
         tls = tls_failure(exc, url)
         if tls is not None:
             return FatalMailchimpError(
@@ -694,11 +731,12 @@ class MailchimpClient:
             None, None, method, path, (self._secret,), fallback_detail=type(exc).__name__
         )
 
-    @staticmethod
-    def _log_retry(error: BaseException, attempt: int, wait: float) -> None:
-        LOGGER.warning(
-            "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
-            attempt,
-            wait,
-        )
+
+def log_retry(error: BaseException, attempt: int, wait: float) -> None:
+    """Log one retry of a Mailchimp call (what failed, which try, how long the wait); no PII."""
+    LOGGER.warning(
+        "Mailchimp call failed (%s), retry %d in %.1fs",
+        f"{error.status} {error.reason}" if isinstance(error, MailchimpError) else error,
+        attempt,
+        wait,
+    )

@@ -7,7 +7,8 @@
   out of tries (the Oro token request, :class:`oromc_common.mailchimp.MailchimpClient`,
   target-orocommerce's ``OroWriter``);
 * :meth:`RetryPolicy.waits` is the same schedule as a ``backoff`` wait generator (the singer-sdk's
-  ``RESTStream.backoff_wait_generator`` of tap-orocommerce delegates to it).
+  ``RESTStream.backoff_wait_generator`` of tap-orocommerce and of tap-mailchimp-engagement's
+  ``MailchimpRESTStream`` delegate to it).
 
 The wait after failed attempt *n* (1, 2, ...) is ``backoff_factor_seconds * 2**(n-1)``, capped at
 ``backoff_max_seconds`` and then jittered; when the server sent ``Retry-After`` (seconds or an HTTP
@@ -128,15 +129,22 @@ class RetryPolicy:
         """:meth:`wait` for the failure ``error`` (its ``Retry-After``, see :func:`retry_after_of`)."""
         return self.wait(attempt, retry_after_of(error))
 
-    def waits(self) -> Generator[float, BaseException | None, None]:
+    def waits(self, *, jittered: bool = False) -> Generator[float, BaseException | None, None]:
         """This schedule as a ``backoff`` wait generator (primed with ``send(None)``, then sent
-        each exception). Un-jittered: ``backoff`` applies its own ``jitter`` on top."""
-        unjittered = RetryPolicy(self.max_tries, self.backoff_factor_seconds, self.backoff_max_seconds)
+        each exception): the singer-sdk's ``RESTStream.backoff_wait_generator``.
+
+        Un-jittered by default: ``backoff`` applies the stream's ``backoff_jitter`` on top (a
+        ``Retry-After`` included). ``jittered=True``: this policy's own ``jitter`` on the computed
+        waits, never on a ``Retry-After``; pair it with a ``backoff_jitter`` of :func:`no_jitter`.
+        """
+        policy = self if jittered else RetryPolicy(
+            self.max_tries, self.backoff_factor_seconds, self.backoff_max_seconds
+        )
         attempt = 0
         error = yield 0.0
         while True:
             attempt += 1
-            error = yield unjittered.wait_after(error, attempt)
+            error = yield policy.wait_after(error, attempt)
 
     def call(
         self,

@@ -2,39 +2,41 @@
 
 * :class:`MailchimpRESTStream`: the streams that read one collection (per audience or workflow) are SDK
   ``RESTStream`` s made of SDK overrides only (:class:`MailchimpPaginator`, the SDK's authenticators and
-  backoff hooks with :class:`~oromc_common.mailchimp.MailchimpClient`'s retry policy, partitions), each
-  attempt through :class:`GovernedAdapter` (the account's connection budget).
+  backoff hooks with the :class:`~oromc_common.retry.RetryPolicy` of
+  :class:`~oromc_common.mailchimp.MailchimpClient`, partitions), each attempt through
+  :class:`GovernedAdapter` (a :meth:`~oromc_common.mailchimp.MailchimpClient.attempt`: the account's
+  connection budget).
 * :class:`MailchimpStream`: the heavy readers (members' keyset windows, email activity through pages or
   ``/batches``, reports, sent-to, orders) read through :class:`MailchimpContext`, whose
-  :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there).
+  :meth:`MailchimpContext.paginate` fetches the pages after the first concurrently (it pays: see there)
+  through :meth:`oromc_common.fanout.BoundedPool.stream`.
 """
 
 from __future__ import annotations
 
-import email.utils
+import functools
 import hashlib
 import json
-import logging
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import backoff
 import requests
+from oromc_common.dates import parse_http_date, parse_utc
+from oromc_common.fanout import BoundedPool
 from oromc_common.mailchimp import (
     MailchimpClient,
     PermanentMailchimpError,
     RetryableMailchimpError,
-    _non_json_detail,
     connection_budget,
-    make_error,
+    log_retry,
+    response_error,
 )
 from oromc_common.report import RunReport
+from oromc_common.retry import no_jitter
 from oromc_common.sdk_seams import emit_stream_state, tap_of
 from requests.adapters import HTTPAdapter
 from singer_sdk import Tap
@@ -54,26 +56,11 @@ if TYPE_CHECKING:
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
 
-LOGGER = logging.getLogger("tap_mailchimp_engagement")
-T = TypeVar("T")
 PAGE_SIZE = 1000
 USER_AGENT = "tap-mailchimp-engagement"
-#: Longest wait between two tries of a call (MailchimpClient's ``backoff_max``).
-BACKOFF_MAX_SECONDS = 60.0
 
 
 # -- timestamps ------------------------------------------------------------------------------
-
-
-def parse_ts(value: Any) -> datetime | None:
-    """Parse a Mailchimp timestamp (``""``/None -> None); naive values are UTC."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_ts(value: datetime) -> str:
@@ -138,33 +125,6 @@ def fingerprint(record: Mapping[str, Any]) -> str:
     return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
 
 
-# -- concurrency -----------------------------------------------------------------------------
-
-
-def ordered_prefetch(
-    calls: Iterable[Callable[[], T]], pool: ThreadPoolExecutor, window: int
-) -> Iterator[T]:
-    """Run ``calls`` on ``pool`` with at most ``window`` pending, yielding results in input order."""
-    pending: deque[Future[T]] = deque()
-    iterator = iter(calls)
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    call = next(iterator)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(pool.submit(call))
-            if not pending:
-                return
-            yield pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-
-
 # -- run context -----------------------------------------------------------------------------
 
 
@@ -204,7 +164,7 @@ class MailchimpContext:
         self.page_size = max(1, min(int(config.get("page_size") or PAGE_SIZE), PAGE_SIZE))
         merge = config.get("identity_merge_field")
         self.identity_merge_field = "OROID" if merge is None else str(merge)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: BoundedPool | None = None
         self._session: requests.Session | None = None
         self._now: datetime | None = None
         self._date_seen: tuple[datetime, float] | None = None
@@ -220,10 +180,10 @@ class MailchimpContext:
         return max(1, min(self.max_connections, self.client.governor.limit))
 
     @property
-    def pool(self) -> ThreadPoolExecutor:
-        """A thread pool sized to the connection limit."""
+    def pool(self) -> BoundedPool:
+        """A thread pool sized to the connection limit (its ``stream`` keeps twice that pending)."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mc-tap")
+            self._pool = BoundedPool(self.workers, name="mc-tap")
         return self._pool
 
     def now(self) -> datetime:
@@ -259,11 +219,11 @@ class MailchimpContext:
     def _server_date(self) -> datetime | None:
         url = f"{self.client.api_url}/ping"
         try:
-            with self.client.governor.slot():
-                resp = self.client.session.get(url, timeout=self.client.timeout)
+            resp = self.client.attempt(
+                "GET", "/ping", url, lambda: self.client.session.get(url, timeout=self.client.timeout)
+            )
         except Exception:  # the clock is best effort; the local clock is the fallback
             return None
-        self.report.count_call("GET", resp.status_code)
         return _date_header(resp)
 
     # -- paging ------------------------------------------------------------------------------
@@ -276,16 +236,15 @@ class MailchimpContext:
         self, path: str, items_key: str, offset: int, params: Mapping[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of a collection: ``(items, total_items)``."""
-        query = {**(params or {}), "count": self.page_size, "offset": offset}
-        body = self.get(path, query)
-        items = body.get(items_key) or []
+        body = self.client.page(path, params, offset, self.page_size)
         total = body.get("total_items")
-        return list(items), (total if isinstance(total, int) else None)
+        return list(body.get(items_key) or []), (total if isinstance(total, int) else None)
 
     def paginate(
         self, path: str, items_key: str, params: Mapping[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection: first page, then the remaining pages concurrently, in order.
+        """Every item of a collection: first page, then the remaining pages concurrently, in order
+        (:meth:`MailchimpClient.paginate` on this run's pool).
 
         Kept for the heavy readers because it pays: ``GET /reports/{id}/sent-to`` of a 4,550-recipient
         campaign in 19 pages of 250 took 1.76 s this way against 8.35 s through the SDK's sequential
@@ -294,24 +253,7 @@ class MailchimpContext:
         pager against a MailchimpRESTStream on the same route, 2026-12-06).
         The small collections (audiences, campaigns, merge fields, ...) are one page: RESTStream there.
         """
-        first, total = self.page(path, items_key, 0, params)
-        yield from first
-        if len(first) < self.page_size:
-            return
-        if total is None:
-            offset = len(first)
-            while True:
-                items, _ = self.page(path, items_key, offset, params)
-                yield from items
-                if len(items) < self.page_size:
-                    return
-                offset += len(items)
-        offsets = range(len(first), total, self.page_size)
-        calls = [
-            (lambda off=off: self.page(path, items_key, off, params)[0]) for off in offsets
-        ]
-        for items in ordered_prefetch(calls, self.pool, self.workers * 2):
-            yield from items
+        return self.client.paginate(path, items_key, params, self.page_size, pool=self.pool)
 
     def count(self, path: str, items_key: str, params: Mapping[str, Any] | None = None) -> int:
         """``total_items`` of a collection (one cheap call)."""
@@ -372,12 +314,12 @@ class MailchimpContext:
         window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
         campaigns = self.campaigns()  # first: its response's Date can give the cut-off (no ping)
         horizon = self.now() - window
-        start = parse_ts(self.config.get("start_date"))
+        start = parse_utc(self.config.get("start_date"))
         chosen = []
         for row in campaigns:
             if row.get("status") not in {"sent", "sending"}:
                 continue
-            sent = parse_ts(row.get("send_time"))
+            sent = parse_utc(row.get("send_time"))
             if sent is None or (start is not None and sent < start):
                 continue
             running = row.get("type") == "automation" and row.get("status") == "sending"
@@ -400,7 +342,7 @@ class MailchimpContext:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE: take it here, as Session.request would.
             env = session.merge_environment_settings(self.client.api_url, {}, None, None, None)
             session.verify = env["verify"]
-            adapter = GovernedAdapter(self.client, self.report, on_response=self.note_server_date)
+            adapter = GovernedAdapter(self.client, on_response=self.note_server_date)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -411,7 +353,7 @@ class MailchimpContext:
         """Values redacted from error messages."""
         return (self.config.get("api_key"), self.config.get("access_token"))
 
-    @cached_property
+    @functools.cached_property
     def authenticator(self) -> APIAuthenticatorBase:
         """The SDK authenticator for the configured credential: HTTP Basic for an API key, else Bearer."""
         api_key = self.config.get("api_key")
@@ -422,7 +364,7 @@ class MailchimpContext:
     def close(self) -> None:
         """Release threads and connections."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
         if self._session is not None:
             self._session.close()
@@ -432,13 +374,8 @@ class MailchimpContext:
 
 def _date_header(response: requests.Response) -> datetime | None:
     """A response's ``Date`` header as an aware UTC datetime (None when absent or unreadable)."""
-    header = response.headers.get("Date")
-    if not header:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(header).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
+    when = parse_http_date(response.headers.get("Date"))
+    return when.astimezone(UTC) if when else None
 
 
 def api_path(api_url: str, url: str) -> str:
@@ -449,23 +386,19 @@ def api_path(api_url: str, url: str) -> str:
 
 
 class GovernedAdapter(HTTPAdapter):
-    """The REST streams' transport: each attempt holds one slot of the account's connection governor
-    (as :class:`~oromc_common.mailchimp.MailchimpClient` does), is counted in the run report, and a
-    connection failure becomes the project's :class:`~oromc_common.mailchimp.MailchimpError`
-    (retryable, or fatal for a lasting TLS failure).
+    """The REST streams' transport: each attempt is one :meth:`~oromc_common.mailchimp.MailchimpClient.attempt`
+    of the run's client (a slot of the account's connection governor, counted in the run report, a
+    connection failure raised as the project's :class:`~oromc_common.mailchimp.MailchimpError`:
+    retryable, or fatal for a lasting TLS failure).
     """
 
     def __init__(
-        self,
-        client: MailchimpClient,
-        report: RunReport,
-        on_response: Callable[[requests.Response], None] | None = None,
+        self, client: MailchimpClient, on_response: Callable[[requests.Response], None] | None = None
     ) -> None:
         """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff);
         ``on_response`` sees every response (e.g. :meth:`MailchimpContext.note_server_date`)."""
         super().__init__(pool_connections=2, pool_maxsize=client.governor.limit, max_retries=0)
         self._client = client
-        self._report = report
         self._on_response = on_response
 
     @override
@@ -481,21 +414,11 @@ class GovernedAdapter(HTTPAdapter):
         # The client's (connect, read) timeout: the SDK's single number would also be the connect timeout.
         method = request.method or "GET"
         url = request.url or ""
-        try:
-            with self._client.governor.slot():
-                response = super().send(
-                    request, stream=stream, timeout=self._client.timeout, verify=verify, cert=cert, proxies=proxies
-                )
-                _ = response.content  # read the body while holding the slot
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            self._report.count_call(method, "error")
-            path = api_path(self._client.api_url, url)
-            raise self._client._transport_error(exc, method, path, url) from exc
-        self._report.count_call(method, response.status_code)
+        timeout = self._client.timeout
+        send = functools.partial(
+            super().send, request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+        response: requests.Response = self._client.attempt(method, api_path(self._client.api_url, url), url, send)
         if self._on_response is not None:
             self._on_response(response)
         return response
@@ -686,18 +609,9 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        if response.status_code < 400:
-            return
-        body: Any = None
-        if response.content:
-            try:
-                body = json.loads(response.content)
-            except ValueError:
-                body = None
-        method = response.request.method or "GET"
-        path = api_path(self.mc.client.api_url, response.url)
-        detail = _non_json_detail(response)
-        raise make_error(response.status_code, body, method, path, self.mc.secrets, fallback_detail=detail)
+        if response.status_code >= 400:
+            path = api_path(self.mc.client.api_url, response.url)
+            raise response_error(response, response.request.method or "GET", path, self.mc.secrets)
 
     # -- retries: the SDK's backoff hooks, with MailchimpClient's policy --------------------------
     @override
@@ -713,26 +627,23 @@ class MailchimpRESTStream(MailchimpStream, RESTStream[int]):
         return decorator(func)
 
     @override
-    def backoff_wait_generator(self) -> Generator[float, None, None]:
-        return backoff.expo(factor=self.mc.backoff_factor, max_value=BACKOFF_MAX_SECONDS)
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        """The client's policy, per failed try: the error's ``Retry-After``, else its jittered wait."""
+        return self.mc.client.retry.waits(jittered=True)
 
     @override
     def backoff_max_tries(self) -> int:
-        return max(1, self.mc.max_tries)
+        return self.mc.client.retry.max_tries
 
     @override
     def backoff_jitter(self, value: float) -> float:
-        return backoff.full_jitter(value)
+        return no_jitter(value)  # the policy jitters its computed waits, never a Retry-After
 
     @override
     def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        LOGGER.warning(
-            "Mailchimp call failed (%s), retry %d in %.1fs",
-            f"{exc.status} {exc.reason}" if isinstance(exc, RetryableMailchimpError) else exc,
-            details.get("tries", 0),
-            details.get("wait", 0.0),
-        )
+        exc = details.get("exception")  # always set by backoff.on_exception
+        if isinstance(exc, BaseException):
+            log_retry(exc, details.get("tries", 0), details.get("wait", 0.0))
 
 
 def is_not_found(exc: PermanentMailchimpError) -> bool:

@@ -18,9 +18,10 @@ from oromc_common.batches import (
     submit_batch,
     wait_for_batch,
 )
+from oromc_common.dates import parse_utc
 from oromc_common.mailchimp import PermanentMailchimpError
 
-from tap_mailchimp_engagement.client import format_ts, is_not_found, ordered_prefetch, parse_ts
+from tap_mailchimp_engagement.client import format_ts, is_not_found
 
 if TYPE_CHECKING:
     from tap_mailchimp_engagement.client import MailchimpStream
@@ -162,7 +163,7 @@ class ActivityReader:
 
     def since_for(self, cid: str) -> datetime | None:
         """``since`` for a campaign: bookmark minus the trailing window (None = from the start)."""
-        mark = parse_ts(self.marks.get(cid))
+        mark = parse_utc(self.marks.get(cid))
         return mark - self.lookback if mark else None
 
     def _split(self, campaigns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -195,17 +196,16 @@ class ActivityReader:
 
     def _read_paged(self, campaigns: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         size = self.mc.page_size
-        window = self.mc.workers * 2
         firsts = [(lambda cid=c["id"]: (cid, self._page(cid, 0))) for c in campaigns]
-        for cid, first in ordered_prefetch(firsts, self.mc.pool, window):
+        for cid, first in self.mc.pool.stream(firsts):
             if first is None:
                 continue
             items, total = first
-            newest = parse_ts(self.marks.get(cid))
+            newest = parse_utc(self.marks.get(cid))
             complete = True
             pages: Iterator[list[dict[str, Any]] | None] = iter([items])
             if len(items) >= size:
-                pages = self._chain(items, cid, len(items), total, window)
+                pages = self._chain(items, cid, len(items), total)
             for page in pages:
                 if page is None:
                     complete = False
@@ -220,7 +220,7 @@ class ActivityReader:
                 self.stream.flush_state()
 
     def _chain(
-        self, first: list[dict[str, Any]], cid: str, start: int, total: int | None, window: int
+        self, first: list[dict[str, Any]], cid: str, start: int, total: int | None
     ) -> Iterator[list[dict[str, Any]] | None]:
         yield first
         size = self.mc.page_size
@@ -236,13 +236,13 @@ class ActivityReader:
                     return
                 offset += len(result[0])
         calls = [(lambda off=off: self._page(cid, off)) for off in range(start, total, size)]
-        for result in ordered_prefetch(calls, self.mc.pool, window):
+        for result in self.mc.pool.stream(calls):
             yield None if result is None else result[0]
             if result is None:
                 return
 
     def _track(self, row: dict[str, Any], newest: datetime | None) -> datetime | None:
-        when = parse_ts(row.get("timestamp"))
+        when = parse_utc(row.get("timestamp"))
         if when is None:
             self.stream.report.reject(
                 self.stream.name,
@@ -327,7 +327,7 @@ class ActivityReader:
         """Keep what a finished job took per operation beyond ``FIRST_POLL_BASE_SECONDS`` (Mailchimp's
         ``submitted_at`` to ``completed_at``, plus one second for their whole-second resolution) for the
         next job's first poll."""
-        submitted, completed = parse_ts(doc.get("submitted_at")), parse_ts(doc.get("completed_at"))
+        submitted, completed = parse_utc(doc.get("submitted_at")), parse_utc(doc.get("completed_at"))
         operations = int(doc.get("total_operations") or 0)
         if submitted is None or completed is None or operations <= 0:
             return
@@ -349,7 +349,7 @@ class ActivityReader:
             self._retire()
             yield from self._read_paged([{"id": cid} for cid in plan])
             return
-        newest: dict[str, datetime | None] = {cid: parse_ts(self.marks.get(cid)) for cid in plan}
+        newest: dict[str, datetime | None] = {cid: parse_utc(self.marks.get(cid)) for cid in plan}
         failed: set[str] = set()
         for result in iter_results(self.mc.client, str(doc.get("response_body_url") or "")):
             cid = result.operation_id.split(":", 1)[0]

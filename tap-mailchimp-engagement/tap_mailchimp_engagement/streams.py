@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from oromc_common import idsets
+from oromc_common.dates import parse_utc
 from oromc_common.mailchimp import PermanentMailchimpError
 from oromc_common.sdk_seams import write_record, write_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -20,8 +21,6 @@ from tap_mailchimp_engagement.client import (
     MailchimpStream,
     format_ts,
     is_not_found,
-    ordered_prefetch,
-    parse_ts,
 )
 from tap_mailchimp_engagement.engagement import ActivityReader, flatten_activity
 
@@ -106,7 +105,7 @@ class MembersStream(MailchimpStream):
     def _sync_list(self, list_id: str) -> Iterator[dict[str, Any]]:
         path = f"/lists/{list_id}/members"
         bookmark = self.bucket("lists").setdefault(list_id, {})
-        previous = parse_ts(bookmark.get("since"))
+        previous = parse_utc(bookmark.get("since"))
         cutoff = self.mc.now()
         newest = member_edge(self.mc, path, "DESC")
         if newest is not None and newest > cutoff:
@@ -114,7 +113,7 @@ class MembersStream(MailchimpStream):
         # `last_changed` has whole seconds: a change later in the cut-off's own second would get a
         # stamp equal to the cut-off and fall between this run and the next (strict `since`).
         cutoff -= ONE_SECOND
-        since = previous or parse_ts(self.config.get("start_date"))
+        since = previous or parse_utc(self.config.get("start_date"))
         if since is None:
             oldest = member_edge(self.mc, path, "ASC")
             since = (oldest - ONE_SECOND) if oldest else cutoff
@@ -152,7 +151,7 @@ class MembersStream(MailchimpStream):
         self.report.count(self.name, "read")
         previous = run.get("previous_cutoff")
         joined = [
-            t for t in (parse_ts(row.get("timestamp_signup")), parse_ts(row.get("timestamp_opt"))) if t
+            t for t in (parse_utc(row.get("timestamp_signup")), parse_utc(row.get("timestamp_opt"))) if t
         ]
         if previous is not None and joined and min(joined) > previous:
             run["new"] = run.get("new", 0) + 1
@@ -187,7 +186,7 @@ def member_edge(mc: MailchimpContext, path: str, direction: str) -> datetime | N
             params["status"] = status
         rows = mc.get(path, params).get("members") or []
         if rows:
-            value = parse_ts(rows[0].get("last_changed"))
+            value = parse_utc(rows[0].get("last_changed"))
             if value is not None:
                 edges.append(value)
     if not edges:
@@ -235,13 +234,13 @@ def scan_members(
             if rid in overlap:
                 continue
             fresh += 1
-            changed = parse_ts(row.get("last_changed"))
+            changed = parse_utc(row.get("last_changed"))
             if changed is not None:
                 overlap[rid] = changed
             yield row
         if len(rows) < size:
             return
-        last = parse_ts(rows[-1].get("last_changed"))
+        last = parse_utc(rows[-1].get("last_changed"))
         if last is None:
             return
         if fresh == 0:
@@ -465,7 +464,7 @@ class ForgottenMembersStream(MailchimpStream):
             list_id = audience["id"]
             entry = self._entry(list_id)
             known = idsets.decode(entry.get("oro_ids"), identity.state_key(list_id))
-            baseline = parse_ts(entry.get("baseline_at"))
+            baseline = parse_utc(entry.get("baseline_at"))
             if not (mode == "always" or not counted or entry.get("pending") or baseline is None):
                 continue
             run = self.mc.member_run(list_id)
@@ -529,7 +528,7 @@ class ReportsStream(ChangeDetectedStream):
         if not chosen:
             return
         wanted = {row["id"] for row in chosen}
-        oldest = min(parse_ts(row.get("send_time")) or self.mc.now() for row in chosen)
+        oldest = min(parse_utc(row.get("send_time")) or self.mc.now() for row in chosen)
         # Not in the schema (by design: social and send-time-optimisation details), so not requested.
         params = {
             "exclude_fields": "reports._links,reports.timeseries,reports.facebook_likes,"
@@ -650,7 +649,7 @@ class UnsubscribesStream(MailchimpRESTStream):
         cid = context["campaign_id"]
         marks = self.bucket("campaigns")
         lookback = timedelta(minutes=float(self.config.get("activity_lookback_minutes", 10)))
-        mark = parse_ts(marks.get(cid))
+        mark = parse_utc(marks.get(cid))
         floor = mark - lookback if mark else None
         newest = mark
         try:
@@ -661,7 +660,7 @@ class UnsubscribesStream(MailchimpRESTStream):
             self.warn_missing(f"unsubscribes of campaign {cid} (deleted)", exc)
             return
         for row in rows:
-            when = parse_ts(row.get("timestamp"))
+            when = parse_utc(row.get("timestamp"))
             if floor is not None and when is not None and when <= floor:
                 continue
             if when is not None and (newest is None or when > newest):
@@ -715,7 +714,7 @@ class AttributedOrdersStream(ChangeDetectedStream):
         polled = self.bucket("polled")
         campaigns = self.mc.engagement_campaigns(polled)
         calls = [(lambda cid=c["id"]: self._orders(cid)) for c in campaigns]
-        for cid, rows in ordered_prefetch(calls, self.mc.pool, self.mc.workers * 2):
+        for cid, rows in self.mc.pool.stream(calls):
             yield from rows
             polled[cid] = True
 

@@ -82,3 +82,32 @@ def test_partitioned_streams_keep_one_state_per_stream(sandbox: Any, tools: Any)
     again = tools.run_tap(tools.tap_config(sandbox), run.state, streams={"lists", "merge_fields", "segments"})
     assert not again.records.get("merge_fields")
     assert not again.records.get("segments")
+
+
+def _answer(status: int, headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers)
+    response.url = "http://127.0.0.1:9/3.0/lists/abc/merge-fields"
+    response.request = requests.Request("GET", response.url).prepare()
+    response._content = b""
+    return response
+
+
+def test_the_sdk_backoff_hooks_wait_as_the_client_policy_and_honour_retry_after(tmp_path: Path) -> None:
+    tap = _tap(tmp_path, api_key="0123456789abcdef0123456789abcdef-us21", backoff_factor_seconds=2.0)
+    stream = tap.streams["merge_fields"]
+    policy = stream.mc.client.retry  # type: ignore[attr-defined]
+    assert stream.backoff_max_tries() == policy.max_tries == 6
+    with pytest.raises(RetryableMailchimpError) as told:
+        stream.validate_response(_answer(429, {"Retry-After": "7"}))
+    assert told.value.retry_after == 7.0
+    with pytest.raises(RetryableMailchimpError) as untold:
+        stream.validate_response(_answer(503, {}))
+    waits = stream.backoff_wait_generator()
+    waits.send(None)  # backoff primes the generator so
+    first = waits.send(untold.value)  # type: ignore[arg-type]
+    assert 0.0 <= first <= 2.0, "attempt 1: factor, fully jittered"
+    assert waits.send(told.value) == 7.0, "Retry-After wins over the jittered 4 s, and is not jittered"  # type: ignore[arg-type]
+    assert stream.backoff_jitter(7.0) == 7.0
+    assert 0.0 <= waits.send(untold.value) <= 8.0, "attempt 3: 2 * 2**2"  # type: ignore[arg-type]

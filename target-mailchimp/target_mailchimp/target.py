@@ -613,9 +613,7 @@ class TargetMailchimp(GatedTarget):
         super().process_endofpipe()
         if self._ecommerce is not None:
             self._ecommerce.finish()
-        self.plan.write()
-        if self.dry_run:
-            self.logger.info("DRY RUN: nothing was written; planned actions: %s", self.plan.counts())
+        self.plan.finish(self.logger)
         self.report.log_summary(self.logger)
         self.report.close()
         self.client.close()

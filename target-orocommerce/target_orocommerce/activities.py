@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 from oromc_common.dates import parse_utc
+from oromc_common.emails import email_key
 from oromc_common.keys import record_key
 from oromc_common.oro import OroClientError, format_oro_datetime
 from oromc_common.report import RunReport
@@ -49,7 +50,7 @@ from target_orocommerce.client import (
     OroWriter,
     all_error_details,
 )
-from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory, normalize_email
+from target_orocommerce.lookups import CampaignDirectory, CustomerUserDirectory
 
 ACTIVITY_TYPES = ("send", "open", "click", "soft_bounce", "hard_bounce", "unsubscribe")
 FIRST_ONLY_TYPES = frozenset({"open", "click"})
@@ -153,7 +154,7 @@ class _Row:
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> _Row:
-        email = normalize_email(record.get("email_address"))
+        email = email_key(record.get("email_address"))
         if email is None:
             raise MappingError("missing or invalid email address", "email_address")
         campaign = record.get("campaign_id")

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from oromc_common.dates import parse_utc
-from oromc_common.emails import email_key
 from oromc_common.oro import (
     OroClientError,
     build_filters,
@@ -29,10 +28,6 @@ from target_orocommerce.client import ALREADY_APPLIED, PLANNED_ID, OroWriter
 CAMPAIGN_CODE_RE = re.compile(r"^[a-zA-Z0-9_\-]{1,20}$")
 TAG_NAME_MAX = 50
 CAMPAIGN_NAME_MAX = 100
-
-
-#: Lower-cased, trimmed email, or None when it does not look like one (the lookup key).
-normalize_email = email_key
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 from oromc_common.dates import parse_utc
+from oromc_common.emails import email_key
 from oromc_common.keys import record_key
 from oromc_common.oro import (
     OroClientError,
@@ -47,7 +48,6 @@ from target_orocommerce.lookups import (
     CustomerUserDirectory,
     CustomerUserView,
     TagDirectory,
-    normalize_email,
 )
 
 STATUSES = {"subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"}
@@ -175,7 +175,7 @@ def forgotten_key(record: Mapping[str, Any], **where: Any) -> str:
 
 def parse_member(record: Mapping[str, Any], settings: MemberSettings, key: str | None = None) -> MemberRow:
     """Validate and parse one ``members`` record (``key``: its name in rejects and actions)."""
-    email = normalize_email(record.get("email_address"))
+    email = email_key(record.get("email_address"))
     if key is None:
         key = record_key(record, MEMBER_KEY)
     if email is None:

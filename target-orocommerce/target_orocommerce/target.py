@@ -318,9 +318,7 @@ class TargetOroCommerce(GatedTarget):
         if self._services is not None:
             self._services.activities.flush()
             self._services.members.flush_consent()
-            self._services.plan.write()
-            if self._services.plan.dry_run:
-                self.logger.info("DRY RUN: nothing was written; planned actions: %s", self._services.plan.counts())
+            self._services.plan.finish(self.logger)
         self._finish(failed=False)
 
     def _finish(self, *, failed: bool) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from oromc_common.fanout import BoundedPool, run_bounded
@@ -99,3 +100,45 @@ def test_the_one_shot_form_and_the_mailchimp_governor_use_it() -> None:
     gauge = _Gauge()
     assert run_concurrently([gauge.call(n) for n in range(30)], 50) == list(range(30))
     assert gauge.peak <= 10  # Mailchimp's connection limit clamps the workers
+
+
+def test_stream_yields_in_order_reads_calls_lazily_and_keeps_at_most_window_pending() -> None:
+    gauge = _Gauge()
+    drawn: list[int] = []
+
+    def calls() -> Iterator[Callable[[], int]]:
+        for n in range(20):
+            drawn.append(n)
+            yield gauge.call(n, 0.02 if n % 3 else 0.0)
+
+    pool = BoundedPool(2, name="t")
+    try:
+        results = pool.stream(calls(), window=3)
+        assert next(results) == 0
+        assert len(drawn) <= 4, "no more than the window (plus the one yielded) is drawn ahead"
+        assert list(results) == list(range(1, 20))
+        assert gauge.peak <= 2
+    finally:
+        pool.close()
+
+
+def test_stream_raises_in_turn_and_cancels_what_has_not_started() -> None:
+    started: list[int] = []
+
+    def run(n: int) -> int:
+        started.append(n)
+        time.sleep(0.02)
+        if n == 1:
+            raise ValueError("stop 1")
+        return n
+
+    pool = BoundedPool(1, name="t")
+    try:
+        results = pool.stream(functools.partial(run, n) for n in range(10))  # default window: 2 per worker
+        assert next(results) == 0
+        with pytest.raises(ValueError, match="stop 1"):
+            next(results)
+        time.sleep(0.05)
+        assert len(started) <= 3, started
+    finally:
+        pool.close()

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
+from oromc_common.fanout import BoundedPool
 from oromc_common.governor import ConnectionBudget
 from oromc_common.mailchimp import MailchimpClient
 
@@ -70,3 +71,17 @@ def test_a_429_waits_what_retry_after_says(
         assert client.get("/ping") == {"health_status": "Everything's Chimpy!"}
     # the backoff alone (factor 5 s, fully jittered) would wait 0-5 s; Retry-After: 0 says now
     assert "retry 1 in 0.0s" in caplog.text
+
+
+@responses.activate
+def test_paginate_on_a_pool_reads_the_later_pages_ahead_and_yields_in_order(client: MailchimpClient) -> None:
+    responses.add_callback(responses.GET, API + "/things", callback=_collection(23))
+    pool = BoundedPool(3, name="t")
+    try:
+        ids = [i["id"] for i in client.paginate("/things", "items", {"fields": "items.id"}, 5, pool=pool)]
+    finally:
+        pool.close()
+    assert ids == list(range(23))
+    offsets = [int(parse_qs(urlsplit(str(c.request.url)).query)["offset"][0]) for c in responses.calls]
+    assert offsets[0] == 0, "the first page alone says how many follow"
+    assert sorted(offsets) == [0, 5, 10, 15, 20], "each page once, none past total_items"

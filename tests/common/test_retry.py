@@ -137,3 +137,13 @@ def test_the_backoff_generator_gives_the_same_unjittered_schedule() -> None:
 )  # fmt: skip
 def test_transient_statuses(status: int, transient: bool) -> None:
     assert is_transient_status(status) is transient
+
+
+def test_the_jittered_backoff_generator_jitters_computed_waits_never_retry_after() -> None:
+    waits = RetryPolicy(backoff_factor_seconds=0.5, backoff_max_seconds=60.0, jitter=lambda w: w / 4).waits(
+        jittered=True
+    )
+    waits.send(None)
+    assert waits.send(_HTTPError(_response(503))) == 0.125  # first failed attempt: 0.5, jittered
+    assert waits.send(_HTTPError(_response(429, {"Retry-After": "7"}))) == 7.0
+    assert waits.send(requests.ConnectionError()) == 0.5  # third: 2.0, jittered

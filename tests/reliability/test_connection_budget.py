@@ -21,7 +21,7 @@ from oromc_common.governor import (
     ConnectionBudget,
     FileSlots,
     PostgresSlots,
-    _fingerprint,
+    account_fingerprint,
 )
 from oromc_common.mailchimp import account_key
 from oromc_sandbox.testing import RunningSandbox, running_postgres, running_sandbox
@@ -46,7 +46,7 @@ def sb() -> Iterator[RunningSandbox]:
 
 def _free_slots(budget: ConnectionBudget, key: str) -> list[bool]:
     """Which shared slots of ``key`` another process could take right now (each released again)."""
-    fingerprint = _fingerprint(key)
+    fingerprint = account_fingerprint(key)
     uri = budget.postgres_uri
     slots: Any = PostgresSlots(uri, fingerprint) if uri else FileSlots(Path(str(budget.directory)), fingerprint)
     free = []

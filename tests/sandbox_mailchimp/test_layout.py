@@ -63,3 +63,33 @@ def test_models_know_nothing_of_http() -> None:
             for mod in mods:
                 assert not mod.startswith("starlette"), (name, mod)
                 assert mod.lstrip(".").split(".")[0] not in ("responses", "urls"), (name, mod)
+
+
+# Rules, state, seeding and the HTTP-free leaves: none of them imports `common` (the HTTP plumbing,
+# `mc_endpoint`); they take value formats and body checks from `values`. `models/batches.py` is left
+# out: its runner executes operations through `common.dispatch`.
+NO_PLUMBING = (
+    *MODELS,
+    "store",
+    "audience_seed",
+    "ecommerce_seed",
+    "models/ecommerce",
+    "models/ecommerce_orders",
+    "values",
+    "schemas",
+    "constants",
+)
+
+
+def test_rules_do_not_import_the_http_plumbing() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(mailchimp.__file__).parent
+    for name in NO_PLUMBING:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                module = node.module or ""
+                assert module.split(".")[-1] != "common", (name, module)
+                assert not any(alias.name == "common" for alias in node.names), (name, module)

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from oromc_sandbox import mailchimp, oro
+from oromc_sandbox.core.apis import APIS, known_routes
 from oromc_sandbox.core.control import control_routes
-from oromc_sandbox.core.middleware import CONTROL_PREFIX, SandboxMiddleware
+from oromc_sandbox.core.middleware import SandboxMiddleware
 from oromc_sandbox.core.state import SandboxState
-
-APIS: dict[str, Any] = {"oro": oro, "mailchimp": mailchimp}
-
-
-@cache
-def known_routes(api: str) -> dict[str, frozenset[str]]:
-    """``{"/route/template": methods}`` of an API's emulated routes (what faults can target)."""
-    routes: dict[str, frozenset[str]] = {}
-    for route in APIS[api].routes():
-        if isinstance(route, Route) and not route.path.startswith(CONTROL_PREFIX):
-            routes[route.path] = routes.get(route.path, frozenset()) | frozenset(
-                route.methods or ()
-            )
-    return routes
 
 
 def build_app(state: SandboxState, api: str) -> SandboxMiddleware:

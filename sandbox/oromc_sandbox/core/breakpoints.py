@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from oromc_sandbox.core.state import FaultSettings
+from oromc_sandbox.core.routes import normalise_methods, normalise_routes, route_selected
 
 PHASES = ("before", "after")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -51,15 +51,20 @@ class Breakpoint:
             msg = "writes must be true or false"
             raise ValueError(msg)
         # the same route/method syntax and normalisation as fault injection
-        match = FaultSettings(routes=body.get("routes"), methods=body.get("methods"))
-        return cls(at=at, phase=phase, routes=match.routes, methods=match.methods, writes=writes)
+        return cls(
+            at=at,
+            phase=phase,
+            routes=normalise_routes(body.get("routes")),
+            methods=normalise_methods(body.get("methods")),
+            writes=writes,
+        )
 
     def matches(self, label: str) -> bool:
         """Whether a request labelled ``"METHOD /template"`` counts towards ``at``."""
         method, _, path = label.partition(" ")
         if self.writes and (method not in WRITE_METHODS or path.endswith("/oauth2-token")):
             return False
-        return FaultSettings(routes=self.routes, methods=self.methods).applies_to(label)
+        return route_selected(label, self.routes, self.methods)
 
     def decide(self, label: str) -> str | None:
         """For a new request: None (serve it), ``"before"`` or ``"after"`` (hold it)."""

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from oromc_sandbox.core.breakpoints import Breakpoint
 from oromc_sandbox.core.state import (
     CONSENT_SOURCES,
     LATENCY_MODES,
@@ -17,6 +18,7 @@ from oromc_sandbox.core.state import (
     FaultSettings,
     SandboxState,
 )
+from oromc_sandbox.core.stores import load_state, save_state, seed_stores
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -68,8 +70,6 @@ async def reset_stats(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     """Re-seed both stores (optionally with a new ``seed``/``customers``) and zero counters."""
-    from oromc_sandbox.core.stores import seed_stores
-
     state = _state(request)
     try:
         body = await _body(request)
@@ -194,28 +194,13 @@ async def config(request: Request) -> Response:
     return _json({name: getattr(state.options, name) for name in SWITCHES})
 
 
-def revoke_oro_tokens(state: SandboxState) -> dict[str, int]:
-    """Revoke every access and refresh token Oro has issued (as an admin revoking an OAuth app's
-    tokens would): the next API call with one of them gets Oro's 401."""
-    store = state.oro
-    revoked = {
-        "revoked_access_tokens": len(store.tokens),
-        "revoked_refresh_tokens": len(store.refresh_tokens),
-    }
-    store.tokens.clear()
-    store.refresh_tokens.clear()
-    return revoked
-
-
 async def revoke_tokens(request: Request) -> Response:
     """``POST /_sandbox/oro/tokens/revoke``: revoke all issued Oro tokens now."""
-    return _json({"ok": True, **revoke_oro_tokens(_state(request))})
+    return _json({"ok": True, **_state(request).oro.revoke_tokens()})
 
 
 async def save(request: Request) -> Response:
     """Persist both stores to ``--data-dir`` now."""
-    from oromc_sandbox.core.stores import save_state
-
     path = save_state(_state(request))
     if path is None:
         return _error("the sandbox was started without --data-dir", 409)
@@ -224,8 +209,6 @@ async def save(request: Request) -> Response:
 
 async def load(request: Request) -> Response:
     """Restore both stores and the clock from what `/_sandbox/save` wrote; zero the counters."""
-    from oromc_sandbox.core.stores import load_state
-
     state = _state(request)
     if not state.options.data_dir:
         return _error("the sandbox was started without --data-dir", 409)
@@ -238,8 +221,6 @@ async def load(request: Request) -> Response:
 async def breakpoint_(request: Request) -> Response:
     """GET this API's breakpoint; POST arms it (see ``oromc_sandbox.core.breakpoints``); DELETE
     releases what it holds and disarms it."""
-    from oromc_sandbox.core.breakpoints import Breakpoint
-
     state = _state(request)
     api = request.app.state.api
     if request.method == "POST":

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from oromc_sandbox.core.apis import CONTROL_PREFIX
 from oromc_sandbox.core.capacity import WorkerPool
 from oromc_sandbox.core.state import EDGE_FAULTS, CapacityCounters, SandboxState
 
@@ -32,8 +33,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-CONTROL_PREFIX = "/_sandbox/"
 
 
 def _edge_page(status: int, reason: str) -> bytes:
@@ -320,9 +319,7 @@ class SandboxMiddleware:
             await self._serve(ex)
             return
         if fault == "revoke_tokens":
-            from oromc_sandbox.core.control import revoke_oro_tokens
-
-            revoke_oro_tokens(self.state)
+            self.state.oro.revoke_tokens()
             await self._serve(ex)
             return
         if fault == "lost_response":

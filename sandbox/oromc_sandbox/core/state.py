@@ -11,6 +11,15 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from oromc_sandbox.core.breakpoints import Breakpoint
+from oromc_sandbox.core.routes import (
+    HTTP_METHODS,
+    normalise_methods,
+    normalise_routes,
+    route_known,
+    route_selected,
+)
+
 FAULT_KINDS = (
     "429",
     "429_empty",
@@ -31,7 +40,6 @@ EDGE_FAULTS = frozenset({"429", "429_empty", "429_html", "403", "403_html", "502
 API_FAULTS = {"revoke_tokens": "oro"}
 """Kinds that exist on one API only."""
 LATENCY_MODES = ("none", "realistic")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 SWITCHES = (
     "customeruser_updatedat_filter",
     "tagging",
@@ -181,10 +189,8 @@ class FaultSettings:
 
     def __post_init__(self) -> None:
         """Normalise routes to ``"METHOD /template"`` / ``"/template"`` and methods to upper case."""
-        if self.routes is not None:
-            self.routes = [" ".join(p for p in split_route(r) if p) for r in self.routes]
-        if self.methods is not None:
-            self.methods = [m.upper() for m in self.methods]
+        self.routes = normalise_routes(self.routes)
+        self.methods = normalise_methods(self.methods)
 
     def validate(self, api: str, known_routes: dict[str, frozenset[str]] | None = None) -> None:
         """Raise ValueError on a bad rate, kind, method or route (``known_routes``: path -> methods)."""
@@ -218,10 +224,7 @@ class FaultSettings:
 
     def applies_to(self, label: str) -> bool:
         """Whether a request labelled ``"METHOD /template"`` is eligible for faults."""
-        method, _, path = label.partition(" ")
-        if self.methods is not None and method not in self.methods:
-            return False
-        return self.routes is None or label in self.routes or path in self.routes
+        return route_selected(label, self.routes, self.methods)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as `/_sandbox/faults` shows them."""
@@ -233,21 +236,6 @@ class FaultSettings:
             "routes": self.routes,
             "methods": self.methods,
         }
-
-
-def route_known(route: str, known_routes: dict[str, frozenset[str]]) -> bool:
-    """Whether ``route`` (``"METHOD /template"`` or ``"/template"``) names one of ``known_routes``."""
-    method, path = split_route(route)
-    methods = known_routes.get(path)
-    return methods is not None and (method is None or method in methods)
-
-
-def split_route(route: str) -> tuple[str | None, str]:
-    """``"POST /3.0/lists/{list_id}"`` -> ``("POST", "/3.0/lists/{list_id}")``; a bare path -> ``(None, path)``."""
-    head, _, rest = route.strip().partition(" ")
-    if rest and head.upper() in HTTP_METHODS:
-        return head.upper(), rest.strip()
-    return None, route.strip()
 
 
 class ApiCounters:
@@ -336,15 +324,12 @@ class SandboxState:
         default_factory=lambda: {"oro": ApiCounters(), "mailchimp": ApiCounters()}
     )
     data_loaded_from: str | None = None
-    #: per API, a ``oromc_sandbox.core.breakpoints.Breakpoint`` (disarmed until `/_sandbox/breakpoint`)
-    breakpoints: dict[str, Any] = field(default_factory=lambda: _new_breakpoints())
+    #: per API, its breakpoint (disarmed until `/_sandbox/breakpoint`)
+    breakpoints: dict[str, Breakpoint] = field(
+        default_factory=lambda: {"oro": Breakpoint(), "mailchimp": Breakpoint()}
+    )
 
     def reset_counters(self) -> None:
         """Zero request counts and connection peaks of both APIs."""
         self.counters = {"oro": ApiCounters(), "mailchimp": ApiCounters()}
 
-
-def _new_breakpoints() -> dict[str, Any]:
-    from oromc_sandbox.core.breakpoints import Breakpoint
-
-    return {"oro": Breakpoint(), "mailchimp": Breakpoint()}

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from oromc_sandbox import mailchimp, oro
+from oromc_sandbox.core.apis import APIS, known_routes
+from oromc_sandbox.core.routes import route_known
 from oromc_sandbox.core.state import (
     API_FAULTS,
     FAULT_KINDS,
@@ -18,7 +20,6 @@ from oromc_sandbox.core.state import (
     FaultSettings,
     SandboxOptions,
     SandboxState,
-    route_known,
 )
 
 log = logging.getLogger("sandbox")
@@ -57,8 +58,6 @@ def fault_settings_from_options(options: SandboxOptions, api: str) -> FaultSetti
     out; an API left with no kind, or with none of the named routes, gets no faults. Raises
     ValueError on a kind, method or route that exists on neither API.
     """
-    from oromc_sandbox.core.app import APIS, known_routes
-
     unknown = [k for k in options.fault_kinds if k not in FAULT_KINDS]
     if unknown or not options.fault_kinds:
         msg = f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}"

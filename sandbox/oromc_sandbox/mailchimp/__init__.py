@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .audience_seed import apply_oro_opt_outs, seed_audience
 from .engagement import load_engagement
 from .engagement_seed import seed_engagement
-from .store import MailchimpStore, apply_oro_opt_outs, seed_audience
+from .store import MailchimpStore
 from .urls import routes
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 def create_store(options: Any, clock: Any, oro_store: Any = None) -> MailchimpStore:
     """Seed a Mailchimp account deterministically from `options.seed` (members from `oro_store`)."""
     store = MailchimpStore(options, clock)
-    store.oro_source = oro_store  # the e-commerce seed mirrors Oro's orders (ecommerce.OroMirror)
+    store.oro_source = oro_store  # the e-commerce seed mirrors Oro's orders (ecommerce_seed.OroMirror)
     seed_audience(store, options, clock, oro_store)
     seed_engagement(store, options, clock)
     apply_oro_opt_outs(store, clock)

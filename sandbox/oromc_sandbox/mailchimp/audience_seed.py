@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
-from .common import short_id, subscriber_hash
+from .values import short_id, subscriber_hash
 
 if TYPE_CHECKING:
     from .store import Audience, MailchimpStore

@@ -37,11 +37,11 @@ from .campaigns import (
     EngagementProfile,
     generate_events,
 )
-from .common import short_id, subscriber_hash
+from .values import short_id, subscriber_hash
 
 if TYPE_CHECKING:
-    from .ecommerce import Shop
     from .engagement import EngagementState
+    from .models.ecommerce import Shop
 
 WELCOME = "welcomeSeries"
 ABANDONED_CART = "abandonedCart"

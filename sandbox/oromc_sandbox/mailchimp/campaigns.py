@@ -16,12 +16,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .common import (
-    check_enum,
-    check_type,
-    require_keys,
-)
 from .exceptions import CampaignNotReadyError, FieldError, InvalidActionError, ResourceNotFoundError
+from .values import check_enum, check_type, require_keys
 
 if TYPE_CHECKING:
     from .engagement import EngagementState

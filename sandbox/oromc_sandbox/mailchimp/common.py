@@ -1,9 +1,10 @@
-"""Shared plumbing for the Mailchimp Marketing API v3 emulation.
+"""Shared HTTP plumbing for the Mailchimp Marketing API v3 emulation.
 
 Everything a Mailchimp handler needs besides its own semantics lives here (the errors themselves
-are `exceptions.py`; `error`/`field_error` below name them the older way): JSON responses with
-Mailchimp's headers, authentication, `count`/`offset` parsing, root-relative
-`fields`/`exclude_fields`, pagination, `_links` and timestamp helpers.
+are `exceptions.py`; `error` below names them by slug; value formats and body
+checks without HTTP are `values.py`): JSON responses with Mailchimp's headers, authentication,
+`count`/`offset` parsing, root-relative `fields`/`exclude_fields`, pagination, `_links`, and
+`mc_endpoint`, the wrapper every handler runs in.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import asyncio
 import base64
 import binascii
 import functools
-import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .constants import API_PREFIX
 from .exceptions import (
     BY_SLUG,
     APIKeyInvalidError,
@@ -37,6 +38,8 @@ from .exceptions import (
 from .exceptions import (
     ApiError as ApiError,  # re-exported: handlers raise it from here
 )
+from .schemas import check_body
+from .values import parse_ts
 
 if TYPE_CHECKING:
     from .store import MailchimpStore
@@ -45,59 +48,10 @@ if TYPE_CHECKING:
 JSON_MEDIA = "application/json; charset=utf-8"
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
-API_PREFIX = "/3.0"
 
 # Keys whose children are data (merge tags, interest ids, event properties), not schema fields:
 # `fields` paths below them are not validated.
 DYNAMIC_KEYS = frozenset({"merge_fields", "interests", "properties", "options", "location"})
-
-
-# --------------------------------------------------------------------------- time & identity
-
-
-def format_ts(dt: datetime | None) -> str:
-    """Mailchimp timestamp: `2021-11-23T22:51:56+00:00`; unset is `""`."""
-    if dt is None:
-        return ""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def format_epoch(ts: float | None) -> str:
-    """Format a POSIX timestamp like `format_ts` (fast path for stored floats)."""
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    """Parse an ISO 8601 timestamp (`Z`, offsets, fractions, date-only); `""`/None -> None.
-
-    Raises ValueError for anything else. Naive values are taken as UTC.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def subscriber_hash(email: str) -> str:
-    """md5 hex of the trimmed, lower-cased email (Mailchimp's member id)."""
-    return hashlib.md5(email.strip().lower().encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def short_id(*parts: object, length: int = 10) -> str:
-    """Deterministic hex id (list/batch/unique_email_id style) from the given parts."""
-    text = "|".join(str(p) for p in parts)
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:length]
 
 
 # --------------------------------------------------------------------------- responses
@@ -137,11 +91,6 @@ def error(
 ) -> Response:
     """Problem response for a catalogue entry (`ERRORS[slug]`), optionally with a specific detail."""
     return BY_SLUG[slug](detail, errors, headers=headers).response(request)
-
-
-def field_error(field: str, message: str, detail: str | None = None) -> ApiError:
-    """400 Invalid Resource with one field error (kept for callers not yet on `FieldError`)."""
-    return FieldError(field, message, detail)
 
 
 # --------------------------------------------------------------------------- auth
@@ -537,8 +486,6 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
                             raise JSONParseError() from None
                     route = request.scope.get("route")
                     if payload is not None and route is not None:
-                        from .schemas import check_body
-
                         check_body(request.method, route.path, payload)
                 ctx = Ctx(request=request, store=store, count=count, offset=offset, json=payload)
                 result = await handler(request, ctx)
@@ -561,52 +508,3 @@ def mc_endpoint(func: Handler | None = None, *, auth: bool = True, paged: bool =
     if func is not None:
         return wrap(func)
     return wrap
-
-
-def require_object(payload: Any) -> dict[str, Any]:
-    """The JSON body as an object, else 400 Invalid Resource (as Mailchimp's schema check does)."""
-    if payload is None:
-        raise FieldError("", "Required fields were not provided: body")
-    if not isinstance(payload, dict):
-        raise FieldError("", f"Schema describes object, {json_type(payload)} found instead")
-    return payload
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def check_type(body: dict[str, Any], key: str, expected: str, prefix: str = "") -> None:
-    """400 `Schema describes <expected>, <actual> found instead` for a present, mistyped key."""
-    if key not in body:
-        return
-    actual = json_type(body[key])
-    ok = actual == expected or (expected == "number" and actual == "integer")
-    if not ok:
-        raise FieldError(prefix + key, f"Schema describes {expected}, {actual} found instead")
-
-
-def check_enum(body: dict[str, Any], key: str, allowed: Sequence[str], prefix: str = "") -> None:
-    if key in body and body[key] not in allowed:
-        raise FieldError(
-            prefix + key,
-            "Model presented is not one of the accepted values: " + ", ".join(allowed) + ".",
-        )
-
-
-def require_keys(body: dict[str, Any], keys: Sequence[str]) -> None:
-    missing = [k for k in keys if k not in body]
-    if missing:
-        raise FieldError("", "Required fields were not provided: " + ", ".join(missing))

@@ -1,10 +1,10 @@
 """Seeding of the e-commerce store: the sandbox shop, its catalogue, customers and orders.
 
-Called once when the sandbox starts (`engagement.seed_engagement`, through the
-`ecommerce.EcommerceState` facade), never while serving. With an Oro store next to the Mailchimp
-store (`store.oro_source`) the shop mirrors Oro's products and recent orders (`OroMirror`), as if
-an earlier tap-orocommerce -> target-mailchimp sync had pushed them; otherwise it has a small
-generated catalogue and orders from the clickers of the seeded campaigns.
+Called once when the sandbox starts (`engagement_seed.seed_engagement`), never while serving.
+With an Oro store next to the Mailchimp store (`store.oro_source`) the shop mirrors Oro's products
+and recent orders (`OroMirror`), as if an earlier tap-orocommerce -> target-mailchimp sync had
+pushed them; otherwise it has a small generated catalogue and orders from the clickers of the
+seeded campaigns.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .common import format_epoch, subscriber_hash
 from .models.ecommerce import (
     ADDRESS_KEYS,
     SEED_DOMAIN,
@@ -21,6 +20,7 @@ from .models.ecommerce import (
     new_order,
     store_address,
 )
+from .values import format_epoch, subscriber_hash
 
 SEED_STORE_ID = "sandbox-store"
 ORO_ORDER_DAYS = 180  # Oro orders of the last 180 days are in the seeded store ...

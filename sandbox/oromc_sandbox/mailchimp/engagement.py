@@ -6,7 +6,7 @@ reached since the last call — hard bounces clean the member, unsubscribes unsu
 `last_changed` at the event time. `MailchimpStore.sync_engagement()` calls it before every API
 request (and `engagement(ctx)`, the handlers' accessor, calls it too), so no read sees a stale member
 or report. Seeding is `engagement_seed.py`; the handlers are `responses/campaigns.py`,
-`responses/reports.py`, `responses/automations.py` and `ecommerce.py`.
+`responses/reports.py`, `responses/automations.py` and `responses/ecommerce.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from bisect import bisect_left
 from datetime import datetime
 from typing import Any
 
-from . import ecommerce
 from .automations import AutomationState
 from .campaigns import (
     ACTIONS,
@@ -29,10 +28,8 @@ from .campaigns import (
     EngagementProfile,
     generate_events,
 )
-from .common import (
-    format_epoch,
-    short_id,
-)
+from .models.ecommerce import EcommerceState
+from .values import format_epoch, short_id
 
 LINK_PATHS = ("/", "/catalog/new", "/catalog/sale", "/account/orders", "/contact")
 
@@ -48,7 +45,7 @@ class EngagementState:
         self.read_now: float = 0.0  # the clock at the last sync: what reads treat as "now"
         self.record_activity = True
         self.next_web_id = 4_000_001
-        self.ecommerce = ecommerce.EcommerceState()
+        self.ecommerce = EcommerceState()
         self.automations = AutomationState()
 
     # ------------------------------------------------------------------ clock
@@ -254,7 +251,7 @@ class EngagementState:
         for raw in data["campaigns"]:
             campaign = Campaign.from_dump(raw)
             state.campaigns[campaign.id] = campaign
-        state.ecommerce = ecommerce.EcommerceState.load(data["ecommerce"])
+        state.ecommerce = EcommerceState.load(data["ecommerce"])
         state.automations = AutomationState.load(data.get("automations"))
         return state
 

@@ -19,6 +19,7 @@ from .campaigns import (
     EngagementProfile,
     new_settings,
 )
+from .ecommerce_seed import seed_orders, seed_store
 from .engagement import EngagementState, attach
 
 SEEDED_CAMPAIGNS = (
@@ -52,7 +53,7 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
     rng = random.Random(f"engagement:{seed}")
     list_doc = store.lists[list_id]
     defaults = list_doc.get("campaign_defaults") or {}
-    state.ecommerce.seed_store(store, list_id, now, rng)
+    seed_store(state.ecommerce, store, list_id, now, rng)
     for days, title, subject, open_rate in SEEDED_CAMPAIGNS:
         send_dt = (now_dt - timedelta(days=days)).replace(
             hour=9, minute=30, second=0, microsecond=0
@@ -71,7 +72,7 @@ def seed_engagement(store: Any, options: Any, clock: Any) -> EngagementState:
     )
     state.sync(now)
     state.record_activity = True
-    state.ecommerce.seed_orders(state, store, now, rng)
+    seed_orders(state.ecommerce, state, store, now, rng)
     seed_automations(state, list_id, now)
     return state
 

@@ -12,15 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .common import (
-    check_enum,
-    check_type,
-    format_epoch,
-    parse_ts,
-    require_keys,
-    short_id,
-    subscriber_hash,
-)
 from .exceptions import (
     ApiError,
     FieldError,
@@ -31,6 +22,15 @@ from .exceptions import (
 )
 from .store import Audience, MailchimpStore
 from .validation import MERGE_TYPES, apply_tags, write_member
+from .values import (
+    check_enum,
+    check_type,
+    format_epoch,
+    parse_ts,
+    require_keys,
+    short_id,
+    subscriber_hash,
+)
 
 MAX_BATCH_MEMBERS = 500
 

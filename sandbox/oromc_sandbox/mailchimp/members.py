@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from .common import parse_ts
 from .store import MailchimpStore
+from .values import parse_ts
 
 SORT_FIELDS = {"timestamp_opt": "ts_opt", "timestamp_signup": "ts_signup", "last_changed": "lc"}
 ALL_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")

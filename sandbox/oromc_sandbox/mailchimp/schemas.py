@@ -19,7 +19,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from .common import API_PREFIX, ApiError, json_type
+from .constants import API_PREFIX
+from .exceptions import InvalidResourceError
+from .values import json_type
 
 TYPES_FILE = Path(__file__).with_name("openapi_types.json")
 _PARAM = re.compile(r"\{[^}]*\}")
@@ -84,7 +86,7 @@ def check_body(method: str, template: str, body: Any) -> None:
     """Raise 400 Invalid Resource when a write body has a value of the wrong JSON type."""
     errors = type_errors(method, template, body)
     if errors:
-        raise ApiError.of("InvalidResource", errors=errors)
+        raise InvalidResourceError(errors=errors)
 
 
 def request_fields(method: str, template: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:

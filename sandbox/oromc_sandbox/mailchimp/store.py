@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .audience_seed import apply_oro_opt_outs, seed_audience
-from .common import format_epoch, parse_ts, short_id, subscriber_hash
+from .values import format_epoch, parse_ts, short_id, subscriber_hash
 
-# The start-up seed lives in `audience_seed.py`; re-exported for `mailchimp.create_store`.
-__all__ = ["Audience", "MailchimpStore", "apply_oro_opt_outs", "seed_audience"]
+__all__ = ["Audience", "MailchimpStore"]
 
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
 ACTIVITY_CAP = 50

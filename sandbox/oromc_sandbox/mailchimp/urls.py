@@ -1,9 +1,10 @@
 """The Mailchimp route table: (method, path template) -> handler, in matching order.
 
 Starlette tries routes in order and the catch-all `/3.0/{rest:path}` (problem+json 404/405) must come
-last. Batches and e-commerce still export their own `*_routes()` lists (helper modules built
-apart); they are included at their place in the order. Adding an endpoint: write the handler in its
-`responses` module, add one row here (and a `LATENCY_PROFILE` entry when it is not a plain GET).
+last. `responses/batches.py` and `responses/ecommerce.py` export their own route lists
+(`batch_routes()`, `routes()`); they are included at their place in the order. Adding an endpoint:
+write the handler in its `responses` module, add one row here (and a `LATENCY_PROFILE` entry when
+it is not a plain GET).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from . import batches, ecommerce
-from .common import API_PREFIX
-from .responses import audience, automations, campaigns, reports
+from .constants import API_PREFIX
+from .responses import audience, automations, batches, campaigns, ecommerce, reports
 
 P = API_PREFIX
 LIST = P + "/lists/{list_id}"

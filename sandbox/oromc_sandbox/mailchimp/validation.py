@@ -10,13 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .common import (
-    check_enum,
-    check_type,
-    json_type,
-    parse_ts,
-    subscriber_hash,
-)
 from .exceptions import (
     BatchMemberExistsError,
     FieldError,
@@ -28,6 +21,7 @@ from .exceptions import (
     ResourceNotFoundError,
 )
 from .store import Audience, MailchimpStore
+from .values import check_enum, check_type, json_type, parse_ts, subscriber_hash
 
 MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 PATCH_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from . import writes
-from .jsonapi import ApiError, err, fail, json_response
+from .jsonapi import ApiError, EmptyError, err, fail, json_body, json_response
 from .query import ListQuery, list_links
 from .schema import RESOURCES, Resource
 from .store import OroStore
@@ -48,12 +48,10 @@ def _kinds(data: list[Any]) -> set[str]:
 
 async def batch_update(ctx: Ctx, res: Resource) -> Response:
     """Entry point for ``PATCH /admin/api/{type}``."""
-    from .handlers import _json_body
-
     mode = ctx.request.headers.get("x-mode", "async")
     if mode not in ("sync", "async"):
         raise fail(400, "invalid header value exception", 'The accepted values for the "X-Mode" are "sync" or "async".')
-    body = await _json_body(ctx.request)
+    body = await json_body(ctx.request)
     data = body["data"]
     if not isinstance(data, list):
         raise fail(400, "request data constraint", "The primary data object collection should be an array",
@@ -208,8 +206,6 @@ def _run_async(store: OroStore, res: Resource, op_id: int, data: list[Any], swit
 def async_errors(ctx: Ctx) -> Response:
     """``GET /admin/api/asyncoperations/{id}/errors``."""
     if ctx.request.method != "GET":
-        from .jsonapi import EmptyError
-
         raise EmptyError(405, {"Allow": "OPTIONS, GET"})
     res = RESOURCES["asyncoperations"]
     ctx.permit(res, "get", record_level=True)

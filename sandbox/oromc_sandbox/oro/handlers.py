@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import writes
 from .auth import authenticate
+from .batch import async_errors, batch_update
 from .jsonapi import (
     JSONAPI,
     ApiError,
@@ -18,6 +18,7 @@ from .jsonapi import (
     empty_response,
     error_response,
     fail,
+    json_body,
     json_response,
 )
 from .query import (
@@ -119,19 +120,6 @@ def _check_content_type(request: Request) -> None:
                    'media type parameters.')
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        raise fail(400, "request data constraint", "The request data should not be empty.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise fail(400, "bad request http exception", "Invalid json message received") from None
-    if not isinstance(body, dict) or "data" not in body:
-        raise fail(400, "request data constraint", "The primary data object should exist", pointer="/data")
-    return body
-
-
 async def guard(request: Request, handler: Handler) -> Response:
     """Authentication, then the handler; errors become Oro's error responses."""
     try:
@@ -174,13 +162,11 @@ async def _list_route(ctx: Ctx) -> Response:
     _check_content_type(ctx.request)
     if method == "POST":
         ctx.permit(res, "create")
-        body = await _json_body(ctx.request)
+        body = await json_body(ctx.request)
         outcome = writes.create(ctx.store, res, body["data"], ctx.switches)
         ctx.items(1)
         return _item_document(ctx, res, outcome.rid, ListQuery(), 201 if outcome.created else 200)
     if method == "PATCH":
-        from .batch import batch_update
-
         ctx.permit(res, "update_list")
         return await batch_update(ctx, res)
     ctx.permit(res, "delete_list")
@@ -310,7 +296,7 @@ async def _item_route(ctx: Ctx) -> Response:
     _check_content_type(ctx.request)
     if method == "PATCH":
         ctx.permit(res, "update", record_level=True)
-        body = await _json_body(ctx.request)
+        body = await json_body(ctx.request)
         rid = _find(ctx, res, raw_id)
         writes.update(ctx.store, res, rid, body["data"], ctx.switches, url_id=raw_id)
         ctx.items(1)
@@ -363,7 +349,7 @@ async def _relationship_route(ctx: Ctx) -> Response:
         return json_response(doc)
     _check_content_type(ctx.request)
     ctx.permit(res, "update", record_level=True)
-    body = await _json_body(ctx.request)
+    body = await json_body(ctx.request)
     rid = _find(ctx, res, raw_id)
     writes.relationship_write(ctx.store, res, rid, rel, method, body, ctx.switches)
     ctx.items(1)
@@ -379,8 +365,6 @@ async def _subresource_route(ctx: Ctx) -> Response:
     res = ctx.resource(ctx.request.path_params["resource"])
     name = ctx.request.path_params["association"]
     if res.type == "asyncoperations" and name == "errors":
-        from .batch import async_errors
-
         return async_errors(ctx)
     rel = _relation(ctx, res, name)
     if ctx.request.method == "OPTIONS":

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 JSONAPI = "application/vnd.api+json"
@@ -49,6 +50,20 @@ class EmptyError(Exception):
         super().__init__(status)
         self.status = status
         self.headers = headers
+
+
+async def json_body(request: Request) -> Any:
+    """The JSON:API request document (an object with `data`), else Oro's 400."""
+    raw = await request.body()
+    if not raw.strip():
+        raise fail(400, "request data constraint", "The request data should not be empty.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise fail(400, "bad request http exception", "Invalid json message received") from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise fail(400, "request data constraint", "The primary data object should exist", pointer="/data")
+    return body
 
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None,

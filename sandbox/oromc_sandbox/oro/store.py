@@ -212,6 +212,17 @@ class OroStore:
         self.refresh_tokens[token] = Token(client_id, self.clock.now().timestamp() + 2592000, username)
         return token
 
+    def revoke_tokens(self) -> dict[str, int]:
+        """Revoke every access and refresh token issued (as an admin revoking an OAuth app's
+        tokens would): the next API call with one of them gets Oro's 401. Returns the counts."""
+        revoked = {
+            "revoked_access_tokens": len(self.tokens),
+            "revoked_refresh_tokens": len(self.refresh_tokens),
+        }
+        self.tokens.clear()
+        self.refresh_tokens.clear()
+        return revoked
+
     def check_token(self, token: str) -> Client | None:
         """The client of a valid, unexpired token."""
         entry = self.tokens.get(token)

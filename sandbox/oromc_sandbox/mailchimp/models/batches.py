@@ -30,17 +30,11 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ..common import (
-    API_PREFIX,
-    DEFAULT_COUNT,
-    ApiError,
-    check_type,
-    dispatch,
-    field_error,
-    require_keys,
-    short_id,
-)
+from ..common import DEFAULT_COUNT, dispatch
+from ..constants import API_PREFIX
+from ..exceptions import ApiError, FieldError
 from ..store import MailchimpStore
+from ..values import check_type, require_keys, short_id
 
 PHASES = (("pending", 0.5), ("preprocessing", 0.5))
 STARTED_BASE = 0.5
@@ -301,12 +295,12 @@ def validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
     for i, op in enumerate(body["operations"]):
         prefix = f"operations.{i}."
         if not isinstance(op, dict):
-            raise field_error(
+            raise FieldError(
                 f"operations.{i}", "Schema describes object, non-object found instead"
             )
         missing = [k for k in ("method", "path") if k not in op]
         if missing:
-            raise field_error(
+            raise FieldError(
                 f"operations.{i}", "Required fields were not provided: " + ", ".join(missing)
             )
         check_type(op, "method", "string", prefix)
@@ -315,7 +309,7 @@ def validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
         check_type(op, "body", "string", prefix)
         check_type(op, "operation_id", "string", prefix)
         if op["method"] not in METHODS:
-            raise field_error(
+            raise FieldError(
                 prefix + "method",
                 "Model presented is not one of the accepted values: " + ", ".join(METHODS) + ".",
             )

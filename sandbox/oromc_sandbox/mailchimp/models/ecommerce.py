@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
-from ..common import ApiError, check_type, field_error, require_keys, subscriber_hash
+from ..exceptions import ApiError, FieldError
 from ..schemas import request_fields
+from ..values import check_type, require_keys, subscriber_hash
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -276,9 +277,9 @@ def copy_keys(target: dict[str, Any], body: dict[str, Any], keys: tuple[str, ...
 def check_id(body: dict[str, Any], key: str = "id", max_len: int = 50) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise field_error(key, "This value should not be blank.")
+        raise FieldError(key, "This value should not be blank.")
     if len(value) > max_len:
-        raise field_error(
+        raise FieldError(
             key, f"This value is too long. It should have {max_len} characters or less."
         )
     return value
@@ -291,7 +292,7 @@ def check_number(body: dict[str, Any], key: str, prefix: str = "") -> None:
 def check_currency(body: dict[str, Any]) -> None:
     code = body.get("currency_code")
     if "currency_code" in body and (not isinstance(code, str) or not CURRENCY_RE.match(code)):
-        raise field_error("currency_code", "This value is not a valid currency.")
+        raise FieldError("currency_code", "This value is not a valid currency.")
 
 
 def delete_item(items: dict[str, dict[str, Any]], key: str) -> None:
@@ -345,7 +346,7 @@ def create_store(host: EcommerceHost, body: dict[str, Any]) -> Shop:
     sid = check_id(body)
     validate_store(body)
     if body["list_id"] not in host.store.lists:
-        raise field_error("list_id", "The requested list does not exist.")
+        raise FieldError("list_id", "The requested list does not exist.")
     if sid in host.ecommerce.shops:
         raise duplicate_error("store")
     now = now_of(host)
@@ -376,7 +377,7 @@ def update_store(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> None:
     """PATCH a store: any field but `list_id`."""
     validate_store(body)
     if "list_id" in body and body["list_id"] != shop.doc["list_id"]:
-        raise field_error("list_id", "A store's list_id cannot be changed.")
+        raise FieldError("list_id", "A store's list_id cannot be changed.")
     copy_keys(shop.doc, body, STORE_KEYS)
     shop.doc["updated_at"] = now_of(host)
 
@@ -416,7 +417,7 @@ def validate_customer(body: dict[str, Any], prefix: str = "") -> None:
     if "email_address" in body:
         email = body["email_address"]
         if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
-            raise field_error(prefix + "email_address", "Please provide a valid email address.")
+            raise FieldError(prefix + "email_address", "Please provide a valid email address.")
 
 
 def upsert_customer(
@@ -434,7 +435,7 @@ def upsert_customer(
     customer = shop.customers.get(cid)
     if customer is None:
         if "email_address" not in body:
-            raise field_error(prefix + "email_address", "This value should not be blank.")
+            raise FieldError(prefix + "email_address", "This value should not be blank.")
         customer = {
             "id": cid,
             "email_address": "",
@@ -472,7 +473,7 @@ def put_customer(host: EcommerceHost, shop: Shop, cid: str, body: dict[str, Any]
     """PUT (upsert) the customer `cid`: the body's id must be the path's."""
     require_keys(body, ("id", "email_address", "opt_in_status"))
     if body["id"] != cid:
-        raise field_error("id", "The customer id in the body does not match the URL.")
+        raise FieldError("id", "The customer id in the body does not match the URL.")
     return upsert_customer(host, shop, cid, body)
 
 
@@ -490,10 +491,10 @@ def patch_customer(
 
 def new_variant(body: dict[str, Any], now: float, prefix: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise field_error(prefix.rstrip("."), "Schema describes object")
+        raise FieldError(prefix.rstrip("."), "Schema describes object")
     for key in ("id", "title"):
         if not isinstance(body.get(key), str) or not body[key]:
-            raise field_error(prefix + key, "This value should not be blank.")
+            raise FieldError(prefix + key, "This value should not be blank.")
     check_number(body, "price", prefix)
     check_type(body, "inventory_quantity", "integer", prefix)
     variant: dict[str, Any] = {
@@ -519,7 +520,7 @@ def create_product(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dic
     pid = check_id(body)
     check_type(body, "variants", "array")
     if not body["variants"]:
-        raise field_error("variants", "A product must have at least one variant.")
+        raise FieldError("variants", "A product must have at least one variant.")
     if pid in shop.products:
         raise duplicate_error("product")
     now = now_of(host)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..common import ApiError, check_type, field_error, require_keys
+from ..exceptions import ApiError, FieldError
+from ..values import check_type, require_keys
 from .ecommerce import (
     CART_KEYS,
     CUSTOMER_KEYS,
@@ -33,12 +34,12 @@ from .ecommerce import (
 
 def check_lines(shop: Shop, lines: Any, prefix: str = "lines") -> list[dict[str, Any]]:
     if not isinstance(lines, list):
-        raise field_error(prefix, "Schema describes array")
+        raise FieldError(prefix, "Schema describes array")
     out = []
     for i, raw in enumerate(lines):
         where = f"{prefix}.item:{i}."
         if not isinstance(raw, dict):
-            raise field_error(where.rstrip("."), "Schema describes object")
+            raise FieldError(where.rstrip("."), "Schema describes object")
         out.append(check_line(shop, raw, where))
     return out
 
@@ -49,20 +50,20 @@ def check_line(
     required = () if partial else ("id", "product_id", "product_variant_id", "quantity", "price")
     missing = [k for k in required if k not in raw]
     if missing:
-        raise field_error(where + missing[0], "This value should not be blank.")
+        raise FieldError(where + missing[0], "This value should not be blank.")
     check_type(raw, "quantity", "integer", where)
     check_number(raw, "price", where)
     check_number(raw, "discount", where)
     if "product_id" in raw or "product_variant_id" in raw:
         product = shop.products.get(raw.get("product_id", ""))
         if product is None:
-            raise field_error(
+            raise FieldError(
                 where + "product_id",
                 "Product not found.",
                 "A product with the provided ID does not exist in the account for this list.",
             )
         if find_variant(product, raw.get("product_variant_id", "")) is None:
-            raise field_error(
+            raise FieldError(
                 where + "product_variant_id",
                 "Variant not found.",
                 "A product variant with the provided ID does not exist in the account for this list.",
@@ -79,7 +80,7 @@ def check_campaign(host: EcommerceHost, shop: Shop, campaign_id: Any) -> str:
         return ""
     campaign = host.campaigns.get(str(campaign_id))
     if campaign is None or campaign.list_id != shop.doc["list_id"]:
-        raise field_error(
+        raise FieldError(
             "campaign_id",
             "Campaign not found.",
             "A campaign with the provided ID does not exist in the account for this list.",
@@ -144,7 +145,7 @@ def filter_orders(
 def _order_customer(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> str:
     raw = body["customer"]
     if not isinstance(raw, dict):
-        raise field_error("customer", "Schema describes object")
+        raise FieldError("customer", "Schema describes object")
     cid = check_id(raw, "id")
     fields = {k: v for k, v in raw.items() if k in CUSTOMER_KEYS}
     if cid in shop.customers and not fields:

@@ -14,20 +14,14 @@ from .. import lists
 from ..common import (
     Ctx,
     api_base,
-    check_enum,
-    check_type,
     collection_links,
-    format_epoch,
     item_links,
     json_response,
     link,
     mc_endpoint,
     parse_bool,
-    parse_ts,
     parse_ts_param,
     preflight,
-    require_object,
-    subscriber_hash,
 )
 from ..exceptions import (
     FieldError,
@@ -49,6 +43,7 @@ from ..validation import (
     email_problem,
     write_member,
 )
+from ..values import check_enum, check_type, format_epoch, parse_ts, require_object, subscriber_hash
 
 P = "/3.0"
 

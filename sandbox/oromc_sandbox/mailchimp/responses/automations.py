@@ -9,20 +9,10 @@ from starlette.requests import Request
 
 from ..automations import Automation, AutomationEmail, QueueEntry
 from ..campaigns import Campaign, list_info
-from ..common import (
-    Ctx,
-    check_enum,
-    collection_page,
-    format_epoch,
-    links,
-    mc_endpoint,
-    parse_ts_param,
-    require_keys,
-    require_object,
-    subscriber_hash,
-)
+from ..common import Ctx, collection_page, links, mc_endpoint, parse_ts_param
 from ..engagement import EngagementState, engagement
 from ..exceptions import FieldError, ResourceNotFoundError
+from ..values import check_enum, format_epoch, require_keys, require_object, subscriber_hash
 
 AUTOMATION_STATUSES = ("save", "paused", "sending")
 WEEK = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]

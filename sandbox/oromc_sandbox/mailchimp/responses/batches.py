@@ -8,9 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..common import API_PREFIX, Ctx, format_epoch, link, mc_endpoint, method_routes, require_object
+from ..common import Ctx, link, mc_endpoint, method_routes
+from ..constants import API_PREFIX
 from ..models import batches as model
 from ..store import MailchimpStore
+from ..values import format_epoch, require_object
 
 RESULTS_PATH = "/_sandbox/mailchimp/batch-results"
 NO_SUCH_KEY = (

@@ -22,19 +22,9 @@ from ..campaigns import (
     send_draft,
     update_campaign,
 )
-from ..common import (
-    Ctx,
-    check_enum,
-    collection_page,
-    format_epoch,
-    links,
-    mc_endpoint,
-    parse_ts_param,
-    require_object,
-    short_id,
-    subscriber_hash,
-)
+from ..common import Ctx, collection_page, links, mc_endpoint, parse_ts_param
 from ..engagement import EngagementState, engagement
+from ..values import check_enum, format_epoch, require_object, short_id, subscriber_hash
 
 
 def campaign_doc(

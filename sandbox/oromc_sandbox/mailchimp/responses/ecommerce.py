@@ -17,18 +17,17 @@ from ..common import (
     ApiError,
     Ctx,
     collection_page,
-    format_epoch,
     item_links,
     links,
     mc_endpoint,
     method_routes,
     parse_bool,
-    require_object,
 )
 from ..models import ecommerce as model
 from ..models import ecommerce_orders as orders
 from ..models.ecommerce import EcommerceHost, Shop, find_variant, get_or_404
 from ..models.ecommerce_orders import OrderFilter
+from ..values import format_epoch, require_object
 
 # =========================================================================== request -> state
 

@@ -34,20 +34,16 @@ from ..campaigns import (
 )
 from ..common import (
     Ctx,
-    check_enum,
     collection_links,
     collection_page,
-    format_epoch,
     links,
     mc_endpoint,
     paginate,
-    parse_ts,
     parse_ts_param,
-    short_id,
-    subscriber_hash,
 )
 from ..engagement import EngagementState, engagement, engagement_of, unsub_reason
 from ..exceptions import ResourceNotFoundError
+from ..values import check_enum, format_epoch, parse_ts, short_id, subscriber_hash
 from .campaigns import select_sent, sort_params
 
 # --------------------------------------------------------------------------- report documents
