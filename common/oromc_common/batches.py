@@ -23,6 +23,13 @@ LOGGER = logging.getLogger("oromc_common.batches")
 #: Bytes read at a time from a result file of the archive (more while one result is longer).
 READ_CHUNK = 1 << 20
 
+SMALL_BATCH_CALLS = 5
+"""What a small ``/batches`` job costs in API calls: the ``POST /batches``, 2-3 status polls (a few hundred
+operations are done within seconds) and the results download."""
+WORTH_A_BATCH = 8
+"""From this many single calls on, one small ``/batches`` job is fewer calls (``SMALL_BATCH_CALLS``, with
+a margin for a job that waits in Mailchimp's queue and takes more polls)."""
+
 
 class BatchExpiredError(RuntimeError):
     """The batch id in state is unknown to Mailchimp (expired or deleted)."""
@@ -70,11 +77,12 @@ def wait_for_batch(
 ) -> dict[str, Any]:
     """Poll ``GET /batches/{id}`` until it is ``finished``; return the batch document.
 
-    The first poll comes after ``first_wait`` seconds (e.g. the batch's expected duration: each poll
-    is an API call). The wait before the next poll grows 1.5x from ``poll_seconds`` up to
-    ``max_poll_seconds``, unless ``pace`` (given the batch document and that default) says otherwise,
-    e.g. from the batch's progress. Raises :class:`BatchExpiredError` on 404 and
-    :class:`BatchTimeoutError` after ``timeout_seconds``.
+    The first poll comes after ``first_wait`` seconds (a batch submitted a moment ago is never done:
+    Mailchimp queues it, then preprocesses it, so polling at once is a call for nothing; a caller that
+    knows the batch's expected duration waits that). The wait before the next poll grows 1.5x from
+    ``poll_seconds`` up to ``max_poll_seconds``, unless ``pace`` (given the batch document and that
+    default) says otherwise, e.g. from the batch's progress. Raises :class:`BatchExpiredError` on 404
+    and :class:`BatchTimeoutError` after ``timeout_seconds``.
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
@@ -180,12 +188,18 @@ def run_batch(
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
-    """Submit, wait until ``finished`` and stream the per-operation results (nothing for no operations)."""
+    """Submit, wait until ``finished`` (first poll after ``poll_seconds``) and stream the per-operation
+    results (nothing for no operations)."""
     if not operations:
         return
     batch_id = submit_batch(client, operations)
     doc = wait_for_batch(
-        client, batch_id, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, pace=pace
+        client,
+        batch_id,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        pace=pace,
+        first_wait=poll_seconds,
     )
     yield from iter_results(client, str(doc.get("response_body_url") or ""))
 

@@ -595,7 +595,13 @@ class OroStream(RESTStream[Any]):
             return
         self.prepare_sync()
         yield from super().get_records(context)
+        yield from self.held_rows()
         self.finish_sync()
+
+    def held_rows(self) -> Iterator[dict[str, Any]]:
+        """Rows a stream held back across pages (e.g. for one lookup of many), emitted after the
+        last page and before ``finish_sync``; none by default."""
+        return iter(())
 
     def finish_sync(self) -> None:
         """Persist end-of-run bookkeeping (fingerprints, scan-mode id set)."""

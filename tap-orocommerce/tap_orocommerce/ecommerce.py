@@ -20,6 +20,7 @@ carts seek by ``updatedAt``; customers are scanned (stock Oro cannot filter cust
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from oromc_common.idsets import BitMap, decode, encode
@@ -630,7 +631,9 @@ class EcommerceCustomersStream(EcommerceStream):
 
     Always a scan of customer users (with the account included), filtered client-side on
     max(user updatedAt, account updatedAt), so an account rename re-emits its users; then one
-    ``orders?filter[customerUser]=<ids>`` lookup per page keeps only users with orders.
+    ``orders?filter[customerUser]=<ids>`` lookup per ``page_size`` changed users (held across scan
+    pages, the rest after the last page) keeps only users with orders: a few changes spread over the
+    whole scan cost one lookup, not one per page they fall on.
     """
 
     name = "ecommerce_customers"
@@ -691,9 +694,22 @@ class EcommerceCustomersStream(EcommerceStream):
         if self._tracking:
             super()._track_scan_max(value, key)
 
+    _held: list[dict[str, Any]]
+
+    @override
+    def prepare_sync(self) -> None:
+        super().prepare_sync()
+        self._held = []
+
     @override
     def rows(self, data: list[dict[str, Any]]) -> Any:
-        changed = list(super().rows(data))
+        self._held += super().rows(data)
+        if len(self._held) >= self.page_size:
+            yield from self.held_rows()
+
+    @override
+    def held_rows(self) -> Iterator[dict[str, Any]]:
+        changed, self._held = self._held, []
         if not changed:
             return
         buyers = self.users_with_orders([row["id"] for row in changed])

@@ -133,6 +133,52 @@ def test_incremental_runs_emit_exactly_the_changed_rows(sandbox: Any, tmp_path: 
     assert {s: len(r) for s, r in fourth.records.items() if r} == {}
 
 
+def _oro_gets(sandbox: Any) -> int:
+    requests = sandbox.stats("oro")["requests"]
+    return sum(sum(by_status.values()) for route, by_status in requests.items() if route.startswith("GET "))
+
+
+def test_changed_buyers_spread_over_scan_pages_cost_one_orders_lookup(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """A few changed customer users, each on another page of the scan: one ``orders`` lookup for all
+    of them (held across pages), not one per page they fall on; exactly the changed buyers are out."""
+    oro = Oro(sandbox)
+    config = _config(sandbox, page_size=10, streams=["ecommerce_customers"])
+    orders = oro.list("orders")
+    buyers = sorted({_rel_id(o, "customerUser") for o in orders} - {None}, key=int)
+    users = sorted((u["id"] for u in oro.list("customerusers")), key=int)
+    first = run_tap(tmp_path, config, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # The bookmark is the newest emitted (buyer) row: a buyer changed now puts it after every other
+    # user, so the quiet run below reads no user as changed (no lookup at all).
+    oro.patch("customerusers", buyers[0], {"lastName": "Newest"})
+    time.sleep(2.1)  # let the last stamped second end (see test_incremental)
+    second = run_tap(tmp_path, config, state=first.state, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert _ids(second, "ecommerce_customers") == {buyers[0]}
+    time.sleep(2.1)
+    sandbox.reset_stats()
+    quiet = run_tap(tmp_path, config, state=second.state, name="quiet")
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert not quiet.records.get("ecommerce_customers")
+    scan_only = _oro_gets(sandbox)  # nothing changed: the scan's pages, no lookup
+
+    pages = {uid: users.index(uid) // 10 for uid in buyers}
+    changed: dict[int, str] = {}
+    for uid in buyers:  # one buyer on each of several pages
+        changed.setdefault(pages[uid], uid)
+    assert len(changed) >= 3
+    for uid in changed.values():
+        oro.patch("customerusers", uid, {"lastName": f"Spread{uid}"})
+    time.sleep(2.1)
+    sandbox.reset_stats()
+    run = run_tap(tmp_path, config, state=quiet.state or second.state, name="spread")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert _ids(run, "ecommerce_customers") == set(changed.values())
+    assert _oro_gets(sandbox) == scan_only + 1  # one orders?filter[customerUser]=<ids> lookup
+
+
 def test_carts_skipped_with_a_reason_when_oro_does_not_expose_shopping_lists(
     sandbox: Any, tmp_path: Path
 ) -> None:

@@ -3,7 +3,8 @@
 ``Audience`` knows what Mailchimp already has for the contacts we sync (status, the merge fields we
 map, the tags we own, ``last_changed``), either by one paged read of the whole audience (``fields``
 trimmed, 1,000 per call, pages fetched concurrently) or, for small runs against big audiences, by one
-GET per contact; ``auto`` picks whichever costs fewer calls. Writes go through ``MailchimpClient`` and
+GET per contact, or by one ``/batches`` job of those GETs (a handful of calls for any number of
+contacts); ``auto`` picks whichever costs fewer calls. Writes go through ``MailchimpClient`` and
 therefore through the shared connection governor.
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from oromc_common.batches import SMALL_BATCH_CALLS, WORTH_A_BATCH, OperationResult
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
 
@@ -25,9 +27,17 @@ from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
 LOGGER = logging.getLogger("target_mailchimp.client")
 
 PAGE_SIZE = 1000
+# A window whose unknown contacts are more than this share of the audience reads the audience's pages
+# instead of a /batches job of GETs: a big run's first window (the next ones need the read too), and
+# a job of thousands of GETs runs longer at Mailchimp than the concurrent page reads.
+BATCH_LOOKUP_MAX_SHARE = 0.1
 BATCH_SUBSCRIBE_MAX = 500
 SEGMENT_MEMBERS_MAX = 500
 MEMBER_TAGS_EMBEDDED_MAX = 50
+
+BatchRunner = Callable[[list[dict[str, Any]]], Iterator[OperationResult]]
+"""Runs operations as one ``/batches`` job and yields their results (``oromc_common.batches.run_batch``
+with the run's poll settings)."""
 
 
 @dataclass(slots=True)
@@ -72,7 +82,7 @@ class Audience:
         ] = {}  # interned tag names and statuses (many members share them)
         self.loaded = False
         self.estimated_size = 0
-        self.single_lookups = 0
+        self.lookup_calls = 0  # calls spent so far on per-contact lookups (single GETs, /batches jobs)
         self._segments: dict[str, int] | None = None
         self._tags_lock = threading.Lock()
         # True while nothing this run sent could have created a tag since the list was read.
@@ -214,17 +224,33 @@ class Audience:
             raise
         return self.state_from(item or {})
 
-    def lookup(self, hashes: list[str], max_workers: int) -> dict[str, MemberState | None]:
-        """Member state for each hash (None = not in the audience), choosing the cheaper read."""
+    def lookup(
+        self, hashes: list[str], max_workers: int, batch: BatchRunner | None = None
+    ) -> dict[str, MemberState | None]:
+        """Member state for each hash (None = not in the audience), choosing the cheaper read.
+
+        Per-contact reads (one GET each, or with ``batch`` one ``/batches`` job of those GETs once
+        there are ``WORTH_A_BATCH`` of them, up to ``BATCH_LOOKUP_MAX_SHARE`` of the audience) while
+        their calls so far stay under one read of the whole audience; then that read, once (what the
+        run reads later is then known too).
+        """
         if not self.loaded:
             pages = math.ceil(self.estimated_size / PAGE_SIZE) + 2
             unknown = [h for h in hashes if h not in self.members]
-            use_single = self.lookup_mode == "per_member" or (
-                self.lookup_mode == "auto" and self.single_lookups + len(unknown) < pages
+            by_batch = (
+                batch is not None
+                and self.lookup_mode == "auto"
+                and WORTH_A_BATCH <= len(unknown) <= BATCH_LOOKUP_MAX_SHARE * self.estimated_size
             )
-            if use_single:
-                self.single_lookups += len(unknown)
-                found = run_concurrently([partial(self._get_one, h) for h in unknown], max_workers)
+            cost = SMALL_BATCH_CALLS if by_batch else len(unknown)
+            if self.lookup_mode == "per_member" or (
+                self.lookup_mode == "auto" and self.lookup_calls + cost < pages
+            ):
+                self.lookup_calls += cost
+                if by_batch and batch is not None:
+                    found = self._get_by_batch(unknown, batch, max_workers)
+                else:
+                    found = run_concurrently([partial(self._get_one, h) for h in unknown], max_workers)
                 result: dict[str, MemberState | None] = {h: self.members.get(h) for h in hashes}
                 for h, state in zip(unknown, found, strict=True):
                     result[h] = state
@@ -237,6 +263,31 @@ class Audience:
             )
             self.load_all(max_workers)
         return {h: self.members.get(h) for h in hashes}
+
+    def _get_by_batch(
+        self, hashes: list[str], batch: BatchRunner, max_workers: int
+    ) -> list[MemberState | None]:
+        """The members of ``hashes`` through one ``/batches`` job of member GETs (404: not a member);
+        one without a usable result (a retryable error, missing) is read again with a single GET."""
+        params = {"fields": self._member_fields("")}
+        ops = [
+            {"method": "GET", "path": f"{self.base}/members/{h}", "params": params, "operation_id": h}
+            for h in hashes
+        ]
+        wanted = set(hashes)
+        found: dict[str, MemberState | None] = {}
+        for result in batch(ops):
+            key, body = result.operation_id, result.body
+            if key not in wanted or key in found:
+                continue
+            if result.status_code == 404:
+                found[key] = None
+            elif result.status_code < 400 and isinstance(body, dict) and body.get("status"):
+                found[key] = self.state_from(body)
+        again = [h for h in hashes if h not in found]
+        states = run_concurrently([partial(self._get_one, h) for h in again], max_workers)
+        found.update(zip(again, states, strict=True))
+        return [found[h] for h in hashes]
 
     def complete_tags(self, hash_: str, state: MemberState) -> None:
         """Fetch all tags of a member whose embedded list was truncated (more than 50 tags)."""

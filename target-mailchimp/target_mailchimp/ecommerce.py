@@ -5,15 +5,17 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
 
 * the store (``store_id``) is created for the audience on first use; it is ``is_syncing`` (Mailchimp then
   fires no e-commerce automation, e.g. no abandoned-cart mail for a historic cart) while a backfill
-  writes: from its creation, from the first drain large enough for ``/batches``, or for the whole run
-  with the ``is_syncing`` setting; the end of the run sets it back to ``false``;
+  writes: from its creation, from the first drain of a backfill's size (``backfill_threshold``, 50
+  writes of one resource; not the smaller batch threshold), or for the whole run with the
+  ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
   differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``);
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
 * per-record failures are rejected (rejects report) and the run continues;
-* a drain with many writes (``batch_threshold``, setting ``ecommerce_batch_threshold``) sends them as one
+* a drain with more than a handful of writes (``batch_threshold``, setting ``ecommerce_batch_threshold``,
+  default 8: where one batch, ~1 POST + polls + 1 download, costs fewer calls) sends them as one
   ``POST /batches`` per resource, polls it until ``finished`` and reads the per-operation results: a
   success counts as written, a failure is a reject with the reason and field of the operation's problem
   body, a retryable one (429/5xx) is sent again as a single call; a trickle uses single calls;
@@ -45,6 +47,7 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
+    WORTH_A_BATCH,
     BatchExpiredError,
     BatchTimeoutError,
     iter_results,
@@ -65,7 +68,13 @@ from oromc_common.report import RunReport
 from target_mailchimp.pacing import BatchPace
 
 PAGE = 1000
-DEFAULT_BATCH_THRESHOLD = 50
+# A drain of at least this many writes costs fewer calls as one batch (1 POST + polls + 1 download)
+# than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
+DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
+# A drain of at least this many writes of one resource is a backfill: the store syncs (no e-commerce
+# automations) until the end of the run. Independent of the batch threshold: a live change of a few
+# dozen customers goes as one batch but must still fire the store's automations.
+DEFAULT_BACKFILL_THRESHOLD = 50
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -201,6 +210,7 @@ class StoreSettings:
     platform: str | None = None
     is_syncing: bool = False
     batch_threshold: int = DEFAULT_BATCH_THRESHOLD
+    backfill_threshold: int = DEFAULT_BACKFILL_THRESHOLD
     batch_poll_seconds: float = 1.0
     batch_timeout_seconds: float = 3600.0
 
@@ -224,6 +234,7 @@ class _InFlight:
     collection: str
     by_op: dict[str, Write]
     on_durable: list[Callable[[], None]] = field(default_factory=list)
+    submitted: float = field(default_factory=time.monotonic)
 
     @property
     def keys(self) -> set[str]:
@@ -506,10 +517,9 @@ class EcommerceSync:
         A few writes while batches are in flight (the tail of a backfill) join the queue as a batch
         of their own instead of waiting for it and going one call each.
         """
-        if len(writes) >= self.settings.batch_threshold:
+        if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-            self._submit(writes)
-        elif writes and self._in_flight:
+        if len(writes) >= self.settings.batch_threshold or (writes and self._in_flight):
             self._submit(writes)
         elif writes:
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
@@ -620,14 +630,18 @@ class EcommerceSync:
 
     # -- /batches ------------------------------------------------------------------------
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
+        poll = self.settings.batch_poll_seconds
+        # One of ours submitted less than a poll interval ago is not done yet: no poll before then.
+        submitted = next((b.submitted for b in self._in_flight if b.batch_id == batch_id), None)
         return wait_for_batch(
             self.client,
             batch_id,
-            poll_seconds=self.settings.batch_poll_seconds,
+            poll_seconds=poll,
             timeout_seconds=self.settings.batch_timeout_seconds
             if timeout_seconds is None
             else timeout_seconds,
             pace=self._pace,
+            first_wait=0.0 if submitted is None else submitted + poll - time.monotonic(),
         )
 
     @property

@@ -13,12 +13,12 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import run_batch
+from oromc_common.batches import OperationResult, run_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
@@ -240,7 +240,7 @@ class ContactSync(TagWrites):
         if not contacts:
             return
         hashes = [c.hash for c in contacts if c.hash]
-        states = self.audience.lookup(hashes, self.workers)
+        states = self.audience.lookup(hashes, self.workers, self._batch)
         if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
             # Mailchimp cannot be searched by merge field: find members by their source id in one
             # read of the whole audience (see the README, "Identity", for when this happens).
@@ -315,12 +315,27 @@ class ContactSync(TagWrites):
         for contact, _, state in erasures:
             self.plan.add(self.stream, "erase", contact.key, status=state.status, mode=self.settings.erasure_mode)
 
+    def _batch(self, operations: list[dict[str, Any]]) -> Iterator[OperationResult]:
+        """One ``/batches`` job of ``operations`` with this run's poll settings: its results."""
+        return run_batch(
+            self.audience.client,
+            operations,
+            poll_seconds=self.settings.batch_poll_seconds,
+            timeout_seconds=self.settings.batch_timeout_seconds,
+            pace=self.pace,
+        )
+
     def _needs_index(self, contact: Contact, states: Mapping[str, MemberState | None]) -> bool:
         """True when only the audience-wide source-id index can tell which member is the contact's:
-        it has a source id and no member at its address already carries it."""
+        it has a source id and no member at its address already carries it. Not for an archived
+        member at its address (not an erase row): archived members are never brought back, so
+        nothing is written whichever member carries the id (an address change onto that archived
+        member's address is then counted ``archived_skipped``, not rejected as ``email_conflict``)."""
         if contact.oro_id is None:
             return False
         state = states.get(contact.hash) if contact.hash else None
+        if state is not None and state.status == "archived" and not contact.erase:
+            return False
         return state is None or state.oro_id != contact.oro_id
 
     def _resolve(
@@ -692,13 +707,7 @@ class ContactSync(TagWrites):
             for h in by_hash
         ]
         done: set[str] = set()
-        for result in run_batch(
-            self.audience.client,
-            ops,
-            poll_seconds=self.settings.batch_poll_seconds,
-            timeout_seconds=self.settings.batch_timeout_seconds,
-            pace=self.pace,
-        ):
+        for result in self._batch(ops):
             item = by_hash.get(result.operation_id)
             if item is None or result.operation_id in done:
                 continue

@@ -287,7 +287,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="E-commerce: a drain with at least this many writes of one resource sends them as one "
                     "POST /batches (per-operation results read back; failures go to the rejects report); "
                     "fewer go as single calls when no batch is in flight. Above batch_size_rows, /batches "
-                    "is never used.",
+                    "is never used. The default is where one batch (1 POST, a few status polls, 1 download) "
+                    "costs fewer calls than single writes; a batch alone does not make the store "
+                    "is_syncing (a drain of 50 writes, a backfill, does).",
     ),
     th.Property(
         "batch_poll_seconds",

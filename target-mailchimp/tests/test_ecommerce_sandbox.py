@@ -376,11 +376,13 @@ def test_the_store_is_syncing_while_a_backfill_writes_and_not_after(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
     """Mailchimp fires no e-commerce automation (e.g. abandoned cart) for a store that is syncing:
-    a new store is created syncing, a drain large enough for /batches makes it sync, a trickle does
+    a new store is created syncing, a drain of a backfill's size makes it sync, a trickle does
     not, and the end of the run clears it."""
     base = f"/ecommerce/stores/{STORE}"
     client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
-    settings = StoreSettings(STORE, config["list_id"], batch_threshold=5, batch_poll_seconds=0.2)
+    settings = StoreSettings(
+        STORE, config["list_id"], batch_threshold=5, backfill_threshold=5, batch_poll_seconds=0.2
+    )
 
     first = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
     first.process("ecommerce_orders", [_order("o1")])
@@ -401,6 +403,31 @@ def test_the_store_is_syncing_while_a_backfill_writes_and_not_after(
     backfill.finish()
     assert api.get(base)["is_syncing"] is False
     assert len(_store_orders(api)) == 1 + 3 + 9
+
+
+def test_a_batch_of_live_changes_leaves_the_store_not_syncing(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """A live change of a dozen records goes as one /batches job (fewer calls than a dozen single
+    writes) but is no backfill: the store stays not syncing, so its automations keep firing."""
+    base = f"/ecommerce/stores/{STORE}"
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2)
+    assert settings.batch_threshold <= 12 < settings.backfill_threshold
+    first = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
+    first.process("ecommerce_orders", [_order("o1")])
+    first.finish()
+    assert api.get(base)["is_syncing"] is False
+    sb.reset_stats()
+    live = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
+    live.process("ecommerce_orders", [_order(f"l{i}") for i in range(12)])
+    assert api.get(base)["is_syncing"] is False
+    live.finish()
+    routes = _routes(sb)
+    assert routes.get(BATCHES) == 1
+    assert ORDERS_POST not in routes
+    assert "PATCH /3.0/ecommerce/stores/{store_id}" not in routes  # is_syncing never switched
+    assert len(_store_orders(api)) == 1 + 12
 
 
 def test_batches_of_other_resources_and_the_tail_queue_without_waiting(

@@ -45,3 +45,28 @@ def test_wait_for_batch_sleeps_what_the_pace_says(monkeypatch: pytest.MonkeyPatc
     doc = batches.wait_for_batch(Client(), "b1", poll_seconds=1.0, pace=lambda d, default: 0.25)
     assert doc["status"] == "finished"
     assert slept == [0.25, 0.25]
+
+
+def test_a_batch_just_submitted_is_first_polled_after_the_poll_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_batch`` does not poll the moment it has submitted (the batch is still queued): one poll
+    fewer per batch."""
+    docs = iter([_doc("started", 10, 100), _doc("finished", 100, 100)])
+    polls: list[str] = []
+    slept: list[float] = []
+
+    class Client:
+        def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            return {"id": "b1"}
+
+        def get(self, path: str) -> dict[str, Any]:
+            polls.append(path)
+            return next(docs)
+
+    monkeypatch.setattr(batches.time, "sleep", slept.append)
+    monkeypatch.setattr(batches, "iter_results", lambda client, url: iter(()))
+    ops = [{"method": "GET", "path": "/lists/L1/members/h1", "operation_id": "h1"}]
+    assert list(batches.run_batch(Client(), ops, poll_seconds=0.7)) == []  # type: ignore[arg-type]
+    assert polls == ["/batches/b1", "/batches/b1"]
+    assert slept == [0.7, 0.7]  # before the first poll, then the back-off

@@ -119,7 +119,6 @@ def test_block_runs_against_the_sandbox(
         {
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             "MELTANO_SYS_DIR_ROOT": str(private_sys_dir(tmp_path)),
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
         }
@@ -189,14 +188,19 @@ def test_illustrative_block_parses_and_its_commands_exist(block: Snippet, tmp_pa
     env.update(
         {
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
         }
     )
     commands = _commands(block.text)
     assert commands, block.key
-    # the probes at once (each mostly a Meltano or Python start-up); the first failure is raised
+    # the probes at once (each mostly a Meltano or Python start-up); the first failure is raised.
+    # Each probe has a system database of its own: Meltano commands creating one fresh SQLite
+    # database at once race in its migrations ("Cannot upgrade the system database").
+    envs = [
+        {**env, "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / f'meltano-{i}.db'}"}
+        for i in range(len(commands))
+    ]
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        for done in [pool.submit(_check, command, env) for command in commands]:
+        for done in [pool.submit(_check, c, e) for c, e in zip(commands, envs, strict=True)]:
             done.result()

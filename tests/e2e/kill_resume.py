@@ -166,21 +166,31 @@ def _plugin(proc: psutil.Process, executable: str) -> bool:
         return False
 
 
-def _kill(proc: subprocess.Popen[str], victim: str, executables: dict[str, str]) -> bool:
-    """SIGKILL the victim; False when it was no longer running."""
+def _kill(
+    proc: subprocess.Popen[str], victim: str, executables: dict[str, str], wait: float = 60.0
+) -> bool:
+    """SIGKILL the victim; False when it was no longer running.
+
+    A plugin not started yet is waited for (up to ``wait`` seconds): Meltano starts the tap before
+    the target, and on a loaded machine a fast tap can reach a breakpoint, which then holds it,
+    before the target's process exists."""
     if proc.poll() is not None:
         return False
     if victim == "run":
         os.killpg(proc.pid, signal.SIGKILL)
         return True
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        return False
-    targets = [c for c in children if _plugin(c, executables[victim])]
-    for child in targets:
-        child.kill()
-    return bool(targets)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            return False
+        targets = [c for c in children if _plugin(c, executables[victim])]
+        for child in targets:
+            child.kill()
+        if targets or proc.poll() is not None or time.monotonic() > deadline:
+            return bool(targets)
+        time.sleep(0.02)
 
 
 def _victim_alive(proc: subprocess.Popen[str], victim: str, executables: dict[str, str]) -> bool:
