@@ -6,17 +6,22 @@ calls :func:`wait_for_batch` with the same id instead of submitting again.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+
+import msgspec
 
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
 LOGGER = logging.getLogger("oromc_common.batches")
+#: Bytes read at a time from a result file of the archive (more while one result is longer).
+READ_CHUNK = 1 << 20
 
 SMALL_BATCH_CALLS = 5
 """What a small ``/batches`` job costs in API calls: the ``POST /batches``, 2-3 status polls (a few hundred
@@ -74,10 +79,11 @@ def wait_for_batch(
     """Poll ``GET /batches/{id}`` until it is ``finished``; return the batch document.
 
     The first poll comes after ``first_wait`` seconds (a batch submitted a moment ago is never done:
-    Mailchimp queues it, then preprocesses it, so polling at once is a call for nothing). The wait
-    before the next poll grows 1.5x from ``poll_seconds`` up to ``max_poll_seconds``, unless ``pace``
-    (given the batch document and that default) says otherwise, e.g. from the batch's progress.
-    Raises :class:`BatchExpiredError` on 404 and :class:`BatchTimeoutError` after ``timeout_seconds``.
+    Mailchimp queues it, then preprocesses it, so polling at once is a call for nothing; a caller that
+    knows the batch's expected duration waits that). The wait before the next poll grows 1.5x from
+    ``poll_seconds`` up to ``max_poll_seconds``, unless ``pace`` (given the batch document and that
+    default) says otherwise, e.g. from the batch's progress. Raises :class:`BatchExpiredError` on 404
+    and :class:`BatchTimeoutError` after ``timeout_seconds``.
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
@@ -110,7 +116,12 @@ def wait_for_batch(
 
 def iter_results(client: MailchimpClient, url: str) -> Iterator[OperationResult]:
     """Stream the results archive (a pre-signed URL: fetched without the API credentials; opening it is
-    retried and counted like an API call)."""
+    retried and counted like an API call).
+
+    Each result file (a JSON array of operation results; empty files exist in the wild) is decoded
+    one result at a time as it is read (:func:`_array_items`), so a job of many operations needs the
+    memory of one result, not of a whole file (hundreds of pages of 1,000 emails each).
+    """
     if not url:
         return
     with client.open_download(url) as resp:
@@ -122,13 +133,52 @@ def iter_results(client: MailchimpClient, url: str) -> Iterator[OperationResult]
                 handle = archive.extractfile(member)
                 if handle is None:
                     continue
-                raw = handle.read()
-                if not raw.strip():
-                    continue  # empty result files exist in the wild
-                items = json.loads(raw)
-                del raw
-                while items:  # parse one operation's response at a time, release it when consumed
-                    yield _result(items.pop(0))
+                for item in _array_items(handle):
+                    yield _result(item)
+
+
+def _array_items(handle: IO[bytes]) -> Iterator[Any]:
+    """The items of the JSON array in ``handle``, each decoded as soon as it has been read.
+
+    Reads ``READ_CHUNK`` bytes at a time, or twice what is buffered while one item is longer than
+    that (so a long item is decoded a bounded number of times). A file of whitespace only has no
+    items; anything else that is not one JSON array raises :class:`json.JSONDecodeError`.
+    """
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    text, pos, eof, opened = "", 0, False, False
+    while True:
+        # whitespace, and inside the array the commas between items
+        while pos < len(text) and (text[pos] in " \t\r\n" or (opened and text[pos] == ",")):
+            pos += 1
+        if pos < len(text):
+            if not opened:
+                if text[pos] != "[":
+                    msg = "a result file is not a JSON array"
+                    raise json.JSONDecodeError(msg, text, pos)
+                opened, pos = True, pos + 1
+                continue
+            if text[pos] == "]":
+                return
+            try:
+                item, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                if eof:
+                    raise
+                end = -1  # the item goes on in the next bytes
+            if eof or 0 <= end < len(text):  # an item ending the buffer might go on (a number)
+                yield item
+                pos = end
+                continue
+        elif eof:
+            if opened:
+                msg = "a result file ends before its array does"
+                raise json.JSONDecodeError(msg, text, pos)
+            return  # an empty file
+        data = handle.read(max(READ_CHUNK, 2 * (len(text) - pos)))
+        eof = not data
+        text = text[pos:] + utf8.decode(data, final=eof)
+        pos = 0
 
 
 def run_batch(
@@ -160,8 +210,8 @@ def _result(item: dict[str, Any]) -> OperationResult:
     body: Any = None
     if isinstance(response, str) and response:
         try:
-            body = json.loads(response)
-        except ValueError:
+            body = msgspec.json.decode(response)  # as json.loads, in ~60% of its time
+        except msgspec.DecodeError:
             body = None
     elif isinstance(response, dict):
         body = response

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -166,6 +167,7 @@ class MailchimpContext:
         self._pool: BoundedPool | None = None
         self._session: requests.Session | None = None
         self._now: datetime | None = None
+        self._date_seen: tuple[datetime, float] | None = None
         self._lists: list[dict[str, Any]] | None = None
         self._campaigns: list[dict[str, Any]] | None = None
         self._automations: list[dict[str, Any]] | None = None
@@ -185,18 +187,34 @@ class MailchimpContext:
         return self._pool
 
     def now(self) -> datetime:
-        """The run cut-off: the server's time, from the ``Date`` header of a ``GET /ping``.
+        """The run cut-off: the server's time, from the ``Date`` header of an API response.
 
         Member ``last_changed`` values are stamped by the server, so windows and bookmarks must be
         on the server's clock: with this machine's clock ahead of the server's, a bookmark taken
-        from the local clock would lie in the server's future and skip every later change. The
-        local clock is only the fallback when the server sends no usable ``Date``.
+        from the local clock would lie in the server's future and skip every later change.
+        The ``Date`` of the last REST-stream response (:meth:`note_server_date`) plus the time
+        elapsed since (monotonic clock) when there was one, else the ``Date`` of a ``GET /ping``;
+        both are whole seconds cut down, so never after the server's time. The local clock is only
+        the fallback when the server sends no usable ``Date``.
         Fixed at first use, so every window of the run ends at the same instant.
         """
         if self._now is None:
-            server = self._server_date()
+            server = self._seen_server_time() or self._server_date()
             self._now = server or datetime.now(UTC).replace(microsecond=0)
         return self._now
+
+    def note_server_date(self, response: requests.Response) -> None:
+        """Keep the ``Date`` of an API response for :meth:`now` (until the cut-off is fixed)."""
+        if self._now is None:
+            date = _date_header(response)
+            if date is not None:
+                self._date_seen = (date, time.monotonic())
+
+    def _seen_server_time(self) -> datetime | None:
+        if self._date_seen is None:
+            return None
+        date, at = self._date_seen
+        return (date + timedelta(seconds=time.monotonic() - at)).replace(microsecond=0)
 
     def _server_date(self) -> datetime | None:
         url = f"{self.client.api_url}/ping"
@@ -206,8 +224,7 @@ class MailchimpContext:
             )
         except Exception:  # the clock is best effort; the local clock is the fallback
             return None
-        when = parse_http_date(resp.headers.get("Date"))
-        return when.astimezone(UTC) if when else None
+        return _date_header(resp)
 
     # -- paging ------------------------------------------------------------------------------
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -261,16 +278,17 @@ class MailchimpContext:
         return self._lists
 
     def campaigns(self) -> list[dict[str, Any]]:
-        """Every campaign of the account (of the selected audiences), oldest first."""
+        """Every campaign of the account (of the selected audiences), oldest first.
+
+        The audiences are read only when ``list_ids`` selects some (an email-activity run reads
+        no audience).
+        """
         if self._campaigns is None:
-            list_ids = {row["id"] for row in self.lists()}
             rows = self.read_collection("campaigns")
-            self._campaigns = [
-                row
-                for row in rows
-                if not self.config.get("list_ids")
-                or (row.get("recipients") or {}).get("list_id") in list_ids
-            ]
+            if self.config.get("list_ids"):
+                list_ids = {row["id"] for row in self.lists()}
+                rows = [row for row in rows if (row.get("recipients") or {}).get("list_id") in list_ids]
+            self._campaigns = rows
         return self._campaigns
 
     def automations(self) -> list[dict[str, Any]]:
@@ -294,10 +312,11 @@ class MailchimpContext:
         sending to new recipients, so it is read on every run whatever its first ``send_time``.
         """
         window = timedelta(days=float(self.config.get("engagement_window_days") or 30))
+        campaigns = self.campaigns()  # first: its response's Date can give the cut-off (no ping)
         horizon = self.now() - window
         start = parse_utc(self.config.get("start_date"))
         chosen = []
-        for row in self.campaigns():
+        for row in campaigns:
             if row.get("status") not in {"sent", "sending"}:
                 continue
             sent = parse_utc(row.get("send_time"))
@@ -323,7 +342,7 @@ class MailchimpContext:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE: take it here, as Session.request would.
             env = session.merge_environment_settings(self.client.api_url, {}, None, None, None)
             session.verify = env["verify"]
-            adapter = GovernedAdapter(self.client)
+            adapter = GovernedAdapter(self.client, on_response=self.note_server_date)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -353,6 +372,12 @@ class MailchimpContext:
         self.client.close()
 
 
+def _date_header(response: requests.Response) -> datetime | None:
+    """A response's ``Date`` header as an aware UTC datetime (None when absent or unreadable)."""
+    when = parse_http_date(response.headers.get("Date"))
+    return when.astimezone(UTC) if when else None
+
+
 def api_path(api_url: str, url: str) -> str:
     """The path of ``url`` below the API root ``api_url`` (``/lists/abc/members``), for error messages."""
     root = urlsplit(api_url).path.rstrip("/")
@@ -367,10 +392,14 @@ class GovernedAdapter(HTTPAdapter):
     retryable, or fatal for a lasting TLS failure).
     """
 
-    def __init__(self, client: MailchimpClient) -> None:
-        """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff)."""
+    def __init__(
+        self, client: MailchimpClient, on_response: Callable[[requests.Response], None] | None = None
+    ) -> None:
+        """Pool sized to the governor, no urllib3 retries (retrying is the stream's backoff);
+        ``on_response`` sees every response (e.g. :meth:`MailchimpContext.note_server_date`)."""
         super().__init__(pool_connections=2, pool_maxsize=client.governor.limit, max_retries=0)
         self._client = client
+        self._on_response = on_response
 
     @override
     def send(
@@ -389,7 +418,10 @@ class GovernedAdapter(HTTPAdapter):
         send = functools.partial(
             super().send, request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
-        return self._client.attempt(method, api_path(self._client.api_url, url), url, send)
+        response: requests.Response = self._client.attempt(method, api_path(self._client.api_url, url), url, send)
+        if self._on_response is not None:
+            self._on_response(response)
+        return response
 
 
 class MailchimpPaginator(OffsetPaginator):

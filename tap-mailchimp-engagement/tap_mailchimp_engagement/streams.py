@@ -10,6 +10,7 @@ from oromc_common import idsets
 from oromc_common.dates import parse_utc
 from oromc_common.mailchimp import PermanentMailchimpError
 from oromc_common.sdk_seams import write_record, write_schema
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_mailchimp_engagement import identity, schemas
@@ -607,6 +608,10 @@ class EmailActivityStream(MailchimpStream):
     replication_key = "timestamp"
     is_sorted = False
     schema = schemas.EMAIL_ACTIVITY
+    # Rows are built by ``flatten_activity`` with exactly the schema's columns, from JSON strings,
+    # booleans and nulls, so the SDK's per-record type conformance (19% of the CPU of a /batches run
+    # of 80,556 rows, py-spy) has nothing to change and is skipped, as tap-orocommerce does.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:

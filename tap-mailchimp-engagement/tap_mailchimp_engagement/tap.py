@@ -13,6 +13,7 @@ from oromc_common.mailchimp import (
     connection_budget_properties,
     max_connections_property,
 )
+from oromc_common.output import GatheringWriter
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTap
 from oromc_common.settings import (
@@ -23,7 +24,6 @@ from oromc_common.settings import (
 )
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
@@ -54,7 +54,7 @@ class TapMailchimpEngagement(SeamTap):
     """Mailchimp members, consent and campaign engagement, incrementally."""
 
     name = "tap-mailchimp-engagement"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = GatheringWriter
     renamed_settings = (Renamed("request_timeout_seconds", "request_timeout"),)
 
     config_jsonschema = th.PropertiesList(
@@ -126,22 +126,23 @@ class TapMailchimpEngagement(SeamTap):
         th.Property(
             "batch_threshold_emails",
             th.IntegerType,
-            default=200000,
+            default=20000,
             description="Recipients (sum of `emails_sent` of first-time campaigns) from which `auto` uses "
             "`/batches`.",
         ),
         th.Property(
             "batch_max_operations",
             th.IntegerType,
-            default=50,
-            description="Page operations per `/batches` job (jobs pipelined: at most two open); smaller jobs "
-            "keep the result archives small.",
+            default=1000,
+            description="Page operations (of 1,000 recipients) per `/batches` job; more are split into jobs "
+            "pipelined, at most two open. Results are read one operation at a time whatever the job's size.",
         ),
         th.Property(
             "batch_poll_seconds",
             th.NumberType,
             default=1,
-            description="First wait between batch status polls (grows by half each poll, up to 30 s).",
+            description="Wait between batch status polls after the first (grows by half each poll, up to "
+            "30 s); the first poll comes when the job should be finished (from the last job's duration).",
         ),
         th.Property(
             "batch_timeout_minutes",

@@ -140,3 +140,20 @@ def test_batches_are_split_into_small_jobs_at_most_two_open(sandbox: Any, tools:
     assert {k for k in paged.keys("email_activity", *KEY) if datetime.fromisoformat(k[3]) <= stable_until} <= (
         split.keys("email_activity", *KEY)
     )
+
+
+def test_a_batches_run_makes_three_calls_and_learns_the_jobs_duration(sandbox: Any, tools: Any) -> None:
+    """One job for every campaign, polled once (when it should be finished), no clock or audience call:
+    ``GET /campaigns``, ``POST /batches``, ``GET /batches/{id}``; again in the next run from its state,
+    whose first poll waits what the first job took per operation."""
+    config = tools.tap_config(sandbox, use_batches="always")
+    state: dict[str, Any] | None = None
+    for _ in range(2):
+        sandbox.reset_stats()
+        run = tools.run_tap(config, state=state, streams={"email_activity"})
+        calls = {route: sum(n.values()) for route, n in sandbox.stats("mailchimp")["requests"].items()}
+        assert calls == {"GET /3.0/campaigns": 1, "POST /3.0/batches": 1, "GET /3.0/batches/{batch_id}": 1}
+        marks = run.state["bookmarks"]["email_activity"]
+        assert marks["batch_seconds_per_operation"] >= 0
+        assert "batch" not in marks
+        state = run.state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +11,7 @@ from oromc_common.mailchimp import FatalMailchimpError
 from singer_sdk.exceptions import ConfigValidationError
 from tap_mailchimp_engagement import schemas
 from tap_mailchimp_engagement.client import blank_timestamps_to_null
-from tap_mailchimp_engagement.engagement import flatten_activity
+from tap_mailchimp_engagement.engagement import activity_event_id, flatten_activity
 from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 
@@ -78,6 +80,21 @@ def test_activity_is_one_row_per_action_with_a_non_null_key() -> None:
     later = {**email, "activity": [{**email["activity"][0], "timestamp": "2026-01-01T00:00:01+00:00"}]}
     assert next(flatten_activity(later, "c1"))["event_id"] != ids[0]
     assert list(flatten_activity({"email_id": "e2"}, "c1")) == []
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("c1", "e1", "click", "2026-01-01T00:01:00+00:00", 'https://shop/caf\u00e9?q="x"&r=\\n'),
+        ("c1", "e1", "open", "2026-01-01T00:00:00+00:00", None),
+        (None, "e1", None, None, ""),
+        ("c1", 7, "open", "2026-01-01T00:00:00+00:00", None),  # not a string: json.dumps as well
+    ],
+)
+def test_event_id_is_the_sha256_of_the_natural_key_as_json(parts: tuple[Any, ...]) -> None:
+    """The id the schema documents (and earlier releases wrote): sha256 of the compact JSON array."""
+    natural = json.dumps([*parts[:4], parts[4] or ""], separators=(",", ":"))
+    assert activity_event_id(*parts) == hashlib.sha256(natural.encode("utf-8")).hexdigest()
 
 
 def test_wrong_key_fails_fast_without_printing_it(sandbox: Any, tools: Any) -> None:
