@@ -187,19 +187,19 @@ def test_tag_batches_are_read_later_and_the_state_waits_for_them(
     """A window's tag ``/batches`` job is not awaited inside the window (the next records are read
     meanwhile); its results are read before the next window and at the end, and a STATE is only
     written once every batch submitted before it has finished."""
-    from singer_sdk.target_base import Target
+    from oromc_common.sdk_seams import SeamTarget
 
     list_id = config["list_id"]
     run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 9)]))
     emitted: list[tuple[dict[str, Any], list[str]]] = []
-    original = Target._write_state_message
+    original = SeamTarget.write_state
 
-    def recording(self: Target, state: dict[str, Any]) -> None:  # what reaches stdout, when
+    def recording(self: SeamTarget, state: dict[str, Any]) -> None:  # what reaches stdout, when
         statuses = [b["status"] for b in api.get("/batches", {"count": 1000})["batches"]]
         emitted.append((state, statuses))
         original(self, state)
 
-    monkeypatch.setattr(Target, "_write_state_message", recording)
+    monkeypatch.setattr(SeamTarget, "write_state", recording)
     cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "batches", "batch_poll_seconds": 0.2}
     records = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
     records += [contact(i, tags=["Second"], **ACCOUNT) for i in range(5, 9)]
