@@ -124,10 +124,12 @@ def test_two_processes_on_one_account_never_exceed_the_budget(
         assert stats["connections"]["over_limit"] == {}
         assert stats["requests"]["GET /3.0/ping"] == {"200": 64}
 
-        # control: the same two processes with a budget each reach 16 and Mailchimp's limit
+        # control: the same two processes with a budget each go past Mailchimp's limit together
+        # (each one's own peak is 8 or, when the server's instant 429s free its threads before the
+        # last one starts on a loaded machine, 7: [8, 7] was seen)
         sb.reset_stats()
         separate = [(str(tmp_path / "a"), "-"), (str(tmp_path / "b"), "-")]
-        assert _run_two_at_once(sb, tmp_path, separate) == [8, 8]
+        assert sum(_run_two_at_once(sb, tmp_path, separate)) > 10
         stats = sb.stats("mailchimp")
         assert max(stats["connections"]["peak"].values()) > 10
         assert sum(stats["connections"]["over_limit"].values()) > 0
