@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
 from oromc_sandbox import mailchimp
 from oromc_sandbox.mailchimp import urls
 from starlette.routing import Route
@@ -45,21 +49,21 @@ MODELS = (
 )
 
 
+def _imports(name: str) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of the sandbox's Mailchimp module ``name`` (a path without ``.py``)."""
+    package = Path(mailchimp.__file__).parent
+    tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+    yield from (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
+
+
 def test_models_know_nothing_of_http() -> None:
     """Rules and state modules import neither Starlette nor the handlers nor the route table."""
-    import ast
-    from pathlib import Path
-
-    package = Path(mailchimp.__file__).parent
     for name in MODELS:
-        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in _imports(name):
             if isinstance(node, ast.Import):
                 mods = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                mods = [("." * node.level) + (node.module or "")]
             else:
-                continue
+                mods = [("." * node.level) + (node.module or "")]
             for mod in mods:
                 assert not mod.startswith("starlette"), (name, mod)
                 assert mod.lstrip(".").split(".")[0] not in ("responses", "urls"), (name, mod)
@@ -82,13 +86,8 @@ NO_PLUMBING = (
 
 
 def test_rules_do_not_import_the_http_plumbing() -> None:
-    import ast
-    from pathlib import Path
-
-    package = Path(mailchimp.__file__).parent
     for name in NO_PLUMBING:
-        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in _imports(name):
             if isinstance(node, ast.ImportFrom) and node.level:
                 module = node.module or ""
                 assert module.split(".")[-1] != "common", (name, module)
