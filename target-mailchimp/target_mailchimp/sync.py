@@ -301,8 +301,19 @@ class ContactSync(TagWrites):
             return
         self._created_tag_deltas = []
         self._run_writes(writes)
-        self._run_tags(deltas + self._created_tag_deltas)
-        self._run_archives(archives)
+        tag_deltas = deltas + self._created_tag_deltas
+        if (
+            len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER
+            and tag_deltas
+            and self._tag_plan(tag_deltas)[0] == "batches"
+            and {d.contact.hash for d in tag_deltas}.isdisjoint(c.hash for c, _ in archives)
+        ):
+            # both would be a /batches job: one job (Mailchimp runs an account's jobs one at a
+            # time, each with ~2.5 s of queueing around its operations)
+            self._tags_and_archives_by_batch(tag_deltas, archives)
+        else:
+            self._run_tags(tag_deltas)
+            self._run_archives(archives)
         self._run_erasures(erasures)
 
     def _record_plan(
@@ -720,36 +731,32 @@ class ContactSync(TagWrites):
                 return None
 
     # -- archives and erasure --------------------------------------------------------------
+    def _archived(self, contact: Contact, state: MemberState) -> None:
+        state.status = "archived"
+        self.audience.remember(contact.hash, state)
+
+    def _archive_one(self, contact: Contact, state: MemberState) -> None:
+        try:
+            self.audience.archive(contact.hash)
+        except PermanentMailchimpError as exc:
+            self._reject_error(contact, exc)
+            return
+        self._archived(contact, state)
+
     def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:
         """Members archived because their source user is disabled (``disabled_user_policy``): one
         ``DELETE`` each, or one ``/batches`` job when they would take more than 50 calls."""
-
-        def archived(contact: Contact, state: MemberState) -> None:
-            state.status = "archived"
-            self.audience.remember(contact.hash, state)
-
-        def archive(contact: Contact, state: MemberState) -> None:
-            try:
-                self.audience.archive(contact.hash)
-            except PermanentMailchimpError as exc:
-                self._reject_error(contact, exc)
-                return
-            archived(contact, state)
-
         if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
-            self._archives_by_batch(archives, archived, archive)
+            self._archives_by_batch(archives)
             return
-        run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
+        run_concurrently([partial(self._archive_one, c, st) for c, st in archives], self.workers)
 
-    def _archives_by_batch(
-        self,
-        archives: list[tuple[Contact, MemberState]],
-        archived: Callable[[Contact, MemberState], None],
-        archive: Callable[[Contact, MemberState], None],
-    ) -> None:
-        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``); each
-        result is parsed: a refusal is a reject, as for a single call; what has no final result
-        (retryable, missing) is archived one call each."""
+    def _archive_batch(
+        self, archives: list[tuple[Contact, MemberState]]
+    ) -> tuple[list[dict[str, Any]], Callable[[Iterable[OperationResult]], None]]:
+        """The ``DELETE`` operations of ``archives`` (operation id: the member's hash) and what applies
+        their results: each result is parsed: a refusal is a reject, as for a single call; what has
+        no final result (retryable, missing) is archived one call each."""
         by_hash = {c.hash: (c, st) for c, st in archives}
         ops = [
             {"method": "DELETE", "path": f"{self.audience.base}/members/{h}", "operation_id": h}
@@ -763,7 +770,7 @@ class ContactSync(TagWrites):
                 if item is None or result.operation_id in done:
                     continue
                 if result.status_code < 400:
-                    archived(*item)
+                    self._archived(*item)
                 else:
                     error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
                     if error.kind is not ErrorKind.PERMANENT:
@@ -771,8 +778,13 @@ class ContactSync(TagWrites):
                     self._reject_error(item[0], error)
                 done.add(result.operation_id)
             left = [item for h, item in by_hash.items() if h not in done]
-            run_concurrently([partial(archive, c, st) for c, st in left], self.workers)
+            run_concurrently([partial(self._archive_one, c, st) for c, st in left], self.workers)
 
+        return ops, apply
+
+    def _archives_by_batch(self, archives: list[tuple[Contact, MemberState]]) -> None:
+        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``)."""
+        ops, apply = self._archive_batch(archives)
         if not self.defer_batches:
             apply(self._batch(ops))
             return
@@ -780,6 +792,30 @@ class ContactSync(TagWrites):
         self._read_later(
             batch_id, lambda: apply(self._wait_results(batch_id)), f"{len(ops)} member archives"
         )
+
+    def _tags_and_archives_by_batch(
+        self, deltas: list[TagDelta], archives: list[tuple[Contact, MemberState]]
+    ) -> None:
+        """A window's member tag writes and archives (different members) as one ``/batches`` job, read
+        now or later (``defer_batches``); each operation's result is applied as in its own job."""
+        tag_ops = self._tag_operations(deltas)
+        archive_ops, apply_archives = self._archive_batch(archives)
+        archive_ids = {op["operation_id"] for op in archive_ops}
+        batch_id = submit_batch(self.audience.client, tag_ops + archive_ops)
+
+        def read() -> None:
+            tag_results: list[OperationResult] = []
+            archive_results: list[OperationResult] = []
+            for result in self._wait_results(batch_id):
+                (archive_results if result.operation_id in archive_ids else tag_results).append(result)
+            self._apply_tag_results(tag_results, deltas)
+            apply_archives(archive_results)
+
+        what = f"{len(tag_ops)} member tag writes, {len(archive_ops)} member archives"
+        if self.defer_batches:
+            self._read_later(batch_id, read, what)
+        else:
+            read()
 
     def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
         def erase(contact: Contact, hash_: str, state: MemberState) -> None:

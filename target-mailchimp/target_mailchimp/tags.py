@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -120,6 +120,19 @@ class TagWrites:
     def _run_tags(self, deltas: list[TagDelta]) -> None:
         if not deltas:
             return
+        mode, by_tag_add, by_tag_remove = self._tag_plan(deltas)
+        if mode == "segment":
+            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
+        elif mode == "batches":
+            self._tags_by_batches(deltas)
+        else:
+            self._tags_by_member(deltas)
+
+    def _tag_plan(
+        self, deltas: list[TagDelta]
+    ) -> tuple[str, dict[str, list[Contact]], dict[str, list[Contact]]]:
+        """How the tag changes of ``deltas`` are written (``member``, ``segment`` or ``batches``) and
+        the members to add to / remove from each tag."""
         by_tag_add: dict[str, list[Contact]] = defaultdict(list)
         by_tag_remove: dict[str, list[Contact]] = defaultdict(list)
         for delta in deltas:
@@ -127,15 +140,15 @@ class TagWrites:
                 by_tag_add[name].append(delta.contact)
             for name in delta.remove:
                 by_tag_remove[name].append(delta.contact)
-        segment_calls = sum(
-            max(
-                math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
-                math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
-            )
-            for t in {*by_tag_add, *by_tag_remove}
-        )
         mode = self.settings.tag_write_mode
         if mode == "auto":
+            segment_calls = sum(
+                max(
+                    math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                    math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                )
+                for t in {*by_tag_add, *by_tag_remove}
+            )
             # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
             # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
             # (submit, polls, download) at the price of >= 2.5 s queueing.
@@ -147,17 +160,12 @@ class TagWrites:
             # writes would need many calls (measured in bench/bench_target_mailchimp.py).
             if costs[mode] > BATCHES_WHEN_DIRECT_CALLS_OVER:
                 mode = "batches"
-        if mode == "segment":
-            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
-        elif mode == "batches":
-            self._tags_by_batches(deltas)
-        else:
-            self._tags_by_member(deltas)
+        return mode, by_tag_add, by_tag_remove
 
-    def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
-        """Member tag writes as one ``/batches`` job per window; failed operations are retried
-        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
-        ops = [
+    def _tag_operations(self, deltas: list[TagDelta]) -> list[dict[str, Any]]:
+        """The ``/batches`` operations of member tag writes (operation id: the member's hash)."""
+        self.audience.tags_may_have_been_created()
+        return [
             {
                 "method": "POST",
                 "path": f"{self.audience.base}/members/{d.contact.hash}/tags",
@@ -166,7 +174,11 @@ class TagWrites:
             }
             for d in deltas
         ]
-        self.audience.tags_may_have_been_created()
+
+    def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
+        """Member tag writes as one ``/batches`` job per window; failed operations are retried
+        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
+        ops = self._tag_operations(deltas)
         batch_id = submit_batch(self.audience.client, ops)
         self._read_later(batch_id, partial(self._read_tags, batch_id, deltas), f"{len(ops)} member tag writes")
 
@@ -212,10 +224,15 @@ class TagWrites:
         yield from iter_results(client, str(doc.get("response_body_url") or ""))
 
     def _read_tags(self, batch_id: str, deltas: list[TagDelta]) -> None:
+        self._apply_tag_results(self._wait_results(batch_id), deltas)
+
+    def _apply_tag_results(self, results: Iterable[OperationResult], deltas: list[TagDelta]) -> None:
+        """The per-operation results of member tag writes: applied, rejected (permanent) or written
+        again directly (retryable, or no result)."""
         by_id = {d.contact.hash: d for d in deltas}
         retry: list[TagDelta] = []
         seen: set[str] = set()
-        for result in self._wait_results(batch_id):
+        for result in results:
             delta = by_id.get(result.operation_id)
             if delta is None:
                 continue
