@@ -51,7 +51,7 @@ from target_mailchimp.mapping import (
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
-from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER, TagWrites
+from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER, PENDING_WINDOWS, TagWrites
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
@@ -213,7 +213,7 @@ class ContactSync(TagWrites):
             return False
         raw = record.get("email")
         hash_ = email_hash(raw.strip()) if isinstance(raw, str) and raw.strip() else ""
-        if not hash_ or hash_ in pending:
+        if not hash_ or hash_ in pending or self._batches_touch((hash_,)):
             return False
         state = self.audience.members.get(hash_)
         if state is None or state.status == "archived" or not state.tags_complete:
@@ -246,18 +246,16 @@ class ContactSync(TagWrites):
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))
-        self.settle_batches()  # the members' tags and statuses as the last window left them
+        # Earlier windows' /batches jobs stay queued at Mailchimp while this window is looked up and
+        # written (so Mailchimp's queue never waits for it), except the ones that change one of its
+        # members: their tags and statuses must be as those windows left them. At most
+        # PENDING_WINDOWS stay unread (the oldest finished long ago: Mailchimp runs them in order).
+        while len(self._pending_batches) >= PENDING_WINDOWS:
+            self._settle_oldest_batch()
         contacts = self.prepare(records)
         if not contacts:
             return
-        hashes = [c.hash for c in contacts if c.hash]
-        states = self.audience.lookup(hashes, self.workers, self._batch)
-        if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
-            # Mailchimp cannot be searched by merge field: find members by their source id in one
-            # read of the whole audience (see the README, "Identity", for when this happens).
-            LOGGER.info("Reading the audience once to find members by their source id")
-            self.audience.load_all(self.workers)
-            states = {h: self.audience.members.get(h) for h in hashes}
+        states = self._lookup_window(contacts)
         plan, moves, erasures = self._resolve(contacts, states)
         for contact, _ in moves:
             self.plan.add(self.stream, "change_email", contact.key)
@@ -315,6 +313,26 @@ class ContactSync(TagWrites):
             self._run_tags(tag_deltas)
             self._run_archives(archives)
         self._run_erasures(erasures)
+
+    def _lookup_window(self, contacts: list[Contact]) -> dict[str, MemberState | None]:
+        """The members at the window's addresses, once the jobs not read yet that change one of
+        them (or a member found by its source id) have been read."""
+        hashes = [c.hash for c in contacts if c.hash]
+        if self._batches_touch(hashes):
+            self.settle_batches()
+        states = self.audience.lookup(hashes, self.workers, self._batch)
+        if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
+            # Mailchimp cannot be searched by merge field: find members by their source id in one
+            # read of the whole audience (see the README, "Identity", for when this happens).
+            LOGGER.info("Reading the audience once to find members by their source id")
+            self.audience.load_all(self.workers)
+            states = {h: self.audience.members.get(h) for h in hashes}
+        if self.audience.loaded and self._batches_touch(
+            h for c in contacts if c.oro_id is not None and (h := self.audience.find_id(c.oro_id))
+        ):  # a member found by its source id (a moved address, an erasure) has a job queued
+            self.settle_batches()
+            states = {h: self.audience.members.get(h) for h in hashes}
+        return states
 
     def _record_plan(
         self,
@@ -790,7 +808,10 @@ class ContactSync(TagWrites):
             return
         batch_id = submit_batch(self.audience.client, ops)
         self._read_later(
-            batch_id, lambda: apply(self._wait_results(batch_id)), f"{len(ops)} member archives"
+            batch_id,
+            lambda: apply(self._wait_results(batch_id)),
+            f"{len(ops)} member archives",
+            frozenset(c.hash for c, _ in archives),
         )
 
     def _tags_and_archives_by_batch(
@@ -813,7 +834,8 @@ class ContactSync(TagWrites):
 
         what = f"{len(tag_ops)} member tag writes, {len(archive_ops)} member archives"
         if self.defer_batches:
-            self._read_later(batch_id, read, what)
+            members = frozenset(d.contact.hash for d in deltas) | archive_ids
+            self._read_later(batch_id, read, what, members)
         else:
             read()
 

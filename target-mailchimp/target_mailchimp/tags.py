@@ -35,6 +35,9 @@ from target_mailchimp.models import Contact, SyncSettings, TagDelta
 from target_mailchimp.pacing import BatchPace
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
+#: Contacts windows whose ``/batches`` jobs may stay unread: the job of the window before keeps
+#: Mailchimp's queue busy while a window is looked up and written.
+PENDING_WINDOWS = 2
 #: Mailchimp refusals that are about the address itself (named ``email`` in rejects without a field).
 EMAIL_REASONS = frozenset(
     {"invalid_email", "fake_email", "compliance_state", "forgotten_email", "signup_throttled", "member_exists"}
@@ -49,6 +52,7 @@ class PendingBatch:
 
     batch_id: str
     read: Callable[[], None]
+    members: frozenset[str] = frozenset()  # hashes of the members its operations change
     on_durable: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -180,20 +184,35 @@ class TagWrites:
         directly (retryable) or rejected (permanent). Read now, or later when deferred."""
         ops = self._tag_operations(deltas)
         batch_id = submit_batch(self.audience.client, ops)
-        self._read_later(batch_id, partial(self._read_tags, batch_id, deltas), f"{len(ops)} member tag writes")
+        self._read_later(
+            batch_id,
+            partial(self._read_tags, batch_id, deltas),
+            f"{len(ops)} member tag writes",
+            frozenset(d.contact.hash for d in deltas),
+        )
 
-    def _read_later(self, batch_id: str, read: Callable[[], None], what: str) -> None:
-        """Read a submitted batch now, or later when batches are deferred."""
+    def _read_later(
+        self, batch_id: str, read: Callable[[], None], what: str, members: frozenset[str] = frozenset()
+    ) -> None:
+        """Read a submitted batch now, or later when batches are deferred (``members``: the hashes of
+        the members it changes)."""
         if not self.defer_batches:
             read()
             return
         LOGGER.info("Submitted batch %s: %s", batch_id, what)
-        self._pending_batches.append(PendingBatch(batch_id, read))
+        self._pending_batches.append(PendingBatch(batch_id, read, members))
 
     @property
     def batches_pending(self) -> bool:
         """True while a submitted batch's results are not read yet."""
         return bool(self._pending_batches)
+
+    def _batches_touch(self, hashes: Iterable[str]) -> bool:
+        """True when a batch not read yet changes one of the members ``hashes``."""
+        if not self._pending_batches:
+            return False
+        wanted = set(hashes)
+        return any(not p.members.isdisjoint(wanted) for p in self._pending_batches)
 
     def when_batches_durable(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once every batch submitted so far is read (now, when none is)."""
@@ -205,11 +224,14 @@ class TagWrites:
     def settle_batches(self) -> None:
         """Read the results of every batch submitted, oldest first."""
         while self._pending_batches:
-            pending = self._pending_batches[0]
-            pending.read()
-            self._pending_batches.popleft()
-            for callback in pending.on_durable:
-                callback()
+            self._settle_oldest_batch()
+
+    def _settle_oldest_batch(self) -> None:
+        pending = self._pending_batches[0]
+        pending.read()
+        self._pending_batches.popleft()
+        for callback in pending.on_durable:
+            callback()
 
     def _wait_results(self, batch_id: str) -> Iterator[OperationResult]:
         """Wait for a submitted batch and stream its per-operation results."""
