@@ -13,13 +13,12 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import OperationResult, run_batch, submit_batch
+from oromc_common.batches import BatchQueue, OperationResult, run_batch, submit_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
@@ -51,7 +50,12 @@ from target_mailchimp.mapping import (
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
-from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER, PENDING_WINDOWS, TagWrites
+from target_mailchimp.tags import (
+    BATCHES_WHEN_DIRECT_CALLS_OVER,
+    PENDING_WINDOWS,
+    TagWrites,
+    member_keys,
+)
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
@@ -105,9 +109,12 @@ class ContactSync(TagWrites):
         report: RunReport,
         stream: str = "contacts",
         plan: ActionPlan | None = None,
+        batches: BatchQueue | None = None,
     ) -> None:
         """``specs`` are the audience's merge fields for the mapped tags (and the identity tag);
-        ``plan`` records the planned writes (and, in a dry run, stands in for them)."""
+        ``plan`` records the planned writes (and, in a dry run, stands in for them); ``batches``: the
+        account's queue of ``/batches`` jobs not read yet, shared with the store sync (its own when
+        not given)."""
         self.audience = audience
         self.specs = dict(specs)
         self.settings = settings
@@ -118,7 +125,7 @@ class ContactSync(TagWrites):
         self._created_tag_deltas: list[TagDelta] = []
         self.pace = BatchPace(settings.batch_poll_seconds)
         self.defer_batches = False
-        self._pending_batches = deque()
+        self.batches = batches if batches is not None else BatchQueue()
         self.plan = (
             plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
         )
@@ -213,7 +220,7 @@ class ContactSync(TagWrites):
             return False
         raw = record.get("email")
         hash_ = email_hash(raw.strip()) if isinstance(raw, str) and raw.strip() else ""
-        if not hash_ or hash_ in pending or self._batches_touch((hash_,)):
+        if not hash_ or hash_ in pending or self.batches.touches(member_keys((hash_,))):
             return False
         state = self.audience.members.get(hash_)
         if state is None or state.status == "archived" or not state.tags_complete:
@@ -250,8 +257,8 @@ class ContactSync(TagWrites):
         # written (so Mailchimp's queue never waits for it), except the ones that change one of its
         # members: their tags and statuses must be as those windows left them. At most
         # PENDING_WINDOWS stay unread (the oldest finished long ago: Mailchimp runs them in order).
-        while len(self._pending_batches) >= PENDING_WINDOWS:
-            self._settle_oldest_batch()
+        while len(self.batches) >= PENDING_WINDOWS:
+            self.batches.read_oldest()
         contacts = self.prepare(records)
         if not contacts:
             return
@@ -318,8 +325,7 @@ class ContactSync(TagWrites):
         """The members at the window's addresses, once the jobs not read yet that change one of
         them (or a member found by its source id) have been read."""
         hashes = [c.hash for c in contacts if c.hash]
-        if self._batches_touch(hashes):
-            self.settle_batches()
+        self.batches.settle(keys=member_keys(hashes))
         states = self.audience.lookup(hashes, self.workers, self._batch)
         if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
             # Mailchimp cannot be searched by merge field: find members by their source id in one
@@ -327,10 +333,11 @@ class ContactSync(TagWrites):
             LOGGER.info("Reading the audience once to find members by their source id")
             self.audience.load_all(self.workers)
             states = {h: self.audience.members.get(h) for h in hashes}
-        if self.audience.loaded and self._batches_touch(
+        by_id = member_keys(
             h for c in contacts if c.oro_id is not None and (h := self.audience.find_id(c.oro_id))
-        ):  # a member found by its source id (a moved address, an erasure) has a job queued
-            self.settle_batches()
+        ) if self.audience.loaded and self.batches.pending else []
+        if self.batches.touches(by_id):  # a member found by its source id (a moved address, an erasure)
+            self.batches.settle(keys=by_id)
             states = {h: self.audience.members.get(h) for h in hashes}
         return states
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import OperationResult, iter_results, submit_batch, wait_for_batch
+from oromc_common.batches import (
+    BatchQueue,
+    OperationResult,
+    iter_results,
+    submit_batch,
+    wait_for_batch,
+)
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     ErrorKind,
@@ -45,25 +50,24 @@ EMAIL_REASONS = frozenset(
 LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
-@dataclass
-class PendingBatch:
-    """A submitted ``/batches`` job of a contacts window (tags, archives) whose results are not read
-    yet: ``read`` waits for it and applies its results."""
+#: The kind of the contacts sync's jobs in the target's :class:`BatchQueue`.
+KIND = "contacts"
 
-    batch_id: str
-    read: Callable[[], None]
-    members: frozenset[str] = frozenset()  # hashes of the members its operations change
-    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+def member_keys(hashes: Iterable[str]) -> list[str]:
+    """How members are named in the :class:`BatchQueue` (``member:<subscriber hash>``)."""
+    return [f"member:{h}" for h in hashes]
 
 
 class TagWrites:
     """Mixin of ``ContactSync``: report helpers and the tag-writing strategies.
 
     With ``defer_batches`` (the target sets it) a window's ``/batches`` jobs (tags, archives) are
-    submitted and their results are read later (``settle_batches``: before the next window is looked
-    up, and at the end of the run) instead of waiting for them inside the window: the target goes on
-    reading records (and the tap on reading Oro) while Mailchimp runs them. The tap's state waits
-    for them (``when_batches_durable``).
+    submitted and queued in ``batches`` (the target's :class:`BatchQueue`), their results read later
+    (before a window that changes one of their members is looked up, once two windows' jobs are
+    unread, and at the end of the run) instead of waiting for them inside the window: the target goes
+    on reading records (and the tap on reading Oro) while Mailchimp runs them. The tap's state waits
+    for them (``BatchQueue.when_durable``).
     """
 
     audience: Audience
@@ -73,7 +77,7 @@ class TagWrites:
     workers: int
     pace: BatchPace
     defer_batches: bool
-    _pending_batches: deque[PendingBatch]
+    batches: BatchQueue
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -200,38 +204,12 @@ class TagWrites:
             read()
             return
         LOGGER.info("Submitted batch %s: %s", batch_id, what)
-        self._pending_batches.append(PendingBatch(batch_id, read, members))
+        self.batches.add(batch_id, read, kind=KIND, keys=member_keys(members))
 
     @property
     def batches_pending(self) -> bool:
         """True while a submitted batch's results are not read yet."""
-        return bool(self._pending_batches)
-
-    def _batches_touch(self, hashes: Iterable[str]) -> bool:
-        """True when a batch not read yet changes one of the members ``hashes``."""
-        if not self._pending_batches:
-            return False
-        wanted = set(hashes)
-        return any(not p.members.isdisjoint(wanted) for p in self._pending_batches)
-
-    def when_batches_durable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once every batch submitted so far is read (now, when none is)."""
-        if self._pending_batches:
-            self._pending_batches[-1].on_durable.append(callback)
-        else:
-            callback()
-
-    def settle_batches(self) -> None:
-        """Read the results of every batch submitted, oldest first."""
-        while self._pending_batches:
-            self._settle_oldest_batch()
-
-    def _settle_oldest_batch(self) -> None:
-        pending = self._pending_batches[0]
-        pending.read()
-        self._pending_batches.popleft()
-        for callback in pending.on_durable:
-            callback()
+        return self.batches.pending
 
     def _wait_results(self, batch_id: str) -> Iterator[OperationResult]:
         """Wait for a submitted batch and stream its per-operation results."""
