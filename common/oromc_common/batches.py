@@ -10,6 +10,7 @@ import codecs
 import json
 import logging
 import tarfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -73,12 +74,14 @@ class BatchQueue:
     Mailchimp runs an account's jobs one at a time in submission order, so a job is submitted as soon
     as its operations are known and read (its results applied) later, oldest first: the caller keeps
     working while Mailchimp runs them. A callback given to :meth:`when_durable` runs once every job
-    submitted before it has been read (a target emits the tap's state this way).
+    submitted before it has been read (a target emits the tap's state this way). Jobs are added and
+    read by one thread; other threads may look (``submitted``, iteration).
     """
 
     def __init__(self) -> None:
         """An empty queue."""
         self._jobs: deque[QueuedBatch] = deque()
+        self._lock = threading.Lock()  # a look from another thread never sees the deque change
 
     def __len__(self) -> int:
         """Jobs not read yet."""
@@ -86,7 +89,8 @@ class BatchQueue:
 
     def __iter__(self) -> Iterator[QueuedBatch]:
         """The jobs not read yet, oldest first."""
-        return iter(tuple(self._jobs))
+        with self._lock:
+            return iter(tuple(self._jobs))
 
     @property
     def pending(self) -> bool:
@@ -104,19 +108,20 @@ class BatchQueue:
     ) -> QueuedBatch:
         """Queue a job just submitted (``read``: waits for it and applies its results)."""
         job = QueuedBatch(batch_id, read, kind, frozenset(keys), operations)
-        self._jobs.append(job)
+        with self._lock:
+            self._jobs.append(job)
         return job
 
     def submitted(self, batch_id: str) -> float | None:
         """When a queued job was submitted (``time.monotonic``), None if it is not queued."""
-        return next((j.submitted for j in self._jobs if j.batch_id == batch_id), None)
+        return next((j.submitted for j in self if j.batch_id == batch_id), None)
 
     def touches(self, keys: Iterable[str]) -> bool:
         """True when a job not read yet changes one of ``keys``."""
         if not self._jobs:
             return False
         wanted = set(keys)
-        return any(not job.keys.isdisjoint(wanted) for job in self._jobs)
+        return any(not job.keys.isdisjoint(wanted) for job in self)
 
     def when_durable(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once every job submitted so far is read (now, when none is pending)."""
@@ -129,7 +134,8 @@ class BatchQueue:
         """Wait for the oldest job, apply its results, then run its callbacks."""
         job = self._jobs[0]
         job.read()
-        self._jobs.popleft()
+        with self._lock:
+            self._jobs.popleft()
         for callback in job.on_durable:
             callback()
 
@@ -141,7 +147,7 @@ class BatchQueue:
         def matches(job: QueuedBatch) -> bool:
             return (kind is None or job.kind == kind) and (wanted is None or not job.keys.isdisjoint(wanted))
 
-        while self._jobs and any(matches(job) for job in self._jobs):
+        while self._jobs and any(matches(job) for job in self):
             self.read_oldest()
 
 
