@@ -40,16 +40,16 @@ import json
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
     WORTH_A_BATCH,
     BatchExpiredError,
+    BatchQueue,
     BatchTimeoutError,
     iter_results,
     submit_batch,
@@ -228,19 +228,21 @@ class Write:
     quiet: bool = False
 
 
-@dataclass
-class _InFlight:
-    """A submitted ``/batches`` job whose results are not read yet."""
+#: The kind of this sync's jobs in the target's :class:`BatchQueue`.
+KIND = "ecommerce"
 
-    batch_id: str
+
+@dataclass(frozen=True)
+class _Submitted:
+    """The writes of a submitted ``/batches`` job whose results are not read yet."""
+
     collection: str
     by_op: dict[str, Write]
-    on_durable: list[Callable[[], None]] = field(default_factory=list)
-    submitted: float = field(default_factory=time.monotonic)
 
-    @property
-    def keys(self) -> set[str]:
-        return {w.key for w in self.by_op.values()}
+
+def _queue_keys(collection: str, keys: Iterable[str]) -> list[str]:
+    """How a store record is named in the :class:`BatchQueue` (``orders:<id>``)."""
+    return [f"{collection}:{key}" for key in keys]
 
 
 def _clean(value: Any) -> Any:
@@ -339,9 +341,15 @@ class EcommerceSync:
     """Writes e-commerce windows into one store."""
 
     def __init__(
-        self, client: MailchimpClient, settings: StoreSettings, report: RunReport, workers: int
+        self,
+        client: MailchimpClient,
+        settings: StoreSettings,
+        report: RunReport,
+        workers: int,
+        batches: BatchQueue | None = None,
     ) -> None:
-        """Bind to the store (not created until the first window)."""
+        """Bind to the store (not created until the first window); ``batches``: the account's queue of
+        jobs not read yet, shared with the contacts sync (its own when not given)."""
         self.client = client
         self.settings = settings
         self.report = report
@@ -351,7 +359,8 @@ class EcommerceSync:
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
-        self._in_flight: deque[_InFlight] = deque()
+        self.batches = batches if batches is not None else BatchQueue()
+        self._submitted: dict[str, _Submitted] = {}  # batch id -> its writes, while not read
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
         self._pace = BatchPace(settings.batch_poll_seconds)
         self._prefetched: set[str] = set()
@@ -414,7 +423,7 @@ class EcommerceSync:
                 LOGGER.warning("Batch %s still not finished; reading the store anyway.", batch["id"])
 
     def finish(self) -> None:
-        """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
+        """End of run: every batch of this sync read, then a backfill's ``is_syncing`` is switched off."""
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True)
         self.settle()
@@ -512,8 +521,7 @@ class EcommerceSync:
                 self.report.count(stream, "duplicates_merged")
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
-        if self._overlaps(resource.collection, latest):
-            self.settle()
+        self.batches.settle(keys=_queue_keys(resource.collection, latest))
         known = self._collection(resource.collection)
         writes: list[Write] = []
         for key, record in latest.items():
@@ -558,22 +566,16 @@ class EcommerceSync:
         """
         if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-        if len(writes) >= self.settings.batch_threshold or (writes and self._in_flight):
+        if len(writes) >= self.settings.batch_threshold or (writes and self.in_flight):
             self._submit(writes)
         elif writes:
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
-
-    def _overlaps(self, collection: str, keys: set[str] | Mapping[str, Any]) -> bool:
-        """True when a batch in flight writes one of ``keys`` of ``collection``: what it wrote must be
-        known before they are compared or written again. Other batches may stay queued: Mailchimp
-        runs them in submission order, before anything submitted later."""
-        return any(b.collection == collection and not b.keys.isdisjoint(keys) for b in self._in_flight)
 
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
         """Create placeholder products/variants for lines that reference unknown ones."""
         products = self._collection("products")
         queued: dict[str, set[str]] = {}  # product id -> variant ids of product writes in flight
-        for batch in self._in_flight:
+        for batch in self._submitted.values():
             if batch.collection == "products":
                 for write in batch.by_op.values():
                     variants = (write.body or {}).get("variants") or []
@@ -669,7 +671,7 @@ class EcommerceSync:
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
         poll = self.settings.batch_poll_seconds
         # One of ours submitted less than a poll interval ago is not done yet: no poll before then.
-        submitted = next((b.submitted for b in self._in_flight if b.batch_id == batch_id), None)
+        submitted = self.batches.submitted(batch_id)
         return wait_for_batch(
             self.client,
             batch_id,
@@ -683,28 +685,18 @@ class EcommerceSync:
 
     @property
     def in_flight(self) -> bool:
-        """True while a submitted batch's results are not read yet."""
-        return bool(self._in_flight)
-
-    def when_durable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once every batch submitted so far has finished and its results are read
-        (now, when none is in flight). The target emits the tap's state this way."""
-        if self._in_flight:
-            self._in_flight[-1].on_durable.append(callback)
-        else:
-            callback()
+        """True while one of this sync's submitted batches is not read yet."""
+        return bool(self._submitted)
 
     def settle(self) -> None:
-        """Read the results of every batch in flight, oldest first."""
-        while self._in_flight:
-            self._collect()
+        """Read the results of every batch of this sync (and of the jobs queued before them)."""
+        self.batches.settle(kind=KIND)
 
     def _submit(self, writes: list[Write]) -> None:
         """``POST /batches`` for the writes (one, unless its body would pass ``MAX_BATCH_BYTES``),
         read later (``_collect``) while the next is prepared."""
         collection = writes[0].resource.collection
-        if self._overlaps(collection, {w.key for w in writes}):
-            self.settle()
+        self.batches.settle(keys=_queue_keys(collection, (w.key for w in writes)))
         by_op: dict[str, Write] = {}
         operations: list[dict[str, Any]] = []
         size = 0
@@ -727,25 +719,33 @@ class EcommerceSync:
     def _submit_operations(
         self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
     ) -> None:
-        while len(self._in_flight) >= PIPELINE_DEPTH:
-            self._collect()
+        while len(self.batches) >= PIPELINE_DEPTH:
+            self.batches.read_oldest()
         batch_id = submit_batch(self.client, operations)
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(stream, "batched", len(operations))
-        self._in_flight.append(_InFlight(batch_id, collection, by_op))
+        self._submitted[batch_id] = _Submitted(collection, by_op)
+        self.batches.add(
+            batch_id,
+            partial(self._collect, batch_id),
+            kind=KIND,
+            keys=_queue_keys(collection, (w.key for w in by_op.values())),
+            operations=len(operations),
+        )
 
-    def _collect(self) -> None:
-        """Wait for the oldest batch in flight; per-operation results become counts or rejects.
+    def _collect(self, batch_id: str) -> None:
+        """Wait for a submitted batch (the oldest in the queue); per-operation results become counts or
+        rejects.
 
         Operations whose result is missing or retryable (429, 5xx) are sent again as single calls
         (with the client's retries); a fatal one (401/403) stops the run like a single call would.
         """
-        batch = self._in_flight[0]
+        batch = self._submitted[batch_id]
         try:
-            doc = self._wait(batch.batch_id)
+            doc = self._wait(batch_id)
         except (BatchExpiredError, BatchTimeoutError) as exc:
-            msg = f"Mailchimp batch {batch.batch_id} did not finish: {exc}"
+            msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
             raise RuntimeError(msg) from exc
         by_op = batch.by_op
         done: set[str] = set()
@@ -768,12 +768,10 @@ class EcommerceSync:
         retry = [w for op_id, w in by_op.items() if op_id not in done]
         if retry:
             LOGGER.warning(
-                "Batch %s: %d operations without a final result; sent one by one.", batch.batch_id, len(retry)
+                "Batch %s: %d operations without a final result; sent one by one.", batch_id, len(retry)
             )
             run_concurrently([partial(self._write, w) for w in retry], self.workers)
-        self._in_flight.popleft()
-        for callback in batch.on_durable:
-            callback()
+        del self._submitted[batch_id]
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""
