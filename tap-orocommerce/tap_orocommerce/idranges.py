@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import requests
 from oromc_common.fanout import BoundedPool
@@ -116,12 +116,19 @@ class IdRangeReader:
         id order (ids above ``after`` only)."""
         stop = threading.Event()
         try:
-            responses = self.pool.run([partial(self._page, q, after, None) for q in queries])
+            # no error is kept (``keep``): the results are the pages
+            responses = cast(
+                "list[requests.Response]",
+                self.pool.run([partial(self._page, q, after, None) for q in queries]),
+            )
             ranged = [
                 i for i, r in enumerate(responses)
                 if _next_link(doc_of(r)) and _int_ids(doc_of(r))
             ]  # fmt: skip
-            tops = self.pool.run([partial(self._top, queries[i], responses[i]) for i in ranged])
+            tops = cast(
+                "list[tuple[int, int] | None]",
+                self.pool.run([partial(self._top, queries[i], responses[i]) for i in ranged]),
+            )
             plans: dict[int, Iterator[IdRange]] = {
                 i: self._plan(queries[i], responses[i], after, top)
                 for i, top in zip(ranged, tops, strict=True)
