@@ -41,7 +41,7 @@ from oromc_common.oro import (
     jsonapi_headers,
     oro_error_message,
 )
-from oromc_common.retry import RetryPolicy, is_transient_status
+from oromc_common.retry import RetryPolicy, is_transient_status, no_jitter
 from requests.adapters import HTTPAdapter
 from singer_sdk import RESTStream
 from singer_sdk import typing as th
@@ -704,16 +704,19 @@ class OroStream(RESTStream[Any]):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """The shared retry policy with this tap's settings (the SDK's backoff_* hooks use it)."""
+        """The shared retry policy with this tap's settings (the SDK's backoff_* hooks use it); its
+        computed waits are spread by x1.0-1.2 so parallel readers do not retry in step."""
         return RetryPolicy(
             int(self.config.get("max_tries", 9)),
             float(self.config.get("backoff_factor_seconds", 0.5)),
             float(self.config.get("backoff_max_seconds", 60.0)),
+            jitter=_spread,
         )
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return self.retry_policy.waits()
+        """The policy per failed try: the response's ``Retry-After`` as sent, else a spread wait."""
+        return self.retry_policy.waits(jittered=True)
 
     @override
     def backoff_max_tries(self) -> int:
@@ -721,7 +724,7 @@ class OroStream(RESTStream[Any]):
 
     @override
     def backoff_jitter(self, value: float) -> float:
-        return value * random.uniform(1.0, 1.2)
+        return no_jitter(value)  # the policy spreads its computed waits, never a Retry-After
 
     @override
     def backoff_handler(self, details: Any) -> None:
@@ -744,9 +747,9 @@ def _attr(resource: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _retry_waits(base: float, cap: float) -> Generator[float, Any, None]:
-    """Exponential waits; a ``Retry-After`` on the failed response wins (capped)."""
-    return RetryPolicy(backoff_factor_seconds=base, backoff_max_seconds=cap).waits()
+def _spread(wait: float) -> float:
+    """A computed retry wait spread by x1.0-1.2 (never shorter than the policy's)."""
+    return wait * random.uniform(1.0, 1.2)
 
 
 __all__ = [

@@ -153,7 +153,8 @@ def test_submit_runs_one_call_in_the_background_on_the_pools_threads() -> None:
         assert not future.done()  # the caller goes on while it runs
         release.set()
         name = future.result(timeout=2)
-        assert name != caller and name.startswith("bg")
+        assert name != caller
+        assert name.startswith("bg")
         failing = pool.submit(lambda: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             failing.result(timeout=2)
