@@ -194,6 +194,34 @@ def test_ids_that_are_not_numbers_follow_links_next() -> None:
     assert not _ranged(oro)
 
 
+def test_a_failed_range_is_raised_in_its_turn_after_the_pages_before_it() -> None:
+    oro = FakeOro(list(range(1, 3001)))
+    fetch = oro.fetch
+
+    def failing(resource: str, params: dict[str, Any] | None, **kw: Any) -> FakeResponse:
+        if params and params.get("filter[id][gt]") == 1500:
+            raise RuntimeError("GET things -> 500 after every retry")
+        return fetch(resource, params, **kw)
+
+    pool = BoundedPool(4, name="test-read")
+    reader = IdRangeReader(failing, pool, API)  # type: ignore[arg-type]
+    seen: list[int] = []
+
+    def consume() -> None:
+        for _, response in reader.pages([ListQuery("things", {"page[size]": 100})]):
+            seen.extend(int(i["id"]) for i in response._oro_doc["data"])  # type: ignore[attr-defined]
+
+    try:
+        with pytest.raises(RuntimeError, match="after every retry"):
+            consume()
+    finally:
+        pool.close()
+    assert seen == list(range(1, 1501))  # every page before the failed one, in order, then the error
+    # the first page, the highest id, the 14 ranges before the failed one and at most the 7 after it
+    # that the window (2 per worker) had started: the rest is cancelled
+    assert len(oro.requests) <= 1 + 1 + 14 + 7
+
+
 def test_one_worker_reads_the_same_rows_one_request_at_a_time() -> None:
     ids = sorted(random.Random(3).sample(range(1, 5000), 900))
     oro = FakeOro(ids)
