@@ -170,7 +170,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    sizes = sorted(int(x) for x in args.customers.split(","))
+    sizes = sorted(int(x) for x in args.customers.split(",") if x)
     tap_only = sorted(int(x) for x in args.tap_only.split(",") if x)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [measure(n, Path(tmp)) for n in sizes]
