@@ -53,3 +53,25 @@ def test_close_removes_the_temporary_files() -> None:
     assert folder.exists()
     m.close()
     assert not folder.exists()
+
+
+def test_string_keys_dict_values_setdefault_and_pop_behave_like_a_dict() -> None:
+    m = DiskMap()
+    state = (
+        "subscribed",
+        {"FNAME": "Zoë", "ADDRESS": {"addr1": "x", "zip": "1"}, "N": 3.5},
+        {"oro:a": "oro:A"},
+    )
+    assert m.setdefault("a" * 32, state) is state  # stored: the object given comes back
+    assert m.setdefault("a" * 32, ("other",)) == state  # already there: the stored value
+    for k in range(diskmap.WRITE_BUFFER):
+        m[f"k{k}"] = (k,)
+    assert m.get("a" * 32) == state
+    assert m.pop("a" * 32) == state
+    assert m.get("a" * 32) is None
+    assert m.pop("a" * 32, "gone") == "gone"
+    m["b"] = ("x",)
+    del m["b"]
+    assert "b" not in m
+    assert len(m) == diskmap.WRITE_BUFFER
+    m.close()
