@@ -19,10 +19,12 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import SMALL_BATCH_CALLS, WORTH_A_BATCH, OperationResult
+from oromc_common.diskmap import DiskMap
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
 
 from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
+from target_mailchimp.memberindex import MemberIndex
 
 LOGGER = logging.getLogger("target_mailchimp.client")
 
@@ -72,17 +74,20 @@ class Audience:
         self.list_id = list_id
         self.identity_tag = identity_tag
         self.merge_tags = sorted(set(merge_tags) | ({identity_tag} if identity_tag else set()))
-        self.by_id: dict[str, str] = {}  # source id -> subscriber hash (complete once loaded)
+        # source id -> subscriber hash (complete once loaded); on disk, as the member states
+        self.by_id = DiskMap()
         self.tag_prefix = tag_prefix
         self.lookup_mode = lookup_mode
-        self.members: dict[str, MemberState] = {}
+        self.members = MemberIndex()
         self._members_lock = threading.Lock()
         self._names: dict[
             str, str
         ] = {}  # interned tag names and statuses (many members share them)
         self.loaded = False
         self.estimated_size = 0
-        self.lookup_calls = 0  # calls spent so far on per-contact lookups (single GETs, /batches jobs)
+        self.lookup_calls = (
+            0  # calls spent so far on per-contact lookups (single GETs, /batches jobs)
+        )
         self._segments: dict[str, int] | None = None
         self._tags_lock = threading.Lock()
         # True while nothing this run sent could have created a tag since the list was read.
@@ -143,7 +148,15 @@ class Audience:
 
     # -- what Mailchimp has ----------------------------------------------------------------
     def _member_fields(self, prefix: str) -> str:
-        parts = ["id", "status", "last_changed", "timestamp_opt", "timestamp_signup", "tags", "tags_count"]
+        parts = [
+            "id",
+            "status",
+            "last_changed",
+            "timestamp_opt",
+            "timestamp_signup",
+            "tags",
+            "tags_count",
+        ]
         parts += [f"merge_fields.{t}" for t in self.merge_tags]
         return ",".join(f"{prefix}{p}" for p in parts)
 
@@ -250,7 +263,9 @@ class Audience:
                 if by_batch and batch is not None:
                     found = self._get_by_batch(unknown, batch, max_workers)
                 else:
-                    found = run_concurrently([partial(self._get_one, h) for h in unknown], max_workers)
+                    found = run_concurrently(
+                        [partial(self._get_one, h) for h in unknown], max_workers
+                    )
                 result: dict[str, MemberState | None] = {h: self.members.get(h) for h in hashes}
                 for h, state in zip(unknown, found, strict=True):
                     result[h] = state
@@ -271,7 +286,12 @@ class Audience:
         one without a usable result (a retryable error, missing) is read again with a single GET."""
         params = {"fields": self._member_fields("")}
         ops = [
-            {"method": "GET", "path": f"{self.base}/members/{h}", "params": params, "operation_id": h}
+            {
+                "method": "GET",
+                "path": f"{self.base}/members/{h}",
+                "params": params,
+                "operation_id": h,
+            }
             for h in hashes
         ]
         wanted = set(hashes)
