@@ -254,7 +254,9 @@ def test_profile_summary_names_what_the_project_waits_on() -> None:
 
 
 def test_archives_are_operations_of_the_serial_batch() -> None:
-    run = _run(100.0, 50, 10, {"received": 1000, "created": 900, "disabled_archived": 100}, {"received": 0})
+    run = _run(
+        100.0, 50, 10, {"received": 1000, "created": 900, "disabled_archived": 100}, {"received": 0}
+    )
     bound = bounds.audience_sync_bound(run, 100_000)  # reading it all costs more: blind writes
     assert bound["ecommerce"]["contact_archives_in_batch"] == 100
     assert bound["ecommerce"]["seconds"] == pytest.approx(bounds.batch_seconds(100), abs=0.01)
@@ -267,12 +269,23 @@ def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: P
     assert unmeasured["tap-mailchimp-engagement"] == unmeasured["engagement"] == "not measured"
     peers = {
         "ratios_ours_over_peer": {
-            "email_activity:ours/singer": {"rows_per_s": 2.4, "api_calls": 0.5, "rows_read": {"peer_missed": 0}},
+            "email_activity:ours/singer": {
+                "rows_per_s": 2.4,
+                "api_calls": 0.5,
+                "rows_read": {"peer_missed": 0},
+            },
             # a peer that under-reads does not count, however slow it is
-            "email_activity:ours/airbyte": {"rows_per_s": 12.0, "api_calls": 0.2, "rows_read": {"peer_missed": 9}},
+            "email_activity:ours/airbyte": {
+                "rows_per_s": 12.0,
+                "api_calls": 0.2,
+                "rows_read": {"peer_missed": 9},
+            },
         }
     }
-    oro = {"recipients": 1000, "stock": {"capacity_share": 0.79, "rows_per_second": 40, "rejects_left": 0}}
+    oro = {
+        "recipients": 1000,
+        "stock": {"capacity_share": 0.79, "rows_per_second": 40, "rejects_left": 0},
+    }
     (tmp_path / "tap_mailchimp_engagement.json").write_text(json.dumps(peers))
     (tmp_path / "job_engagement_oro.json").write_text(json.dumps(oro))
     by_goal = {g["goal"].split(" ")[0]: g for g in report.goals(doc, tmp_path)}
@@ -289,12 +302,58 @@ def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: P
 
 
 def test_tag_writes_count_in_the_contacts_bound() -> None:
-    counts = {"received": 1000, "updated": 1000, "tagged": 1000, "tags_added": 1500, "tags_removed": 500}
+    counts = {
+        "received": 1000,
+        "updated": 1000,
+        "tagged": 1000,
+        "tags_added": 1500,
+        "tags_removed": 500,
+    }
     run = _run(100.0, 50, 10, counts, {"received": 0})
     bound = bounds.audience_sync_bound(run, 100_000)
     plain = _run(100.0, 50, 10, {"received": 1000, "updated": 1000}, {"received": 0})
     untagged = bounds.audience_sync_bound(plain, 100_000)
-    assert bound["contacts"]["calls"] == untagged["contacts"]["calls"] + 4  # 2,000 tag changes, 500 a call
+    assert (
+        bound["contacts"]["calls"] == untagged["contacts"]["calls"] + 4
+    )  # 2,000 tag changes, 500 a call
     assert bound["contacts"]["connection_seconds"] == pytest.approx(
-        untagged["contacts"]["connection_seconds"] + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500), abs=0.01
+        untagged["contacts"]["connection_seconds"]
+        + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500),
+        abs=0.01,
     )
+
+
+def test_memory_goal_states_the_memory_bench_figures_measured_or_extrapolated(
+    tmp_path: Path,
+) -> None:
+    def memory(rss: float, at_1m: float, how: str) -> dict[str, Any]:
+        run = {
+            "records": 1000,
+            "tap": {"peak_rss_mb": rss},
+            "target": {"full": {"peak_rss_mb": 100.0}},
+        }
+        return {
+            "runs": [run],
+            "connectors": {
+                "tap-orocommerce": {
+                    "mb_per_100k_records": 5.0,
+                    "peak_rss_mb_at_1m": at_1m,
+                    "how": how,
+                }
+            },
+        }
+
+    def goal(stored: dict[str, Any]) -> dict[str, Any]:
+        (tmp_path / "memory.json").write_text(json.dumps(stored))
+        doc = report.enrich(_doc())
+        return next(g for g in report.goals(doc, tmp_path) if g["goal"].startswith("peak RSS"))
+
+    extrapolated = goal(memory(120.0, 170.0, "extrapolated from 100,000 and 500,000 records"))
+    assert extrapolated["status"] == "not measured"  # an extrapolation is no measurement
+    assert "170.0 MB at 1M (extrapolated" in extrapolated["detail"]
+    assert "extrapolated: under the limit" in extrapolated["detail"]
+    assert "over the limit" in goal(memory(120.0, 900.0, "extrapolated from 1 and 2"))["detail"]
+    assert goal(memory(120.0, 170.0, "measured at 1,000,000 records"))["status"] == "met"
+    assert (
+        goal(memory(320.0, 170.0, "extrapolated from 1 and 2"))["status"] == "MISSED"
+    )  # a run went over
