@@ -22,8 +22,9 @@ from oromc_common.diskmap import DiskMap
 if TYPE_CHECKING:
     from target_mailchimp.client import MemberState
 
-HOT_MAX = 20_000
-"""States kept as objects (those handed out or stored last) before all are written back to disk."""
+HOT_MAX = 10_000
+"""States kept as objects (those handed out or stored last) before all are written back to disk:
+two and a half windows of the default size (``max_connections`` x 500), ~15 MB."""
 
 
 def pack(state: MemberState) -> tuple[Any, ...]:
