@@ -85,9 +85,7 @@ class Audience:
         ] = {}  # interned tag names and statuses (many members share them)
         self.loaded = False
         self.estimated_size = 0
-        self.lookup_calls = (
-            0  # calls spent so far on per-contact lookups (single GETs, /batches jobs)
-        )
+        self.lookup_calls = 0  # calls spent so far on per-contact lookups (single GETs, /batches jobs)
         self._segments: dict[str, int] | None = None
         self._tags_lock = threading.Lock()
         # True while nothing this run sent could have created a tag since the list was read.
@@ -148,15 +146,7 @@ class Audience:
 
     # -- what Mailchimp has ----------------------------------------------------------------
     def _member_fields(self, prefix: str) -> str:
-        parts = [
-            "id",
-            "status",
-            "last_changed",
-            "timestamp_opt",
-            "timestamp_signup",
-            "tags",
-            "tags_count",
-        ]
+        parts = ["id", "status", "last_changed", "timestamp_opt", "timestamp_signup", "tags", "tags_count"]
         parts += [f"merge_fields.{t}" for t in self.merge_tags]
         return ",".join(f"{prefix}{p}" for p in parts)
 
@@ -263,9 +253,7 @@ class Audience:
                 if by_batch and batch is not None:
                     found = self._get_by_batch(unknown, batch, max_workers)
                 else:
-                    found = run_concurrently(
-                        [partial(self._get_one, h) for h in unknown], max_workers
-                    )
+                    found = run_concurrently([partial(self._get_one, h) for h in unknown], max_workers)
                 result: dict[str, MemberState | None] = {h: self.members.get(h) for h in hashes}
                 for h, state in zip(unknown, found, strict=True):
                     result[h] = state
@@ -286,12 +274,7 @@ class Audience:
         one without a usable result (a retryable error, missing) is read again with a single GET."""
         params = {"fields": self._member_fields("")}
         ops = [
-            {
-                "method": "GET",
-                "path": f"{self.base}/members/{h}",
-                "params": params,
-                "operation_id": h,
-            }
+            {"method": "GET", "path": f"{self.base}/members/{h}", "params": params, "operation_id": h}
             for h in hashes
         ]
         wanted = set(hashes)

@@ -254,9 +254,7 @@ def test_profile_summary_names_what_the_project_waits_on() -> None:
 
 
 def test_archives_are_operations_of_the_serial_batch() -> None:
-    run = _run(
-        100.0, 50, 10, {"received": 1000, "created": 900, "disabled_archived": 100}, {"received": 0}
-    )
+    run = _run(100.0, 50, 10, {"received": 1000, "created": 900, "disabled_archived": 100}, {"received": 0})
     bound = bounds.audience_sync_bound(run, 100_000)  # reading it all costs more: blind writes
     assert bound["ecommerce"]["contact_archives_in_batch"] == 100
     assert bound["ecommerce"]["seconds"] == pytest.approx(bounds.batch_seconds(100), abs=0.01)
@@ -269,23 +267,12 @@ def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: P
     assert unmeasured["tap-mailchimp-engagement"] == unmeasured["engagement"] == "not measured"
     peers = {
         "ratios_ours_over_peer": {
-            "email_activity:ours/singer": {
-                "rows_per_s": 2.4,
-                "api_calls": 0.5,
-                "rows_read": {"peer_missed": 0},
-            },
+            "email_activity:ours/singer": {"rows_per_s": 2.4, "api_calls": 0.5, "rows_read": {"peer_missed": 0}},
             # a peer that under-reads does not count, however slow it is
-            "email_activity:ours/airbyte": {
-                "rows_per_s": 12.0,
-                "api_calls": 0.2,
-                "rows_read": {"peer_missed": 9},
-            },
+            "email_activity:ours/airbyte": {"rows_per_s": 12.0, "api_calls": 0.2, "rows_read": {"peer_missed": 9}},
         }
     }
-    oro = {
-        "recipients": 1000,
-        "stock": {"capacity_share": 0.79, "rows_per_second": 40, "rejects_left": 0},
-    }
+    oro = {"recipients": 1000, "stock": {"capacity_share": 0.79, "rows_per_second": 40, "rejects_left": 0}}
     (tmp_path / "tap_mailchimp_engagement.json").write_text(json.dumps(peers))
     (tmp_path / "job_engagement_oro.json").write_text(json.dumps(oro))
     by_goal = {g["goal"].split(" ")[0]: g for g in report.goals(doc, tmp_path)}
@@ -302,24 +289,14 @@ def test_peer_and_oro_capacity_goals_come_from_the_connector_benches(tmp_path: P
 
 
 def test_tag_writes_count_in_the_contacts_bound() -> None:
-    counts = {
-        "received": 1000,
-        "updated": 1000,
-        "tagged": 1000,
-        "tags_added": 1500,
-        "tags_removed": 500,
-    }
+    counts = {"received": 1000, "updated": 1000, "tagged": 1000, "tags_added": 1500, "tags_removed": 500}
     run = _run(100.0, 50, 10, counts, {"received": 0})
     bound = bounds.audience_sync_bound(run, 100_000)
     plain = _run(100.0, 50, 10, {"received": 1000, "updated": 1000}, {"received": 0})
     untagged = bounds.audience_sync_bound(plain, 100_000)
-    assert (
-        bound["contacts"]["calls"] == untagged["contacts"]["calls"] + 4
-    )  # 2,000 tag changes, 500 a call
+    assert bound["contacts"]["calls"] == untagged["contacts"]["calls"] + 4  # 2,000 tag changes, 500 a call
     assert bound["contacts"]["connection_seconds"] == pytest.approx(
-        untagged["contacts"]["connection_seconds"]
-        + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500),
-        abs=0.01,
+        untagged["contacts"]["connection_seconds"] + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500), abs=0.01
     )
 
 
