@@ -24,6 +24,8 @@ from operator import itemgetter
 from typing import Any, ClassVar
 
 import requests
+from oromc_common.diskmap import DiskMap
+from oromc_common.idsets import MAX_ID, BitMap
 from oromc_common.oro import format_oro_datetime, parse_oro_datetime
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
@@ -61,11 +63,43 @@ class _OrderStats:
         """Average order value (0 without orders), rounded to cents."""
         return float(round(self.total / self.count, 2)) if self.count else 0.0
 
+    def pack(self) -> tuple[Any, ...]:
+        """The stats as one flat tuple (a ``DiskMap`` value; the total as its exact decimal text)."""
+        return (
+            self.count, str(self.total), self.first, self.last, self.last_id, self.last_product, self.updated,
+        )  # fmt: skip
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...] | None) -> _OrderStats:
+        """The stats of :meth:`pack` (new, empty stats for None)."""
+        stats = cls()
+        if packed is not None:
+            (
+                count,
+                total,
+                stats.first,
+                stats.last,
+                stats.last_id,
+                stats.last_product,
+                stats.updated,
+            ) = packed
+            stats.count, stats.total = count, Decimal(total)
+        return stats
+
 
 class _Address:
     """The primary address of one customer user (the lowest id among primary ones)."""
 
-    __slots__ = ("address_id", "city", "country", "phone", "postal_code", "region", "street", "street2")
+    __slots__ = (
+        "address_id",
+        "city",
+        "country",
+        "phone",
+        "postal_code",
+        "region",
+        "street",
+        "street2",
+    )
 
     def __init__(self, address_id: int, attrs: dict[str, Any], rels: dict[str, Any]) -> None:
         def rel_id(name: str) -> str | None:
@@ -80,6 +114,23 @@ class _Address:
         self.postal_code: str | None = attrs.get("postalCode")
         self.country = rel_id("country")
         self.region = rel_id("region") or attrs.get("customRegion") or None
+
+    def pack(self) -> tuple[Any, ...]:
+        """The address as one flat tuple (a ``DiskMap`` value)."""
+        return (
+            self.address_id, self.phone, self.city, self.street, self.street2, self.postal_code,
+            self.country, self.region,
+        )  # fmt: skip
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...]) -> _Address:
+        """The address of :meth:`pack`."""
+        addr = cls.__new__(cls)
+        (
+            addr.address_id, addr.phone, addr.city, addr.street, addr.street2, addr.postal_code,
+            addr.country, addr.region,
+        ) = packed  # fmt: skip
+        return addr
 
     def mailchimp(self) -> dict[str, Any] | None:
         """The address as Mailchimp's address merge type has it (state: the region code after the
@@ -112,9 +163,13 @@ class ContactsStream(OroStream):
         self.tagging = True
         self._groups: dict[int, str] = {}
         self._group_changed: dict[int, str] = {}
-        self._customers: dict[int, tuple[str | None, int | None, str]] = {}
-        self._addresses: dict[int, tuple[str, _Address | None]] = {}
-        self._orders: dict[int, _OrderStats] | None = None
+        # per-id lookups of the scan, on disk (a million customer users would take ~0.7 GB as objects):
+        # customer id -> (name, group id, updatedAt)
+        self._customers: DiskMap | None = None
+        # user id -> (max address updatedAt, *_Address.pack() of the primary address, if any)
+        self._addresses: DiskMap | None = None
+        # user id -> _OrderStats.pack() (None: contact_order_stats is off)
+        self._orders: DiskMap | None = None
         self._tags: dict[int, str] = {}
         self._tag_changed: dict[int, str] = {}
         self._new_lookups: dict[str, dict[str, list[Any]]] = {}
@@ -212,21 +267,23 @@ class ContactsStream(OroStream):
         changed_at = self._change_stamp()
         self._new_lookups = {"groups": {}, "tags": {}}
 
-        self._groups, self._tags, self._customers, self._addresses = {}, {}, {}, {}
-        orders: dict[int, _OrderStats] = {}
+        self._groups, self._tags = {}, {}
+        self._close_lookups()
+        self._customers, self._addresses = DiskMap(), DiskMap()
+        orders = DiskMap() if self.config.get("contact_order_stats") else None
         readers: list[tuple[str, list[str], Callable[[Iterable[dict[str, Any]]], None]]] = [
             ("customergroups", ["name"], partial(self._read_names, self._groups)),
         ]
         if self.tagging:
             readers.append(("tags", ["name"], partial(self._read_names, self._tags)))
         readers += [
-            ("customers", ["name", "updatedAt", "group"], self._read_customers),
+            ("customers", ["name", "updatedAt", "group"], partial(self._read_customers, self._customers)),
             ("customeruseraddresses",
              ["phone", "primary", "updatedAt", "customerUser", "city", "country", "region",
               "street", "street2", "postalCode", "customRegion"],
-             self._read_addresses),
+             partial(self._read_addresses, self._addresses)),
         ]  # fmt: skip
-        if self.config.get("contact_order_stats"):
+        if orders is not None:
             readers.append(("orders", ORDER_FIELDS, partial(self._read_orders, orders)))
             if self.config.get("contact_last_product"):
                 readers.append(
@@ -240,7 +297,7 @@ class ContactsStream(OroStream):
         self._tag_changed = (
             self._track_changes("tags", self._tags, old, changed_at) if self.tagging else {}
         )
-        self._orders = orders if self.config.get("contact_order_stats") else None
+        self._orders = orders
 
     @staticmethod
     def _read_names(names: dict[int, str], items: Iterable[dict[str, Any]]) -> None:
@@ -248,33 +305,35 @@ class ContactsStream(OroStream):
         for res in items:
             names[int(res["id"])] = str((res.get("attributes") or {}).get("name") or "")
 
-    def _read_customers(self, items: Iterable[dict[str, Any]]) -> None:
+    @staticmethod
+    def _read_customers(customers: DiskMap, items: Iterable[dict[str, Any]]) -> None:
         """Customer id -> (account name, group id, updatedAt)."""
         for res in items:
             attrs = res.get("attributes") or {}
             group = ((res.get("relationships") or {}).get("group") or {}).get("data")
-            self._customers[int(res["id"])] = (
+            customers[int(res["id"])] = (
                 attrs.get("name"),
                 int(group["id"]) if isinstance(group, dict) else None,
                 attrs.get("updatedAt") or "",
             )
 
-    def _read_addresses(self, items: Iterable[dict[str, Any]]) -> None:
-        """Customer user id -> (latest address updatedAt, primary address)."""
+    @staticmethod
+    def _read_addresses(addresses: DiskMap, items: Iterable[dict[str, Any]]) -> None:
+        """Customer user id -> (latest address updatedAt, *``_Address.pack()`` of the primary one)."""
         for res in items:
             rels = res.get("relationships") or {}
             user = (rels.get("customerUser") or {}).get("data")
             if not isinstance(user, dict):
                 continue
             attrs = res.get("attributes") or {}
-            stamp, primary = self._addresses.get(int(user["id"]), ("", None))
+            stamp, *primary = addresses.get(int(user["id"])) or ("",)
             stamp = max(stamp, attrs.get("updatedAt") or "")
-            if attrs.get("primary") and (primary is None or int(res["id"]) < primary.address_id):
-                primary = _Address(int(res["id"]), attrs, rels)
-            self._addresses[int(user["id"])] = (stamp, primary)
+            if attrs.get("primary") and (not primary or int(res["id"]) < primary[0]):
+                primary = list(_Address(int(res["id"]), attrs, rels).pack())
+            addresses[int(user["id"])] = (stamp, *primary)
 
-    def _read_orders(self, stats: dict[int, _OrderStats], items: Iterable[dict[str, Any]]) -> None:
-        """Purchase history per customer user, from one pass over every order."""
+    def _read_orders(self, stats: DiskMap, items: Iterable[dict[str, Any]]) -> None:
+        """Purchase history per customer user (``_OrderStats.pack()``), from one pass over every order."""
         currency = str(self.config.get("price_currency") or "USD")
         refunded = refunded_statuses(self.config)
         for res in items:
@@ -283,55 +342,81 @@ class ContactsStream(OroStream):
             if not isinstance(user, dict):
                 continue  # a guest order without a customer user: nobody's contact
             attrs = res.get("attributes") or {}
-            entry = stats.setdefault(int(user["id"]), _OrderStats())
-            updated = attrs.get("updatedAt") or ""
-            if updated > entry.updated:
-                entry.updated = updated
-            status = (rels.get("internalStatus") or {}).get("data")
-            external = (rels.get("status") or {}).get("data")
-            internal_id = str(status.get("id")) if isinstance(status, dict) else None
-            external_id = str(external.get("id")) if isinstance(external, dict) else None
-            if internal_id == CANCELLED or financial_status(internal_id, external_id, refunded) == REFUNDED:
-                continue
-            created = attrs.get("createdAt")
-            try:
-                total = Decimal(str(attrs.get("totalValue")))
-            except InvalidOperation:
-                total = Decimal("NaN")
-            if not isinstance(created, str) or not total.is_finite():
-                field = "createdAt" if not isinstance(created, str) else "totalValue"
-                self.oro_tap.report.reject(
-                    self.name, f"order {res.get('id')}", f"order_missing_{field}",
-                    f"order without a valid {field}: left out of its buyer's purchase history",
-                    field,
-                )  # fmt: skip
-                continue
-            if attrs.get("currency") != currency:
-                self.oro_tap.report.reject(
-                    self.name, f"order {res.get('id')}", "order_other_currency",
-                    f"order in {attrs.get('currency')}, not price_currency {currency}: "
-                    "left out of its buyer's orders_count and total_spent",
-                    "currency",
-                )  # fmt: skip
-                continue
-            entry.count += 1
-            entry.total += total
-            entry.first = created if entry.first is None or created < entry.first else entry.first
-            if entry.last is None or (created, int(res["id"])) > (entry.last, entry.last_id):
-                entry.last, entry.last_id = created, int(res["id"])
+            entry = _OrderStats.unpack(stats.get(int(user["id"])))
+            self._add_order(entry, res, attrs, rels, currency, refunded)
+            stats[int(user["id"])] = entry.pack()
 
-    def _read_last_products(
-        self, stats: dict[int, _OrderStats], items: Iterable[dict[str, Any]]
+    def _add_order(
+        self,
+        entry: _OrderStats,
+        res: dict[str, Any],
+        attrs: dict[str, Any],
+        rels: dict[str, Any],
+        currency: str,
+        refunded: frozenset[str],
     ) -> None:
+        """Add one order to its buyer's purchase history ``entry``."""
+        updated = attrs.get("updatedAt") or ""
+        if updated > entry.updated:
+            entry.updated = updated
+        status = (rels.get("internalStatus") or {}).get("data")
+        external = (rels.get("status") or {}).get("data")
+        internal_id = str(status.get("id")) if isinstance(status, dict) else None
+        external_id = str(external.get("id")) if isinstance(external, dict) else None
+        if (
+            internal_id == CANCELLED
+            or financial_status(internal_id, external_id, refunded) == REFUNDED
+        ):
+            return
+        created = attrs.get("createdAt")
+        try:
+            total = Decimal(str(attrs.get("totalValue")))
+        except InvalidOperation:
+            total = Decimal("NaN")
+        if not isinstance(created, str) or not total.is_finite():
+            field = "createdAt" if not isinstance(created, str) else "totalValue"
+            self.oro_tap.report.reject(
+                self.name, f"order {res.get('id')}", f"order_missing_{field}",
+                f"order without a valid {field}: left out of its buyer's purchase history",
+                field,
+            )  # fmt: skip
+            return
+        if attrs.get("currency") != currency:
+            self.oro_tap.report.reject(
+                self.name, f"order {res.get('id')}", "order_other_currency",
+                f"order in {attrs.get('currency')}, not price_currency {currency}: "
+                "left out of its buyer's orders_count and total_spent",
+                "currency",
+            )  # fmt: skip
+            return
+        entry.count += 1
+        entry.total += total
+        entry.first = created if entry.first is None or created < entry.first else entry.first
+        if entry.last is None or (created, int(res["id"])) > (entry.last, entry.last_id):
+            entry.last, entry.last_id = created, int(res["id"])
+
+    @staticmethod
+    def _read_last_products(stats: DiskMap, items: Iterable[dict[str, Any]]) -> None:
         """``last_product``: the product name of the first line (lowest id) of each buyer's latest
         order, from one pass over every order line item."""
-        buyer_of_last = {entry.last_id: entry for entry in stats.values() if entry.last_id}
+        latest = BitMap()  # the latest order of every buyer
+        buyer_of_last = DiskMap()  # latest order id -> (buyer's user id,)
+        for uid, packed in stats.items():
+            if 0 < packed[4] <= MAX_ID:
+                latest.add(packed[4])
+                buyer_of_last[packed[4]] = (uid,)
         for res in items:
             refs = ((res.get("relationships") or {}).get("orders") or {}).get("data") or []
             for ref in refs if isinstance(refs, list) else [refs]:
-                entry = buyer_of_last.get(int(ref["id"])) if isinstance(ref, dict) else None
-                if entry is not None and entry.last_product is None:
+                order_id = int(ref["id"]) if isinstance(ref, dict) else 0
+                if not (0 < order_id <= MAX_ID and order_id in latest):
+                    continue
+                (uid,) = buyer_of_last.get(order_id) or (0,)
+                entry = _OrderStats.unpack(stats.get(uid))
+                if entry.last_product is None:
                     entry.last_product = (res.get("attributes") or {}).get("productName") or None
+                    stats[uid] = entry.pack()
+        buyer_of_last.close()
 
     def _change_stamp(self) -> str:
         """Time given to a group/tag name change first seen in this run (just before run start)."""
@@ -362,9 +447,17 @@ class ContactsStream(OroStream):
             result[rid] = stamp
         return result
 
+    def _close_lookups(self) -> None:
+        """Drop the per-id lookups of the scan (their temporary files)."""
+        for lookup in (self._customers, self._addresses, self._orders):
+            if lookup is not None:
+                lookup.close()
+        self._customers = self._addresses = self._orders = None
+
     @override
     def finish_sync(self) -> None:
         super().finish_sync()
+        self._close_lookups()
         self.stream_state[LOOKUPS] = self._new_lookups
         assert self._deletions is not None
         self.consent.finish(self.stream_state, self._deletions.live)
@@ -441,14 +534,17 @@ class ContactsStream(OroStream):
         cust = (rels.get("customer") or {}).get("data")
         cid = int(cust["id"]) if isinstance(cust, dict) else None
         cname, gid, cupdated = (
-            self._customers.get(cid, (None, None, "")) if cid else (None, None, "")
-        )
-        addr_stamp, addr = self._addresses.get(uid, ("", None))
+            self._customers.get(cid) if cid and self._customers is not None else None
+        ) or (None, None, "")
+        addr_stamp, *primary = (
+            self._addresses.get(uid) if self._addresses is not None else None
+        ) or ("",)
+        addr = _Address.unpack(tuple(primary)) if primary else None
         tag_ids = [int(t["id"]) for t in ((rels.get("tags") or {}).get("data") or [])]
         stamps = [updated, cupdated]
         if addr_stamp:
             stamps.append(addr_stamp)
-        orders = None if self._orders is None else self._orders.get(uid, _OrderStats())
+        orders = None if self._orders is None else _OrderStats.unpack(self._orders.get(uid))
         if orders is not None and orders.updated:
             stamps.append(orders.updated)
         if gid is not None:

@@ -19,10 +19,12 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import SMALL_BATCH_CALLS, WORTH_A_BATCH, OperationResult
+from oromc_common.diskmap import DiskMap
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
 
 from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
+from target_mailchimp.memberindex import MemberIndex
 
 LOGGER = logging.getLogger("target_mailchimp.client")
 
@@ -72,10 +74,11 @@ class Audience:
         self.list_id = list_id
         self.identity_tag = identity_tag
         self.merge_tags = sorted(set(merge_tags) | ({identity_tag} if identity_tag else set()))
-        self.by_id: dict[str, str] = {}  # source id -> subscriber hash (complete once loaded)
+        # source id -> subscriber hash (complete once loaded); on disk, as the member states
+        self.by_id = DiskMap()
         self.tag_prefix = tag_prefix
         self.lookup_mode = lookup_mode
-        self.members: dict[str, MemberState] = {}
+        self.members = MemberIndex()
         self._members_lock = threading.Lock()
         self._names: dict[
             str, str

@@ -298,3 +298,39 @@ def test_tag_writes_count_in_the_contacts_bound() -> None:
     assert bound["contacts"]["connection_seconds"] == pytest.approx(
         untagged["contacts"]["connection_seconds"] + 4 * bounds.call_seconds(bounds.SEGMENT_ADD, 500), abs=0.01
     )
+
+
+def test_memory_goal_states_the_memory_bench_figures_measured_or_extrapolated(
+    tmp_path: Path,
+) -> None:
+    def memory(rss: float, at_1m: float, how: str) -> dict[str, Any]:
+        run = {
+            "records": 1000,
+            "tap": {"peak_rss_mb": rss},
+            "target": {"full": {"peak_rss_mb": 100.0}},
+        }
+        return {
+            "runs": [run],
+            "connectors": {
+                "tap-orocommerce": {
+                    "mb_per_100k_records": 5.0,
+                    "peak_rss_mb_at_1m": at_1m,
+                    "how": how,
+                }
+            },
+        }
+
+    def goal(stored: dict[str, Any]) -> dict[str, Any]:
+        (tmp_path / "memory.json").write_text(json.dumps(stored))
+        doc = report.enrich(_doc())
+        return next(g for g in report.goals(doc, tmp_path) if g["goal"].startswith("peak RSS"))
+
+    extrapolated = goal(memory(120.0, 170.0, "extrapolated from 100,000 and 500,000 records"))
+    assert extrapolated["status"] == "not measured"  # an extrapolation is no measurement
+    assert "170.0 MB at 1M (extrapolated" in extrapolated["detail"]
+    assert "extrapolated: under the limit" in extrapolated["detail"]
+    assert "over the limit" in goal(memory(120.0, 900.0, "extrapolated from 1 and 2"))["detail"]
+    assert goal(memory(120.0, 170.0, "measured at 1,000,000 records"))["status"] == "met"
+    assert (
+        goal(memory(320.0, 170.0, "extrapolated from 1 and 2"))["status"] == "MISSED"
+    )  # a run went over
