@@ -48,10 +48,13 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
+    FIRST_POLL_BASE_SECONDS,
     WORTH_A_BATCH,
     BatchExpiredError,
     BatchTimeoutError,
+    expected_batch_seconds,
     iter_results,
+    seconds_per_operation,
     submit_batch,
     wait_for_batch,
 )
@@ -77,6 +80,16 @@ DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
 # automations) until the end of the run. Independent of the batch threshold: a live change of a few
 # dozen customers goes as one batch but must still fire the store's automations.
 DEFAULT_BACKFILL_THRESHOLD = 50
+# Customers (``PUT``: an upsert) of a stream whose run brings at most this many are written without
+# reading the store's customers first (a read of one page costs a call per 1,000 customers it holds,
+# growing with the store; writing a few unchanged ones again costs no call inside their batch).
+DEFAULT_BLIND_WRITES_UP_TO = PAGE
+# Without a duration learned from an earlier job of the run, the first poll of a job waits at most this
+# long: the default per-operation time suits a small job; a large one is polled by its progress.
+FIRST_POLL_UNLEARNED_MAX_SECONDS = 2 * FIRST_POLL_BASE_SECONDS
+# A job's per-operation time is learned only when its operations took this long: Mailchimp's
+# timestamps have whole seconds, which would make a small job's look many times longer.
+LEARN_FROM_SECONDS = 5.0
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -213,6 +226,7 @@ class StoreSettings:
     is_syncing: bool = False
     batch_threshold: int = DEFAULT_BATCH_THRESHOLD
     backfill_threshold: int = DEFAULT_BACKFILL_THRESHOLD
+    blind_writes_up_to: int = DEFAULT_BLIND_WRITES_UP_TO
     batch_poll_seconds: float = 1.0
     batch_timeout_seconds: float = 3600.0
 
@@ -224,7 +238,7 @@ class Write:
     resource: Resource
     key: str
     body: dict[str, Any] | None
-    action: str  # CREATE | UPDATE | DELETE
+    action: str  # CREATE | UPDATE | DELETE | UPSERT (a customer written without the store's copy)
     quiet: bool = False
 
 
@@ -237,6 +251,8 @@ class _InFlight:
     by_op: dict[str, Write]
     on_durable: list[Callable[[], None]] = field(default_factory=list)
     submitted: float = field(default_factory=time.monotonic)
+    expected_end: float = 0.0  # when it should be finished (monotonic): its first poll
+    queued: bool = False  # submitted behind another of ours: its duration includes that wait
 
     @property
     def keys(self) -> set[str]:
@@ -357,6 +373,10 @@ class EcommerceSync:
         self._prefetched: set[str] = set()
         self._prefetch_lock = threading.Lock()
         self._prefetcher: ThreadPoolExecutor | None = None
+        self._arrived: dict[str, int] = {}  # records of each stream the sink has received
+        self._drained: dict[str, int] = {}  # records of each stream written (or rejected) so far
+        self._open_awaited = False
+        self._seconds_per_operation: float | None = None  # learned from this run's finished jobs
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -389,12 +409,17 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
             # (a killed run may have left it syncing: this run's end clears it)
             self._syncing = self._syncing or self.settings.is_syncing or store.get("is_syncing") is True
-            self._await_open_batches()
             self._store_ready = True
 
     def _await_open_batches(self) -> None:
         """Wait for batches still running on the account (a killed run's batch keeps running
-        server-side) before the store is read, so what they write is seen and not sent again."""
+        server-side) before the store is read or a single call writes, so what they write is seen
+        and not sent again, and not written after this run's newer values. Once per run, and only
+        then: writes sent as a batch queue behind them anyway (Mailchimp runs an account's batches
+        in submission order), so a run that only does that never lists the account's batches."""
+        if self._open_awaited:
+            return
+        self._open_awaited = True
         listing = list(
             self.client.paginate("/batches", "batches", {"fields": "batches.id,batches.status"}, PAGE)
         )
@@ -429,6 +454,24 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
                 self._syncing = True
 
+    def arrived(self, stream: str) -> None:
+        """A record of ``stream`` reached its sink: reads the store's collection ahead (``prefetch``)
+        unless the stream's records so far would be written without it (``_blind``)."""
+        self._arrived[stream] = self._arrived.get(stream, 0) + 1
+        if not self._may_write_blind(stream, self._arrived[stream]):
+            self.prefetch(stream)
+
+    def _may_write_blind(self, stream: str, records: int) -> bool:
+        """True when ``records`` of ``stream`` in this run are few enough to be written without the
+        store's copy: customers only (``PUT`` is an upsert and its ``opt_in_status`` false never
+        changes a member's consent), up to ``blind_writes_up_to``. Orders, carts and products keep
+        the comparison: a create is a ``POST`` and a re-sent order can fire its notifications."""
+        return (
+            RESOURCES[stream].collection == "customers"
+            and records <= self.settings.blind_writes_up_to
+            and not self._known.loaded("customers")
+        )
+
     def prefetch(self, stream: str) -> None:
         """Read the store's collection of ``stream`` (and the products an order or cart line names)
         in the background, as soon as its first record arrives: while the target still writes
@@ -457,6 +500,7 @@ class EcommerceSync:
     def _collection(self, name: str) -> CollectionView:
         with self._lock:
             if not self._known.loaded(name):
+                self._await_open_batches()
                 # pages after the first read in parallel on the allowed connections
                 self.client.each_page(
                     f"{self.base}/{name}",
@@ -514,6 +558,11 @@ class EcommerceSync:
         # What is compared below must include every earlier write of the same records.
         if self._overlaps(resource.collection, latest):
             self.settle()
+        drained = self._drained.get(stream, 0)
+        self._drained[stream] = drained + len(records)
+        if self._may_write_blind(stream, drained + len(records)):
+            self._run(self._blind(resource, latest), blind=True)
+            return
         known = self._collection(resource.collection)
         writes: list[Write] = []
         for key, record in latest.items():
@@ -550,17 +599,31 @@ class EcommerceSync:
             self._ensure_products([w.body for w in writes if w.body], titles)
         self._run(writes)
 
-    def _run(self, writes: list[Write]) -> None:
+    def _blind(self, resource: Resource, latest: Mapping[str, Mapping[str, Any]]) -> list[Write]:
+        """The writes of a few customers without the store's copy: each one's whole body as an
+        upsert (what is unchanged is written again, inside the same batch)."""
+        writes: list[Write] = []
+        for key, record in latest.items():
+            try:
+                writes.append(Write(resource, key, self._body(resource, record), "UPSERT"))
+            except RecordError as exc:
+                self.report.reject(resource.stream, f"id={key}", "invalid_value", str(exc), exc.field)
+        return writes
+
+    def _run(self, writes: list[Write], *, blind: bool = False) -> None:
         """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections.
 
         A few writes while batches are in flight (the tail of a backfill) join the queue as a batch
-        of their own instead of waiting for it and going one call each.
+        of their own instead of waiting for it and going one call each. Writes without the store's
+        copy (``blind``) always go as a batch: it runs after any batch a killed run left running
+        (submission order), which single calls would have to list and wait for first.
         """
         if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-        if len(writes) >= self.settings.batch_threshold or (writes and self._in_flight):
+        if writes and (blind or len(writes) >= self.settings.batch_threshold or self._in_flight):
             self._submit(writes)
         elif writes:
+            self._await_open_batches()
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
     def _overlaps(self, collection: str, keys: set[str] | Mapping[str, Any]) -> bool:
@@ -662,24 +725,43 @@ class EcommerceSync:
         if not write.quiet:
             self.report.count(
                 write.resource.stream,
-                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[write.action],
+                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "UPSERT": "upserted"}[
+                    write.action
+                ],
             )
 
     # -- /batches ------------------------------------------------------------------------
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
-        poll = self.settings.batch_poll_seconds
-        # One of ours submitted less than a poll interval ago is not done yet: no poll before then.
-        submitted = next((b.submitted for b in self._in_flight if b.batch_id == batch_id), None)
-        return wait_for_batch(
+        # One of ours is polled first when it should be finished (``_expected_end``): a small job
+        # then takes one poll. Another's (a killed run's) may be finished already.
+        ours = next((b for b in self._in_flight if b.batch_id == batch_id), None)
+        doc = wait_for_batch(
             self.client,
             batch_id,
-            poll_seconds=poll,
+            poll_seconds=self.settings.batch_poll_seconds,
             timeout_seconds=self.settings.batch_timeout_seconds
             if timeout_seconds is None
             else timeout_seconds,
             pace=self._pace,
-            first_wait=0.0 if submitted is None else submitted + poll - time.monotonic(),
+            first_wait=0.0 if ours is None else ours.expected_end - time.monotonic(),
         )
+        learned = seconds_per_operation(doc) if ours is not None and not ours.queued else None
+        if learned is not None and learned * len(ours.by_op if ours else ()) >= LEARN_FROM_SECONDS:
+            self._seconds_per_operation = learned
+        return doc
+
+    def _expected_end(self, operations: int) -> float:
+        """When a job of ``operations`` submitted now should be finished: ``expected_batch_seconds``
+        after its submission or after the end of our job queued before it (Mailchimp runs them one
+        at a time), at least a poll interval; before a duration is learned, the first poll comes
+        no later than ``FIRST_POLL_UNLEARNED_MAX_SECONDS`` (a large job is then polled by its
+        progress)."""
+        now = time.monotonic()
+        start = max([now, *(b.expected_end for b in self._in_flight)])
+        seconds = expected_batch_seconds(operations, self._seconds_per_operation)
+        if self._seconds_per_operation is None:
+            seconds = min(seconds, FIRST_POLL_UNLEARNED_MAX_SECONDS)
+        return start + max(seconds, self.settings.batch_poll_seconds)
 
     @property
     def in_flight(self) -> bool:
@@ -730,10 +812,13 @@ class EcommerceSync:
         while len(self._in_flight) >= PIPELINE_DEPTH:
             self._collect()
         batch_id = submit_batch(self.client, operations)
+        expected_end = self._expected_end(len(operations))
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(stream, "batched", len(operations))
-        self._in_flight.append(_InFlight(batch_id, collection, by_op))
+        self._in_flight.append(
+            _InFlight(batch_id, collection, by_op, expected_end=expected_end, queued=bool(self._in_flight))
+        )
 
     def _collect(self) -> None:
         """Wait for the oldest batch in flight; per-operation results become counts or rejects.

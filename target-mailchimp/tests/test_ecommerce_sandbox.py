@@ -124,10 +124,16 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     rejects = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
     assert [(r["stream"], r["field"]) for r in rejects] == [("ecommerce_orders", "customer.id")]
 
-    # Same input again: nothing to write.
+    # Same input again: nothing to write, but for the customer: a stream of a few customers is
+    # upserted without reading the store's customers (one /batches job, no store read), unchanged.
     sb.reset_stats()
-    run_target(cfg, lines)
-    assert writes(sb) == 0
+    target, _ = run_target(cfg, lines)
+    assert writes(sb) == 1
+    routes = _routes(sb)
+    assert routes[BATCHES] == 1
+    assert "GET /3.0/ecommerce/stores/{store_id}/customers" not in routes
+    assert target.report.summary()["streams"]["ecommerce_customers"]["upserted"] == 1
+    assert api.get(f"{base}/customers/cu2")["first_name"] == "Al"
 
     # A paid order and a converted (deleted) cart, sent as the tap's tombstone (its id alone):
     # one PATCH, one DELETE.
