@@ -376,6 +376,7 @@ class EcommerceSync:
         self._arrived: dict[str, int] = {}  # records of each stream the sink has received
         self._drained: dict[str, int] = {}  # records of each stream written (or rejected) so far
         self._open_awaited = False
+        self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
         self._seconds_per_operation: float | None = None  # learned from this run's finished jobs
 
     # -- store -------------------------------------------------------------------------
@@ -417,9 +418,12 @@ class EcommerceSync:
         and not sent again, and not written after this run's newer values. Once per run, and only
         then: writes sent as a batch queue behind them anyway (Mailchimp runs an account's batches
         in submission order), so a run that only does that never lists the account's batches."""
-        if self._open_awaited:
-            return
-        self._open_awaited = True
+        with self._open_lock:
+            if not self._open_awaited:
+                self._await_open_batches_now()
+                self._open_awaited = True
+
+    def _await_open_batches_now(self) -> None:
         listing = list(
             self.client.paginate("/batches", "batches", {"fields": "batches.id,batches.status"}, PAGE)
         )
