@@ -48,6 +48,21 @@ def expected_batch_seconds(operations: int, seconds_per_operation: float | None 
     return FIRST_POLL_BASE_SECONDS + per_operation * max(operations, 0)
 
 
+FIRST_POLL_UNLEARNED_MAX_SECONDS = 2 * FIRST_POLL_BASE_SECONDS
+"""Before a duration is learned, the first poll of a job waits at most this long: the default
+per-operation time suits a small job; a large one is then polled by its progress."""
+
+
+def first_poll_seconds(operations: int, seconds_per_operation: float | None = None) -> float:
+    """Seconds from a job's start (its submission, or the end of the job queued before it) to its
+    first poll: :func:`expected_batch_seconds`, at most ``FIRST_POLL_UNLEARNED_MAX_SECONDS`` while
+    ``seconds_per_operation`` is not known."""
+    seconds = expected_batch_seconds(operations, seconds_per_operation)
+    if seconds_per_operation is None:
+        seconds = min(seconds, FIRST_POLL_UNLEARNED_MAX_SECONDS)
+    return seconds
+
+
 def seconds_per_operation(doc: dict[str, Any]) -> float | None:
     """What a finished job took per operation beyond ``FIRST_POLL_BASE_SECONDS`` (Mailchimp's
     ``submitted_at`` to ``completed_at``, plus one second for their whole-second resolution), for the
@@ -219,8 +234,9 @@ def run_batch(
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
-    """Submit, wait until ``finished`` (first poll after ``poll_seconds``) and stream the per-operation
-    results (nothing for no operations)."""
+    """Submit, wait until ``finished`` (first poll when a job of its size should be done,
+    :func:`first_poll_seconds`, not before ``poll_seconds``) and stream the per-operation results
+    (nothing for no operations)."""
     if not operations:
         return
     batch_id = submit_batch(client, operations)
@@ -230,7 +246,7 @@ def run_batch(
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
         pace=pace,
-        first_wait=poll_seconds,
+        first_wait=max(poll_seconds, first_poll_seconds(len(operations))),
     )
     yield from iter_results(client, str(doc.get("response_body_url") or ""))
 

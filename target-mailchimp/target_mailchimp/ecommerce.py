@@ -48,11 +48,10 @@ from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
-    FIRST_POLL_BASE_SECONDS,
     WORTH_A_BATCH,
     BatchExpiredError,
     BatchTimeoutError,
-    expected_batch_seconds,
+    first_poll_seconds,
     iter_results,
     seconds_per_operation,
     submit_batch,
@@ -84,9 +83,6 @@ DEFAULT_BACKFILL_THRESHOLD = 50
 # reading the store's customers first (a read of one page costs a call per 1,000 customers it holds,
 # growing with the store; writing a few unchanged ones again costs no call inside their batch).
 DEFAULT_BLIND_WRITES_UP_TO = PAGE
-# Without a duration learned from an earlier job of the run, the first poll of a job waits at most this
-# long: the default per-operation time suits a small job; a large one is polled by its progress.
-FIRST_POLL_UNLEARNED_MAX_SECONDS = 2 * FIRST_POLL_BASE_SECONDS
 # A job's per-operation time is learned only when its operations took this long: Mailchimp's
 # timestamps have whole seconds, which would make a small job's look many times longer.
 LEARN_FROM_SECONDS = 5.0
@@ -755,16 +751,11 @@ class EcommerceSync:
         return doc
 
     def _expected_end(self, operations: int) -> float:
-        """When a job of ``operations`` submitted now should be finished: ``expected_batch_seconds``
-        after its submission or after the end of our job queued before it (Mailchimp runs them one
-        at a time), at least a poll interval; before a duration is learned, the first poll comes
-        no later than ``FIRST_POLL_UNLEARNED_MAX_SECONDS`` (a large job is then polled by its
-        progress)."""
-        now = time.monotonic()
-        start = max([now, *(b.expected_end for b in self._in_flight)])
-        seconds = expected_batch_seconds(operations, self._seconds_per_operation)
-        if self._seconds_per_operation is None:
-            seconds = min(seconds, FIRST_POLL_UNLEARNED_MAX_SECONDS)
+        """When a job of ``operations`` submitted now should be finished (its first poll):
+        ``first_poll_seconds`` after its submission or after the expected end of our job queued
+        before it (Mailchimp runs them one at a time), at least a poll interval."""
+        start = max([time.monotonic(), *(b.expected_end for b in self._in_flight)])
+        seconds = first_poll_seconds(operations, self._seconds_per_operation)
         return start + max(seconds, self.settings.batch_poll_seconds)
 
     @property
