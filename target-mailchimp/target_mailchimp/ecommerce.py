@@ -9,7 +9,9 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
   writes of one resource; not the smaller batch threshold), or for the whole run with the
   ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
-  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``);
+  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``); but a trickle of
+  customers (at most ``blind_writes_up_to`` in the run) is upserted without that read, always as a
+  batch (``_may_write_blind``): the read's calls grow with the store, a few writes inside one job do not;
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
@@ -31,7 +33,8 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
 * a killed run: the tap's state moves only after a drain is acknowledged, so the window is replayed; the
   next run first waits for every batch still unfinished on the account (``GET /batches``: the one it had
   submitted keeps running server-side), then reads the store, so what that batch wrote counts as
-  ``unchanged`` and only what it did not write is sent again.
+  ``unchanged`` and only what it did not write is sent again; a run that writes only batches without
+  reading the store skips that wait: its batches queue behind the killed run's.
 """
 
 from __future__ import annotations
@@ -246,7 +249,6 @@ class _InFlight:
     collection: str
     by_op: dict[str, Write]
     on_durable: list[Callable[[], None]] = field(default_factory=list)
-    submitted: float = field(default_factory=time.monotonic)
     expected_end: float = 0.0  # when it should be finished (monotonic): its first poll
     queued: bool = False  # submitted behind another of ours: its duration includes that wait
 
@@ -370,7 +372,7 @@ class EcommerceSync:
         self._prefetch_lock = threading.Lock()
         self._prefetcher: ThreadPoolExecutor | None = None
         self._arrived: dict[str, int] = {}  # records of each stream the sink has received
-        self._drained: dict[str, int] = {}  # records of each stream written (or rejected) so far
+        self._drained: dict[str, int] = {}  # records of each stream handed to ``process`` so far
         self._open_awaited = False
         self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
         self._seconds_per_operation: float | None = None  # learned from this run's finished jobs
@@ -456,7 +458,7 @@ class EcommerceSync:
 
     def arrived(self, stream: str) -> None:
         """A record of ``stream`` reached its sink: reads the store's collection ahead (``prefetch``)
-        unless the stream's records so far would be written without it (``_blind``)."""
+        unless the stream's records so far would be written without it (``_may_write_blind``)."""
         self._arrived[stream] = self._arrived.get(stream, 0) + 1
         if not self._may_write_blind(stream, self._arrived[stream]):
             self.prefetch(stream)
