@@ -56,7 +56,6 @@ from oromc_common.batches import (
     BatchTimeoutError,
     first_poll_seconds,
     iter_results,
-    seconds_per_operation,
     submit_batch,
     wait_for_batch,
 )
@@ -86,9 +85,6 @@ DEFAULT_BACKFILL_THRESHOLD = 50
 # reading the store's customers first (a read of one page costs a call per 1,000 customers it holds,
 # growing with the store; writing a few unchanged ones again costs no call inside their batch).
 DEFAULT_BLIND_WRITES_UP_TO = PAGE
-# A job's per-operation time is learned only when its operations took this long: Mailchimp's
-# timestamps have whole seconds, which would make a small job's look many times longer.
-LEARN_FROM_SECONDS = 5.0
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -250,7 +246,6 @@ class _InFlight:
     by_op: dict[str, Write]
     on_durable: list[Callable[[], None]] = field(default_factory=list)
     expected_end: float = 0.0  # when it should be finished (monotonic): its first poll
-    queued: bool = False  # submitted behind another of ours: its duration includes that wait
 
     @property
     def keys(self) -> set[str]:
@@ -375,7 +370,6 @@ class EcommerceSync:
         self._drained: dict[str, int] = {}  # records of each stream handed to ``process`` so far
         self._open_awaited = False
         self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
-        self._seconds_per_operation: float | None = None  # learned from this run's finished jobs
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -737,7 +731,7 @@ class EcommerceSync:
         # One of ours is polled first when it should be finished (``_expected_end``): a small job
         # then takes one poll. Another's (a killed run's) may be finished already.
         ours = next((b for b in self._in_flight if b.batch_id == batch_id), None)
-        doc = wait_for_batch(
+        return wait_for_batch(
             self.client,
             batch_id,
             poll_seconds=self.settings.batch_poll_seconds,
@@ -747,18 +741,16 @@ class EcommerceSync:
             pace=self._pace,
             first_wait=0.0 if ours is None else ours.expected_end - time.monotonic(),
         )
-        learned = seconds_per_operation(doc) if ours is not None and not ours.queued else None
-        if learned is not None and learned * len(ours.by_op if ours else ()) >= LEARN_FROM_SECONDS:
-            self._seconds_per_operation = learned
-        return doc
 
     def _expected_end(self, operations: int) -> float:
         """When a job of ``operations`` submitted now should be finished (its first poll):
         ``first_poll_seconds`` after its submission or after the expected end of our job queued
-        before it (Mailchimp runs them one at a time), at least a poll interval."""
+        before it (Mailchimp runs them one at a time), at least a poll interval. Nothing is learned
+        from a finished job's ``submitted_at`` to ``completed_at``: it includes the wait behind any
+        other job of the account (the contacts' tags), which made a backfill's next first poll
+        come ~50 s late; a large job is polled by its progress (``pacing``) instead."""
         start = max([time.monotonic(), *(b.expected_end for b in self._in_flight)])
-        seconds = first_poll_seconds(operations, self._seconds_per_operation)
-        return start + max(seconds, self.settings.batch_poll_seconds)
+        return start + max(first_poll_seconds(operations), self.settings.batch_poll_seconds)
 
     @property
     def in_flight(self) -> bool:
@@ -813,9 +805,7 @@ class EcommerceSync:
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(stream, "batched", len(operations))
-        self._in_flight.append(
-            _InFlight(batch_id, collection, by_op, expected_end=expected_end, queued=bool(self._in_flight))
-        )
+        self._in_flight.append(_InFlight(batch_id, collection, by_op, expected_end=expected_end))
 
     def _collect(self) -> None:
         """Wait for the oldest batch in flight; per-operation results become counts or rejects.
