@@ -10,9 +10,11 @@ import codecs
 import json
 import logging
 import tarfile
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import msgspec
@@ -91,6 +93,107 @@ class OperationResult:
     operation_id: str
     status_code: int
     body: Any
+
+
+@dataclass
+class QueuedBatch:
+    """A submitted ``/batches`` job whose results are not read yet."""
+
+    batch_id: str
+    read: Callable[[], None]
+    """Waits for the job and applies its per-operation results."""
+    kind: str = ""
+    """Who submitted it (e.g. ``contacts``, ``ecommerce``): :meth:`BatchQueue.settle` can read up to
+    the last job of one kind."""
+    keys: frozenset[str] = frozenset()
+    """What its operations change (e.g. member hashes, ``orders:<id>``): a later write of one of them
+    reads it first (:meth:`BatchQueue.touches`, :meth:`BatchQueue.settle`)."""
+    operations: int = 0
+    submitted: float = field(default_factory=time.monotonic)
+    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+
+class BatchQueue:
+    """An account's submitted-but-unread ``/batches`` jobs, oldest first, with callbacks once durable.
+
+    Mailchimp runs an account's jobs one at a time in submission order, so a job is submitted as soon
+    as its operations are known and read (its results applied) later, oldest first: the caller keeps
+    working while Mailchimp runs them. A callback given to :meth:`when_durable` runs once every job
+    submitted before it has been read (a target emits the tap's state this way). Jobs are added and
+    read by one thread; other threads may look (``submitted``, iteration).
+    """
+
+    def __init__(self) -> None:
+        """An empty queue."""
+        self._jobs: deque[QueuedBatch] = deque()
+        self._lock = threading.Lock()  # a look from another thread never sees the deque change
+
+    def __len__(self) -> int:
+        """Jobs not read yet."""
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[QueuedBatch]:
+        """The jobs not read yet, oldest first."""
+        with self._lock:
+            return iter(tuple(self._jobs))
+
+    @property
+    def pending(self) -> bool:
+        """True while a submitted job's results are not read yet."""
+        return bool(self._jobs)
+
+    def add(
+        self,
+        batch_id: str,
+        read: Callable[[], None],
+        *,
+        kind: str = "",
+        keys: Iterable[str] = (),
+        operations: int = 0,
+    ) -> QueuedBatch:
+        """Queue a job just submitted (``read``: waits for it and applies its results)."""
+        job = QueuedBatch(batch_id, read, kind, frozenset(keys), operations)
+        with self._lock:
+            self._jobs.append(job)
+        return job
+
+    def submitted(self, batch_id: str) -> float | None:
+        """When a queued job was submitted (``time.monotonic``), None if it is not queued."""
+        return next((j.submitted for j in self if j.batch_id == batch_id), None)
+
+    def touches(self, keys: Iterable[str]) -> bool:
+        """True when a job not read yet changes one of ``keys``."""
+        if not self._jobs:
+            return False
+        wanted = set(keys)
+        return any(not job.keys.isdisjoint(wanted) for job in self)
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every job submitted so far is read (now, when none is pending)."""
+        if self._jobs:
+            self._jobs[-1].on_durable.append(callback)
+        else:
+            callback()
+
+    def read_oldest(self) -> None:
+        """Wait for the oldest job, apply its results, then run its callbacks."""
+        job = self._jobs[0]
+        job.read()
+        with self._lock:
+            self._jobs.popleft()
+        for callback in job.on_durable:
+            callback()
+
+    def settle(self, *, kind: str | None = None, keys: Iterable[str] | None = None) -> None:
+        """Read jobs oldest first: all of them, or (``kind`` and/or ``keys`` given) up to the last one
+        of that kind / changing one of those keys (the ones before it first: they run first)."""
+        wanted = None if keys is None else set(keys)
+
+        def matches(job: QueuedBatch) -> bool:
+            return (kind is None or job.kind == kind) and (wanted is None or not job.keys.isdisjoint(wanted))
+
+        while self._jobs and any(matches(job) for job in self):
+            self.read_oldest()
 
 
 def submit_batch(client: MailchimpClient, operations: list[dict[str, Any]]) -> str:

@@ -3,7 +3,9 @@
 :class:`BoundedPool` keeps its threads for reuse (target-orocommerce's ``OroWriter.run_parallel``
 fans out every lookup and write batch of a run through one; tap-mailchimp-engagement's
 ``MailchimpContext.pool`` reads pages ahead with :meth:`BoundedPool.stream`, which yields each result
-as soon as the ones before it are in, with a bounded number of calls pending); :func:`run_bounded` is the one-shot
+as soon as the ones before it are in, with a bounded number of calls pending; tap-orocommerce reads
+id ranges with it and runs single lookups in the background with :meth:`BoundedPool.submit`);
+:func:`run_bounded` is the one-shot
 form (:func:`oromc_common.governor.run_concurrently`, the Mailchimp side). The calls are expected to
 take their own connection slot (the Mailchimp governor, Oro's adaptive limit): the pool only bounds
 threads.
@@ -74,6 +76,11 @@ class BoundedPool:
         finally:
             for future in pending:
                 future.cancel()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        """Start one call in the background (on one of the threads); its result or error comes
+        from the returned future."""
+        return self._pool().submit(call)
 
     def close(self) -> None:
         """Stop the threads (after the calls in flight finish)."""

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Generator, Iterable, Iterator
+import threading
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,7 +41,8 @@ from oromc_common.oro import (
     jsonapi_headers,
     oro_error_message,
 )
-from oromc_common.retry import RetryPolicy, is_transient_status
+from oromc_common.retry import RetryPolicy, is_transient_status, no_jitter
+from requests.adapters import HTTPAdapter
 from singer_sdk import RESTStream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -49,6 +51,8 @@ from singer_sdk.helpers.types import Context, RequestFunc
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
+
+from tap_orocommerce.idranges import IdRangeReader, ListQuery, doc_of
 
 if TYPE_CHECKING:
     from tap_orocommerce.tap import TapOroCommerce
@@ -171,7 +175,7 @@ class OroStream(RESTStream[Any]):
         self.skip_reason: str | None = None
         self.last_links_next: str | None = None
         self.server_start: str | None = None
-        self._consecutive_401 = 0
+        self._auth_failures = threading.local()  # 401s in a row, per thread (parallel reads)
         self._cursor: str | None = None
         self._seen: set[str] = set()
         self._page_first_t: str | None = None
@@ -186,6 +190,10 @@ class OroStream(RESTStream[Any]):
         super().__init__(
             tap=tap, name=self.name, schema=self.build_schema(), path="/" + self.resource
         )
+        # one kept connection per request in flight (requests' default pool keeps 10)
+        adapter = HTTPAdapter(pool_maxsize=tap.max_connections + 2)
+        self.requests_session.mount("https://", adapter)
+        self.requests_session.mount("http://", adapter)
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -322,8 +330,8 @@ class OroStream(RESTStream[Any]):
         status = response.status_code
         self.oro_tap.report.count_call(response.request.method or "GET", status)
         if status == HTTPStatus.UNAUTHORIZED:
-            self._consecutive_401 += 1
-            if self._consecutive_401 > 1:
+            self._auth_failures.count = getattr(self._auth_failures, "count", 0) + 1
+            if self._auth_failures.count > 1:
                 msg = (
                     f"GET {self.resource} -> 401 even with a freshly issued token; "
                     "check the OAuth application and the API user's access."
@@ -338,7 +346,7 @@ class OroStream(RESTStream[Any]):
             raise RetriableAPIError(edge_error_message(response), response)  # a proxy/WAF
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(self._message(response))
-        self._consecutive_401 = 0
+        self._auth_failures.count = 0
         try:
             doc = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -368,8 +376,10 @@ class OroStream(RESTStream[Any]):
         *,
         url: str | None = None,
         accept: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """One GET with this stream's auth, retries and validation.
+        """One GET with this stream's auth, retries and validation; thread-safe (the id-range reads
+        call it from the tap's pool). Each attempt holds one of the tap's ``max_connections``.
 
         Statuses in ``accept`` are returned instead of raising (used by capability probes).
         """
@@ -379,9 +389,10 @@ class OroStream(RESTStream[Any]):
                 method="GET",
                 url=url or f"{self.url_base}/{resource}",
                 params=params or {},
-                headers=self.http_headers,
+                headers={**self.http_headers, **(headers or {})},
             )
-            response = self.requests_session.send(prepared, timeout=self.timeout)
+            with self.oro_tap.connection_slots:
+                response = self.requests_session.send(prepared, timeout=self.timeout)
             if response.status_code in accept:
                 self.oro_tap.report.count_call("GET", response.status_code)
                 return response
@@ -391,14 +402,39 @@ class OroStream(RESTStream[Any]):
         decorated = self.request_decorator(send)  # type: ignore[arg-type]
         return decorated()  # type: ignore[call-arg]
 
+    @property
+    def parallel(self) -> bool:
+        """Whole listings are read by id ranges in parallel (``max_connections`` above 1)."""
+        return self.oro_tap.max_connections > 1
+
+    def id_range_reader(self) -> IdRangeReader:
+        """Reads listings by id ranges on the tap's pool (``idranges``)."""
+        return IdRangeReader(self.fetch, self.oro_tap.read_pool, self.url_base)
+
     def iter_resource(self, resource: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        """Every resource object of ``resource`` (sorted by id, following ``links.next``)."""
-        params = {
-            f"fields[{resource}]": ",".join(fields),
-            "page[size]": self.page_size,
-            "sort": "id",
-        }
-        return self.iter_list(resource, params)
+        """Every resource object of ``resource``, in id order."""
+        for _, item in self.read_lookups([(resource, fields)]):
+            yield item
+
+    def read_lookups(
+        self, lookups: Sequence[tuple[str, list[str]]]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(index of the lookup, resource object)`` for every object of each ``(resource,
+        fields)``, lookup after lookup, each in id order. In parallel (``max_connections`` > 1) by id
+        ranges, every lookup's pages through one window (``idranges``); else one page after the
+        other, following ``links.next``."""
+        queries = [
+            ListQuery(resource, {f"fields[{resource}]": ",".join(fields), "page[size]": self.page_size})
+            for resource, fields in lookups
+        ]
+        if self.parallel:
+            for i, response in self.id_range_reader().pages(queries):
+                for item in doc_of(response)["data"]:
+                    yield i, item
+            return
+        for i, query in enumerate(queries):
+            for item in self.iter_list(query.resource, {**query.params, "sort": "id"}):
+                yield i, item
 
     def iter_list(self, resource: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every resource object of one list request, following ``links.next`` (which must stay
@@ -598,6 +634,21 @@ class OroStream(RESTStream[Any]):
         yield from self.held_rows()
         self.finish_sync()
 
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Scan mode with ``max_connections`` above 1: the id-range reader's pages, parsed here one
+        after the other in id order (the same pages' rows, in the same order, as the serial keyset
+        scan); every other case: the SDK's paginated requests."""
+        if self.mode != MODE_SCAN or not self.parallel:
+            yield from super().request_records(context)
+            return
+        query = ListQuery(self.resource, self.base_params())
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            for _, response in self.id_range_reader().pages([query], after=self._scan_last_id):
+                request_counter.increment()
+                yield from self.parse_response(response)
+
     def held_rows(self) -> Iterator[dict[str, Any]]:
         """Rows a stream held back across pages (e.g. for one lookup of many), emitted after the
         last page and before ``finish_sync``; none by default."""
@@ -653,16 +704,19 @@ class OroStream(RESTStream[Any]):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """The shared retry policy with this tap's settings (the SDK's backoff_* hooks use it)."""
+        """The shared retry policy with this tap's settings (the SDK's backoff_* hooks use it); its
+        computed waits are spread by x1.0-1.2 so parallel readers do not retry in step."""
         return RetryPolicy(
             int(self.config.get("max_tries", 9)),
             float(self.config.get("backoff_factor_seconds", 0.5)),
             float(self.config.get("backoff_max_seconds", 60.0)),
+            jitter=_spread,
         )
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return self.retry_policy.waits()
+        """The policy per failed try: the response's ``Retry-After`` as sent, else a spread wait."""
+        return self.retry_policy.waits(jittered=True)
 
     @override
     def backoff_max_tries(self) -> int:
@@ -670,7 +724,7 @@ class OroStream(RESTStream[Any]):
 
     @override
     def backoff_jitter(self, value: float) -> float:
-        return value * random.uniform(1.0, 1.2)
+        return no_jitter(value)  # the policy spreads its computed waits, never a Retry-After
 
     @override
     def backoff_handler(self, details: Any) -> None:
@@ -693,9 +747,9 @@ def _attr(resource: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _retry_waits(base: float, cap: float) -> Generator[float, Any, None]:
-    """Exponential waits; a ``Retry-After`` on the failed response wins (capped)."""
-    return RetryPolicy(backoff_factor_seconds=base, backoff_max_seconds=cap).waits()
+def _spread(wait: float) -> float:
+    """A computed retry wait spread by x1.0-1.2 (never shorter than the policy's)."""
+    return wait * random.uniform(1.0, 1.2)
 
 
 __all__ = [

@@ -15,9 +15,12 @@ stream emitted before and that no longer exist are reported once as erase rows (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import requests
@@ -35,6 +38,9 @@ LOOKUPS = "lookups"
 CANCELLED = "cancelled"
 """Oro internal order status left out of orders_count and total_spent (the order still re-emits);
 so are refunded orders (``refunded_order_statuses``)."""
+ORDER_FIELDS = [
+    "customerUser", "currency", "totalValue", "createdAt", "updatedAt", "internalStatus", "status",
+]  # fmt: skip
 
 
 class _OrderStats:
@@ -206,20 +212,45 @@ class ContactsStream(OroStream):
         changed_at = self._change_stamp()
         self._new_lookups = {"groups": {}, "tags": {}}
 
-        self._groups = {}
-        for res in self.iter_resource("customergroups", ["name"]):
-            gid = int(res["id"])
-            self._groups[gid] = str((res.get("attributes") or {}).get("name") or "")
-        self._group_changed = self._track_changes("groups", self._groups, old, changed_at)
-
-        self._tags, self._tag_changed = {}, {}
+        self._groups, self._tags, self._customers, self._addresses = {}, {}, {}, {}
+        orders: dict[int, _OrderStats] = {}
+        readers: list[tuple[str, list[str], Callable[[Iterable[dict[str, Any]]], None]]] = [
+            ("customergroups", ["name"], partial(self._read_names, self._groups)),
+        ]
         if self.tagging:
-            for res in self.iter_resource("tags", ["name"]):
-                self._tags[int(res["id"])] = str((res.get("attributes") or {}).get("name") or "")
-            self._tag_changed = self._track_changes("tags", self._tags, old, changed_at)
+            readers.append(("tags", ["name"], partial(self._read_names, self._tags)))
+        readers += [
+            ("customers", ["name", "updatedAt", "group"], self._read_customers),
+            ("customeruseraddresses",
+             ["phone", "primary", "updatedAt", "customerUser", "city", "country", "region",
+              "street", "street2", "postalCode", "customRegion"],
+             self._read_addresses),
+        ]  # fmt: skip
+        if self.config.get("contact_order_stats"):
+            readers.append(("orders", ORDER_FIELDS, partial(self._read_orders, orders)))
+            if self.config.get("contact_last_product"):
+                readers.append(
+                    ("orderlineitems", ["productName", "orders"], partial(self._read_last_products, orders))
+                )
+        # one pass over every lookup (in parallel: their pages through one window), in this order
+        items = self.read_lookups([(resource, fields) for resource, fields, _ in readers])
+        for index, group in groupby(items, key=itemgetter(0)):
+            readers[index][2](item for _, item in group)
+        self._group_changed = self._track_changes("groups", self._groups, old, changed_at)
+        self._tag_changed = (
+            self._track_changes("tags", self._tags, old, changed_at) if self.tagging else {}
+        )
+        self._orders = orders if self.config.get("contact_order_stats") else None
 
-        self._customers = {}
-        for res in self.iter_resource("customers", ["name", "updatedAt", "group"]):
+    @staticmethod
+    def _read_names(names: dict[int, str], items: Iterable[dict[str, Any]]) -> None:
+        """Customer group / tag names by id."""
+        for res in items:
+            names[int(res["id"])] = str((res.get("attributes") or {}).get("name") or "")
+
+    def _read_customers(self, items: Iterable[dict[str, Any]]) -> None:
+        """Customer id -> (account name, group id, updatedAt)."""
+        for res in items:
             attrs = res.get("attributes") or {}
             group = ((res.get("relationships") or {}).get("group") or {}).get("data")
             self._customers[int(res["id"])] = (
@@ -228,13 +259,9 @@ class ContactsStream(OroStream):
                 attrs.get("updatedAt") or "",
             )
 
-        # user id -> (max address updatedAt, primary address)
-        self._addresses = {}
-        for res in self.iter_resource(
-            "customeruseraddresses",
-            ["phone", "primary", "updatedAt", "customerUser", "city", "country", "region",
-             "street", "street2", "postalCode", "customRegion"],
-        ):  # fmt: skip
+    def _read_addresses(self, items: Iterable[dict[str, Any]]) -> None:
+        """Customer user id -> (latest address updatedAt, primary address)."""
+        for res in items:
             rels = res.get("relationships") or {}
             user = (rels.get("customerUser") or {}).get("data")
             if not isinstance(user, dict):
@@ -245,17 +272,12 @@ class ContactsStream(OroStream):
             if attrs.get("primary") and (primary is None or int(res["id"]) < primary.address_id):
                 primary = _Address(int(res["id"]), attrs, rels)
             self._addresses[int(user["id"])] = (stamp, primary)
-        self._orders = self._read_orders() if self.config.get("contact_order_stats") else None
 
-    def _read_orders(self) -> dict[int, _OrderStats]:
+    def _read_orders(self, stats: dict[int, _OrderStats], items: Iterable[dict[str, Any]]) -> None:
         """Purchase history per customer user, from one pass over every order."""
         currency = str(self.config.get("price_currency") or "USD")
-        stats: dict[int, _OrderStats] = {}
         refunded = refunded_statuses(self.config)
-        fields = [
-            "customerUser", "currency", "totalValue", "createdAt", "updatedAt", "internalStatus", "status",
-        ]  # fmt: skip
-        for res in self.iter_resource("orders", fields):
+        for res in items:
             rels = res.get("relationships") or {}
             user = (rels.get("customerUser") or {}).get("data")
             if not isinstance(user, dict):
@@ -297,15 +319,14 @@ class ContactsStream(OroStream):
             entry.first = created if entry.first is None or created < entry.first else entry.first
             if entry.last is None or (created, int(res["id"])) > (entry.last, entry.last_id):
                 entry.last, entry.last_id = created, int(res["id"])
-        if self.config.get("contact_last_product"):
-            self._read_last_products(stats)
-        return stats
 
-    def _read_last_products(self, stats: dict[int, _OrderStats]) -> None:
+    def _read_last_products(
+        self, stats: dict[int, _OrderStats], items: Iterable[dict[str, Any]]
+    ) -> None:
         """``last_product``: the product name of the first line (lowest id) of each buyer's latest
         order, from one pass over every order line item."""
         buyer_of_last = {entry.last_id: entry for entry in stats.values() if entry.last_id}
-        for res in self.iter_resource("orderlineitems", ["productName", "orders"]):
+        for res in items:
             refs = ((res.get("relationships") or {}).get("orders") or {}).get("data") or []
             for ref in refs if isinstance(refs, list) else [refs]:
                 entry = buyer_of_last.get(int(ref["id"])) if isinstance(ref, dict) else None
@@ -375,8 +396,11 @@ class ContactsStream(OroStream):
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        self._last_page_time = server_now(response) or self._last_page_time
-        self.consent.read_page(response._oro_doc, self._last_page_time)  # type: ignore[attr-defined]
+        # the latest server time of any page (pages read in parallel answer out of order): every
+        # deletion the scan finds had happened by then
+        page_time = server_now(response)
+        self._last_page_time = max(filter(None, (page_time, self._last_page_time)), default=None)
+        self.consent.read_page(response._oro_doc, page_time or self._last_page_time)  # type: ignore[attr-defined]
         return super().parse_response(response)
 
     @override

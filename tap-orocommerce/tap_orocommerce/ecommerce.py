@@ -20,7 +20,10 @@ carts seek by ``updatedAt``; customers are scanned (stock Oro cannot filter cust
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, ClassVar
 
 from oromc_common.idsets import BitMap, decode, encode
@@ -695,32 +698,60 @@ class EcommerceCustomersStream(EcommerceStream):
             super()._track_scan_max(value, key)
 
     _held: list[dict[str, Any]]
+    _lookups: deque[tuple[list[dict[str, Any]], Future[set[str]] | set[str]]]
+    """Changed rows with their orders lookup (running in the background when reading in parallel),
+    oldest first."""
 
     @override
     def prepare_sync(self) -> None:
         super().prepare_sync()
         self._held = []
+        self._lookups = deque()
 
     @override
     def rows(self, data: list[dict[str, Any]]) -> Any:
         self._held += super().rows(data)
         if len(self._held) >= self.page_size:
-            yield from self.held_rows()
+            self._look_up_held()
+        yield from self._checked_rows(wait=False)
 
     @override
     def held_rows(self) -> Iterator[dict[str, Any]]:
+        self._look_up_held()
+        return self._checked_rows(wait=True)
+
+    def _look_up_held(self) -> None:
+        """Start the orders lookup of the rows held so far: on the tap's pool when reading in
+        parallel (the scan reads on meanwhile), else now."""
         changed, self._held = self._held, []
         if not changed:
             return
-        buyers = self.users_with_orders([row["id"] for row in changed])
-        for row in changed:
-            if row["id"] in buyers:
-                self._tracking = True
-                self._track_scan_max(row["updated_at"], self.row_key(row))
-                self._tracking = False
-                yield row
-            else:
-                self.oro_tap.report.count(self.name, "skipped_no_orders")
+        ids = [row["id"] for row in changed]
+        found: Future[set[str]] | set[str] = (
+            self.oro_tap.read_pool.submit(partial(self.users_with_orders, ids))
+            if self.parallel
+            else self.users_with_orders(ids)
+        )
+        self._lookups.append((changed, found))
+
+    def _checked_rows(self, *, wait: bool) -> Iterator[dict[str, Any]]:
+        """The rows of users with orders, lookup after lookup in order (``wait``: also those whose
+        lookup is still running)."""
+        while self._lookups:
+            changed, found = self._lookups[0]
+            if isinstance(found, Future):
+                if not wait and not found.done():
+                    return
+                found = found.result()
+            self._lookups.popleft()
+            for row in changed:
+                if row["id"] in found:
+                    self._tracking = True
+                    self._track_scan_max(row["updated_at"], self.row_key(row))
+                    self._tracking = False
+                    yield row
+                else:
+                    self.oro_tap.report.count(self.name, "skipped_no_orders")
 
     def users_with_orders(self, user_ids: list[str]) -> set[str]:
         """Which of these customer users have at least one order (one filtered listing)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from oromc_common.fanout import BoundedPool
 from oromc_common.http import InsecureURLError, require_secure_url
 from oromc_common.oro import OroOAuth2Authenticator, format_oro_datetime, oro_error_message
 from oromc_common.report import RunReport
@@ -13,6 +15,7 @@ from oromc_common.sdk_seams import SeamTap, reset_state_manager
 from oromc_common.settings import (
     Renamed,
     connection_properties,
+    max_connections_property,
     page_size_property,
     rejects_path_property,
     retries_to_tries,
@@ -35,6 +38,9 @@ from tap_orocommerce.streams import (
 )
 
 FILTER_MODES = ("auto", "server", "client")
+#: Most requests in flight at once (setting ``max_connections``): default and schema bound.
+DEFAULT_MAX_CONNECTIONS = 4
+MAX_CONNECTIONS = 32
 
 
 class TapOroCommerce(SeamTap):
@@ -85,6 +91,12 @@ class TapOroCommerce(SeamTap):
         th.Property("start_date", th.DateTimeType(),
                     description="Earliest updatedAt to extract on the first run (ISO 8601)."),
         page_size_property(500, 1000, "JSON:API page[size] per request (1-1000)."),
+        max_connections_property(
+            DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS,
+            f"Most requests in flight at once (1-{MAX_CONNECTIONS}). Above 1, whole listings (the "
+            "contacts lookups, the scans of customer users) are read by id ranges in parallel, "
+            "their rows still emitted in id order; 1 reads one page after the other.",
+        ),
         *connection_properties(
             request_timeout=60, max_tries=9, backoff_factor_seconds=0.5, backoff_max_seconds=60,
             retried="429, 5xx, connection resets, timeouts or a malformed page",
@@ -191,6 +203,21 @@ class TapOroCommerce(SeamTap):
         )
 
     @property
+    def max_connections(self) -> int:
+        """Most requests in flight at once (setting ``max_connections``)."""
+        return max(1, int(self.config.get("max_connections") or DEFAULT_MAX_CONNECTIONS))
+
+    @cached_property
+    def read_pool(self) -> BoundedPool:
+        """The threads that read id ranges (``max_connections``), started on first use."""
+        return BoundedPool(self.max_connections, name="oro-read")
+
+    @cached_property
+    def connection_slots(self) -> threading.BoundedSemaphore:
+        """Held by every request attempt while it is in flight: at most ``max_connections``."""
+        return threading.BoundedSemaphore(self.max_connections)
+
+    @property
     def user_agent_string(self) -> str:
         """User-Agent for every request."""
         return str(self.config.get("user_agent") or "tap-orocommerce")
@@ -225,6 +252,7 @@ class TapOroCommerce(SeamTap):
         # The run summary is logged after the last stream, also when a stream failed.
         self.report.log_summary(self.logger)
         self.report.close()
+        self.read_pool.close()
 
     # -- capability probes (one request each, before any stream runs) ------------------------
 

@@ -24,7 +24,7 @@ from oromc_common.oro import (
     raise_for_oro_status,
 )
 from oromc_sandbox.testing import running_sandbox
-from tap_orocommerce.client import _retry_waits
+from tap_orocommerce.tap import TapOroCommerce
 
 
 def _response(
@@ -114,7 +114,15 @@ def test_retriable_statuses_carry_retry_after() -> None:
 
 
 def test_backoff_waits_honour_retry_after_then_grow() -> None:
-    waits = _retry_waits(0.5, 60.0)
+    """The stream's SDK hooks: a Retry-After is waited as sent (not jittered), computed waits grow
+    and are spread by x1.0-1.2."""
+    tap = TapOroCommerce(
+        config={"base_url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
+        parse_env_config=False,
+    )
+    stream = tap.streams["orders"]
+    assert stream.backoff_jitter(7.0) == 7.0
+    waits = stream.backoff_wait_generator()
     waits.send(None)
 
     class ExcError(Exception):
@@ -126,8 +134,9 @@ def test_backoff_waits_honour_retry_after_then_grow() -> None:
     )
     plain = ExcError(_response(503, b"", "http://127.0.0.1/admin/api/orders"))
     assert waits.send(hinted) == 7.0
-    assert waits.send(plain) == 1.0  # second attempt: 0.5 * 2
-    assert waits.send(plain) == 2.0
+    assert 1.0 <= waits.send(plain) <= 1.2  # second attempt: 0.5 * 2, spread
+    assert 2.0 <= waits.send(plain) <= 2.4
+    assert waits.send(hinted) == 7.0
 
 
 @pytest.fixture(scope="module")

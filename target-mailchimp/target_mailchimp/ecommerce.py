@@ -43,16 +43,16 @@ import json
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from oromc_common.batches import (
     WORTH_A_BATCH,
     BatchExpiredError,
+    BatchQueue,
     BatchTimeoutError,
     first_poll_seconds,
     iter_results,
@@ -237,19 +237,21 @@ class Write:
     quiet: bool = False
 
 
-@dataclass
-class _InFlight:
-    """A submitted ``/batches`` job whose results are not read yet."""
+#: The kind of this sync's jobs in the target's :class:`BatchQueue`.
+KIND = "ecommerce"
 
-    batch_id: str
+
+@dataclass(frozen=True)
+class _Submitted:
+    """The writes of a submitted ``/batches`` job whose results are not read yet."""
+
     collection: str
     by_op: dict[str, Write]
-    on_durable: list[Callable[[], None]] = field(default_factory=list)
-    expected_end: float = 0.0  # when it should be finished (monotonic): its first poll
 
-    @property
-    def keys(self) -> set[str]:
-        return {w.key for w in self.by_op.values()}
+
+def _queue_keys(collection: str, keys: Iterable[str]) -> list[str]:
+    """How a store record is named in the :class:`BatchQueue` (``orders:<id>``)."""
+    return [f"{collection}:{key}" for key in keys]
 
 
 def _clean(value: Any) -> Any:
@@ -348,9 +350,15 @@ class EcommerceSync:
     """Writes e-commerce windows into one store."""
 
     def __init__(
-        self, client: MailchimpClient, settings: StoreSettings, report: RunReport, workers: int
+        self,
+        client: MailchimpClient,
+        settings: StoreSettings,
+        report: RunReport,
+        workers: int,
+        batches: BatchQueue | None = None,
     ) -> None:
-        """Bind to the store (not created until the first window)."""
+        """Bind to the store (not created until the first window); ``batches``: the account's queue of
+        jobs not read yet, shared with the contacts sync (its own when not given)."""
         self.client = client
         self.settings = settings
         self.report = report
@@ -360,7 +368,8 @@ class EcommerceSync:
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
-        self._in_flight: deque[_InFlight] = deque()
+        self.batches = batches if batches is not None else BatchQueue()
+        self._submitted: dict[str, _Submitted] = {}  # batch id -> its writes, while not read
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
         self._pace = BatchPace(settings.batch_poll_seconds)
         self._prefetched: set[str] = set()
@@ -370,6 +379,7 @@ class EcommerceSync:
         self._drained: dict[str, int] = {}  # records of each stream handed to ``process`` so far
         self._open_awaited = False
         self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
+        self._expected_ends: dict[str, float] = {}  # batch id -> when it should be done (its first poll)
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -435,7 +445,7 @@ class EcommerceSync:
                 LOGGER.warning("Batch %s still not finished; reading the store anyway.", batch["id"])
 
     def finish(self) -> None:
-        """End of run: every batch finished, then a backfill's ``is_syncing`` is switched off again."""
+        """End of run: every batch of this sync read, then a backfill's ``is_syncing`` is switched off."""
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True)
         self.settle()
@@ -552,8 +562,7 @@ class EcommerceSync:
                 self.report.count(stream, "duplicates_merged")
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
-        if self._overlaps(resource.collection, latest):
-            self.settle()
+        self.batches.settle(keys=_queue_keys(resource.collection, latest))
         drained = self._drained.get(stream, 0)
         self._drained[stream] = drained + len(records)
         if self._may_write_blind(stream, drained + len(records)):
@@ -616,23 +625,17 @@ class EcommerceSync:
         """
         if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-        if writes and (blind or len(writes) >= self.settings.batch_threshold or self._in_flight):
+        if writes and (blind or len(writes) >= self.settings.batch_threshold or self.in_flight):
             self._submit(writes)
         elif writes:
             self._await_open_batches()
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
-    def _overlaps(self, collection: str, keys: set[str] | Mapping[str, Any]) -> bool:
-        """True when a batch in flight writes one of ``keys`` of ``collection``: what it wrote must be
-        known before they are compared or written again. Other batches may stay queued: Mailchimp
-        runs them in submission order, before anything submitted later."""
-        return any(b.collection == collection and not b.keys.isdisjoint(keys) for b in self._in_flight)
-
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
         """Create placeholder products/variants for lines that reference unknown ones."""
         products = self._collection("products")
         queued: dict[str, set[str]] = {}  # product id -> variant ids of product writes in flight
-        for batch in self._in_flight:
+        for batch in self._submitted.values():
             if batch.collection == "products":
                 for write in batch.by_op.values():
                     variants = (write.body or {}).get("variants") or []
@@ -730,7 +733,7 @@ class EcommerceSync:
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
         # One of ours is polled first when it should be finished (``_expected_end``): a small job
         # then takes one poll. Another's (a killed run's) may be finished already.
-        ours = next((b for b in self._in_flight if b.batch_id == batch_id), None)
+        expected_end = self._expected_ends.get(batch_id)
         return wait_for_batch(
             self.client,
             batch_id,
@@ -739,7 +742,7 @@ class EcommerceSync:
             if timeout_seconds is None
             else timeout_seconds,
             pace=self._pace,
-            first_wait=0.0 if ours is None else ours.expected_end - time.monotonic(),
+            first_wait=0.0 if expected_end is None else expected_end - time.monotonic(),
         )
 
     def _expected_end(self, operations: int) -> float:
@@ -749,33 +752,23 @@ class EcommerceSync:
         from a finished job's ``submitted_at`` to ``completed_at``: it includes the wait behind any
         other job of the account (the contacts' tags), which made a backfill's next first poll
         come ~50 s late; a large job is polled by its progress (``pacing``) instead."""
-        start = max([time.monotonic(), *(b.expected_end for b in self._in_flight)])
+        start = max([time.monotonic(), *list(self._expected_ends.values())])
         return start + max(first_poll_seconds(operations), self.settings.batch_poll_seconds)
 
     @property
     def in_flight(self) -> bool:
-        """True while a submitted batch's results are not read yet."""
-        return bool(self._in_flight)
-
-    def when_durable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once every batch submitted so far has finished and its results are read
-        (now, when none is in flight). The target emits the tap's state this way."""
-        if self._in_flight:
-            self._in_flight[-1].on_durable.append(callback)
-        else:
-            callback()
+        """True while one of this sync's submitted batches is not read yet."""
+        return bool(self._submitted)
 
     def settle(self) -> None:
-        """Read the results of every batch in flight, oldest first."""
-        while self._in_flight:
-            self._collect()
+        """Read the results of every batch of this sync (and of the jobs queued before them)."""
+        self.batches.settle(kind=KIND)
 
     def _submit(self, writes: list[Write]) -> None:
         """``POST /batches`` for the writes (one, unless its body would pass ``MAX_BATCH_BYTES``),
         read later (``_collect``) while the next is prepared."""
         collection = writes[0].resource.collection
-        if self._overlaps(collection, {w.key for w in writes}):
-            self.settle()
+        self.batches.settle(keys=_queue_keys(collection, (w.key for w in writes)))
         by_op: dict[str, Write] = {}
         operations: list[dict[str, Any]] = []
         size = 0
@@ -798,26 +791,34 @@ class EcommerceSync:
     def _submit_operations(
         self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
     ) -> None:
-        while len(self._in_flight) >= PIPELINE_DEPTH:
-            self._collect()
+        while len(self.batches) >= PIPELINE_DEPTH:
+            self.batches.read_oldest()
         batch_id = submit_batch(self.client, operations)
-        expected_end = self._expected_end(len(operations))
+        self._expected_ends[batch_id] = self._expected_end(len(operations))
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(stream, "batched", len(operations))
-        self._in_flight.append(_InFlight(batch_id, collection, by_op, expected_end=expected_end))
+        self._submitted[batch_id] = _Submitted(collection, by_op)
+        self.batches.add(
+            batch_id,
+            partial(self._collect, batch_id),
+            kind=KIND,
+            keys=_queue_keys(collection, (w.key for w in by_op.values())),
+            operations=len(operations),
+        )
 
-    def _collect(self) -> None:
-        """Wait for the oldest batch in flight; per-operation results become counts or rejects.
+    def _collect(self, batch_id: str) -> None:
+        """Wait for a submitted batch (the oldest in the queue); per-operation results become counts or
+        rejects.
 
         Operations whose result is missing or retryable (429, 5xx) are sent again as single calls
         (with the client's retries); a fatal one (401/403) stops the run like a single call would.
         """
-        batch = self._in_flight[0]
+        batch = self._submitted[batch_id]
         try:
-            doc = self._wait(batch.batch_id)
+            doc = self._wait(batch_id)
         except (BatchExpiredError, BatchTimeoutError) as exc:
-            msg = f"Mailchimp batch {batch.batch_id} did not finish: {exc}"
+            msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
             raise RuntimeError(msg) from exc
         by_op = batch.by_op
         done: set[str] = set()
@@ -840,12 +841,11 @@ class EcommerceSync:
         retry = [w for op_id, w in by_op.items() if op_id not in done]
         if retry:
             LOGGER.warning(
-                "Batch %s: %d operations without a final result; sent one by one.", batch.batch_id, len(retry)
+                "Batch %s: %d operations without a final result; sent one by one.", batch_id, len(retry)
             )
             run_concurrently([partial(self._write, w) for w in retry], self.workers)
-        self._in_flight.popleft()
-        for callback in batch.on_durable:
-            callback()
+        del self._submitted[batch_id]
+        self._expected_ends.pop(batch_id, None)
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""

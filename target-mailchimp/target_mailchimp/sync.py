@@ -13,13 +13,12 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import OperationResult, run_batch, submit_batch
+from oromc_common.batches import BatchQueue, OperationResult, run_batch, submit_batch
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
@@ -51,7 +50,12 @@ from target_mailchimp.mapping import (
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
-from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER, TagWrites
+from target_mailchimp.tags import (
+    BATCHES_WHEN_DIRECT_CALLS_OVER,
+    PENDING_WINDOWS,
+    TagWrites,
+    member_keys,
+)
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
@@ -105,9 +109,12 @@ class ContactSync(TagWrites):
         report: RunReport,
         stream: str = "contacts",
         plan: ActionPlan | None = None,
+        batches: BatchQueue | None = None,
     ) -> None:
         """``specs`` are the audience's merge fields for the mapped tags (and the identity tag);
-        ``plan`` records the planned writes (and, in a dry run, stands in for them)."""
+        ``plan`` records the planned writes (and, in a dry run, stands in for them); ``batches``: the
+        account's queue of ``/batches`` jobs not read yet, shared with the store sync (its own when
+        not given)."""
         self.audience = audience
         self.specs = dict(specs)
         self.settings = settings
@@ -118,7 +125,7 @@ class ContactSync(TagWrites):
         self._created_tag_deltas: list[TagDelta] = []
         self.pace = BatchPace(settings.batch_poll_seconds)
         self.defer_batches = False
-        self._pending_batches = deque()
+        self.batches = batches if batches is not None else BatchQueue()
         self.plan = (
             plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
         )
@@ -213,7 +220,7 @@ class ContactSync(TagWrites):
             return False
         raw = record.get("email")
         hash_ = email_hash(raw.strip()) if isinstance(raw, str) and raw.strip() else ""
-        if not hash_ or hash_ in pending:
+        if not hash_ or hash_ in pending or self.batches.touches(member_keys((hash_,))):
             return False
         state = self.audience.members.get(hash_)
         if state is None or state.status == "archived" or not state.tags_complete:
@@ -246,18 +253,16 @@ class ContactSync(TagWrites):
     def process(self, records: list[dict[str, Any]]) -> None:
         """Sync one window of records; returns when every write of the window is acknowledged."""
         self._count("received", len(records))
-        self.settle_batches()  # the members' tags and statuses as the last window left them
+        # Earlier windows' /batches jobs stay queued at Mailchimp while this window is looked up and
+        # written (so Mailchimp's queue never waits for it), except the ones that change one of its
+        # members: their tags and statuses must be as those windows left them. At most
+        # PENDING_WINDOWS stay unread (the oldest finished long ago: Mailchimp runs them in order).
+        while len(self.batches) >= PENDING_WINDOWS:
+            self.batches.read_oldest()
         contacts = self.prepare(records)
         if not contacts:
             return
-        hashes = [c.hash for c in contacts if c.hash]
-        states = self.audience.lookup(hashes, self.workers, self._batch)
-        if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
-            # Mailchimp cannot be searched by merge field: find members by their source id in one
-            # read of the whole audience (see the README, "Identity", for when this happens).
-            LOGGER.info("Reading the audience once to find members by their source id")
-            self.audience.load_all(self.workers)
-            states = {h: self.audience.members.get(h) for h in hashes}
+        states = self._lookup_window(contacts)
         plan, moves, erasures = self._resolve(contacts, states)
         for contact, _ in moves:
             self.plan.add(self.stream, "change_email", contact.key)
@@ -301,9 +306,40 @@ class ContactSync(TagWrites):
             return
         self._created_tag_deltas = []
         self._run_writes(writes)
-        self._run_tags(deltas + self._created_tag_deltas)
-        self._run_archives(archives)
+        tag_deltas = deltas + self._created_tag_deltas
+        if (
+            len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER
+            and tag_deltas
+            and self._tag_plan(tag_deltas)[0] == "batches"
+            and {d.contact.hash for d in tag_deltas}.isdisjoint(c.hash for c, _ in archives)
+        ):
+            # both would be a /batches job: one job (Mailchimp runs an account's jobs one at a
+            # time, each with ~2.5 s of queueing around its operations)
+            self._tags_and_archives_by_batch(tag_deltas, archives)
+        else:
+            self._run_tags(tag_deltas)
+            self._run_archives(archives)
         self._run_erasures(erasures)
+
+    def _lookup_window(self, contacts: list[Contact]) -> dict[str, MemberState | None]:
+        """The members at the window's addresses, once the jobs not read yet that change one of
+        them (or a member found by its source id) have been read."""
+        hashes = [c.hash for c in contacts if c.hash]
+        self.batches.settle(keys=member_keys(hashes))
+        states = self.audience.lookup(hashes, self.workers, self._batch)
+        if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
+            # Mailchimp cannot be searched by merge field: find members by their source id in one
+            # read of the whole audience (see the README, "Identity", for when this happens).
+            LOGGER.info("Reading the audience once to find members by their source id")
+            self.audience.load_all(self.workers)
+            states = {h: self.audience.members.get(h) for h in hashes}
+        by_id = member_keys(
+            h for c in contacts if c.oro_id is not None and (h := self.audience.find_id(c.oro_id))
+        ) if self.audience.loaded and self.batches.pending else []
+        if self.batches.touches(by_id):  # a member found by its source id (a moved address, an erasure)
+            self.batches.settle(keys=by_id)
+            states = {h: self.audience.members.get(h) for h in hashes}
+        return states
 
     def _record_plan(
         self,
@@ -720,36 +756,32 @@ class ContactSync(TagWrites):
                 return None
 
     # -- archives and erasure --------------------------------------------------------------
+    def _archived(self, contact: Contact, state: MemberState) -> None:
+        state.status = "archived"
+        self.audience.remember(contact.hash, state)
+
+    def _archive_one(self, contact: Contact, state: MemberState) -> None:
+        try:
+            self.audience.archive(contact.hash)
+        except PermanentMailchimpError as exc:
+            self._reject_error(contact, exc)
+            return
+        self._archived(contact, state)
+
     def _run_archives(self, archives: list[tuple[Contact, MemberState]]) -> None:
         """Members archived because their source user is disabled (``disabled_user_policy``): one
         ``DELETE`` each, or one ``/batches`` job when they would take more than 50 calls."""
-
-        def archived(contact: Contact, state: MemberState) -> None:
-            state.status = "archived"
-            self.audience.remember(contact.hash, state)
-
-        def archive(contact: Contact, state: MemberState) -> None:
-            try:
-                self.audience.archive(contact.hash)
-            except PermanentMailchimpError as exc:
-                self._reject_error(contact, exc)
-                return
-            archived(contact, state)
-
         if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
-            self._archives_by_batch(archives, archived, archive)
+            self._archives_by_batch(archives)
             return
-        run_concurrently([partial(archive, c, st) for c, st in archives], self.workers)
+        run_concurrently([partial(self._archive_one, c, st) for c, st in archives], self.workers)
 
-    def _archives_by_batch(
-        self,
-        archives: list[tuple[Contact, MemberState]],
-        archived: Callable[[Contact, MemberState], None],
-        archive: Callable[[Contact, MemberState], None],
-    ) -> None:
-        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``); each
-        result is parsed: a refusal is a reject, as for a single call; what has no final result
-        (retryable, missing) is archived one call each."""
+    def _archive_batch(
+        self, archives: list[tuple[Contact, MemberState]]
+    ) -> tuple[list[dict[str, Any]], Callable[[Iterable[OperationResult]], None]]:
+        """The ``DELETE`` operations of ``archives`` (operation id: the member's hash) and what applies
+        their results: each result is parsed: a refusal is a reject, as for a single call; what has
+        no final result (retryable, missing) is archived one call each."""
         by_hash = {c.hash: (c, st) for c, st in archives}
         ops = [
             {"method": "DELETE", "path": f"{self.audience.base}/members/{h}", "operation_id": h}
@@ -763,7 +795,7 @@ class ContactSync(TagWrites):
                 if item is None or result.operation_id in done:
                     continue
                 if result.status_code < 400:
-                    archived(*item)
+                    self._archived(*item)
                 else:
                     error = make_error(result.status_code, result.body, "DELETE", "(batch) member")
                     if error.kind is not ErrorKind.PERMANENT:
@@ -771,15 +803,48 @@ class ContactSync(TagWrites):
                     self._reject_error(item[0], error)
                 done.add(result.operation_id)
             left = [item for h, item in by_hash.items() if h not in done]
-            run_concurrently([partial(archive, c, st) for c, st in left], self.workers)
+            run_concurrently([partial(self._archive_one, c, st) for c, st in left], self.workers)
 
+        return ops, apply
+
+    def _archives_by_batch(self, archives: list[tuple[Contact, MemberState]]) -> None:
+        """One ``/batches`` job of ``DELETE`` operations, read now or later (``defer_batches``)."""
+        ops, apply = self._archive_batch(archives)
         if not self.defer_batches:
             apply(self._batch(ops))
             return
         batch_id = submit_batch(self.audience.client, ops)
         self._read_later(
-            batch_id, lambda: apply(self._wait_results(batch_id)), f"{len(ops)} member archives"
+            batch_id,
+            lambda: apply(self._wait_results(batch_id)),
+            f"{len(ops)} member archives",
+            frozenset(c.hash for c, _ in archives),
         )
+
+    def _tags_and_archives_by_batch(
+        self, deltas: list[TagDelta], archives: list[tuple[Contact, MemberState]]
+    ) -> None:
+        """A window's member tag writes and archives (different members) as one ``/batches`` job, read
+        now or later (``defer_batches``); each operation's result is applied as in its own job."""
+        tag_ops = self._tag_operations(deltas)
+        archive_ops, apply_archives = self._archive_batch(archives)
+        archive_ids = {op["operation_id"] for op in archive_ops}
+        batch_id = submit_batch(self.audience.client, tag_ops + archive_ops)
+
+        def read() -> None:
+            tag_results: list[OperationResult] = []
+            archive_results: list[OperationResult] = []
+            for result in self._wait_results(batch_id):
+                (archive_results if result.operation_id in archive_ids else tag_results).append(result)
+            self._apply_tag_results(tag_results, deltas)
+            apply_archives(archive_results)
+
+        what = f"{len(tag_ops)} member tag writes, {len(archive_ops)} member archives"
+        if self.defer_batches:
+            members = frozenset(d.contact.hash for d in deltas) | archive_ids
+            self._read_later(batch_id, read, what, members)
+        else:
+            read()
 
     def _run_erasures(self, erasures: list[tuple[Contact, str, MemberState]]) -> None:
         def erase(contact: Contact, hash_: str, state: MemberState) -> None:

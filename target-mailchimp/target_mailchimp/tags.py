@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from oromc_common.batches import OperationResult, iter_results, submit_batch, wait_for_batch
+from oromc_common.batches import (
+    BatchQueue,
+    OperationResult,
+    iter_results,
+    submit_batch,
+    wait_for_batch,
+)
 from oromc_common.governor import run_concurrently
 from oromc_common.mailchimp import (
     ErrorKind,
@@ -35,6 +40,9 @@ from target_mailchimp.models import Contact, SyncSettings, TagDelta
 from target_mailchimp.pacing import BatchPace
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
+#: Contacts windows whose ``/batches`` jobs may stay unread: the job of the window before keeps
+#: Mailchimp's queue busy while a window is looked up and written.
+PENDING_WINDOWS = 2
 #: Mailchimp refusals that are about the address itself (named ``email`` in rejects without a field).
 EMAIL_REASONS = frozenset(
     {"invalid_email", "fake_email", "compliance_state", "forgotten_email", "signup_throttled", "member_exists"}
@@ -42,24 +50,24 @@ EMAIL_REASONS = frozenset(
 LOGGER = logging.getLogger("target_mailchimp.tags")
 
 
-@dataclass
-class PendingBatch:
-    """A submitted ``/batches`` job of a contacts window (tags, archives) whose results are not read
-    yet: ``read`` waits for it and applies its results."""
+#: The kind of the contacts sync's jobs in the target's :class:`BatchQueue`.
+KIND = "contacts"
 
-    batch_id: str
-    read: Callable[[], None]
-    on_durable: list[Callable[[], None]] = field(default_factory=list)
+
+def member_keys(hashes: Iterable[str]) -> list[str]:
+    """How members are named in the :class:`BatchQueue` (``member:<subscriber hash>``)."""
+    return [f"member:{h}" for h in hashes]
 
 
 class TagWrites:
     """Mixin of ``ContactSync``: report helpers and the tag-writing strategies.
 
     With ``defer_batches`` (the target sets it) a window's ``/batches`` jobs (tags, archives) are
-    submitted and their results are read later (``settle_batches``: before the next window is looked
-    up, and at the end of the run) instead of waiting for them inside the window: the target goes on
-    reading records (and the tap on reading Oro) while Mailchimp runs them. The tap's state waits
-    for them (``when_batches_durable``).
+    submitted and queued in ``batches`` (the target's :class:`BatchQueue`), their results read later
+    (before a window that changes one of their members is looked up, once two windows' jobs are
+    unread, and at the end of the run) instead of waiting for them inside the window: the target goes
+    on reading records (and the tap on reading Oro) while Mailchimp runs them. The tap's state waits
+    for them (``BatchQueue.when_durable``).
     """
 
     audience: Audience
@@ -69,7 +77,7 @@ class TagWrites:
     workers: int
     pace: BatchPace
     defer_batches: bool
-    _pending_batches: deque[PendingBatch]
+    batches: BatchQueue
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, what: str, n: int = 1) -> None:
@@ -120,6 +128,19 @@ class TagWrites:
     def _run_tags(self, deltas: list[TagDelta]) -> None:
         if not deltas:
             return
+        mode, by_tag_add, by_tag_remove = self._tag_plan(deltas)
+        if mode == "segment":
+            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
+        elif mode == "batches":
+            self._tags_by_batches(deltas)
+        else:
+            self._tags_by_member(deltas)
+
+    def _tag_plan(
+        self, deltas: list[TagDelta]
+    ) -> tuple[str, dict[str, list[Contact]], dict[str, list[Contact]]]:
+        """How the tag changes of ``deltas`` are written (``member``, ``segment`` or ``batches``) and
+        the members to add to / remove from each tag."""
         by_tag_add: dict[str, list[Contact]] = defaultdict(list)
         by_tag_remove: dict[str, list[Contact]] = defaultdict(list)
         for delta in deltas:
@@ -127,15 +148,15 @@ class TagWrites:
                 by_tag_add[name].append(delta.contact)
             for name in delta.remove:
                 by_tag_remove[name].append(delta.contact)
-        segment_calls = sum(
-            max(
-                math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
-                math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
-            )
-            for t in {*by_tag_add, *by_tag_remove}
-        )
         mode = self.settings.tag_write_mode
         if mode == "auto":
+            segment_calls = sum(
+                max(
+                    math.ceil(len(by_tag_add.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                    math.ceil(len(by_tag_remove.get(t, [])) / SEGMENT_MEMBERS_MAX),
+                )
+                for t in {*by_tag_add, *by_tag_remove}
+            )
             # Per member (1 call each) carries is_syncing; per tag (segments) packs 500 members a call
             # but cannot carry is_syncing; /batches carries is_syncing for many members in ~4 calls
             # (submit, polls, download) at the price of >= 2.5 s queueing.
@@ -147,17 +168,12 @@ class TagWrites:
             # writes would need many calls (measured in bench/bench_target_mailchimp.py).
             if costs[mode] > BATCHES_WHEN_DIRECT_CALLS_OVER:
                 mode = "batches"
-        if mode == "segment":
-            self._tags_by_segment(deltas, by_tag_add, by_tag_remove)
-        elif mode == "batches":
-            self._tags_by_batches(deltas)
-        else:
-            self._tags_by_member(deltas)
+        return mode, by_tag_add, by_tag_remove
 
-    def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
-        """Member tag writes as one ``/batches`` job per window; failed operations are retried
-        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
-        ops = [
+    def _tag_operations(self, deltas: list[TagDelta]) -> list[dict[str, Any]]:
+        """The ``/batches`` operations of member tag writes (operation id: the member's hash)."""
+        self.audience.tags_may_have_been_created()
+        return [
             {
                 "method": "POST",
                 "path": f"{self.audience.base}/members/{d.contact.hash}/tags",
@@ -166,38 +182,34 @@ class TagWrites:
             }
             for d in deltas
         ]
-        self.audience.tags_may_have_been_created()
-        batch_id = submit_batch(self.audience.client, ops)
-        self._read_later(batch_id, partial(self._read_tags, batch_id, deltas), f"{len(ops)} member tag writes")
 
-    def _read_later(self, batch_id: str, read: Callable[[], None], what: str) -> None:
-        """Read a submitted batch now, or later when batches are deferred."""
+    def _tags_by_batches(self, deltas: list[TagDelta]) -> None:
+        """Member tag writes as one ``/batches`` job per window; failed operations are retried
+        directly (retryable) or rejected (permanent). Read now, or later when deferred."""
+        ops = self._tag_operations(deltas)
+        batch_id = submit_batch(self.audience.client, ops)
+        self._read_later(
+            batch_id,
+            partial(self._read_tags, batch_id, deltas),
+            f"{len(ops)} member tag writes",
+            frozenset(d.contact.hash for d in deltas),
+        )
+
+    def _read_later(
+        self, batch_id: str, read: Callable[[], None], what: str, members: frozenset[str] = frozenset()
+    ) -> None:
+        """Read a submitted batch now, or later when batches are deferred (``members``: the hashes of
+        the members it changes)."""
         if not self.defer_batches:
             read()
             return
         LOGGER.info("Submitted batch %s: %s", batch_id, what)
-        self._pending_batches.append(PendingBatch(batch_id, read))
+        self.batches.add(batch_id, read, kind=KIND, keys=member_keys(members))
 
     @property
     def batches_pending(self) -> bool:
         """True while a submitted batch's results are not read yet."""
-        return bool(self._pending_batches)
-
-    def when_batches_durable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once every batch submitted so far is read (now, when none is)."""
-        if self._pending_batches:
-            self._pending_batches[-1].on_durable.append(callback)
-        else:
-            callback()
-
-    def settle_batches(self) -> None:
-        """Read the results of every batch submitted, oldest first."""
-        while self._pending_batches:
-            pending = self._pending_batches[0]
-            pending.read()
-            self._pending_batches.popleft()
-            for callback in pending.on_durable:
-                callback()
+        return self.batches.pending
 
     def _wait_results(self, batch_id: str) -> Iterator[OperationResult]:
         """Wait for a submitted batch and stream its per-operation results."""
@@ -212,10 +224,15 @@ class TagWrites:
         yield from iter_results(client, str(doc.get("response_body_url") or ""))
 
     def _read_tags(self, batch_id: str, deltas: list[TagDelta]) -> None:
+        self._apply_tag_results(self._wait_results(batch_id), deltas)
+
+    def _apply_tag_results(self, results: Iterable[OperationResult], deltas: list[TagDelta]) -> None:
+        """The per-operation results of member tag writes: applied, rejected (permanent) or written
+        again directly (retryable, or no result)."""
         by_id = {d.contact.hash: d for d in deltas}
         retry: list[TagDelta] = []
         seen: set[str] = set()
-        for result in self._wait_results(batch_id):
+        for result in results:
             delta = by_id.get(result.operation_id)
             if delta is None:
                 continue

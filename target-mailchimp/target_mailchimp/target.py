@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
+from oromc_common.batches import BatchQueue
 from oromc_common.dryrun import ActionPlan
 from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
@@ -373,6 +375,9 @@ class TargetMailchimp(GatedTarget):
         self._sync_lock = threading.Lock()
         self._schema: dict[str, Any] = {}
         self._last_emitted_state: dict[str, Any] | None = None
+        # The account's /batches jobs not read yet (contacts' tags and archives, store writes):
+        # Mailchimp runs them one at a time in submission order; the tap's state waits for them.
+        self.batches = BatchQueue()
 
     # -- the record gate (oromc_common.records): schema problems answered per record or field --
     @override
@@ -453,7 +458,7 @@ class TargetMailchimp(GatedTarget):
                     batch_timeout_seconds=60 * float(self.config.get("batch_timeout_minutes") or 60),
                 )
                 self._ecommerce = EcommerceSync(
-                    self.client, settings, self.report, self.client.max_connections
+                    self.client, settings, self.report, self.client.max_connections, self.batches
                 )
             return self._ecommerce
 
@@ -548,6 +553,7 @@ class TargetMailchimp(GatedTarget):
             self.report,
             stream=str(cfg.get("contacts_stream") or STREAM),
             plan=self.plan,
+            batches=self.batches,
         )
 
     def _infer_type(self, source: str) -> str:
@@ -607,29 +613,12 @@ class TargetMailchimp(GatedTarget):
         self._last_emitted_state = copy.deepcopy(state)
         # Batches still running (tags, archives of a contacts window; e-commerce): the state is
         # emitted once every batch submitted before it has finished and its results are read.
-        waits: list[Callable[[Callable[[], None]], None]] = []
-        if self._sync is not None and self._sync.batches_pending:
-            waits.append(self._sync.when_batches_durable)
-        if self._ecommerce is not None and self._ecommerce.in_flight:
-            waits.append(self._ecommerce.when_durable)
-        if not waits:
-            super().write_state(state)
-            return
-        emit, snapshot, left = super().write_state, copy.deepcopy(state), [len(waits)]
-
-        def one_done() -> None:
-            left[0] -= 1
-            if not left[0]:
-                emit(snapshot)
-
-        for wait in waits:
-            wait(one_done)
+        self.batches.when_durable(partial(super().write_state, copy.deepcopy(state)))
 
     @override
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
-        if self._sync is not None:
-            self._sync.settle_batches()
+        self.batches.settle()
         if self._ecommerce is not None:
             self._ecommerce.finish()
         self.plan.finish(self.logger)

@@ -64,6 +64,41 @@ def test_many_archives_go_as_one_batch(
     assert BATCHES not in routes
 
 
+def test_a_windows_archives_and_tag_writes_go_as_one_batch(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """Archives and tag writes of one window (different members) share one ``/batches`` job (Mailchimp
+    runs an account's jobs one at a time, each with its own queueing): each result is applied as in a
+    job of its own."""
+    n = BATCHES_WHEN_DIRECT_CALLS_OVER + 2
+    cfg = {
+        **config,
+        "disabled_user_policy": "archive",
+        "status_if_new": "subscribed",
+        "batch_poll_seconds": 0.2,
+        "tag_write_mode": "batches",
+    }
+    people = range(1, n + 4)
+    run_target(cfg, singer_lines([contact(i, **CONSENTED) for i in people]))
+    sb.reset_stats()
+    # n disabled in Oro, the other three get a tag
+    records = [
+        contact(i, enabled=i > n, tags=["Late"] if i > n else [], **CONSENTED) for i in people
+    ]
+    target, _ = run_target(cfg, singer_lines(records))
+    routes = _routes(sb)
+    assert routes.get(BATCHES) == 1
+    assert DELETE_MEMBER not in routes
+    got = [member(api, config["list_id"], f"person{i}@{DOMAIN}") for i in people]
+    assert [m["status"] for m in got] == ["archived"] * n + ["subscribed"] * 3
+    assert all("oro:tag:Late" in m["all_tags"] for m in got[n:])
+    summary = target.report.summary()["streams"]["contacts"]
+    assert summary["disabled_archived"] == n
+    assert summary["tagged"] == 3
+    assert not summary.get("rejected_by_reason")
+    assert not target.contact_sync().batches_pending
+
+
 class _Audience:
     base = "/lists/L1"
     client: Any = None

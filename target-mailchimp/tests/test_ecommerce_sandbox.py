@@ -331,7 +331,7 @@ def test_batches_are_pipelined_and_state_waits_for_them(
 
     def spy_submit(self: EcommerceSync, batch: list[Any]) -> None:
         submit(self, batch)
-        events.append(("submit", self._in_flight[-1].batch_id))
+        events.append(("submit", list(self.batches)[-1].batch_id))
 
     def spy_wait(self: EcommerceSync, batch_id: str, timeout_seconds: float | None = None) -> Any:
         done = wait(self, batch_id, timeout_seconds)
@@ -455,7 +455,7 @@ def test_batches_of_other_resources_and_the_tail_queue_without_waiting(
 
     def spy_submit(self: EcommerceSync, batch: list[Any]) -> None:
         submit(self, batch)
-        events.append(("submit " + batch[0].resource.collection, self._in_flight[-1].batch_id))
+        events.append(("submit " + batch[0].resource.collection, list(self.batches)[-1].batch_id))
 
     def spy_wait(self: EcommerceSync, batch_id: str, timeout_seconds: float | None = None) -> Any:
         done = wait(self, batch_id, timeout_seconds)

@@ -207,8 +207,16 @@ def test_tag_batches_are_read_later_and_the_state_waits_for_them(
 
     assert states == [{"n": 4}, {"n": 8}]
     assert [s for s, _ in emitted] == [{"n": 4}, {"n": 8}]
-    assert all(status == "finished" for _, statuses in emitted for status in statuses)
+    # the account's batches in submission order, one tag batch per window: a STATE is written once
+    # every batch submitted before it (its window's and earlier ones) has finished
+    for (state, statuses), windows in zip(emitted, (1, 2), strict=True):
+        assert len(statuses) >= windows, state
+        assert statuses[:windows] == ["finished"] * windows, state
     assert len(emitted[-1][1]) >= 2  # one tag batch per window
+    # the second window's batch was submitted before the first one's results were read (Mailchimp's
+    # queue did not wait for the target), and is finished before the last STATE
+    assert len(emitted[0][1]) == 2
+    assert emitted[-1][1] == ["finished", "finished"]
     assert not target.report.rejected_by_reason("contacts")
     assert _summary_count(target, "tagged") == 8
     assert not target.contact_sync().batches_pending
@@ -216,3 +224,31 @@ def test_tag_batches_are_read_later_and_the_state_waits_for_them(
         got = member(api, list_id, f"person{i}@{DOMAIN}")
         assert got is not None
         assert ("oro:tag:First" if i < 5 else "oro:tag:Second") in got["all_tags"]
+
+
+def test_a_window_waits_for_the_queued_tag_batch_of_its_members(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """An earlier window's tag batch stays queued while the next window is written, unless that
+    window changes one of its members: then it is read first, so the new tags are compared with what
+    it wrote (``First`` replaced by ``Second``, not both)."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=[], **ACCOUNT) for i in range(1, 9)]))
+    cfg = {**config, "batch_size_rows": 4, "tag_write_mode": "batches", "batch_poll_seconds": 0.2}
+    window_1 = [contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]
+    window_2 = [contact(i, tags=["Second"], **ACCOUNT) for i in range(5, 9)]
+    window_3 = [contact(1, tags=["Second"], **ACCOUNT)] + [
+        contact(i, tags=["Third"], **ACCOUNT) for i in range(5, 8)
+    ]
+    target, states = run_target(cfg, singer_lines(window_1 + window_2 + window_3, state_every=4))
+
+    assert states[-1] == {"n": 12}
+    assert not target.report.rejected_by_reason("contacts")
+    members = {i: member(api, list_id, f"person{i}@{DOMAIN}") or {} for i in range(1, 9)}
+    owned = {i: sorted(t for t in m["all_tags"] if t.startswith("oro:tag:")) for i, m in members.items()}
+    assert owned == {
+        1: ["oro:tag:Second"],
+        2: ["oro:tag:First"], 3: ["oro:tag:First"], 4: ["oro:tag:First"],
+        5: ["oro:tag:Third"], 6: ["oro:tag:Third"], 7: ["oro:tag:Third"],
+        8: ["oro:tag:Second"],
+    }

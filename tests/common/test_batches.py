@@ -74,3 +74,65 @@ def test_the_first_poll_waits_first_wait(monkeypatch: pytest.MonkeyPatch) -> Non
     doc = batches.wait_for_batch(Client(), "b1", first_wait=4.5)  # type: ignore[arg-type]
     assert doc["status"] == "finished"
     assert events == [("sleep", 4.5), ("get", 0.0)]
+
+
+def _queue(events: list[str], *jobs: tuple[str, str, tuple[str, ...]]) -> batches.BatchQueue:
+    queue = batches.BatchQueue()
+    for batch_id, kind, keys in jobs:
+        queue.add(batch_id, lambda b=batch_id: events.append("read " + b), kind=kind, keys=keys)
+    return queue
+
+
+def test_a_durable_callback_runs_once_every_job_before_it_is_read() -> None:
+    events: list[str] = []
+    queue = _queue(events, ("b1", "contacts", ("member:h1",)))
+    queue.when_durable(lambda: events.append("state 1"))
+    queue.add("b2", lambda: events.append("read b2"), kind="ecommerce", keys=("orders:o1",))
+    queue.when_durable(lambda: events.append("state 2"))
+    assert len(queue) == 2
+    assert queue.pending
+
+    queue.read_oldest()
+    assert events == ["read b1", "state 1"]
+    queue.settle()
+    assert events == ["read b1", "state 1", "read b2", "state 2"]
+    assert not queue.pending
+    queue.when_durable(lambda: events.append("state 3"))  # nothing queued: now
+    assert events[-1] == "state 3"
+
+
+def test_settle_reads_up_to_the_last_job_of_a_kind_or_changing_a_key() -> None:
+    events: list[str] = []
+    queue = _queue(
+        events,
+        ("b1", "contacts", ("member:h1",)),
+        ("b2", "ecommerce", ("orders:o1",)),
+        ("b3", "contacts", ("member:h2",)),
+        ("b4", "contacts", ("member:h3",)),
+    )
+    assert queue.touches(["member:h2", "member:h9"])
+    assert not queue.touches(["member:h9", "orders:o2"])
+    queue.settle(keys=["orders:o2"])  # touched by none: nothing read
+    assert events == []
+    queue.settle(kind="ecommerce")  # b1 runs before b2: read first
+    assert events == ["read b1", "read b2"]
+    queue.settle(keys=["member:h2"])
+    assert events == ["read b1", "read b2", "read b3"]
+    assert [job.batch_id for job in queue] == ["b4"]
+    assert queue.submitted("b4") is not None
+    assert queue.submitted("b1") is None
+
+
+def test_a_job_whose_read_fails_stays_queued_with_its_callbacks() -> None:
+    queue = batches.BatchQueue()
+
+    def fail() -> None:
+        raise RuntimeError("batch did not finish")
+
+    done: list[str] = []
+    queue.add("b1", fail)
+    queue.when_durable(lambda: done.append("state"))
+    with pytest.raises(RuntimeError):
+        queue.settle()
+    assert len(queue) == 1
+    assert done == []

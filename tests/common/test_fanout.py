@@ -142,3 +142,21 @@ def test_stream_raises_in_turn_and_cancels_what_has_not_started() -> None:
         assert len(started) <= 3, started
     finally:
         pool.close()
+
+
+def test_submit_runs_one_call_in_the_background_on_the_pools_threads() -> None:
+    release = threading.Event()
+    caller = threading.current_thread().name
+    pool = BoundedPool(2, name="bg")
+    try:
+        future = pool.submit(lambda: (release.wait(1), threading.current_thread().name)[1])
+        assert not future.done()  # the caller goes on while it runs
+        release.set()
+        name = future.result(timeout=2)
+        assert name != caller
+        assert name.startswith("bg")
+        failing = pool.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            failing.result(timeout=2)
+    finally:
+        pool.close()
