@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import msgspec
 
+from oromc_common.dates import parse_utc
 from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError
 
 LOGGER = logging.getLogger("oromc_common.batches")
@@ -31,6 +32,50 @@ operations are done within seconds) and the results download."""
 WORTH_A_BATCH = 8
 """From this many single calls on, one small ``/batches`` job is fewer calls (``SMALL_BATCH_CALLS``, with
 a margin for a job that waits in Mailchimp's queue and takes more polls)."""
+
+
+FIRST_POLL_BASE_SECONDS = 2.0
+"""What a job takes whatever its size: Mailchimp queues, preprocesses and finalizes it (the sandbox's own
+is 2 s, plus 5 ms per operation)."""
+FIRST_POLL_SECONDS_PER_OPERATION = 0.01
+"""Seconds per operation beyond the base before any job of the run (or the state) has told what they take."""
+
+
+def expected_batch_seconds(operations: int, seconds_per_operation: float | None = None) -> float:
+    """How long a job of ``operations`` takes once Mailchimp starts on it (from its submission, or from
+    the end of the job queued before it): ``FIRST_POLL_BASE_SECONDS`` plus ``seconds_per_operation``
+    (learned by :func:`seconds_per_operation`) or ``FIRST_POLL_SECONDS_PER_OPERATION`` per operation.
+    The first poll waits that long, so that one poll finds a small job finished (each poll is a call)."""
+    per_operation = FIRST_POLL_SECONDS_PER_OPERATION if seconds_per_operation is None else seconds_per_operation
+    return FIRST_POLL_BASE_SECONDS + per_operation * max(operations, 0)
+
+
+FIRST_POLL_UNLEARNED_MAX_SECONDS = 2 * FIRST_POLL_BASE_SECONDS
+"""Before a duration is learned, the first poll of a job waits at most this long: the default
+per-operation time suits a small job; a large one is then polled by its progress."""
+
+
+def first_poll_seconds(operations: int, seconds_per_operation: float | None = None) -> float:
+    """Seconds from a job's start (its submission, or the end of the job queued before it) to its
+    first poll: :func:`expected_batch_seconds`, at most ``FIRST_POLL_UNLEARNED_MAX_SECONDS`` while
+    ``seconds_per_operation`` is not known."""
+    seconds = expected_batch_seconds(operations, seconds_per_operation)
+    if seconds_per_operation is None:
+        seconds = min(seconds, FIRST_POLL_UNLEARNED_MAX_SECONDS)
+    return seconds
+
+
+def seconds_per_operation(doc: dict[str, Any]) -> float | None:
+    """What a finished job took per operation beyond ``FIRST_POLL_BASE_SECONDS`` (Mailchimp's
+    ``submitted_at`` to ``completed_at``, plus one second for their whole-second resolution), for the
+    next job's first poll; None when the document does not tell. A job queued behind another counts
+    its wait too: an over-estimate, which costs waiting, never a poll."""
+    submitted, completed = parse_utc(doc.get("submitted_at")), parse_utc(doc.get("completed_at"))
+    operations = int(doc.get("total_operations") or 0)
+    if submitted is None or completed is None or operations <= 0:
+        return None
+    seconds = (completed - submitted).total_seconds() + 1.0 - FIRST_POLL_BASE_SECONDS
+    return round(max(seconds, 0.0) / operations, 6)
 
 
 class BatchExpiredError(RuntimeError):
@@ -292,8 +337,9 @@ def run_batch(
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
-    """Submit, wait until ``finished`` (first poll after ``poll_seconds``) and stream the per-operation
-    results (nothing for no operations)."""
+    """Submit, wait until ``finished`` (first poll when a job of its size should be done,
+    :func:`first_poll_seconds`, not before ``poll_seconds``) and stream the per-operation results
+    (nothing for no operations)."""
     if not operations:
         return
     batch_id = submit_batch(client, operations)
@@ -303,7 +349,7 @@ def run_batch(
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
         pace=pace,
-        first_wait=poll_seconds,
+        first_wait=max(poll_seconds, first_poll_seconds(len(operations))),
     )
     yield from iter_results(client, str(doc.get("response_body_url") or ""))
 

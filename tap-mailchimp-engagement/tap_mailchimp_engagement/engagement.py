@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from oromc_common.batches import (
     BatchExpiredError,
     BatchTimeoutError,
+    expected_batch_seconds,
     iter_results,
+    seconds_per_operation,
     submit_batch,
     wait_for_batch,
 )
@@ -35,11 +37,6 @@ _json_string = encode_basestring_ascii  # a str as json.dumps writes it (ensure_
 BATCH_THRESHOLD_EMAILS = 20_000
 #: Page operations per ``/batches`` job by default (``batch_max_operations``): 1,000,000 recipients.
 BATCH_MAX_OPERATIONS = 1000
-#: Expected duration of a job: this base plus, per operation, ``batch_seconds_per_operation`` (state: what
-#: the last finished job took beyond the base, per operation) or, before any, the default below. The
-#: sandbox's own is 2 s + 5 ms per operation.
-FIRST_POLL_BASE_SECONDS = 2.0
-FIRST_POLL_SECONDS_PER_OPERATION = 0.01
 
 
 def activity_event_id(
@@ -310,29 +307,23 @@ class ActivityReader:
 
     def _expected_wait(self, batch_id: str) -> float:
         """Seconds until a job this run submitted should be finished, so that one poll finds it so
-        (each poll is an API call): ``FIRST_POLL_BASE_SECONDS`` plus its operations times
-        ``batch_seconds_per_operation`` (state, see :meth:`_learn_duration`), or times
-        ``FIRST_POLL_SECONDS_PER_OPERATION`` before any job finished. 0 for a job resumed from state
-        (it may be finished already)."""
+        (each poll is an API call): ``expected_batch_seconds`` of its operations with
+        ``batch_seconds_per_operation`` (state, see :meth:`_learn_duration`), or its default before
+        any job finished. 0 for a job resumed from state (it may be finished already)."""
         submitted = self._submitted.get(batch_id)
         if submitted is None:
             return 0.0
         at, operations = submitted
         learned = self.stream.stream_state.get("batch_seconds_per_operation")
-        per_operation = FIRST_POLL_SECONDS_PER_OPERATION if learned is None else float(learned)
-        expected = FIRST_POLL_BASE_SECONDS + per_operation * operations
+        expected = expected_batch_seconds(operations, None if learned is None else float(learned))
         return max(0.0, at + expected - time.monotonic())
 
     def _learn_duration(self, doc: dict[str, Any]) -> None:
-        """Keep what a finished job took per operation beyond ``FIRST_POLL_BASE_SECONDS`` (Mailchimp's
-        ``submitted_at`` to ``completed_at``, plus one second for their whole-second resolution) for the
+        """Keep what a finished job took per operation (``seconds_per_operation``) in state for the
         next job's first poll."""
-        submitted, completed = parse_utc(doc.get("submitted_at")), parse_utc(doc.get("completed_at"))
-        operations = int(doc.get("total_operations") or 0)
-        if submitted is None or completed is None or operations <= 0:
-            return
-        seconds = (completed - submitted).total_seconds() + 1.0 - FIRST_POLL_BASE_SECONDS
-        self.stream.stream_state["batch_seconds_per_operation"] = round(max(seconds, 0.0) / operations, 6)
+        learned = seconds_per_operation(doc)
+        if learned is not None:
+            self.stream.stream_state["batch_seconds_per_operation"] = learned
 
     def _retire(self) -> None:
         """The job in ``batch`` is done: ``next_batch`` (if any) takes its place."""

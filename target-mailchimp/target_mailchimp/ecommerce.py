@@ -9,7 +9,9 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
   writes of one resource; not the smaller batch threshold), or for the whole run with the
   ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
-  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``);
+  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``); but a trickle of
+  customers (at most ``blind_writes_up_to`` in the run) is upserted without that read, always as a
+  batch (``_may_write_blind``): the read's calls grow with the store, a few writes inside one job do not;
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
@@ -31,7 +33,8 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
 * a killed run: the tap's state moves only after a drain is acknowledged, so the window is replayed; the
   next run first waits for every batch still unfinished on the account (``GET /batches``: the one it had
   submitted keeps running server-side), then reads the store, so what that batch wrote counts as
-  ``unchanged`` and only what it did not write is sent again.
+  ``unchanged`` and only what it did not write is sent again; a run that writes only batches without
+  reading the store skips that wait: its batches queue behind the killed run's.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from oromc_common.batches import (
     BatchExpiredError,
     BatchQueue,
     BatchTimeoutError,
+    first_poll_seconds,
     iter_results,
     submit_batch,
     wait_for_batch,
@@ -77,6 +81,10 @@ DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
 # automations) until the end of the run. Independent of the batch threshold: a live change of a few
 # dozen customers goes as one batch but must still fire the store's automations.
 DEFAULT_BACKFILL_THRESHOLD = 50
+# Customers (``PUT``: an upsert) of a stream whose run brings at most this many are written without
+# reading the store's customers first (a read of one page costs a call per 1,000 customers it holds,
+# growing with the store; writing a few unchanged ones again costs no call inside their batch).
+DEFAULT_BLIND_WRITES_UP_TO = PAGE
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -213,6 +221,7 @@ class StoreSettings:
     is_syncing: bool = False
     batch_threshold: int = DEFAULT_BATCH_THRESHOLD
     backfill_threshold: int = DEFAULT_BACKFILL_THRESHOLD
+    blind_writes_up_to: int = DEFAULT_BLIND_WRITES_UP_TO
     batch_poll_seconds: float = 1.0
     batch_timeout_seconds: float = 3600.0
 
@@ -224,7 +233,7 @@ class Write:
     resource: Resource
     key: str
     body: dict[str, Any] | None
-    action: str  # CREATE | UPDATE | DELETE
+    action: str  # CREATE | UPDATE | DELETE | UPSERT (a customer written without the store's copy)
     quiet: bool = False
 
 
@@ -366,6 +375,11 @@ class EcommerceSync:
         self._prefetched: set[str] = set()
         self._prefetch_lock = threading.Lock()
         self._prefetcher: ThreadPoolExecutor | None = None
+        self._arrived: dict[str, int] = {}  # records of each stream the sink has received
+        self._drained: dict[str, int] = {}  # records of each stream handed to ``process`` so far
+        self._open_awaited = False
+        self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
+        self._expected_ends: dict[str, float] = {}  # batch id -> when it should be done (its first poll)
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self) -> None:
@@ -398,12 +412,20 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
             # (a killed run may have left it syncing: this run's end clears it)
             self._syncing = self._syncing or self.settings.is_syncing or store.get("is_syncing") is True
-            self._await_open_batches()
             self._store_ready = True
 
     def _await_open_batches(self) -> None:
         """Wait for batches still running on the account (a killed run's batch keeps running
-        server-side) before the store is read, so what they write is seen and not sent again."""
+        server-side) before the store is read or a single call writes, so what they write is seen
+        and not sent again, and not written after this run's newer values. Once per run, and only
+        then: writes sent as a batch queue behind them anyway (Mailchimp runs an account's batches
+        in submission order), so a run that only does that never lists the account's batches."""
+        with self._open_lock:
+            if not self._open_awaited:
+                self._await_open_batches_now()
+                self._open_awaited = True
+
+    def _await_open_batches_now(self) -> None:
         listing = list(
             self.client.paginate("/batches", "batches", {"fields": "batches.id,batches.status"}, PAGE)
         )
@@ -438,6 +460,24 @@ class EcommerceSync:
                 self.client.patch(self.base, {"is_syncing": True})
                 self._syncing = True
 
+    def arrived(self, stream: str) -> None:
+        """A record of ``stream`` reached its sink: reads the store's collection ahead (``prefetch``)
+        unless the stream's records so far would be written without it (``_may_write_blind``)."""
+        self._arrived[stream] = self._arrived.get(stream, 0) + 1
+        if not self._may_write_blind(stream, self._arrived[stream]):
+            self.prefetch(stream)
+
+    def _may_write_blind(self, stream: str, records: int) -> bool:
+        """True when ``records`` of ``stream`` in this run are few enough to be written without the
+        store's copy: customers only (``PUT`` is an upsert and its ``opt_in_status`` false never
+        changes a member's consent), up to ``blind_writes_up_to``. Orders, carts and products keep
+        the comparison: a create is a ``POST`` and a re-sent order can fire its notifications."""
+        return (
+            RESOURCES[stream].collection == "customers"
+            and records <= self.settings.blind_writes_up_to
+            and not self._known.loaded("customers")
+        )
+
     def prefetch(self, stream: str) -> None:
         """Read the store's collection of ``stream`` (and the products an order or cart line names)
         in the background, as soon as its first record arrives: while the target still writes
@@ -466,6 +506,7 @@ class EcommerceSync:
     def _collection(self, name: str) -> CollectionView:
         with self._lock:
             if not self._known.loaded(name):
+                self._await_open_batches()
                 # pages after the first read in parallel on the allowed connections
                 self.client.each_page(
                     f"{self.base}/{name}",
@@ -522,6 +563,11 @@ class EcommerceSync:
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
         self.batches.settle(keys=_queue_keys(resource.collection, latest))
+        drained = self._drained.get(stream, 0)
+        self._drained[stream] = drained + len(records)
+        if self._may_write_blind(stream, drained + len(records)):
+            self._run(self._blind(resource, latest), blind=True)
+            return
         known = self._collection(resource.collection)
         writes: list[Write] = []
         for key, record in latest.items():
@@ -558,17 +604,31 @@ class EcommerceSync:
             self._ensure_products([w.body for w in writes if w.body], titles)
         self._run(writes)
 
-    def _run(self, writes: list[Write]) -> None:
+    def _blind(self, resource: Resource, latest: Mapping[str, Mapping[str, Any]]) -> list[Write]:
+        """The writes of a few customers without the store's copy: each one's whole body as an
+        upsert (what is unchanged is written again, inside the same batch)."""
+        writes: list[Write] = []
+        for key, record in latest.items():
+            try:
+                writes.append(Write(resource, key, self._body(resource, record), "UPSERT"))
+            except RecordError as exc:
+                self.report.reject(resource.stream, f"id={key}", "invalid_value", str(exc), exc.field)
+        return writes
+
+    def _run(self, writes: list[Write], *, blind: bool = False) -> None:
         """Many writes: one ``/batches`` call; a trickle: single calls on the allowed connections.
 
         A few writes while batches are in flight (the tail of a backfill) join the queue as a batch
-        of their own instead of waiting for it and going one call each.
+        of their own instead of waiting for it and going one call each. Writes without the store's
+        copy (``blind``) always go as a batch: it runs after any batch a killed run left running
+        (submission order), which single calls would have to list and wait for first.
         """
         if len(writes) >= self.settings.backfill_threshold:
             self._start_syncing()
-        if len(writes) >= self.settings.batch_threshold or (writes and self.in_flight):
+        if writes and (blind or len(writes) >= self.settings.batch_threshold or self.in_flight):
             self._submit(writes)
         elif writes:
+            self._await_open_batches()
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
     def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
@@ -664,24 +724,36 @@ class EcommerceSync:
         if not write.quiet:
             self.report.count(
                 write.resource.stream,
-                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}[write.action],
+                {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "UPSERT": "upserted"}[
+                    write.action
+                ],
             )
 
     # -- /batches ------------------------------------------------------------------------
     def _wait(self, batch_id: str, timeout_seconds: float | None = None) -> dict[str, Any]:
-        poll = self.settings.batch_poll_seconds
-        # One of ours submitted less than a poll interval ago is not done yet: no poll before then.
-        submitted = self.batches.submitted(batch_id)
+        # One of ours is polled first when it should be finished (``_expected_end``): a small job
+        # then takes one poll. Another's (a killed run's) may be finished already.
+        expected_end = self._expected_ends.get(batch_id)
         return wait_for_batch(
             self.client,
             batch_id,
-            poll_seconds=poll,
+            poll_seconds=self.settings.batch_poll_seconds,
             timeout_seconds=self.settings.batch_timeout_seconds
             if timeout_seconds is None
             else timeout_seconds,
             pace=self._pace,
-            first_wait=0.0 if submitted is None else submitted + poll - time.monotonic(),
+            first_wait=0.0 if expected_end is None else expected_end - time.monotonic(),
         )
+
+    def _expected_end(self, operations: int) -> float:
+        """When a job of ``operations`` submitted now should be finished (its first poll):
+        ``first_poll_seconds`` after its submission or after the expected end of our job queued
+        before it (Mailchimp runs them one at a time), at least a poll interval. Nothing is learned
+        from a finished job's ``submitted_at`` to ``completed_at``: it includes the wait behind any
+        other job of the account (the contacts' tags), which made a backfill's next first poll
+        come ~50 s late; a large job is polled by its progress (``pacing``) instead."""
+        start = max([time.monotonic(), *list(self._expected_ends.values())])
+        return start + max(first_poll_seconds(operations), self.settings.batch_poll_seconds)
 
     @property
     def in_flight(self) -> bool:
@@ -722,6 +794,7 @@ class EcommerceSync:
         while len(self.batches) >= PIPELINE_DEPTH:
             self.batches.read_oldest()
         batch_id = submit_batch(self.client, operations)
+        self._expected_ends[batch_id] = self._expected_end(len(operations))
         self._pace.expect(batch_id, len(operations))
         LOGGER.info("Submitted batch %s: %d %s writes", batch_id, len(operations), collection)
         self.report.count(stream, "batched", len(operations))
@@ -772,6 +845,7 @@ class EcommerceSync:
             )
             run_concurrently([partial(self._write, w) for w in retry], self.workers)
         del self._submitted[batch_id]
+        self._expected_ends.pop(batch_id, None)
 
     def _customer_fill(self, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """A PUT needs the required fields even when only one changed."""

@@ -108,7 +108,7 @@ class EcommerceSink(BatchSink):
         """Bind the sink to the target's shared e-commerce sync."""
         super().__init__(target, *args, **kwargs)
         self._sync_factory = getattr(target, "ecommerce_sync")  # noqa: B009
-        self._prefetching = False
+        self._store: EcommerceSync | None = None
 
     @property
     @override
@@ -130,9 +130,10 @@ class EcommerceSink(BatchSink):
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
-        if not self._prefetching:  # the store's records are read while the window fills
-            self._prefetching = True
-            self._sync_factory().prefetch(self.stream_name)
+        # the store's records are read while the window fills (when they will be compared)
+        if self._store is None:
+            self._store = self._sync_factory()
+        self._store.arrived(self.stream_name)
         context.setdefault("records", []).append(record)
 
     @override

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 from oromc_common.batches import submit_batch
-from oromc_common.mailchimp import MailchimpClient, MailchimpConfigError, PermanentMailchimpError
+from oromc_common.mailchimp import (
+    MailchimpClient,
+    MailchimpConfigError,
+    PermanentMailchimpError,
+    subscriber_hash,
+)
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 from oromc_sandbox.testing import RunningSandbox
@@ -124,10 +129,16 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     rejects = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
     assert [(r["stream"], r["field"]) for r in rejects] == [("ecommerce_orders", "customer.id")]
 
-    # Same input again: nothing to write.
+    # Same input again: nothing to write, but for the customer: a stream of a few customers is
+    # upserted without reading the store's customers (one /batches job, no store read), unchanged.
     sb.reset_stats()
-    run_target(cfg, lines)
-    assert writes(sb) == 0
+    target, _ = run_target(cfg, lines)
+    assert writes(sb) == 1
+    routes = _routes(sb)
+    assert routes[BATCHES] == 1
+    assert "GET /3.0/ecommerce/stores/{store_id}/customers" not in routes
+    assert target.report.summary()["streams"]["ecommerce_customers"]["upserted"] == 1
+    assert api.get(f"{base}/customers/cu2")["first_name"] == "Al"
 
     # A paid order and a converted (deleted) cart, sent as the tap's tombstone (its id alone):
     # one PATCH, one DELETE.
@@ -496,3 +507,85 @@ def test_a_window_too_large_for_one_body_goes_as_several_batches(
     assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert (summary["created"], summary["batched"]) == (12, 12)
+
+
+# -- a trickle of changes: calls in proportion to the changes --------------------------------
+CUSTOMERS_READ = "GET /3.0/ecommerce/stores/{store_id}/customers"
+BATCH_LISTING = "GET /3.0/batches"
+BATCH_POLL = "GET /3.0/batches/{batch_id}"
+
+
+def _customer(cid: str, first: str, *, opt_in: bool | None = None) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "email_address": f"{cid}@{DOMAIN}",
+        "opt_in_status": opt_in,
+        "first_name": first,
+        "last_name": "Buyer",
+    }
+
+
+def test_a_trickle_of_customers_is_upserted_in_one_job_without_reading_the_store(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """The re-run after a few customers changed in Oro: no read of the store's customers (a call per
+    1,000 it holds), no listing of the account's batches, one /batches job polled once; and no
+    consent changes: a subscriber stays subscribed, an opt-out stays unsubscribed, a new person is
+    only transactional."""
+    cfg = {**config, "store_id": STORE}
+    base = f"/ecommerce/stores/{STORE}"
+    run_target(cfg, _lines("ecommerce_customers", [_customer("cu0", "Zed")]))  # the store exists
+    list_id = config["list_id"]
+    api.put(f"{base}/customers/cu1", {**_customer("cu1", "Ann"), "opt_in_status": True})  # subscribed
+    api.post(f"/lists/{list_id}", {"members": [{"email_address": f"cu2@{DOMAIN}", "status": "unsubscribed"}]})
+    api.put(f"{base}/customers/cu2", {**_customer("cu2", "Bob"), "opt_in_status": False})
+    assert api.get(f"{base}/customers/cu1")["opt_in_status"] is True
+
+    sb.reset_stats()
+    changed = [_customer("cu1", "Anne", opt_in=True), _customer("cu2", "Bobby"), _customer("cu3", "Cy")]
+    target, _ = run_target(cfg, _lines("ecommerce_customers", changed))
+
+    assert _routes(sb) == {
+        "GET /3.0/ecommerce/stores/{store_id}": 1,  # the store's audience checked
+        BATCHES: 1,
+        BATCH_POLL: 1,  # first polled when a job of 3 operations should be done
+    }
+    assert {c: api.get(f"{base}/customers/{c}")["first_name"] for c in ("cu1", "cu2", "cu3")} == {
+        "cu1": "Anne",
+        "cu2": "Bobby",
+        "cu3": "Cy",
+    }
+    status = {
+        c: api.get(f"/lists/{list_id}/members/{subscriber_hash(f'{c}@{DOMAIN}')}")["status"]
+        for c in ("cu1", "cu2", "cu3")
+    }
+    assert status == {"cu1": "subscribed", "cu2": "unsubscribed", "cu3": "transactional"}
+    summary = target.report.summary()["streams"]["ecommerce_customers"]
+    assert (summary["upserted"], summary["batched"]) == (3, 3)
+    assert not summary.get("rejected_by_reason")
+
+
+def test_customers_past_the_blind_limit_are_compared_with_the_store(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """More customers in the run than ``blind_writes_up_to``: from then on the store's customers are
+    read once and only changed ones are written (the diff a backfill needs)."""
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], blind_writes_up_to=2, batch_poll_seconds=0.2)
+    first = EcommerceSync(client, settings, RunReport("t"), workers=2)
+    first.process("ecommerce_customers", [_customer(f"cu{i}", "Al") for i in range(4)])  # 4 > 2: diff
+    first.finish()
+    sb.reset_stats()
+    sync = EcommerceSync(client, settings, RunReport("t"), workers=2)
+    sync.process("ecommerce_customers", [_customer("cu0", "Al"), _customer("cu1", "Bo")])  # 2: blind
+    sync.settle()
+    assert CUSTOMERS_READ not in _routes(sb)
+    sync.process("ecommerce_customers", [_customer("cu2", "Al"), _customer("cu3", "Cy")])  # 4 in all
+    sync.finish()
+    routes = _routes(sb)
+    assert routes[CUSTOMERS_READ] == 1
+    assert routes[BATCH_LISTING] == 1  # before the store read: a killed run's batch is awaited
+    assert routes["PUT /3.0/ecommerce/stores/{store_id}/customers/{customer_id}"] == 1  # cu3 only
+    counts = sync.report.summary()["streams"]["ecommerce_customers"]
+    assert (counts["upserted"], counts["unchanged"], counts["updated"]) == (2, 1, 1)
+    assert api.get(f"/ecommerce/stores/{STORE}/customers/cu1")["first_name"] == "Bo"

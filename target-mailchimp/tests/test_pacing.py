@@ -47,11 +47,12 @@ def test_wait_for_batch_sleeps_what_the_pace_says(monkeypatch: pytest.MonkeyPatc
     assert slept == [0.25, 0.25]
 
 
-def test_a_batch_just_submitted_is_first_polled_after_the_poll_interval(
+def test_a_batch_just_submitted_is_first_polled_when_a_job_of_its_size_should_be_done(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``run_batch`` does not poll the moment it has submitted (the batch is still queued): one poll
-    fewer per batch."""
+    """``run_batch`` does not poll the moment it has submitted (the batch is still queued) but when a
+    job of its size should be finished (``first_poll_seconds``: 2 s + 10 ms an operation, at most
+    4 s before a duration is known), so a small job takes one poll; then the back-off."""
     docs = iter([_doc("started", 10, 100), _doc("finished", 100, 100)])
     polls: list[str] = []
     slept: list[float] = []
@@ -71,4 +72,9 @@ def test_a_batch_just_submitted_is_first_polled_after_the_poll_interval(
     ops = [{"method": "GET", "path": "/lists/L1/members/h1", "operation_id": "h1"}]
     assert list(batches.run_batch(Client(), ops, poll_seconds=0.7)) == []  # type: ignore[arg-type]
     assert polls == ["/batches/b1", "/batches/b1"]
-    assert slept == [0.7, 0.7]  # before the first poll, then the back-off
+    assert slept == [pytest.approx(2.01), 0.7]  # before the first poll (1 operation), then the back-off
+    slept.clear()
+    docs = iter([_doc("finished", 100, 100)])
+    ops = [{**ops[0], "operation_id": f"h{i}"} for i in range(1000)]
+    assert list(batches.run_batch(Client(), ops, poll_seconds=0.7)) == []  # type: ignore[arg-type]
+    assert slept == [batches.FIRST_POLL_UNLEARNED_MAX_SECONDS]  # not 12 s: polled by its progress
