@@ -819,6 +819,7 @@ class ContactSync(TagWrites):
             lambda: apply(self._wait_results(batch_id)),
             f"{len(ops)} member archives",
             frozenset(c.hash for c, _ in archives),
+            len(ops),
         )
 
     def _tags_and_archives_by_batch(
@@ -842,7 +843,7 @@ class ContactSync(TagWrites):
         what = f"{len(tag_ops)} member tag writes, {len(archive_ops)} member archives"
         if self.defer_batches:
             members = frozenset(d.contact.hash for d in deltas) | archive_ids
-            self._read_later(batch_id, read, what, members)
+            self._read_later(batch_id, read, what, members, len(tag_ops) + len(archive_ops))
         else:
             read()
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+import pytest
 from oromc_common.mailchimp import MailchimpClient, subscriber_hash
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER
 
-from .conftest import DOMAIN, contact, member, run_target, singer_lines, writes
+from .conftest import DOMAIN, contact, member, routes, run_target, singer_lines, writes
 
 ACCOUNT = {"customer_name": "Acme", "customer_group": "Retail"}
 
@@ -252,3 +254,45 @@ def test_a_window_waits_for_the_queued_tag_batch_of_its_members(
         5: ["oro:tag:Third"], 6: ["oro:tag:Third"], 7: ["oro:tag:Third"],
         8: ["oro:tag:Second"],
     }
+
+
+SEGMENT_ADD = "POST /3.0/lists/{list_id}/segments/{segment_id}"
+MEMBER_TAGS = "POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags"
+BATCHES = "POST /3.0/batches"
+
+
+@pytest.mark.parametrize("is_syncing", [False, True])
+def test_a_big_windows_tags_go_by_segments_unless_is_syncing(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, is_syncing: bool
+) -> None:
+    """``auto``, a window whose direct tag writes need more than 50 calls: without ``is_syncing`` the
+    segment calls (500 members each, on the target's connections) are faster than a ``/batches`` job in
+    Mailchimp's serial queue, so they write the tags; with ``is_syncing`` (segment calls cannot carry
+    it) the window's tags go as one ``/batches`` job. Every member ends up with its tags either way."""
+    n = BATCHES_WHEN_DIRECT_CALLS_OVER + 10  # distinct tags: one segment call each
+    list_id = config["list_id"]
+    # members 1..n carry T1..Tn (the tags exist), members n+1..2n none yet
+    first = [contact(i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    first += [contact(n + i, tags=[], **ACCOUNT) for i in range(1, n + 1)]
+    run_target(config, singer_lines(first))
+    sb.reset_stats()
+    cfg = {**config, "tag_write_mode": "auto", "is_syncing": is_syncing, "batch_poll_seconds": 0.2}
+    second = [contact(i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    second += [contact(n + i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    target, _ = run_target(cfg, singer_lines(second))
+
+    served = routes(sb)
+    if is_syncing:
+        assert served.get(BATCHES) == 1
+        assert SEGMENT_ADD not in served
+    else:
+        assert served.get(SEGMENT_ADD) == n  # one per tag: n calls > 50, no batch queue
+        assert BATCHES not in served
+    assert MEMBER_TAGS not in served
+    assert not target.report.rejected_by_reason("contacts")
+    assert _summary_count(target, "tagged") == n
+    assert not target.contact_sync().batches_pending
+    for i in range(1, n + 1):
+        got = member(api, list_id, f"person{n + i}@{DOMAIN}")
+        assert got is not None
+        assert f"oro:tag:T{i}" in got["all_tags"], i
