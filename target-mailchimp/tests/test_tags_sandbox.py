@@ -296,3 +296,127 @@ def test_a_big_windows_tags_go_by_segments_unless_is_syncing(
         got = member(api, list_id, f"person{n + i}@{DOMAIN}")
         assert got is not None
         assert f"oro:tag:T{i}" in got["all_tags"], i
+
+
+SUBSCRIBE = "POST /3.0/lists/{list_id}"
+
+
+def _owned(api: MailchimpClient, list_id: str, i: int) -> list[str]:
+    got = member(api, list_id, f"person{i}@{DOMAIN}")
+    assert got is not None
+    return [t for t in got["all_tags"] if t.startswith("oro:tag:")]
+
+
+@pytest.mark.parametrize("is_syncing", [False, True])
+def test_an_updated_members_tag_additions_ride_in_its_batch_subscribe_item(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, is_syncing: bool
+) -> None:
+    """Existing members updated anyway (a renamed first name) get their new owned tags in the same
+    batch-subscribe item (``tags`` without ``sync_tags``): no tag write, the merchant's own tag and the
+    member's status stay. Removals still go as member tag writes. With ``is_syncing`` (batch subscribe
+    cannot carry it) every tag change goes as a member tag write, as before."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]))
+    api.post(
+        f"/lists/{list_id}/members/{subscriber_hash(f'person1@{DOMAIN}')}/tags",
+        {"tags": [{"name": "VIP by hand", "status": "active"}]},
+    )
+    before = {i: member(api, list_id, f"person{i}@{DOMAIN}") or {} for i in range(1, 5)}
+    sb.reset_stats()
+    cfg = {**config, "is_syncing": is_syncing}
+    records = [
+        contact(i, first_name=f"New{i}", tags=["Second"] if i == 2 else ["First", "Second"], **ACCOUNT)
+        for i in range(1, 5)
+    ]
+    target, states = run_target(cfg, singer_lines(records))
+
+    assert states[-1] == {"n": 4}
+    served = routes(sb)
+    assert served.get(SUBSCRIBE) == 1
+    assert served.get(MEMBER_TAGS) == (4 if is_syncing else 1)  # person 2's removal of First
+    assert BATCHES not in served
+    assert SEGMENT_ADD not in served
+    assert not target.report.rejected_by_reason("contacts")
+    counts = {k: _summary_count(target, k) for k in ("updated", "tagged", "tags_added", "untagged", "tags_removed")}
+    assert counts == {"updated": 4, "tagged": 4, "tags_added": 4, "untagged": 1, "tags_removed": 1}
+    assert {i: _owned(api, list_id, i) for i in range(1, 5)} == {
+        1: ["oro:tag:First", "oro:tag:Second"],
+        2: ["oro:tag:Second"],
+        3: ["oro:tag:First", "oro:tag:Second"],
+        4: ["oro:tag:First", "oro:tag:Second"],
+    }
+    after = {i: member(api, list_id, f"person{i}@{DOMAIN}") or {} for i in range(1, 5)}
+    assert "VIP by hand" in after[1]["all_tags"]
+    assert {i: m["status"] for i, m in after.items()} == {i: m["status"] for i, m in before.items()}
+    assert all(after[i]["merge_fields"]["FNAME"] == f"New{i}" for i in after)
+
+    sb.reset_stats()
+    run_target(cfg, singer_lines(records))  # what the run remembered is what Mailchimp holds
+    assert writes(sb) == 0
+
+
+def _refuse_items(monkeypatch: Any, refusals: dict[str, dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Make Mailchimp refuse some batch-subscribe items (by address -> ``errors[]`` item) as it does
+    per member: the item is not applied, the rest of the call is. Returns the items sent."""
+    from target_mailchimp.client import Audience
+
+    original = Audience.batch_subscribe
+    sent: list[list[dict[str, Any]]] = []
+
+    def refusing(self: Audience, members: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        sent.append([dict(m) for m in members])
+        kept = [m for m in members if m["email_address"] not in refusals]
+        response = original(self, kept, **kwargs) if kept else {"errors": []}
+        errors = [
+            {"email_address": m["email_address"], **refusals[m["email_address"]]}
+            for m in members
+            if m["email_address"] in refusals
+        ]
+        return {**response, "errors": [*(response.get("errors") or []), *errors]}
+
+    monkeypatch.setattr(Audience, "batch_subscribe", refusing)
+    return sent
+
+
+def test_a_refused_items_tag_additions_are_still_written_and_counted_once(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any
+) -> None:
+    """Three updated members whose batch-subscribe item (with inline tags) Mailchimp refuses: one
+    for good (rejected as today), one for a merge value (written again by a single PUT without it),
+    one over its tags (written again by a single PUT without them, so tags never cost a member its
+    update). Their additions are written by tag writes instead, counted once; the fourth
+    member's additions ride inline."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]))
+    sent = _refuse_items(
+        monkeypatch,
+        {
+            f"person1@{DOMAIN}": {"error": "Something went wrong", "error_code": "ERROR_GENERIC"},
+            f"person2@{DOMAIN}": {
+                "error": "Your merge fields were invalid.",
+                "error_code": "ERROR_GENERIC",
+                "field": "merge_fields.FNAME",
+                "field_message": "Please enter a value",
+            },
+            f"person3@{DOMAIN}": {"error": "Invalid tag name", "error_code": "ERROR_GENERIC"},
+        },
+    )
+    sb.reset_stats()
+    records = [contact(i, first_name=f"New{i}", tags=["First", "Second"], **ACCOUNT) for i in range(1, 5)]
+    target, states = run_target(config, singer_lines(records))
+
+    assert states[-1] == {"n": 4}
+    assert [sorted(m.get("tags", [])) for m in sent[0]] == [["oro:tag:Second"]] * 4
+    served = routes(sb)
+    assert served.get(SEGMENT_ADD) == 1  # the three fallbacks' Second: one segment call (auto)
+    assert MEMBER_TAGS not in served
+    assert served.get("PUT /3.0/lists/{list_id}/members/{subscriber_hash}") == 2  # persons 2 and 3
+    assert BATCHES not in served
+    assert target.report.rejected_by_reason("contacts") == {"bad_request": 1}  # person 1's update
+    assert target.report.fields_rejected_by_reason("contacts") == {"invalid_merge_value": 1}
+    assert (_summary_count(target, "tagged"), _summary_count(target, "tags_added")) == (4, 4)
+    assert _summary_count(target, "updated") == 3
+    for i in range(1, 5):
+        assert _owned(api, list_id, i) == ["oro:tag:First", "oro:tag:Second"], i
+    names = {i: (member(api, list_id, f"person{i}@{DOMAIN}") or {})["merge_fields"]["FNAME"] for i in range(1, 5)}
+    assert names == {1: "First1", 2: "First2", 3: "New3", 4: "New4"}
