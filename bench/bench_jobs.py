@@ -96,6 +96,22 @@ def audience_members(sandbox: RunningSandbox) -> int:
     )
 
 
+def batch_jobs(sandbox: RunningSandbox) -> dict[str, int]:
+    """The account's ``/batches`` jobs so far (Mailchimp runs them one at a time): how many and their
+    operations, read after the full run."""
+    mc = sandbox.info["mailchimp"]
+    response = requests.get(
+        f"{mc['api_url']}/batches",
+        params={"count": "1000", "fields": "batches.total_operations,total_items"},
+        auth=("bench", mc["api_key"]),
+        timeout=60,
+    )
+    response.raise_for_status()
+    doc = response.json()
+    operations = sum(int(b.get("total_operations") or 0) for b in doc.get("batches") or [])
+    return {"jobs": int(doc.get("total_items") or 0), "operations": operations}
+
+
 def change_customer_users(sandbox: RunningSandbox, percent: float, round_no: int) -> int:
     """Edit the first name of ``percent`` % of the customer users in Oro (latency off meanwhile)."""
     if percent <= 0:
@@ -171,8 +187,11 @@ def run_size(
                 py_spy=py_spy,
             )
             out["full"] = full
+            full["batch_jobs"] = batch_jobs(sandbox)
             print(
-                f"    {full['wall_s']:.0f} s, {full['mailchimp_calls']:,} Mailchimp calls",
+                f"    {full['wall_s']:.0f} s, {full['mailchimp_calls']:,} Mailchimp calls, "
+                f"{full['batch_jobs']['jobs']} /batches jobs of "
+                f"{full['batch_jobs']['operations']:,} operations",
                 flush=True,
             )
             reruns = []
