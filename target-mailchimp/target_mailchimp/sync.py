@@ -3,9 +3,9 @@
 Per window: normalise and de-duplicate records, learn what Mailchimp has for them (``Audience.lookup``),
 match each contact to its member (by the source id in the identity merge field first, then by email;
 see the README, "Identity"), move members whose address changed at the source, diff, then write
-concurrently through the governor: creates and updates with batch subscribe (500 per call), tag
-changes per member or per tag (whichever costs fewer calls), archives per member or, when many, as
-one ``/batches`` job, erasures per member.
+concurrently through the governor: creates and updates with batch subscribe (500 per call, owned tag
+additions inline), other tag changes per member or per tag (whichever costs fewer calls), archives
+per member or, when many, as one ``/batches`` job, erasures per member.
 Unchanged contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal
 errors stop the run (so the window's state is never emitted).
 """
