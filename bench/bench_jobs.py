@@ -96,6 +96,35 @@ def audience_members(sandbox: RunningSandbox) -> int:
     )
 
 
+def batch_jobs(sandbox: RunningSandbox, since: dt.datetime) -> dict[str, Any]:
+    """The account's ``/batches`` jobs (Mailchimp runs them one at a time), read after the full run:
+    how many, their operations, and each job's submission and completion in seconds from ``since``
+    (the run's start)."""
+    mc = sandbox.info["mailchimp"]
+    response = requests.get(
+        f"{mc['api_url']}/batches",
+        params={"count": "1000"},
+        auth=("bench", mc["api_key"]),
+        timeout=60,
+    )
+    response.raise_for_status()
+    batches = response.json().get("batches") or []
+
+    def offset(stamp: Any) -> float | None:
+        if not stamp:
+            return None
+        return round((dt.datetime.fromisoformat(str(stamp)) - since).total_seconds(), 1)
+
+    return {
+        "jobs": len(batches),
+        "operations": sum(int(b.get("total_operations") or 0) for b in batches),
+        "timeline": [
+            [offset(b.get("submitted_at")), offset(b.get("completed_at")), b.get("total_operations")]
+            for b in batches
+        ],
+    }
+
+
 def change_customer_users(sandbox: RunningSandbox, percent: float, round_no: int) -> int:
     """Edit the first name of ``percent`` % of the customer users in Oro (latency off meanwhile)."""
     if percent <= 0:
@@ -162,6 +191,7 @@ def run_size(
             env = sandbox_env(sandbox.info, Path(tmp))
             out["audience_members"] = audience_members(sandbox)
             print(f"  {contacts:,} contacts ({customers:,} customers): full run ...", flush=True)
+            full_started = dt.datetime.now(dt.UTC)
             full = run_job(
                 sandbox,
                 "audience-sync",
@@ -171,8 +201,11 @@ def run_size(
                 py_spy=py_spy,
             )
             out["full"] = full
+            full["batch_jobs"] = batch_jobs(sandbox, full_started)
             print(
-                f"    {full['wall_s']:.0f} s, {full['mailchimp_calls']:,} Mailchimp calls",
+                f"    {full['wall_s']:.0f} s, {full['mailchimp_calls']:,} Mailchimp calls, "
+                f"{full['batch_jobs']['jobs']} /batches jobs of "
+                f"{full['batch_jobs']['operations']:,} operations",
                 flush=True,
             )
             reruns = []

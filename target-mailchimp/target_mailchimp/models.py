@@ -57,6 +57,9 @@ class Write:
     created: bool
     new_state: MemberState
     existed: bool = False
+    #: an existing member's tag changes whose additions ride in ``item["tags"]`` (see
+    #: ``ContactSync._inline_tag_additions``); its removals are written separately
+    tags_inline: TagDelta | None = None
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Per window: normalise and de-duplicate records, learn what Mailchimp has for them (``Audience.lookup``),
 match each contact to its member (by the source id in the identity merge field first, then by email;
 see the README, "Identity"), move members whose address changed at the source, diff, then write
-concurrently through the governor: creates and updates with batch subscribe (500 per call), tag
-changes per member or per tag (whichever costs fewer calls), archives per member or, when many, as
-one ``/batches`` job, erasures per member.
+concurrently through the governor: creates and updates with batch subscribe (500 per call, owned tag
+additions inline), other tag changes per member or per tag (whichever costs fewer calls), archives
+per member or, when many, as one ``/batches`` job, erasures per member.
 Unchanged contacts cost no write. Per-record failures become rejects; only retry-exhausted or fatal
 errors stop the run (so the window's state is never emitted).
 """
@@ -13,6 +13,7 @@ errors stop the run (so the window's state is never emitted).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +48,7 @@ from target_mailchimp.mapping import (
     merge_values_equal,
     new_member_status,
     opt_in_times,
+    tag_key,
 )
 from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
@@ -123,6 +125,8 @@ class ContactSync(TagWrites):
         self.workers = settings.max_connections
         self.identity = settings.identity_merge_field
         self._created_tag_deltas: list[TagDelta] = []
+        #: hashes of the members whose inline tag additions batch subscribe applied (this window)
+        self._inline_done: set[str] = set()
         self.pace = BatchPace(settings.batch_poll_seconds)
         self.defer_batches = False
         self.batches = batches if batches is not None else BatchQueue()
@@ -305,8 +309,10 @@ class ContactSync(TagWrites):
         if self.plan.dry_run:
             return
         self._created_tag_deltas = []
+        self._inline_done = set()
+        self._inline_tag_additions(writes, deltas)
         self._run_writes(writes)
-        tag_deltas = deltas + self._created_tag_deltas
+        tag_deltas = self._tags_left(deltas) + self._created_tag_deltas
         if (
             len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER
             and tag_deltas
@@ -582,6 +588,44 @@ class ContactSync(TagWrites):
         return [d for d in done if d is not None]
 
     # -- creates / updates -----------------------------------------------------------------
+    def _inline_tag_additions(self, writes: list[Write], deltas: list[TagDelta]) -> None:
+        """An existing member updated by batch subscribe anyway gets its owned tag additions in
+        the same item (``tags`` without ``sync_tags`` adds them and keeps the member's other tags):
+        no member tag write, no ``/batches`` operation. Only in ``auto`` without ``is_syncing``
+        (batch subscribe cannot carry it). Removals still go as tag writes (``_tags_left``), as do
+        the additions of a member whose item fails or is retried as a single ``PUT``."""
+        if self.settings.is_syncing or self.settings.tag_write_mode != "auto":
+            return
+        by_hash = {d.contact.hash: d for d in deltas if d.add}
+        for write in writes:
+            delta = None if write.created else by_hash.get(write.contact.hash)
+            if delta is not None and write.item:
+                write.item["tags"] = sorted(delta.add)
+                write.tags_inline = delta
+
+    def _inline_tags_applied(self, write: Write) -> None:
+        """Batch subscribe applied an item with inline tag additions: counted and remembered as a
+        member tag write would be."""
+        delta = write.tags_inline
+        assert delta is not None
+        self._tag_counts(delta.add, [])
+        current = self.audience.members.get(write.contact.hash) or write.new_state
+        current.tags = {**current.tags, **{tag_key(n): n for n in delta.add}}
+        self.audience.remember(write.contact.hash, current)
+        self._inline_done.add(write.contact.hash)
+
+    def _tags_left(self, deltas: list[TagDelta]) -> list[TagDelta]:
+        """The tag writes still to make once batch subscribe ran: all of a member's changes, or only
+        its removals when its additions rode inline (from the member's tags as they are now)."""
+        left: list[TagDelta] = []
+        for delta in deltas:
+            if delta.contact.hash not in self._inline_done:
+                left.append(delta)
+            elif delta.remove:
+                state = self.audience.members.get(delta.contact.hash) or delta.state
+                left.append(TagDelta(delta.contact, state, [], delta.remove))
+        return left
+
     def _run_writes(self, writes: list[Write]) -> None:
         if not writes:
             return
@@ -618,6 +662,11 @@ class ContactSync(TagWrites):
             error = failed.get(write.contact.hash)
             if error is None:
                 self._applied(write)
+                if write.tags_inline is not None:
+                    self._inline_tags_applied(write)
+                continue
+            if write.tags_inline is not None and _about_tags(error):
+                retry.append(write)  # the update again without its tags (a single PUT sends none)
                 continue
             reason = classify_member_error(
                 str(error.get("error", "")), error.get("error_code"), error.get("field")
@@ -819,6 +868,7 @@ class ContactSync(TagWrites):
             lambda: apply(self._wait_results(batch_id)),
             f"{len(ops)} member archives",
             frozenset(c.hash for c, _ in archives),
+            len(ops),
         )
 
     def _tags_and_archives_by_batch(
@@ -842,7 +892,7 @@ class ContactSync(TagWrites):
         what = f"{len(tag_ops)} member tag writes, {len(archive_ops)} member archives"
         if self.defer_batches:
             members = frozenset(d.contact.hash for d in deltas) | archive_ids
-            self._read_later(batch_id, read, what, members)
+            self._read_later(batch_id, read, what, members, len(tag_ops) + len(archive_ops))
         else:
             read()
 
@@ -869,3 +919,11 @@ class ContactSync(TagWrites):
                 self.audience.remember(hash_, state)
 
         run_concurrently([partial(erase, c, h, st) for c, h, st in erasures], self.workers)
+
+
+def _about_tags(error: Mapping[str, Any]) -> bool:
+    """True when a batch-subscribe ``errors[]`` item is about the tags it carried (its field, or its
+    message names them): the member's update must not fail because of inline tags."""
+    field_name = str(error.get("field") or "").lower()
+    text = f"{error.get('error', '')} {error.get('field_message') or ''}".lower()
+    return field_name.startswith("tag") or re.search(r"\btags?\b", text) is not None

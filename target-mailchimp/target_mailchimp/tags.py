@@ -4,14 +4,17 @@ Per member (``POST /members/{hash}/tags``, one call each) carries ``is_syncing``
 (``POST /segments/{id}`` with ``members_to_add/remove``) packs 500 members a call but cannot carry
 ``is_syncing``; ``/batches`` carries ``is_syncing`` for any number of members in about six calls (submit,
 polls, download) at the price of the batch queue's latency. ``auto`` picks the cheaper direct way
-(per member or per tag; per member when ``is_syncing``) and switches to ``/batches`` when that would
-still need more than 50 calls.
+(per member or per tag; per member when ``is_syncing``) and, when that would still need more than 50
+calls, ``/batches`` unless (without ``is_syncing``) the segment calls spread over the workers take less
+time than the job would spend in Mailchimp's one-job-at-a-time queue (its own ~2.5 s + 5 ms per
+operation, plus the jobs queued before it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
@@ -40,6 +43,14 @@ from target_mailchimp.models import Contact, SyncSettings, TagDelta
 from target_mailchimp.pacing import BatchPace
 
 BATCHES_WHEN_DIRECT_CALLS_OVER = 50
+#: Time estimates that choose between segment calls and a ``/batches`` job (``auto``): a
+#: ``POST /segments/{id}`` call costs about 0.3 s plus 3 ms per member sent; a job spends about
+#: 2.5 s in Mailchimp's queue (pending, preprocessing, start, finalizing) plus 5 ms per operation (or
+#: the rate measured by ``BatchPace``), and waits for the jobs submitted before it.
+SEGMENT_CALL_SECONDS = 0.3
+SEGMENT_MEMBER_SECONDS = 0.003
+BATCH_JOB_SECONDS = 2.5
+BATCH_OPERATION_SECONDS = 0.005
 #: Contacts windows whose ``/batches`` jobs may stay unread: the job of the window before keeps
 #: Mailchimp's queue busy while a window is looked up and written.
 PENDING_WINDOWS = 2
@@ -165,10 +176,42 @@ class TagWrites:
                 costs["segment"] = segment_calls + 1
             mode = min(costs, key=lambda m: costs[m])
             # /batches takes ~6 calls but queues (seconds to minutes): worth it only when direct
-            # writes would need many calls (measured in bench/bench_target_mailchimp.py).
+            # writes would need many calls (measured in bench/bench_target_mailchimp.py) and, for
+            # segment calls, would take longer than the job's time in the queue.
             if costs[mode] > BATCHES_WHEN_DIRECT_CALLS_OVER:
-                mode = "batches"
+                faster = "segment" in costs and self._segment_seconds(
+                    by_tag_add, by_tag_remove
+                ) < self._batch_seconds(len(deltas))
+                mode = "segment" if faster else "batches"
         return mode, by_tag_add, by_tag_remove
+
+    def _segment_seconds(
+        self, by_tag_add: Mapping[str, list[Contact]], by_tag_remove: Mapping[str, list[Contact]]
+    ) -> float:
+        """About how long the segment calls of these tag changes take on the workers (their summed
+        time spread over the workers, at least the longest call)."""
+        total = longest = 0.0
+        for name in {*by_tag_add, *by_tag_remove}:
+            a, r = len(by_tag_add.get(name, [])), len(by_tag_remove.get(name, []))
+            for i in range(0, max(a, r), SEGMENT_MEMBERS_MAX):
+                members = min(max(a - i, 0), SEGMENT_MEMBERS_MAX) + min(max(r - i, 0), SEGMENT_MEMBERS_MAX)
+                seconds = SEGMENT_CALL_SECONDS + SEGMENT_MEMBER_SECONDS * members
+                total += seconds
+                longest = max(longest, seconds)
+        return max(total / max(self.workers, 1), longest)
+
+    def _batch_seconds(self, operations: int) -> float:
+        """About how long a ``/batches`` job of ``operations`` submitted now takes to finish: the jobs
+        queued before it (what is left of them) and its own time in Mailchimp's queue."""
+        per_operation = 1.0 / self.pace.rate if self.pace.rate else BATCH_OPERATION_SECONDS
+        now = time.monotonic()
+        ahead = 0.0
+        for job in self.batches if self.defer_batches else ():
+            # Mailchimp runs them one after the other: a job starts once submitted and the one
+            # before it is done
+            start = max(ahead, job.submitted)
+            ahead = max(start + BATCH_JOB_SECONDS + per_operation * job.operations, now)
+        return (ahead - now if ahead else 0.0) + BATCH_JOB_SECONDS + per_operation * operations
 
     def _tag_operations(self, deltas: list[TagDelta]) -> list[dict[str, Any]]:
         """The ``/batches`` operations of member tag writes (operation id: the member's hash)."""
@@ -193,18 +236,24 @@ class TagWrites:
             partial(self._read_tags, batch_id, deltas),
             f"{len(ops)} member tag writes",
             frozenset(d.contact.hash for d in deltas),
+            len(ops),
         )
 
     def _read_later(
-        self, batch_id: str, read: Callable[[], None], what: str, members: frozenset[str] = frozenset()
+        self,
+        batch_id: str,
+        read: Callable[[], None],
+        what: str,
+        members: frozenset[str] = frozenset(),
+        operations: int = 0,
     ) -> None:
         """Read a submitted batch now, or later when batches are deferred (``members``: the hashes of
-        the members it changes)."""
+        the members it changes; ``operations``: how many it holds)."""
         if not self.defer_batches:
             read()
             return
         LOGGER.info("Submitted batch %s: %s", batch_id, what)
-        self.batches.add(batch_id, read, kind=KIND, keys=member_keys(members))
+        self.batches.add(batch_id, read, kind=KIND, keys=member_keys(members), operations=operations)
 
     @property
     def batches_pending(self) -> bool:

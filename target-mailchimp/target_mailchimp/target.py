@@ -218,7 +218,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         allowed_values=["auto", "member", "segment", "batches"],
         description="How tag changes are written: per member (carries is_syncing), per tag via "
                     "segments (500 members a call), via /batches (many members, carries "
-                    "is_syncing), or auto (the cheaper direct way; /batches when that needs more than 50 calls).",
+                    "is_syncing), or auto (additions of members updated anyway ride in their batch "
+                    "subscribe without is_syncing; the rest the cheaper direct way; beyond 50 calls "
+                    "/batches, unless segment calls on the connections are faster than the job in "
+                    "Mailchimp's queue).",
     ),
     th.Property(
         "is_syncing",

@@ -145,3 +145,11 @@ def member(api: MailchimpClient, list_id: str, email: str) -> dict[str, Any] | N
 def writes(sb: RunningSandbox) -> int:
     """Write calls (POST/PUT/PATCH/DELETE) the Mailchimp sandbox served since the last reset."""
     return int(sb.stats("mailchimp")["writes"])
+
+
+def routes(sb: RunningSandbox) -> dict[str, int]:
+    """Requests per route the Mailchimp sandbox served since the last reset (any status)."""
+    return {
+        route: sum(statuses.values())
+        for route, statuses in sb.stats("mailchimp")["requests"].items()
+    }

@@ -22,6 +22,7 @@ def _changes() -> list[dict[str, Any]]:
         contact(3, customer_group="Wholesale"),  # re-tag (group tag swapped)
         contact(4, erase=True),  # erase
         contact(5),  # unchanged
+        contact(6, first_name="Renamed", customer_group="Retail"),  # update + re-tag (added inline)
         *(contact(i) for i in (11, 12, 13)),  # create
     ]
 
@@ -29,7 +30,7 @@ def _changes() -> list[dict[str, Any]]:
 def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, tmp_path: Path
 ) -> None:
-    run_target(config, singer_lines([contact(i) for i in range(1, 6)]))
+    run_target(config, singer_lines([contact(i) for i in range(1, 7)]))
     report = tmp_path / "plan.json"
     dry = {**config, "dry_run": True, "dry_run_report_path": str(report)}
     sb.reset_stats()
@@ -39,14 +40,17 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     planned = json.loads(report.read_text())
     assert planned["dry_run"] is True
     counts = {action: v["count"] for action, v in planned["actions"].items()}
-    assert counts == {"create": 3, "update": 1, "unsubscribe": 1, "re-tag": 1, "erase": 1}
+    assert counts == {"create": 3, "update": 2, "unsubscribe": 1, "re-tag": 2, "erase": 1}
     summary = target.report.summary()["streams"]["contacts"]
     assert {k: summary[k] for k in summary if k.startswith("would_")} == {f"would_{k}": n for k, n in counts.items()}
     assert summary["unchanged"] == 1
     assert "@" not in report.read_text()  # samples name people by source id or subscriber hash
     sample = planned["actions"]["update"]["sample"][0]
     assert (sample["key"], sample["merge_fields"]) == ("customer_user_id=1", ["FNAME"])
-    assert planned["actions"]["re-tag"]["sample"][0]["add"] == ["oro:group:Wholesale"]
+    assert [s["add"] for s in planned["actions"]["re-tag"]["sample"]] == [
+        ["oro:group:Wholesale"],
+        ["oro:group:Retail"],
+    ]
     assert member(api, config["list_id"], f"person11@{DOMAIN}") is None
     assert member(api, config["list_id"], f"person1@{DOMAIN}")["merge_fields"]["FNAME"] == "First1"  # type: ignore[index]
 
@@ -56,6 +60,7 @@ def test_dry_run_writes_nothing_and_the_real_run_does_what_it_announced(
     assert json.loads(real_report.read_text())["dry_run"] is False
     summary = target.report.summary()["streams"]["contacts"]
     assert (summary["created"], summary["erased"], summary["opted_out"]) == (3, 1, 1)
+    assert (summary["tags_added"], summary["tags_removed"]) == (2 + 3 * 2, 2)  # creates: 2 tags each
     assert states  # a real run emits the state
     assert member(api, config["list_id"], f"person1@{DOMAIN}")["merge_fields"]["FNAME"] == "Renamed"  # type: ignore[index]
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+import pytest
 from oromc_common.mailchimp import MailchimpClient, subscriber_hash
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp.tags import BATCHES_WHEN_DIRECT_CALLS_OVER
 
-from .conftest import DOMAIN, contact, member, run_target, singer_lines, writes
+from .conftest import DOMAIN, contact, member, routes, run_target, singer_lines, writes
 
 ACCOUNT = {"customer_name": "Acme", "customer_group": "Retail"}
 
@@ -252,3 +254,169 @@ def test_a_window_waits_for_the_queued_tag_batch_of_its_members(
         5: ["oro:tag:Third"], 6: ["oro:tag:Third"], 7: ["oro:tag:Third"],
         8: ["oro:tag:Second"],
     }
+
+
+SEGMENT_ADD = "POST /3.0/lists/{list_id}/segments/{segment_id}"
+MEMBER_TAGS = "POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags"
+BATCHES = "POST /3.0/batches"
+
+
+@pytest.mark.parametrize("is_syncing", [False, True])
+def test_a_big_windows_tags_go_by_segments_unless_is_syncing(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, is_syncing: bool
+) -> None:
+    """``auto``, a window whose direct tag writes need more than 50 calls: without ``is_syncing`` the
+    segment calls (500 members each, on the target's connections) are faster than a ``/batches`` job in
+    Mailchimp's serial queue, so they write the tags; with ``is_syncing`` (segment calls cannot carry
+    it) the window's tags go as one ``/batches`` job. Every member ends up with its tags either way."""
+    n = BATCHES_WHEN_DIRECT_CALLS_OVER + 10  # distinct tags: one segment call each
+    list_id = config["list_id"]
+    # members 1..n carry T1..Tn (the tags exist), members n+1..2n none yet
+    first = [contact(i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    first += [contact(n + i, tags=[], **ACCOUNT) for i in range(1, n + 1)]
+    run_target(config, singer_lines(first))
+    sb.reset_stats()
+    cfg = {**config, "tag_write_mode": "auto", "is_syncing": is_syncing, "batch_poll_seconds": 0.2}
+    second = [contact(i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    second += [contact(n + i, tags=[f"T{i}"], **ACCOUNT) for i in range(1, n + 1)]
+    target, _ = run_target(cfg, singer_lines(second))
+
+    served = routes(sb)
+    if is_syncing:
+        assert served.get(BATCHES) == 1
+        assert SEGMENT_ADD not in served
+    else:
+        assert served.get(SEGMENT_ADD) == n  # one per tag: n calls > 50, no batch queue
+        assert BATCHES not in served
+    assert MEMBER_TAGS not in served
+    assert not target.report.rejected_by_reason("contacts")
+    assert _summary_count(target, "tagged") == n
+    assert not target.contact_sync().batches_pending
+    for i in range(1, n + 1):
+        got = member(api, list_id, f"person{n + i}@{DOMAIN}")
+        assert got is not None
+        assert f"oro:tag:T{i}" in got["all_tags"], i
+
+
+SUBSCRIBE = "POST /3.0/lists/{list_id}"
+
+
+def _owned(api: MailchimpClient, list_id: str, i: int) -> list[str]:
+    got = member(api, list_id, f"person{i}@{DOMAIN}")
+    assert got is not None
+    return [t for t in got["all_tags"] if t.startswith("oro:tag:")]
+
+
+@pytest.mark.parametrize("is_syncing", [False, True])
+def test_an_updated_members_tag_additions_ride_in_its_batch_subscribe_item(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, is_syncing: bool
+) -> None:
+    """Existing members updated anyway (a renamed first name) get their new owned tags in the same
+    batch-subscribe item (``tags`` without ``sync_tags``): no tag write, the merchant's own tag and the
+    member's status stay. Removals still go as member tag writes. With ``is_syncing`` (batch subscribe
+    cannot carry it) every tag change goes as a member tag write, as before."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]))
+    api.post(
+        f"/lists/{list_id}/members/{subscriber_hash(f'person1@{DOMAIN}')}/tags",
+        {"tags": [{"name": "VIP by hand", "status": "active"}]},
+    )
+    before = {i: member(api, list_id, f"person{i}@{DOMAIN}") or {} for i in range(1, 5)}
+    sb.reset_stats()
+    cfg = {**config, "is_syncing": is_syncing}
+    records = [
+        contact(i, first_name=f"New{i}", tags=["Second"] if i == 2 else ["First", "Second"], **ACCOUNT)
+        for i in range(1, 5)
+    ]
+    target, states = run_target(cfg, singer_lines(records))
+
+    assert states[-1] == {"n": 4}
+    served = routes(sb)
+    assert served.get(SUBSCRIBE) == 1
+    assert served.get(MEMBER_TAGS) == (4 if is_syncing else 1)  # person 2's removal of First
+    assert BATCHES not in served
+    assert SEGMENT_ADD not in served
+    assert not target.report.rejected_by_reason("contacts")
+    counts = {k: _summary_count(target, k) for k in ("updated", "tagged", "tags_added", "untagged", "tags_removed")}
+    assert counts == {"updated": 4, "tagged": 4, "tags_added": 4, "untagged": 1, "tags_removed": 1}
+    assert {i: _owned(api, list_id, i) for i in range(1, 5)} == {
+        1: ["oro:tag:First", "oro:tag:Second"],
+        2: ["oro:tag:Second"],
+        3: ["oro:tag:First", "oro:tag:Second"],
+        4: ["oro:tag:First", "oro:tag:Second"],
+    }
+    after = {i: member(api, list_id, f"person{i}@{DOMAIN}") or {} for i in range(1, 5)}
+    assert "VIP by hand" in after[1]["all_tags"]
+    assert {i: m["status"] for i, m in after.items()} == {i: m["status"] for i, m in before.items()}
+    assert all(after[i]["merge_fields"]["FNAME"] == f"New{i}" for i in after)
+
+    sb.reset_stats()
+    run_target(cfg, singer_lines(records))  # what the run remembered is what Mailchimp holds
+    assert writes(sb) == 0
+
+
+def _refuse_items(monkeypatch: Any, refusals: dict[str, dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Make Mailchimp refuse some batch-subscribe items (by address -> ``errors[]`` item) as it does
+    per member: the item is not applied, the rest of the call is. Returns the items sent."""
+    from target_mailchimp.client import Audience
+
+    original = Audience.batch_subscribe
+    sent: list[list[dict[str, Any]]] = []
+
+    def refusing(self: Audience, members: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        sent.append([dict(m) for m in members])
+        kept = [m for m in members if m["email_address"] not in refusals]
+        response = original(self, kept, **kwargs) if kept else {"errors": []}
+        errors = [
+            {"email_address": m["email_address"], **refusals[m["email_address"]]}
+            for m in members
+            if m["email_address"] in refusals
+        ]
+        return {**response, "errors": [*(response.get("errors") or []), *errors]}
+
+    monkeypatch.setattr(Audience, "batch_subscribe", refusing)
+    return sent
+
+
+def test_a_refused_items_tag_additions_are_still_written_and_counted_once(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any
+) -> None:
+    """Three updated members whose batch-subscribe item (with inline tags) Mailchimp refuses: one
+    for good (rejected as today), one for a merge value (written again by a single PUT without it),
+    one over its tags (written again by a single PUT without them, so tags never cost a member its
+    update). Their additions are written by tag writes instead, counted once; the fourth
+    member's additions ride inline."""
+    list_id = config["list_id"]
+    run_target(config, singer_lines([contact(i, tags=["First"], **ACCOUNT) for i in range(1, 5)]))
+    sent = _refuse_items(
+        monkeypatch,
+        {
+            f"person1@{DOMAIN}": {"error": "Something went wrong", "error_code": "ERROR_GENERIC"},
+            f"person2@{DOMAIN}": {
+                "error": "Your merge fields were invalid.",
+                "error_code": "ERROR_GENERIC",
+                "field": "merge_fields.FNAME",
+                "field_message": "Please enter a value",
+            },
+            f"person3@{DOMAIN}": {"error": "Invalid tag name", "error_code": "ERROR_GENERIC"},
+        },
+    )
+    sb.reset_stats()
+    records = [contact(i, first_name=f"New{i}", tags=["First", "Second"], **ACCOUNT) for i in range(1, 5)]
+    target, states = run_target(config, singer_lines(records))
+
+    assert states[-1] == {"n": 4}
+    assert [sorted(m.get("tags", [])) for m in sent[0]] == [["oro:tag:Second"]] * 4
+    served = routes(sb)
+    assert served.get(SEGMENT_ADD) == 1  # the three fallbacks' Second: one segment call (auto)
+    assert MEMBER_TAGS not in served
+    assert served.get("PUT /3.0/lists/{list_id}/members/{subscriber_hash}") == 2  # persons 2 and 3
+    assert BATCHES not in served
+    assert target.report.rejected_by_reason("contacts") == {"bad_request": 1}  # person 1's update
+    assert target.report.fields_rejected_by_reason("contacts") == {"invalid_merge_value": 1}
+    assert (_summary_count(target, "tagged"), _summary_count(target, "tags_added")) == (4, 4)
+    assert _summary_count(target, "updated") == 3
+    for i in range(1, 5):
+        assert _owned(api, list_id, i) == ["oro:tag:First", "oro:tag:Second"], i
+    names = {i: (member(api, list_id, f"person{i}@{DOMAIN}") or {})["merge_fields"]["FNAME"] for i in range(1, 5)}
+    assert names == {1: "First1", 2: "First2", 3: "New3", 4: "New4"}

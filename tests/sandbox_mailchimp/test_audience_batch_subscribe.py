@@ -139,6 +139,41 @@ def test_tags_and_sync_tags(mc: Any, fresh: Any) -> None:
     assert [t["name"] for t in body["updated_members"][0]["tags"]] == ["Beta Sync"]
 
 
+def test_tags_on_an_existing_member_without_sync_tags_are_added_and_keep_the_rest(
+    mc: Any, fresh: Any
+) -> None:
+    """`tags` in an update item without `sync_tags` add tags (created by name, matched
+    case-insensitively) and keep the member's other tags, also ones added by hand; an item without
+    `status` keeps the member's status, whatever it is (tags never change a status)."""
+    email, opted_out = fresh(), fresh()
+    mc.add(email, tags=["Alpha Keep"])
+    mc.add(opted_out, status="unsubscribed")
+    doc = mc.add(fresh(), tags=["Gamma Add"])  # the tag exists, in another case
+    assert doc["tags"][0]["name"] == "Gamma Add"
+    hand = mc.post(
+        f"{mc.members}/{mc.hash(email)}/tags", json={"tags": [{"name": "By Hand", "status": "active"}]}
+    )
+    assert hand.status_code == 204, hand.text
+    body = _batch(
+        mc,
+        [
+            {"email_address": email, "merge_fields": {"FNAME": "Upd"}, "tags": ["gamma add", "Delta New"]},
+            {"email_address": opted_out, "tags": ["Delta New"]},
+        ],
+        update_existing=True,
+    ).json()
+    assert body["error_count"] == 0
+    assert body["total_updated"] == 2
+    by_email = {m["email_address"]: m for m in body["updated_members"]}
+    assert sorted(t["name"] for t in by_email[email]["tags"]) == [
+        "Alpha Keep", "By Hand", "Delta New", "Gamma Add"
+    ]
+    assert by_email[email]["status"] == "subscribed"
+    assert by_email[email]["merge_fields"]["FNAME"] == "Upd"
+    assert [t["name"] for t in by_email[opted_out]["tags"]] == ["Delta New"]
+    assert by_email[opted_out]["status"] == "unsubscribed"
+
+
 def test_unsubscribe_via_batch(mc: Any, fresh: Any) -> None:
     doc = mc.add(fresh())
     body = _batch(

@@ -184,3 +184,29 @@ def test_webhooks_registry(mc: Any) -> None:
     assert patched.json()["events"]["campaign"] is True
     assert mc.delete(f"{path}/{hook['id']}").status_code == 204
     assert mc.get(f"{path}/{hook['id']}").status_code == 404
+
+
+def test_segment_members_to_add_per_address_outcome(mc: Any, fresh: Any) -> None:
+    """What a writer of tags through ``members_to_add`` relies on (target-mailchimp's segment mode):
+    an unsubscribed contact is tagged like any other (tags are not consent); an address the list no
+    longer has (permanently deleted) or never had is not added and comes back by address in
+    ``errors[].email_addresses`` (the spec's "could not be added"), counted in ``error_count``; the
+    other addresses of the call are still added."""
+    ok, unsub, gone = mc.add(fresh()), mc.add(fresh(), status="unsubscribed"), mc.add(fresh())
+    assert mc.post(f"{mc.members}/{gone['id']}/actions/delete-permanent").status_code == 204
+    never = fresh()
+    seg = mc.post(
+        f"/lists/{mc.list_id}/segments", json={"name": "Outcome Per Address", "static_segment": []}
+    ).json()
+    body = mc.post(
+        f"/lists/{mc.list_id}/segments/{seg['id']}",
+        json={"members_to_add": [ok["email_address"], unsub["email_address"], gone["email_address"], never]},
+    ).json()
+    assert sorted(m["id"] for m in body["members_added"]) == sorted([ok["id"], unsub["id"]])
+    assert body["total_added"] == 2
+    assert body["error_count"] == 2
+    failed = {e for row in body["errors"] for e in row["email_addresses"]}
+    assert failed == {gone["email_address"], never}
+    assert "Outcome Per Address" in {t["name"] for t in _tags(mc, unsub["id"])}
+    assert mc.get(f"{mc.members}/{unsub['id']}").json()["status"] == "unsubscribed"
+    mc.delete(f"/lists/{mc.list_id}/segments/{seg['id']}")
