@@ -82,9 +82,10 @@ DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
 # dozen customers goes as one batch but must still fire the store's automations.
 DEFAULT_BACKFILL_THRESHOLD = 50
 # Customers (``PUT``: an upsert) of a stream whose run brings at most this many are written without
-# reading the store's customers first (a read of one page costs a call per 1,000 customers it holds,
-# growing with the store; writing a few unchanged ones again costs no call inside their batch).
-DEFAULT_BLIND_WRITES_UP_TO = PAGE
+# reading the store's customers first (setting ``ecommerce_blind_customer_writes``): the read costs a
+# call per 1,000 customers the store holds, writing a few unchanged ones again costs no call inside
+# their batch, but it is a write. Off by default: a re-run with nothing changed writes nothing.
+DEFAULT_BLIND_WRITES_UP_TO = 0
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.

@@ -297,6 +297,16 @@ CONFIG_SCHEMA = th.PropertiesList(
                     "is_syncing (a drain of 50 writes, a backfill, does).",
     ),
     th.Property(
+        "ecommerce_blind_customer_writes",
+        th.IntegerType(minimum=0, maximum=10_000),
+        default=0,
+        description="E-commerce: a run with at most this many store customers upserts them as one "
+                    "/batches job without reading the store's customers first (fewer calls for a "
+                    "trickle in a big store; unchanged customers are then written again; opt_in_status "
+                    "stays false, which never changes a member's status). 0 (default): always compare "
+                    "with the store, so a re-run with nothing changed writes nothing.",
+    ),
+    th.Property(
         "batch_poll_seconds",
         th.NumberType(minimum=0, maximum=60),
         default=1,
@@ -459,6 +469,7 @@ class TargetMailchimp(GatedTarget):
                     ),
                     batch_poll_seconds=float(self.config.get("batch_poll_seconds") or 1),
                     batch_timeout_seconds=60 * float(self.config.get("batch_timeout_minutes") or 60),
+                    blind_writes_up_to=int(self.config.get("ecommerce_blind_customer_writes") or 0),
                 )
                 self._ecommerce = EcommerceSync(
                     self.client, settings, self.report, self.client.max_connections, self.batches

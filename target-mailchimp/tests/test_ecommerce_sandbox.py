@@ -129,10 +129,15 @@ def test_ecommerce_streams_create_update_noop_and_reject(
     rejects = [json.loads(x) for x in Path(cfg["rejects_path"]).read_text().splitlines()]
     assert [(r["stream"], r["field"]) for r in rejects] == [("ecommerce_orders", "customer.id")]
 
-    # Same input again: nothing to write, but for the customer: a stream of a few customers is
-    # upserted without reading the store's customers (one /batches job, no store read), unchanged.
+    # Same input again: nothing to write (the customers are compared with the store by default).
     sb.reset_stats()
     target, _ = run_target(cfg, lines)
+    assert writes(sb) == 0
+    assert target.report.summary()["streams"]["ecommerce_customers"]["unchanged"] == 1
+    # With ecommerce_blind_customer_writes, a stream of a few customers is upserted without reading
+    # the store's customers (one /batches job, no store read), unchanged.
+    sb.reset_stats()
+    target, _ = run_target({**cfg, "ecommerce_blind_customer_writes": 1000}, lines)
     assert writes(sb) == 1
     routes = _routes(sb)
     assert routes[BATCHES] == 1
@@ -532,7 +537,7 @@ def test_a_trickle_of_customers_is_upserted_in_one_job_without_reading_the_store
     1,000 it holds), no listing of the account's batches, one /batches job polled once; and no
     consent changes: a subscriber stays subscribed, an opt-out stays unsubscribed, a new person is
     only transactional."""
-    cfg = {**config, "store_id": STORE}
+    cfg = {**config, "store_id": STORE, "ecommerce_blind_customer_writes": 1000}
     base = f"/ecommerce/stores/{STORE}"
     run_target(cfg, _lines("ecommerce_customers", [_customer("cu0", "Zed")]))  # the store exists
     list_id = config["list_id"]
