@@ -9,7 +9,10 @@ tests/e2e/test_mailchimp_to_oro.py) makes a group per parameter.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from oromc_common.governor import forget_governors
 
 SHARED_SCOPES = {"module", "class", "package"}
 #: The longest suites (minutes each) start first, so the rest of the tests fill the other worker around
@@ -22,6 +25,15 @@ LONGEST_FIRST = (
     "tests/e2e/test_consent_oro_to_mailchimp.py",
     "tests/e2e/test_faults.py",
 )
+
+
+@pytest.fixture(autouse=True)
+def _own_connection_governors() -> Iterator[None]:
+    """Each test's in-process connectors start with their own ``max_connections``: the process-wide
+    governor of an account keeps the lowest limit any client set (a test of max_connections 3 would
+    otherwise slow, and change the write plans of, every later test of the same sandbox account)."""
+    yield
+    forget_governors()
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

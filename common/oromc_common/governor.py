@@ -406,6 +406,17 @@ def get_governor(
         return gov
 
 
+def forget_governors() -> None:
+    """Drop the process's governors: the next client of an account starts at its own
+    ``max_connections`` again instead of the lowest limit an earlier client of that account set.
+
+    For hosts that run several configurations one after another in one process (the tests run the
+    targets in-process); a connector's run never needs it.
+    """
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()
+
+
 def run_concurrently(calls: Iterable[Callable[[], T]], max_workers: int) -> list[T]:
     """Run zero-argument callables on a thread pool and return their results in input order.
 

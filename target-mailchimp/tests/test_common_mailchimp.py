@@ -6,7 +6,12 @@ import threading
 import time
 
 import pytest
-from oromc_common.governor import ConnectionGovernor, get_governor, run_concurrently
+from oromc_common.governor import (
+    ConnectionGovernor,
+    forget_governors,
+    get_governor,
+    run_concurrently,
+)
 from oromc_common.mailchimp import (
     ErrorKind,
     FatalMailchimpError,
@@ -138,6 +143,9 @@ def test_governor_limits_simultaneous_slots_and_is_shared_per_key() -> None:
     get_governor("test-key-governor", 2)
     assert gov.limit == 2
     assert get_governor("other-key", 50).limit == 10
+    forget_governors()  # a later configuration of the same account starts at its own limit
+    assert get_governor("test-key-governor", 8).limit == 8
+    assert get_governor("test-key-governor", 8) is not gov
 
     active = 0
     seen = 0
