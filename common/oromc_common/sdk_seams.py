@@ -22,8 +22,8 @@ Targets (:class:`SeamTarget`, a :class:`singer_sdk.Target`)
 Taps (:class:`SeamTap`, a :class:`singer_sdk.Tap`)
     * :meth:`SeamTap.before_sync_all` / :meth:`SeamTap.after_sync_all`: around the final
       ``Tap.sync_all`` (the end-of-run summary is logged even when a stream fails);
-    * :meth:`SeamTap.set_stream_order`: the order ``sync_all`` runs the streams in (the SDK sorts them by
-      name).
+    * :meth:`SeamTap.set_stream_order`, :meth:`SeamTap.streams_in_order`: the order ``sync_all`` runs the
+      streams in (the SDK sorts them by name).
 
 Streams (functions, so any :class:`singer_sdk.Stream` subclass can use them)
     :func:`tap_of`, :func:`emit_stream_state`, :func:`write_schema`, :func:`write_record`,
@@ -32,7 +32,7 @@ Streams (functions, so any :class:`singer_sdk.Stream` subclass can use them)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap, Target
@@ -164,6 +164,16 @@ class SeamTap(_ConfigSeam, Tap):
     def set_stream_order(self, streams: Mapping[str, Stream]) -> None:
         """Make ``streams`` (same streams, new order) what :attr:`streams` returns and syncs in."""
         self._streams = dict(streams)
+
+    def streams_in_order(self, classes: Sequence[type[Stream]]) -> dict[str, Stream]:
+        """The SDK's streams in the order of their ``classes`` (any other stream after them, by
+        name); also the order ``sync_all`` runs them in. For a tap's ``streams`` property."""
+        found: dict[str, Stream] = Tap.streams.fget(self)  # type: ignore[attr-defined]
+        rank = {str(getattr(cls, "name", "")): i for i, cls in enumerate(classes)}
+        ordered = dict(sorted(found.items(), key=lambda item: rank.get(item[0], len(rank))))
+        if list(ordered) != list(found):
+            self.set_stream_order(ordered)
+        return ordered
 
     @override  # type: ignore[misc]  # Tap.sync_all is final: wrapped unchanged, in this one place
     def sync_all(self) -> None:

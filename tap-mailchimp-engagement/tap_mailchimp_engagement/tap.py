@@ -22,7 +22,7 @@ from oromc_common.settings import (
     page_size_property,
     rejects_path_property,
 )
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
@@ -196,12 +196,7 @@ class TapMailchimpEngagement(SeamTap):
     @override
     def streams(self) -> dict[str, Stream]:
         """Streams in dependency order (the SDK sorts by name; members must precede reconciliation)."""
-        found = Tap.streams.fget(self)  # type: ignore[attr-defined]
-        order = {str(cls.__dict__.get("name")): i for i, cls in enumerate(STREAM_TYPES)}
-        if list(found) != sorted(found, key=lambda n: order.get(n, len(order))):
-            found = dict(sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))))
-            self.set_stream_order(found)
-        return found
+        return self.streams_in_order(STREAM_TYPES)
 
     @cached_property
     def report(self) -> RunReport:

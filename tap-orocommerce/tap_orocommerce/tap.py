@@ -20,6 +20,7 @@ from oromc_common.settings import (
     rejects_path_property,
     retries_to_tries,
 )
+from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -242,6 +243,15 @@ class TapOroCommerce(SeamTap):
                 raise ConfigValidationError(msg, errors=[msg])
             streams = [s for s in streams if s.name in wanted]
         return streams
+
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        """Streams in discovery order, which is also the order they sync in (the SDK sorts them by
+        name): the contacts, then the store's products, customers, orders and carts, the order a
+        Mailchimp store is best filled in (an order's products exist before it; no placeholder
+        product waits for the orders' ``/batches`` job)."""
+        return self.streams_in_order([*stream_classes(), ContactsStream, *ecommerce_stream_classes()])
 
     @override
     def before_sync_all(self) -> None:

@@ -170,6 +170,15 @@ def test_tap_seams_wrap_the_run_and_order_the_streams(capsys: pytest.CaptureFixt
     assert failing.events == ["before", "after"]  # the end-of-run hook runs after a failure too
 
 
+def test_streams_in_the_order_of_their_classes(capsys: pytest.CaptureFixture[str]) -> None:
+    tap = _Tap()
+    assert list(tap.streams_in_order([_Numbers])) == ["numbers", "a_letters"]  # the rest by name
+    assert list(tap.streams) == ["numbers", "a_letters"]
+    tap.sync_all()
+    assert _records(capsys.readouterr().out) == [("numbers", {"n": 1}), ("a_letters", {"n": 2})]
+    assert list(_Tap().streams_in_order([_Letters, _Numbers])) == ["a_letters", "numbers"]
+
+
 def test_stream_seams(capsys: pytest.CaptureFixture[str]) -> None:
     tap = _Tap()
     stream = tap.streams["numbers"]
