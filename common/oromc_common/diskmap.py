@@ -11,7 +11,8 @@ indexed ``SELECT``.
 Keys are ``int`` or ``str``; values are ``str``, or tuples, lists and dicts of ``None``, ``bool``,
 ``int``, ``float`` and ``str`` (what ``marshal`` round-trips exactly, tuples staying tuples); only
 this process reads what it wrote, in its own private (0700) temporary directory. It is a scratch table
-for one run, not a durable store: no journal, no fsync.
+for one run, not a durable store: no journal, no fsync. It is the project's one way to keep such a
+table: the target's copy of the Mailchimp store (``target_mailchimp.storecache``) is a ``DiskMap`` too.
 """
 
 from __future__ import annotations
