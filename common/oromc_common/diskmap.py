@@ -40,9 +40,17 @@ class DiskMap:
     """``key -> value`` on disk, with the dict operations a lookup needs (thread-safe: one
     connection behind a lock)."""
 
-    def __init__(self, *, cache_kib: int = CACHE_PAGES_KIB, prefix: str = "oromc-diskmap-") -> None:
+    def __init__(
+        self,
+        *,
+        cache_kib: int = CACHE_PAGES_KIB,
+        write_buffer: int = WRITE_BUFFER,
+        prefix: str = "oromc-diskmap-",
+    ) -> None:
         """Create the temporary database (removed by :meth:`close`, or at exit): sqlite's page cache
-        capped at ``cache_kib`` KiB, in a directory whose name starts with ``prefix``."""
+        capped at ``cache_kib`` KiB, ``write_buffer`` writes held before they are stored (fewer for
+        larger values), in a directory whose name starts with ``prefix``."""
+        self._write_buffer = max(1, write_buffer)
         self._dir = tempfile.mkdtemp(prefix=prefix)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._db = sqlite3.connect(
@@ -63,7 +71,7 @@ class DiskMap:
     def __setitem__(self, key: Key, value: Any) -> None:
         with self._lock:
             self._pending[key] = value
-            if len(self._pending) >= WRITE_BUFFER:
+            if len(self._pending) >= self._write_buffer:
                 self._flush()
 
     def get(self, key: Key, default: Any = None) -> Any:

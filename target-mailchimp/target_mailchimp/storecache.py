@@ -21,6 +21,9 @@ from oromc_common.diskmap import DiskMap
 
 CACHE_PAGES_KIB = 8 * 1024
 """sqlite's page cache (KiB): bounds the memory the cache itself uses, whatever the store's size."""
+WRITE_BUFFER = 250
+"""Records held in memory before they are stored: the map's default 2,000 raised the target's peak
+by ~6 MB in the re-run of a 5,000-order store (``bench/bench_target_mailchimp.py --memory``)."""
 
 
 class StoreCache:
@@ -31,7 +34,9 @@ class StoreCache:
 
     def __init__(self) -> None:
         """Create the temporary database (removed by :meth:`close`, or at exit)."""
-        self._map = DiskMap(cache_kib=CACHE_PAGES_KIB, prefix="target-mailchimp-store-")
+        self._map = DiskMap(
+            cache_kib=CACHE_PAGES_KIB, write_buffer=WRITE_BUFFER, prefix="target-mailchimp-store-"
+        )
         self._dir = self._map.directory
         self._loaded: set[str] = set()
 

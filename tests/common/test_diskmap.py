@@ -78,10 +78,16 @@ def test_string_keys_dict_values_setdefault_and_pop_behave_like_a_dict() -> None
     m.close()
 
 
-def test_page_cache_and_folder_prefix_are_the_callers_and_a_failed_flush_loses_nothing() -> None:
-    m = DiskMap(cache_kib=1024, prefix="oromc-test-map-")
+def test_page_cache_buffer_and_folder_are_the_callers_and_a_failed_flush_loses_nothing() -> None:
+    m = DiskMap(cache_kib=1024, write_buffer=3, prefix="oromc-test-map-")
     assert Path(m.directory).name.startswith("oromc-test-map-")
     assert m._db.execute("PRAGMA cache_size").fetchone() == (-1024,)
+    m[10], m[11] = ("x",), ("y",)
+    assert m._db.execute("SELECT count(*) FROM m").fetchone() == (0,)  # buffered
+    m[12] = ("z",)
+    assert m._db.execute("SELECT count(*) FROM m").fetchone() == (3,)  # the third write stores all
+    for k in (10, 11, 12):
+        del m[k]
     m[1] = ("a",)
     m[2**64] = ("no sqlite integer",)  # refused when the buffer is written
     with pytest.raises(OverflowError):
