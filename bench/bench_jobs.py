@@ -80,17 +80,23 @@ def _oro_session(sandbox: RunningSandbox) -> requests.Session:
     return session
 
 
-def audience_members(sandbox: RunningSandbox) -> int:
-    """Members of the sandbox's audience (every status), read before the run."""
+def _mailchimp_get(sandbox: RunningSandbox, path: str, params: dict[str, str]) -> Any:
+    """GET ``path`` (after ``/3.0``) from the sandbox's Mailchimp API; the parsed JSON body."""
     mc = sandbox.info["mailchimp"]
     response = requests.get(
-        f"{mc['api_url']}/lists/{mc['list_id']}",
-        params={"fields": "stats"},
+        f"{mc['api_url']}{path}",
+        params=params,
         auth=("bench", mc["api_key"]),
         timeout=60,
     )
     response.raise_for_status()
-    stats = response.json()["stats"]
+    return response.json()
+
+
+def audience_members(sandbox: RunningSandbox) -> int:
+    """Members of the sandbox's audience (every status), read before the run."""
+    list_id = sandbox.info["mailchimp"]["list_id"]
+    stats = _mailchimp_get(sandbox, f"/lists/{list_id}", {"fields": "stats"})["stats"]
     return sum(
         int(stats.get(k) or 0) for k in ("member_count", "unsubscribe_count", "cleaned_count")
     )
@@ -100,15 +106,7 @@ def batch_jobs(sandbox: RunningSandbox, since: dt.datetime) -> dict[str, Any]:
     """The account's ``/batches`` jobs (Mailchimp runs them one at a time), read after the full run:
     how many, their operations, and each job's submission and completion in seconds from ``since``
     (the run's start)."""
-    mc = sandbox.info["mailchimp"]
-    response = requests.get(
-        f"{mc['api_url']}/batches",
-        params={"count": "1000"},
-        auth=("bench", mc["api_key"]),
-        timeout=60,
-    )
-    response.raise_for_status()
-    batches = response.json().get("batches") or []
+    batches = _mailchimp_get(sandbox, "/batches", {"count": "1000"}).get("batches") or []
 
     def offset(stamp: Any) -> float | None:
         if not stamp:

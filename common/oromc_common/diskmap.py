@@ -8,10 +8,11 @@ in a temporary directory removed at the end of the run: memory stays flat with t
 (sqlite's page cache is bounded, writes are buffered in a bounded dict), and a lookup is one
 indexed ``SELECT``.
 
-Keys are ``int`` or ``str``; values are tuples, lists and dicts of ``None``, ``bool``, ``int``,
-``float`` and ``str`` (what ``marshal`` round-trips exactly, tuples staying tuples); only this process
-reads what it wrote, in its own private (0700) temporary directory. It is a scratch table for one run,
-not a durable store: no journal, no fsync.
+Keys are ``int`` or ``str``; values are ``str``, or tuples, lists and dicts of ``None``, ``bool``,
+``int``, ``float`` and ``str`` (what ``marshal`` round-trips exactly, tuples staying tuples); only
+this process reads what it wrote, in its own private (0700) temporary directory. It is a scratch table
+for one run, not a durable store: no journal, no fsync. It is the project's one way to keep such a
+table: the target's copy of the Mailchimp store (``target_mailchimp.storecache``) is a ``DiskMap`` too.
 """
 
 from __future__ import annotations
@@ -39,9 +40,18 @@ class DiskMap:
     """``key -> value`` on disk, with the dict operations a lookup needs (thread-safe: one
     connection behind a lock)."""
 
-    def __init__(self) -> None:
-        """Create the temporary database (removed by :meth:`close`, or at exit)."""
-        self._dir = tempfile.mkdtemp(prefix="oromc-diskmap-")
+    def __init__(
+        self,
+        *,
+        cache_kib: int = CACHE_PAGES_KIB,
+        write_buffer: int = WRITE_BUFFER,
+        prefix: str = "oromc-diskmap-",
+    ) -> None:
+        """Create the temporary database (removed by :meth:`close`, or at exit): sqlite's page cache
+        capped at ``cache_kib`` KiB, ``write_buffer`` writes held before they are stored (fewer for
+        larger values), in a directory whose name starts with ``prefix``."""
+        self._write_buffer = max(1, write_buffer)
+        self._dir = tempfile.mkdtemp(prefix=prefix)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._db = sqlite3.connect(
             Path(self._dir) / "map.sqlite3", isolation_level=None, check_same_thread=False
@@ -49,14 +59,19 @@ class DiskMap:
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_PAGES_KIB}")
+        self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         self._db.execute("CREATE TABLE m (k PRIMARY KEY NOT NULL, v BLOB NOT NULL) WITHOUT ROWID")
         self._pending: dict[Key, Any] = {}
+
+    @property
+    def directory(self) -> str:
+        """The private temporary directory that holds the database (removed by :meth:`close`)."""
+        return self._dir
 
     def __setitem__(self, key: Key, value: Any) -> None:
         with self._lock:
             self._pending[key] = value
-            if len(self._pending) >= WRITE_BUFFER:
+            if len(self._pending) >= self._write_buffer:
                 self._flush()
 
     def get(self, key: Key, default: Any = None) -> Any:
@@ -119,10 +134,14 @@ class DiskMap:
     def _flush(self) -> None:
         if not self._pending:
             return
-        self._db.executemany(
-            "INSERT OR REPLACE INTO m (k, v) VALUES (?, ?)",
-            [(k, marshal.dumps(v)) for k, v in self._pending.items()],
-        )
+        rows = [(k, marshal.dumps(v)) for k, v in self._pending.items()]
+        self._db.execute("BEGIN")  # one transaction a flush, not one a row
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO m (k, v) VALUES (?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")  # the writes stay buffered
+            raise
+        self._db.execute("COMMIT")
         self._pending.clear()
 
     def close(self) -> None:

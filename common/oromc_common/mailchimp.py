@@ -392,6 +392,31 @@ def max_connections_property(default: int) -> th.Property[Any]:
     )
 
 
+#: Seconds: the longest ``batch_poll_seconds`` (the polls' own back-off goes up to 30 s anyway).
+MAX_BATCH_POLL_SECONDS = 60
+#: Minutes: the longest ``batch_timeout_minutes`` (a day).
+MAX_BATCH_TIMEOUT_MINUTES = 1440
+
+
+def batch_wait_properties(*, poll: str, timeout: str) -> list[th.Property[Any]]:
+    """``batch_poll_seconds`` and ``batch_timeout_minutes``, the waits on a ``/batches`` job, as both
+    Mailchimp connectors declare them; ``poll`` and ``timeout`` describe what each connector does."""
+    return [
+        th.Property(
+            "batch_poll_seconds",
+            th.NumberType(minimum=0, maximum=MAX_BATCH_POLL_SECONDS),
+            default=1,
+            description=poll,
+        ),
+        th.Property(
+            "batch_timeout_minutes",
+            th.NumberType(minimum=1, maximum=MAX_BATCH_TIMEOUT_MINUTES),
+            default=60,
+            description=timeout,
+        ),
+    ]
+
+
 def connection_budget(config: Mapping[str, Any]) -> ConnectionBudget:
     """The :class:`~oromc_common.governor.ConnectionBudget` a connector's settings ask for."""
     return ConnectionBudget(

@@ -10,6 +10,7 @@ from oromc_common.governor import DEFAULT_MAX_CONNECTIONS
 from oromc_common.mailchimp import (
     MAILCHIMP_TIMEOUT_DETAIL,
     MailchimpConfigError,
+    batch_wait_properties,
     connection_budget_properties,
     max_connections_property,
 )
@@ -137,18 +138,10 @@ class TapMailchimpEngagement(SeamTap):
             description="Page operations (of 1,000 recipients) per `/batches` job; more are split into jobs "
             "pipelined, at most two open. Results are read one operation at a time whatever the job's size.",
         ),
-        th.Property(
-            "batch_poll_seconds",
-            th.NumberType,
-            default=1,
-            description="Wait between batch status polls after the first (grows by half each poll, up to "
+        *batch_wait_properties(
+            poll="Wait between batch status polls after the first (grows by half each poll, up to "
             "30 s); the first poll comes when the job should be finished (from the last job's duration).",
-        ),
-        th.Property(
-            "batch_timeout_minutes",
-            th.NumberType,
-            default=60,
-            description="Give up waiting for a batch after this long; its id stays in state and the next "
+            timeout="Give up waiting for a batch after this long; its id stays in state and the next "
             "run resumes it.",
         ),
         th.Property(

@@ -2,9 +2,11 @@
 
 The e-commerce sync reads each store collection once and compares every incoming record with what
 Mailchimp has (``ecommerce._slim`` of it). Kept as dicts, that comparison copy grew ~3.7 MB per 1,000
-orders (a million orders: ~3.7 GB). Here each record is one JSON text row of a sqlite table in a
-temporary directory that is removed at the end of the run: the target's memory stays flat with the
-store's size (sqlite's own page cache is bounded), and a lookup is one indexed ``SELECT``.
+orders (a million orders: ~3.7 GB). Here each record is one JSON text in a
+:class:`~oromc_common.diskmap.DiskMap` (a sqlite table in a temporary directory that is removed at the
+end of the run), keyed by collection and id: the target's memory stays flat with the store's size
+(sqlite's own page cache is bounded, and so is the map's write buffer), and a lookup is one indexed
+``SELECT``.
 
 It is a cache of Mailchimp's state for one run, not a durable store: no journal, no fsync.
 """
@@ -12,100 +14,67 @@ It is a cache of Mailchimp's state for one run, not a durable store: no journal,
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
-import tempfile
-import threading
-import weakref
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
+
+from oromc_common.diskmap import DiskMap
 
 CACHE_PAGES_KIB = 8 * 1024
 """sqlite's page cache (KiB): bounds the memory the cache itself uses, whatever the store's size."""
+WRITE_BUFFER = 250
+"""Records held in memory before they are stored: the map's default 2,000 raised the target's peak
+by ~6 MB in the re-run of a 5,000-order store (``bench/bench_target_mailchimp.py --memory``)."""
 
 
 class StoreCache:
-    """Records of store collections by (collection, id), as JSON text in a temporary sqlite file.
+    """Records of store collections by (collection, id), as JSON text in a :class:`DiskMap`.
 
-    Thread-safe (single writes complete from worker threads): one connection behind a lock.
+    Thread-safe (single writes complete from worker threads, pages are read on several): the map is.
     """
 
     def __init__(self) -> None:
-        """Create the temporary database (removed by :meth:`close`)."""
-        self._dir = tempfile.mkdtemp(prefix="target-mailchimp-store-")
-        # removed at exit too when the run stops before ``close``
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
-        self._db = sqlite3.connect(
-            Path(self._dir) / "store.sqlite3", check_same_thread=False, isolation_level=None
+        """Create the temporary database (removed by :meth:`close`, or at exit)."""
+        self._map = DiskMap(
+            cache_kib=CACHE_PAGES_KIB, write_buffer=WRITE_BUFFER, prefix="target-mailchimp-store-"
         )
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_PAGES_KIB}")
-        self._db.execute(
-            "CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, "
-            "PRIMARY KEY (collection, id)) WITHOUT ROWID"
-        )
-        self._lock = threading.Lock()
+        self._dir = self._map.directory
         self._loaded: set[str] = set()
 
     def loaded(self, collection: str) -> bool:
         """True once :meth:`load` has filled ``collection``."""
         return collection in self._loaded
 
-    def load(self, collection: str, docs: Iterable[dict[str, Any]], chunk: int = 1000) -> None:
-        """Fill ``collection`` from ``docs`` (each with an ``id``), a chunk per transaction."""
-        rows: list[tuple[str, str, str]] = []
-        for doc in docs:
-            rows.append((collection, str(doc["id"]), _dumps(doc)))
-            if len(rows) >= chunk:
-                self._insert(rows)
-                rows = []
-        self._insert(rows)
+    def load(self, collection: str, docs: Iterable[dict[str, Any]]) -> None:
+        """Fill ``collection`` from ``docs`` (each with an ``id``)."""
+        self.add(collection, docs)
         self.mark_loaded(collection)
 
     def add(self, collection: str, docs: Iterable[dict[str, Any]]) -> None:
-        """Add ``docs`` to ``collection`` in one transaction (safe from several threads, e.g. one per
-        page read); the collection counts as loaded only after :meth:`mark_loaded`."""
-        self._insert([(collection, str(doc["id"]), _dumps(doc)) for doc in docs])
+        """Add ``docs`` to ``collection`` (safe from several threads, e.g. one per page read); the
+        collection counts as loaded only after :meth:`mark_loaded`."""
+        for doc in docs:
+            self.put(collection, str(doc["id"]), doc)
 
     def mark_loaded(self, collection: str) -> None:
         """Every record of ``collection`` is in."""
         self._loaded.add(collection)
 
-    def _insert(self, rows: list[tuple[str, str, str]]) -> None:
-        if not rows:
-            return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", rows)
-            self._db.execute("COMMIT")
-
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
-        """The record ``key`` of ``collection``, or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT doc FROM records WHERE collection = ? AND id = ?", (collection, key)
-            ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        """The record ``key`` of ``collection`` (a new dict each time), or None."""
+        text = self._map.get(_key(collection, key))
+        return None if text is None else dict(json.loads(text))
 
     def put(self, collection: str, key: str, doc: dict[str, Any]) -> None:
         """Store (or replace) the record ``key`` of ``collection``."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (collection, key, _dumps(doc))
-            )
+        self._map[_key(collection, key)] = json.dumps(doc, separators=(",", ":"), default=str)
 
     def delete(self, collection: str, key: str) -> None:
         """Forget the record ``key`` of ``collection`` (nothing if absent)."""
-        with self._lock:
-            self._db.execute("DELETE FROM records WHERE collection = ? AND id = ?", (collection, key))
+        self._map.pop(_key(collection, key))
 
     def close(self) -> None:
         """Close the database and remove its directory (idempotent)."""
-        with self._lock:
-            self._db.close()
-        self._cleanup()
+        self._map.close()
 
     def view(self, collection: str) -> CollectionView:
         """Lookups in one collection (``get``, ``in``)."""
@@ -129,5 +98,6 @@ class CollectionView:
         return isinstance(key, str) and self.cache.get(self.collection, key) is not None
 
 
-def _dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"), default=str)
+def _key(collection: str, key: str) -> str:
+    """The map's key of record ``key`` of ``collection`` (collection names hold no NUL)."""
+    return f"{collection}\0{key}"

@@ -16,6 +16,7 @@ from oromc_common.mailchimp import (
     MailchimpClient,
     MailchimpConfigError,
     MailchimpError,
+    batch_wait_properties,
     connection_budget,
     connection_budget_properties,
     max_connections_property,
@@ -306,20 +307,12 @@ CONFIG_SCHEMA = th.PropertiesList(
                     "stays false, which never changes a member's status). 0 (default): always compare "
                     "with the store, so a re-run with nothing changed writes nothing.",
     ),
-    th.Property(
-        "batch_poll_seconds",
-        th.NumberType(minimum=0, maximum=60),
-        default=1,
-        description="Shortest wait between /batches status polls (e-commerce, tag and archive batches; "
-                    "grows by half each poll, up to 30 s, until the batches' progress gives a rate, then "
-                    "the remaining operations at that rate).",
-    ),
-    th.Property(
-        "batch_timeout_minutes",
-        th.NumberType(minimum=1, maximum=1440),
-        default=60,
-        description="Stop the run when a /batches job has not finished after this long (state is not "
-                    "advanced; the next run waits for that batch before reading the store).",
+    *batch_wait_properties(
+        poll="Shortest wait between /batches status polls (e-commerce, tag and archive batches; "
+        "grows by half each poll, up to 30 s, until the batches' progress gives a rate, then "
+        "the remaining operations at that rate).",
+        timeout="Stop the run when a /batches job has not finished after this long (state is not "
+        "advanced; the next run waits for that batch before reading the store).",
     ),
     rejects_path_property("target-mailchimp-rejects.jsonl"),
     th.Property(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 
+from oromc_common import diskmap
+from target_mailchimp import storecache
 from target_mailchimp.storecache import StoreCache
 
 
@@ -52,4 +55,23 @@ def test_writes_from_worker_threads() -> None:
     for t in threads:
         t.join()
     assert all(cache.get("customers", str(i)) == {"id": str(i)} for i in range(800))
+    cache.close()
+
+
+def test_a_read_is_a_copy_and_values_json_cannot_hold_are_kept_as_text() -> None:
+    cache = StoreCache()
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    cache.put("orders", "1", {"id": "1", "processed_at_foreign": when, "lines": [{"id": "a"}]})
+    for _ in range(2):  # from the map's write buffer, then (after a flush) from sqlite
+        first = cache.get("orders", "1")
+        assert first == {"id": "1", "processed_at_foreign": str(when), "lines": [{"id": "a"}]}
+        first["lines"].append({"id": "b"})  # the caller's copy, not the cache's
+        assert cache.get("orders", "1") == {
+            "id": "1",
+            "processed_at_foreign": str(when),
+            "lines": [{"id": "a"}],
+        }
+        cache.load("customers", ({"id": str(i)} for i in range(diskmap.WRITE_BUFFER)))
+    assert cache._map._db.execute("PRAGMA cache_size").fetchone() == (-storecache.CACHE_PAGES_KIB,)
+    assert Path(cache._dir).name.startswith("target-mailchimp-store-")
     cache.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from oromc_common import diskmap
 from oromc_common.diskmap import DiskMap
 
@@ -75,3 +76,26 @@ def test_string_keys_dict_values_setdefault_and_pop_behave_like_a_dict() -> None
     assert "b" not in m
     assert len(m) == diskmap.WRITE_BUFFER
     m.close()
+
+
+def test_page_cache_buffer_and_folder_are_the_callers_and_a_failed_flush_loses_nothing() -> None:
+    m = DiskMap(cache_kib=1024, write_buffer=3, prefix="oromc-test-map-")
+    assert Path(m.directory).name.startswith("oromc-test-map-")
+    assert m._db.execute("PRAGMA cache_size").fetchone() == (-1024,)
+    m[10], m[11] = ("x",), ("y",)
+    assert m._db.execute("SELECT count(*) FROM m").fetchone() == (0,)  # buffered
+    m[12] = ("z",)
+    assert m._db.execute("SELECT count(*) FROM m").fetchone() == (3,)  # the third write stores all
+    for k in (10, 11, 12):
+        del m[k]
+    m[1] = ("a",)
+    m[2**64] = ("no sqlite integer",)  # refused when the buffer is written
+    with pytest.raises(OverflowError):
+        len(m)
+    assert not m._db.in_transaction  # the flush's transaction was rolled back
+    assert m.get(1) == ("a",)  # and its writes stay buffered
+    del m._pending[2**64]  # (sqlite cannot even look that key up)
+    assert len(m) == 1  # the next flush opens its own transaction and writes the rest
+    assert m.get(1) == ("a",)
+    m.close()
+    assert not Path(m.directory).exists()

@@ -88,6 +88,22 @@ def test_shared_settings_have_the_same_type_bounds_and_kind_everywhere() -> None
         assert len(set(kinds.values())) == 1, (key, kinds)
 
 
+@pytest.mark.parametrize("key", ["batch_poll_seconds", "batch_timeout_minutes"])
+def test_batch_waits_have_the_same_type_bounds_default_and_kind_in_both_mailchimp_connectors(
+    key: str,
+) -> None:
+    names = ("tap-mailchimp-engagement", "target-mailchimp")
+    schemas = {
+        n: {k: v for k, v in _properties(n)[key].items() if k != "description"} for n in names
+    }
+    assert schemas["tap-mailchimp-engagement"] == schemas["target-mailchimp"], schemas
+    assert {"minimum", "maximum"} <= set(schemas["target-mailchimp"])
+    assert len({_meltano_settings(n)[key]["kind"] for n in names}) == 1
+    with pytest.raises(ConfigValidationError) as info:
+        TapMailchimpEngagement(config={**MINIMAL["tap-mailchimp-engagement"], key: 10_000})
+    assert any(key in e and "maximum" in e for e in info.value.errors), info.value.errors
+
+
 def test_bounds_are_checked_by_the_schema() -> None:
     with pytest.raises(ConfigValidationError) as info:
         TargetOroCommerce(config={**ORO, "max_connections": 33})
