@@ -153,6 +153,9 @@ class AutomationState:
     def __init__(self) -> None:
         self.automations: dict[str, Automation] = {}
         self.signups: list[tuple[str, str]] = []  # (list id, hash) subscribed since the last run
+        # Per abandoned-cart email, not persisted: the shop it last looked at, the shop's cart write
+        # number then, and the carts it passed over for want of a customer address (looked at again).
+        self._cart_scans: dict[str, tuple[Shop, int, set[str]]] = {}
 
     def note_subscribe(self, list_id: str, member_hash: str) -> None:
         """Store hook: a member became `subscribed` (O(1); examined at the next run)."""
@@ -283,6 +286,24 @@ class AutomationState:
                 due = max(float(opt) + email.delay_seconds, since)
                 email.queue[key] = QueueEntry(key, rec["email_address"], due, key)
 
+    def _carts_to_scan(self, shop: Shop, email: AutomationEmail) -> list[dict[str, Any]]:
+        """The carts that may have become due for ``email`` since its last look, in store order.
+
+        The first look (and the first after the store object changed: a reload, a new store) takes
+        every cart; later ones take the carts written since (`Shop.cart_written`) and those passed
+        over for want of a customer address, which is all a look can newly queue: the others were
+        older than the automation, sent, or queued at their current `updated_at` (issue 16: looking
+        at every cart on every request was a fifth of the sandbox's CPU in a large backfill).
+        """
+        last = self._cart_scans.get(email.id)
+        if last is None or last[0] is not shop:
+            shop.number_carts()
+            carts = list(shop.carts.values())
+        else:
+            carts = shop.in_cart_order([*shop.carts_written_after(last[1]), *last[2]])
+        self._cart_scans[email.id] = (shop, shop.cart_writes, set())
+        return carts
+
     def _scan_carts(self, engagement: EngagementState, auto: Automation, since: float) -> None:
         shop = engagement.ecommerce.shops.get(auto.store_id)
         if shop is None:
@@ -290,7 +311,9 @@ class AutomationState:
         for email in auto.emails:
             if email.action != "ecomm_abandoned_cart":
                 continue
-            for cart in shop.carts.values():
+            carts = self._carts_to_scan(shop, email)
+            no_address = self._cart_scans[email.id][2]
+            for cart in carts:
                 key = str(cart["id"])
                 updated = float(cart.get("updated_at") or 0.0)
                 if updated < auto.start_time or key in email.done:
@@ -301,6 +324,7 @@ class AutomationState:
                 customer = shop.customers.get(cart["customer_id"]) or {}
                 address = str(customer.get("email_address") or "")
                 if not address:
+                    no_address.add(key)
                     continue
                 due = max(updated + email.delay_seconds, since)
                 email.queue[key] = QueueEntry(
