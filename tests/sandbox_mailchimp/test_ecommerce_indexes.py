@@ -121,3 +121,20 @@ def test_the_abandoned_cart_automation_queues_what_a_look_at_every_cart_queues()
             email.done.add("k4")
             full_email.done.add("k4")
     assert [k for k, *_ in _queue(email)] == ["k1", "k3", "k2", "k5", "k0"]
+
+
+def test_an_automation_email_knows_its_earliest_due_entry_also_after_a_reload() -> None:
+    """A sync before the earliest entry skips the queue; every way in lowers the mark, a send
+    raises it to the next entry's time."""
+    from oromc_sandbox.mailchimp.automations import QueueEntry
+
+    engagement, auto, email = _cart_automation()
+    email.enqueue(QueueEntry("h1", "a@x.org", 500.0, "k1", cart_updated_at=1.0))
+    email.enqueue(QueueEntry("h2", "b@x.org", 300.0, "k2", cart_updated_at=1.0))
+    assert email.earliest == 300.0
+    assert AutomationEmail.load(email.dump()).earliest == 300.0
+    engagement.campaigns = {}
+    AutomationState()._send_due(engagement, auto, email, 299.0)
+    assert list(email.queue) == ["k1", "k2"]
+    AutomationState()._send_due(engagement, auto, email, 300.0)
+    assert (list(email.queue), email.done, email.earliest) == (["k1"], {"k2"}, 500.0)

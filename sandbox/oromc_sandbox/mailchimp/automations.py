@@ -24,6 +24,7 @@ nothing runs in the background). HTTP handlers are in `automation_api.py`.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,14 @@ class AutomationEmail:
     status: str = "sending"
     queue: dict[str, QueueEntry] = field(default_factory=dict)  # key -> entry
     done: set[str] = field(default_factory=set)  # keys sent or dropped (one send per key)
+    # No entry of `queue` is due before this (entries go in through `enqueue`): a sync before it
+    # need not look at the queue (issue 16: that look was O(queue) on every request).
+    earliest: float = field(default=math.inf, compare=False, repr=False)
+
+    def enqueue(self, entry: QueueEntry) -> None:
+        """Put ``entry`` in the queue (in place of one with its key)."""
+        self.queue[entry.key] = entry
+        self.earliest = min(self.earliest, entry.next_send)
 
     @property
     def delay_seconds(self) -> float:
@@ -114,8 +123,7 @@ class AutomationEmail:
             done=set(data["done"]),
         )
         for raw in data["queue"]:
-            entry = QueueEntry(**raw)
-            email.queue[entry.key] = entry
+            email.enqueue(QueueEntry(**raw))
         return email
 
 
@@ -284,7 +292,7 @@ class AutomationState:
                 ):
                     continue
                 due = max(float(opt) + email.delay_seconds, since)
-                email.queue[key] = QueueEntry(key, rec["email_address"], due, key)
+                email.enqueue(QueueEntry(key, rec["email_address"], due, key))
 
     def _carts_to_scan(self, shop: Shop, email: AutomationEmail) -> list[dict[str, Any]]:
         """The carts that may have become due for ``email`` since its last look, in store order.
@@ -327,8 +335,8 @@ class AutomationState:
                     no_address.add(key)
                     continue
                 due = max(updated + email.delay_seconds, since)
-                email.queue[key] = QueueEntry(
-                    subscriber_hash(address), address, due, key, cart_updated_at=updated
+                email.enqueue(
+                    QueueEntry(subscriber_hash(address), address, due, key, cart_updated_at=updated)
                 )
 
     @staticmethod
@@ -348,8 +356,13 @@ class AutomationState:
     def _send_due(
         self, engagement: EngagementState, auto: Automation, email: AutomationEmail, until: float
     ) -> None:
+        if until < email.earliest:
+            return
         due = sorted(
             (e for e in email.queue.values() if e.next_send <= until), key=lambda e: e.next_send
+        )
+        email.earliest = min(
+            (e.next_send for e in email.queue.values() if e.next_send > until), default=math.inf
         )
         if not due:
             return
@@ -374,7 +387,7 @@ class AutomationState:
         entry = email.queue.get(key)
         if entry is None:
             entry = QueueEntry(key, rec["email_address"], now + email.delay_seconds, key)
-            email.queue[key] = entry
+            email.enqueue(entry)
         return entry
 
     # ------------------------------------------------------------------ attribution
@@ -405,10 +418,10 @@ class AutomationState:
 
 
 def _converted(shop: Shop, customer_id: str, since: float) -> bool:
-    """Whether the customer placed an order after `since` (the cart became an order)."""
+    """Whether the customer placed an order after `since` (the cart became an order); reads the
+    customer's own orders (`OrderTable.of_customer`), not the store's."""
     return any(
-        o.get("customer_id") == customer_id and float(o.get("created_at") or 0.0) >= since
-        for o in shop.orders.values()
+        float(o.get("created_at") or 0.0) >= since for o in shop.orders.of_customer(customer_id)
     )
 
 
