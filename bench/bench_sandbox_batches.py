@@ -238,6 +238,35 @@ class Timer:
         }
 
 
+def _ping_during_job(
+    session: requests.Session, api: str, base: str, ops: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`GET /ping` latencies (ms) from another connection while a job's operations run."""
+    batch_id = session.post(f"{api}/batches", json={"operations": ops}, timeout=600).json()["id"]
+    session.post(
+        f"{base}/_sandbox/clock", json={"advance_seconds": 3 + 0.005 * len(ops)}, timeout=60
+    )
+    runner = threading.Thread(
+        target=session.get, args=(f"{api}/batches/{batch_id}",), kwargs={"timeout": 600}
+    )
+    pinger = requests.Session()
+    pinger.auth = session.auth
+    runner.start()
+    latencies = []
+    while runner.is_alive():
+        t0 = time.perf_counter()
+        pinger.get(f"{api}/ping", timeout=600).raise_for_status()
+        latencies.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.01)
+    runner.join()
+    latencies.sort()
+    return {
+        "pings": len(latencies),
+        "median_ms": round(latencies[len(latencies) // 2], 1),
+        "max_ms": round(latencies[-1], 1),
+    }
+
+
 def main() -> None:
     """Run the measurements and print JSON."""
     parser = argparse.ArgumentParser(
@@ -306,6 +335,9 @@ def main() -> None:
             }
         )
     result["jobs"] = jobs
+    result["ping_while_a_job_runs"] = _ping_during_job(
+        session, api, base, operations("orders", args.ops, 99, shop, rng)
+    )
     _, result["get_batches"] = timer(
         session.get, f"{api}/batches", params={"count": 1000}, timeout=600
     )
