@@ -382,7 +382,10 @@ def _customers_by_email(request: Request, shop: Shop) -> list[Any]:
 
 
 def _filtered_orders(request: Request, shop: Shop) -> list[Any]:
-    pairs = orders.filter_orders([(shop, o) for o in shop.orders.values()], _order_filter(request))
+    wanted = _order_filter(request)
+    if wanted == OrderFilter():  # no filter: every order, without a pair per order (issue 16)
+        return list(shop.orders.values())
+    pairs = orders.filter_orders([(shop, o) for o in shop.orders.values()], wanted)
     return [order for _, order in pairs]
 
 
