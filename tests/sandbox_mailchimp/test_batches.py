@@ -193,3 +193,25 @@ def test_get_of_one_resource_is_one_operation(mc: Any, fresh: Any, sandbox: Any)
     assert len(by_id["tags"]) == 2  # a collection of 12 in pages of 10: two operations
     assert sum(len(json.loads(r["response"])["tags"]) for r in by_id["tags"]) == 12
     assert done["total_operations"] == len(rows)
+
+
+def test_other_requests_are_answered_while_a_long_batch_runs(mc: Any, sandbox: Any) -> None:
+    """The runner gives the event loop a turn every few operations (issue 16: a 5,000-operation
+    job held every other request of the sandbox up until it had run): a `GET /ping` sent while a
+    read of the batch runs its operations comes back before that read does."""
+    import threading
+    import time
+
+    ops = [{"method": "GET", "path": "/ping", "operation_id": f"p{i}"} for i in range(5000)]
+    batch = mc.post("/batches", json={"operations": ops}).json()
+    sandbox.advance_clock(60)
+    done: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: done.update(mc.get(f"/batches/{batch['id']}").json()))
+    runner.start()
+    time.sleep(0.2)  # the read is running the operations
+    assert requests.get(f"{mc.base}/ping", auth=mc.session.auth, timeout=30).status_code == 200
+    answered_while_running = runner.is_alive()
+    runner.join(timeout=300)
+    assert done["status"] == "finished"
+    assert done["total_operations"] == 5000
+    assert answered_while_running

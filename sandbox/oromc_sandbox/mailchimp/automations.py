@@ -24,6 +24,7 @@ nothing runs in the background). HTTP handlers are in `automation_api.py`.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,14 @@ class AutomationEmail:
     status: str = "sending"
     queue: dict[str, QueueEntry] = field(default_factory=dict)  # key -> entry
     done: set[str] = field(default_factory=set)  # keys sent or dropped (one send per key)
+    # No entry of `queue` is due before this (entries go in through `enqueue`): a sync before it
+    # need not look at the queue (issue 16: that look was O(queue) on every request).
+    earliest: float = field(default=math.inf, compare=False, repr=False)
+
+    def enqueue(self, entry: QueueEntry) -> None:
+        """Put ``entry`` in the queue (in place of one with its key)."""
+        self.queue[entry.key] = entry
+        self.earliest = min(self.earliest, entry.next_send)
 
     @property
     def delay_seconds(self) -> float:
@@ -114,8 +123,7 @@ class AutomationEmail:
             done=set(data["done"]),
         )
         for raw in data["queue"]:
-            entry = QueueEntry(**raw)
-            email.queue[entry.key] = entry
+            email.enqueue(QueueEntry(**raw))
         return email
 
 
@@ -153,6 +161,9 @@ class AutomationState:
     def __init__(self) -> None:
         self.automations: dict[str, Automation] = {}
         self.signups: list[tuple[str, str]] = []  # (list id, hash) subscribed since the last run
+        # Per abandoned-cart email, not persisted: the shop it last looked at, the shop's cart write
+        # number then, and the carts it passed over for want of a customer address (looked at again).
+        self._cart_scans: dict[str, tuple[Shop, int, set[str]]] = {}
 
     def note_subscribe(self, list_id: str, member_hash: str) -> None:
         """Store hook: a member became `subscribed` (O(1); examined at the next run)."""
@@ -281,7 +292,25 @@ class AutomationState:
                 ):
                     continue
                 due = max(float(opt) + email.delay_seconds, since)
-                email.queue[key] = QueueEntry(key, rec["email_address"], due, key)
+                email.enqueue(QueueEntry(key, rec["email_address"], due, key))
+
+    def _carts_to_scan(self, shop: Shop, email: AutomationEmail) -> list[dict[str, Any]]:
+        """The carts that may have become due for ``email`` since its last look, in store order.
+
+        The first look (and the first after the store object changed: a reload, a new store) takes
+        every cart; later ones take the carts written since (`Shop.cart_written`) and those passed
+        over for want of a customer address, which is all a look can newly queue: the others were
+        older than the automation, sent, or queued at their current `updated_at` (issue 16: looking
+        at every cart on every request was a fifth of the sandbox's CPU in a large backfill).
+        """
+        last = self._cart_scans.get(email.id)
+        if last is None or last[0] is not shop:
+            shop.number_carts()
+            carts = list(shop.carts.values())
+        else:
+            carts = shop.in_cart_order([*shop.carts_written_after(last[1]), *last[2]])
+        self._cart_scans[email.id] = (shop, shop.cart_writes, set())
+        return carts
 
     def _scan_carts(self, engagement: EngagementState, auto: Automation, since: float) -> None:
         shop = engagement.ecommerce.shops.get(auto.store_id)
@@ -290,7 +319,9 @@ class AutomationState:
         for email in auto.emails:
             if email.action != "ecomm_abandoned_cart":
                 continue
-            for cart in shop.carts.values():
+            carts = self._carts_to_scan(shop, email)
+            no_address = self._cart_scans[email.id][2]
+            for cart in carts:
                 key = str(cart["id"])
                 updated = float(cart.get("updated_at") or 0.0)
                 if updated < auto.start_time or key in email.done:
@@ -301,10 +332,11 @@ class AutomationState:
                 customer = shop.customers.get(cart["customer_id"]) or {}
                 address = str(customer.get("email_address") or "")
                 if not address:
+                    no_address.add(key)
                     continue
                 due = max(updated + email.delay_seconds, since)
-                email.queue[key] = QueueEntry(
-                    subscriber_hash(address), address, due, key, cart_updated_at=updated
+                email.enqueue(
+                    QueueEntry(subscriber_hash(address), address, due, key, cart_updated_at=updated)
                 )
 
     @staticmethod
@@ -324,8 +356,13 @@ class AutomationState:
     def _send_due(
         self, engagement: EngagementState, auto: Automation, email: AutomationEmail, until: float
     ) -> None:
+        if until < email.earliest:
+            return
         due = sorted(
             (e for e in email.queue.values() if e.next_send <= until), key=lambda e: e.next_send
+        )
+        email.earliest = min(
+            (e.next_send for e in email.queue.values() if e.next_send > until), default=math.inf
         )
         if not due:
             return
@@ -350,7 +387,7 @@ class AutomationState:
         entry = email.queue.get(key)
         if entry is None:
             entry = QueueEntry(key, rec["email_address"], now + email.delay_seconds, key)
-            email.queue[key] = entry
+            email.enqueue(entry)
         return entry
 
     # ------------------------------------------------------------------ attribution
@@ -381,10 +418,10 @@ class AutomationState:
 
 
 def _converted(shop: Shop, customer_id: str, since: float) -> bool:
-    """Whether the customer placed an order after `since` (the cart became an order)."""
+    """Whether the customer placed an order after `since` (the cart became an order); reads the
+    customer's own orders (`OrderTable.of_customer`), not the store's."""
     return any(
-        o.get("customer_id") == customer_id and float(o.get("created_at") or 0.0) >= since
-        for o in shop.orders.values()
+        float(o.get("created_at") or 0.0) >= since for o in shop.orders.of_customer(customer_id)
     )
 
 

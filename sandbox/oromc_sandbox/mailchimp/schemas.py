@@ -62,10 +62,47 @@ def _json_name(value: Any) -> str:
     return "NULL" if value is None else json_type(value)
 
 
+_IS_TYPE = Draft7Validator.TYPE_CHECKER.is_type
+
+
+def _types_conform(schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` has no mistyped value under `schema` (its `type`, `properties`, `items`).
+
+    The same type rules as the validator (its type checker), without building an error per
+    keyword: most bodies conform, and the validator's walk was a quarter of the sandbox's CPU in a
+    large `/batches` backfill (issue 16). A body that does not conform goes to the validator for
+    its `errors[]`. The derived schemas use no other keyword that checks types (`enum` errors are
+    not reported here).
+    """
+    expected = schema.get("type")
+    if isinstance(expected, str):
+        if not _IS_TYPE(value, expected):
+            return False
+    elif expected is not None:
+        return False  # a list of types: the validator decides
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if properties:
+            for key, item in value.items():
+                sub = properties.get(key)
+                if sub is not None and not _types_conform(sub, item):
+                    return False
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            return all(_types_conform(items, item) for item in value)
+        if items is not None:
+            return False
+    return True
+
+
 def type_errors(method: str, template: str, body: Any) -> list[dict[str, str]]:
     """Mailchimp-style `errors[]` for every mistyped value of a write body (empty when it conforms)."""
-    validator = _validator("requests", operation_key(method, template))
+    key = operation_key(method, template)
+    validator = _validator("requests", key)
     if validator is None:
+        return []
+    if _types_conform(_index("requests")[key], body):
         return []
     out = []
     for err in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.path]):

@@ -253,6 +253,7 @@ def create_cart(host: EcommerceHost, shop: Shop, body: dict[str, Any]) -> dict[s
     copy_keys(cart, body, CART_KEYS)
     cart["campaign_id"] = campaign_id
     shop.carts[cart_id] = cart
+    shop.cart_written(cart_id, created=True)
     return cart
 
 
@@ -266,6 +267,13 @@ def update_cart(
         cart["lines"] = check_lines(shop, body["lines"])
     copy_keys(cart, {k: v for k, v in body.items() if k != "campaign_id"}, CART_KEYS)
     cart["updated_at"] = now_of(host)
+    shop.cart_written(cart["id"])
+
+
+def _owner_written(shop: Shop, owner: dict[str, Any]) -> None:
+    """Note the write of a line of `owner` when it is one of the store's carts."""
+    if shop.carts.get(owner["id"]) is owner:
+        shop.cart_written(owner["id"])
 
 
 def line_or_404(owner: dict[str, Any], line_id: str) -> dict[str, Any]:
@@ -284,6 +292,7 @@ def add_line(
         raise duplicate_error(f"{kind} line")
     owner["lines"].append(line)
     owner["updated_at"] = now_of(host)
+    _owner_written(shop, owner)
     return line
 
 
@@ -298,8 +307,10 @@ def update_line(
     merged = {**line, **{k: v for k, v in body.items() if k in LINE_KEYS}}
     line.update(check_line(shop, merged, ""))
     owner["updated_at"] = now_of(host)
+    _owner_written(shop, owner)
 
 
-def delete_line(host: EcommerceHost, owner: dict[str, Any], line_id: str) -> None:
+def delete_line(host: EcommerceHost, shop: Shop, owner: dict[str, Any], line_id: str) -> None:
     owner["lines"].remove(line_or_404(owner, line_id))
     owner["updated_at"] = now_of(host)
+    _owner_written(shop, owner)
