@@ -48,6 +48,8 @@ class StoreCache:
         )
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
+        # ids of collections not read whole whose store copy is known (looked up, written): a few
+        self._known: dict[str, set[str]] = {}
 
     def loaded(self, collection: str) -> bool:
         """True once :meth:`load` has filled ``collection``."""
@@ -72,6 +74,19 @@ class StoreCache:
     def mark_loaded(self, collection: str) -> None:
         """Every record of ``collection`` is in."""
         self._loaded.add(collection)
+        self._known.pop(collection, None)
+
+    def mark_known(self, collection: str, keys: Iterable[str]) -> None:
+        """The store's copy of each of ``keys`` is known (held here, or absent from the store) although
+        ``collection`` is not read whole (a lookup by id)."""
+        if collection not in self._loaded:
+            with self._lock:
+                self._known.setdefault(collection, set()).update(keys)
+
+    def known(self, collection: str, key: str) -> bool:
+        """True when the store's copy of ``key`` is known: ``collection`` read whole, or ``key``
+        looked up or written (:meth:`mark_known`, :meth:`put`, :meth:`delete`)."""
+        return collection in self._loaded or key in self._known.get(collection, ())
 
     def _insert(self, rows: list[tuple[str, str, str]]) -> None:
         if not rows:
@@ -95,11 +110,13 @@ class StoreCache:
             self._db.execute(
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (collection, key, _dumps(doc))
             )
+        self.mark_known(collection, [key])
 
     def delete(self, collection: str, key: str) -> None:
         """Forget the record ``key`` of ``collection`` (nothing if absent)."""
         with self._lock:
             self._db.execute("DELETE FROM records WHERE collection = ? AND id = ?", (collection, key))
+        self.mark_known(collection, [key])
 
     def close(self) -> None:
         """Close the database and remove its directory (idempotent)."""

@@ -171,6 +171,7 @@ def test_ecommerce_without_store_id_fails_clearly(
 # -- /batches for many writes -----------------------------------------------------------------
 BATCHES = "POST /3.0/batches"
 ORDERS_POST = "POST /3.0/ecommerce/stores/{store_id}/orders"
+ORDERS_READ = "GET /3.0/ecommerce/stores/{store_id}/orders"
 
 
 def _routes(sb: RunningSandbox) -> dict[str, int]:
@@ -204,7 +205,13 @@ def _many(n: int) -> list[dict[str, Any]]:
 def test_many_orders_go_as_one_batch_with_per_operation_rejects(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": 0,  # the store read whole: the writes' batch is the only job
+    }
     target, _ = run_target(cfg, _lines("ecommerce_orders", _many(12)))
     routes = _routes(sb)
     assert routes.get(BATCHES) == 1  # 12 orders: one /batches call, no POST per order
@@ -239,20 +246,28 @@ def test_many_orders_go_as_one_batch_with_per_operation_rejects(
 def test_a_trickle_uses_single_calls(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5}
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_lookup_up_to": 0}
     run_target(cfg, _lines("ecommerce_orders", [_order(f"o{i}") for i in range(4)]))
     routes = _routes(sb)
     assert BATCHES not in routes
     assert routes[ORDERS_POST] == 4
 
 
+@pytest.mark.parametrize("lookup_up_to", [0, 1000])
 def test_a_killed_runs_batch_is_awaited_not_sent_again(
-    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, lookup_up_to: int
 ) -> None:
     """A run killed after submitting its batch: the batch keeps running on Mailchimp's side; the next
-    run (the tap replays the window: state had not moved) waits for it, reads the store and sends only
-    what that batch did not write."""
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    run (the tap replays the window: state had not moved) waits for it, reads the store (or, for a
+    trickle, looks its records up in a job queued behind it) and sends only what that batch did not
+    write."""
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": lookup_up_to,
+    }
     orders = [_order(f"o{i}") for i in range(10)]
     run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
     base = f"/ecommerce/stores/{STORE}/orders"
@@ -275,19 +290,32 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     routes = _routes(sb)
     assert api.get(f"/batches/{submitted}")["status"] == "finished"
     assert routes[ORDERS_POST] == 3  # o7..o9 only: o0..o6 are in the store already
-    assert BATCHES not in routes
+    # the lookup: one job of 11 GETs (10 orders, their product), no read of the store's orders
+    assert routes.get(BATCHES, 0) == (1 if lookup_up_to else 0)
+    assert (ORDERS_READ in routes) == (not lookup_up_to)
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["unchanged"] == 7
     assert "rejected_by_reason" not in summary or not summary["rejected_by_reason"]
     assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
 
 
+@pytest.mark.parametrize("lookup_up_to", [0, 1000])
 def test_a_run_killed_mid_batch_converges(
-    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, tmp_path: Path
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    tmp_path: Path,
+    lookup_up_to: int,
 ) -> None:
     """The target process killed right after submitting its batch; the re-run (same input: the state
     had not moved) ends with every order written once, no reject and nothing sent twice."""
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": lookup_up_to,
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     orders = [_order(f"o{i}") for i in range(8)]
     lines = _lines("ecommerce_orders", orders)
@@ -308,13 +336,12 @@ def test_a_run_killed_mid_batch_converges(
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    batches = api.get("/batches")["batches"]
-    assert len(batches) == 1
-    assert batches[0]["status"] != "finished"
+    batches = [b for b in api.get("/batches")["batches"] if b["status"] != "finished"]
+    assert len(batches) == 1  # the writes' job (a lookup job before it is finished)
     sb.reset_stats()
     target, _ = run_target(cfg, lines)
     routes = _routes(sb)
-    assert BATCHES not in routes
+    assert routes.get(BATCHES, 0) == (1 if lookup_up_to else 0)  # the lookup only
     assert ORDERS_POST not in routes
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["unchanged"] == 8
@@ -428,7 +455,7 @@ def test_a_batch_of_live_changes_leaves_the_store_not_syncing(
     writes) but is no backfill: the store stays not syncing, so its automations keep firing."""
     base = f"/ecommerce/stores/{STORE}"
     client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
-    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2, lookup_up_to=0)
     assert settings.batch_threshold <= 12 < settings.backfill_threshold
     first = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
     first.process("ecommerce_orders", [_order("o1")])
@@ -475,6 +502,7 @@ def test_batches_of_other_resources_and_the_tail_queue_without_waiting(
         "ecommerce_batch_threshold": 5,
         "batch_poll_seconds": 0.2,
         "batch_size_rows": 10,
+        "ecommerce_lookup_up_to": 0,  # the store read whole: only the writes' jobs
     }
     orders = []
     for i in range(12):
@@ -576,7 +604,9 @@ def test_customers_past_the_blind_limit_are_compared_with_the_store(
     """More customers in the run than ``blind_writes_up_to``: from then on the store's customers are
     read once and only changed ones are written (the diff a backfill needs)."""
     client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
-    settings = StoreSettings(STORE, config["list_id"], blind_writes_up_to=2, batch_poll_seconds=0.2)
+    settings = StoreSettings(
+        STORE, config["list_id"], blind_writes_up_to=2, batch_poll_seconds=0.2, lookup_up_to=0
+    )
     first = EcommerceSync(client, settings, RunReport("t"), workers=2)
     first.process("ecommerce_customers", [_customer(f"cu{i}", "Al") for i in range(4)])  # 4 > 2: diff
     first.finish()
