@@ -104,6 +104,8 @@ PIPELINE_DEPTH = 2
 # found none either for the body); a window's writes beyond this go as further batches, queued behind.
 MAX_BATCH_BYTES = 8 * 2**20
 LOGGER = logging.getLogger("target_mailchimp.ecommerce")
+STORE_FIELDS = {"fields": "id,list_id,is_syncing"}
+"""What ``ensure_store`` reads of the store."""
 
 
 @dataclass(frozen=True)
@@ -394,16 +396,14 @@ class EcommerceSync:
         self._expected_ends: dict[str, float] = {}  # batch id -> when it should be done (its first poll)
 
     # -- store -------------------------------------------------------------------------
-    def ensure_store(self) -> None:
-        """Create the store for the audience if missing; fail fast if it belongs to another audience."""
+    def ensure_store(self, found: tuple[dict[str, Any] | None] | None = None) -> None:
+        """Create the store for the audience if missing; fail fast if it belongs to another audience.
+        ``found``: the store as a lookup job already read it (``(None,)``: not there), else one GET."""
         with self._lock:
             if self._store_ready:
                 return
-            try:
-                store = self.client.get(self.base, {"fields": "id,list_id,is_syncing"}) or {}
-            except PermanentMailchimpError as exc:
-                if exc.status != 404:
-                    raise
+            store = self._get_store() if found is None else found[0]
+            if store is None:
                 body = _clean(
                     {
                         "id": self.settings.store_id,
@@ -425,6 +425,15 @@ class EcommerceSync:
             # (a killed run may have left it syncing: this run's end clears it)
             self._syncing = self._syncing or self.settings.is_syncing or store.get("is_syncing") is True
             self._store_ready = True
+
+    def _get_store(self) -> dict[str, Any] | None:
+        """The store (the fields ``ensure_store`` checks), None when Mailchimp has none (404)."""
+        try:
+            return dict(self.client.get(self.base, STORE_FIELDS) or {})
+        except PermanentMailchimpError as exc:
+            if exc.status != 404:
+                raise
+            return None
 
     def _await_open_batches(self) -> None:
         """Wait for batches still running on the account (a killed run's batch keeps running
@@ -549,21 +558,24 @@ class EcommerceSync:
         account's open batches, ``_await_open_batches``; a record of ours in flight was settled by
         the caller, a product in flight counts as there in ``_ensure_products``). A 404
         is a record the store does not have; an operation without a usable result is read again with
-        a single GET. A collection read whole (or being read ahead) is waited for instead."""
+        a single GET. A collection read whole (or being read ahead) is waited for instead. The store
+        itself (``ensure_store``) is checked by the same job when not yet, saving its call."""
         todo: list[tuple[str, str]] = []
         for collection, keys in wanted.items():
             if self._known.loaded(collection) or collection in self._prefetched:
                 self._collection(collection)
                 continue
             todo += [(collection, k) for k in dict.fromkeys(keys) if not self._known.known(collection, k)]
-        if not todo:
-            return
         if len(todo) < self.settings.batch_threshold:
+            self.ensure_store()
+            if not todo:
+                return
             self._await_open_batches()
             docs = run_concurrently([partial(self._get_one, c, k) for c, k in todo], self.workers)
             found = dict(zip(todo, docs, strict=True))
         else:
-            found = self._get_by_batch(todo)
+            found, store = self._get_by_batch(todo, with_store=not self._store_ready)
+            self.ensure_store(store)
         for (collection, key), doc in found.items():
             if doc is None:
                 self._known.mark_known(collection, [key])
@@ -585,10 +597,14 @@ class EcommerceSync:
             raise
         return dict(doc or {})
 
-    def _get_by_batch(self, todo: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any] | None]:
-        """The records of ``todo`` through one ``/batches`` job of GETs (results from its archive)."""
+    def _get_by_batch(
+        self, todo: list[tuple[str, str]], *, with_store: bool
+    ) -> tuple[dict[tuple[str, str], dict[str, Any] | None], tuple[dict[str, Any] | None] | None]:
+        """The records of ``todo`` through one ``/batches`` job of GETs (results from its archive);
+        ``with_store``: the store's GET too, its result second (``(None,)``: no store; None: no
+        usable result, ``ensure_store`` reads it again)."""
         by_op = {f"{c}:{k}": (c, k) for c, k in todo}
-        operations = [
+        operations: list[dict[str, Any]] = [
             {
                 "method": "GET",
                 "path": f"{self.base}/{c}/{k}",
@@ -597,6 +613,10 @@ class EcommerceSync:
             }
             for op_id, (c, k) in by_op.items()
         ]
+        if with_store:
+            operations.append(
+                {"method": "GET", "path": self.base, "params": STORE_FIELDS, "operation_id": "store"}
+            )
         batch_id = submit_batch(self.client, operations)
         self._expected_ends[batch_id] = self._expected_end(len(operations))
         self._pace.expect(batch_id, len(operations))
@@ -609,7 +629,14 @@ class EcommerceSync:
         finally:
             self._expected_ends.pop(batch_id, None)
         found: dict[tuple[str, str], dict[str, Any] | None] = {}
+        store: tuple[dict[str, Any] | None] | None = None
         for result in iter_results(self.client, str(doc.get("response_body_url") or "")):
+            if with_store and result.operation_id == "store":
+                if result.status_code == 404:
+                    store = (None,)
+                elif result.status_code < 400 and isinstance(result.body, dict):
+                    store = (dict(result.body),)
+                continue
             wanted = by_op.get(result.operation_id)
             if wanted is None or wanted in found:
                 continue
@@ -622,7 +649,7 @@ class EcommerceSync:
             LOGGER.warning("Batch %s: %d lookups without a result; read one by one.", batch_id, len(again))
             docs = run_concurrently([partial(self._get_one, c, k) for c, k in again], self.workers)
             found.update(zip(again, docs, strict=True))
-        return found
+        return found, store
 
     # -- records -----------------------------------------------------------------------
     def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -660,7 +687,15 @@ class EcommerceSync:
     def _process(self, stream: str, records: list[dict[str, Any]]) -> None:
         resource = RESOURCES[stream]
         self.report.count(stream, "received", len(records))
-        self.ensure_store()
+        drained = self._drained.get(stream, 0)
+        self._drained[stream] = drained + len(records)
+        blind = self._may_write_blind(stream, drained + len(records))
+        # the sink counts a stream's records as they arrive, ahead of the drains
+        look_up = not blind and self._may_look_up(
+            stream, max(self._arrived.get(stream, 0), drained + len(records))
+        )
+        if not look_up:
+            self.ensure_store()  # a lookup job reads the store too (``_look_up``)
         latest: dict[str, dict[str, Any]] = {}
         for record in records:
             key = str(record.get("id"))
@@ -669,13 +704,10 @@ class EcommerceSync:
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
         self.batches.settle(keys=_queue_keys(resource.collection, latest))
-        drained = self._drained.get(stream, 0)
-        self._drained[stream] = drained + len(records)
-        if self._may_write_blind(stream, drained + len(records)):
+        if blind:
             self._run(self._blind(resource, latest), blind=True)
             return
-        # the sink counts a stream's records as they arrive, ahead of the drains
-        if self._may_look_up(stream, max(self._arrived.get(stream, 0), drained + len(records))):
+        if look_up:
             wanted = {resource.collection: list(latest)}
             if resource.collection in {"orders", "carts"}:
                 wanted["products"] = _line_products(latest.values())
