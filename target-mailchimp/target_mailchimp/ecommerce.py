@@ -9,9 +9,13 @@ Input records are Mailchimp-shaped and self-contained (an order carries its ``cu
   writes of one resource; not the smaller batch threshold), or for the whole run with the
   ``is_syncing`` setting; the end of the run sets it back to ``false``;
 * what the store already holds is read once per resource (paged, 1,000 a call) and only records that
-  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``); but a trickle of
-  customers (at most ``blind_writes_up_to`` in the run) is upserted without that read, always as a
-  batch (``_may_write_blind``): the read's calls grow with the store, a few writes inside one job do not;
+  differ from it are written (create: ``POST``; change: ``PATCH``, customers ``PUT``); but the records
+  of a stream that brings at most ``lookup_up_to`` in the run (a trickle: a re-run after a few changes)
+  are looked up by id instead (``_look_up``: single GETs, or one ``/batches`` job of GETs, 404 = not
+  there; with the products their order or cart lines name), then compared the same way: the read's
+  calls grow with the store, the lookup's with the records. Optionally a trickle of customers (at most
+  ``blind_writes_up_to`` in the run) is upserted without any read, always as a batch
+  (``_may_write_blind``), unchanged ones included;
 * an order or cart line that names a product Mailchimp does not know yet gets a placeholder product
   (title from the line's ``product_title``), which the ``ecommerce_products`` stream later completes:
   so the streams may arrive in any order;
@@ -86,6 +90,12 @@ DEFAULT_BACKFILL_THRESHOLD = 50
 # call per 1,000 customers the store holds, writing a few unchanged ones again costs no call inside
 # their batch, but it is a write. Off by default: a re-run with nothing changed writes nothing.
 DEFAULT_BLIND_WRITES_UP_TO = 0
+# The records of a stream whose run brings at most this many (setting ``ecommerce_lookup_up_to``) are
+# looked up in the store by id instead of reading the store's whole collection: the lookup costs a few
+# calls (one /batches job of GETs; single GETs below ``batch_threshold``), the read a call per 1,000
+# records the store holds. One page's worth: a run that brings more reads the collection (a backfill
+# compares every record; a job of thousands of GETs runs longer at Mailchimp than the pages).
+DEFAULT_LOOKUP_UP_TO = PAGE
 # Batches in flight at once. Mailchimp runs one batch at a time per account, so a second one only
 # queues behind the first: it starts the moment the first ends instead of after the target has polled,
 # downloaded and parsed the first one's results and built the next window. More than two buys nothing.
@@ -94,6 +104,8 @@ PIPELINE_DEPTH = 2
 # found none either for the body); a window's writes beyond this go as further batches, queued behind.
 MAX_BATCH_BYTES = 8 * 2**20
 LOGGER = logging.getLogger("target_mailchimp.ecommerce")
+STORE_FIELDS = {"fields": "id,list_id,is_syncing"}
+"""What ``ensure_store`` reads of the store."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,7 @@ class StoreSettings:
     batch_threshold: int = DEFAULT_BATCH_THRESHOLD
     backfill_threshold: int = DEFAULT_BACKFILL_THRESHOLD
     blind_writes_up_to: int = DEFAULT_BLIND_WRITES_UP_TO
+    lookup_up_to: int = DEFAULT_LOOKUP_UP_TO
     batch_poll_seconds: float = 1.0
     batch_timeout_seconds: float = 3600.0
 
@@ -383,16 +396,14 @@ class EcommerceSync:
         self._expected_ends: dict[str, float] = {}  # batch id -> when it should be done (its first poll)
 
     # -- store -------------------------------------------------------------------------
-    def ensure_store(self) -> None:
-        """Create the store for the audience if missing; fail fast if it belongs to another audience."""
+    def ensure_store(self, found: tuple[dict[str, Any] | None] | None = None) -> None:
+        """Create the store for the audience if missing; fail fast if it belongs to another audience.
+        ``found``: the store as a lookup job already read it (``(None,)``: not there), else one GET."""
         with self._lock:
             if self._store_ready:
                 return
-            try:
-                store = self.client.get(self.base, {"fields": "id,list_id,is_syncing"}) or {}
-            except PermanentMailchimpError as exc:
-                if exc.status != 404:
-                    raise
+            store = self._get_store() if found is None else found[0]
+            if store is None:
                 body = _clean(
                     {
                         "id": self.settings.store_id,
@@ -414,6 +425,15 @@ class EcommerceSync:
             # (a killed run may have left it syncing: this run's end clears it)
             self._syncing = self._syncing or self.settings.is_syncing or store.get("is_syncing") is True
             self._store_ready = True
+
+    def _get_store(self) -> dict[str, Any] | None:
+        """The store (the fields ``ensure_store`` checks), None when Mailchimp has none (404)."""
+        try:
+            return dict(self.client.get(self.base, STORE_FIELDS) or {})
+        except PermanentMailchimpError as exc:
+            if exc.status != 404:
+                raise
+            return None
 
     def _await_open_batches(self) -> None:
         """Wait for batches still running on the account (a killed run's batch keeps running
@@ -463,10 +483,22 @@ class EcommerceSync:
 
     def arrived(self, stream: str) -> None:
         """A record of ``stream`` reached its sink: reads the store's collection ahead (``prefetch``)
-        unless the stream's records so far would be written without it (``_may_write_blind``)."""
+        unless the stream's records so far would be looked up by id (``_may_look_up``) or written
+        without it (``_may_write_blind``)."""
         self._arrived[stream] = self._arrived.get(stream, 0) + 1
-        if not self._may_write_blind(stream, self._arrived[stream]):
+        records = self._arrived[stream]
+        if not (self._may_write_blind(stream, records) or self._may_look_up(stream, records)):
             self.prefetch(stream)
+
+    def _may_look_up(self, stream: str, records: int) -> bool:
+        """True when ``records`` of ``stream`` in this run are few enough to be looked up by id
+        (``lookup_up_to``) and its collection is neither read nor being read ahead."""
+        collection = RESOURCES[stream].collection
+        return (
+            records <= self.settings.lookup_up_to
+            and not self._known.loaded(collection)
+            and collection not in self._prefetched
+        )
 
     def _may_write_blind(self, stream: str, records: int) -> bool:
         """True when ``records`` of ``stream`` in this run are few enough to be written without the
@@ -519,6 +551,106 @@ class EcommerceSync:
                 self._known.mark_loaded(name)
             return self._known.view(name)
 
+    def _look_up(self, wanted: Mapping[str, Iterable[str]]) -> None:
+        """Learn the store's copy of the records ``wanted`` (collection -> ids) that are neither read
+        nor looked up yet: one ``/batches`` job of their GETs (it runs after any batch a killed run
+        left running: submission order), or single GETs for fewer than ``batch_threshold`` (after the
+        account's open batches, ``_await_open_batches``; a record of ours in flight was settled by
+        the caller, a product in flight counts as there in ``_ensure_products``). A 404
+        is a record the store does not have; an operation without a usable result is read again with
+        a single GET. A collection read whole (or being read ahead) is waited for instead. The store
+        itself (``ensure_store``) is checked by the same job when not yet, saving its call."""
+        todo: list[tuple[str, str]] = []
+        for collection, keys in wanted.items():
+            if self._known.loaded(collection) or collection in self._prefetched:
+                self._collection(collection)
+                continue
+            todo += [(collection, k) for k in dict.fromkeys(keys) if not self._known.known(collection, k)]
+        if len(todo) < self.settings.batch_threshold:
+            self.ensure_store()
+            if not todo:
+                return
+            self._await_open_batches()
+            docs = run_concurrently([partial(self._get_one, c, k) for c, k in todo], self.workers)
+            found = dict(zip(todo, docs, strict=True))
+        else:
+            found, store = self._get_by_batch(todo, with_store=not self._store_ready)
+            self.ensure_store(store)
+        for (collection, key), doc in found.items():
+            if doc is None:
+                self._known.mark_known(collection, [key])
+            else:
+                self._known.put(collection, key, _slim(collection, doc))
+        LOGGER.info(
+            "Looked up %d store records by id (%d not in the store)",
+            len(todo),
+            sum(doc is None for doc in found.values()),
+        )
+
+    def _get_one(self, collection: str, key: str) -> dict[str, Any] | None:
+        """The store's record ``key`` of ``collection`` (one GET), None when it has none (404)."""
+        try:
+            doc = self.client.get(f"{self.base}/{collection}/{key}", {"exclude_fields": "_links"})
+        except PermanentMailchimpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(doc or {})
+
+    def _get_by_batch(
+        self, todo: list[tuple[str, str]], *, with_store: bool
+    ) -> tuple[dict[tuple[str, str], dict[str, Any] | None], tuple[dict[str, Any] | None] | None]:
+        """The records of ``todo`` through one ``/batches`` job of GETs (results from its archive);
+        ``with_store``: the store's GET too, its result second (``(None,)``: no store; None: no
+        usable result, ``ensure_store`` reads it again)."""
+        by_op = {f"{c}:{k}": (c, k) for c, k in todo}
+        operations: list[dict[str, Any]] = [
+            {
+                "method": "GET",
+                "path": f"{self.base}/{c}/{k}",
+                "params": {"exclude_fields": "_links"},
+                "operation_id": op_id,
+            }
+            for op_id, (c, k) in by_op.items()
+        ]
+        if with_store:
+            operations.append(
+                {"method": "GET", "path": self.base, "params": STORE_FIELDS, "operation_id": "store"}
+            )
+        batch_id = submit_batch(self.client, operations)
+        self._expected_ends[batch_id] = self._expected_end(len(operations))
+        self._pace.expect(batch_id, len(operations))
+        LOGGER.info("Looking up %d store records in batch %s", len(operations), batch_id)
+        try:
+            doc = self._wait(batch_id)
+        except (BatchExpiredError, BatchTimeoutError) as exc:
+            msg = f"Mailchimp batch {batch_id} did not finish: {exc}"
+            raise RuntimeError(msg) from exc
+        finally:
+            self._expected_ends.pop(batch_id, None)
+        found: dict[tuple[str, str], dict[str, Any] | None] = {}
+        store: tuple[dict[str, Any] | None] | None = None
+        for result in iter_results(self.client, str(doc.get("response_body_url") or "")):
+            if with_store and result.operation_id == "store":
+                if result.status_code == 404:
+                    store = (None,)
+                elif result.status_code < 400 and isinstance(result.body, dict):
+                    store = (dict(result.body),)
+                continue
+            wanted = by_op.get(result.operation_id)
+            if wanted is None or wanted in found:
+                continue
+            if result.status_code == 404:
+                found[wanted] = None
+            elif result.status_code < 400 and isinstance(result.body, dict) and result.body.get("id"):
+                found[wanted] = dict(result.body)
+        again = [w for w in todo if w not in found]
+        if again:
+            LOGGER.warning("Batch %s: %d lookups without a result; read one by one.", batch_id, len(again))
+            docs = run_concurrently([partial(self._get_one, c, k) for c, k in again], self.workers)
+            found.update(zip(again, docs, strict=True))
+        return found, store
+
     # -- records -----------------------------------------------------------------------
     def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
         """The request body of one record: its resource's fields, each checked by its documented rule."""
@@ -555,7 +687,15 @@ class EcommerceSync:
     def _process(self, stream: str, records: list[dict[str, Any]]) -> None:
         resource = RESOURCES[stream]
         self.report.count(stream, "received", len(records))
-        self.ensure_store()
+        drained = self._drained.get(stream, 0)
+        self._drained[stream] = drained + len(records)
+        blind = self._may_write_blind(stream, drained + len(records))
+        # the sink counts a stream's records as they arrive, ahead of the drains
+        look_up = not blind and self._may_look_up(
+            stream, max(self._arrived.get(stream, 0), drained + len(records))
+        )
+        if not look_up:
+            self.ensure_store()  # a lookup job reads the store too (``_look_up``)
         latest: dict[str, dict[str, Any]] = {}
         for record in records:
             key = str(record.get("id"))
@@ -564,12 +704,19 @@ class EcommerceSync:
             latest[key] = record
         # What is compared below must include every earlier write of the same records.
         self.batches.settle(keys=_queue_keys(resource.collection, latest))
-        drained = self._drained.get(stream, 0)
-        self._drained[stream] = drained + len(records)
-        if self._may_write_blind(stream, drained + len(records)):
+        if blind:
             self._run(self._blind(resource, latest), blind=True)
             return
-        known = self._collection(resource.collection)
+        if look_up:
+            wanted = {resource.collection: list(latest)}
+            if resource.collection in {"orders", "carts"}:
+                wanted["products"] = _line_products(latest.values())
+            self._look_up(wanted)
+            known = self._known.view(resource.collection)
+            products = self._known.view("products")
+        else:
+            known = self._collection(resource.collection)
+            products = None
         writes: list[Write] = []
         for key, record in latest.items():
             current = known.get(key)
@@ -602,7 +749,11 @@ class EcommerceSync:
                 for line in record.get("lines") or []
                 if isinstance(line, Mapping) and line.get("product_title")
             }
-            self._ensure_products([w.body for w in writes if w.body], titles)
+            self._ensure_products(
+                [w.body for w in writes if w.body],
+                titles,
+                products if products is not None else self._collection("products"),
+            )
         self._run(writes)
 
     def _blind(self, resource: Resource, latest: Mapping[str, Mapping[str, Any]]) -> list[Write]:
@@ -632,9 +783,11 @@ class EcommerceSync:
             self._await_open_batches()
             run_concurrently([partial(self._write, w) for w in writes], self.workers)
 
-    def _ensure_products(self, bodies: list[dict[str, Any]], titles: dict[str, str]) -> None:
-        """Create placeholder products/variants for lines that reference unknown ones."""
-        products = self._collection("products")
+    def _ensure_products(
+        self, bodies: list[dict[str, Any]], titles: dict[str, str], products: CollectionView
+    ) -> None:
+        """Create placeholder products/variants for lines that reference unknown ones (``products``:
+        the store's, read whole or looked up for these lines)."""
         queued: dict[str, set[str]] = {}  # product id -> variant ids of product writes in flight
         for batch in self._submitted.values():
             if batch.collection == "products":
@@ -857,6 +1010,16 @@ class EcommerceSync:
             if k in current and k not in (body or {})
         }
         return json.loads(json.dumps(fill))
+
+
+def _line_products(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The product ids the lines of orders or carts name."""
+    return [
+        str(line["product_id"])
+        for record in records
+        for line in record.get("lines") or []
+        if isinstance(line, Mapping) and line.get("product_id")
+    ]
 
 
 def _slim(collection: str, doc: dict[str, Any]) -> dict[str, Any]:

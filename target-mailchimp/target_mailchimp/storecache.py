@@ -14,6 +14,7 @@ It is a cache of Mailchimp's state for one run, not a durable store: no journal,
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,6 +40,9 @@ class StoreCache:
         )
         self._dir = self._map.directory
         self._loaded: set[str] = set()
+        # ids of collections not read whole whose store copy is known (looked up, written): a few
+        self._known: dict[str, set[str]] = {}
+        self._lock = threading.Lock()  # for ``_known`` (the DiskMap locks itself)
 
     def loaded(self, collection: str) -> bool:
         """True once :meth:`load` has filled ``collection``."""
@@ -58,6 +62,19 @@ class StoreCache:
     def mark_loaded(self, collection: str) -> None:
         """Every record of ``collection`` is in."""
         self._loaded.add(collection)
+        self._known.pop(collection, None)
+
+    def mark_known(self, collection: str, keys: Iterable[str]) -> None:
+        """The store's copy of each of ``keys`` is known (held here, or absent from the store) although
+        ``collection`` is not read whole (a lookup by id)."""
+        if collection not in self._loaded:
+            with self._lock:
+                self._known.setdefault(collection, set()).update(keys)
+
+    def known(self, collection: str, key: str) -> bool:
+        """True when the store's copy of ``key`` is known: ``collection`` read whole, or ``key``
+        looked up or written (:meth:`mark_known`, :meth:`put`, :meth:`delete`)."""
+        return collection in self._loaded or key in self._known.get(collection, ())
 
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
         """The record ``key`` of ``collection`` (a new dict each time), or None."""
@@ -67,10 +84,12 @@ class StoreCache:
     def put(self, collection: str, key: str, doc: dict[str, Any]) -> None:
         """Store (or replace) the record ``key`` of ``collection``."""
         self._map[_key(collection, key)] = json.dumps(doc, separators=(",", ":"), default=str)
+        self.mark_known(collection, [key])
 
     def delete(self, collection: str, key: str) -> None:
         """Forget the record ``key`` of ``collection`` (nothing if absent)."""
         self._map.pop(_key(collection, key))
+        self.mark_known(collection, [key])
 
     def close(self) -> None:
         """Close the database and remove its directory (idempotent)."""

@@ -32,6 +32,7 @@ from typing_extensions import override
 from target_mailchimp.client import Audience, email_hash
 from target_mailchimp.ecommerce import (
     DEFAULT_BATCH_THRESHOLD,
+    DEFAULT_LOOKUP_UP_TO,
     RESOURCES,
     EcommerceSync,
     StoreSettings,
@@ -298,6 +299,17 @@ CONFIG_SCHEMA = th.PropertiesList(
                     "is_syncing (a drain of 50 writes, a backfill, does).",
     ),
     th.Property(
+        "ecommerce_lookup_up_to",
+        th.IntegerType(minimum=0, maximum=10_000),
+        default=DEFAULT_LOOKUP_UP_TO,
+        description="E-commerce: a stream whose run brings at most this many records has exactly those "
+                    "records (and the products their order or cart lines name) looked up in the store "
+                    "by id, as one /batches job of GETs (single GETs below ecommerce_batch_threshold), "
+                    "instead of reading the store's whole collection (a call per 1,000 records it "
+                    "holds); then only those that differ are written, as with the read. 0: always read "
+                    "the collection.",
+    ),
+    th.Property(
         "ecommerce_blind_customer_writes",
         th.IntegerType(minimum=0, maximum=10_000),
         default=0,
@@ -463,6 +475,11 @@ class TargetMailchimp(GatedTarget):
                     batch_poll_seconds=float(self.config.get("batch_poll_seconds") or 1),
                     batch_timeout_seconds=60 * float(self.config.get("batch_timeout_minutes") or 60),
                     blind_writes_up_to=int(self.config.get("ecommerce_blind_customer_writes") or 0),
+                    lookup_up_to=int(
+                        DEFAULT_LOOKUP_UP_TO
+                        if self.config.get("ecommerce_lookup_up_to") is None
+                        else self.config["ecommerce_lookup_up_to"]
+                    ),
                 )
                 self._ecommerce = EcommerceSync(
                     self.client, settings, self.report, self.client.max_connections, self.batches

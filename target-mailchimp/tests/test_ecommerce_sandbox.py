@@ -171,6 +171,7 @@ def test_ecommerce_without_store_id_fails_clearly(
 # -- /batches for many writes -----------------------------------------------------------------
 BATCHES = "POST /3.0/batches"
 ORDERS_POST = "POST /3.0/ecommerce/stores/{store_id}/orders"
+ORDERS_READ = "GET /3.0/ecommerce/stores/{store_id}/orders"
 
 
 def _routes(sb: RunningSandbox) -> dict[str, int]:
@@ -204,7 +205,13 @@ def _many(n: int) -> list[dict[str, Any]]:
 def test_many_orders_go_as_one_batch_with_per_operation_rejects(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": 0,  # the store read whole: the writes' batch is the only job
+    }
     target, _ = run_target(cfg, _lines("ecommerce_orders", _many(12)))
     routes = _routes(sb)
     assert routes.get(BATCHES) == 1  # 12 orders: one /batches call, no POST per order
@@ -239,20 +246,28 @@ def test_many_orders_go_as_one_batch_with_per_operation_rejects(
 def test_a_trickle_uses_single_calls(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5}
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "ecommerce_lookup_up_to": 0}
     run_target(cfg, _lines("ecommerce_orders", [_order(f"o{i}") for i in range(4)]))
     routes = _routes(sb)
     assert BATCHES not in routes
     assert routes[ORDERS_POST] == 4
 
 
+@pytest.mark.parametrize("lookup_up_to", [0, 1000])
 def test_a_killed_runs_batch_is_awaited_not_sent_again(
-    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, lookup_up_to: int
 ) -> None:
     """A run killed after submitting its batch: the batch keeps running on Mailchimp's side; the next
-    run (the tap replays the window: state had not moved) waits for it, reads the store and sends only
-    what that batch did not write."""
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    run (the tap replays the window: state had not moved) waits for it, reads the store (or, for a
+    trickle, looks its records up in a job queued behind it) and sends only what that batch did not
+    write."""
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": lookup_up_to,
+    }
     orders = [_order(f"o{i}") for i in range(10)]
     run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
     base = f"/ecommerce/stores/{STORE}/orders"
@@ -275,19 +290,32 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     routes = _routes(sb)
     assert api.get(f"/batches/{submitted}")["status"] == "finished"
     assert routes[ORDERS_POST] == 3  # o7..o9 only: o0..o6 are in the store already
-    assert BATCHES not in routes
+    # the lookup: one job of 11 GETs (10 orders, their product), no read of the store's orders
+    assert routes.get(BATCHES, 0) == (1 if lookup_up_to else 0)
+    assert (ORDERS_READ in routes) == (not lookup_up_to)
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["unchanged"] == 7
     assert "rejected_by_reason" not in summary or not summary["rejected_by_reason"]
     assert sorted(_store_orders(api)) == sorted(o["id"] for o in orders)
 
 
+@pytest.mark.parametrize("lookup_up_to", [0, 1000])
 def test_a_run_killed_mid_batch_converges(
-    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, tmp_path: Path
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    tmp_path: Path,
+    lookup_up_to: int,
 ) -> None:
     """The target process killed right after submitting its batch; the re-run (same input: the state
     had not moved) ends with every order written once, no reject and nothing sent twice."""
-    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    cfg = {
+        **config,
+        "store_id": STORE,
+        "ecommerce_batch_threshold": 5,
+        "batch_poll_seconds": 0.2,
+        "ecommerce_lookup_up_to": lookup_up_to,
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     orders = [_order(f"o{i}") for i in range(8)]
     lines = _lines("ecommerce_orders", orders)
@@ -308,13 +336,12 @@ def test_a_run_killed_mid_batch_converges(
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    batches = api.get("/batches")["batches"]
-    assert len(batches) == 1
-    assert batches[0]["status"] != "finished"
+    batches = [b for b in api.get("/batches")["batches"] if b["status"] != "finished"]
+    assert len(batches) == 1  # the writes' job (a lookup job before it is finished)
     sb.reset_stats()
     target, _ = run_target(cfg, lines)
     routes = _routes(sb)
-    assert BATCHES not in routes
+    assert routes.get(BATCHES, 0) == (1 if lookup_up_to else 0)  # the lookup only
     assert ORDERS_POST not in routes
     summary = target.report.summary()["streams"]["ecommerce_orders"]
     assert summary["unchanged"] == 8
@@ -428,7 +455,7 @@ def test_a_batch_of_live_changes_leaves_the_store_not_syncing(
     writes) but is no backfill: the store stays not syncing, so its automations keep firing."""
     base = f"/ecommerce/stores/{STORE}"
     client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
-    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2, lookup_up_to=0)
     assert settings.batch_threshold <= 12 < settings.backfill_threshold
     first = EcommerceSync(client, settings, RunReport("target-mailchimp"), workers=2)
     first.process("ecommerce_orders", [_order("o1")])
@@ -475,6 +502,7 @@ def test_batches_of_other_resources_and_the_tail_queue_without_waiting(
         "ecommerce_batch_threshold": 5,
         "batch_poll_seconds": 0.2,
         "batch_size_rows": 10,
+        "ecommerce_lookup_up_to": 0,  # the store read whole: only the writes' jobs
     }
     orders = []
     for i in range(12):
@@ -576,7 +604,9 @@ def test_customers_past_the_blind_limit_are_compared_with_the_store(
     """More customers in the run than ``blind_writes_up_to``: from then on the store's customers are
     read once and only changed ones are written (the diff a backfill needs)."""
     client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
-    settings = StoreSettings(STORE, config["list_id"], blind_writes_up_to=2, batch_poll_seconds=0.2)
+    settings = StoreSettings(
+        STORE, config["list_id"], blind_writes_up_to=2, batch_poll_seconds=0.2, lookup_up_to=0
+    )
     first = EcommerceSync(client, settings, RunReport("t"), workers=2)
     first.process("ecommerce_customers", [_customer(f"cu{i}", "Al") for i in range(4)])  # 4 > 2: diff
     first.finish()
@@ -594,3 +624,109 @@ def test_customers_past_the_blind_limit_are_compared_with_the_store(
     counts = sync.report.summary()["streams"]["ecommerce_customers"]
     assert (counts["upserted"], counts["unchanged"], counts["updated"]) == (2, 1, 1)
     assert api.get(f"/ecommerce/stores/{STORE}/customers/cu1")["first_name"] == "Bo"
+
+
+CUSTOMER_PUT = "PUT /3.0/ecommerce/stores/{store_id}/customers/{customer_id}"
+
+
+def _store_writes(routes: dict[str, int]) -> dict[str, int]:
+    """Calls that change the store or the audience (a ``POST /batches`` of lookups is no write)."""
+    return {
+        r: n
+        for r, n in routes.items()
+        if r.split(" ", 1)[0] in {"POST", "PUT", "PATCH", "DELETE"} and r != BATCHES
+    }
+
+
+def test_a_trickle_is_looked_up_by_id_and_only_what_differs_is_written(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-run after a few customers changed in Oro (the default ``ecommerce_lookup_up_to``):
+    exactly those customers and the store itself are read by one /batches job of GETs, never the
+    store's customers page by page (a call per page of the store); only the changed and new ones
+    are written, without changing anyone's consent; the same input again writes nothing."""
+    monkeypatch.setattr(ecommerce_module, "PAGE", 3)  # a read whole would be 5 pages of 13
+    cfg = {**config, "store_id": STORE, "batch_poll_seconds": 0.2}
+    base = f"/ecommerce/stores/{STORE}"
+    list_id = config["list_id"]
+    run_target(cfg, _lines("ecommerce_customers", [_customer(f"cu{i}", "Al") for i in range(12)]))
+    api.put(f"{base}/customers/cu1", {**_customer("cu1", "Al"), "opt_in_status": True})  # subscribed
+    opt_out = {"email_address": f"cu2@{DOMAIN}", "status": "unsubscribed"}
+    api.post(f"/lists/{list_id}", {"members": [opt_out], "update_existing": True})
+    api.put(f"{base}/customers/x", {**_customer("x", "Xi"), "opt_in_status": False})  # 13 in all
+
+    trickle = [_customer(f"cu{i}", "Al") for i in (0, 3, 4, 5, 6, 7, 8)]  # unchanged
+    trickle += [_customer("cu1", "Anne", opt_in=True), _customer("cu2", "Bobby"), _customer("cu20", "Cy")]
+    sb.reset_stats()
+    target, _ = run_target(cfg, _lines("ecommerce_customers", trickle))
+    routes = _routes(sb)
+    assert routes.pop(BATCH_POLL) in (1, 2)  # first polled when a job of 11 GETs should be done
+    assert routes == {
+        BATCHES: 1,  # 10 customer GETs and the store's: no GET of the store on its own
+        BATCH_LISTING: 1,  # before single writes: a killed run's batch is awaited
+        CUSTOMER_PUT: 3,  # cu1, cu2, cu20 (3 < the batch threshold: single calls)
+    }
+    counts = target.report.summary()["streams"]["ecommerce_customers"]
+    assert (counts["unchanged"], counts["updated"], counts["created"]) == (7, 2, 1)
+    assert {c: api.get(f"{base}/customers/{c}")["first_name"] for c in ("cu1", "cu2", "cu20")} == {
+        "cu1": "Anne",
+        "cu2": "Bobby",
+        "cu20": "Cy",
+    }
+    status = {
+        c: api.get(f"/lists/{list_id}/members/{subscriber_hash(f'{c}@{DOMAIN}')}")["status"]
+        for c in ("cu1", "cu2", "cu20")
+    }
+    assert status == {"cu1": "subscribed", "cu2": "unsubscribed", "cu20": "transactional"}
+
+    # Nothing changed: the lookup, and no write.
+    sb.reset_stats()
+    target, _ = run_target(cfg, _lines("ecommerce_customers", trickle))
+    routes = _routes(sb)
+    assert routes[BATCHES] == 1
+    assert _store_writes(routes) == {}
+    assert CUSTOMERS_READ not in routes
+    assert target.report.summary()["streams"]["ecommerce_customers"]["unchanged"] == 10
+
+    # With the lookup off, the same re-run reads the store's customers whole: 5 pages of 3.
+    sb.reset_stats()
+    run_target({**cfg, "ecommerce_lookup_up_to": 0}, _lines("ecommerce_customers", trickle))
+    routes = _routes(sb)
+    assert routes[CUSTOMERS_READ] == 5
+    assert BATCHES not in routes
+    assert _store_writes(routes) == {}
+
+
+def test_a_trickle_of_orders_looks_up_the_orders_and_their_products(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
+) -> None:
+    """A few orders and carts: the orders, carts and the products their lines name are looked up by
+    id (single GETs for a handful, after the store check and the account's batch listing), never
+    read whole; a known product gets no placeholder, an unknown one does; an unchanged order is not
+    written; a removed cart the store does not have is left alone."""
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2)
+    first = EcommerceSync(client, settings, RunReport("t"), workers=2)
+    first.process("ecommerce_orders", [_order("o1")])  # the store, o1 and its product p1
+    first.finish()
+    sb.reset_stats()
+    sync = EcommerceSync(client, settings, RunReport("t"), workers=2)
+    new = _order("o2")
+    new["lines"][0].update(product_id="p9", product_variant_id="p9", product_title="Gadget")
+    sync.process("ecommerce_orders", [_order("o1"), new])
+    sync.process("ecommerce_carts", [{"id": "c7", "deleted": True}])
+    sync.finish()
+    routes = _routes(sb)
+    assert routes == {
+        "GET /3.0/ecommerce/stores/{store_id}": 1,
+        BATCH_LISTING: 1,
+        "GET /3.0/ecommerce/stores/{store_id}/orders/{order_id}": 2,
+        "GET /3.0/ecommerce/stores/{store_id}/products/{product_id}": 2,  # p1, p9
+        "GET /3.0/ecommerce/stores/{store_id}/carts/{cart_id}": 1,
+        "POST /3.0/ecommerce/stores/{store_id}/products": 1,  # p9's placeholder
+        ORDERS_POST: 1,  # o2
+    }
+    counts = sync.report.summary()["streams"]["ecommerce_orders"]
+    assert (counts["unchanged"], counts["created"]) == (1, 1)
+    assert api.get(f"/ecommerce/stores/{STORE}/products/p9")["title"] == "Gadget"
+    assert sorted(_store_orders(api)) == ["o1", "o2"]

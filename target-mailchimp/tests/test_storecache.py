@@ -75,3 +75,23 @@ def test_a_read_is_a_copy_and_values_json_cannot_hold_are_kept_as_text() -> None
     assert cache._map._db.execute("PRAGMA cache_size").fetchone() == (-storecache.CACHE_PAGES_KIB,)
     assert Path(cache._dir).name.startswith("target-mailchimp-store-")
     cache.close()
+
+
+def test_records_looked_up_by_id_are_known_until_the_collection_is_read_whole() -> None:
+    cache = StoreCache()
+    assert not cache.known("customers", "cu1")
+    cache.mark_known("customers", ["cu1"])  # looked up: not in the store
+    cache.put("customers", "cu2", {"id": "cu2"})  # looked up or written: held
+    assert cache.known("customers", "cu1")
+    assert cache.get("customers", "cu1") is None
+    assert cache.known("customers", "cu2")
+    assert not cache.known("customers", "cu3")  # neither: a lookup must fetch it
+    assert not cache.known("orders", "cu1")  # per collection
+    cache.delete("orders", "o1")
+    assert cache.known("orders", "o1")  # deleted: known to be gone
+    cache.load("customers", [{"id": "cu3"}])
+    assert cache.known("customers", "cu9")  # read whole: every id is known
+    assert cache._known.get("customers") is None  # the set of ids is dropped (memory stays flat)
+    cache.put("customers", "cu9", {"id": "cu9"})
+    assert cache._known.get("customers") is None
+    cache.close()
