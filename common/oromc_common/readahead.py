@@ -22,10 +22,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T", str, bytes)
 
-READ_AHEAD_BYTES = 8 * 1024 * 1024
-"""The most input held read ahead (one line longer than that is still read, on its own): ~5,000
-contacts, more than the tap sends while a window is drained (seconds), little against the 300 MB
-memory goal at 1M records."""
+READ_AHEAD_BYTES = 32 * 1024 * 1024
+"""The most input held read ahead (one line longer than that is still read, on its own)."""
 
 
 class ReadAhead(Generic[T]):
