@@ -23,11 +23,10 @@ The :class:`GatedTarget` hooks the SDK's message handling only through the publi
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import IO, Any
+from typing import Any
 
 import jsonschema
 import msgspec
@@ -38,7 +37,6 @@ from typing_extensions import override
 
 from oromc_common.dates import parse_iso_datetime
 from oromc_common.keys import record_key
-from oromc_common.readahead import ReadAhead
 from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 
@@ -362,17 +360,7 @@ _DECODER = msgspec.json.Decoder()
 class PrivateLineReader(MsgSpecReader):
     """The SDK's msgspec reader, except that a line that is not JSON (e.g. the truncated last line
     of a killed tap) is never logged or quoted: the SDK's reader logs the whole line, which holds
-    personal data (and may be 50 MB). The run still stops with ``InvalidInputLine``.
-
-    The input is read ahead on a thread (:mod:`oromc_common.readahead`), so the tap keeps reading
-    its source while the target drains a window."""
-
-    @override
-    def process_lines(
-        self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict], None]]
-    ) -> Counter[str]:
-        lines = ReadAhead(file_input or self.default_input)
-        return super().process_lines(lines, callbacks)  # type: ignore[arg-type]  # iterated only
+    personal data (and may be 50 MB). The run still stops with ``InvalidInputLine``."""
 
     @override
     def deserialize_json(self, line: str) -> dict:

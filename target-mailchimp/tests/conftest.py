@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -96,19 +95,22 @@ def singer_lines(
     return lines
 
 
-def _hook_lines(target: TargetMailchimp, hooks: dict[int, Callable[[], None]]) -> None:
-    """Call ``hooks[i]`` (e.g. turn faults on mid-run) when the target handles input line ``i``:
-    the input is read ahead of that (oromc_common.readahead), the lines are handled in order."""
-    decode = target.message_reader.deserialize_json
-    handled = itertools.count()
+class _Input(io.StringIO):
+    """Input whose lines can trigger a callback (e.g. turn faults on mid-run)."""
 
-    def deserialize_json(line: str) -> dict[str, Any]:
-        i = next(handled)
-        if i in hooks:
-            hooks[i]()
-        return decode(line)
+    def __init__(self, lines: list[str], hooks: dict[int, Callable[[], None]]) -> None:
+        super().__init__()
+        self._lines = lines
+        self._hooks = hooks
 
-    target.message_reader.deserialize_json = deserialize_json  # type: ignore[method-assign]
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        for i, line in enumerate(self._lines):
+            if i in self._hooks:
+                self._hooks[i]()
+            yield line + "\n"
+
+    def readline(self, size: int | None = -1) -> str:  # pragma: no cover - SDK iterates
+        raise NotImplementedError
 
 
 def run_target(
@@ -118,12 +120,10 @@ def run_target(
 ) -> tuple[TargetMailchimp, list[dict[str, Any]]]:
     """Run the target in-process; returns it and the state values it emitted (in order)."""
     target = TargetMailchimp(config=config)
-    if hooks:
-        _hook_lines(target, hooks)
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            target.listen(file_input=io.StringIO("".join(f"{line}\n" for line in lines)))
+            target.listen(file_input=_Input(lines, hooks or {}))
     finally:
         run_target.last_states = [json.loads(x) for x in out.getvalue().splitlines() if x.strip()]  # type: ignore[attr-defined]
     return target, run_target.last_states  # type: ignore[attr-defined]
