@@ -730,3 +730,46 @@ def test_a_trickle_of_orders_looks_up_the_orders_and_their_products(
     assert (counts["unchanged"], counts["created"]) == (1, 1)
     assert api.get(f"/ecommerce/stores/{STORE}/products/p9")["title"] == "Gadget"
     assert sorted(_store_orders(api)) == ["o1", "o2"]
+
+
+@pytest.mark.parametrize("behind", [5, 1_000])
+def test_a_lookup_job_never_queues_behind_a_backfills_jobs(
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    monkeypatch: pytest.MonkeyPatch,
+    behind: int,
+) -> None:
+    """Carts after the orders of a backfill: with more of our operations queued than
+    ``LOOKUP_BEHIND_OPERATIONS`` (Mailchimp runs the account's jobs one at a time), the carts are
+    compared with the store's carts read page by page at once, not looked up by a job of GETs that
+    would wait for every order; with a short queue they are looked up."""
+    monkeypatch.setattr(ecommerce_module, "LOOKUP_BEHIND_OPERATIONS", behind)
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2)
+    sync = EcommerceSync(client, settings, RunReport("t"), workers=2)
+    sync.process("ecommerce_orders", [_order(f"o{i}") for i in range(12)])
+    queued = sum(job.operations for job in sync.batches)
+    assert 5 < queued <= 1_000  # the orders' write job, not read yet
+    sb.reset_stats()
+    carts = [
+        {
+            "id": f"c{i}",
+            "customer": {"id": "cu1"},
+            "order_total": 10,
+            "checkout_url": f"https://shop.example.org/cart/c{i}",
+            "lines": [{"id": "l1", "product_id": "p1", "quantity": 1, "price": 10}],
+        }
+        for i in range(10)
+    ]
+    sync.process("ecommerce_carts", carts)
+    routes = _routes(sb)
+    sync.finish()
+    if behind == 5:
+        assert routes["GET /3.0/ecommerce/stores/{store_id}/carts"] == 1  # read whole, at once
+        assert routes[BATCHES] == 1  # the carts' writes only
+    else:
+        assert "GET /3.0/ecommerce/stores/{store_id}/carts" not in routes
+        assert routes[BATCHES] == 2  # the carts' lookup job, then their writes
+    assert sync.report.summary()["streams"]["ecommerce_carts"]["created"] == 10
+    assert len(api.get(f"/ecommerce/stores/{STORE}/carts", {"count": 100})["carts"]) == 10
