@@ -78,6 +78,11 @@ from target_mailchimp.pacing import BatchPace
 from target_mailchimp.storecache import CollectionView, StoreCache
 
 PAGE = 1000
+# Pages of a store collection read at once (not ``max_connections``): a page of 1,000 orders is ~10 MB
+# of Python objects while it is parsed and stored, and pages waiting for the store cache's lock are all
+# held: ten in flight put ~106 MB on a re-run's peak, four ~57 MB, one ~19 MB (bench/README.md,
+# "Memory"). Four keep a million-order store's read to a minute or two on a realistic link.
+STORE_READ_PAGES = 4
 # A drain of at least this many writes costs fewer calls as one batch (1 POST + polls + 1 download)
 # than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
 DEFAULT_BATCH_THRESHOLD = WORTH_A_BATCH
@@ -555,7 +560,7 @@ class EcommerceSync:
                     lambda page: self._known.add(name, (_slim(name, i) for i in page.get(name) or [])),
                     {"exclude_fields": f"{name}._links"},
                     PAGE,
-                    self.workers,
+                    min(self.workers, STORE_READ_PAGES),
                 )
                 self._known.mark_loaded(name)
             return self._known.view(name)

@@ -55,9 +55,11 @@ class StoreCache:
 
     def add(self, collection: str, docs: Iterable[dict[str, Any]]) -> None:
         """Add ``docs`` to ``collection`` (safe from several threads, e.g. one per page read); the
-        collection counts as loaded only after :meth:`mark_loaded`."""
+        collection counts as loaded only after :meth:`mark_loaded`. Their ids are not remembered
+        as known one by one (a whole collection's ids would be a set as large as the store: ~8 MB
+        per 100,000 records); :meth:`mark_loaded` makes them all known."""
         for doc in docs:
-            self.put(collection, str(doc["id"]), doc)
+            self._store(collection, str(doc["id"]), doc)
 
     def mark_loaded(self, collection: str) -> None:
         """Every record of ``collection`` is in."""
@@ -83,8 +85,11 @@ class StoreCache:
 
     def put(self, collection: str, key: str, doc: dict[str, Any]) -> None:
         """Store (or replace) the record ``key`` of ``collection``."""
-        self._map[_key(collection, key)] = json.dumps(doc, separators=(",", ":"), default=str)
+        self._store(collection, key, doc)
         self.mark_known(collection, [key])
+
+    def _store(self, collection: str, key: str, doc: dict[str, Any]) -> None:
+        self._map[_key(collection, key)] = json.dumps(doc, separators=(",", ":"), default=str)
 
     def delete(self, collection: str, key: str) -> None:
         """Forget the record ``key`` of ``collection`` (nothing if absent)."""

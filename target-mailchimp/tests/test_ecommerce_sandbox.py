@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -624,6 +626,39 @@ def test_customers_past_the_blind_limit_are_compared_with_the_store(
     counts = sync.report.summary()["streams"]["ecommerce_customers"]
     assert (counts["upserted"], counts["unchanged"], counts["updated"]) == (2, 1, 1)
     assert api.get(f"/ecommerce/stores/{STORE}/customers/cu1")["first_name"] == "Bo"
+
+
+def test_a_store_collection_is_read_a_few_pages_at_a_time(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a collection whole holds every page in flight in memory (~10 MB per 1,000 orders), so
+    at most ``STORE_READ_PAGES`` are read at once, however many connections the target may use."""
+    client = MailchimpClient(api_key=config["api_key"], api_url=config["api_url"], max_tries=2)
+    settings = StoreSettings(STORE, config["list_id"], batch_poll_seconds=0.2, lookup_up_to=0)
+    first = EcommerceSync(client, settings, RunReport("t"), workers=10)
+    first.process("ecommerce_customers", [_customer(f"cu{i}", "Al") for i in range(12)])
+    first.finish()
+    monkeypatch.setattr(ecommerce_module, "PAGE", 1)  # 12 pages of one customer
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+    real_page = client.page
+
+    def slow_page(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.2)  # long enough for every allowed reader to start
+            return real_page(*args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(client, "page", slow_page)
+    sync = EcommerceSync(client, settings, RunReport("t"), workers=10)
+    view = sync._collection("customers")
+    assert all(f"cu{i}" in view for i in range(12))
+    assert most[0] == ecommerce_module.STORE_READ_PAGES < 10
 
 
 CUSTOMER_PUT = "PUT /3.0/ecommerce/stores/{store_id}/customers/{customer_id}"

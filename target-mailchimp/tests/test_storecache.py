@@ -95,3 +95,14 @@ def test_records_looked_up_by_id_are_known_until_the_collection_is_read_whole() 
     cache.put("customers", "cu9", {"id": "cu9"})
     assert cache._known.get("customers") is None
     cache.close()
+
+
+def test_a_collection_being_read_whole_does_not_remember_its_ids_one_by_one() -> None:
+    cache = StoreCache()
+    cache.add("orders", ({"id": str(i)} for i in range(3000)))  # pages arriving, not all in yet
+    assert cache._known.get("orders") is None  # no set as large as the store
+    assert not cache.known("orders", "5")  # not known until the read is complete ...
+    assert cache.get("orders", "5") == {"id": "5"}
+    cache.mark_loaded("orders")
+    assert cache.known("orders", "5")  # ... then every id is
+    cache.close()
