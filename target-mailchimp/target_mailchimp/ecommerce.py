@@ -80,8 +80,8 @@ from target_mailchimp.storecache import CollectionView, StoreCache
 PAGE = 1000
 # Pages of a store collection read at once (not ``max_connections``): a page of 1,000 orders is ~10 MB
 # of Python objects while it is parsed and stored, and pages waiting for the store cache's lock are all
-# held: ten in flight put ~106 MB on a re-run's peak, four ~57 MB, one ~19 MB (bench/README.md,
-# "Memory"). Four keep a million-order store's read to a minute or two on a realistic link.
+# held: ten in flight put ~106 MB on a re-run's peak, four ~57 MB, one ~19 MB (README.md, "Memory as
+# records grow").
 STORE_READ_PAGES = 4
 # A drain of at least this many writes costs fewer calls as one batch (1 POST + polls + 1 download)
 # than as single calls; below it, single calls (and no wait for Mailchimp's batch queue).
