@@ -8,6 +8,10 @@ import tarfile
 from typing import Any
 
 import requests
+from oromc_sandbox.mailchimp.models.batches import NO_LATENCY_SCALE
+
+#: The suite's sandbox adds no latency: a batch's phases take this share of their durations.
+SCALE = NO_LATENCY_SCALE
 
 
 def _results(url: str) -> list[dict[str, Any]]:
@@ -71,7 +75,7 @@ def test_batch_status_passes_through_intermediate_states(mc: Any, sandbox: Any) 
     batch = mc.post("/batches", json={"operations": ops}).json()
     seen = [batch["status"]]
     for _ in range(6):
-        sandbox.advance_clock(0.5)
+        sandbox.advance_clock(0.5 * SCALE)  # each phase but `started` is 0.5 s of the full timeline
         seen.append(mc.get(f"/batches/{batch['id']}").json()["status"])
     assert seen[0] == "pending"
     assert "preprocessing" in seen
@@ -148,8 +152,11 @@ def test_batches_run_one_at_a_time_in_submission_order(mc: Any, fresh: Any, sand
 
     long_ops = [upsert("first")] + [{"method": "GET", "path": "/ping"} for _ in range(1000)]
     first = mc.post("/batches", json={"operations": long_ops}).json()
-    second = mc.post("/batches", json={"operations": [upsert("second")]}).json()
-    sandbox.advance_clock(2)  # the first is running (1 s .. 6 s); the second waits behind it
+    # over 1 s on its own even at the no-latency scale, so its whole-second `completed_at` is later
+    later_ops = [upsert("second")] + [{"method": "GET", "path": "/ping"} for _ in range(2000)]
+    second = mc.post("/batches", json={"operations": later_ops}).json()
+    # the first is running (1 s .. 6 s of the full timeline); the second waits behind it
+    sandbox.advance_clock(2 * SCALE)
     assert mc.get(f"/batches/{first['id']}").json()["status"] == "started"
     waiting = mc.get(f"/batches/{second['id']}").json()
     assert waiting["status"] == "pending"
