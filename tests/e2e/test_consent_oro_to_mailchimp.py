@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from e2e_harness import Project
 from oromc_sandbox.testing import running_sandbox
-from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT
+from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, NO_LATENCY_BATCH_POLL_SECONDS, ROOT
 from target_mailchimp.ecommerce import EcommerceSync
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.target import TargetMailchimp
@@ -273,6 +273,7 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
                 "api_key": mc["api_key"], "api_url": sandbox.mailchimp_api_url, "list_id": mc["list_id"],
                 "store_id": "sandbox-store", "rejects_path": str(tmp_path / f"rejects{run}.jsonl"),
                 "backoff_factor_seconds": 0.02, "max_tries": 10,
+                "batch_poll_seconds": NO_LATENCY_BATCH_POLL_SECONDS,  # the sandbox's quick /batches jobs
                 "batch_size_rows": rng.choice([2, 5, 20, 500]),
                 "max_connections": rng.choice([1, 3, 10]),
             }
