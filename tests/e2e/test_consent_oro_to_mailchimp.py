@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Project
+from e2e_harness import QUICK_BATCHES, Project, project_copy
 from oromc_sandbox.testing import running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, NO_LATENCY_BATCH_POLL_SECONDS, ROOT
 from target_mailchimp.ecommerce import EcommerceSync
@@ -33,7 +33,8 @@ _seq = itertools.count(1)
 @pytest.fixture(scope="module")
 def project(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     with running_sandbox(customers=10, seed=21, **DEV_SANDBOX_OPTIONS) as sandbox:
-        project = Project(sandbox, tmp_path_factory.mktemp("consent"))
+        root = project_copy(tmp_path_factory.mktemp("consent-project"), QUICK_BATCHES)
+        project = Project(sandbox, tmp_path_factory.mktemp("consent"), root=root)
         project.run("audience-sync")  # the shop's audience as it is before the tests change anything
         yield project
 
