@@ -36,7 +36,7 @@ a margin for a job that waits in Mailchimp's queue and takes more polls)."""
 
 FIRST_POLL_BASE_SECONDS = 2.0
 """What a job takes whatever its size: Mailchimp queues, preprocesses and finalizes it (the sandbox's own
-is 2 s, plus 5 ms per operation)."""
+is 2 s, plus 5 ms per operation, with realistic latency; a tenth of that without)."""
 FIRST_POLL_SECONDS_PER_OPERATION = 0.01
 """Seconds per operation beyond the base before any job of the run (or the state) has told what they take."""
 
