@@ -380,10 +380,12 @@ def play(
     rounds: tuple[int, ...] = tuple(ROUNDS),
     on_line: Callable[[str], None] | None = None,
     on_raw: Callable[[str], None] | None = None,
+    cwd: Path = ROOT,
 ) -> Played:
     """The demo's rounds against a running sandbox (also run by tests/e2e/test_no_echo.py).
 
-    ``on_line`` and ``on_raw`` get each run's log lines (see :func:`pipelines.meltano`)."""
+    ``on_line`` and ``on_raw`` get each run's log lines (see :func:`pipelines.meltano`); ``cwd`` is
+    the Meltano project (a test's copy of meltano.yml)."""
     played = Played()
     for round_no in rounds:
         _say()
@@ -406,7 +408,7 @@ def play(
             sandbox.reset_stats()
             played.started[job] = sandbox.now()
             with Progress(sandbox, job):
-                result = meltano("run", job, env=env, on_line=on_line, on_raw=on_raw)
+                result = meltano("run", job, env=env, on_line=on_line, on_raw=on_raw, cwd=cwd)
             oro, mc = sandbox.stats("oro"), sandbox.stats("mailchimp")
             report(job, result, oro, mc)
             if result.returncode != 0:

@@ -40,6 +40,12 @@ DEV_SANDBOX_OPTIONS: dict[str, Any] = {
     "consent_source": "customer_user_field",
 }
 
+#: `batch_poll_seconds` for connectors run against a sandbox without latency (the tests'): its
+#: `/batches` jobs take a tenth of Mailchimp's time (sandbox/oromc_sandbox/mailchimp/models/batches.py,
+#: NO_LATENCY_SCALE), and a poll interval a tenth of the default (1 s) makes the first poll come a tenth
+#: as late too (common/oromc_common/batches.py, DEFAULT_POLL_SECONDS).
+NO_LATENCY_BATCH_POLL_SECONDS = 0.1
+
 # A line that warns: Python warnings, deprecations, the SDK's dropped-property notice, WARNING logs.
 WARNING_RE = re.compile(
     r"\bWARNING\b|Warning\b|deprecated|not found in catalog schema", re.IGNORECASE

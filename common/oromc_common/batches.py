@@ -36,7 +36,7 @@ a margin for a job that waits in Mailchimp's queue and takes more polls)."""
 
 FIRST_POLL_BASE_SECONDS = 2.0
 """What a job takes whatever its size: Mailchimp queues, preprocesses and finalizes it (the sandbox's own
-is 2 s, plus 5 ms per operation)."""
+is 2 s, plus 5 ms per operation, with realistic latency; a tenth of that without)."""
 FIRST_POLL_SECONDS_PER_OPERATION = 0.01
 """Seconds per operation beyond the base before any job of the run (or the state) has told what they take."""
 
@@ -48,6 +48,19 @@ def expected_batch_seconds(operations: int, seconds_per_operation: float | None 
     The first poll waits that long, so that one poll finds a small job finished (each poll is a call)."""
     per_operation = FIRST_POLL_SECONDS_PER_OPERATION if seconds_per_operation is None else seconds_per_operation
     return FIRST_POLL_BASE_SECONDS + per_operation * max(operations, 0)
+
+
+DEFAULT_POLL_SECONDS = 1.0
+"""``batch_poll_seconds`` by default (and :func:`wait_for_batch`'s ``poll_seconds``): the first poll
+waits the whole expected duration of a job on Mailchimp. A shorter interval says the account's jobs are
+that much quicker (the sandbox without latency runs them in a tenth of Mailchimp's time and its tests
+poll every 0.1 s): the first poll's wait shrinks in the same proportion (:func:`scaled_first_wait`)."""
+
+
+def scaled_first_wait(first_wait: float, poll_seconds: float) -> float:
+    """``first_wait`` (a job's expected duration on Mailchimp) in proportion to ``poll_seconds`` when it
+    is shorter than ``DEFAULT_POLL_SECONDS``; unchanged from the default on."""
+    return first_wait * min(1.0, max(poll_seconds, 0.0) / DEFAULT_POLL_SECONDS)
 
 
 FIRST_POLL_UNLEARNED_MAX_SECONDS = 2 * FIRST_POLL_BASE_SECONDS
@@ -218,7 +231,7 @@ def wait_for_batch(
     client: MailchimpClient,
     batch_id: str,
     *,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
     max_poll_seconds: float = 30.0,
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
@@ -228,13 +241,16 @@ def wait_for_batch(
 
     The first poll comes after ``first_wait`` seconds (a batch submitted a moment ago is never done:
     Mailchimp queues it, then preprocesses it, so polling at once is a call for nothing; a caller that
-    knows the batch's expected duration waits that). The wait before the next poll grows 1.5x from
+    knows the batch's expected duration waits that), or that share of them that ``poll_seconds`` is
+    of ``DEFAULT_POLL_SECONDS`` when it is shorter (:func:`scaled_first_wait`: jobs quicker than
+    Mailchimp's, such as the sandbox's without latency). The wait before the next poll grows 1.5x from
     ``poll_seconds`` up to ``max_poll_seconds``, unless ``pace`` (given the batch document and that
     default) says otherwise, e.g. from the batch's progress. Raises :class:`BatchExpiredError` on 404
     and :class:`BatchTimeoutError` after ``timeout_seconds``.
     """
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
+    first_wait = scaled_first_wait(first_wait, poll_seconds)
     if first_wait > 0:
         time.sleep(min(first_wait, timeout_seconds))
     while True:
@@ -333,12 +349,13 @@ def run_batch(
     client: MailchimpClient,
     operations: list[dict[str, Any]],
     *,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
     timeout_seconds: float = 3600.0,
     pace: Callable[[dict[str, Any], float], float] | None = None,
 ) -> Iterator[OperationResult]:
     """Submit, wait until ``finished`` (first poll when a job of its size should be done,
-    :func:`first_poll_seconds`, not before ``poll_seconds``) and stream the per-operation results
+    :func:`first_poll_seconds`, not before ``poll_seconds``; both in proportion to a ``poll_seconds``
+    below ``DEFAULT_POLL_SECONDS``, see :func:`wait_for_batch`) and stream the per-operation results
     (nothing for no operations)."""
     if not operations:
         return

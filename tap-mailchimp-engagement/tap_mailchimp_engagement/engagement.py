@@ -112,7 +112,7 @@ class ActivityReader:
         """Pipelined jobs: as soon as one finishes, the next is submitted, then the finished one is read.
 
         Mailchimp runs the next job while this run downloads and parses the previous one's results, so
-        the wait per job (on the sandbox 2 s plus 5 ms per operation; minutes on the real API) overlaps
+        the wait per job (realistic sandbox: 2 s + 5 ms per operation; minutes on the real API) overlaps
         the reading. State holds at most two jobs: ``batch`` (finished or running, read first) and
         ``next_batch`` (submitted while ``batch`` is read). Measured before keeping it: one sandbox of the
         engagement benchmark (20,000 customers, 320,694 activity rows, 50 operations per job: 14 jobs),

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,17 @@ from typing import Any
 from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 KEY = ("campaign_id", "email_id", "action", "timestamp", "url")
+
+
+@contextmanager
+def _jobs_in_flight_for_seconds(sandbox: Any) -> Iterator[None]:
+    """Jobs submitted meanwhile take Mailchimp's full timeline (2 s + 5 ms per operation, the
+    sandbox's realistic profile): without latency one is done in 0.2 s, maybe before a kill lands."""
+    sandbox.set_switches(latency="realistic")
+    try:
+        yield
+    finally:
+        sandbox.set_switches(latency="none")
 
 
 def _catalog_for(config: dict[str, Any], streams: set[str]) -> dict[str, Any]:
@@ -32,22 +45,23 @@ def test_batch_is_resumed_after_a_kill_not_submitted_again(
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
     sandbox.reset_stats()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
-         "--catalog", str(tmp_path / "catalog.json")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
     state: dict[str, Any] = {}
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        msg = json.loads(raw)
-        if msg["type"] == "STATE" and msg["value"].get("bookmarks", {}).get("email_activity", {}).get("batch"):
-            state = msg["value"]
-            proc.send_signal(signal.SIGKILL)  # killed while the batch runs
-            break
-    proc.wait(timeout=60)
+    with _jobs_in_flight_for_seconds(sandbox):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
+             "--catalog", str(tmp_path / "catalog.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ},
+        )
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            msg = json.loads(raw)
+            if msg["type"] == "STATE" and msg["value"].get("bookmarks", {}).get("email_activity", {}).get("batch"):
+                state = msg["value"]
+                proc.send_signal(signal.SIGKILL)  # killed while the batch runs
+                break
+        proc.wait(timeout=60)
     pending = state["bookmarks"]["email_activity"]["batch"]
     assert pending["id"]
 
@@ -73,21 +87,22 @@ def test_pipelined_jobs_are_both_resumed_after_a_kill(sandbox: Any, tools: Any, 
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
     sandbox.reset_stats()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
-         "--catalog", str(tmp_path / "catalog.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
-    )  # fmt: skip
     state: dict[str, Any] = {}
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        msg = json.loads(raw)
-        bookmarks = msg["value"].get("bookmarks", {}).get("email_activity", {}) if msg["type"] == "STATE" else {}
-        if bookmarks.get("batch") and bookmarks.get("next_batch"):
-            state = msg["value"]
-            proc.send_signal(signal.SIGKILL)  # killed with one job finished (being read) and the next running
-            break
-    proc.wait(timeout=60)
+    with _jobs_in_flight_for_seconds(sandbox):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
+             "--catalog", str(tmp_path / "catalog.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            msg = json.loads(raw)
+            bookmarks = msg["value"].get("bookmarks", {}).get("email_activity", {}) if msg["type"] == "STATE" else {}
+            if bookmarks.get("batch") and bookmarks.get("next_batch"):
+                state = msg["value"]
+                proc.send_signal(signal.SIGKILL)  # killed with one job finished (being read) and the next running
+                break
+        proc.wait(timeout=60)
     both = state["bookmarks"]["email_activity"]
     posted = sum(sandbox.stats("mailchimp")["requests"]["POST /3.0/batches"].values())
     assert posted == 2

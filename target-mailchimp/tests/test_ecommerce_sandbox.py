@@ -27,7 +27,7 @@ from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.target import TargetMailchimp
 
-from .conftest import DOMAIN, run_target, writes
+from .conftest import DOMAIN, full_batch_timeline, run_target, writes
 
 STORE = "oro-shop"
 
@@ -274,18 +274,19 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
     base = f"/ecommerce/stores/{STORE}/orders"
     first = EcommerceSync(api, StoreSettings(STORE, config["list_id"]), RunReport("t"), 1)
-    submitted = submit_batch(
-        api,
-        [
-            {
-                "method": "POST",
-                "path": base,
-                "body": {"id": o["id"], **first._body(RESOURCES["ecommerce_orders"], o)},
-                "operation_id": o["id"],
-            }
-            for o in orders[1:7]
-        ],
-    )
+    with full_batch_timeline(sb):  # still running when the next run starts
+        submitted = submit_batch(
+            api,
+            [
+                {
+                    "method": "POST",
+                    "path": base,
+                    "body": {"id": o["id"], **first._body(RESOURCES["ecommerce_orders"], o)},
+                    "operation_id": o["id"],
+                }
+                for o in orders[1:7]
+            ],
+        )
     assert api.get(f"/batches/{submitted}")["status"] != "finished"  # "killed" here
     sb.reset_stats()
     target, _ = run_target(cfg, _lines("ecommerce_orders", orders))
@@ -321,22 +322,23 @@ def test_a_run_killed_mid_batch_converges(
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     orders = [_order(f"o{i}") for i in range(8)]
     lines = _lines("ecommerce_orders", orders)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "target_mailchimp.target", "--config", str(tmp_path / "config.json")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None
-    assert proc.stderr is not None
-    proc.stdin.write("\n".join(lines) + "\n")
-    proc.stdin.close()
-    for line in proc.stderr:
-        if "Submitted batch" in line:
-            proc.kill()
-            break
-    proc.wait(timeout=60)
+    with full_batch_timeline(sb):  # the killed run's job is still running when it is killed
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "target_mailchimp.target", "--config", str(tmp_path / "config.json")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        assert proc.stderr is not None
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.close()
+        for line in proc.stderr:
+            if "Submitted batch" in line:
+                proc.kill()
+                break
+        proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     batches = [b for b in api.get("/batches")["batches"] if b["status"] != "finished"]
     assert len(batches) == 1  # the writes' job (a lookup job before it is finished)

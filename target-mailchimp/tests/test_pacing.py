@@ -52,7 +52,9 @@ def test_a_batch_just_submitted_is_first_polled_when_a_job_of_its_size_should_be
 ) -> None:
     """``run_batch`` does not poll the moment it has submitted (the batch is still queued) but when a
     job of its size should be finished (``first_poll_seconds``: 2 s + 10 ms an operation, at most
-    4 s before a duration is known), so a small job takes one poll; then the back-off."""
+    4 s before a duration is known), so a small job takes one poll; then the back-off. With the
+    default ``batch_poll_seconds`` (1 s) or a longer one, for Mailchimp's own jobs; a shorter one
+    (jobs that much quicker, the sandbox's without latency) shortens that wait in proportion."""
     docs = iter([_doc("started", 10, 100), _doc("finished", 100, 100)])
     polls: list[str] = []
     slept: list[float] = []
@@ -70,11 +72,19 @@ def test_a_batch_just_submitted_is_first_polled_when_a_job_of_its_size_should_be
     monkeypatch.setattr(batches.time, "sleep", slept.append)
     monkeypatch.setattr(batches, "iter_results", lambda client, url: iter(()))
     ops = [{"method": "GET", "path": "/lists/L1/members/h1", "operation_id": "h1"}]
-    assert list(batches.run_batch(Client(), ops, poll_seconds=0.7)) == []  # type: ignore[arg-type]
+    assert list(batches.run_batch(Client(), ops, poll_seconds=1.0)) == []  # type: ignore[arg-type]
     assert polls == ["/batches/b1", "/batches/b1"]
-    assert slept == [pytest.approx(2.01), 0.7]  # before the first poll (1 operation), then the back-off
+    assert slept == [pytest.approx(2.01), 1.0]  # before the first poll (1 operation), then the back-off
+    slept.clear()
+    docs = iter([_doc("started", 10, 100), _doc("finished", 100, 100)])
+    assert list(batches.run_batch(Client(), ops, poll_seconds=3.0)) == []  # type: ignore[arg-type]
+    assert slept == [3.0, 3.0]  # never before poll_seconds
     slept.clear()
     docs = iter([_doc("finished", 100, 100)])
     ops = [{**ops[0], "operation_id": f"h{i}"} for i in range(1000)]
-    assert list(batches.run_batch(Client(), ops, poll_seconds=0.7)) == []  # type: ignore[arg-type]
+    assert list(batches.run_batch(Client(), ops, poll_seconds=1.0)) == []  # type: ignore[arg-type]
     assert slept == [batches.FIRST_POLL_UNLEARNED_MAX_SECONDS]  # not 12 s: polled by its progress
+    slept.clear()
+    docs = iter([_doc("finished", 100, 100)])
+    assert list(batches.run_batch(Client(), ops[:1], poll_seconds=0.1)) == []  # type: ignore[arg-type]
+    assert slept == [pytest.approx(0.201)]  # a tenth of the interval: a tenth of the wait

@@ -74,6 +74,31 @@ def test_the_first_poll_waits_first_wait(monkeypatch: pytest.MonkeyPatch) -> Non
     doc = batches.wait_for_batch(Client(), "b1", first_wait=4.5)  # type: ignore[arg-type]
     assert doc["status"] == "finished"
     assert events == [("sleep", 4.5), ("get", 0.0)]
+    events.clear()  # a poll interval from the default on leaves Mailchimp's expected wait as it is
+    batches.wait_for_batch(Client(), "b1", poll_seconds=5.0, first_wait=4.5)  # type: ignore[arg-type]
+    assert events == [("sleep", 4.5), ("get", 0.0)]
+
+
+@pytest.mark.parametrize(("poll_seconds", "first_sleep"), [(0.1, 0.45), (0.5, 2.25), (0.0, None)])
+def test_a_short_poll_interval_shortens_the_first_wait_in_proportion(
+    monkeypatch: pytest.MonkeyPatch, poll_seconds: float, first_sleep: float | None
+) -> None:
+    """``batch_poll_seconds`` below the default (1 s) says jobs are that much quicker than Mailchimp's
+    (the sandbox without latency): the first poll comes that share of the expected duration after the
+    submission, then the back-off from ``poll_seconds`` as always."""
+    events: list[tuple[str, float]] = []
+    monkeypatch.setattr(batches.time, "sleep", lambda s: events.append(("sleep", s)))
+    docs = iter([{"id": "b1", "status": "started"}, {"id": "b1", "status": "finished"}])
+
+    class Client:
+        def get(self, path: str) -> dict[str, Any]:
+            events.append(("get", 0.0))
+            return next(docs)
+
+    doc = batches.wait_for_batch(Client(), "b1", poll_seconds=poll_seconds, first_wait=4.5)  # type: ignore[arg-type]
+    assert doc["status"] == "finished"
+    first = [] if first_sleep is None else [("sleep", pytest.approx(first_sleep))]
+    assert events == [*first, ("get", 0.0), ("sleep", poll_seconds), ("get", 0.0)]
 
 
 def _queue(events: list[str], *jobs: tuple[str, str, tuple[str, ...]]) -> batches.BatchQueue:

@@ -241,7 +241,12 @@ def killed_run(
         )
     # no project lock: the project has its own Meltano system directory (run files)
     proc = start_meltano(
-        "run", job, env=project.env, stdout=subprocess.DEVNULL, start_new_session=True
+        "run",
+        job,
+        env=project.env,
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         reached = _wait_for(point, sandbox, proc, executables)
@@ -268,7 +273,7 @@ def run_point(
 ) -> Outcome:
     """Kill at ``point``, resume with `meltano run --force`, count the writes of both runs."""
     killed, code = killed_run(project, job, point, executables)
-    resumed = meltano("run", "--force", job, env=project.env, lock=False)
+    resumed = meltano("run", "--force", job, env=project.env, cwd=project.root, lock=False)
     _, writes = measure(project.sandbox)
     total = sum(writes.values())
     return Outcome(

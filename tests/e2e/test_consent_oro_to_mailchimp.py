@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Project
+from e2e_harness import QUICK_BATCHES, Project, project_copy
 from oromc_sandbox.testing import running_sandbox
-from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, ROOT
+from pipelines import DEV_SANDBOX_OPTIONS, MELTANO, NO_LATENCY_BATCH_POLL_SECONDS, ROOT
 from target_mailchimp.ecommerce import EcommerceSync
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.target import TargetMailchimp
@@ -33,7 +33,8 @@ _seq = itertools.count(1)
 @pytest.fixture(scope="module")
 def project(meltano_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     with running_sandbox(customers=10, seed=21, **DEV_SANDBOX_OPTIONS) as sandbox:
-        project = Project(sandbox, tmp_path_factory.mktemp("consent"))
+        root = project_copy(tmp_path_factory.mktemp("consent-project"), QUICK_BATCHES)
+        project = Project(sandbox, tmp_path_factory.mktemp("consent"), root=root)
         project.run("audience-sync")  # the shop's audience as it is before the tests change anything
         yield project
 
@@ -273,6 +274,7 @@ def test_same_input_ten_times_with_random_timing_gives_the_same_statuses(
                 "api_key": mc["api_key"], "api_url": sandbox.mailchimp_api_url, "list_id": mc["list_id"],
                 "store_id": "sandbox-store", "rejects_path": str(tmp_path / f"rejects{run}.jsonl"),
                 "backoff_factor_seconds": 0.02, "max_tries": 10,
+                "batch_poll_seconds": NO_LATENCY_BATCH_POLL_SECONDS,  # the sandbox's quick /batches jobs
                 "batch_size_rows": rng.choice([2, 5, 20, 500]),
                 "max_connections": rng.choice([1, 3, 10]),
             }

@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from e2e_harness import ROOT, Project, diff_states, end_state, run_until_ok
+from e2e_harness import (
+    QUICK_BATCHES,
+    Project,
+    diff_states,
+    end_state,
+    project_copy,
+    run_until_ok,
+)
 from oromc_sandbox.core.state import API_FAULTS, FAULT_KINDS
 from oromc_sandbox.testing import RunningSandbox, fault_seed_for, running_sandbox
 from pipelines import DEV_SANDBOX_OPTIONS, RunResult
@@ -36,13 +42,14 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 #: Test-only settings of every connector: more attempts per request (a run rarely gives up on a
 #: request that a storm hits several times), short waits between them (the faults are the sandbox's,
 #: nothing needs time to recover) and between /batches status polls (the sandbox's batches finish in
-#: a second or two). Written into the `dev` environment of a copy of meltano.yml: Meltano 4.4.1
-#: cannot pass a decimal setting from an environment variable (README "Known Meltano issues").
+#: a fraction of a second: :data:`e2e_harness.QUICK_BATCHES`). Written into the `dev` environment of a
+#: copy of meltano.yml: Meltano 4.4.1 cannot pass a decimal setting from an environment variable
+#: (README "Known Meltano issues").
 FAST_WAITS = {
     "max_tries": 12,
     "backoff_factor_seconds": 0.05,
     "backoff_max_seconds": 0.5,
-    "batch_poll_seconds": 0.2,
+    **QUICK_BATCHES,
 }
 CONNECTORS = ("tap-orocommerce", "tap-mailchimp-engagement", "target-mailchimp", "target-orocommerce")
 
@@ -50,21 +57,7 @@ CONNECTORS = ("tap-orocommerce", "tap-mailchimp-engagement", "target-mailchimp",
 def fast_project(folder: Path) -> Path:
     """A copy of the project's meltano.yml in ``folder`` whose `dev` environment sets
     :data:`FAST_WAITS` on every connector (each setting the connector declares)."""
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
-    declared = {
-        plugin["name"]: {setting["name"] for setting in plugin.get("settings", [])}
-        for plugins in project["plugins"].values()
-        for plugin in plugins
-    }
-    dev = next(env for env in project["environments"] if env["name"] == "dev")
-    configs = {p["name"]: p for plugins in dev["config"]["plugins"].values() for p in plugins}
-    for name in CONNECTORS:
-        assert {"max_tries", "backoff_factor_seconds"} <= declared[name], name
-        config = configs[name].setdefault("config", {})
-        config.update({k: v for k, v in FAST_WAITS.items() if k in declared[name]})
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-    return folder
+    return project_copy(folder, FAST_WAITS, CONNECTORS, required=("max_tries", "backoff_factor_seconds"))
 
 
 @dataclass

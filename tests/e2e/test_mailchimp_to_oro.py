@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Project
+from e2e_harness import QUICK_BATCHES, Project, project_copy
 from oromc_sandbox.testing import running_sandbox
 from pipelines import RunResult, write_counts
 
@@ -131,7 +131,8 @@ def flow(
     source = str(request.param)
     epoch = (datetime.now(UTC) - timedelta(days=31)).isoformat()
     with running_sandbox(customers=10, seed=11, epoch=epoch, consent_source=source) as sandbox:
-        flow = Flow(Project(sandbox, tmp_path_factory.mktemp(f"mc-to-oro-{source}")), source)
+        root = project_copy(tmp_path_factory.mktemp(f"mc-to-oro-{source}-project"), QUICK_BATCHES)
+        flow = Flow(Project(sandbox, tmp_path_factory.mktemp(f"mc-to-oro-{source}"), root=root), source)
         env = flow.project.env
         for plugin in ("TAP_OROCOMMERCE", "TARGET_OROCOMMERCE"):
             env[f"{plugin}_CONSENT_SOURCE"] = source

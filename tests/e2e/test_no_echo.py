@@ -38,7 +38,7 @@ class Demo:
 def rounds(project: Project) -> Demo:
     project.sandbox.advance_clock(30 * 86400)  # all seeded engagement has arrived
     lines: list[str] = []
-    played = demo.play(project.sandbox, project.env, on_raw=lines.append)
+    played = demo.play(project.sandbox, project.env, on_raw=lines.append, cwd=project.root)
     return Demo(played, lines)
 
 
