@@ -47,7 +47,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -74,6 +74,7 @@ from oromc_common.mailchimp import (
 )
 from oromc_common.report import RunReport
 
+from target_mailchimp.client import email_hash
 from target_mailchimp.pacing import BatchPace
 from target_mailchimp.storecache import CollectionView, StoreCache
 
@@ -305,6 +306,26 @@ def _order_customer(customer: Any) -> dict[str, Any]:
     return out
 
 
+def store_person(stream: str, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The person a store record names: its store customer id and the subscriber hash of its address
+    (None when it has none: a product, a cart's tombstone, an order carrying its customer's id alone)."""
+    collection = RESOURCES[stream].collection if stream in RESOURCES else ""
+    if collection == "customers":
+        customer: Any = record
+    elif collection in {"orders", "carts"}:
+        customer = record.get("customer")
+    else:
+        return None, None
+    if not isinstance(customer, Mapping):
+        return None, None
+    email = customer.get("email_address")
+    key = customer.get("id")
+    return (
+        None if key in (None, "") else str(key),
+        email_hash(email.strip()) if isinstance(email, str) and email.strip() else None,
+    )
+
+
 def _order_line(i: int, line: Mapping[str, Any]) -> dict[str, Any]:
     """Line ``i`` of an order or cart: ids required, the variant defaults to the product, numbers checked."""
     out = {k: line[k] for k in LINE_KEYS if k in line}
@@ -402,6 +423,11 @@ class EcommerceSync:
         self._open_awaited = False
         self._open_lock = threading.Lock()  # held while awaiting: a second caller waits for the first
         self._expected_ends: dict[str, float] = {}  # batch id -> when it should be done (its first poll)
+        #: the records of a window that may be written now (the others are held: readahead.py)
+        self.hold: Callable[[str, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+        #: while a job is awaited: other work until about ``deadline`` (time.monotonic()); True if
+        #: it did some (the queue is looked at again)
+        self.on_wait: Callable[[float], bool] | None = None
 
     # -- store -------------------------------------------------------------------------
     def ensure_store(self, found: tuple[dict[str, Any] | None] | None = None) -> None:
@@ -696,7 +722,10 @@ class EcommerceSync:
         """Write one window of one e-commerce stream (one stream at a time: orders may create
         placeholder products, which must not race with the products stream)."""
         with self._window_lock:
-            self._process(stream, records)
+            if self.hold is not None:
+                records = self.hold(stream, records)
+            if records:
+                self._process(stream, records)
 
     def _process(self, stream: str, records: list[dict[str, Any]]) -> None:
         resource = RESOURCES[stream]
@@ -960,6 +989,9 @@ class EcommerceSync:
         self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
     ) -> None:
         while len(self.batches) >= PIPELINE_DEPTH:
+            oldest = next(iter(self.batches))
+            if self.on_wait is not None and self.on_wait(self._expected_ends.get(oldest.batch_id, 0.0)):
+                continue
             self.batches.read_oldest()
         batch_id = submit_batch(self.client, operations)
         self._expected_ends[batch_id] = self._expected_end(len(operations))

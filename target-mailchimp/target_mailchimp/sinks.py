@@ -34,6 +34,8 @@ class ContactsSink(BatchSink):
         """Bind the sink to the target's shared audience sync."""
         super().__init__(target, *args, **kwargs)
         self._sync_factory = getattr(target, "contact_sync")  # noqa: B009
+        self._keep = getattr(target, "keep_contacts", None)  # read-ahead (readahead.py)
+        self._kept = getattr(target, "contacts_kept", None)
         self._sync: ContactSync | None = None
         self._settled = 0
 
@@ -67,7 +69,11 @@ class ContactsSink(BatchSink):
     @override
     def process_record(self, record: dict, context: dict) -> None:
         pending: set[str] = context.setdefault("pending", set())
-        if self._sync is not None and self._sync.settle_if_unchanged(record, pending):
+        if (
+            self._sync is not None
+            and not (self._kept is not None and self._kept(record))  # a kept window changes it
+            and self._sync.settle_if_unchanged(record, pending)
+        ):
             self._settled += 1
             return
         context.setdefault("records", []).append(record)
@@ -88,8 +94,11 @@ class ContactsSink(BatchSink):
 
     @override
     def process_batch(self, context: dict) -> None:
-        self._sync = self._sync_factory()
-        self._sync.process(context.get("records", []))
+        records = context.get("records", [])
+        full = self.current_size >= self.window_size
+        if self._keep is None or not self._keep(records, context.get("pending", set()), full=full):
+            self._sync = self._sync_factory()
+            self._sync.process(records)
         context["records"] = []
         context["pending"] = set()
 
@@ -108,6 +117,7 @@ class EcommerceSink(BatchSink):
         """Bind the sink to the target's shared e-commerce sync."""
         super().__init__(target, *args, **kwargs)
         self._sync_factory = getattr(target, "ecommerce_sync")  # noqa: B009
+        self._target_of_sink = target
         self._store: EcommerceSync | None = None
 
     @property
@@ -133,6 +143,9 @@ class EcommerceSink(BatchSink):
         # the store's records are read while the window fills (when they will be compared)
         if self._store is None:
             self._store = self._sync_factory()
+            arrived = getattr(self._target_of_sink, "store_record_arrived", None)
+            if arrived is not None:
+                arrived()  # the contacts before it may be kept (readahead.py)
         self._store.arrived(self.stream_name)
         context.setdefault("records", []).append(record)
 

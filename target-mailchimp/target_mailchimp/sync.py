@@ -54,6 +54,7 @@ from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
 from target_mailchimp.tags import (
     BATCHES_WHEN_DIRECT_CALLS_OVER,
+    KIND,
     PENDING_WINDOWS,
     TagWrites,
     member_keys,
@@ -261,7 +262,9 @@ class ContactSync(TagWrites):
         # written (so Mailchimp's queue never waits for it), except the ones that change one of its
         # members: their tags and statuses must be as those windows left them. At most
         # PENDING_WINDOWS stay unread (the oldest finished long ago: Mailchimp runs them in order).
-        while len(self.batches) >= PENDING_WINDOWS:
+        # The store's jobs queued meanwhile (a read-ahead backfill, readahead.py) do not count
+        # towards that limit (reaching it still reads the store's jobs queued before ours first).
+        while sum(job.kind == KIND for job in self.batches) >= PENDING_WINDOWS:
             self.batches.read_oldest()
         contacts = self.prepare(records)
         if not contacts:

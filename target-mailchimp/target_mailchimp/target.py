@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ from target_mailchimp.ecommerce import (
     RESOURCES,
     EcommerceSync,
     StoreSettings,
+    store_person,
 )
 from target_mailchimp.mapping import (
     DEFAULT_EXCLUDE_TAG_PREFIXES,
@@ -47,6 +49,12 @@ from target_mailchimp.mapping import (
     MergeFieldSpec,
 )
 from target_mailchimp.models import SyncSettings
+from target_mailchimp.readahead import (
+    PRECEDE_STATUSES,
+    ContactsSpool,
+    HeldStoreRecords,
+    StorePerson,
+)
 from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.tags import TagWrites
@@ -396,6 +404,14 @@ class TargetMailchimp(GatedTarget):
         # The account's /batches jobs not read yet (contacts' tags and archives, store writes):
         # Mailchimp runs them one at a time in submission order; the tap's state waits for them.
         self.batches = BatchQueue()
+        # Read-ahead of a backfill (readahead.py): contacts windows kept, store records held.
+        self._spool = ContactsSpool()
+        self._held = HeldStoreRecords()
+        self._reading_ahead = bool(cfg.get("store_id")) and not self.dry_run
+        self._releasing = False
+        self._first_window = True
+        self._window_seconds = 0.0  # how long the last kept window took to write
+        self._deferred_state: dict[str, Any] | None = None
 
     # -- the record gate (oromc_common.records): schema problems answered per record or field --
     @override
@@ -484,6 +500,8 @@ class TargetMailchimp(GatedTarget):
                 self._ecommerce = EcommerceSync(
                     self.client, settings, self.report, self.client.max_connections, self.batches
                 )
+                self._ecommerce.hold = self._hold
+                self._ecommerce.on_wait = lambda deadline: self._write_kept(deadline=deadline, windows=1)
             return self._ecommerce
 
     def _create_merge_field(self, audience: Audience, tag: str, kind: str, name: str) -> MergeFieldSpec:
@@ -601,14 +619,117 @@ class TargetMailchimp(GatedTarget):
     # contact of a window (its status, its link to the source id, a moved address) is written before
     # the store records that name the same people, and a cart never arrives before its customer.
     # tests/test_identity_consent.py checks the order.
+    # With read-ahead (readahead.py) a contacts window may be kept instead (ContactsSink asks
+    # ``keep_contacts``): a window after store records first writes the ones kept before it.
     @override
     def drain_sinks(self, sinks: list[Sink], parallelism: int) -> None:
         order = [self.config.get("contacts_stream", STREAM), *RESOURCES]
         ordered = sorted((s for s in sinks if s.stream_name in order), key=lambda s: order.index(s.stream_name))
-        if self._ecommerce is not None and any(s.stream_name == order[0] and s.current_size for s in ordered):
-            self._ecommerce.settle()  # contacts (consent) are never written before a queued store write
+        if any(s.stream_name == order[0] and s.current_size for s in ordered):
+            if not self._reading_ahead:
+                self._flush_readahead()  # kept contacts and held store records came before it
+            if self._ecommerce is not None:
+                self._ecommerce.settle()  # contacts (consent) are never written before a queued store write
         super().drain_sinks(ordered, 1)
+        if any(s.stream_name in RESOURCES for s in ordered):
+            self._write_kept(windows=1)  # one per store drain, more while a store job is awaited
+            self._release_held()
         super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
+
+    # -- read-ahead of a backfill (readahead.py) -------------------------------------------
+    def keep_contacts(self, records: list[dict[str, Any]], hashes: set[str], *, full: bool) -> bool:
+        """A contacts window about to be written: True when it is kept for later instead (a full one
+        after the first window, or any once one is kept, while no store record has arrived). The
+        first is written: it reads what the audience holds, which tells whose store records may
+        go before their contacts (``_hold``)."""
+        first, self._first_window = self._first_window, False
+        if first or not records or not self._reading_ahead or not (full or len(self._spool)):
+            return False
+        self._spool.push(records, hashes)
+        self.report.count(self.config.get("contacts_stream", STREAM), "windows_read_ahead")
+        return True
+
+    def contacts_kept(self, record: Mapping[str, Any]) -> bool:
+        """True when a kept window names the address of this contacts record."""
+        email = record.get("email")
+        return (
+            bool(len(self._spool))
+            and isinstance(email, str)
+            and bool(email.strip())
+            and self._spool.names(email_hash(email.strip()))
+        )
+
+    def store_record_arrived(self) -> None:
+        """A store record arrived: the contacts before it are kept too (when some are), and the
+        next ones are written as they come."""
+        if not self._reading_ahead:
+            return
+        if len(self._spool):
+            for sink in self.active_sinks():
+                if sink.stream_name == self.config.get("contacts_stream", STREAM) and sink.current_size:
+                    self.drain_one(sink)
+        self._reading_ahead = False
+
+    def _write_kept(self, *, deadline: float | None = None, windows: int | None = None) -> bool:
+        """Write kept contacts windows, oldest first: up to ``windows``, and (``deadline``) only while
+        one more should end before it (the first one always). True if any was written."""
+        written = 0
+        while len(self._spool) and not self._reading_ahead and (windows is None or written < windows):
+            if deadline is not None and self._window_seconds and time.monotonic() + self._window_seconds > deadline:
+                break
+            records = self._spool.pop()
+            started = time.monotonic()
+            self.contact_sync().process(records)
+            self._window_seconds = time.monotonic() - started
+            written += 1
+        return written > 0
+
+    def _hold(self, stream: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The store records that may be written now; the others are held (readahead.py)."""
+        if self._releasing or not (len(self._spool) or len(self._held)):
+            return records
+        members = self.contact_sync().audience.members
+        ready: list[dict[str, Any]] = []
+        held: list[tuple[dict[str, Any], StorePerson]] = []
+        for record in records:
+            person = store_person(stream, record)
+            hash_ = person[1]
+            state = None if hash_ is None else members.get(hash_)
+            if self._held.holds(stream, str(record.get("id")), person) or (
+                hash_ is not None and (state is None or state.status not in PRECEDE_STATUSES)
+            ):
+                held.append((record, person))
+            else:
+                ready.append(record)
+        if held:
+            self._held.hold(stream, held)
+            self.report.count(stream, "held_until_contacts", len(held))
+        return ready
+
+    def _release_held(self) -> None:
+        """Once no contacts window is kept: the held store records, stream by stream, then the state
+        that waited for them."""
+        if len(self._spool):
+            return
+        if len(self._held) and self._ecommerce is not None:
+            self._releasing = True
+            try:
+                for stream, records in self._held.release(RESOURCES):
+                    self._ecommerce.process(stream, records)
+            finally:
+                self._releasing = False
+        self._emit_deferred_state()
+
+    def _flush_readahead(self) -> None:
+        """Every kept window and held record written (before a later contacts window; at the end)."""
+        self._reading_ahead = False
+        self._write_kept()
+        self._release_held()
+
+    def _emit_deferred_state(self) -> None:
+        if self._deferred_state is not None and not (len(self._spool) or len(self._held)):
+            state, self._deferred_state = self._deferred_state, None
+            self.write_state(state)
 
     @override
     def on_record_processed(self) -> None:
@@ -625,12 +746,16 @@ class TargetMailchimp(GatedTarget):
             latest
             and latest != self._last_emitted_state
             and all(s.current_size == 0 for s in self.active_sinks())
+            and not (len(self._spool) or len(self._held))
         ):
             self.write_state(copy.deepcopy(latest))
 
     @override
     def write_state(self, state: dict[str, Any]) -> None:
         if self.dry_run:  # nothing was written: the tap's bookmarks must not move
+            return
+        if len(self._spool) or len(self._held):  # covers records not written yet: emitted after them
+            self._deferred_state = copy.deepcopy(state)
             return
         if state == self._last_emitted_state:
             return
@@ -642,6 +767,7 @@ class TargetMailchimp(GatedTarget):
     @override
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        self._flush_readahead()
         self.batches.settle()
         if self._ecommerce is not None:
             self._ecommerce.finish()

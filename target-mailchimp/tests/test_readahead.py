@@ -1,0 +1,167 @@
+"""Read-ahead of a backfill (readahead.py): contacts windows kept while the store's records are written,
+order per person, the state after both; against the sandbox over HTTP (in-process target)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from oromc_common.mailchimp import MailchimpClient, subscriber_hash
+from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp.contract import ECOMMERCE_SCHEMAS
+from target_mailchimp.ecommerce import EcommerceSync, store_person
+from target_mailchimp.readahead import ContactsSpool, HeldStoreRecords
+from target_mailchimp.sync import ContactSync
+
+from .conftest import DOMAIN, contact, member, run_target, singer_lines
+
+STORE = "readahead-store"
+LATER = "2999-01-01T00:00:00+00:00"
+EXISTING = range(1, 31)  # members before the run
+NEW = range(31, 41)  # people new to the audience, with consent
+MOVED = 25  # an existing member whose address changes in the run (in a kept window)
+
+
+def _store_lines(stream: str, records: list[dict[str, Any]]) -> list[str]:
+    schema = {"type": "SCHEMA", "stream": stream, "schema": ECOMMERCE_SCHEMAS[stream], "key_properties": ["id"]}
+    return [json.dumps(schema), *(json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records)]
+
+
+def _email(i: int) -> str:
+    return f"moved{i}@{DOMAIN}" if i == MOVED else f"person{i}@{DOMAIN}"
+
+
+def _customer(i: int) -> dict[str, Any]:
+    return {"id": f"cu{i}", "email_address": _email(i), "opt_in_status": False, "first_name": f"First{i}"}
+
+
+def _order(i: int) -> dict[str, Any]:
+    return {
+        "id": f"o{i}",
+        "customer": _customer(i),
+        "order_total": "10.00",
+        "lines": [{"id": f"o{i}-1", "product_id": "p1", "product_variant_id": "p1", "quantity": 1,
+                   "price": "10.00", "product_title": "Widget"}],
+    }
+
+
+def _contacts() -> list[dict[str, Any]]:
+    records = [contact(i, first_name=f"Again{i}") for i in EXISTING]
+    records[MOVED - 1] = contact(MOVED, email=_email(MOVED), first_name=f"Again{MOVED}")
+    records += [contact(i, marketing_consent=True, consent_changed_at=LATER) for i in NEW]
+    return records
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, set[str]]]:
+    """(what, subscriber hashes) in the order written: each contacts window, each store window."""
+    events: list[tuple[str, set[str]]] = []
+    contacts_process, store_process = ContactSync.process, EcommerceSync._process
+
+    def contacts(self: ContactSync, records: list[dict[str, Any]]) -> None:
+        events.append(("contacts", {subscriber_hash(str(r["email"])) for r in records}))
+        contacts_process(self, records)
+
+    def store(self: EcommerceSync, stream: str, records: list[dict[str, Any]]) -> None:
+        events.append((stream, {h for r in records if (h := store_person(stream, r)[1])}))
+        store_process(self, stream, records)
+
+    monkeypatch.setattr(ContactSync, "process", contacts)
+    monkeypatch.setattr(EcommerceSync, "_process", store)
+    return events
+
+
+def test_store_records_of_members_go_ahead_of_their_contacts_others_after(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    list_id = config["list_id"]
+    cfg = {**config, "store_id": STORE, "batch_size_rows": 10}
+    run_target({**config, "batch_size_rows": 10}, singer_lines([contact(i) for i in EXISTING]))
+    moved_before = member(api, list_id, f"person{MOVED}@{DOMAIN}")
+    assert moved_before is not None
+    events = _spy(monkeypatch)
+
+    # windows of 10: contacts 1-10 (written: it reads the audience), 11-20, 21-30, new people (kept);
+    # store records: 21-30 (members ahead of their window; the moved address held), the new people
+    # (held), then the others
+    people = [*range(21, 31), *NEW, *range(1, 21)]
+    lines = [
+        *singer_lines(_contacts(), state_every=10),
+        *_store_lines("ecommerce_customers", [_customer(i) for i in people]),
+        *_store_lines("ecommerce_orders", [_order(i) for i in people]),
+    ]
+    target, states = run_target(cfg, lines)
+    streams = target.report.summary()["streams"]
+
+    # The windows after the first were kept until the store records came, then written between them.
+    assert streams["contacts"]["windows_read_ahead"] == 3
+    first_store = next(i for i, (what, _) in enumerate(events) if what != "contacts")
+    assert [what for what, _ in events[:first_store]] == ["contacts"]
+    assert sum(what == "contacts" for what, _ in events[first_store:]) == 3
+
+    # A store record goes before its person's contacts only when the person is a member at that
+    # address; a new person's and a moved address's records come after their contacts.
+    written_at: dict[str, int] = {}
+    for i, (what, hashes) in enumerate(events):
+        if what == "contacts":
+            for h in hashes:
+                written_at.setdefault(h, i)
+    after = {subscriber_hash(_email(i)) for i in [*NEW, MOVED]}
+    ahead = 0
+    for i, (what, hashes) in enumerate(events):
+        if what == "contacts":
+            continue
+        for h in hashes:
+            if h in after:
+                assert written_at[h] < i, (what, h)
+            elif written_at[h] > i:
+                ahead += 1
+    assert ahead > 0  # some store records of members really went ahead of their contacts
+    assert streams["ecommerce_customers"]["held_until_contacts"] == len(NEW) + 1
+
+    # The outcome is the one without read-ahead: consent, the move, the store.
+    for i in NEW:
+        got = member(api, list_id, _email(i))
+        assert got is not None and got["status"] == "subscribed", i
+    moved = member(api, list_id, _email(MOVED))
+    assert moved is not None and moved["unique_email_id"] == moved_before["unique_email_id"]
+    assert member(api, list_id, f"person{MOVED}@{DOMAIN}") is None
+    assert streams["contacts"]["created"] == len(NEW)
+    for i in people:
+        assert api.get(f"/ecommerce/stores/{STORE}/orders/o{i}")["customer"]["email_address"] == _email(i)
+    assert not streams["ecommerce_orders"].get("rejected_by_reason")
+
+    # The state covering the contacts waits for the kept windows and the held records.
+    assert states == [{"n": 10}, {"n": 40}]
+
+
+def test_without_a_store_nothing_is_kept(
+    sb: RunningSandbox, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _spy(monkeypatch)
+    target, states = run_target({**config, "batch_size_rows": 10}, singer_lines(_contacts(), state_every=10))
+    assert "windows_read_ahead" not in target.report.summary()["streams"]["contacts"]
+    assert [what for what, _ in events] == ["contacts"] * 4
+    assert states == [{"n": 10}, {"n": 20}, {"n": 30}, {"n": 40}]
+
+
+def test_kept_windows_and_held_records_come_back_in_order() -> None:
+    spool = ContactsSpool()
+    spool.push([{"email": "a"}], {"0" * 32})
+    spool.push([{"email": "b"}], {"f" * 32})
+    assert spool.names("f" * 32) and not spool.names("1" * 32)
+    assert spool.pop() == [{"email": "a"}]
+    assert not spool.names("0" * 32) and spool.names("f" * 32)
+    assert spool.pop() == [{"email": "b"}] and len(spool) == 0
+
+    held = HeldStoreRecords()
+    held.hold("ecommerce_orders", [({"id": "o1"}, ("cu1", "a" * 32))])
+    held.hold("ecommerce_customers", [({"id": "cu1"}, ("cu1", "a" * 32))])
+    # later records of a held person, of a held customer id or with a held id follow them
+    assert held.holds("ecommerce_carts", "c9", (None, "a" * 32))
+    assert held.holds("ecommerce_carts", "c9", ("cu1", None))
+    assert held.holds("ecommerce_orders", "o1", (None, None))
+    assert not held.holds("ecommerce_orders", "o2", ("cu2", "b" * 32))
+    released = list(held.release(["ecommerce_customers", "ecommerce_orders"]))
+    assert released == [("ecommerce_customers", [{"id": "cu1"}]), ("ecommerce_orders", [{"id": "o1"}])]
+    assert len(held) == 0 and not held.holds("ecommerce_orders", "o1", (None, None))
