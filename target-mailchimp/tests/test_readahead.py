@@ -121,10 +121,11 @@ def test_store_records_of_members_go_ahead_of_their_contacts_others_after(
 
     # The outcome is the one without read-ahead: consent, the move, the store.
     for i in NEW:
-        got = member(api, list_id, _email(i))
-        assert got is not None and got["status"] == "subscribed", i
+        got = member(api, list_id, _email(i)) or {}
+        assert got.get("status") == "subscribed", i
     moved = member(api, list_id, _email(MOVED))
-    assert moved is not None and moved["unique_email_id"] == moved_before["unique_email_id"]
+    assert moved is not None
+    assert moved["unique_email_id"] == moved_before["unique_email_id"]
     assert member(api, list_id, f"person{MOVED}@{DOMAIN}") is None
     assert streams["contacts"]["created"] == len(NEW)
     for i in people:
@@ -149,10 +150,13 @@ def test_kept_windows_and_held_records_come_back_in_order() -> None:
     spool = ContactsSpool()
     spool.push([{"email": "a"}], {"0" * 32})
     spool.push([{"email": "b"}], {"f" * 32})
-    assert spool.names("f" * 32) and not spool.names("1" * 32)
+    assert spool.names("f" * 32)
+    assert not spool.names("1" * 32)
     assert spool.pop() == [{"email": "a"}]
-    assert not spool.names("0" * 32) and spool.names("f" * 32)
-    assert spool.pop() == [{"email": "b"}] and len(spool) == 0
+    assert not spool.names("0" * 32)
+    assert spool.names("f" * 32)
+    assert spool.pop() == [{"email": "b"}]
+    assert len(spool) == 0
 
     held = HeldStoreRecords()
     held.hold("ecommerce_orders", [({"id": "o1"}, ("cu1", "a" * 32))])
@@ -164,4 +168,5 @@ def test_kept_windows_and_held_records_come_back_in_order() -> None:
     assert not held.holds("ecommerce_orders", "o2", ("cu2", "b" * 32))
     released = list(held.release(["ecommerce_customers", "ecommerce_orders"]))
     assert released == [("ecommerce_customers", [{"id": "cu1"}]), ("ecommerce_orders", [{"id": "o1"}])]
-    assert len(held) == 0 and not held.holds("ecommerce_orders", "o1", (None, None))
+    assert len(held) == 0
+    assert not held.holds("ecommerce_orders", "o1", (None, None))
