@@ -23,6 +23,11 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+#: At most this many contacts are kept (~1 KB each on disk): past it the oldest kept window is
+#: written as the next is kept, so a run without store records (a store configured, its streams
+#: not selected) still writes, and emits its state, as it reads.
+MAX_KEPT_CONTACTS = 500_000
+
 #: Member statuses a store write may precede the person's contact for (the member exists at the
 #: address; archived and cleaned members are held).
 PRECEDE_STATUSES = frozenset({"subscribed", "unsubscribed", "pending", "transactional"})
@@ -81,21 +86,27 @@ class ContactsSpool:
         """Empty."""
         self._windows = _Frames()
         self._people: list[set[int]] = []  # per window kept, the subscriber hashes it names
-        self.windows_kept = 0  # in this run
+        self._sizes: list[int] = []
 
     def __len__(self) -> int:
         """Windows kept."""
         return len(self._windows)
 
+    @property
+    def contacts(self) -> int:
+        """Contacts kept."""
+        return sum(self._sizes)
+
     def push(self, records: list[dict[str, Any]], hashes: set[str]) -> None:
         """Keep one window (``hashes``: the subscriber hashes of its addresses)."""
         self._windows.push(records)
         self._people.append({_short(h) for h in hashes})
-        self.windows_kept += 1
+        self._sizes.append(len(records))
 
     def pop(self) -> list[dict[str, Any]]:
         """The oldest window kept (no longer kept)."""
         self._people.pop(0)
+        self._sizes.pop(0)
         records: list[dict[str, Any]] = self._windows.pop()
         return records
 
@@ -108,6 +119,7 @@ class ContactsSpool:
         """Forget everything kept (end of run)."""
         self._windows.close()
         self._people = []
+        self._sizes = []
 
 
 class HeldStoreRecords:

@@ -50,6 +50,7 @@ from target_mailchimp.mapping import (
 )
 from target_mailchimp.models import SyncSettings
 from target_mailchimp.readahead import (
+    MAX_KEPT_CONTACTS,
     PRECEDE_STATUSES,
     ContactsSpool,
     HeldStoreRecords,
@@ -647,6 +648,8 @@ class TargetMailchimp(GatedTarget):
             return False
         self._spool.push(records, hashes)
         self.report.count(self.config.get("contacts_stream", STREAM), "windows_read_ahead")
+        if self._spool.contacts > MAX_KEPT_CONTACTS:  # the read-ahead slides (readahead.py)
+            self._write_window(self._spool.pop())
         return True
 
     def contacts_kept(self, record: Mapping[str, Any]) -> bool:
@@ -677,12 +680,14 @@ class TargetMailchimp(GatedTarget):
         while len(self._spool) and not self._reading_ahead and (windows is None or written < windows):
             if deadline is not None and self._window_seconds and time.monotonic() + self._window_seconds > deadline:
                 break
-            records = self._spool.pop()
-            started = time.monotonic()
-            self.contact_sync().process(records)
-            self._window_seconds = time.monotonic() - started
+            self._write_window(self._spool.pop())
             written += 1
         return written > 0
+
+    def _write_window(self, records: list[dict[str, Any]]) -> None:
+        started = time.monotonic()
+        self.contact_sync().process(records)
+        self._window_seconds = time.monotonic() - started
 
     def _hold(self, stream: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The store records that may be written now; the others are held (readahead.py)."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from oromc_common.mailchimp import MailchimpClient, subscriber_hash
 from oromc_sandbox.testing import RunningSandbox
+from target_mailchimp import target as target_module
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import EcommerceSync, store_person
 from target_mailchimp.readahead import ContactsSpool, HeldStoreRecords
@@ -170,3 +171,31 @@ def test_kept_windows_and_held_records_come_back_in_order() -> None:
     assert released == [("ecommerce_customers", [{"id": "cu1"}]), ("ecommerce_orders", [{"id": "o1"}])]
     assert len(held) == 0
     assert not held.holds("ecommerce_orders", "o1", (None, None))
+
+
+def test_contacts_without_store_records_are_kept_only_up_to_a_bound(
+    sb: RunningSandbox, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store configured but no store record in the input: the read-ahead slides (at most
+    MAX_KEPT_CONTACTS kept), the windows are written in their order, the state follows them."""
+    monkeypatch.setattr(target_module, "MAX_KEPT_CONTACTS", 15)
+    events = _spy(monkeypatch)
+    lines = singer_lines([contact(i) for i in range(1, 41)], state_every=10)
+    last = next(i for i, line in enumerate(lines) if f'"person40@{DOMAIN}"' in line)
+    target, states = run_target(
+        {**config, "store_id": STORE, "batch_size_rows": 10},
+        lines,
+        {last: lambda: events.append(("last record read", set()))},
+    )
+    assert target.report.summary()["streams"]["contacts"]["windows_read_ahead"] == 3
+    people = [{subscriber_hash(f"person{i}@{DOMAIN}") for i in range(k, k + 10)} for k in (1, 11, 21, 31)]
+    # window 2 was written while the input was read (15 contacts at most kept: when window 3 was)
+    assert events == [
+        ("contacts", people[0]),
+        ("contacts", people[1]),
+        ("last record read", set()),
+        ("contacts", people[2]),
+        ("contacts", people[3]),
+    ]
+    assert states == [{"n": 10}, {"n": 40}]
+    assert target.report.summary()["streams"]["contacts"]["created"] == 40
