@@ -77,6 +77,7 @@ from oromc_common.report import RunReport
 from target_mailchimp.client import email_hash
 from target_mailchimp.pacing import BatchPace
 from target_mailchimp.storecache import CollectionView, StoreCache
+from target_mailchimp.tags import person_keys
 
 PAGE = 1000
 # Pages of a store collection read at once (not ``max_connections``): a page of 1,000 orders is ~10 MB
@@ -1003,7 +1004,10 @@ class EcommerceSync:
             batch_id,
             partial(self._collect, batch_id),
             kind=KIND,
-            keys=_queue_keys(collection, (w.key for w in by_op.values())),
+            keys=[
+                *_queue_keys(collection, (w.key for w in by_op.values())),
+                *(k for w in by_op.values() for k in _person_keys(w)),
+            ],
             operations=len(operations),
         )
 
@@ -1056,6 +1060,21 @@ class EcommerceSync:
             if k in current and k not in (body or {})
         }
         return json.loads(json.dumps(fill))
+
+
+def _person_keys(write: Write) -> list[str]:
+    """The queue keys of the person a write names (its body's customer, or the customer it writes):
+    an archive or erasure of that person waits for the job (``ContactSync``)."""
+    body = write.body or {}
+    customer = body if write.resource.collection == "customers" else body.get("customer")
+    if not isinstance(customer, Mapping):
+        return []
+    email = customer.get("email_address")
+    key = write.key if write.resource.collection == "customers" else customer.get("id")
+    return person_keys(
+        email_hash(email.strip()) if isinstance(email, str) and email.strip() else None,
+        None if key in (None, "") else str(key),
+    )
 
 
 def _line_products(records: Iterable[Mapping[str, Any]]) -> list[str]:

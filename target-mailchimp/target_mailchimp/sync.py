@@ -58,6 +58,7 @@ from target_mailchimp.tags import (
     PENDING_WINDOWS,
     TagWrites,
     member_keys,
+    person_keys,
 )
 
 LOGGER = logging.getLogger("target_mailchimp.sync")
@@ -824,9 +825,18 @@ class ContactSync(TagWrites):
         """Members archived because their source user is disabled (``disabled_user_policy``): one
         ``DELETE`` each, or one ``/batches`` job when they would take more than 50 calls."""
         if len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER:
-            self._archives_by_batch(archives)
+            self._archives_by_batch(archives)  # runs after the store's jobs queued before it
             return
+        self._settle_store_writes([(c, c.hash) for c, _ in archives])
         run_concurrently([partial(self._archive_one, c, st) for c, st in archives], self.workers)
+
+    def _settle_store_writes(self, people: list[tuple[Contact, str | None]]) -> None:
+        """Store jobs not read yet that name these people are awaited first: one that ran after the
+        member is archived or erased would bring the address back (a read-ahead backfill queues
+        store jobs ahead of the contacts kept; ``readahead.py``)."""
+        keys = [k for contact, hash_ in people for k in person_keys(hash_, contact.oro_id)]
+        if keys and self.batches.touches(keys):
+            self.batches.settle(keys=keys)
 
     def _archive_batch(
         self, archives: list[tuple[Contact, MemberState]]
@@ -921,6 +931,7 @@ class ContactSync(TagWrites):
             else:
                 self.audience.remember(hash_, state)
 
+        self._settle_store_writes([(c, h) for c, h, _ in erasures])
         run_concurrently([partial(erase, c, h, st) for c, h, st in erasures], self.workers)
 
 

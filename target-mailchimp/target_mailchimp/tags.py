@@ -70,6 +70,13 @@ def member_keys(hashes: Iterable[str]) -> list[str]:
     return [f"member:{h}" for h in hashes]
 
 
+def person_keys(hash_: str | None, customer_id: str | None) -> list[str]:
+    """How a person is named in the :class:`BatchQueue` by a job that writes their store records:
+    their address (``store-person:<hash>``; not ``member:``, which a contacts window's lookup waits
+    for) and their store customer (``customers:<id>``, as the store's own customer writes are named)."""
+    return [*([f"store-person:{hash_}"] if hash_ else []), *([f"customers:{customer_id}"] if customer_id else [])]
+
+
 class TagWrites:
     """Mixin of ``ContactSync``: report helpers and the tag-writing strategies.
 

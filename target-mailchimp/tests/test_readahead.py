@@ -10,6 +10,7 @@ import pytest
 from oromc_common.mailchimp import MailchimpClient, subscriber_hash
 from oromc_sandbox.testing import RunningSandbox
 from target_mailchimp import target as target_module
+from target_mailchimp.client import Audience
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import EcommerceSync, store_person
 from target_mailchimp.readahead import ContactsSpool, HeldStoreRecords
@@ -199,3 +200,42 @@ def test_contacts_without_store_records_are_kept_only_up_to_a_bound(
     ]
     assert states == [{"n": 10}, {"n": 40}]
     assert target.report.summary()["streams"]["contacts"]["created"] == 40
+
+
+def test_an_erasure_waits_for_the_store_job_that_names_the_person(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member's store records went ahead of their kept contacts, as a /batches job; the kept window
+    then erases the person: the erasure waits for that job (were the job to run after it, its
+    customer write could bring the address back; Mailchimp does not document what such a write does
+    to an archived member)."""
+    list_id = config["list_id"]
+    events: list[str] = []
+    collect, delete = EcommerceSync._collect, Audience.delete_permanent
+
+    def collected(self: EcommerceSync, batch_id: str) -> None:
+        collect(self, batch_id)
+        events.append("store job read")
+
+    def deleted(self: Audience, hash_: str) -> None:
+        events.append("erasure")
+        delete(self, hash_)
+
+    monkeypatch.setattr(EcommerceSync, "_collect", collected)
+    monkeypatch.setattr(Audience, "delete_permanent", deleted)
+    cfg = {**config, "batch_size_rows": 10, "audience_lookup": "full", "erasure_mode": "delete_permanent"}
+    run_target(cfg, singer_lines([contact(i) for i in EXISTING]))
+    erased = 15
+    records = [contact(i, first_name=f"Again{i}") for i in EXISTING]
+    records[erased - 1] = {"customer_user_id": erased, "erase": True, "email": None, "tags": [],
+                           "updated_at": LATER}
+    customers = [{**_customer(i), "id": str(i)} for i in range(11, 21)]  # 10: one /batches job
+    lines = [*singer_lines(records), *_store_lines("ecommerce_customers", customers)]
+    target, _ = run_target({**cfg, "store_id": STORE}, lines)
+    streams = target.report.summary()["streams"]
+    assert streams["contacts"]["windows_read_ahead"] == 2
+    assert streams["contacts"]["erased"] == 1
+    assert streams["ecommerce_customers"]["batched"] == 10
+    assert "held_until_contacts" not in streams["ecommerce_customers"]
+    assert member(api, list_id, f"person{erased}@{DOMAIN}") is None
+    assert events == ["store job read", "erasure"]
