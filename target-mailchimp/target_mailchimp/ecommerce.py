@@ -953,6 +953,10 @@ class EcommerceSync:
         start = max([time.monotonic(), *list(self._expected_ends.values())])
         return start + max(first_poll_seconds(operations), self.settings.batch_poll_seconds)
 
+    def busy_until(self) -> float:
+        """When the store's jobs queued at Mailchimp should all be done (``time.monotonic()``; 0: none)."""
+        return max(self._expected_ends.values(), default=0.0)
+
     @property
     def in_flight(self) -> bool:
         """True while one of this sync's submitted batches is not read yet."""
@@ -989,7 +993,9 @@ class EcommerceSync:
     def _submit_operations(
         self, collection: str, stream: str, operations: list[dict[str, Any]], by_op: dict[str, Write]
     ) -> None:
-        while len(self.batches) >= PIPELINE_DEPTH:
+        # only the store's jobs count (a read-ahead's contacts jobs queued between them would
+        # otherwise make this wait for the last store job, leaving Mailchimp's queue empty)
+        while sum(job.kind == KIND for job in self.batches) >= PIPELINE_DEPTH:
             oldest = next(iter(self.batches))
             if self.on_wait is not None and self.on_wait(self._expected_ends.get(oldest.batch_id, 0.0)):
                 continue

@@ -632,8 +632,11 @@ class TargetMailchimp(GatedTarget):
             if self._ecommerce is not None:
                 self._ecommerce.settle()  # contacts (consent) are never written before a queued store write
         super().drain_sinks(ordered, 1)
-        if any(s.stream_name in RESOURCES for s in ordered):
-            self._write_kept(windows=1)  # one per store drain, more while a store job is awaited
+        if any(s.stream_name in RESOURCES for s in ordered) and self._ecommerce is not None:
+            # one per store drain, more while the store's queued jobs keep Mailchimp busy (with a
+            # window to spare for the next store window) and while a store job is awaited
+            self._write_kept(windows=1)
+            self._write_kept(deadline=self._ecommerce.busy_until() - self._window_seconds)
             self._release_held()
         super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
 
@@ -675,10 +678,12 @@ class TargetMailchimp(GatedTarget):
 
     def _write_kept(self, *, deadline: float | None = None, windows: int | None = None) -> bool:
         """Write kept contacts windows, oldest first: up to ``windows``, and (``deadline``) only while
-        one more should end before it (the first one always). True if any was written."""
+        one more should end before it (the first of a run always). True if any was written."""
         written = 0
         while len(self._spool) and not self._reading_ahead and (windows is None or written < windows):
-            if deadline is not None and self._window_seconds and time.monotonic() + self._window_seconds > deadline:
+            if deadline is not None and (
+                time.monotonic() + self._window_seconds > deadline if self._window_seconds else written
+            ):
                 break
             self._write_window(self._spool.pop())
             written += 1
