@@ -158,14 +158,24 @@ class HeldStoreRecords:
                 self._people.add(_short(hash_))
         self._frames.setdefault(stream, _Frames()).push([r for r, _ in records])
 
-    def release(self, order: Iterable[str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """Every window held, stream by stream in ``order`` (then any other), each oldest first;
-        nothing is held afterwards."""
+    def release(
+        self, order: Iterable[str], window: int
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Every record held, stream by stream in ``order`` (then any other), oldest first, in
+        windows of at least ``window`` records (the held parts of consecutive windows joined: each
+        window written is a ``/batches`` job, with its ~2 s of Mailchimp's queueing whatever its
+        size) except each stream's last; nothing is held afterwards."""
         first = [s for s in order if s in self._frames]
         for stream in [*first, *(s for s in self._frames if s not in first)]:
             frames = self._frames[stream]
+            joined: list[dict[str, Any]] = []
             while len(frames):
-                yield stream, frames.pop()
+                joined.extend(frames.pop())
+                if len(joined) >= window:
+                    yield stream, joined
+                    joined = []
+            if joined:
+                yield stream, joined
         self.close()
 
     def close(self) -> None:

@@ -65,6 +65,9 @@ LOGGER = logging.getLogger("target_mailchimp.sync")
 EMAIL_CONFLICT = "email_conflict"
 FORGOTTEN_EMAIL = "forgotten_email"  # the reason for "Forgotten Email Not Subscribed"
 FORGOTTEN_NOT_RE_ADDED = "forgotten_not_re_added"
+MAX_COLLECTED_ARCHIVES = 10_000
+"""Archives collected across windows (:meth:`ContactSync.collect_archives`) submitted as one job
+once this many are waiting: bounds what the run holds (a contact and a member state each)."""
 
 
 def source_id(record: Mapping[str, Any]) -> str | None:
@@ -131,6 +134,9 @@ class ContactSync(TagWrites):
         self._inline_done: set[str] = set()
         self.pace = BatchPace(settings.batch_poll_seconds)
         self.defer_batches = False
+        #: archives of disabled users collected across windows instead of run per window
+        #: (:meth:`collect_archives`): submitted together by :meth:`flush_archives`
+        self._collected: dict[str, tuple[Contact, MemberState]] | None = None
         self.batches = batches if batches is not None else BatchQueue()
         self.plan = (
             plan if plan is not None else ActionPlan("target-mailchimp", report, dry_run=False)
@@ -317,6 +323,7 @@ class ContactSync(TagWrites):
         self._inline_tag_additions(writes, deltas)
         self._run_writes(writes)
         tag_deltas = self._tags_left(deltas) + self._created_tag_deltas
+        archives = self._collect(archives)
         if (
             len(archives) > BATCHES_WHEN_DIRECT_CALLS_OVER
             and tag_deltas
@@ -335,6 +342,8 @@ class ContactSync(TagWrites):
         """The members at the window's addresses, once the jobs not read yet that change one of
         them (or a member found by its source id) have been read."""
         hashes = [c.hash for c in contacts if c.hash]
+        if self._collected and self._names_collected(contacts):
+            self._submit_collected()  # an archive collected for one of them goes first
         self.batches.settle(keys=member_keys(hashes))
         states = self.audience.lookup(hashes, self.workers, self._batch)
         if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
@@ -809,6 +818,46 @@ class ContactSync(TagWrites):
                 return None
 
     # -- archives and erasure --------------------------------------------------------------
+    def collect_archives(self) -> None:
+        """From now on the archives of disabled users are collected across windows, not run per
+        window, until :meth:`flush_archives`. A read-ahead backfill (``readahead.py``) does it: the
+        store's jobs keep Mailchimp's queue busy, where each window's archive job would cost its ~2 s
+        of queueing again; one job at the end also runs after every store job naming its people."""
+        if self._collected is None:
+            self._collected = {}
+
+    @property
+    def archives_collected(self) -> int:
+        """Archives collected and not submitted yet (the tap's state waits for them)."""
+        return len(self._collected or ())
+
+    def flush_archives(self) -> None:
+        """Submit the archives collected (one job, or single calls for a few) and stop collecting."""
+        self._submit_collected()
+        self._collected = None
+
+    def _collect(
+        self, archives: list[tuple[Contact, MemberState]]
+    ) -> list[tuple[Contact, MemberState]]:
+        """The window's archives to run now: none while they are collected."""
+        if self._collected is None or not archives:
+            return archives
+        self._collected.update((c.hash, (c, st)) for c, st in archives)
+        if len(self._collected) >= MAX_COLLECTED_ARCHIVES:
+            self._submit_collected()
+        return []
+
+    def _submit_collected(self) -> None:
+        if self._collected:
+            archives, self._collected = list(self._collected.values()), {}
+            self._run_archives(archives)
+
+    def _names_collected(self, contacts: list[Contact]) -> bool:
+        """True when one of ``contacts`` is a person whose archive is collected (by address or id)."""
+        collected = self._collected or {}
+        ids = {c.oro_id for c, _ in collected.values() if c.oro_id}
+        return any(c.hash in collected or (c.oro_id is not None and c.oro_id in ids) for c in contacts)
+
     def _archived(self, contact: Contact, state: MemberState) -> None:
         state.status = "archived"
         self.audience.remember(contact.hash, state)

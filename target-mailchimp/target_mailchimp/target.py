@@ -56,7 +56,7 @@ from target_mailchimp.readahead import (
     HeldStoreRecords,
     StorePerson,
 )
-from target_mailchimp.sinks import ContactsSink, EcommerceSink, IgnoredStreamSink
+from target_mailchimp.sinks import ECOMMERCE_WINDOW, ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.tags import TagWrites
 
@@ -468,6 +468,8 @@ class TargetMailchimp(GatedTarget):
                 self._sync = self._build_sync()
                 # a window's /batches jobs are read later: records keep flowing meanwhile
                 self._sync.defer_batches = not self.dry_run
+                if self._reading_ahead:  # one archive job after the store's (readahead.py)
+                    self._sync.collect_archives()
             return self._sync
 
     def ecommerce_sync(self) -> EcommerceSync:
@@ -724,10 +726,12 @@ class TargetMailchimp(GatedTarget):
         if len(self._held) and self._ecommerce is not None:
             self._releasing = True
             try:
-                for stream, records in self._held.release(RESOURCES):
+                for stream, records in self._held.release(RESOURCES, ECOMMERCE_WINDOW):
                     self._ecommerce.process(stream, records)
             finally:
                 self._releasing = False
+        if self._sync is not None:
+            self._sync.flush_archives()  # queued after the store jobs naming their people
         self._emit_deferred_state()
 
     def _flush_readahead(self) -> None:
@@ -736,8 +740,16 @@ class TargetMailchimp(GatedTarget):
         self._write_kept()
         self._release_held()
 
+    def _readahead_pending(self) -> bool:
+        """Contacts kept, store records held or archives collected: not written yet."""
+        return bool(
+            len(self._spool)
+            or len(self._held)
+            or (self._sync is not None and self._sync.archives_collected)
+        )
+
     def _emit_deferred_state(self) -> None:
-        if self._deferred_state is not None and not (len(self._spool) or len(self._held)):
+        if self._deferred_state is not None and not self._readahead_pending():
             state, self._deferred_state = self._deferred_state, None
             self.write_state(state)
 
@@ -756,7 +768,7 @@ class TargetMailchimp(GatedTarget):
             latest
             and latest != self._last_emitted_state
             and all(s.current_size == 0 for s in self.active_sinks())
-            and not (len(self._spool) or len(self._held))
+            and not self._readahead_pending()
         ):
             self.write_state(copy.deepcopy(latest))
 
@@ -764,7 +776,7 @@ class TargetMailchimp(GatedTarget):
     def write_state(self, state: dict[str, Any]) -> None:
         if self.dry_run:  # nothing was written: the tap's bookmarks must not move
             return
-        if len(self._spool) or len(self._held):  # covers records not written yet: emitted after them
+        if self._readahead_pending():  # covers records not written yet: emitted after them
             self._deferred_state = copy.deepcopy(state)
             return
         if state == self._last_emitted_state:

@@ -170,8 +170,15 @@ def test_kept_windows_and_held_records_come_back_in_order() -> None:
     assert held.holds("ecommerce_carts", "c9", ("cu1", None))
     assert held.holds("ecommerce_orders", "o1", (None, None))
     assert not held.holds("ecommerce_orders", "o2", ("cu2", "b" * 32))
-    released = list(held.release(["ecommerce_customers", "ecommerce_orders"]))
-    assert released == [("ecommerce_customers", [{"id": "cu1"}]), ("ecommerce_orders", [{"id": "o1"}])]
+    held.hold("ecommerce_orders", [({"id": "o2"}, ("cu1", None)), ({"id": "o3"}, ("cu1", None))])
+    held.hold("ecommerce_orders", [({"id": "o4"}, ("cu1", None))])
+    # held parts of consecutive windows are joined up to the window size (one store job each)
+    released = list(held.release(["ecommerce_customers", "ecommerce_orders"], 2))
+    assert released == [
+        ("ecommerce_customers", [{"id": "cu1"}]),
+        ("ecommerce_orders", [{"id": "o1"}, {"id": "o2"}, {"id": "o3"}]),
+        ("ecommerce_orders", [{"id": "o4"}]),
+    ]
     assert len(held) == 0
     assert not held.holds("ecommerce_orders", "o1", (None, None))
 
@@ -241,3 +248,58 @@ def test_an_erasure_waits_for_the_store_job_that_names_the_person(
     assert "held_until_contacts" not in streams["ecommerce_customers"]
     assert member(api, list_id, f"person{erased}@{DOMAIN}") is None
     assert events == ["store job read", "erasure"]
+
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_archives_of_a_read_ahead_run_go_together_after_the_kept_windows(
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    api: MailchimpClient,
+    monkeypatch: pytest.MonkeyPatch,
+    again: bool,
+) -> None:
+    """Disabled users in three windows of a backfill: their archives are collected and run as one
+    job once every kept window is written, behind the store jobs queued meanwhile (each window's own
+    job would cost Mailchimp's queueing again); a later window naming a collected person (``again``)
+    sends them first, and sees that person archived; the state waits for the archives."""
+    list_id = config["list_id"]
+    consented = {"marketing_consent": True, "consent_changed_at": LATER}
+    run_target({**config, "batch_size_rows": 10}, singer_lines([contact(i, **consented) for i in EXISTING]))
+    events = _spy(monkeypatch)
+    monkeypatch.setattr(EcommerceSync, "busy_until", lambda self: 0.0)
+    run_archives = ContactSync._run_archives
+
+    def archives(self: ContactSync, items: list[Any]) -> None:
+        if items:
+            events.append(("archives", {c.hash for c, _ in items}))
+        run_archives(self, items)
+
+    monkeypatch.setattr(ContactSync, "_run_archives", archives)
+    disabled = (2, 12, 22)
+    # every contact changes (none settled on arrival): windows of 10, the 2nd and 3rd kept
+    records = [contact(i, enabled=i not in disabled, first_name=f"Again{i}", **consented) for i in EXISTING]
+    if again:  # a 4th window: 12 again, enabled
+        records.append(contact(12, first_name="Later", **consented))
+    lines = [
+        *singer_lines(records, state_every=10),
+        *_store_lines("ecommerce_customers", [_customer(i) for i in EXISTING]),
+        *_store_lines("ecommerce_orders", [_order(i) for i in EXISTING]),
+    ]
+    target, states = run_target({**config, "store_id": STORE, "batch_size_rows": 10}, lines)
+    streams = target.report.summary()["streams"]
+
+    whats = [what for what, _ in events]
+    assert whats.count("archives") == 1
+    at = whats.index("archives")
+    assert events[at][1] == {subscriber_hash(f"person{i}@{DOMAIN}") for i in disabled}
+    if again:  # as the window naming 12 is written, before its lookup, which then finds 12 archived
+        assert events[at - 1] == ("contacts", {subscriber_hash(f"person12@{DOMAIN}")})
+        assert streams["contacts"]["archived_skipped"] == 1
+    else:  # after every contacts window, behind store jobs
+        assert at > max(i for i, w in enumerate(whats) if w == "contacts")
+        assert whats.index("ecommerce_customers") < at
+    for i in disabled:
+        assert (member(api, list_id, f"person{i}@{DOMAIN}") or {}).get("status") == "archived", i
+    assert streams["contacts"]["disabled_archived"] == len(disabled)
+    assert states == [{"n": len(records)}]  # not after the first window: its archive waited
