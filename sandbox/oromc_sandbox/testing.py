@@ -164,6 +164,17 @@ class RunningSandbox:
         tagging, shoppinglists, consent_source, token_ttl, latency, oro_workers, ...)."""
         return self._post("oro", "/_sandbox/config", switches)
 
+    @contextlib.contextmanager
+    def full_batch_timeline(self) -> Iterator[None]:
+        """``/batches`` jobs submitted meanwhile take Mailchimp's full timeline (2 s + 5 ms per
+        operation: the realistic profile, which adds latency to every call meanwhile too); without
+        latency a job is done in a tenth of that, maybe before a test's kill or clock step lands."""
+        self.set_switches(latency="realistic")
+        try:
+            yield
+        finally:
+            self.set_switches(latency="none")
+
     def oro_token(self) -> str:
         """A fresh Oro access token for the default OAuth client (client credentials)."""
         return OroTestClient(self).refresh()

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,17 +14,6 @@ from typing import Any
 from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 KEY = ("campaign_id", "email_id", "action", "timestamp", "url")
-
-
-@contextmanager
-def _jobs_in_flight_for_seconds(sandbox: Any) -> Iterator[None]:
-    """Jobs submitted meanwhile take Mailchimp's full timeline (2 s + 5 ms per operation, the
-    sandbox's realistic profile): without latency one is done in 0.2 s, maybe before a kill lands."""
-    sandbox.set_switches(latency="realistic")
-    try:
-        yield
-    finally:
-        sandbox.set_switches(latency="none")
 
 
 def _catalog_for(config: dict[str, Any], streams: set[str]) -> dict[str, Any]:
@@ -46,7 +33,7 @@ def test_batch_is_resumed_after_a_kill_not_submitted_again(
     (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
     sandbox.reset_stats()
     state: dict[str, Any] = {}
-    with _jobs_in_flight_for_seconds(sandbox):
+    with sandbox.full_batch_timeline():
         proc = subprocess.Popen(
             [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
              "--catalog", str(tmp_path / "catalog.json")],
@@ -88,7 +75,7 @@ def test_pipelined_jobs_are_both_resumed_after_a_kill(sandbox: Any, tools: Any, 
     (tmp_path / "catalog.json").write_text(json.dumps(_catalog_for(config, {"email_activity"})))
     sandbox.reset_stats()
     state: dict[str, Any] = {}
-    with _jobs_in_flight_for_seconds(sandbox):
+    with sandbox.full_batch_timeline():
         proc = subprocess.Popen(
             [sys.executable, "-m", "tap_mailchimp_engagement.tap", "--config", str(tmp_path / "config.json"),
              "--catalog", str(tmp_path / "catalog.json")],

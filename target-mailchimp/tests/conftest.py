@@ -31,18 +31,6 @@ def sb(sandbox: RunningSandbox) -> RunningSandbox:
     return sandbox
 
 
-@contextlib.contextmanager
-def full_batch_timeline(sb: RunningSandbox) -> Iterator[None]:
-    """``/batches`` jobs submitted meanwhile take Mailchimp's full timeline (2 s + 5 ms per operation:
-    the sandbox's realistic profile, which adds latency to every call too): without latency a job is
-    done in 0.2 s, maybe before a test's kill lands or its next run starts."""
-    sb.set_switches(latency="realistic")
-    try:
-        yield
-    finally:
-        sb.set_switches(latency="none")
-
-
 @pytest.fixture
 def config(sb: RunningSandbox, tmp_path: Path) -> dict[str, Any]:
     mc = sb.info["mailchimp"]

@@ -27,7 +27,7 @@ from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.target import TargetMailchimp
 
-from .conftest import DOMAIN, full_batch_timeline, run_target, writes
+from .conftest import DOMAIN, run_target, writes
 
 STORE = "oro-shop"
 
@@ -274,7 +274,7 @@ def test_a_killed_runs_batch_is_awaited_not_sent_again(
     run_target(cfg, _lines("ecommerce_orders", orders[:1]))  # the store and its product exist
     base = f"/ecommerce/stores/{STORE}/orders"
     first = EcommerceSync(api, StoreSettings(STORE, config["list_id"]), RunReport("t"), 1)
-    with full_batch_timeline(sb):  # still running when the next run starts
+    with sb.full_batch_timeline():  # still running when the next run starts
         submitted = submit_batch(
             api,
             [
@@ -322,7 +322,7 @@ def test_a_run_killed_mid_batch_converges(
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     orders = [_order(f"o{i}") for i in range(8)]
     lines = _lines("ecommerce_orders", orders)
-    with full_batch_timeline(sb):  # the killed run's job is still running when it is killed
+    with sb.full_batch_timeline():  # the killed run's job is still running when it is killed
         proc = subprocess.Popen(
             [sys.executable, "-m", "target_mailchimp.target", "--config", str(tmp_path / "config.json")],
             stdin=subprocess.PIPE,

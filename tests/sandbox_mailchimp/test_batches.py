@@ -5,25 +5,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import requests
 from oromc_sandbox.mailchimp.models import batches as model
-
-
-@contextmanager
-def _full_timeline(sandbox: Any) -> Iterator[None]:
-    """Batches submitted meanwhile take the full timeline (the realistic profile's, kept by each
-    batch): the clock steps of a test are then 0.5 s or more, which the time a loaded machine takes
-    between two requests cannot skip (the tenth of it a batch takes without latency could)."""
-    sandbox.set_switches(latency="realistic")
-    try:
-        yield
-    finally:
-        sandbox.set_switches(latency="none")
 
 
 def _results(url: str) -> list[dict[str, Any]]:
@@ -84,7 +70,7 @@ def test_batch_progresses_and_returns_results(mc: Any, fresh: Any, sandbox: Any)
 
 def test_batch_status_passes_through_intermediate_states(mc: Any, sandbox: Any) -> None:
     ops = [{"method": "GET", "path": "/ping"} for _ in range(200)]
-    with _full_timeline(sandbox):
+    with sandbox.full_batch_timeline():
         batch = mc.post("/batches", json={"operations": ops}).json()
     seen = [batch["status"]]
     for _ in range(6):
@@ -187,7 +173,7 @@ def test_batches_run_one_at_a_time_in_submission_order(mc: Any, fresh: Any, sand
         }
 
     long_ops = [upsert("first")] + [{"method": "GET", "path": "/ping"} for _ in range(1000)]
-    with _full_timeline(sandbox):
+    with sandbox.full_batch_timeline():
         first = mc.post("/batches", json={"operations": long_ops}).json()
         second = mc.post("/batches", json={"operations": [upsert("second")]}).json()
     sandbox.advance_clock(2)  # the first is running (1 s .. 6 s); the second waits behind it
