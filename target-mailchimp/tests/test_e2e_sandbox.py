@@ -168,6 +168,41 @@ def test_bad_records_rejected_with_reasons_rest_lands(
     )  # no e-mail addresses in the report
 
 
+def test_batch_subscribe_responses_leave_out_the_members_written(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any
+) -> None:
+    """Mailchimp answers a batch subscribe with the full body of every member it created or updated;
+    the target reads only the refusals, so it asks for the response without them (memory: ten
+    calls in flight held ~20 MB of member objects). Creations, updates and a refusal still land as
+    before."""
+    from target_mailchimp.client import Audience
+
+    original = Audience.batch_subscribe
+    responses: list[dict[str, Any]] = []
+
+    def recording(self: Audience, members: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        response = original(self, members, **kwargs)
+        responses.append(response)
+        return response
+
+    monkeypatch.setattr(Audience, "batch_subscribe", recording)
+    list_id = config["list_id"]
+    first = [contact(1), contact(2), contact(3, email="someone@mailinator.com")]
+    target, _ = run_target(config, singer_lines(first))
+    assert target.report.rejected_by_reason("contacts") == {"fake_email": 1}
+    run_target(config, singer_lines([contact(1, first_name="Renamed"), contact(4)]))
+
+    assert len(responses) >= 2
+    assert all("new_members" not in r and "updated_members" not in r for r in responses)
+    assert sum(r["total_created"] for r in responses) == 3  # persons 1, 2 and 4
+    assert sum(r["total_updated"] for r in responses) == 1
+    assert [e["email_address"] for r in responses for e in r["errors"]] == ["someone@mailinator.com"]
+    renamed = member(api, list_id, f"person1@{DOMAIN}")
+    assert renamed is not None
+    assert renamed["merge_fields"]["FNAME"] == "Renamed"
+    assert member(api, list_id, f"person4@{DOMAIN}") is not None
+
+
 def test_duplicates_merged(
     sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient
 ) -> None:
