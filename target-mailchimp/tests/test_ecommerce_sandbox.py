@@ -810,3 +810,40 @@ def test_a_lookup_job_never_queues_behind_a_backfills_jobs(
         assert routes[BATCHES] == 2  # the carts' lookup job, then their writes
     assert sync.report.summary()["streams"]["ecommerce_carts"]["created"] == 10
     assert len(api.get(f"/ecommerce/stores/{STORE}/carts", {"count": 100})["carts"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("early", "busy", "windows"), [(True, False, [8, 4]), (True, True, [12]), (False, False, [12])]
+)
+def test_a_store_window_goes_early_while_the_job_queue_is_idle(
+    sb: RunningSandbox,
+    config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    early: bool,
+    busy: bool,
+    windows: list[int],
+) -> None:
+    """Store records that arrive slower than Mailchimp's job queue runs (a tap reading a big shop's
+    customers) go before their window is full once none of the store's jobs is left to run and
+    enough of them have waited; not while a job of the store is still to run, and not below the
+    minimum (here the default of 1,000, with 12 records)."""
+    from target_mailchimp import target as target_module
+
+    if early:
+        monkeypatch.setattr(target_module, "EARLY_WINDOW_MIN", 5)
+        monkeypatch.setattr(target_module, "EARLY_WINDOW_WAIT_SECONDS", 0.3)
+    if busy:
+        monkeypatch.setattr(EcommerceSync, "busy_until", lambda self: time.monotonic() + 1000)
+    drained: list[int] = []
+    process = EcommerceSync._process
+
+    def spy(self: EcommerceSync, stream: str, records: list[dict[str, Any]]) -> None:
+        drained.append(len(records))
+        process(self, stream, records)
+
+    monkeypatch.setattr(EcommerceSync, "_process", spy)
+    cfg = {**config, "store_id": STORE, "ecommerce_batch_threshold": 5, "batch_poll_seconds": 0.2}
+    lines = _lines("ecommerce_orders", [_order(f"o{i}", order_total=str(10 + i)) for i in range(12)])
+    target, _ = run_target(cfg, lines, hooks={8: lambda: time.sleep(0.8)})  # before the 8th order
+    assert drained == windows
+    assert target.report.summary()["streams"]["ecommerce_orders"]["created"] == 12
