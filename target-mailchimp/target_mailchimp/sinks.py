@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -14,13 +13,6 @@ from target_mailchimp.client import BATCH_SUBSCRIBE_MAX, email_hash
 ECOMMERCE_WINDOW = 5000
 """E-commerce records per window (without ``batch_size_rows``): a backfill's window is one ``/batches``
 job, and each job costs its queueing, polls and download; fewer, larger ones finish sooner."""
-EARLY_WINDOW_MIN = 1000
-EARLY_WINDOW_WAIT_SECONDS = 10.0
-"""A store window goes before it is full when Mailchimp's job queue has none of the store's jobs left
-to run and its records (at least ``EARLY_WINDOW_MIN``) have waited ``EARLY_WINDOW_WAIT_SECONDS``: a
-backfill whose tap reads slower than the queue runs (a big shop's customers, read with their
-addresses) would otherwise leave the queue idle while a window fills. A re-run's few changes, or
-records that arrive faster than that, still go in full windows."""
 
 if TYPE_CHECKING:
     from singer_sdk.target_base import Target
@@ -127,7 +119,6 @@ class EcommerceSink(BatchSink):
         self._sync_factory = getattr(target, "ecommerce_sync")  # noqa: B009
         self._target_of_sink = target
         self._store: EcommerceSync | None = None
-        self.waiting_since: float | None = None  # ``time.monotonic()`` of the window's first record
 
     @property
     @override
@@ -156,14 +147,11 @@ class EcommerceSink(BatchSink):
             if arrived is not None:
                 arrived()  # the contacts before it may be kept (readahead.py)
         self._store.arrived(self.stream_name)
-        if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
         context.setdefault("records", []).append(record)
 
     @override
     def process_batch(self, context: dict) -> None:
         sync: EcommerceSync = self._sync_factory()
-        self.waiting_since = None
         sync.process(self.stream_name, context.get("records", []))
         context["records"] = []
 

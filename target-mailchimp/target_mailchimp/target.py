@@ -56,14 +56,7 @@ from target_mailchimp.readahead import (
     HeldStoreRecords,
     StorePerson,
 )
-from target_mailchimp.sinks import (
-    EARLY_WINDOW_MIN,
-    EARLY_WINDOW_WAIT_SECONDS,
-    ECOMMERCE_WINDOW,
-    ContactsSink,
-    EcommerceSink,
-    IgnoredStreamSink,
-)
+from target_mailchimp.sinks import ECOMMERCE_WINDOW, ContactsSink, EcommerceSink, IgnoredStreamSink
 from target_mailchimp.sync import ContactSync
 from target_mailchimp.tags import TagWrites
 
@@ -420,7 +413,6 @@ class TargetMailchimp(GatedTarget):
         self._first_window = True
         self._window_seconds = 0.0  # how long the last kept window took to write
         self._deferred_state: dict[str, Any] | None = None
-        self._next_due_check = 0.0  # when ``_store_window_due`` looks again
 
     # -- the record gate (oromc_common.records): schema problems answered per record or field --
     @override
@@ -763,25 +755,9 @@ class TargetMailchimp(GatedTarget):
 
     @override
     def on_record_processed(self) -> None:
-        if any(getattr(s, "window_full", False) for s in self.active_sinks()) or self._store_window_due():
+        if any(getattr(s, "window_full", False) for s in self.active_sinks()):
             # Drain everything and emit the latest state: it is now durable in Mailchimp.
             self.drain_all()
-
-    def _store_window_due(self) -> bool:
-        """True when the store's records should go before their window is full: none of the store's
-        jobs is left to run at Mailchimp and at least ``EARLY_WINDOW_MIN`` records have waited
-        ``EARLY_WINDOW_WAIT_SECONDS`` (sinks.py). Looked at twice a second at most."""
-        now = time.monotonic()
-        if self._ecommerce is None or now < self._next_due_check:
-            return False
-        self._next_due_check = now + 0.5
-        if self._ecommerce.busy_until() > now:
-            return False
-        waiting = [s for s in self.active_sinks() if isinstance(s, EcommerceSink) and s.waiting_since is not None]
-        return (
-            sum(s.current_size for s in waiting) >= EARLY_WINDOW_MIN
-            and min(s.waiting_since or now for s in waiting) <= now - EARLY_WINDOW_WAIT_SECONDS
-        )
 
     @override
     def on_state_received(self, previous: dict[str, Any] | None) -> None:
