@@ -554,13 +554,15 @@ class MailchimpClient:
         *,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
+        decode: Callable[[bytes], Any] = json_or_none,
     ) -> Any:
-        """Send one request (retrying transient failures) and return the parsed JSON body or None."""
+        """Send one request (retrying transient failures) and return the parsed JSON body or None
+        (``decode``: how a successful answer's body is parsed, e.g. into only the parts read)."""
         if self.read_only and method.upper() != "GET":
             msg = f"dry run: {method.upper()} {path} refused (nothing is written in a dry run)"
             raise DryRunWriteError(msg)
         return self.retry.call(
-            lambda: self._send_once(method.upper(), path, params, json_body),
+            lambda: self._send_once(method.upper(), path, params, json_body, decode),
             retry_on=(RetryableMailchimpError,),
             on_retry=log_retry,
         )
@@ -569,9 +571,15 @@ class MailchimpClient:
         """GET ``path`` (relative to the API root, e.g. ``/lists/abc/members``)."""
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def post(
+        self,
+        path: str,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        decode: Callable[[bytes], Any] = json_or_none,
+    ) -> Any:
         """POST a JSON body."""
-        return self.request("POST", path, params=params, json_body=json_body)
+        return self.request("POST", path, params=params, json_body=json_body, decode=decode)
 
     def put(self, path: str, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
         """PUT a JSON body (upsert)."""
@@ -725,7 +733,12 @@ class MailchimpClient:
         return resp
 
     def _send_once(
-        self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json_body: Any,
+        decode: Callable[[bytes], Any] = json_or_none,
     ) -> Any:
         url = f"{self.api_url}/{path.lstrip('/')}"
         resp = self.attempt(
@@ -735,7 +748,7 @@ class MailchimpClient:
             lambda: self.session.request(method, url, params=params, json=json_body, timeout=self.timeout),
         )
         if resp.status_code < 400:
-            return json_or_none(resp.content)
+            return decode(resp.content)
         raise response_error(resp, method, path, (self._secret,))
 
     def transport_error(

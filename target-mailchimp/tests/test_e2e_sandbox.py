@@ -168,35 +168,42 @@ def test_bad_records_rejected_with_reasons_rest_lands(
     )  # no e-mail addresses in the report
 
 
-def test_batch_subscribe_responses_leave_out_the_members_written(
-    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any
+@pytest.mark.parametrize("honoured", [True, False])
+def test_batch_subscribe_answers_are_read_without_the_members_written(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: Any, honoured: bool
 ) -> None:
     """Mailchimp answers a batch subscribe with the full body of every member it created or updated;
-    the target reads only the refusals, so it asks for the response without them (memory: ten
-    calls in flight held ~20 MB of member objects). Creations, updates and a refusal still land as
-    before."""
-    from target_mailchimp.client import Audience
+    the target reads only the refusals and totals, so it asks for the answer without the members
+    (``exclude_fields``) and parses it without them either way (``honoured`` False: an API that
+    ignores ``exclude_fields`` on this POST). Memory: ten calls in flight held ~31 MB of member
+    objects. Creations, updates and a refusal land as before."""
+    from target_mailchimp import client as client_module
 
-    original = Audience.batch_subscribe
-    responses: list[dict[str, Any]] = []
+    if not honoured:
+        monkeypatch.setattr(client_module, "BATCH_SUBSCRIBE_UNREAD", "")
+    answers: list[tuple[bool, dict[str, Any] | None]] = []
+    parse = client_module._batch_subscribe_answer
 
-    def recording(self: Audience, members: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        response = original(self, members, **kwargs)
-        responses.append(response)
-        return response
+    def recording(content: bytes) -> dict[str, Any] | None:
+        answer = parse(content)
+        answers.append((b'"new_members"' in content, answer))
+        return answer
 
-    monkeypatch.setattr(Audience, "batch_subscribe", recording)
+    monkeypatch.setattr(client_module, "_batch_subscribe_answer", recording)
     list_id = config["list_id"]
     first = [contact(1), contact(2), contact(3, email="someone@mailinator.com")]
     target, _ = run_target(config, singer_lines(first))
     assert target.report.rejected_by_reason("contacts") == {"fake_email": 1}
     run_target(config, singer_lines([contact(1, first_name="Renamed"), contact(4)]))
 
-    assert len(responses) >= 2
-    assert all("new_members" not in r and "updated_members" not in r for r in responses)
-    assert sum(r["total_created"] for r in responses) == 3  # persons 1, 2 and 4
-    assert sum(r["total_updated"] for r in responses) == 1
-    assert [e["email_address"] for r in responses for e in r["errors"]] == ["someone@mailinator.com"]
+    assert len(answers) >= 2
+    assert all(raw is not honoured for raw, _ in answers)  # sent only when not asked away
+    parsed = [a for _, a in answers if a is not None]
+    assert len(parsed) == len(answers)
+    assert all(set(a) == {"errors", "total_created", "total_updated", "error_count"} for a in parsed)
+    assert sum(a["total_created"] for a in parsed) == 3  # persons 1, 2 and 4
+    assert sum(a["total_updated"] for a in parsed) == 1
+    assert [e["email_address"] for a in parsed for e in a["errors"]] == ["someone@mailinator.com"]
     renamed = member(api, list_id, f"person1@{DOMAIN}")
     assert renamed is not None
     assert renamed["merge_fields"]["FNAME"] == "Renamed"
