@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
@@ -447,6 +448,27 @@ def json_or_none(content: bytes) -> Any:
         return None
 
 
+@functools.cache
+def raw_items(key: str) -> Callable[[bytes], dict[str, Any] | None]:
+    """A page decoder that leaves each item of the collection ``key`` unparsed (``msgspec.Raw``,
+    a slice of the body): the page's ``key`` and ``total_items``, nothing else. The handler parses
+    one item at a time (``msgspec.json.decode``) and keeps what it needs, so a page of 1,000 store
+    orders (~10 MB as objects) is never held whole; None when the body is empty or not JSON."""
+    page_type = msgspec.defstruct(
+        "RawPage", [(key, list[msgspec.Raw], msgspec.field(default_factory=list)), ("total_items", Any, None)]
+    )
+
+    def decode(content: bytes) -> dict[str, Any] | None:
+        if not content:
+            return None
+        try:
+            return msgspec.structs.asdict(msgspec.json.decode(content, type=page_type))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    return decode
+
+
 def response_error(
     resp: requests.Response, method: str, path: str, secrets: tuple[str | None, ...] = ()
 ) -> MailchimpError:
@@ -567,9 +589,14 @@ class MailchimpClient:
             on_retry=log_retry,
         )
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        decode: Callable[[bytes], Any] = json_or_none,
+    ) -> Any:
         """GET ``path`` (relative to the API root, e.g. ``/lists/abc/members``)."""
-        return self.request("GET", path, params=params)
+        return self.request("GET", path, params=params, decode=decode)
 
     def post(
         self,
@@ -631,14 +658,15 @@ class MailchimpClient:
         params: Mapping[str, Any] | None,
         offset: int,
         page_size: int = MAX_PAGE_SIZE,
+        decode: Callable[[bytes], Any] = json_or_none,
     ) -> dict[str, Any]:
         """One page of an offset-paged collection (``count``/``offset``; ``total_items`` is added
-        to a ``fields`` list), ``{}`` for an empty answer."""
+        to a ``fields`` list), ``{}`` for an empty answer (``decode``: see :meth:`request`)."""
         query = dict(params or {})
         if "fields" in query and "total_items" not in str(query["fields"]).split(","):
             query["fields"] = f"{query['fields']},total_items"
         query.update({"count": max(1, min(page_size, MAX_PAGE_SIZE)), "offset": offset})
-        page = self.get(path, query)
+        page = self.get(path, query, decode)
         return page if isinstance(page, dict) else {}
 
     def each_page(
@@ -648,14 +676,16 @@ class MailchimpClient:
         params: Mapping[str, Any] | None = None,
         page_size: int = MAX_PAGE_SIZE,
         max_workers: int = 1,
+        decode: Callable[[bytes], Any] = json_or_none,
     ) -> int:
         """Read every page of a collection and give each to ``handle`` as it arrives: the first
         alone (its ``total_items`` says how many follow), the others ``max_workers`` at a time
-        (``handle`` then runs on worker threads). Returns ``total_items``."""
+        (``handle`` then runs on worker threads). Returns ``total_items``. ``decode``: how a
+        page's body is parsed (:func:`raw_items` leaves its items for ``handle`` to parse)."""
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
 
         def read(offset: int) -> int:
-            page = self.page(path, params, offset, page_size)
+            page = self.page(path, params, offset, page_size, decode)
             handle(page)
             total = page.get("total_items")
             return total if isinstance(total, int) else 0

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import msgspec
 from oromc_common.batches import (
     WORTH_A_BATCH,
     BatchExpiredError,
@@ -70,6 +71,7 @@ from oromc_common.mailchimp import (
     MailchimpConfigError,
     PermanentMailchimpError,
     make_error,
+    raw_items,
     redact_pii,
 )
 from oromc_common.report import RunReport
@@ -582,12 +584,17 @@ class EcommerceSync:
             if not self._known.loaded(name):
                 self._await_open_batches()
                 # pages after the first read in parallel on the allowed connections
+                # each page's items parsed one at a time and slimmed (``raw_items``): a page of 1,000
+                # orders is ~10 MB as objects, ``STORE_READ_PAGES`` of them read at once
                 self.client.each_page(
                     f"{self.base}/{name}",
-                    lambda page: self._known.add(name, (_slim(name, i) for i in page.get(name) or [])),
+                    lambda page: self._known.add(
+                        name, (_slim(name, msgspec.json.decode(i)) for i in page.get(name) or [])
+                    ),
                     {"exclude_fields": f"{name}._links"},
                     PAGE,
                     min(self.workers, STORE_READ_PAGES),
+                    raw_items(name),
                 )
                 self._known.mark_loaded(name)
             return self._known.view(name)
