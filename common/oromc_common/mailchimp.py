@@ -448,25 +448,33 @@ def json_or_none(content: bytes) -> Any:
         return None
 
 
+def parts_of(struct_type: type[msgspec.Struct]) -> Callable[[bytes], dict[str, Any] | None]:
+    """A body decoder that builds only the keys of ``struct_type`` (msgspec skips every other key
+    while parsing, never making its objects); None when the body is empty or not JSON."""
+
+    def decode(content: bytes) -> dict[str, Any] | None:
+        if not content:
+            return None
+        try:
+            return msgspec.structs.asdict(msgspec.json.decode(content, type=struct_type))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    return decode
+
+
 @functools.cache
 def raw_items(key: str) -> Callable[[bytes], dict[str, Any] | None]:
     """A page decoder that leaves each item of the collection ``key`` unparsed (``msgspec.Raw``,
     a slice of the body): the page's ``key`` and ``total_items``, nothing else. The handler parses
     one item at a time (``msgspec.json.decode``) and keeps what it needs, so a page of 1,000 store
     orders (~10 MB as objects) is never held whole; None when the body is empty or not JSON."""
-    page_type = msgspec.defstruct(
-        "RawPage", [(key, list[msgspec.Raw], msgspec.field(default_factory=list)), ("total_items", Any, None)]
+    return parts_of(
+        msgspec.defstruct(
+            "RawPage",
+            [(key, list[msgspec.Raw], msgspec.field(default_factory=list)), ("total_items", Any, None)],
+        )
     )
-
-    def decode(content: bytes) -> dict[str, Any] | None:
-        if not content:
-            return None
-        try:
-            return msgspec.structs.asdict(msgspec.json.decode(content, type=page_type))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-
-    return decode
 
 
 def response_error(

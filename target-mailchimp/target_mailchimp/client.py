@@ -22,7 +22,12 @@ import msgspec
 from oromc_common.batches import SMALL_BATCH_CALLS, WORTH_A_BATCH, OperationResult
 from oromc_common.diskmap import DiskMap
 from oromc_common.governor import run_concurrently
-from oromc_common.mailchimp import MailchimpClient, PermanentMailchimpError, subscriber_hash
+from oromc_common.mailchimp import (
+    MailchimpClient,
+    PermanentMailchimpError,
+    parts_of,
+    subscriber_hash,
+)
 
 from target_mailchimp.mapping import MergeFieldSpec, owned, tag_key
 from target_mailchimp.memberindex import MemberIndex
@@ -48,15 +53,10 @@ class _BatchSubscribeAnswer(msgspec.Struct):
     error_count: Any = None
 
 
-def _batch_subscribe_answer(content: bytes) -> dict[str, Any] | None:
-    """The answer's ``errors`` and totals, without building the members written; None when it is
-    empty or not JSON (as any other answer)."""
-    if not content:
-        return None
-    try:
-        return msgspec.structs.asdict(msgspec.json.decode(content, type=_BatchSubscribeAnswer))
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+#: The answer's ``errors`` and totals, without building the members written; None when it is
+#: empty or not JSON (as any other answer).
+_batch_subscribe_answer = parts_of(_BatchSubscribeAnswer)
+
 SEGMENT_MEMBERS_MAX = 500
 MEMBER_TAGS_EMBEDDED_MAX = 50
 
