@@ -59,6 +59,7 @@ from oromc_common.batches import (
     BatchExpiredError,
     BatchQueue,
     BatchTimeoutError,
+    OperationResult,
     first_poll_seconds,
     iter_results,
     submit_batch,
@@ -77,6 +78,7 @@ from oromc_common.mailchimp import (
 from oromc_common.report import RunReport
 
 from target_mailchimp.client import email_hash
+from target_mailchimp.models import Rider
 from target_mailchimp.pacing import BatchPace
 from target_mailchimp.storecache import CollectionView, StoreCache
 from target_mailchimp.tags import person_keys
@@ -414,6 +416,7 @@ class EcommerceSync:
         self._lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._store_ready = False
+        self._store_seen: tuple[dict[str, Any] | None] | None = None  # read by a ``lookup_rider``
         self.batches = batches if batches is not None else BatchQueue()
         self._submitted: dict[str, _Submitted] = {}  # batch id -> its writes, while not read
         self._syncing = False  # this run set the store is_syncing (finish() clears it)
@@ -439,6 +442,7 @@ class EcommerceSync:
         with self._lock:
             if self._store_ready:
                 return
+            found = found or self._store_seen
             store = self._get_store() if found is None else found[0]
             if store is None:
                 body = _clean(
@@ -624,11 +628,7 @@ class EcommerceSync:
         else:
             found, store = self._get_by_batch(todo, with_store=not self._store_ready)
             self.ensure_store(store)
-        for (collection, key), doc in found.items():
-            if doc is None:
-                self._known.mark_known(collection, [key])
-            else:
-                self._known.put(collection, key, _slim(collection, doc))
+        self._learn(found)
         LOGGER.info(
             "Looked up %d store records by id (%d not in the store)",
             len(todo),
@@ -651,20 +651,7 @@ class EcommerceSync:
         """The records of ``todo`` through one ``/batches`` job of GETs (results from its archive);
         ``with_store``: the store's GET too, its result second (``(None,)``: no store; None: no
         usable result, ``ensure_store`` reads it again)."""
-        by_op = {f"{c}:{k}": (c, k) for c, k in todo}
-        operations: list[dict[str, Any]] = [
-            {
-                "method": "GET",
-                "path": f"{self.base}/{c}/{k}",
-                "params": {"exclude_fields": "_links"},
-                "operation_id": op_id,
-            }
-            for op_id, (c, k) in by_op.items()
-        ]
-        if with_store:
-            operations.append(
-                {"method": "GET", "path": self.base, "params": STORE_FIELDS, "operation_id": "store"}
-            )
+        operations = _lookup_operations(self.base, todo, with_store=with_store)
         batch_id = submit_batch(self.client, operations)
         self._expected_ends[batch_id] = self._expected_end(len(operations))
         self._pace.expect(batch_id, len(operations))
@@ -676,28 +663,62 @@ class EcommerceSync:
             raise RuntimeError(msg) from exc
         finally:
             self._expected_ends.pop(batch_id, None)
-        found: dict[tuple[str, str], dict[str, Any] | None] = {}
-        store: tuple[dict[str, Any] | None] | None = None
-        for result in iter_results(self.client, str(doc.get("response_body_url") or "")):
-            if with_store and result.operation_id == "store":
-                if result.status_code == 404:
-                    store = (None,)
-                elif result.status_code < 400 and isinstance(result.body, dict):
-                    store = (dict(result.body),)
-                continue
-            wanted = by_op.get(result.operation_id)
-            if wanted is None or wanted in found:
-                continue
-            if result.status_code == 404:
-                found[wanted] = None
-            elif result.status_code < 400 and isinstance(result.body, dict) and result.body.get("id"):
-                found[wanted] = dict(result.body)
+        found, store = _lookup_results(
+            iter_results(self.client, str(doc.get("response_body_url") or "")), todo
+        )
         again = [w for w in todo if w not in found]
         if again:
             LOGGER.warning("Batch %s: %d lookups without a result; read one by one.", batch_id, len(again))
             docs = run_concurrently([partial(self._get_one, c, k) for c, k in again], self.workers)
             found.update(zip(again, docs, strict=True))
         return found, store
+
+    def _learn(self, found: Mapping[tuple[str, str], dict[str, Any] | None]) -> None:
+        """Keep what a lookup found (None: the store does not have it)."""
+        for (collection, key), doc in found.items():
+            if doc is None:
+                self._known.mark_known(collection, [key])
+            else:
+                self._known.put(collection, key, _slim(collection, doc))
+
+    def lookup_rider(self, pending: Mapping[str, list[dict[str, Any]]]) -> Rider | None:
+        """The store lookups the windows ``pending`` (stream -> records about to be drained, after the
+        contacts) would make (``_look_up``: a trickle's), as GETs to ride along the contacts
+        window's lookup job of members: the trickle's store lookup then costs no job of its own
+        (a ``POST /batches``, its polls, ~2 s of queueing). Read before the contacts are written
+        instead of after: a contacts write changes no store record the comparison reads (a
+        customer's ``opt_in_status`` true against our false is not a change). The store's own GET
+        rides too while not checked (``ensure_store`` uses its answer). None: nothing to look up."""
+        wanted: dict[str, list[str]] = {}
+        for stream, records in pending.items():
+            if stream not in RESOURCES or not records:
+                continue
+            total = self._drained.get(stream, 0) + len(records)
+            if self._may_write_blind(stream, total) or not self._may_look_up(
+                stream, max(self._arrived.get(stream, 0), total)
+            ):
+                continue
+            for collection, keys in _lookup_wanted(RESOURCES[stream], records).items():
+                wanted.setdefault(collection, []).extend(keys)
+        todo = [
+            (collection, key)
+            for collection, keys in wanted.items()
+            if not (self._known.loaded(collection) or collection in self._prefetched)
+            for key in dict.fromkeys(keys)
+            if not self._known.known(collection, key)
+        ]
+        if not todo:
+            return None
+        with_store = not self._store_ready
+
+        def apply(results: list[OperationResult]) -> None:
+            found, store = _lookup_results(results, todo)
+            self._learn(found)
+            if store is not None:
+                self._store_seen = store
+            LOGGER.info("Looked up %d store records by id in the contacts' lookup job", len(found))
+
+        return Rider(_lookup_operations(self.base, todo, with_store=with_store), apply)
 
     # -- records -----------------------------------------------------------------------
     def _body(self, resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -759,10 +780,7 @@ class EcommerceSync:
             self._run(self._blind(resource, latest), blind=True)
             return
         if look_up:
-            wanted = {resource.collection: list(latest)}
-            if resource.collection in {"orders", "carts"}:
-                wanted["products"] = _line_products(latest.values())
-            self._look_up(wanted)
+            self._look_up(_lookup_wanted(resource, latest.values()))
             known = self._known.view(resource.collection)
             products = self._known.view("products")
         else:
@@ -1098,6 +1116,65 @@ def _line_products(records: Iterable[Mapping[str, Any]]) -> list[str]:
         for line in record.get("lines") or []
         if isinstance(line, Mapping) and line.get("product_id")
     ]
+
+
+def _lookup_wanted(
+    resource: Resource, records: Iterable[Mapping[str, Any]]
+) -> dict[str, list[str]]:
+    """What a lookup of ``records`` reads: their ids (collection -> ids), and the products their
+    order or cart lines name."""
+    records = list(records)
+    wanted = {resource.collection: list(dict.fromkeys(str(r.get("id")) for r in records))}
+    if resource.collection in {"orders", "carts"}:
+        wanted["products"] = _line_products(records)
+    return wanted
+
+
+def _lookup_operations(
+    base: str, todo: list[tuple[str, str]], *, with_store: bool
+) -> list[dict[str, Any]]:
+    """The ``/batches`` GETs of a lookup (``todo``: collection and id each; operation id
+    ``collection:id``), and with ``with_store`` the store's own (operation id ``store``)."""
+    operations: list[dict[str, Any]] = [
+        {
+            "method": "GET",
+            "path": f"{base}/{c}/{k}",
+            "params": {"exclude_fields": "_links"},
+            "operation_id": f"{c}:{k}",
+        }
+        for c, k in dict.fromkeys(todo)
+    ]
+    if with_store:
+        operations.append(
+            {"method": "GET", "path": base, "params": STORE_FIELDS, "operation_id": "store"}
+        )
+    return operations
+
+
+def _lookup_results(
+    results: Iterable[OperationResult], todo: list[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], dict[str, Any] | None], tuple[dict[str, Any] | None] | None]:
+    """A lookup's results (``_lookup_operations``): the records found (None: a 404, not in the
+    store; those without a usable result are missing) and the store's own (``(None,)``: a 404;
+    None: not asked or no usable result)."""
+    by_op = {f"{c}:{k}": (c, k) for c, k in todo}
+    found: dict[tuple[str, str], dict[str, Any] | None] = {}
+    store: tuple[dict[str, Any] | None] | None = None
+    for result in results:
+        if result.operation_id == "store":
+            if result.status_code == 404:
+                store = (None,)
+            elif result.status_code < 400 and isinstance(result.body, dict):
+                store = (dict(result.body),)
+            continue
+        wanted = by_op.get(result.operation_id)
+        if wanted is None or wanted in found:
+            continue
+        if result.status_code == 404:
+            found[wanted] = None
+        elif result.status_code < 400 and isinstance(result.body, dict) and result.body.get("id"):
+            found[wanted] = dict(result.body)
+    return found, store
 
 
 def _slim(collection: str, doc: dict[str, Any]) -> dict[str, Any]:

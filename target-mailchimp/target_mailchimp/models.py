@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from oromc_common.batches import OperationResult
 
 from target_mailchimp.client import MemberState
 from target_mailchimp.mapping import ConsentPolicy
@@ -78,3 +81,14 @@ class TagDelta:
         add = [name for low, name in contact.tags.items() if low not in state.tags]
         remove = [name for low, name in state.tags.items() if low not in contact.tags]
         return cls(contact, state, add, remove)
+
+
+@dataclass(frozen=True)
+class Rider:
+    """GETs carried by another ``/batches`` job of GETs instead of a job of their own: a trickle's
+    store lookups in the contacts window's lookup of its members (each job costs a ``POST``, its
+    polls and ~2 s of Mailchimp's queueing). ``apply`` learns from their results (those missing
+    are simply not learnt: their owner reads them as it would have)."""
+
+    operations: list[dict[str, Any]]
+    apply: Callable[[list[OperationResult]], None]

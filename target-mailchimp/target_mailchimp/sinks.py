@@ -119,6 +119,7 @@ class EcommerceSink(BatchSink):
         self._sync_factory = getattr(target, "ecommerce_sync")  # noqa: B009
         self._target_of_sink = target
         self._store: EcommerceSync | None = None
+        self._window: list[dict[str, Any]] = []  # the records of the window not drained yet
 
     @property
     @override
@@ -147,11 +148,18 @@ class EcommerceSink(BatchSink):
             if arrived is not None:
                 arrived()  # the contacts before it may be kept (readahead.py)
         self._store.arrived(self.stream_name)
-        context.setdefault("records", []).append(record)
+        self._window = context.setdefault("records", [])
+        self._window.append(record)
+
+    @property
+    def window_records(self) -> list[dict[str, Any]]:
+        """The records of the window not drained yet (read, not taken: the drain writes them)."""
+        return self._window
 
     @override
     def process_batch(self, context: dict) -> None:
         sync: EcommerceSync = self._sync_factory()
+        self._window = []
         sync.process(self.stream_name, context.get("records", []))
         context["records"] = []
 

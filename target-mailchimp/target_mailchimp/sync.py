@@ -50,7 +50,7 @@ from target_mailchimp.mapping import (
     opt_in_times,
     tag_key,
 )
-from target_mailchimp.models import Contact, SyncSettings, TagDelta, Write
+from target_mailchimp.models import Contact, Rider, SyncSettings, TagDelta, Write
 from target_mailchimp.pacing import BatchPace
 from target_mailchimp.tags import (
     BATCHES_WHEN_DIRECT_CALLS_OVER,
@@ -134,6 +134,9 @@ class ContactSync(TagWrites):
         self._inline_done: set[str] = set()
         self.pace = BatchPace(settings.batch_poll_seconds)
         self.defer_batches = False
+        #: other GETs for the next lookup job of members, if a window makes one (``Rider``; the
+        #: target's e-commerce store lookups of a trickle): called once, when the job is built
+        self.riders: Callable[[], Rider | None] | None = None
         #: archives of disabled users collected across windows instead of run per window
         #: (:meth:`collect_archives`): submitted together by :meth:`flush_archives`
         self._collected: dict[str, tuple[Contact, MemberState]] | None = None
@@ -345,7 +348,7 @@ class ContactSync(TagWrites):
         if self._collected and self._names_collected(contacts):
             self._submit_collected()  # an archive collected for one of them goes first
         self.batches.settle(keys=member_keys(hashes))
-        states = self.audience.lookup(hashes, self.workers, self._batch)
+        states = self.audience.lookup(hashes, self.workers, self._lookup_batch)
         if not self.audience.loaded and any(self._needs_index(c, states) for c in contacts):
             # Mailchimp cannot be searched by merge field: find members by their source id in one
             # read of the whole audience (see the README, "Identity", for when this happens).
@@ -405,6 +408,23 @@ class ContactSync(TagWrites):
                 status=state.status,
                 mode=self.settings.erasure_mode,
             )
+
+    def _lookup_batch(self, operations: list[dict[str, Any]]) -> Iterator[OperationResult]:
+        """The members' lookup job (``_batch``) with the ``riders`` waiting for one: their results
+        go to them once the job's results are read, the members' come back as without them."""
+        ride, self.riders = self.riders, None
+        rider = ride() if ride is not None else None
+        if rider is None or not rider.operations:
+            yield from self._batch(operations)
+            return
+        theirs = {str(op["operation_id"]) for op in rider.operations}
+        results: list[OperationResult] = []
+        for result in self._batch([*operations, *rider.operations]):
+            if result.operation_id in theirs:
+                results.append(result)
+            else:
+                yield result
+        rider.apply(results)
 
     def _batch(self, operations: list[dict[str, Any]]) -> Iterator[OperationResult]:
         """One ``/batches`` job of ``operations`` with this run's poll settings: its results."""

@@ -633,7 +633,12 @@ class TargetMailchimp(GatedTarget):
                 self._flush_readahead()  # kept contacts and held store records came before it
             if self._ecommerce is not None:
                 self._ecommerce.settle()  # contacts (consent) are never written before a queued store write
-        super().drain_sinks(ordered, 1)
+                self._store_lookups_ride(ordered)
+        try:
+            super().drain_sinks(ordered, 1)
+        finally:
+            if self._sync is not None:
+                self._sync.riders = None
         if any(s.stream_name in RESOURCES for s in ordered) and self._ecommerce is not None:
             # one per store drain, more while the store's queued jobs keep Mailchimp busy (with a
             # window to spare for the next store window) and while a store job is awaited
@@ -641,6 +646,18 @@ class TargetMailchimp(GatedTarget):
             self._write_kept(deadline=self._ecommerce.busy_until() - self._window_seconds)
             self._release_held()
         super().drain_sinks([s for s in sinks if s.stream_name not in order], parallelism)
+
+    def _store_lookups_ride(self, sinks: list[Sink]) -> None:
+        """The store records drained after this contacts window: their lookups (a trickle's) ride
+        along the window's lookup job of members, if it makes one (``EcommerceSync.lookup_rider``)."""
+        ecommerce, sync = self._ecommerce, self._sync
+        pending = {
+            s.stream_name: s.window_records
+            for s in sinks
+            if isinstance(s, EcommerceSink) and s.window_records
+        }
+        if ecommerce is not None and sync is not None and pending:
+            sync.riders = partial(ecommerce.lookup_rider, pending)
 
     # -- read-ahead of a backfill (readahead.py) -------------------------------------------
     def keep_contacts(self, records: list[dict[str, Any]], hashes: set[str], *, full: bool) -> bool:

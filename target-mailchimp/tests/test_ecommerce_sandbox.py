@@ -23,11 +23,12 @@ from oromc_common.report import RunReport
 from oromc_common.sdk_seams import SeamTarget
 from oromc_sandbox.testing import RunningSandbox
 from target_mailchimp import ecommerce as ecommerce_module
+from target_mailchimp.client import Audience
 from target_mailchimp.contract import ECOMMERCE_SCHEMAS
 from target_mailchimp.ecommerce import RESOURCES, EcommerceSync, StoreSettings
 from target_mailchimp.target import TargetMailchimp
 
-from .conftest import DOMAIN, run_target, writes
+from .conftest import DOMAIN, contact, run_target, singer_lines, writes
 
 STORE = "oro-shop"
 
@@ -732,6 +733,58 @@ def test_a_trickle_is_looked_up_by_id_and_only_what_differs_is_written(
     assert routes[CUSTOMERS_READ] == 5
     assert BATCHES not in routes
     assert _store_writes(routes) == {}
+
+
+def test_a_trickles_store_lookups_ride_along_its_members_lookup_job(
+    sb: RunningSandbox, config: dict[str, Any], api: MailchimpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run after a few people changed (contacts, then their store customers): the store's
+    customers and the store itself are looked up in the same ``/batches`` job as the window's
+    members, not in a job of their own (a ``POST``, its polls and its queueing less); what is
+    written, and everyone's consent, is as with two jobs."""
+    real_check = Audience.check_access
+
+    def big_audience(self: Audience) -> dict[str, Any]:
+        info = real_check(self)
+        self.estimated_size = 50_000  # members are then looked up by a job of GETs, not read whole
+        return info
+
+    monkeypatch.setattr(Audience, "check_access", big_audience)
+    cfg = {**config, "store_id": STORE, "batch_poll_seconds": 0.2}
+    base = f"/ecommerce/stores/{STORE}"
+    list_id = config["list_id"]
+    customers = [_customer(f"cu{i}", "Al") for i in range(6)]
+    run_target(
+        cfg,
+        singer_lines([contact(i) for i in range(12)]) + _lines("ecommerce_customers", customers),
+    )
+    opt_out = {"email_address": f"cu2@{DOMAIN}", "status": "unsubscribed"}
+    api.post(f"/lists/{list_id}", {"members": [opt_out], "update_existing": True})
+
+    changed = [contact(i, first_name=f"New{i}") for i in range(10)]
+    trickle = [customers[0], customers[1], _customer("cu2", "Bobby"), _customer("cu9", "Cy")]
+    sb.reset_stats()
+    target, _ = run_target(
+        cfg, singer_lines(changed) + _lines("ecommerce_customers", trickle)
+    )
+    routes = _routes(sb)
+    assert routes[BATCHES] == 1  # 10 member GETs, 4 customer GETs and the store's, in one job
+    assert "GET /3.0/ecommerce/stores/{store_id}" not in routes
+    assert "GET /3.0/ecommerce/stores/{store_id}/customers/{customer_id}" not in routes
+    assert routes[CUSTOMER_PUT] == 2  # cu2 changed, cu9 new (single calls: a trickle)
+    summary = target.report.summary()["streams"]
+    assert summary["contacts"]["updated"] == 10
+    counts = summary["ecommerce_customers"]
+    assert (counts["unchanged"], counts["updated"], counts["created"]) == (2, 1, 1)
+    assert api.get(f"{base}/customers/cu2")["first_name"] == "Bobby"
+    status = {
+        c: api.get(f"/lists/{list_id}/members/{subscriber_hash(f'{c}@{DOMAIN}')}")["status"]
+        for c in ("cu2", "cu9")
+    }
+    assert status == {"cu2": "unsubscribed", "cu9": "transactional"}
+    assert api.get(f"/lists/{list_id}/members/{subscriber_hash(f'person3@{DOMAIN}')}")[
+        "merge_fields"
+    ]["FNAME"] == "New3"
 
 
 def test_a_trickle_of_orders_looks_up_the_orders_and_their_products(
