@@ -169,9 +169,14 @@ def change_customer_users(sandbox: RunningSandbox, percent: float, round_no: int
 
 
 def run_size(
-    contacts: int, changes: tuple[float, ...], timeout: float, py_spy: str | None = None
+    contacts: int,
+    changes: tuple[float, ...],
+    timeout: float,
+    py_spy: str | None = None,
+    logs: Path | None = None,
 ) -> dict[str, Any]:
-    """A fresh sandbox and state: the full run, then the incremental re-runs."""
+    """A fresh sandbox and state: the full run, then the incremental re-runs (``logs``: a folder
+    for each run's timed Meltano output, ``<contacts>-full.log``, ``<contacts>-rerun-<percent>.log``)."""
     customers = customers_for(contacts)
     out: dict[str, Any] = {"target_contacts": contacts, "customers": customers}
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
@@ -197,6 +202,7 @@ def run_size(
                 timeout=timeout,
                 profile_dir=Path(tmp) if py_spy else None,
                 py_spy=py_spy,
+                log=logs / f"{contacts}-full.log" if logs else None,
             )
             out["full"] = full
             full["batch_jobs"] = batch_jobs(sandbox, full_started)
@@ -220,6 +226,7 @@ def run_size(
                     timeout=timeout,
                     profile_dir=Path(tmp) if py_spy else None,
                     py_spy=py_spy,
+                    log=logs / f"{contacts}-rerun-{percent:g}.log" if logs else None,
                 )
                 rerun.update(changed_percent=percent, changed_customer_users=changed)
                 reruns.append(rerun)
@@ -284,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy profiles of the tap and the target of each run (see profiling.py)",
     )
     parser.add_argument("--py-spy", help="the py-spy executable (default: from PATH)")
+    parser.add_argument(
+        "--logs", type=Path, help="a folder for each run's Meltano output, timed from its start"
+    )
     args = parser.parse_args(argv)
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     sizes = (
         tuple(int(x) for x in args.sizes.split(","))
         if args.sizes
@@ -319,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, contacts in enumerate(sizes):
         try:
             doc["sizes"].append(
-                run_size(contacts, changes if n == 0 else (), args.timeout, py_spy)
+                run_size(contacts, changes if n == 0 else (), args.timeout, py_spy, args.logs)
             )
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # keep what was measured
             failed += 1

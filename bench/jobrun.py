@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,19 @@ def calls_by_route(stats: dict[str, Any]) -> dict[str, int]:
     return {route: sum(statuses.values()) for route, statuses in stats["requests"].items()}
 
 
+def timed_log(path: Path) -> Callable[[str], None]:
+    """A writer of output lines to ``path``, each after the seconds since this call (the run's
+    start, as the ``/batches`` timeline), so a run's log can be laid against its jobs."""
+    started = time.monotonic()
+    handle = path.open("w", encoding="utf-8")  # closed when the writer is collected; flushed per line
+
+    def write(line: str) -> None:
+        handle.write(f"{time.monotonic() - started:9.2f} {line}\n")
+        handle.flush()
+
+    return write
+
+
 def run_job(
     sandbox: RunningSandbox,
     job: str,
@@ -213,15 +227,18 @@ def run_job(
     timeout: float = 3600,
     profile_dir: Path | None = None,
     py_spy: str | None = None,
+    log: Path | None = None,
 ) -> dict[str, Any]:
     """`meltano run <job> <extra>`: wall time, calls, connections, 429s, memory and CPU, by phase.
 
     With ``profile_dir`` and ``py_spy``: a py-spy profile of the tap and the target (``profiling``).
+    With ``log``: Meltano's output (every plugin's log) written there, timed (``timed_log``).
     """
     sandbox.reset_stats()
     sampler = Sampler(sandbox, profile_dir=profile_dir, py_spy=py_spy)
     sampler.start()
-    result: RunResult = meltano("run", *extra, job, env=env, timeout=timeout)
+    on_raw = timed_log(log) if log is not None else None
+    result: RunResult = meltano("run", *extra, job, env=env, timeout=timeout, on_raw=on_raw)
     end = sampler.stop()
     result.check()
     split = sampler.split

@@ -227,6 +227,19 @@ def test_plugin_processes_and_ecommerce_calls_are_told_apart() -> None:
     assert jobrun.count_status(stats, "429") == 1
 
 
+def test_a_runs_log_is_written_line_by_line_with_the_seconds_since_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 100.5, 112.25])
+    monkeypatch.setattr(jobrun.time, "monotonic", lambda: next(clock))
+    path = tmp_path / "run.log"
+    write = jobrun.timed_log(path)
+    write('{"event": "first"}')
+    assert path.read_text() == '     0.50 {"event": "first"}\n'  # readable while the run goes on
+    write("second")
+    assert path.read_text().splitlines()[1] == "    12.25 second"
+
+
 def test_profile_summary_names_what_the_project_waits_on() -> None:
     site = "/p/.meltano/loaders/target-mailchimp/venv/lib/python3.11/site-packages"
     text = "\n".join(
