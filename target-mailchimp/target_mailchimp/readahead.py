@@ -172,17 +172,20 @@ class _Frames:
     def push(self, value: Any) -> None:
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="target-mailchimp-readahead-")  # noqa: SIM115 (closed by close)
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        # written and read as a stream: a frame (thousands of records) never exists whole as bytes
+        # (~3 MB a window of 4,000 orders; a large buffer freed raises glibc's mmap threshold, and the
+        # next ones then stay in the heap)
         self._file.seek(self._end)
-        self._file.write(data)
-        self._offsets.append((self._end, len(data)))
-        self._end += len(data)
+        pickle.dump(value, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        end = self._file.tell()
+        self._offsets.append((self._end, end - self._end))
+        self._end = end
 
     def pop(self) -> Any:
-        offset, length = self._offsets.pop(0)
+        offset, _ = self._offsets.pop(0)
         assert self._file is not None
         self._file.seek(offset)
-        value = pickle.loads(self._file.read(length))  # noqa: S301 (our own file)
+        value = pickle.load(self._file)  # noqa: S301 (our own file)
         if not self._offsets:
             self.close()
         return value
