@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import weakref
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -361,3 +363,38 @@ def test_held_keys_keep_the_answers_of_a_set_of_strings() -> None:
     for key in ["00", "3", "1", "101", "1234567890123456789", "\u0664", "70"]:
         assert key not in keys
     assert len(keys) == len(set(added))
+
+
+class _Record(dict):  # type: ignore[type-arg]
+    """A store record that can be watched (``weakref``) through its pickling to the held frames."""
+
+
+def test_a_released_window_is_let_go_before_the_next_is_read_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held records are released window after window (each up to ~10,000 orders as objects):
+    the window written is no longer referenced while the next one is read back from disk, so two
+    are never in memory at once (they were: the re-run's peak, README.md "Memory as records grow")."""
+    from target_mailchimp import readahead
+
+    held = HeldStoreRecords()
+    for i in range(6):
+        held.hold("ecommerce_orders", [(_Record(id=f"o{i}"), (f"cu{i}", None))])
+    written: list[weakref.ref[_Record]] = []
+    frames_pop = readahead._Frames.pop
+
+    def pop(self: Any) -> Any:
+        assert all(ref() is None for ref in written), "a window written is still held"
+        return frames_pop(self)
+
+    class Store:
+        def process(self, stream: str, records: list[dict[str, Any]]) -> None:
+            written.extend(weakref.ref(r) for r in records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readahead._Frames, "pop", pop)
+    monkeypatch.setattr(target_module, "ECOMMERCE_WINDOW", 2)
+    target = SimpleNamespace(
+        _spool=ContactsSpool(), _held=held, _ecommerce=Store(), _releasing=False, _sync=None,
+        _emit_deferred_state=lambda: None,
+    )  # fmt: skip
+    target_module.TargetMailchimp._release_held(target)  # type: ignore[arg-type]
+    assert len(written) == 6
+    assert len(held) == 0
