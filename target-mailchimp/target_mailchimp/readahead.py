@@ -14,12 +14,21 @@ consent for it; tests/test_identity_consent.py checks both orders give the same 
 else (a new person, an address that moves in this run, an archived member) is held here too, and
 written once every contact kept before it is written, as without read-ahead. Once a person is held,
 every later record naming them, or with the id of a held record, is held after it.
+
+What is remembered of the people kept and the records held grows with the run: at 100,000 Oro
+customers a no-op re-run keeps all 196,527 contacts and holds ~230,000 store records (their people
+are not known yet when they arrive). As Python sets that was ~140 bytes a kept contact and ~90 a held
+id (~50 MB at that size, ~16 MB at 25,000 customers); here they are sorted arrays of 64-bit ints,
+8 bytes each (:class:`_IntSet`, :class:`_Keys`), with the same answers.
 """
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import tempfile
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -42,6 +51,113 @@ def _short(hash_: str) -> int:
     return int(hash_[:16], 16)
 
 
+#: Ints added to an :class:`_IntSet` kept in a Python set (fast to add to) before they are merged
+#: into its sorted array: at least this many, or a sixteenth of the array (so the set costs at most
+#: ~6 bytes an int of the array, and the merges, each a pass over the array, stay few).
+MERGE_AT = 1024
+
+
+def _contains(values: array, value: int) -> bool:
+    """True when the sorted array ``values`` holds ``value``."""
+    i = bisect_left(values, value)
+    return i < len(values) and values[i] == value
+
+
+class _Bits:
+    """A bitmap of the low bits of the ints added: an int whose bit is not set was never added. It
+    answers most misses of a membership test without searching a sorted array (``bisect``: ~3x
+    the time of a set lookup); a set bit proves nothing (the array is searched)."""
+
+    def __init__(self, bits: int) -> None:
+        """All clear; ``bits``: a power of two (``bits // 8`` bytes)."""
+        self._mask = bits - 1
+        self._map = bytearray(bits // 8)
+
+    def add(self, value: int) -> None:
+        """Set ``value``'s bit."""
+        bit = value & self._mask
+        self._map[bit >> 3] |= 1 << (bit & 7)
+
+    def may_hold(self, value: int) -> bool:
+        """False when ``value`` was never added."""
+        bit = value & self._mask
+        return bool(self._map[bit >> 3] >> (bit & 7) & 1)
+
+
+class _IntSet:
+    """A set of 64-bit ints that only grows, for membership tests: a sorted ``array`` (8 bytes an
+    int, against ~90 in a Python set: the int object and its slot) plus the ints added since the
+    last merge in a small set."""
+
+    def __init__(self, typecode: str) -> None:
+        """Empty; ``typecode``: ``"Q"`` (unsigned) or ``"q"`` (signed)."""
+        self._sorted = array(typecode)
+        self._recent: set[int] = set()
+        self._bits: _Bits | None = None  # from the first int added (128 KB)
+
+    def __len__(self) -> int:
+        """Ints held."""
+        return len(self._sorted) + len(self._recent)
+
+    def add(self, value: int) -> None:
+        """Add ``value`` (nothing if held)."""
+        if value in self:
+            return
+        if self._bits is None:
+            self._bits = _Bits(1 << 20)
+        self._bits.add(value)
+        self._recent.add(value)
+        if len(self._recent) >= max(MERGE_AT, len(self._sorted) // 16):
+            # merged one int at a time: no list of every int as objects on the way
+            merged = array(self._sorted.typecode, heapq.merge(self._sorted, sorted(self._recent)))
+            self._sorted, self._recent = merged, set()
+
+    def __contains__(self, value: object) -> bool:
+        return (
+            isinstance(value, int)
+            and self._bits is not None
+            and self._bits.may_hold(value)
+            and (value in self._recent or _contains(self._sorted, value))
+        )
+
+
+class _Keys:
+    """A set of ids (strings) that only grows: a canonical decimal id (Oro's, as the tap sends them)
+    as its int in an :class:`_IntSet`, any other id as itself in a set; exactly the answers of a set
+    of the strings."""
+
+    def __init__(self) -> None:
+        """Empty."""
+        self._ints = _IntSet("q")
+        self._others: set[str] = set()
+
+    def __len__(self) -> int:
+        """Ids held."""
+        return len(self._ints) + len(self._others)
+
+    def add(self, key: str) -> None:
+        """Add ``key``."""
+        number = _as_int(key)
+        if number is None:
+            self._others.add(key)
+        else:
+            self._ints.add(number)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        number = _as_int(key)
+        return key in self._others if number is None else number in self._ints
+
+
+def _as_int(key: str) -> int | None:
+    """``key`` as an int when it is the canonical decimal form of one that fits 64 bits (so no two
+    strings give the same int: no sign, no leading zero, ASCII digits only), else None."""
+    if 0 < len(key) <= 18 and key.isascii() and key.isdigit() and (key[0] != "0" or key == "0"):
+        return int(key)
+    return None
+
+
 class _Frames:
     """Pickled frames in an unnamed temporary file, read back in the order written."""
 
@@ -56,17 +172,20 @@ class _Frames:
     def push(self, value: Any) -> None:
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="target-mailchimp-readahead-")  # noqa: SIM115 (closed by close)
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        # written and read as a stream: a frame (thousands of records) never exists whole as bytes
+        # (~3 MB a window of 4,000 orders; a large buffer freed raises glibc's mmap threshold, and the
+        # next ones then stay in the heap)
         self._file.seek(self._end)
-        self._file.write(data)
-        self._offsets.append((self._end, len(data)))
-        self._end += len(data)
+        pickle.dump(value, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        end = self._file.tell()
+        self._offsets.append((self._end, end - self._end))
+        self._end = end
 
     def pop(self) -> Any:
-        offset, length = self._offsets.pop(0)
+        offset, _ = self._offsets.pop(0)
         assert self._file is not None
         self._file.seek(offset)
-        value = pickle.loads(self._file.read(length))  # noqa: S301 (our own file)
+        value = pickle.load(self._file)  # noqa: S301 (our own file)
         if not self._offsets:
             self.close()
         return value
@@ -85,7 +204,9 @@ class ContactsSpool:
     def __init__(self) -> None:
         """Empty."""
         self._windows = _Frames()
-        self._people: list[set[int]] = []  # per window kept, the subscriber hashes it names
+        # per window kept, the subscriber hashes it names (``_short``, sorted): 8 bytes a contact
+        self._people: list[array] = []
+        self._bits: _Bits | None = None  # all of them (and of windows no longer kept), 512 KB
         self._sizes: list[int] = []
 
     def __len__(self) -> int:
@@ -100,25 +221,35 @@ class ContactsSpool:
     def push(self, records: list[dict[str, Any]], hashes: set[str]) -> None:
         """Keep one window (``hashes``: the subscriber hashes of its addresses)."""
         self._windows.push(records)
-        self._people.append({_short(h) for h in hashes})
+        people = array("Q", sorted({_short(h) for h in hashes}))
+        if self._bits is None:
+            self._bits = _Bits(1 << 22)
+        for short in people:
+            self._bits.add(short)
+        self._people.append(people)
         self._sizes.append(len(records))
 
     def pop(self) -> list[dict[str, Any]]:
         """The oldest window kept (no longer kept)."""
         self._people.pop(0)
         self._sizes.pop(0)
+        if not self._people:
+            self._bits = None
         records: list[dict[str, Any]] = self._windows.pop()
         return records
 
     def names(self, hash_: str) -> bool:
         """True when a window kept names the address with this subscriber hash."""
         short = _short(hash_)
-        return any(short in people for people in self._people)
+        if self._bits is None or not self._bits.may_hold(short):
+            return False
+        return any(_contains(people, short) for people in self._people)
 
     def close(self) -> None:
         """Forget everything kept (end of run)."""
         self._windows.close()
         self._people = []
+        self._bits = None
         self._sizes = []
 
 
@@ -128,9 +259,9 @@ class HeldStoreRecords:
     def __init__(self) -> None:
         """Empty."""
         self._frames: dict[str, _Frames] = {}
-        self._people: set[int] = set()  # subscriber hashes of the people held
-        self._customers: set[str] = set()  # store customer ids of the people held
-        self._ids: dict[str, set[str]] = {}  # per stream, the ids of the records held
+        self._people = _IntSet("Q")  # subscriber hashes of the people held (``_short``)
+        self._customers = _Keys()  # store customer ids of the people held
+        self._ids: dict[str, _Keys] = {}  # per stream, the ids of the records held
 
     def __len__(self) -> int:
         """Windows of records held."""
@@ -149,7 +280,7 @@ class HeldStoreRecords:
         """Hold ``records`` (each with its person), after any held before."""
         if not records:
             return
-        ids = self._ids.setdefault(stream, set())
+        ids = self._ids.setdefault(stream, _Keys())
         for record, (customer, hash_) in records:
             ids.add(str(record.get("id")))
             if customer is not None:
@@ -164,7 +295,10 @@ class HeldStoreRecords:
         """Every record held, stream by stream in ``order`` (then any other), oldest first, in
         windows of at least ``window`` records (the held parts of consecutive windows joined: each
         window written is a ``/batches`` job, with its ~2 s of Mailchimp's queueing whatever its
-        size) except each stream's last; nothing is held afterwards."""
+        size) except each stream's last; nothing is held afterwards. Who and what is held is
+        forgotten first: nothing is held while the records are released (``TargetMailchimp._hold``),
+        so that is not kept beside the windows released."""
+        self._forget_keys()
         first = [s for s in order if s in self._frames]
         for stream in [*first, *(s for s in self._frames if s not in first)]:
             frames = self._frames[stream]
@@ -183,6 +317,9 @@ class HeldStoreRecords:
         for frames in self._frames.values():
             frames.close()
         self._frames = {}
-        self._people = set()
-        self._customers = set()
+        self._forget_keys()
+
+    def _forget_keys(self) -> None:
+        self._people = _IntSet("Q")
+        self._customers = _Keys()
         self._ids = {}

@@ -745,6 +745,9 @@ class TargetMailchimp(GatedTarget):
             try:
                 for stream, records in self._held.release(RESOURCES, ECOMMERCE_WINDOW):
                     self._ecommerce.process(stream, records)
+                    # let the window go before the next is read back: the loop's name would keep
+                    # it until then (two windows of up to ~10,000 orders at once, the re-run's peak)
+                    del records
             finally:
                 self._releasing = False
         if self._sync is not None:

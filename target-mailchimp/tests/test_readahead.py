@@ -4,6 +4,9 @@ order per person, the state after both; against the sandbox over HTTP (in-proces
 from __future__ import annotations
 
 import json
+import tracemalloc
+import weakref
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -303,3 +306,95 @@ def test_archives_of_a_read_ahead_run_go_together_after_the_kept_windows(
         assert (member(api, list_id, f"person{i}@{DOMAIN}") or {}).get("status") == "archived", i
     assert streams["contacts"]["disabled_archived"] == len(disabled)
     assert states == [{"n": len(records)}]  # not after the first window: its archive waited
+
+
+def test_what_is_remembered_of_the_people_kept_and_the_records_held_stays_small() -> None:
+    """A no-op re-run keeps every contacts window and holds most store records (their people are not
+    known yet when they arrive): at 100,000 Oro customers 196,527 contacts and ~230,000 records. What
+    is remembered of them (subscriber hashes, customer ids, record ids) costs ~8 bytes each past a
+    fixed bitmap, not the ~90-140 of a Python set (README.md, "Memory as records grow"), with the
+    same answers."""
+    people = [subscriber_hash(f"person{i}@{DOMAIN}") for i in range(40_000)]
+    spool, held = ContactsSpool(), HeldStoreRecords()
+    traced: list[int] = []
+    tracemalloc.start()
+    try:
+        for w in range(0, len(people), 5_000):
+            spool.push([{"email": "x"}], set(people[w : w + 5_000]))
+            traced.append(tracemalloc.get_traced_memory()[0])
+        for w in range(0, len(people), 5_000):
+            held.hold(
+                "ecommerce_orders",
+                [({"id": str(1_000_000 + i)}, (str(i), people[i])) for i in range(w, w + 5_000)],
+            )
+            traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    # what the second half of each adds, per contact kept and per record held
+    assert (traced[7] - traced[3]) / 20_000 < 15  # a Python set per window: ~140 bytes a contact
+    assert (traced[15] - traced[11]) / 20_000 < 45  # three Python sets (person, customer, id): ~270
+    assert all(spool.names(h) for h in people[::997])
+    assert not spool.names(subscriber_hash(f"nobody@{DOMAIN}"))
+    assert held.holds("ecommerce_orders", "1039999", (None, None))
+    assert held.holds("ecommerce_carts", "c1", ("39999", None))
+    assert held.holds("ecommerce_carts", "c1", (None, people[12_345]))
+    assert not held.holds("ecommerce_orders", "1040000", ("40000", subscriber_hash(f"nobody@{DOMAIN}")))
+    # a decimal id is matched as its string, never as another spelling of the same number
+    assert not held.holds("ecommerce_orders", "01039999", (None, None))
+    assert not held.holds("ecommerce_carts", "c1", ("+39999", None))
+    assert sum(len(records) for _, records in held.release(["ecommerce_orders"], 5_000)) == 40_000
+    assert not held.holds("ecommerce_orders", "1039999", (None, None))
+    while len(spool):
+        spool.pop()
+    assert not spool.names(people[0])
+
+
+def test_held_keys_keep_the_answers_of_a_set_of_strings() -> None:
+    """Ids that are not canonical decimal numbers stay strings; merges keep every id."""
+    from target_mailchimp import readahead
+
+    keys = readahead._Keys()
+    added = ["0", "7", "007", "-3", "+3", " 3", "3 ", "x9", "12345678901234567890", "\u0663", "", "17"]
+    added += [str(i) for i in range(100, 10_000, 3)]
+    for key in added:
+        keys.add(key)
+    for key in added:
+        assert key in keys
+    for key in ["00", "3", "1", "101", "1234567890123456789", "\u0664", "70"]:
+        assert key not in keys
+    assert len(keys) == len(set(added))
+
+
+class _Record(dict):  # type: ignore[type-arg]
+    """A store record that can be watched (``weakref``) through its pickling to the held frames."""
+
+
+def test_a_released_window_is_let_go_before_the_next_is_read_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held records are released window after window (each up to ~10,000 orders as objects):
+    the window written is no longer referenced while the next one is read back from disk, so two
+    are never in memory at once (they were: the re-run's peak, README.md "Memory as records grow")."""
+    from target_mailchimp import readahead
+
+    held = HeldStoreRecords()
+    for i in range(6):
+        held.hold("ecommerce_orders", [(_Record(id=f"o{i}"), (f"cu{i}", None))])
+    written: list[weakref.ref[_Record]] = []
+    frames_pop = readahead._Frames.pop
+
+    def pop(self: Any) -> Any:
+        assert all(ref() is None for ref in written), "a window written is still held"
+        return frames_pop(self)
+
+    class Store:
+        def process(self, stream: str, records: list[dict[str, Any]]) -> None:
+            written.extend(weakref.ref(r) for r in records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readahead._Frames, "pop", pop)
+    monkeypatch.setattr(target_module, "ECOMMERCE_WINDOW", 2)
+    target = SimpleNamespace(
+        _spool=ContactsSpool(), _held=held, _ecommerce=Store(), _releasing=False, _sync=None,
+        _emit_deferred_state=lambda: None,
+    )  # fmt: skip
+    target_module.TargetMailchimp._release_held(target)  # type: ignore[arg-type]
+    assert len(written) == 6
+    assert len(held) == 0
