@@ -547,6 +547,16 @@ class EcommerceSync:
             and (records < self.settings.batch_threshold or queued <= LOOKUP_BEHIND_OPERATIONS)
         )
 
+    def _how_compared(self, stream: str, drained: int) -> tuple[bool, bool]:
+        """``(blind, look_up)`` for a window of ``stream`` that brings the records drained in the
+        run to ``drained``: written without the store's copy (``_may_write_blind``), or compared
+        with its records looked up by id (``_may_look_up``; the sink counts a stream's records as
+        they arrive, ahead of the drains); neither: compared with the collection read whole."""
+        blind = self._may_write_blind(stream, drained)
+        return blind, not blind and self._may_look_up(
+            stream, max(self._arrived.get(stream, 0), drained)
+        )
+
     def _may_write_blind(self, stream: str, records: int) -> bool:
         """True when ``records`` of ``stream`` in this run are few enough to be written without the
         store's copy: customers only (``PUT`` is an upsert and its ``opt_in_status`` false never
@@ -693,10 +703,7 @@ class EcommerceSync:
         for stream, records in pending.items():
             if stream not in RESOURCES or not records:
                 continue
-            total = self._drained.get(stream, 0) + len(records)
-            if self._may_write_blind(stream, total) or not self._may_look_up(
-                stream, max(self._arrived.get(stream, 0), total)
-            ):
+            if not self._how_compared(stream, self._drained.get(stream, 0) + len(records))[1]:
                 continue
             for collection, keys in _lookup_wanted(RESOURCES[stream], records).items():
                 wanted.setdefault(collection, []).extend(keys)
@@ -761,11 +768,7 @@ class EcommerceSync:
         self.report.count(stream, "received", len(records))
         drained = self._drained.get(stream, 0)
         self._drained[stream] = drained + len(records)
-        blind = self._may_write_blind(stream, drained + len(records))
-        # the sink counts a stream's records as they arrive, ahead of the drains
-        look_up = not blind and self._may_look_up(
-            stream, max(self._arrived.get(stream, 0), drained + len(records))
-        )
+        blind, look_up = self._how_compared(stream, drained + len(records))
         if not look_up:
             self.ensure_store()  # a lookup job reads the store too (``_look_up``)
         latest: dict[str, dict[str, Any]] = {}
