@@ -2,7 +2,8 @@
 
 For each job, one small sandbox (latency 0) is prepared and saved; an uninterrupted run from it gives
 the expected end state of both systems and the calls and writes it takes. Then, from the same saved
-state each time (`/_sandbox/load`) and a fresh Meltano state database, 22 kill points
+state each time (`/_sandbox/load`) and a fresh Meltano state database (empty and migrated, as
+`meltano install` leaves it), 22 kill points
 (tests/e2e/kill_resume.py): the n-th call to the source or destination API, the n-th write to the
 destination held before or after it is applied (a sandbox breakpoint freezes the run there), or a time;
 the tap, the target or the whole `meltano run` is SIGKILLed; `meltano run --force` resumes. Each must
@@ -33,7 +34,7 @@ import pytest
 from e2e_harness import LOOPBACK, QUICK_BATCHES, ROOT, Project, project_copy
 from kill_resume import Baseline, KillPoint, LifetimeWatch, measure, plan, report_row, run_point
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
-from pipelines import DEV_SANDBOX_OPTIONS
+from pipelines import DEV_SANDBOX_OPTIONS, meltano
 
 CUSTOMERS, SEED = 30, 11
 REPORTS = ROOT / "output" / "kill_resume"
@@ -179,14 +180,27 @@ class Pipeline:
         self.root = project_copy(workdir / "project", QUICK_BATCHES)
         self.base = Project(sandbox, workdir / "base", root=self.root)
         self.runs = 0
+        self.empty_db = self._migrated_empty_db()
+
+    def _migrated_empty_db(self) -> Path:
+        """An empty system database with Meltano's migrations applied, as `meltano install` leaves
+        it in a real project before its first run. Each run starts from a copy: a run that had to
+        create it would spend its first seconds migrating, and a kill landing there leaves a
+        half-made database (Meltano's migrations on SQLite are not transactional: ``table job
+        already exists`` on every later run), Meltano's own failure and not the job's."""
+        path = self.workdir / "empty-meltano.db"
+        env = {**self.base.env, "MELTANO_DATABASE_URI": f"sqlite:///{path}"}
+        meltano("state", "list", env=env, cwd=self.root, lock=False).check()
+        return path
 
     def project(self) -> Project:
-        """The project with a new, empty state database and rejects files (plugins' catalogs kept)."""
+        """The project with a new, empty (migrated) state database and rejects files (plugins' catalogs kept)."""
         self.runs += 1
         project = Project(self.sandbox, self.workdir / "base", root=self.root)
         run_dir = self.workdir / f"run-{self.runs}"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
+        shutil.copyfile(self.empty_db, run_dir / "meltano.db")
         project.env["MELTANO_DATABASE_URI"] = f"sqlite:///{run_dir / 'meltano.db'}"
         _bytecode_cached(project.env)
         for name in ("TARGET_MAILCHIMP_REJECTS_PATH", "TARGET_OROCOMMERCE_REJECTS_PATH"):
