@@ -6,6 +6,8 @@ deleted permanently) and tap-orocommerce (the customer users the ``contacts`` st
 Oro ids are auto-increment integers, so sets are mostly runs: 1,000,000 consecutive ids take ~0.3 KB;
 1,000,000 ids spread over 1,250,000 ~210 KB; over 2,000,000 ~340 KB. The bound is ~1 bit per id up to
 the highest id (bitmap containers) or ~2 bytes per id when ids are scattered, whichever is smaller.
+``BitMap64`` holds ids up to 2**64 - 1 the same way (target-mailchimp's read-ahead: the ids of the
+store records it holds back, in memory only).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import base64
 import binascii
 from typing import Any
 
-from pyroaring import BitMap
+from pyroaring import BitMap, BitMap64
 
 MAX_ID = 2**32 - 1  # Roaring bitmaps hold unsigned 32-bit integers
 
@@ -40,4 +42,4 @@ def decode(value: Any, what: str) -> BitMap:
         raise ValueError(msg) from exc
 
 
-__all__ = ["MAX_ID", "BitMap", "decode", "encode"]
+__all__ = ["MAX_ID", "BitMap", "BitMap64", "decode", "encode"]

@@ -18,8 +18,14 @@ every later record naming them, or with the id of a held record, is held after i
 What is remembered of the people kept and the records held grows with the run: at 100,000 Oro
 customers a no-op re-run keeps all 196,527 contacts and holds ~230,000 store records (their people
 are not known yet when they arrive). As Python sets that was ~140 bytes a kept contact and ~90 a held
-id (~50 MB at that size, ~16 MB at 25,000 customers); here they are sorted arrays of 64-bit ints,
-8 bytes each (:class:`_IntSet`, :class:`_Keys`), with the same answers.
+id (~50 MB at that size, ~16 MB at 25,000 customers). Now, with the same answers:
+
+- ids (Oro's auto-increment numbers, as the tap sends them) are a Roaring bitmap (``pyroaring``,
+  the project's compact id sets, :mod:`oromc_common.idsets`): ~1 byte an id (:class:`_Keys`);
+- subscriber hashes (MD5, evenly spread over 64 bits) are sorted arrays of 64-bit ints, 8 bytes
+  each (:class:`_IntSet`). A Roaring bitmap fits dense ids, not random ones: ``BitMap64`` took
+  ~120 bytes a random 64-bit int (more than a Python set; 500,000 of them, pyroaring 1.2), and
+  ``oromc_common.diskmap`` would cost a sqlite query per store record on this path.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
+
+from oromc_common.idsets import BitMap64
 
 #: At most this many contacts are kept (~1 KB each on disk): past it the oldest kept window is
 #: written as the next is kept, so a run without store records (a store configured, its streams
@@ -85,13 +93,13 @@ class _Bits:
 
 
 class _IntSet:
-    """A set of 64-bit ints that only grows, for membership tests: a sorted ``array`` (8 bytes an
-    int, against ~90 in a Python set: the int object and its slot) plus the ints added since the
-    last merge in a small set."""
+    """A set of unsigned 64-bit ints that only grows, for membership tests: a sorted ``array``
+    (8 bytes an int, against ~90 in a Python set: the int object and its slot) plus the ints added
+    since the last merge in a small set."""
 
-    def __init__(self, typecode: str) -> None:
-        """Empty; ``typecode``: ``"Q"`` (unsigned) or ``"q"`` (signed)."""
-        self._sorted = array(typecode)
+    def __init__(self) -> None:
+        """Empty."""
+        self._sorted = array("Q")
         self._recent: set[int] = set()
         self._bits: _Bits | None = None  # from the first int added (128 KB)
 
@@ -123,12 +131,12 @@ class _IntSet:
 
 class _Keys:
     """A set of ids (strings) that only grows: a canonical decimal id (Oro's, as the tap sends them)
-    as its int in an :class:`_IntSet`, any other id as itself in a set; exactly the answers of a set
+    as its int in a Roaring bitmap, any other id as itself in a set; exactly the answers of a set
     of the strings."""
 
     def __init__(self) -> None:
         """Empty."""
-        self._ints = _IntSet("q")
+        self._ints = BitMap64()
         self._others: set[str] = set()
 
     def __len__(self) -> int:
@@ -259,7 +267,7 @@ class HeldStoreRecords:
     def __init__(self) -> None:
         """Empty."""
         self._frames: dict[str, _Frames] = {}
-        self._people = _IntSet("Q")  # subscriber hashes of the people held (``_short``)
+        self._people = _IntSet()  # subscriber hashes of the people held (``_short``)
         self._customers = _Keys()  # store customer ids of the people held
         self._ids: dict[str, _Keys] = {}  # per stream, the ids of the records held
 
@@ -320,6 +328,6 @@ class HeldStoreRecords:
         self._forget_keys()
 
     def _forget_keys(self) -> None:
-        self._people = _IntSet("Q")
+        self._people = _IntSet()
         self._customers = _Keys()
         self._ids = {}
