@@ -1,19 +1,32 @@
-"""Peak RSS of tap-orocommerce and target-mailchimp as the audience grows (issue 16's memory goal).
+"""Peak RSS of every connector as the records grow (issue 16's memory goal).
 
     .venv/bin/python bench/bench_memory.py --customers 5000,25000 [--tap-only 100000]
-        [--out bench/results/memory.json]
+        [--engagement 12000,58000 [--engagement-only tap|target] [--no-rerun]]
+        [--merge OTHER-memory.json] [--out bench/results/memory.json]
 
-For each sandbox size (``--customers`` accounts, about two customer users each; latency ``none``:
-memory, not waiting, is measured) one fresh sandbox:
+audience-sync (``--customers`` sandbox sizes: accounts, about two customer users each; latency
+``none``: memory, not waiting, is measured), one fresh sandbox per size:
   1. tap-orocommerce runs once with the audience-sync job's streams (``contacts`` with
      contact_order_stats, contact_last_product and consent_source ``customer_user_field`` as in
      meltano.yml's dev environment, and the ``ecommerce_*`` streams); its output goes to a file;
   2. target-mailchimp reads that file twice: the full load, then the no-op re-run.
+engagement-sync (``--engagement`` sandbox sizes, the same unit), per size:
+  3. tap-mailchimp-engagement on a fresh sandbox with ``EXTRA_CAMPAIGNS`` more campaigns sent
+     (about 49 output records per customer: sent_to and email_activity mostly), from empty state,
+     every stream but ``member_ids`` (meltano.yml's select) and the dev settings; output to a file;
+  4. target-orocommerce on another fresh sandbox reads ``TARGET_CAMPAIGNS`` generated campaigns
+     sent to every non-guest customer user (bench_target_orocommerce.py's generator, about 18
+     input records per customer) with the dev settings: the full load, then the no-op re-run.
+``--engagement-only`` runs one of the two, so their sizes can differ: a 1M-records run needs
+~21,000 customers for the tap, ~58,000 for the target. A new run replaces a stored one of the same
+connector and size; the other stored engagement runs stay (each command is listed in ``commands``).
 Each process reports its own peak RSS (``getrusage`` at exit). The results give, per connector and
 phase, the MB per 100,000 records between the two largest sizes (smaller ones still fill fixed
-buffers: pages in flight, windows, sqlite's page caches) and the straight-line extrapolation to
-1,000,000 records (``bench/report.py`` states the goal from them, labelled as measured or
-extrapolated).
+buffers: pages in flight, windows, sqlite's page caches) and the figure at 1,000,000 records,
+measured when a run reached it, else the straight-line extrapolation (``bench/report.py`` states
+the goal from them). The audience runs are memory.json's top-level keys, the engagement runs its
+``engagement`` key; each command rewrites only its own part of an existing ``--out``, and
+``--merge`` takes another file's audience part (e.g. a run made elsewhere) into ``--out``.
 """
 
 from __future__ import annotations
@@ -316,12 +329,15 @@ def _audience(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
-def engagement_runs(
-    existing: list[dict[str, Any]], new: list[dict[str, Any]], only: str
-) -> list[dict[str, Any]]:
-    """The engagement runs to store: ``new``, plus the ``existing`` runs of the connector that
-    ``only`` (``tap`` or ``target``: the one measured) left alone; by records."""
-    kept = [r for r in existing if only and only not in r]
+def engagement_runs(existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engagement runs to store: ``new``, plus the ``existing`` runs no new run replaces (one of
+    the same connector, ``tap`` or ``target``, and the same sandbox size); by records."""
+
+    def key(run: dict[str, Any]) -> tuple[str, int]:
+        return ("tap" if "tap" in run else "target", run["customers"])
+
+    fresh = {key(r) for r in new}
+    kept = [r for r in existing if key(r) not in fresh]
     return sorted(kept + new, key=lambda r: r["records"])
 
 
@@ -340,12 +356,11 @@ def _engagement_part(
         command += f" --engagement-only {args.engagement_only}"
     command += " --no-rerun" if args.no_rerun else ""
     old = existing.get("engagement") or {}
-    commands = (old.get("commands") or []) if args.engagement_only else []
-    runs = engagement_runs(old.get("runs") or [], new, args.engagement_only)
+    runs = engagement_runs(old.get("runs") or [], new)
     return {"engagement": {
         "benchmark": "peak RSS of tap-mailchimp-engagement and target-orocommerce (engagement-sync)",
         "latency": "none",
-        "commands": [*commands, command],
+        "commands": [*(old.get("commands") or []), command],
         "runs": runs,
         "connectors": slopes(runs, ENGAGEMENT_SERIES),
     }}  # fmt: skip

@@ -76,11 +76,12 @@ def test_each_command_replaces_only_its_own_part() -> None:
     assert bench_memory.merged({}, newer, "audience") == newer
 
 
-def test_engagement_runs_keep_the_other_connectors_runs() -> None:
-    old = [_tap(300, 1.0), _target(100, 2.0), _target(200, 3.0)]
-    fresh = [_target(150, 4.0)]
-    kept = bench_memory.engagement_runs(old, fresh, "target")
-    assert [r["records"] for r in kept] == [150, 300]  # the old target runs replaced, by records
-    assert bench_memory.engagement_runs(old, [_tap(50, 5.0)], "tap")[0]["records"] == 50
-    assert len(bench_memory.engagement_runs(old, [_tap(50, 5.0)], "tap")) == 3
-    assert bench_memory.engagement_runs(old, fresh, "") == fresh  # both measured: all new
+def test_engagement_runs_replace_only_the_same_connector_and_size() -> None:
+    old = [_tap(300, 1.0), _target(100, 2.0), _target(200, 3.0)]  # sizes 6, 5 and 11 customers
+    again = _target(110, 4.0)  # 6 customers: the tap's size, the target's first time
+    kept = bench_memory.engagement_runs(old, [again])
+    assert [r["records"] for r in kept] == [100, 110, 200, 300]  # sorted by records
+    rerun = _target(105, 5.0)  # 5 customers: replaces the target's 100-record run
+    assert [r["records"] for r in bench_memory.engagement_runs(old, [rerun])] == [105, 200, 300]
+    tap = _tap(320, 6.0)  # 6 customers: replaces the tap's run only
+    assert [r["records"] for r in bench_memory.engagement_runs(old, [tap])] == [100, 200, 320]
