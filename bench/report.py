@@ -228,7 +228,10 @@ def _goal_memory(doc: Mapping[str, Any], stored: Mapping[str, Any] | None = None
     worst = max(max(s["full"]["peak_rss_mb"].values()) for s in sizes)
     biggest = max(sizes, key=lambda s: s["target_contacts"])
     rss = biggest["full"]["peak_rss_mb"]
-    detail = f"at {biggest['full']['figures']['contacts']:,} contacts: tap {rss['tap']} MB, target {rss['target']} MB"
+    detail = (
+        f"audience-sync job at {biggest['full']['figures']['contacts']:,} contacts: "
+        f"tap-orocommerce {rss['tap']} MB, target-mailchimp {rss['target']} MB"
+    )
     if worst >= RSS_LIMIT_MB or bench_ok is False:
         ok: bool | None = False
     elif biggest["target_contacts"] >= 1_000_000 or bench_ok:
