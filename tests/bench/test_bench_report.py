@@ -154,9 +154,13 @@ def test_enrich_adds_a_bound_ratio_per_job_and_phase() -> None:
     assert inc[0.0]["wall_fraction"] == 0.04
 
 
-def _status(doc: dict[str, Any], start: str) -> str:
+def _status(doc: dict[str, Any], start: str, results: Path | None = None) -> str:
+    """The status of the goal starting ``start``; stored results from ``results`` (default: the
+    repository's bench/results)."""
     return next(
-        g["status"] for g in report.goals(report.enrich(doc)) if g["goal"].startswith(start)
+        g["status"]
+        for g in report.goals(report.enrich(doc), results)
+        if g["goal"].startswith(start)
     )
 
 
@@ -173,9 +177,10 @@ def test_bound_goal_is_judged_from_100k() -> None:
     assert _status(_doc(target_contacts=2000), "audience sync") == "not measured"
 
 
-def test_memory_goal_missed_as_soon_as_a_run_goes_over() -> None:
-    assert _status(_doc(rss=350.0), "peak RSS") == "MISSED"
-    assert _status(_doc(), "peak RSS") == "not measured"  # under the limit, but 1M not run
+def test_memory_goal_missed_as_soon_as_a_run_goes_over(tmp_path: Path) -> None:
+    # no stored bench_memory.py results (tmp_path): the job document's figures alone
+    assert _status(_doc(rss=350.0), "peak RSS", tmp_path) == "MISSED"
+    assert _status(_doc(), "peak RSS", tmp_path) == "not measured"  # under the limit, 1M not run
     doc = _doc()
     doc["sandbox_scale"] = {
         "members": 1_000_000,
@@ -313,37 +318,71 @@ def test_tag_writes_count_in_the_contacts_bound() -> None:
     )
 
 
+def _row(at_1m: float, how: str) -> dict[str, Any]:
+    return {"mb_per_100k_records": 5.0, "peak_rss_mb_at_1m": at_1m, "how": how}
+
+
+def _memory(rss: float, at_1m: float, how: str, engagement: bool = True) -> dict[str, Any]:
+    """A memory.json: the audience part (one run, every audience row at ``at_1m`` / ``how``) and,
+    if ``engagement``, the engagement part the same way."""
+    run = {"records": 1000, "tap": {"peak_rss_mb": rss}, "target": {"full": {"peak_rss_mb": 100.0}}}
+    doc: dict[str, Any] = {
+        "runs": [run],
+        "connectors": {
+            "tap-orocommerce": _row(at_1m, how),
+            "target-mailchimp full": _row(at_1m, how),
+        },
+    }
+    if engagement:
+        doc["engagement"] = {
+            "runs": [
+                {"records": 1000, "tap": {"peak_rss_mb": 90.0}},
+                {"records": 1000, "target": {"full": {"peak_rss_mb": 95.0}}},
+            ],
+            "connectors": {
+                "tap-mailchimp-engagement": _row(at_1m, how),
+                "target-orocommerce full": _row(at_1m, how),
+            },
+        }
+    return doc
+
+
+def _memory_goal(tmp_path: Path, stored: dict[str, Any]) -> dict[str, Any]:
+    (tmp_path / "memory.json").write_text(json.dumps(stored))
+    doc = report.enrich(_doc())
+    return next(g for g in report.goals(doc, tmp_path) if g["goal"].startswith("peak RSS"))
+
+
 def test_memory_goal_states_the_memory_bench_figures_measured_or_extrapolated(
     tmp_path: Path,
 ) -> None:
-    def memory(rss: float, at_1m: float, how: str) -> dict[str, Any]:
-        run = {
-            "records": 1000,
-            "tap": {"peak_rss_mb": rss},
-            "target": {"full": {"peak_rss_mb": 100.0}},
-        }
-        return {
-            "runs": [run],
-            "connectors": {
-                "tap-orocommerce": {
-                    "mb_per_100k_records": 5.0,
-                    "peak_rss_mb_at_1m": at_1m,
-                    "how": how,
-                }
-            },
-        }
-
     def goal(stored: dict[str, Any]) -> dict[str, Any]:
-        (tmp_path / "memory.json").write_text(json.dumps(stored))
-        doc = report.enrich(_doc())
-        return next(g for g in report.goals(doc, tmp_path) if g["goal"].startswith("peak RSS"))
+        return _memory_goal(tmp_path, stored)
 
-    extrapolated = goal(memory(120.0, 170.0, "extrapolated from 100,000 and 500,000 records"))
+    extrapolated = goal(_memory(120.0, 170.0, "extrapolated from 100,000 and 500,000 records"))
     assert extrapolated["status"] == "not measured"  # an extrapolation is no measurement
     assert "170.0 MB at 1M (extrapolated" in extrapolated["detail"]
     assert "extrapolated: under the limit" in extrapolated["detail"]
-    assert "over the limit" in goal(memory(120.0, 900.0, "extrapolated from 1 and 2"))["detail"]
-    assert goal(memory(120.0, 170.0, "measured at 1,000,000 records"))["status"] == "met"
+    assert "over the limit" in goal(_memory(120.0, 900.0, "extrapolated from 1 and 2"))["detail"]
+    assert goal(_memory(120.0, 170.0, "measured at 1,000,000 records"))["status"] == "met"
     assert (
-        goal(memory(320.0, 170.0, "extrapolated from 1 and 2"))["status"] == "MISSED"
+        goal(_memory(320.0, 170.0, "extrapolated from 1 and 2"))["status"] == "MISSED"
     )  # a run went over
+
+
+def test_memory_goal_names_every_connector_and_needs_each_measured(tmp_path: Path) -> None:
+    measured = "measured at 1,000,000 records"
+    audience_only = _memory_goal(tmp_path, _memory(120.0, 170.0, measured, engagement=False))
+    assert audience_only["goal"].startswith("peak RSS of every connector < 300 MB at 1M records")
+    for name in report.CONNECTORS:
+        assert name in audience_only["goal"]
+    assert audience_only["status"] == "not measured"  # two connectors of four
+    assert "tap-mailchimp-engagement not measured" in audience_only["detail"]
+    assert "target-orocommerce not measured" in audience_only["detail"]
+    both = _memory_goal(tmp_path, _memory(120.0, 170.0, measured))
+    assert both["status"] == "met"
+    assert "tap-mailchimp-engagement 5.0 MB/100k, 170.0 MB at 1M (measured" in both["detail"]
+    assert "not measured" not in both["detail"]
+    over = _memory(120.0, 170.0, measured)
+    over["engagement"]["runs"][1]["target"]["full"]["peak_rss_mb"] = 310.0
+    assert _memory_goal(tmp_path, over)["status"] == "MISSED"  # an engagement run went over

@@ -1,0 +1,87 @@
+"""bench_memory.py's arithmetic and its results file: the rows per connector, the parts merged.
+
+Fast and without a sandbox: runs shaped like the benchmark's are built by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_memory  # noqa: E402
+
+
+def _tap(records: int, mb: float) -> dict[str, Any]:
+    return {"customers": records // 50, "records": records, "tap": {"peak_rss_mb": mb}}
+
+
+def _target(records: int, full: float, rerun: float | None = None) -> dict[str, Any]:
+    phases = {"full": {"peak_rss_mb": full}}
+    if rerun is not None:
+        phases["rerun"] = {"peak_rss_mb": rerun}
+    return {"customers": records // 18, "records": records, "target": phases}
+
+
+def test_engagement_rows_each_from_the_runs_of_their_connector() -> None:
+    runs = [
+        _target(200_000, 100.0, 90.0),
+        _tap(250_000, 80.0),
+        _tap(1_050_000, 84.0),
+        _target(600_000, 120.0),  # no re-run at this size
+    ]
+    rows = bench_memory.slopes(runs, bench_memory.ENGAGEMENT_SERIES)
+    assert rows["tap-mailchimp-engagement"] == {
+        "mb_per_100k_records": 0.5,
+        "peak_rss_mb_at_1m": 84.0,
+        "how": "measured at 1,050,000 records",
+    }
+    assert rows["target-orocommerce full"] == {
+        "mb_per_100k_records": 5.0,
+        "peak_rss_mb_at_1m": 140.0,
+        "how": "extrapolated from 200,000 and 600,000 records",
+    }
+    assert rows["target-orocommerce rerun"]["how"] == "one size only"
+    assert set(rows) == {n for n, _ in bench_memory.ENGAGEMENT_SERIES}
+
+
+def test_audience_rows_unchanged_by_the_series() -> None:
+    runs = [
+        {"records": 100_000, "tap": {"peak_rss_mb": 100.0},
+         "target": {"full": {"peak_rss_mb": 150.0}, "rerun": {"peak_rss_mb": 160.0}}},
+        {"records": 500_000, "tap": {"peak_rss_mb": 108.0},
+         "target": {"full": {"peak_rss_mb": 170.0}, "rerun": {"peak_rss_mb": 180.0}}},
+        {"records": 900_000, "tap": {"peak_rss_mb": 112.0}, "target": {}},  # tap only
+    ]  # fmt: skip
+    rows = bench_memory.slopes(runs)
+    assert rows["tap-orocommerce"]["mb_per_100k_records"] == 1.0  # 500k and 900k
+    assert rows["tap-orocommerce"]["peak_rss_mb_at_1m"] == 113.0
+    assert rows["target-mailchimp full"]["mb_per_100k_records"] == 5.0  # the tap-only run left out
+    assert rows["target-mailchimp rerun"]["peak_rss_mb_at_1m"] == 205.0
+    assert "tap-mailchimp-engagement" not in rows
+
+
+def test_each_command_replaces_only_its_own_part() -> None:
+    audience = {"benchmark": "audience", "runs": [_tap(1, 1.0)], "connectors": {"a": 1}}
+    engagement = {"engagement": {"runs": [_tap(2, 2.0)], "connectors": {"e": 1}}}
+    both = bench_memory.merged(audience, engagement, "engagement")
+    assert both["benchmark"] == "audience"
+    assert both["engagement"] == engagement["engagement"]
+    newer = {"benchmark": "audience again", "runs": [], "connectors": {}, "previous": {}}
+    again = bench_memory.merged(both, newer, "audience")
+    assert again == {**newer, "engagement": engagement["engagement"]}
+    assert bench_memory.merged({}, newer, "audience") == newer
+
+
+def test_engagement_runs_replace_only_the_same_connector_and_size() -> None:
+    old = [_tap(300, 1.0), _target(100, 2.0), _target(200, 3.0)]  # sizes 6, 5 and 11 customers
+    again = _target(110, 4.0)  # 6 customers: the tap's size, the target's first time
+    kept = bench_memory.engagement_runs(old, [again])
+    assert [r["records"] for r in kept] == [100, 110, 200, 300]  # sorted by records
+    rerun = _target(105, 5.0)  # 5 customers: replaces the target's 100-record run
+    assert [r["records"] for r in bench_memory.engagement_runs(old, [rerun])] == [105, 200, 300]
+    tap = _tap(320, 6.0)  # 6 customers: replaces the tap's run only
+    assert [r["records"] for r in bench_memory.engagement_runs(old, [tap])] == [100, 200, 320]
