@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 from oromc_common.dates import parse_utc
+from oromc_common.diskmap import DiskMap
 from oromc_common.emails import email_key
 from oromc_common.keys import record_key
 from oromc_common.oro import OroClientError, format_oro_datetime
@@ -259,13 +260,20 @@ class Unsubscribe:
 
 
 class ActivityLedger:
-    """Which Mailchimp activities Oro already holds (keys read from ``details``)."""
+    """Which Mailchimp activities Oro already holds (keys read from ``details``).
+
+    Every activity read back or written in the run is remembered by its two keys, with the Oro id
+    of the activity holding it: a million activities (a re-run of a campaign to 100,000 people) as
+    Python sets and dicts took ~300 MB (``bench_memory.py --engagement``), so they are kept on disk
+    (:class:`~oromc_common.diskmap.DiskMap`, the project's per-run table).
+    """
 
     def __init__(self, writer: OroWriter, page_size: int = 500) -> None:
         self.writer = writer
         self.page_size = page_size
-        self._keys: set[str] = set()
-        self._ids: dict[str, str] = {}  # key -> Oro id of the activity holding it (as read back)
+        # key -> Oro id of the activity holding it as read back ("" when written in this run and
+        # not read back: a create whose answer was lost has no id of its own)
+        self._known = DiskMap(prefix="oromc-activity-keys-")
         self._full: set[str | None] = set()
         self._windows: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -273,25 +281,21 @@ class ActivityLedger:
         self._unsubscribes: dict[str, list[Unsubscribe]] | None = None
 
     def __contains__(self, key: str) -> bool:
-        with self._lock:
-            return key in self._keys
+        return key in self._known
 
     def add(self, key: str) -> None:
         """Remember a key written in this run."""
-        with self._lock:
-            self._keys.add(key)
+        self._known.setdefault(key, "")
 
     def id_of(self, key: str) -> str | None:
         """The Oro id of the activity holding ``key``, when it was read from Oro (a create whose
         answer was lost and that :meth:`recheck` found has no id of its own)."""
-        with self._lock:
-            return self._ids.get(key)
+        return self._known.get(key) or None
 
     def _remember(self, resources: list[tuple[str, list[str]]]) -> None:
-        with self._lock:
-            for activity_id, keys in resources:
-                self._keys.update(keys)
-                self._ids.update(dict.fromkeys(keys, activity_id))
+        for activity_id, keys in resources:
+            for key in keys:
+                self._known[key] = activity_id
 
     def ensure_campaign(self, campaign_id: str) -> None:
         """Load every Mailchimp activity of one Oro campaign (once per run)."""
