@@ -38,13 +38,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import requests
 from bench_tap_mailchimp_engagement import add_campaigns, select
 from bench_target_orocommerce import _emails, _engagement, _lines
-from oromc_sandbox.testing import running_sandbox
+from oromc_sandbox.testing import RunningSandbox, running_sandbox
 from tap_mailchimp_engagement.tap import TapMailchimpEngagement
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -118,12 +119,18 @@ def count_records(path: Path) -> dict[str, int]:
     return counts
 
 
+def _sandbox(customers: int) -> AbstractContextManager[RunningSandbox]:
+    """A fresh sandbox of ``customers`` accounts, latency ``none`` (memory, not waiting, is measured),
+    the same seed and the dev environment's options for every run."""
+    return running_sandbox(
+        customers=customers, latency="none", seed=7, startup_timeout=1800, **DEV_SANDBOX_OPTIONS
+    )
+
+
 def measure(customers: int, tmpdir: Path, with_target: bool = True) -> dict[str, Any]:
     """One sandbox of ``customers`` accounts: the tap once, the target's full load and re-run
     (unless ``with_target`` is false)."""
-    with running_sandbox(
-        customers=customers, latency="none", seed=7, startup_timeout=1800, **DEV_SANDBOX_OPTIONS
-    ) as sb:
+    with _sandbox(customers) as sb:
         oro, mc = sb.info["oro"], sb.info["mailchimp"]
         tap_cfg = tmpdir / f"tap-{customers}.json"
         tap_cfg.write_text(json.dumps({
@@ -166,9 +173,7 @@ def measure_engagement_tap(customers: int, tmpdir: Path) -> dict[str, Any]:
     """tap-mailchimp-engagement once, from empty state, on a sandbox of ``customers`` accounts with
     ``EXTRA_CAMPAIGNS`` more campaigns sent: the engagement-sync job's streams (every one but
     ``member_ids``, as meltano.yml selects) and its dev settings."""
-    with running_sandbox(
-        customers=customers, latency="none", seed=7, startup_timeout=1800, **DEV_SANDBOX_OPTIONS
-    ) as sb:
+    with _sandbox(customers) as sb:
         key = sb.info["mailchimp"]["api_key"]
         session = requests.Session()
         session.auth = ("bench", key)
@@ -217,9 +222,7 @@ def measure_engagement_target(
     """target-orocommerce on a sandbox of ``customers`` accounts: ``TARGET_CAMPAIGNS`` campaigns sent
     to every non-guest customer user (:func:`write_engagement_input`), read with meltano.yml's dev
     settings; the full load, then the no-op re-run (unless ``with_rerun`` is false)."""
-    with running_sandbox(
-        customers=customers, latency="none", seed=7, startup_timeout=1800, **DEV_SANDBOX_OPTIONS
-    ) as sb:
+    with _sandbox(customers) as sb:
         emails = _emails(sb, customers * 10)
         data = tmpdir / f"etarget-{customers}.jsonl"
         counts = write_engagement_input(emails, TARGET_CAMPAIGNS, data)
@@ -241,7 +244,6 @@ def measure_engagement_target(
                   flush=True)  # fmt: skip
         data.unlink()
     return run
-
 
 
 Getter = Callable[[dict[str, Any]], "float | None"]
