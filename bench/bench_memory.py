@@ -20,7 +20,8 @@ engagement-sync (``--engagement`` sandbox sizes, the same unit), per size:
 ``--engagement-only`` runs one of the two, so their sizes can differ: a 1M-records run needs
 ~21,000 customers for the tap, ~58,000 for the target. A new run replaces a stored one of the same
 connector and size; the other stored engagement runs stay (each command is listed in ``commands``).
-Each process reports its own peak RSS (``getrusage`` at exit). The results give, per connector and
+Each process reports its own peak RSS at exit (``VmHWM``, :mod:`peakrss`: not ``getrusage``,
+which counts the RSS this script had when it spawned the process). The results give, per connector and
 phase, the MB per 100,000 records between the two largest sizes (smaller ones still fill fixed
 buffers: pages in flight, windows, sqlite's page caches) and the figure at 1,000,000 records,
 measured when a run reached it, else the straight-line extrapolation (``bench/report.py`` states
@@ -42,6 +43,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import peakrss
 import requests
 from bench_tap_mailchimp_engagement import add_campaigns, select
 from bench_target_orocommerce import _emails, _engagement, _lines
@@ -72,15 +74,6 @@ ENGAGEMENT_TARGET_SETTINGS = {
 }
 EXTRA_CAMPAIGNS = 16  # sent before the tap runs: ~17 email-activity rows per customer in all
 TARGET_CAMPAIGNS = 5  # each to every customer user: ~19 input records per customer
-# Runs a plugin's CLI (module:class, then its arguments) and reports its own peak RSS at exit.
-_RUNNER = (
-    "import atexit, importlib, resource, sys\n"
-    "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % "
-    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
-    "module, cls = sys.argv[1].split(':')\n"
-    "sys.argv = [module] + sys.argv[2:]\n"
-    "getattr(importlib.import_module(module), cls).cli()\n"
-)
 
 
 def run_plugin(
@@ -93,7 +86,7 @@ def run_plugin(
         stdout.open("wb") if stdout else open("/dev/null", "wb") as fout,
     ):
         proc = subprocess.run(
-            [sys.executable, "-c", _RUNNER, entry, *args],
+            [sys.executable, peakrss.RUNNER, entry, *args],
             stdin=fin, stdout=fout, stderr=subprocess.PIPE, check=False,
         )  # fmt: skip
     wall = time.perf_counter() - started
@@ -102,10 +95,7 @@ def run_plugin(
         sys.stderr.write(stderr[-5000:])
         msg = f"{entry} failed ({proc.returncode})"
         raise RuntimeError(msg)
-    rss_kb = next(
-        (int(x.split()[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB ")), 0
-    )
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(rss_kb / 1024, 1)}
+    return {"wall_s": round(wall, 1), "peak_rss_mb": peakrss.peak_mb(stderr)}
 
 
 def count_records(path: Path) -> dict[str, int]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
+import peakrss
 import psutil
 from oromc_sandbox.core.state import SandboxOptions
 from oromc_sandbox.core.stores import new_state
@@ -57,7 +57,7 @@ def measure(customers: int, max_members: int) -> dict[str, Any]:
         "seed_cpu_s": round(seed_cpu_s, 1),
         "rss_mb": round(rss / 2**20, 1),
         "seeded_mb": round((rss - rss0) / 2**20, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peakrss.own_peak_kb() / 1024, 1),
     }
 
 

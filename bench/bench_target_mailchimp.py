@@ -36,19 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import peakrss
 from oromc_common.mailchimp import MailchimpClient, subscriber_hash
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-# Runs the target CLI and reports its own peak RSS at exit.
-_RUNNER = (
-    "import atexit, resource, sys\n"
-    "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % "
-    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
-    "from target_mailchimp.target import TargetMailchimp\n"
-    "sys.argv = ['target-mailchimp', '--config', sys.argv[1]]\n"
-    "TargetMailchimp.cli()\n"
-)
 GROUPS = ["Retail", "Wholesale", "Partner", "Staff", "VIP"]
 
 
@@ -150,7 +142,7 @@ def run_target(
     started = time.perf_counter()
     with input_path.open() as stdin:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _RUNNER, str(config)],
+            [sys.executable, peakrss.RUNNER, "target_mailchimp.target:TargetMailchimp", "--config", str(config)],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -158,14 +150,11 @@ def run_target(
         )
         _, stderr = proc.communicate()
     wall = time.perf_counter() - started
-    rss_kb = next(
-        (int(x.split()[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB ")), 0
-    )
     if proc.returncode != 0:
         sys.stderr.write(stderr[-5000:])
         msg = f"target failed in phase {label}"
         raise RuntimeError(msg)
-    summary = next(
+    summary: dict[str, Any] = next(
         (
             json.loads(line.split("RUN SUMMARY ", 1)[1])
             for line in stderr.splitlines()
@@ -173,7 +162,7 @@ def run_target(
         ),
         {},
     )
-    return _phase(sb, label, n, wall, summary, stream, peak_rss_mb=round(rss_kb / 1024, 1))
+    return _phase(sb, label, n, wall, summary, stream, peak_rss_mb=peakrss.peak_mb(stderr))
 
 
 def _phase(

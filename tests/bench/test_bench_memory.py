@@ -85,3 +85,17 @@ def test_engagement_runs_replace_only_the_same_connector_and_size() -> None:
     assert [r["records"] for r in bench_memory.engagement_runs(old, [rerun])] == [105, 200, 300]
     tap = _tap(320, 6.0)  # 6 customers: replaces the tap's run only
     assert [r["records"] for r in bench_memory.engagement_runs(old, [tap])] == [100, 200, 320]
+
+
+def test_a_plugin_s_peak_is_its_own_not_the_benchmark_s_that_spawned_it(tmp_path: Path) -> None:
+    """``ru_maxrss`` survives fork and execve: a child spawned by a 300 MB parent reported >= 300 MB
+    (bench_memory.py's target-orocommerce figures were its input generator's). ``peakrss`` reports
+    the child's own high-water mark."""
+    held = bytearray(300 * 2**20)
+    held[:: 4096] = b"\x01" * len(held[:: 4096])  # touch every page: 300 MB resident here
+    run = bench_memory.run_plugin(
+        "target_orocommerce.target:TargetOroCommerce", ["--about", "--format", "json"], None, tmp_path / "about.json"
+    )
+    assert '"name": "target-orocommerce"' in (tmp_path / "about.json").read_text()
+    assert 20 < run["peak_rss_mb"] < 200, run
+    del held
