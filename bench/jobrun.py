@@ -29,6 +29,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+import peakrss
 import profiling
 from oromc_sandbox.testing import RunningSandbox
 from pipelines import RunResult, meltano
@@ -124,7 +125,9 @@ class Sampler:
                 if role is None:
                     continue
                 with proc.oneshot():
-                    rss = proc.memory_info().rss / 2**20
+                    # the high-water mark since its exec: a peak between two samples counts
+                    hwm = peakrss.vm_hwm_kb(proc.pid)
+                    rss = hwm / 1024 if hwm is not None else proc.memory_info().rss / 2**20
                     cpu = self._cpu_seconds(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue

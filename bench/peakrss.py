@@ -24,15 +24,23 @@ RUNNER = str(Path(__file__).resolve())
 """Path of this module: ``[sys.executable, RUNNER, "module:Class", *args]`` runs that CLI."""
 
 
-def own_peak_kb(pid: int | str = "self") -> int:
-    """Peak RSS (KiB) of the process ``pid`` since its ``execve``: ``VmHWM``; where there is no
-    ``/proc`` (macOS), ``ru_maxrss`` of this process (which may include the parent's)."""
+def vm_hwm_kb(pid: int | str = "self") -> int | None:
+    """Peak RSS (KiB) of the process ``pid`` since its ``execve`` (``VmHWM``); None without ``/proc``."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
-        pass
+        return None
+    return None
+
+
+def own_peak_kb() -> int:
+    """This process's peak RSS (KiB): :func:`vm_hwm_kb`; where there is no ``/proc`` (macOS),
+    ``ru_maxrss`` (which may include the parent's)."""
+    hwm = vm_hwm_kb()
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak  # macOS counts bytes
 

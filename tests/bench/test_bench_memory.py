@@ -5,6 +5,7 @@ Fast and without a sandbox: runs shaped like the benchmark's are built by hand.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_memory  # noqa: E402
+import peakrss  # noqa: E402
+import psutil  # noqa: E402
 
 
 def _tap(records: int, mb: float) -> dict[str, Any]:
@@ -99,3 +102,20 @@ def test_a_plugin_s_peak_is_its_own_not_the_benchmark_s_that_spawned_it(tmp_path
     assert '"name": "target-orocommerce"' in (tmp_path / "about.json").read_text()
     assert 20 < run["peak_rss_mb"] < 200, run
     del held
+
+
+def test_a_sampled_process_s_peak_counts_what_it_freed_before_the_sample() -> None:
+    """bench/jobrun.py samples the plugins Meltano runs: ``vm_hwm_kb`` sees a peak between samples."""
+    code = "x = bytearray(200 * 2**20)\nx[::4096] = b'1' * len(x[::4096])\ndel x\nprint('freed', flush=True)\ninput()\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "freed"
+        hwm = peakrss.vm_hwm_kb(proc.pid)
+        now = psutil.Process(proc.pid).memory_info().rss / 1024
+        assert hwm is not None
+        assert hwm > 200 * 1024 > now, (hwm, now)
+    finally:
+        proc.communicate("\n", timeout=30)
