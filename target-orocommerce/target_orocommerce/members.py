@@ -510,6 +510,7 @@ class MemberSync:
             assert member.user is not None
             member.user.first_name = update.attributes.get("firstName", member.user.first_name)
             member.user.last_name = update.attributes.get("lastName", member.user.last_name)
+            self.customers.store(member.user)
             member.wrote.add("name")
             self.report.count(self.stream, "names_updated")
 
@@ -627,6 +628,7 @@ class MemberSync:
                 self.writer.call("DELETE", path, body={"data": [{"type": "tags", "id": i} for i in remove]})
             user.tag_ids = [t for t in user.tag_ids if t not in remove]
             self.report.count(self.stream, "tags_removed", len(remove))
+        self.customers.store(user)
         member.wrote.add("tags")
 
     # -- consent --------------------------------------------------------------------------
@@ -717,7 +719,8 @@ class MemberSync:
             self._plan(row, "give_consent" if value else "withdraw_consent", customer_user=user.id)
         landed = self.consent.write(items, lambda item, detail, pointer: self._reject_update(item[0], detail, pointer))
         done = {id(item[0]) for item in landed}
-        for member, _, value in landed:
+        for member, user, value in landed:
+            self.customers.store(user)  # the consent field's new value, for later answers
             member.wrote.add("consent")
             self.report.count(getattr(member, "stream", self.stream), "consent_given" if value else "consent_withdrawn")
         return {item[0].record_key for item in items if id(item[0]) not in done}

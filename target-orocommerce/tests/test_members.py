@@ -173,3 +173,22 @@ def test_newer_wins_compares_server_times_only_even_when_the_sandbox_clock_moves
         assert summary["streams"]["members"]["names_updated"] == 1
     finally:
         clock.post("/_sandbox/clock", json={"set": datetime.now(UTC).isoformat()}).raise_for_status()
+
+
+def test_what_one_batch_wrote_is_what_the_next_batch_of_the_run_compares_with(
+    sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    """The customer-user directory hands out copies (it keeps customer users on disk): names and tags
+    written for a person in one batch must be what a later batch of the same run compares with, or
+    the same change is written twice."""
+    email = oro.users_with_primary_phone_address(1)[0]["attributes"]["email"]
+    wanted = {"merge_fields": {"FNAME": "Annabel", "LNAME": "Zed"}, "tags": [{"id": 1, "name": "VIP"}], "tags_count": 1}
+    later = iso(BASE_TIME + timedelta(minutes=5))
+    records = [member(email, **wanted), member(email, **wanted, last_changed=later)]
+    summary, _ = run_target({**config, "batch_size_rows": 1}, messages({"members": records}))
+    counts = summary["streams"]["members"]
+    assert counts.get("superseded_in_batch", 0) == 0  # two batches, not one
+    assert counts["names_updated"] == 1
+    assert counts["tags_added"] == 1
+    assert counts["updated"] == 1
+    assert counts["unchanged"] == 1
