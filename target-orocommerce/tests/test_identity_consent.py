@@ -367,3 +367,21 @@ def test_a_forgotten_member_is_an_opt_out_and_a_gdpr_request_naming_the_customer
     run_target(cfg, messages({"forgotten_members": rows[:1]}))
     assert _writes(sb) == 0, "a replayed detection writes nothing more (it is reported again)"
     assert len(_unsubscribes(oro, user["id"])) == 1
+
+
+def test_field_opt_out_written_in_one_batch_is_what_the_next_batch_of_the_run_reads(
+    consent_sb: RunningSandbox, oro: OroProbe, config: dict[str, Any]
+) -> None:
+    """The directory hands out copies of customer users: the consent field written for an opt-out
+    must be what a later batch of the same run reads, or the opt-out is written again."""
+    sb = consent_sb
+    cfg = _using(sb, config, "customer_user_field", marketing_list_ids=[1], batch_size_rows=1)
+    (user,) = _users(oro, 1, marketing_consent=True)
+    gone = _with_id(user["attributes"]["email"], user["id"], status="unsubscribed", timestamp_opt=OLD_OPT_IN)
+    again = {**gone, "last_changed": iso(BASE_TIME + timedelta(hours=1))}
+    summary, _ = run_target(cfg, messages({"members": [gone, again]}))
+    counts = summary["streams"]["members"]
+    assert counts.get("superseded_in_batch", 0) == 0  # two batches, not one
+    assert counts["consent_withdrawn"] == 1
+    assert oro.user(user["id"])["attributes"]["marketing_consent"] is False
+    assert len(_unsubscribes(oro, user["id"])) == 1
