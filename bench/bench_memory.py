@@ -347,15 +347,22 @@ def _engagement_part(
     if args.engagement_only:
         command += f" --engagement-only {args.engagement_only}"
     command += " --no-rerun" if args.no_rerun else ""
-    old = existing.get("engagement") or {}
+    return {"engagement": engagement_doc(existing.get("engagement") or {}, new, command)}
+
+
+def engagement_doc(old: dict[str, Any], new: list[dict[str, Any]], command: str) -> dict[str, Any]:
+    """The engagement part after ``command`` measured ``new``: its runs merged into ``old``'s
+    (:func:`engagement_runs`), the command added, the rows recomputed; ``old``'s other keys (notes,
+    earlier figures, experiments) kept."""
     runs = engagement_runs(old.get("runs") or [], new)
-    return {"engagement": {
+    return {
+        **old,
         "benchmark": "peak RSS of tap-mailchimp-engagement and target-orocommerce (engagement-sync)",
         "latency": "none",
         "commands": [*(old.get("commands") or []), command],
         "runs": runs,
         "connectors": slopes(runs, ENGAGEMENT_SERIES),
-    }}  # fmt: skip
+    }
 
 
 def main() -> None:

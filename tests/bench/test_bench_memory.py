@@ -90,6 +90,16 @@ def test_engagement_runs_replace_only_the_same_connector_and_size() -> None:
     assert [r["records"] for r in bench_memory.engagement_runs(old, [tap])] == [100, 200, 320]
 
 
+def test_an_engagement_command_keeps_the_part_s_notes_and_earlier_figures() -> None:
+    old = {"commands": ["first"], "runs": [_target(600_000, 120.0, 110.0)], "note": "how it was measured",
+           "previous": {"60000 target": {"full": {"peak_rss_mb": 454.0}}}}  # fmt: skip
+    doc = bench_memory.engagement_doc(old, [_target(600_000, 100.0, 95.0)], "second")
+    assert doc["note"] == "how it was measured"
+    assert doc["previous"] == old["previous"]
+    assert doc["commands"] == ["first", "second"]
+    assert [r["target"]["full"]["peak_rss_mb"] for r in doc["runs"]] == [100.0]
+
+
 def test_a_plugin_s_peak_is_its_own_not_the_benchmark_s_that_spawned_it(tmp_path: Path) -> None:
     """``ru_maxrss`` survives fork and execve: a child spawned by a 300 MB parent reported >= 300 MB
     (bench_memory.py's target-orocommerce figures were its input generator's). ``peakrss`` reports
