@@ -397,11 +397,17 @@ class ActivityLedger:
         return key in self
 
     def _load(self, params: Mapping[str, str]) -> None:
+        """Remember the keys of the activities ``params`` select, a page at a time (a campaign to
+        100,000 people has ~200,000 of them: as one list ~35 MB)."""
         query = {**params, "page[size]": str(self.page_size), "sort": "id"}
         self.lookup_calls += 1
-        self._remember(
-            [(str(res.get("id")), keys_of(res)) for res in self.writer.iter_resources("marketingactivities", query)]
-        )
+        page: list[tuple[str, list[str]]] = []
+        for res in self.writer.iter_resources("marketingactivities", query):
+            page.append((str(res.get("id")), keys_of(res)))
+            if len(page) >= self.page_size:
+                self._remember(page)
+                page = []
+        self._remember(page)
 
 
 def _our_details(resource: Mapping[str, Any]) -> dict[str, Any] | None:
