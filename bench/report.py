@@ -124,13 +124,16 @@ def _goal_bound(doc: Mapping[str, Any]) -> dict[str, Any]:
             verdicts.append(r <= BOUND_GOAL)
     ok = all(verdicts) if verdicts else None
     detail = "; ".join(rows) or "no run"
+    status = _status(ok)
     if not any(s["target_contacts"] >= 1_000_000 for s in doc.get("sizes", [])):
         detail += "; 1M not run (see README)"
+        if ok:  # the goal names both sizes: met at one is not met
+            status = "met at 100k; 1M not measured"
     if not verdicts:
         detail += "; the goal is judged at 100k (`bench_jobs.py --sizes 100000`)"
     return {
         "goal": f"audience sync <= {BOUND_GOAL}x the lower bound at 100k and 1M",
-        "status": _status(ok),
+        "status": status,
         "detail": detail,
     }
 
