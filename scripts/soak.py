@@ -37,9 +37,11 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))  # peakrss
 
 from demo import CONSENT_FIELD, Apis
 from oromc_sandbox.testing import RunningSandbox, running_sandbox
+from peakrss import vm_hwm_kb
 from pipelines import (
     DEV_SANDBOX_OPTIONS,
     ROOT,
@@ -129,13 +131,11 @@ class RssSampler:
 
 
 def _peak_rss_mb(proc: psutil.Process) -> float:
-    """The process's peak RSS so far: the kernel's high-water mark (``VmHWM``) where there is one,
-    so a sample taken late in a short life still sees its peak; else the current RSS."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float(proc.memory_info().rss) / 2**20
+    """The process's peak RSS so far: the kernel's high-water mark (``VmHWM``, :mod:`peakrss`)
+    where there is one, so a sample taken late in a short life still sees its peak; else the
+    current RSS."""
+    hwm = vm_hwm_kb(proc.pid)
+    return hwm / 1024 if hwm is not None else float(proc.memory_info().rss) / 2**20
 
 
 def _plugin_role(proc: psutil.Process) -> str | None:

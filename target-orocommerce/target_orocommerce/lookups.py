@@ -178,9 +178,10 @@ class CustomerUserDirectory:
     def remember(self, view: CustomerUserView) -> None:
         """Store a customer user the target just created or gave a new email: the answer for its
         email and its id from now on."""
+        row = view.row()
         with self._lock:
-            self._cache[view.email] = view.row()
-            self._by_id[view.id] = view.row()
+            self._cache[view.email] = row
+            self._by_id[view.id] = row
 
     def store(self, view: CustomerUserView) -> None:
         """Keep the changes made to a customer user handed out (names, tags, consent), wherever it
